@@ -1,0 +1,7 @@
+"""``python -m pasar`` is the same as the ``pasar`` command."""
+
+import sys
+
+from pasar.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+"""`pasar doctor` (being written)."""
+
+
+def doctor() -> None:
+    """Check this machine."""

@@ -1,0 +1,79 @@
+"""The ``pasar`` entry point: builds the typer app and turns every PasarError into exit code 2.
+
+Command groups live in their own modules and are registered here, so this file stays a table
+of contents. Errors are raised as :class:`pasar.core.errors.PasarError` anywhere below and
+rendered once, here: plain text on stderr, or the JSON error shape on stdout under ``--json``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from pasar import __version__
+from pasar.cli import doctor, keys, spec
+from pasar.cli.output import print_error
+from pasar.core.errors import PasarError
+
+app = typer.Typer(
+    name="pasar",
+    help="pasar: an open, decentralized GPU/CPU compute market.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"pasar {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """pasar: an open, decentralized GPU/CPU compute market."""
+
+
+app.command("doctor")(doctor.doctor)
+app.add_typer(keys.app, name="keys")
+app.add_typer(spec.app, name="spec")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; a PasarError becomes a readable message and exit code 2, never a traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in args
+    try:
+        app(args=args, prog_name="pasar", standalone_mode=True)
+    except PasarError as err:
+        print_error(err, json_mode=json_mode)
+        return 2
+    except SystemExit as exit_:
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: say so plainly, show the traceback only on request
+        if os.environ.get("PASAR_DEBUG"):
+            raise
+        print_error(
+            PasarError(
+                f"internal error: {type(exc).__name__}: {exc}",
+                code="internal",
+                hint="this is a bug in pasar; rerun with PASAR_DEBUG=1 for the traceback and report it",
+            ),
+            json_mode=json_mode,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Python SDK: Client, AsyncClient and @remote (issue #6)."""

@@ -1,0 +1,1 @@
+"""Multi-node leases as Ray clusters (the cluster extra)."""

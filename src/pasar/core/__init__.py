@@ -1,0 +1,1 @@
+"""Pure domain code: money, resources, job specs, ledger, pricing. No I/O, no wall clock, no global randomness."""

@@ -1,0 +1,1 @@
+"""Pricing mechanisms, one module each behind the Mechanism protocol (issue #3)."""

@@ -1,0 +1,1 @@
+"""Verification math: receipts, time-lock, capacity, replication, proof-of-learning, bisection."""

@@ -1,0 +1,1 @@
+"""Identities (Ed25519), canonical JSON, signed envelopes and Merkle trees."""

@@ -1,0 +1,1 @@
+"""The provider agent: hardware, benchmark, bidding strategy, sandboxed runtimes (issue #5)."""

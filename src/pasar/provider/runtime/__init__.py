@@ -1,0 +1,1 @@
+"""Runtimes that execute a job: sandbox (bubblewrap), docker, process (issue #5)."""

@@ -1,0 +1,1 @@
+"""The economics simulator: core/ on a virtual clock."""

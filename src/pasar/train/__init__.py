@@ -1,0 +1,1 @@
+"""Proof-of-learning training harness (PyTorch, the ml extra)."""

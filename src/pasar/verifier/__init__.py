@@ -1,0 +1,1 @@
+"""The verifier agent: re-runs work and opens disputes."""
