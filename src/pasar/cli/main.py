@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             PasarError(
                 f"internal error: {type(exc).__name__}: {exc}",
                 code="internal",
-                hint="this is a bug in pasar; rerun with PASAR_DEBUG=1 for the traceback and report it",
+                hint="this is a bug in pasar; rerun with PASAR_DEBUG=1 to see the traceback",
             ),
             json_mode=json_mode,
         )

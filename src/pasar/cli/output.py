@@ -1,4 +1,4 @@
-"""How the CLI prints: rich tables for people, one JSON document for scripts, errors in one shape."""
+"""How the CLI prints: rich tables for people, one JSON document for scripts, one error shape."""
 
 from __future__ import annotations
 
@@ -25,4 +25,4 @@ def print_error(err: PasarError, *, json_mode: bool) -> None:
     if json_mode:
         print_json(err.to_dict())
     else:
-        err_console.print(err.render(), style="red", markup=False, highlight=False)
+        err_console.print(err.render(), style="red", markup=False, highlight=False, soft_wrap=True)

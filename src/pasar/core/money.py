@@ -22,7 +22,9 @@ from pasar.core.errors import PasarError
 MICROS_PER_UNIT = 1_000_000
 DECIMALS = 6
 _CURRENCY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
-_AMOUNT = re.compile(r"^\s*(?P<num>[+-]?\d+(?:\.\d+)?|[+-]?\.\d+)\s*(?P<cur>[A-Za-z][A-Za-z0-9]{1,9})?\s*$")
+_AMOUNT = re.compile(
+    r"^\s*(?P<num>[+-]?\d+(?:\.\d+)?|[+-]?\.\d+)\s*(?P<cur>[A-Za-z][A-Za-z0-9]{1,9})?\s*$"
+)
 
 
 class MoneyError(PasarError):
@@ -46,7 +48,7 @@ def _refuse_float(value: object, field: str | None) -> None:
             f"a float ({value!r}) cannot be money",
             code="float_money",
             field=field,
-            hint="write the amount as a string with its currency, e.g. \"1.5 USDC\"",
+            hint='write the amount as a string with its currency, e.g. "1.5 USDC"',
         )
 
 
@@ -96,10 +98,10 @@ class Money:
             text = str(text)
         if not isinstance(text, str):
             raise MoneyError(
-                f"expected an amount like \"1.5 USDC\", got {type(text).__name__}",
+                f'expected an amount like "1.5 USDC", got {type(text).__name__}',
                 code="invalid_amount",
                 field=field,
-                hint="write the amount as a string with its currency, e.g. \"1.5 USDC\"",
+                hint='write the amount as a string with its currency, e.g. "1.5 USDC"',
             )
         match = _AMOUNT.match(text)
         if not match:
@@ -107,7 +109,7 @@ class Money:
                 f"cannot read {text!r} as an amount",
                 code="invalid_amount",
                 field=field,
-                hint="write a number then a currency code, e.g. \"1.5 USDC\"",
+                hint='write a number then a currency code, e.g. "1.5 USDC"',
             )
         cur = match.group("cur")
         if cur is None:
@@ -116,7 +118,7 @@ class Money:
                     f"{text!r} has no currency",
                     code="missing_currency",
                     field=field,
-                    hint=f"add a currency code, e.g. \"{text.strip()} USDC\"",
+                    hint=f'add a currency code, e.g. "{text.strip()} USDC"',
                 )
             cur = default_currency
         currency = _check_currency(cur.upper() if cur.isalpha() or cur.isalnum() else cur, field)
@@ -245,8 +247,11 @@ def parse_rate(text: object, *, field: str | None = None) -> Fraction:
     if isinstance(text, int) and not isinstance(text, bool):
         return Fraction(text)
     if not isinstance(text, str):
-        raise MoneyError(f"expected a rate like \"2%\", got {type(text).__name__}",
-                         code="invalid_rate", field=field)
+        raise MoneyError(
+            f'expected a rate like "2%", got {type(text).__name__}',
+            code="invalid_rate",
+            field=field,
+        )
     s = text.strip()
     try:
         if s.endswith("%"):
@@ -260,7 +265,7 @@ def parse_rate(text: object, *, field: str | None = None) -> Fraction:
             f"cannot read {text!r} as a rate",
             code="invalid_rate",
             field=field,
-            hint="write a decimal (\"0.02\"), a percentage (\"2%\") or a fraction (\"1/50\")",
+            hint='write a decimal ("0.02"), a percentage ("2%") or a fraction ("1/50")',
         ) from exc
 
 

@@ -1,0 +1,93 @@
+"""Orders and providers as the pricing mechanisms see them.
+
+An :class:`Order` is what the market keeps of a signed job spec once it has escrowed the money:
+the resources one lease needs, the most a lease may cost per hour, how many leases to fill.
+A :class:`ProviderView` is what the market knows about a provider at matching time: its free
+capacity, reputation, benchmark score and stake. Both are plain frozen data, so the market
+engine and the simulator can build them from a SQL row or from a synthetic fleet alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from pasar.core.errors import PasarError
+from pasar.core.money import Money
+from pasar.core.resources import Inventory, ResourceRequest
+from pasar.core.spec import JobSpec
+
+NEUTRAL_REPUTATION = Fraction(1, 2)
+
+
+class OrderError(PasarError):
+    """An order that cannot be built: no price, no time, nothing to fill."""
+
+
+@dataclass(frozen=True)
+class Order:
+    """A request for ``leases`` leases, each fitting ``request``, at most ``max_price_per_hour``.
+
+    ``together`` is a multi-node cluster: every lease must be filled at once by distinct
+    providers, or none is. Shards (``together=False``) may be filled partially and the rest
+    later, which is how Render splits frames across whoever is free.
+    """
+
+    id: str
+    client: str
+    request: ResourceRequest
+    max_price_per_hour: Money
+    max_duration_s: int
+    leases: int = 1
+    together: bool = False
+    pricing: str | None = None
+    created_at: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_price_per_hour.micros <= 0:
+            raise OrderError(
+                f"max price per hour must be positive, got {self.max_price_per_hour}",
+                field="max_price_per_hour",
+            )
+        if isinstance(self.max_duration_s, bool) or self.max_duration_s <= 0:
+            raise OrderError("max duration must be positive", field="max_duration")
+        if self.leases < 1:
+            raise OrderError("an order fills at least one lease", field="leases")
+
+    @property
+    def currency(self) -> str:
+        return self.max_price_per_hour.currency
+
+    @classmethod
+    def from_spec(cls, spec: JobSpec, *, id: str, client: str, created_at: int = 0) -> Order:
+        """The order for a validated spec: one lease per shard or per node."""
+        return cls(
+            id=id,
+            client=client,
+            request=spec.to_request(),
+            max_price_per_hour=spec.max_price_per_hour,
+            max_duration_s=spec.max_duration,
+            leases=spec.lease_count,
+            together=spec.num_nodes > 1,
+            pricing=spec.pricing,
+            created_at=created_at,
+        )
+
+
+@dataclass(frozen=True)
+class ProviderView:
+    """One provider at matching time. ``inventory`` is what is *free* now, not what it owns.
+
+    ``reputation`` is in [0, 1] (see :mod:`pasar.core.reputation`), ``score`` the benchmark's
+    GFLOP/s, ``latency_ms`` the market's measured round trip (the tender indexer uses it).
+    """
+
+    id: str
+    inventory: Inventory
+    reputation: Fraction = NEUTRAL_REPUTATION
+    score: int = 0
+    stake: Money | None = None
+    region: str | None = None
+    latency_ms: int = 0
+    attributes: Mapping[str, str] = field(default_factory=dict)

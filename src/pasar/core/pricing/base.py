@@ -1,0 +1,116 @@
+"""The seam every pricing mechanism plugs into.
+
+A mechanism takes an order, the providers that fit it (each with its allocation and, where the
+mechanism uses one, its price), and a seeded random source the market draws; it returns who won
+at what price and, for every provider that did not, why. Fitting is done once, here, by
+:func:`screen`, so no mechanism can forget a constraint or word a reason differently.
+
+Mechanisms never read clocks or global randomness: the market passes ``rng`` (seeded by a value
+it records on the chain), so any audit can re-run a clearing and get the same winners.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from pasar.core.money import Money
+from pasar.core.orders import Order, ProviderView
+from pasar.core.resources import Allocation, fit
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A provider that fits the order, with what it would set aside and what it asks.
+
+    ``price_per_hour`` is for one lease of this order: a sealed bid (auction), the standing ask
+    applied to the request (book), rate × score (performance). ``None`` means the provider
+    offered no price: it declined an auction, or the mechanism sets prices itself (tender, stake).
+    """
+
+    provider: ProviderView
+    allocation: Allocation
+    price_per_hour: Money | None = None
+
+    @property
+    def id(self) -> str:
+        return self.provider.id
+
+
+@dataclass(frozen=True)
+class Award:
+    """``leases`` leases of the order go to ``provider`` at ``price_per_hour`` each."""
+
+    provider: str
+    price_per_hour: Money
+    leases: int = 1
+    allocation: Allocation | None = None
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """The outcome of one clearing: awards, and a reason for every provider that lost.
+
+    ``unfilled`` counts the leases nobody took; ``note`` explains an empty or partial result
+    as a whole (e.g. "no provider fits").
+    """
+
+    awards: tuple[Award, ...] = ()
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    unfilled: int = 0
+    note: str | None = None
+
+    @property
+    def filled(self) -> int:
+        return sum(a.leases for a in self.awards)
+
+    @property
+    def winners(self) -> tuple[str, ...]:
+        return tuple(a.provider for a in self.awards)
+
+
+class Mechanism(Protocol):
+    """One way of pricing and allocating. Implementations live one per module."""
+
+    name: ClassVar[str]
+
+    def clear(
+        self, order: Order, candidates: Sequence[Candidate], rng: random.Random
+    ) -> MatchResult: ...
+
+
+def screen(
+    order: Order, providers: Iterable[ProviderView]
+) -> tuple[list[tuple[ProviderView, Allocation]], dict[str, str]]:
+    """Split providers into those that fit one lease of ``order`` and why the others do not."""
+    fitting: list[tuple[ProviderView, Allocation]] = []
+    reasons: dict[str, str] = {}
+    for provider in providers:
+        result = fit(order.request, provider.inventory)
+        if result.allocation is not None:
+            fitting.append((provider, result.allocation))
+        else:
+            reasons[provider.id] = "; ".join(result.reasons)
+    return fitting, reasons
+
+
+def price_problem(order: Order, price: Money | None) -> str | None:
+    """Why a price cannot win this order, or None: missing, wrong currency, above the max."""
+    if price is None:
+        return "offered no price"
+    if price.currency != order.currency:
+        return f"prices in {price.currency}, the order pays {order.currency}"
+    if price.micros <= 0:
+        return f"price {price} is not positive"
+    if price > order.max_price_per_hour:
+        return f"price {price.amount_str()} > max {order.max_price_per_hour.amount_str()}"
+    return None
+
+
+def no_fit_note(order: Order, reasons: Mapping[str, str]) -> str:
+    """The whole-order explanation when nobody could be awarded."""
+    if not reasons:
+        return "no provider is registered"
+    return f"no provider can take {order.request.describe()}"

@@ -1,0 +1,703 @@
+"""The job spec: what to run, on what, for how much, for how long, checked in one pass.
+
+A spec is written in YAML (``pasar spec check job.yaml``) or built in Python by the SDK; both
+go through the same pydantic models, so the market, the client and the CLI agree on what a valid
+job is. Field names follow SkyPilot where the two overlap (``resources.accelerators``, ``setup``,
+``run``, ``workdir``, ``envs``, ``num_nodes``); the market adds money, time, splitting and trust.
+
+**Accelerators.** Any of these mean the same thing; the normalized form is the last one::
+
+    accelerators: A100:2                       # SkyPilot shorthand (count defaults to 1)
+    accelerators: {A100: 2, H100: 2}           # any-of, SkyPilot's set form
+    accelerators: ["A100:2", "H100:2"]         # any-of, SkyPilot's list form
+    accelerators: {models: [A100, H100], count: 2}
+
+Alternatives must ask for the same count (all GPUs of a node come from one model). ``A100``
+accepts every A100; ``A100-80GB`` only the 80 GB one. ``{count: 2}`` takes any 2 GPUs, and
+``gpu_ram: 24+`` alone asks for one GPU of at least 24 GB.
+
+**Quantities.** ``cpus: 4+``, ``memory: 16+`` (GB), ``disk: 100`` (GB), ``gpu_ram: 24+`` (GB per
+GPU) are all minimums; ``+`` is accepted for SkyPilot compatibility and changes nothing.
+
+**Money and time.** ``max_price_per_hour`` is money with its currency, written as text
+(``"1.5 USDC"``): an unquoted ``1.5`` is a binary float and is refused. It is the most one
+*lease* may cost per hour; a job runs ``num_nodes × shards`` leases, so :meth:`JobSpec.max_escrow`
+is that price × ``max_duration`` × the number of leases. ``max_duration`` is ``90s``, ``2m``,
+``4h``, ``1h30m``, ``1d`` or a whole number of seconds.
+
+**Errors.** Every problem in a file (unknown key, wrong type, unknown GPU, float money…) is
+collected into one :class:`SpecError` whose details give the line, the dotted field, what was
+expected, what was found and, for a typo, the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Annotated, Any, ClassVar, Literal, NoReturn, get_args
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from pasar.core.errors import ErrorDetail, PasarError
+from pasar.core.gpus import FAMILY_BY_NAME
+from pasar.core.money import Money
+from pasar.core.resources import GpuSelector, ResourceRequest, fmt_qty
+from pasar.core.spec_yaml import SpecError, describe_value, dotted, line_of, load_yaml
+
+__all__ = [
+    "Accelerators",
+    "JobSpec",
+    "Pricing",
+    "Privacy",
+    "Resources",
+    "SpecError",
+    "load_spec",
+    "parse_duration",
+    "spec_error_from",
+]
+
+Pricing = Literal["auction", "book", "performance", "tender", "stake"]
+Privacy = Literal["none", "sealed"]
+VERIFICATION_KINDS = ("receipt", "replicate", "pol", "tee")
+SECONDS_PER_HOUR = 3600
+
+
+def _fail(code: str, message: str, hint: str | None = None) -> NoReturn:
+    """Raise inside a validator so pydantic collects it with its location, keeping our code."""
+    raise PydanticCustomError(code, "{message}", {"message": message, "hint": hint})
+
+
+def _nearest(word: str, options: Sequence[str]) -> str | None:
+    close = difflib.get_close_matches(word.lower(), list(options), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _choice(options: Sequence[str], what: str) -> Callable[[object], object]:
+    """A before-validator accepting one of ``options`` and suggesting the nearest on a typo."""
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and value in options:
+            return value
+        near = _nearest(value, options) if isinstance(value, str) else None
+        _fail(
+            "invalid_choice",
+            f"expected {what}: one of {', '.join(options)}; found {describe_value(value)}",
+            f"did you mean {near!r}?" if near else None,
+        )
+
+    return check
+
+
+# -- scalar field types ----------------------------------------------------------------------------
+
+_QTY = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?|\.\d+)\s*(?P<unit>GB|G)?\s*(?P<plus>\+)?\s*$", re.I)
+
+
+def _quantity(
+    what: str, example: str, *, unit: bool, whole: bool = False
+) -> Callable[[object], Decimal]:
+    """A before-validator for ``4``, ``"4+"``, ``"16GB+"``, ``"0.5"`` → an exact Decimal."""
+
+    def check(value: object) -> Decimal:
+        found = describe_value(value)
+        expected = f"expected {what} such as {example}"
+        if isinstance(value, bool) or value is None:
+            _fail("invalid_quantity", f"{expected}; found {found}")
+        if isinstance(value, Decimal):
+            dec = value
+        elif isinstance(value, int):
+            dec = Decimal(value)
+        elif isinstance(value, float):
+            dec = Decimal(repr(value))  # 0.5 is a fine amount of memory, unlike of money
+        elif isinstance(value, str) and (m := _QTY.match(value)) and (unit or not m["unit"]):
+            dec = Decimal(m["num"])
+        else:
+            _fail("invalid_quantity", f"{expected}; found {found}")
+        if not dec.is_finite() or dec < 0:
+            _fail("invalid_quantity", f"{expected}; found {found}")
+        if whole and dec != dec.to_integral_value():
+            _fail("invalid_quantity", f"{expected} (a whole number); found {found}")
+        return dec
+
+    return check
+
+
+def _qty_json(value: Decimal) -> int | str:
+    """Whole amounts as JSON integers; fractions as exact decimal text (never a float)."""
+    return int(value) if value == value.to_integral_value() else fmt_qty(value)
+
+
+_NUMBER_OR_TEXT: dict[str, Any] = {"anyOf": [{"type": "integer"}, {"type": "string"}]}
+_QTY_JSON = PlainSerializer(_qty_json, return_type=int | str)
+
+Cpus = Annotated[
+    Decimal,
+    PlainValidator(_quantity("a number of CPUs", "4 or 4+", unit=False)),
+    _QTY_JSON,
+    WithJsonSchema(_NUMBER_OR_TEXT),
+]
+Gigabytes = Annotated[
+    Decimal,
+    PlainValidator(_quantity("a size in GB", "16 or 16+", unit=True)),
+    _QTY_JSON,
+    WithJsonSchema(_NUMBER_OR_TEXT),
+]
+
+
+def _vram(value: object) -> int:
+    return int(_quantity("a VRAM size in GB", "24+", unit=True, whole=True)(value))
+
+
+VramGb = Annotated[int, PlainValidator(_vram), WithJsonSchema(_NUMBER_OR_TEXT)]
+
+
+def _money(value: object) -> Money:
+    if isinstance(value, float):
+        _fail(
+            "float_money",
+            f"expected money written as text with its currency; found {describe_value(value)}, "
+            "a float, which cannot hold an exact price",
+            f'write it as a quoted string with the currency, e.g. "{value} USDC"',
+        )
+    try:
+        money = Money.parse(value)
+    except PasarError as err:
+        _fail(err.code, f'{err.message}; expected money such as "1.5 USDC"', err.hint)
+    if money.micros <= 0:
+        _fail("invalid_amount", f"expected a price above zero; found {money}")
+    return money
+
+
+MoneyField = Annotated[
+    Money,
+    PlainValidator(_money),
+    PlainSerializer(lambda m: m.to_json(), return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["1.5 USDC"]}),
+]
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])", re.I)
+_DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*[dhms]\s*)+$", re.I)
+_UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+
+
+def parse_duration(value: object) -> int:
+    """``"90s"``, ``"2m"``, ``"4h"``, ``"1h30m"``, ``"1.5h"``, ``"1d"``, ``600`` → seconds.
+
+    Raises :class:`pydantic_core.PydanticCustomError` (inside validation) — use through the
+    models; a fractional second is refused rather than rounded.
+    """
+    expected = 'expected a duration such as "90s", "2m", "4h" or a whole number of seconds'
+    found = describe_value(value)
+    seconds: Decimal
+    if isinstance(value, bool) or value is None:
+        _fail("invalid_duration", f"{expected}; found {found}")
+    if isinstance(value, int):
+        seconds = Decimal(value)
+    elif isinstance(value, float):
+        _fail("invalid_duration", f"{expected}; found {found}", f'add a unit, e.g. "{value}h"')
+    elif isinstance(value, str) and value.strip().isdigit():
+        seconds = Decimal(value.strip())
+    elif isinstance(value, str) and _DURATION.match(value):
+        seconds = sum(
+            (Decimal(n) * _UNIT_SECONDS[u.lower()] for n, u in _DURATION_PART.findall(value)),
+            Decimal(0),
+        )
+    else:
+        _fail("invalid_duration", f"{expected}; found {found}", 'e.g. max_duration: "2h"')
+    if seconds <= 0 or seconds != seconds.to_integral_value():
+        _fail("invalid_duration", f"expected a whole number of seconds above zero; found {found}")
+    return int(seconds)
+
+
+Seconds = Annotated[
+    int,
+    PlainValidator(parse_duration),
+    WithJsonSchema(_NUMBER_OR_TEXT),
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _text(what: str) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        if not isinstance(value, str):
+            _fail("invalid_type", f"expected {what}; found {describe_value(value)}")
+        if not value.strip():
+            _fail("invalid_value", f"expected {what}; found empty text")
+        return value
+
+    return check
+
+
+def _job_name(value: str) -> str:
+    if not _NAME.match(value):
+        _fail(
+            "invalid_value",
+            f"expected a name of letters, digits, '.', '_' or '-' (at most 63); found {value!r}",
+            "e.g. name: train-resnet",
+        )
+    return value
+
+
+def _image(value: str) -> str:
+    if any(ch.isspace() for ch in value):
+        _fail(
+            "invalid_value",
+            f"expected a container image reference; found {value!r}",
+            "e.g. image: pytorch/pytorch:2.3.0-cuda12.1-cudnn8-runtime",
+        )
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not _ENV.match(value):
+        _fail(
+            "invalid_value",
+            f"expected an environment variable name (letters, digits, _); found {value!r}",
+        )
+    if value.upper().startswith("PASAR_"):
+        _fail(
+            "reserved_env",
+            f"{value!r} is reserved: pasar sets PASAR_* variables itself (e.g. PASAR_LEASE)",
+            "choose another name",
+        )
+    return value
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    hint = f'quote it: "{value}"' if isinstance(value, float) else None
+    _fail(
+        "invalid_type",
+        f"expected text (or a whole number) as the value; found {describe_value(value)}",
+        hint,
+    )
+
+
+def _output_path(value: str) -> str:
+    parts = value.replace("\\", "/").split("/")
+    if value.startswith(("/", "~")) or ".." in parts:
+        _fail(
+            "invalid_value",
+            f"expected a path inside the job's working directory; found {value!r}",
+            "write it relative to the job's working directory, without '..', e.g. out/model.pt",
+        )
+    return value
+
+
+def _verification(value: object) -> str:
+    expected = 'expected "receipt", "replicate:RATE" (e.g. replicate:0.1), "pol" or "tee"'
+    if not isinstance(value, str):
+        _fail("invalid_choice", f"{expected}; found {describe_value(value)}")
+    kind, _, rate_text = value.partition(":")
+    kind = kind.strip()
+    if kind not in VERIFICATION_KINDS:
+        near = _nearest(kind, VERIFICATION_KINDS)
+        _fail(
+            "invalid_choice",
+            f"{expected}; found {value!r}",
+            f"did you mean {near!r}?" if near else None,
+        )
+    if kind != "replicate":
+        if rate_text:
+            _fail("invalid_choice", f"{expected}; {kind!r} takes no rate, found {value!r}")
+        return kind
+    rate_text = rate_text.strip() or "1"
+    try:
+        rate = Decimal(rate_text[:-1]) / 100 if rate_text.endswith("%") else Decimal(rate_text)
+    except InvalidOperation:
+        _fail("invalid_choice", f"{expected}; found {value!r}")
+    if not rate.is_finite() or not 0 < rate <= 1:
+        _fail(
+            "invalid_choice",
+            f"expected a replication rate above 0 and at most 1; found {value!r}",
+            "replicate:0.1 re-runs one job in ten on a verifier",
+        )
+    return f"replicate:{fmt_qty(rate)}"
+
+
+Text = Annotated[str, PlainValidator(_text("text")), WithJsonSchema({"type": "string"})]
+PathText = Annotated[str, PlainValidator(_text("a path")), WithJsonSchema({"type": "string"})]
+OutputPath = Annotated[PathText, AfterValidator(_output_path)]
+EnvName = Annotated[
+    str,
+    PlainValidator(_text("a variable name")),
+    AfterValidator(_env_name),
+    WithJsonSchema({"type": "string"}),
+]
+EnvValue = Annotated[str, PlainValidator(_env_value), WithJsonSchema({"type": "string"})]
+
+
+def _list_of(what: str) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        if isinstance(value, list | tuple):
+            return value
+        hint = f"write a list, e.g. [{value}]" if isinstance(value, str) else None
+        _fail("invalid_type", f"expected a list of {what}; found {describe_value(value)}", hint)
+
+    return check
+
+
+# -- models ----------------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
+
+
+_ACCEL_ITEM = re.compile(r"^\s*(?P<name>[^:]+?)\s*(?::\s*(?P<count>\d+)\s*)?$")
+
+
+def _split_item(item: object) -> tuple[str, int]:
+    """``"A100:2"`` → ``("A100-canonical", 2)``; ``"A100"`` → count 1."""
+    if not isinstance(item, str) or not (m := _ACCEL_ITEM.match(item)):
+        _fail(
+            "invalid_accelerators",
+            f"expected a GPU model and count such as A100:2; found {describe_value(item)}",
+            'quote names made only of digits: "4090:2"' if isinstance(item, int) else None,
+        )
+    return _gpu_name(m["name"]), int(m["count"] or 1)
+
+
+def _gpu_name(name: object) -> str:
+    try:
+        return GpuSelector.parse(name).canonical
+    except PasarError as err:
+        _fail(err.code, err.message, err.hint)
+
+
+class Accelerators(_Model):
+    """``count`` GPUs of one of ``models`` (canonical selectors; empty means any model)."""
+
+    models: tuple[str, ...] = ()
+    count: StrictInt = Field(default=1, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        if isinstance(value, Accelerators):
+            return value
+        pairs: list[tuple[str, int]]
+        if isinstance(value, str):
+            pairs = [_split_item(value)]
+        elif isinstance(value, list | tuple):
+            if not value:
+                _fail(
+                    "invalid_accelerators", "expected at least one GPU model; found an empty list"
+                )
+            pairs = [_split_item(item) for item in value]
+        elif isinstance(value, Mapping):
+            if "models" in value or "count" in value:  # the structured form
+                models = value.get("models", ())
+                if isinstance(models, str):
+                    models = [models]
+                if not isinstance(models, list | tuple):
+                    _fail(
+                        "invalid_accelerators",
+                        f"expected a list of GPU models; found {describe_value(models)}",
+                    )
+                return {**value, "models": tuple(_gpu_name(m) for m in models)}
+            pairs = []
+            for name, count in value.items():
+                if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                    _fail(
+                        "invalid_accelerators",
+                        f"expected a GPU count of at least 1 for {name}; "
+                        f"found {describe_value(count)}",
+                    )
+                pairs.append((_gpu_name(name), count))
+        else:
+            _fail(
+                "invalid_accelerators",
+                f"expected GPUs such as A100:2; found {describe_value(value)}",
+                'quote names made only of digits: "4090:2"' if isinstance(value, int) else None,
+            )
+        counts = {count for _, count in pairs}
+        if len(counts) > 1:
+            _fail(
+                "invalid_accelerators",
+                "alternatives must ask for the same number of GPUs; found "
+                + ", ".join(f"{n}:{c}" for n, c in pairs),
+                "all GPUs of one node come from one model; e.g. [A100:2, H100:2]",
+            )
+        models = tuple(dict.fromkeys(name for name, _ in pairs))  # drop repeats, keep order
+        return {"models": models, "count": counts.pop()}
+
+    def selectors(self) -> tuple[GpuSelector, ...]:
+        return tuple(GpuSelector.parse(m) for m in self.models)
+
+
+class Resources(_Model):
+    """What each node needs. Defaults: no GPU, 1 CPU, 1 GB memory, 1 GB disk."""
+
+    accelerators: Accelerators | None = None
+    gpu_ram: VramGb | None = None
+    cpus: Cpus = Decimal(1)
+    memory: Gigabytes = Decimal(1)
+    disk: Gigabytes = Decimal(1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gpu_ram_implies_a_gpu(cls, value: object) -> object:
+        """``gpu_ram: 24+`` alone asks for one GPU (of any model) with that much VRAM."""
+        if (
+            isinstance(value, Mapping)
+            and value.get("gpu_ram") is not None
+            and value.get("accelerators") is None
+        ):
+            return {**value, "accelerators": {"count": 1}}
+        return value
+
+    @model_validator(mode="after")
+    def _gpu_ram_reachable(self) -> Resources:
+        if self.gpu_ram is None or self.accelerators is None:
+            return self
+        selectors = self.accelerators.selectors()
+        best = {s.canonical: s.vram_gb or max(FAMILY_BY_NAME[s.family].vram_gb) for s in selectors}
+        if not best:
+            largest = max(max(f.vram_gb) for f in FAMILY_BY_NAME.values())
+            best = {"the largest known GPU": largest}
+        if all(gb < self.gpu_ram for gb in best.values()):
+            _fail(
+                "unsatisfiable",
+                f"gpu_ram asks for at least {self.gpu_ram} GB per GPU, but "
+                + ", ".join(f"{name} has {gb} GB" for name, gb in best.items()),
+                "lower gpu_ram or accept a larger GPU model",
+            )
+        return self
+
+
+class JobSpec(_Model):
+    """A job: see the module docstring for the YAML forms each field accepts."""
+
+    name: Annotated[Text, AfterValidator(_job_name)] | None = None
+    resources: Resources = Field(default_factory=Resources)
+    image: Annotated[Text, AfterValidator(_image)] | None = None
+    setup: Text | None = None
+    run: Text
+    workdir: PathText | None = None
+    envs: dict[EnvName, EnvValue] = Field(default_factory=dict)
+    inputs: Annotated[tuple[PathText, ...], BeforeValidator(_list_of("local paths"))] = ()
+    outputs: Annotated[tuple[OutputPath, ...], BeforeValidator(_list_of("paths"))] = ()
+    max_price_per_hour: MoneyField
+    max_duration: Seconds
+    num_nodes: StrictInt = Field(default=1, ge=1)
+    shards: StrictInt = Field(default=1, ge=1)
+    pricing: (
+        Annotated[Pricing, BeforeValidator(_choice(get_args(Pricing), "a pricing mechanism"))]
+        | None
+    ) = None
+    verification: Annotated[str, PlainValidator(_verification)] | None = None
+    privacy: Annotated[Privacy, BeforeValidator(_choice(get_args(Privacy), "a privacy mode"))] = (
+        "none"
+    )
+    network: StrictBool = False
+
+    FIELD_HINTS: ClassVar[dict[str, str]] = {
+        "run": "add the command to run, e.g. run: python train.py",
+        "max_price_per_hour": (
+            'add the most one lease may cost per hour, e.g. max_price_per_hour: "1.5 USDC"'
+        ),
+        "max_duration": "add how long the job may run, e.g. max_duration: 2h",
+    }
+
+    @field_validator("envs", mode="before")
+    @classmethod
+    def _envs_mapping(cls, value: object) -> object:
+        if isinstance(value, Mapping):
+            return value
+        _fail(
+            "invalid_type",
+            f"expected a mapping of NAME: value; found {describe_value(value)}",
+            "e.g. envs: {EPOCHS: 10}",
+        )
+
+    @field_validator("envs", mode="after")
+    @classmethod
+    def _envs_sorted(cls, value: dict[str, str]) -> dict[str, str]:
+        return dict(sorted(value.items()))
+
+    @model_validator(mode="after")
+    def _one_split(self) -> JobSpec:
+        if self.num_nodes > 1 and self.shards > 1:
+            _fail(
+                "conflicting_fields",
+                f"a job is either one cluster of num_nodes ({self.num_nodes}) or independent "
+                f"shards ({self.shards}), not both",
+                "set num_nodes for a multi-node cluster, or shards for independent parts",
+            )
+        return self
+
+    # -- building --------------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, **fields: Any) -> JobSpec:
+        """The SDK's constructor: like ``JobSpec(**fields)`` but every problem is one SpecError
+        (direct construction raises pydantic's ValidationError, as any pydantic model does)."""
+        return _validate(fields, "<python>", {})
+
+    @classmethod
+    def from_dict(cls, data: object, *, source: str = "<spec>") -> JobSpec:
+        """Validate plain data (the SDK's or a parsed file's); every problem in one SpecError."""
+        return _validate(data, source, {})
+
+    @classmethod
+    def from_yaml(cls, text: str, *, source: str = "<yaml>") -> JobSpec:
+        return load_spec(text, source)
+
+    # -- normalized form -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical JSON-able form: money as text, duration in seconds, defaults explicit,
+        unset optional fields left out. :func:`load_spec` reads it back to an equal spec."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    # -- what the market needs -------------------------------------------------------------------
+
+    @property
+    def lease_count(self) -> int:
+        """How many leases the job runs at once: one per node, or one per shard."""
+        return self.num_nodes * self.shards
+
+    def to_request(self) -> ResourceRequest:
+        """What each lease needs, for :func:`pasar.core.resources.fit`."""
+        res = self.resources
+        acc = res.accelerators
+        return ResourceRequest(
+            gpu_count=acc.count if acc else 0,
+            gpu_models=acc.selectors() if acc else (),
+            min_vram_gb=res.gpu_ram,
+            cpus=res.cpus,
+            memory_gb=res.memory,
+            disk_gb=res.disk,
+        )
+
+    def max_escrow_per_lease(self) -> Money:
+        """``max_price_per_hour × max_duration``, rounded down to a micro-unit (money.py's rule)."""
+        return self.max_price_per_hour.scale(Fraction(self.max_duration, SECONDS_PER_HOUR))
+
+    def max_escrow(self) -> Money:
+        """What the market escrows for the whole job: the per-lease cap × :attr:`lease_count`."""
+        return self.max_escrow_per_lease() * self.lease_count
+
+    @property
+    def replication_rate(self) -> Fraction | None:
+        """The share of jobs re-run by a verifier under ``replicate:RATE``; None otherwise."""
+        if self.verification is None or not self.verification.startswith("replicate:"):
+            return None
+        return Fraction(Decimal(self.verification.partition(":")[2]))
+
+
+# -- loading and error reporting -------------------------------------------------------------------
+
+_MODELS_AT: dict[tuple[str, ...], type[BaseModel]] = {
+    (): JobSpec,
+    ("resources",): Resources,
+    ("resources", "accelerators"): Accelerators,
+}
+
+
+def _detail(err: Any, lines: Mapping[tuple[str | int, ...], int]) -> ErrorDetail:
+    loc = tuple(p for p in err["loc"] if p != "[key]")
+    kind: str = err["type"]
+    ctx: dict[str, Any] = err.get("ctx") or {}
+    hint: str | None = ctx.get("hint")
+    found = describe_value(err.get("input"))
+    field = dotted(loc) or None
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        model = _MODELS_AT.get(tuple(str(p) for p in loc[:-1]))
+        valid = sorted(model.model_fields) if model is not None else []
+        near = _nearest(key, valid)
+        message = f"unknown field {key!r}" + (
+            f"; expected one of: {', '.join(valid)}" if valid else ""
+        )
+        hint = f"did you mean {near!r}?" if near else None
+        return ErrorDetail("unknown_field", message, field, hint, line_of(lines, loc))
+    if kind == "missing":
+        key = str(loc[-1]) if loc else ""
+        return ErrorDetail(
+            "missing_field",
+            f"missing required field {key!r}",
+            field,
+            JobSpec.FIELD_HINTS.get(key),
+            line_of(lines, loc[:-1]),
+        )
+    if kind in {"model_type", "model_attributes_type", "dict_type"}:
+        message = f"expected a mapping of fields; found {found}"
+        return ErrorDetail("invalid_type", message, field, hint, line_of(lines, loc))
+    message = str(err["msg"])
+    if kind.startswith(
+        ("int_", "bool_", "greater_than", "less_than", "string_", "list_", "tuple_")
+    ):
+        text = message.removeprefix("Input should be ")
+        message = (
+            f"expected {text}; found {found}" if text != message else f"{message}; found {found}"
+        )
+        kind = "invalid_value"
+    return ErrorDetail(kind, message, field, hint, line_of(lines, loc))
+
+
+def _validate(data: object, source: str, lines: Mapping[tuple[str | int, ...], int]) -> JobSpec:
+    if not isinstance(data, Mapping):
+        raise SpecError.of(
+            source,
+            [
+                ErrorDetail(
+                    "invalid_type",
+                    f"expected a mapping of fields at the top level; found {describe_value(data)}",
+                    hint="a job spec is key: value pairs, e.g. run: echo hello",
+                    line=lines.get(()),
+                )
+            ],
+        )
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise spec_error_from(exc, source, lines) from None
+
+
+def spec_error_from(
+    exc: ValidationError,
+    source: str = "<spec>",
+    lines: Mapping[tuple[str | int, ...], int] | None = None,
+) -> SpecError:
+    """Turn pydantic's ValidationError for a JobSpec (e.g. an API body) into our SpecError."""
+    lines = lines or {}
+    details = [_detail(err, lines) for err in exc.errors(include_url=False)]
+    details.sort(key=lambda d: (d.line if d.line is not None else 0, d.field or ""))
+    return SpecError.of(source, details)
+
+
+def load_spec(text: str, source: str = "<spec>") -> JobSpec:
+    """Parse and validate YAML text; ``source`` (usually the file name) is named in errors."""
+    loaded = load_yaml(text, source)
+    return _validate(loaded.data, source, loaded.lines)
