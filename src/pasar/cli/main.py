@@ -13,7 +13,7 @@ import sys
 import typer
 
 from pasar import __version__
-from pasar.cli import doctor, keys, spec
+from pasar.cli import doctor, keys, presets, spec
 from pasar.cli.output import print_error
 from pasar.core.errors import PasarError
 
@@ -44,6 +44,7 @@ def _root(
 app.command("doctor")(doctor.doctor)
 app.add_typer(keys.app, name="keys")
 app.add_typer(spec.app, name="spec")
+app.add_typer(presets.app, name="presets")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -701,3 +701,19 @@ def load_spec(text: str, source: str = "<spec>") -> JobSpec:
     """Parse and validate YAML text; ``source`` (usually the file name) is named in errors."""
     loaded = load_yaml(text, source)
     return _validate(loaded.data, source, loaded.lines)
+
+
+def normalize_verification(value: object, *, field: str = "verification") -> str:
+    """The normalized verification policy (``receipt``, ``replicate:0.1``, ``pol``, ``tee``),
+    for callers outside a spec (presets, the API); a bad value is a PasarError naming ``field``.
+    """
+    try:
+        return _verification(value)
+    except PydanticCustomError as exc:
+        hint = (exc.context or {}).get("hint")
+        raise PasarError(
+            exc.message(),
+            code="invalid_verification",
+            field=field,
+            hint=str(hint) if hint else None,
+        ) from exc

@@ -49,7 +49,7 @@ from operator import itemgetter
 from typing import ClassVar, TypeVar
 
 from pasar.core.errors import PasarError
-from pasar.core.money import MICROS_PER_UNIT, Money
+from pasar.core.money import MICROS_PER_UNIT, Money, parse_rate
 from pasar.core.orders import Order, ProviderView
 from pasar.core.pricing.base import (
     Award,
@@ -138,6 +138,31 @@ class Auction:
             )
         object.__setattr__(self, "reputation_weight", w_rep)
         object.__setattr__(self, "performance_weight", w_perf)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object]) -> Auction:
+        """Build from preset data: ``{"second_price": true, "reputation_weight": "1/2",
+        "performance_weight": "1/5"}``; weights are rate strings, never floats."""
+        known = {"second_price", "reputation_weight", "performance_weight"}
+        unknown = sorted(str(k) for k in data if k not in known)
+        if unknown:
+            raise PasarError(
+                f"unknown auction parameter(s): {', '.join(unknown)}",
+                code="invalid_pricing",
+                field=unknown[0],
+                hint="known: " + ", ".join(sorted(known)),
+            )
+        second = data.get("second_price", False)
+        if not isinstance(second, bool):
+            raise PasarError(
+                "second_price must be true or false", code="invalid_pricing", field="second_price"
+            )
+        weights = {
+            key: parse_rate(data[key], field=key)
+            for key in ("reputation_weight", "performance_weight")
+            if key in data
+        }
+        return cls(second_price=second, **weights)
 
     def score(self, price: Money, reputation: Fraction, performance: Fraction) -> Fraction:
         """The score of one bid, in currency units per hour (the formula, written plainly)."""

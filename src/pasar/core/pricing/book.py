@@ -212,6 +212,18 @@ class Book:
 
     name: ClassVar[str] = "book"
 
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object]) -> Book:
+        """Posted prices have no parameters: any key in the preset's table is a mistake."""
+        if data:
+            first = sorted(str(k) for k in data)[0]
+            raise PasarError(
+                f"the book mechanism takes no parameters, got {first!r}",
+                code="invalid_pricing",
+                field=first,
+            )
+        return cls()
+
     def clear(
         self, order: Order, candidates: Sequence[Candidate], rng: random.Random
     ) -> MatchResult:
