@@ -1,0 +1,984 @@
+"""The market's state as a pure function of its transaction log.
+
+Every state change of a market is a *transaction*: a signed envelope whose body has a ``type``
+(docs/market.md). :meth:`MarketState.apply` checks one transaction against the current state
+and either changes the state or raises a :class:`PasarError` and changes nothing. The market
+node applies each transaction before logging it; ``pasar audit`` replays the logged ones
+through this same code and must arrive at the same balances.
+
+Decisions the market takes on its own (matching, expiry, a lost lease) are transactions signed
+by the market key. A ``match`` carries only the order and a random seed: the awards are
+*computed here* by the network's mechanism, so an audit re-derives them rather than trusting
+them. Time comes from each transaction's ``ts``; randomness from the seeds in the log.
+
+Signatures are checked before a transaction reaches this module (by the API and by the audit);
+what is checked here is everything that depends on the state: who may send what, nonces, money,
+capacity, prices, timing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pasar.core.accounts import LedgerAccount
+from pasar.core.errors import PasarError
+from pasar.core.fees import Charges, FeeSchedule
+from pasar.core.ledger import Ledger
+from pasar.core.money import Money
+from pasar.core.orders import Order, ProviderView
+from pasar.core.presets import Preset
+from pasar.core.pricing.base import Candidate, MatchResult, screen
+from pasar.core.pricing.book import Asks, book_candidates
+from pasar.core.pricing.performance import quote
+from pasar.core.reputation import Event, Reputation
+from pasar.core.resources import Allocation, GpuModel, Inventory, fit
+from pasar.core.spec import JobSpec
+from pasar.core.stake import stake_problem
+from pasar.core.timelock import (
+    MS,
+    billable_seconds,
+    challenge_message,
+    heartbeat_accepted,
+    is_lost,
+)
+
+#: Verification policies this market can settle today; the others are refused at order time
+#: (rather than silently settled on the receipt alone).
+SUPPORTED_VERIFICATION = ("receipt",)
+DEFAULT_ORDER_TTL_S = 600
+MAX_ORDER_TTL_S = 7 * 24 * 3600
+MAX_FAUCET_UNITS = 10_000
+MARKET_TYPES = frozenset({"match", "order.expire", "lease.lost"})
+
+SignatureCheck = Callable[[bytes, bytes], bool]
+"""``(message, signature) -> bool``: verifies the market's own signature (challenges)."""
+
+
+def fail(message: str, *, code: str, status: int = 400, **kw: Any) -> PasarError:
+    return PasarError(message, code=code, status=status, **kw)
+
+
+def not_found(what: str, ident: object) -> PasarError:
+    return fail(f"no {what} {ident!r}", code="not_found", status=404, field=f"{what}_id")
+
+
+@dataclass(frozen=True)
+class Tx:
+    """A verified transaction: the envelope's body and who signed it when."""
+
+    type: str
+    body: Mapping[str, Any]
+    signer: str
+    nonce: str
+    ts: int
+    digest: str
+
+    @classmethod
+    def from_envelope(cls, envelope: Mapping[str, Any], digest: str) -> Tx:
+        body = envelope.get("body")
+        if not isinstance(body, Mapping) or not isinstance(body.get("type"), str):
+            raise fail(
+                "the envelope's body needs a string 'type'", code="invalid_tx", field="body.type"
+            )
+        return cls(
+            type=body["type"],
+            body=body,
+            signer=str(envelope["signer"]),
+            nonce=str(envelope["nonce"]),
+            ts=int(envelope["ts"]),
+            digest=digest,
+        )
+
+
+# -- records ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProviderRecord:
+    """A registered provider: what it owns, what it asks, how it has behaved."""
+
+    id: str
+    inventory: Inventory
+    asks: Asks
+    rate_per_score_hour: Money | None
+    score: int
+    region: str | None
+    attributes: dict[str, str]
+    registered_at: int
+    reputation: Reputation = field(default_factory=Reputation.initial)
+    running: dict[str, Allocation] = field(default_factory=dict)
+
+    def free(self) -> Inventory:
+        """The inventory minus what running leases hold (by model and quantity)."""
+        devices = list(self.inventory.devices())
+        cpus, memory, disk = self.inventory.cpus, self.inventory.memory_gb, self.inventory.disk_gb
+        for allocation in self.running.values():
+            if allocation.gpu is not None:
+                for _ in range(allocation.gpu.count):
+                    devices.remove(allocation.gpu.model)
+            cpus -= allocation.cpus
+            memory -= allocation.memory_gb
+            disk -= allocation.disk_gb
+        gpus: list[str | GpuModel] = list(devices)
+        return Inventory.build(gpus=gpus, cpus=cpus, memory_gb=memory, disk_gb=disk)
+
+
+@dataclass
+class AuctionWindowState:
+    """The current sealed-bid window of an auction order."""
+
+    opened_at: int
+    deadline: int
+    invited: frozenset[str]
+    bids: dict[str, Money | None] = field(default_factory=dict)  # None: declined
+
+    def ready(self, now_ms: int) -> bool:
+        return self.invited <= self.bids.keys() or now_ms >= self.deadline
+
+
+@dataclass
+class OrderRecord:
+    id: str
+    client: str
+    spec: JobSpec
+    order: Order
+    mechanism: str
+    fees: FeeSchedule
+    escrow_per_lease: Money
+    created_at: int
+    deadline: int
+    status: str = "open"  # open | running | done | expired | cancelled
+    leases: list[str] = field(default_factory=list)
+    free_shards: list[int] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
+    note: str | None = None
+    window: AuctionWindowState | None = None
+
+    @property
+    def unfilled(self) -> int:
+        return len(self.free_shards)
+
+
+@dataclass
+class LeaseRecord:
+    id: str
+    order_id: str
+    provider: str
+    client: str
+    shard: int
+    price_per_hour: Money
+    allocation: Allocation
+    started_at: int
+    status: str = "running"  # running | settled | lost | cancelled
+    beats: set[int] = field(default_factory=set)
+    ended_at: int | None = None
+    receipt: dict[str, Any] | None = None
+    charges: Charges | None = None
+    billed_seconds: int = 0
+
+
+@dataclass
+class Applied:
+    """What one transaction did, for notifications and the API's answer."""
+
+    type: str
+    result: dict[str, Any] = field(default_factory=dict)
+    providers: set[str] = field(default_factory=set)  # whose feeds to wake
+    orders: set[str] = field(default_factory=set)  # whose watchers to wake
+
+
+# -- the state -------------------------------------------------------------------------------------
+
+
+class MarketState:
+    """Ledger, providers, orders and leases of one market, changed only by :meth:`apply`."""
+
+    def __init__(
+        self,
+        preset: Preset,
+        *,
+        market_id: str,
+        verify_market_signature: SignatureCheck,
+        devnet: bool = False,
+    ) -> None:
+        self.preset = preset
+        self.market_id = market_id
+        self.devnet = devnet
+        self._verify_market = verify_market_signature
+        self.ledger = Ledger()
+        self.providers: dict[str, ProviderRecord] = {}
+        self.orders: dict[str, OrderRecord] = {}
+        self.leases: dict[str, LeaseRecord] = {}
+        self.nonces: set[tuple[str, str]] = set()
+        self.tx_count = 0
+        self.last_ts = 0
+
+    # -- applying ---------------------------------------------------------------------------------
+
+    def apply(self, tx: Tx) -> Applied:
+        """Apply one transaction, all or nothing."""
+        handler = _HANDLERS.get(tx.type)
+        if handler is None:
+            raise fail(
+                f"unknown transaction type {tx.type!r}",
+                code="invalid_tx",
+                field="body.type",
+                hint="one of: " + ", ".join(sorted(_HANDLERS)),
+            )
+        unknown = sorted(str(k) for k in tx.body if k != "type" and k not in _FIELDS[tx.type])
+        if unknown:
+            raise fail(
+                f"unknown field {unknown[0]!r} in a {tx.type!r} transaction",
+                code="unknown_field",
+                field=f"body.{unknown[0]}",
+                hint="known fields: " + ", ".join(sorted(_FIELDS[tx.type])),
+            )
+        if (tx.signer, tx.nonce) in self.nonces:
+            raise fail(
+                "this nonce was already used by this signer",
+                code="nonce_reused",
+                status=409,
+                hint="sign every request with a fresh nonce",
+            )
+        if tx.type in MARKET_TYPES and tx.signer != self.market_id:
+            raise fail(f"only the market may send {tx.type!r}", code="wrong_signer", status=403)
+        ledger_before = self.ledger.copy()
+        try:
+            applied = handler(self, tx)
+        except Exception:
+            self.ledger = ledger_before
+            raise
+        self.nonces.add((tx.signer, tx.nonce))
+        self.tx_count += 1
+        self.last_ts = max(self.last_ts, tx.ts)
+        return applied
+
+    # -- queries used by the engine and the API ---------------------------------------------------
+
+    def stake_of(self, provider_id: str) -> Money:
+        return self.ledger.balance(LedgerAccount.stake(provider_id), self.preset.currency)
+
+    def view(self, provider: ProviderRecord) -> ProviderView:
+        return ProviderView(
+            id=provider.id,
+            inventory=provider.free(),
+            reputation=provider.reputation.score,
+            score=provider.score,
+            stake=self.stake_of(provider.id),
+            region=provider.region,
+            attributes=dict(provider.attributes),
+        )
+
+    def remaining_order(self, record: OrderRecord) -> Order:
+        """The order as a mechanism should see it now: only the leases still to be filled."""
+        o = record.order
+        return Order(
+            id=o.id,
+            client=o.client,
+            request=o.request,
+            max_price_per_hour=o.max_price_per_hour,
+            max_duration_s=o.max_duration_s,
+            leases=max(1, record.unfilled),
+            together=o.together,
+            pricing=o.pricing,
+            created_at=o.created_at,
+        )
+
+    def eligible(self, record: OrderRecord) -> tuple[list[ProviderView], dict[str, str]]:
+        """Providers that may take part (stake ok, not the client), and why others may not."""
+        views: list[ProviderView] = []
+        reasons: dict[str, str] = {}
+        for provider in self.providers.values():
+            if provider.id == record.client:
+                reasons[provider.id] = "is the client of this order"
+                continue
+            view = self.view(provider)
+            problem = stake_problem(self.preset.stake_rule, view)
+            if problem is not None:
+                reasons[provider.id] = problem
+                continue
+            views.append(view)
+        return views, reasons
+
+    def candidates(self, record: OrderRecord) -> tuple[list[Candidate], dict[str, str]]:
+        """The candidates the order's mechanism clears over, with a reason for everyone else."""
+        order = self.remaining_order(record)
+        views, reasons = self.eligible(record)
+        build = _CANDIDATES[record.mechanism]
+        candidates, more = build(self, record, order, views)
+        return candidates, {**reasons, **more}
+
+    def clear(self, record: OrderRecord, seed: int) -> MatchResult:
+        """Run the order's mechanism now (pure: the engine previews, ``match`` commits)."""
+        candidates, reasons = self.candidates(record)
+        mechanism = self.preset.mechanism(record.mechanism)
+        result = mechanism.clear(self.remaining_order(record), candidates, random.Random(seed))
+        merged = {**reasons, **dict(result.reasons)}
+        return MatchResult(result.awards, merged, result.unfilled, result.note)
+
+    def overdue_leases(self, now_ms: int) -> list[str]:
+        t = self.preset.timing
+        return [
+            lease.id
+            for lease in self.leases.values()
+            if lease.status == "running"
+            and is_lost(
+                lease.beats,
+                started_at_ms=lease.started_at,
+                now_ms=now_ms,
+                interval_s=t.heartbeat_interval_s,
+                grace_intervals=t.grace_intervals,
+            )
+        ]
+
+    def expirable_orders(self, now_ms: int) -> list[str]:
+        return [o.id for o in self.orders.values() if o.status == "open" and now_ms >= o.deadline]
+
+    def balances_summary(self) -> dict[str, str]:
+        """Every non-zero balance as ``{account: amount}``: what an audit compares."""
+        return {
+            f"{b.account}/{b.amount.currency}": b.amount.to_json() for b in self.ledger.balances()
+        }
+
+    # -- helpers for handlers ----------------------------------------------------------------------
+
+    def _order(self, order_id: object) -> OrderRecord:
+        record = self.orders.get(str(order_id))
+        if record is None:
+            raise not_found("order", order_id)
+        return record
+
+    def _lease(self, lease_id: object) -> LeaseRecord:
+        record = self.leases.get(str(lease_id))
+        if record is None:
+            raise not_found("lease", lease_id)
+        return record
+
+    def _provider(self, provider_id: str) -> ProviderRecord:
+        record = self.providers.get(provider_id)
+        if record is None:
+            raise fail(
+                "this account is not a registered provider",
+                code="not_registered",
+                status=403,
+                hint="register first (pasar provider start does it)",
+            )
+        return record
+
+    def _open_window(self, record: OrderRecord, now_ms: int) -> None:
+        views, _ = self.eligible(record)
+        fitting, _ = screen(self.remaining_order(record), views)
+        record.window = AuctionWindowState(
+            opened_at=now_ms,
+            deadline=now_ms + self.preset.timing.auction_window_ms,
+            invited=frozenset(p.id for p, _ in fitting),
+        )
+
+    def _start_lease(self, record: OrderRecord, provider_id: str, price: Money, ts: int) -> str:
+        provider = self.providers[provider_id]
+        allocation = fit(record.order.request, provider.free()).allocation
+        if allocation is None:  # the mechanism only awards fitting providers
+            raise fail(f"provider {provider_id} no longer fits", code="conflict", status=409)
+        shard = record.free_shards.pop(0)
+        lease_id = f"{record.id}-{len(record.leases)}"
+        self.ledger.escrow_to_lease(record.id, lease_id, record.escrow_per_lease)
+        self.leases[lease_id] = LeaseRecord(
+            id=lease_id,
+            order_id=record.id,
+            provider=provider_id,
+            client=record.client,
+            shard=shard,
+            price_per_hour=price,
+            allocation=allocation,
+            started_at=ts,
+        )
+        provider.running[lease_id] = allocation
+        record.leases.append(lease_id)
+        return lease_id
+
+    def _settle(self, lease: LeaseRecord, ts: int, status: str) -> Charges:
+        t = self.preset.timing
+        record = self.orders[lease.order_id]
+        seconds = billable_seconds(
+            lease.beats,
+            started_at_ms=lease.started_at,
+            ended_at_ms=ts,
+            interval_s=t.heartbeat_interval_s,
+            max_duration_s=record.order.max_duration_s,
+        )
+        settlement = self.ledger.settle(
+            lease.id,
+            client=lease.client,
+            provider=lease.provider,
+            billed_seconds=seconds,
+            price_per_hour=lease.price_per_hour,
+            fees=record.fees,
+        )
+        lease.status = status
+        lease.ended_at = ts
+        lease.billed_seconds = seconds
+        lease.charges = settlement
+        self.providers[lease.provider].running.pop(lease.id, None)
+        return settlement
+
+    def _refresh_order(self, record: OrderRecord) -> None:
+        if record.status in ("expired", "cancelled"):
+            return
+        running = any(self.leases[x].status == "running" for x in record.leases)
+        if record.unfilled:
+            record.status = "open"
+        elif running:
+            record.status = "running"
+        else:
+            record.status = "done"
+
+
+# -- handlers: one per transaction type ------------------------------------------------------------
+
+
+def _money(value: object, field: str, currency: str) -> Money:
+    amount = Money.parse(value, default_currency=currency, field=field)
+    if amount.micros <= 0:
+        raise fail(f"{field} must be positive", code="invalid_amount", field=field)
+    return amount
+
+
+def _on_faucet(state: MarketState, tx: Tx) -> Applied:
+    if not state.devnet:
+        raise fail(
+            "the faucet is off on this market",
+            code="faucet_disabled",
+            status=403,
+            hint="only a market started with --devnet mints money",
+        )
+    amount = _money(tx.body.get("amount"), "amount", state.preset.currency)
+    if amount.currency != state.preset.currency:
+        raise fail(
+            f"the faucet mints {state.preset.currency}", code="currency_mismatch", field="amount"
+        )
+    if amount > Money.units(MAX_FAUCET_UNITS, amount.currency):
+        raise fail(
+            f"at most {MAX_FAUCET_UNITS} {amount.currency} per request",
+            code="invalid_amount",
+            field="amount",
+        )
+    state.ledger.mint(tx.signer, amount, memo="faucet")
+    return Applied(tx.type, {"minted": amount.to_json()})
+
+
+def _parse_inventory(data: object) -> Inventory:
+    if not isinstance(data, Mapping):
+        raise fail("inventory must be an object", code="invalid_inventory", field="inventory")
+    gpus = data.get("gpus", [])
+    try:
+        if isinstance(gpus, Mapping):
+            return Inventory.build(
+                gpus={str(k): int(v) for k, v in gpus.items()},
+                cpus=_decimal(data.get("cpus", 0), "inventory.cpus"),
+                memory_gb=_decimal(data.get("memory_gb", 0), "inventory.memory_gb"),
+                disk_gb=_decimal(data.get("disk_gb", 0), "inventory.disk_gb"),
+            )
+        if not isinstance(gpus, list):
+            raise fail(
+                "inventory.gpus must be a list or an object",
+                code="invalid_inventory",
+                field="inventory.gpus",
+            )
+        return Inventory.build(
+            gpus=[str(g) for g in gpus],
+            cpus=_decimal(data.get("cpus", 0), "inventory.cpus"),
+            memory_gb=_decimal(data.get("memory_gb", 0), "inventory.memory_gb"),
+            disk_gb=_decimal(data.get("disk_gb", 0), "inventory.disk_gb"),
+        )
+    except PasarError as exc:
+        if exc.field is None:
+            exc.field = "inventory"
+        raise
+
+
+def _decimal(value: object, field: str) -> Decimal | int | str:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise fail(
+            f"{field} must be a whole number or a decimal string",
+            code="invalid_inventory",
+            field=field,
+        )
+    return value
+
+
+def _parse_asks(data: object, currency: str) -> Asks:
+    if data is None:
+        return Asks()
+    if not isinstance(data, Mapping):
+        raise fail("asks must be an object", code="invalid_asks", field="asks")
+    gpu = data.get("gpu", {})
+    if not isinstance(gpu, Mapping):
+        raise fail("asks.gpu must map GPU models to prices", code="invalid_asks", field="asks.gpu")
+    return Asks.build(
+        gpu={str(k): str(v) for k, v in gpu.items()},
+        cpu_core=None if data.get("cpu_core") is None else str(data["cpu_core"]),
+        currency=currency,
+    )
+
+
+def _on_register(state: MarketState, tx: Tx) -> Applied:
+    body = tx.body
+    inventory = _parse_inventory(body.get("inventory"))
+    asks = _parse_asks(body.get("asks"), state.preset.currency)
+    rate = body.get("rate_per_score_hour")
+    score = body.get("score", 0)
+    if isinstance(score, bool) or not isinstance(score, int) or score < 0:
+        raise fail("score must be a whole number of GFLOP/s", code="invalid_score", field="score")
+    region = body.get("region")
+    attributes = body.get("attributes", {})
+    if not isinstance(attributes, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+    ):
+        raise fail(
+            "attributes must map strings to strings", code="invalid_attributes", field="attributes"
+        )
+    existing = state.providers.get(tx.signer)
+    record = ProviderRecord(
+        id=tx.signer,
+        inventory=inventory,
+        asks=asks,
+        rate_per_score_hour=None
+        if rate is None
+        else _money(rate, "rate_per_score_hour", state.preset.currency),
+        score=score,
+        region=str(region) if region is not None else None,
+        attributes=dict(attributes),
+        registered_at=existing.registered_at if existing else tx.ts,
+        reputation=existing.reputation if existing else Reputation.initial(),
+        running=dict(existing.running) if existing else {},
+    )
+    try:
+        record.free()
+    except (PasarError, ValueError) as exc:
+        raise fail(
+            "the new inventory no longer holds the provider's running leases",
+            code="conflict",
+            status=409,
+            field="inventory",
+            hint="wait for running leases to end before shrinking the inventory",
+        ) from exc
+    state.providers[tx.signer] = record
+    return Applied(tx.type, {"provider": tx.signer, "updated": existing is not None})
+
+
+def _on_stake(state: MarketState, tx: Tx) -> Applied:
+    state._provider(tx.signer)
+    amount = _money(tx.body.get("amount"), "amount", state.preset.currency)
+    state.ledger.stake(tx.signer, amount)
+    return Applied(tx.type, {"staked": amount.to_json()})
+
+
+def _on_withdraw(state: MarketState, tx: Tx) -> Applied:
+    amount = _money(tx.body.get("amount"), "amount", state.preset.currency)
+    state.ledger.withdraw_earnings(tx.signer, amount)
+    return Applied(tx.type, {"withdrawn": amount.to_json()})
+
+
+def _on_order_create(state: MarketState, tx: Tx) -> Applied:
+    spec = JobSpec.from_dict(tx.body.get("spec"), source="body.spec")
+    ttl = tx.body.get("ttl_s", DEFAULT_ORDER_TTL_S)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_ORDER_TTL_S:
+        raise fail(f"ttl_s must be 1..{MAX_ORDER_TTL_S} seconds", code="invalid_ttl", field="ttl_s")
+    preset = state.preset
+    mechanism = spec.pricing or preset.default_mechanism
+    preset.mechanism(mechanism)  # refuses a mechanism the network does not allow
+    verification = spec.verification or preset.verification.default
+    if verification not in SUPPORTED_VERIFICATION:
+        raise fail(
+            f"verification {verification!r} is not available on this market yet",
+            code="verification_unavailable",
+            status=422,
+            field="spec.verification",
+            hint="use verification: receipt",
+        )
+    currency = spec.max_price_per_hour.currency
+    fees = preset.fees.for_currency(currency)
+    order_id = "o-" + tx.digest[:16]
+    if order_id in state.orders:
+        raise fail("this order already exists", code="conflict", status=409)
+    per_lease = fees.escrow_for(spec.max_escrow_per_lease())
+    state.ledger.escrow_order(tx.signer, order_id, per_lease * spec.lease_count)
+    order = Order.from_spec(spec, id=order_id, client=tx.signer, created_at=tx.ts)
+    record = OrderRecord(
+        id=order_id,
+        client=tx.signer,
+        spec=spec,
+        order=order,
+        mechanism=mechanism,
+        fees=fees,
+        escrow_per_lease=per_lease,
+        created_at=tx.ts,
+        deadline=tx.ts + ttl * MS,
+        free_shards=list(range(spec.lease_count)),
+    )
+    state.orders[order_id] = record
+    if mechanism == "auction":
+        state._open_window(record, tx.ts)
+    invited = record.window.invited if record.window else frozenset(state.providers)
+    return Applied(
+        tx.type,
+        {"order_id": order_id, "escrow": (per_lease * spec.lease_count).to_json()},
+        providers=set(invited),
+        orders={order_id},
+    )
+
+
+def _on_bid(state: MarketState, tx: Tx) -> Applied:
+    record = state._order(tx.body.get("order_id"))
+    window = record.window
+    if record.mechanism != "auction" or window is None or record.status != "open":
+        raise fail("this order is not taking bids", code="not_open", status=409)
+    if tx.signer not in window.invited:
+        raise fail(
+            "this provider was not invited to bid (it did not fit when the window opened)",
+            code="not_invited",
+            status=403,
+        )
+    if tx.signer in window.bids:
+        raise fail("already bid in this window", code="duplicate_bid", status=409)
+    if tx.ts >= window.deadline:
+        raise fail("the auction window has closed", code="auction_closed", status=409)
+    price_raw = tx.body.get("price")
+    price = None if price_raw is None else _money(price_raw, "price", record.order.currency)
+    window.bids[tx.signer] = price
+    return Applied(tx.type, {"order_id": record.id, "declined": price is None}, orders={record.id})
+
+
+def _on_match(state: MarketState, tx: Tx) -> Applied:
+    record = state._order(tx.body.get("order_id"))
+    seed = tx.body.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise fail("match needs an integer seed", code="invalid_tx", field="seed")
+    if record.status != "open":
+        raise fail(f"order {record.id} is {record.status}", code="not_open", status=409)
+    if record.window is not None and not record.window.ready(tx.ts):
+        raise fail("the auction window is still open", code="window_open", status=409)
+    result = state.clear(record, seed)
+    record.reasons = dict(result.reasons)
+    record.note = result.note
+    started: list[str] = []
+    for award in result.awards:
+        for _ in range(award.leases):
+            if record.unfilled == 0:
+                break
+            started.append(state._start_lease(record, award.provider, award.price_per_hour, tx.ts))
+    if record.mechanism == "auction" and record.unfilled:
+        state._open_window(record, tx.ts)
+    state._refresh_order(record)
+    providers = {state.leases[x].provider for x in started}
+    if record.window is not None:
+        providers |= set(record.window.invited)
+    return Applied(
+        tx.type, {"order_id": record.id, "leases": started}, providers=providers, orders={record.id}
+    )
+
+
+def _on_expire(state: MarketState, tx: Tx) -> Applied:
+    record = state._order(tx.body.get("order_id"))
+    if record.status != "open":
+        raise fail(f"order {record.id} is {record.status}", code="not_open", status=409)
+    if tx.ts < record.deadline:
+        raise fail("the order has not reached its deadline", code="too_early", status=409)
+    refund = record.escrow_per_lease * record.unfilled
+    if refund:
+        state.ledger.refund_order(record.id, record.client, refund)
+    record.free_shards.clear()
+    record.window = None
+    running = any(state.leases[x].status == "running" for x in record.leases)
+    record.status = "running" if running else ("expired" if not record.leases else "done")
+    if not record.leases:
+        record.note = record.note or "expired unmatched"
+    return Applied(tx.type, {"order_id": record.id, "refund": refund.to_json()}, orders={record.id})
+
+
+def _on_cancel(state: MarketState, tx: Tx) -> Applied:
+    record = state._order(tx.body.get("order_id"))
+    if tx.signer != record.client:
+        raise fail("only the order's client may cancel it", code="wrong_signer", status=403)
+    if record.status in ("done", "expired", "cancelled"):
+        raise fail(f"order {record.id} is already {record.status}", code="not_open", status=409)
+    providers: set[str] = set()
+    billed = Money.zero(record.order.currency)
+    for lease_id in record.leases:
+        lease = state.leases[lease_id]
+        if lease.status == "running":
+            charges = state._settle(lease, tx.ts, "cancelled")
+            billed += charges.billed
+            providers.add(lease.provider)
+    refund = record.escrow_per_lease * record.unfilled
+    if refund:
+        state.ledger.refund_order(record.id, record.client, refund)
+    record.free_shards.clear()
+    record.window = None
+    record.status = "cancelled"
+    return Applied(
+        tx.type,
+        {"order_id": record.id, "billed": billed.to_json()},
+        providers=providers,
+        orders={record.id},
+    )
+
+
+def _on_heartbeat(state: MarketState, tx: Tx) -> Applied:
+    lease = state._lease(tx.body.get("lease_id"))
+    if tx.signer != lease.provider:
+        raise fail(
+            "only the lease's provider may send its heartbeats", code="wrong_signer", status=403
+        )
+    if lease.status != "running":
+        raise fail(f"lease {lease.id} is {lease.status}", code="not_running", status=409)
+    interval = tx.body.get("interval")
+    challenge = tx.body.get("challenge")
+    if isinstance(interval, bool) or not isinstance(interval, int):
+        raise fail("interval must be an integer", code="invalid_heartbeat", field="interval")
+    if not isinstance(challenge, str):
+        raise fail(
+            "challenge must be the market's signature (hex)",
+            code="invalid_heartbeat",
+            field="challenge",
+        )
+    try:
+        signature = bytes.fromhex(challenge)
+    except ValueError:
+        raise fail("challenge is not hex", code="invalid_heartbeat", field="challenge") from None
+    if not state._verify_market(challenge_message(lease.id, interval), signature):
+        raise fail(
+            "the challenge is not the market's for this lease and interval",
+            code="bad_challenge",
+            status=401,
+            field="challenge",
+        )
+    interval_s = state.preset.timing.heartbeat_interval_s
+    if not heartbeat_accepted(lease.started_at, tx.ts, interval_s, interval):
+        raise fail(
+            f"heartbeat for interval {interval} arrived outside its interval",
+            code="late_heartbeat",
+            status=409,
+            field="interval",
+        )
+    if interval in lease.beats:
+        raise fail(
+            f"interval {interval} was already answered", code="duplicate_heartbeat", status=409
+        )
+    lease.beats.add(interval)
+    return Applied(
+        tx.type,
+        {
+            "lease_id": lease.id,
+            "interval": interval,
+            "verified_seconds": len(lease.beats) * interval_s,
+        },
+    )
+
+
+def _on_lost(state: MarketState, tx: Tx) -> Applied:
+    lease = state._lease(tx.body.get("lease_id"))
+    if lease.status != "running":
+        raise fail(f"lease {lease.id} is {lease.status}", code="not_running", status=409)
+    t = state.preset.timing
+    if not is_lost(
+        lease.beats,
+        started_at_ms=lease.started_at,
+        now_ms=tx.ts,
+        interval_s=t.heartbeat_interval_s,
+        grace_intervals=t.grace_intervals,
+    ):
+        raise fail("the lease has not missed its grace intervals", code="too_early", status=409)
+    record = state.orders[lease.order_id]
+    # The provider is paid nothing: the whole lease escrow goes back, and stays with the order
+    # (re-queued) unless the order is over.
+    settlement = state.ledger.settle(
+        lease.id,
+        client=lease.client,
+        provider=lease.provider,
+        billed_seconds=0,
+        price_per_hour=lease.price_per_hour,
+        fees=record.fees,
+    )
+    lease.status = "lost"
+    lease.ended_at = tx.ts
+    lease.charges = settlement
+    provider = state.providers[lease.provider]
+    provider.running.pop(lease.id, None)
+    provider.reputation = provider.reputation.apply(Event.LOST, state.preset.reputation)
+    requeued = record.status in ("open", "running")
+    if requeued:
+        state.ledger.escrow_order(record.client, record.id, settlement.refund)
+        record.free_shards.append(lease.shard)
+        record.free_shards.sort()
+        if record.mechanism == "auction":
+            state._open_window(record, tx.ts)
+    state._refresh_order(record)
+    return Applied(
+        tx.type,
+        {"lease_id": lease.id, "requeued": requeued},
+        providers={lease.provider},
+        orders={record.id},
+    )
+
+
+def _on_receipt(state: MarketState, tx: Tx) -> Applied:
+    from pasar.crypto.merkle import root_of_files  # pure hashing; kept local to the one user
+
+    lease = state._lease(tx.body.get("lease_id"))
+    if tx.signer != lease.provider:
+        raise fail(
+            "only the lease's provider may send its receipt", code="wrong_signer", status=403
+        )
+    if lease.status != "running":
+        raise fail(f"lease {lease.id} is {lease.status}", code="not_running", status=409)
+    exit_code = tx.body.get("exit_code")
+    if isinstance(exit_code, bool) or not isinstance(exit_code, int):
+        raise fail("exit_code must be an integer", code="invalid_receipt", field="exit_code")
+    outputs = tx.body.get("outputs", [])
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, Mapping)
+        and isinstance(o.get("path"), str)
+        and isinstance(o.get("sha256"), str)
+        for o in outputs
+    ):
+        raise fail(
+            "outputs must be a list of {path, sha256, size}",
+            code="invalid_receipt",
+            field="outputs",
+        )
+    root = root_of_files((o["path"], o["sha256"]) for o in outputs)
+    if tx.body.get("root") != root:
+        raise fail(
+            "the receipt's root is not the Merkle root of its outputs",
+            code="bad_root",
+            status=422,
+            field="root",
+        )
+    charges = state._settle(lease, tx.ts, "settled")
+    lease.receipt = dict(tx.body)
+    provider = state.providers[lease.provider]
+    provider.reputation = provider.reputation.apply(Event.COMPLETED, state.preset.reputation)
+    record = state.orders[lease.order_id]
+    state._refresh_order(record)
+    return Applied(
+        tx.type,
+        {
+            "lease_id": lease.id,
+            "billed_seconds": lease.billed_seconds,
+            "billed": charges.billed.to_json(),
+            "payout": charges.provider_payout.to_json(),
+            "refund": charges.refund.to_json(),
+        },
+        providers={lease.provider},
+        orders={record.id},
+    )
+
+
+_HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
+    "faucet": _on_faucet,
+    "provider.register": _on_register,
+    "stake": _on_stake,
+    "withdraw": _on_withdraw,
+    "order.create": _on_order_create,
+    "order.cancel": _on_cancel,
+    "bid": _on_bid,
+    "match": _on_match,
+    "order.expire": _on_expire,
+    "heartbeat": _on_heartbeat,
+    "lease.lost": _on_lost,
+    "receipt": _on_receipt,
+}
+
+TX_TYPES: tuple[str, ...] = tuple(_HANDLERS)
+
+#: The body fields each transaction type accepts (besides ``type``); anything else is an error.
+_FIELDS: dict[str, frozenset[str]] = {
+    "faucet": frozenset({"amount"}),
+    "provider.register": frozenset(
+        {"inventory", "asks", "rate_per_score_hour", "score", "region", "attributes"}
+    ),
+    "stake": frozenset({"amount"}),
+    "withdraw": frozenset({"amount"}),
+    "order.create": frozenset({"spec", "ttl_s"}),
+    "order.cancel": frozenset({"order_id"}),
+    "bid": frozenset({"order_id", "price"}),
+    "match": frozenset({"order_id", "seed"}),
+    "order.expire": frozenset({"order_id"}),
+    "heartbeat": frozenset({"lease_id", "interval", "challenge", "usage"}),
+    "lease.lost": frozenset({"lease_id"}),
+    "receipt": frozenset(
+        {
+            "lease_id",
+            "exit_code",
+            "root",
+            "outputs",
+            "started_at",
+            "ended_at",
+            "usage",
+            "kill_reason",
+        }
+    ),
+}
+
+
+# -- how each mechanism's candidates are priced ----------------------------------------------------
+
+CandidateBuilder = Callable[
+    [MarketState, OrderRecord, Order, list[ProviderView]],
+    tuple[list[Candidate], dict[str, str]],
+]
+
+
+def _book(
+    state: MarketState, record: OrderRecord, order: Order, views: list[ProviderView]
+) -> tuple[list[Candidate], dict[str, str]]:
+    return book_candidates(order, [(v, state.providers[v.id].asks) for v in views])
+
+
+def _auction(
+    state: MarketState, record: OrderRecord, order: Order, views: list[ProviderView]
+) -> tuple[list[Candidate], dict[str, str]]:
+    fitting, reasons = screen(order, views)
+    bids = record.window.bids if record.window else {}
+    candidates = []
+    for view, allocation in fitting:
+        if view.id in bids:
+            candidates.append(Candidate(view, allocation, bids[view.id]))
+        else:
+            reasons[view.id] = "did not bid in this window"
+    return candidates, reasons
+
+
+def _performance(
+    state: MarketState, record: OrderRecord, order: Order, views: list[ProviderView]
+) -> tuple[list[Candidate], dict[str, str]]:
+    fitting, reasons = screen(order, views)
+    candidates = []
+    for view, allocation in fitting:
+        rate = state.providers[view.id].rate_per_score_hour
+        if rate is None or view.score <= 0:
+            reasons[view.id] = "quotes no rate per score-hour (or has no benchmark score)"
+            continue
+        candidates.append(Candidate(view, allocation, quote(rate, view.score)))
+    return candidates, reasons
+
+
+def _unpriced(
+    state: MarketState, record: OrderRecord, order: Order, views: list[ProviderView]
+) -> tuple[list[Candidate], dict[str, str]]:
+    fitting, reasons = screen(order, views)
+    return [Candidate(view, allocation) for view, allocation in fitting], reasons
+
+
+_CANDIDATES: dict[str, CandidateBuilder] = {
+    "book": _book,
+    "auction": _auction,
+    "performance": _performance,
+    "tender": _unpriced,
+    "stake": _unpriced,
+}
