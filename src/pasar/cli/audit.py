@@ -1,0 +1,48 @@
+"""``pasar audit``: replay a market's chain and check it reproduces the market's balances."""
+
+from __future__ import annotations
+
+import typer
+
+from pasar.cli.output import console, print_json
+from pasar.client.transport import Transport
+from pasar.core.errors import PasarError
+from pasar.market.audit import AuditReport, audit_market
+
+
+def audit(
+    market: str = typer.Option(
+        None, "--market", envvar="PASAR_MARKET", help="Market URL, e.g. http://127.0.0.1:8420."
+    ),
+    json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Verify every block and transaction from genesis and compare the replayed balances with
+    the market's; exit 1 on any mismatch, naming the height or account."""
+    if not market:
+        raise PasarError(
+            "no market to audit",
+            code="missing_market",
+            field="--market",
+            hint="pass --market URL or set PASAR_MARKET",
+        )
+    transport = Transport(market)
+    try:
+        report = audit_market(transport.get)
+    finally:
+        transport.close()
+    _print(report, json)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print(report: AuditReport, json: bool) -> None:
+    if json:
+        print_json(report.to_dict())
+        return
+    status = "[green]ok[/]" if report.ok else "[red]MISMATCH[/]"
+    console.print(
+        f"audit {status}: {report.blocks} blocks, {report.txs} transactions replayed "
+        f"({report.unsealed_txs} not yet sealed), {len(report.balances)} balances compared"
+    )
+    for line in report.mismatches:
+        console.print(f"  [red]{line}[/]", markup=True, highlight=False)

@@ -1,0 +1,78 @@
+"""``create_app``: the market's HTTP shell, with no business logic of its own.
+
+It wires what every route relies on — the error shape, the body limits, the request log, the
+blob store, the market's identity and clock on ``app.state`` — and mounts the routers it is
+given, so that the service's routes (accounts, orders, leases, ...) and tests' own routers get
+exactly the same treatment. ``pasar.market.serve.build_app`` is where the production app is
+assembled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from pasar import __version__
+from pasar.crypto.envelope import wall_clock_ms
+from pasar.crypto.identity import Identity
+from pasar.market.blobs import BlobStore
+from pasar.market.config import MarketConfig
+from pasar.market.errors import install_error_handlers
+from pasar.market.limits import BodyLimitMiddleware
+from pasar.market.logging import RequestLogMiddleware
+from pasar.market.openapi import install_openapi
+from pasar.market.routes import blobs, health
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+DESCRIPTION = (
+    "The pasar compute market. State-changing requests are signed envelopes "
+    "`{body, signer, nonce, ts, sig}` (DESIGN.md §4); every error is "
+    '`{"error": {"code", "message", "field"?, "hint"?}}`.'
+)
+
+
+def create_app(
+    config: MarketConfig,
+    *,
+    market_identity: Identity,
+    routers: Sequence[APIRouter] = (),
+    lifespan: Lifespan | None = None,
+    clock: Callable[[], int] | None = None,
+) -> FastAPI:
+    """Build the FastAPI app for one market; see the module docstring.
+
+    ``clock`` returns unix milliseconds (default: the wall clock); envelopes are checked
+    against it, so tests can move time. ``lifespan`` is where the service opens its store and
+    starts its engine.
+    """
+    app = FastAPI(
+        title="pasar market",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.market_identity = market_identity
+    app.state.clock = clock or wall_clock_ms
+    app.state.blobs = BlobStore(config.blobs_dir, max_bytes=config.max_blob_bytes)
+
+    install_error_handlers(app)
+    # Added last = outermost: the request log sees the limits' 413s too.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=config.max_body_bytes,
+        max_blob_bytes=config.max_blob_bytes,
+    )
+    app.add_middleware(RequestLogMiddleware)
+
+    for router in (health.router, blobs.router, *routers):
+        app.include_router(router)
+    install_openapi(app)
+    return app

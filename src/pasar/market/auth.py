@@ -1,0 +1,87 @@
+"""The ``signed_envelope`` dependency: a route that changes state gets a verified envelope.
+
+Signatures are checked over the values parsed from the raw bytes with the strict
+:func:`~pasar.crypto.canonical.parse_json` (no duplicate keys, no NaN), never over a pydantic
+model: a model coerces (``"1"`` → ``1``, drops or reorders keys), and a signature must cover
+exactly what the signer sent. :class:`EnvelopeIn` therefore exists for the OpenAPI document only
+(:mod:`pasar.market.openapi` attaches it to every route that depends on ``signed_envelope``).
+
+What is refused here, in order: bytes that are not strict JSON (400 ``invalid_json``), then
+whatever :func:`pasar.crypto.envelope.verify` refuses — a malformed envelope (400), a bad
+signature (401), a ``ts`` more than 60 s from the market's clock (401). A reused nonce (409) is
+the store's to refuse: it needs the memory of every nonce seen.
+
+The clock is ``app.state.clock`` (unix milliseconds), so tests can move time without sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from pasar.core.errors import PasarError
+from pasar.crypto.canonical import CanonicalError, parse_json
+from pasar.crypto.envelope import VerifiedEnvelope, verify, wall_clock_ms
+
+Clock = Callable[[], int]
+
+
+class EnvelopeIn(BaseModel):
+    """A signed request, as documented in ``/openapi.json`` (DESIGN.md §4)."""
+
+    model_config = ConfigDict(extra="forbid", title="Envelope")
+
+    body: dict[str, Any] = Field(
+        description="The transaction; its `type` says what it does (see docs/market.md)."
+    )
+    signer: str = Field(
+        pattern=r"^pa1[a-z2-7]{58}$",
+        description="Account id of the signer (its Ed25519 public key, 'pa1...').",
+    )
+    nonce: str = Field(
+        pattern=r"^[0-9a-f]{16,64}$",
+        description="Fresh random lower-case hex; a (signer, nonce) pair is accepted once.",
+    )
+    ts: int = Field(
+        ge=0, le=2**63 - 1, description="Signing time in unix milliseconds (within 60 s)."
+    )
+    sig: str = Field(
+        pattern=r"^[0-9a-f]{128}$",
+        description="Ed25519 signature over b'pasar/envelope/v1\\n' + canonical JSON of "
+        "{body, nonce, signer, ts}.",
+    )
+
+
+def request_clock(request: Request) -> Clock:
+    """The app's clock (``app.state.clock``), else the wall clock."""
+    clock = getattr(request.app.state, "clock", None)
+    return clock if callable(clock) else wall_clock_ms
+
+
+async def signed_envelope(request: Request) -> VerifiedEnvelope:
+    """Read, strictly parse and verify the request body as an envelope; see the module doc.
+
+    The body's size was already bounded by the limits middleware, so reading it whole is safe.
+    On success the signer is left in ``request.state.signer`` for the request log.
+    """
+    raw = await request.body()
+    try:
+        document = parse_json(raw, what="the request body")
+    except CanonicalError as exc:
+        raise PasarError(
+            exc.message,
+            code="invalid_json",
+            field=exc.field,
+            hint=exc.hint or "send one UTF-8 JSON document: {body, signer, nonce, ts, sig}",
+            status=400,
+        ) from None
+    envelope = verify(document, now_ms=request_clock(request)())
+    request.state.signer = envelope.signer
+    return envelope
+
+
+SignedEnvelope = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
+"""Use as a parameter type: ``async def create(env: SignedEnvelope) -> ...``."""

@@ -1,0 +1,201 @@
+"""Content-addressed blob storage: a file's name is the SHA-256 of its bytes.
+
+Job inputs and outputs travel as blobs (DESIGN.md §4). Because the address *is* the hash, a
+stored blob can be trusted by anyone who knows its address, whoever uploaded it, and any other
+content-addressed store (S3 keyed by hash, IPFS with sha256 CIDs) can replace this folder.
+
+Layout: ``<root>/<first two hex digits>/<sha256>``, so no directory grows past a few thousand
+entries. An upload streams into a temporary file *in the same directory* while being hashed,
+is fsynced, and only then linked to its final name (atomic, and it never replaces a file that
+is already there), so a reader never sees a partial blob and a crash leaves at most a temporary
+file (swept on the next start). Content whose hash differs from the claimed one is refused with
+nothing kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterable, Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio.to_thread
+
+from pasar.core.errors import PasarError
+from pasar.crypto.hashing import is_sha256_hex
+
+DEFAULT_MAX_BLOB_BYTES = 256 << 20
+_STALE_TEMP_S = 3600  # an upload older than this was interrupted by a crash
+
+
+class BlobError(PasarError):
+    """An invalid hash, a missing blob, content that does not match its hash, or too much of it."""
+
+
+def check_hash(sha256: str) -> str:
+    """Return ``sha256`` if it is a wire digest (64 lower-case hex), else raise 400."""
+    if is_sha256_hex(sha256):
+        return sha256
+    shown = sha256 if len(sha256) <= 80 else sha256[:77] + "..."
+    lower = sha256.lower()
+    hint = (
+        "write digests in lower case"
+        if is_sha256_hex(lower)
+        else "a blob's address is the sha256 of its content: 64 lower-case hex characters, "
+        "e.g. the first column of `sha256sum FILE`"
+    )
+    raise BlobError(
+        f"invalid blob hash {shown!r}", code="invalid_hash", field="sha256", hint=hint, status=400
+    )
+
+
+def _not_found(sha256: str) -> BlobError:
+    return BlobError(
+        f"no blob {sha256}",
+        code="blob_not_found",
+        field="sha256",
+        hint="upload it first with PUT /v1/blobs/{sha256}",
+        status=404,
+    )
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a directory sync
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class _Upload:
+    """One blob being written: temporary file, running hash and size; commit or discard."""
+
+    def __init__(self, final: Path, sha256: str, max_bytes: int) -> None:
+        self.final = final
+        self.sha256 = sha256
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.hash = hashlib.sha256()
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{sha256}.", suffix=".tmp", dir=final.parent)
+        self.temp = Path(name)
+        self.file: BinaryIO = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise BlobError(
+                f"blob is larger than the limit of {self.max_bytes} bytes",
+                code="too_large",
+                field="body",
+                hint="split the data into several blobs",
+                status=413,
+            )
+        self.hash.update(chunk)
+        self.file.write(chunk)
+
+    def commit(self) -> bool:
+        """Check the hash and publish the file; True if it was not stored before."""
+        actual = self.hash.hexdigest()
+        if actual != self.sha256:
+            raise BlobError(
+                f"the content's sha256 is {actual}, not the {self.sha256} in the address",
+                code="hash_mismatch",
+                field="sha256",
+                hint="the address must be the sha256 of exactly the bytes sent; nothing was stored",
+                status=400,
+            )
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        try:
+            os.link(self.temp, self.final)  # atomic, and never replaces an existing blob
+        except FileExistsError:
+            return False
+        except OSError:  # a filesystem without hard links
+            if self.final.exists():
+                return False
+            os.replace(self.temp, self.final)
+        _fsync_dir(self.final.parent)
+        return True
+
+    def discard(self) -> None:
+        """Remove the temporary file (after a commit too: the blob is its hard link)."""
+        self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.temp.unlink()
+
+
+class BlobStore:
+    """Blobs under ``root``; see the module docstring for the layout and guarantees."""
+
+    def __init__(self, root: Path, *, max_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        root.mkdir(parents=True, exist_ok=True)
+        self._sweep_temporaries()
+
+    def _sweep_temporaries(self) -> None:
+        cutoff = time.time() - _STALE_TEMP_S
+        for temp in self.root.glob("??/.*.tmp"):
+            with contextlib.suppress(OSError):
+                if temp.stat().st_mtime < cutoff:
+                    temp.unlink()
+
+    def _path(self, sha256: str) -> Path:
+        check_hash(sha256)
+        return self.root / sha256[:2] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        """Whether the blob is stored (an invalid hash is a 400, not ``False``)."""
+        return self._path(sha256).is_file()
+
+    def path(self, sha256: str) -> Path:
+        """The file holding the blob; 404 ``blob_not_found`` if there is none."""
+        path = self._path(sha256)
+        if not path.is_file():
+            raise _not_found(sha256)
+        return path
+
+    def size(self, sha256: str) -> int:
+        """The blob's length in bytes; 404 if it is not stored."""
+        return self.path(sha256).stat().st_size
+
+    def open(self, sha256: str) -> BinaryIO:
+        """The blob opened for reading (the caller closes it); 404 if it is not stored."""
+        try:
+            return self.path(sha256).open("rb")
+        except FileNotFoundError:
+            raise _not_found(sha256) from None
+
+    def put(self, sha256: str, data: bytes | Iterable[bytes]) -> bool:
+        """Store ``data`` as blob ``sha256``; True if created, False if already present.
+
+        Raises 400 ``hash_mismatch`` (nothing kept) or 413 ``too_large``.
+        """
+        upload = _Upload(self._path(sha256), sha256, self.max_bytes)
+        try:
+            for chunk in [data] if isinstance(data, bytes | bytearray | memoryview) else data:
+                upload.write(bytes(chunk))
+            return upload.commit()
+        finally:
+            upload.discard()
+
+    async def aput(self, sha256: str, chunks: AsyncIterable[bytes]) -> bool:
+        """:meth:`put` for an async stream (an HTTP body): the bytes never all sit in memory.
+
+        Chunk writes go to the page cache and are quick; the fsync that may wait for the disk
+        runs in a worker thread so the event loop keeps serving other requests.
+        """
+        upload = _Upload(self._path(sha256), sha256, self.max_bytes)
+        try:
+            async for chunk in chunks:
+                upload.write(chunk)
+            return await anyio.to_thread.run_sync(upload.commit)
+        finally:
+            upload.discard()

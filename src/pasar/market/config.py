@@ -1,0 +1,73 @@
+"""What one market node is told at start: where it lives, what it listens on, its limits.
+
+A frozen value built once (by the CLI or a test) and read everywhere else, so no module reaches
+for environment variables or defaults of its own: two markets in one process (tests, the devnet)
+cannot leak settings into each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pasar.crypto.identity import pasar_home
+
+MIB = 1 << 20
+DEFAULT_PORT = 8420
+DEFAULT_HOST = "127.0.0.1"  # never all interfaces unless the operator asks for it
+DEFAULT_MAX_BODY_BYTES = 1 * MIB  # a JSON request: an order or a bid is a few KiB
+DEFAULT_MAX_BLOB_BYTES = 256 * MIB  # one content-addressed input or output file
+
+
+def default_db_url(home: Path) -> str:
+    """SQLite in the market's home: ``sqlite:////abs/home/market.db``."""
+    return f"sqlite:///{home.absolute() / 'market.db'}"
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """Settings of one market node; see :meth:`build` for the defaults."""
+
+    home: Path
+    db_url: str
+    preset: str = "pasar"
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT  # 0: the OS picks a free port (tests, the devnet)
+    devnet: bool = False  # enables the faucet: never on a market holding real money
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES
+    key_name: str = "market"
+
+    @property
+    def blobs_dir(self) -> Path:
+        """Where content-addressed blobs are kept: ``<home>/blobs``."""
+        return self.home / "blobs"
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        home: str | Path | None = None,
+        db_url: str | None = None,
+        preset: str = "pasar",
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        devnet: bool = False,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES,
+        key_name: str = "market",
+    ) -> MarketConfig:
+        """Resolve the home (``--home``, else ``$PASAR_HOME``, else ``~/.pasar``) to an
+        absolute path, so that a later ``chdir`` cannot move the database or the keys."""
+        resolved = pasar_home(home).absolute()
+        return cls(
+            home=resolved,
+            db_url=db_url or default_db_url(resolved),
+            preset=preset,
+            host=host,
+            port=port,
+            devnet=devnet,
+            max_body_bytes=max_body_bytes,
+            max_blob_bytes=max_blob_bytes,
+            key_name=key_name,
+        )

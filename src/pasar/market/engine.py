@@ -1,0 +1,118 @@
+"""The matching engine: decides *when* the market acts; the state decides *what* it means.
+
+Every tick (100 ms by default) the engine looks at the state and, for each thing that is due,
+submits a transaction signed by the market:
+
+- ``match`` for an order whose mechanism can clear now: an auction whose window is ready (every
+  invited provider answered, or the deadline passed with bids in hand), or a posted-price /
+  tender / stake order that a preview shows would be (at least partly) filled. Orders that
+  cannot match are retried only when capacity changes, not every tick;
+- ``order.expire`` for an open order past its deadline (escrow refunded);
+- ``lease.lost`` for a running lease that missed ``grace`` heartbeat intervals;
+
+and seals a block of the chain every second. A refusal (another transaction got there first)
+is logged and the next tick looks again: the engine holds no state of its own, so a restarted
+market resumes exactly where its log left off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from pasar.core.errors import PasarError
+from pasar.core.state import OrderRecord
+from pasar.market.chain import ChainBuilder
+from pasar.market.service import MarketService
+
+log = logging.getLogger("pasar.market.engine")
+
+TICK_S = 0.1
+SEAL_EVERY_S = 1.0
+
+
+class Engine:
+    """Runs :meth:`tick` on the server's event loop until stopped."""
+
+    def __init__(self, service: MarketService, chain: ChainBuilder, *, tick_s: float = TICK_S):
+        self.service = service
+        self.chain = chain
+        self.tick_s = tick_s
+        self._stopping = asyncio.Event()
+        self._last_seal = 0.0
+
+    def due(self) -> list[dict[str, Any]]:
+        """The transactions the market should send now (a pure read of the state)."""
+        service = self.service
+        now = service.clock()
+        out: list[dict[str, Any]] = []
+        with service.lock:
+            state = service.state
+            retry = service.capacity_changed
+            service.capacity_changed = False
+            for order_id in state.expirable_orders(now):
+                out.append({"type": "order.expire", "order_id": order_id})
+            expiring = {b["order_id"] for b in out}
+            for record in state.orders.values():
+                if record.status != "open" or record.id in expiring:
+                    continue
+                if self._should_match(record, now, retry):
+                    out.append({"type": "match", "order_id": record.id, "seed": service.new_seed()})
+            for lease_id in state.overdue_leases(now):
+                out.append({"type": "lease.lost", "lease_id": lease_id})
+        return out
+
+    def _should_match(self, record: OrderRecord, now: int, retry: bool) -> bool:
+        window = record.window
+        if window is not None:
+            if not window.ready(now):
+                return False
+            if window.bids:
+                return True
+            # no bids: reopen only when someone could bid now
+            return retry and bool(self._preview_fits(record))
+        if not retry and record.leases == [] and record.note is None and not record.reasons:
+            retry = True  # never cleared yet
+        if not retry:
+            return False
+        return bool(self.service.state.clear(record, 0).awards)
+
+    def _preview_fits(self, record: OrderRecord) -> int:
+        from pasar.core.pricing.base import screen
+
+        views, _ = self.service.state.eligible(record)
+        fitting, _ = screen(self.service.state.remaining_order(record), views)
+        return len(fitting)
+
+    def run_once(self) -> int:
+        """Submit everything due; returns how many transactions were accepted."""
+        accepted = 0
+        for body in self.due():
+            try:
+                self.service.submit_market(body)
+                accepted += 1
+            except PasarError as exc:
+                log.info("engine %s refused: %s", body["type"], exc.message)
+        return accepted
+
+    def seal(self) -> None:
+        try:
+            self.chain.seal()
+        except PasarError as exc:  # pragma: no cover - a store failure is logged, retried
+            log.error("sealing a block failed: %s", exc.message)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            await asyncio.to_thread(self.run_once)
+            if loop.time() - self._last_seal >= SEAL_EVERY_S:
+                await asyncio.to_thread(self.seal)
+                self._last_seal = loop.time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.tick_s)
+        await asyncio.to_thread(self.seal)
+
+    def stop(self) -> None:
+        self._stopping.set()

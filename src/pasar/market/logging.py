@@ -1,0 +1,116 @@
+"""Structured logs: one JSON object per line, through the standard :mod:`logging` module.
+
+An operator greps, ships and alerts on these lines, so each is a flat JSON object with a stable
+``event`` name rather than prose: ``request`` for every HTTP request (method, path, status,
+milliseconds, the signer when the request carried a verified envelope) and whatever the market
+service passes to :func:`log_event` for its state changes (``order.created``, ``lease.lost``,
+...). Using the standard module keeps the choice of destination with whoever runs the process
+(:func:`configure_logging` for ``pasar market serve``; pytest's ``caplog`` in tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ACCESS_LOGGER = "pasar.market.access"
+EVENT_LOGGER = "pasar.market.events"
+
+access_logger = logging.getLogger(ACCESS_LOGGER)
+event_logger = logging.getLogger(EVENT_LOGGER)
+
+
+def log_event(kind: str, **fields: Any) -> None:
+    """Log one state change, e.g. ``log_event("order.created", order=oid, client=acct)``.
+
+    Values should be JSON-friendly; anything else is written with ``str()`` rather than lost.
+    """
+    event_logger.info(kind, extra={"fields": {"event": kind, **fields}})
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", ...fields}`` on one line; prose records get a ``msg``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        else:
+            out["msg"] = record.getMessage()
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_HANDLER_NAME = "pasar.market.json"
+
+
+def configure_logging(level: int | str = logging.INFO, stream: TextIO | None = None) -> None:
+    """Send every log record (uvicorn's too) to ``stream`` (stderr) as JSON lines.
+
+    Idempotent: a second call replaces the handler it installed instead of adding one, so a
+    restarted server in the same process does not print each line twice. stdout stays free for
+    the one line callers parse (``pasar market listening on ...``).
+    """
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(JsonFormatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+class RequestLogMiddleware:
+    """Log one ``request`` line per HTTP request, whatever its outcome (pure ASGI).
+
+    The signer is read from ``scope["state"]["signer"]``, where the ``signed_envelope``
+    dependency leaves it once an envelope has been verified: unverified claims are never logged
+    as signers.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        start = time.perf_counter()
+        status = 0
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except BaseException:
+            status = status or 500
+            raise
+        finally:
+            fields: dict[str, Any] = {
+                "event": "request",
+                "method": scope.get("method", ""),
+                "path": scope.get("path", ""),
+                "status": status,
+                "ms": round((time.perf_counter() - start) * 1000, 2),
+            }
+            signer = state.get("signer") if isinstance(state, dict) else None
+            if signer:
+                fields["signer"] = signer
+            access_logger.info("request", extra={"fields": fields})

@@ -1,0 +1,111 @@
+"""Wakes whoever waits on a provider's feed or an order's state, within milliseconds.
+
+State changes happen on worker threads (the API's sync routes, the engine); waiters are
+coroutines on the server's event loop (long-poll routes). :class:`Notifier` keeps a bounded
+in-memory list of recent events and one :class:`asyncio.Event` that is replaced on every
+publish, set from any thread with ``call_soon_threadsafe``. A waiter re-reads the list after
+every wake-up, so a missed wake-up can only delay it until its timeout, never lose an event
+(the list, not the wake-up, is the source of truth; a provider that falls further behind than
+the list holds re-reads its work from the API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_EVENTS = 10_000
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    """One thing that happened, and whom it concerns."""
+
+    seq: int
+    type: str
+    data: dict[str, Any]
+    providers: frozenset[str] = field(default_factory=frozenset)
+    orders: frozenset[str] = field(default_factory=frozenset)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "type": self.type, **self.data}
+
+
+class Notifier:
+    """Publish from any thread; wait (async) for events about a provider or an order."""
+
+    def __init__(self) -> None:
+        self._events: deque[FeedEvent] = deque(maxlen=MAX_EVENTS)
+        self._seq = itertools.count(1)
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed: asyncio.Event | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Attach to the server's event loop (at startup)."""
+        self._loop = loop
+        self._changed = asyncio.Event()
+
+    @property
+    def head(self) -> int:
+        with self._lock:
+            return self._events[-1].seq if self._events else 0
+
+    def publish(
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        providers: Iterable[str] = (),
+        orders: Iterable[str] = (),
+    ) -> FeedEvent:
+        with self._lock:
+            event = FeedEvent(next(self._seq), type_, data, frozenset(providers), frozenset(orders))
+            self._events.append(event)
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake)
+        return event
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def events_after(
+        self, after: int, *, provider: str | None = None, order: str | None = None
+    ) -> list[FeedEvent]:
+        with self._lock:
+            return [
+                e
+                for e in self._events
+                if e.seq > after
+                and (provider is None or provider in e.providers)
+                and (order is None or order in e.orders)
+            ]
+
+    async def wait(
+        self,
+        after: int,
+        *,
+        timeout_s: float,
+        provider: str | None = None,
+        order: str | None = None,
+    ) -> list[FeedEvent]:
+        """Events after ``after`` for the provider/order, waiting up to ``timeout_s`` for one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            found = self.events_after(after, provider=provider, order=order)
+            remaining = deadline - loop.time()
+            if found or remaining <= 0 or self._changed is None:
+                return found
+            changed = self._changed
+            try:
+                await asyncio.wait_for(changed.wait(), remaining)
+            except TimeoutError:
+                return self.events_after(after, provider=provider, order=order)

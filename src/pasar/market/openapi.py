@@ -1,0 +1,139 @@
+"""The OpenAPI document says what the market really accepts and returns.
+
+FastAPI's generated schema is right about routes and parameters but wrong in two places for
+pasar, and this module corrects both when ``/openapi.json`` is first built:
+
+- signed routes read their body as raw bytes (see :mod:`pasar.market.auth`), so FastAPI sees no
+  body at all; every operation that depends on ``signed_envelope`` gets the
+  :class:`~pasar.market.auth.EnvelopeIn` request body and its 401/403 answers;
+- FastAPI documents a 422 with pydantic's error list; pasar answers 400 in its one error shape,
+  so the 422 is removed and every operation documents ``4XX`` as the ``Error`` schema.
+
+Schemathesis and client generators read this document, so it must not promise what the server
+does not do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import fastapi.routing
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, Field
+
+from pasar.market.auth import EnvelopeIn, signed_envelope
+
+_REF = "#/components/schemas/{model}"
+
+
+class ErrorItem(BaseModel):
+    """One problem among several."""
+
+    code: str
+    message: str
+    field: str | None = None
+    hint: str | None = None
+    line: int | None = None
+
+
+class ErrorBody(BaseModel):
+    """What went wrong, where, and what to do about it."""
+
+    code: str = Field(description="Stable machine-readable reason, e.g. `bad_signature`.")
+    message: str
+    field: str | None = Field(default=None, description="Dotted location of the culprit.")
+    hint: str | None = None
+    details: list[ErrorItem] | None = None
+
+
+class Error(BaseModel):
+    """The one error shape of the pasar API."""
+
+    error: ErrorBody
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    """Whether ``call`` is among the (transitive) dependencies of a route."""
+    return any(d.call is call or depends_on(d, call) for d in dependant.dependencies)
+
+
+def _route_views(app: FastAPI) -> Iterable[Any]:
+    # FastAPI >= 0.16x keeps included routers lazily in ``app.routes`` and exposes each route
+    # with its effective (prefixed) path through ``iter_route_contexts``; before that, the
+    # routes were copied into ``app.routes`` as APIRoute objects. Both have ``dependant``,
+    # ``path_format`` and ``methods``, which is all that is read here.
+    iter_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    return iter_contexts(app.routes) if callable(iter_contexts) else app.routes
+
+
+def _signed_operations(app: FastAPI) -> set[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for view in _route_views(app):
+        dependant = getattr(view, "dependant", None)
+        path = getattr(view, "path_format", None)
+        if isinstance(dependant, Dependant) and path and depends_on(dependant, signed_envelope):
+            out.update((path, m.lower()) for m in getattr(view, "methods", None) or ())
+    return out
+
+
+def _add_models(schemas: dict[str, Any], *models: type[BaseModel]) -> None:
+    for model in models:
+        doc = model.model_json_schema(ref_template=_REF)
+        schemas.update(doc.pop("$defs", {}))
+        schemas[model.__name__ if model is not EnvelopeIn else "Envelope"] = doc
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    """Generate the schema for ``app`` with pasar's corrections (see the module doc)."""
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    schemas: dict[str, Any] = schema.setdefault("components", {}).setdefault("schemas", {})
+    _add_models(schemas, Error, EnvelopeIn)
+    signed = _signed_operations(app)
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict):
+                continue
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            if (path, method) in signed:
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}
+                    },
+                }
+                responses.setdefault("401", _error_response("Bad signature or stale ts"))
+                responses.setdefault("403", _error_response("Signed by the wrong account"))
+            responses.setdefault("4XX", _error_response("The request was refused"))
+    for unused in ("HTTPValidationError", "ValidationError"):  # in this order: one uses the other
+        others = {k: v for k, v in schemas.items() if k != unused}
+        if f'/{unused}"' not in json.dumps([schema.get("paths", {}), others]):
+            schemas.pop(unused, None)
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make ``app.openapi()`` (and so ``/openapi.json``) return :func:`build_openapi`, cached."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

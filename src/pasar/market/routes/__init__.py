@@ -1,0 +1,1 @@
+"""HTTP routes of the market node, one module per resource."""

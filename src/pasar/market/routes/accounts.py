@@ -1,0 +1,80 @@
+"""Accounts: balances, history, and the devnet faucet."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from pasar.core.accounts import LedgerAccount
+from pasar.core.money import Money
+from pasar.crypto.envelope import VerifiedEnvelope
+from pasar.crypto.identity import parse_account_id
+from pasar.market.auth import signed_envelope
+from pasar.market.routes.common import service_of, submit_typed
+
+router = APIRouter(tags=["accounts"])
+Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
+
+
+@router.get("/v1/accounts/{account_id}", summary="Balances of one account")
+def balance(request: Request, account_id: str) -> dict[str, Any]:
+    """Spendable (client), earnings, stake and escrowed amounts, in the market's currency."""
+    account = parse_account_id(account_id, field="account_id")
+    service = service_of(request)
+    currency = service.preset.currency
+    with service.lock:
+        ledger = service.state.ledger
+        escrow = sum(
+            ledger.balance(LedgerAccount.order_escrow(o.id), currency).micros
+            for o in service.state.orders.values()
+            if o.client == account
+        )
+        return {
+            "account": account,
+            "currency": currency,
+            "balance": ledger.balance(LedgerAccount.client(account), currency).to_json(),
+            "earnings": ledger.balance(LedgerAccount.earnings(account), currency).to_json(),
+            "stake": ledger.balance(LedgerAccount.stake(account), currency).to_json(),
+            "escrow": Money(escrow, currency).to_json(),
+        }
+
+
+@router.get("/v1/accounts/{account_id}/history", summary="Transactions signed by an account")
+def history(
+    request: Request,
+    account_id: str,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    account = parse_account_id(account_id, field="account_id")
+    store = service_of(request).store
+    found: list[dict[str, Any]] = []
+    cursor = after
+    while len(found) < limit:
+        batch = store.txs(after_seq=cursor, limit=1000)
+        if not batch:
+            break
+        cursor = batch[-1].seq
+        found.extend(
+            {
+                "seq": t.seq,
+                "type": t.type,
+                "ts": t.ts,
+                "digest": t.digest,
+                "body": t.envelope["body"],
+            }
+            for t in batch
+            if t.signer == account
+        )
+    return {"account": account, "txs": found[:limit], "next": cursor}
+
+
+@router.post("/v1/faucet", summary="Mint test money (markets started with --devnet only)")
+def faucet(request: Request, envelope: Signed) -> dict[str, Any]:
+    return submit_typed(request, envelope, "faucet")
+
+
+@router.post("/v1/withdrawals", summary="Move earnings to the spendable balance")
+def withdraw(request: Request, envelope: Signed) -> dict[str, Any]:
+    return submit_typed(request, envelope, "withdraw")

@@ -1,0 +1,90 @@
+"""``/v1/blobs/{sha256}``: upload and download content-addressed files.
+
+Uploads are **not signed**, on purpose: content addressing is the authentication. A blob is
+only ever stored under the SHA-256 of its bytes, so nobody can put anything at an address but
+the one true content, and whoever later names that address (in a signed order or receipt) gets
+exactly those bytes. The bodies are streamed to and from disk, never held whole in memory; the
+size limit is the limits middleware's (``max_blob_bytes``) and the store's.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
+
+from pasar.core.errors import PasarError
+from pasar.market.blobs import BlobStore, check_hash
+from pasar.market.logging import log_event
+
+router = APIRouter(tags=["blobs"])
+
+_IMMUTABLE = "public, max-age=31536000, immutable"  # an address never changes its content
+_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+
+
+class BlobInfo(BaseModel):
+    """A stored blob."""
+
+    sha256: str
+    size: int
+    created: bool
+
+
+def _store(request: Request) -> BlobStore:
+    store = request.app.state.blobs
+    assert isinstance(store, BlobStore)
+    return store
+
+
+def _headers(sha256: str, size: int | None = None) -> dict[str, str]:
+    headers = {"etag": f'"{sha256}"', "cache-control": _IMMUTABLE}
+    if size is not None:
+        headers["content-length"] = str(size)
+    return headers
+
+
+@router.put(
+    "/v1/blobs/{sha256}",
+    status_code=201,
+    summary="Upload a blob (201 created, 200 already present)",
+    responses={200: {"model": BlobInfo, "description": "Already present"}},
+    openapi_extra={"requestBody": {"required": True, "content": _BINARY}},
+)
+async def put_blob(sha256: str, request: Request, response: Response) -> BlobInfo:
+    """Store the raw request body under its SHA-256, which must equal ``sha256``."""
+    store = _store(request)
+    check_hash(sha256)  # before reading a byte of the body
+    try:
+        created = await store.aput(sha256, request.stream())
+    except ClientDisconnect:
+        raise PasarError(
+            "the client disconnected during the upload; nothing was stored",
+            code="client_disconnected",
+            status=400,
+        ) from None
+    size = store.size(sha256)
+    if created:
+        log_event("blob.stored", sha256=sha256, size=size)
+    response.status_code = 201 if created else 200
+    return BlobInfo(sha256=sha256, size=size, created=created)
+
+
+@router.get(
+    "/v1/blobs/{sha256}",
+    summary="Download a blob",
+    response_class=FileResponse,
+    responses={200: {"content": _BINARY, "description": "The blob's bytes"}},
+)
+async def get_blob(sha256: str, request: Request) -> FileResponse:
+    """Stream the blob's bytes (404 ``blob_not_found`` if it is not stored)."""
+    path = _store(request).path(sha256)
+    return FileResponse(path, media_type="application/octet-stream", headers=_headers(sha256))
+
+
+@router.head("/v1/blobs/{sha256}", summary="Whether a blob is stored, and its size")
+async def head_blob(sha256: str, request: Request) -> Response:
+    """200 with ``Content-Length`` if stored, else 404: lets a client skip a re-upload."""
+    size = _store(request).size(sha256)
+    return Response(media_type="application/octet-stream", headers=_headers(sha256, size))

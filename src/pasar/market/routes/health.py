@@ -1,0 +1,40 @@
+"""``/v1/healthz``: is this market up, and which one is it (account, preset, devnet)?
+
+Monitoring and the devnet poll it; clients use ``market`` to learn the key that signs leases
+and blocks before trusting anything else the market says.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from pasar import __version__
+from pasar.crypto.identity import Identity
+from pasar.market.config import MarketConfig
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    """The market's identity and mode."""
+
+    ok: bool
+    version: str
+    market: str
+    preset: str
+    devnet: bool
+
+
+@router.get("/v1/healthz", summary="Liveness and identity of the market")
+async def healthz(request: Request) -> Health:
+    """Always ``ok: true`` while the process serves requests."""
+    config: MarketConfig = request.app.state.config
+    identity: Identity = request.app.state.market_identity
+    return Health(
+        ok=True,
+        version=__version__,
+        market=identity.account_id,
+        preset=config.preset,
+        devnet=config.devnet,
+    )

@@ -1,0 +1,207 @@
+"""Leases: read, heartbeat challenges and answers, receipts, and logs (append and follow)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse
+
+from pasar.core.errors import PasarError
+from pasar.core.state import LeaseRecord, MarketState
+from pasar.crypto.envelope import VerifiedEnvelope
+from pasar.crypto.hashing import is_sha256_hex
+from pasar.market.auth import signed_envelope
+from pasar.market.blobs import BlobStore
+from pasar.market.routes.common import service_of, submit_typed
+
+router = APIRouter(tags=["leases"])
+Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
+MAX_LOG_CHUNK = 256 * 1024
+MAX_LOG_BYTES = 64 * 1024 * 1024
+MAX_FOLLOW_S = 30.0
+
+
+def lease_view(state: MarketState, lease: LeaseRecord) -> dict[str, Any]:
+    charges = lease.charges
+    record = state.orders[lease.order_id]
+    return {
+        "lease_id": lease.id,
+        "order_id": lease.order_id,
+        "provider": lease.provider,
+        "client": lease.client,
+        "shard": lease.shard,
+        "shards": record.spec.shards,
+        "status": lease.status,
+        "price_per_hour": lease.price_per_hour.to_json(),
+        "started_at": lease.started_at,
+        "ended_at": lease.ended_at,
+        "verified_intervals": len(lease.beats),
+        "billed_seconds": lease.billed_seconds,
+        "gpus": None if lease.allocation.gpu is None else str(lease.allocation.gpu),
+        "cpus": str(lease.allocation.cpus),
+        "receipt": lease.receipt,
+        "bill": None
+        if charges is None
+        else {
+            "billed": charges.billed.to_json(),
+            "provider_payout": charges.provider_payout.to_json(),
+            "treasury": charges.treasury.to_json(),
+            "reserve": charges.reserve.to_json(),
+            "refund": charges.refund.to_json(),
+            "client_fee": charges.client_fee.to_json(),
+        },
+    }
+
+
+def _lease(state: MarketState, lease_id: str) -> LeaseRecord:
+    lease = state.leases.get(lease_id)
+    if lease is None:
+        raise PasarError(f"no lease {lease_id!r}", code="not_found", status=404, field="lease_id")
+    return lease
+
+
+@router.get("/v1/leases/{lease_id}", summary="One lease, with its bill once settled")
+def get_lease(request: Request, lease_id: str) -> dict[str, Any]:
+    service = service_of(request)
+    with service.lock:
+        view = lease_view(service.state, _lease(service.state, lease_id))
+        view["spec"] = service.state.orders[view["order_id"]].spec.to_dict()
+        return view
+
+
+@router.get("/v1/leases/{lease_id}/challenge", summary="The heartbeat challenge for now")
+def challenge(request: Request, lease_id: str) -> dict[str, Any]:
+    return service_of(request).challenge(lease_id)
+
+
+@router.post("/v1/heartbeats", summary="Answer a heartbeat challenge (proof of time-lock)")
+def heartbeat(request: Request, envelope: Signed) -> dict[str, Any]:
+    return submit_typed(request, envelope, "heartbeat")
+
+
+@router.post("/v1/receipts", summary="Finish a lease: exit code, outputs, Merkle root")
+def receipt(request: Request, envelope: Signed) -> dict[str, Any]:
+    """Every output must already be uploaded as a blob whose content hashes to its name (the
+    blob store refuses anything else), so checking presence here checks the content too."""
+    blobs: BlobStore = request.app.state.blobs
+    outputs = envelope.body.get("outputs", [])
+    if isinstance(outputs, list):
+        for i, item in enumerate(outputs):
+            sha = item.get("sha256") if isinstance(item, dict) else None
+            if not is_sha256_hex(sha):
+                raise PasarError(
+                    "outputs need a sha256 each",
+                    code="invalid_receipt",
+                    field=f"body.outputs[{i}].sha256",
+                )
+            if not blobs.exists(sha):
+                raise PasarError(
+                    f"output {item.get('path')!r} ({sha[:12]}…) was not uploaded",
+                    code="missing_blob",
+                    status=422,
+                    field=f"body.outputs[{i}]",
+                    hint="PUT /v1/blobs/{sha256} every output before sending the receipt",
+                )
+    return submit_typed(request, envelope, "receipt")
+
+
+# -- logs: not ledger state, so kept in files beside the blobs, appended by offset ----------------
+
+
+def _log_path(request: Request, lease_id: str) -> Path:
+    home: Path = request.app.state.config.home
+    return home / "logs" / f"{lease_id}.log"
+
+
+@router.post("/v1/leases/{lease_id}/logs", summary="Append a chunk of the job's output")
+def append_logs(request: Request, lease_id: str, envelope: Signed) -> dict[str, Any]:
+    """Body ``{type: "logs", lease_id, offset, data}``. Appending at an explicit offset makes a
+    retried chunk harmless: a chunk whose offset is not the log's current size is refused."""
+    body = envelope.body
+    if body.get("type") != "logs" or body.get("lease_id") != lease_id:
+        raise PasarError(
+            "sign a body {type: 'logs', lease_id, offset, data}",
+            code="wrong_type",
+            field="body.type",
+        )
+    service = service_of(request)
+    with service.lock:
+        lease = _lease(service.state, lease_id)
+        if envelope.signer != lease.provider:
+            raise PasarError(
+                "only the lease's provider writes its logs", code="wrong_signer", status=403
+            )
+    data, offset = body.get("data"), body.get("offset")
+    if not isinstance(data, str) or len(data.encode()) > MAX_LOG_CHUNK:
+        raise PasarError(
+            f"data must be text of at most {MAX_LOG_CHUNK} bytes",
+            code="invalid_logs",
+            field="body.data",
+        )
+    if isinstance(offset, bool) or not isinstance(offset, int):
+        raise PasarError("offset must be an integer", code="invalid_logs", field="body.offset")
+    path = _log_path(request, lease_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = path.stat().st_size if path.exists() else 0
+    if offset != size:
+        raise PasarError(
+            f"offset {offset} is not the log's size {size}",
+            code="offset_mismatch",
+            status=409,
+            field="body.offset",
+            hint=f"resend from offset {size}",
+        )
+    chunk = data.encode()
+    if size + len(chunk) > MAX_LOG_BYTES:
+        raise PasarError("the log is full", code="log_full", status=413)
+    with path.open("ab") as f:
+        f.write(chunk)
+    service.notifier.publish("logs", {"lease_id": lease_id}, orders={lease.order_id})
+    return {"ok": True, "size": size + len(chunk)}
+
+
+@router.get(
+    "/v1/leases/{lease_id}/logs",
+    summary="Read the job's output from an offset; follow waits for more",
+    response_class=PlainTextResponse,
+)
+async def read_logs(
+    request: Request,
+    lease_id: str,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    follow: bool = False,
+    timeout: Annotated[float, Query(ge=0, le=MAX_FOLLOW_S)] = 25.0,
+) -> PlainTextResponse:
+    """Returns bytes from ``offset``; the ``X-Log-Size`` header is the offset to ask next.
+    With ``follow`` the request waits (up to ``timeout``) for new output or the lease's end."""
+    service = service_of(request)
+    with service.lock:
+        lease = _lease(service.state, lease_id)
+        order_id = lease.order_id
+    path = _log_path(request, lease_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    after = service.notifier.head
+    while True:
+        size = path.stat().st_size if path.exists() else 0
+        with service.lock:
+            running = service.state.leases[lease_id].status == "running"
+        if size > offset or not follow or not running or loop.time() >= deadline:
+            break
+        events = await service.notifier.wait(
+            after, timeout_s=deadline - loop.time(), order=order_id
+        )
+        if events:
+            after = events[-1].seq
+    data = b""
+    if size > offset:
+        with path.open("rb") as f:
+            f.seek(offset)
+            data = f.read(size - offset)
+    return PlainTextResponse(
+        data.decode(errors="replace"),
+        headers={"X-Log-Size": str(offset + len(data)), "X-Lease-Status": lease.status},
+    )

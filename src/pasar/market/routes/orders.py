@@ -1,0 +1,159 @@
+"""Orders: create from a signed job spec, read, list, cancel, explain, bid, wait for changes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from pasar.core.accounts import LedgerAccount
+from pasar.core.errors import PasarError
+from pasar.core.state import MarketState, OrderRecord
+from pasar.crypto.envelope import VerifiedEnvelope
+from pasar.market.auth import signed_envelope
+from pasar.market.routes.common import service_of, submit_typed
+from pasar.market.routes.leases import lease_view
+
+router = APIRouter(tags=["orders"])
+Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
+MAX_WAIT_S = 30.0
+
+
+def order_view(state: MarketState, record: OrderRecord) -> dict[str, Any]:
+    escrow = state.ledger.balance(LedgerAccount.order_escrow(record.id), record.order.currency)
+    return {
+        "order_id": record.id,
+        "client": record.client,
+        "status": record.status,
+        "mechanism": record.mechanism,
+        "spec": record.spec.to_dict(),
+        "created_at": record.created_at,
+        "deadline": record.deadline,
+        "unfilled": record.unfilled,
+        "escrow": escrow.to_json(),
+        "leases": [lease_view(state, state.leases[x]) for x in record.leases],
+        "note": record.note,
+        "auction": None
+        if record.window is None
+        else {
+            "opened_at": record.window.opened_at,
+            "deadline": record.window.deadline,
+            "invited": sorted(record.window.invited),
+            "answered": len(record.window.bids),
+        },
+    }
+
+
+def _record(state: MarketState, order_id: str) -> OrderRecord:
+    record = state.orders.get(order_id)
+    if record is None:
+        raise PasarError(
+            f"no order {order_id!r}",
+            code="not_found",
+            status=404,
+            field="order_id",
+            hint="order ids look like o-0123456789abcdef",
+        )
+    return record
+
+
+@router.post("/v1/orders", summary="Create an order from a signed job spec (escrows the max)")
+def create(request: Request, envelope: Signed) -> dict[str, Any]:
+    return submit_typed(request, envelope, "order.create")
+
+
+@router.get("/v1/orders", summary="List orders")
+def list_orders(
+    request: Request,
+    client: Annotated[str | None, Query(max_length=80)] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    service = service_of(request)
+    with service.lock:
+        state = service.state
+        rows = [
+            order_view(state, o)
+            for o in reversed(list(state.orders.values()))
+            if (client is None or o.client == client) and (status is None or o.status == status)
+        ][:limit]
+    return {"orders": rows}
+
+
+@router.get("/v1/orders/{order_id}", summary="One order with its leases")
+def get_order(request: Request, order_id: str) -> dict[str, Any]:
+    service = service_of(request)
+    with service.lock:
+        return order_view(service.state, _record(service.state, order_id))
+
+
+@router.get("/v1/orders/{order_id}/wait", summary="Long-poll until the order changes")
+async def wait_order(
+    request: Request,
+    order_id: str,
+    after: Annotated[int, Query(ge=0)] = 0,
+    timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 25.0,
+) -> dict[str, Any]:
+    service = service_of(request)
+    with service.lock:
+        _record(service.state, order_id)
+    notifier = service.notifier
+    if after > notifier.head:
+        after = 0
+    events = await notifier.wait(after, timeout_s=timeout, order=order_id)
+    with service.lock:
+        view = order_view(service.state, _record(service.state, order_id))
+    return {"order": view, "next": events[-1].seq if events else after}
+
+
+@router.post("/v1/orders/{order_id}/cancel", summary="Cancel: bill verified seconds, refund rest")
+def cancel(request: Request, order_id: str, envelope: Signed) -> dict[str, Any]:
+    return submit_typed(request, envelope, "order.cancel", order_id=order_id)
+
+
+@router.get("/v1/orders/{order_id}/explain", summary="Why each provider did or did not match")
+def explain(request: Request, order_id: str) -> dict[str, Any]:
+    """Each provider: whether it fits now, its price for this order, and the reason recorded
+    at the last clearing (or why it cannot take part)."""
+    service = service_of(request)
+    with service.lock:
+        state = service.state
+        record = _record(state, order_id)
+        candidates, reasons = state.candidates(record)
+        providers = []
+        for c in candidates:
+            providers.append(
+                {
+                    "provider": c.id,
+                    "fits": True,
+                    "price_per_hour": None
+                    if c.price_per_hour is None
+                    else c.price_per_hour.to_json(),
+                    "won": any(state.leases[x].provider == c.id for x in record.leases),
+                    "reason": record.reasons.get(c.id),
+                }
+            )
+        for provider, reason in reasons.items():
+            providers.append(
+                {
+                    "provider": provider,
+                    "fits": False,
+                    "price_per_hour": None,
+                    "won": False,
+                    "reason": record.reasons.get(provider, reason),
+                }
+            )
+        return {
+            "order_id": record.id,
+            "status": record.status,
+            "mechanism": record.mechanism,
+            "request": record.order.request.describe(),
+            "max_price_per_hour": record.order.max_price_per_hour.to_json(),
+            "note": record.note,
+            "providers": providers,
+        }
+
+
+@router.post("/v1/orders/{order_id}/bids", summary="A sealed bid (or a decline) in an auction")
+def bid(request: Request, order_id: str, envelope: Signed) -> dict[str, Any]:
+    return submit_typed(request, envelope, "bid", order_id=order_id)

@@ -1,0 +1,154 @@
+"""Providers: register, stake, list as offers (the offer query language), and the push feed."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from pasar.core.errors import PasarError
+from pasar.core.query import apply as apply_query
+from pasar.core.resources import normalize_gpu_name
+from pasar.core.state import MarketState, ProviderRecord
+from pasar.crypto.envelope import VerifiedEnvelope
+from pasar.crypto.identity import parse_account_id
+from pasar.market.auth import signed_envelope
+from pasar.market.routes.common import service_of, submit_typed
+
+router = APIRouter(tags=["providers"])
+Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
+MAX_WAIT_S = 30.0
+
+
+@router.post("/v1/providers", summary="Register a provider, or update its inventory and asks")
+def register(request: Request, envelope: Signed) -> dict[str, Any]:
+    return submit_typed(request, envelope, "provider.register")
+
+
+@router.post("/v1/stakes", summary="Lock stake (from the spendable balance)")
+def stake(request: Request, envelope: Signed) -> dict[str, Any]:
+    return submit_typed(request, envelope, "stake")
+
+
+def offer_rows(state: MarketState, provider: ProviderRecord) -> list[dict[str, Any]]:
+    """One offer per GPU model a provider has free (or one CPU offer): what ``pasar offers``
+    filters with the query language. Prices are exact Decimals of the provider's asks."""
+    free = provider.free()
+    base = {
+        "provider": provider.id,
+        "cpus": free.cpus,
+        "memory": free.memory_gb,
+        "disk": free.disk_gb,
+        "reliability": Decimal(provider.reputation.score.numerator)
+        / Decimal(provider.reputation.score.denominator),
+        "reputation": Decimal(provider.reputation.score.numerator)
+        / Decimal(provider.reputation.score.denominator),
+        "score": provider.score,
+        "region": provider.region,
+        "stake": state.stake_of(provider.id),
+        "rentable": True,
+        "verified": False,
+    }
+    rows: list[dict[str, Any]] = []
+    counts: dict[Any, int] = {}
+    for model in free.devices():
+        counts[model] = counts.get(model, 0) + 1
+    for model, count in counts.items():
+        unit = provider.asks.unit_for(model)
+        rows.append(
+            {
+                **base,
+                "gpu_name": model.canonical,
+                "num_gpus": count,
+                "gpu_ram": model.vram_gb,
+                "total_gpu_ram": model.vram_gb * count,
+                "dph": None if unit is None else unit * count,
+                "dph_per_gpu": unit,
+                "interface": [model.interface.value.lower()] if model.interface else [],
+                "rentable": unit is not None,
+            }
+        )
+    if not rows:
+        cpu = provider.asks.cpu_core
+        dph = None if cpu is None else cpu.scale(int(free.cpus * 1000), 1000)
+        rows.append(
+            {
+                **base,
+                "gpu_name": None,
+                "num_gpus": 0,
+                "gpu_ram": 0,
+                "dph": dph,
+                "rentable": dph is not None,
+            }
+        )
+    return rows
+
+
+def _json_row(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, Decimal):
+            out[key] = str(value.normalize()) if value == value.to_integral() else str(value)
+        elif hasattr(value, "to_json"):
+            out[key] = value.to_json()
+        else:
+            out[key] = value
+    return out
+
+
+@router.get("/v1/providers", summary="Offers, filtered by the offer query language")
+def offers(
+    request: Request,
+    q: Annotated[str, Query(max_length=4096, description="e.g. gpu=A100:2 dph<1.5")] = "",
+    order: Annotated[str | None, Query(max_length=200, description="e.g. dph,score-")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict[str, Any]:
+    service = service_of(request)
+    with service.lock:
+        state = service.state
+        rows = [row for p in state.providers.values() for row in offer_rows(state, p)]
+    found = apply_query(rows, q, order, limit, normalize=normalize_gpu_name)
+    return {"offers": [_json_row(r) for r in found], "count": len(found)}
+
+
+@router.get("/v1/providers/{provider_id}", summary="One provider")
+def provider(request: Request, provider_id: str) -> dict[str, Any]:
+    account = parse_account_id(provider_id, field="provider_id")
+    service = service_of(request)
+    with service.lock:
+        record = service.state.providers.get(account)
+        if record is None:
+            raise PasarError(f"no provider {account}", code="not_found", status=404)
+        return {
+            "provider": account,
+            "inventory": record.inventory.describe_gpus(),
+            "free": record.free().describe_gpus(),
+            "cpus": str(record.inventory.cpus),
+            "memory_gb": str(record.inventory.memory_gb),
+            "score": record.score,
+            "region": record.region,
+            "reputation": str(record.reputation.score),
+            "running": sorted(record.running),
+            "offers": [_json_row(r) for r in offer_rows(service.state, record)],
+            "stake": service.state.stake_of(account).to_json(),
+        }
+
+
+@router.get("/v1/providers/{provider_id}/feed", summary="Long-poll for orders and leases")
+async def feed(
+    request: Request,
+    provider_id: str,
+    after: Annotated[int, Query(ge=0)] = 0,
+    timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 25.0,
+) -> dict[str, Any]:
+    """Events for this provider after ``after`` (its last seen ``seq``), waiting up to
+    ``timeout`` seconds for the first one. Push, not polling: the request returns as soon as the
+    market publishes something for this provider."""
+    account = parse_account_id(provider_id, field="provider_id")
+    notifier = service_of(request).notifier
+    if after > notifier.head:  # the market restarted: its feed numbering began again
+        after = 0
+    events = await notifier.wait(after, timeout_s=timeout, provider=account)
+    head = events[-1].seq if events else max(after, 0)
+    return {"events": [e.to_dict() for e in events], "next": head}

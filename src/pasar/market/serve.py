@@ -1,0 +1,214 @@
+"""Run a market node: build the app once (:func:`build_app`), serve it with uvicorn.
+
+:func:`build_app` is the single place the production app is assembled, so the CLI, the devnet
+and tests that run a real server all get the same market. :func:`serve` adds what only a
+process needs: the market key on disk, JSON logs on stderr, one line on stdout once the socket
+accepts connections (``pasar market listening on http://HOST:PORT`` — with ``--port 0`` it is the
+only way a caller learns the port), and a clean exit 0 on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from types import FrameType
+from typing import TextIO
+
+import uvicorn
+from fastapi import FastAPI
+
+from pasar.core.errors import PasarError
+from pasar.core.presets import builtin_preset
+from pasar.crypto.envelope import wall_clock_ms
+from pasar.crypto.identity import (
+    Identity,
+    IdentityError,
+    key_path,
+    load_identity,
+    save_identity,
+)
+from pasar.market.app import create_app
+from pasar.market.chain import ChainBuilder
+from pasar.market.config import MarketConfig
+from pasar.market.engine import Engine
+from pasar.market.logging import configure_logging, log_event
+from pasar.market.routes import accounts, leases, orders, providers, stats
+from pasar.market.routes import chain as chain_routes
+from pasar.market.service import MarketService
+from pasar.market.store import SqlStore
+
+BUSINESS_ROUTERS = (
+    accounts.router,
+    providers.router,
+    orders.router,
+    leases.router,
+    stats.router,
+    chain_routes.router,
+)
+LISTENING_PREFIX = "pasar market listening on "
+SHUTDOWN_GRACE_S = 5  # open feeds and long polls get this long to finish on SIGTERM
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def load_or_create_market_key(config: MarketConfig) -> Identity:
+    """The market's signing key, ``<home>/keys/<key_name>.key`` (0600); made on first start.
+
+    Losing this file means a new market identity: leases and blocks signed before can still be
+    checked against the old account id, but nothing new can be signed as it.
+    """
+    if key_path(config.key_name, config.home).exists():
+        return load_identity(config.key_name, config.home)
+    identity = Identity.generate()
+    try:
+        save_identity(identity, config.key_name, config.home)
+    except IdentityError as err:
+        if err.code != "key_exists":  # another process made it a moment ago: use theirs
+            raise
+        return load_identity(config.key_name, config.home)
+    log_event("market.key_created", market=identity.account_id, key=config.key_name)
+    return identity
+
+
+def build_app(config: MarketConfig, *, clock: Callable[[], int] | None = None) -> FastAPI:
+    """Assemble the market app for ``config``: the one recipe the CLI and tests share.
+
+    The store is opened (and migrated) and the log replayed *here*, before the socket binds, so
+    a bad ``--db`` or a log that does not replay fails the start with a clear error instead of
+    a half-started server. The engine runs in the app's lifespan.
+    """
+    preset = builtin_preset(config.preset)  # an unknown preset fails here, with a hint
+    config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    identity = load_or_create_market_key(config)
+    now = clock or wall_clock_ms
+    store = SqlStore(config.db_url)
+    try:
+        service = MarketService(
+            store=store, identity=identity, preset=preset, clock=now, devnet=config.devnet
+        )
+    except BaseException:
+        store.close()
+        raise
+    chain = ChainBuilder(store, identity, now)
+    engine = Engine(service, chain)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        service.notifier.bind(asyncio.get_running_loop())
+        task = asyncio.create_task(engine.run())
+        log_event(
+            "market.started",
+            market=identity.account_id,
+            preset=preset.name,
+            replayed=service.state.tx_count,
+        )
+        try:
+            yield
+        finally:
+            engine.stop()
+            await task
+            store.close()
+
+    app = create_app(
+        config, market_identity=identity, routers=BUSINESS_ROUTERS, lifespan=lifespan, clock=now
+    )
+    app.state.service = service
+    app.state.engine = engine
+    return app
+
+
+def listening_url(host: str, port: int) -> str:
+    """``http://HOST:PORT``, with brackets around an IPv6 host."""
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{shown}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, plus the "listening" line once startup (the app's lifespan included) is done."""
+
+    def __init__(self, config: uvicorn.Config, announce: TextIO) -> None:
+        super().__init__(config)
+        self.announce = announce
+        self.url: str | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.started or self.should_exit:
+            return
+        port = self.config.port
+        for server in getattr(self, "servers", []):
+            for sock in server.sockets or ():
+                port = int(sock.getsockname()[1])
+                break
+        self.url = listening_url(self.config.host, port)
+        self.announce.write(f"{LISTENING_PREFIX}{self.url}\n")
+        self.announce.flush()
+        log_event("market.listening", url=self.url)
+
+
+@contextmanager
+def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into ``stop()`` for the whole run, not only while uvicorn listens.
+
+    uvicorn installs its own handlers while serving and, after a graceful shutdown, re-raises
+    the signal to the handler it found. That handler is this one, so the process exits 0
+    instead of dying of the signal (or raising KeyboardInterrupt), and a signal that arrives
+    before uvicorn is up still stops the server as soon as it starts.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def serve(config: MarketConfig, *, announce: TextIO | None = None) -> None:
+    """Serve the market until SIGTERM/SIGINT; returns normally after a graceful shutdown."""
+    configure_logging()
+    stopping = False
+    server: _Server | None = None
+
+    def stop() -> None:
+        nonlocal stopping
+        stopping = True
+        if server is not None:
+            server.should_exit = True
+
+    with _stop_on_signals(stop):
+        app = build_app(config)
+        uv_config = uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_config=None,  # our JSON handler on the root logger formats uvicorn's records
+            access_log=False,  # RequestLogMiddleware writes one structured line per request
+            lifespan="on",
+            server_header=False,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        )
+        server = _Server(uv_config, announce or sys.stdout)
+        server.should_exit = stopping
+        try:
+            server.run()
+        except SystemExit:
+            if server.started:
+                raise
+            raise PasarError(
+                f"the market could not start on {listening_url(config.host, config.port)}",
+                code="start_failed",
+                hint="the log above says why: if the port is taken, choose another with "
+                "--port (0 picks a free one)",
+            ) from None
+    log_event("market.stopped")

@@ -1,0 +1,562 @@
+"""The market's durable store: the transaction log, the blocks over it, and a little metadata.
+
+This is the only module of pasar that speaks SQL (docs/market.md, "Store"). It runs on SQLite
+(one machine; WAL mode) or PostgreSQL (several API workers; ``postgresql+psycopg://…``), and
+brings the schema to the newest Alembic revision when it opens.
+
+**The 2xx promise.** :meth:`SqlStore.append` returns only after its transaction has committed
+durably — SQLite with ``synchronous=FULL`` fsyncs the write-ahead log on every commit, PostgreSQL
+does so by default — so a transaction the API acknowledged survives ``kill -9`` of the market.
+
+**Sequence numbers without gaps, in commit order.** ``seq`` is not a database sequence: a
+PostgreSQL sequence skips numbers when an insert fails (a reused nonce) and, with concurrent
+writers, can commit seq 8 before seq 7 — a block sealed in between would then skip 7 for ever.
+Instead every write runs under one store-wide write lock (``BEGIN IMMEDIATE`` on SQLite, a
+transaction-scoped advisory lock on PostgreSQL) and takes ``max(seq) + 1``. Writers are
+serialised anyway by the nature of a log, the numbers are 1, 2, 3, … and a reader never sees
+seq *n + 1* without *n*, which is what lets a block claim "seq a..b, all of them" (see
+:mod:`pasar.market.chain`).
+
+**Byte-identical envelopes.** An envelope is stored as its canonical JSON text and checked to
+be canonical when read back, so what a block's digest commits to is exactly what is returned,
+and a changed byte is reported as damage instead of silently re-serialised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.util.exc import CommandError
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from pasar.core.errors import PasarError
+from pasar.crypto.canonical import canonical_json, parse_json
+from pasar.crypto.envelope import VerifiedEnvelope
+from pasar.market.chain import Block, ChainError
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Any constant works: the lock is scoped to this store's database. It spells "pasar-lg".
+_PG_WRITE_LOCK = 0x70617361722D6C67
+
+# --------------------------------------------------------------------------- schema
+# The tables as SQLAlchemy sees them for queries. The DDL itself lives in the Alembic
+# revisions (migrations/versions); a test compares the two so they cannot drift apart.
+
+_ID = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+
+metadata = MetaData()
+
+txs_table = Table(
+    "txs",
+    metadata,
+    Column("seq", _ID, primary_key=True, autoincrement=False),
+    Column("digest", String(64), nullable=False),
+    Column("type", Text, nullable=False),
+    Column("signer", Text, nullable=False),
+    Column("nonce", Text, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("envelope", Text, nullable=False),
+    UniqueConstraint("digest", name="uq_txs_digest"),
+    UniqueConstraint("signer", "nonce", name="uq_txs_signer_nonce"),
+)
+
+blocks_table = Table(
+    "blocks",
+    metadata,
+    Column("height", _ID, primary_key=True, autoincrement=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("tx_root", String(64), nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("sig", String(128), nullable=False),
+)
+
+meta_table = Table(
+    "meta",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class StoreError(PasarError):
+    """The store cannot do what was asked: unreachable, busy, or its data is damaged."""
+
+    default_status = 503
+
+
+class NonceReused(PasarError):  # noqa: N818 (reads as a verdict, like BadSignature)
+    """This ``(signer, nonce)`` — or this very envelope — is already in the log (HTTP 409)."""
+
+    default_status = 409
+
+
+class BlockConflictError(PasarError):
+    """A block that does not extend the stored head (HTTP 409): another sealer got there first."""
+
+    default_status = 409
+
+
+class CorruptRecordError(StoreError):
+    """A stored row that no longer reads back as what was written."""
+
+    default_status = 500
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class TxRecord:
+    """One logged transaction: the wire envelope plus the columns the store indexes it by.
+
+    ``seq`` is 0 until :meth:`SqlStore.append` assigns it. ``envelope`` is the wire envelope
+    ``{body, signer, nonce, ts, sig}``; the other fields repeat parts of it so that the log can
+    be searched without parsing, and chain verification checks that they still agree.
+    """
+
+    seq: int
+    digest: str
+    type: str
+    signer: str
+    nonce: str
+    ts: int  # unix ms, the envelope's own ts
+    envelope: dict[str, Any]
+
+    @classmethod
+    def from_verified(cls, v: VerifiedEnvelope) -> TxRecord:
+        """The record of an envelope that passed :func:`pasar.crypto.envelope.verify`."""
+        tx_type = v.body.get("type")
+        if not isinstance(tx_type, str) or not tx_type:
+            raise PasarError(
+                "a transaction body needs a string 'type'",
+                code="missing_tx_type",
+                field="body.type",
+                hint='e.g. {"type": "order.create", ...}',
+            )
+        return cls(
+            seq=0,
+            digest=v.digest,
+            type=tx_type,
+            signer=v.signer,
+            nonce=v.nonce,
+            ts=v.ts,
+            envelope=v.to_dict(),
+        )
+
+    def envelope_json(self) -> str:
+        """The envelope's canonical JSON text: exactly what is stored."""
+        return canonical_json(self.envelope).decode("utf-8")
+
+    @classmethod
+    def from_stored(
+        cls,
+        *,
+        seq: int,
+        digest: str,
+        type: str,
+        signer: str,
+        nonce: str,
+        ts: int,
+        envelope: str | bytes,
+    ) -> TxRecord:
+        """Rebuild a record from a row; :class:`CorruptRecordError` if the envelope is damaged."""
+        raw = envelope.encode("utf-8") if isinstance(envelope, str) else envelope
+        try:
+            parsed = parse_json(raw, what="stored envelope")
+            canonical = isinstance(parsed, dict) and canonical_json(parsed) == raw
+        except (PasarError, UnicodeError):
+            canonical = False
+        if not canonical:
+            raise CorruptRecordError(
+                f"tx seq {seq} ({digest}): the stored envelope is not the canonical JSON that "
+                "was written",
+                code="corrupt_tx",
+                hint="the log was altered or damaged; restore it from a good copy",
+            )
+        return cls(seq, digest, type, signer, nonce, ts, parsed)
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def _normalise_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            f"not a database URL: {url!r}",
+            code="invalid_db_url",
+            status=400,
+            hint="use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB",
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreError(
+            f"unsupported database {parsed.get_backend_name()!r}",
+            code="invalid_db_url",
+            status=400,
+            hint="pasar runs on SQLite (sqlite:///PATH) or PostgreSQL (postgresql+psycopg://…)",
+        )
+    return parsed
+
+
+def _sqlite_engine(url: URL) -> tuple[Engine, bool]:
+    """An SQLite engine with real transactions, WAL, full fsync and foreign keys.
+
+    pysqlite opens transactions lazily and never around DDL; SQLAlchemy's documented recipe
+    turns that off (``isolation_level = None``) and emits ``BEGIN`` itself, so migrations are
+    atomic and writes can ask for ``BEGIN IMMEDIATE`` (take the write lock up front, instead of
+    failing with "database is locked" when a read transaction tries to upgrade).
+    """
+    memory = url.database in (None, "", ":memory:")
+    if memory:
+        # one shared connection, or every pooled connection would see its own empty database
+        engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        assert url.database is not None
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("pasar_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine, memory
+
+
+def migrations_dir() -> Path:
+    """The Alembic script folder shipped inside the package (works from a wheel or a checkout)."""
+    folder = resources.files("pasar.market").joinpath("migrations")
+    if not isinstance(folder, Path) or not (folder / "env.py").is_file():
+        raise StoreError(
+            "the market's database migrations are missing from this pasar installation",
+            code="migrations_missing",
+            status=500,
+            hint="reinstall pasar from a wheel or a source checkout (not a zip import)",
+        )
+    return folder
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class SqlStore:
+    """The transaction log, blocks and metadata in one SQL database; migrated on open.
+
+    Thread-safe: each call takes its own connection and transaction. ``url`` is an SQLAlchemy
+    URL; ``postgresql://`` is taken to mean the psycopg 3 driver.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = _normalise_url(url)
+        self.dialect = self.url.get_backend_name()
+        shared = False
+        if self.dialect == "sqlite":
+            self._engine, shared = _sqlite_engine(self.url)
+        else:
+            self._engine = create_engine(self.url, pool_pre_ping=True)
+        # an in-memory database is one connection: serialise its users in this process
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if shared else contextlib.nullcontext()
+        )
+        try:
+            self._migrate()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.url.render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        """Release every connection. The store must not be used afterwards."""
+        self._engine.dispose()
+
+    # ----------------------------------------------------------------- transactions
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._lock, self._unavailable_as_error(), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A transaction holding the store-wide write lock; committed when the block ends."""
+        with self._lock, self._unavailable_as_error(), self._engine.connect() as conn:
+            conn.execution_options(pasar_write=True)
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
+                yield conn
+
+    @contextlib.contextmanager
+    def _unavailable_as_error(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            raise StoreError(
+                f"the database is unavailable: {str(exc.orig or exc).strip().splitlines()[0]}",
+                code="store_unavailable",
+                hint="check that the database is running and reachable, then retry",
+            ) from exc
+
+    def _migrate(self) -> None:
+        """Bring the schema to the newest revision, under the write lock (several workers may
+        start at once against one PostgreSQL database)."""
+        config = Config()
+        config.set_main_option("script_location", str(migrations_dir()))
+        with self._writing() as conn:
+            config.attributes["connection"] = conn
+            try:
+                command.upgrade(config, "head")
+            except CommandError as exc:
+                raise StoreError(
+                    f"cannot migrate the market database: {exc}",
+                    code="schema_unknown",
+                    status=500,
+                    hint="the database was probably written by a newer pasar; upgrade pasar",
+                ) from None
+
+    # ----------------------------------------------------------------- the log
+
+    def append(self, tx: TxRecord) -> TxRecord:
+        """Log ``tx`` durably and return it with its ``seq``.
+
+        Raises :class:`NonceReused` (409) — and stores nothing — when the signer already used
+        this nonce, or this exact envelope is already logged.
+        """
+        t = txs_table
+        try:
+            with self._writing() as conn:
+                seq = conn.execute(select(func.coalesce(func.max(t.c.seq), 0))).scalar_one() + 1
+                conn.execute(
+                    insert(t).values(
+                        seq=seq,
+                        digest=tx.digest,
+                        type=tx.type,
+                        signer=tx.signer,
+                        nonce=tx.nonce,
+                        ts=tx.ts,
+                        envelope=tx.envelope_json(),
+                    )
+                )
+        except IntegrityError:
+            if self.has_nonce(tx.signer, tx.nonce) or self.tx_by_digest(tx.digest) is not None:
+                raise NonceReused(
+                    f"nonce {tx.nonce} was already used by {tx.signer}",
+                    code="nonce_reused",
+                    field="nonce",
+                    hint="sign the request again: every envelope needs a fresh nonce",
+                ) from None
+            raise
+        return replace(tx, seq=int(seq))
+
+    def txs(self, after_seq: int = 0, limit: int | None = None) -> list[TxRecord]:
+        """Logged transactions with ``seq > after_seq``, in seq order, at most ``limit``."""
+        t = txs_table
+        query = select(t).where(t.c.seq > after_seq).order_by(t.c.seq)
+        if limit is not None:
+            query = query.limit(max(limit, 0))
+        with self._reading() as conn:
+            rows = conn.execute(query).all()
+        return [_tx_of(row._mapping) for row in rows]
+
+    def head_seq(self) -> int:
+        """The seq of the newest logged transaction (0 when the log is empty)."""
+        with self._reading() as conn:
+            return int(
+                conn.execute(select(func.coalesce(func.max(txs_table.c.seq), 0))).scalar_one()
+            )
+
+    def has_nonce(self, signer: str, nonce: str) -> bool:
+        """Whether ``signer`` already used ``nonce`` in a logged transaction."""
+        t = txs_table
+        query = select(t.c.seq).where(t.c.signer == signer, t.c.nonce == nonce)
+        with self._reading() as conn:
+            return conn.execute(query).first() is not None
+
+    def tx_by_digest(self, digest: str) -> TxRecord | None:
+        """The logged transaction with this digest, if any."""
+        t = txs_table
+        with self._reading() as conn:
+            row = conn.execute(select(t).where(t.c.digest == digest)).first()
+        return None if row is None else _tx_of(row._mapping)
+
+    # ----------------------------------------------------------------- blocks
+
+    def append_block(self, block: Block) -> None:
+        """Store ``block`` atomically; :class:`BlockConflictError` unless it extends the head.
+
+        It must have height head + 1 (0 for genesis), start at the seq after the head's last,
+        and list exactly the logged digests of its seq range — so the stored chain always
+        matches the stored log.
+        """
+        b, t = blocks_table, txs_table
+        with self._writing() as conn:
+            head = conn.execute(
+                select(b.c.height, b.c.last_seq).order_by(b.c.height.desc()).limit(1)
+            ).first()
+            want_height = 0 if head is None else head.height + 1
+            want_first = 1 if head is None else head.last_seq + 1
+            if block.height != want_height or block.first_seq != want_first:
+                raise BlockConflictError(
+                    f"block {block.height} (from seq {block.first_seq}) does not extend the "
+                    f"stored chain, which expects height {want_height} from seq {want_first}",
+                    code="block_conflict",
+                    hint="rebuild the block on the current head",
+                )
+            logged = conn.execute(
+                select(t.c.digest)
+                .where(t.c.seq >= block.first_seq, t.c.seq <= block.last_seq)
+                .order_by(t.c.seq)
+            ).scalars()
+            if tuple(logged) != block.txs:
+                raise BlockConflictError(
+                    f"block {block.height} does not list the logged transactions of seq "
+                    f"{block.first_seq}..{block.last_seq}",
+                    code="block_mismatch",
+                )
+            conn.execute(
+                insert(b).values(
+                    height=block.height,
+                    prev_hash=block.prev_hash,
+                    tx_root=block.tx_root,
+                    first_seq=block.first_seq,
+                    last_seq=block.last_seq,
+                    ts=block.ts,
+                    body=block.header_json().decode("utf-8"),
+                    sig=block.sig,
+                )
+            )
+
+    def blocks(self, from_height: int = 0, limit: int | None = None) -> list[Block]:
+        """Stored blocks with ``height >= from_height``, in height order, at most ``limit``.
+
+        Raises :class:`~pasar.market.chain.ChainError` naming the height of a row whose
+        columns disagree with its signed header.
+        """
+        b = blocks_table
+        query = select(b).where(b.c.height >= from_height).order_by(b.c.height)
+        if limit is not None:
+            query = query.limit(max(limit, 0))
+        with self._reading() as conn:
+            rows = conn.execute(query).all()
+        return [_block_of(row._mapping) for row in rows]
+
+    def block(self, height: int) -> Block | None:
+        """The block at ``height``, if stored."""
+        b = blocks_table
+        with self._reading() as conn:
+            row = conn.execute(select(b).where(b.c.height == height)).first()
+        return None if row is None else _block_of(row._mapping)
+
+    def head_block(self) -> Block | None:
+        """The highest stored block (None before genesis)."""
+        b = blocks_table
+        with self._reading() as conn:
+            row = conn.execute(select(b).order_by(b.c.height.desc()).limit(1)).first()
+        return None if row is None else _block_of(row._mapping)
+
+    def unblocked_txs(self, limit: int | None = None) -> list[TxRecord]:
+        """Logged transactions no block holds yet (seq after the head block's last), in order."""
+        b = blocks_table
+        with self._reading() as conn:
+            last = conn.execute(select(func.coalesce(func.max(b.c.last_seq), 0))).scalar_one()
+        return self.txs(after_seq=int(last), limit=limit)
+
+    # ----------------------------------------------------------------- metadata
+
+    def get_meta(self, key: str) -> str | None:
+        """A small stored setting (e.g. the market's account id, its preset), or None."""
+        m = meta_table
+        with self._reading() as conn:
+            value = conn.execute(select(m.c.value).where(m.c.key == key)).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``, replacing any earlier value."""
+        m = meta_table
+        upsert = pg_insert(m) if self.dialect == "postgresql" else sqlite_insert(m)
+        statement = upsert.values(key=key, value=value).on_conflict_do_update(
+            index_elements=[m.c.key], set_={"value": value}
+        )
+        with self._writing() as conn:
+            conn.execute(statement)
+
+
+def _tx_of(row: Any) -> TxRecord:
+    return TxRecord.from_stored(
+        seq=int(row["seq"]),
+        digest=row["digest"],
+        type=row["type"],
+        signer=row["signer"],
+        nonce=row["nonce"],
+        ts=int(row["ts"]),
+        envelope=row["envelope"],
+    )
+
+
+def _block_of(row: Any) -> Block:
+    height = int(row["height"])
+    block = Block.from_stored(height, row["body"], row["sig"])
+    columns = (row["prev_hash"], row["tx_root"], row["first_seq"], row["last_seq"], row["ts"])
+    signed = (block.prev_hash, block.tx_root, block.first_seq, block.last_seq, block.ts)
+    if tuple(columns) != signed:
+        raise ChainError(height, "stored columns disagree with the signed header")
+    return block
