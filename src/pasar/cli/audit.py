@@ -7,29 +7,37 @@ import typer
 from pasar.cli.output import console, print_json
 from pasar.client.transport import Transport
 from pasar.core.errors import PasarError
-from pasar.market.audit import AuditReport, audit_market
+from pasar.market.audit import AuditReport, audit_market, audit_store
+from pasar.market.store import SqlStore
 
 
 def audit(
     market: str = typer.Option(
         None, "--market", envvar="PASAR_MARKET", help="Market URL, e.g. http://127.0.0.1:8420."
     ),
+    db: str = typer.Option(
+        None, "--db", help="Audit a market database directly instead (SQLAlchemy URL)."
+    ),
     json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Verify every block and transaction from genesis and compare the replayed balances with
     the market's; exit 1 on any mismatch, naming the height or account."""
-    if not market:
+    if db:
+        with SqlStore(db) as store:
+            report = audit_store(store)
+    elif market:
+        transport = Transport(market)
+        try:
+            report = audit_market(transport.get)
+        finally:
+            transport.close()
+    else:
         raise PasarError(
             "no market to audit",
             code="missing_market",
             field="--market",
-            hint="pass --market URL or set PASAR_MARKET",
+            hint="pass --market URL (or set PASAR_MARKET), or --db URL for a database",
         )
-    transport = Transport(market)
-    try:
-        report = audit_market(transport.get)
-    finally:
-        transport.close()
     _print(report, json)
     if not report.ok:
         raise typer.Exit(1)

@@ -26,7 +26,7 @@ from pasar.core.presets import builtin_preset
 from pasar.core.state import MarketState, Tx
 from pasar.crypto.identity import public_key_of, verify_signature
 from pasar.market.chain import Block, ChainError, verify_chain
-from pasar.market.store import TxRecord
+from pasar.market.store import SqlStore, TxRecord
 
 
 @dataclass
@@ -178,4 +178,26 @@ def audit_market(get: Callable[[str, dict[str, Any]], Any]) -> AuditReport:
         devnet=bool(health["devnet"]),
         reported=reported["balances"],
         replay_upto=upto,
+    )
+
+
+def audit_store(store: SqlStore) -> AuditReport:
+    """Audit a market's database directly (``pasar audit --db URL``), market stopped or not.
+
+    There is no live state to compare with: the chain is verified, the log replayed, and the
+    resulting balances reported. A tampered byte anywhere fails with the block's height.
+    """
+    market = store.get_meta("market")
+    preset = store.get_meta("preset")
+    if market is None or preset is None:
+        raise PasarError(
+            "this database holds no market (no market key or preset recorded)",
+            code="not_a_market_db",
+            field="--db",
+        )
+    devnet = store.get_meta("devnet") == "true"
+    blocks = store.blocks()
+    records = store.txs()
+    return audit_records(
+        blocks, records, market=market, preset_name=preset, devnet=devnet, reported=None
     )

@@ -68,7 +68,12 @@ class MarketService:
 
     def _check_meta(self) -> None:
         """A market's log only replays under the key and preset that wrote it."""
-        for key, value in (("market", self.identity.account_id), ("preset", self.preset.name)):
+        expected = (
+            ("market", self.identity.account_id),
+            ("preset", self.preset.name),
+            ("devnet", "true" if self.devnet else "false"),
+        )
+        for key, value in expected:
             stored = self.store.get_meta(key)
             if stored is None:
                 self.store.set_meta(key, value)
