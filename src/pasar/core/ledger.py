@@ -30,7 +30,8 @@ unknown order or lease (``unknown_account``) and one in another currency is a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from fractions import Fraction
 
@@ -101,6 +102,8 @@ class Ledger:
         # so that the hot paths (escrow, settle, stake queries) never scan the whole ledger
         self._bal: dict[LedgerAccount, dict[str, int]] = {}
         self._unbonding: dict[str, set[LedgerAccount]] = {}
+        # while :meth:`atomic` runs: the balance each touched key had before it
+        self._journal: dict[_Key, int] | None = None
 
     # state in and out ------------------------------------------------------------------------
 
@@ -142,6 +145,27 @@ class Ledger:
             for acc in sorted(self._bal, key=LedgerAccount.sort_key)
             for cur in sorted(self._bal[acc])
         ]
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Make several operations one: if the block raises, every balance it changed is put
+        back. Each operation is already all-or-nothing; this extends that to a sequence (a
+        lost lease is a settlement *and* a re-escrow) without copying the whole ledger, so its
+        cost is the number of balances touched, not the number held. Nested blocks join the
+        outermost one."""
+        if self._journal is not None:
+            yield
+            return
+        self._journal = {}
+        try:
+            yield
+        except BaseException:
+            journal, self._journal = self._journal, None
+            for (account, currency), micros in journal.items():
+                self._set(account, currency, micros)
+            raise
+        finally:
+            self._journal = None
 
     def copy(self) -> Ledger:
         other = Ledger()
@@ -475,6 +499,8 @@ class Ledger:
 
     def _set(self, account: LedgerAccount, currency: str, micros: int) -> None:
         """Write one balance, dropping zeros so that equal states are equal dicts."""
+        if self._journal is not None and (account, currency) not in self._journal:
+            self._journal[(account, currency)] = self._get(account, currency)
         held = self._bal.setdefault(account, {})
         if micros:
             held[currency] = micros

@@ -246,12 +246,10 @@ class MarketState:
             )
         if tx.type in MARKET_TYPES and tx.signer != self.market_id:
             raise fail(f"only the market may send {tx.type!r}", code="wrong_signer", status=403)
-        ledger_before = self.ledger.copy()
-        try:
+        # Handlers check everything they can before they change anything; the ledger's own
+        # journal undoes money moved by a handler that fails half-way.
+        with self.ledger.atomic():
             applied = handler(self, tx)
-        except Exception:
-            self.ledger = ledger_before
-            raise
         self.nonces.add((tx.signer, tx.nonce))
         self.tx_count += 1
         self.last_ts = max(self.last_ts, tx.ts)
@@ -383,9 +381,9 @@ class MarketState:
         allocation = fit(record.order.request, provider.free()).allocation
         if allocation is None:  # the mechanism only awards fitting providers
             raise fail(f"provider {provider_id} no longer fits", code="conflict", status=409)
-        shard = record.free_shards.pop(0)
         lease_id = f"{record.id}-{len(record.leases)}"
         self.ledger.escrow_to_lease(record.id, lease_id, record.escrow_per_lease)
+        shard = record.free_shards.pop(0)
         self.leases[lease_id] = LeaseRecord(
             id=lease_id,
             order_id=record.id,

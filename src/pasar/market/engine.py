@@ -42,6 +42,8 @@ class Engine:
         self.tick_s = tick_s
         self._stopping = asyncio.Event()
         self._last_seal = 0.0
+        # orders previewed since capacity last changed: no point clearing them again until then
+        self._tried: set[str] = set()
 
     def due(self) -> list[dict[str, Any]]:
         """The transactions the market should send now (a pure read of the state)."""
@@ -50,33 +52,34 @@ class Engine:
         out: list[dict[str, Any]] = []
         with service.lock:
             state = service.state
-            retry = service.capacity_changed
-            service.capacity_changed = False
+            if service.capacity_changed:
+                self._tried.clear()
+                service.capacity_changed = False
             for order_id in state.expirable_orders(now):
                 out.append({"type": "order.expire", "order_id": order_id})
             expiring = {b["order_id"] for b in out}
             for record in state.orders.values():
                 if record.status != "open" or record.id in expiring:
                     continue
-                if self._should_match(record, now, retry):
+                if self._should_match(record, now):
                     out.append({"type": "match", "order_id": record.id, "seed": service.new_seed()})
             for lease_id in state.overdue_leases(now):
                 out.append({"type": "lease.lost", "lease_id": lease_id})
         return out
 
-    def _should_match(self, record: OrderRecord, now: int, retry: bool) -> bool:
+    def _should_match(self, record: OrderRecord, now: int) -> bool:
+        """Whether a ``match`` now would do something. Orders that could not be filled are
+        previewed again only after capacity changes (a provider registers, a lease ends)."""
         window = record.window
-        if window is not None:
-            if not window.ready(now):
-                return False
-            if window.bids:
-                return True
-            # no bids: reopen only when someone could bid now
-            return retry and bool(self._preview_fits(record))
-        if not retry and record.leases == [] and record.note is None and not record.reasons:
-            retry = True  # never cleared yet
-        if not retry:
+        if window is not None and not window.ready(now):
             return False
+        if window is not None and window.bids:
+            return True
+        if record.id in self._tried:
+            return False
+        self._tried.add(record.id)
+        if window is not None:  # an auction window closed without bids: reopen if anyone fits
+            return bool(self._preview_fits(record))
         return bool(self.service.state.clear(record, 0).awards)
 
     def _preview_fits(self, record: OrderRecord) -> int:

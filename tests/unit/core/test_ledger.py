@@ -467,3 +467,17 @@ def test_errors_carry_http_statuses() -> None:
     assert e.to_dict()["error"]["code"] == "overdraft"
     e = fails(ledger, lambda: ledger.refund_order("o", "a"), "unknown_account")
     assert e.status == 404
+
+
+def test_atomic_puts_back_every_balance_a_failed_sequence_changed() -> None:
+    ledger = Ledger()
+    ledger.mint("alice", Money(5_000_000, "USDC"))
+    before = ledger.copy()
+    with pytest.raises(LedgerError), ledger.atomic():
+        ledger.escrow_order("alice", "o1", Money(3_000_000, "USDC"))
+        ledger.escrow_to_lease("o1", "l1", Money(1_000_000, "USDC"))
+        ledger.escrow_order("alice", "o2", Money(3_000_000, "USDC"))  # overdraft
+    assert ledger == before
+    with ledger.atomic():
+        ledger.escrow_order("alice", "o1", Money(3_000_000, "USDC"))
+    assert ledger.balance(LedgerAccount.order_escrow("o1"), "USDC") == Money(3_000_000, "USDC")
