@@ -29,7 +29,7 @@ def serve(
     db: str | None = typer.Option(
         None, "--db", help="SQLAlchemy URL (default sqlite:///<home>/market.db)."
     ),
-    preset: str = typer.Option("pasar", "--preset", help="Network preset (`pasar presets list`)."),
+    preset: str = typer.Option("pasar", "--preset", help="Network preset (`pasar presets`)."),
     host: str = typer.Option(
         DEFAULT_HOST, "--host", help="Address to bind; 0.0.0.0 exposes the market to the network."
     ),
