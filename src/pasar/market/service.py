@@ -5,9 +5,11 @@ log. Every transaction, whoever sends it (a client, a provider, the market's own
 through :meth:`MarketService.submit` under one lock, so the log order is the apply order and a
 replay of the log (on restart, or by ``pasar audit``) rebuilds exactly this state.
 
-Apply comes before the durable append: a transaction the state refuses is never logged. If the
-append itself fails (the database is gone), the state is rebuilt from the log before the error
-is returned, so memory never runs ahead of what survives a crash.
+Apply comes before the durable append: a transaction the state refuses is never logged. A
+caller gets its 2xx only once its transaction is committed (several callers' transactions share
+one commit under load). If a commit fails (the database is gone), the service takes no more
+writes until restarted: the restart replays the durable log, and nothing that was not durable
+had been acknowledged.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from pasar.market.notifier import Notifier
 from pasar.market.store import SqlStore, TxRecord
 
 Clock = Callable[[], int]
+#: Transactions after which an unmatched order may have become matchable.
+CAPACITY_CHANGES = frozenset(
+    {"provider.register", "receipt", "lease.lost", "order.cancel", "order.expire", "stake"}
+)
 
 
 class MarketService:
@@ -51,6 +57,11 @@ class MarketService:
         self.notifier = notifier or Notifier()
         self.lock = threading.RLock()
         self.capacity_changed = True  # the engine retries unmatched orders when this is set
+        self._commit_lock = threading.Lock()
+        self._pending: list[TxRecord] = []  # applied, not yet durable (group commit)
+        self._applied = 0  # tickets: how many transactions were applied / made durable
+        self._durable = 0
+        self._broken: BaseException | None = None
         self.state = self._fresh_state()
         self._check_meta()
         self.recover()
@@ -99,33 +110,56 @@ class MarketService:
     # -- the write path ----------------------------------------------------------------------------
 
     def submit(self, envelope: VerifiedEnvelope) -> Applied:
-        """Apply and durably log one verified transaction; raise PasarError (4xx) if refused."""
+        """Apply and durably log one verified transaction; raise PasarError (4xx) if refused.
+
+        Group commit: the transaction is applied under the lock (so the log order is the apply
+        order) and queued; whichever caller reaches the commit first writes every queued
+        transaction in one database commit, and each caller returns only once its own is
+        durable. Under concurrent load many transactions share one fsync.
+        """
         tx = Tx.from_envelope(envelope.to_dict(), envelope.digest)
         with self.lock:
+            self._check_healthy()
             applied = self.state.apply(tx)
-            try:
-                self.store.append(TxRecord.from_verified(envelope))
-            except Exception:
-                self.recover()  # memory must not run ahead of the log
-                raise
-            if tx.type in (
-                "provider.register",
-                "receipt",
-                "lease.lost",
-                "order.cancel",
-                "order.expire",
-                "stake",
-            ):
+            self._pending.append(TxRecord.from_verified(envelope))
+            self._applied += 1
+            ticket = self._applied
+            if tx.type in CAPACITY_CHANGES:
                 self.capacity_changed = True
-        log_event(
-            tx.type,
-            signer=tx.signer,
-            **{k: v for k, v in applied.result.items() if isinstance(v, str | int)},
-        )
+        self._make_durable(ticket)
+        fields = {k: v for k, v in applied.result.items() if isinstance(v, str | int)}
+        log_event(tx.type, signer=tx.signer, **fields)
         self.notifier.publish(
             tx.type, applied.result, providers=applied.providers, orders=applied.orders
         )
         return applied
+
+    def _check_healthy(self) -> None:
+        if self._broken is not None:
+            raise PasarError(
+                f"the market's database failed ({self._broken}); it takes no writes until it is "
+                "restarted",
+                code="store_unavailable",
+                status=503,
+                hint="restart the market: it resumes from its durable log",
+            )
+
+    def _make_durable(self, ticket: int) -> None:
+        with self._commit_lock:
+            if self._durable >= ticket:
+                return  # another caller's commit carried this one
+            self._check_healthy()
+            with self.lock:
+                batch, self._pending = self._pending, []
+                last = self._applied
+            try:
+                self.store.append_many(batch)
+            except Exception as exc:
+                # Memory is now ahead of the log: refuse every write until a restart replays
+                # the log (whatever was not committed was never acknowledged).
+                self._broken = exc
+                raise
+            self._durable = last
 
     def submit_market(self, body: dict[str, Any]) -> Applied:
         """Sign ``body`` with the market's key and submit it (the engine's decisions)."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -381,31 +381,44 @@ class SqlStore:
         Raises :class:`NonceReused` (409) — and stores nothing — when the signer already used
         this nonce, or this exact envelope is already logged.
         """
+        return self.append_many([tx])[0]
+
+    def append_many(self, batch: Sequence[TxRecord]) -> list[TxRecord]:
+        """Log ``batch`` in one durable commit, in order, with consecutive seqs (group commit:
+        one fsync for many transactions). All or nothing: a reused nonce anywhere in the batch
+        raises :class:`NonceReused` and stores none of it."""
+        if not batch:
+            return []
         t = txs_table
         try:
             with self._writing() as conn:
-                seq = conn.execute(select(func.coalesce(func.max(t.c.seq), 0))).scalar_one() + 1
+                first = conn.execute(select(func.coalesce(func.max(t.c.seq), 0))).scalar_one() + 1
                 conn.execute(
-                    insert(t).values(
-                        seq=seq,
-                        digest=tx.digest,
-                        type=tx.type,
-                        signer=tx.signer,
-                        nonce=tx.nonce,
-                        ts=tx.ts,
-                        envelope=tx.envelope_json(),
-                    )
+                    insert(t),
+                    [
+                        {
+                            "seq": first + i,
+                            "digest": tx.digest,
+                            "type": tx.type,
+                            "signer": tx.signer,
+                            "nonce": tx.nonce,
+                            "ts": tx.ts,
+                            "envelope": tx.envelope_json(),
+                        }
+                        for i, tx in enumerate(batch)
+                    ],
                 )
         except IntegrityError:
-            if self.has_nonce(tx.signer, tx.nonce) or self.tx_by_digest(tx.digest) is not None:
-                raise NonceReused(
-                    f"nonce {tx.nonce} was already used by {tx.signer}",
-                    code="nonce_reused",
-                    field="nonce",
-                    hint="sign the request again: every envelope needs a fresh nonce",
-                ) from None
+            for tx in batch:
+                if self.has_nonce(tx.signer, tx.nonce) or self.tx_by_digest(tx.digest) is not None:
+                    raise NonceReused(
+                        f"nonce {tx.nonce} was already used by {tx.signer}",
+                        code="nonce_reused",
+                        field="nonce",
+                        hint="sign the request again: every envelope needs a fresh nonce",
+                    ) from None
             raise
-        return replace(tx, seq=int(seq))
+        return [replace(tx, seq=int(first) + i) for i, tx in enumerate(batch)]
 
     def txs(self, after_seq: int = 0, limit: int | None = None) -> list[TxRecord]:
         """Logged transactions with ``seq > after_seq``, in seq order, at most ``limit``."""
