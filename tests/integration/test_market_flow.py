@@ -12,10 +12,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -331,3 +334,88 @@ def test_auction_clears_as_soon_as_every_invited_provider_bid(
     assert time.monotonic() - t0 < 3  # well before the 5 s window: everyone had answered
     (lease,) = order["leases"]
     assert lease["provider"] == p2.id and lease["price_per_hour"] == "0.30 USDC"
+
+
+def test_logs_append_by_offset_and_follow(market_server: MarketProcess) -> None:
+    alice, prov = Actor(market_server), Actor(market_server)
+    alice.post("/v1/faucet", type="faucet", amount="5 USDC")
+    register(prov, "0.05")
+    order_id = alice.post("/v1/orders", type="order.create", spec=SPEC)["order_id"]
+    order = wait_for(lambda: (o := alice.get(f"/v1/orders/{order_id}"))["leases"] and o)
+    lease_id = order["leases"][0]["lease_id"]
+    path = f"/v1/leases/{lease_id}/logs"
+    prov.post(path, type="logs", lease_id=lease_id, offset=0, data="line 1\n")
+    with pytest.raises(PasarError) as err:  # a retried chunk at a stale offset is refused
+        prov.post(path, type="logs", lease_id=lease_id, offset=0, data="line 1\n")
+    assert err.value.status == 409 and err.value.hint == "resend from offset 7"
+    with pytest.raises(PasarError) as err:
+        alice.post(path, type="logs", lease_id=lease_id, offset=7, data="forged\n")
+    assert err.value.status == 403
+    first = httpx.get(f"{market_server.url}{path}")
+    assert first.text == "line 1\n" and first.headers["X-Log-Size"] == "7"
+
+    def later() -> None:
+        time.sleep(0.3)
+        prov.post(path, type="logs", lease_id=lease_id, offset=7, data="line 2\n")
+
+    writer = threading.Thread(target=later)
+    writer.start()
+    t0 = time.monotonic()
+    follow = httpx.get(
+        f"{market_server.url}{path}", params={"offset": 7, "follow": "true"}, timeout=15
+    )
+    writer.join()
+    assert follow.text == "line 2\n"
+    assert time.monotonic() - t0 < 5  # woken by the append, not by the timeout
+
+
+def test_a_provider_that_stops_heartbeating_loses_the_lease_and_the_job_is_requeued(
+    market_server: MarketProcess,
+) -> None:
+    # pasar preset: 5 s heartbeats, grace 3 intervals -> lost in the 5th interval (~20 s)
+    alice, flaky, steady = Actor(market_server), Actor(market_server), Actor(market_server)
+    alice.post("/v1/faucet", type="faucet", amount="5 USDC")
+    register(flaky, "0.05")
+    order_id = alice.post("/v1/orders", type="order.create", spec=SPEC)["order_id"]
+    order = wait_for(lambda: (o := alice.get(f"/v1/orders/{order_id}"))["leases"] and o)
+    first = order["leases"][0]
+    assert first["provider"] == flaky.id
+    register(steady, "0.08")  # arrives later, a little dearer
+    lost = wait_for(
+        lambda: (o := alice.get(f"/v1/orders/{order_id}"))["leases"][0]["status"] == "lost" and o,
+        timeout=40,
+    )
+    assert lost["leases"][0]["bill"]["billed"] == "0.00 USDC"
+    # re-queued on the remaining escrow: the other fitting provider takes it
+    requeued = wait_for(lambda: (o := alice.get(f"/v1/orders/{order_id}"))["leases"][1:] and o)
+    second = requeued["leases"][1]
+    assert second["status"] == "running" and second["shard"] == first["shard"]
+    assert flaky.get(f"/v1/accounts/{flaky.id}")["earnings"] == "0.00 USDC"
+    balances = alice.get("/v1/state/balances")["balances"]
+    assert total_minted(balances) == Money.parse("5 USDC")
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PASAR_TEST_DATABASE_URL"),
+    reason="PASAR_TEST_DATABASE_URL is not set (bash .ci/run starts a PostgreSQL)",
+)
+def test_the_market_runs_on_postgresql(spawn_market: Any, tmp_path: Any) -> None:
+    import psycopg
+
+    base = os.environ["PASAR_TEST_DATABASE_URL"]
+    name = f"pasar_{uuid.uuid4().hex[:12]}"
+    admin = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    db_url = base.rsplit("/", 1)[0] + f"/{name}"
+    market = spawn_market(tmp_path / "pg", "--db", db_url)
+    alice = Actor(market)
+    alice.post("/v1/faucet", type="faucet", amount="4 USDC")
+    order_id = alice.post("/v1/orders", type="order.create", spec=SPEC)["order_id"]
+    market.kill()
+    again = market.restart()
+    api = Transport(again.url)
+    assert api.get(f"/v1/orders/{order_id}")["escrow"] == "1.00 USDC"
+    wait_for(lambda: api.get("/v1/chain/head")["height"] is not None)
+    proc = run_audit("--market", again.url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
