@@ -111,6 +111,7 @@ class ProviderRecord:
     registered_at: int
     reputation: Reputation = field(default_factory=Reputation.initial)
     running: dict[str, Allocation] = field(default_factory=dict)
+    available: bool = True  # False while draining: keeps its leases, takes no new work
 
     def free(self) -> Inventory:
         """The inventory minus what running leases hold (by model and quantity)."""
@@ -157,6 +158,18 @@ class OrderRecord:
     reasons: dict[str, str] = field(default_factory=dict)
     note: str | None = None
     window: AuctionWindowState | None = None
+    inputs: tuple[dict[str, Any], ...] = ()
+    # a re-queued shard carries on with what was left of its lease's escrow
+    shard_escrow: dict[int, Money] = field(default_factory=dict)
+
+    def escrow_for_shard(self, shard: int) -> Money:
+        return self.shard_escrow.get(shard, self.escrow_per_lease)
+
+    def unfilled_escrow(self) -> Money:
+        total = Money.zero(self.escrow_per_lease.currency)
+        for shard in self.free_shards:
+            total += self.escrow_for_shard(shard)
+        return total
 
     @property
     def unfilled(self) -> int:
@@ -173,7 +186,7 @@ class LeaseRecord:
     price_per_hour: Money
     allocation: Allocation
     started_at: int
-    status: str = "running"  # running | settled | lost | cancelled
+    status: str = "running"  # running | settled | lost | cancelled | released
     beats: set[int] = field(default_factory=set)
     ended_at: int | None = None
     receipt: dict[str, Any] | None = None
@@ -294,6 +307,9 @@ class MarketState:
             if provider.id == record.client:
                 reasons[provider.id] = "is the client of this order"
                 continue
+            if not provider.available:
+                reasons[provider.id] = "is not taking new work (draining)"
+                continue
             view = self.view(provider)
             problem = stake_problem(self.preset.stake_rule, view)
             if problem is not None:
@@ -382,8 +398,10 @@ class MarketState:
         if allocation is None:  # the mechanism only awards fitting providers
             raise fail(f"provider {provider_id} no longer fits", code="conflict", status=409)
         lease_id = f"{record.id}-{len(record.leases)}"
-        self.ledger.escrow_to_lease(record.id, lease_id, record.escrow_per_lease)
-        shard = record.free_shards.pop(0)
+        shard = record.free_shards[0]
+        self.ledger.escrow_to_lease(record.id, lease_id, record.escrow_for_shard(shard))
+        record.free_shards.pop(0)
+        record.shard_escrow.pop(shard, None)
         self.leases[lease_id] = LeaseRecord(
             id=lease_id,
             order_id=record.id,
@@ -539,6 +557,9 @@ def _on_register(state: MarketState, tx: Tx) -> Applied:
         raise fail(
             "attributes must map strings to strings", code="invalid_attributes", field="attributes"
         )
+    available = body.get("available", True)
+    if not isinstance(available, bool):
+        raise fail("available must be true or false", code="invalid_provider", field="available")
     existing = state.providers.get(tx.signer)
     record = ProviderRecord(
         id=tx.signer,
@@ -553,6 +574,7 @@ def _on_register(state: MarketState, tx: Tx) -> Applied:
         registered_at=existing.registered_at if existing else tx.ts,
         reputation=existing.reputation if existing else Reputation.initial(),
         running=dict(existing.running) if existing else {},
+        available=available,
     )
     try:
         record.free()
@@ -581,6 +603,51 @@ def _on_withdraw(state: MarketState, tx: Tx) -> Applied:
     return Applied(tx.type, {"withdrawn": amount.to_json()})
 
 
+def _parse_inputs(data: object) -> tuple[dict[str, Any], ...]:
+    """The input manifest: ``[{path, sha256, size}]`` of blobs the client uploaded; each is
+    placed at ``path`` in the job's working directory."""
+    from pasar.crypto.merkle import check_path
+
+    if not isinstance(data, list):
+        raise fail(
+            "inputs must be a list of {path, sha256, size}", code="invalid_inputs", field="inputs"
+        )
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, item in enumerate(data):
+        where = f"inputs[{i}]"
+        if not isinstance(item, Mapping) or set(item) - {"path", "sha256", "size"}:
+            raise fail(
+                f"{where} must be {{path, sha256, size}}", code="invalid_inputs", field=where
+            )
+        path, sha, size = item.get("path"), item.get("sha256"), item.get("size", 0)
+        try:
+            check_path(path)
+        except PasarError as exc:
+            raise fail(
+                f"{where}.path: {exc.message}", code="invalid_inputs", field=f"{where}.path"
+            ) from None
+        if not isinstance(sha, str) or len(sha) != 64 or set(sha) - set("0123456789abcdef"):
+            raise fail(
+                f"{where}.sha256 must be 64 lower-case hex digits",
+                code="invalid_inputs",
+                field=f"{where}.sha256",
+            )
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise fail(
+                f"{where}.size must be a whole number of bytes",
+                code="invalid_inputs",
+                field=f"{where}.size",
+            )
+        if path in seen:
+            raise fail(
+                f"{where}.path {path!r} appears twice", code="invalid_inputs", field=f"{where}.path"
+            )
+        seen.add(str(path))
+        out.append({"path": path, "sha256": sha, "size": size})
+    return tuple(out)
+
+
 def _on_order_create(state: MarketState, tx: Tx) -> Applied:
     spec = JobSpec.from_dict(tx.body.get("spec"), source="body.spec")
     ttl = tx.body.get("ttl_s", DEFAULT_ORDER_TTL_S)
@@ -598,6 +665,7 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
             field="spec.verification",
             hint="use verification: receipt",
         )
+    inputs = _parse_inputs(tx.body.get("inputs", []))
     currency = spec.max_price_per_hour.currency
     fees = preset.fees.for_currency(currency)
     order_id = "o-" + tx.digest[:16]
@@ -617,6 +685,7 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
         created_at=tx.ts,
         deadline=tx.ts + ttl * MS,
         free_shards=list(range(spec.lease_count)),
+        inputs=inputs,
     )
     state.orders[order_id] = record
     if mechanism == "auction":
@@ -686,7 +755,7 @@ def _on_expire(state: MarketState, tx: Tx) -> Applied:
         raise fail(f"order {record.id} is {record.status}", code="not_open", status=409)
     if tx.ts < record.deadline:
         raise fail("the order has not reached its deadline", code="too_early", status=409)
-    refund = record.escrow_per_lease * record.unfilled
+    refund = record.unfilled_escrow()
     if refund:
         state.ledger.refund_order(record.id, record.client, refund)
     record.free_shards.clear()
@@ -712,7 +781,7 @@ def _on_cancel(state: MarketState, tx: Tx) -> Applied:
             charges = state._settle(lease, tx.ts, "cancelled")
             billed += charges.billed
             providers.add(lease.provider)
-    refund = record.escrow_per_lease * record.unfilled
+    refund = record.unfilled_escrow()
     if refund:
         state.ledger.refund_order(record.id, record.client, refund)
     record.free_shards.clear()
@@ -778,6 +847,43 @@ def _on_heartbeat(state: MarketState, tx: Tx) -> Applied:
     )
 
 
+def _requeue(
+    state: MarketState, record: OrderRecord, lease: LeaseRecord, remaining: Money, ts: int
+) -> bool:
+    """Put a lease's shard back on its order with what is left of its escrow (no job is lost
+    while escrow remains); False when the order is over and ``remaining`` was refunded."""
+    if record.status not in ("open", "running") or not remaining:
+        state._refresh_order(record)
+        return False
+    state.ledger.escrow_order(record.client, record.id, remaining)
+    record.free_shards.append(lease.shard)
+    record.free_shards.sort()
+    record.shard_escrow[lease.shard] = remaining
+    if record.mechanism == "auction":
+        state._open_window(record, ts)
+    state._refresh_order(record)
+    return True
+
+
+def _on_release(state: MarketState, tx: Tx) -> Applied:
+    """A provider hands a running lease back (it is shutting down): it is paid for the seconds
+    its heartbeats verified, keeps its reputation, and the shard is re-queued on what is left."""
+    lease = state._lease(tx.body.get("lease_id"))
+    if tx.signer != lease.provider:
+        raise fail("only the lease's provider may release it", code="wrong_signer", status=403)
+    if lease.status != "running":
+        raise fail(f"lease {lease.id} is {lease.status}", code="not_running", status=409)
+    record = state.orders[lease.order_id]
+    charges = state._settle(lease, tx.ts, "released")
+    requeued = _requeue(state, record, lease, charges.refund, tx.ts)
+    return Applied(
+        tx.type,
+        {"lease_id": lease.id, "billed": charges.billed.to_json(), "requeued": requeued},
+        providers={lease.provider},
+        orders={record.id},
+    )
+
+
 def _on_lost(state: MarketState, tx: Tx) -> Applied:
     lease = state._lease(tx.body.get("lease_id"))
     if lease.status != "running":
@@ -808,14 +914,7 @@ def _on_lost(state: MarketState, tx: Tx) -> Applied:
     provider = state.providers[lease.provider]
     provider.running.pop(lease.id, None)
     provider.reputation = provider.reputation.apply(Event.LOST, state.preset.reputation)
-    requeued = record.status in ("open", "running")
-    if requeued:
-        state.ledger.escrow_order(record.client, record.id, settlement.refund)
-        record.free_shards.append(lease.shard)
-        record.free_shards.sort()
-        if record.mechanism == "auction":
-            state._open_window(record, tx.ts)
-    state._refresh_order(record)
+    requeued = _requeue(state, record, lease, settlement.refund, tx.ts)
     return Applied(
         tx.type,
         {"lease_id": lease.id, "requeued": requeued},
@@ -889,6 +988,7 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "order.expire": _on_expire,
     "heartbeat": _on_heartbeat,
     "lease.lost": _on_lost,
+    "lease.release": _on_release,
     "receipt": _on_receipt,
 }
 
@@ -898,17 +998,18 @@ TX_TYPES: tuple[str, ...] = tuple(_HANDLERS)
 _FIELDS: dict[str, frozenset[str]] = {
     "faucet": frozenset({"amount"}),
     "provider.register": frozenset(
-        {"inventory", "asks", "rate_per_score_hour", "score", "region", "attributes"}
+        {"inventory", "asks", "rate_per_score_hour", "score", "region", "attributes", "available"}
     ),
     "stake": frozenset({"amount"}),
     "withdraw": frozenset({"amount"}),
-    "order.create": frozenset({"spec", "ttl_s"}),
+    "order.create": frozenset({"spec", "ttl_s", "inputs"}),
     "order.cancel": frozenset({"order_id"}),
     "bid": frozenset({"order_id", "price"}),
     "match": frozenset({"order_id", "seed"}),
     "order.expire": frozenset({"order_id"}),
     "heartbeat": frozenset({"lease_id", "interval", "challenge", "usage"}),
     "lease.lost": frozenset({"lease_id"}),
+    "lease.release": frozenset({"lease_id"}),
     "receipt": frozenset(
         {
             "lease_id",
@@ -919,6 +1020,7 @@ _FIELDS: dict[str, frozenset[str]] = {
             "ended_at",
             "usage",
             "kill_reason",
+            "note",
         }
     ),
 }

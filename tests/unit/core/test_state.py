@@ -38,8 +38,9 @@ def make_state(preset: str = "pasar", *, devnet: bool = True) -> MarketState:
 
 def tx(signer: str, ts: int, **body: Any) -> Tx:
     n = next(_nonces)
-    return Tx(type=body["type"], body=body, signer=signer, nonce=f"{n:032x}", ts=ts,
-              digest=f"{n:064x}")  # fmt: skip
+    return Tx(
+        type=body["type"], body=body, signer=signer, nonce=f"{n:032x}", ts=ts, digest=f"{n:064x}"
+    )
 
 
 def send(state: MarketState, signer: str, ts: int, **body: Any) -> dict[str, Any]:
@@ -51,9 +52,15 @@ def market(state: MarketState, ts: int, **body: Any) -> dict[str, Any]:
 
 
 def register(state: MarketState, provider: str, *, cpu_ask: str, cpus: int = 8) -> None:
-    send(state, provider, T0, type="provider.register",
-         inventory={"gpus": [], "cpus": cpus, "memory_gb": 32, "disk_gb": 100},
-         asks={"cpu_core": cpu_ask}, score=100)  # fmt: skip
+    send(
+        state,
+        provider,
+        T0,
+        type="provider.register",
+        inventory={"gpus": [], "cpus": cpus, "memory_gb": 32, "disk_gb": 100},
+        asks={"cpu_core": cpu_ask},
+        score=100,
+    )
 
 
 def heartbeat(state: MarketState, lease: Mapping[str, Any] | str, k: int, ts: int) -> None:
@@ -97,8 +104,16 @@ def test_book_order_runs_and_settles_on_verified_seconds() -> None:
     # heartbeats for intervals 0..2 (5 s each on the pasar preset), then the receipt at 14 s
     for k in range(3):
         heartbeat(s, lease.id, k, lease.started_at + k * 5000 + 100)
-    result = send(s, P2, lease.started_at + 14_000, type="receipt", lease_id=lease.id,
-                  exit_code=0, outputs=[], root=_empty_root())  # fmt: skip
+    result = send(
+        s,
+        P2,
+        lease.started_at + 14_000,
+        type="receipt",
+        lease_id=lease.id,
+        exit_code=0,
+        outputs=[],
+        root=_empty_root(),
+    )
     assert result["billed_seconds"] == 14  # min(3 beats x 5 s, 14 s wall)
     billed = usdc("0.10").scale(14, 3600)  # 388 micros
     assert result["billed"] == billed.to_json()
@@ -279,3 +294,57 @@ def test_unsupported_verification_is_refused_not_ignored() -> None:
     with pytest.raises(PasarError) as err:
         send(s, ALICE, T0, type="order.create", spec={**SPEC, "verification": "pol"})
     assert err.value.code == "verification_unavailable"
+
+
+def test_release_pays_verified_seconds_and_requeues_the_rest() -> None:
+    s = make_state()
+    send(s, ALICE, T0, type="faucet", amount="10 USDC")
+    register(s, P1, cpu_ask="0.50")  # 1 USDC/h per lease
+    order_id = send(s, ALICE, T0, type="order.create", spec=SPEC)["order_id"]
+    (lease,) = market(s, T0, type="match", order_id=order_id, seed=1)["leases"]
+    heartbeat(s, lease, 0, T0 + 100)
+    with pytest.raises(PasarError) as err:
+        send(s, P2, T0 + 1000, type="lease.release", lease_id=lease)
+    assert err.value.status == 403
+    result = send(s, P1, T0 + 3_600, type="lease.release", lease_id=lease)
+    billed = usdc("1").scale(3, 3600)  # 3 s of wall time, inside the one verified interval
+    assert result["billed"] == billed.to_json() and result["requeued"]
+    record = s.orders[order_id]
+    assert record.status == "open" and record.free_shards == [0]
+    assert s.ledger.balance(LedgerAccount.order_escrow(order_id), "USDC") == usdc("1") - billed
+    assert s.providers[P1].reputation.score == s.providers[P1].reputation.initial().score
+    # draining: P1 takes no new work; P2 picks the shard up with what is left of its escrow
+    send(
+        s,
+        P1,
+        T0 + 4_000,
+        type="provider.register",
+        available=False,
+        inventory={"cpus": 8, "memory_gb": 32, "disk_gb": 100},
+        asks={"cpu_core": "0.50"},
+    )
+    register(s, P2, cpu_ask="0.40")
+    (second,) = market(s, T0 + 5_000, type="match", order_id=order_id, seed=2)["leases"]
+    assert s.leases[second].provider == P2 and s.leases[second].shard == 0
+    assert s.ledger.balance(LedgerAccount.lease_escrow(second), "USDC") == usdc("1") - billed
+    assert "draining" in s.orders[order_id].reasons[P1]
+    conserved(s)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "field"),
+    [
+        ([{"path": "../etc/passwd", "sha256": "0" * 64, "size": 1}], "inputs[0].path"),
+        ([{"path": "a.txt", "sha256": "XYZ", "size": 1}], "inputs[0].sha256"),
+        ([{"path": "a.txt", "sha256": "0" * 64, "size": -1}], "inputs[0].size"),
+        ([{"path": "a", "sha256": "0" * 64}, {"path": "a", "sha256": "1" * 64}], "inputs[1].path"),
+        ("a.txt", "inputs"),
+    ],
+)
+def test_bad_input_manifests_name_the_field(inputs: Any, field: str) -> None:
+    s = make_state()
+    send(s, ALICE, T0, type="faucet", amount="10 USDC")
+    with pytest.raises(PasarError) as err:
+        send(s, ALICE, T0, type="order.create", spec=SPEC, inputs=inputs)
+    assert err.value.field == field
+    assert s.ledger.balance(LedgerAccount.client(ALICE), "USDC") == usdc("10")

@@ -43,6 +43,7 @@ def lease_view(state: MarketState, lease: LeaseRecord) -> dict[str, Any]:
         "gpus": None if lease.allocation.gpu is None else str(lease.allocation.gpu),
         "cpus": str(lease.allocation.cpus),
         "receipt": lease.receipt,
+        "inputs": list(record.inputs),
         "bill": None
         if charges is None
         else {
@@ -82,30 +83,38 @@ def heartbeat(request: Request, envelope: Signed) -> dict[str, Any]:
     return submit_typed(request, envelope, "heartbeat")
 
 
+@router.post("/v1/leases/{lease_id}/release", summary="Hand a running lease back (draining)")
+def release(request: Request, lease_id: str, envelope: Signed) -> dict[str, Any]:
+    """The provider is paid for verified seconds; the shard is re-queued on what is left."""
+    return submit_typed(request, envelope, "lease.release", lease_id=lease_id)
+
+
 @router.post("/v1/receipts", summary="Finish a lease: exit code, outputs, Merkle root")
 def receipt(request: Request, envelope: Signed) -> dict[str, Any]:
     """Every output must already be uploaded as a blob whose content hashes to its name (the
     blob store refuses anything else), so checking presence here checks the content too."""
-    blobs: BlobStore = request.app.state.blobs
-    outputs = envelope.body.get("outputs", [])
-    if isinstance(outputs, list):
-        for i, item in enumerate(outputs):
-            sha = item.get("sha256") if isinstance(item, dict) else None
-            if not is_sha256_hex(sha):
-                raise PasarError(
-                    "outputs need a sha256 each",
-                    code="invalid_receipt",
-                    field=f"body.outputs[{i}].sha256",
-                )
-            if not blobs.exists(sha):
-                raise PasarError(
-                    f"output {item.get('path')!r} ({sha[:12]}…) was not uploaded",
-                    code="missing_blob",
-                    status=422,
-                    field=f"body.outputs[{i}]",
-                    hint="PUT /v1/blobs/{sha256} every output before sending the receipt",
-                )
+    require_blobs(request, envelope.body.get("outputs", []), "outputs")
     return submit_typed(request, envelope, "receipt")
+
+
+def require_blobs(request: Request, items: object, field: str) -> None:
+    """Every ``{path, sha256}`` in ``items`` must name an uploaded blob (422 otherwise). The
+    blob store only keeps content that hashes to its name, so presence proves the content."""
+    if not isinstance(items, list):
+        return  # the state machine reports the shape error with its field
+    blobs: BlobStore = request.app.state.blobs
+    for i, item in enumerate(items):
+        sha = item.get("sha256") if isinstance(item, dict) else None
+        if not is_sha256_hex(sha):
+            continue
+        if not blobs.exists(sha):
+            raise PasarError(
+                f"{field[:-1]} {item.get('path')!r} ({sha[:12]}…) was not uploaded",
+                code="missing_blob",
+                status=422,
+                field=f"body.{field}[{i}]",
+                hint="PUT /v1/blobs/{sha256} first",
+            )
 
 
 # -- logs: not ledger state, so kept in files beside the blobs, appended by offset ----------------

@@ -12,7 +12,7 @@ from pasar.core.state import MarketState, OrderRecord
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.market.auth import signed_envelope
 from pasar.market.routes.common import service_of, submit_typed
-from pasar.market.routes.leases import lease_view
+from pasar.market.routes.leases import lease_view, require_blobs
 
 router = APIRouter(tags=["orders"])
 Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
@@ -33,6 +33,7 @@ def order_view(state: MarketState, record: OrderRecord) -> dict[str, Any]:
         "escrow": escrow.to_json(),
         "leases": [lease_view(state, state.leases[x]) for x in record.leases],
         "note": record.note,
+        "inputs": list(record.inputs),
         "auction": None
         if record.window is None
         else {
@@ -59,6 +60,7 @@ def _record(state: MarketState, order_id: str) -> OrderRecord:
 
 @router.post("/v1/orders", summary="Create an order from a signed job spec (escrows the max)")
 def create(request: Request, envelope: Signed) -> dict[str, Any]:
+    require_blobs(request, envelope.body.get("inputs", []), "inputs")
     return submit_typed(request, envelope, "order.create")
 
 
