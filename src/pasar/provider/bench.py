@@ -24,6 +24,7 @@ hardware fingerprint, device, backend or size changes, or after ``max_age_s``.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -76,11 +77,22 @@ class BenchResult:
         return asdict(self)
 
 
+def _import_torch() -> Any:
+    """torch, untyped: it is an optional extra, absent where mypy runs.
+
+    CUDA numbers devices fastest first unless told otherwise; NVML (and so the inventory's
+    slots) numbers them by PCI bus. Asking CUDA for PCI order before it starts makes ``cuda:0``
+    the GPU NVML calls 0, so a GPU score is priced as the right model.
+    """
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    return importlib.import_module("torch")
+
+
 def _torch_cuda() -> Any | None:
     """The torch module when it imports and sees a CUDA device, else None (lazy: torch is an
     optional extra and importing it costs seconds)."""
     try:
-        import torch
+        torch = _import_torch()
     except ImportError:
         return None
     try:
@@ -95,7 +107,7 @@ def resolve_device(device: str = "auto") -> tuple[str, Backend]:
     ``"cuda[:N]"`` are checked, so no GPU score is ever claimed without a GPU."""
     if device == "cpu":
         return "cpu", "numpy"
-    if device != "auto" and device != "cuda" and not device.startswith("cuda:"):
+    if device not in {"auto", "cuda"} and not device.startswith("cuda:"):
         raise PasarError(
             f"unknown benchmark device {device!r}",
             code="invalid_device",
@@ -151,10 +163,7 @@ def benchmark(
             f"size must be a whole number >= 16, got {n!r}", code="invalid_bench", field="size"
         )
     budget_ns = int(seconds * 1e9)
-    if backend == "torch":
-        times = _time_torch(n, where, budget_ns)
-    else:
-        times = _time_numpy(n, budget_ns)
+    times = _time_torch(n, where, budget_ns) if backend == "torch" else _time_numpy(n, budget_ns)
     times.sort()
     median_ns = max(1, times[len(times) // 2])
     return BenchResult(
@@ -193,8 +202,14 @@ def _time_numpy(n: int, budget_ns: int) -> list[int]:
 
 
 def _time_torch(n: int, where: str, budget_ns: int) -> list[int]:
-    import torch
+    torch = _import_torch()
+    try:
+        return _time_torch_on(torch, n, where, budget_ns)
+    finally:
+        torch.cuda.empty_cache()  # the matrices died with that frame: give their VRAM back
 
+
+def _time_torch_on(torch: Any, n: int, where: str, budget_ns: int) -> list[int]:
     dev = torch.device(where)
     gen = torch.Generator(device=dev).manual_seed(0)
     a = torch.randn((n, n), device=dev, dtype=torch.float32, generator=gen)
@@ -205,11 +220,7 @@ def _time_torch(n: int, where: str, budget_ns: int) -> list[int]:
         torch.matmul(a, b, out=out)
         torch.cuda.synchronize(dev)  # kernels are asynchronous: wait, or we time the launch
 
-    try:
-        return _repeat(run, budget_ns)
-    finally:
-        del a, b, out
-        torch.cuda.empty_cache()
+    return _repeat(run, budget_ns)
 
 
 # -- the cache -------------------------------------------------------------------------------------
