@@ -160,3 +160,96 @@ def module_market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarketPr
         yield launcher.start(tmp_path_factory.mktemp("module-market") / "market")
     finally:
         launcher.stop_all()
+
+
+# -- provider agents ------------------------------------------------------------------------------
+
+PROVIDER_READY_PREFIX = "pasar provider "
+PROVIDER_START_TIMEOUT_S = 60.0  # the first start runs the benchmark (about a second)
+
+
+@dataclass
+class ProviderProcess:
+    """One running ``pasar provider start``."""
+
+    account: str
+    home: Path
+    proc: subprocess.Popen[bytes]
+    stdout_path: Path
+    stderr_path: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        return self.proc.returncode
+
+    def kill(self) -> int:
+        return self.stop(signal.SIGKILL)
+
+    def output(self) -> str:
+        return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(
+            errors="replace"
+        )
+
+
+@dataclass
+class ProviderLauncher:
+    started: list[ProviderProcess] = field(default_factory=list)
+
+    def start(self, market_url: str, home: Path, *extra_args: str) -> ProviderProcess:
+        """``pasar provider start --market URL --home HOME EXTRA...``; waits until it serves."""
+        home.mkdir(parents=True, exist_ok=True)
+        n = len(self.started)
+        stdout_path = home.parent / f"{home.name}.{n}.stdout"
+        stderr_path = home.parent / f"{home.name}.{n}.stderr"
+        env = {**os.environ, "PASAR_HOME": str(home), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pasar",
+                    "provider",
+                    "start",
+                    "--market",
+                    market_url,
+                    "--home",
+                    str(home),
+                    *extra_args,
+                ],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        provider = ProviderProcess("", home, proc, stdout_path, stderr_path)
+        self.started.append(provider)
+        deadline = time.monotonic() + PROVIDER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            for line in stdout_path.read_text(errors="replace").splitlines():
+                if line.startswith(PROVIDER_READY_PREFIX) and " serving " in line:
+                    provider.account = line.split()[2]
+                    return provider
+            if proc.poll() is not None:
+                raise RuntimeError(f"provider exited with {proc.returncode}:\n{provider.output()}")
+            time.sleep(0.05)
+        provider.kill()
+        raise RuntimeError(f"provider did not start in time:\n{provider.output()[-4000:]}")
+
+    def stop_all(self) -> None:
+        for provider in self.started:
+            provider.stop(timeout=15)
+
+
+@pytest.fixture
+def spawn_provider() -> Iterator[Callable[..., ProviderProcess]]:
+    launcher = ProviderLauncher()
+    try:
+        yield launcher.start
+    finally:
+        launcher.stop_all()

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from pasar import __version__
-from pasar.cli import audit, doctor, keys, market, presets, spec
+from pasar.cli import audit, doctor, keys, market, presets, provider, spec
 from pasar.cli.output import print_error
 from pasar.core.errors import PasarError
 
@@ -46,6 +46,7 @@ app.command("audit")(audit.audit)
 app.add_typer(keys.app, name="keys")
 app.add_typer(spec.app, name="spec")
 app.add_typer(presets.app, name="presets")
+app.add_typer(provider.app, name="provider")
 app.add_typer(market.app, name="market")
 
 

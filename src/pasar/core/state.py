@@ -308,7 +308,9 @@ class MarketState:
                 reasons[provider.id] = "is the client of this order"
                 continue
             if not provider.available:
-                reasons[provider.id] = "is not taking new work (draining)"
+                reasons[provider.id] = (
+                    "is not taking new work (draining, or gone since it lost a lease)"
+                )
                 continue
             view = self.view(provider)
             problem = stake_problem(self.preset.stake_rule, view)
@@ -914,6 +916,9 @@ def _on_lost(state: MarketState, tx: Tx) -> Applied:
     provider = state.providers[lease.provider]
     provider.running.pop(lease.id, None)
     provider.reputation = provider.reputation.apply(Event.LOST, state.preset.reputation)
+    # A provider that vanished gets no new work until it shows up again (registers): without
+    # this, the cheapest dead provider would win every re-queued job and lose it again.
+    provider.available = False
     requeued = _requeue(state, record, lease, settlement.refund, tx.ts)
     return Applied(
         tx.type,

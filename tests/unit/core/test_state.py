@@ -152,9 +152,10 @@ def test_unheartbeated_lease_bills_nothing_and_is_lost_then_requeued() -> None:
     assert s.providers[P1].reputation.score < s.providers[P2].reputation.score
     assert s.orders[order_id].status == "open"
     assert s.ledger.balance(LedgerAccount.order_escrow(order_id), "USDC") == usdc("1")
-    # the re-queued job goes to whoever is now cheapest and fits (P1 still fits: lost lease freed)
+    # the re-queued job goes to another provider: the one that vanished takes no new work
     (second,) = market(s, T0 + 30_000, type="match", order_id=order_id, seed=2)["leases"]
-    assert second != first
+    assert s.leases[second].provider == P2
+    assert "gone since it lost a lease" in s.orders[order_id].reasons[P1]
     conserved(s)
 
 

@@ -1,0 +1,171 @@
+"""``pasar provider``: start the agent, show this machine's inventory, status and earnings."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import typer
+from rich.table import Table
+
+from pasar.cli.output import console, err_console, print_json
+from pasar.core.errors import PasarError
+from pasar.crypto.identity import pasar_home
+from pasar.provider.agent import PROVIDER_KEY, Agent, AgentConfig, load_or_create_key
+from pasar.provider.bench import cached_benchmark
+from pasar.provider.inventory import detect_inventory
+from pasar.provider.market_api import MarketAPI
+from pasar.provider.runtime.process import PROCESS_WARNING
+
+app = typer.Typer(no_args_is_help=True, help="Sell this machine's compute on a market.")
+
+MarketOpt = typer.Option(None, "--market", envvar="PASAR_MARKET", help="Market URL.")
+HomeOpt = typer.Option(None, "--home", help="pasar home (default $PASAR_HOME or ~/.pasar).")
+
+
+def _market(market: str | None) -> str:
+    if not market:
+        raise PasarError(
+            "no market given",
+            code="missing_market",
+            field="--market",
+            hint="pass --market URL or set PASAR_MARKET (pasar devnet up prints it)",
+        )
+    return market
+
+
+@app.command("start")
+def start(
+    market: str = MarketOpt,
+    home: Path = HomeOpt,
+    runtime: str = typer.Option("sandbox", "--runtime", help="sandbox | docker | process."),
+    price: list[str] = typer.Option([], "--price", help="MODEL=PRICE per GPU-hour (repeat)."),
+    price_cpu_hour: str = typer.Option(None, "--price-cpu-hour", help="Price per CPU core-hour."),
+    strategy: str = typer.Option("scale", "--strategy", help="scale | script:PATH."),
+    stake: str = typer.Option(None, "--stake", help="Stake to lock at start, e.g. '50 USDC'."),
+    max_jobs: int = typer.Option(4, "--max-jobs", min=1, help="Leases run at once."),
+    allow_network: bool = typer.Option(
+        False, "--allow-network", help="Let jobs that ask for it reach the network."
+    ),
+    grace: float = typer.Option(30.0, "--grace", min=0, help="Seconds to finish leases on stop."),
+    region: str = typer.Option(None, "--region", help="Region shown in offers, e.g. eu."),
+    key: str = typer.Option(PROVIDER_KEY, "--key", help="Key name in $PASAR_HOME/keys."),
+) -> None:
+    """Register with the market and serve leases until SIGTERM or Ctrl-C (then drain, exit 0)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if runtime == "process":
+        err_console.print(PROCESS_WARNING, style="bold yellow", markup=False)
+    config = AgentConfig(
+        market=_market(market),
+        home=pasar_home(home),
+        runtime=runtime,
+        prices=tuple(price),
+        price_cpu_hour=price_cpu_hour,
+        strategy=strategy,
+        stake=stake,
+        max_jobs=max_jobs,
+        allow_network=allow_network,
+        grace_s=grace,
+        region=region,
+        key_name=key,
+    )
+    agent = Agent(config)
+    agent.start()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"pasar provider {agent.identity.account_id} serving {config.market}", flush=True)
+    agent.run()
+    print("pasar provider stopped", flush=True)
+    sys.stdout.flush()
+
+
+@app.command("inventory")
+def inventory(
+    home: Path = HomeOpt,
+    json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    bench: bool = typer.Option(True, "--bench/--no-bench", help="Run (or reuse) the benchmark."),
+) -> None:
+    """What this machine would offer: GPUs (NVML), CPUs, memory, disk, benchmark score."""
+    where = pasar_home(home)
+    found = detect_inventory(where)
+    score = cached_benchmark(where, found.fingerprint) if bench else None
+    data = {
+        "offer": found.to_wire(),
+        "facts": found.facts(),
+        "benchmark": None if score is None else score.to_json(),
+    }
+    if json:
+        print_json(data)
+        return
+    table = Table(title="this machine")
+    table.add_column("what")
+    table.add_column("value")
+    offer = found.to_wire()
+    gpus = offer["gpus"]
+    table.add_row(
+        "GPUs",
+        ", ".join(map(str, gpus))
+        if isinstance(gpus, list) and gpus
+        else f"none ({found.gpu_unavailable_reason or 'NVML found no GPU'})",
+    )
+    table.add_row("CPUs offered", f"{offer['cpus']} ({found.cpu_model})")
+    table.add_row("memory offered", f"{offer['memory_gb']} GB of {found.memory_total_gb} GB")
+    table.add_row("disk free", f"{offer['disk_gb']} GB at {found.disk_path}")
+    if score is not None:
+        table.add_row("benchmark", f"{score.gflops} GFLOP/s ({score.backend} on {score.device})")
+    console.print(table)
+
+
+def _api(market: str | None, home: Path | None, key: str) -> MarketAPI:
+    identity = load_or_create_key(pasar_home(home), key)
+    return MarketAPI(_market(market), identity)
+
+
+@app.command("status")
+def status(
+    market: str = MarketOpt,
+    home: Path = HomeOpt,
+    key: str = typer.Option(PROVIDER_KEY, "--key"),
+    json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """This provider as the market sees it: offers, running leases, reputation, stake."""
+    api = _api(market, home, key)
+    try:
+        me = api.me()
+    finally:
+        api.close()
+    if json:
+        print_json(me)
+        return
+    console.print(f"provider {me['provider']}")
+    console.print(f"  GPUs {me['inventory']} (free: {me['free']}), CPUs {me['cpus']}")
+    console.print(f"  reputation {me['reputation']}, stake {me['stake']}, score {me['score']}")
+    console.print(f"  running leases: {', '.join(me['running']) or 'none'}")
+
+
+@app.command("earnings")
+def earnings(
+    market: str = MarketOpt,
+    home: Path = HomeOpt,
+    key: str = typer.Option(PROVIDER_KEY, "--key"),
+    json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Earnings, stake and spendable balance of this provider's account."""
+    api = _api(market, home, key)
+    try:
+        account = api.account()
+    finally:
+        api.close()
+    if json:
+        print_json(account)
+        return
+    console.print(
+        f"earnings {account['earnings']}, stake {account['stake']}, spendable {account['balance']}"
+    )

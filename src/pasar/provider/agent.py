@@ -1,0 +1,309 @@
+"""The provider agent: register, keep asks current, listen to the market, bid, run leases.
+
+One long-poll of the market's feed drives everything (no tight polling): a new order the
+provider was invited to bid on gets a bid from its strategy (auction markets); a ``match`` that
+names one of its leases starts an executor; a cancelled or lost lease stops one. On SIGTERM the
+agent drains: it tells the market it takes no new work, lets running leases finish for a grace
+period, hands back whatever is still running (paid for its verified seconds, re-queued for
+someone else) and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pasar.core.errors import PasarError
+from pasar.core.money import Money
+from pasar.core.presets import builtin_preset
+from pasar.core.resources import ResourceRequest, fit
+from pasar.core.spec import JobSpec
+from pasar.crypto.identity import Identity, IdentityError, key_path, load_identity, save_identity
+from pasar.provider.bench import BenchResult, cached_benchmark
+from pasar.provider.executor import LeaseExecutor, LeaseJob, workroot_for
+from pasar.provider.inventory import MachineInventory, detect_inventory
+from pasar.provider.market_api import MarketAPI
+from pasar.provider.runtime.base import Runtime, get_runtime
+from pasar.provider.strategy import PriceTable, Strategy, make_strategy
+
+log = logging.getLogger("pasar.provider")
+
+FEED_TIMEOUT_S = 10.0
+DEFAULT_GRACE_S = 30.0
+PROVIDER_KEY = "provider"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything ``pasar provider start`` was told."""
+
+    market: str
+    home: Path
+    runtime: str = "sandbox"
+    prices: tuple[str, ...] = ()
+    price_cpu_hour: str | None = None
+    strategy: str = "scale"
+    stake: str | None = None
+    max_jobs: int = 4
+    allow_network: bool = False
+    grace_s: float = DEFAULT_GRACE_S
+    region: str | None = None
+    key_name: str = PROVIDER_KEY
+    bench_seconds: float = 1.0
+    reserve_memory_gb: int = 1
+
+
+def load_or_create_key(home: Path, name: str) -> Identity:
+    if key_path(name, home).exists():
+        return load_identity(name, home)
+    identity = Identity.generate()
+    try:
+        save_identity(identity, name, home)
+    except IdentityError as err:
+        if err.code != "key_exists":
+            raise
+        return load_identity(name, home)
+    return identity
+
+
+@dataclass
+class AgentState:
+    """What the agent is doing, for ``pasar provider status`` and tests."""
+
+    running: dict[str, LeaseExecutor] = field(default_factory=dict)
+    finished: list[str] = field(default_factory=list)
+    bids: int = 0
+    draining: bool = False
+
+
+class Agent:
+    """A provider agent for one market; :meth:`start` then :meth:`run` (blocks)."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.identity = load_or_create_key(config.home, config.key_name)
+        self.runtime: Runtime = get_runtime(config.runtime)
+        self.api = MarketAPI(config.market, self.identity)
+        self.state = AgentState()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.inventory: MachineInventory | None = None
+        self.bench: BenchResult | None = None
+        self.strategy: Strategy | None = None
+        self.preset_name = ""
+
+    # -- start-up ---------------------------------------------------------------------------------
+
+    def check_runtime(self) -> None:
+        """Refuse to start on a runtime this machine cannot provide (with how to fix it)."""
+        reason = self.runtime.available()
+        if reason is not None:
+            raise PasarError(
+                f"the {self.config.runtime} runtime is not usable here: {reason}",
+                code="runtime_unavailable",
+                field="--runtime",
+                hint="install bubblewrap (sudo apt-get install bubblewrap), or choose another "
+                "--runtime",
+            )
+
+    def start(self) -> None:
+        """Measure the machine, register with the market, stake."""
+        self.check_runtime()
+        health = self.api.health()
+        self.preset_name = str(health["preset"])
+        currency = builtin_preset(self.preset_name).currency
+        table = PriceTable.from_flags(
+            self.config.prices, self.config.price_cpu_hour, currency=currency
+        )
+        self.strategy = make_strategy(self.config.strategy, table)
+        self.inventory = detect_inventory(
+            self.config.home, reserve_memory_gb=self.config.reserve_memory_gb
+        )
+        self.bench = cached_benchmark(
+            self.config.home, self.inventory.fingerprint, seconds=self.config.bench_seconds
+        )
+        self.register(available=True)
+        if self.config.stake:
+            self.api.stake(self.config.stake)
+        log.info(
+            "registered %s with %s (%s)",
+            self.identity.account_id,
+            self.config.market,
+            self.preset_name,
+        )
+
+    def register(self, *, available: bool) -> None:
+        assert self.inventory is not None and self.strategy is not None and self.bench
+        asks = self.strategy.asks()
+        body: dict[str, Any] = {
+            "inventory": self.inventory.to_wire(),
+            "asks": {
+                "gpu": {k: v.to_json() for k, v in asks.gpu.items()},
+                "cpu_core": None if asks.cpu_core is None else asks.cpu_core.to_json(),
+            },
+            "score": self.bench.gflops,
+            "available": available,
+        }
+        gpu = self.inventory.inventory.devices()[0] if self.inventory.inventory.devices() else None
+        rate = self.strategy.rate_per_score_hour(
+            self.bench.gflops,
+            gpu=gpu if self.bench.device != "cpu" else None,
+            cpus=self.inventory.inventory.cpus,
+        )
+        if rate is not None:
+            body["rate_per_score_hour"] = rate.to_json()
+        if self.config.region:
+            body["region"] = self.config.region
+        self.api.register(**body)
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Follow the feed (on a thread) until :meth:`stop`, then drain on this thread — so a
+        SIGTERM starts the drain at once, not after the feed's long-poll returns."""
+        self._adopt_assigned()
+        feeder = threading.Thread(target=self._follow_feed, name="feed", daemon=True)
+        feeder.start()
+        self._stop.wait()
+        self.drain()
+
+    def _follow_feed(self) -> None:
+        cursor = self.api.feed(0, 0)["next"]
+        while not self._stop.is_set():
+            try:
+                page = self.api.feed(cursor, FEED_TIMEOUT_S)
+            except PasarError as exc:
+                log.warning("feed: %s", exc.message)
+                self._stop.wait(1.0)
+                continue
+            if page["next"] < cursor:  # the market restarted and renumbered its feed
+                cursor = 0
+                continue
+            cursor = page["next"]
+            for event in page["events"]:
+                if self._stop.is_set():
+                    break
+                self.handle(event)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        try:
+            if kind == "order.create" and not self.state.draining:
+                self._maybe_bid(str(event["order_id"]))
+            elif kind == "match":
+                for lease_id in event.get("leases", []):
+                    self._maybe_run(str(lease_id))
+                if event.get("order_id") and not self.state.draining:
+                    self._maybe_bid(str(event["order_id"]))  # a reopened auction window
+            elif kind in ("order.cancel", "order.expire"):
+                self._stop_order(str(event.get("order_id")))
+            elif kind == "lease.lost":
+                self._stop_lease(str(event.get("lease_id")))
+        except PasarError as exc:
+            log.warning("handling %s: %s", kind, exc.message)
+
+    def _adopt_assigned(self) -> None:
+        """Leases the market thinks we run but we do not (we restarted): hand them back."""
+        for lease_id in self.api.me().get("running", []):
+            if lease_id not in self.state.running:
+                try:
+                    self.api.release(lease_id)
+                except PasarError as exc:
+                    log.warning("releasing %s: %s", lease_id, exc.message)
+
+    def _maybe_bid(self, order_id: str) -> None:
+        order = self.api.order(order_id)
+        auction = order.get("auction")
+        if order.get("status") != "open" or order.get("mechanism") != "auction" or not auction:
+            return
+        if self.identity.account_id not in auction["invited"]:
+            return
+        assert self.strategy is not None and self.inventory is not None
+        spec = JobSpec.from_dict(order["spec"])
+        request: ResourceRequest = spec.to_request()
+        allocation = fit(request, self.inventory.inventory).allocation
+        price: Money | None = None
+        if allocation is not None:
+            price = self.strategy.bid(
+                request, allocation, spec.max_price_per_hour, duration_s=spec.max_duration
+            )
+        try:
+            self.api.bid(order_id, None if price is None else price.to_json())
+            self.state.bids += 1
+        except PasarError as exc:
+            if exc.code not in ("duplicate_bid", "auction_closed", "not_open"):
+                raise
+
+    def _maybe_run(self, lease_id: str) -> None:
+        with self._lock:
+            if lease_id in self.state.running:
+                return
+        view = self.api.lease(lease_id)
+        if view["provider"] != self.identity.account_id or view["status"] != "running":
+            return
+        executor = LeaseExecutor(
+            self.api,
+            self.runtime,
+            LeaseJob.from_view(view),
+            workroot=workroot_for(self.config.home),
+            allow_network=self.config.allow_network,
+            on_done=self._done,
+        )
+        with self._lock:
+            self.state.running[lease_id] = executor
+        thread = threading.Thread(target=executor.run, name=f"lease-{lease_id}", daemon=True)
+        thread.start()
+
+    def _done(self, executor: LeaseExecutor) -> None:
+        with self._lock:
+            self.state.running.pop(executor.job.lease_id, None)
+            self.state.finished.append(executor.job.lease_id)
+
+    def _stop_order(self, order_id: str) -> None:
+        with self._lock:
+            targets = [e for e in self.state.running.values() if e.job.order_id == order_id]
+        for executor in targets:
+            executor.cancel()
+
+    def _stop_lease(self, lease_id: str) -> None:
+        with self._lock:
+            executor = self.state.running.get(lease_id)
+        if executor is not None:
+            executor.cancel()
+
+    # -- shutting down ----------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Take no new work, let running leases finish for ``grace_s``, release the rest."""
+        self.state.draining = True
+        try:
+            self.register(available=False)
+        except PasarError as exc:
+            log.warning("could not tell the market we are draining: %s", exc.message)
+        deadline = threading.Event()
+        timer = threading.Timer(self.config.grace_s, deadline.set)
+        timer.start()
+        try:
+            while not deadline.is_set():
+                with self._lock:
+                    if not self.state.running:
+                        break
+                deadline.wait(0.1)
+        finally:
+            timer.cancel()
+        with self._lock:
+            left = list(self.state.running.values())
+        for executor in left:
+            executor.release()
+        for _ in range(50):
+            with self._lock:
+                if not self.state.running:
+                    break
+            threading.Event().wait(0.1)
+        self.api.close()

@@ -1,0 +1,340 @@
+"""Runs one lease from start to receipt: inputs, the job in its runtime, heartbeats, logs,
+outputs, the signed receipt.
+
+Everything a job can get wrong ends in a receipt with a clear reason — a missing command, a
+missing output, an input whose hash does not match — and never takes the agent down: the lease
+is settled by the market's rules (heartbeat-verified seconds) whatever the job did.
+
+Threads, per lease: the job's runtime (a process tree), a heartbeat thread answering the
+market's challenge once per interval from the moment the lease starts, and this executor's own
+thread pumping output to the market in batches. :meth:`cancel` (the client cancelled; the lease
+is already settled) and :meth:`release` (the agent is draining) stop the job early.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pasar.core.errors import PasarError
+from pasar.crypto.envelope import wall_clock_ms
+from pasar.crypto.hashing import sha256_file
+from pasar.crypto.merkle import check_path, root_of_files
+from pasar.provider.market_api import MarketAPI
+from pasar.provider.runtime.base import Limits, Outcome, Runtime
+
+log = logging.getLogger("pasar.provider.executor")
+
+GIB = 1 << 30
+LOG_FLUSH_S = 0.5
+LOG_CHUNK_BYTES = 128 * 1024
+MAX_PROCESSES = 256
+SETUP_FILE = ".pasar-setup.sh"
+RUN_FILE = ".pasar-run.sh"
+# exit codes the executor itself reports when the job could not even start
+EXIT_INPUT_FAILED = 125
+
+
+@dataclass(frozen=True)
+class LeaseJob:
+    """What the executor needs of a lease, read from ``GET /v1/leases/{id}``."""
+
+    lease_id: str
+    order_id: str
+    shard: int
+    shards: int
+    spec: dict[str, Any]
+    inputs: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def from_view(cls, view: dict[str, Any]) -> LeaseJob:
+        return cls(
+            lease_id=view["lease_id"],
+            order_id=view["order_id"],
+            shard=int(view["shard"]),
+            shards=int(view.get("shards", 1)),
+            spec=dict(view["spec"]),
+            inputs=tuple(view.get("inputs", [])),
+        )
+
+
+def limits_for(spec: dict[str, Any], *, allow_network: bool) -> Limits:
+    """The job's limits from its spec: what it asked for is what it gets, nothing more."""
+    resources = spec.get("resources", {})
+    memory_gb = int(float(str(resources.get("memory", 1))))  # spec quantities are exact text
+    cpus = max(1, int(float(str(resources.get("cpus", 1)))))
+    disk_gb = max(1, int(float(str(resources.get("disk", 1)))))
+    duration = int(spec["max_duration"])
+    return Limits(
+        memory_bytes=max(1, memory_gb) * GIB,
+        cpu_seconds=cpus * duration,
+        max_processes=MAX_PROCESSES,
+        max_file_bytes=disk_gb * GIB,
+        wall_seconds=duration,
+        network=bool(spec.get("network", False)) and allow_network,
+    )
+
+
+def job_command(spec: dict[str, Any]) -> str:
+    """``setup`` then ``run``, each from a script file in the workdir: ``run`` starts only if
+    ``setup`` succeeded, and the job's exit code is the first failure's."""
+    if spec.get("setup"):
+        return f"sh {SETUP_FILE} && exec sh {RUN_FILE}"
+    return f"exec sh {RUN_FILE}"
+
+
+class LeaseExecutor:
+    """One lease, run on its own thread by :meth:`run`."""
+
+    def __init__(
+        self,
+        api: MarketAPI,
+        runtime: Runtime,
+        job: LeaseJob,
+        *,
+        workroot: Path,
+        allow_network: bool,
+        on_done: Callable[[LeaseExecutor], None] | None = None,
+    ) -> None:
+        self.api = api
+        self.runtime = runtime
+        self.job = job
+        self.workdir = workroot / job.lease_id
+        self.allow_network = allow_network
+        self.on_done = on_done
+        self._stop_reason: str | None = None  # "cancel" | "release"
+        self._stopped = threading.Event()
+        self._handle: Any = None
+        self._log_offset = 0
+        self.outcome: Outcome | None = None
+        self.receipt: dict[str, Any] | None = None
+        self.started_at = wall_clock_ms()
+
+    # -- control from the agent -------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """The lease ended at the market (client cancel, or lost): stop, send nothing more."""
+        self._stop("cancel")
+
+    def release(self) -> None:
+        """Hand the lease back (draining): stop the job and tell the market."""
+        self._stop("release")
+
+    def _stop(self, reason: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        self._stopped.set()
+        handle = self._handle
+        if handle is not None:
+            handle.kill("cancel")
+
+    # -- the lease --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        beats = threading.Thread(target=self._heartbeats, name=f"beat-{self.job.lease_id}")
+        beats.daemon = True
+        beats.start()
+        try:
+            self._run()
+        except PasarError as exc:
+            log.warning("lease %s: %s", self.job.lease_id, exc.message)
+        except Exception:  # a bug here must not take the agent down with it
+            log.exception("lease %s failed in the executor", self.job.lease_id)
+        finally:
+            self._stopped.set()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            if self.on_done is not None:
+                self.on_done(self)
+
+    def _run(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        problem = self._fetch_inputs()
+        if problem is not None:
+            self._append_log(f"pasar: {problem}\n")
+            self._finish(EXIT_INPUT_FAILED, None, note=problem, outputs=[])
+            return
+        self._write_scripts()
+        env = {
+            **{str(k): str(v) for k, v in self.job.spec.get("envs", {}).items()},
+            "PASAR_LEASE": self.job.lease_id,
+            "PASAR_SHARD": str(self.job.shard),
+            "PASAR_SHARDS": str(self.job.shards),
+        }
+        limits = limits_for(self.job.spec, allow_network=self.allow_network)
+        if self._stopped.is_set():
+            self._after_stop()
+            return
+        image = self.job.spec.get("image")
+        self._handle = self.runtime.start(
+            self.workdir, job_command(self.job.spec), env, limits, image=image
+        )
+        if self._stopped.is_set():  # stopped while starting
+            self._handle.kill("cancel")
+        self._pump_logs()
+        self.outcome = outcome = self._handle.wait()
+        if self._stop_reason is not None:
+            self._after_stop()
+            return
+        outputs, missing = self._upload_outputs()
+        note = f"missing outputs: {', '.join(missing)}" if missing else None
+        if note:
+            self._append_log(f"pasar: {note}\n")
+        self._finish(
+            outcome.exit_code, outcome.kill_reason, note=note, outputs=outputs, outcome=outcome
+        )
+
+    def _after_stop(self) -> None:
+        if self._stop_reason == "release":
+            try:
+                self.api.release(self.job.lease_id)
+            except PasarError as exc:
+                log.warning("releasing %s: %s", self.job.lease_id, exc.message)
+
+    def _fetch_inputs(self) -> str | None:
+        """Download every input and check its hash; the reason it failed, or None."""
+        for item in self.job.inputs:
+            path, sha = str(item["path"]), str(item["sha256"])
+            try:
+                check_path(path)
+                dest = self.workdir / path
+                self.api.get_blob(sha, dest)
+            except PasarError as exc:
+                return f"input {path!r} could not be fetched: {exc.message}"
+            if sha256_file(dest) != sha:
+                return f"input {path!r} does not match its sha256 {sha[:12]}…"
+        return None
+
+    def _write_scripts(self) -> None:
+        spec = self.job.spec
+        if spec.get("setup"):
+            (self.workdir / SETUP_FILE).write_text("set -e\n" + str(spec["setup"]) + "\n")
+        (self.workdir / RUN_FILE).write_text(str(spec["run"]) + "\n")
+
+    # -- heartbeats ------------------------------------------------------------------------------
+
+    def _heartbeats(self) -> None:
+        """Answer the market's challenge once per interval until the lease is over here."""
+        answered: set[int] = set()
+        while not self._stopped.is_set():
+            try:
+                challenge = self.api.challenge(self.job.lease_id)
+            except PasarError as exc:
+                if exc.status in (404, 409):  # the lease is over at the market
+                    if exc.status == 409 and self._stop_reason is None:
+                        self.cancel()
+                    return
+                self._stopped.wait(1.0)
+                continue
+            k = int(challenge["interval"])
+            if k not in answered:
+                try:
+                    self.api.heartbeat(
+                        self.job.lease_id,
+                        k,
+                        challenge["challenge"],
+                        {"elapsed_s": (wall_clock_ms() - self.started_at) // 1000},
+                    )
+                    answered.add(k)
+                except PasarError as exc:
+                    log.warning("heartbeat %s/%d: %s", self.job.lease_id, k, exc.message)
+            wait_ms = int(challenge["next_at_ms"]) - wall_clock_ms() + 50
+            self._stopped.wait(max(0.05, wait_ms / 1000))
+
+    # -- logs ------------------------------------------------------------------------------------
+
+    def _pump_logs(self) -> None:
+        """Ship the job's output to the market in batches while it runs."""
+        buffer: list[str] = []
+        size = 0
+        last = time.monotonic()
+        for line in self._handle.lines(timeout_s=LOG_FLUSH_S):
+            if line:
+                buffer.append(line)
+                size += len(line)
+            if buffer and (size >= LOG_CHUNK_BYTES or time.monotonic() - last >= LOG_FLUSH_S):
+                self._append_log("".join(buffer))
+                buffer, size, last = [], 0, time.monotonic()
+        if buffer:
+            self._append_log("".join(buffer))
+
+    def _append_log(self, text: str) -> None:
+        data = text.encode("utf-8", errors="replace")
+        for start in range(0, len(data), LOG_CHUNK_BYTES):
+            chunk = data[start : start + LOG_CHUNK_BYTES].decode("utf-8", errors="replace")
+            try:
+                result = self.api.append_logs(self.job.lease_id, self._log_offset, chunk)
+                self._log_offset = int(result["size"])
+            except PasarError as exc:
+                if exc.code == "offset_mismatch" and exc.hint:
+                    self._log_offset = int(exc.hint.rsplit(" ", 1)[-1])
+                else:
+                    log.warning("logs for %s: %s", self.job.lease_id, exc.message)
+                    return
+
+    # -- outputs and the receipt ----------------------------------------------------------------
+
+    def _upload_outputs(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """Upload every declared output (a directory: every file under it); list the missing."""
+        outputs: list[dict[str, Any]] = []
+        missing: list[str] = []
+        root = self.workdir.resolve()
+        for declared in self.job.spec.get("outputs", []):
+            target = (self.workdir / declared).resolve()
+            if not target.is_relative_to(root) or not target.exists():
+                missing.append(str(declared))
+                continue
+            files = (
+                sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
+            )
+            for path in files:
+                if path.is_symlink() or not path.resolve().is_relative_to(root):
+                    continue  # a job cannot smuggle out a file from outside its workdir
+                sha = self.api.put_blob(path)
+                rel = path.relative_to(root).as_posix()
+                outputs.append({"path": rel, "sha256": sha, "size": path.stat().st_size})
+        return outputs, missing
+
+    def _finish(
+        self,
+        exit_code: int,
+        kill_reason: str | None,
+        *,
+        note: str | None,
+        outputs: list[dict[str, Any]],
+        outcome: Outcome | None = None,
+    ) -> None:
+        usage: dict[str, int] = {}
+        if outcome is not None:
+            usage = {
+                "cpu_ms": int(outcome.cpu_seconds * 1000),
+                "max_rss_bytes": int(outcome.max_rss_bytes),
+            }
+        body: dict[str, Any] = {
+            "lease_id": self.job.lease_id,
+            "exit_code": exit_code,
+            "outputs": outputs,
+            "root": root_of_files((o["path"], o["sha256"]) for o in outputs),
+            "started_at": outcome.started_at if outcome else self.started_at,
+            "ended_at": outcome.ended_at if outcome else wall_clock_ms(),
+            "usage": usage,
+        }
+        if kill_reason is not None:
+            body["kill_reason"] = kill_reason
+        if note is not None:
+            body["note"] = note
+        self.receipt = self.api.receipt(**body)
+
+
+def workroot_for(home: Path) -> Path:
+    """Where job workdirs live: ``<home>/work`` (private to the provider's user)."""
+    root = home / "work"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(root, 0o700)
+    return root

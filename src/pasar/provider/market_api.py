@@ -1,0 +1,106 @@
+"""What a provider agent says to its market: one method per endpoint, every write signed.
+
+Thin on purpose: the agent and the executor hold the logic; this module only knows paths and
+body shapes, so a change of the API touches one file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pasar.client.transport import Transport
+from pasar.crypto.hashing import sha256_file
+from pasar.crypto.identity import Identity
+
+BLOB_CHUNK = 1 << 20
+
+
+class MarketAPI:
+    """A provider's signed view of one market."""
+
+    def __init__(self, url: str, identity: Identity, *, timeout_s: float = 60.0) -> None:
+        self.url = url
+        self.identity = identity
+        self.id = identity.account_id
+        self.http = Transport(url, timeout_s=timeout_s)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _post(self, path: str, **body: Any) -> Any:
+        return self.http.post_signed(path, body, self.identity)
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def health(self) -> Any:
+        return self.http.get("/v1/healthz")
+
+    def me(self) -> Any:
+        return self.http.get(f"/v1/providers/{self.id}")
+
+    def feed(self, after: int, timeout_s: float) -> Any:
+        return self.http.get(
+            f"/v1/providers/{self.id}/feed",
+            {"after": after, "timeout": timeout_s},
+            timeout=timeout_s + 10,
+        )
+
+    def order(self, order_id: str) -> Any:
+        return self.http.get(f"/v1/orders/{order_id}")
+
+    def lease(self, lease_id: str) -> Any:
+        return self.http.get(f"/v1/leases/{lease_id}")
+
+    def challenge(self, lease_id: str) -> Any:
+        return self.http.get(f"/v1/leases/{lease_id}/challenge")
+
+    def account(self) -> Any:
+        return self.http.get(f"/v1/accounts/{self.id}")
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def register(self, **fields: Any) -> Any:
+        return self._post("/v1/providers", type="provider.register", **fields)
+
+    def stake(self, amount: str) -> Any:
+        return self._post("/v1/stakes", type="stake", amount=amount)
+
+    def bid(self, order_id: str, price: str | None) -> Any:
+        return self._post(f"/v1/orders/{order_id}/bids", type="bid", order_id=order_id, price=price)
+
+    def heartbeat(self, lease_id: str, interval: int, challenge: str, usage: dict[str, int]) -> Any:
+        return self._post(
+            "/v1/heartbeats",
+            type="heartbeat",
+            lease_id=lease_id,
+            interval=interval,
+            challenge=challenge,
+            usage=usage,
+        )
+
+    def append_logs(self, lease_id: str, offset: int, data: str) -> Any:
+        return self._post(
+            f"/v1/leases/{lease_id}/logs", type="logs", lease_id=lease_id, offset=offset, data=data
+        )
+
+    def receipt(self, **fields: Any) -> Any:
+        return self._post("/v1/receipts", type="receipt", **fields)
+
+    def release(self, lease_id: str) -> Any:
+        return self._post(f"/v1/leases/{lease_id}/release", type="lease.release", lease_id=lease_id)
+
+    # -- blobs ------------------------------------------------------------------------------------
+
+    def put_blob(self, path: Path) -> str:
+        """Upload a file as a content-addressed blob; returns its sha256."""
+        sha = sha256_file(path)
+        with path.open("rb") as f:
+            self.http.request("PUT", f"/v1/blobs/{sha}", content=f)
+        return sha
+
+    def get_blob(self, sha256: str, dest: Path) -> None:
+        """Download a blob to ``dest`` (the caller verifies the hash of what it got)."""
+        response = self.http.request("GET", f"/v1/blobs/{sha256}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(response.content)

@@ -1,0 +1,469 @@
+"""The seam between a lease and the thing that runs its job: limits, the handle, the outcome.
+
+A *runtime* takes a prepared workdir, a shell command line, an environment and :class:`Limits`,
+and returns a :class:`RunHandle` that streams the job's output and ends with an
+:class:`Outcome` (exit code, kill reason, CPU time, peak memory). Every runtime hands back the
+same handle class over a local process (``bwrap``, ``docker run`` or ``/bin/sh``), so the agent
+has one way to read logs, time out and cancel, whatever isolates the job.
+
+**How limits are enforced.** rlimits are applied by ``prlimit`` (util-linux) placed in front of
+the job's shell (:func:`prlimit_argv`): one mechanism for every runtime that runs a local
+process, applied *inside* the sandbox so that RLIMIT_NPROC counts the job's processes only.
+The wall-clock limit is enforced here, by the handle, which kills the whole process group.
+
+**How a kill reason is told** (:func:`classify_exit`). ``timeout`` and ``cancel`` are known
+for sure: the handle did the killing. The others are read from the exit status and the last
+lines of output, because without a cgroup (which needs root or systemd delegation) the kernel
+does not say which limit a process hit:
+
+- ``cpu_time``: killed by SIGXCPU (or SIGKILL after using at least the CPU limit);
+- ``file_size``: killed by SIGXFSZ, or the output says "File too large" (EFBIG; Python ignores
+  SIGXFSZ and raises instead);
+- ``memory``: RLIMIT_AS makes allocations fail, so the job dies with MemoryError, bad_alloc,
+  "Cannot allocate memory" or "out of memory" in its last lines;
+- ``processes``: fork failed ("Cannot fork", "fork: retry", "Resource temporarily unavailable")
+  in its last lines.
+
+A job that exits non-zero for its own reasons but prints one of those phrases is misreported;
+a job that swallows the error and exits 0 is reported as a success. Both are the honest limits
+of a heuristic, and neither lets a job escape its limits: the limits hold either way.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import importlib
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal, Protocol, get_args
+
+import psutil
+
+from pasar.core.errors import PasarError
+
+KillReason = Literal["timeout", "memory", "cancel", "cpu_time", "file_size", "processes"]
+KILL_REASONS: tuple[str, ...] = get_args(KillReason)
+
+MAX_BUFFERED_LINES = 10_000  # lines kept for readers that fall behind; older ones are dropped
+MAX_LINE_BYTES = 16 * 1024  # a longer line is cut here, so one line cannot take all memory
+CLASSIFY_TAIL_LINES = 40  # how many final lines :func:`classify_exit` reads
+DRAIN_TIMEOUT_S = 2.0  # after the job ends, how long to wait for its last output
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+CPU_HARD_GRACE_S = 1  # SIGXCPU at the soft limit, SIGKILL this much later
+USAGE_SAMPLE_S = 0.25  # how often the process tree's CPU time and memory are sampled
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a job may use. ``network`` must already be "the job asked *and* the provider
+    allowed it" (``--allow-network``): a runtime grants exactly what this says."""
+
+    memory_bytes: int
+    cpu_seconds: int
+    max_processes: int
+    max_file_bytes: int
+    wall_seconds: float
+    network: bool = False
+    gpus: tuple[str, ...] = ()  # the lease's GPUs: indices ("0") or UUIDs ("GPU-..."); () = none
+
+    def __post_init__(self) -> None:
+        for name in ("memory_bytes", "cpu_seconds", "max_processes", "max_file_bytes"):
+            if int(getattr(self, name)) < 1:
+                raise PasarError(f"limit {name} must be at least 1", code="invalid_limits")
+        if self.wall_seconds <= 0:
+            raise PasarError("limit wall_seconds must be positive", code="invalid_limits")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended. ``exit_code`` follows the shell: a job killed by signal N reports
+    128 + N. ``kill_reason`` is None when the job ended by itself within its limits."""
+
+    exit_code: int
+    kill_reason: KillReason | None
+    started_at: int  # unix ms
+    ended_at: int  # unix ms
+    cpu_seconds: float
+    max_rss_bytes: int
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.kill_reason is None
+
+
+class Runtime(Protocol):
+    """Runs jobs. One implementation per module in this package, registered in ``RUNTIMES``."""
+
+    name: str
+
+    def available(self) -> str | None:
+        """None when this runtime can run jobs here; else why not and how to fix it."""
+        ...
+
+    def start(
+        self,
+        workdir: Path,
+        command: str,
+        env: Mapping[str, str],
+        limits: Limits,
+        *,
+        image: str | None = None,
+    ) -> RunHandle:
+        """Start ``/bin/sh -c command`` in ``workdir``; ``image`` only for container runtimes."""
+        ...
+
+
+RUNTIMES: dict[str, str] = {
+    "sandbox": "pasar.provider.runtime.sandbox:SandboxRuntime",
+    "docker": "pasar.provider.runtime.docker:DockerRuntime",
+    "process": "pasar.provider.runtime.process:ProcessRuntime",
+}
+
+
+def get_runtime(name: str) -> Runtime:
+    """The runtime called ``name``. Modules are imported on demand, so choosing ``process``
+    never imports docker support and vice versa."""
+    target = RUNTIMES.get(name)
+    if target is None:
+        raise PasarError(
+            f"unknown runtime {name!r}",
+            code="unknown_runtime",
+            field="runtime",
+            hint=f"choose one of: {', '.join(RUNTIMES)}",
+        )
+    module_name, _, class_name = target.partition(":")
+    factory: Callable[[], Runtime] = getattr(importlib.import_module(module_name), class_name)
+    return factory()
+
+
+def check_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The job's environment as a plain dict, refusing names a shell or ``env`` would misread."""
+    for key, value in env.items():
+        if not ENV_NAME.fullmatch(key):
+            raise PasarError(
+                f"invalid environment variable name {key!r}", code="invalid_env", field="envs"
+            )
+        if "\0" in value:
+            raise PasarError(
+                f"environment variable {key} contains a NUL byte", code="invalid_env", field="envs"
+            )
+    return dict(env)
+
+
+def prlimit_argv(limits: Limits, *, processes: bool = True) -> list[str]:
+    """``prlimit`` with the job's rlimits, soft = hard so the job cannot raise them.
+
+    CPU gets a hard limit :data:`CPU_HARD_GRACE_S` above the soft one, so the job first receives
+    SIGXCPU (reported as ``cpu_time``) and SIGKILL only if it ignores it. ``processes=False``
+    leaves RLIMIT_NPROC alone: outside a user namespace it counts every process of the user on
+    the host, so a limit of 64 would stop a job of a user who already runs 64 processes.
+    """
+    argv = [
+        "prlimit",
+        f"--as={limits.memory_bytes}",
+        f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + CPU_HARD_GRACE_S}",
+        f"--fsize={limits.max_file_bytes}",
+        "--core=0",
+    ]
+    if processes:
+        argv.append(f"--nproc={limits.max_processes}")
+    return [*argv, "--"]
+
+
+def chown_tree(root: Path, uid: int) -> None:
+    """Give a job's unprivileged uid its workdir (when the agent runs as root), without
+    following the links its inputs may hold."""
+    os.lchown(root, uid, uid)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), uid, uid)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+_MEMORY = re.compile(r"MemoryError|bad_alloc|Cannot allocate memory|out of memory", re.I)
+_FORK = re.compile(r"Cannot fork|fork: retry|Resource temporarily unavailable|can't fork", re.I)
+_FSIZE = re.compile(r"File too large")
+
+
+def classify_exit(
+    exit_code: int, tail: list[str], limits: Limits, cpu_seconds: float
+) -> KillReason | None:
+    """Which limit, if any, ended a job that the handle did not kill (see the module doc)."""
+    if exit_code == 0:
+        return None
+    if exit_code == 128 + signal.SIGXCPU or (
+        exit_code == 128 + signal.SIGKILL and cpu_seconds >= limits.cpu_seconds
+    ):
+        return "cpu_time"
+    text = "\n".join(tail[-CLASSIFY_TAIL_LINES:])
+    if exit_code == 128 + signal.SIGXFSZ or _FSIZE.search(text):
+        return "file_size"
+    if _MEMORY.search(text):
+        return "memory"
+    if _FORK.search(text):
+        return "processes"
+    return None
+
+
+def exit_code_of(status: int) -> int:
+    """A ``wait`` status as a shell exit code (128 + N for a death by signal N)."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+class RunHandle:
+    """A running job: its output as it comes, its end, and a way to stop it.
+
+    Output (stdout and stderr merged) is read by a thread into a bounded buffer, so a job that
+    prints faster than anyone reads never blocks and never fills the provider's memory; readers
+    that fall more than :data:`MAX_BUFFERED_LINES` behind skip the lines they missed (counted in
+    :attr:`dropped_lines`). A second thread waits for the process with ``wait4`` (which also
+    gives its CPU time and peak RSS), and a timer kills it at the wall-clock limit.
+
+    CPU time and memory are also sampled from the process tree every :data:`USAGE_SAMPLE_S`
+    (:meth:`usage`, for heartbeats): bwrap exits as soon as its job does, without reaping the
+    sandbox's init, so ``wait4`` alone would report bwrap's own few milliseconds. The outcome
+    takes the larger of the two; the last fraction of a second, and grandchildren that come and
+    go between samples, can be missed.
+
+    Killing sends SIGKILL to the process group the handle started (``start_new_session``), then
+    runs ``on_kill`` (e.g. ``docker kill``) for parts of the job that live elsewhere.
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        limits: Limits,
+        env: Mapping[str, str],
+        cwd: Path | None = None,
+        on_kill: Callable[[], None] | None = None,
+    ) -> None:
+        self.limits = limits
+        self._on_kill = on_kill
+        self._lock = threading.Condition()
+        self._lines: collections.deque[str] = collections.deque(maxlen=MAX_BUFFERED_LINES)
+        self._first_index = 0  # index of self._lines[0] among all lines ever read
+        self._eof = False
+        self._kill_reason: KillReason | None = None
+        self._outcome: Outcome | None = None
+        self._cpu_seen = 0.0
+        self._rss_peak = 0
+        self._exited = threading.Event()
+        self.dropped_lines = 0
+        self.started_at = now_ms()
+        # The process is started by the thread that waits for it, not by the caller: bwrap's
+        # --die-with-parent (PR_SET_PDEATHSIG) fires when the *thread* that forked it ends, so
+        # a job started from a short-lived thread would otherwise die with that thread.
+        spawned, ready = threading.Event(), threading.Event()
+        failure: list[OSError] = []
+
+        def spawn_and_wait() -> None:
+            try:
+                self._proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    cwd=cwd,
+                    env=dict(env),
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            except OSError as exc:
+                failure.append(exc)
+                return
+            finally:
+                spawned.set()
+            ready.wait()  # until the reader, timer and sampler below exist
+            self._wait()
+
+        self._waiter = threading.Thread(target=spawn_and_wait, name="job-wait", daemon=True)
+        self._waiter.start()
+        spawned.wait()
+        if failure:
+            raise PasarError(
+                f"could not start {argv[0]}: {failure[0]}", code="runtime_failed", status=500
+            ) from failure[0]
+        self.pid = self._proc.pid
+        self._timer = threading.Timer(limits.wall_seconds, self.kill, args=("timeout",))
+        self._timer.daemon = True
+        self._reader = threading.Thread(target=self._read, name=f"job-out-{self.pid}", daemon=True)
+        self._sampler = threading.Thread(target=self._sample, name=f"job-use-{self.pid}")
+        self._sampler.daemon = True
+        self._reader.start()
+        self._timer.start()
+        self._sampler.start()
+        ready.set()
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def _read(self) -> None:
+        stream: IO[bytes] | None = self._proc.stdout
+        assert stream is not None
+        try:
+            while True:
+                raw = stream.readline(MAX_LINE_BYTES)
+                if not raw:
+                    break
+                if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                    while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                        pass  # the rest of an over-long line is dropped
+                    raw += b" [line cut]\n"
+                self._append(raw.decode("utf-8", errors="replace"))
+        except (OSError, ValueError):
+            pass  # the pipe was closed under us: the job is gone
+        finally:
+            with self._lock:
+                self._eof = True
+                self._lock.notify_all()
+
+    def _append(self, line: str) -> None:
+        with self._lock:
+            if len(self._lines) == self._lines.maxlen:
+                self._first_index += 1
+                self.dropped_lines += 1
+            self._lines.append(line)
+            self._lock.notify_all()
+
+    def lines(self, timeout_s: float | None = None) -> Iterator[str]:
+        """Each output line (with its newline) as it arrives, until the job ends and its output
+        is drained. With ``timeout_s``, yields ``""`` whenever that long passes without a line,
+        so a caller can flush or check for cancellation without a thread of its own."""
+        index = 0
+        while True:
+            with self._lock:
+                index = max(index, self._first_index)  # behind: the missed lines are gone
+                if index - self._first_index >= len(self._lines) and not self._eof:
+                    self._lock.wait(timeout_s)
+                    index = max(index, self._first_index)
+                if index - self._first_index < len(self._lines):
+                    line: str | None = self._lines[index - self._first_index]
+                    index += 1
+                elif self._eof:
+                    return
+                else:
+                    line = None
+            if line is not None:
+                yield line
+            elif timeout_s is not None:
+                yield ""
+
+    def tail(self, n: int = CLASSIFY_TAIL_LINES) -> list[str]:
+        """The last ``n`` lines of output buffered so far."""
+        with self._lock:
+            return list(self._lines)[-n:]
+
+    # -- usage -----------------------------------------------------------------------------------
+
+    def _sample(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while True:
+            cpu, rss = 0.0, 0
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                return
+            for proc in tree:
+                with contextlib.suppress(psutil.Error):
+                    t = proc.cpu_times()
+                    cpu += t.user + t.system + t.children_user + t.children_system
+                    rss += proc.memory_info().rss
+            with self._lock:
+                self._cpu_seen = max(self._cpu_seen, cpu)
+                self._rss_peak = max(self._rss_peak, rss)
+            if self._exited.wait(USAGE_SAMPLE_S):
+                return
+
+    def usage(self) -> tuple[float, int]:
+        """CPU seconds used so far and peak resident memory (bytes) of the job, as sampled."""
+        with self._lock:
+            return self._cpu_seen, self._rss_peak
+
+    # -- end -------------------------------------------------------------------------------------
+
+    def _wait(self) -> None:
+        while True:
+            try:
+                _, status, usage = os.wait4(self.pid, 0)
+                break
+            except ChildProcessError:  # someone reaped it already; no usage to report
+                status, usage = 0, None
+                break
+            except InterruptedError:
+                continue
+        self._proc.returncode = exit_code_of(status)  # so Popen never waits for it again
+        self._exited.set()
+        self._timer.cancel()
+        ended_at = now_ms()
+        self._reader.join(DRAIN_TIMEOUT_S)
+        if self._reader.is_alive():  # a leftover of the job holds the pipe open: end it
+            with contextlib.suppress(OSError):
+                self._kill_group()
+            self._reader.join(DRAIN_TIMEOUT_S)
+        cpu_seen, rss_seen = self.usage()
+        cpu = max(cpu_seen, (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0)
+        rss = max(rss_seen, usage.ru_maxrss * 1024 if usage is not None else 0)  # ru_: KiB
+        exit_code = exit_code_of(status)
+        with self._lock:
+            reason = self._kill_reason
+        if reason is None:
+            reason = classify_exit(exit_code, self.tail(), self.limits, cpu)
+        outcome = Outcome(
+            exit_code=exit_code,
+            kill_reason=reason,
+            started_at=self.started_at,
+            ended_at=ended_at,
+            cpu_seconds=cpu,
+            max_rss_bytes=rss,
+        )
+        with self._lock:
+            self._outcome = outcome
+            self._lock.notify_all()
+
+    def poll(self) -> Outcome | None:
+        """The outcome if the job has ended (and its output is drained), else None."""
+        with self._lock:
+            return self._outcome
+
+    def wait(self, timeout: float | None = None) -> Outcome:
+        """Block until the job ends; raise TimeoutError if ``timeout`` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._outcome is None:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"job {self.pid} still running after {timeout} s")
+                self._lock.wait(left)
+            return self._outcome
+
+    def kill(self, reason: KillReason = "cancel") -> None:
+        """Stop the job now. The first reason given is the one reported."""
+        with self._lock:
+            if self._outcome is not None:
+                return
+            if self._kill_reason is None:
+                self._kill_reason = reason
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            self._kill_group()
+        if self._on_kill is not None:
+            with contextlib.suppress(Exception):
+                self._on_kill()
+
+    def _kill_group(self) -> None:
+        os.killpg(self.pid, signal.SIGKILL)

@@ -1,0 +1,238 @@
+"""The default runtime: the job in a bubblewrap sandbox.
+
+What the job sees: ``/usr`` (and the ``/bin``, ``/lib``... links or directories that point into
+it) read-only, a few files of ``/etc`` read-only, the provider's Python read-only, a fresh
+``/proc`` and ``/dev``, a private tmpfs ``/tmp``, and its workdir at ``/work`` — the only place
+it can write. It does not see ``/home``, ``/root``, ``$PASAR_HOME`` or anything else of the
+host: nothing is bound that is not listed in :func:`bwrap_argv`. All namespaces are new (the
+network too, unless :attr:`Limits.network`), the hostname is ``pasar-job``, the job runs in a
+new session (no TIOCSTI into the provider's terminal) and dies with the agent.
+
+**The job's user.** RLIMIT_NPROC is what stops a fork bomb, and the kernel never applies it to
+processes whose real user is root on the host — and a user namespace that bwrap creates for a
+root caller maps the job to host root. So:
+
+- a provider running as a normal user (the recommended way): bwrap creates a user namespace and
+  the job runs as uid 1000 inside it, which is the provider's own uid outside;
+- a provider running as root: bwrap sets up the sandbox as root (so it can bind the Python of a
+  root-only directory such as ``/root/.pyenv``), keeps only CAP_SETUID/CAP_SETGID, and
+  ``setpriv`` then switches to a fresh unprivileged uid (:data:`ROOT_MODE_UID_BASE` + random),
+  drops every capability and sets no_new_privs before the job's first instruction. The workdir
+  is chowned to that uid so the job can write it.
+
+**The job's environment** is set by ``env -i`` as the last step before the job's shell, never
+in bwrap's own environment: a job's ``LD_PRELOAD`` must not reach bwrap (which runs on the
+host) or setpriv (which still holds CAP_SETUID). rlimits are set inside the sandbox by
+``prlimit`` (see :mod:`pasar.provider.runtime.base`), after the user namespace exists, so
+RLIMIT_NPROC counts the job's processes only.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pasar.core.errors import PasarError
+from pasar.provider.runtime.base import Limits, RunHandle, check_env, chown_tree, prlimit_argv
+
+WORKDIR = "/work"
+HOSTNAME = "pasar-job"
+SANDBOX_UID = 1000  # the job's uid inside its user namespace (provider not root)
+ROOT_MODE_UID_BASE = 1_500_000_000  # root mode: the job's host uid is this + a random offset
+ROOT_MODE_UID_SPAN = 500_000_000
+VENV_MOUNT = "/opt/pasar/venv"
+TOP_LEVEL_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+ETC_ALWAYS = (
+    "/etc/alternatives",  # Debian's links for awk, editor...
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/pki",
+)
+ETC_NETWORK = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf")
+NVIDIA_SHARED_DEVICES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+TOOLS = ("bwrap", "prlimit", "env")
+
+
+@dataclass(frozen=True)
+class HostLayout:
+    """The facts about this machine that the bwrap command line depends on, gathered once by
+    :meth:`detect` so that :func:`bwrap_argv` stays a pure function."""
+
+    top_level: tuple[tuple[str, str | None], ...]  # ("lib", "usr/lib") a link; ("lib", None) a dir
+    python_base: str  # sys.base_prefix, resolved: the interpreter and its standard library
+    python_venv: str | None  # sys.prefix when it is a virtual environment
+    python_bin: str  # name of the interpreter in <prefix>/bin
+    as_root: bool
+
+    @classmethod
+    def detect(cls) -> HostLayout:
+        top: list[tuple[str, str | None]] = []
+        for name in TOP_LEVEL_LINKS:
+            path = Path("/") / name
+            if path.is_symlink():
+                top.append((name, os.readlink(path)))
+            elif path.is_dir():
+                top.append((name, None))
+        base = str(Path(sys.base_prefix).resolve())
+        venv = str(Path(sys.prefix).resolve()) if sys.prefix != sys.base_prefix else None
+        return cls(
+            top_level=tuple(top),
+            python_base=base,
+            python_venv=venv,
+            python_bin=Path(sys.executable).name,
+            as_root=os.geteuid() == 0,
+        )
+
+
+def bwrap_argv(
+    workdir: Path,
+    command: str,
+    env: Mapping[str, str],
+    limits: Limits,
+    host: HostLayout,
+    *,
+    job_uid: int | None = None,
+) -> list[str]:
+    """The full command line: ``bwrap ... [setpriv ...] prlimit ... env -i ... /bin/sh -c``.
+
+    ``job_uid`` is the host uid the job runs as in root mode (required there, unused otherwise).
+    """
+    if host.as_root and job_uid is None:
+        raise ValueError("root mode needs the job's uid")
+    argv = ["bwrap", "--die-with-parent", "--new-session"]
+    if host.as_root:
+        # No user namespace: it would map the job to host root, where RLIMIT_NPROC is void.
+        argv += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
+        if not limits.network:
+            argv.append("--unshare-net")
+        argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        argv += ["--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID)]
+        argv += ["--gid", str(SANDBOX_UID)]
+        if limits.network:
+            argv.append("--share-net")
+    argv += ["--hostname", HOSTNAME]
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for name, target in host.top_level:
+        if target is None:
+            argv += ["--ro-bind", f"/{name}", f"/{name}"]
+        else:
+            argv += ["--symlink", target, f"/{name}"]
+    etc = ETC_ALWAYS + (ETC_NETWORK if limits.network else ())
+    python = [(host.python_base, host.python_base)]
+    path_dirs = [f"{host.python_base}/bin", BASE_PATH]
+    if host.python_venv is not None:
+        python.append((host.python_venv, VENV_MOUNT))
+        path_dirs.insert(0, f"{VENV_MOUNT}/bin")
+    argv += skeleton_dirs([*etc, *(dest for _, dest in python)])
+    for path in etc:
+        argv += ["--ro-bind-try", path, path]
+    for source, dest in python:
+        argv += ["--ro-bind", source, dest]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    for device in gpu_devices(limits.gpus):
+        argv += ["--dev-bind-try", device, device]
+    argv += ["--perms", "1777", "--size", str(limits.memory_bytes), "--tmpfs", "/tmp"]
+    argv += ["--bind", str(workdir), WORKDIR, "--chdir", WORKDIR]
+    argv += ["--remount-ro", "/"]  # the skeleton bwrap built (/, /etc, /opt): not a scratch disk
+    argv += ["--clearenv", "--setenv", "PATH", BASE_PATH, "--"]
+    if host.as_root:
+        argv += [
+            "setpriv", f"--reuid={job_uid}", f"--regid={job_uid}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+        ]  # fmt: skip
+    argv += prlimit_argv(limits)
+    job_env = {"PATH": ":".join(path_dirs), "HOME": WORKDIR, "LANG": "C.UTF-8", "TMPDIR": "/tmp"}
+    job_env.update(check_env(env))
+    argv += ["env", "-i", "--", *(f"{k}={v}" for k, v in job_env.items())]
+    return [*argv, "/bin/sh", "-c", command]
+
+
+def skeleton_dirs(destinations: list[str]) -> list[str]:
+    """``--dir`` with mode 0755 for every parent of a bind destination (``/etc``, ``/root``,
+    ``/root/.pyenv``...). bwrap would create them 0700 and owned by root, which a job running
+    as an unprivileged uid (root mode) could not traverse to reach what is bound below."""
+    parents: list[str] = []
+    for dest in destinations:
+        for parent in reversed(Path(dest).parents[:-1]):  # without "/" itself
+            if str(parent) not in parents:
+                parents.append(str(parent))
+    argv: list[str] = []
+    for path in parents:
+        argv += ["--perms", "0755", "--dir", path]
+    return argv
+
+
+def gpu_devices(gpus: tuple[str, ...]) -> list[str]:
+    """The NVIDIA device nodes a GPU lease needs. Only index-form ids map to a node here
+    (``"0"`` → ``/dev/nvidia0``); UUIDs need the docker runtime, which resolves them itself."""
+    if not gpus:
+        return []
+    nodes = []
+    for gpu in gpus:
+        if not gpu.isdigit():
+            raise PasarError(
+                f"the sandbox runtime takes GPU indices, not {gpu!r}",
+                code="unsupported_gpu_id",
+                hint="pass GPU indices, or use the docker runtime",
+            )
+        nodes.append(f"/dev/nvidia{int(gpu)}")
+    return [*NVIDIA_SHARED_DEVICES, *nodes]
+
+
+class SandboxRuntime:
+    """bubblewrap: see the module docstring for what a job can and cannot see."""
+
+    name = "sandbox"
+
+    def __init__(self, host: HostLayout | None = None) -> None:
+        self.host = host if host is not None else HostLayout.detect()
+
+    def available(self) -> str | None:
+        from pasar.doctor import Status, check_bubblewrap  # doctor's probe: one way to ask
+
+        check = check_bubblewrap()
+        if check.status is not Status.OK:
+            return check.detail + (f"; {check.hint}" if check.hint else "")
+        tools = [*TOOLS, "setpriv"] if self.host.as_root else list(TOOLS)
+        missing = [tool for tool in tools if shutil.which(tool) is None]
+        if missing:
+            return (
+                f"{', '.join(missing)} not found: the sandbox needs them; "
+                "install util-linux and coreutils (sudo apt-get install util-linux coreutils)"
+            )
+        return None
+
+    def start(
+        self,
+        workdir: Path,
+        command: str,
+        env: Mapping[str, str],
+        limits: Limits,
+        *,
+        image: str | None = None,
+    ) -> RunHandle:
+        if image is not None:
+            raise PasarError(
+                "the sandbox runtime does not run container images",
+                code="unsupported_image",
+                field="image",
+                hint="start the agent with --runtime docker to run image jobs",
+            )
+        workdir = workdir.resolve()
+        if not workdir.is_dir():
+            raise PasarError(f"workdir {workdir} is not a directory", code="invalid_workdir")
+        job_uid = None
+        if self.host.as_root:
+            job_uid = ROOT_MODE_UID_BASE + secrets.randbelow(ROOT_MODE_UID_SPAN)
+            chown_tree(workdir, job_uid)
+        argv = bwrap_argv(workdir, command, env, limits, self.host, job_uid=job_uid)
+        return RunHandle(argv, limits=limits, env={"PATH": BASE_PATH, "LANG": "C.UTF-8"})
