@@ -1,13 +1,22 @@
 """The one HTTP transport of the SDK and CLI: JSON in, JSON out, errors as PasarError.
 
-Everything that talks to a market goes through :class:`Transport`, so tests can swap in
+Everything that talks to a market goes through :class:`Transport` (or its async twin,
+:class:`AsyncTransport`, which has the same methods as coroutines), so tests can swap in
 httpx's ``MockTransport`` and every caller gets the market's error shape back as the same
 :class:`~pasar.core.errors.PasarError` the market raised — code, field and hint intact.
+
+Blob downloads stream to disk while being hashed (:meth:`Transport.download`), so a large
+output is never held whole in memory and its digest costs no second read.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -16,6 +25,7 @@ from pasar.crypto.envelope import sign, wall_clock_ms
 from pasar.crypto.identity import Identity
 
 DEFAULT_TIMEOUT_S = 30.0
+CHUNK_BYTES = 1 << 20
 
 
 def _error_from(response: httpx.Response) -> PasarError:
@@ -49,6 +59,55 @@ def _error_from(response: httpx.Response) -> PasarError:
         )
 
 
+def _io_error(base_url: str, exc: httpx.TransportError) -> PasarError:
+    """A request that got no answer: a timeout (504) or an unreachable market (503)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return PasarError(
+            f"the market at {base_url} did not answer in time ({type(exc).__name__})",
+            code="timeout",
+            status=504,
+        )
+    return PasarError(
+        f"cannot reach the market at {base_url}: {exc}",
+        code="unreachable",
+        status=503,
+        hint="check the URL (PASAR_MARKET) and that the market is running",
+    )
+
+
+def _envelope(body: dict[str, Any], identity: Identity) -> dict[str, Any]:
+    return sign(body, identity, now_ms=wall_clock_ms())
+
+
+class _Download:
+    """A blob being written to a temporary file beside ``dest`` while it is hashed.
+
+    The caller decides what the digest must be; until :meth:`keep` the bytes live only under a
+    temporary name, so an interrupted or refused download never leaves a file at ``dest``.
+    """
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
+        self.file: BinaryIO = self.tmp.open("wb")
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        self.hash.update(chunk)
+        self.size += len(chunk)
+
+    def finish(self) -> tuple[str, int]:
+        self.file.close()
+        return self.hash.hexdigest(), self.size
+
+    def discard(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 class Transport:
     """A market's HTTP API at ``base_url``."""
 
@@ -68,19 +127,8 @@ class Transport:
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise PasarError(
-                f"the market at {self.base_url} did not answer in time ({type(exc).__name__})",
-                code="timeout",
-                status=504,
-            ) from None
         except httpx.TransportError as exc:
-            raise PasarError(
-                f"cannot reach the market at {self.base_url}: {exc}",
-                code="unreachable",
-                status=503,
-                hint="check the URL (PASAR_MARKET) and that the market is running",
-            ) from None
+            raise _io_error(self.base_url, exc) from None
         if response.status_code >= 400:
             raise _error_from(response)
         return response
@@ -92,5 +140,108 @@ class Transport:
         self, path: str, body: dict[str, Any], identity: Identity, **kwargs: Any
     ) -> Any:
         """POST ``body`` as a signed envelope (fresh nonce, the wall clock's ``ts``)."""
-        envelope = sign(body, identity, now_ms=wall_clock_ms())
-        return self.request("POST", path, json=envelope, **kwargs).json()
+        return self.request("POST", path, json=_envelope(body, identity), **kwargs).json()
+
+    def upload(self, path: str, file: Path) -> httpx.Response:
+        """PUT a file's bytes, streamed from disk."""
+        with file.open("rb") as f:
+            return self.request("PUT", path, content=_chunks(f), headers=_length(f))
+
+    def download(self, path: str, dest: Path) -> tuple[str, int, Path]:
+        """GET ``path`` into a temporary file beside ``dest``, hashing as it streams.
+
+        Returns ``(sha256 hex, size, temporary path)``; the caller checks the digest and then
+        renames the temporary file to ``dest`` (or deletes it). Nothing is ever at ``dest``
+        unless the caller put it there.
+        """
+        part = _Download(dest)
+        try:
+            with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error_from(response)
+                for chunk in response.iter_bytes(CHUNK_BYTES):
+                    part.write(chunk)
+        except httpx.TransportError as exc:
+            part.discard()
+            raise _io_error(self.base_url, exc) from None
+        except BaseException:
+            part.discard()
+            raise
+        sha, size = part.finish()
+        return sha, size, part.tmp
+
+
+class AsyncTransport:
+    """The same API as :class:`Transport`, as coroutines over ``httpx.AsyncClient``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = http or httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise _io_error(self.base_url, exc) from None
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response
+
+    async def get(self, path: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return (await self.request("GET", path, params=params or {}, **kwargs)).json()
+
+    async def post_signed(
+        self, path: str, body: dict[str, Any], identity: Identity, **kwargs: Any
+    ) -> Any:
+        """POST ``body`` as a signed envelope (fresh nonce, the wall clock's ``ts``)."""
+        response = await self.request("POST", path, json=_envelope(body, identity), **kwargs)
+        return response.json()
+
+    async def upload(self, path: str, file: Path) -> httpx.Response:
+        """PUT a file's bytes, streamed from disk (reads of one chunk at a time)."""
+        with file.open("rb") as f:
+            return await self.request("PUT", path, content=_achunks(f), headers=_length(f))
+
+    async def download(self, path: str, dest: Path) -> tuple[str, int, Path]:
+        """See :meth:`Transport.download`."""
+        part = _Download(dest)
+        try:
+            async with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _error_from(response)
+                async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                    part.write(chunk)
+        except httpx.TransportError as exc:
+            part.discard()
+            raise _io_error(self.base_url, exc) from None
+        except BaseException:
+            part.discard()
+            raise
+        sha, size = part.finish()
+        return sha, size, part.tmp
+
+
+def _length(f: BinaryIO) -> dict[str, str]:
+    """Announce the size, so a market refuses an over-limit file before a byte is sent."""
+    return {"content-length": str(os.fstat(f.fileno()).st_size)}
+
+
+def _chunks(f: BinaryIO) -> Iterator[bytes]:
+    while chunk := f.read(CHUNK_BYTES):
+        yield chunk
+
+
+async def _achunks(f: BinaryIO) -> AsyncIterator[bytes]:
+    while chunk := f.read(CHUNK_BYTES):
+        yield chunk

@@ -1,0 +1,207 @@
+"""``pasar.AsyncClient``: :class:`pasar.Client`'s methods as coroutines, for asyncio programs.
+
+Same names, same arguments, same results and errors: both clients drive the request
+descriptions and procedures of :mod:`pasar.client.calls`; only the transport differs
+(:class:`~pasar.client.transport.AsyncTransport` over ``httpx.AsyncClient``). File hashing
+before an upload runs in a worker thread, so a launch does not stall the event loop.
+
+>>> async with pasar.AsyncClient() as client:
+...     job = await client.launch("job.yaml")
+...     async for chunk in job.logs(follow=True): print(chunk, end="")
+...     result = await job.result("out/")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Generator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pasar.client import calls
+from pasar.client.calls import Call, Emit
+from pasar.client.config import client_identity, market_url
+from pasar.client.inputs import LocalInput, collect_inputs, load_job
+from pasar.client.results import JobResult, accept, plan
+from pasar.client.transport import DEFAULT_TIMEOUT_S, AsyncTransport
+from pasar.core.errors import PasarError
+from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """A client of one market, with coroutine methods; see :class:`pasar.Client`."""
+
+    def __init__(
+        self,
+        market: str | None = None,
+        *,
+        key: str = DEFAULT_KEY_NAME,
+        home: str | os.PathLike[str] | None = None,
+        identity: Identity | None = None,
+        transport: AsyncTransport | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.url = transport.base_url if transport else market_url(market, home=home)
+        self.transport = transport or AsyncTransport(self.url, timeout_s=timeout_s)
+        self._identity = identity
+        self._key = key
+        self._home = home
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.transport.aclose()
+
+    def __repr__(self) -> str:
+        return f"AsyncClient({self.url!r})"
+
+    @property
+    def identity(self) -> Identity:
+        """The signing key (loaded, or created, on first use)."""
+        if self._identity is None:
+            self._identity = client_identity(self._key, home=self._home)
+        return self._identity
+
+    @property
+    def account_id(self) -> str:
+        return self.identity.account_id
+
+    # -- performing calls --------------------------------------------------------------------------
+
+    async def _call(self, call: Call) -> Any:
+        timeout = {} if call.timeout_s is None else {"timeout": call.timeout_s}
+        if call.body is not None:
+            return await self.transport.post_signed(call.path, call.body, self.identity, **timeout)
+        response = await self.transport.request(
+            call.method, call.path, params=dict(call.params), **timeout
+        )
+        return call.parse(response)
+
+    async def _drive(self, steps: Generator[Call, Any, T]) -> T:
+        reply: Any = None
+        while True:
+            try:
+                call = steps.send(reply)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            reply = await self._call(call)
+
+    # -- jobs --------------------------------------------------------------------------------------
+
+    async def launch(
+        self,
+        spec: object,
+        *,
+        base_dir: str | os.PathLike[str] | None = None,
+        ttl_s: int | None = None,
+    ) -> AsyncJob:
+        """See :meth:`pasar.Client.launch`."""
+        job, base = load_job(spec, base_dir)
+        files = await asyncio.to_thread(collect_inputs, job, base)
+        for item in files:
+            await self._upload(item)
+        reply = await self._call(
+            calls.create_order(job.to_dict(), [f.manifest() for f in files], ttl_s)
+        )
+        return AsyncJob(self, str(reply["order_id"]))
+
+    async def _upload(self, item: LocalInput) -> None:
+        path = f"/v1/blobs/{item.sha256}"
+        try:
+            await self.transport.request("HEAD", path)
+            return  # already there: the address is the content
+        except PasarError as err:
+            if err.status != 404:
+                raise
+        await self.transport.upload(path, item.file)
+
+    def job(self, order_id: str) -> AsyncJob:
+        """A handle on an existing order (no request is made)."""
+        return AsyncJob(self, order_id)
+
+    async def jobs(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """See :meth:`pasar.Client.jobs`."""
+        orders = (await self._call(calls.list_orders(self.account_id, status, limit)))["orders"]
+        return list(orders)
+
+    # -- the market --------------------------------------------------------------------------------
+
+    async def offers(
+        self, query: str = "", *, order: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """See :meth:`pasar.Client.offers`."""
+        return list((await self._call(calls.offers(query, order, limit)))["offers"])
+
+    async def gpus(self) -> list[dict[str, Any]]:
+        """See :meth:`pasar.Client.gpus`."""
+        return list((await self.stats())["models"])
+
+    async def stats(self) -> dict[str, Any]:
+        """See :meth:`pasar.Client.stats`."""
+        return dict(await self._call(calls.stats()))
+
+    async def balance(self, account: str | None = None) -> dict[str, Any]:
+        """See :meth:`pasar.Client.balance`."""
+        return dict(await self._call(calls.account(account or self.account_id)))
+
+    async def explain(self, order_id: str) -> dict[str, Any]:
+        """See :meth:`pasar.Client.explain`."""
+        return dict(await self._call(calls.explain(order_id)))
+
+    async def faucet(self, amount: str) -> dict[str, Any]:
+        """See :meth:`pasar.Client.faucet`."""
+        return dict(await self._call(calls.faucet(amount)))
+
+
+class AsyncJob:
+    """See :class:`pasar.client.client.Job`; the same methods as coroutines."""
+
+    def __init__(self, client: AsyncClient, order_id: str) -> None:
+        self.client = client
+        self.id = order_id
+
+    def __repr__(self) -> str:
+        return f"AsyncJob({self.id!r})"
+
+    async def status(self) -> dict[str, Any]:
+        return dict(await self.client._call(calls.get_order(self.id)))
+
+    async def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        return await self.client._drive(calls.wait_for_end(self.id, timeout))
+
+    async def logs(self, follow: bool = False, *, shard: int = 0) -> AsyncIterator[str]:
+        steps = calls.follow_logs(self.id, shard, follow)
+        reply: Any = None
+        while True:
+            try:
+                step = steps.send(reply)
+            except StopIteration:
+                return
+            if isinstance(step, Emit):
+                reply = None
+                yield step.text
+            else:
+                reply = await self.client._call(step)
+
+    async def result(self, dest: str | os.PathLike[str], timeout: float | None = None) -> JobResult:
+        order = await self.wait(timeout)
+        root = Path(dest)
+        shards = plan(order, root)
+        for _, files in shards:
+            for item in files:
+                sha, size, tmp = await self.client.transport.download(item.blob, item.dest)
+                accept(item, sha, size, tmp)
+        return JobResult(self.id, root, tuple(result for result, _ in shards))
+
+    async def cancel(self) -> dict[str, Any]:
+        return dict(await self.client._call(calls.cancel_order(self.id)))
+
+    async def explain(self) -> dict[str, Any]:
+        return await self.client.explain(self.id)

@@ -1,0 +1,230 @@
+"""The market API as data: each request described once, for the sync and the async client.
+
+:class:`Client` and :class:`AsyncClient` must behave the same. Rather than write every path,
+parameter and loop twice, the requests are plain :class:`Call` values and the multi-request
+procedures (waiting for an order to end, following logs) are generators that *yield* calls and
+receive their answers (the sans-I/O style of h11 and httpx's auth flows). Each client only knows
+how to perform one call — blocking or awaited — and drives the same generators.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from pasar.core.errors import PasarError
+
+TERMINAL = frozenset({"done", "expired", "cancelled"})
+FINAL_LEASE = frozenset({"settled", "cancelled"})  # lost and released leases are re-queued
+POLL_S = 25.0  # one long poll; the market caps it at 30 s
+SLACK_S = 10.0  # added to a long poll's HTTP timeout, so the server answers first
+
+
+def _json(response: httpx.Response) -> Any:
+    return response.json()
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request to the market: a GET with ``params``, or a signed POST of ``body``."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    body: dict[str, Any] | None = None  # POSTed as a signed envelope
+    timeout_s: float | None = None  # None: the transport's default
+    parse: Callable[[httpx.Response], Any] = _json
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Bytes of a lease's log from some offset, and where the next read starts."""
+
+    text: str
+    next_offset: int
+    lease_status: str
+
+
+@dataclass(frozen=True)
+class Emit:
+    """A step of a procedure that hands text to the caller (a log chunk) instead of a call."""
+
+    text: str
+
+
+# -- single requests -------------------------------------------------------------------------------
+
+
+def get_order(order_id: str) -> Call:
+    return Call("GET", f"/v1/orders/{order_id}")
+
+
+def wait_order(order_id: str, after: int, timeout_s: float) -> Call:
+    return Call(
+        "GET",
+        f"/v1/orders/{order_id}/wait",
+        {"after": after, "timeout": timeout_s},
+        timeout_s=timeout_s + SLACK_S,
+    )
+
+
+def list_orders(client: str, status: str | None, limit: int) -> Call:
+    params: dict[str, Any] = {"client": client, "limit": limit}
+    if status is not None:
+        params["status"] = status
+    return Call("GET", "/v1/orders", params)
+
+
+def create_order(spec: dict[str, Any], inputs: list[dict[str, Any]], ttl_s: int | None) -> Call:
+    body: dict[str, Any] = {"type": "order.create", "spec": spec, "inputs": inputs}
+    if ttl_s is not None:
+        body["ttl_s"] = ttl_s
+    return Call("POST", "/v1/orders", body=body)
+
+
+def cancel_order(order_id: str) -> Call:
+    return Call(
+        "POST",
+        f"/v1/orders/{order_id}/cancel",
+        body={"type": "order.cancel", "order_id": order_id},
+    )
+
+
+def explain(order_id: str) -> Call:
+    return Call("GET", f"/v1/orders/{order_id}/explain")
+
+
+def offers(query: str, order: str | None, limit: int) -> Call:
+    params: dict[str, Any] = {"q": query, "limit": limit}
+    if order:
+        params["order"] = order
+    return Call("GET", "/v1/providers", params)
+
+
+def stats() -> Call:
+    return Call("GET", "/v1/stats")
+
+
+def account(account_id: str) -> Call:
+    return Call("GET", f"/v1/accounts/{account_id}")
+
+
+def faucet(amount: str) -> Call:
+    return Call("POST", "/v1/faucet", body={"type": "faucet", "amount": amount})
+
+
+def head_blob(sha256: str) -> Call:
+    return Call("HEAD", f"/v1/blobs/{sha256}", parse=lambda r: r.status_code)
+
+
+def _log_chunk(offset: int) -> Callable[[httpx.Response], LogChunk]:
+    def parse(response: httpx.Response) -> LogChunk:
+        size = response.headers.get("x-log-size")
+        try:
+            next_offset = int(size) if size is not None else -1
+        except ValueError:
+            next_offset = -1
+        if next_offset < offset:
+            raise PasarError(
+                f"the market's log answer has no valid X-Log-Size header ({size!r})",
+                code="bad_response",
+                status=502,
+            )
+        return LogChunk(response.text, next_offset, response.headers.get("x-lease-status", ""))
+
+    return parse
+
+
+def read_logs(lease_id: str, offset: int, follow: bool, timeout_s: float = POLL_S) -> Call:
+    params: dict[str, Any] = {"offset": offset}
+    if follow:
+        params |= {"follow": "true", "timeout": timeout_s}
+    return Call(
+        "GET",
+        f"/v1/leases/{lease_id}/logs",
+        params,
+        timeout_s=timeout_s + SLACK_S if follow else None,
+        parse=_log_chunk(offset),
+    )
+
+
+# -- procedures ------------------------------------------------------------------------------------
+
+
+def wait_for_end(
+    order_id: str, timeout_s: float | None, clock: Callable[[], float] = time.monotonic
+) -> Generator[Call, Any, dict[str, Any]]:
+    """Long-poll the order until it is done, expired or cancelled; returns its last view.
+
+    Raises PasarError ``wait_timeout`` (the order goes on) if ``timeout_s`` passes first.
+    """
+    deadline = None if timeout_s is None else clock() + timeout_s
+    order: dict[str, Any] = yield get_order(order_id)
+    after = 0
+    while order["status"] not in TERMINAL:
+        poll = POLL_S
+        if deadline is not None:
+            left = deadline - clock()
+            if left <= 0:
+                raise PasarError(
+                    f"order {order_id} is still {order['status']} after {timeout_s:g} s",
+                    code="wait_timeout",
+                    status=504,
+                    hint="wait again, or cancel it with job.cancel()",
+                )
+            poll = min(poll, left)
+        reply = yield wait_order(order_id, after, poll)
+        order, after = reply["order"], int(reply["next"])
+    return order
+
+
+def latest_lease(order: Mapping[str, Any], shard: int) -> dict[str, Any] | None:
+    """The newest lease of ``shard`` (a lost lease is followed by its replacement)."""
+    found = [x for x in order.get("leases", []) if x.get("shard") == shard]
+    return found[-1] if found else None
+
+
+def follow_logs(order_id: str, shard: int, follow: bool) -> Generator[Call | Emit, Any, None]:
+    """The log of one shard of an order, chunk by chunk (yielded as :class:`Emit`).
+
+    Without ``follow``: what has been written so far by the shard's newest lease. With it: wait
+    for a lease, stream its output as it comes, and when a lease ends without the order ending
+    (it was lost and re-queued), go on with the next lease's log from its start. Offsets come
+    from the market's ``X-Log-Size``, so a chunk is never repeated or skipped.
+    """
+    order: dict[str, Any] = yield get_order(order_id)
+    after = 0
+    lease_id: str | None = None
+    offset = 0
+    while True:
+        lease = latest_lease(order, shard)
+        if lease is not None and lease["lease_id"] != lease_id:
+            lease_id, offset = lease["lease_id"], 0
+        if lease_id is None:
+            if not follow or order["status"] in TERMINAL:
+                return
+            reply = yield wait_order(order_id, after, POLL_S)
+            order, after = reply["order"], int(reply["next"])
+            continue
+        chunk: LogChunk = yield read_logs(lease_id, offset, follow)
+        if chunk.text:
+            offset = chunk.next_offset
+            yield Emit(chunk.text)
+            continue
+        if not follow:
+            return
+        if chunk.lease_status == "running":
+            continue  # the long poll ran out with nothing new
+        # this lease is over and its log read to the end: is there a next one?
+        order = yield get_order(order_id)
+        newer = latest_lease(order, shard)
+        if newer is not None and newer["lease_id"] != lease_id:
+            continue
+        if order["status"] in TERMINAL or (newer is not None and newer["status"] in FINAL_LEASE):
+            return
+        reply = yield wait_order(order_id, after, POLL_S)
+        order, after = reply["order"], int(reply["next"])

@@ -1,0 +1,220 @@
+"""``pasar.Client``: launch jobs and follow them to a verified result, over one market's API.
+
+>>> client = pasar.Client()                  # argument → $PASAR_MARKET → $PASAR_HOME/config.toml
+>>> job = client.launch("job.yaml")          # uploads inputs, signs and sends the order
+>>> for chunk in job.logs(follow=True): print(chunk, end="")
+>>> result = job.result("out/")              # waits, downloads, checks every hash
+
+Requests are described once in :mod:`pasar.client.calls`; this module only performs them with
+the blocking :class:`~pasar.client.transport.Transport`. :class:`pasar.AsyncClient`
+(:mod:`pasar.client.aio`) has the same methods as coroutines.
+
+The signing key is ``$PASAR_HOME/keys/<key>.key``, created on the first signed request if it
+does not exist (see :func:`pasar.client.config.client_identity`); reads never need it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pasar.client import calls
+from pasar.client.calls import Call, Emit
+from pasar.client.config import client_identity, market_url
+from pasar.client.inputs import LocalInput, collect_inputs, load_job
+from pasar.client.results import JobResult, accept, plan
+from pasar.client.transport import DEFAULT_TIMEOUT_S, Transport
+from pasar.core.errors import PasarError
+from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity
+
+T = TypeVar("T")
+
+
+class Client:
+    """A client of one market: a transport and (on first need) a signing key."""
+
+    def __init__(
+        self,
+        market: str | None = None,
+        *,
+        key: str = DEFAULT_KEY_NAME,
+        home: str | os.PathLike[str] | None = None,
+        identity: Identity | None = None,
+        transport: Transport | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.url = transport.base_url if transport else market_url(market, home=home)
+        self.transport = transport or Transport(self.url, timeout_s=timeout_s)
+        self._identity = identity
+        self._key = key
+        self._home = home
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    @property
+    def identity(self) -> Identity:
+        """The signing key (loaded, or created, on first use)."""
+        if self._identity is None:
+            self._identity = client_identity(self._key, home=self._home)
+        return self._identity
+
+    @property
+    def account_id(self) -> str:
+        return self.identity.account_id
+
+    # -- performing calls --------------------------------------------------------------------------
+
+    def _call(self, call: Call) -> Any:
+        timeout = {} if call.timeout_s is None else {"timeout": call.timeout_s}
+        if call.body is not None:
+            return self.transport.post_signed(call.path, call.body, self.identity, **timeout)
+        response = self.transport.request(
+            call.method, call.path, params=dict(call.params), **timeout
+        )
+        return call.parse(response)
+
+    def _drive(self, steps: Generator[Call, Any, T]) -> T:
+        reply: Any = None
+        while True:
+            try:
+                call = steps.send(reply)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            reply = self._call(call)
+
+    # -- jobs --------------------------------------------------------------------------------------
+
+    def launch(
+        self,
+        spec: object,
+        *,
+        base_dir: str | os.PathLike[str] | None = None,
+        ttl_s: int | None = None,
+    ) -> Job:
+        """Upload the spec's inputs, then sign and send the order (the market escrows its max).
+
+        ``spec`` is a :class:`~pasar.core.spec.JobSpec`, a mapping of its fields, or the path of
+        a YAML file. Local paths are named in the job as :mod:`pasar.client.inputs` describes.
+        ``ttl_s`` is how long the order may wait for a provider (the market's default: 10 min).
+        """
+        job, base = load_job(spec, base_dir)
+        files = collect_inputs(job, base)
+        for item in files:
+            self._upload(item)
+        reply = self._call(calls.create_order(job.to_dict(), [f.manifest() for f in files], ttl_s))
+        return Job(self, str(reply["order_id"]))
+
+    def _upload(self, item: LocalInput) -> None:
+        path = f"/v1/blobs/{item.sha256}"
+        try:
+            self.transport.request("HEAD", path)
+            return  # already there: the address is the content
+        except PasarError as err:
+            if err.status != 404:
+                raise
+        self.transport.upload(path, item.file)
+
+    def job(self, order_id: str) -> Job:
+        """A handle on an existing order (no request is made)."""
+        return Job(self, order_id)
+
+    def jobs(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """This account's orders, newest first (``status``: open, running, done, …)."""
+        orders = self._call(calls.list_orders(self.account_id, status, limit))["orders"]
+        return list(orders)
+
+    # -- the market --------------------------------------------------------------------------------
+
+    def offers(
+        self, query: str = "", *, order: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Offers matching the query language (``"gpu=A100:2 dph<1.5"``), sorted by ``order``
+        (``"dph,score-"``: price up, then score down)."""
+        return list(self._call(calls.offers(query, order, limit))["offers"])
+
+    def gpus(self) -> list[dict[str, Any]]:
+        """GPU models on the network: count, free, median ask and lease price per hour."""
+        return list(self.stats()["models"])
+
+    def stats(self) -> dict[str, Any]:
+        """Providers, GPUs, CPUs, utilization, jobs by status."""
+        return dict(self._call(calls.stats()))
+
+    def balance(self, account: str | None = None) -> dict[str, Any]:
+        """Spendable balance, earnings, stake and escrow of ``account`` (default: this key's)."""
+        return dict(self._call(calls.account(account or self.account_id)))
+
+    def explain(self, order_id: str) -> dict[str, Any]:
+        """Why each provider did or did not take an order."""
+        return dict(self._call(calls.explain(order_id)))
+
+    def faucet(self, amount: str) -> dict[str, Any]:
+        """Mint test money into this account (markets started with ``--devnet`` only)."""
+        return dict(self._call(calls.faucet(amount)))
+
+
+class Job:
+    """A handle on one order: its status, logs, result; cancel it or wait for its end."""
+
+    def __init__(self, client: Client, order_id: str) -> None:
+        self.client = client
+        self.id = order_id
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r})"
+
+    def status(self) -> dict[str, Any]:
+        """The market's view of the order: status, leases (with receipts and bills), escrow."""
+        return dict(self.client._call(calls.get_order(self.id)))
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the order is done, expired or cancelled (long polls, no busy loop);
+        returns its last view. ``timeout`` seconds: raise ``wait_timeout`` instead."""
+        return self.client._drive(calls.wait_for_end(self.id, timeout))
+
+    def logs(self, follow: bool = False, *, shard: int = 0) -> Iterator[str]:
+        """The output of one shard's job, in chunks as the market has them. With ``follow``,
+        keeps streaming until the shard's lease ends (following a re-queued shard's new lease)."""
+        steps = calls.follow_logs(self.id, shard, follow)
+        reply: Any = None
+        while True:
+            try:
+                step = steps.send(reply)
+            except StopIteration:
+                return
+            if isinstance(step, Emit):
+                reply = None
+                yield step.text
+            else:
+                reply = self.client._call(step)
+
+    def result(self, dest: str | os.PathLike[str], timeout: float | None = None) -> JobResult:
+        """Wait for the end, then download every output into ``dest``, verified against the
+        receipt (see :mod:`pasar.client.results` for the checks and the shard layout)."""
+        order = self.wait(timeout)
+        root = Path(dest)
+        shards = plan(order, root)
+        for _, files in shards:
+            for item in files:
+                sha, size, tmp = self.client.transport.download(item.blob, item.dest)
+                accept(item, sha, size, tmp)
+        return JobResult(self.id, root, tuple(result for result, _ in shards))
+
+    def cancel(self) -> dict[str, Any]:
+        """Stop the job: running leases are billed for verified seconds, the rest refunded."""
+        return dict(self.client._call(calls.cancel_order(self.id)))
+
+    def explain(self) -> dict[str, Any]:
+        return self.client.explain(self.id)

@@ -1,0 +1,149 @@
+"""Which local files a job takes with it, and under which names it finds them.
+
+**The rule.** Every local path of a spec — each entry of ``inputs`` and the ``workdir`` — is
+resolved against a *base directory*: the directory of the spec file when it was loaded from
+one, otherwise the current directory (or ``base_dir=`` given to ``launch``). Then:
+
+- a file in ``inputs`` is placed in the job's working directory at its path relative to the
+  base directory (``data/train.csv`` stays ``data/train.csv``);
+- a directory in ``inputs`` brings every file below it, each at its path relative to the base;
+- ``workdir`` brings every file below it at its path relative to the *workdir* itself, so
+  ``workdir: src`` puts ``src/train.py`` at ``train.py`` (SkyPilot's meaning of workdir);
+- a path outside the base directory is refused: its name in the job would be a guess.
+
+Symbolic links to files are uploaded as the file they point to; links to directories are not
+entered. The same name twice (e.g. from ``workdir`` and ``inputs``) is refused, as is a job of
+more than :data:`MAX_INPUT_FILES` files (usually a workdir pointed at the wrong folder).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pasar.core.errors import PasarError
+from pasar.core.spec import JobSpec, load_spec
+from pasar.crypto.hashing import sha256_file
+from pasar.crypto.merkle import check_path
+
+MAX_INPUT_FILES = 10_000
+
+
+@dataclass(frozen=True)
+class LocalInput:
+    """One file to upload: its local path, its name in the job, its digest and size."""
+
+    name: str
+    file: Path
+    sha256: str
+    size: int
+
+    def manifest(self) -> dict[str, Any]:
+        """The order's ``inputs`` entry: ``{path, sha256, size}``."""
+        return {"path": self.name, "sha256": self.sha256, "size": self.size}
+
+
+def _files_below(root: Path) -> list[Path]:
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        out.extend(Path(dirpath) / f for f in sorted(filenames) if (Path(dirpath) / f).is_file())
+    return out
+
+
+def _name(file: Path, relative_to: Path, field: str) -> str:
+    try:
+        rel = file.relative_to(relative_to)
+    except ValueError:
+        raise PasarError(
+            f"{field}: {file} is outside {relative_to}, so it has no name in the job",
+            code="input_outside_base",
+            field=field,
+            hint=f"move it under {relative_to}, or launch with base_dir= a folder holding it",
+        ) from None
+    return check_path(rel.as_posix())
+
+
+def _resolve(base: Path, text: str, field: str) -> Path:
+    path = Path(os.path.abspath(base / Path(text).expanduser()))
+    if not path.exists():
+        raise PasarError(
+            f"{field}: {text!r} does not exist (looked for {path})",
+            code="input_not_found",
+            field=field,
+            hint="inputs are local paths, relative to the spec file's folder or the current one",
+        )
+    return path
+
+
+def collect_inputs(spec: JobSpec, base_dir: Path) -> list[LocalInput]:
+    """Every file the job takes, hashed, named by the module's rule, in a stable order."""
+    base = Path(os.path.abspath(base_dir))
+    named: list[tuple[str, Path]] = []
+    if spec.workdir is not None:
+        root = _resolve(base, spec.workdir, "workdir")
+        if not root.is_dir():
+            raise PasarError(
+                f"workdir {spec.workdir!r} is not a directory",
+                code="invalid_workdir",
+                field="workdir",
+            )
+        named.extend((_name(f, root, "workdir"), f) for f in _files_below(root))
+    for i, text in enumerate(spec.inputs):
+        field = f"inputs[{i}]"
+        path = _resolve(base, text, field)
+        files = _files_below(path) if path.is_dir() else [path]
+        named.extend((_name(f, base, field), f) for f in files)
+    if len(named) > MAX_INPUT_FILES:
+        raise PasarError(
+            f"the job would upload {len(named)} files, more than {MAX_INPUT_FILES}",
+            code="too_many_inputs",
+            field="inputs",
+            hint="pack them into an archive, or point workdir at a smaller folder",
+        )
+    seen: dict[str, Path] = {}
+    out: list[LocalInput] = []
+    for name, file in named:
+        if name in seen:
+            raise PasarError(
+                f"two files would be {name!r} in the job: {seen[name]} and {file}",
+                code="duplicate_input",
+                field="inputs",
+            )
+        seen[name] = file
+        out.append(LocalInput(name, file, sha256_file(file), file.stat().st_size))
+    return out
+
+
+def load_job(spec: object, base_dir: str | os.PathLike[str] | None) -> tuple[JobSpec, Path]:
+    """A spec given as a :class:`JobSpec`, a mapping or a YAML file's path, and its base
+    directory (``base_dir`` if given, else the YAML file's folder, else the current one)."""
+    if isinstance(spec, JobSpec):
+        job = spec
+        default_base = Path.cwd()
+    elif isinstance(spec, Mapping):
+        job = JobSpec.from_dict(dict(spec), source="<spec>")
+        default_base = Path.cwd()
+    elif isinstance(spec, str | os.PathLike):
+        path = Path(spec).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PasarError(
+                f"cannot read the job spec {path}: {exc.strerror or exc}",
+                code="spec_not_found",
+                field="spec",
+                hint="pass a JobSpec, a dict, or the path of a YAML file",
+            ) from None
+        job = load_spec(text, str(path))
+        default_base = path.absolute().parent
+    else:
+        raise PasarError(
+            f"expected a JobSpec, a mapping or a YAML file's path; found {type(spec).__name__}",
+            code="invalid_spec",
+            field="spec",
+        )
+    return job, Path(base_dir) if base_dir is not None else default_base

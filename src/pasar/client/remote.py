@@ -1,0 +1,406 @@
+"""``@pasar.remote``: run a Python function on a provider and get its return value back.
+
+>>> @pasar.remote(cpus=2, memory=4, max_price="0.50 USDC")
+... def square(x: int) -> int:
+...     return x * x
+>>> square.remote(7)                 # one job; blocks; returns 49
+>>> call = square.spawn(7)           # one job; returns at once; call.get() → 49
+>>> square.map(range(10))            # ONE job of 10 shards, spread by the market; results in order
+>>> square.local(7)                  # a plain local call, explicitly
+>>> square(7)                        # refused: say .remote() or .local()
+
+**How it travels.** The function and its arguments are pickled with cloudpickle into the job's
+only input, ``pasar_call.pkl``; the job runs ``python -m pasar.client.remote_entry`` on the
+provider (inside its sandbox, with the provider's Python, where pasar must be importable), which
+writes the only output, ``pasar_result.pkl``: the return value, or the exception with its
+remote traceback. :mod:`pasar.client.payload` has the file formats. The function's own module
+travels *by value*, so helpers defined beside it go along; other modules it uses (numpy, torch)
+must be installed on the provider. Client and provider must run the same Python minor version.
+
+**Errors.** A remote exception is raised here again as its own type when it can be rebuilt
+(``ValueError`` stays ``ValueError``), with the remote traceback attached as a note
+(``add_note``); otherwise — and for ``SystemExit``/``KeyboardInterrupt``, which must not stop
+this program — as :class:`RemoteError` carrying the type name, message and traceback.
+``.map`` raises for the *first failing index* (lowest input position), noting which one, after
+all shards have ended. A job no provider took raises ``not_matched`` with the market's reasons.
+There is no local fallback anywhere: a failure is reported, never retried on this machine.
+
+**Trust.** Decoding the result runs code chosen by the provider that wrote it (unpickling): it
+trusts the provider as much as running its output would. The result *file* is verified against
+the provider's signed receipt before it is read, like every output (``Job.result``).
+
+**Price and time.** ``max_price`` is the most one lease may cost per hour (default
+:data:`DEFAULT_MAX_PRICE`), ``max_duration`` how long it may run (default
+:data:`DEFAULT_MAX_DURATION`); a ``.map`` of N elements escrows N leases' worth.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+import cloudpickle
+
+from pasar.client.client import Client, Job
+from pasar.client.payload import CALL_FILE, RESULT_FILE, Outcome, dump_calls, load_outcome
+from pasar.core.errors import PasarError
+from pasar.core.money import Money
+from pasar.core.spec import JobSpec
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_MAX_PRICE = "0.50 USDC"
+DEFAULT_MAX_DURATION = "10m"
+RUN = "python -m pasar.client.remote_entry"
+LOG_TAIL_CHARS = 2000
+
+
+class RemoteError(PasarError):
+    """A remote call failed and its exception could not be rebuilt here (or none ran)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "remote_error",
+        remote_type: str = "",
+        remote_traceback: str = "",
+        order_id: str | None = None,
+        index: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, hint=hint, status=502)
+        self.remote_type = remote_type
+        self.remote_traceback = remote_traceback
+        self.order_id = order_id
+        self.index = index
+
+    def __str__(self) -> str:
+        if not self.remote_traceback:
+            return self.message
+        return f"{self.message}\n\nremote traceback:\n{self.remote_traceback}"
+
+
+# -- the default client ---------------------------------------------------------------------------
+
+_default: dict[str, Client] = {}
+_default_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    """One :class:`Client` for every remote function not given its own (built on first use,
+    so the market address is resolved only when a job is actually sent)."""
+    with _default_lock:
+        if "client" not in _default:
+            _default["client"] = Client()
+        return _default["client"]
+
+
+# -- building the job -----------------------------------------------------------------------------
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_registry_lock = threading.Lock()
+
+
+def _job_name(fn: Callable[..., Any]) -> str:
+    name = _UNSAFE_NAME.sub("-", getattr(fn, "__name__", "function")).strip("-._")
+    return (name or "function")[:63]
+
+
+def _resources(
+    gpu: str | int | Mapping[str, int] | list[str] | None,
+    cpus: int | float | str,
+    memory: int | float | str,
+    disk: int | float | str | None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"cpus": cpus, "memory": memory}
+    if disk is not None:
+        out["disk"] = disk
+    if gpu is not None:
+        out["accelerators"] = {"count": gpu} if isinstance(gpu, int) else gpu
+    return out
+
+
+def _module_of(fn: Callable[..., Any]) -> ModuleType | None:
+    """The function's module if it should travel by value (user code, not ``__main__``,
+    which cloudpickle already sends by value)."""
+    name = getattr(fn, "__module__", None)
+    if not isinstance(name, str) or name == "__main__" or name.startswith("pasar."):
+        return None
+    return sys.modules.get(name)
+
+
+def _pickle_calls(
+    fn: Callable[..., Any], calls: list[tuple[tuple[Any, ...], dict[str, Any]]]
+) -> bytes:
+    module = _module_of(fn)
+    if module is None:
+        return dump_calls(fn, calls)
+    # cloudpickle's by-value registry is process-wide: one pickling at a time changes it, and
+    # a module the caller registered itself stays registered
+    with _registry_lock:
+        mine = module.__name__ not in cloudpickle.list_registry_pickle_by_value()
+        if mine:
+            cloudpickle.register_pickle_by_value(module)
+        try:
+            return dump_calls(fn, calls)
+        finally:
+            if mine:
+                cloudpickle.unregister_pickle_by_value(module)
+
+
+# -- collecting outcomes --------------------------------------------------------------------------
+
+
+def _not_matched(job: Job, order: dict[str, Any]) -> PasarError:
+    explained = job.explain()
+    reasons = [
+        f"{p['provider'][:12]}…: {p['reason']}" for p in explained["providers"] if p["reason"]
+    ]
+    shown = "; ".join(reasons[:5]) or order.get("note") or "no provider fits"
+    return PasarError(
+        f"no provider took the job ({job.id}): {shown}",
+        code="not_matched",
+        status=409,
+        hint="raise max_price, ask for fewer resources, or check `pasar offers`",
+    )
+
+
+def outcomes(job: Job, timeout: float | None = None) -> list[Outcome]:
+    """Wait for ``job``, fetch and verify every shard's result file, decode each (in order)."""
+    order = job.wait(timeout)
+    if order["status"] == "expired":
+        raise _not_matched(job, order)
+    if order["status"] == "cancelled":
+        raise PasarError(f"the job {job.id} was cancelled", code="cancelled", status=409)
+    with tempfile.TemporaryDirectory(prefix="pasar-remote-") as tmp:
+        result = job.result(tmp)
+        found: list[Outcome] = []
+        for shard in result.shards:
+            path = shard.dir / RESULT_FILE
+            if not path.exists():
+                tail = "".join(job.logs(shard=shard.shard))[-LOG_TAIL_CHARS:]
+                raise RemoteError(
+                    f"shard {shard.shard} of {job.id} ended with exit code {shard.exit_code} "
+                    f"and no {RESULT_FILE}; the end of its log:\n{tail}",
+                    code="remote_no_result",
+                    order_id=job.id,
+                    index=shard.shard,
+                    hint="the provider could not run pasar.client.remote_entry; see the log",
+                )
+            try:
+                found.append(load_outcome(path.read_bytes()))
+            except Exception as exc:  # damaged, or a value whose class this side lacks
+                raise RemoteError(
+                    f"cannot decode the result of shard {shard.shard} of {job.id}: "
+                    f"{type(exc).__name__}: {exc}",
+                    code="bad_result",
+                    order_id=job.id,
+                    index=shard.shard,
+                    hint="the returned value must be importable here (same modules, versions)",
+                ) from exc
+    return found
+
+
+def value_of(outcome: Outcome, job: Job, index: int | None = None) -> Any:
+    """The returned value, or raise the remote exception (see the module's *Errors*)."""
+    if outcome.ok:
+        return outcome.value
+    where = f"order {job.id}" + ("" if index is None else f", .map element #{index}")
+    exc = outcome.exception
+    if isinstance(exc, Exception):  # SystemExit or KeyboardInterrupt must not end this program
+        exc.add_note(f"raised remotely ({where}); remote traceback:\n{outcome.traceback}")
+        raise exc
+    raise RemoteError(
+        f"{outcome.type_name}: {outcome.message} ({where})",
+        remote_type=outcome.type_name,
+        remote_traceback=outcome.traceback,
+        order_id=job.id,
+        index=index,
+    )
+
+
+# -- the decorator --------------------------------------------------------------------------------
+
+
+@dataclass
+class RemoteCall(Generic[R]):
+    """A spawned remote call: the running job, and ``get()`` for its value."""
+
+    job: Job
+
+    def get(self, timeout: float | None = None) -> R:
+        """Block until the job ends; return the value or raise the remote exception."""
+        (outcome,) = outcomes(self.job, timeout)
+        value: R = value_of(outcome, self.job)
+        return value
+
+    def cancel(self) -> dict[str, Any]:
+        return self.job.cancel()
+
+
+class RemoteFunction(Generic[P, R]):
+    """A function that runs as a pasar job; see the module docstring."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        spec: JobSpec,
+        *,
+        client: Client | None = None,
+        ttl_s: int | None = None,
+    ) -> None:
+        self.fn = fn
+        self.spec = spec  # the template: one shard; .map sets shards
+        self.client = client
+        self.ttl_s = ttl_s
+        self.__name__ = getattr(fn, "__name__", "remote")
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__module__ = getattr(fn, "__module__", __name__)
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<remote function {self.__qualname__}>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # travels inside pickles (a function that calls itself): never with a live client
+        return {**self.__dict__, "client": None}
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        raise PasarError(
+            f"{self.__qualname__} is a remote function: say where it runs",
+            code="ambiguous_call",
+            hint=f"{self.__name__}.remote(...) runs it on a provider, "
+            f"{self.__name__}.local(...) here",
+        )
+
+    def _launch(self, calls: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> Job:
+        client = self.client or default_client()
+        spec = JobSpec.build(**{**self.spec.to_dict(), "shards": len(calls)})
+        with tempfile.TemporaryDirectory(prefix="pasar-call-") as tmp:
+            (Path(tmp) / CALL_FILE).write_bytes(_pickle_calls(self.fn, calls))
+            return client.launch(spec, base_dir=tmp, ttl_s=self.ttl_s)
+
+    def local(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the function here, in this process (the only way it ever runs locally)."""
+        return self.fn(*args, **kwargs)
+
+    def spawn(self, *args: P.args, **kwargs: P.kwargs) -> RemoteCall[R]:
+        """Launch the call as a job and return at once; ``.get()`` waits for the value."""
+        return RemoteCall(self._launch([(args, dict(kwargs))]))
+
+    def remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the call on a provider and return its value (or raise its exception)."""
+        return self.spawn(*args, **kwargs).get()
+
+    def map(self, *iterables: Iterable[Any], timeout: float | None = None) -> list[R]:
+        """``[fn(*xs) for xs in zip(*iterables)]``, as ONE job of one shard per element.
+
+        The market spreads the shards across providers; the results come back in input order.
+        If any element raised, the exception of the first failing element is raised (after
+        every shard has ended), noting its index. An empty input launches nothing.
+        """
+        calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+            (tuple(xs), {}) for xs in zip(*iterables, strict=False)
+        ]
+        if not calls:
+            return []
+        job = self._launch(calls)
+        found = outcomes(job, timeout)
+        return [value_of(o, job, i) for i, o in enumerate(found)]
+
+    def options(self, **overrides: Any) -> RemoteFunction[P, R]:
+        """The same function with other job fields (``max_duration="1h"``, ``envs={...}``)."""
+        spec = JobSpec.build(**{**self.spec.to_dict(), **overrides})
+        return RemoteFunction(self.fn, spec, client=self.client, ttl_s=self.ttl_s)
+
+
+@overload
+def remote(fn: Callable[P, R], /) -> RemoteFunction[P, R]: ...
+
+
+@overload
+def remote(
+    fn: None = None,
+    /,
+    *,
+    gpu: str | int | Mapping[str, int] | list[str] | None = None,
+    cpus: int | float | str = 1,
+    memory: int | float | str = 1,
+    disk: int | float | str | None = None,
+    max_price: str | Money = DEFAULT_MAX_PRICE,
+    max_duration: str | int = DEFAULT_MAX_DURATION,
+    verification: str | None = None,
+    pricing: str | None = None,
+    envs: Mapping[str, str] | None = None,
+    setup: str | None = None,
+    image: str | None = None,
+    network: bool = False,
+    name: str | None = None,
+    client: Client | None = None,
+    ttl_s: int | None = None,
+) -> Callable[[Callable[P, R]], RemoteFunction[P, R]]: ...
+
+
+def remote(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    gpu: str | int | Mapping[str, int] | list[str] | None = None,
+    cpus: int | float | str = 1,
+    memory: int | float | str = 1,
+    disk: int | float | str | None = None,
+    max_price: str | Money = DEFAULT_MAX_PRICE,
+    max_duration: str | int = DEFAULT_MAX_DURATION,
+    verification: str | None = None,
+    pricing: str | None = None,
+    envs: Mapping[str, str] | None = None,
+    setup: str | None = None,
+    image: str | None = None,
+    network: bool = False,
+    name: str | None = None,
+    client: Client | None = None,
+    ttl_s: int | None = None,
+) -> RemoteFunction[P, R] | Callable[[Callable[P, R]], RemoteFunction[P, R]]:
+    """Make ``fn`` a :class:`RemoteFunction`; usable bare (``@remote``) or with options.
+
+    ``gpu``: ``"A100"``, ``"A100:2"``, ``{"A100": 2, "H100": 2}`` or a count of any model;
+    ``cpus``, ``memory`` (GB), ``disk`` (GB): minimums; ``max_price``: per lease and hour;
+    ``verification``, ``pricing``, ``envs``, ``setup``, ``image``, ``network``: as in a job
+    spec (docs/jobspec.md). The spec is checked now, so a typo fails at decoration time.
+    ``client``: the market to use (default: ``Client()`` on first launch).
+    """
+
+    def wrap(f: Callable[P, R]) -> RemoteFunction[P, R]:
+        fields: dict[str, Any] = {
+            "name": name or _job_name(f),
+            "run": RUN,
+            "resources": _resources(gpu, cpus, memory, disk),
+            "inputs": [CALL_FILE],
+            "outputs": [RESULT_FILE],
+            "max_price_per_hour": max_price.to_json()
+            if isinstance(max_price, Money)
+            else max_price,
+            "max_duration": max_duration,
+            "network": network,
+            "envs": dict(envs or {}),
+        }
+        optional = {
+            "verification": verification,
+            "pricing": pricing,
+            "setup": setup,
+            "image": image,
+        }
+        fields.update({k: v for k, v in optional.items() if v is not None})
+        return RemoteFunction(f, JobSpec.build(**fields), client=client, ttl_s=ttl_s)
+
+    return wrap if fn is None else wrap(fn)

@@ -1,0 +1,184 @@
+"""A finished job's outputs on local disk, every byte checked against the provider's receipt.
+
+The receipt a provider signs lists its outputs as ``{path, sha256, size}`` and commits to them
+with a Merkle root. Before a byte is downloaded the list is checked against the root (so the
+list is the one the provider signed); each blob then streams into a temporary file while it is
+hashed, and only a file whose digest and size match its receipt entry is renamed into place.
+A mismatch deletes the temporary file and raises ``output_mismatch``: the SDK never hands back
+bytes it has not verified. (Files verified before the mismatch stay: each was checked.)
+
+**Layout.** A job of one lease writes its outputs straight into ``dest`` at their receipt paths
+(``dest/model.pt``). A job of several leases (``shards`` or ``num_nodes`` above 1) writes lease
+*i*'s outputs into ``dest/shard-i/`` — the same paths, one folder per shard.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pasar.core.errors import PasarError
+from pasar.crypto.hashing import is_sha256_hex
+from pasar.crypto.merkle import check_path, root_of_files
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One output to fetch: where it comes from, what it must hash to, where it goes."""
+
+    shard: int
+    lease_id: str
+    provider: str
+    path: str
+    sha256: str
+    size: int
+    dest: Path
+
+    @property
+    def blob(self) -> str:
+        return f"/v1/blobs/{self.sha256}"
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What one lease produced: its verified files and the receipt's exit code."""
+
+    shard: int
+    lease_id: str
+    provider: str
+    exit_code: int
+    root: str
+    dir: Path
+    files: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A finished job's verified outputs, one :class:`ShardResult` per lease (shard order)."""
+
+    order_id: str
+    dest: Path
+    shards: tuple[ShardResult, ...]
+
+    @property
+    def files(self) -> list[Path]:
+        return [f for s in self.shards for f in s.files]
+
+    @property
+    def exit_codes(self) -> list[int]:
+        return [s.exit_code for s in self.shards]
+
+    @property
+    def ok(self) -> bool:
+        """Every lease exited 0."""
+        return all(code == 0 for code in self.exit_codes)
+
+
+def shard_dir(dest: Path, shard: int, leases: int) -> Path:
+    return dest / f"shard-{shard}" if leases > 1 else dest
+
+
+def lease_count(order: dict[str, Any]) -> int:
+    spec = order["spec"]
+    return int(spec.get("num_nodes", 1)) * int(spec.get("shards", 1))
+
+
+def _refuse(message: str, code: str, hint: str | None = None) -> PasarError:
+    return PasarError(message, code=code, status=502, hint=hint)
+
+
+def _outputs_of(lease: dict[str, Any]) -> tuple[list[tuple[str, str, int]], str, int]:
+    """The receipt's ``(path, sha256, size)`` list, checked against its root; root; exit code."""
+    receipt = lease.get("receipt") or {}
+    where = f"lease {lease['lease_id']} (provider {lease['provider']})"
+    raw = receipt.get("outputs", [])
+    if not isinstance(raw, list):
+        raise _refuse(f"the receipt of {where} has no output list", "bad_receipt")
+    outputs: list[tuple[str, str, int]] = []
+    for item in raw:
+        path, sha, size = item.get("path"), item.get("sha256"), item.get("size")
+        if not is_sha256_hex(sha) or isinstance(size, bool) or not isinstance(size, int):
+            raise _refuse(
+                f"the receipt of {where} lists a malformed output {item!r}", "bad_receipt"
+            )
+        outputs.append((check_path(path), sha, size))
+    root = receipt.get("root")
+    if root != root_of_files((p, s) for p, s, _ in outputs):
+        raise _refuse(
+            f"the outputs in the receipt of {where} do not hash to its root {root!r}",
+            "bad_root",
+            "the receipt was altered after it was signed; do not use this result",
+        )
+    exit_code = receipt.get("exit_code")
+    if isinstance(exit_code, bool) or not isinstance(exit_code, int):
+        raise _refuse(f"the receipt of {where} has no exit code", "bad_receipt")
+    return outputs, root, exit_code
+
+
+def plan(order: dict[str, Any], dest: Path) -> list[tuple[ShardResult, list[OutputFile]]]:
+    """For each shard, its settled lease's result (files not yet fetched) and what to fetch.
+
+    Refuses an order that did not finish (``no_result``), a shard with no settled lease
+    (``missing_shards``) and a receipt whose output list does not match its root (``bad_root``).
+    """
+    order_id = order["order_id"]
+    if order["status"] != "done":
+        raise PasarError(
+            f"order {order_id} is {order['status']}, so it has no result"
+            + (f" ({order['note']})" if order.get("note") else ""),
+            code="no_result",
+            status=409,
+            hint=f"see why with `pasar explain {order_id}`"
+            if order["status"] == "expired"
+            else None,
+        )
+    count = lease_count(order)
+    settled: dict[int, dict[str, Any]] = {}
+    for lease in order["leases"]:
+        if lease["status"] == "settled":
+            settled[int(lease["shard"])] = lease
+    missing = [i for i in range(count) if i not in settled]
+    if missing:
+        raise PasarError(
+            f"order {order_id} ended without a result for shard(s) " + ", ".join(map(str, missing)),
+            code="missing_shards",
+            status=409,
+            hint="those shards expired unmatched or were cancelled; launch them again",
+        )
+    out: list[tuple[ShardResult, list[OutputFile]]] = []
+    for shard in range(count):
+        lease = settled[shard]
+        outputs, root, exit_code = _outputs_of(lease)
+        folder = shard_dir(dest, shard, count)
+        files = [
+            OutputFile(shard, lease["lease_id"], lease["provider"], p, s, n, folder / p)
+            for p, s, n in outputs
+        ]
+        result = ShardResult(
+            shard,
+            lease["lease_id"],
+            lease["provider"],
+            exit_code,
+            root,
+            folder,
+            tuple(f.dest for f in files),
+        )
+        out.append((result, files))
+    return out
+
+
+def accept(item: OutputFile, sha256: str, size: int, tmp: Path) -> None:
+    """Move a downloaded file into place if it is what the receipt says; else delete it."""
+    if sha256 != item.sha256 or size != item.size:
+        tmp.unlink(missing_ok=True)
+        raise _refuse(
+            f"output {item.path!r} of lease {item.lease_id} (provider {item.provider}) does not "
+            f"match its receipt: got sha256 {sha256[:16]}… ({size} bytes), the receipt says "
+            f"{item.sha256[:16]}… ({item.size} bytes); it was not kept",
+            "output_mismatch",
+            "the market's copy of this blob is corrupt or was replaced; report it to the "
+            "market operator",
+        )
+    os.replace(tmp, item.dest)
