@@ -58,6 +58,7 @@ CLASSIFY_TAIL_LINES = 40  # how many final lines :func:`classify_exit` reads
 DRAIN_TIMEOUT_S = 2.0  # after the job ends, how long to wait for its last output
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CPU_HARD_GRACE_S = 1  # SIGXCPU at the soft limit, SIGKILL this much later
+LOST_STATUS = 255  # the exit code reported if the job's status was reaped by someone else
 USAGE_SAMPLE_S = 0.25  # how often the process tree's CPU time and memory are sampled
 
 
@@ -326,6 +327,8 @@ class RunHandle:
         except (OSError, ValueError):
             pass  # the pipe was closed under us: the job is gone
         finally:
+            with contextlib.suppress(OSError):
+                stream.close()
             with self._lock:
                 self._eof = True
                 self._lock.notify_all()
@@ -398,16 +401,12 @@ class RunHandle:
     # -- end -------------------------------------------------------------------------------------
 
     def _wait(self) -> None:
-        while True:
-            try:
-                _, status, usage = os.wait4(self.pid, 0)
-                break
-            except ChildProcessError:  # someone reaped it already; no usage to report
-                status, usage = 0, None
-                break
-            except InterruptedError:
-                continue
-        self._proc.returncode = exit_code_of(status)  # so Popen never waits for it again
+        status: int | None = None
+        usage = None
+        with contextlib.suppress(ChildProcessError):  # reaped by someone else: status lost
+            _, status, usage = os.wait4(self._proc.pid, 0)
+        exit_code = exit_code_of(status) if status is not None else LOST_STATUS
+        self._proc.returncode = exit_code  # so Popen never waits for it again
         self._exited.set()
         self._timer.cancel()
         ended_at = now_ms()
@@ -419,7 +418,6 @@ class RunHandle:
         cpu_seen, rss_seen = self.usage()
         cpu = max(cpu_seen, (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0)
         rss = max(rss_seen, usage.ru_maxrss * 1024 if usage is not None else 0)  # ru_: KiB
-        exit_code = exit_code_of(status)
         with self._lock:
             reason = self._kill_reason
         if reason is None:
