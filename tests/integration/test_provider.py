@@ -202,3 +202,26 @@ def test_sigterm_hands_back_a_long_job_which_is_requeued(
     assert released["status"] == "released"
     assert order["status"] == "open"  # re-queued on what is left of the escrow
     conserved(alice, "10 USDC")
+
+
+def square_or_fail(x: int) -> int:
+    if x == 2:
+        raise ValueError(f"two is not allowed (got {x})")
+    return x * x
+
+
+def test_remote_functions_run_in_a_real_providers_sandbox(
+    market_server: MarketProcess, spawn_provider: Any, tmp_path: Any
+) -> None:
+    import pasar
+
+    spawn_provider(market_server.url, tmp_path / "p1", *PRICE)
+    spawn_provider(market_server.url, tmp_path / "p2", "--price-cpu-hour", "0.06")
+    client = pasar.Client(market_server.url, home=tmp_path / "client")
+    client.faucet("10 USDC")
+    fn = pasar.remote(cpus=1, max_price="0.50 USDC", client=client)(square_or_fail)
+    assert fn.remote(7) == 49
+    assert fn.map([1, 3, 4]) == [1, 9, 16]  # three shards, results in input order
+    with pytest.raises(ValueError, match="two is not allowed") as err:
+        fn.map([1, 2, 3])
+    assert any("Traceback" in note for note in getattr(err.value, "__notes__", []))

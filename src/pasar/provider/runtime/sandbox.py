@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pasar
 from pasar.core.errors import PasarError
 from pasar.provider.runtime.base import Limits, RunHandle, check_env, chown_tree, prlimit_argv
 
@@ -46,6 +47,7 @@ SANDBOX_UID = 1000  # the job's uid inside its user namespace (provider not root
 ROOT_MODE_UID_BASE = 1_500_000_000  # root mode: the job's host uid is this + a random offset
 ROOT_MODE_UID_SPAN = 500_000_000
 VENV_MOUNT = "/opt/pasar/venv"
+SOURCE_MOUNT = "/opt/pasar/src"  # the pasar package of a source checkout, read-only
 TOP_LEVEL_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 ETC_ALWAYS = (
     "/etc/alternatives",  # Debian's links for awk, editor...
@@ -71,6 +73,9 @@ class HostLayout:
     python_venv: str | None  # sys.prefix when it is a virtual environment
     python_bin: str  # name of the interpreter in <prefix>/bin
     as_root: bool
+    # the ``pasar`` package's folder when it lives outside both prefixes (an editable install
+    # from a source checkout): bound read-only so that jobs such as @remote calls can import it
+    pasar_package: str | None = None
 
     @classmethod
     def detect(cls) -> HostLayout:
@@ -83,12 +88,15 @@ class HostLayout:
                 top.append((name, None))
         base = str(Path(sys.base_prefix).resolve())
         venv = str(Path(sys.prefix).resolve()) if sys.prefix != sys.base_prefix else None
+        package = Path(pasar.__file__).resolve().parent
+        inside = any(package.is_relative_to(prefix) for prefix in (base, venv) if prefix)
         return cls(
             top_level=tuple(top),
             python_base=base,
             python_venv=venv,
             python_bin=Path(sys.executable).name,
             as_root=os.geteuid() == 0,
+            pasar_package=None if inside else str(package),
         )
 
 
@@ -132,6 +140,8 @@ def bwrap_argv(
     if host.python_venv is not None:
         python.append((host.python_venv, VENV_MOUNT))
         path_dirs.insert(0, f"{VENV_MOUNT}/bin")
+    if host.pasar_package is not None:
+        python.append((host.pasar_package, f"{SOURCE_MOUNT}/pasar"))
     argv += skeleton_dirs([*etc, *(dest for _, dest in python)])
     for path in etc:
         argv += ["--ro-bind-try", path, path]
@@ -151,6 +161,8 @@ def bwrap_argv(
         ]  # fmt: skip
     argv += prlimit_argv(limits)
     job_env = {"PATH": ":".join(path_dirs), "HOME": WORKDIR, "LANG": "C.UTF-8", "TMPDIR": "/tmp"}
+    if host.pasar_package is not None:
+        job_env["PYTHONPATH"] = SOURCE_MOUNT
     job_env.update(check_env(env))
     argv += ["env", "-i", "--", *(f"{k}={v}" for k, v in job_env.items())]
     return [*argv, "/bin/sh", "-c", command]
