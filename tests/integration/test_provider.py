@@ -225,3 +225,51 @@ def test_remote_functions_run_in_a_real_providers_sandbox(
     with pytest.raises(ValueError, match="two is not allowed") as err:
         fn.map([1, 2, 3])
     assert any("Traceback" in note for note in getattr(err.value, "__notes__", []))
+
+
+def test_max_jobs_keeps_the_second_job_waiting_for_the_first(
+    market_server: MarketProcess, spawn_provider: Any, tmp_path: Any
+) -> None:
+    spawn_provider(market_server.url, tmp_path / "p1", *PRICE, "--max-jobs", "1")
+    alice = Client(market_server)
+    alice.post("/v1/faucet", type="faucet", amount="10 USDC")
+    first = alice.launch(run="sleep 2")
+    alice.wait(first, lambda o: o["leases"])
+    second = alice.launch(run="echo second")
+    done_first = alice.wait(first, lambda o: o["status"] == "done")
+    done_second = alice.wait(second, lambda o: o["status"] == "done")
+    # the second lease started only once the first had ended (and no lease was released)
+    assert done_second["leases"][0]["started_at"] >= done_first["leases"][0]["ended_at"]
+    assert [x["status"] for x in done_second["leases"]] == ["settled"]
+
+
+def test_an_input_that_does_not_match_its_hash_ends_the_lease_with_the_reason(
+    market_server: MarketProcess, spawn_provider: Any, tmp_path: Any
+) -> None:
+    alice = Client(market_server)
+    alice.post("/v1/faucet", type="faucet", amount="10 USDC")
+    data = b"the real input\n"
+    sha = hashlib.sha256(data).hexdigest()
+    assert httpx.put(f"{market_server.url}/v1/blobs/{sha}", content=data).status_code == 201
+    spec = {
+        "run": "cat data.txt",
+        "resources": {"cpus": 1},
+        "max_price_per_hour": "1 USDC",
+        "max_duration": "2m",
+    }
+    order_id = alice.post(
+        "/v1/orders",
+        type="order.create",
+        spec=spec,
+        inputs=[{"path": "data.txt", "sha256": sha, "size": len(data)}],
+    )["order_id"]
+    # the market's copy rots on disk before any provider fetches it
+    (blob,) = [p for p in (market_server.home / "blobs").rglob(sha) if p.is_file()]
+    blob.chmod(0o644)
+    blob.write_bytes(b"something else\n")
+    spawn_provider(market_server.url, tmp_path / "p1", *PRICE)
+    order = alice.wait(order_id, finished)
+    receipt = order["leases"][0]["receipt"]
+    assert receipt["exit_code"] == 125
+    assert "data.txt" in receipt["note"]
+    assert "data.txt" in alice.logs(order["leases"][0]["lease_id"])

@@ -94,6 +94,7 @@ class Agent:
         self.bench: BenchResult | None = None
         self.strategy: Strategy | None = None
         self.preset_name = ""
+        self._available = True
 
     # -- start-up ---------------------------------------------------------------------------------
 
@@ -247,6 +248,11 @@ class Agent:
         view = self.api.lease(lease_id)
         if view["provider"] != self.identity.account_id or view["status"] != "running":
             return
+        with self._lock:
+            full = len(self.state.running) >= self.config.max_jobs
+        if full:  # a match that crossed our "full" notice: hand it back for someone else
+            self.api.release(lease_id)
+            return
         executor = LeaseExecutor(
             self.api,
             self.runtime,
@@ -257,13 +263,29 @@ class Agent:
         )
         with self._lock:
             self.state.running[lease_id] = executor
+            now_full = len(self.state.running) >= self.config.max_jobs
         thread = threading.Thread(target=executor.run, name=f"lease-{lease_id}", daemon=True)
         thread.start()
+        if now_full:
+            self._set_available(False)
+
+    def _set_available(self, available: bool) -> None:
+        """``--max-jobs``: tell the market we are full (no new work) or free again."""
+        if available == self._available or (available and self.state.draining):
+            return
+        self._available = available
+        try:
+            self.register(available=available)
+        except PasarError as exc:
+            log.warning("updating availability: %s", exc.message)
 
     def _done(self, executor: LeaseExecutor) -> None:
         with self._lock:
             self.state.running.pop(executor.job.lease_id, None)
             self.state.finished.append(executor.job.lease_id)
+            has_room = len(self.state.running) < self.config.max_jobs
+        if has_room:
+            self._set_available(True)
 
     def _stop_order(self, order_id: str) -> None:
         with self._lock:
