@@ -10,10 +10,22 @@ from __future__ import annotations
 import os
 import sys
 
+import click
 import typer
 
 from pasar import __version__
-from pasar.cli import audit, doctor, keys, market, presets, provider, spec
+from pasar.cli import (
+    audit,
+    devnet,
+    doctor,
+    jobs,
+    keys,
+    market,
+    network,
+    presets,
+    provider,
+    spec,
+)
 from pasar.cli.output import print_error
 from pasar.core.errors import PasarError
 
@@ -43,11 +55,44 @@ def _root(
 
 app.command("doctor")(doctor.doctor)
 app.command("audit")(audit.audit)
+app.command("launch")(jobs.launch)
+app.command("status")(jobs.status)
+app.command("logs")(jobs.logs)
+app.command("result")(jobs.result)
+app.command("cancel")(jobs.cancel)
+app.command("explain")(jobs.explain)
+app.command("offers")(network.offers)
+app.command("gpus")(network.gpus)
+app.command("stats")(network.stats)
+app.command("balance")(network.balance)
+app.command("faucet")(network.faucet)
 app.add_typer(keys.app, name="keys")
 app.add_typer(spec.app, name="spec")
 app.add_typer(presets.app, name="presets")
 app.add_typer(provider.app, name="provider")
 app.add_typer(market.app, name="market")
+app.add_typer(devnet.app, name="devnet")
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Click's usage-error class, and typer's own copy of it (typer >= 0.20 vendors click)."""
+    found: list[type[Exception]] = [click.exceptions.UsageError]
+    try:
+        from typer._click import exceptions as vendored  # type: ignore[import-not-found,unused-ignore]
+
+        found.append(vendored.UsageError)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+USAGE_ERRORS = _usage_errors()
+
+
+def _param_name(err: Exception) -> str | None:
+    param = getattr(err, "param", None)
+    opts = getattr(param, "opts", None)
+    return str(opts[0]) if opts else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +100,24 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in args
     try:
+        if json_mode:
+            # Let click's usage errors reach us, so that they too come out in the error shape.
+            result = app(args=args, prog_name="pasar", standalone_mode=False)
+            return result if isinstance(result, int) else 0
         app(args=args, prog_name="pasar", standalone_mode=True)
+    except USAGE_ERRORS as err:
+        print_error(
+            PasarError(
+                str(getattr(err, "format_message", err.__str__)()),
+                code="invalid_argument",
+                field=_param_name(err),
+                hint="run the command with --help to see its arguments",
+            ),
+            json_mode=json_mode,
+        )
+        return 2
+    except typer.Abort:
+        return 130
     except PasarError as err:
         print_error(err, json_mode=json_mode)
         return 2

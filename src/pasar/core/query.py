@@ -679,6 +679,15 @@ def _tester(
         wanted = frozenset(targets)
         return lambda v: bool(v & wanted) == positive
 
+    if spec.fold == "model" and op in ("=", "!=", "in", "notin"):
+        # A model name selects every more specific model: "A100" matches "A100-80GB" and
+        # "A100-80GB-SXM", as a job spec's "A100" accepts any A100. Canonical names are
+        # family-VRAM-interface joined by "-" (no family contains one), so a prefix up to a
+        # "-" is exactly GpuSelector's rule.
+        def selects(v: str) -> bool:
+            return any(v == t or v.startswith(t + "-") for t in targets)
+
+        return lambda v: selects(v) == positive
     if op in ("in", "notin"):
         pool = frozenset(targets)
         return lambda v: (v in pool) == positive

@@ -322,9 +322,9 @@ def test_gpu_name_uses_the_injected_normalizer() -> None:
     assert err.value.field == "gpu_name"
     assert err.value.hint == "see pasar gpus"
     # a normalizer given to matches() overrides the query's
-    plain = parse_query("gpu_name=A100")
-    assert not plain.matches(offer(gpu_name="a100-pcie"))
-    assert plain.matches(offer(gpu_name="a100-pcie"), normalize=normalize)
+    plain = parse_query("gpu_name=A100-80GB")
+    assert not plain.matches(offer(gpu_name="a100 pcie"))
+    assert plain.matches(offer(gpu_name="a100 pcie"), normalize=normalize)
 
 
 def test_bool_fields() -> None:
@@ -688,3 +688,21 @@ def test_apply_returns_a_sorted_subset(offers: list[dict[str, object]], limit: i
     assert all(o["num_gpus"] >= 2 for o in got)  # type: ignore[operator]
     prices = [o["dph"].micros for o in got]  # type: ignore[attr-defined]
     assert prices == sorted(prices)
+
+
+def test_a_model_name_selects_every_more_specific_model() -> None:
+    from pasar.core.resources import normalize_gpu_name
+
+    offers = [
+        {"gpu_name": "A100-80GB", "num_gpus": 2, "rentable": True},
+        {"gpu_name": "A100-40GB-SXM", "num_gpus": 4, "rentable": True},
+        {"gpu_name": "A10-24GB", "num_gpus": 2, "rentable": True},
+    ]
+    found = apply(offers, "gpu=A100:2", normalize=normalize_gpu_name)
+    assert [o["gpu_name"] for o in found] == ["A100-80GB", "A100-40GB-SXM"]
+    found = apply(offers, "gpu_name=a100-80gb", normalize=normalize_gpu_name)
+    assert [o["gpu_name"] for o in found] == ["A100-80GB"]
+    found = apply(offers, "gpu_name!=A100", normalize=normalize_gpu_name)
+    assert [o["gpu_name"] for o in found] == ["A10-24GB"]
+    found = apply(offers, "gpu_name in [A10, H100]", normalize=normalize_gpu_name)
+    assert [o["gpu_name"] for o in found] == ["A10-24GB"]

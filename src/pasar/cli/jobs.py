@@ -1,0 +1,746 @@
+"""``pasar launch | status | logs | result | cancel | explain``: run a job and follow it.
+
+``launch`` validates the spec (and its inputs) locally, shows the offers that fit it with the
+one the network's mechanism would pick, and asks before it escrows anything (``--yes`` skips
+the question; without a terminal it refuses rather than hang). ``--wait`` follows the order
+through the market's states — open, each lease matched and running, settled — and prints the
+bill of every lease; the exit code is then 0 only if every lease exited 0.
+
+Everything goes through the SDK (:class:`pasar.Client`, :class:`pasar.client.client.Job`);
+errors are PasarErrors, rendered once by :mod:`pasar.cli.main` (exit 2, JSON with ``--json``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from pasar.cli.common import JsonOpt, MarketOpt, make_client, money, perform, short, text, total
+from pasar.cli.output import console, err_console, print_json
+from pasar.cli.spec import read_spec_file
+from pasar.client import calls
+from pasar.client.client import Client
+from pasar.client.inputs import collect_inputs
+from pasar.core.errors import PasarError
+from pasar.core.money import Money
+from pasar.core.presets import Preset, builtin_preset
+from pasar.core.resources import GpuModel, ResourceRequest
+from pasar.core.spec import JobSpec
+from pasar.crypto.identity import key_path
+
+MAX_OFFERS = 10_000  # the market's cap on one /v1/providers answer
+SHOWN_OFFERS = 20  # rows of the considered-offers table (--json lists them all)
+
+OrderArg = typer.Argument(..., help="The order id (o-…), as `pasar launch` printed it.")
+
+
+# -- the offers a launch would consider ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Considered:
+    """One offer that fits the spec, priced for this job, and whether the mechanism takes it."""
+
+    provider: str
+    gpus: str
+    price_per_hour: Money | None
+    reputation: str
+    score: str
+    within_max: bool
+    chosen: bool
+    note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "gpus": self.gpus,
+            "price_per_hour": None
+            if self.price_per_hour is None
+            else self.price_per_hour.to_json(),
+            "reputation": self.reputation,
+            "score": self.score,
+            "within_max": self.within_max,
+            "chosen": self.chosen,
+            "note": self.note,
+        }
+
+
+def _qty(value: object) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _fits(offer: dict[str, Any], request: ResourceRequest) -> bool:
+    """Whether an offer's free resources hold one lease of ``request`` (the market's fit)."""
+    for key, need in (
+        ("cpus", request.cpus),
+        ("memory", request.memory_gb),
+        ("disk", request.disk_gb),
+    ):
+        have = _qty(offer.get(key))
+        if have is None or have < need:
+            return False
+    if not request.gpu_count:
+        return True
+    name, count = offer.get("gpu_name"), offer.get("num_gpus")
+    if not name or not isinstance(count, int) or count < request.gpu_count:
+        return False
+    try:
+        model = GpuModel.parse(name)
+    except PasarError:
+        return False
+    return request.accepts(model)
+
+
+def _job_price(offer: dict[str, Any], request: ResourceRequest) -> Money | None:
+    """The offer's ask for one lease of ``request`` per hour, from the offer's exact prices:
+    GPU asks × GPUs asked for, or the CPU offer's price pro rata of the CPUs asked for."""
+    if request.gpu_count:
+        unit = money(offer.get("dph_per_gpu"))
+        return None if unit is None else unit * request.gpu_count
+    if offer.get("num_gpus"):
+        return None  # a GPU offer's row does not carry the provider's CPU ask
+    price, free = money(offer.get("dph")), _qty(offer.get("cpus"))
+    if price is None or free is None or free <= 0:
+        return None
+    return price.scale(Fraction(request.cpus) / Fraction(free))
+
+
+def _decided_by(mechanism: str | None) -> str | None:
+    """Who picks among the fitting offers, when it is not simply the cheapest ask."""
+    if mechanism == "book":
+        return None
+    if mechanism == "auction":
+        return "auction: decided by bids"
+    if mechanism is None:
+        return "decided by the network's mechanism"
+    return f"{mechanism}: decided by the mechanism"
+
+
+def considered_offers(client: Client, spec: JobSpec, mechanism: str | None) -> list[Considered]:
+    """The offers that fit one lease of ``spec``, cheapest first, the book's pick marked."""
+    request = spec.to_request()
+    terms = ["rentable=any", f"memory>={request.memory_gb}", f"disk>={request.disk_gb}"]
+    if request.cpus == request.cpus.to_integral_value():
+        terms.append(f"cpus>={int(request.cpus)}")
+    if request.gpu_count:
+        terms.append(f"num_gpus>={request.gpu_count}")
+    found = client.offers(" ".join(terms), order="dph", limit=MAX_OFFERS)
+    cap = spec.max_price_per_hour
+    rows: list[tuple[dict[str, Any], Money | None]] = []
+    seen: set[str] = set()
+    for offer in found:
+        provider = str(offer.get("provider"))
+        if not _fits(offer, request) or (not request.gpu_count and provider in seen):
+            continue
+        price = _job_price(offer, request)
+        if price is not None and price.currency != cap.currency:
+            price = None  # another currency cannot be compared with the cap
+        seen.add(provider)
+        rows.append((offer, price))
+    rows.sort(key=lambda r: (r[1] is None, r[1].micros if r[1] is not None else 0))
+    pick: int | None = None
+    if mechanism == "book":
+        for i, (_, price) in enumerate(rows):
+            if price is not None and price <= cap:
+                pick = i
+                break
+    out = []
+    for i, (offer, price) in enumerate(rows):
+        within = price is not None and price <= cap
+        if price is None:
+            note = "no ask for this job"
+        elif not within:
+            note = f"price {price.amount_str()} > max {cap.amount_str()}"
+        else:
+            note = "cheapest ask within the max" if i == pick else ""
+        gpus = (
+            f"{request.gpu_count}× {offer.get('gpu_name')}"
+            if request.gpu_count
+            else f"{request.cpus} CPU of {offer.get('cpus')} free"
+        )
+        out.append(
+            Considered(
+                provider=str(offer.get("provider")),
+                gpus=gpus,
+                price_per_hour=price,
+                reputation=text(offer.get("reputation")),
+                score=text(offer.get("score")),
+                within_max=within,
+                chosen=i == pick,
+                note=note,
+            )
+        )
+    return out
+
+
+def _print_offers(rows: list[Considered], mechanism: str | None) -> None:
+    if not rows:
+        console.print(
+            "[yellow]no offer on the market fits this spec now[/]; the order would wait for one "
+            "until it expires (then `pasar explain ID` says why, and the escrow is refunded)"
+        )
+        return
+    decided = _decided_by(mechanism)
+    table = Table(title="considered offers" + (f" ({decided})" if decided else ""))
+    for column in ("provider", "GPUs", "price/h", "score", "reputation", "chosen"):
+        table.add_column(column)
+    for r in rows[:SHOWN_OFFERS]:
+        if decided is not None:
+            chosen = "-" if r.within_max else r.note
+        else:
+            chosen = "✓" if r.chosen else r.note
+        table.add_row(
+            short(r.provider),
+            r.gpus,
+            text(r.price_per_hour),
+            r.score,
+            r.reputation,
+            chosen,
+        )
+    console.print(table)
+    if len(rows) > SHOWN_OFFERS:
+        console.print(f"… and {len(rows) - SHOWN_OFFERS} more (--json lists them all)")
+    if not any(r.within_max for r in rows) and mechanism == "book":
+        console.print("[yellow]every fitting offer asks more than max_price_per_hour[/]")
+
+
+# -- launch ----------------------------------------------------------------------------------------
+
+
+def _market_preset(client: Client) -> Preset | None:
+    """The market's preset, when it is one this client knows (to name the mechanism and fees)."""
+    name = client.transport.get("/v1/healthz").get("preset")
+    try:
+        return builtin_preset(str(name))
+    except PasarError:
+        return None
+
+
+def _with_max_price(spec: JobSpec, max_price: str, source: str) -> JobSpec:
+    cap = Money.parse(max_price, field="--max-price")
+    return JobSpec.from_dict({**spec.to_dict(), "max_price_per_hour": cap.to_json()}, source=source)
+
+
+def _escrow(spec: JobSpec, preset: Preset | None) -> Money:
+    """What the market will escrow: the spec's cap per lease plus the client's side of the
+    network's fees (as ``order.create`` computes it), times the leases."""
+    if preset is None:
+        return spec.max_escrow()
+    fees = preset.fee_schedule(spec.max_price_per_hour.currency)
+    return fees.escrow_for(spec.max_escrow_per_lease()) * spec.lease_count
+
+
+def _confirm(escrow: Money) -> bool:
+    """Ask on the terminal; refuse (exit 2) when there is none to ask on."""
+    if not sys.stdin.isatty():
+        raise PasarError(
+            "launch asks before escrowing money, and stdin is not a terminal",
+            code="confirmation_required",
+            hint="pass --yes to launch without asking (or --dry-run to only look)",
+        )
+    return typer.confirm(f"launch and escrow {escrow}?", default=False, err=True)
+
+
+def launch(
+    spec_path: Path = typer.Argument(..., help="The job spec (YAML).", show_default=False),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Launch without asking."),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Validate, show the considered offers and the escrow; launch nothing.",
+    ),
+    wait: bool = typer.Option(
+        False, "--wait", help="Follow the job to its end, print the bill; exit 1 if a lease failed."
+    ),
+    max_price: str | None = typer.Option(
+        None,
+        "--max-price",
+        help="Override max_price_per_hour, e.g. '0.5 USDC'.",
+        show_default=False,
+    ),
+    ttl: int | None = typer.Option(
+        None,
+        "--ttl",
+        help="Seconds the order may wait for a provider (default: the market's, 10 min).",
+        show_default=False,
+    ),
+    market: str | None = MarketOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Launch a job: show the offers that fit it, escrow its max, send the order."""
+    spec = read_spec_file(spec_path)
+    if max_price is not None:
+        spec = _with_max_price(spec, max_price, str(spec_path))
+    if ttl is not None and ttl < 1:
+        raise PasarError(
+            f"--ttl must be at least 1 second, got {ttl}",
+            code="invalid_ttl",
+            field="--ttl",
+            hint="e.g. --ttl 60",
+        )
+    base = spec_path.absolute().parent
+    inputs = collect_inputs(spec, base)  # a missing input fails now, before any request
+    with make_client(market) as client:
+        preset = _market_preset(client)
+        mechanism = spec.pricing or (preset.default_mechanism if preset else None)
+        if preset is not None:
+            preset.mechanism(spec.pricing)  # refuses pricing this network does not offer
+        escrow = _escrow(spec, preset)
+        offers = considered_offers(client, spec, mechanism)
+        plan = {
+            "spec": spec.to_dict(),
+            "mechanism": mechanism,
+            "escrow": escrow.to_json(),
+            "inputs": [i.manifest() for i in inputs],
+            "offers": [o.to_dict() for o in offers],
+            "chosen": next((o.provider for o in offers if o.chosen), None),
+            "decided_by": _decided_by(mechanism),
+        }
+        if not json:
+            _print_plan(spec, mechanism, escrow, len(inputs), client)
+            _print_offers(offers, mechanism)
+        if dry_run:
+            if json:
+                print_json({"dry_run": True, **plan})
+            else:
+                console.print("dry run: nothing launched")
+            return
+        if not yes and not _confirm(escrow):
+            err_console.print("not launched")
+            raise typer.Exit(1)
+        job = client.launch(spec, base_dir=base, ttl_s=ttl)
+        if not json:
+            console.print(
+                f"launched [bold]{job.id}[/] (escrow {escrow}); follow it with "
+                f"`pasar status {job.id}`, `pasar logs {job.id} -f`",
+                highlight=False,
+            )
+        if not wait:
+            if json:
+                print_json({"dry_run": False, "order_id": job.id, **plan})
+            return
+        try:
+            order = follow_order(client, job.id, None if json else _progress_printer())
+        except KeyboardInterrupt:
+            err_console.print(
+                f"stopped following {job.id}; it goes on (pasar status {job.id}, "
+                f"pasar cancel {job.id})",
+                markup=False,
+            )
+            raise
+    ok = order_ok(order)
+    if json:
+        print_json(
+            {
+                "dry_run": False,
+                "order_id": job.id,
+                **plan,
+                "order": order,
+                "bill": bill_rows(order),
+                "exit_codes": exit_codes(order),
+                "ok": ok,
+            }
+        )
+    else:
+        print_bill(order)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _print_plan(
+    spec: JobSpec, mechanism: str | None, escrow: Money, files: int, client: Client
+) -> None:
+    leases = spec.lease_count
+    console.print(
+        f"job {spec.name or '(unnamed)'}: {leases} lease(s) of "
+        f"{spec.to_request().describe()}, at most {spec.max_duration} s at "
+        f"{spec.max_price_per_hour}/h each; {files} input file(s)",
+        markup=False,
+        highlight=False,
+    )
+    line = f"pricing: {mechanism or 'the network default'} on {client.url}; escrow {escrow}"
+    if key_path().exists():  # never create a key just to look
+        line += f" (your balance {client.balance()['balance']})"
+    console.print(line, markup=False, highlight=False)
+
+
+# -- following an order ----------------------------------------------------------------------------
+
+Progress = Callable[[str], None]
+
+
+def _progress_printer() -> Progress:
+    start = time.monotonic()
+
+    def emit(line: str) -> None:
+        console.print(f"[dim]{time.monotonic() - start:6.1f}s[/] {escape(line)}", highlight=False)
+
+    return emit
+
+
+def _lease_line(lease: dict[str, Any]) -> str:
+    status = lease["status"]
+    where = f"lease {lease['lease_id']} (shard {lease['shard']})"
+    if status == "running":
+        return f"{where}: running at {lease['price_per_hour']}/h"
+    receipt = lease.get("receipt") or {}
+    extra = []
+    if "exit_code" in receipt:
+        extra.append(f"exit {receipt['exit_code']}")
+    if receipt.get("reason"):
+        extra.append(str(receipt["reason"]))
+    extra.append(f"{lease.get('billed_seconds', 0)} s billed")
+    if status == "lost":
+        extra.append("provider missed its heartbeats; the shard is re-queued")
+    return f"{where}: {status} (" + ", ".join(extra) + ")"
+
+
+def follow_order(client: Client, order_id: str, emit: Progress | None) -> dict[str, Any]:
+    """Long-poll the order until it ends, reporting each change of the order's status and of
+    every lease's (the market's states as they are: nothing is inferred). Returns the last view."""
+    order: dict[str, Any] = client.job(order_id).status()
+    after = 0
+    shown_status: str | None = None
+    shown_leases: dict[str, str] = {}
+    while True:
+        if emit is not None:  # leases first: a lease settles, then its order is done
+            for lease in order.get("leases", []):
+                if shown_leases.get(lease["lease_id"]) != lease["status"]:
+                    if lease["lease_id"] not in shown_leases:
+                        emit(f"matched: lease {lease['lease_id']} → provider {lease['provider']}")
+                    shown_leases[lease["lease_id"]] = lease["status"]
+                    emit(_lease_line(lease))
+            if order["status"] != shown_status:
+                shown_status = order["status"]
+                note = f" ({order['note']})" if order.get("note") else ""
+                emit(f"order {order_id}: {shown_status}{note}")
+        if order["status"] in calls.TERMINAL:
+            return order
+        reply = perform(client, calls.wait_order(order_id, after, calls.POLL_S))
+        order, after = reply["order"], int(reply["next"])
+
+
+def exit_codes(order: dict[str, Any]) -> list[int | None]:
+    """Each lease's receipt exit code (None for a lease that ended without a receipt)."""
+    out: list[int | None] = []
+    for lease in order.get("leases", []):
+        code = (lease.get("receipt") or {}).get("exit_code")
+        out.append(code if isinstance(code, int) and not isinstance(code, bool) else None)
+    return out
+
+
+def order_ok(order: dict[str, Any]) -> bool:
+    """Done, and every settled lease exited 0 (``launch --wait``'s exit code 0)."""
+    settled = [x for x in order.get("leases", []) if x["status"] == "settled"]
+    return (
+        order["status"] == "done"
+        and bool(settled)
+        and all((x.get("receipt") or {}).get("exit_code") == 0 for x in settled)
+    )
+
+
+def bill_rows(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per lease: billed, provider payout, fees (treasury + reserve), refund; exact."""
+    rows = []
+    for lease in order.get("leases", []):
+        bill = lease.get("bill")
+        fees = None
+        if bill is not None:
+            currency = Money.parse(bill["billed"]).currency
+            fees = total((bill["treasury"], bill["reserve"]), currency).to_json()
+        rows.append(
+            {
+                "lease_id": lease["lease_id"],
+                "shard": lease["shard"],
+                "provider": lease["provider"],
+                "status": lease["status"],
+                "exit_code": (lease.get("receipt") or {}).get("exit_code"),
+                "billed_seconds": lease.get("billed_seconds"),
+                "price_per_hour": lease.get("price_per_hour"),
+                "billed": None if bill is None else bill["billed"],
+                "provider_payout": None if bill is None else bill["provider_payout"],
+                "fees": fees,
+                "client_fee": None if bill is None else bill["client_fee"],
+                "refund": None if bill is None else bill["refund"],
+            }
+        )
+    return rows
+
+
+def _lease_table(order: dict[str, Any], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("lease", "shard", "provider", "status", "exit", "seconds"):
+        table.add_column(column)
+    for column in ("price/h", "billed", "provider payout", "fees", "refund"):
+        table.add_column(column, justify="right")
+    rows = bill_rows(order)
+    for r in rows:
+        table.add_row(
+            r["lease_id"],
+            str(r["shard"]),
+            short(r["provider"]),
+            r["status"],
+            text(r["exit_code"]),
+            text(r["billed_seconds"]),
+            text(r["price_per_hour"]),
+            text(r["billed"]),
+            text(r["provider_payout"]),
+            text(r["fees"]),
+            text(r["refund"]),
+        )
+    billed = [r for r in rows if r["billed"] is not None]
+    if len(billed) > 1:
+        currency = Money.parse(billed[0]["billed"]).currency
+        table.add_row(
+            "total",
+            *([""] * 6),
+            *(
+                str(total((r[k] for r in billed), currency))
+                for k in ("billed", "provider_payout", "fees", "refund")
+            ),
+        )
+    return table
+
+
+def print_bill(order: dict[str, Any]) -> None:
+    status = order["status"]
+    note = f" ({order['note']})" if order.get("note") else ""
+    if order.get("leases"):
+        console.print(_lease_table(order, f"bill of {order['order_id']}: {status}{note}"))
+    else:
+        console.print(
+            f"{order['order_id']} {status}{note}: no lease ran, nothing billed; the escrow went "
+            f"back to your balance. `pasar explain {order['order_id']}` says why",
+            markup=False,
+            highlight=False,
+        )
+    if status == "done" and not order_ok(order):
+        console.print("[red]a lease exited with a non-zero code[/] (see `pasar logs`)")
+
+
+# -- status, logs, result, cancel, explain ---------------------------------------------------------
+
+
+def status(
+    order_id: str | None = typer.Argument(
+        None, help="An order id; without one, list this account's orders.", show_default=False
+    ),
+    limit: int = typer.Option(20, "--limit", min=1, max=1000, help="Orders to list."),
+    market: str | None = MarketOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """One order with its leases and bills, or this account's recent orders."""
+    with make_client(market) as client:
+        if order_id is None:
+            orders = client.jobs(limit=limit)
+            if json:
+                print_json({"orders": orders})
+                return
+            _print_orders(orders)
+            return
+        order = client.job(order_id).status()
+    if json:
+        print_json(order)
+        return
+    spec = order["spec"]
+    console.print(
+        f"order [bold]{order['order_id']}[/] {spec.get('name') or ''}: {order['status']}"
+        + (f" ({escape(order['note'])})" if order.get("note") else "")
+        + f", pricing {order['mechanism']}, escrow left {order['escrow']}, "
+        f"{order['unfilled']} lease(s) unfilled",
+        highlight=False,
+    )
+    if order.get("auction"):
+        a = order["auction"]
+        console.print(f"auction: {a['answered']} of {len(a['invited'])} invited providers bid")
+    if order.get("leases"):
+        console.print(_lease_table(order, "leases"))
+
+
+def _print_orders(orders: list[dict[str, Any]]) -> None:
+    table = Table(title="your orders (newest first)")
+    for column in ("order", "name", "status", "pricing", "leases", "escrow left", "note"):
+        table.add_column(column)
+    for o in orders:
+        table.add_row(
+            o["order_id"],
+            text(o["spec"].get("name")),
+            o["status"],
+            o["mechanism"],
+            str(len(o.get("leases", []))),
+            o["escrow"],
+            text(o.get("note")),
+        )
+    console.print(table)
+    if not orders:
+        console.print("no orders yet: `pasar launch JOB.yaml`")
+
+
+def logs(
+    order_id: str = OrderArg,
+    follow: bool = typer.Option(False, "--follow", "-f", help="Stream until the lease ends."),
+    shard: int = typer.Option(0, "--shard", min=0, help="Which shard's log (default 0)."),
+    market: str | None = MarketOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """What the job printed (stdout and stderr together); -f follows it live."""
+    with make_client(market) as client:
+        job = client.job(order_id)
+        if json:
+            print_json(
+                {
+                    "order_id": order_id,
+                    "shard": shard,
+                    "log": "".join(job.logs(follow, shard=shard)),
+                }
+            )
+            return
+        wrote = False
+        for chunk in job.logs(follow, shard=shard):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+            wrote = True
+        if not wrote:
+            order = job.status()
+            err_console.print(
+                f"no output from shard {shard} of {order_id} (the order is {order['status']})",
+                markup=False,
+                highlight=False,
+            )
+
+
+def result(
+    order_id: str = OrderArg,
+    out: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="Folder for the outputs (default: ./ORDER_ID).",
+        show_default=False,
+    ),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0, help="Give up waiting for the end after this many seconds."
+    ),
+    market: str | None = MarketOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Wait for the job's end, download its outputs and check each against the provider's
+    signed receipt (a file that does not match is refused, exit 2)."""
+    dest = out if out is not None else Path(order_id)
+    with make_client(market) as client:
+        job = client.job(order_id)
+        res = job.result(dest, timeout=timeout)
+        order = job.status()
+    receipts = {x["lease_id"]: (x.get("receipt") or {}) for x in order["leases"]}
+    files = []
+    for shard in res.shards:
+        for item in receipts.get(shard.lease_id, {}).get("outputs", []):
+            files.append(
+                {
+                    "shard": shard.shard,
+                    "path": item["path"],
+                    "file": str(shard.dir / item["path"]),
+                    "sha256": item["sha256"],
+                    "size": item["size"],
+                }
+            )
+    data = {
+        "order_id": order_id,
+        "dest": str(dest),
+        "ok": res.ok,
+        "exit_codes": res.exit_codes,
+        "roots": [s.root for s in res.shards],
+        "files": files,
+    }
+    if json:
+        print_json(data)
+        return
+    table = Table(title=f"outputs of {order_id}, verified against the signed receipt")
+    for column in ("shard", "file", "sha256", "bytes"):
+        table.add_column(column)
+    for f in files:
+        table.add_row(str(f["shard"]), f["file"], f["sha256"], str(f["size"]))
+    console.print(table)
+    codes = ", ".join(str(c) for c in res.exit_codes)
+    console.print(
+        f"{len(files)} file(s) in {dest}; exit code(s): {codes}",
+        markup=False,
+        highlight=False,
+    )
+
+
+def cancel(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
+    """Stop a job: running leases are billed for their verified seconds, the rest refunded."""
+    with make_client(market) as client:
+        job = client.job(order_id)
+        reply = job.cancel()
+        order = job.status()
+    if json:
+        print_json({**reply, "order": order, "bill": bill_rows(order)})
+        return
+    console.print(
+        f"cancelled {order_id}: billed {reply['billed']} for verified seconds, "
+        f"the rest of the escrow refunded",
+        markup=False,
+        highlight=False,
+    )
+    if order.get("leases"):
+        console.print(_lease_table(order, "leases"))
+
+
+def explain(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
+    """Why each provider did or did not take the order (the market's reasons)."""
+    with make_client(market) as client:
+        data = client.explain(order_id)
+    if json:
+        print_json(data)
+        return
+    console.print(
+        f"order {data['order_id']}: {data['status']}, pricing {data['mechanism']}; "
+        f"needs {data['request']} at most {data['max_price_per_hour']}/h per lease",
+        markup=False,
+        highlight=False,
+    )
+    if data.get("note"):
+        console.print(f"note: {data['note']}", markup=False, highlight=False)
+    providers = data.get("providers", [])
+    if not providers:
+        console.print("no provider is registered on this market")
+        return
+    table = Table(title="providers")
+    for column in ("provider", "fits", "price/h", "won", "reason"):
+        table.add_column(column)
+    for p in providers:
+        table.add_row(
+            short(p["provider"]),
+            "yes" if p["fits"] else "no",
+            text(p.get("price_per_hour")),
+            "✓" if p.get("won") else "",
+            escape(text(p.get("reason"))),
+        )
+    console.print(table)
+
+
+__all__ = [
+    "cancel",
+    "considered_offers",
+    "explain",
+    "follow_order",
+    "launch",
+    "logs",
+    "result",
+    "status",
+]

@@ -1,0 +1,272 @@
+"""``pasar offers | gpus | stats | balance | faucet``: what the network sells and what you hold.
+
+Each command is one or two reads of the market's API through the SDK (:class:`pasar.Client`),
+printed as a rich table, or as one JSON document with ``--json``. Prices are exact: medians are
+an actual ask (the lower median, as the market computes it), never an average of floats.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from statistics import median_low
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from pasar.cli.common import JsonOpt, MarketOpt, make_client, money, percent, short, text
+from pasar.cli.output import console, print_json
+from pasar.core.money import Money
+from pasar.core.query import parse_query
+from pasar.core.resources import GpuModel, normalize_gpu_name
+
+MAX_OFFERS = 10_000  # the market's cap on one /v1/providers answer
+
+
+# -- offers ----------------------------------------------------------------------------------------
+
+
+def _gpu_cell(offer: dict[str, Any]) -> str:
+    if offer.get("num_gpus"):
+        return f"{offer['num_gpus']}× {offer.get('gpu_name')}"
+    return "CPU only"
+
+
+def offers(
+    query: str = typer.Argument(
+        "", help="Offer query, e.g. 'gpu=A100:2 dph<1.5 reliability>0.98'.", show_default=False
+    ),
+    order: str | None = typer.Option(
+        None, "-o", "--order", help="Sort keys, e.g. 'dph' or 'score-' (trailing - descends)."
+    ),
+    limit: int = typer.Option(20, "--limit", help="Show at most N offers."),
+    explain: bool = typer.Option(
+        False, "--explain", help="Also print the parsed query: conditions, defaults, order."
+    ),
+    market: str | None = MarketOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Offers on the market that match a query (the vast.ai-style offer language)."""
+    # parsed here first, so a mistake points at its column before any request is made
+    parsed = parse_query(query, order=order, limit=limit, normalize=normalize_gpu_name)
+    with make_client(market) as client:
+        found = client.offers(query, order=order, limit=limit)
+    if json:
+        data: dict[str, Any] = {"offers": found, "count": len(found)}
+        if explain:
+            data["query"] = parsed.explain()
+        print_json(data)
+        return
+    if explain:
+        _print_explain(parsed.explain())
+    table = Table(title=f"offers ({len(found)})")
+    for column in ("provider", "GPUs", "CPUs", "memory", "disk", "price/h", "reputation", "score"):
+        table.add_column(column)
+    table.add_column("region")
+    for o in found:
+        table.add_row(
+            short(o.get("provider")),
+            _gpu_cell(o),
+            text(o.get("cpus")),
+            f"{text(o.get('memory'))} GB",
+            f"{text(o.get('disk'))} GB",
+            text(o.get("dph")) if o.get("rentable") else "no ask",
+            text(o.get("reputation")),
+            text(o.get("score")),
+            text(o.get("region")),
+        )
+    console.print(table)
+    if not found:
+        console.print("no offer matches; `pasar offers --explain QUERY` shows what was asked")
+
+
+def _print_explain(explained: dict[str, Any]) -> None:
+    table = Table(title=f"query: {escape(explained['query'] or '(empty)')}")
+    for column in ("field", "op", "value", "type", "from"):
+        table.add_column(column)
+    for c in explained["conditions"]:
+        table.add_row(
+            c["field"], c["op"], escape(c["value"]), c["type"], "default" if c["default"] else ""
+        )
+    console.print(table)
+    order = ",".join(k["field"] + ("-" if k["descending"] else "") for k in explained["order"])
+    waived = ", ".join(explained["waived"]) or "none"
+    console.print(
+        f"order: {order or 'none'}  limit: {explained['limit']}  waived defaults: {waived}",
+        markup=False,
+        highlight=False,
+    )
+
+
+# -- gpus ------------------------------------------------------------------------------------------
+
+
+def _median(prices: list[Money]) -> Money | None:
+    """The lower median: an actual ask, exact (no average of two prices)."""
+    if not prices:
+        return None
+    return median_low(sorted(prices, key=lambda m: m.micros))
+
+
+def gpu_rows(stats: dict[str, Any], offers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per GPU model (family): units on the network and free (``/v1/stats``), and from
+    the free offers: providers with free units, the lowest and the median ask per GPU-hour."""
+    providers: dict[str, set[str]] = defaultdict(set)
+    asks: dict[str, list[Money]] = defaultdict(list)
+    variants: dict[str, set[str]] = defaultdict(set)
+    for offer in offers:
+        name = offer.get("gpu_name")
+        if not name or not offer.get("num_gpus"):
+            continue
+        family = GpuModel.parse(name).family
+        providers[family].add(str(offer["provider"]))
+        variants[family].add(str(name))
+        unit = money(offer.get("dph_per_gpu"))
+        if unit is not None:
+            asks[family].append(unit)
+    rows = []
+    seen: set[str] = set()
+    for model in stats.get("models", []):
+        family = str(model["model"])
+        seen.add(family)
+        rows.append((family, int(model["gpus"]), int(model["free"])))
+    for family in sorted(set(providers) - seen):  # not yet in the stats (a race): still shown
+        rows.append((family, 0, 0))
+    out = []
+    for family, count, free in rows:
+        prices = asks.get(family, [])
+        cheapest = min(prices, key=lambda m: m.micros) if prices else None
+        median = _median(prices)
+        out.append(
+            {
+                "model": family,
+                "variants": sorted(variants.get(family, ())),
+                "gpus": count,
+                "free": free,
+                "providers": len(providers.get(family, ())),
+                "min_price_per_hour": None if cheapest is None else cheapest.to_json(),
+                "median_price_per_hour": None if median is None else median.to_json(),
+            }
+        )
+    return out
+
+
+def gpus(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
+    """One row per GPU model: GPUs, free units, providers with free units, min and median
+    price per GPU-hour of the free units' asks."""
+    with make_client(market) as client:
+        stats = client.stats()
+        free_offers = client.offers("num_gpus>=1 rentable=any", limit=MAX_OFFERS)
+    rows = gpu_rows(stats, free_offers)
+    if json:
+        print_json({"models": rows})
+        return
+    if not rows:
+        console.print("no GPU on this network yet")
+        return
+    table = Table(title="GPU models on the network (prices per GPU-hour of free units)")
+    for column in ("model", "variants", "GPUs", "free", "providers", "min price/h", "median/h"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["model"],
+            ", ".join(r["variants"]) or "-",
+            str(r["gpus"]),
+            str(r["free"]),
+            str(r["providers"]),
+            text(r["min_price_per_hour"]),
+            text(r["median_price_per_hour"]),
+        )
+    console.print(table)
+
+
+# -- stats -----------------------------------------------------------------------------------------
+
+
+def _family(stats: dict[str, Any], family: str) -> dict[str, Any]:
+    for model in stats.get("models", []):
+        if model.get("model") == family:
+            return dict(model)
+    return {}
+
+
+def stats(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
+    """The network's hardware statistics: GPUs, CPUs, H100/A100, their price per hour,
+    utilization and jobs by state."""
+    with make_client(market) as client:
+        data = client.stats()
+    if json:
+        print_json(data)
+        return
+    h100, a100 = _family(data, "H100"), _family(data, "A100")
+    table = Table(title="network statistics", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    rows = [
+        ("providers", str(data["providers"])),
+        ("GPUs (free)", f"{data['gpus']} ({data['free_gpus']})"),
+        ("CPUs (free)", f"{data['cpus']} ({data['free_cpus']})"),
+        ("H100", str(data["h100"])),
+        ("A100", str(data["a100"])),
+        ("H100 median ask / leased per GPU-hour", _prices(h100)),
+        ("A100 median ask / leased per GPU-hour", _prices(a100)),
+        ("GPU utilization", percent(data["gpu_utilization"])),
+        ("CPU utilization", percent(data["cpu_utilization"])),
+        ("jobs", ", ".join(f"{k} {v}" for k, v in data["jobs"].items()) or "none"),
+        ("leases running", str(data["leases_running"])),
+    ]
+    for what, value in rows:
+        table.add_row(what, value)
+    console.print(table)
+
+
+def _prices(model: dict[str, Any]) -> str:
+    return (
+        f"{text(model.get('median_ask_per_hour'))} / "
+        f"{text(model.get('median_lease_price_per_hour'))}"
+    )
+
+
+# -- balance and faucet ----------------------------------------------------------------------------
+
+
+def _print_balance(account: dict[str, Any]) -> None:
+    console.print(f"account {account['account']}", markup=False, highlight=False)
+    table = Table(show_header=False)
+    table.add_column("what")
+    table.add_column("amount", justify="right")
+    for label, key in (
+        ("spendable", "balance"),
+        ("in escrow", "escrow"),
+        ("earnings", "earnings"),
+        ("stake", "stake"),
+    ):
+        table.add_row(label, str(account[key]))
+    console.print(table)
+
+
+def balance(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
+    """This client's spendable balance, money in escrow, earnings and stake."""
+    with make_client(market) as client:
+        account = client.balance()
+    if json:
+        print_json(account)
+        return
+    _print_balance(account)
+
+
+def faucet(
+    amount: str = typer.Argument(..., help="How much to mint, e.g. '10 USDC'.", show_default=False),
+    market: str | None = MarketOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Mint test money into this client's account (markets started with --devnet only)."""
+    with make_client(market) as client:
+        minted = client.faucet(amount)
+        account = client.balance()
+    if json:
+        print_json({**minted, "account": account})
+        return
+    console.print(f"minted {minted['minted']}", markup=False, highlight=False)
+    _print_balance(account)

@@ -1,0 +1,458 @@
+"""The job and network commands through the real ``pasar`` CLI (a subprocess each), against a
+real devnet market and a real provider agent running jobs in bubblewrap sandboxes.
+
+faucet → balance → launch --yes --wait (progress, bill, exit code, --json) → status → logs
+(and ``logs -f`` on a running job) → result -o DIR (hashes checked, a tampered blob refused) →
+cancel mid-run (billed for verified seconds) → a spec that cannot match (explain says why,
+expiry refunds) → offers/gpus/stats on a market with GPU providers → bad input exits 2, never
+with a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pasar.client.transport import Transport
+from pasar.core.money import Money
+from pasar.crypto.identity import Identity
+
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is missing")
+
+JOB = """\
+name: shout
+run: echo "hello from $PASAR_LEASE"; tr a-z A-Z < words.txt > loud.txt; sleep 1; echo done
+inputs: [words.txt]
+outputs: [loud.txt]
+max_price_per_hour: "1 USDC"
+max_duration: 1m
+"""
+
+LONG_JOB = """\
+name: ticker
+run: for i in $(seq 1 60); do echo tick $i; sleep 1; done
+max_price_per_hour: "1 USDC"
+max_duration: 2m
+"""
+
+H100_JOB = """\
+name: needs-h100
+resources: {accelerators: H100:1}
+run: nvidia-smi
+max_price_per_hour: "2 USDC"
+max_duration: 10m
+"""
+
+
+def env_for(home: Path, market: str | None) -> dict[str, str]:
+    env = {**os.environ, "PASAR_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"}
+    for name in ("PASAR_DEBUG", "PASAR_MARKET"):
+        env.pop(name, None)
+    if market is not None:
+        env["PASAR_MARKET"] = market
+    return env
+
+
+def pasar(
+    *args: str, home: Path, market: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``pasar ARGS`` with stdin closed (not a terminal), the market from $PASAR_MARKET."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pasar", *args],
+        capture_output=True,
+        text=True,
+        env=env_for(home, market),
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        check=False,
+    )
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    return result
+
+
+def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def spent(bills: list[dict[str, Any]]) -> Money:
+    """What a client paid for leases: the work plus its side of the fees."""
+    out = Money.zero("USDC")
+    for bill in bills:
+        out += Money.parse(bill["billed"]) + Money.parse(bill["client_fee"])
+    return out
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "words.txt").write_text("hello pasar market\n", encoding="utf-8")
+    (folder / "job.yaml").write_text(JOB, encoding="utf-8")
+    return folder
+
+
+# -- the whole life of a job -----------------------------------------------------------------------
+
+
+@needs_bwrap
+def test_faucet_launch_wait_status_logs_result(
+    cli_network: Any, project: Path, tmp_path: Path
+) -> None:
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    minted = ok_json(pasar("faucet", "10 USDC", "--json", home=home, market=url))
+    assert minted["minted"] == "10.00 USDC" and minted["account"]["balance"] == "10.00 USDC"
+    human = pasar("balance", "--market", url, home=home)  # the flag instead of the environment
+    assert human.returncode == 0 and "10.00 USDC" in human.stdout
+
+    # people: the considered offers, progress through the market's states, the bill
+    run = pasar("launch", str(project / "job.yaml"), "--yes", "--wait", home=home, market=url)
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    assert "considered offers" in out and "✓" in out
+    assert cli_network.provider.account[:11] in out
+    for state in ("open", "running", "settled (exit 0", "done", "bill of"):
+        assert state in out, out
+    assert "0.05 USDC" in out  # the provider's ask for one CPU
+
+    # scripts: one JSON document
+    data = ok_json(
+        pasar(
+            "launch", str(project / "job.yaml"), "--yes", "--wait", "--json", home=home, market=url
+        )
+    )
+    assert data["ok"] is True and data["exit_codes"] == [0]
+    assert data["chosen"] == cli_network.provider.account
+    assert data["mechanism"] == "book"
+    order_id = data["order_id"]
+    (bill,) = data["bill"]
+    assert bill["status"] == "settled" and Money.parse(bill["billed"]) > Money.zero("USDC")
+    assert data["order"]["status"] == "done"
+
+    status = ok_json(pasar("status", order_id, "--json", home=home, market=url))
+    assert (
+        status["status"] == "done"
+        and status["leases"][0]["bill"] == data["order"]["leases"][0]["bill"]
+    )
+    listed = ok_json(pasar("status", "--json", home=home, market=url))
+    assert listed["orders"][0]["order_id"] == order_id
+    assert len(listed["orders"]) == 2
+    table = pasar("status", order_id, home=home, market=url)
+    assert table.returncode == 0 and order_id in table.stdout and "settled" in table.stdout
+
+    logs = pasar("logs", order_id, home=home, market=url)
+    assert logs.returncode == 0
+    assert logs.stdout == f"hello from {order_id}-0\ndone\n"
+    followed = pasar("logs", order_id, "-f", home=home, market=url)  # lease over: it ends
+    assert followed.stdout == logs.stdout
+
+    dest = tmp_path / "out"
+    fetched = ok_json(pasar("result", order_id, "-o", str(dest), "--json", home=home, market=url))
+    (item,) = fetched["files"]
+    body = (dest / "loud.txt").read_bytes()
+    assert body == b"HELLO PASAR MARKET\n"
+    assert item["path"] == "loud.txt" and item["sha256"] == hashlib.sha256(body).hexdigest()
+    assert item["size"] == len(body) and fetched["exit_codes"] == [0]
+    again = pasar("result", order_id, "-o", str(tmp_path / "out2"), home=home, market=url)
+    assert again.returncode == 0 and hashlib.sha256(body).hexdigest() in again.stdout
+
+    account = ok_json(pasar("balance", "--json", home=home, market=url))
+    bills = [b for o in listed["orders"] for b in o["leases"] for b in [b["bill"]]]
+    assert account["escrow"] == "0.00 USDC"
+    assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent(bills)
+
+
+@needs_bwrap
+def test_a_tampered_output_is_refused_with_exit_2(
+    cli_network: Any, project: Path, tmp_path: Path
+) -> None:
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    pasar("faucet", "1 USDC", home=home, market=url)
+    data = ok_json(
+        pasar("launch", str(project / "job.yaml"), "-y", "--wait", "--json", home=home, market=url)
+    )
+    (output,) = data["order"]["leases"][0]["receipt"]["outputs"]
+    stored = cli_network.market.home / "blobs" / output["sha256"][:2] / output["sha256"]
+    stored.chmod(0o644)
+    stored.write_bytes(b"TRUST BLINDLY\n")  # the market's copy replaced behind its back
+    dest = tmp_path / "out"
+    refused = pasar("result", data["order_id"], "-o", str(dest), "--json", home=home, market=url)
+    assert refused.returncode == 2
+    assert json.loads(refused.stdout)["error"]["code"] == "output_mismatch"
+    assert not (dest / "loud.txt").exists()
+    plain = pasar("result", data["order_id"], "-o", str(dest), home=home, market=url)
+    assert plain.returncode == 2 and "does not match its receipt" in plain.stderr
+
+
+@needs_bwrap
+def test_logs_follow_a_running_job_then_cancel_bills_verified_seconds(
+    cli_network: Any, tmp_path: Path
+) -> None:
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    spec = tmp_path / "ticker.yaml"
+    spec.write_text(LONG_JOB, encoding="utf-8")
+    pasar("faucet", "10 USDC", home=home, market=url)
+    launched = ok_json(pasar("launch", str(spec), "--yes", "--json", home=home, market=url))
+    order_id = launched["order_id"]
+    assert launched["dry_run"] is False and "order" not in launched  # no --wait
+
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "pasar", "logs", order_id, "-f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env_for(home, url),
+    )
+    try:
+        assert follower.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = follower.stdout.readline()
+            seen.append(line)
+            if line == "tick 3\n":
+                break
+        assert seen[-1] == "tick 3\n", seen  # streamed while the job runs
+        assert follower.poll() is None
+
+        cancelled = ok_json(pasar("cancel", order_id, "--json", home=home, market=url))
+        (bill,) = cancelled["bill"]
+        assert bill["status"] == "cancelled" and cancelled["order"]["status"] == "cancelled"
+        assert 0 <= bill["billed_seconds"] < 30  # the time it ran, not the 2 min it could have
+        assert Money.parse(cancelled["billed"]) == Money.parse(bill["billed"])
+        rest, err = follower.communicate(timeout=60)  # the lease ended: -f stops by itself
+        assert follower.returncode == 0, err
+        assert "Traceback" not in err
+        assert all(line.startswith("tick ") for line in rest.splitlines())
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+
+    account = ok_json(pasar("balance", "--json", home=home, market=url))
+    assert account["escrow"] == "0.00 USDC"
+    assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent([bill])
+    again = pasar("cancel", order_id, "--json", home=home, market=url)
+    assert again.returncode == 2 and json.loads(again.stdout)["error"]["code"] == "not_open"
+    shown = pasar("status", order_id, home=home, market=url)
+    assert "cancelled" in shown.stdout
+
+
+@needs_bwrap
+def test_an_unmatchable_spec_is_explained_and_refunded_on_expiry(
+    cli_network: Any, tmp_path: Path
+) -> None:
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    spec = tmp_path / "h100.yaml"
+    spec.write_text(H100_JOB, encoding="utf-8")
+    pasar("faucet", "5 USDC", home=home, market=url)
+
+    dry = pasar("launch", str(spec), "--dry-run", home=home, market=url)
+    assert dry.returncode == 0 and "no offer on the market fits this spec" in dry.stdout
+    assert "escrow 0.333333 USDC" in dry.stdout  # 2 USDC/h × 10 min, the pasar preset's fees
+
+    waiting = ok_json(
+        pasar("launch", str(spec), "-y", "--ttl", "60", "--json", home=home, market=url)
+    )
+    assert waiting["escrow"] == "0.333333 USDC" and waiting["offers"] == []
+    held = ok_json(pasar("balance", "--json", home=home, market=url))
+    assert held["escrow"] == waiting["escrow"]  # what launch said is what the market holds
+    assert held["balance"] == "4.666667 USDC"
+    quiet = pasar("logs", waiting["order_id"], home=home, market=url)
+    assert quiet.returncode == 0 and quiet.stdout == "" and "the order is open" in quiet.stderr
+    dropped = ok_json(pasar("cancel", waiting["order_id"], "--json", home=home, market=url))
+    assert dropped["billed"] == "0.00 USDC" and dropped["bill"] == []  # open: all refunded
+
+    run = pasar("launch", str(spec), "--yes", "--wait", "--ttl", "2", home=home, market=url)
+    assert run.returncode == 1, run.stdout + run.stderr  # nothing ran: not a success
+    assert "expired" in run.stdout and "pasar explain" in run.stdout
+    orders = ok_json(pasar("status", "--json", home=home, market=url))["orders"]
+    assert [o["status"] for o in orders] == ["expired", "cancelled"]
+    order_id = orders[0]["order_id"]
+
+    explained = pasar("explain", order_id, home=home, market=url)
+    assert explained.returncode == 0
+    assert "expired unmatched" in explained.stdout
+    assert "needs 1× H100, has no GPUs" in explained.stdout
+    data = ok_json(pasar("explain", order_id, "--json", home=home, market=url))
+    (row,) = [p for p in data["providers"] if p["provider"] == cli_network.provider.account]
+    assert row["fits"] is False and "H100" in row["reason"]
+
+    account = ok_json(pasar("balance", "--json", home=home, market=url))
+    assert account["balance"] == "5.00 USDC" and account["escrow"] == "0.00 USDC"  # refunded
+    no_result = pasar("result", order_id, "--json", home=home, market=url)
+    assert no_result.returncode == 2
+    assert json.loads(no_result.stdout)["error"]["code"] == "no_result"
+
+
+@needs_bwrap
+def test_launch_asks_first_and_dry_run_launches_nothing(
+    cli_network: Any, project: Path, tmp_path: Path
+) -> None:
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    pasar("faucet", "1 USDC", home=home, market=url)
+    refused = pasar("launch", str(project / "job.yaml"), home=home, market=url)
+    assert refused.returncode == 2 and "pass --yes" in refused.stderr
+    dry = ok_json(
+        pasar(
+            "launch",
+            str(project / "job.yaml"),
+            "--dry-run",
+            "--max-price",
+            "0.04 USDC",
+            "--json",
+            home=home,
+            market=url,
+        )
+    )
+    assert dry["dry_run"] is True and dry["spec"]["max_price_per_hour"] == "0.04 USDC"
+    assert dry["inputs"][0]["path"] == "words.txt"
+    (offer,) = [o for o in dry["offers"] if o["provider"] == cli_network.provider.account]
+    assert offer["price_per_hour"] == "0.05 USDC" and offer["within_max"] is False
+    assert dry["chosen"] is None  # the only offer asks more than the max
+    assert ok_json(pasar("status", "--json", home=home, market=url))["orders"] == []
+    assert ok_json(pasar("balance", "--json", home=home, market=url))["balance"] == "1.00 USDC"
+
+
+# -- what the network sells ------------------------------------------------------------------------
+
+
+def register(url: str, gpus: dict[str, int], asks: dict[str, str], region: str) -> str:
+    """A provider that registers (and never serves): enough for offers and statistics."""
+    identity = Identity.generate()
+    api = Transport(url)
+    try:
+        api.post_signed(
+            "/v1/providers",
+            {
+                "type": "provider.register",
+                "inventory": {"gpus": gpus, "cpus": 16, "memory_gb": 128, "disk_gb": 500},
+                "asks": {"gpu": asks},
+                "score": 1000,
+                "region": region,
+            },
+            identity,
+        )
+    finally:
+        api.close()
+    return identity.account_id
+
+
+def test_offers_gpus_and_stats(market_server: Any, tmp_path: Path) -> None:
+    url = market_server.url
+    home = tmp_path / "client"
+    cheap = register(url, {"A100-80GB": 2}, {"A100": "1.2"}, "eu")
+    dear = register(url, {"A100-40GB": 4}, {"A100": "1.9"}, "us")
+    register(url, {"H100": 8}, {"H100": "2.5"}, "us")
+    middle = register(url, {"A100-80GB": 1}, {"A100": "1.5"}, "eu")
+
+    query = "gpu_name in [A100-80GB,a100-40gb]"  # (gpu_name=A100 names no offer's exact model)
+    found = ok_json(
+        pasar("offers", query, "-o", "dph_per_gpu-", "--limit", "2", "--json", "--explain",
+              home=home, market=url)
+    )  # fmt: skip
+    assert [o["provider"] for o in found["offers"]] == [dear, middle]
+    assert found["query"]["canonical"] == query
+    assert any(c["field"] == "rentable" and c["default"] for c in found["query"]["conditions"])
+    eu = ok_json(pasar("offers", "region=eu", "--json", home=home, market=url))
+    assert [o["provider"] for o in eu["offers"]] == [middle, cheap]  # default order: dph
+    table = pasar("offers", "num_gpus>=2", "--explain", home=home, market=url)
+    assert table.returncode == 0 and "num_gpus" in table.stdout and "default" in table.stdout
+
+    models = {
+        m["model"]: m for m in ok_json(pasar("gpus", "--json", home=home, market=url))["models"]
+    }
+    a100 = models["A100"]
+    assert (a100["gpus"], a100["free"], a100["providers"]) == (7, 7, 3)
+    assert a100["min_price_per_hour"] == "1.20 USDC"
+    assert a100["median_price_per_hour"] == "1.50 USDC"  # of 1.2, 1.5, 1.9 — exact, no floats
+    assert a100["variants"] == ["A100-40GB", "A100-80GB"]
+    assert models["H100"]["median_price_per_hour"] == "2.50 USDC"
+    shown = pasar("gpus", home=home, market=url)
+    assert shown.returncode == 0 and "A100-40GB, A100-80GB" in shown.stdout
+
+    stats = ok_json(pasar("stats", "--json", home=home, market=url))
+    assert (stats["h100"], stats["a100"], stats["gpus"], stats["providers"]) == (8, 7, 15, 4)
+    human = pasar("stats", home=home, market=url)
+    assert human.returncode == 0
+    assert "H100 median ask" in human.stdout and "2.50 USDC" in human.stdout
+
+
+# -- bad input: exit 2, the one error shape, no traceback ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["launch", "missing.yaml", "--yes"], "file_not_found"),
+        (["launch", "{bad}", "--yes"], "float_money"),
+        (["launch", "{job}", "--yes", "--max-price", "1.5"], "missing_currency"),
+        (["launch", "{job}", "--yes", "--max-price", "1.5e3 USDC"], "invalid_amount"),
+        (["launch", "{job}", "--yes", "--ttl", "0"], "invalid_ttl"),
+        (["launch", "{missing_input}", "--yes"], "input_not_found"),
+        (["offers", "gpu_nme=A100"], "unknown_query_field"),
+        (["offers", "", "-o", "prise"], "invalid_order"),
+        (["status", "o-0000000000000000"], "no_market"),
+    ],
+)
+def test_bad_input_exits_2_with_the_error_shape(
+    args: list[str], code: str, project: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: x\nmax_price_per_hour: 1.5\nmax_duration: 1m\n", encoding="utf-8")
+    missing_input = project / "missing-input.yaml"
+    missing_input.write_text(JOB.replace("words.txt]", "nope.txt]"), encoding="utf-8")
+    paths = {"{bad}": bad, "{job}": project / "job.yaml", "{missing_input}": missing_input}
+    argv = [str(paths.get(a, a)) for a in args]
+    # no market anywhere: every one of these fails before a request (or for want of a market)
+    result = pasar(*argv, "--json", home=tmp_path / "client")
+    assert result.returncode == 2, result.stdout + result.stderr
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == code, error
+    plain = pasar(*argv, home=tmp_path / "client")
+    assert plain.returncode == 2 and plain.stderr.startswith("error: ")
+    assert plain.stdout == ""
+
+
+def test_unknown_offers_field_points_at_the_column(tmp_path: Path) -> None:
+    result = pasar("offers", "num_gpus>=1 gpu_nme=A100", home=tmp_path)
+    assert result.returncode == 2
+    assert "num_gpus>=1 gpu_nme=A100\n" in result.stderr
+    assert "\n              ^" in result.stderr  # column 13, under gpu_nme
+    assert "did you mean gpu_name?" in result.stderr
+
+
+def test_market_errors_exit_2(spawn_market: Any, tmp_path: Path) -> None:
+    market = spawn_market(tmp_path / "market", devnet=False)
+    home = tmp_path / "client"
+    off = pasar("faucet", "10 USDC", "--json", home=home, market=market.url)
+    assert off.returncode == 2
+    error = json.loads(off.stdout)["error"]
+    assert error["code"] == "faucet_disabled" and "--devnet" in error["hint"]
+    unknown = pasar("status", "o-0000000000000000", home=home, market=market.url)
+    assert unknown.returncode == 2 and "no order" in unknown.stderr
+    broke = pasar("launch", str(tmp_path / "x.yaml"), "--yes", home=home, market=market.url)
+    assert broke.returncode == 2
+    (tmp_path / "x.yaml").write_text(JOB.replace("inputs: [words.txt]\n", ""), encoding="utf-8")
+    poor = pasar(
+        "launch", str(tmp_path / "x.yaml"), "--yes", "--json", home=home, market=market.url
+    )
+    assert poor.returncode == 2
+    assert json.loads(poor.stdout)["error"]["code"] == "overdraft"
+    gone = pasar("balance", home=home, market="http://127.0.0.1:9")
+    assert gone.returncode == 2 and "cannot reach the market" in gone.stderr
