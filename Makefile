@@ -24,7 +24,7 @@ install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed
 
 demo: $(VENV)/.installed
-	$(BIN)/python examples/foundation_demo.py
+	$(BIN)/pasar devnet demo
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks examples
