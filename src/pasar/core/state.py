@@ -20,22 +20,28 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
 
 from pasar.core.accounts import LedgerAccount
+from pasar.core.candidates import CANDIDATES
 from pasar.core.errors import PasarError
-from pasar.core.fees import Charges, FeeSchedule
+from pasar.core.fees import Charges
 from pasar.core.ledger import Ledger
+from pasar.core.market_records import (
+    Applied,
+    AuctionWindowState,
+    LeaseRecord,
+    OrderRecord,
+    ProviderRecord,
+    Tx,
+    fail,
+    not_found,
+)
 from pasar.core.money import Money
 from pasar.core.orders import Order, ProviderView
 from pasar.core.presets import Preset
 from pasar.core.pricing.base import Candidate, MatchResult, screen
-from pasar.core.pricing.book import Asks, book_candidates
-from pasar.core.pricing.performance import quote
 from pasar.core.reputation import Event, Reputation
-from pasar.core.resources import Allocation, GpuModel, Inventory, fit
+from pasar.core.resources import fit
 from pasar.core.spec import JobSpec
 from pasar.core.stake import stake_problem
 from pasar.core.timelock import (
@@ -45,6 +51,7 @@ from pasar.core.timelock import (
     heartbeat_accepted,
     is_lost,
 )
+from pasar.core.tx_parsing import parse_amount, parse_asks, parse_inputs, parse_inventory
 
 #: Verification policies this market can settle today; the others are refused at order time
 #: (rather than silently settled on the receipt alone).
@@ -56,152 +63,6 @@ MARKET_TYPES = frozenset({"match", "order.expire", "lease.lost"})
 
 SignatureCheck = Callable[[bytes, bytes], bool]
 """``(message, signature) -> bool``: verifies the market's own signature (challenges)."""
-
-
-def fail(message: str, *, code: str, status: int = 400, **kw: Any) -> PasarError:
-    return PasarError(message, code=code, status=status, **kw)
-
-
-def not_found(what: str, ident: object) -> PasarError:
-    return fail(f"no {what} {ident!r}", code="not_found", status=404, field=f"{what}_id")
-
-
-@dataclass(frozen=True)
-class Tx:
-    """A verified transaction: the envelope's body and who signed it when."""
-
-    type: str
-    body: Mapping[str, Any]
-    signer: str
-    nonce: str
-    ts: int
-    digest: str
-
-    @classmethod
-    def from_envelope(cls, envelope: Mapping[str, Any], digest: str) -> Tx:
-        body = envelope.get("body")
-        if not isinstance(body, Mapping) or not isinstance(body.get("type"), str):
-            raise fail(
-                "the envelope's body needs a string 'type'", code="invalid_tx", field="body.type"
-            )
-        return cls(
-            type=body["type"],
-            body=body,
-            signer=str(envelope["signer"]),
-            nonce=str(envelope["nonce"]),
-            ts=int(envelope["ts"]),
-            digest=digest,
-        )
-
-
-# -- records ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class ProviderRecord:
-    """A registered provider: what it owns, what it asks, how it has behaved."""
-
-    id: str
-    inventory: Inventory
-    asks: Asks
-    rate_per_score_hour: Money | None
-    score: int
-    region: str | None
-    attributes: dict[str, str]
-    registered_at: int
-    reputation: Reputation = field(default_factory=Reputation.initial)
-    running: dict[str, Allocation] = field(default_factory=dict)
-    available: bool = True  # False while draining: keeps its leases, takes no new work
-
-    def free(self) -> Inventory:
-        """The inventory minus what running leases hold (by model and quantity)."""
-        devices = list(self.inventory.devices())
-        cpus, memory, disk = self.inventory.cpus, self.inventory.memory_gb, self.inventory.disk_gb
-        for allocation in self.running.values():
-            if allocation.gpu is not None:
-                for _ in range(allocation.gpu.count):
-                    devices.remove(allocation.gpu.model)
-            cpus -= allocation.cpus
-            memory -= allocation.memory_gb
-            disk -= allocation.disk_gb
-        gpus: list[str | GpuModel] = list(devices)
-        return Inventory.build(gpus=gpus, cpus=cpus, memory_gb=memory, disk_gb=disk)
-
-
-@dataclass
-class AuctionWindowState:
-    """The current sealed-bid window of an auction order."""
-
-    opened_at: int
-    deadline: int
-    invited: frozenset[str]
-    bids: dict[str, Money | None] = field(default_factory=dict)  # None: declined
-
-    def ready(self, now_ms: int) -> bool:
-        return self.invited <= self.bids.keys() or now_ms >= self.deadline
-
-
-@dataclass
-class OrderRecord:
-    id: str
-    client: str
-    spec: JobSpec
-    order: Order
-    mechanism: str
-    fees: FeeSchedule
-    escrow_per_lease: Money
-    created_at: int
-    deadline: int
-    status: str = "open"  # open | running | done | expired | cancelled
-    leases: list[str] = field(default_factory=list)
-    free_shards: list[int] = field(default_factory=list)
-    reasons: dict[str, str] = field(default_factory=dict)
-    note: str | None = None
-    window: AuctionWindowState | None = None
-    inputs: tuple[dict[str, Any], ...] = ()
-    # a re-queued shard carries on with what was left of its lease's escrow
-    shard_escrow: dict[int, Money] = field(default_factory=dict)
-
-    def escrow_for_shard(self, shard: int) -> Money:
-        return self.shard_escrow.get(shard, self.escrow_per_lease)
-
-    def unfilled_escrow(self) -> Money:
-        total = Money.zero(self.escrow_per_lease.currency)
-        for shard in self.free_shards:
-            total += self.escrow_for_shard(shard)
-        return total
-
-    @property
-    def unfilled(self) -> int:
-        return len(self.free_shards)
-
-
-@dataclass
-class LeaseRecord:
-    id: str
-    order_id: str
-    provider: str
-    client: str
-    shard: int
-    price_per_hour: Money
-    allocation: Allocation
-    started_at: int
-    status: str = "running"  # running | settled | lost | cancelled | released
-    beats: set[int] = field(default_factory=set)
-    ended_at: int | None = None
-    receipt: dict[str, Any] | None = None
-    charges: Charges | None = None
-    billed_seconds: int = 0
-
-
-@dataclass
-class Applied:
-    """What one transaction did, for notifications and the API's answer."""
-
-    type: str
-    result: dict[str, Any] = field(default_factory=dict)
-    providers: set[str] = field(default_factory=set)  # whose feeds to wake
-    orders: set[str] = field(default_factory=set)  # whose watchers to wake
 
 
 # -- the state -------------------------------------------------------------------------------------
@@ -324,7 +185,7 @@ class MarketState:
         """The candidates the order's mechanism clears over, with a reason for everyone else."""
         order = self.remaining_order(record)
         views, reasons = self.eligible(record)
-        build = _CANDIDATES[record.mechanism]
+        build = CANDIDATES[record.mechanism]
         candidates, more = build(self, record, order, views)
         return candidates, {**reasons, **more}
 
@@ -458,13 +319,6 @@ class MarketState:
 # -- handlers: one per transaction type ------------------------------------------------------------
 
 
-def _money(value: object, field: str, currency: str) -> Money:
-    amount = Money.parse(value, default_currency=currency, field=field)
-    if amount.micros <= 0:
-        raise fail(f"{field} must be positive", code="invalid_amount", field=field)
-    return amount
-
-
 def _on_faucet(state: MarketState, tx: Tx) -> Applied:
     if not state.devnet:
         raise fail(
@@ -473,7 +327,7 @@ def _on_faucet(state: MarketState, tx: Tx) -> Applied:
             status=403,
             hint="only a market started with --devnet mints money",
         )
-    amount = _money(tx.body.get("amount"), "amount", state.preset.currency)
+    amount = parse_amount(tx.body.get("amount"), "amount", state.preset.currency)
     if amount.currency != state.preset.currency:
         raise fail(
             f"the faucet mints {state.preset.currency}", code="currency_mismatch", field="amount"
@@ -488,65 +342,10 @@ def _on_faucet(state: MarketState, tx: Tx) -> Applied:
     return Applied(tx.type, {"minted": amount.to_json()})
 
 
-def _parse_inventory(data: object) -> Inventory:
-    if not isinstance(data, Mapping):
-        raise fail("inventory must be an object", code="invalid_inventory", field="inventory")
-    gpus = data.get("gpus", [])
-    try:
-        if isinstance(gpus, Mapping):
-            return Inventory.build(
-                gpus={str(k): int(v) for k, v in gpus.items()},
-                cpus=_decimal(data.get("cpus", 0), "inventory.cpus"),
-                memory_gb=_decimal(data.get("memory_gb", 0), "inventory.memory_gb"),
-                disk_gb=_decimal(data.get("disk_gb", 0), "inventory.disk_gb"),
-            )
-        if not isinstance(gpus, list):
-            raise fail(
-                "inventory.gpus must be a list or an object",
-                code="invalid_inventory",
-                field="inventory.gpus",
-            )
-        return Inventory.build(
-            gpus=[str(g) for g in gpus],
-            cpus=_decimal(data.get("cpus", 0), "inventory.cpus"),
-            memory_gb=_decimal(data.get("memory_gb", 0), "inventory.memory_gb"),
-            disk_gb=_decimal(data.get("disk_gb", 0), "inventory.disk_gb"),
-        )
-    except PasarError as exc:
-        if exc.field is None:
-            exc.field = "inventory"
-        raise
-
-
-def _decimal(value: object, field: str) -> Decimal | int | str:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise fail(
-            f"{field} must be a whole number or a decimal string",
-            code="invalid_inventory",
-            field=field,
-        )
-    return value
-
-
-def _parse_asks(data: object, currency: str) -> Asks:
-    if data is None:
-        return Asks()
-    if not isinstance(data, Mapping):
-        raise fail("asks must be an object", code="invalid_asks", field="asks")
-    gpu = data.get("gpu", {})
-    if not isinstance(gpu, Mapping):
-        raise fail("asks.gpu must map GPU models to prices", code="invalid_asks", field="asks.gpu")
-    return Asks.build(
-        gpu={str(k): str(v) for k, v in gpu.items()},
-        cpu_core=None if data.get("cpu_core") is None else str(data["cpu_core"]),
-        currency=currency,
-    )
-
-
 def _on_register(state: MarketState, tx: Tx) -> Applied:
     body = tx.body
-    inventory = _parse_inventory(body.get("inventory"))
-    asks = _parse_asks(body.get("asks"), state.preset.currency)
+    inventory = parse_inventory(body.get("inventory"))
+    asks = parse_asks(body.get("asks"), state.preset.currency)
     rate = body.get("rate_per_score_hour")
     score = body.get("score", 0)
     if isinstance(score, bool) or not isinstance(score, int) or score < 0:
@@ -569,7 +368,7 @@ def _on_register(state: MarketState, tx: Tx) -> Applied:
         asks=asks,
         rate_per_score_hour=None
         if rate is None
-        else _money(rate, "rate_per_score_hour", state.preset.currency),
+        else parse_amount(rate, "rate_per_score_hour", state.preset.currency),
         score=score,
         region=str(region) if region is not None else None,
         attributes=dict(attributes),
@@ -594,60 +393,15 @@ def _on_register(state: MarketState, tx: Tx) -> Applied:
 
 def _on_stake(state: MarketState, tx: Tx) -> Applied:
     state._provider(tx.signer)
-    amount = _money(tx.body.get("amount"), "amount", state.preset.currency)
+    amount = parse_amount(tx.body.get("amount"), "amount", state.preset.currency)
     state.ledger.stake(tx.signer, amount)
     return Applied(tx.type, {"staked": amount.to_json()})
 
 
 def _on_withdraw(state: MarketState, tx: Tx) -> Applied:
-    amount = _money(tx.body.get("amount"), "amount", state.preset.currency)
+    amount = parse_amount(tx.body.get("amount"), "amount", state.preset.currency)
     state.ledger.withdraw_earnings(tx.signer, amount)
     return Applied(tx.type, {"withdrawn": amount.to_json()})
-
-
-def _parse_inputs(data: object) -> tuple[dict[str, Any], ...]:
-    """The input manifest: ``[{path, sha256, size}]`` of blobs the client uploaded; each is
-    placed at ``path`` in the job's working directory."""
-    from pasar.crypto.merkle import check_path
-
-    if not isinstance(data, list):
-        raise fail(
-            "inputs must be a list of {path, sha256, size}", code="invalid_inputs", field="inputs"
-        )
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for i, item in enumerate(data):
-        where = f"inputs[{i}]"
-        if not isinstance(item, Mapping) or set(item) - {"path", "sha256", "size"}:
-            raise fail(
-                f"{where} must be {{path, sha256, size}}", code="invalid_inputs", field=where
-            )
-        path, sha, size = item.get("path"), item.get("sha256"), item.get("size", 0)
-        try:
-            check_path(path)
-        except PasarError as exc:
-            raise fail(
-                f"{where}.path: {exc.message}", code="invalid_inputs", field=f"{where}.path"
-            ) from None
-        if not isinstance(sha, str) or len(sha) != 64 or set(sha) - set("0123456789abcdef"):
-            raise fail(
-                f"{where}.sha256 must be 64 lower-case hex digits",
-                code="invalid_inputs",
-                field=f"{where}.sha256",
-            )
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise fail(
-                f"{where}.size must be a whole number of bytes",
-                code="invalid_inputs",
-                field=f"{where}.size",
-            )
-        if path in seen:
-            raise fail(
-                f"{where}.path {path!r} appears twice", code="invalid_inputs", field=f"{where}.path"
-            )
-        seen.add(str(path))
-        out.append({"path": path, "sha256": sha, "size": size})
-    return tuple(out)
 
 
 def _on_order_create(state: MarketState, tx: Tx) -> Applied:
@@ -667,7 +421,7 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
             field="spec.verification",
             hint="use verification: receipt",
         )
-    inputs = _parse_inputs(tx.body.get("inputs", []))
+    inputs = parse_inputs(tx.body.get("inputs", []))
     currency = spec.max_price_per_hour.currency
     fees = preset.fees.for_currency(currency)
     order_id = "o-" + tx.digest[:16]
@@ -717,7 +471,7 @@ def _on_bid(state: MarketState, tx: Tx) -> Applied:
     if tx.ts >= window.deadline:
         raise fail("the auction window has closed", code="auction_closed", status=409)
     price_raw = tx.body.get("price")
-    price = None if price_raw is None else _money(price_raw, "price", record.order.currency)
+    price = None if price_raw is None else parse_amount(price_raw, "price", record.order.currency)
     window.bids[tx.signer] = price
     return Applied(tx.type, {"order_id": record.id, "declined": price is None}, orders={record.id})
 
@@ -1028,62 +782,4 @@ _FIELDS: dict[str, frozenset[str]] = {
             "note",
         }
     ),
-}
-
-
-# -- how each mechanism's candidates are priced ----------------------------------------------------
-
-CandidateBuilder = Callable[
-    [MarketState, OrderRecord, Order, list[ProviderView]],
-    tuple[list[Candidate], dict[str, str]],
-]
-
-
-def _book(
-    state: MarketState, record: OrderRecord, order: Order, views: list[ProviderView]
-) -> tuple[list[Candidate], dict[str, str]]:
-    return book_candidates(order, [(v, state.providers[v.id].asks) for v in views])
-
-
-def _auction(
-    state: MarketState, record: OrderRecord, order: Order, views: list[ProviderView]
-) -> tuple[list[Candidate], dict[str, str]]:
-    fitting, reasons = screen(order, views)
-    bids = record.window.bids if record.window else {}
-    candidates = []
-    for view, allocation in fitting:
-        if view.id in bids:
-            candidates.append(Candidate(view, allocation, bids[view.id]))
-        else:
-            reasons[view.id] = "did not bid in this window"
-    return candidates, reasons
-
-
-def _performance(
-    state: MarketState, record: OrderRecord, order: Order, views: list[ProviderView]
-) -> tuple[list[Candidate], dict[str, str]]:
-    fitting, reasons = screen(order, views)
-    candidates = []
-    for view, allocation in fitting:
-        rate = state.providers[view.id].rate_per_score_hour
-        if rate is None or view.score <= 0:
-            reasons[view.id] = "quotes no rate per score-hour (or has no benchmark score)"
-            continue
-        candidates.append(Candidate(view, allocation, quote(rate, view.score)))
-    return candidates, reasons
-
-
-def _unpriced(
-    state: MarketState, record: OrderRecord, order: Order, views: list[ProviderView]
-) -> tuple[list[Candidate], dict[str, str]]:
-    fitting, reasons = screen(order, views)
-    return [Candidate(view, allocation) for view, allocation in fitting], reasons
-
-
-_CANDIDATES: dict[str, CandidateBuilder] = {
-    "book": _book,
-    "auction": _auction,
-    "performance": _performance,
-    "tender": _unpriced,
-    "stake": _unpriced,
 }

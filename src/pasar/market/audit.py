@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pasar.core.errors import PasarError
+from pasar.core.market_records import Tx
 from pasar.core.presets import builtin_preset
-from pasar.core.state import MarketState, Tx
+from pasar.core.state import MarketState
 from pasar.crypto.identity import public_key_of, verify_signature
 from pasar.market.chain import Block, ChainError, verify_chain
 from pasar.market.store import SqlStore, TxRecord

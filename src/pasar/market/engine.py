@@ -23,7 +23,7 @@ import logging
 from typing import Any
 
 from pasar.core.errors import PasarError
-from pasar.core.state import OrderRecord
+from pasar.core.market_records import OrderRecord
 from pasar.market.chain import ChainBuilder
 from pasar.market.service import MarketService
 

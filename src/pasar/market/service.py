@@ -20,8 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from pasar.core.errors import PasarError
+from pasar.core.market_records import Applied, Tx
 from pasar.core.presets import Preset
-from pasar.core.state import Applied, MarketState, Tx
+from pasar.core.state import MarketState
 from pasar.core.timelock import challenge_message, interval_at
 from pasar.crypto.envelope import VerifiedEnvelope, sign, verify
 from pasar.crypto.identity import Identity, verify_signature

@@ -10,9 +10,10 @@ import pytest
 
 from pasar.core.accounts import RESERVE, TREASURY, LedgerAccount
 from pasar.core.errors import PasarError
+from pasar.core.market_records import Tx
 from pasar.core.money import Money
 from pasar.core.presets import builtin_preset
-from pasar.core.state import MarketState, Tx
+from pasar.core.state import MarketState
 from pasar.core.timelock import challenge_message
 from pasar.crypto.identity import Identity, verify_signature
 

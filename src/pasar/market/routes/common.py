@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Request
 
 from pasar.core.errors import PasarError
-from pasar.core.state import Applied
+from pasar.core.market_records import Applied
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.market.service import MarketService
 

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from pasar.core.errors import PasarError
-from pasar.core.state import LeaseRecord, MarketState
+from pasar.core.market_records import LeaseRecord
+from pasar.core.state import MarketState
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex
 from pasar.market.auth import signed_envelope

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from pasar.core.accounts import LedgerAccount
 from pasar.core.errors import PasarError
-from pasar.core.state import MarketState, OrderRecord
+from pasar.core.market_records import OrderRecord
+from pasar.core.state import MarketState
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.market.auth import signed_envelope
 from pasar.market.routes.common import service_of, submit_typed

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from pasar.core.errors import PasarError
+from pasar.core.market_records import ProviderRecord
 from pasar.core.query import apply as apply_query
 from pasar.core.resources import normalize_gpu_name
-from pasar.core.state import MarketState, ProviderRecord
+from pasar.core.state import MarketState
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.identity import parse_account_id
 from pasar.market.auth import signed_envelope

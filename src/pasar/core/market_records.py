@@ -1,0 +1,167 @@
+"""The records the market's state is made of: transactions, providers, orders, leases.
+
+Plain mutable dataclasses owned by :class:`pasar.core.state.MarketState`; kept apart so that
+the state machine's module holds only the transitions. ``fail`` and ``not_found`` are the
+state machine's one way of building its errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pasar.core.errors import PasarError
+from pasar.core.fees import Charges, FeeSchedule
+from pasar.core.money import Money
+from pasar.core.orders import Order
+from pasar.core.pricing.book import Asks
+from pasar.core.reputation import Reputation
+from pasar.core.resources import Allocation, GpuModel, Inventory
+from pasar.core.spec import JobSpec
+
+
+def fail(message: str, *, code: str, status: int = 400, **kw: Any) -> PasarError:
+    return PasarError(message, code=code, status=status, **kw)
+
+
+def not_found(what: str, ident: object) -> PasarError:
+    return fail(f"no {what} {ident!r}", code="not_found", status=404, field=f"{what}_id")
+
+
+@dataclass(frozen=True)
+class Tx:
+    """A verified transaction: the envelope's body and who signed it when."""
+
+    type: str
+    body: Mapping[str, Any]
+    signer: str
+    nonce: str
+    ts: int
+    digest: str
+
+    @classmethod
+    def from_envelope(cls, envelope: Mapping[str, Any], digest: str) -> Tx:
+        body = envelope.get("body")
+        if not isinstance(body, Mapping) or not isinstance(body.get("type"), str):
+            raise fail(
+                "the envelope's body needs a string 'type'", code="invalid_tx", field="body.type"
+            )
+        return cls(
+            type=body["type"],
+            body=body,
+            signer=str(envelope["signer"]),
+            nonce=str(envelope["nonce"]),
+            ts=int(envelope["ts"]),
+            digest=digest,
+        )
+
+
+# -- records ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProviderRecord:
+    """A registered provider: what it owns, what it asks, how it has behaved."""
+
+    id: str
+    inventory: Inventory
+    asks: Asks
+    rate_per_score_hour: Money | None
+    score: int
+    region: str | None
+    attributes: dict[str, str]
+    registered_at: int
+    reputation: Reputation = field(default_factory=Reputation.initial)
+    running: dict[str, Allocation] = field(default_factory=dict)
+    available: bool = True  # False while draining: keeps its leases, takes no new work
+
+    def free(self) -> Inventory:
+        """The inventory minus what running leases hold (by model and quantity)."""
+        devices = list(self.inventory.devices())
+        cpus, memory, disk = self.inventory.cpus, self.inventory.memory_gb, self.inventory.disk_gb
+        for allocation in self.running.values():
+            if allocation.gpu is not None:
+                for _ in range(allocation.gpu.count):
+                    devices.remove(allocation.gpu.model)
+            cpus -= allocation.cpus
+            memory -= allocation.memory_gb
+            disk -= allocation.disk_gb
+        gpus: list[str | GpuModel] = list(devices)
+        return Inventory.build(gpus=gpus, cpus=cpus, memory_gb=memory, disk_gb=disk)
+
+
+@dataclass
+class AuctionWindowState:
+    """The current sealed-bid window of an auction order."""
+
+    opened_at: int
+    deadline: int
+    invited: frozenset[str]
+    bids: dict[str, Money | None] = field(default_factory=dict)  # None: declined
+
+    def ready(self, now_ms: int) -> bool:
+        return self.invited <= self.bids.keys() or now_ms >= self.deadline
+
+
+@dataclass
+class OrderRecord:
+    id: str
+    client: str
+    spec: JobSpec
+    order: Order
+    mechanism: str
+    fees: FeeSchedule
+    escrow_per_lease: Money
+    created_at: int
+    deadline: int
+    status: str = "open"  # open | running | done | expired | cancelled
+    leases: list[str] = field(default_factory=list)
+    free_shards: list[int] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
+    note: str | None = None
+    window: AuctionWindowState | None = None
+    inputs: tuple[dict[str, Any], ...] = ()
+    # a re-queued shard carries on with what was left of its lease's escrow
+    shard_escrow: dict[int, Money] = field(default_factory=dict)
+
+    def escrow_for_shard(self, shard: int) -> Money:
+        return self.shard_escrow.get(shard, self.escrow_per_lease)
+
+    def unfilled_escrow(self) -> Money:
+        total = Money.zero(self.escrow_per_lease.currency)
+        for shard in self.free_shards:
+            total += self.escrow_for_shard(shard)
+        return total
+
+    @property
+    def unfilled(self) -> int:
+        return len(self.free_shards)
+
+
+@dataclass
+class LeaseRecord:
+    id: str
+    order_id: str
+    provider: str
+    client: str
+    shard: int
+    price_per_hour: Money
+    allocation: Allocation
+    started_at: int
+    status: str = "running"  # running | settled | lost | cancelled | released
+    beats: set[int] = field(default_factory=set)
+    ended_at: int | None = None
+    receipt: dict[str, Any] | None = None
+    charges: Charges | None = None
+    billed_seconds: int = 0
+
+
+@dataclass
+class Applied:
+    """What one transaction did, for notifications and the API's answer."""
+
+    type: str
+    result: dict[str, Any] = field(default_factory=dict)
+    providers: set[str] = field(default_factory=set)  # whose feeds to wake
+    orders: set[str] = field(default_factory=set)  # whose watchers to wake

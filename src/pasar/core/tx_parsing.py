@@ -1,0 +1,125 @@
+"""Reading the fields of transaction bodies: amounts, inventories, asks, input manifests.
+
+Bodies come from the network, so every value is checked for its type and range here and a
+problem is a 400 naming the dotted field; the transitions in :mod:`pasar.core.state` then work
+with typed values only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from pasar.core.errors import PasarError
+from pasar.core.market_records import fail
+from pasar.core.money import Money
+from pasar.core.pricing.book import Asks
+from pasar.core.resources import Inventory
+
+
+def parse_amount(value: object, field: str, currency: str) -> Money:
+    amount = Money.parse(value, default_currency=currency, field=field)
+    if amount.micros <= 0:
+        raise fail(f"{field} must be positive", code="invalid_amount", field=field)
+    return amount
+
+
+def parse_inventory(data: object) -> Inventory:
+    if not isinstance(data, Mapping):
+        raise fail("inventory must be an object", code="invalid_inventory", field="inventory")
+    gpus = data.get("gpus", [])
+    try:
+        if isinstance(gpus, Mapping):
+            return Inventory.build(
+                gpus={str(k): int(v) for k, v in gpus.items()},
+                cpus=_decimal(data.get("cpus", 0), "inventory.cpus"),
+                memory_gb=_decimal(data.get("memory_gb", 0), "inventory.memory_gb"),
+                disk_gb=_decimal(data.get("disk_gb", 0), "inventory.disk_gb"),
+            )
+        if not isinstance(gpus, list):
+            raise fail(
+                "inventory.gpus must be a list or an object",
+                code="invalid_inventory",
+                field="inventory.gpus",
+            )
+        return Inventory.build(
+            gpus=[str(g) for g in gpus],
+            cpus=_decimal(data.get("cpus", 0), "inventory.cpus"),
+            memory_gb=_decimal(data.get("memory_gb", 0), "inventory.memory_gb"),
+            disk_gb=_decimal(data.get("disk_gb", 0), "inventory.disk_gb"),
+        )
+    except PasarError as exc:
+        if exc.field is None:
+            exc.field = "inventory"
+        raise
+
+
+def _decimal(value: object, field: str) -> Decimal | int | str:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise fail(
+            f"{field} must be a whole number or a decimal string",
+            code="invalid_inventory",
+            field=field,
+        )
+    return value
+
+
+def parse_asks(data: object, currency: str) -> Asks:
+    if data is None:
+        return Asks()
+    if not isinstance(data, Mapping):
+        raise fail("asks must be an object", code="invalid_asks", field="asks")
+    gpu = data.get("gpu", {})
+    if not isinstance(gpu, Mapping):
+        raise fail("asks.gpu must map GPU models to prices", code="invalid_asks", field="asks.gpu")
+    return Asks.build(
+        gpu={str(k): str(v) for k, v in gpu.items()},
+        cpu_core=None if data.get("cpu_core") is None else str(data["cpu_core"]),
+        currency=currency,
+    )
+
+
+def parse_inputs(data: object) -> tuple[dict[str, Any], ...]:
+    """The input manifest: ``[{path, sha256, size}]`` of blobs the client uploaded; each is
+    placed at ``path`` in the job's working directory."""
+    from pasar.crypto.merkle import check_path
+
+    if not isinstance(data, list):
+        raise fail(
+            "inputs must be a list of {path, sha256, size}", code="invalid_inputs", field="inputs"
+        )
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, item in enumerate(data):
+        where = f"inputs[{i}]"
+        if not isinstance(item, Mapping) or set(item) - {"path", "sha256", "size"}:
+            raise fail(
+                f"{where} must be {{path, sha256, size}}", code="invalid_inputs", field=where
+            )
+        path, sha, size = item.get("path"), item.get("sha256"), item.get("size", 0)
+        try:
+            check_path(path)
+        except PasarError as exc:
+            raise fail(
+                f"{where}.path: {exc.message}", code="invalid_inputs", field=f"{where}.path"
+            ) from None
+        if not isinstance(sha, str) or len(sha) != 64 or set(sha) - set("0123456789abcdef"):
+            raise fail(
+                f"{where}.sha256 must be 64 lower-case hex digits",
+                code="invalid_inputs",
+                field=f"{where}.sha256",
+            )
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise fail(
+                f"{where}.size must be a whole number of bytes",
+                code="invalid_inputs",
+                field=f"{where}.size",
+            )
+        if path in seen:
+            raise fail(
+                f"{where}.path {path!r} appears twice", code="invalid_inputs", field=f"{where}.path"
+            )
+        seen.add(str(path))
+        out.append({"path": path, "sha256": sha, "size": size})
+    return tuple(out)
