@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any, TypeVar
 
 from pasar.core.errors import PasarError
+from pasar.core.query_eval import SortItem, compile_condition, reader_for, sort_value
 from pasar.core.query_fields import (
     BY_NAME,
     FIELDS,
@@ -44,14 +43,19 @@ from pasar.core.query_fields import (
     SHORTHAND_GPU,
     FieldSpec,
     FieldType,
-    as_fraction,
-    as_price,
-    as_strs,
     decimal_literal,
     known_names,
     micros_of,
     ops_for,
-    read,
+)
+from pasar.core.query_values import (
+    STOP_CHARS,
+    Condition,
+    Normalizer,
+    OrderKey,
+    Price,
+    Scalar,
+    render_scalar,
 )
 
 __all__ = [
@@ -70,12 +74,10 @@ __all__ = [
     "sort_key",
 ]
 
-Normalizer = Callable[[str], str]
 T = TypeVar("T")
 
 MAX_QUERY_LENGTH = 4096  # a query is typed by a person; anything longer is a mistake or abuse
 DEFAULT_ORDER = "dph"
-_STOP = frozenset("[],\"'=!<>")  # characters that end a bare word (besides whitespace)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INT = re.compile(r"[+-]?\d{1,40}")
 _PRICE = re.compile(r"(?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+))(?P<cur>[A-Za-z][A-Za-z0-9]{1,9})?")
@@ -127,73 +129,6 @@ def _suggest(name: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean {close[0]}?" if close else None
 
 
-# --- values ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Price:
-    """A money literal: exact micro-units and, when written (``1.5USDC``), a currency."""
-
-    micros: int
-    currency: str | None = None
-
-    def __str__(self) -> str:
-        sign = "-" if self.micros < 0 else ""
-        whole, frac = divmod(abs(self.micros), 1_000_000)
-        frac_s = f"{frac:06d}".rstrip("0")
-        amount = f"{sign}{whole}" + (f".{frac_s}" if frac_s else "")
-        return amount + (self.currency or "")
-
-
-Scalar = str | int | Decimal | bool | Price
-Value = Scalar | tuple[Scalar, ...]
-
-
-def _is_bare(text: str) -> bool:
-    return bool(text) and not any(c.isspace() or c in _STOP for c in text)
-
-
-def _render_scalar(value: Scalar) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, str):
-        if _is_bare(value) and value.lower() != "any":
-            return value
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return str(value)
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One term: ``field op value`` with ``field`` canonical and ``value`` typed and exact."""
-
-    field: str
-    op: str
-    value: Value
-
-    def render(self) -> str:
-        if isinstance(self.value, tuple):
-            items = ",".join(_render_scalar(v) for v in self.value)
-            return f"{self.field} {self.op} [{items}]"
-        return f"{self.field}{self.op}{_render_scalar(self.value)}"
-
-    def __str__(self) -> str:
-        return self.render()
-
-
-@dataclass(frozen=True)
-class OrderKey:
-    """One sort key: a canonical field name and its direction."""
-
-    field: str
-    descending: bool = False
-
-    def render(self) -> str:
-        return self.field + ("-" if self.descending else "")
-
-
 # --- the scanner -------------------------------------------------------------------------------
 
 
@@ -232,7 +167,7 @@ class _Scanner:
         start = self.pos
         while self.pos < len(self.text):
             c = self.text[self.pos]
-            if c.isspace() or c in _STOP:
+            if c.isspace() or c in STOP_CHARS:
                 break
             self.pos += 1
         return _Token(self.text[start : self.pos], start + 1)
@@ -583,131 +518,6 @@ class _Parser:
         self.conditions.append(cond)
 
 
-# --- evaluation ---------------------------------------------------------------------------------
-
-_CMP: dict[str, Callable[[Any, Any], bool]] = {
-    "=": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
-
-
-def _folder(spec: FieldSpec, normalize: Normalizer | None) -> Callable[[str], str]:
-    if spec.fold == "exact":
-        return str
-    if spec.fold == "model" and normalize is not None:
-        return normalize
-    return str.casefold
-
-
-def _reader(spec: FieldSpec, normalize: Normalizer | None) -> Callable[[object], Any]:
-    """offer → the field's comparable value, or None when absent or unreadable."""
-    ftype = spec.type
-    fold = _folder(spec, normalize)
-
-    def read_str(offer: object) -> Any:
-        raw = read(offer, spec)
-        if not isinstance(raw, str):
-            return None
-        try:
-            return fold(raw)
-        except (PasarError, ValueError, KeyError, TypeError):
-            return None  # a model the normalizer rejects matches nothing
-
-    def read_list(offer: object) -> Any:
-        items = as_strs(read(offer, spec))
-        if items is None:
-            return None
-        try:
-            return frozenset(fold(i) for i in items)
-        except (PasarError, ValueError, KeyError, TypeError):
-            return None
-
-    def read_bool(offer: object) -> Any:
-        raw = read(offer, spec)
-        return raw if isinstance(raw, bool) else None
-
-    if ftype is FieldType.STR:
-        return read_str
-    if ftype is FieldType.LIST:
-        return read_list
-    if ftype is FieldType.BOOL:
-        return read_bool
-    if ftype in (FieldType.MONEY, FieldType.MONEY_PER_HOUR):
-        return lambda offer: as_price(read(offer, spec))
-    return lambda offer: as_fraction(read(offer, spec))
-
-
-def _exact(spec: FieldSpec, value: Scalar, fold: Callable[[str], str]) -> Any:
-    """A literal in the form the reader produces, so comparison is plain ``==``/``<``."""
-    if spec.type in (FieldType.STR, FieldType.LIST):
-        return fold(str(value))
-    if isinstance(value, Price):
-        return value
-    if isinstance(value, bool):
-        return value
-    return Fraction(value)
-
-
-def _tester(
-    cond: Condition, spec: FieldSpec, normalize: Normalizer | None
-) -> Callable[[Any], bool]:
-    """comparable offer value → does the condition hold (the value is never None here)."""
-    fold = _folder(spec, normalize)
-    op = cond.op
-    if isinstance(cond.value, tuple):
-        targets = [_exact(spec, v, fold) for v in cond.value]
-    else:
-        targets = [_exact(spec, cond.value, fold)]
-    positive = op not in ("!=", "notin")
-
-    if spec.type in (FieldType.MONEY, FieldType.MONEY_PER_HOUR):
-        prices: list[Price] = targets
-
-        def same(p: Price, v: Any) -> bool:
-            return p.currency is None or p.currency == v.currency
-
-        if op in ("=", "!=", "in", "notin"):
-            return lambda v: any(same(p, v) and v.micros == p.micros for p in prices) == positive
-        cmp, price = _CMP[op], prices[0]
-        return lambda v: same(price, v) and cmp(v.micros, price.micros)
-
-    if spec.type is FieldType.LIST:
-        wanted = frozenset(targets)
-        return lambda v: bool(v & wanted) == positive
-
-    if spec.fold == "model" and op in ("=", "!=", "in", "notin"):
-        # A model name selects every more specific model: "A100" matches "A100-80GB" and
-        # "A100-80GB-SXM", as a job spec's "A100" accepts any A100. Canonical names are
-        # family-VRAM-interface joined by "-" (no family contains one), so a prefix up to a
-        # "-" is exactly GpuSelector's rule.
-        def selects(v: str) -> bool:
-            return any(v == t or v.startswith(t + "-") for t in targets)
-
-        return lambda v: selects(v) == positive
-    if op in ("in", "notin"):
-        pool = frozenset(targets)
-        return lambda v: (v in pool) == positive
-    cmp, target = _CMP[op], targets[0]
-    return lambda v: cmp(v, target)
-
-
-def _compile(cond: Condition, normalize: Normalizer | None) -> Callable[[object], bool]:
-    spec = BY_NAME.get(cond.field)
-    if spec is None or spec.name != cond.field or cond.op not in ops_for(spec.type):
-        raise PasarError(f"invalid condition {cond.render()!r}", code="invalid_query")
-    reader, test = _reader(spec, normalize), _tester(cond, spec, normalize)
-
-    def predicate(offer: object) -> bool:
-        value = reader(offer)
-        return value is not None and test(value)
-
-    return predicate
-
-
 # --- the query ----------------------------------------------------------------------------------
 
 
@@ -732,7 +542,7 @@ class Query:
     )
 
     def __post_init__(self) -> None:
-        compiled = tuple(_compile(c, self.normalize) for c in self.all_conditions)
+        compiled = tuple(compile_condition(c, self.normalize) for c in self.all_conditions)
         object.__setattr__(self, "_predicates", compiled)
 
     @property
@@ -746,7 +556,7 @@ class Query:
         many offers that way, parse with the normalizer (or use :func:`apply`).
         """
         if normalize is not None and normalize is not self.normalize:
-            return all(_compile(c, normalize)(offer) for c in self.all_conditions)
+            return all(compile_condition(c, normalize)(offer) for c in self.all_conditions)
         return all(p(offer) for p in self._predicates)
 
     def render(self) -> str:
@@ -763,9 +573,9 @@ class Query:
 
         def row(c: Condition, default: bool) -> dict[str, Any]:
             value = (
-                "[" + ",".join(_render_scalar(v) for v in c.value) + "]"
+                "[" + ",".join(render_scalar(v) for v in c.value) + "]"
                 if isinstance(c.value, tuple)
-                else _render_scalar(c.value)
+                else render_scalar(c.value)
             )
             spec = BY_NAME[c.field]
             return {
@@ -915,54 +725,18 @@ def render_order(keys: Iterable[OrderKey]) -> str:
     return ",".join(k.render() for k in keys)
 
 
-class _SortItem:
-    """One key of one offer: absent values last, direction applied, no negation needed."""
-
-    __slots__ = ("descending", "value")
-
-    def __init__(self, value: Any, descending: bool) -> None:
-        self.value = value
-        self.descending = descending
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _SortItem) and self.value == other.value
-
-    def __hash__(self) -> int:  # pragma: no cover - sort keys are never hashed
-        return hash(self.value)
-
-    def __lt__(self, other: _SortItem) -> bool:
-        if self.value is None or other.value is None:
-            return self.value is not None and other.value is None
-        if self.descending:
-            return bool(other.value < self.value)
-        return bool(self.value < other.value)
-
-
-def _sort_value(spec: FieldSpec, reader: Callable[[object], Any]) -> Callable[[object], Any]:
-    if spec.type in (FieldType.MONEY, FieldType.MONEY_PER_HOUR):
-
-        def price(offer: object) -> Any:
-            v = reader(offer)
-            return None if v is None else (v.micros, v.currency or "")
-
-        return price
-    if spec.type is FieldType.LIST:
-        return lambda offer: None if (v := reader(offer)) is None else tuple(sorted(v))
-    return reader
-
-
 def sort_key(
     order: str | Sequence[OrderKey], normalize: Normalizer | None = None
-) -> Callable[[object], tuple[_SortItem, ...]]:
+) -> Callable[[object], tuple[SortItem, ...]]:
     """A key for ``sorted`` following ``order``; offers lacking a key sort after the others."""
     keys = parse_order(order)
     getters = [
-        (_sort_value(BY_NAME[k.field], _reader(BY_NAME[k.field], normalize)), k.descending)
+        (sort_value(BY_NAME[k.field], reader_for(BY_NAME[k.field], normalize)), k.descending)
         for k in keys
     ]
 
-    def key(offer: object) -> tuple[_SortItem, ...]:
-        return tuple(_SortItem(get(offer), desc) for get, desc in getters)
+    def key(offer: object) -> tuple[SortItem, ...]:
+        return tuple(SortItem(get(offer), desc) for get, desc in getters)
 
     return key
 
