@@ -117,8 +117,10 @@ class Transport:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         http: httpx.Client | None = None,
+        identity: Identity | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.identity = identity  # who signs this transport's reads (None: public reads only)
         self._http = http or httpx.Client(base_url=self.base_url, timeout=timeout_s)
 
     def close(self) -> None:
@@ -181,8 +183,10 @@ class AsyncTransport:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         http: httpx.AsyncClient | None = None,
+        identity: Identity | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.identity = identity  # who signs this transport's reads (None: public reads only)
         self._http = http or httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
 
     async def aclose(self) -> None:
