@@ -145,7 +145,7 @@ def test_a_job_runs_settles_and_audits(market_server: MarketProcess) -> None:
     )
     assert 1 <= done["billed_seconds"] <= 5
     billed = Money.parse(done["billed"])
-    assert billed == Money.parse("0.10 USDC").scale(done["billed_seconds"], 3600)
+    assert billed == Money.parse("0.10 USDC").scale(done["billed_ms"], 3_600_000)
 
     order = alice.get(f"/v1/orders/{order_id}")
     assert order["status"] == "done"

@@ -98,7 +98,7 @@ def test_a_job_runs_in_the_sandbox_and_settles(
     assert f"hello from {lease['lease_id']} shard 0/1" in alice.logs(lease["lease_id"])
     assert (
         lease["bill"]["billed"]
-        == Money.parse("0.05 USDC").scale(lease["billed_seconds"], 3600).to_json()
+        == Money.parse("0.05 USDC").scale(lease["billed_ms"], 3_600_000).to_json()
     )
     conserved(alice, "10 USDC")
 
@@ -119,7 +119,7 @@ def test_cancel_mid_run_bills_only_verified_seconds(
     assert lease["status"] == "cancelled"
     assert 5 <= lease["billed_seconds"] <= 10  # verified intervals, capped by wall time
     assert (
-        result["billed"] == Money.parse("0.05 USDC").scale(lease["billed_seconds"], 3600).to_json()
+        result["billed"] == Money.parse("0.05 USDC").scale(lease["billed_ms"], 3_600_000).to_json()
     )
     # the provider killed the job and is free for the next one
     second = alice.launch(run="echo again")

@@ -261,7 +261,7 @@ def test_migrations_are_idempotent_and_match_the_tables(url: str) -> None:
     try:
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
-                ("0001",)
+                ("0002",)
             ]
             diffs = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diffs == []

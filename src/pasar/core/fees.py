@@ -61,6 +61,7 @@ from pasar.core.errors import PasarError
 from pasar.core.money import Money, MoneyError, parse_rate
 
 SECONDS_PER_HOUR = 3600
+MS_PER_HOUR = SECONDS_PER_HOUR * 1000
 
 
 class FeeError(PasarError):
@@ -76,17 +77,21 @@ _RATE_FIELDS = (
 _MONEY_FIELDS = ("per_job_fee", "min_fee")
 
 
-def billed_cost(price_per_hour: Money, billed_seconds: int) -> Money:
-    """``price_per_hour × billed_seconds / 3600``, rounded down to a whole micro-unit."""
-    if isinstance(billed_seconds, bool) or not isinstance(billed_seconds, int):
+def billed_cost(price_per_hour: Money, billed_ms: int) -> Money:
+    """``price_per_hour × billed_ms / 3,600,000``, rounded down to a whole micro-unit.
+
+    Billing is by the millisecond, so a lease shorter than a second still pays for what it
+    used; micro-units keep the product exact.
+    """
+    if isinstance(billed_ms, bool) or not isinstance(billed_ms, int):
         raise FeeError(
-            f"billed seconds must be an integer, got {billed_seconds!r}",
+            f"billed milliseconds must be an integer, got {billed_ms!r}",
             code="invalid_duration",
-            field="billed_seconds",
+            field="billed_ms",
         )
-    if billed_seconds < 0 or price_per_hour.is_negative():
-        raise FeeError("billed seconds and price cannot be negative", code="invalid_amount")
-    return price_per_hour.scale(billed_seconds, SECONDS_PER_HOUR)
+    if billed_ms < 0 or price_per_hour.is_negative():
+        raise FeeError("billed time and price cannot be negative", code="invalid_amount")
+    return price_per_hour.scale(billed_ms, MS_PER_HOUR)
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ class Settlement(Charges):
     :class:`~pasar.core.fees.Charges`) and the transfers that carried it out."""
 
     lease_id: str = ""
-    billed_seconds: int = 0
+    billed_ms: int = 0
     transfers: tuple[Transfer, ...] = ()
 
 
@@ -291,11 +291,11 @@ class Ledger:
         *,
         client: str,
         provider: str,
-        billed_seconds: int,
+        billed_ms: int,
         price_per_hour: Money,
         fees: FeeSchedule,
     ) -> Settlement:
-        """Close a lease: bill ``billed_seconds × price_per_hour / 3600`` (rounded down,
+        """Close a lease: bill ``billed_ms × price_per_hour / 3,600,000`` (rounded down,
         capped at the escrow), pay the provider's earnings account net of its fees, send
         fees to treasury and reserve, refund the rest of the escrow to the client.
 
@@ -320,7 +320,7 @@ class Ledger:
             )
         escrow = self._escrow_amount(lease, None, currency)
         try:
-            cost = billed_cost(price_per_hour, billed_seconds)
+            cost = billed_cost(price_per_hour, billed_ms)
             charges = fees.charges(escrow, cost)
         except PasarError as exc:
             raise LedgerError(exc.message, code=exc.code, field=exc.field) from exc
@@ -335,7 +335,7 @@ class Ledger:
         return Settlement(
             **{f.name: getattr(charges, f.name) for f in fields(Charges)},
             lease_id=lease_id,
-            billed_seconds=billed_seconds,
+            billed_ms=billed_ms,
             transfers=tuple(transfers),
         )
 

@@ -31,7 +31,12 @@ def not_found(what: str, ident: object) -> PasarError:
 
 @dataclass(frozen=True)
 class Tx:
-    """A verified transaction: the envelope's body and who signed it when."""
+    """A verified transaction: the envelope's body, who signed it, and when the market took it.
+
+    ``ts`` is the signer's claim (it only proves freshness); ``at`` is the market's own stamp,
+    recorded with the transaction in the log and the blocks, and the only time any rule uses:
+    a signer cannot backdate a cancel or forward-date a receipt.
+    """
 
     type: str
     body: Mapping[str, Any]
@@ -39,9 +44,10 @@ class Tx:
     nonce: str
     ts: int
     digest: str
+    at: int
 
     @classmethod
-    def from_envelope(cls, envelope: Mapping[str, Any], digest: str) -> Tx:
+    def from_envelope(cls, envelope: Mapping[str, Any], digest: str, *, at: int) -> Tx:
         body = envelope.get("body")
         if not isinstance(body, Mapping) or not isinstance(body.get("type"), str):
             raise fail(
@@ -54,6 +60,7 @@ class Tx:
             nonce=str(envelope["nonce"]),
             ts=int(envelope["ts"]),
             digest=digest,
+            at=at,
         )
 
 
@@ -154,7 +161,12 @@ class LeaseRecord:
     ended_at: int | None = None
     receipt: dict[str, Any] | None = None
     charges: Charges | None = None
-    billed_seconds: int = 0
+    billed_ms: int = 0
+
+    @property
+    def billed_seconds(self) -> int:
+        """Whole seconds billed (rounded down), for people; money uses :attr:`billed_ms`."""
+        return self.billed_ms // 1000
 
 
 @dataclass

@@ -9,7 +9,10 @@ through this same code and must arrive at the same balances.
 Decisions the market takes on its own (matching, expiry, a lost lease) are transactions signed
 by the market key. A ``match`` carries only the order and a random seed: the awards are
 *computed here* by the network's mechanism, so an audit re-derives them rather than trusting
-them. Time comes from each transaction's ``ts``; randomness from the seeds in the log.
+them. Time comes from each transaction's market stamp ``at`` (the market's clock when it
+accepted the transaction, recorded in the log and the blocks), never from the signer's ``ts``,
+which only has to be within ``MAX_SKEW_MS`` of the stamp (freshness); randomness comes from the
+seeds in the log.
 
 Signatures are checked before a transaction reaches this module (by the API and by the audit);
 what is checked here is everything that depends on the state: who may send what, nonces, money,
@@ -19,6 +22,7 @@ capacity, prices, timing.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable, Mapping
 
 from pasar.core.accounts import LedgerAccount
@@ -46,12 +50,13 @@ from pasar.core.spec import JobSpec
 from pasar.core.stake import stake_problem
 from pasar.core.timelock import (
     MS,
-    billable_seconds,
+    billable_ms,
     challenge_message,
     heartbeat_accepted,
     is_lost,
 )
 from pasar.core.tx_parsing import parse_amount, parse_asks, parse_inputs, parse_inventory
+from pasar.crypto.envelope import MAX_SKEW_MS
 
 #: Verification policies this market can settle today; the others are refused at order time
 #: (rather than silently settled on the receipt alone).
@@ -87,9 +92,12 @@ class MarketState:
         self.providers: dict[str, ProviderRecord] = {}
         self.orders: dict[str, OrderRecord] = {}
         self.leases: dict[str, LeaseRecord] = {}
+        # (signer, nonce) pairs seen, and the same in the order they were stamped, so pairs too
+        # old to come back (their envelope would be stale) can be forgotten: see _remember_nonce
         self.nonces: set[tuple[str, str]] = set()
+        self._nonce_order: deque[tuple[int, str, str]] = deque()
         self.tx_count = 0
-        self.last_ts = 0
+        self.last_ts = 0  # the newest market stamp applied (``Tx.at``)
 
     # -- applying ---------------------------------------------------------------------------------
 
@@ -111,6 +119,15 @@ class MarketState:
                 field=f"body.{unknown[0]}",
                 hint="known fields: " + ", ".join(sorted(_FIELDS[tx.type])),
             )
+        if abs(tx.at - tx.ts) > MAX_SKEW_MS:
+            raise fail(
+                f"the transaction was signed {abs(tx.at - tx.ts) / 1000:.1f} s away from the "
+                f"market's clock (at most {MAX_SKEW_MS // 1000} s)",
+                code="stale_timestamp",
+                status=401,
+                field="ts",
+                hint="sign just before sending, and keep the clock synchronised (NTP)",
+            )
         if (tx.signer, tx.nonce) in self.nonces:
             raise fail(
                 "this nonce was already used by this signer",
@@ -124,10 +141,26 @@ class MarketState:
         # journal undoes money moved by a handler that fails half-way.
         with self.ledger.atomic():
             applied = handler(self, tx)
-        self.nonces.add((tx.signer, tx.nonce))
+        self._remember_nonce(tx)
         self.tx_count += 1
-        self.last_ts = max(self.last_ts, tx.ts)
+        self.last_ts = max(self.last_ts, tx.at)
         return applied
+
+    def _remember_nonce(self, tx: Tx) -> None:
+        """Remember ``tx``'s nonce for as long as its envelope could still be fresh.
+
+        A transaction is only applied when its signer's ``ts`` is within ``MAX_SKEW_MS`` of its
+        market stamp, and the market's stamps never decrease (the service stamps
+        ``max(clock, last stamp)``); so a pair stamped more than two skews ago has
+        a ``ts`` that no future stamp can accept, and forgetting it cannot let a replay in. The
+        audit replays the same stamps, so it forgets the same pairs at the same moments.
+        """
+        self.nonces.add((tx.signer, tx.nonce))
+        self._nonce_order.append((tx.at, tx.signer, tx.nonce))
+        horizon = tx.at - 2 * MAX_SKEW_MS
+        while self._nonce_order and self._nonce_order[0][0] < horizon:
+            _, signer, nonce = self._nonce_order.popleft()
+            self.nonces.discard((signer, nonce))
 
     # -- queries used by the engine and the API ---------------------------------------------------
 
@@ -282,7 +315,7 @@ class MarketState:
     def _settle(self, lease: LeaseRecord, ts: int, status: str) -> Charges:
         t = self.preset.timing
         record = self.orders[lease.order_id]
-        seconds = billable_seconds(
+        billed_ms = billable_ms(
             lease.beats,
             started_at_ms=lease.started_at,
             ended_at_ms=ts,
@@ -293,13 +326,13 @@ class MarketState:
             lease.id,
             client=lease.client,
             provider=lease.provider,
-            billed_seconds=seconds,
+            billed_ms=billed_ms,
             price_per_hour=lease.price_per_hour,
             fees=record.fees,
         )
         lease.status = status
         lease.ended_at = ts
-        lease.billed_seconds = seconds
+        lease.billed_ms = billed_ms
         lease.charges = settlement
         self.providers[lease.provider].running.pop(lease.id, None)
         return settlement
@@ -372,7 +405,7 @@ def _on_register(state: MarketState, tx: Tx) -> Applied:
         score=score,
         region=str(region) if region is not None else None,
         attributes=dict(attributes),
-        registered_at=existing.registered_at if existing else tx.ts,
+        registered_at=existing.registered_at if existing else tx.at,
         reputation=existing.reputation if existing else Reputation.initial(),
         running=dict(existing.running) if existing else {},
         available=available,
@@ -429,7 +462,7 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
         raise fail("this order already exists", code="conflict", status=409)
     per_lease = fees.escrow_for(spec.max_escrow_per_lease())
     state.ledger.escrow_order(tx.signer, order_id, per_lease * spec.lease_count)
-    order = Order.from_spec(spec, id=order_id, client=tx.signer, created_at=tx.ts)
+    order = Order.from_spec(spec, id=order_id, client=tx.signer, created_at=tx.at)
     record = OrderRecord(
         id=order_id,
         client=tx.signer,
@@ -438,14 +471,14 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
         mechanism=mechanism,
         fees=fees,
         escrow_per_lease=per_lease,
-        created_at=tx.ts,
-        deadline=tx.ts + ttl * MS,
+        created_at=tx.at,
+        deadline=tx.at + ttl * MS,
         free_shards=list(range(spec.lease_count)),
         inputs=inputs,
     )
     state.orders[order_id] = record
     if mechanism == "auction":
-        state._open_window(record, tx.ts)
+        state._open_window(record, tx.at)
     invited = record.window.invited if record.window else frozenset(state.providers)
     return Applied(
         tx.type,
@@ -468,7 +501,7 @@ def _on_bid(state: MarketState, tx: Tx) -> Applied:
         )
     if tx.signer in window.bids:
         raise fail("already bid in this window", code="duplicate_bid", status=409)
-    if tx.ts >= window.deadline:
+    if tx.at >= window.deadline:
         raise fail("the auction window has closed", code="auction_closed", status=409)
     price_raw = tx.body.get("price")
     price = None if price_raw is None else parse_amount(price_raw, "price", record.order.currency)
@@ -483,7 +516,7 @@ def _on_match(state: MarketState, tx: Tx) -> Applied:
         raise fail("match needs an integer seed", code="invalid_tx", field="seed")
     if record.status != "open":
         raise fail(f"order {record.id} is {record.status}", code="not_open", status=409)
-    if record.window is not None and not record.window.ready(tx.ts):
+    if record.window is not None and not record.window.ready(tx.at):
         raise fail("the auction window is still open", code="window_open", status=409)
     result = state.clear(record, seed)
     record.reasons = dict(result.reasons)
@@ -493,9 +526,9 @@ def _on_match(state: MarketState, tx: Tx) -> Applied:
         for _ in range(award.leases):
             if record.unfilled == 0:
                 break
-            started.append(state._start_lease(record, award.provider, award.price_per_hour, tx.ts))
+            started.append(state._start_lease(record, award.provider, award.price_per_hour, tx.at))
     if record.mechanism == "auction" and record.unfilled:
-        state._open_window(record, tx.ts)
+        state._open_window(record, tx.at)
     state._refresh_order(record)
     providers = {state.leases[x].provider for x in started}
     if record.window is not None:
@@ -509,7 +542,7 @@ def _on_expire(state: MarketState, tx: Tx) -> Applied:
     record = state._order(tx.body.get("order_id"))
     if record.status != "open":
         raise fail(f"order {record.id} is {record.status}", code="not_open", status=409)
-    if tx.ts < record.deadline:
+    if tx.at < record.deadline:
         raise fail("the order has not reached its deadline", code="too_early", status=409)
     refund = record.unfilled_escrow()
     if refund:
@@ -534,7 +567,7 @@ def _on_cancel(state: MarketState, tx: Tx) -> Applied:
     for lease_id in record.leases:
         lease = state.leases[lease_id]
         if lease.status == "running":
-            charges = state._settle(lease, tx.ts, "cancelled")
+            charges = state._settle(lease, tx.at, "cancelled")
             billed += charges.billed
             providers.add(lease.provider)
     refund = record.unfilled_escrow()
@@ -581,7 +614,7 @@ def _on_heartbeat(state: MarketState, tx: Tx) -> Applied:
             field="challenge",
         )
     interval_s = state.preset.timing.heartbeat_interval_s
-    if not heartbeat_accepted(lease.started_at, tx.ts, interval_s, interval):
+    if not heartbeat_accepted(lease.started_at, tx.at, interval_s, interval):
         raise fail(
             f"heartbeat for interval {interval} arrived outside its interval",
             code="late_heartbeat",
@@ -630,8 +663,8 @@ def _on_release(state: MarketState, tx: Tx) -> Applied:
     if lease.status != "running":
         raise fail(f"lease {lease.id} is {lease.status}", code="not_running", status=409)
     record = state.orders[lease.order_id]
-    charges = state._settle(lease, tx.ts, "released")
-    requeued = _requeue(state, record, lease, charges.refund, tx.ts)
+    charges = state._settle(lease, tx.at, "released")
+    requeued = _requeue(state, record, lease, charges.refund, tx.at)
     return Applied(
         tx.type,
         {"lease_id": lease.id, "billed": charges.billed.to_json(), "requeued": requeued},
@@ -648,7 +681,7 @@ def _on_lost(state: MarketState, tx: Tx) -> Applied:
     if not is_lost(
         lease.beats,
         started_at_ms=lease.started_at,
-        now_ms=tx.ts,
+        now_ms=tx.at,
         interval_s=t.heartbeat_interval_s,
         grace_intervals=t.grace_intervals,
     ):
@@ -660,12 +693,12 @@ def _on_lost(state: MarketState, tx: Tx) -> Applied:
         lease.id,
         client=lease.client,
         provider=lease.provider,
-        billed_seconds=0,
+        billed_ms=0,
         price_per_hour=lease.price_per_hour,
         fees=record.fees,
     )
     lease.status = "lost"
-    lease.ended_at = tx.ts
+    lease.ended_at = tx.at
     lease.charges = settlement
     provider = state.providers[lease.provider]
     provider.running.pop(lease.id, None)
@@ -673,7 +706,7 @@ def _on_lost(state: MarketState, tx: Tx) -> Applied:
     # A provider that vanished gets no new work until it shows up again (registers): without
     # this, the cheapest dead provider would win every re-queued job and lose it again.
     provider.available = False
-    requeued = _requeue(state, record, lease, settlement.refund, tx.ts)
+    requeued = _requeue(state, record, lease, settlement.refund, tx.at)
     return Applied(
         tx.type,
         {"lease_id": lease.id, "requeued": requeued},
@@ -715,7 +748,7 @@ def _on_receipt(state: MarketState, tx: Tx) -> Applied:
             status=422,
             field="root",
         )
-    charges = state._settle(lease, tx.ts, "settled")
+    charges = state._settle(lease, tx.at, "settled")
     lease.receipt = dict(tx.body)
     provider = state.providers[lease.provider]
     provider.reputation = provider.reputation.apply(Event.COMPLETED, state.preset.reputation)
@@ -726,6 +759,7 @@ def _on_receipt(state: MarketState, tx: Tx) -> Applied:
         {
             "lease_id": lease.id,
             "billed_seconds": lease.billed_seconds,
+            "billed_ms": lease.billed_ms,
             "billed": charges.billed.to_json(),
             "payout": charges.provider_payout.to_json(),
             "refund": charges.refund.to_json(),

@@ -6,7 +6,7 @@ signature over :func:`challenge_message` — unpredictable to the provider (it c
 heartbeats for the future) yet checkable by anyone holding the market's public key, so the
 challenge needs no transaction of its own and an audit can re-verify every heartbeat.
 
-Billing counts only seconds covered by valid heartbeats: each answered interval covers
+Billing counts only time covered by valid heartbeats: each answered interval covers
 ``interval`` seconds, and the total is capped by the lease's wall duration and the job's
 ``max_duration``. A provider that stops answering for ``grace`` intervals is *lost*.
 """
@@ -36,7 +36,7 @@ def heartbeat_accepted(started_at_ms: int, now_ms: int, interval_s: int, interva
     return interval >= 0 and current - 1 <= interval <= current
 
 
-def billable_seconds(
+def billable_ms(
     beats: Collection[int],
     *,
     started_at_ms: int,
@@ -44,9 +44,13 @@ def billable_seconds(
     interval_s: int,
     max_duration_s: int,
 ) -> int:
-    """Seconds covered by answered intervals, capped by wall duration and ``max_duration``."""
-    wall_s = max(0, (ended_at_ms - started_at_ms) // MS)
-    return min(len(beats) * interval_s, wall_s, max_duration_s)
+    """Milliseconds covered by answered intervals, capped by wall duration and ``max_duration``.
+
+    Milliseconds, not whole seconds: a lease that ran 800 ms with its first heartbeat answered
+    is billed 800 ms (it used to bill 0). Both ends are market stamps.
+    """
+    wall_ms = max(0, ended_at_ms - started_at_ms)
+    return min(len(beats) * interval_s * MS, wall_ms, max_duration_s * MS)
 
 
 def is_lost(

@@ -26,7 +26,7 @@ from pasar.core.market_records import Tx
 from pasar.core.presets import builtin_preset
 from pasar.core.state import MarketState
 from pasar.crypto.identity import public_key_of, verify_signature
-from pasar.market.chain import Block, ChainError, verify_chain
+from pasar.market.chain import Block, verify_log
 from pasar.market.store import SqlStore, TxRecord
 
 
@@ -72,7 +72,7 @@ def replay(
     )
     for record in records:
         try:
-            state.apply(Tx.from_envelope(record.envelope, record.digest))
+            state.apply(Tx.from_envelope(record.envelope, record.digest, at=record.at))
         except PasarError as exc:
             raise PasarError(
                 f"transaction {record.seq} ({record.type}, {record.digest[:12]}…) does not "
@@ -95,16 +95,8 @@ def audit_records(
 ) -> AuditReport:
     """Check the chain over ``records``, replay the first ``replay_upto`` of them (default: all)
     and compare the result with the ``reported`` balances (taken after exactly that many)."""
-    by_digest = {r.digest: r for r in records}
-    verify_chain(blocks, by_digest, market_account=market)
+    verify_log(blocks, records, market_account=market)
     sealed = blocks[-1].last_seq if blocks else 0
-    for i, record in enumerate(records, start=1):
-        if record.seq != i:
-            raise ChainError(
-                (blocks[-1].height + 1) if blocks else 0,
-                f"the log has a gap at seq {i} (found {record.seq})",
-                code="seq_gap",
-            )
     upto = len(records) if replay_upto is None else replay_upto
     state = replay(records[:upto], market=market, preset_name=preset_name, devnet=devnet)
     balances = state.balances_summary()
@@ -139,6 +131,7 @@ def _record_from_wire(item: dict[str, Any]) -> TxRecord:
         nonce=str(envelope.get("nonce")),
         ts=int(envelope.get("ts", 0)),
         envelope=envelope,
+        at=int(item.get("at") or envelope.get("ts") or 0),
     )
 
 

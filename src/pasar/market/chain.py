@@ -2,13 +2,18 @@
 
 A block commits to a contiguous run of the transaction log (DESIGN.md §4, docs/market.md)::
 
-    header = {height, prev_hash, tx_root, first_seq, last_seq, txs, ts, signer}
+    header = {height, prev_hash, tx_root, first_seq, last_seq, txs, stamps, ts, signer}
     hash   = sha256(canonical_json(header))                       # hex
     sig    = Ed25519(market key, b"pasar/block/v1\\n" + canonical_json(header))
 
 - ``txs`` lists the transaction digests (:attr:`VerifiedEnvelope.digest`) in log order, and
   ``tx_root = merkle.root_of_hashes(txs)``, so a light client can be handed a Merkle proof that
   one transaction is in a block without fetching the rest.
+- ``stamps`` lists, for each of ``txs``, the market's clock when it accepted that transaction
+  (unix ms). The state machine's rules (billing, windows, deadlines) run on these stamps, not
+  on the signers' ``ts``, so the market signs them here and an audit replays the same times.
+  (A block written before stamps existed has none; its transactions were stamped with their
+  ``ts``.)
 - ``first_seq``/``last_seq`` name the run of the log the block covers. The store hands out
   sequence numbers without gaps (1, 2, 3, …), so block ``h`` covers exactly
   ``last_seq(h-1) + 1 .. last_seq(h)`` and ``len(txs) == last_seq - first_seq + 1``: a
@@ -82,10 +87,11 @@ class Block:
     ts: int
     signer: str
     sig: str
+    stamps: tuple[int, ...] | None = None  # None: a block from before market stamps
 
     def header(self) -> dict[str, Any]:
         """The signed fields (everything but ``sig``) as a JSON-ready dict."""
-        return {
+        header: dict[str, Any] = {
             "height": self.height,
             "prev_hash": self.prev_hash,
             "tx_root": self.tx_root,
@@ -95,6 +101,13 @@ class Block:
             "ts": self.ts,
             "signer": self.signer,
         }
+        if self.stamps is not None:
+            header["stamps"] = list(self.stamps)
+        return header
+
+    def stamp_of(self, offset: int, envelope_ts: int) -> int:
+        """The market's stamp of the ``offset``-th transaction (its ``ts`` in an old block)."""
+        return envelope_ts if self.stamps is None else self.stamps[offset]
 
     def header_json(self) -> bytes:
         """The canonical JSON of :meth:`header`: what is hashed, signed and stored."""
@@ -138,6 +151,13 @@ class Block:
             problems.append("txs must be a list of tx digests (64 lower-case hex characters)")
         if not is_account_id(data["signer"]):
             problems.append("signer must be an account id")
+        stamps = data.get("stamps")
+        if stamps is not None and (
+            not isinstance(stamps, list | tuple)
+            or len(stamps) != len(txs)
+            or not all(_is_int(x) and x >= 0 for x in stamps)
+        ):
+            problems.append("stamps must list one non-negative integer per transaction")
         sig = data["sig"]
         if not isinstance(sig, str) or len(sig) != 128 or not _is_lower_hex(sig):
             problems.append("sig must be 128 lower-case hex characters")
@@ -153,6 +173,7 @@ class Block:
             ts=data["ts"],
             signer=data["signer"],
             sig=sig,
+            stamps=None if stamps is None else tuple(stamps),
         )
         if height is not None and block.height != height:
             raise ChainError(height, f"stored as height {height} but says {block.height}")
@@ -219,6 +240,7 @@ def make_block(
         first_seq=first_seq,
         last_seq=first_seq + len(txs) - 1,
         txs=digests,
+        stamps=tuple(tx.at for tx in txs),
         ts=ts,
         signer=market.account_id,
         sig="0" * 128,
@@ -320,6 +342,13 @@ def _verify_tx(
         raise ChainError(
             h, f"tx {digest} is stored as {tx.digest} at seq {tx.seq}, expected seq {want_seq}"
         )
+    return _verify_envelope(h, tx, lambda ts: block.stamp_of(offset, ts))
+
+
+def _verify_envelope(h: int, tx: TxRecord, stamp: Callable[[int], int]) -> tuple[str, str]:
+    """The stored envelope still verifies, hashes to the digest and agrees with its columns;
+    ``stamp(ts)`` is the market stamp the block (if any) gives it. Returns (signer, nonce)."""
+    digest = tx.digest
     envelope = tx.envelope
     own_ts = envelope.get("ts") if isinstance(envelope, Mapping) else None
     try:
@@ -335,10 +364,44 @@ def _verify_tx(
         or verified.nonce != tx.nonce
         or verified.ts != tx.ts
         or body_type != tx.type
+        or stamp(verified.ts) != tx.at
     ):
         why = f"tx {digest}: stored fields disagree with its envelope"
         raise ChainError(h, why, code="tx_tampered")
     return (verified.signer, verified.nonce)
+
+
+def _own_stamp(at: int) -> Callable[[int], int]:
+    """An unsealed transaction has only the stamp stored beside it."""
+    return lambda _ts: at
+
+
+def verify_log(
+    blocks: Sequence[Block], records: Sequence[TxRecord], *, market_account: str
+) -> None:
+    """Check a whole log as a market or an auditor loads it: the chain over ``blocks``
+    (:func:`verify_chain`), seqs 1, 2, 3… without a gap, and every transaction after the last
+    block (not sealed yet) by its own signature and digest.
+
+    A market runs this before it replays its log at start, so a tampered byte makes it refuse
+    to start, naming the height (the next block's, for an unsealed transaction).
+    """
+    verify_chain(blocks, {r.digest: r for r in records}, market_account=market_account)
+    sealed = blocks[-1].last_seq if blocks else 0
+    next_height = blocks[-1].height + 1 if blocks else 0
+    for i, record in enumerate(records, start=1):
+        if record.seq != i:
+            raise ChainError(
+                next_height, f"the log has a gap at seq {i} (found {record.seq})", code="seq_gap"
+            )
+    seen = {(r.signer, r.nonce) for r in records[:sealed]}
+    for record in records[sealed:]:
+        key = _verify_envelope(next_height, record, _own_stamp(record.at))
+        if key in seen:
+            raise ChainError(
+                next_height, f"tx {record.digest} reuses a nonce already logged", code="replay"
+            )
+        seen.add(key)
 
 
 class ChainBuilder:

@@ -26,6 +26,7 @@ from pasar.core.state import MarketState
 from pasar.core.timelock import challenge_message, interval_at
 from pasar.crypto.envelope import VerifiedEnvelope, sign, verify
 from pasar.crypto.identity import Identity, verify_signature
+from pasar.market.chain import verify_log
 from pasar.market.logging import log_event
 from pasar.market.notifier import Notifier
 from pasar.market.store import SqlStore, TxRecord
@@ -97,12 +98,21 @@ class MarketService:
                 )
 
     def recover(self) -> int:
-        """Rebuild the state from the log; returns how many transactions were replayed."""
+        """Verify the log as an audit would, then rebuild the state from it; returns how many
+        transactions were replayed.
+
+        Verification first (every block's signature and links, every envelope's signature and
+        digest, the market's stamps): a log altered on disk raises
+        :class:`~pasar.market.chain.ChainError` naming the height, and the market does not
+        start on it.
+        """
         with self.lock:
+            records = self.store.txs()
+            verify_log(self.store.blocks(), records, market_account=self.identity.account_id)
             state = self._fresh_state()
             count = 0
-            for record in self.store.txs():
-                state.apply(Tx.from_envelope(record.envelope, record.digest))
+            for record in records:
+                state.apply(Tx.from_envelope(record.envelope, record.digest, at=record.at))
                 count += 1
             self.state = state
             self.capacity_changed = True
@@ -118,11 +128,13 @@ class MarketService:
         transaction in one database commit, and each caller returns only once its own is
         durable. Under concurrent load many transactions share one fsync.
         """
-        tx = Tx.from_envelope(envelope.to_dict(), envelope.digest)
         with self.lock:
             self._check_healthy()
+            # the market's stamp: its own clock, never before the last stamp (audits replay it)
+            at = max(self.clock(), self.state.last_ts)
+            tx = Tx.from_envelope(envelope.to_dict(), envelope.digest, at=at)
             applied = self.state.apply(tx)
-            self._pending.append(TxRecord.from_verified(envelope))
+            self._pending.append(TxRecord.from_verified(envelope, at=at))
             self._applied += 1
             ticket = self._applied
             if tx.type in CAPACITY_CHANGES:

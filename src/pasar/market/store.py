@@ -86,6 +86,7 @@ txs_table = Table(
     Column("nonce", Text, nullable=False),
     Column("ts", BigInteger, nullable=False),
     Column("envelope", Text, nullable=False),
+    Column("stamp", BigInteger, nullable=False),  # the market's clock when it accepted the tx
     UniqueConstraint("digest", name="uq_txs_digest"),
     UniqueConstraint("signer", "nonce", name="uq_txs_signer_nonce"),
 )
@@ -155,12 +156,14 @@ class TxRecord:
     type: str
     signer: str
     nonce: str
-    ts: int  # unix ms, the envelope's own ts
+    ts: int  # unix ms, the envelope's own ts (the signer's claim: freshness only)
     envelope: dict[str, Any]
+    at: int = 0  # unix ms, the market's stamp: when it accepted the transaction
 
     @classmethod
-    def from_verified(cls, v: VerifiedEnvelope) -> TxRecord:
-        """The record of an envelope that passed :func:`pasar.crypto.envelope.verify`."""
+    def from_verified(cls, v: VerifiedEnvelope, *, at: int | None = None) -> TxRecord:
+        """The record of an envelope that passed :func:`pasar.crypto.envelope.verify`, stamped
+        ``at`` by the market (default: the envelope's own ``ts``, for tools and tests)."""
         tx_type = v.body.get("type")
         if not isinstance(tx_type, str) or not tx_type:
             raise PasarError(
@@ -177,6 +180,7 @@ class TxRecord:
             nonce=v.nonce,
             ts=v.ts,
             envelope=v.to_dict(),
+            at=v.ts if at is None else at,
         )
 
     def envelope_json(self) -> str:
@@ -194,6 +198,7 @@ class TxRecord:
         nonce: str,
         ts: int,
         envelope: str | bytes,
+        at: int | None = None,
     ) -> TxRecord:
         """Rebuild a record from a row; :class:`CorruptRecordError` if the envelope is damaged."""
         raw = envelope.encode("utf-8") if isinstance(envelope, str) else envelope
@@ -209,7 +214,7 @@ class TxRecord:
                 code="corrupt_tx",
                 hint="the log was altered or damaged; restore it from a good copy",
             )
-        return cls(seq, digest, type, signer, nonce, ts, parsed)
+        return cls(seq, digest, type, signer, nonce, ts, parsed, ts if at is None else at)
 
 
 # --------------------------------------------------------------------------- engine
@@ -403,6 +408,7 @@ class SqlStore:
                             "signer": tx.signer,
                             "nonce": tx.nonce,
                             "ts": tx.ts,
+                            "stamp": tx.at,
                             "envelope": tx.envelope_json(),
                         }
                         for i, tx in enumerate(batch)
@@ -562,6 +568,7 @@ def _tx_of(row: Any) -> TxRecord:
         nonce=row["nonce"],
         ts=int(row["ts"]),
         envelope=row["envelope"],
+        at=int(row["stamp"]),
     )
 
 

@@ -124,9 +124,11 @@ def test_fee_table_refuses_two_schedules_for_one_currency() -> None:
 
 
 def test_billed_cost_rounds_down_to_a_micro_unit() -> None:
-    assert billed_cost(usdc("3"), 1) == Money(833, "USDC")  # 833.33… micros
-    assert billed_cost(usdc("1"), 1) == Money(277, "USDC")  # 277.77… micros: down, not nearest
-    assert billed_cost(usdc("2.5"), 5400) == usdc("3.75")
+    assert billed_cost(usdc("3"), 1000) == Money(833, "USDC")  # 833.33… micros
+    assert billed_cost(usdc("1"), 1000) == Money(277, "USDC")  # 277.77…: down, not nearest
+    assert billed_cost(usdc("2.5"), 5_400_000) == usdc("3.75")
+    assert billed_cost(usdc("3.6"), 1) == Money(1, "USDC")  # one millisecond is billed too
+    assert billed_cost(usdc("3.6"), 800) == Money(800, "USDC")  # sub-second leases pay
     assert billed_cost(usdc("1"), 0) == Money.zero("USDC")
 
 

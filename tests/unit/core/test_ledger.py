@@ -64,7 +64,7 @@ def test_settlement_bills_seconds_times_price_and_splits_the_escrow_exactly() ->
         "l1",
         client="alice",
         provider="bob",
-        billed_seconds=5400,
+        billed_ms=5_400_000,
         price_per_hour=usdc("2.5"),
         fees=IONET,
     )
@@ -95,7 +95,7 @@ def test_billing_rounds_down_to_a_micro_unit() -> None:
         "l1",
         client="alice",
         provider="bob",
-        billed_seconds=7,
+        billed_ms=7_000,
         price_per_hour=usdc("1"),
         fees=FeeSchedule.zero("USDC"),
     )
@@ -110,7 +110,7 @@ def test_billing_is_capped_at_the_escrow() -> None:
         "l1",
         client="alice",
         provider="bob",
-        billed_seconds=10 * 3600,
+        billed_ms=10 * 3_600_000,
         price_per_hour=usdc("1"),
         fees=IONET,
     )
@@ -121,7 +121,7 @@ def test_billing_is_capped_at_the_escrow() -> None:
 def test_a_lease_that_billed_nothing_refunds_everything_and_pays_no_fee() -> None:
     ledger = funded_lease("5")
     s = ledger.settle(
-        "l1", client="alice", provider="bob", billed_seconds=0, price_per_hour=usdc("3"), fees=IONET
+        "l1", client="alice", provider="bob", billed_ms=0, price_per_hour=usdc("3"), fees=IONET
     )
     assert s.refund == usdc("5") and s.fee_total == ZERO and s.provider_payout == ZERO
     assert len(s.transfers) == 1
@@ -130,7 +130,7 @@ def test_a_lease_that_billed_nothing_refunds_everything_and_pays_no_fee() -> Non
 
 def test_settling_twice_or_an_unknown_lease_is_refused() -> None:
     ledger = funded_lease()
-    kwargs = {"client": "alice", "provider": "bob", "billed_seconds": 60, "fees": IONET}
+    kwargs = {"client": "alice", "provider": "bob", "billed_ms": 60_000, "fees": IONET}
     ledger.settle("l1", price_per_hour=usdc("1"), **kwargs)
     fails(
         ledger, lambda: ledger.settle("l1", price_per_hour=usdc("1"), **kwargs), "unknown_account"
@@ -143,7 +143,7 @@ def test_settling_twice_or_an_unknown_lease_is_refused() -> None:
 def test_settling_in_the_wrong_currency_is_refused() -> None:
     ledger = funded_lease()
     akt = Money.parse("1 AKT")
-    kw = {"client": "alice", "provider": "bob", "billed_seconds": 60}
+    kw = {"client": "alice", "provider": "bob", "billed_ms": 60_000}
     fails(
         ledger,
         lambda: ledger.settle("l1", price_per_hour=akt, fees=IONET, **kw),
@@ -163,7 +163,7 @@ def test_settling_in_the_wrong_currency_is_refused() -> None:
             fees=IONET,
             client="alice",
             provider="bob",
-            billed_seconds=-5,
+            billed_ms=-5000,
         ),
         "invalid_amount",
     )
@@ -330,7 +330,7 @@ def test_earnings_can_be_withdrawn_and_staked() -> None:
         "l1",
         client="alice",
         provider="bob",
-        billed_seconds=3600,
+        billed_ms=3_600_000,
         price_per_hour=usdc("4"),
         fees=FeeSchedule.zero("USDC"),
     )
@@ -354,7 +354,7 @@ def test_replaying_the_transfers_reproduces_the_state() -> None:
         "l1",
         client="alice",
         provider="prov",
-        billed_seconds=900,
+        billed_ms=900_000,
         price_per_hour=usdc("8"),
         fees=IONET,
     ).transfers

@@ -106,7 +106,7 @@ def test_settle_the_same_lease_under_every_preset(name: str) -> None:
         "lease-1",
         client=CLIENT,
         provider=PROVIDER,
-        billed_seconds=1800,
+        billed_ms=1_800_000,
         price_per_hour=usdc(3_600_000),
         fees=preset.fee_schedule(),
     )

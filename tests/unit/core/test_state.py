@@ -40,7 +40,13 @@ def make_state(preset: str = "pasar", *, devnet: bool = True) -> MarketState:
 def tx(signer: str, ts: int, **body: Any) -> Tx:
     n = next(_nonces)
     return Tx(
-        type=body["type"], body=body, signer=signer, nonce=f"{n:032x}", ts=ts, digest=f"{n:064x}"
+        type=body["type"],
+        body=body,
+        signer=signer,
+        nonce=f"{n:032x}",
+        ts=ts,
+        digest=f"{n:064x}",
+        at=ts,
     )
 
 
@@ -309,7 +315,7 @@ def test_release_pays_verified_seconds_and_requeues_the_rest() -> None:
         send(s, P2, T0 + 1000, type="lease.release", lease_id=lease)
     assert err.value.status == 403
     result = send(s, P1, T0 + 3_600, type="lease.release", lease_id=lease)
-    billed = usdc("1").scale(3, 3600)  # 3 s of wall time, inside the one verified interval
+    billed = usdc("1").scale(3_600, 3_600_000)  # 3.6 s of wall time, billed by the millisecond
     assert result["billed"] == billed.to_json() and result["requeued"]
     record = s.orders[order_id]
     assert record.status == "open" and record.free_shards == [0]

@@ -155,6 +155,7 @@ def test_block_hash_and_signature_are_as_documented() -> None:
         "first_seq": 3,
         "last_seq": 5,
         "txs": [tx.digest for tx in LOG[2:5]],
+        "stamps": [tx.at for tx in LOG[2:5]],  # the market's own times, signed
         "ts": block.ts,
         "signer": MARKET.account_id,
     }

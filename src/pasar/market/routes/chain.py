@@ -51,7 +51,11 @@ def txs(
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> dict[str, Any]:
     found = service_of(request).store.txs(after_seq=after, limit=limit)
-    return {"txs": [{"seq": t.seq, "digest": t.digest, "envelope": t.envelope} for t in found]}
+    return {
+        "txs": [
+            {"seq": t.seq, "digest": t.digest, "at": t.at, "envelope": t.envelope} for t in found
+        ]
+    }
 
 
 @router.get("/v1/state/balances", summary="Every non-zero ledger balance (what an audit checks)")

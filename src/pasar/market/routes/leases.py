@@ -41,6 +41,7 @@ def lease_view(state: MarketState, lease: LeaseRecord) -> dict[str, Any]:
         "ended_at": lease.ended_at,
         "verified_intervals": len(lease.beats),
         "billed_seconds": lease.billed_seconds,
+        "billed_ms": lease.billed_ms,
         "gpus": None if lease.allocation.gpu is None else str(lease.allocation.gpu),
         "cpus": str(lease.allocation.cpus),
         "receipt": lease.receipt,
