@@ -38,15 +38,18 @@ def percentile(values: list[float], p: float) -> float:
 def run(orders: int, clients: int) -> dict[str, Any]:
     with market() as url:
         client = Identity.generate()
+        market_id = httpx.get(f"{url}/v1/healthz").json()["market"]
+        faucet = {"type": "faucet", "amount": "1000 USDC"}
         httpx.post(
             f"{url}/v1/faucet",
-            json=sign({"type": "faucet", "amount": "1000 USDC"}, client, now_ms=wall_clock_ms()),
+            json=sign(faucet, client, now_ms=wall_clock_ms(), market=market_id),
         ).raise_for_status()
         envelopes = [
             sign(
                 {"type": "order.create", "spec": SPEC, "ttl_s": 3600},
                 client,
                 now_ms=wall_clock_ms(),
+                market=market_id,
             )
             for _ in range(orders)
         ]

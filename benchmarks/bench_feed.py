@@ -31,7 +31,8 @@ SPEC = {"run": "true", "max_price_per_hour": "0.01 USDC", "max_duration": "1m", 
 
 
 def post(http: httpx.Client, path: str, body: dict[str, Any], who: Identity) -> Any:
-    response = http.post(path, json=sign(body, who, now_ms=wall_clock_ms()))
+    market_id = http.get("/v1/healthz").json()["market"]
+    response = http.post(path, json=sign(body, who, now_ms=wall_clock_ms(), market=market_id))
     response.raise_for_status()
     return response.json()
 
@@ -48,11 +49,17 @@ def run(orders: int) -> dict[str, Any]:
             {"type": "provider.register", "inventory": {"cpus": 0, "memory_gb": 0, "disk_gb": 0}},
             provider,
         )
+        market_id = http.get("/v1/healthz").json()["market"]
         feed = f"/v1/providers/{provider.account_id}/feed"
         cursor = http.get(feed, params={"timeout": 0}).json()["next"]
         latencies: list[float] = []
         for _ in range(orders):
-            envelope = sign({"type": "order.create", "spec": SPEC}, client, now_ms=wall_clock_ms())
+            envelope = sign(
+                {"type": "order.create", "spec": SPEC},
+                client,
+                now_ms=wall_clock_ms(),
+                market=market_id,
+            )
             got: dict[str, Any] = {}
 
             def listen(after: int = cursor, got: dict[str, Any] = got) -> None:

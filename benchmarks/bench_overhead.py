@@ -26,9 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from pasar.crypto.envelope import sign, wall_clock_ms
+from pasar.client.transport import Transport
 from pasar.crypto.identity import Identity
 from pasar.provider.runtime.base import Limits, get_runtime
 
@@ -110,9 +108,10 @@ def run_through_network(
                     raise RuntimeError("the provider did not start")
                 time.sleep(0.05)
             client = Identity.generate()
-            with httpx.Client(base_url=url, timeout=30) as http:
+            http = Transport(url, identity=client)
+            try:
                 body = {"type": "faucet", "amount": "10 USDC"}
-                http.post("/v1/faucet", json=sign(body, client, now_ms=wall_clock_ms()))
+                http.post_signed("/v1/faucet", body, client)
                 spec = {
                     "run": command,
                     "max_price_per_hour": "1 USDC",
@@ -124,21 +123,21 @@ def run_through_network(
                     through.append(one_job(http, client, spec))
                     direct.append(run_direct(command))
                 return through, direct
+            finally:
+                http.close()
         finally:
             provider.send_signal(signal.SIGTERM)
             provider.wait(30)
 
 
-def one_job(http: httpx.Client, client: Identity, spec: dict[str, Any]) -> float:
+def one_job(http: Transport, client: Identity, spec: dict[str, Any]) -> float:
     """Seconds from signing the order to seeing it done (the receipt settled)."""
     t = time.perf_counter()
-    envelope = sign({"type": "order.create", "spec": spec}, client, now_ms=wall_clock_ms())
-    order_id = http.post("/v1/orders", json=envelope).json()["order_id"]
+    order = {"type": "order.create", "spec": spec}
+    order_id = http.post_signed("/v1/orders", order, client)["order_id"]
     after = 0
     while True:
-        reply = http.get(
-            f"/v1/orders/{order_id}/wait", params={"after": after, "timeout": 10}
-        ).json()
+        reply = http.get(f"/v1/orders/{order_id}/wait", {"after": after, "timeout": 10}, timeout=20)
         after = reply["next"]
         if reply["order"]["status"] == "done":
             elapsed = time.perf_counter() - t

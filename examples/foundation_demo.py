@@ -69,13 +69,16 @@ def main() -> int:
 
         step("4. a signed envelope: verified, and any tampering refused")
         body = {"order": spec.to_dict(), "escrow": str(spec.max_escrow())}
-        envelope = sign(body, client, now_ms=wall_clock_ms())
-        ok = verify(envelope, now_ms=wall_clock_ms(), expected_signer=client.account_id)
+        market = Identity.generate().account_id  # the market the request is for
+        envelope = sign(body, client, now_ms=wall_clock_ms(), market=market)
+        ok = verify(
+            envelope, now_ms=wall_clock_ms(), market=market, expected_signer=client.account_id
+        )
         console.print(f"verified: signer {ok.signer[:16]}…, tx digest {ok.digest[:16]}…")
         forged = copy.deepcopy(envelope)
         forged["body"]["escrow"] = str(Money.parse("999 USDC"))
         try:
-            verify(forged, now_ms=wall_clock_ms())
+            verify(forged, now_ms=wall_clock_ms(), market=market)
             console.print("[red]tampered envelope accepted — this is a bug[/]")
             return 1
         except PasarError as err:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from attacklib import PROVIDER_ARGS, Party, assert_money_safe, ended
 
-from conftest import PROVIDER_ARGS, Party, assert_money_safe, ended
 from pasar.crypto.envelope import sign, wall_clock_ms
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is missing")
@@ -35,7 +35,7 @@ def test_a_backdated_cancel_still_pays_for_the_time_worked(
     alice.wait(order_id, lambda _o: "started" in alice.logs(lease_id))
     time.sleep(12)  # three 5 s intervals begun: two or three heartbeats answered
     body = {"type": "order.cancel", "order_id": order_id}
-    backdated = sign(body, alice.identity, now_ms=wall_clock_ms() - 11_000)
+    backdated = sign(body, alice.identity, market=alice.api.market, now_ms=wall_clock_ms() - 11_000)
     alice.api.request("POST", f"/v1/orders/{order_id}/cancel", json=backdated)
     lease = alice.wait(order_id, ended)["leases"][0]
     assert lease["status"] == "cancelled"

@@ -25,8 +25,9 @@ import orjson
 import pytest
 from fastapi import APIRouter, FastAPI
 
-from pasar.crypto.envelope import VerifiedEnvelope, sign
+from pasar.crypto.envelope import VerifiedEnvelope, sign, wall_clock_ms
 from pasar.crypto.identity import Identity, load_identity
+from pasar.crypto.request_auth import authorization
 from pasar.market.app import create_app
 from pasar.market.auth import SignedEnvelope
 from pasar.market.config import MarketConfig
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from conftest import MarketProcess
 
 NOW_MS = 1_800_000_000_000
+MARKET = Identity.from_seed(b"M" * 32)
+MARKET_ID = MARKET.account_id
+ALICE = Identity.from_seed(b"A" * 32)
 
 
 def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -89,6 +93,13 @@ def test_openapi_and_docs_are_served(module_market: MarketProcess) -> None:
     assert httpx.get(f"{module_market.url}/docs").status_code == 200
 
 
+def signed(url: str, method: str, path: str, who: Identity = ALICE) -> dict[str, str]:
+    """The request-signature header (pasar.crypto.request_auth) for one request."""
+    market = httpx.get(f"{url}/v1/healthz").json()["market"]
+    header = authorization(who, market=market, method=method, target=path, now_ms=wall_clock_ms())
+    return {"authorization": header}
+
+
 def test_blob_round_trip(module_market: MarketProcess) -> None:
     data = os.urandom(300_000)
     sha = hashlib.sha256(data).hexdigest()
@@ -97,14 +108,19 @@ def test_blob_round_trip(module_market: MarketProcess) -> None:
     error_of(httpx.get(url), 404, "blob_not_found")
     assert httpx.head(url).status_code == 404
 
-    created = httpx.put(url, content=data)
+    path = f"/v1/blobs/{sha}"
+    error_of(httpx.put(url, content=data), 401, "unauthenticated")  # uploads are signed
+    created = httpx.put(url, content=data, headers=signed(module_market.url, "PUT", path))
     assert created.status_code == 201, created.text
     assert created.json() == {"sha256": sha, "size": len(data), "created": True}
-    again = httpx.put(url, content=data)
+    again = httpx.put(url, content=data, headers=signed(module_market.url, "PUT", path))
     assert again.status_code == 200
     assert again.json()["created"] is False
 
-    got = httpx.get(url)
+    error_of(httpx.get(url), 401, "unauthenticated")  # reading needs a party's signature
+    bob = Identity.from_seed(b"B" * 32)
+    error_of(httpx.get(url, headers=signed(module_market.url, "GET", path, bob)), 403, "forbidden")
+    got = httpx.get(url, headers=signed(module_market.url, "GET", path))  # the uploader
     assert got.status_code == 200
     assert got.content == data
     assert got.headers["etag"] == f'"{sha}"'
@@ -117,14 +133,24 @@ def test_blob_round_trip(module_market: MarketProcess) -> None:
 def test_blob_upload_without_content_length_is_streamed(module_market: MarketProcess) -> None:
     chunks = [os.urandom(50_000) for _ in range(5)]
     sha = hashlib.sha256(b"".join(chunks)).hexdigest()
-    response = httpx.put(f"{module_market.url}/v1/blobs/{sha}", content=iter(chunks))
+    path = f"/v1/blobs/{sha}"
+    response = httpx.put(
+        f"{module_market.url}{path}",
+        content=iter(chunks),
+        headers=signed(module_market.url, "PUT", path),
+    )
     assert response.status_code == 201, response.text
     assert response.json()["size"] == 250_000
 
 
 def test_wrong_hash_is_refused_and_nothing_is_stored(market_server: MarketProcess) -> None:
     claimed = hashlib.sha256(b"what I said").hexdigest()
-    response = httpx.put(f"{market_server.url}/v1/blobs/{claimed}", content=b"what I sent")
+    path = f"/v1/blobs/{claimed}"
+    response = httpx.put(
+        f"{market_server.url}{path}",
+        content=b"what I sent",
+        headers=signed(market_server.url, "PUT", path),
+    )
     err = error_of(response, 400, "hash_mismatch")
     assert err["field"] == "sha256"
     assert blob_files(market_server.home) == []
@@ -133,7 +159,10 @@ def test_wrong_hash_is_refused_and_nothing_is_stored(market_server: MarketProces
 
 @pytest.mark.parametrize("bad", ["abc", "A" * 64, "g" * 64, "0" * 65])
 def test_invalid_blob_hash_is_a_400_with_hint(module_market: MarketProcess, bad: str) -> None:
-    response = httpx.put(f"{module_market.url}/v1/blobs/{bad}", content=b"x")
+    path = f"/v1/blobs/{bad}"
+    response = httpx.put(
+        f"{module_market.url}{path}", content=b"x", headers=signed(module_market.url, "PUT", path)
+    )
     err = error_of(response, 400, "invalid_hash")
     assert err["hint"]
     error_of(httpx.get(f"{module_market.url}/v1/blobs/{bad}"), 400, "invalid_hash")
@@ -242,7 +271,7 @@ def signed_client(tmp_path: Path) -> AsgiClient:
     config = MarketConfig.build(home=tmp_path, max_body_bytes=4096)
     app = create_app(
         config,
-        market_identity=Identity.generate(),
+        market_identity=MARKET,
         routers=[_echo_router()],
         clock=lambda: NOW_MS,
     )
@@ -264,7 +293,7 @@ def _post(client: AsgiClient, payload: bytes | dict[str, Any]) -> httpx.Response
 def test_valid_envelope_reaches_the_route(
     signed_client: AsgiClient, alice: Identity, caplog: pytest.LogCaptureFixture
 ) -> None:
-    envelope = sign({"type": "faucet", "amount": 5}, alice, now_ms=NOW_MS)
+    envelope = sign({"type": "faucet", "amount": 5}, alice, market=MARKET_ID, now_ms=NOW_MS)
     with caplog.at_level(logging.INFO, logger="pasar.market.access"):
         response = _post(signed_client, envelope)
     assert response.status_code == 200, response.text
@@ -281,7 +310,7 @@ def test_malformed_json_is_a_400(signed_client: AsgiClient, raw: bytes) -> None:
 
 
 def test_malformed_envelope_is_a_400(signed_client: AsgiClient, alice: Identity) -> None:
-    envelope = sign({"type": "faucet"}, alice, now_ms=NOW_MS)
+    envelope = sign({"type": "faucet"}, alice, market=MARKET_ID, now_ms=NOW_MS)
     del envelope["sig"]
     err = error_of(_post(signed_client, envelope), 400, "malformed_envelope")
     assert err["field"] == "sig"
@@ -289,21 +318,21 @@ def test_malformed_envelope_is_a_400(signed_client: AsgiClient, alice: Identity)
 
 
 def test_bad_signature_is_a_401(signed_client: AsgiClient, alice: Identity) -> None:
-    envelope = sign({"type": "faucet", "amount": 5}, alice, now_ms=NOW_MS)
+    envelope = sign({"type": "faucet", "amount": 5}, alice, market=MARKET_ID, now_ms=NOW_MS)
     envelope["body"]["amount"] = 500
     error_of(_post(signed_client, envelope), 401, "bad_signature")
 
 
 @pytest.mark.parametrize("skew_ms", [-61_000, 61_000])
 def test_stale_timestamp_is_a_401(signed_client: AsgiClient, alice: Identity, skew_ms: int) -> None:
-    envelope = sign({"type": "faucet"}, alice, now_ms=NOW_MS + skew_ms)
+    envelope = sign({"type": "faucet"}, alice, market=MARKET_ID, now_ms=NOW_MS + skew_ms)
     error_of(_post(signed_client, envelope), 401, "stale_timestamp")
 
 
 def test_signature_covers_parsed_values_not_bytes(
     signed_client: AsgiClient, alice: Identity
 ) -> None:
-    envelope = sign({"type": "faucet", "b": 1, "a": "x"}, alice, now_ms=NOW_MS)
+    envelope = sign({"type": "faucet", "b": 1, "a": "x"}, alice, market=MARKET_ID, now_ms=NOW_MS)
     reencoded = orjson.dumps(envelope, option=orjson.OPT_INDENT_2)  # other spacing, same values
     assert _post(signed_client, reencoded).status_code == 200
 

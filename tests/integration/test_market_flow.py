@@ -50,7 +50,7 @@ class Actor:
     def __init__(self, market: MarketProcess) -> None:
         self.identity = Identity.generate()
         self.id = self.identity.account_id
-        self.api = Transport(market.url)
+        self.api = Transport(market.url, identity=self.identity)
 
     def post(self, path: str, **body: Any) -> Any:
         return self.api.post_signed(path, body, self.identity)
@@ -179,12 +179,20 @@ def test_error_paths_answer_4xx_and_move_no_money(market_server: MarketProcess) 
     def raw(envelope: Any) -> httpx.Response:
         return httpx.post(f"{market_server.url}/v1/faucet", json=envelope)
 
-    good = sign({"type": "faucet", "amount": "1 USDC"}, alice.identity, now_ms=wall_clock_ms())
+    good = sign(
+        {"type": "faucet", "amount": "1 USDC"},
+        alice.identity,
+        market=alice.api.market,
+        now_ms=wall_clock_ms(),
+    )
     forged = copy.deepcopy(good)
     forged["body"]["amount"] = "1000 USDC"
     assert raw(forged).status_code == 401
     stale = sign(
-        {"type": "faucet", "amount": "1 USDC"}, alice.identity, now_ms=wall_clock_ms() - 120_000
+        {"type": "faucet", "amount": "1 USDC"},
+        alice.identity,
+        market=alice.api.market,
+        now_ms=wall_clock_ms() - 120_000,
     )
     assert raw(stale).status_code == 401
     assert raw(good).status_code == 200
@@ -266,7 +274,7 @@ def test_acknowledged_state_survives_kill_9_and_audit_passes(
     market_server.kill()
 
     again = market_server.restart()
-    api = Transport(again.url)
+    api = Transport(again.url, identity=alice.identity)
     order = api.get(f"/v1/orders/{order_id}")
     assert order["status"] == "open"
     assert order["escrow"] == "1.00 USDC"
@@ -351,7 +359,7 @@ def test_logs_append_by_offset_and_follow(market_server: MarketProcess) -> None:
     with pytest.raises(PasarError) as err:
         alice.post(path, type="logs", lease_id=lease_id, offset=7, data="forged\n")
     assert err.value.status == 403
-    first = httpx.get(f"{market_server.url}{path}")
+    first = alice.api.request("GET", path)
     assert first.text == "line 1\n" and first.headers["X-Log-Size"] == "7"
 
     def later() -> None:
@@ -361,9 +369,7 @@ def test_logs_append_by_offset_and_follow(market_server: MarketProcess) -> None:
     writer = threading.Thread(target=later)
     writer.start()
     t0 = time.monotonic()
-    follow = httpx.get(
-        f"{market_server.url}{path}", params={"offset": 7, "follow": "true"}, timeout=15
-    )
+    follow = alice.api.request("GET", path, params={"offset": 7, "follow": "true"}, timeout=15)
     writer.join()
     assert follow.text == "line 2\n"
     assert time.monotonic() - t0 < 5  # woken by the append, not by the timeout
@@ -414,7 +420,7 @@ def test_the_market_runs_on_postgresql(spawn_market: Any, tmp_path: Any) -> None
     order_id = alice.post("/v1/orders", type="order.create", spec=SPEC)["order_id"]
     market.kill()
     again = market.restart()
-    api = Transport(again.url)
+    api = Transport(again.url, identity=alice.identity)
     assert api.get(f"/v1/orders/{order_id}")["escrow"] == "1.00 USDC"
     wait_for(lambda: api.get("/v1/chain/head")["height"] is not None)
     proc = run_audit("--market", again.url)

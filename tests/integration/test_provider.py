@@ -32,7 +32,7 @@ class Client:
     def __init__(self, market: MarketProcess) -> None:
         self.identity = Identity.generate()
         self.id = self.identity.account_id
-        self.api = Transport(market.url)
+        self.api = Transport(market.url, identity=self.identity)
         self.url = market.url
 
     def post(self, path: str, **body: Any) -> Any:
@@ -63,7 +63,7 @@ class Client:
         raise AssertionError(f"order {order_id} never got there: {self.order(order_id)}")
 
     def logs(self, lease_id: str) -> str:
-        return httpx.get(f"{self.url}/v1/leases/{lease_id}/logs").text
+        return self.api.request("GET", f"/v1/leases/{lease_id}/logs").text
 
 
 def finished(order: Any) -> bool:
@@ -93,7 +93,7 @@ def test_a_job_runs_in_the_sandbox_and_settles(
     receipt = lease["receipt"]
     assert receipt["exit_code"] == 0
     (out,) = receipt["outputs"]
-    blob = httpx.get(f"{market_server.url}/v1/blobs/{out['sha256']}").content
+    blob = alice.api.request("GET", f"/v1/blobs/{out['sha256']}").content
     assert blob == b"42\n" and hashlib.sha256(blob).hexdigest() == out["sha256"]
     assert f"hello from {lease['lease_id']} shard 0/1" in alice.logs(lease["lease_id"])
     assert (

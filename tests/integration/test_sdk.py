@@ -41,7 +41,7 @@ class ProviderDouble:
     def __init__(self, market: MarketProcess, work: Path, execute: Execute, cpus: int = 8):
         self.identity = Identity.generate()
         self.id = self.identity.account_id
-        self.api = Transport(market.url)
+        self.api = Transport(market.url, identity=self.identity)
         self.work = work
         self.execute = execute
         self.done: list[str] = []

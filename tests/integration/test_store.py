@@ -80,8 +80,14 @@ def store(url: str) -> Iterator[SqlStore]:
 def _tx(
     who: Identity, n: int, body: dict[str, Any] | None = None, *, nonce: str | None = None
 ) -> TxRecord:
-    envelope = sign(body or {"type": "heartbeat", "n": n}, who, now_ms=NOW + n, nonce=nonce)
-    return TxRecord.from_verified(verify(envelope, now_ms=NOW + n))
+    envelope = sign(
+        body or {"type": "heartbeat", "n": n},
+        who,
+        market=MARKET.account_id,
+        now_ms=NOW + n,
+        nonce=nonce,
+    )
+    return TxRecord.from_verified(verify(envelope, market=MARKET.account_id, now_ms=NOW + n))
 
 
 # --------------------------------------------------------------------------- the log
@@ -98,7 +104,7 @@ def test_append_and_read_back_byte_identical(store: SqlStore) -> None:
         assert back is not None
         assert canonical_json(back.envelope) == canonical_json(tx.envelope)
         assert back.envelope_json() == tx.envelope_json()
-        assert verify(back.envelope, now_ms=NOW + 1).digest == tx.digest
+        assert verify(back.envelope, market=MARKET.account_id, now_ms=NOW + 1).digest == tx.digest
     assert store.tx_by_digest("0" * 64) is None
 
 
@@ -150,9 +156,9 @@ def test_concurrent_appends_get_gapless_seqs(store: SqlStore) -> None:
 
 
 def test_a_body_without_a_type_is_not_a_transaction() -> None:
-    envelope = sign({"amount": 1}, ALICE, now_ms=NOW)
+    envelope = sign({"amount": 1}, ALICE, market=MARKET.account_id, now_ms=NOW)
     with pytest.raises(PasarError) as caught:
-        TxRecord.from_verified(verify(envelope, now_ms=NOW))
+        TxRecord.from_verified(verify(envelope, market=MARKET.account_id, now_ms=NOW))
     assert caught.value.field == "body.type" and caught.value.status == 400
 
 
@@ -304,10 +310,12 @@ from pasar.market.store import SqlStore, TxRecord
 
 store = SqlStore(sys.argv[1])
 who = Identity.from_seed(b"k" * 32)
+market = Identity.from_seed(b"m" * 32).account_id
 print("open", flush=True)
 for i in range(int(sys.argv[2])):
-    envelope = sign({"type": "heartbeat", "i": i}, who, now_ms=1_700_000_000_000 + i)
-    tx = store.append(TxRecord.from_verified(verify(envelope, now_ms=envelope["ts"])))
+    envelope = sign({"type": "heartbeat", "i": i}, who, market=market, now_ms=1_700_000_000_000 + i)
+    verified = verify(envelope, market=market, now_ms=envelope["ts"])
+    tx = store.append(TxRecord.from_verified(verified))
     print("ok", tx.seq, tx.digest, flush=True)
 """
 

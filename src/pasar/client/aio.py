@@ -79,8 +79,9 @@ class AsyncClient:
         timeout = {} if call.timeout_s is None else {"timeout": call.timeout_s}
         if call.body is not None:
             return await self.transport.post_signed(call.path, call.body, self.identity, **timeout)
+        signer = self.identity if call.signed else None
         response = await self.transport.request(
-            call.method, call.path, params=dict(call.params), **timeout
+            call.method, call.path, signer=signer, params=dict(call.params), **timeout
         )
         return call.parse(response)
 
@@ -120,7 +121,7 @@ class AsyncClient:
         except PasarError as err:
             if err.status != 404:
                 raise
-        await self.transport.upload(path, item.file)
+        await self.transport.upload(path, item.file, signer=self.identity)
 
     def job(self, order_id: str) -> AsyncJob:
         """A handle on an existing order (no request is made)."""
@@ -196,7 +197,9 @@ class AsyncJob:
         shards = plan(order, root)
         for _, files in shards:
             for item in files:
-                sha, size, tmp = await self.client.transport.download(item.blob, item.dest)
+                sha, size, tmp = await self.client.transport.download(
+                    item.blob, item.dest, signer=self.client.identity
+                )
                 accept(item, sha, size, tmp)
         return JobResult(self.id, root, tuple(result for result, _ in shards))
 

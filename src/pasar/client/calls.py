@@ -38,6 +38,7 @@ class Call:
     body: dict[str, Any] | None = None  # POSTed as a signed envelope
     timeout_s: float | None = None  # None: the transport's default
     parse: Callable[[httpx.Response], Any] = _json
+    signed: bool = False  # a read of private data: signed by the client's key
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Emit:
 
 
 def get_order(order_id: str) -> Call:
-    return Call("GET", f"/v1/orders/{order_id}")
+    return Call("GET", f"/v1/orders/{order_id}", signed=True)
 
 
 def wait_order(order_id: str, after: int, timeout_s: float) -> Call:
@@ -69,6 +70,7 @@ def wait_order(order_id: str, after: int, timeout_s: float) -> Call:
         f"/v1/orders/{order_id}/wait",
         {"after": after, "timeout": timeout_s},
         timeout_s=timeout_s + SLACK_S,
+        signed=True,
     )
 
 
@@ -76,7 +78,7 @@ def list_orders(client: str, status: str | None, limit: int) -> Call:
     params: dict[str, Any] = {"client": client, "limit": limit}
     if status is not None:
         params["status"] = status
-    return Call("GET", "/v1/orders", params)
+    return Call("GET", "/v1/orders", params, signed=True)
 
 
 def create_order(spec: dict[str, Any], inputs: list[dict[str, Any]], ttl_s: int | None) -> Call:
@@ -95,7 +97,7 @@ def cancel_order(order_id: str) -> Call:
 
 
 def explain(order_id: str) -> Call:
-    return Call("GET", f"/v1/orders/{order_id}/explain")
+    return Call("GET", f"/v1/orders/{order_id}/explain", signed=True)
 
 
 def offers(query: str, order: str | None, limit: int) -> Call:
@@ -149,6 +151,7 @@ def read_logs(lease_id: str, offset: int, follow: bool, timeout_s: float = POLL_
         params,
         timeout_s=timeout_s + SLACK_S if follow else None,
         parse=_log_chunk(offset),
+        signed=True,
     )
 
 

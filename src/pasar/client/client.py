@@ -10,7 +10,8 @@ the blocking :class:`~pasar.client.transport.Transport`. :class:`pasar.AsyncClie
 (:mod:`pasar.client.aio`) has the same methods as coroutines.
 
 The signing key is ``$PASAR_HOME/keys/<key>.key``, created on the first signed request if it
-does not exist (see :func:`pasar.client.config.client_identity`); reads never need it.
+does not exist (see :func:`pasar.client.config.client_identity`); reads of public data (offers,
+stats) never need it, reads of a job's private data (its order, logs, outputs) are signed with it.
 """
 
 from __future__ import annotations
@@ -80,8 +81,9 @@ class Client:
         timeout = {} if call.timeout_s is None else {"timeout": call.timeout_s}
         if call.body is not None:
             return self.transport.post_signed(call.path, call.body, self.identity, **timeout)
+        signer = self.identity if call.signed else None
         response = self.transport.request(
-            call.method, call.path, params=dict(call.params), **timeout
+            call.method, call.path, signer=signer, params=dict(call.params), **timeout
         )
         return call.parse(response)
 
@@ -124,7 +126,7 @@ class Client:
         except PasarError as err:
             if err.status != 404:
                 raise
-        self.transport.upload(path, item.file)
+        self.transport.upload(path, item.file, signer=self.identity)
 
     def job(self, order_id: str) -> Job:
         """A handle on an existing order (no request is made)."""
@@ -208,7 +210,9 @@ class Job:
         shards = plan(order, root)
         for _, files in shards:
             for item in files:
-                sha, size, tmp = self.client.transport.download(item.blob, item.dest)
+                sha, size, tmp = self.client.transport.download(
+                    item.blob, item.dest, signer=self.client.identity
+                )
                 accept(item, sha, size, tmp)
         return JobResult(self.id, root, tuple(result for result, _ in shards))
 

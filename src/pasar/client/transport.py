@@ -23,6 +23,7 @@ import httpx
 from pasar.core.errors import ErrorDetail, PasarError
 from pasar.crypto.envelope import sign, wall_clock_ms
 from pasar.crypto.identity import Identity
+from pasar.crypto.request_auth import authorization
 
 DEFAULT_TIMEOUT_S = 30.0
 CHUNK_BYTES = 1 << 20
@@ -75,8 +76,29 @@ def _io_error(base_url: str, exc: httpx.TransportError) -> PasarError:
     )
 
 
-def _envelope(body: dict[str, Any], identity: Identity) -> dict[str, Any]:
-    return sign(body, identity, now_ms=wall_clock_ms())
+def _envelope(body: dict[str, Any], identity: Identity, market: str) -> dict[str, Any]:
+    return sign(body, identity, now_ms=wall_clock_ms(), market=market)
+
+
+def _market_of(health: Any) -> str:
+    market = health.get("market") if isinstance(health, dict) else None
+    if not isinstance(market, str):
+        raise PasarError(
+            "the market's /v1/healthz does not name the market", code="bad_response", status=502
+        )
+    return market
+
+
+def _signed(request: httpx.Request, identity: Identity, market: str) -> httpx.Request:
+    """Add the request signature (:mod:`pasar.crypto.request_auth`) over the exact target."""
+    request.headers["authorization"] = authorization(
+        identity,
+        market=market,
+        method=request.method,
+        target=request.url.raw_path.decode("ascii"),
+        now_ms=wall_clock_ms(),
+    )
+    return request
 
 
 class _Download:
@@ -122,18 +144,47 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.identity = identity  # who signs this transport's reads (None: public reads only)
         self._http = http or httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        self._market: str | None = None
 
     def close(self) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    @property
+    def market(self) -> str:
+        """The market's account id (from ``/v1/healthz``, asked once): what every signature
+        names, so that it is worthless at any other market."""
+        if self._market is None:
+            health = self._send(self._http.build_request("GET", "/v1/healthz"))
+            self._market = _market_of(health.json())
+        return self._market
+
+    def _build(
+        self, method: str, path: str, signer: Identity | None = None, **kwargs: Any
+    ) -> httpx.Request:
+        request = self._http.build_request(method, path, **kwargs)
+        signer = signer or self.identity
+        if signer is not None:
+            _signed(request, signer, self.market)
+        return request
+
+    def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._http.send(request, stream=stream)
         except httpx.TransportError as exc:
             raise _io_error(self.base_url, exc) from None
         if response.status_code >= 400:
+            if stream:
+                response.read()
+                response.close()
             raise _error_from(response)
         return response
+
+    def request(
+        self, method: str, path: str, *, signer: Identity | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """One request; signed (:mod:`pasar.crypto.request_auth`) by ``signer``, else by the
+        transport's identity if it has one, so the market can tell who reads."""
+        return self._send(self._build(method, path, signer, **kwargs))
 
     def get(self, path: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         return self.request("GET", path, params=params or {}, **kwargs).json()
@@ -142,28 +193,32 @@ class Transport:
         self, path: str, body: dict[str, Any], identity: Identity, **kwargs: Any
     ) -> Any:
         """POST ``body`` as a signed envelope (fresh nonce, the wall clock's ``ts``)."""
-        return self.request("POST", path, json=_envelope(body, identity), **kwargs).json()
+        envelope = _envelope(body, identity, self.market)
+        return self.request("POST", path, json=envelope, **kwargs).json()
 
-    def upload(self, path: str, file: Path) -> httpx.Response:
-        """PUT a file's bytes, streamed from disk."""
+    def upload(self, path: str, file: Path, *, signer: Identity | None = None) -> httpx.Response:
+        """PUT a file's bytes, streamed from disk (signed: uploads count against a quota)."""
         with file.open("rb") as f:
-            return self.request("PUT", path, content=_chunks(f), headers=_length(f))
+            return self.request("PUT", path, signer=signer, content=_chunks(f), headers=_length(f))
 
-    def download(self, path: str, dest: Path) -> tuple[str, int, Path]:
+    def download(
+        self, path: str, dest: Path, *, signer: Identity | None = None
+    ) -> tuple[str, int, Path]:
         """GET ``path`` into a temporary file beside ``dest``, hashing as it streams.
 
         Returns ``(sha256 hex, size, temporary path)``; the caller checks the digest and then
         renames the temporary file to ``dest`` (or deletes it). Nothing is ever at ``dest``
         unless the caller put it there.
         """
+        request = self._build("GET", path, signer)
         part = _Download(dest)
         try:
-            with self._http.stream("GET", path) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error_from(response)
+            response = self._send(request, stream=True)
+            try:
                 for chunk in response.iter_bytes(CHUNK_BYTES):
                     part.write(chunk)
+            finally:
+                response.close()
         except httpx.TransportError as exc:
             part.discard()
             raise _io_error(self.base_url, exc) from None
@@ -188,18 +243,44 @@ class AsyncTransport:
         self.base_url = base_url.rstrip("/")
         self.identity = identity  # who signs this transport's reads (None: public reads only)
         self._http = http or httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
+        self._market: str | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def market(self) -> str:
+        """See :attr:`Transport.market`."""
+        if self._market is None:
+            health = await self._send(self._http.build_request("GET", "/v1/healthz"))
+            self._market = _market_of(health.json())
+        return self._market
+
+    async def _build(
+        self, method: str, path: str, signer: Identity | None = None, **kwargs: Any
+    ) -> httpx.Request:
+        request = self._http.build_request(method, path, **kwargs)
+        signer = signer or self.identity
+        if signer is not None:
+            _signed(request, signer, await self.market())
+        return request
+
+    async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         try:
-            response = await self._http.request(method, path, **kwargs)
+            response = await self._http.send(request, stream=stream)
         except httpx.TransportError as exc:
             raise _io_error(self.base_url, exc) from None
         if response.status_code >= 400:
+            if stream:
+                await response.aread()
+                await response.aclose()
             raise _error_from(response)
         return response
+
+    async def request(
+        self, method: str, path: str, *, signer: Identity | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """See :meth:`Transport.request`."""
+        return await self._send(await self._build(method, path, signer, **kwargs))
 
     async def get(self, path: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         return (await self.request("GET", path, params=params or {}, **kwargs)).json()
@@ -208,24 +289,32 @@ class AsyncTransport:
         self, path: str, body: dict[str, Any], identity: Identity, **kwargs: Any
     ) -> Any:
         """POST ``body`` as a signed envelope (fresh nonce, the wall clock's ``ts``)."""
-        response = await self.request("POST", path, json=_envelope(body, identity), **kwargs)
+        envelope = _envelope(body, identity, await self.market())
+        response = await self.request("POST", path, json=envelope, **kwargs)
         return response.json()
 
-    async def upload(self, path: str, file: Path) -> httpx.Response:
+    async def upload(
+        self, path: str, file: Path, *, signer: Identity | None = None
+    ) -> httpx.Response:
         """PUT a file's bytes, streamed from disk (reads of one chunk at a time)."""
         with file.open("rb") as f:
-            return await self.request("PUT", path, content=_achunks(f), headers=_length(f))
+            return await self.request(
+                "PUT", path, signer=signer, content=_achunks(f), headers=_length(f)
+            )
 
-    async def download(self, path: str, dest: Path) -> tuple[str, int, Path]:
+    async def download(
+        self, path: str, dest: Path, *, signer: Identity | None = None
+    ) -> tuple[str, int, Path]:
         """See :meth:`Transport.download`."""
+        request = await self._build("GET", path, signer)
         part = _Download(dest)
         try:
-            async with self._http.stream("GET", path) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise _error_from(response)
+            response = await self._send(request, stream=True)
+            try:
                 async for chunk in response.aiter_bytes(CHUNK_BYTES):
                     part.write(chunk)
+            finally:
+                await response.aclose()
         except httpx.TransportError as exc:
             part.discard()
             raise _io_error(self.base_url, exc) from None

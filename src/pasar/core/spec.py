@@ -492,6 +492,11 @@ class Resources(_Model):
         return self
 
 
+PRIVATE_FIELDS = frozenset({"setup", "run", "workdir", "envs", "inputs", "outputs"})
+"""Parts of a spec only the job's parties may read (DESIGN.md §4, "Reads")."""
+PRIVATE_COMMAND = "# private: only the lease's provider reads the command"
+
+
 class JobSpec(_Model):
     """A job: see the module docstring for the YAML forms each field accepts."""
 
@@ -576,6 +581,22 @@ class JobSpec(_Model):
         """The canonical JSON-able form: money as text, duration in seconds, defaults explicit,
         unset optional fields left out. :func:`load_spec` reads it back to an equal spec."""
         return self.model_dump(mode="json", exclude_none=True)
+
+    def public_dict(self) -> dict[str, Any]:
+        """What anyone deciding whether to bid may see: requirements, price, duration, policy
+        — never the command, setup, environment, inputs or outputs (:data:`PRIVATE_FIELDS`)."""
+        return {k: v for k, v in self.to_dict().items() if k not in PRIVATE_FIELDS}
+
+    @classmethod
+    def from_public(cls, data: object) -> JobSpec:
+        """A spec from its :meth:`public_dict` (or a full one): enough to fit, price and bid.
+
+        The command is private, so a public part has none; it stands in as
+        :data:`PRIVATE_COMMAND`, which nothing ever runs (a lease's provider reads the full spec).
+        """
+        if isinstance(data, Mapping) and "run" not in data:
+            data = {**data, "run": PRIVATE_COMMAND}
+        return cls.from_dict(data, source="<public spec>")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)

@@ -61,6 +61,8 @@ from pasar.crypto.envelope import MAX_SKEW_MS
 #: Verification policies this market can settle today; the others are refused at order time
 #: (rather than silently settled on the receipt alone).
 SUPPORTED_VERIFICATION = ("receipt",)
+#: Privacy modes this market honours; ``sealed`` is refused until it is built (never ignored).
+SUPPORTED_PRIVACY = ("none",)
 DEFAULT_ORDER_TTL_S = 600
 MAX_ORDER_TTL_S = 7 * 24 * 3600
 MAX_FAUCET_UNITS = 10_000
@@ -98,6 +100,8 @@ class MarketState:
         self._nonce_order: deque[tuple[int, str, str]] = deque()
         self.tx_count = 0
         self.last_ts = 0  # the newest market stamp applied (``Tx.at``)
+        # sha256 → orders that name the blob (inputs, receipt outputs): who may read it
+        self.blob_orders: dict[str, set[str]] = {}
 
     # -- applying ---------------------------------------------------------------------------------
 
@@ -454,6 +458,16 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
             field="spec.verification",
             hint="use verification: receipt",
         )
+    if spec.privacy not in SUPPORTED_PRIVACY:
+        # accepting it and then storing the job in plain text would be a lie to the client
+        raise fail(
+            f"privacy {spec.privacy!r} is not available on this market yet: the job would be "
+            "stored and sent in plain text",
+            code="privacy_unavailable",
+            status=422,
+            field="spec.privacy",
+            hint="leave privacy out (none) until sealed jobs exist, or do not send secrets",
+        )
     inputs = parse_inputs(tx.body.get("inputs", []))
     currency = spec.max_price_per_hour.currency
     fees = preset.fees.for_currency(currency)
@@ -477,6 +491,8 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
         inputs=inputs,
     )
     state.orders[order_id] = record
+    for item in inputs:
+        state.blob_orders.setdefault(str(item["sha256"]), set()).add(order_id)
     if mechanism == "auction":
         state._open_window(record, tx.at)
     invited = record.window.invited if record.window else frozenset(state.providers)
@@ -750,6 +766,8 @@ def _on_receipt(state: MarketState, tx: Tx) -> Applied:
         )
     charges = state._settle(lease, tx.at, "settled")
     lease.receipt = dict(tx.body)
+    for output in outputs:
+        state.blob_orders.setdefault(output["sha256"], set()).add(lease.order_id)
     provider = state.providers[lease.provider]
     provider.reputation = provider.reputation.apply(Event.COMPLETED, state.preset.reputation)
     record = state.orders[lease.order_id]

@@ -1,9 +1,13 @@
-"""The signed envelope: ``{body, signer, nonce, ts, sig}`` (DESIGN.md §4).
+"""The signed envelope: ``{body, market, signer, nonce, ts, sig}`` (DESIGN.md §4).
 
 Every state-changing request, and everything the market signs for others to rely on, travels
 as one envelope. The signature covers a domain-separated message::
 
-    b"pasar/envelope/v1\\n" + canonical_json({"body", "nonce", "signer", "ts"})
+    b"pasar/envelope/v1\\n" + canonical_json({"body", "market", "nonce", "signer", "ts"})
+
+``market`` is the account id of the market the request is for: a request signed for one
+market is refused by every other (it cannot be replayed on a second market the signer also
+uses), and the market's own decisions name the market that took them.
 
 The prefix keeps an envelope signature from ever being valid as a signature of anything else
 pasar (or another protocol using the same key) signs, and names the version so a future format
@@ -18,7 +22,8 @@ does.
    no canonical form (e.g. a float);
 2. the signature — :class:`BadSignature` (401);
 3. the signer — :class:`WrongSigner` (403) when the caller expected a particular account;
-4. the clock — :class:`StaleTimestamp` (401) when ``ts`` is more than ``max_skew_ms`` away.
+4. the market — :class:`WrongMarket` (403) when it was signed for another market;
+5. the clock — :class:`StaleTimestamp` (401) when ``ts`` is more than ``max_skew_ms`` away.
 
 Authenticity comes before signer and clock so that a 403 or "stale" is only ever said about
 an envelope the named signer really signed; a forgery is always just a bad signature.
@@ -53,11 +58,12 @@ from pasar.crypto.identity import (
 )
 
 ENVELOPE_DOMAIN = b"pasar/envelope/v1\n"
-ENVELOPE_FIELDS = frozenset({"body", "signer", "nonce", "ts", "sig"})
+ENVELOPE_FIELDS = frozenset({"body", "market", "signer", "nonce", "ts", "sig"})
 MAX_SKEW_MS = 60_000
 NONCE_BYTES = 16
 _NONCE = re.compile(r"[0-9a-f]{16,64}")  # 8 to 32 bytes; lower case so it has one spelling
 _SIG = re.compile(r"[0-9a-f]{128}")
+_MARKET = re.compile(r"pa1[a-z2-7]{58}")
 
 
 class EnvelopeError(PasarError):
@@ -82,6 +88,12 @@ class WrongSigner(EnvelopeError):  # noqa: N818 (reads as a verdict)
     default_status = 403
 
 
+class WrongMarket(EnvelopeError):  # noqa: N818 (reads as a verdict)
+    """Validly signed, but for another market than the one checking it (HTTP 403)."""
+
+    default_status = 403
+
+
 class StaleTimestamp(EnvelopeError):  # noqa: N818 (reads as a verdict)
     """Validly signed, but ``ts`` is too far from now: old, replayed, or a bad clock (HTTP 401)."""
 
@@ -98,11 +110,13 @@ class VerifiedEnvelope:
     ts: int
     sig: str
     digest: str  # sha256 hex of the signed message: equal for any re-encoding of the envelope
+    market: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The envelope in wire form again (without the digest)."""
         return {
             "body": self.body,
+            "market": self.market,
             "signer": self.signer,
             "nonce": self.nonce,
             "ts": self.ts,
@@ -120,9 +134,11 @@ def new_nonce() -> str:
     return secrets.token_hex(NONCE_BYTES)
 
 
-def signing_message(body: Mapping[str, Any], signer: str, nonce: str, ts: int) -> bytes:
+def signing_message(
+    body: Mapping[str, Any], signer: str, nonce: str, ts: int, market: str
+) -> bytes:
     """The exact bytes an envelope's signature covers."""
-    fields = {"body": body, "nonce": nonce, "signer": signer, "ts": ts}
+    fields = {"body": body, "market": market, "nonce": nonce, "signer": signer, "ts": ts}
     return ENVELOPE_DOMAIN + canonical_json(fields)
 
 
@@ -140,9 +156,15 @@ def _check_ts(ts: object, problems: list[ErrorDetail]) -> None:
 
 
 def sign(
-    body: Mapping[str, Any], identity: Identity, *, now_ms: int, nonce: str | None = None
+    body: Mapping[str, Any],
+    identity: Identity,
+    *,
+    now_ms: int,
+    market: str,
+    nonce: str | None = None,
 ) -> dict[str, Any]:
-    """Sign ``body`` as ``identity`` at time ``now_ms``; return the envelope as a dict.
+    """Sign ``body`` as ``identity`` at time ``now_ms`` for ``market`` (its account id);
+    return the envelope as a dict.
 
     ``nonce`` defaults to a fresh random one; pass one only to make output reproducible.
     """
@@ -159,6 +181,7 @@ def sign(
             ErrorDetail("invalid_nonce", "nonce must be 16-64 lower-case hex", field="nonce")
         )
     _check_ts(now_ms, problems)
+    _check_market(market, problems)
     if problems:
         raise MalformedEnvelope(
             problems[0].message,
@@ -168,7 +191,7 @@ def sign(
         )
     plain_body = dict(body)
     try:
-        message = signing_message(plain_body, identity.account_id, nonce, now_ms)
+        message = signing_message(plain_body, identity.account_id, nonce, now_ms, market)
     except CanonicalError as exc:
         raise MalformedEnvelope(
             f"the body cannot be signed: {exc.message}",
@@ -178,6 +201,7 @@ def sign(
         ) from None
     return {
         "body": plain_body,
+        "market": market,
         "signer": identity.account_id,
         "nonce": nonce,
         "ts": now_ms,
@@ -185,29 +209,24 @@ def sign(
     }
 
 
+def _check_market(market: object, problems: list[ErrorDetail]) -> None:
+    if not isinstance(market, str) or not _MARKET.fullmatch(market):
+        problems.append(
+            ErrorDetail(
+                "invalid_market",
+                "market must be the account id of the market the request is for",
+                field="market",
+                hint="GET /v1/healthz names the market ('market')",
+            )
+        )
+
+
 def _under_body(field: str | None) -> str:
     return "body" if not field else field if field.startswith("body") else f"body.{field}"
 
 
-def verify(
-    envelope: object,
-    *,
-    now_ms: int,
-    expected_signer: str | None = None,
-    max_skew_ms: int = MAX_SKEW_MS,
-) -> VerifiedEnvelope:
-    """Check an envelope (already parsed from JSON) and return its verified contents.
-
-    Raises :class:`MalformedEnvelope`, :class:`BadSignature`, :class:`WrongSigner` or
-    :class:`StaleTimestamp` (see the module docstring for the order). Does **not** check nonce
-    reuse: that is the store's job.
-    """
-    if not isinstance(envelope, Mapping):
-        raise MalformedEnvelope(
-            f"an envelope is a JSON object, got {type(envelope).__name__}",
-            code="malformed_envelope",
-            hint="send {body, signer, nonce, ts, sig}",
-        )
+def _shape_problems(envelope: Mapping[str, Any]) -> list[ErrorDetail]:
+    """Every problem with the envelope's fields and their encodings (not the signature)."""
     problems: list[ErrorDetail] = []
     keys = set(envelope)
     for missing in sorted(ENVELOPE_FIELDS - keys):
@@ -216,13 +235,7 @@ def verify(
         problems.append(
             ErrorDetail("unknown_field", f"unexpected field {extra!r}", field=str(extra))
         )
-
-    body = envelope.get("body")
-    signer = envelope.get("signer")
-    nonce = envelope.get("nonce")
-    ts = envelope.get("ts")
-    sig = envelope.get("sig")
-    public_key = b""
+    body, nonce, sig = envelope.get("body"), envelope.get("nonce"), envelope.get("sig")
     if "body" in keys and not isinstance(body, dict):
         problems.append(
             ErrorDetail(
@@ -231,7 +244,7 @@ def verify(
         )
     if "signer" in keys:
         try:
-            public_key = public_key_of(signer, field="signer")
+            public_key_of(envelope.get("signer"), field="signer")
         except IdentityError as exc:
             problems.append(ErrorDetail(exc.code, exc.message, field="signer", hint=exc.hint))
     if "nonce" in keys and (not isinstance(nonce, str) or not _NONCE.fullmatch(nonce)):
@@ -241,7 +254,9 @@ def verify(
             )
         )
     if "ts" in keys:
-        _check_ts(ts, problems)
+        _check_ts(envelope.get("ts"), problems)
+    if "market" in keys:
+        _check_market(envelope.get("market"), problems)
     if "sig" in keys and (not isinstance(sig, str) or not _SIG.fullmatch(sig)):
         problems.append(
             ErrorDetail(
@@ -250,12 +265,44 @@ def verify(
                 field="sig",
             )
         )
+    return problems
+
+
+def verify(
+    envelope: object,
+    *,
+    now_ms: int,
+    market: str,
+    expected_signer: str | None = None,
+    max_skew_ms: int = MAX_SKEW_MS,
+) -> VerifiedEnvelope:
+    """Check an envelope (already parsed from JSON) meant for ``market`` and return its
+    verified contents.
+
+    Raises :class:`MalformedEnvelope`, :class:`BadSignature`, :class:`WrongSigner`,
+    :class:`WrongMarket` or :class:`StaleTimestamp` (see the module docstring for the order).
+    Does **not** check nonce reuse: that is the store's job.
+    """
+    if not isinstance(envelope, Mapping):
+        raise MalformedEnvelope(
+            f"an envelope is a JSON object, got {type(envelope).__name__}",
+            code="malformed_envelope",
+            hint="send {body, signer, nonce, ts, sig}",
+        )
+    problems = _shape_problems(envelope)
+    body = envelope.get("body")
+    signer = envelope.get("signer")
+    nonce = envelope.get("nonce")
+    ts = envelope.get("ts")
+    sig = envelope.get("sig")
+    claimed_market = envelope.get("market")
     message = b""
     if not problems:
         assert isinstance(body, dict) and isinstance(signer, str)
         assert isinstance(nonce, str) and isinstance(ts, int)
+        assert isinstance(claimed_market, str)
         try:
-            message = signing_message(body, signer, nonce, ts)
+            message = signing_message(body, signer, nonce, ts, claimed_market)
         except CanonicalError as exc:
             problems.append(
                 ErrorDetail(exc.code, exc.message, field=_under_body(exc.field), hint=exc.hint)
@@ -277,6 +324,7 @@ def verify(
     assert isinstance(sig, str) and isinstance(ts, int) and isinstance(body, dict)
     assert isinstance(signer, str) and isinstance(nonce, str)
 
+    public_key = public_key_of(signer, field="signer")  # the shape check proved it decodes
     if not verify_signature(public_key, message, bytes.fromhex(sig)):
         raise BadSignature(
             "the envelope's signature does not match its signer and contents",
@@ -291,6 +339,13 @@ def verify(
             code="wrong_signer",
             field="signer",
             hint="sign with the key of the account that owns this resource",
+        )
+    if claimed_market != market:
+        raise WrongMarket(
+            f"this request was signed for market {claimed_market}, not for this one ({market})",
+            code="wrong_market",
+            field="market",
+            hint="sign for the market you send to: GET /v1/healthz names it",
         )
     skew = now_ms - ts
     if abs(skew) > max_skew_ms:
@@ -309,4 +364,5 @@ def verify(
         ts=ts,
         sig=sig,
         digest=sha256_hex(message),
+        market=market,
     )

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pasar.core.errors import PasarError
 from pasar.crypto.canonical import CanonicalError, parse_json
 from pasar.crypto.envelope import VerifiedEnvelope, verify, wall_clock_ms
+from pasar.crypto.request_auth import verify_authorization
 
 Clock = Callable[[], int]
 
@@ -36,6 +37,10 @@ class EnvelopeIn(BaseModel):
 
     body: dict[str, Any] = Field(
         description="The transaction; its `type` says what it does (see docs/market.md)."
+    )
+    market: str = Field(
+        pattern=r"^pa1[a-z2-7]{58}$",
+        description="Account id of the market the request is for (GET /v1/healthz).",
     )
     signer: str = Field(
         pattern=r"^pa1[a-z2-7]{58}$",
@@ -51,7 +56,7 @@ class EnvelopeIn(BaseModel):
     sig: str = Field(
         pattern=r"^[0-9a-f]{128}$",
         description="Ed25519 signature over b'pasar/envelope/v1\\n' + canonical JSON of "
-        "{body, nonce, signer, ts}.",
+        "{body, market, nonce, signer, ts}.",
     )
 
 
@@ -78,9 +83,58 @@ async def signed_envelope(request: Request) -> VerifiedEnvelope:
             hint=exc.hint or "send one UTF-8 JSON document: {body, signer, nonce, ts, sig}",
             status=400,
         ) from None
-    envelope = verify(document, now_ms=request_clock(request)())
+    market = request.app.state.market_identity.account_id
+    envelope = verify(document, now_ms=request_clock(request)(), market=market)
     request.state.signer = envelope.signer
     return envelope
+
+
+def request_target(request: Request) -> str:
+    """The path and query exactly as the client sent them: what a request signature covers."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string") or b""
+    target = raw.decode("latin-1")
+    return f"{target}?{query.decode('latin-1')}" if query else target
+
+
+async def request_signer(request: Request) -> str | None:
+    """Who signed this request (the ``Authorization`` header of
+    :mod:`pasar.crypto.request_auth`), or None when it is not signed. A header that is
+    present but wrong is refused (401): a broken signature never reads as anonymous."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    signer = verify_authorization(
+        header,
+        market=request.app.state.market_identity.account_id,
+        method=request.method,
+        target=request_target(request),
+        now_ms=request_clock(request)(),
+    )
+    request.state.signer = signer
+    return signer
+
+
+async def required_signer(request: Request) -> str:
+    """Like :func:`request_signer`, but an unsigned request is refused (401)."""
+    signer = await request_signer(request)
+    if signer is None:
+        raise PasarError(
+            "this needs a signed request: private data is readable only by the parties of "
+            "the job and the market's operator",
+            code="unauthenticated",
+            status=401,
+            field="Authorization",
+            hint="use the SDK, the CLI or the provider agent (they sign), or add "
+            "Authorization: Pasar signer=<account>,ts=<unix ms>,sig=<hex>",
+        )
+    return signer
+
+
+Reader = Annotated[str | None, Depends(request_signer)]
+"""Use as a parameter type: the signer of the request, or None when it is unsigned."""
+Signer = Annotated[str, Depends(required_signer)]
+"""Use as a parameter type: the signer of the request; unsigned requests get a 401."""
 
 
 SignedEnvelope = Annotated[VerifiedEnvelope, Depends(signed_envelope)]

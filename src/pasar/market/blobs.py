@@ -166,6 +166,27 @@ class BlobStore:
         """The blob's length in bytes; 404 if it is not stored."""
         return self.path(sha256).stat().st_size
 
+    def _owners_file(self, sha256: str) -> Path:
+        return self.root / "owners" / sha256[:2] / sha256
+
+    def add_owner(self, sha256: str, account: str) -> None:
+        """Record that ``account`` uploaded the blob: it may read it back, and (with a quota)
+        it is whose storage the blob counts against. One line per uploader."""
+        path = self._owners_file(check_hash(sha256))
+        if account in self.owners(sha256):
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="ascii") as f:
+            f.write(account + "\n")
+
+    def owners(self, sha256: str) -> set[str]:
+        """The accounts that uploaded the blob (empty for one stored before owners existed)."""
+        try:
+            text = self._owners_file(check_hash(sha256)).read_text(encoding="ascii")
+        except FileNotFoundError:
+            return set()
+        return set(text.split())
+
     def open(self, sha256: str) -> BinaryIO:
         """The blob opened for reading (the caller closes it); 404 if it is not stored."""
         try:

@@ -279,7 +279,7 @@ def verify_chain(
     for block in blocks:
         _verify_header(block, prev, market_account, market_key)
         for offset, digest in enumerate(block.txs):
-            nonce_key = _verify_tx(block, offset, digest, lookup)
+            nonce_key = _verify_tx(block, offset, digest, lookup, market_account)
             if nonce_key in seen_nonces:
                 raise ChainError(
                     block.height, f"tx {digest} reuses a nonce already in the chain", code="replay"
@@ -326,7 +326,11 @@ def _verify_header(
 
 
 def _verify_tx(
-    block: Block, offset: int, digest: str, lookup: Callable[[str], TxRecord | None]
+    block: Block,
+    offset: int,
+    digest: str,
+    lookup: Callable[[str], TxRecord | None],
+    market: str,
 ) -> tuple[str, str]:
     h = block.height
     try:
@@ -342,10 +346,12 @@ def _verify_tx(
         raise ChainError(
             h, f"tx {digest} is stored as {tx.digest} at seq {tx.seq}, expected seq {want_seq}"
         )
-    return _verify_envelope(h, tx, lambda ts: block.stamp_of(offset, ts))
+    return _verify_envelope(h, tx, lambda ts: block.stamp_of(offset, ts), market)
 
 
-def _verify_envelope(h: int, tx: TxRecord, stamp: Callable[[int], int]) -> tuple[str, str]:
+def _verify_envelope(
+    h: int, tx: TxRecord, stamp: Callable[[int], int], market: str
+) -> tuple[str, str]:
     """The stored envelope still verifies, hashes to the digest and agrees with its columns;
     ``stamp(ts)`` is the market stamp the block (if any) gives it. Returns (signer, nonce)."""
     digest = tx.digest
@@ -354,7 +360,9 @@ def _verify_envelope(h: int, tx: TxRecord, stamp: Callable[[int], int]) -> tuple
     try:
         # the envelope's own ts as "now": the clock check is meaningless on replay, the
         # signature and shape checks are the point.
-        verified = verify(envelope, now_ms=own_ts if _is_int(own_ts) else 0, max_skew_ms=0)
+        verified = verify(
+            envelope, now_ms=own_ts if _is_int(own_ts) else 0, market=market, max_skew_ms=0
+        )
     except PasarError as exc:
         raise ChainError(h, f"tx {digest}: {exc.message}", code="tx_tampered") from None
     body_type = verified.body.get("type")
@@ -396,7 +404,7 @@ def verify_log(
             )
     seen = {(r.signer, r.nonce) for r in records[:sealed]}
     for record in records[sealed:]:
-        key = _verify_envelope(next_height, record, _own_stamp(record.at))
+        key = _verify_envelope(next_height, record, _own_stamp(record.at), market_account)
         if key in seen:
             raise ChainError(
                 next_height, f"tx {record.digest} reuses a nonce already logged", code="replay"

@@ -177,8 +177,9 @@ class MarketService:
     def submit_market(self, body: dict[str, Any]) -> Applied:
         """Sign ``body`` with the market's key and submit it (the engine's decisions)."""
         now = self.clock()
-        envelope = sign(body, self.identity, now_ms=now)
-        verified = verify(envelope, now_ms=now, expected_signer=self.identity.account_id)
+        market = self.identity.account_id
+        envelope = sign(body, self.identity, now_ms=now, market=market)
+        verified = verify(envelope, now_ms=now, market=market, expected_signer=market)
         return self.submit(verified)
 
     def new_seed(self) -> int:

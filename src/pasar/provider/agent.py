@@ -226,7 +226,7 @@ class Agent:
         if self.identity.account_id not in auction["invited"]:
             return
         assert self.strategy is not None and self.inventory is not None
-        spec = JobSpec.from_dict(order["spec"])
+        spec = JobSpec.from_public(order["spec"])  # bidders see the requirements only
         request: ResourceRequest = spec.to_request()
         allocation = fit(request, self.inventory.inventory).allocation
         price: Money | None = None

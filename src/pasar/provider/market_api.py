@@ -23,7 +23,7 @@ class MarketAPI:
         self.url = url
         self.identity = identity
         self.id = identity.account_id
-        self.http = Transport(url, timeout_s=timeout_s)
+        self.http = Transport(url, timeout_s=timeout_s, identity=identity)  # reads are signed
 
     def close(self) -> None:
         self.http.close()

@@ -60,13 +60,28 @@ def sha(data: bytes) -> str:
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
+MARKET_ID = Identity.from_seed(b"m" * 32).account_id
+
+
+def with_health(handler: Handler) -> Handler:
+    """The market's ``/v1/healthz`` (its id: what signatures name), then the test's handler."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/healthz":
+            return httpx.Response(200, json={"ok": True, "market": MARKET_ID, "preset": "pasar"})
+        return handler(request)
+
+    return answer
+
+
 def client_for(handler: Handler) -> Client:
-    http = httpx.Client(transport=httpx.MockTransport(handler), base_url=URL)
+    http = httpx.Client(transport=httpx.MockTransport(with_health(handler)), base_url=URL)
     return Client(transport=Transport(URL, http=http), identity=Identity.generate())
 
 
 def async_client_for(handler: Handler) -> AsyncClient:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url=URL)
+    transport = httpx.MockTransport(with_health(handler))
+    http = httpx.AsyncClient(transport=transport, base_url=URL)
     return AsyncClient(transport=AsyncTransport(URL, http=http), identity=Identity.generate())
 
 

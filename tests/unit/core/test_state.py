@@ -304,6 +304,17 @@ def test_unsupported_verification_is_refused_not_ignored() -> None:
     assert err.value.code == "verification_unavailable"
 
 
+def test_sealed_privacy_is_refused_not_ignored() -> None:
+    s = make_state()
+    send(s, ALICE, T0, type="faucet", amount="10 USDC")
+    before = s.balances_summary()
+    with pytest.raises(PasarError) as err:
+        send(s, ALICE, T0, type="order.create", spec={**SPEC, "privacy": "sealed"})
+    assert err.value.code == "privacy_unavailable" and err.value.status == 422
+    assert err.value.field == "spec.privacy"
+    assert s.balances_summary() == before and not s.orders  # nothing escrowed, nothing stored
+
+
 def test_release_pays_verified_seconds_and_requeues_the_rest() -> None:
     s = make_state()
     send(s, ALICE, T0, type="faucet", amount="10 USDC")

@@ -39,8 +39,11 @@ BLOCK_SIZES = (2, 3, 1, 2)
 
 
 def _tx(who: Identity, seq: int, body: dict[str, Any], *, nonce: str | None = None) -> TxRecord:
-    envelope = sign(body, who, now_ms=NOW + seq, nonce=nonce)
-    return replace(TxRecord.from_verified(verify(envelope, now_ms=NOW + seq)), seq=seq)
+    envelope = sign(body, who, market=MARKET.account_id, now_ms=NOW + seq, nonce=nonce)
+    return replace(
+        TxRecord.from_verified(verify(envelope, market=MARKET.account_id, now_ms=NOW + seq)),
+        seq=seq,
+    )
 
 
 def _log(n: int) -> list[TxRecord]:

@@ -15,6 +15,8 @@ from pasar.crypto.identity import Identity
 from pasar.market.service import MarketService
 from pasar.market.store import SqlStore
 
+MARKET_ID = Identity.from_seed(bytes(32)).account_id
+
 NOW = 1_800_000_000_000
 
 
@@ -30,8 +32,8 @@ def make_service(tmp_path: Path) -> MarketService:
 
 
 def faucet(who: Identity, amount: str = "1 USDC") -> Any:
-    envelope = sign({"type": "faucet", "amount": amount}, who, now_ms=NOW)
-    return verify(envelope, now_ms=NOW)
+    envelope = sign({"type": "faucet", "amount": amount}, who, market=MARKET_ID, now_ms=NOW)
+    return verify(envelope, market=MARKET_ID, now_ms=NOW)
 
 
 def test_concurrent_writers_share_commits_and_the_log_replays(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from pasar.core.accounts import LedgerAccount
 from pasar.core.money import Money
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.identity import parse_account_id
-from pasar.market.auth import signed_envelope
+from pasar.market.access import check_own_account
+from pasar.market.auth import Reader, signed_envelope
 from pasar.market.routes.common import service_of, submit_typed
 
 router = APIRouter(tags=["accounts"])
@@ -44,11 +45,14 @@ def balance(request: Request, account_id: str) -> dict[str, Any]:
 def history(
     request: Request,
     account_id: str,
+    reader: Reader,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     account = parse_account_id(account_id, field="account_id")
-    store = service_of(request).store
+    service = service_of(request)
+    check_own_account(service.state, account, reader)
+    store = service.store
     found: list[dict[str, Any]] = []
     cursor = after
     while len(found) < limit:

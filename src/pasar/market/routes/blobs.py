@@ -1,9 +1,13 @@
 """``/v1/blobs/{sha256}``: upload and download content-addressed files.
 
-Uploads are **not signed**, on purpose: content addressing is the authentication. A blob is
-only ever stored under the SHA-256 of its bytes, so nobody can put anything at an address but
-the one true content, and whoever later names that address (in a signed order or receipt) gets
-exactly those bytes. The bodies are streamed to and from disk, never held whole in memory; the
+A blob is only ever stored under the SHA-256 of its bytes, so nobody can put anything at an
+address but the one true content, and whoever later names that address (in a signed order or
+receipt) gets exactly those bytes. Uploads are still **signed** (the request signature of
+:mod:`pasar.crypto.request_auth`): the market records who stored what, so the uploader may read
+it back and storage can be accounted per account. Downloads are for the parties of an order
+that names the blob (:mod:`pasar.market.access`); ``HEAD`` (is it stored? how big?) is public.
+
+The bodies are streamed to and from disk, never held whole in memory; the
 size limit is the limits middleware's (``max_blob_bytes``) and the store's.
 """
 
@@ -15,6 +19,8 @@ from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from pasar.core.errors import PasarError
+from pasar.market.access import check_blob_reader
+from pasar.market.auth import Reader, Signer
 from pasar.market.blobs import BlobStore, check_hash
 from pasar.market.logging import log_event
 
@@ -52,7 +58,7 @@ def _headers(sha256: str, size: int | None = None) -> dict[str, str]:
     responses={200: {"model": BlobInfo, "description": "Already present"}},
     openapi_extra={"requestBody": {"required": True, "content": _BINARY}},
 )
-async def put_blob(sha256: str, request: Request, response: Response) -> BlobInfo:
+async def put_blob(sha256: str, request: Request, response: Response, uploader: Signer) -> BlobInfo:
     """Store the raw request body under its SHA-256, which must equal ``sha256``."""
     store = _store(request)
     check_hash(sha256)  # before reading a byte of the body
@@ -65,6 +71,7 @@ async def put_blob(sha256: str, request: Request, response: Response) -> BlobInf
             status=400,
         ) from None
     size = store.size(sha256)
+    store.add_owner(sha256, uploader)
     if created:
         log_event("blob.stored", sha256=sha256, size=size)
     response.status_code = 201 if created else 200
@@ -77,9 +84,18 @@ async def put_blob(sha256: str, request: Request, response: Response) -> BlobInf
     response_class=FileResponse,
     responses={200: {"content": _BINARY, "description": "The blob's bytes"}},
 )
-async def get_blob(sha256: str, request: Request) -> FileResponse:
-    """Stream the blob's bytes (404 ``blob_not_found`` if it is not stored)."""
-    path = _store(request).path(sha256)
+async def get_blob(sha256: str, request: Request, reader: Reader) -> FileResponse:
+    """Stream the blob's bytes to a party of an order that names it (404 ``blob_not_found``
+    if it is not stored; 401/403 for anyone else: see :mod:`pasar.market.access`)."""
+    store = _store(request)
+    path = store.path(sha256)  # 404 first: HEAD says as much to anyone
+    if reader is None or reader not in store.owners(sha256):
+        service = getattr(request.app.state, "service", None)
+        if service is None:  # the bare HTTP shell (tests): no orders, so uploaders only
+            check_blob_reader(None, sha256, reader)
+        else:
+            with service.lock:
+                check_blob_reader(service.state, sha256, reader)
     return FileResponse(path, media_type="application/octet-stream", headers=_headers(sha256))
 
 

@@ -14,7 +14,8 @@ from pasar.core.market_records import LeaseRecord
 from pasar.core.state import MarketState
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex
-from pasar.market.auth import signed_envelope
+from pasar.market.access import check_lease_party
+from pasar.market.auth import Reader, signed_envelope
 from pasar.market.blobs import BlobStore
 from pasar.market.routes.common import service_of, submit_typed
 
@@ -67,10 +68,12 @@ def _lease(state: MarketState, lease_id: str) -> LeaseRecord:
 
 
 @router.get("/v1/leases/{lease_id}", summary="One lease, with its bill once settled")
-def get_lease(request: Request, lease_id: str) -> dict[str, Any]:
+def get_lease(request: Request, lease_id: str, reader: Reader) -> dict[str, Any]:
     service = service_of(request)
     with service.lock:
-        view = lease_view(service.state, _lease(service.state, lease_id))
+        lease = _lease(service.state, lease_id)
+        check_lease_party(service.state, lease, reader)
+        view = lease_view(service.state, lease)
         view["spec"] = service.state.orders[view["order_id"]].spec.to_dict()
         return view
 
@@ -182,6 +185,8 @@ def append_logs(request: Request, lease_id: str, envelope: Signed) -> dict[str, 
 async def read_logs(
     request: Request,
     lease_id: str,
+    *,
+    reader: Reader,
     offset: Annotated[int, Query(ge=0)] = 0,
     follow: bool = False,
     timeout: Annotated[float, Query(ge=0, le=MAX_FOLLOW_S)] = 25.0,
@@ -191,6 +196,7 @@ async def read_logs(
     service = service_of(request)
     with service.lock:
         lease = _lease(service.state, lease_id)
+        check_lease_party(service.state, lease, reader)
         order_id = lease.order_id
     path = _log_path(request, lease_id)
     loop = asyncio.get_running_loop()

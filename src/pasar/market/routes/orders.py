@@ -11,7 +11,8 @@ from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
 from pasar.core.state import MarketState
 from pasar.crypto.envelope import VerifiedEnvelope
-from pasar.market.auth import signed_envelope
+from pasar.market.access import View, check_order_party, is_operator, order_view_for
+from pasar.market.auth import Reader, Signer, signed_envelope
 from pasar.market.routes.common import service_of, submit_typed
 from pasar.market.routes.leases import lease_view, require_blobs
 
@@ -20,7 +21,11 @@ Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
 MAX_WAIT_S = 30.0
 
 
-def order_view(state: MarketState, record: OrderRecord) -> dict[str, Any]:
+def order_view(state: MarketState, record: OrderRecord, view: View = "full") -> dict[str, Any]:
+    """The order as its parties see it (``full``), or as an invited bidder does (``public``:
+    the requirements a bid needs, nothing of the command, environment, inputs or leases)."""
+    if view == "public":
+        return public_order_view(record)
     escrow = state.ledger.balance(LedgerAccount.order_escrow(record.id), record.order.currency)
     return {
         "order_id": record.id,
@@ -35,6 +40,27 @@ def order_view(state: MarketState, record: OrderRecord) -> dict[str, Any]:
         "leases": [lease_view(state, state.leases[x]) for x in record.leases],
         "note": record.note,
         "inputs": list(record.inputs),
+        "auction": None
+        if record.window is None
+        else {
+            "opened_at": record.window.opened_at,
+            "deadline": record.window.deadline,
+            "invited": sorted(record.window.invited),
+            "answered": len(record.window.bids),
+        },
+    }
+
+
+def public_order_view(record: OrderRecord) -> dict[str, Any]:
+    return {
+        "order_id": record.id,
+        "client": record.client,
+        "status": record.status,
+        "mechanism": record.mechanism,
+        "spec": record.spec.public_dict(),
+        "created_at": record.created_at,
+        "deadline": record.deadline,
+        "unfilled": record.unfilled,
         "auction": None
         if record.window is None
         else {
@@ -65,9 +91,10 @@ def create(request: Request, envelope: Signed) -> dict[str, Any]:
     return submit_typed(request, envelope, "order.create")
 
 
-@router.get("/v1/orders", summary="List orders")
+@router.get("/v1/orders", summary="List the signer's orders (the operator: anyone's)")
 def list_orders(
     request: Request,
+    reader: Signer,
     client: Annotated[str | None, Query(max_length=80)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -75,38 +102,52 @@ def list_orders(
     service = service_of(request)
     with service.lock:
         state = service.state
-        rows = [
-            order_view(state, o)
-            for o in reversed(list(state.orders.values()))
-            if (client is None or o.client == client) and (status is None or o.status == status)
-        ][:limit]
+        if not is_operator(state, reader):
+            if client not in (None, reader):
+                raise PasarError(
+                    "only the operator lists another account's orders",
+                    code="forbidden",
+                    status=403,
+                    field="client",
+                )
+            client = reader
+        rows: list[dict[str, Any]] = []
+        for record in reversed(state.orders.values()):  # newest first, stops at the limit
+            if len(rows) >= limit:
+                break
+            if (client is None or record.client == client) and (
+                status is None or record.status == status
+            ):
+                rows.append(order_view(state, record))
     return {"orders": rows}
 
 
-@router.get("/v1/orders/{order_id}", summary="One order with its leases")
-def get_order(request: Request, order_id: str) -> dict[str, Any]:
+@router.get("/v1/orders/{order_id}", summary="One order with its leases (its parties only)")
+def get_order(request: Request, order_id: str, reader: Reader) -> dict[str, Any]:
     service = service_of(request)
     with service.lock:
-        return order_view(service.state, _record(service.state, order_id))
+        record = _record(service.state, order_id)
+        return order_view(service.state, record, order_view_for(service.state, record, reader))
 
 
 @router.get("/v1/orders/{order_id}/wait", summary="Long-poll until the order changes")
 async def wait_order(
     request: Request,
     order_id: str,
+    reader: Reader,
     after: Annotated[int, Query(ge=0)] = 0,
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 25.0,
 ) -> dict[str, Any]:
     service = service_of(request)
     with service.lock:
-        _record(service.state, order_id)
+        view = order_view_for(service.state, _record(service.state, order_id), reader)
     notifier = service.notifier
     if after > notifier.head:
         after = 0
     events = await notifier.wait(after, timeout_s=timeout, order=order_id)
     with service.lock:
-        view = order_view(service.state, _record(service.state, order_id))
-    return {"order": view, "next": events[-1].seq if events else after}
+        shown = order_view(service.state, _record(service.state, order_id), view)
+    return {"order": shown, "next": events[-1].seq if events else after}
 
 
 @router.post("/v1/orders/{order_id}/cancel", summary="Cancel: bill verified seconds, refund rest")
@@ -115,13 +156,14 @@ def cancel(request: Request, order_id: str, envelope: Signed) -> dict[str, Any]:
 
 
 @router.get("/v1/orders/{order_id}/explain", summary="Why each provider did or did not match")
-def explain(request: Request, order_id: str) -> dict[str, Any]:
+def explain(request: Request, order_id: str, reader: Reader) -> dict[str, Any]:
     """Each provider: whether it fits now, its price for this order, and the reason recorded
     at the last clearing (or why it cannot take part)."""
     service = service_of(request)
     with service.lock:
         state = service.state
         record = _record(state, order_id)
+        check_order_party(state, record, reader)
         candidates, reasons = state.candidates(record)
         providers = []
         for c in candidates:
