@@ -162,6 +162,15 @@ def get_runtime(name: str) -> Runtime:
     return factory()
 
 
+def enforcement(runtime: Runtime) -> str:
+    """How a job's memory, CPU and processes are bounded on ``runtime``, as the provider's
+    offer advertises it (attribute ``limits``) so that a client can ask for real enforcement:
+    ``cgroup-v1``/``cgroup-v2`` (per job), ``docker`` (per container), ``rlimit`` (per process
+    only; the default of a runtime that does not say)."""
+    value = getattr(runtime, "enforcement", None)
+    return value if isinstance(value, str) else "rlimit"
+
+
 def check_env(env: Mapping[str, str]) -> dict[str, str]:
     """The job's environment as a plain dict, refusing names a shell or ``env`` would misread."""
     for key, value in env.items():

@@ -6,11 +6,11 @@ holds the job's whole process tree, and the kernel limits and accounts the tree 
 **What this machine can do** (:func:`detect`) is decided by *controllers*, not mounts: a host
 may mount a v2 hierarchy that has no controllers enabled (e.g. ``/sys/fs/cgroup/unified`` of a
 hybrid systemd layout) next to usable v1 ``memory``, ``cpu`` and ``pids`` hierarchies. v2 is
-used when the agent's own v2 group offers ``memory``, ``cpu`` and ``pids`` to its children and
-a child can be created there; v1 otherwise, where a group can be created in the agent's own
-group of each v1 controller; and none (rlimits only) when neither works — not root, no
-delegation. Groups are created *inside the agent's own groups*, so whatever limits the agent
-itself still hold for its jobs.
+used when the agent's own v2 group already enables ``memory``, ``cpu`` and ``pids`` for its
+children (``cgroup.subtree_control``) and a child can be created there; v1 otherwise, where
+a group can be created in the agent's own group of each v1 controller; and none (rlimits
+only) when neither works — not root, no delegation. Groups are created *inside the agent's
+own groups*, so whatever limits the agent itself still hold for its jobs.
 
 **Joining before the first instruction.** Writing the job's pid into the group after spawning
 it would leave a window in which the job runs (and forks) outside. :meth:`JobCgroup.join_argv`
@@ -93,10 +93,6 @@ def mounts(text: str) -> list[tuple[str, Path, set[str]]]:
     return found
 
 
-def _read(path: Path) -> str:
-    return path.read_text()
-
-
 def _can_create_child(parent: Path, expected: Iterable[str]) -> str | None:
     """None when a child group can be created in ``parent`` with ``expected`` files in it."""
     probe = parent / f"{GROUP_PREFIX}probe-{os.getpid()}-{secrets.token_hex(3)}"
@@ -112,32 +108,39 @@ def _can_create_child(parent: Path, expected: Iterable[str]) -> str | None:
             probe.rmdir()
 
 
+def _v2_parent(parent: Path) -> str | None:
+    """None when job groups can be created in ``parent`` (v2), else why not."""
+    try:
+        offered = set((parent / "cgroup.controllers").read_text().split())
+        enabled = set((parent / "cgroup.subtree_control").read_text().split())
+    except OSError as exc:
+        return f"cgroup v2 at {parent} unreadable: {exc.strerror}"
+    missing = [name for name in WANTED if name not in offered]
+    if missing:
+        return f"cgroup v2 at {parent} lacks {', '.join(missing)}"
+    if not set(WANTED) <= enabled:
+        # Enabling is the operator's choice (and fails while the group holds processes):
+        # detection must not change the machine.
+        return f"cgroup v2 at {parent} does not enable {', '.join(WANTED)} for its children"
+    return _can_create_child(parent, ("memory.max", "cpu.max", "pids.max"))
+
+
 def _detect_v2(groups: dict[str, str], found: list[tuple[str, Path, set[str]]]) -> CgroupSupport:
+    """v2 job groups go in the agent's own group when it enables the controllers for its
+    children — or, since v2 lets only a group *without* processes do that, in its parent when
+    the agent runs in a leaf of a delegated group (systemd ``Delegate=yes``, the agent moved
+    into a sub-group of its unit): job groups are then the agent's siblings, still inside the
+    delegated group."""
     mount = next((point for kind, point, _ in found if kind == "cgroup2"), None)
     if mount is None or "" not in groups:
         return CgroupSupport(None, detail="no cgroup v2 hierarchy")
-    parent = mount / groups[""].lstrip("/")
-    try:
-        offered = set(_read(parent / "cgroup.controllers").split())
-        enabled = set(_read(parent / "cgroup.subtree_control").split())
-    except OSError as exc:
-        return CgroupSupport(None, detail=f"cgroup v2 at {parent} unreadable: {exc.strerror}")
-    missing = [name for name in WANTED if name not in offered]
-    if missing:
-        return CgroupSupport(None, detail=f"cgroup v2 at {parent} lacks {', '.join(missing)}")
-    if not set(WANTED) <= enabled:
-        try:  # fails (EBUSY) when the agent's own group is not the root and holds processes
-            (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in WANTED))
-        except OSError as exc:
-            return CgroupSupport(
-                None,
-                detail=f"cannot enable {', '.join(WANTED)} for children of {parent}: "
-                f"{exc.strerror} (run the agent in a delegated group of its own)",
-            )
-    why = _can_create_child(parent, ("memory.max", "cpu.max", "pids.max"))
-    if why is not None:
-        return CgroupSupport(None, detail=why)
-    return CgroupSupport("v2", WANTED, {"": parent}, f"cgroup v2 at {parent}")
+    own = mount / groups[""].lstrip("/")
+    why = _v2_parent(own)
+    if why is None:
+        return CgroupSupport("v2", WANTED, {"": own}, f"at {own}")
+    if own != mount and _v2_parent(own.parent) is None:
+        return CgroupSupport("v2", WANTED, {"": own.parent}, f"at {own.parent}")
+    return CgroupSupport(None, detail=why)
 
 
 def _detect_v1(groups: dict[str, str], found: list[tuple[str, Path, set[str]]]) -> CgroupSupport:
@@ -163,7 +166,7 @@ def _detect_v1(groups: dict[str, str], found: list[tuple[str, Path, set[str]]]) 
     controllers = tuple(name for name in WANTED if name in parents)
     if not controllers:
         return CgroupSupport(None, detail="; ".join(problems) or "no cgroup v1 hierarchy")
-    detail = f"cgroup v1 ({', '.join(controllers)}) under {CGROUP_ROOT}"
+    detail = f"under {CGROUP_ROOT}"
     if problems:
         detail += f"; {'; '.join(problems)}"
     return CgroupSupport("v1", controllers, parents, detail)
@@ -171,7 +174,8 @@ def _detect_v1(groups: dict[str, str], found: list[tuple[str, Path, set[str]]]) 
 
 @functools.cache
 def detect() -> CgroupSupport:
-    """What this machine can do, probed once per process (it does not change while we run)."""
+    """What this machine can do, probed once per process (it does not change while we run).
+    The only trace it leaves is none: a probe group is created and removed at once."""
     try:
         groups = own_groups(Path("/proc/self/cgroup").read_text())
         found = mounts(Path("/proc/self/mounts").read_text())

@@ -276,6 +276,11 @@ class SandboxRuntime:
         self.host = host if host is not None else HostLayout.detect()
         self.cgroups = cgroups if cgroups is not None else detect()
 
+    @property
+    def enforcement(self) -> str:
+        """``cgroup-v1``, ``cgroup-v2`` or ``rlimit``: see :func:`.base.enforcement`."""
+        return self.cgroups.enforcement
+
     def available(self) -> str | None:
         from pasar.doctor import Status, check_bubblewrap  # doctor's probe: one way to ask
 
