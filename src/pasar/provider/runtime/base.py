@@ -364,6 +364,11 @@ class RunHandle:
         self._sampler.start()
         ready.set()
 
+    @property
+    def cgroup(self) -> JobCgroup | None:
+        """The job's cgroup while it runs (None without one, and once the job has ended)."""
+        return self._cgroup if self._cgroup is not None and self._cgroup.dirs else None
+
     # -- output ----------------------------------------------------------------------------------
 
     def _read(self) -> None:

@@ -300,6 +300,20 @@ class JobCgroup:
             return int((path / "cpuacct.usage").read_text()) / 1e9
         return None
 
+    def cpu_quota(self) -> tuple[int, int] | None:
+        """(quota, period) in microseconds, or None when the job's CPU share is unbounded."""
+        if self.version == "v2":
+            path = self._file("cpu", "cpu.max")
+            text = path.read_text().split() if path is not None else []
+            return (int(text[0]), int(text[1])) if len(text) == 2 and text[0].isdigit() else None
+        quota, period = (
+            self._file("cpu", "cpu.cfs_quota_us"),
+            self._file("cpu", "cpu.cfs_period_us"),
+        )
+        if quota is None or period is None or int(quota.read_text()) < 0:
+            return None
+        return int(quota.read_text()), int(period.read_text())
+
     def pids(self) -> set[int]:
         found: set[int] = set()
         for path in self.dirs.values():

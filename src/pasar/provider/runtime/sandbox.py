@@ -165,6 +165,8 @@ def bwrap_options(
     for device in gpu_devices(limits.gpus):
         argv += ["--dev-bind-try", device, device]
     argv += ["--perms", "1777", "--size", str(limits.memory_bytes), "--tmpfs", "/tmp"]
+    # POSIX shared memory and semaphores (multiprocessing's locks): bwrap's /dev/shm is root's
+    argv += ["--perms", "1777", "--size", str(limits.memory_bytes), "--tmpfs", "/dev/shm"]
     argv += ["--bind", str(workdir), WORKDIR, "--chdir", WORKDIR]
     if launch_fd is not None:
         argv += ["--perms", "0444", "--ro-bind-data", str(launch_fd), LAUNCH]
