@@ -2,11 +2,12 @@
 
 What the job sees: ``/usr`` (and the ``/bin``, ``/lib``... links or directories that point into
 it) read-only, a few files of ``/etc`` read-only, the provider's Python read-only, a fresh
-``/proc`` and ``/dev``, a private tmpfs ``/tmp``, and its workdir at ``/work`` — the only place
-it can write. It does not see ``/home``, ``/root``, ``$PASAR_HOME`` or anything else of the
-host: nothing is bound that is not listed in :func:`bwrap_argv`. All namespaces are new (the
-network too, unless :attr:`Limits.network`), the hostname is ``pasar-job``, the job runs in a
-new session (no TIOCSTI into the provider's terminal) and dies with the agent.
+``/proc`` and ``/dev``, private tmpfs ``/tmp`` and ``/dev/shm``, and its workdir at ``/work``
+— the only place on disk it can write. It does not see ``/home``, ``/root``, ``$PASAR_HOME``
+or anything else of the host: nothing is bound that is not listed in :func:`bwrap_argv`. All
+namespaces are new (the network too, unless :attr:`Limits.network`), the hostname is
+``pasar-job``, the job runs in a new session (no TIOCSTI into the provider's terminal) and
+dies with the agent.
 
 **The job's user.** RLIMIT_NPROC is what stops a fork bomb, and the kernel never applies it to
 processes whose real user is root on the host — and a user namespace that bwrap creates for a
@@ -25,6 +26,21 @@ in bwrap's own environment: a job's ``LD_PRELOAD`` must not reach bwrap (which r
 host) or setpriv (which still holds CAP_SETUID). rlimits are set inside the sandbox by
 ``prlimit`` (see :mod:`pasar.provider.runtime.base`), after the user namespace exists, so
 RLIMIT_NPROC counts the job's processes only.
+
+**Limits per job, not per process.** Where :func:`.cgroups.detect` finds cgroups (v2 with
+``memory``, ``cpu`` and ``pids`` enabled for the agent's children, else v1 hierarchies), each
+job gets a :class:`.cgroups.JobCgroup`: memory, CPU share (``Limits.cpus``) and process count
+bound the whole tree, which joins the group before bwrap starts. Elsewhere (not root, no
+delegation) only the rlimits hold, which several processes can exceed together; ``pasar
+doctor`` and the provider's ``limits`` attribute (:attr:`SandboxRuntime.enforcement`) say
+which. The disk quota (``Limits.disk_bytes``, the whole workdir) is the handle's, on every
+machine.
+
+**What the job cannot do or see of its launch.** A seccomp filter (:mod:`.seccomp`), loaded by
+bwrap just before the first exec, refuses new namespaces, ptrace, the kernel keyring, mounts,
+``bpf`` and ``perf_event_open``. bwrap's options (host paths included) reach it through a
+memfd (``--args``) and the job's command line through a read-only script at :data:`LAUNCH`,
+so the job's pid 1 — a fork of bwrap — shows only ``bwrap --args N -- /bin/sh LAUNCH``.
 """
 
 from __future__ import annotations
