@@ -10,18 +10,40 @@ delegation) — and there ``pasar doctor`` says so, and the provider advertises 
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
-from conftest import PROVIDER_ARGS, Party, assert_audit_passes, assert_conserved, ended
 
 from pasar.doctor import Status, check_bubblewrap
 from pasar.provider.runtime import Limits, Outcome
 from pasar.provider.runtime.cgroups import CPU_PERIOD_US, GROUP_PREFIX, detect
 from pasar.provider.runtime.sandbox import SandboxRuntime
+
+
+def _attacks_conftest() -> Any:
+    """This folder's conftest, by path: ``import conftest`` would find whichever conftest
+    pytest imported first when other folders' tests run in the same session."""
+    name = "pasar_attacks_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+_shared = _attacks_conftest()
+PROVIDER_ARGS: tuple[str, ...] = _shared.PROVIDER_ARGS
+Party = _shared.Party
+assert_audit_passes = _shared.assert_audit_passes
+assert_conserved = _shared.assert_conserved
+ended = _shared.ended
 
 GIB = 1 << 30
 CPU_RATIO_MAX = 1.2  # CPU-seconds per wall second a ``cpus: 1`` job may use
@@ -132,6 +154,30 @@ def test_disk_counts_deleted_files_the_job_still_holds_open(tmp_path: Path) -> N
     )
     outcome, output = run_job(tmp_path, hide, job_limits())
     assert outcome.kill_reason == "disk", output
+
+
+def test_cancel_ends_every_process_of_the_group_and_removes_it(tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    command = "setsid sh -c 'sleep 300' & setsid sleep 300 & echo started; wait"
+    handle = SandboxRuntime().start(workdir, command, {}, job_limits())
+    lines = handle.lines()
+    assert next(lines) == "started\n"
+    group = handle.cgroup
+    assert group is not None and len(group.pids()) >= 3
+    pids = group.pids()
+    handle.kill("cancel")
+    assert handle.wait(timeout=30).kill_reason == "cancel"
+    assert handle.cgroup is None and not group.dirs
+    assert not [pid for pid in pids if running(pid)]
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie waits for its parent, here the host's init, to reap it)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_a_job_within_its_limits_is_untouched(tmp_path: Path) -> None:
