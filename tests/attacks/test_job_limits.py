@@ -10,6 +10,7 @@ delegation) — and there ``pasar doctor`` says so, and the provider advertises 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from collections.abc import Iterator
@@ -22,7 +23,13 @@ import pytest
 
 from pasar.doctor import Status, check_bubblewrap
 from pasar.provider.runtime import Limits, Outcome
-from pasar.provider.runtime.cgroups import CPU_PERIOD_US, GROUP_PREFIX, detect
+from pasar.provider.runtime.cgroups import (
+    CPU_PERIOD_US,
+    GROUP_PREFIX,
+    JobCgroup,
+    detect,
+    remove_stale,
+)
 from pasar.provider.runtime.sandbox import SandboxRuntime
 
 
@@ -240,3 +247,21 @@ def test_market_job_with_one_cpu_gets_one_cpu(
     assert cpu / wall <= CPU_RATIO_MAX, (cpu, wall)
     assert_conserved(market_server.url)
     assert_audit_passes(market_server.url)
+
+
+def test_groups_left_by_a_dead_agent_are_removed(tmp_path: Path) -> None:
+    dead = psutil.Popen(["true"])
+    dead.wait()  # a pid that no longer runs: the "agent" that was killed mid-job
+    stale = [parent / f"{GROUP_PREFIX}{dead.pid}-0badc0de" for parent in _support.parents.values()]
+    for path in stale:
+        path.mkdir(exist_ok=True)
+    ours = JobCgroup(_support, memory_bytes=GIB, cpus=None, max_processes=8)
+    try:
+        assert remove_stale(_support) >= len(set(stale))
+        assert not any(path.exists() for path in stale)
+        assert all(path.exists() for path in ours.dirs.values())  # a live agent's: kept
+    finally:
+        ours.finish()
+        for path in stale:
+            with contextlib.suppress(OSError):
+                path.rmdir()

@@ -190,6 +190,33 @@ def detect() -> CgroupSupport:
     return CgroupSupport(None, detail=f"{v2.detail}; {v1.detail}")
 
 
+def remove_stale(support: CgroupSupport) -> int:
+    """Remove the empty groups of agents that died without cleaning up (SIGKILL, power loss):
+    a group's name carries its agent's pid. A group still holding processes is left alone
+    (``rmdir`` refuses it), and so is one whose pid is alive. Returns how many were removed."""
+    removed = 0
+    for parent in set(support.parents.values()):
+        with contextlib.suppress(OSError):
+            for child in parent.glob(f"{GROUP_PREFIX}*"):
+                owner = child.name[len(GROUP_PREFIX) :].removeprefix("probe-").split("-")[0]
+                if not owner.isdigit() or _alive(int(owner)):
+                    continue
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+                    removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass(frozen=True)
 class GroupStats:
     """The group's counters when its job ended."""

@@ -57,7 +57,7 @@ from pathlib import Path
 import pasar
 from pasar.core.errors import PasarError
 from pasar.provider.runtime.base import Limits, RunHandle, check_env, chown_tree, prlimit_argv
-from pasar.provider.runtime.cgroups import CgroupSupport, JobCgroup, detect
+from pasar.provider.runtime.cgroups import CgroupSupport, JobCgroup, detect, remove_stale
 from pasar.provider.runtime.seccomp import arch_for, filter_program
 
 WORKDIR = "/work"
@@ -293,6 +293,8 @@ class SandboxRuntime:
     ) -> None:
         self.host = host if host is not None else HostLayout.detect()
         self.cgroups = cgroups if cgroups is not None else detect()
+        if self.cgroups.version is not None:
+            remove_stale(self.cgroups)  # left by an agent that was killed mid-job
 
     @property
     def enforcement(self) -> str:
