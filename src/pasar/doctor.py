@@ -102,6 +102,37 @@ def check_bubblewrap() -> Check:
     return Check("bubblewrap", Status.OK, f"{bwrap} starts a sandbox with all namespaces unshared")
 
 
+def check_cgroups() -> Check:
+    """Whether jobs get a cgroup each (memory, CPU and processes bounded for the whole job) or
+    only per-process rlimits — what the provider advertises as its ``limits`` attribute."""
+    from pasar.provider.runtime.cgroups import WANTED, detect
+
+    support = detect()
+    if support.version is None:
+        return Check(
+            "cgroups",
+            Status.WARN,
+            f"no per-job cgroups ({support.detail}): memory, CPU and processes are limited "
+            "per process only (rlimits), so a job of several processes can use more",
+            "run the agent as root, or in a systemd unit with Delegate=yes whose cgroup v2 "
+            "group enables memory, cpu and pids for its children",
+        )
+    missing = [name for name in WANTED if name not in support.controllers]
+    if missing:
+        return Check(
+            "cgroups",
+            Status.WARN,
+            f"per-job {support.version} groups without {', '.join(missing)}: {support.detail}",
+            "mount and delegate the missing controllers",
+        )
+    return Check(
+        "cgroups",
+        Status.OK,
+        f"per-job cgroup {support.version} groups limit {', '.join(support.controllers)} "
+        f"({support.detail})",
+    )
+
+
 def check_nvidia() -> Check:
     report = detect_nvidia_gpus()
     if report.unavailable_reason is not None:
@@ -236,6 +267,7 @@ def run_checks(home: Path | None = None) -> list[Check]:
         check_python,
         check_machine,
         check_bubblewrap,
+        check_cgroups,
         check_nvidia,
         check_docker,
         check_torch,

@@ -293,6 +293,19 @@ def test_cpu_time_limit(workdir: Path) -> None:
 
 
 @needs_bwrap
+def test_without_cgroups_the_per_process_rlimits_still_hold(workdir: Path) -> None:
+    from pasar.provider.runtime.cgroups import CgroupSupport
+    from pasar.provider.runtime.sandbox import SandboxRuntime
+
+    runtime = SandboxRuntime(cgroups=CgroupSupport(None, detail="not here"))
+    assert runtime.enforcement == "rlimit"
+    handle = runtime.start(workdir, "python3 -c 'b = bytearray(1 << 30)'", {}, LIMITS)
+    assert handle.cgroup is None
+    output = "".join(handle.lines())
+    assert handle.wait(timeout=60).kill_reason == "memory", output
+
+
+@needs_bwrap
 def test_file_size_limit(workdir: Path) -> None:
     outcome, _ = run("head -c 2000000 /dev/zero > big", workdir, lim=limits(max_file_bytes=MIB))
     assert outcome.kill_reason == "file_size"

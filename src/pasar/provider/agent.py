@@ -26,7 +26,7 @@ from pasar.provider.bench import BenchResult, cached_benchmark
 from pasar.provider.executor import LeaseExecutor, LeaseJob, workroot_for
 from pasar.provider.inventory import MachineInventory, detect_inventory
 from pasar.provider.market_api import MarketAPI
-from pasar.provider.runtime.base import Runtime, get_runtime
+from pasar.provider.runtime.base import Runtime, enforcement, get_runtime
 from pasar.provider.strategy import PriceTable, Strategy, make_strategy
 
 log = logging.getLogger("pasar.provider")
@@ -147,6 +147,8 @@ class Agent:
             },
             "score": self.bench.gflops,
             "available": available,
+            # how job limits hold here (cgroup-v1/-v2 per job, or rlimit per process)
+            "attributes": {"limits": enforcement(self.runtime)},
         }
         gpu = self.inventory.inventory.devices()[0] if self.inventory.inventory.devices() else None
         rate = self.strategy.rate_per_score_hour(

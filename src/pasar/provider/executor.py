@@ -79,6 +79,8 @@ def limits_for(spec: dict[str, Any], *, allow_network: bool) -> Limits:
         max_file_bytes=disk_gb * GIB,
         wall_seconds=duration,
         network=bool(spec.get("network", False)) and allow_network,
+        cpus=cpus,  # the whole job's CPU share, where a cgroup can enforce it
+        disk_bytes=disk_gb * GIB,  # the whole workdir, not just one file
     )
 
 

@@ -6,15 +6,23 @@ and returns a :class:`RunHandle` that streams the job's output and ends with an
 same handle class over a local process (``bwrap``, ``docker run`` or ``/bin/sh``), so the agent
 has one way to read logs, time out and cancel, whatever isolates the job.
 
-**How limits are enforced.** rlimits are applied by ``prlimit`` (util-linux) placed in front of
-the job's shell (:func:`prlimit_argv`): one mechanism for every runtime that runs a local
-process, applied *inside* the sandbox so that RLIMIT_NPROC counts the job's processes only.
-The wall-clock limit is enforced here, by the handle, which kills the whole process group.
+**How limits are enforced.** Per job, where the machine allows it: a runtime may give the
+handle a :class:`~pasar.provider.runtime.cgroups.JobCgroup`, which the job joins before its
+first instruction and which bounds the memory, CPU share (``cpus``) and process count of the
+whole process tree; the handle kills the job as soon as the group reports an OOM kill (so one
+killed process ends the job, as it would under cgroup v2's ``memory.oom.group``). Per process,
+always: rlimits applied by ``prlimit`` (util-linux) placed in front of the job's shell
+(:func:`prlimit_argv`), applied *inside* the sandbox so that RLIMIT_NPROC counts the job's
+processes only — on a machine without cgroups they are all there is. The wall-clock limit and
+the disk quota (the total size of the workdir, :attr:`Limits.disk_bytes`, scanned every
+:data:`DISK_SCAN_S`) are enforced here, by the handle, which kills the whole process group.
 
 **How a kill reason is told** (:func:`classify_exit`). ``timeout`` and ``cancel`` are known
-for sure: the handle did the killing. The others are read from the exit status and the last
-lines of output, because without a cgroup (which needs root or systemd delegation) the kernel
-does not say which limit a process hit:
+for sure: the handle did the killing; so is ``disk`` (the handle's scan saw the workdir over
+its quota), ``memory`` whenever the job's cgroup counted an OOM kill, and ``processes`` when
+the cgroup refused a fork and the job then failed. The others are read from the exit status
+and the last lines of output, because without a cgroup (which needs root or systemd
+delegation) the kernel does not say which limit a process hit:
 
 - ``cpu_time``: killed by SIGXCPU (or SIGKILL after using at least the CPU limit);
 - ``file_size``: killed by SIGXFSZ, or the output says "File too large" (EFBIG; Python ignores
@@ -40,7 +48,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, Protocol, get_args
@@ -48,8 +56,10 @@ from typing import IO, Literal, Protocol, get_args
 import psutil
 
 from pasar.core.errors import PasarError
+from pasar.provider.runtime.cgroups import GroupStats, JobCgroup
+from pasar.provider.runtime.diskquota import tree_bytes
 
-KillReason = Literal["timeout", "memory", "cancel", "cpu_time", "file_size", "processes"]
+KillReason = Literal["timeout", "memory", "cancel", "cpu_time", "file_size", "processes", "disk"]
 KILL_REASONS: tuple[str, ...] = get_args(KillReason)
 
 MAX_BUFFERED_LINES = 10_000  # lines kept for readers that fall behind; older ones are dropped
@@ -60,6 +70,7 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CPU_HARD_GRACE_S = 1  # SIGXCPU at the soft limit, SIGKILL this much later
 LOST_STATUS = 255  # the exit code reported if the job's status was reaped by someone else
 USAGE_SAMPLE_S = 0.25  # how often the process tree's CPU time and memory are sampled
+DISK_SCAN_S = 0.5  # how often the workdir's size is measured against the disk quota
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,8 @@ class Limits:
     wall_seconds: float
     network: bool = False
     gpus: tuple[str, ...] = ()  # the lease's GPUs: indices ("0") or UUIDs ("GPU-..."); () = none
+    cpus: float | None = None  # CPU share of the whole job (needs a cgroup); None = unbounded
+    disk_bytes: int | None = None  # total size of the workdir; None = only max_file_bytes
 
     def __post_init__(self) -> None:
         for name in ("memory_bytes", "cpu_seconds", "max_processes", "max_file_bytes"):
@@ -81,6 +94,10 @@ class Limits:
                 raise PasarError(f"limit {name} must be at least 1", code="invalid_limits")
         if self.wall_seconds <= 0:
             raise PasarError("limit wall_seconds must be positive", code="invalid_limits")
+        for name in ("cpus", "disk_bytes"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise PasarError(f"limit {name} must be positive", code="invalid_limits")
 
 
 @dataclass(frozen=True)
@@ -143,6 +160,15 @@ def get_runtime(name: str) -> Runtime:
     module_name, _, class_name = target.partition(":")
     factory: Callable[[], Runtime] = getattr(importlib.import_module(module_name), class_name)
     return factory()
+
+
+def enforcement(runtime: Runtime) -> str:
+    """How a job's memory, CPU and processes are bounded on ``runtime``, as the provider's
+    offer advertises it (attribute ``limits``) so that a client can ask for real enforcement:
+    ``cgroup-v1``/``cgroup-v2`` (per job), ``docker`` (per container), ``rlimit`` (per process
+    only; the default of a runtime that does not say)."""
+    value = getattr(runtime, "enforcement", None)
+    return value if isinstance(value, str) else "rlimit"
 
 
 def check_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -217,6 +243,19 @@ def classify_exit(
     return None
 
 
+def group_reason(exit_code: int, stats: GroupStats | None) -> KillReason | None:
+    """What the job's cgroup says ended it: an OOM kill is ``memory`` whatever the exit code
+    (the job may have swallowed one killed child); a refused fork is ``processes`` only if the
+    job then failed."""
+    if stats is None:
+        return None
+    if stats.oom_kills:
+        return "memory"
+    if stats.pids_refused and exit_code != 0:
+        return "processes"
+    return None
+
+
 def exit_code_of(status: int) -> int:
     """A ``wait`` status as a shell exit code (128 + N for a death by signal N)."""
     if os.WIFSIGNALED(status):
@@ -239,8 +278,11 @@ class RunHandle:
     takes the larger of the two; the last fraction of a second, and grandchildren that come and
     go between samples, can be missed.
 
-    Killing sends SIGKILL to the process group the handle started (``start_new_session``), then
-    runs ``on_kill`` (e.g. ``docker kill``) for parts of the job that live elsewhere.
+    Killing sends SIGKILL to the process group the handle started (``start_new_session``) and
+    to every process of the job's cgroup (if it has one: processes that left the process group
+    are still in there), then runs ``on_kill`` (e.g. ``docker kill``) for parts of the job that
+    live elsewhere. The handle owns ``cgroup`` and ``pass_fds``: it closes the descriptors once
+    the job has them and removes the group when the job ends.
     """
 
     def __init__(
@@ -251,9 +293,16 @@ class RunHandle:
         env: Mapping[str, str],
         cwd: Path | None = None,
         on_kill: Callable[[], None] | None = None,
+        cgroup: JobCgroup | None = None,
+        pass_fds: Sequence[int] = (),
+        disk_dir: Path | None = None,
     ) -> None:
         self.limits = limits
         self._on_kill = on_kill
+        self._cgroup = cgroup
+        self._disk_dir = disk_dir if limits.disk_bytes is not None else None
+        if cgroup is not None:
+            argv = [*cgroup.join_argv(), *argv]
         self._lock = threading.Condition()
         self._lines: collections.deque[str] = collections.deque(maxlen=MAX_BUFFERED_LINES)
         self._first_index = 0  # index of self._lines[0] among all lines ever read
@@ -282,11 +331,15 @@ class RunHandle:
                     env=dict(env),
                     start_new_session=True,
                     close_fds=True,
+                    pass_fds=tuple(pass_fds),
                 )
             except OSError as exc:
                 failure.append(exc)
                 return
             finally:
+                for fd in pass_fds:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
                 spawned.set()
             ready.wait()  # until the reader, timer and sampler below exist
             self._wait()
@@ -295,6 +348,8 @@ class RunHandle:
         self._waiter.start()
         spawned.wait()
         if failure:
+            if cgroup is not None:
+                cgroup.finish()
             raise PasarError(
                 f"could not start {argv[0]}: {failure[0]}", code="runtime_failed", status=500
             ) from failure[0]
@@ -308,6 +363,11 @@ class RunHandle:
         self._timer.start()
         self._sampler.start()
         ready.set()
+
+    @property
+    def cgroup(self) -> JobCgroup | None:
+        """The job's cgroup while it runs (None without one, and once the job has ended)."""
+        return self._cgroup if self._cgroup is not None and self._cgroup.dirs else None
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -376,6 +436,7 @@ class RunHandle:
             root = psutil.Process(self.pid)
         except psutil.Error:
             return
+        next_scan = time.monotonic() + DISK_SCAN_S
         while True:
             cpu, rss = 0.0, 0
             try:
@@ -387,11 +448,25 @@ class RunHandle:
                     t = proc.cpu_times()
                     cpu += t.user + t.system + t.children_user + t.children_system
                     rss += proc.memory_info().rss
+            if self._cgroup is not None:
+                cpu = max(cpu, self._cgroup.cpu_seconds() or 0.0)
+                if self._cgroup.oom_kills():
+                    self.kill("memory")
             with self._lock:
                 self._cpu_seen = max(self._cpu_seen, cpu)
                 self._rss_peak = max(self._rss_peak, rss)
+            if self._disk_dir is not None and time.monotonic() >= next_scan:
+                self._check_disk([p.pid for p in tree])
+                next_scan = time.monotonic() + DISK_SCAN_S
             if self._exited.wait(USAGE_SAMPLE_S):
                 return
+
+    def _check_disk(self, tree: list[int]) -> None:
+        """Kill the job once its workdir is over :attr:`Limits.disk_bytes`."""
+        assert self._disk_dir is not None and self.limits.disk_bytes is not None
+        pids = self._cgroup.pids() if self._cgroup is not None else set(tree)
+        if tree_bytes(self._disk_dir, pids) > self.limits.disk_bytes:
+            self.kill("disk")
 
     def usage(self) -> tuple[float, int]:
         """CPU seconds used so far and peak resident memory (bytes) of the job, as sampled."""
@@ -415,11 +490,16 @@ class RunHandle:
             with contextlib.suppress(OSError):
                 self._kill_group()
             self._reader.join(DRAIN_TIMEOUT_S)
+        stats = self._cgroup.finish() if self._cgroup is not None else None
         cpu_seen, rss_seen = self.usage()
         cpu = max(cpu_seen, (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0)
+        if stats is not None and stats.cpu_seconds is not None:
+            cpu = max(cpu, stats.cpu_seconds)
         rss = max(rss_seen, usage.ru_maxrss * 1024 if usage is not None else 0)  # ru_: KiB
         with self._lock:
             reason = self._kill_reason
+        if reason is None:
+            reason = group_reason(exit_code, stats)
         if reason is None:
             reason = classify_exit(exit_code, self.tail(), self.limits, cpu)
         outcome = Outcome(
@@ -464,4 +544,6 @@ class RunHandle:
                 self._on_kill()
 
     def _kill_group(self) -> None:
+        if self._cgroup is not None:
+            self._cgroup.kill()
         os.killpg(self.pid, signal.SIGKILL)

@@ -70,6 +70,7 @@ class DockerRuntime:
     """``docker run`` against the local engine; needs the job's ``image``."""
 
     name = "docker"
+    enforcement = "docker"  # the engine gives each container its own cgroup
 
     def available(self) -> str | None:
         from pasar.doctor import Status, check_docker  # doctor's probe: one way to ask

@@ -2,11 +2,12 @@
 
 What the job sees: ``/usr`` (and the ``/bin``, ``/lib``... links or directories that point into
 it) read-only, a few files of ``/etc`` read-only, the provider's Python read-only, a fresh
-``/proc`` and ``/dev``, a private tmpfs ``/tmp``, and its workdir at ``/work`` — the only place
-it can write. It does not see ``/home``, ``/root``, ``$PASAR_HOME`` or anything else of the
-host: nothing is bound that is not listed in :func:`bwrap_argv`. All namespaces are new (the
-network too, unless :attr:`Limits.network`), the hostname is ``pasar-job``, the job runs in a
-new session (no TIOCSTI into the provider's terminal) and dies with the agent.
+``/proc`` and ``/dev``, private tmpfs ``/tmp`` and ``/dev/shm``, and its workdir at ``/work``
+— the only place on disk it can write. It does not see ``/home``, ``/root``, ``$PASAR_HOME``
+or anything else of the host: nothing is bound that is not listed in :func:`bwrap_argv`. All
+namespaces are new (the network too, unless :attr:`Limits.network`), the hostname is
+``pasar-job``, the job runs in a new session (no TIOCSTI into the provider's terminal) and
+dies with the agent.
 
 **The job's user.** RLIMIT_NPROC is what stops a fork bomb, and the kernel never applies it to
 processes whose real user is root on the host — and a user namespace that bwrap creates for a
@@ -25,12 +26,28 @@ in bwrap's own environment: a job's ``LD_PRELOAD`` must not reach bwrap (which r
 host) or setpriv (which still holds CAP_SETUID). rlimits are set inside the sandbox by
 ``prlimit`` (see :mod:`pasar.provider.runtime.base`), after the user namespace exists, so
 RLIMIT_NPROC counts the job's processes only.
+
+**Limits per job, not per process.** Where :func:`.cgroups.detect` finds cgroups (v2 with
+``memory``, ``cpu`` and ``pids`` enabled for the agent's children, else v1 hierarchies), each
+job gets a :class:`.cgroups.JobCgroup`: memory, CPU share (``Limits.cpus``) and process count
+bound the whole tree, which joins the group before bwrap starts. Elsewhere (not root, no
+delegation) only the rlimits hold, which several processes can exceed together; ``pasar
+doctor`` and the provider's ``limits`` attribute (:attr:`SandboxRuntime.enforcement`) say
+which. The disk quota (``Limits.disk_bytes``, the whole workdir) is the handle's, on every
+machine.
+
+**What the job cannot do or see of its launch.** A seccomp filter (:mod:`.seccomp`), loaded by
+bwrap just before the first exec, refuses new namespaces, ptrace, the kernel keyring, mounts,
+``bpf`` and ``perf_event_open``. bwrap's options (host paths included) reach it through a
+memfd (``--args``) and the job's command line through a read-only script at :data:`LAUNCH`,
+so the job's pid 1 — a fork of bwrap — shows only ``bwrap --args N -- /bin/sh LAUNCH``.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import shutil
 import sys
 from collections.abc import Mapping
@@ -40,6 +57,8 @@ from pathlib import Path
 import pasar
 from pasar.core.errors import PasarError
 from pasar.provider.runtime.base import Limits, RunHandle, check_env, chown_tree, prlimit_argv
+from pasar.provider.runtime.cgroups import CgroupSupport, JobCgroup, detect, remove_stale
+from pasar.provider.runtime.seccomp import arch_for, filter_program
 
 WORKDIR = "/work"
 HOSTNAME = "pasar-job"
@@ -48,6 +67,7 @@ ROOT_MODE_UID_BASE = 1_500_000_000  # root mode: the job's host uid is this + a 
 ROOT_MODE_UID_SPAN = 500_000_000
 VENV_MOUNT = "/opt/pasar/venv"
 SOURCE_MOUNT = "/opt/pasar/src"  # the pasar package of a source checkout, read-only
+LAUNCH = "/opt/pasar/launch"  # the script that starts the job (setpriv, prlimit, env, sh)
 TOP_LEVEL_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 ETC_ALWAYS = (
     "/etc/alternatives",  # Debian's links for awk, editor...
@@ -112,10 +132,25 @@ def bwrap_argv(
     """The full command line: ``bwrap ... [setpriv ...] prlimit ... env -i ... /bin/sh -c``.
 
     ``job_uid`` is the host uid the job runs as in root mode (required there, unused otherwise).
+    This is what the sandbox does, in one list; :meth:`SandboxRuntime.start` passes the same
+    options and command through descriptors instead (:func:`bwrap_options`, :func:`job_argv`),
+    so that the job does not read them as its pid 1's command line.
     """
-    if host.as_root and job_uid is None:
-        raise ValueError("root mode needs the job's uid")
-    argv = ["bwrap", "--die-with-parent", "--new-session"]
+    job = job_argv(command, env, limits, host, job_uid=job_uid)
+    return ["bwrap", *bwrap_options(workdir, limits, host), "--", *job]
+
+
+def bwrap_options(
+    workdir: Path,
+    limits: Limits,
+    host: HostLayout,
+    *,
+    launch_fd: int | None = None,
+    seccomp_fd: int | None = None,
+) -> list[str]:
+    """bwrap's options: namespaces, what is bound where, and — given their descriptors — the
+    launch script at :data:`LAUNCH` and the seccomp filter."""
+    argv = ["--die-with-parent", "--new-session"]
     if host.as_root:
         # No user namespace: it would map the job to host root, where RLIMIT_NPROC is void.
         argv += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
@@ -135,14 +170,9 @@ def bwrap_argv(
         else:
             argv += ["--symlink", target, f"/{name}"]
     etc = ETC_ALWAYS + (ETC_NETWORK if limits.network else ())
-    python = [(host.python_base, host.python_base)]
-    path_dirs = [f"{host.python_base}/bin", BASE_PATH]
-    if host.python_venv is not None:
-        python.append((host.python_venv, VENV_MOUNT))
-        path_dirs.insert(0, f"{VENV_MOUNT}/bin")
-    if host.pasar_package is not None:
-        python.append((host.pasar_package, f"{SOURCE_MOUNT}/pasar"))
-    argv += skeleton_dirs([*etc, *(dest for _, dest in python)])
+    python = python_binds(host)
+    launch = [LAUNCH] if launch_fd is not None else []
+    argv += skeleton_dirs([*etc, *(dest for _, dest in python), *launch])
     for path in etc:
         argv += ["--ro-bind-try", path, path]
     for source, dest in python:
@@ -151,21 +181,74 @@ def bwrap_argv(
     for device in gpu_devices(limits.gpus):
         argv += ["--dev-bind-try", device, device]
     argv += ["--perms", "1777", "--size", str(limits.memory_bytes), "--tmpfs", "/tmp"]
+    # POSIX shared memory and semaphores (multiprocessing's locks): bwrap's /dev/shm is root's
+    argv += ["--perms", "1777", "--size", str(limits.memory_bytes), "--tmpfs", "/dev/shm"]
     argv += ["--bind", str(workdir), WORKDIR, "--chdir", WORKDIR]
+    if launch_fd is not None:
+        argv += ["--perms", "0444", "--ro-bind-data", str(launch_fd), LAUNCH]
     argv += ["--remount-ro", "/"]  # the skeleton bwrap built (/, /etc, /opt): not a scratch disk
-    argv += ["--clearenv", "--setenv", "PATH", BASE_PATH, "--"]
+    argv += ["--clearenv", "--setenv", "PATH", BASE_PATH]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
+    return argv
+
+
+def python_binds(host: HostLayout) -> list[tuple[str, str]]:
+    """(host path, sandbox path) of the provider's Python: its base, venv and source."""
+    python = [(host.python_base, host.python_base)]
+    if host.python_venv is not None:
+        python.append((host.python_venv, VENV_MOUNT))
+    if host.pasar_package is not None:
+        python.append((host.pasar_package, f"{SOURCE_MOUNT}/pasar"))
+    return python
+
+
+def job_argv(
+    command: str,
+    env: Mapping[str, str],
+    limits: Limits,
+    host: HostLayout,
+    *,
+    job_uid: int | None = None,
+) -> list[str]:
+    """What bwrap runs: ``[setpriv ...] prlimit ... env -i ... /bin/sh -c command``."""
+    if host.as_root and job_uid is None:
+        raise ValueError("root mode needs the job's uid")
+    argv: list[str] = []
     if host.as_root:
         argv += [
             "setpriv", f"--reuid={job_uid}", f"--regid={job_uid}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
         ]  # fmt: skip
     argv += prlimit_argv(limits)
+    path_dirs = [f"{host.python_base}/bin", BASE_PATH]
+    if host.python_venv is not None:
+        path_dirs.insert(0, f"{VENV_MOUNT}/bin")
     job_env = {"PATH": ":".join(path_dirs), "HOME": WORKDIR, "LANG": "C.UTF-8", "TMPDIR": "/tmp"}
     if host.pasar_package is not None:
         job_env["PYTHONPATH"] = SOURCE_MOUNT
     job_env.update(check_env(env))
     argv += ["env", "-i", "--", *(f"{k}={v}" for k, v in job_env.items())]
     return [*argv, "/bin/sh", "-c", command]
+
+
+def launch_script(job: list[str]) -> str:
+    """The script at :data:`LAUNCH`: it only ``exec``s the job's command line, quoted."""
+    return f"exec {shlex.join(job)}\n"
+
+
+def memfd(name: str, data: bytes) -> int:
+    """A descriptor to read ``data`` from (any size: no pipe buffer to fill), at offset 0."""
+    fd = os.memfd_create(name)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def skeleton_dirs(destinations: list[str]) -> list[str]:
@@ -205,8 +288,18 @@ class SandboxRuntime:
 
     name = "sandbox"
 
-    def __init__(self, host: HostLayout | None = None) -> None:
+    def __init__(
+        self, host: HostLayout | None = None, cgroups: CgroupSupport | None = None
+    ) -> None:
         self.host = host if host is not None else HostLayout.detect()
+        self.cgroups = cgroups if cgroups is not None else detect()
+        if self.cgroups.version is not None:
+            remove_stale(self.cgroups)  # left by an agent that was killed mid-job
+
+    @property
+    def enforcement(self) -> str:
+        """``cgroup-v1``, ``cgroup-v2`` or ``rlimit``: see :func:`.base.enforcement`."""
+        return self.cgroups.enforcement
 
     def available(self) -> str | None:
         from pasar.doctor import Status, check_bubblewrap  # doctor's probe: one way to ask
@@ -246,5 +339,53 @@ class SandboxRuntime:
         if self.host.as_root:
             job_uid = ROOT_MODE_UID_BASE + secrets.randbelow(ROOT_MODE_UID_SPAN)
             chown_tree(workdir, job_uid)
-        argv = bwrap_argv(workdir, command, env, limits, self.host, job_uid=job_uid)
-        return RunHandle(argv, limits=limits, env={"PATH": BASE_PATH, "LANG": "C.UTF-8"})
+        job = job_argv(command, env, limits, self.host, job_uid=job_uid)
+        arch = arch_for()
+        fds: list[int] = []
+        cgroup = None
+        try:
+            launch_fd = memfd("pasar-launch", launch_script(job).encode())
+            fds.append(launch_fd)
+            seccomp_fd = None
+            if arch is not None:
+                seccomp_fd = memfd("pasar-seccomp", filter_program(arch))
+                fds.append(seccomp_fd)
+            options = bwrap_options(
+                workdir, limits, self.host, launch_fd=launch_fd, seccomp_fd=seccomp_fd
+            )
+            args_fd = memfd("pasar-args", b"".join(o.encode() + b"\0" for o in options))
+            fds.append(args_fd)
+            cgroup = self.job_cgroup(limits)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        # what the job sees as its pid 1's command line: nothing of the host
+        argv = ["bwrap", "--args", str(args_fd), "--", "/bin/sh", LAUNCH]
+        return RunHandle(
+            argv,
+            limits=limits,
+            env={"PATH": BASE_PATH, "LANG": "C.UTF-8"},
+            cgroup=cgroup,
+            pass_fds=fds,
+            disk_dir=workdir,
+        )
+
+    def job_cgroup(self, limits: Limits) -> JobCgroup | None:
+        """The job's cgroup, or None where this machine has none to give (rlimits only)."""
+        if self.cgroups.version is None:
+            return None
+        try:
+            return JobCgroup(
+                self.cgroups,
+                memory_bytes=limits.memory_bytes,
+                cpus=limits.cpus,
+                max_processes=limits.max_processes,
+            )
+        except OSError as exc:
+            raise PasarError(
+                f"could not create the job's cgroup: {exc}",
+                code="runtime_failed",
+                status=500,
+                hint="run `pasar doctor` to see what this machine can enforce",
+            ) from exc
