@@ -11,8 +11,6 @@ delegation) — and there ``pasar doctor`` says so, and the provider advertises 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from attacklib import PROVIDER_ARGS, Party, assert_audit_passes, assert_conserved, ended
 
 from pasar.doctor import Status, check_bubblewrap
 from pasar.provider.runtime import Limits, Outcome
@@ -31,26 +30,6 @@ from pasar.provider.runtime.cgroups import (
     remove_stale,
 )
 from pasar.provider.runtime.sandbox import SandboxRuntime
-
-
-def _attacks_conftest() -> Any:
-    """This folder's conftest, by path: ``import conftest`` would find whichever conftest
-    pytest imported first when other folders' tests run in the same session."""
-    name = "pasar_attacks_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-_shared = _attacks_conftest()
-PROVIDER_ARGS: tuple[str, ...] = _shared.PROVIDER_ARGS
-Party = _shared.Party
-assert_audit_passes = _shared.assert_audit_passes
-assert_conserved = _shared.assert_conserved
-ended = _shared.ended
 
 GIB = 1 << 30
 CPU_RATIO_MAX = 1.2  # CPU-seconds per wall second a ``cpus: 1`` job may use

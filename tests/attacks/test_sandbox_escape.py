@@ -8,39 +8,18 @@ machine's architecture has no syscall table in :mod:`pasar.provider.runtime.secc
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from attacklib import PROVIDER_ARGS, Party, assert_audit_passes, assert_conserved, ended
 
 from pasar.doctor import Status, check_bubblewrap
 from pasar.provider.runtime import Limits, Outcome
 from pasar.provider.runtime.sandbox import SandboxRuntime
 from pasar.provider.runtime.seccomp import arch_for
-
-
-def _attacks_conftest() -> Any:
-    """This folder's conftest, by path: ``import conftest`` would find whichever conftest
-    pytest imported first when other folders' tests run in the same session."""
-    name = "pasar_attacks_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-_shared = _attacks_conftest()
-PROVIDER_ARGS: tuple[str, ...] = _shared.PROVIDER_ARGS
-Party = _shared.Party
-assert_audit_passes = _shared.assert_audit_passes
-assert_conserved = _shared.assert_conserved
-ended = _shared.ended
 
 MIB = 1 << 20
 LIMITS = Limits(

@@ -22,7 +22,6 @@ capacity, prices, timing.
 from __future__ import annotations
 
 import random
-from collections import deque
 from collections.abc import Callable, Mapping
 
 from pasar.core.accounts import LedgerAccount
@@ -41,13 +40,14 @@ from pasar.core.market_records import (
     not_found,
 )
 from pasar.core.money import Money
+from pasar.core.nonces import NonceWindow
 from pasar.core.orders import Order, ProviderView
 from pasar.core.presets import Preset
 from pasar.core.pricing.base import Candidate, MatchResult, screen
 from pasar.core.reputation import Event, Reputation
 from pasar.core.resources import fit
 from pasar.core.spec import JobSpec
-from pasar.core.stake import stake_problem
+from pasar.core.stake import required_stake, stake_problem
 from pasar.core.timelock import (
     MS,
     billable_ms,
@@ -94,10 +94,7 @@ class MarketState:
         self.providers: dict[str, ProviderRecord] = {}
         self.orders: dict[str, OrderRecord] = {}
         self.leases: dict[str, LeaseRecord] = {}
-        # (signer, nonce) pairs seen, and the same in the order they were stamped, so pairs too
-        # old to come back (their envelope would be stale) can be forgotten: see _remember_nonce
-        self.nonces: set[tuple[str, str]] = set()
-        self._nonce_order: deque[tuple[int, str, str]] = deque()
+        self.nonces = NonceWindow(MAX_SKEW_MS)  # (signer, nonce) pairs that may still come back
         self.tx_count = 0
         self.last_ts = 0  # the newest market stamp applied (``Tx.at``)
         # sha256 → orders that name the blob (inputs, receipt outputs): who may read it
@@ -145,26 +142,10 @@ class MarketState:
         # journal undoes money moved by a handler that fails half-way.
         with self.ledger.atomic():
             applied = handler(self, tx)
-        self._remember_nonce(tx)
+        self.nonces.remember(tx.signer, tx.nonce, tx.at)
         self.tx_count += 1
         self.last_ts = max(self.last_ts, tx.at)
         return applied
-
-    def _remember_nonce(self, tx: Tx) -> None:
-        """Remember ``tx``'s nonce for as long as its envelope could still be fresh.
-
-        A transaction is only applied when its signer's ``ts`` is within ``MAX_SKEW_MS`` of its
-        market stamp, and the market's stamps never decrease (the service stamps
-        ``max(clock, last stamp)``); so a pair stamped more than two skews ago has
-        a ``ts`` that no future stamp can accept, and forgetting it cannot let a replay in. The
-        audit replays the same stamps, so it forgets the same pairs at the same moments.
-        """
-        self.nonces.add((tx.signer, tx.nonce))
-        self._nonce_order.append((tx.at, tx.signer, tx.nonce))
-        horizon = tx.at - 2 * MAX_SKEW_MS
-        while self._nonce_order and self._nonce_order[0][0] < horizon:
-            _, signer, nonce = self._nonce_order.popleft()
-            self.nonces.discard((signer, nonce))
 
     # -- queries used by the engine and the API ---------------------------------------------------
 
@@ -433,6 +414,44 @@ def _on_stake(state: MarketState, tx: Tx) -> Applied:
     amount = parse_amount(tx.body.get("amount"), "amount", state.preset.currency)
     state.ledger.stake(tx.signer, amount)
     return Applied(tx.type, {"staked": amount.to_json()})
+
+
+def _on_unstake(state: MarketState, tx: Tx) -> Applied:
+    """Start unbonding: the amount leaves stake at once but stays slashable for the preset's
+    ``unbonding_s`` (leaving stake must not escape a slash), then ``unbonded.withdraw`` frees
+    it. Refused while the stake backs running leases: what is left must still meet the
+    network's stake rule for the provider's inventory."""
+    provider = state._provider(tx.signer)
+    amount = parse_amount(tx.body.get("amount"), "amount", state.preset.currency)
+    staked = state.stake_of(provider.id)
+    if amount > staked:
+        raise fail(
+            f"only {staked} is staked", code="insufficient_funds", status=409, field="amount"
+        )
+    need = required_stake(state.preset.stake_rule, provider.inventory)
+    if provider.running and need is not None and staked - amount < need:
+        raise fail(
+            f"the stake backs {len(provider.running)} running lease(s): at least {need} must "
+            "stay staked until they end",
+            code="stake_in_use",
+            status=409,
+            field="amount",
+            hint="unstake after the running leases end, or unstake less",
+        )
+    cooldown = state.preset.timing.unbonding_s
+    state.ledger.unstake(provider.id, amount, now=tx.at // MS, cooldown=cooldown)
+    return Applied(
+        tx.type,
+        {"unstaked": amount.to_json(), "release_at_ms": (tx.at // MS + cooldown) * MS},
+        providers={provider.id},
+    )
+
+
+def _on_withdraw_unbonded(state: MarketState, tx: Tx) -> Applied:
+    """Move every unbonding amount whose cooldown has ended back to the spendable balance."""
+    transfers = state.ledger.withdraw_unbonded(tx.signer, now=tx.at // MS)
+    total = sum((t.amount for t in transfers), Money.zero(state.preset.currency))
+    return Applied(tx.type, {"withdrawn": total.to_json()})
 
 
 def _on_withdraw(state: MarketState, tx: Tx) -> Applied:
@@ -791,6 +810,8 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "faucet": _on_faucet,
     "provider.register": _on_register,
     "stake": _on_stake,
+    "unstake": _on_unstake,
+    "unbonded.withdraw": _on_withdraw_unbonded,
     "withdraw": _on_withdraw,
     "order.create": _on_order_create,
     "order.cancel": _on_cancel,
@@ -812,6 +833,8 @@ _FIELDS: dict[str, frozenset[str]] = {
         {"inventory", "asks", "rate_per_score_hour", "score", "region", "attributes", "available"}
     ),
     "stake": frozenset({"amount"}),
+    "unstake": frozenset({"amount"}),
+    "unbonded.withdraw": frozenset(),
     "withdraw": frozenset({"amount"}),
     "order.create": frozenset({"spec", "ttl_s", "inputs"}),
     "order.cancel": frozenset({"order_id"}),

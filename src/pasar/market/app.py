@@ -24,6 +24,7 @@ from pasar.market.errors import install_error_handlers
 from pasar.market.limits import BodyLimitMiddleware
 from pasar.market.logging import RequestLogMiddleware
 from pasar.market.openapi import install_openapi
+from pasar.market.ratelimit import RateLimiter
 from pasar.market.routes import blobs, health
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
@@ -62,6 +63,7 @@ def create_app(
     app.state.market_identity = market_identity
     app.state.clock = clock or wall_clock_ms
     app.state.blobs = BlobStore(config.blobs_dir, max_bytes=config.max_blob_bytes)
+    app.state.rate_limiter = RateLimiter(config.rate_per_s, burst=2 * config.rate_per_s)
 
     install_error_handlers(app)
     # Added last = outermost: the request log sees the limits' 413s too.

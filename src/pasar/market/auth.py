@@ -86,7 +86,15 @@ async def signed_envelope(request: Request) -> VerifiedEnvelope:
     market = request.app.state.market_identity.account_id
     envelope = verify(document, now_ms=request_clock(request)(), market=market)
     request.state.signer = envelope.signer
+    _spend(request, envelope.signer)
     return envelope
+
+
+def _spend(request: Request, key: str) -> None:
+    """One request of ``key``'s budget (:mod:`pasar.market.ratelimit`): 429 when spent."""
+    limiter = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        limiter.check(key)
 
 
 def request_target(request: Request) -> str:
@@ -103,6 +111,7 @@ async def request_signer(request: Request) -> str | None:
     present but wrong is refused (401): a broken signature never reads as anonymous."""
     header = request.headers.get("authorization")
     if header is None:
+        _spend(request, f"address {request.client.host if request.client else '-'}")
         return None
     signer = verify_authorization(
         header,
@@ -112,6 +121,7 @@ async def request_signer(request: Request) -> str | None:
         now_ms=request_clock(request)(),
     )
     request.state.signer = signer
+    _spend(request, signer)
     return signer
 
 

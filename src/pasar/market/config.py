@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pasar.crypto.identity import pasar_home
+from pasar.market.ratelimit import DEFAULT_MAX_WAITERS, DEFAULT_RATE_PER_S
 
 MIB = 1 << 20
 DEFAULT_PORT = 8420
@@ -37,6 +38,8 @@ class MarketConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES
     key_name: str = "market"
+    rate_per_s: int = DEFAULT_RATE_PER_S  # requests per second per account (bursts: 2×)
+    max_waiters: int = DEFAULT_MAX_WAITERS  # long polls one account may hold open
 
     @property
     def blobs_dir(self) -> Path:

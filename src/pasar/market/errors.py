@@ -74,7 +74,8 @@ def _shown_path(request: Request) -> str:
 
 async def _pasar_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PasarError)
-    return error_response(exc)
+    retry = getattr(exc, "retry_after_s", None)  # a 429 says when to come back
+    return error_response(exc, {"retry-after": str(retry)} if retry is not None else None)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

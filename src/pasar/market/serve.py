@@ -88,7 +88,12 @@ def build_app(config: MarketConfig, *, clock: Callable[[], int] | None = None) -
     store = SqlStore(config.db_url)
     try:
         service = MarketService(
-            store=store, identity=identity, preset=preset, clock=now, devnet=config.devnet
+            store=store,
+            identity=identity,
+            preset=preset,
+            clock=now,
+            devnet=config.devnet,
+            max_waiters=config.max_waiters,
         )
     except BaseException:
         store.close()

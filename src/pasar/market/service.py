@@ -21,14 +21,16 @@ from typing import Any
 
 from pasar.core.errors import PasarError
 from pasar.core.market_records import Applied, Tx
+from pasar.core.nonces import NonceWindow
 from pasar.core.presets import Preset
 from pasar.core.state import MarketState
 from pasar.core.timelock import challenge_message, interval_at
-from pasar.crypto.envelope import VerifiedEnvelope, sign, verify
+from pasar.crypto.envelope import MAX_SKEW_MS, VerifiedEnvelope, sign, verify
 from pasar.crypto.identity import Identity, verify_signature
 from pasar.market.chain import verify_log
 from pasar.market.logging import log_event
 from pasar.market.notifier import Notifier
+from pasar.market.ratelimit import DEFAULT_MAX_WAITERS, WaiterSlots
 from pasar.market.store import SqlStore, TxRecord
 
 Clock = Callable[[], int]
@@ -50,6 +52,7 @@ class MarketService:
         clock: Clock,
         devnet: bool = False,
         notifier: Notifier | None = None,
+        max_waiters: int = DEFAULT_MAX_WAITERS,
     ) -> None:
         self.store = store
         self.identity = identity
@@ -64,6 +67,10 @@ class MarketService:
         self._applied = 0  # tickets: how many transactions were applied / made durable
         self._durable = 0
         self._broken: BaseException | None = None
+        # logs are not ledger state, but their appends are signed requests all the same
+        self.log_lock = threading.Lock()
+        self.log_nonces = NonceWindow(MAX_SKEW_MS)
+        self.waiters = WaiterSlots(max_waiters)
         self.state = self._fresh_state()
         self._check_meta()
         self.recover()

@@ -168,3 +168,47 @@ def test_nonces_are_forgotten_only_once_they_can_no_longer_be_replayed() -> None
         s.apply(Tx("faucet", first.body, ALICE, first.nonce, T0, "2" * 64, later))
     assert stale.value.code == "stale_timestamp"
     conserved(s)
+
+
+def test_unstake_waits_out_the_unbonding_and_is_refused_while_stake_backs_leases() -> None:
+    s = make_state("ionet")  # a per-GPU stake rule and a 14-day unbonding
+    at(s, P1, ts=T0, stamp=T0, type="faucet", amount="500 USDC")
+    at(
+        s,
+        P1,
+        ts=T0,
+        stamp=T0,
+        type="provider.register",
+        inventory={"gpus": {"A100-80GB": 1}, "cpus": 8, "memory_gb": 32, "disk_gb": 100},
+        asks={"gpu": {"A100-80GB": "1.0"}},
+        score=100,
+    )
+    at(s, P1, ts=T0, stamp=T0, type="stake", amount="300 USDC")
+    at(s, ALICE, ts=T0, stamp=T0, type="faucet", amount="50 USDC")
+    gpu_spec = {
+        **SPEC,
+        "resources": {"accelerators": "A100", "cpus": 2},
+        "max_price_per_hour": "2 USDC",
+    }
+    order = at(s, ALICE, ts=T0, stamp=T0, type="order.create", spec=gpu_spec)["order_id"]
+    leases = at(s, MARKET.account_id, ts=T0, stamp=T0, type="match", order_id=order, seed=1)
+    assert leases["leases"], s.orders[order].reasons
+    with pytest.raises(PasarError) as busy:  # everything staked backs the running lease
+        at(s, P1, ts=T0, stamp=T0 + 1, type="unstake", amount="300 USDC")
+    assert busy.value.code == "stake_in_use" and busy.value.status == 409
+    with pytest.raises(PasarError) as more:
+        at(s, P1, ts=T0, stamp=T0 + 1, type="unstake", amount="301 USDC")
+    assert more.value.code == "insufficient_funds"
+    at(s, ALICE, ts=T0 + 2, stamp=T0 + 2, type="order.cancel", order_id=order)  # lease ends
+    done = at(s, P1, ts=T0 + 3, stamp=T0 + 3, type="unstake", amount="300 USDC")
+    unbonding = s.preset.timing.unbonding_s
+    assert unbonding == 14 * 24 * 3600
+    assert done["release_at_ms"] == (T0 // 1000 + unbonding) * 1000
+    assert s.stake_of(P1) == usdc("0")  # out of stake at once: no new work backed by it
+    with pytest.raises(PasarError) as early:
+        at(s, P1, ts=T0 + 5000, stamp=T0 + 5000, type="unbonded.withdraw")
+    assert early.value.code == "cooldown"
+    later = T0 + (unbonding + 1) * 1000
+    out = at(s, P1, ts=later, stamp=later, type="unbonded.withdraw")
+    assert out["withdrawn"] == usdc("300").to_json()
+    conserved(s)

@@ -25,6 +25,7 @@ Layout of a preset file::
     auction_window_ms = 2000
     capacity_check_interval_s = 0     # 0 = no capacity challenges
     uptime_block_s = 0                # 0 = bill per heartbeat-verified second, no blocks
+    unbonding_s = 0                   # unstaked money stays slashable this long
     [verification]
     default = "receipt"
     checkers = 3                      # 2N+1 majority size for disputes
@@ -103,6 +104,7 @@ class Timing:
     auction_window_ms: int = 2000
     capacity_check_interval_s: int = 0
     uptime_block_s: int = 0
+    unbonding_s: int = 0  # how long unstaked money stays slashable before it can be withdrawn
 
     _KEYS = frozenset(
         {
@@ -111,6 +113,7 @@ class Timing:
             "auction_window_ms",
             "capacity_check_interval_s",
             "uptime_block_s",
+            "unbonding_s",
         }
     )
 
@@ -123,6 +126,7 @@ class Timing:
             auction_window_ms=_int(t, "auction_window_ms", "timing", 2000, 1),
             capacity_check_interval_s=_int(t, "capacity_check_interval_s", "timing", 0),
             uptime_block_s=_int(t, "uptime_block_s", "timing", 0),
+            unbonding_s=_int(t, "unbonding_s", "timing", 0),
         )
 
 

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 
@@ -23,6 +24,7 @@ router = APIRouter(tags=["leases"])
 Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
 MAX_LOG_CHUNK = 256 * 1024
 MAX_LOG_BYTES = 64 * 1024 * 1024
+MAX_LOG_READ = 1 << 20  # one answer carries at most this much; the reader asks again
 MAX_FOLLOW_S = 30.0
 
 
@@ -133,7 +135,13 @@ def _log_path(request: Request, lease_id: str) -> Path:
 @router.post("/v1/leases/{lease_id}/logs", summary="Append a chunk of the job's output")
 def append_logs(request: Request, lease_id: str, envelope: Signed) -> dict[str, Any]:
     """Body ``{type: "logs", lease_id, offset, data}``. Appending at an explicit offset makes a
-    retried chunk harmless: a chunk whose offset is not the log's current size is refused."""
+    retried chunk harmless: a chunk whose offset is not the log's current size is refused.
+
+    Logs are not ledger state, but their appends are still signed requests: a nonce is
+    accepted once (a captured append cannot be replayed), only the lease's provider writes,
+    only while the lease runs, and the size check and the write happen under one lock (two
+    appends at the same offset cannot both land).
+    """
     body = envelope.body
     if body.get("type") != "logs" or body.get("lease_id") != lease_id:
         raise PasarError(
@@ -141,13 +149,6 @@ def append_logs(request: Request, lease_id: str, envelope: Signed) -> dict[str, 
             code="wrong_type",
             field="body.type",
         )
-    service = service_of(request)
-    with service.lock:
-        lease = _lease(service.state, lease_id)
-        if envelope.signer != lease.provider:
-            raise PasarError(
-                "only the lease's provider writes its logs", code="wrong_signer", status=403
-            )
     data, offset = body.get("data"), body.get("offset")
     if not isinstance(data, str) or len(data.encode()) > MAX_LOG_CHUNK:
         raise PasarError(
@@ -157,24 +158,53 @@ def append_logs(request: Request, lease_id: str, envelope: Signed) -> dict[str, 
         )
     if isinstance(offset, bool) or not isinstance(offset, int):
         raise PasarError("offset must be an integer", code="invalid_logs", field="body.offset")
+    service = service_of(request)
+    with service.lock:
+        lease = _lease(service.state, lease_id)
+        if envelope.signer != lease.provider:
+            raise PasarError(
+                "only the lease's provider writes its logs", code="wrong_signer", status=403
+            )
+        if lease.status != "running":
+            raise PasarError(
+                f"lease {lease_id} is {lease.status}: its log is closed",
+                code="not_running",
+                status=409,
+            )
     path = _log_path(request, lease_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    size = path.stat().st_size if path.exists() else 0
-    if offset != size:
-        raise PasarError(
-            f"offset {offset} is not the log's size {size}",
-            code="offset_mismatch",
-            status=409,
-            field="body.offset",
-            hint=f"resend from offset {size}",
-        )
     chunk = data.encode()
-    if size + len(chunk) > MAX_LOG_BYTES:
-        raise PasarError("the log is full", code="log_full", status=413)
-    with path.open("ab") as f:
-        f.write(chunk)
+    with service.log_lock:
+        if (envelope.signer, envelope.nonce) in service.log_nonces:
+            raise PasarError(
+                "this nonce was already used by this signer",
+                code="nonce_reused",
+                status=409,
+                hint="sign every request with a fresh nonce",
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = path.stat().st_size if path.exists() else 0
+        if offset != size:
+            raise PasarError(
+                f"offset {offset} is not the log's size {size}",
+                code="offset_mismatch",
+                status=409,
+                field="body.offset",
+                hint=f"resend from offset {size}",
+            )
+        if size + len(chunk) > MAX_LOG_BYTES:
+            raise PasarError("the log is full", code="log_full", status=413)
+        with path.open("ab") as f:
+            f.write(chunk)
+        service.log_nonces.remember(envelope.signer, envelope.nonce, service.clock())
     service.notifier.publish("logs", {"lease_id": lease_id}, orders={lease.order_id})
     return {"ok": True, "size": size + len(chunk)}
+
+
+def _read_chunk(path: Path, offset: int, size: int) -> bytes:
+    """At most :data:`MAX_LOG_READ` bytes from ``offset`` (run in a worker thread)."""
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read(min(size - offset, MAX_LOG_READ))
 
 
 @router.get(
@@ -191,8 +221,9 @@ async def read_logs(
     follow: bool = False,
     timeout: Annotated[float, Query(ge=0, le=MAX_FOLLOW_S)] = 25.0,
 ) -> PlainTextResponse:
-    """Returns bytes from ``offset``; the ``X-Log-Size`` header is the offset to ask next.
-    With ``follow`` the request waits (up to ``timeout``) for new output or the lease's end."""
+    """Returns up to 1 MiB from ``offset``; the ``X-Log-Size`` header is the offset to ask
+    next. With ``follow`` the request waits (up to ``timeout``) for new output or the lease's
+    end. The read runs off the event loop, a chunk at a time, so a 64 MB log stalls nobody."""
     service = service_of(request)
     with service.lock:
         lease = _lease(service.state, lease_id)
@@ -202,22 +233,19 @@ async def read_logs(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     after = service.notifier.head
-    while True:
-        size = path.stat().st_size if path.exists() else 0
-        with service.lock:
-            running = service.state.leases[lease_id].status == "running"
-        if size > offset or not follow or not running or loop.time() >= deadline:
-            break
-        events = await service.notifier.wait(
-            after, timeout_s=deadline - loop.time(), order=order_id
-        )
-        if events:
-            after = events[-1].seq
-    data = b""
-    if size > offset:
-        with path.open("rb") as f:
-            f.seek(offset)
-            data = f.read(size - offset)
+    async with service.waiters.slot(reader):
+        while True:
+            size = path.stat().st_size if path.exists() else 0
+            with service.lock:
+                running = service.state.leases[lease_id].status == "running"
+            if size > offset or not follow or not running or loop.time() >= deadline:
+                break
+            events = await service.notifier.wait(
+                after, timeout_s=deadline - loop.time(), order=order_id
+            )
+            if events:
+                after = events[-1].seq
+    data = await anyio.to_thread.run_sync(_read_chunk, path, offset, size) if size > offset else b""
     return PlainTextResponse(
         data.decode(errors="replace"),
         headers={"X-Log-Size": str(offset + len(data)), "X-Lease-Status": lease.status},

@@ -144,7 +144,8 @@ async def wait_order(
     notifier = service.notifier
     if after > notifier.head:
         after = 0
-    events = await notifier.wait(after, timeout_s=timeout, order=order_id)
+    async with service.waiters.slot(reader):
+        events = await notifier.wait(after, timeout_s=timeout, order=order_id)
     with service.lock:
         shown = order_view(service.state, _record(service.state, order_id), view)
     return {"order": shown, "next": events[-1].seq if events else after}

@@ -14,7 +14,7 @@ from pasar.core.resources import normalize_gpu_name
 from pasar.core.state import MarketState
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.identity import parse_account_id
-from pasar.market.auth import signed_envelope
+from pasar.market.auth import Signer, signed_envelope
 from pasar.market.routes.common import service_of, submit_typed
 
 router = APIRouter(tags=["providers"])
@@ -30,6 +30,18 @@ def register(request: Request, envelope: Signed) -> dict[str, Any]:
 @router.post("/v1/stakes", summary="Lock stake (from the spendable balance)")
 def stake(request: Request, envelope: Signed) -> dict[str, Any]:
     return submit_typed(request, envelope, "stake")
+
+
+@router.post("/v1/unstakes", summary="Start unbonding stake (slashable until the cooldown ends)")
+def unstake(request: Request, envelope: Signed) -> dict[str, Any]:
+    """Refused (409 ``stake_in_use``) while the stake backs running leases; the amount is
+    withdrawable after the preset's ``unbonding_s`` with ``POST /v1/unstakes/withdraw``."""
+    return submit_typed(request, envelope, "unstake")
+
+
+@router.post("/v1/unstakes/withdraw", summary="Withdraw stake whose unbonding has ended")
+def withdraw_unbonded(request: Request, envelope: Signed) -> dict[str, Any]:
+    return submit_typed(request, envelope, "unbonded.withdraw")
 
 
 def offer_rows(state: MarketState, provider: ProviderRecord) -> list[dict[str, Any]]:
@@ -140,6 +152,7 @@ def provider(request: Request, provider_id: str) -> dict[str, Any]:
 async def feed(
     request: Request,
     provider_id: str,
+    reader: Signer,
     after: Annotated[int, Query(ge=0)] = 0,
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 25.0,
 ) -> dict[str, Any]:
@@ -147,9 +160,18 @@ async def feed(
     ``timeout`` seconds for the first one. Push, not polling: the request returns as soon as the
     market publishes something for this provider."""
     account = parse_account_id(provider_id, field="provider_id")
-    notifier = service_of(request).notifier
+    if reader != account:
+        raise PasarError(
+            "a provider's feed is its own: sign the request with its key",
+            code="forbidden",
+            status=403,
+            hint="pasar provider start follows its feed itself",
+        )
+    service = service_of(request)
+    notifier = service.notifier
     if after > notifier.head:  # the market restarted: its feed numbering began again
         after = 0
-    events = await notifier.wait(after, timeout_s=timeout, provider=account)
+    async with service.waiters.slot(reader):
+        events = await notifier.wait(after, timeout_s=timeout, provider=account)
     head = events[-1].seq if events else max(after, 0)
     return {"events": [e.to_dict() for e in events], "next": head}
