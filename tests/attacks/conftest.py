@@ -8,6 +8,9 @@ is still somewhere) and :func:`assert_audit_passes` (``pasar audit`` replays the
 The integration fixtures are re-used (``market_server``, ``spawn_market``, ``spawn_provider``);
 :class:`Party` is one signing account (a client, a hostile provider...) talking to a market
 through the SDK's own transport, so what it sends is what a real client would send.
+
+Test modules import these helpers as ``from pasar_attacks import Party, ...``: several folders
+have a ``conftest.py``, so the plain name ``conftest`` may be another folder's module.
 """
 
 from __future__ import annotations
@@ -144,3 +147,6 @@ def assert_audit_passes(url: str) -> None:
 def assert_money_safe(url: str) -> None:
     assert_conserved(url)
     assert_audit_passes(url)
+
+
+sys.modules.setdefault("pasar_attacks", sys.modules[__name__])
