@@ -122,7 +122,7 @@ def explain(request: Request, order_id: str) -> dict[str, Any]:
     with service.lock:
         state = service.state
         record = _record(state, order_id)
-        candidates, reasons = state.candidates(record)
+        candidates, reasons = state.candidates(record, service.offline_providers())
         providers = []
         for c in candidates:
             providers.append(
