@@ -45,6 +45,7 @@ def _load() -> Any:
 
 
 _integration = _load()
+MarketLauncher = _integration.MarketLauncher
 MarketProcess = _integration.MarketProcess
 ProviderProcess = _integration.ProviderProcess
 market_server = _integration.market_server
