@@ -8,6 +8,9 @@ within the preset's heartbeat grace; the engine awards new leases only to those.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +29,17 @@ FEED_POLL_S = 10  # the agent's long-poll: a killed agent's last poll may stay o
 def offered(url: str, **params: Any) -> set[str]:
     rows = httpx.get(f"{url}/v1/providers", params=params, timeout=10).json()["offers"]
     return {str(row["provider"]) for row in rows}
+
+
+def cli_offers(url: str, *args: str) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "pasar", "offers", "--market", url, "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return list(json.loads(done.stdout)["offers"])
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -48,6 +62,10 @@ def test_sigterm_provider_leaves_the_offers_at_once(
     assert provider.account in listed  # operators still see it, marked offline
     one = Party(market_server).get(f"/v1/providers/{provider.account}")
     assert one["online"] is False
+    # the CLI: plain `pasar offers` leaves it out, --include-offline shows it offline
+    assert provider.account not in {o["provider"] for o in cli_offers(market_server.url)}
+    rows = cli_offers(market_server.url, "--include-offline")
+    assert [o["online"] for o in rows if o["provider"] == provider.account] == [False]
 
 
 def test_killed_provider_leaves_the_offers_after_the_grace(
