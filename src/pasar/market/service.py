@@ -144,8 +144,10 @@ class MarketService:
         return applied
 
     def _provider_back(self, provider: str) -> None:
-        """A provider came back online: orders that could not match may match now."""
-        self.capacity_changed = True
+        """A provider came back online: orders that could not match may match now. (Under the
+        lock: the engine reads and clears the flag under it.)"""
+        with self.lock:
+            self.capacity_changed = True
 
     def offline_providers(self) -> frozenset[str]:
         """Providers taking work by the ledger (``available``) but silent past the grace: the

@@ -172,9 +172,8 @@ async def feed(
     notifier = service.notifier
     if after > notifier.head:  # the market restarted: its feed numbering began again
         after = 0
-    with service.lock:
-        known = account in service.state.providers  # remember only registered providers
-    if not known:
+    # remember only registered providers (a dict lookup: no need to block the loop on the lock)
+    if account not in service.state.providers:
         events = await notifier.wait(after, timeout_s=timeout, provider=account)
     else:
         # an open poll is a sign of life; its end is one only if the provider is still there
