@@ -1,15 +1,23 @@
 # The two commands of the quickstart are `make demo` and `make test`; each creates .venv on a
 # fresh machine with Python 3.11 and installs what it needs, so either works as the only command.
+# Both first check the system packages (bubblewrap) with scripts/ensure-system-deps, which
+# installs them as root or through passwordless sudo, and otherwise stops before .venv exists.
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q
 
-.PHONY: demo test lint unit bench install dev clean
+.PHONY: demo test lint unit bench install dev clean system-deps
 
-$(BIN)/python:
+# For demo and test the system check comes before the venv, also under `make -j`.
+SYSTEM_DEPS := $(if $(filter demo test,$(MAKECMDGOALS)),system-deps)
+
+$(BIN)/python: | $(SYSTEM_DEPS)
 	$(PYTHON) -m venv $(VENV)
+
+system-deps:
+	@scripts/ensure-system-deps bubblewrap
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) -e .
@@ -23,7 +31,7 @@ install: $(VENV)/.installed
 
 dev: $(VENV)/.dev-installed
 
-demo: $(VENV)/.installed
+demo: system-deps $(VENV)/.installed
 	$(BIN)/pasar devnet demo
 
 lint: $(VENV)/.dev-installed
@@ -34,7 +42,7 @@ lint: $(VENV)/.dev-installed
 unit: $(VENV)/.dev-installed
 	$(BIN)/pytest -q
 
-test: lint unit
+test: system-deps lint unit
 
 bench: $(VENV)/.dev-installed
 	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

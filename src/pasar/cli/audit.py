@@ -8,7 +8,7 @@ from pasar.cli.output import console, print_json
 from pasar.client.transport import Transport
 from pasar.core.errors import PasarError
 from pasar.market.audit import AuditReport, audit_market, audit_store
-from pasar.market.store import SqlStore
+from pasar.market.store import SqlStore, StoreError
 
 
 def audit(
@@ -21,10 +21,15 @@ def audit(
     json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Verify every block and transaction from genesis and compare the replayed balances with
-    the market's; exit 1 on any mismatch, naming the height or account."""
+    the market's; exit 1 on any mismatch, naming the height or account; exit 2 when the chain
+    cannot be read (a tampered block, a missing or damaged database file)."""
     if db:
-        with SqlStore(db) as store:
-            report = audit_store(store)
+        try:
+            with SqlStore(db, must_exist=True) as store:
+                report = audit_store(store)
+        except StoreError as exc:  # missing, damaged, unreachable: exit 2 naming the database
+            exc.field = exc.field or "--db"
+            raise
     elif market:
         transport = Transport(market)
         try:

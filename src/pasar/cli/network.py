@@ -44,14 +44,21 @@ def offers(
     explain: bool = typer.Option(
         False, "--explain", help="Also print the parsed query: conditions, defaults, order."
     ),
+    include_offline: bool = typer.Option(
+        False,
+        "--include-offline",
+        help="Also list providers that are draining, full or silent (for operators).",
+    ),
     market: str | None = MarketOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Offers on the market that match a query (the vast.ai-style offer language)."""
+    """Offers on the market that match a query (the vast.ai-style offer language); only
+    providers that take work and were heard from within the heartbeat grace, unless
+    --include-offline."""
     # parsed here first, so a mistake points at its column before any request is made
     parsed = parse_query(query, order=order, limit=limit, normalize=normalize_gpu_name)
     with make_client(market) as client:
-        found = client.offers(query, order=order, limit=limit)
+        found = client.offers(query, order=order, limit=limit, include_offline=include_offline)
     if json:
         data: dict[str, Any] = {"offers": found, "count": len(found)}
         if explain:
@@ -64,8 +71,10 @@ def offers(
     for column in ("provider", "GPUs", "CPUs", "memory", "disk", "price/h", "reputation", "score"):
         table.add_column(column)
     table.add_column("region")
+    if include_offline:
+        table.add_column("online")
     for o in found:
-        table.add_row(
+        cells = [
             short(o.get("provider")),
             _gpu_cell(o),
             text(o.get("cpus")),
@@ -75,7 +84,10 @@ def offers(
             text(o.get("reputation")),
             text(o.get("score")),
             text(o.get("region")),
-        )
+        ]
+        if include_offline:
+            cells.append("yes" if o.get("online") else "no")
+        table.add_row(*cells)
     console.print(table)
     if not found:
         console.print("no offer matches; `pasar offers --explain QUERY` shows what was asked")

@@ -135,10 +135,16 @@ class AsyncClient:
     # -- the market --------------------------------------------------------------------------------
 
     async def offers(
-        self, query: str = "", *, order: str | None = None, limit: int = 100
+        self,
+        query: str = "",
+        *,
+        order: str | None = None,
+        limit: int = 100,
+        include_offline: bool = False,
     ) -> list[dict[str, Any]]:
         """See :meth:`pasar.Client.offers`."""
-        return list((await self._call(calls.offers(query, order, limit)))["offers"])
+        call = calls.offers(query, order, limit, include_offline)
+        return list((await self._call(call))["offers"])
 
     async def gpus(self) -> list[dict[str, Any]]:
         """See :meth:`pasar.Client.gpus`."""

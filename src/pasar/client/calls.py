@@ -100,10 +100,12 @@ def explain(order_id: str) -> Call:
     return Call("GET", f"/v1/orders/{order_id}/explain", signed=True)
 
 
-def offers(query: str, order: str | None, limit: int) -> Call:
+def offers(query: str, order: str | None, limit: int, include_offline: bool = False) -> Call:
     params: dict[str, Any] = {"q": query, "limit": limit}
     if order:
         params["order"] = order
+    if include_offline:
+        params["include_offline"] = "true"
     return Call("GET", "/v1/providers", params)
 
 

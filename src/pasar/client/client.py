@@ -140,11 +140,17 @@ class Client:
     # -- the market --------------------------------------------------------------------------------
 
     def offers(
-        self, query: str = "", *, order: str | None = None, limit: int = 100
+        self,
+        query: str = "",
+        *,
+        order: str | None = None,
+        limit: int = 100,
+        include_offline: bool = False,
     ) -> list[dict[str, Any]]:
         """Offers matching the query language (``"gpu=A100:2 dph<1.5"``), sorted by ``order``
-        (``"dph,score-"``: price up, then score down)."""
-        return list(self._call(calls.offers(query, order, limit))["offers"])
+        (``"dph,score-"``: price up, then score down). Only providers that take work and were
+        heard from lately, unless ``include_offline`` (each row says ``online``)."""
+        return list(self._call(calls.offers(query, order, limit, include_offline))["offers"])
 
     def gpus(self) -> list[dict[str, Any]]:
         """GPU models on the network: count, free, median ask and lease price per hour."""

@@ -22,9 +22,13 @@ from pasar.core.errors import PasarError
 MICROS_PER_UNIT = 1_000_000
 DECIMALS = 6
 _CURRENCY = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
-_AMOUNT = re.compile(
-    r"^\s*(?P<num>[+-]?\d+(?:\.\d+)?|[+-]?\.\d+)\s*(?P<cur>[A-Za-z][A-Za-z0-9]{1,9})?\s*$"
-)
+# The one written form of an amount: ASCII digits (``\d`` would also take Arabic-Indic or
+# fullwidth digits), an optional minus, an optional single space then an upper-case code. The
+# form is strict because amounts are signed: two spellings of one amount would let a signer and
+# a reader disagree about what was signed, and a lenient reader invites look-alike input.
+_AMOUNT = re.compile(r"(?P<num>-?[0-9]+(?:\.[0-9]+)?|-?\.[0-9]+)(?: (?P<cur>[A-Z][A-Z0-9]{1,9}))?")
+_CODE_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9]{1,9}")
+_AMOUNT_HINT = 'write ASCII digits, then one space and the currency code, e.g. "1.5 USDC"'
 
 
 class MoneyError(PasarError):
@@ -88,6 +92,11 @@ class Money:
     ) -> Money:
         """Parse ``"1.25 USDC"`` (or ``"1.25"`` when a default currency is given).
 
+        Only the form :meth:`to_json` writes is read: ASCII digits, an optional ``-``, one space,
+        the currency code in upper case. No ``+``, no surrounding or inner spaces, no Unicode
+        digits (``int("١")`` is 1 in Python), no ``usdc`` for ``USDC``: an amount is part of a
+        signed body, and one spelling per amount keeps what was signed what is read.
+
         At most six decimals are accepted: a seventh would be a fraction of a micro-unit, and
         silently rounding a price the user typed is worse than refusing it.
         """
@@ -103,13 +112,13 @@ class Money:
                 field=field,
                 hint='write the amount as a string with its currency, e.g. "1.5 USDC"',
             )
-        match = _AMOUNT.match(text)
+        match = _AMOUNT.fullmatch(text)
         if not match:
             raise MoneyError(
-                f"cannot read {text!r} as an amount",
+                f"cannot read {text!r} as an amount{_why_not_an_amount(text)}",
                 code="invalid_amount",
                 field=field,
-                hint='write a number then a currency code, e.g. "1.5 USDC"',
+                hint=_AMOUNT_HINT,
             )
         cur = match.group("cur")
         if cur is None:
@@ -118,10 +127,10 @@ class Money:
                     f"{text!r} has no currency",
                     code="missing_currency",
                     field=field,
-                    hint=f'add a currency code, e.g. "{text.strip()} USDC"',
+                    hint=f'add a currency code, e.g. "{text} USDC"',
                 )
             cur = default_currency
-        currency = _check_currency(cur.upper() if cur.isalpha() or cur.isalnum() else cur, field)
+        currency = _check_currency(cur, field)
         try:
             dec = Decimal(match.group("num"))
         except InvalidOperation as exc:  # pragma: no cover - the regex already rules this out
@@ -234,6 +243,22 @@ class Money:
         """``(part, rest)`` with ``part = self × rate`` rounded down and ``part + rest == self``."""
         part = self.scale(rate)
         return part, self - part
+
+
+def _why_not_an_amount(text: str) -> str:
+    """The reason a string is not an amount, for the error message (empty when not obvious)."""
+    if text != text.strip() or "  " in text or "\t" in text or "\n" in text:
+        return ": no spaces before or after it, and exactly one between number and currency"
+    if text.startswith("+"):
+        return ": no leading '+' (an amount is positive unless it starts with '-')"
+    if any(ch.isdigit() and not ("0" <= ch <= "9") for ch in text):
+        return ": only the ASCII digits 0-9 are accepted"
+    code = text.partition(" ")[2]
+    if code and _CODE_LIKE.fullmatch(code) and code != code.upper():
+        return f": currency codes are upper case ({code.upper()}, not {code})"
+    if text.count(" ") > 1:
+        return ": no spaces inside the number"
+    return ""
 
 
 def parse_rate(text: object, *, field: str | None = None) -> Fraction:

@@ -67,6 +67,8 @@ DEFAULT_ORDER_TTL_S = 600
 MAX_ORDER_TTL_S = 7 * 24 * 3600
 MAX_FAUCET_UNITS = 10_000
 MARKET_TYPES = frozenset({"match", "order.expire", "lease.lost"})
+#: Why a provider the market has not heard from within the grace gets no new lease.
+OFFLINE_REASON = "is offline: the market has not heard from it within the heartbeat grace"
 
 SignatureCheck = Callable[[bytes, bytes], bool]
 """``(message, signature) -> bool``: verifies the market's own signature (challenges)."""
@@ -178,8 +180,12 @@ class MarketState:
             created_at=o.created_at,
         )
 
-    def eligible(self, record: OrderRecord) -> tuple[list[ProviderView], dict[str, str]]:
-        """Providers that may take part (stake ok, not the client), and why others may not."""
+    def eligible(
+        self, record: OrderRecord, offline: frozenset[str] = frozenset()
+    ) -> tuple[list[ProviderView], dict[str, str]]:
+        """Providers that may take part (stake ok, not the client, not ``offline``), and why
+        others may not. ``offline`` is the market's observation of who went silent; it is not
+        state, so a ``match`` carries it in its body and a replay clears over the same set."""
         views: list[ProviderView] = []
         reasons: dict[str, str] = {}
         for provider in self.providers.values():
@@ -191,6 +197,9 @@ class MarketState:
                     "is not taking new work (draining, or gone since it lost a lease)"
                 )
                 continue
+            if provider.id in offline:
+                reasons[provider.id] = OFFLINE_REASON
+                continue
             view = self.view(provider)
             problem = stake_problem(self.preset.stake_rule, view)
             if problem is not None:
@@ -199,17 +208,21 @@ class MarketState:
             views.append(view)
         return views, reasons
 
-    def candidates(self, record: OrderRecord) -> tuple[list[Candidate], dict[str, str]]:
+    def candidates(
+        self, record: OrderRecord, offline: frozenset[str] = frozenset()
+    ) -> tuple[list[Candidate], dict[str, str]]:
         """The candidates the order's mechanism clears over, with a reason for everyone else."""
         order = self.remaining_order(record)
-        views, reasons = self.eligible(record)
+        views, reasons = self.eligible(record, offline)
         build = CANDIDATES[record.mechanism]
         candidates, more = build(self, record, order, views)
         return candidates, {**reasons, **more}
 
-    def clear(self, record: OrderRecord, seed: int) -> MatchResult:
+    def clear(
+        self, record: OrderRecord, seed: int, offline: frozenset[str] = frozenset()
+    ) -> MatchResult:
         """Run the order's mechanism now (pure: the engine previews, ``match`` commits)."""
-        candidates, reasons = self.candidates(record)
+        candidates, reasons = self.candidates(record, offline)
         mechanism = self.preset.mechanism(record.mechanism)
         result = mechanism.clear(self.remaining_order(record), candidates, random.Random(seed))
         merged = {**reasons, **dict(result.reasons)}
@@ -553,7 +566,10 @@ def _on_match(state: MarketState, tx: Tx) -> Applied:
         raise fail(f"order {record.id} is {record.status}", code="not_open", status=409)
     if record.window is not None and not record.window.ready(tx.at):
         raise fail("the auction window is still open", code="window_open", status=409)
-    result = state.clear(record, seed)
+    offline = tx.body.get("offline", [])
+    if not isinstance(offline, list) or not all(isinstance(p, str) for p in offline):
+        raise fail("offline must be a list of provider ids", code="invalid_tx", field="offline")
+    result = state.clear(record, seed, frozenset(offline))
     record.reasons = dict(result.reasons)
     record.note = result.note
     started: list[str] = []
@@ -839,7 +855,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "order.create": frozenset({"spec", "ttl_s", "inputs"}),
     "order.cancel": frozenset({"order_id"}),
     "bid": frozenset({"order_id", "price"}),
-    "match": frozenset({"order_id", "seed"}),
+    "match": frozenset({"order_id", "seed", "offline"}),
     "order.expire": frozenset({"order_id"}),
     "heartbeat": frozenset({"lease_id", "interval", "challenge", "usage"}),
     "lease.lost": frozenset({"lease_id"}),

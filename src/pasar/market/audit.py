@@ -180,7 +180,13 @@ def audit_store(store: SqlStore) -> AuditReport:
 
     There is no live state to compare with: the chain is verified, the log replayed, and the
     resulting balances reported. A tampered byte anywhere fails with the block's height.
+    The database's own integrity check runs first: a damaged page the replay would never read
+    (an index, a free page) is still damage the operator must hear about, as a StoreError
+    (``store_damaged``) naming the file rather than a mismatch.
     """
+    problems = store.integrity_problems()
+    if problems:
+        raise store.damaged("; ".join(problems))
     market = store.get_meta("market")
     preset = store.get_meta("preset")
     if market is None or preset is None:

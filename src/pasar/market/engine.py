@@ -10,6 +10,9 @@ submits a transaction signed by the market:
 - ``order.expire`` for an open order past its deadline (escrow refunded);
 - ``lease.lost`` for a running lease that missed ``grace`` heartbeat intervals;
 
+a clearing leaves out providers the market has not heard from within the grace (see
+:mod:`pasar.market.liveness`) and names them in the ``match`` body, so that replay agrees;
+
 and seals a block of the chain every second. A refusal (another transaction got there first)
 is logged and the next tick looks again: the engine holds no state of its own, so a restarted
 market resumes exactly where its log left off.
@@ -50,6 +53,7 @@ class Engine:
         service = self.service
         now = service.clock()
         out: list[dict[str, Any]] = []
+        offline: frozenset[str] | None = None  # computed once a tick, only when needed
         with service.lock:
             state = service.state
             if service.capacity_changed:
@@ -61,13 +65,22 @@ class Engine:
             for record in state.orders.values():
                 if record.status != "open" or record.id in expiring:
                     continue
-                if self._should_match(record, now):
-                    out.append({"type": "match", "order_id": record.id, "seed": service.new_seed()})
+                if offline is None:
+                    offline = service.offline_providers()
+                if self._should_match(record, now, offline):
+                    body: dict[str, Any] = {
+                        "type": "match",
+                        "order_id": record.id,
+                        "seed": service.new_seed(),
+                    }
+                    if offline:
+                        body["offline"] = sorted(offline)
+                    out.append(body)
             for lease_id in state.overdue_leases(now):
                 out.append({"type": "lease.lost", "lease_id": lease_id})
         return out
 
-    def _should_match(self, record: OrderRecord, now: int) -> bool:
+    def _should_match(self, record: OrderRecord, now: int, offline: frozenset[str]) -> bool:
         """Whether a ``match`` now would do something. Orders that could not be filled are
         previewed again only after capacity changes (a provider registers, a lease ends)."""
         window = record.window
@@ -79,13 +92,13 @@ class Engine:
             return False
         self._tried.add(record.id)
         if window is not None:  # an auction window closed without bids: reopen if anyone fits
-            return bool(self._preview_fits(record))
-        return bool(self.service.state.clear(record, 0).awards)
+            return bool(self._preview_fits(record, offline))
+        return bool(self.service.state.clear(record, 0, offline).awards)
 
-    def _preview_fits(self, record: OrderRecord) -> int:
+    def _preview_fits(self, record: OrderRecord, offline: frozenset[str]) -> int:
         from pasar.core.pricing.base import screen
 
-        views, _ = self.service.state.eligible(record)
+        views, _ = self.service.state.eligible(record, offline)
         fitting, _ = screen(self.service.state.remaining_order(record), views)
         return len(fitting)
 

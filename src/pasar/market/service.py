@@ -28,6 +28,7 @@ from pasar.core.timelock import challenge_message, interval_at
 from pasar.crypto.envelope import MAX_SKEW_MS, VerifiedEnvelope, sign, verify
 from pasar.crypto.identity import Identity, verify_signature
 from pasar.market.chain import verify_log
+from pasar.market.liveness import Liveness
 from pasar.market.logging import log_event
 from pasar.market.notifier import Notifier
 from pasar.market.ratelimit import DEFAULT_MAX_WAITERS, WaiterSlots
@@ -62,6 +63,11 @@ class MarketService:
         self.notifier = notifier or Notifier()
         self.lock = threading.RLock()
         self.capacity_changed = True  # the engine retries unmatched orders when this is set
+        timing = preset.timing
+        # process memory, not ledger state: see pasar.market.liveness
+        self.liveness = Liveness(
+            timing.heartbeat_interval_s * timing.grace_intervals, on_back=self._provider_back
+        )
         self._commit_lock = threading.Lock()
         self._pending: list[TxRecord] = []  # applied, not yet durable (group commit)
         self._applied = 0  # tickets: how many transactions were applied / made durable
@@ -146,6 +152,8 @@ class MarketService:
             ticket = self._applied
             if tx.type in CAPACITY_CHANGES:
                 self.capacity_changed = True
+            if tx.signer in self.state.providers:  # a signed request is a sign of life
+                self.liveness.heard(tx.signer)
         self._make_durable(ticket)
         fields = {k: v for k, v in applied.result.items() if isinstance(v, str | int)}
         log_event(tx.type, signer=tx.signer, **fields)
@@ -153,6 +161,19 @@ class MarketService:
             tx.type, applied.result, providers=applied.providers, orders=applied.orders
         )
         return applied
+
+    def _provider_back(self, provider: str) -> None:
+        """A provider came back online: orders that could not match may match now. (Under the
+        lock: the engine reads and clears the flag under it.)"""
+        with self.lock:
+            self.capacity_changed = True
+
+    def offline_providers(self) -> frozenset[str]:
+        """Providers taking work by the ledger (``available``) but silent past the grace: the
+        engine leaves them out of clearings, the offers leave them out of the list."""
+        with self.lock:
+            available = [p.id for p in self.state.providers.values() if p.available]
+        return self.liveness.offline(available)
 
     def _check_healthy(self) -> None:
         if self._broken is not None:

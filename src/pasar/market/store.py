@@ -56,7 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from pasar.core.errors import PasarError
@@ -65,6 +65,13 @@ from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.market.chain import Block, ChainError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# SQLite's primary result codes for a file it cannot read as a database (the low byte of the
+# extended code): SQLITE_CORRUPT ("database disk image is malformed"), SQLITE_NOTADB.
+_SQLITE_DAMAGED = frozenset({11, 26})
+DAMAGED_HINT = (
+    "restore the file from a good copy (a backup, or a standby's copy); do not run a market on "
+    "it: `sqlite3 FILE .recover` can salvage the readable rows into a new file for inspection"
+)
 # Any constant works: the lock is scoped to this store's database. It spells "pasar-lg".
 _PG_WRITE_LOCK = 0x70617361722D6C67
 
@@ -302,9 +309,24 @@ class SqlStore:
     URL; ``postgresql://`` is taken to mean the psycopg 3 driver.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, must_exist: bool = False) -> None:
+        """``must_exist``: refuse an SQLite path with no file instead of creating a database
+        there (an audit must not turn a mistyped path into an empty market)."""
         self.url = _normalise_url(url)
         self.dialect = self.url.get_backend_name()
+        if (
+            must_exist
+            and self.dialect == "sqlite"
+            and self.url.database not in (None, "", ":memory:")
+        ):
+            path = Path(str(self.url.database)).expanduser()
+            if not path.is_file():
+                raise StoreError(
+                    f"there is no database file at {path}",
+                    code="no_database",
+                    status=404,
+                    hint="check the path; a market keeps its database in $PASAR_HOME/market.db",
+                )
         shared = False
         if self.dialect == "sqlite":
             self._engine, shared = _sqlite_engine(self.url)
@@ -354,12 +376,45 @@ class SqlStore:
     def _unavailable_as_error(self) -> Iterator[None]:
         try:
             yield
-        except OperationalError as exc:
+        except DatabaseError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            if self._damaged(exc):
+                raise self.damaged(f"{self.dialect}: {reason}") from exc
+            if not isinstance(exc, OperationalError):
+                raise
             raise StoreError(
-                f"the database is unavailable: {str(exc.orig or exc).strip().splitlines()[0]}",
+                f"the database is unavailable: {reason}",
                 code="store_unavailable",
                 hint="check that the database is running and reachable, then retry",
             ) from exc
+
+    def _damaged(self, exc: DatabaseError) -> bool:
+        """Whether SQLite says the file itself is damaged (not busy, not a bug in a query)."""
+        code = getattr(exc.orig, "sqlite_errorcode", None)
+        return self.dialect == "sqlite" and isinstance(code, int) and code & 0xFF in _SQLITE_DAMAGED
+
+    def damaged(self, what: str) -> StoreError:
+        """The error for a database whose pages no longer read back: names the file and what
+        the engine said, since an operator's next step (restore a copy) depends on both."""
+        where = (
+            f"the database file {Path(str(self.url.database)).expanduser()}"
+            if self.dialect == "sqlite"
+            else f"the database {self.url.render_as_string(hide_password=True)}"
+        )
+        return StoreError(
+            f"{where} is damaged ({what})", code="store_damaged", status=500, hint=DAMAGED_HINT
+        )
+
+    def integrity_problems(self, limit: int = 5) -> list[str]:
+        """SQLite's own check of every page and index (``PRAGMA integrity_check``): what an
+        audit's replay cannot see, such as a damaged index or free page. Empty when sound, and
+        always empty on PostgreSQL, which checks its pages itself (data checksums)."""
+        if self.dialect != "sqlite":
+            return []
+        with self._reading() as conn:
+            rows = conn.exec_driver_sql(f"PRAGMA integrity_check({int(limit)})").fetchall()
+        problems = [str(row[0]) for row in rows]
+        return [] if problems == ["ok"] else problems
 
     def _migrate(self) -> None:
         """Bring the schema to the newest revision, under the write lock (several workers may

@@ -123,7 +123,7 @@ class PriceTable:
                     field="--price",
                     hint="give each GPU model one price",
                 )
-            gpu[key] = _price(amount, currency, f"--price {flag!r}", "--price")
+            gpu[key] = _price(amount.strip(), currency, f"--price {flag!r}", "--price")
             given[key] = flag
         cpu_core = (
             None

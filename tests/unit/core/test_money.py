@@ -21,8 +21,7 @@ rates = st.fractions(min_value=0, max_value=1, max_denominator=10**6)
     ("text", "expected"),
     [
         ("1.25 USDC", Money(1_250_000, "USDC")),
-        ("1.25 usdc", Money(1_250_000, "USDC")),
-        ("  3 AKT ", Money(3_000_000, "AKT")),
+        ("3 AKT", Money(3_000_000, "AKT")),
         ("0.000001 USDC", Money(1, "USDC")),
         ("-2.5 USDC", Money(-2_500_000, "USDC")),
         (".5 USDC", Money(500_000, "USDC")),
@@ -46,6 +45,43 @@ def test_parse_rejects_garbage(bad: str) -> None:
         Money.parse(bad, field="max_price_per_hour")
     assert err.value.field == "max_price_per_hour"
     assert err.value.hint
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ("\u0661 USDC", "ASCII digits"),  # Arabic-Indic one: int("\u0661") == 1 in Python
+        ("\uff11 USDC", "ASCII digits"),  # fullwidth one
+        ("1\u0665 USDC", "ASCII digits"),
+        ("\u0967.5 USDC", "ASCII digits"),  # Devanagari one
+        ("+1 USDC", "'+'"),
+        ("+1", "'+'"),
+        (" 1 USDC", "spaces"),
+        ("1 USDC ", "spaces"),
+        ("1  USDC", "spaces"),
+        ("1\tUSDC", "spaces"),
+        ("1 USDC\n", "spaces"),
+        ("1\u00a0USDC", ""),  # a no-break space is not the one space
+        ("1 000 USDC", "spaces inside"),
+        ("1. 5 USDC", "spaces inside"),
+        ("1.5USDC", ""),
+        ("1 usdc", "upper case (USDC, not usdc)"),
+        ("1 Usdc", "upper case"),
+    ],
+)
+def test_parse_is_strict(bad: str, words: str) -> None:
+    """One written form per amount: what a signer wrote is exactly what the market reads."""
+    with pytest.raises(MoneyError) as err:
+        Money.parse(bad, default_currency="USDC", field="amount")
+    assert err.value.code == "invalid_amount"
+    assert err.value.field == "amount"
+    assert words in err.value.message
+    assert err.value.hint and "ASCII digits" in err.value.hint
+
+
+def test_strict_form_is_what_to_json_writes() -> None:
+    for money in (Money(1, "USDC"), Money(-2_500_000, "AKT"), Money(10**12, "IO")):
+        assert Money.parse(money.to_json()) == money
 
 
 def test_seventh_decimal_is_refused_not_rounded() -> None:

@@ -367,3 +367,29 @@ def test_bad_input_manifests_name_the_field(inputs: Any, field: str) -> None:
         send(s, ALICE, T0, type="order.create", spec=SPEC, inputs=inputs)
     assert err.value.field == field
     assert s.ledger.balance(LedgerAccount.client(ALICE), "USDC") == usdc("10")
+
+
+def test_match_leaves_out_the_providers_it_names_offline() -> None:
+    """The engine's liveness is not state: it rides in the ``match`` body, so replay agrees."""
+    s = make_state()
+    send(s, ALICE, T0, type="faucet", amount="10 USDC")
+    register(s, P1, cpu_ask="0.10")
+    register(s, P2, cpu_ask="0.05")  # the cheapest, but the market has not heard from it
+    order_id = send(s, ALICE, T0 + 1, type="order.create", spec=SPEC)["order_id"]
+    leases = market(s, T0 + 2, type="match", order_id=order_id, seed=7, offline=[P2])["leases"]
+    assert [s.leases[x].provider for x in leases] == [P1]
+    assert "offline" in s.orders[order_id].reasons[P2]
+    _, reasons = s.eligible(s.orders[order_id], frozenset({P1}))
+    assert "offline" in reasons[P1]
+
+
+@pytest.mark.parametrize("offline", ["prov-2", [1], {"prov-2": True}])
+def test_match_refuses_a_malformed_offline_list(offline: Any) -> None:
+    s = make_state()
+    send(s, ALICE, T0, type="faucet", amount="10 USDC")
+    register(s, P1, cpu_ask="0.10")
+    order_id = send(s, ALICE, T0 + 1, type="order.create", spec=SPEC)["order_id"]
+    with pytest.raises(PasarError) as err:
+        market(s, T0 + 2, type="match", order_id=order_id, seed=7, offline=offline)
+    assert err.value.field == "offline"
+    assert not s.orders[order_id].leases

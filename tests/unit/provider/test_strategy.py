@@ -75,8 +75,12 @@ def test_flags_are_normalized_and_exact() -> None:
     assert table().empty
 
 
-def test_lower_case_currency_is_accepted() -> None:
-    assert table("L4=0.5 usdc").asks.gpu["L4"] == usdc("0.5")
+def test_lower_case_currency_is_refused() -> None:
+    """Currency codes are exact, as on the wire (``usdc`` is not ``USDC``)."""
+    with pytest.raises(StrategyError) as err:
+        table("L4=0.5 usdc")
+    assert err.value.field == "--price"
+    assert "upper case" in err.value.message
 
 
 @pytest.mark.parametrize(

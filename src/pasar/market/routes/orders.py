@@ -165,7 +165,7 @@ def explain(request: Request, order_id: str, reader: Reader) -> dict[str, Any]:
         state = service.state
         record = _record(state, order_id)
         check_order_party(state, record, reader)
-        candidates, reasons = state.candidates(record)
+        candidates, reasons = state.candidates(record, service.offline_providers())
         providers = []
         for c in candidates:
             providers.append(

@@ -44,11 +44,15 @@ def withdraw_unbonded(request: Request, envelope: Signed) -> dict[str, Any]:
     return submit_typed(request, envelope, "unbonded.withdraw")
 
 
-def offer_rows(state: MarketState, provider: ProviderRecord) -> list[dict[str, Any]]:
+def offer_rows(
+    state: MarketState, provider: ProviderRecord, *, online: bool
+) -> list[dict[str, Any]]:
     """One offer per GPU model a provider has free (or one CPU offer): what ``pasar offers``
-    filters with the query language. Prices are exact Decimals of the provider's asks."""
+    filters with the query language. Prices are exact Decimals of the provider's asks.
+    ``online``: the provider takes work and the market heard from it within the grace."""
     free = provider.free()
     base = {
+        "online": online,
         "provider": provider.id,
         "cpus": free.cpus,
         "memory": free.memory_gb,
@@ -116,11 +120,26 @@ def offers(
     q: Annotated[str, Query(max_length=4096, description="e.g. gpu=A100:2 dph<1.5")] = "",
     order: Annotated[str | None, Query(max_length=200, description="e.g. dph,score-")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    include_offline: Annotated[
+        bool,
+        Query(description="also list providers that are draining, full or silent (operators)"),
+    ] = False,
 ) -> dict[str, Any]:
+    """Offers of providers that take work now. A provider that drains (or is full) says so by
+    registering ``available: false``; one that died without a word is left out once its feed
+    has been silent for the heartbeat grace. Either would only be awarded leases it then loses,
+    so a renter should not be shown them; ``include_offline`` lists them with ``online: false``.
+    """
     service = service_of(request)
+    offline = service.offline_providers()
     with service.lock:
         state = service.state
-        rows = [row for p in state.providers.values() for row in offer_rows(state, p)]
+        rows = [
+            row
+            for p in state.providers.values()
+            if include_offline or (p.available and p.id not in offline)
+            for row in offer_rows(state, p, online=p.available and p.id not in offline)
+        ]
     found = apply_query(rows, q, order, limit, normalize=normalize_gpu_name)
     return {"offers": [_json_row(r) for r in found], "count": len(found)}
 
@@ -133,6 +152,7 @@ def provider(request: Request, provider_id: str) -> dict[str, Any]:
         record = service.state.providers.get(account)
         if record is None:
             raise PasarError(f"no provider {account}", code="not_found", status=404)
+        online = record.available and service.liveness.online(account)
         return {
             "provider": account,
             "inventory": record.inventory.describe_gpus(),
@@ -143,7 +163,8 @@ def provider(request: Request, provider_id: str) -> dict[str, Any]:
             "region": record.region,
             "reputation": str(record.reputation.score),
             "running": sorted(record.running),
-            "offers": [_json_row(r) for r in offer_rows(service.state, record)],
+            "online": online,
+            "offers": [_json_row(r) for r in offer_rows(service.state, record, online=online)],
             "stake": service.state.stake_of(account).to_json(),
         }
 
@@ -172,6 +193,14 @@ async def feed(
     if after > notifier.head:  # the market restarted: its feed numbering began again
         after = 0
     async with service.waiters.slot(reader):
-        events = await notifier.wait(after, timeout_s=timeout, provider=account)
+        # remember only registered providers (a dict lookup: no need to block the loop)
+        if account not in service.state.providers:
+            events = await notifier.wait(after, timeout_s=timeout, provider=account)
+        else:
+            # an open poll is a sign of life; its end is one only if the provider is still there
+            with service.liveness.polling(account):
+                events = await notifier.wait(after, timeout_s=timeout, provider=account)
+            if not await request.is_disconnected():
+                service.liveness.heard(account)
     head = events[-1].seq if events else max(after, 0)
     return {"events": [e.to_dict() for e in events], "next": head}
