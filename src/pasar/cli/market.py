@@ -10,7 +10,9 @@ from pathlib import Path
 
 import typer
 
+from pasar.market.blobs import DEFAULT_GRACE_S, DEFAULT_QUOTA_BYTES
 from pasar.market.config import DEFAULT_HOST, DEFAULT_PORT, MarketConfig
+from pasar.market.ratelimit import DEFAULT_RATE_PER_S
 
 app = typer.Typer(no_args_is_help=True, help="Run a market node.")
 
@@ -39,11 +41,37 @@ def serve(
     devnet: bool = typer.Option(
         False, "--devnet", help="Development network: enables the faucet. Never with real money."
     ),
+    rate_limit: int = typer.Option(
+        DEFAULT_RATE_PER_S,
+        "--rate-limit",
+        min=1,
+        help="Requests per second one account may make (bursts of twice that); 429 beyond.",
+    ),
+    blob_quota_mb: int = typer.Option(
+        DEFAULT_QUOTA_BYTES >> 20,
+        "--blob-quota-mb",
+        min=1,
+        help="MiB of blobs one account may keep stored.",
+    ),
+    blob_grace_s: int = typer.Option(
+        DEFAULT_GRACE_S,
+        "--blob-grace",
+        min=1,
+        help="Seconds a blob that no order names is kept before it is removed.",
+    ),
 ) -> None:
     """Serve the market API until SIGTERM or Ctrl-C; prints the URL once listening."""
     from pasar.market.serve import serve as run_market  # FastAPI/uvicorn only when serving
 
     config = MarketConfig.build(
-        home=home, db_url=db, preset=preset, host=host, port=port, devnet=devnet
+        home=home,
+        db_url=db,
+        preset=preset,
+        host=host,
+        port=port,
+        devnet=devnet,
+        rate_per_s=rate_limit,
+        blob_quota_bytes=blob_quota_mb << 20,
+        blob_grace_s=blob_grace_s,
     )
     run_market(config)

@@ -158,9 +158,10 @@ class Transport:
             self._market = _market_of(health.json())
         return self._market
 
-    def _build(
+    def build(
         self, method: str, path: str, signer: Identity | None = None, **kwargs: Any
     ) -> httpx.Request:
+        """The request as :meth:`request` would send it, signed (tools may send it themselves)."""
         request = self._http.build_request(method, path, **kwargs)
         signer = signer or self.identity
         if signer is not None:
@@ -184,7 +185,7 @@ class Transport:
     ) -> httpx.Response:
         """One request; signed (:mod:`pasar.crypto.request_auth`) by ``signer``, else by the
         transport's identity if it has one, so the market can tell who reads."""
-        return self._send(self._build(method, path, signer, **kwargs))
+        return self._send(self.build(method, path, signer, **kwargs))
 
     def get(self, path: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         return self.request("GET", path, params=params or {}, **kwargs).json()
@@ -210,7 +211,7 @@ class Transport:
         renames the temporary file to ``dest`` (or deletes it). Nothing is ever at ``dest``
         unless the caller put it there.
         """
-        request = self._build("GET", path, signer)
+        request = self.build("GET", path, signer)
         part = _Download(dest)
         try:
             response = self._send(request, stream=True)
@@ -255,7 +256,7 @@ class AsyncTransport:
             self._market = _market_of(health.json())
         return self._market
 
-    async def _build(
+    async def build(
         self, method: str, path: str, signer: Identity | None = None, **kwargs: Any
     ) -> httpx.Request:
         request = self._http.build_request(method, path, **kwargs)
@@ -280,7 +281,7 @@ class AsyncTransport:
         self, method: str, path: str, *, signer: Identity | None = None, **kwargs: Any
     ) -> httpx.Response:
         """See :meth:`Transport.request`."""
-        return await self._send(await self._build(method, path, signer, **kwargs))
+        return await self._send(await self.build(method, path, signer, **kwargs))
 
     async def get(self, path: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         return (await self.request("GET", path, params=params or {}, **kwargs)).json()
@@ -306,7 +307,7 @@ class AsyncTransport:
         self, path: str, dest: Path, *, signer: Identity | None = None
     ) -> tuple[str, int, Path]:
         """See :meth:`Transport.download`."""
-        request = await self._build("GET", path, signer)
+        request = await self.build("GET", path, signer)
         part = _Download(dest)
         try:
             response = await self._send(request, stream=True)

@@ -62,7 +62,9 @@ def create_app(
     app.state.config = config
     app.state.market_identity = market_identity
     app.state.clock = clock or wall_clock_ms
-    app.state.blobs = BlobStore(config.blobs_dir, max_bytes=config.max_blob_bytes)
+    app.state.blobs = BlobStore(
+        config.blobs_dir, max_bytes=config.max_blob_bytes, quota_bytes=config.blob_quota_bytes
+    )
     app.state.rate_limiter = RateLimiter(config.rate_per_s, burst=2 * config.rate_per_s)
 
     install_error_handlers(app)

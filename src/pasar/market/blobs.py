@@ -18,8 +18,9 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import threading
 import time
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,6 +30,8 @@ from pasar.core.errors import PasarError
 from pasar.crypto.hashing import is_sha256_hex
 
 DEFAULT_MAX_BLOB_BYTES = 256 << 20
+DEFAULT_QUOTA_BYTES = 10 << 30  # what one account may keep stored at once
+DEFAULT_GRACE_S = 3600  # how long a blob no order names is kept
 _STALE_TEMP_S = 3600  # an upload older than this was interrupted by a crash
 
 
@@ -134,11 +137,20 @@ class _Upload:
 class BlobStore:
     """Blobs under ``root``; see the module docstring for the layout and guarantees."""
 
-    def __init__(self, root: Path, *, max_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_BLOB_BYTES,
+        quota_bytes: int = DEFAULT_QUOTA_BYTES,
+    ) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self.quota_bytes = quota_bytes
         root.mkdir(parents=True, exist_ok=True)
         self._sweep_temporaries()
+        self._lock = threading.Lock()
+        self._usage: dict[str, int] | None = None  # account → bytes it stored (built on demand)
 
     def _sweep_temporaries(self) -> None:
         cutoff = time.time() - _STALE_TEMP_S
@@ -170,14 +182,75 @@ class BlobStore:
         return self.root / "owners" / sha256[:2] / sha256
 
     def add_owner(self, sha256: str, account: str) -> None:
-        """Record that ``account`` uploaded the blob: it may read it back, and (with a quota)
-        it is whose storage the blob counts against. One line per uploader."""
+        """Record that ``account`` uploaded the blob: it may read it back, and the blob counts
+        against its quota. One line per uploader."""
         path = self._owners_file(check_hash(sha256))
+        with self._lock:
+            if account in self.owners(sha256):
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="ascii") as f:
+                f.write(account + "\n")
+            usage = self._usage_index()
+            usage[account] = usage.get(account, 0) + self.size(sha256)
+
+    def usage(self, account: str) -> int:
+        """Bytes of the blobs ``account`` uploaded that are still stored."""
+        with self._lock:
+            return self._usage_index().get(account, 0)
+
+    def check_quota(self, account: str, adding: int, sha256: str) -> None:
+        """Refuse (413 ``quota_exceeded``) an upload that would take ``account`` past its quota;
+        a blob it already owns costs nothing more."""
         if account in self.owners(sha256):
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="ascii") as f:
-            f.write(account + "\n")
+        used = self.usage(account)
+        if used + adding > self.quota_bytes:
+            raise BlobError(
+                f"this upload ({adding} bytes) would take {account[:16]}… past its storage "
+                f"quota: {used} of {self.quota_bytes} bytes used",
+                code="quota_exceeded",
+                field="body",
+                hint="blobs no order names are removed after a grace period; wait, or use "
+                "fewer or smaller inputs",
+                status=413,
+            )
+
+    def _usage_index(self) -> dict[str, int]:
+        if self._usage is None:
+            usage: dict[str, int] = {}
+            for owners in self.root.glob("owners/??/*"):
+                blob = self.root / owners.parent.name / owners.name
+                with contextlib.suppress(OSError):
+                    size = blob.stat().st_size
+                    for account in owners.read_text(encoding="ascii").split():
+                        usage[account] = usage.get(account, 0) + size
+            self._usage = usage
+        return self._usage
+
+    def collect(self, referenced: Callable[[str], bool], *, older_than_s: float) -> list[str]:
+        """Delete every blob that nothing references and that is older than the grace; return
+        their hashes. A client uploads inputs before it signs the order naming them, so the
+        grace must outlast that gap (the default is an hour)."""
+        cutoff = time.time() - older_than_s
+        removed: list[str] = []
+        for blob in self.root.glob("??/*"):
+            sha = blob.name
+            if not is_sha256_hex(sha) or referenced(sha):
+                continue
+            with contextlib.suppress(OSError), self._lock:
+                stat = blob.stat()
+                if stat.st_mtime >= cutoff:
+                    continue
+                owners_file = self._owners_file(sha)
+                owners = self.owners(sha)
+                blob.unlink()
+                owners_file.unlink(missing_ok=True)
+                usage = self._usage_index()
+                for account in owners:
+                    usage[account] = max(0, usage.get(account, 0) - stat.st_size)
+                removed.append(sha)
+        return removed
 
     def owners(self, sha256: str) -> set[str]:
         """The accounts that uploaded the blob (empty for one stored before owners existed)."""

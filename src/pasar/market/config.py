@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pasar.crypto.identity import pasar_home
+from pasar.market.blobs import DEFAULT_GRACE_S, DEFAULT_QUOTA_BYTES
 from pasar.market.ratelimit import DEFAULT_MAX_WAITERS, DEFAULT_RATE_PER_S
 
 MIB = 1 << 20
@@ -40,6 +41,8 @@ class MarketConfig:
     key_name: str = "market"
     rate_per_s: int = DEFAULT_RATE_PER_S  # requests per second per account (bursts: 2×)
     max_waiters: int = DEFAULT_MAX_WAITERS  # long polls one account may hold open
+    blob_quota_bytes: int = DEFAULT_QUOTA_BYTES  # blobs one account may keep stored
+    blob_grace_s: int = DEFAULT_GRACE_S  # a blob no order names is removed after this
 
     @property
     def blobs_dir(self) -> Path:
@@ -59,6 +62,9 @@ class MarketConfig:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES,
         key_name: str = "market",
+        rate_per_s: int = DEFAULT_RATE_PER_S,
+        blob_quota_bytes: int = DEFAULT_QUOTA_BYTES,
+        blob_grace_s: int = DEFAULT_GRACE_S,
     ) -> MarketConfig:
         """Resolve the home (``--home``, else ``$PASAR_HOME``, else ``~/.pasar``) to an
         absolute path, so that a later ``chdir`` cannot move the database or the keys."""
@@ -73,4 +79,7 @@ class MarketConfig:
             max_body_bytes=max_body_bytes,
             max_blob_bytes=max_blob_bytes,
             key_name=key_name,
+            rate_per_s=rate_per_s,
+            blob_quota_bytes=blob_quota_bytes,
+            blob_grace_s=blob_grace_s,
         )

@@ -27,6 +27,7 @@ from typing import Any
 
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
+from pasar.market.blobs import DEFAULT_GRACE_S, BlobStore
 from pasar.market.chain import ChainBuilder
 from pasar.market.service import MarketService
 
@@ -34,15 +35,27 @@ log = logging.getLogger("pasar.market.engine")
 
 TICK_S = 0.1
 SEAL_EVERY_S = 1.0
+GC_EVERY_S = 60.0
 
 
 class Engine:
     """Runs :meth:`tick` on the server's event loop until stopped."""
 
-    def __init__(self, service: MarketService, chain: ChainBuilder, *, tick_s: float = TICK_S):
+    def __init__(
+        self,
+        service: MarketService,
+        chain: ChainBuilder,
+        *,
+        tick_s: float = TICK_S,
+        blobs: BlobStore | None = None,
+        blob_grace_s: float = DEFAULT_GRACE_S,
+    ):
         self.service = service
         self.chain = chain
         self.tick_s = tick_s
+        self.blobs = blobs
+        self.blob_grace_s = blob_grace_s
+        self._last_gc = 0.0
         self._stopping = asyncio.Event()
         self._last_seal = 0.0
         # orders previewed since capacity last changed: no point clearing them again until then
@@ -113,6 +126,21 @@ class Engine:
                 log.info("engine %s refused: %s", body["type"], exc.message)
         return accepted
 
+    def collect_blobs(self) -> list[str]:
+        """Remove blobs that no order names (inputs, receipt outputs) once past the grace."""
+        if self.blobs is None:
+            return []
+        service = self.service
+
+        def referenced(sha256: str) -> bool:
+            with service.lock:
+                return sha256 in service.state.blob_orders
+
+        removed = self.blobs.collect(referenced, older_than_s=self.blob_grace_s)
+        if removed:
+            log.info("removed %d unreferenced blob(s)", len(removed))
+        return removed
+
     def seal(self) -> None:
         try:
             self.chain.seal()
@@ -126,6 +154,9 @@ class Engine:
             if loop.time() - self._last_seal >= SEAL_EVERY_S:
                 await asyncio.to_thread(self.seal)
                 self._last_seal = loop.time()
+            if loop.time() - self._last_gc >= min(GC_EVERY_S, self.blob_grace_s):
+                await asyncio.to_thread(self.collect_blobs)
+                self._last_gc = loop.time()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.tick_s)
         await asyncio.to_thread(self.seal)

@@ -123,6 +123,8 @@ def build_app(config: MarketConfig, *, clock: Callable[[], int] | None = None) -
     )
     app.state.service = service
     app.state.engine = engine
+    engine.blobs = app.state.blobs  # the engine removes blobs no order names, after the grace
+    engine.blob_grace_s = config.blob_grace_s
     return app
 
 

@@ -62,6 +62,9 @@ async def put_blob(sha256: str, request: Request, response: Response, uploader: 
     """Store the raw request body under its SHA-256, which must equal ``sha256``."""
     store = _store(request)
     check_hash(sha256)  # before reading a byte of the body
+    announced = request.headers.get("content-length")
+    if announced is not None and announced.isdigit():
+        store.check_quota(uploader, int(announced), sha256)  # before reading a byte either
     try:
         created = await store.aput(sha256, request.stream())
     except ClientDisconnect:
@@ -71,6 +74,13 @@ async def put_blob(sha256: str, request: Request, response: Response, uploader: 
             status=400,
         ) from None
     size = store.size(sha256)
+    if announced is None or not announced.isdigit():  # streamed without a length: check now
+        try:
+            store.check_quota(uploader, size, sha256)
+        except PasarError:
+            if created and not store.owners(sha256):
+                store.path(sha256).unlink(missing_ok=True)
+            raise
     store.add_owner(sha256, uploader)
     if created:
         log_event("blob.stored", sha256=sha256, size=size)
