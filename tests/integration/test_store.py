@@ -132,6 +132,9 @@ def test_seq_order_and_paging(store: SqlStore) -> None:
     assert store.txs() == appended
     assert [t.seq for t in store.txs(after_seq=5, limit=3)] == [6, 7, 8]
     assert store.txs(after_seq=20) == [] and store.txs(limit=0) == []
+    # one signer's page, by the index: ALICE signed the odd seqs
+    page = store.txs_by_signer(ALICE.account_id, after_seq=4, limit=3)
+    assert [t.seq for t in page] == [5, 7, 9] and {t.signer for t in page} == {ALICE.account_id}
 
 
 def test_concurrent_appends_get_gapless_seqs(store: SqlStore) -> None:

@@ -491,6 +491,20 @@ class SqlStore:
             rows = conn.execute(query).all()
         return [_tx_of(row._mapping) for row in rows]
 
+    def txs_by_signer(self, signer: str, after_seq: int = 0, limit: int = 100) -> list[TxRecord]:
+        """One signer's logged transactions with ``seq > after_seq``, in order, at most
+        ``limit``: a page found by the (signer, nonce) index, not by reading the whole log."""
+        t = txs_table
+        query = (
+            select(t)
+            .where(t.c.signer == signer, t.c.seq > after_seq)
+            .order_by(t.c.seq)
+            .limit(max(limit, 0))
+        )
+        with self._reading() as conn:
+            rows = conn.execute(query).all()
+        return [_tx_of(row._mapping) for row in rows]
+
     def head_seq(self) -> int:
         """The seq of the newest logged transaction (0 when the log is empty)."""
         with self._reading() as conn:

@@ -52,26 +52,12 @@ def history(
     account = parse_account_id(account_id, field="account_id")
     service = service_of(request)
     check_own_account(service.state, account, reader)
-    store = service.store
-    found: list[dict[str, Any]] = []
-    cursor = after
-    while len(found) < limit:
-        batch = store.txs(after_seq=cursor, limit=1000)
-        if not batch:
-            break
-        cursor = batch[-1].seq
-        found.extend(
-            {
-                "seq": t.seq,
-                "type": t.type,
-                "ts": t.ts,
-                "digest": t.digest,
-                "body": t.envelope["body"],
-            }
-            for t in batch
-            if t.signer == account
-        )
-    return {"account": account, "txs": found[:limit], "next": cursor}
+    page = service.store.txs_by_signer(account, after_seq=after, limit=limit)
+    found = [
+        {"seq": t.seq, "type": t.type, "ts": t.ts, "digest": t.digest, "body": t.envelope["body"]}
+        for t in page
+    ]
+    return {"account": account, "txs": found, "next": page[-1].seq if page else after}
 
 
 @router.post("/v1/faucet", summary="Mint test money (markets started with --devnet only)")
