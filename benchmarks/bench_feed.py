@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from pasar.client.transport import Transport
 from pasar.crypto.envelope import sign, wall_clock_ms
 from pasar.crypto.identity import Identity
 
@@ -51,7 +52,8 @@ def run(orders: int) -> dict[str, Any]:
         )
         market_id = http.get("/v1/healthz").json()["market"]
         feed = f"/v1/providers/{provider.account_id}/feed"
-        cursor = http.get(feed, params={"timeout": 0}).json()["next"]
+        signer = Transport(url, identity=provider)  # a provider's feed is read with its key
+        cursor = http.send(signer.build("GET", feed, params={"timeout": 0})).json()["next"]
         latencies: list[float] = []
         for _ in range(orders):
             envelope = sign(
@@ -63,8 +65,9 @@ def run(orders: int) -> dict[str, Any]:
             got: dict[str, Any] = {}
 
             def listen(after: int = cursor, got: dict[str, Any] = got) -> None:
+                request = signer.build("GET", feed, params={"after": after, "timeout": 10})
                 with httpx.Client(base_url=url, timeout=30) as poll:
-                    got["reply"] = poll.get(feed, params={"after": after, "timeout": 10}).json()
+                    got["reply"] = poll.send(request).json()
                     got["at"] = time.perf_counter()
 
             listener = threading.Thread(target=listen)
@@ -75,6 +78,7 @@ def run(orders: int) -> dict[str, Any]:
             listener.join()
             latencies.append(got["at"] - sent)
             cursor = got["reply"]["next"]
+        signer.close()
     ordered = sorted(latencies)
     return {
         "name": "feed_notify_latency",

@@ -180,9 +180,12 @@ def test_a_job_within_its_limits_is_untouched(tmp_path: Path) -> None:
 
 
 def limits_attribute(url: str, provider: str) -> str | None:
-    txs = httpx.get(f"{url}/v1/accounts/{provider}/history", timeout=10).json()["txs"]
-    registered = [t["body"] for t in txs if t["type"] == "provider.register"]
-    value = registered[-1].get("attributes", {}).get("limits")
+    """What the provider's offer says about enforcement, found through the query language."""
+    params = {"q": f"provider={provider} limits=cgroup-v1", "include_offline": "true"}
+    offers = httpx.get(f"{url}/v1/providers", params=params, timeout=10).json()["offers"]
+    if not offers:
+        return None
+    value = offers[0].get("limits")
     return None if value is None else str(value)
 
 

@@ -216,6 +216,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("score", FieldType.NUMBER, "benchmark score, GFLOP/s", aliases=("gflops",)),
     FieldSpec("region", FieldType.STR, "region code, e.g. eu or us-east", aliases=("geolocation",)),
     FieldSpec(
+        "limits",
+        FieldType.STR,
+        "how job limits hold: cgroup-v2, cgroup-v1 (per job), rlimit (per process), docker",
+        aliases=("enforcement",),
+    ),
+    FieldSpec(
         "provider", FieldType.STR, "provider account id", aliases=("provider_id",), fold="exact"
     ),
     FieldSpec("verified", FieldType.BOOL, "attributes signed by an auditor"),

@@ -63,6 +63,7 @@ def offer_rows(
         / Decimal(provider.reputation.score.denominator),
         "score": provider.score,
         "region": provider.region,
+        "limits": provider.attributes.get("limits"),  # per job (cgroup) or per process
         "stake": state.stake_of(provider.id),
         "rentable": True,
         "verified": False,
