@@ -319,6 +319,7 @@ class MarketState:
             ended_at_ms=ts,
             interval_s=t.heartbeat_interval_s,
             max_duration_s=record.order.max_duration_s,
+            uptime_block_s=t.uptime_block_s,
         )
         settlement = self.ledger.settle(
             lease.id,

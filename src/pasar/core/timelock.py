@@ -43,14 +43,33 @@ def billable_ms(
     ended_at_ms: int,
     interval_s: int,
     max_duration_s: int,
+    uptime_block_s: int = 0,
 ) -> int:
     """Milliseconds covered by answered intervals, capped by wall duration and ``max_duration``.
 
     Milliseconds, not whole seconds: a lease that ran 800 ms with its first heartbeat answered
     is billed 800 ms (it used to bill 0). Both ends are market stamps.
+
+    With ``uptime_block_s`` (io.net's hourly proof of time-lock) time is counted in blocks: a
+    whole block the lease lived through pays only if *every* interval in it was answered, and
+    nothing otherwise; the last, unfinished block (the job ended in it) pays its answered
+    intervals, capped by the wall time.
     """
     wall_ms = max(0, ended_at_ms - started_at_ms)
-    return min(len(beats) * interval_s * MS, wall_ms, max_duration_s * MS)
+    if uptime_block_s <= 0:
+        return min(len(beats) * interval_s * MS, wall_ms, max_duration_s * MS)
+    per_block = max(1, uptime_block_s // interval_s)
+    block_ms = per_block * interval_s * MS
+    whole_blocks, rest_ms = divmod(wall_ms, block_ms)
+    billed = sum(
+        block_ms
+        for b in range(whole_blocks)
+        if all(k in beats for k in range(b * per_block, (b + 1) * per_block))
+    )
+    first_open = whole_blocks * per_block
+    answered = sum(1 for k in beats if first_open <= k < first_open + per_block)
+    billed += min(answered * interval_s * MS, rest_ms)
+    return min(billed, max_duration_s * MS)
 
 
 def is_lost(

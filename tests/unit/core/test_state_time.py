@@ -212,3 +212,20 @@ def test_unstake_waits_out_the_unbonding_and_is_refused_while_stake_backs_leases
     out = at(s, P1, ts=later, stamp=later, type="unbonded.withdraw")
     assert out["withdrawn"] == usdc("300").to_json()
     conserved(s)
+
+
+def test_uptime_blocks_pay_only_for_blocks_verifiably_up() -> None:
+    from pasar.core.timelock import billable_ms
+
+    hour = 3_600_000
+    every = set(range(180))  # three hours of one-minute heartbeats, all answered
+    common = {"started_at_ms": 0, "interval_s": 60, "max_duration_s": 10 * 3600}
+    assert billable_ms(every, ended_at_ms=3 * hour, uptime_block_s=3600, **common) == 3 * hour
+    gap = every - {75}  # one minute missed in the second hour: that hour pays nothing
+    assert billable_ms(gap, ended_at_ms=3 * hour, uptime_block_s=3600, **common) == 2 * hour
+    # a job that ends 30.5 minutes into its second hour pays that hour's answered minutes
+    partial = set(range(91))
+    ended = hour + 30 * 60_000 + 500
+    assert billable_ms(partial, ended_at_ms=ended, uptime_block_s=3600, **common) == ended
+    # without blocks the same gap costs only the minute
+    assert billable_ms(gap, ended_at_ms=3 * hour, **common) == 3 * hour - 60_000
