@@ -11,6 +11,18 @@ from __future__ import annotations
 
 from collections import deque
 
+from pasar.core.errors import PasarError
+
+
+def nonce_reused() -> PasarError:
+    """The one refusal of a (signer, nonce) pair seen before: 409, sign again."""
+    return PasarError(
+        "this nonce was already used by this signer",
+        code="nonce_reused",
+        status=409,
+        hint="sign every request with a fresh nonce",
+    )
+
 
 class NonceWindow:
     """(signer, nonce) pairs seen in the last ``2 × skew_ms`` of market stamps."""

@@ -40,7 +40,7 @@ from pasar.core.market_records import (
     not_found,
 )
 from pasar.core.money import Money
-from pasar.core.nonces import NonceWindow
+from pasar.core.nonces import NonceWindow, nonce_reused
 from pasar.core.orders import Order, ProviderView
 from pasar.core.presets import Preset
 from pasar.core.pricing.base import Candidate, MatchResult, screen
@@ -132,12 +132,7 @@ class MarketState:
                 hint="sign just before sending, and keep the clock synchronised (NTP)",
             )
         if (tx.signer, tx.nonce) in self.nonces:
-            raise fail(
-                "this nonce was already used by this signer",
-                code="nonce_reused",
-                status=409,
-                hint="sign every request with a fresh nonce",
-            )
+            raise nonce_reused()
         if tx.type in MARKET_TYPES and tx.signer != self.market_id:
             raise fail(f"only the market may send {tx.type!r}", code="wrong_signer", status=403)
         # Handlers check everything they can before they change anything; the ledger's own

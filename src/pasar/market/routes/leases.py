@@ -12,6 +12,7 @@ from fastapi.responses import PlainTextResponse
 
 from pasar.core.errors import PasarError
 from pasar.core.market_records import LeaseRecord
+from pasar.core.nonces import nonce_reused
 from pasar.core.state import MarketState
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex
@@ -175,12 +176,7 @@ def append_logs(request: Request, lease_id: str, envelope: Signed) -> dict[str, 
     chunk = data.encode()
     with service.log_lock:
         if (envelope.signer, envelope.nonce) in service.log_nonces:
-            raise PasarError(
-                "this nonce was already used by this signer",
-                code="nonce_reused",
-                status=409,
-                hint="sign every request with a fresh nonce",
-            )
+            raise nonce_reused()
         path.parent.mkdir(parents=True, exist_ok=True)
         size = path.stat().st_size if path.exists() else 0
         if offset != size:

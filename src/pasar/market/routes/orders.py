@@ -40,14 +40,20 @@ def order_view(state: MarketState, record: OrderRecord, view: View = "full") -> 
         "leases": [lease_view(state, state.leases[x]) for x in record.leases],
         "note": record.note,
         "inputs": list(record.inputs),
-        "auction": None
-        if record.window is None
-        else {
-            "opened_at": record.window.opened_at,
-            "deadline": record.window.deadline,
-            "invited": sorted(record.window.invited),
-            "answered": len(record.window.bids),
-        },
+        "auction": auction_view(record),
+    }
+
+
+def auction_view(record: OrderRecord) -> dict[str, Any] | None:
+    """The open auction window (who is invited, how many answered), if the order has one."""
+    window = record.window
+    if window is None:
+        return None
+    return {
+        "opened_at": window.opened_at,
+        "deadline": window.deadline,
+        "invited": sorted(window.invited),
+        "answered": len(window.bids),
     }
 
 
@@ -61,14 +67,7 @@ def public_order_view(record: OrderRecord) -> dict[str, Any]:
         "created_at": record.created_at,
         "deadline": record.deadline,
         "unfilled": record.unfilled,
-        "auction": None
-        if record.window is None
-        else {
-            "opened_at": record.window.opened_at,
-            "deadline": record.window.deadline,
-            "invited": sorted(record.window.invited),
-            "answered": len(record.window.bids),
-        },
+        "auction": auction_view(record),
     }
 
 
