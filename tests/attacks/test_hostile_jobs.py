@@ -10,7 +10,10 @@ the next job; the bad job is not re-queued to the second provider.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from conftest import Party, assert_audit_passes, assert_conserved, ended
 
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
+from pasar.crypto.identity import DEFAULT_KEY_NAME, save_identity
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is missing")
 
@@ -76,6 +80,7 @@ def test_a_hostile_job_fails_alone_and_the_provider_keeps_serving(
     assert failure["reason"] == reason and failure["fault"] == "job"
     assert named in failure["detail"]
     assert reason in order["note"]
+    assert f"failed: {reason} (job's fault)" in _cli_status(alice, order_id, tmp_path / "alice")
     # paid for its heartbeat-verified seconds, exactly
     assert lease["verified_intervals"] >= 1 and lease["billed_seconds"] >= 1
     price = Money.parse(lease["price_per_hour"])
@@ -90,6 +95,21 @@ def test_a_hostile_job_fails_alone_and_the_provider_keeps_serving(
     assert alice.get(f"/v1/providers/{second.account}")["running"] == []
     assert_conserved(market.url)
     assert_audit_passes(market.url)
+
+
+def _cli_status(party: Party, order_id: str, home: Path) -> str:
+    """What ``pasar status ORDER`` prints to the order's own client."""
+    save_identity(party.identity, DEFAULT_KEY_NAME, home)
+    env = {**os.environ, "PASAR_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "250"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pasar", "status", order_id, "--market", party.url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
 def test_conflicting_inputs_are_refused_at_order_time(market_server: Any) -> None:
