@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Party, assert_audit_passes, assert_conserved, ended
 
+from conftest import Party, assert_audit_passes, assert_conserved, ended
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.crypto.identity import DEFAULT_KEY_NAME, save_identity
@@ -84,7 +84,7 @@ def test_a_hostile_job_fails_alone_and_the_provider_keeps_serving(
     # paid for its heartbeat-verified seconds, exactly
     assert lease["verified_intervals"] >= 1 and lease["billed_seconds"] >= 1
     price = Money.parse(lease["price_per_hour"])
-    assert lease["bill"]["billed"] == price.scale(lease["billed_seconds"], 3600).to_json()
+    assert lease["bill"]["billed"] == price.scale(lease["billed_ms"], 3_600_000).to_json()
     # still on the market, reputation not lowered, and it takes the next job
     me = alice.get(f"/v1/providers/{first.account}")
     assert me["available"] is True
