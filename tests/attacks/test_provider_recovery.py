@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from attacklib import PROVIDER_ARGS, Party, assert_audit_passes, assert_conserved
 
-from conftest import PROVIDER_ARGS, Party, assert_audit_passes, assert_conserved
 from pasar.core.presets import builtin_preset
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is missing")
