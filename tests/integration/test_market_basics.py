@@ -68,6 +68,7 @@ def test_healthz_names_the_market(module_market: MarketProcess) -> None:
     assert doc["market"] == market_key.account_id
     assert doc["preset"] == "pasar"
     assert doc["devnet"] is True
+    assert doc["max_blob_bytes"] == 256 * 1024 * 1024  # providers check outputs against it
     assert isinstance(doc["version"], str)
     key_file = module_market.home / "keys" / "market.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600

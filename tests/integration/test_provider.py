@@ -13,7 +13,6 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
 from pasar.client.transport import Transport
@@ -250,7 +249,8 @@ def test_an_input_that_does_not_match_its_hash_ends_the_lease_with_the_reason(
     alice.post("/v1/faucet", type="faucet", amount="10 USDC")
     data = b"the real input\n"
     sha = hashlib.sha256(data).hexdigest()
-    assert httpx.put(f"{market_server.url}/v1/blobs/{sha}", content=data).status_code == 201
+    # uploads are signed (they count against the uploader's quota)
+    assert alice.api.request("PUT", f"/v1/blobs/{sha}", content=data).status_code == 201
     spec = {
         "run": "cat data.txt",
         "resources": {"cpus": 1},
@@ -264,7 +264,8 @@ def test_an_input_that_does_not_match_its_hash_ends_the_lease_with_the_reason(
         inputs=[{"path": "data.txt", "sha256": sha, "size": len(data)}],
     )["order_id"]
     # the market's copy rots on disk before any provider fetches it
-    (blob,) = [p for p in (market_server.home / "blobs").rglob(sha) if p.is_file()]
+    blobs = market_server.home / "blobs"
+    (blob,) = [p for p in blobs.rglob(sha) if p.is_file() and "owners" not in p.parts]
     blob.chmod(0o644)
     blob.write_bytes(b"something else\n")
     spawn_provider(market_server.url, tmp_path / "p1", *PRICE)

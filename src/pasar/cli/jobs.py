@@ -400,8 +400,9 @@ def _lease_line(lease: dict[str, Any]) -> str:
     extra = []
     if "exit_code" in receipt:
         extra.append(f"exit {receipt['exit_code']}")
-    if receipt.get("reason"):
-        extra.append(str(receipt["reason"]))
+    failure = failure_text(lease)
+    if failure:
+        extra.append(failure)
     extra.append(f"{lease.get('billed_seconds', 0)} s billed")
     if status == "lost":
         extra.append("provider missed its heartbeats; the shard is re-queued")
@@ -433,6 +434,26 @@ def follow_order(client: Client, order_id: str, emit: Progress | None) -> dict[s
         order, after = reply["order"], int(reply["next"])
 
 
+def failure_text(lease: dict[str, Any]) -> str | None:
+    """``failed: output_too_large (job's fault): …`` for a lease that ended in a failure
+    receipt (the reason the client needs: no result will come from this lease), else None."""
+    failure = (lease.get("receipt") or {}).get("failure")
+    if not isinstance(failure, dict):
+        return None
+    text = f"failed: {failure.get('reason')} ({failure.get('fault')}'s fault)"
+    if failure.get("fault") == "provider":
+        text += ", re-queued"
+    return f"{text}: {failure['detail']}" if failure.get("detail") else text
+
+
+def _job_failed(order: dict[str, Any]) -> bool:
+    """A lease failed through the job's own fault: that shard has no result and never will."""
+    return any(
+        ((x.get("receipt") or {}).get("failure") or {}).get("fault") == "job"
+        for x in order.get("leases", [])
+    )
+
+
 def exit_codes(order: dict[str, Any]) -> list[int | None]:
     """Each lease's receipt exit code (None for a lease that ended without a receipt)."""
     out: list[int | None] = []
@@ -448,6 +469,7 @@ def order_ok(order: dict[str, Any]) -> bool:
     return (
         order["status"] == "done"
         and bool(settled)
+        and not _job_failed(order)
         and all((x.get("receipt") or {}).get("exit_code") == 0 for x in settled)
     )
 
@@ -527,8 +549,22 @@ def print_bill(order: dict[str, Any]) -> None:
             markup=False,
             highlight=False,
         )
-    if status == "done" and not order_ok(order):
+    _print_failures(order)
+    if status == "done" and not order_ok(order) and not _job_failed(order):
         console.print("[red]a lease exited with a non-zero code[/] (see `pasar logs`)")
+
+
+def _print_failures(order: dict[str, Any]) -> None:
+    """One line per lease that ended in a failure receipt, with its reason."""
+    for lease in order.get("leases", []):
+        failure = failure_text(lease)
+        if failure:
+            console.print(
+                f"lease {lease['lease_id']} (shard {lease['shard']}) {failure}",
+                markup=False,
+                highlight=False,
+                style="red",
+            )
 
 
 # -- status, logs, result, cancel, explain ---------------------------------------------------------
@@ -568,6 +604,7 @@ def status(
         console.print(f"auction: {a['answered']} of {len(a['invited'])} invited providers bid")
     if order.get("leases"):
         console.print(_lease_table(order, "leases"))
+        _print_failures(order)
 
 
 def _print_orders(orders: list[dict[str, Any]]) -> None:
@@ -699,6 +736,7 @@ def cancel(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool 
     )
     if order.get("leases"):
         console.print(_lease_table(order, "leases"))
+        _print_failures(order)
 
 
 def explain(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool = JsonOpt) -> None:

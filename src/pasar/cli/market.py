@@ -11,7 +11,12 @@ from pathlib import Path
 import typer
 
 from pasar.market.blobs import DEFAULT_GRACE_S, DEFAULT_QUOTA_BYTES
-from pasar.market.config import DEFAULT_HOST, DEFAULT_PORT, MarketConfig
+from pasar.market.config import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_BLOB_BYTES,
+    DEFAULT_PORT,
+    MarketConfig,
+)
 from pasar.market.ratelimit import DEFAULT_RATE_PER_S
 
 app = typer.Typer(no_args_is_help=True, help="Run a market node.")
@@ -59,6 +64,12 @@ def serve(
         min=1,
         help="Seconds a blob that no order names is kept before it is removed.",
     ),
+    max_blob_bytes: int = typer.Option(
+        DEFAULT_MAX_BLOB_BYTES,
+        "--max-blob-bytes",
+        min=1,
+        help="Largest blob (one input or output file) the market stores, in bytes.",
+    ),
 ) -> None:
     """Serve the market API until SIGTERM or Ctrl-C; prints the URL once listening."""
     from pasar.market.serve import serve as run_market  # FastAPI/uvicorn only when serving
@@ -73,5 +84,6 @@ def serve(
         rate_per_s=rate_limit,
         blob_quota_bytes=blob_quota_mb << 20,
         blob_grace_s=blob_grace_s,
+        max_blob_bytes=max_blob_bytes,
     )
     run_market(config)

@@ -141,11 +141,20 @@ def plan(order: dict[str, Any], dest: Path) -> list[tuple[ShardResult, list[Outp
             settled[int(lease["shard"])] = lease
     missing = [i for i in range(count) if i not in settled]
     if missing:
+        failures = [
+            f"shard {x['shard']}: {f.get('reason')}: {f.get('detail', '')}"
+            for x in order["leases"]
+            if int(x["shard"]) in missing
+            and isinstance(f := (x.get("receipt") or {}).get("failure"), dict)
+        ]
         raise PasarError(
-            f"order {order_id} ended without a result for shard(s) " + ", ".join(map(str, missing)),
+            f"order {order_id} ended without a result for shard(s) "
+            + ", ".join(map(str, missing))
+            + (f" ({'; '.join(failures)})" if failures else ""),
             code="missing_shards",
             status=409,
-            hint="those shards expired unmatched or were cancelled; launch them again",
+            hint="those shards failed (see `pasar status`), expired unmatched or were "
+            "cancelled; launch them again",
         )
     out: list[tuple[ShardResult, list[OutputFile]]] = []
     for shard in range(count):

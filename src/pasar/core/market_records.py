@@ -156,7 +156,7 @@ class LeaseRecord:
     price_per_hour: Money
     allocation: Allocation
     started_at: int
-    status: str = "running"  # running | settled | lost | cancelled | released
+    status: str = "running"  # running | settled | failed | lost | cancelled | released
     beats: set[int] = field(default_factory=set)
     ended_at: int | None = None
     receipt: dict[str, Any] | None = None

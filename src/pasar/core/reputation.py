@@ -15,6 +15,8 @@ event                            target   default w    why
 ================================ ======== ============ ========================================
 ``completed``                    1        1/20         a receipt arrived, unchecked
 ``verified``                     1        1/10         a verifier re-ran it and agreed
+``failed``                       0        1/10         its own machinery failed a lease (it
+                                                       said so in a failure receipt)
 ``lost``                         0        1/5          the provider vanished mid-lease
 ``failed_verification``          0        1/2          its result was proven wrong (fraud)
 ================================ ======== ============ ========================================
@@ -57,6 +59,7 @@ class Event(StrEnum):
 
     COMPLETED = "completed"
     VERIFIED = "verified"
+    FAILED = "failed"
     LOST = "lost"
     FAILED_VERIFICATION = "failed_verification"
 
@@ -84,6 +87,7 @@ class ReputationWeights:
 
     completed: Fraction = Fraction(1, 20)
     verified: Fraction = Fraction(1, 10)
+    failed: Fraction = Fraction(1, 10)
     lost: Fraction = Fraction(1, 5)
     failed_verification: Fraction = Fraction(1, 2)
 
@@ -162,6 +166,7 @@ class Reputation:
     score: Fraction = NEUTRAL
     completed: int = 0
     verified: int = 0
+    failed: int = 0
     lost: int = 0
     failed_verification: int = 0
 
@@ -173,7 +178,7 @@ class Reputation:
             raise ReputationError(
                 f"a reputation score must be in [0, 1], got {self.score}", field="score"
             )
-        for name in ("completed", "verified", "lost", "failed_verification"):
+        for name in ("completed", "verified", "failed", "lost", "failed_verification"):
             n = getattr(self, name)
             if isinstance(n, bool) or not isinstance(n, int) or n < 0:
                 raise ReputationError(f"{name} must be a count >= 0", field=name)
@@ -203,13 +208,13 @@ class Reputation:
 
     @property
     def events(self) -> int:
-        return self.completed + self.verified + self.lost + self.failed_verification
+        return self.completed + self.verified + self.failed + self.lost + self.failed_verification
 
     def describe(self) -> str:
-        """``0.62 (3 completed, 2 verified, 0 lost, 0 failed verification)``."""
+        """``0.62 (3 completed, 2 verified, 0 failed, 0 lost, 0 failed verification)``."""
         hundredths = round(self.score * 100)
         return (
             f"{hundredths // 100}.{hundredths % 100:02d} ({self.completed} completed, "
-            f"{self.verified} verified, {self.lost} lost, "
+            f"{self.verified} verified, {self.failed} failed, {self.lost} lost, "
             f"{self.failed_verification} failed verification)"
         )

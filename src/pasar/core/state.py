@@ -44,6 +44,7 @@ from pasar.core.nonces import NonceWindow, nonce_reused
 from pasar.core.orders import Order, ProviderView
 from pasar.core.presets import Preset
 from pasar.core.pricing.base import Candidate, MatchResult, screen
+from pasar.core.receipts import Failure, parse_failure
 from pasar.core.reputation import Event, Reputation
 from pasar.core.resources import fit
 from pasar.core.spec import JobSpec
@@ -795,14 +796,28 @@ def _on_receipt(state: MarketState, tx: Tx) -> Applied:
             status=422,
             field="root",
         )
-    charges = state._settle(lease, tx.at, "settled")
+    failure = parse_failure(tx.body.get("failure"))
+    if failure is not None and outputs:
+        raise fail(
+            "a failure receipt carries no outputs (a failed lease has no result)",
+            code="invalid_receipt",
+            field="outputs",
+        )
+    charges = state._settle(lease, tx.at, "settled" if failure is None else "failed")
     lease.receipt = dict(tx.body)
     for output in outputs:
         state.blob_orders.setdefault(output["sha256"], set()).add(lease.order_id)
     provider = state.providers[lease.provider]
-    provider.reputation = provider.reputation.apply(Event.COMPLETED, state.preset.reputation)
     record = state.orders[lease.order_id]
-    state._refresh_order(record)
+    requeued = False
+    if failure is not None and failure.fault == "provider":
+        provider.reputation = provider.reputation.apply(Event.FAILED, state.preset.reputation)
+        requeued = _requeue(state, record, lease, charges.refund, tx.at)
+    else:  # a job's own fault costs its provider nothing: it served the lease as asked
+        provider.reputation = provider.reputation.apply(Event.COMPLETED, state.preset.reputation)
+        state._refresh_order(record)
+    if failure is not None:
+        record.note = _failure_note(lease, failure, requeued=requeued)
     return Applied(
         tx.type,
         {
@@ -812,10 +827,17 @@ def _on_receipt(state: MarketState, tx: Tx) -> Applied:
             "billed": charges.billed.to_json(),
             "payout": charges.provider_payout.to_json(),
             "refund": charges.refund.to_json(),
+            "requeued": requeued,
         },
         providers={lease.provider},
         orders={record.id},
     )
+
+
+def _failure_note(lease: LeaseRecord, failure: Failure, *, requeued: bool) -> str:
+    """The order's note after a failure receipt, so ``status`` and ``explain`` say why."""
+    after = "re-queued" if requeued else "not re-queued"
+    return f"shard {lease.shard} failed: {failure.summary()} ({after})"
 
 
 _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
@@ -867,6 +889,7 @@ _FIELDS: dict[str, frozenset[str]] = {
             "usage",
             "kill_reason",
             "note",
+            "failure",
         }
     ),
 }

@@ -83,7 +83,7 @@ def parse_asks(data: object, currency: str) -> Asks:
 def parse_inputs(data: object) -> tuple[dict[str, Any], ...]:
     """The input manifest: ``[{path, sha256, size}]`` of blobs the client uploaded; each is
     placed at ``path`` in the job's working directory."""
-    from pasar.crypto.merkle import check_path
+    from pasar.crypto.merkle import check_path, path_conflict
 
     if not isinstance(data, list):
         raise fail(
@@ -122,4 +122,14 @@ def parse_inputs(data: object) -> tuple[dict[str, Any], ...]:
             )
         seen.add(str(path))
         out.append({"path": path, "sha256": sha, "size": size})
+    conflict = path_conflict(seen)
+    if conflict is not None:
+        folder, inside = conflict
+        where = f"inputs[{[o['path'] for o in out].index(inside)}].path"
+        raise fail(
+            f"{where}: {inside!r} lies inside {folder!r}, which is also an input file",
+            code="invalid_inputs",
+            field=where,
+            hint="a path cannot be both a file and a folder of other inputs",
+        )
     return tuple(out)

@@ -86,6 +86,21 @@ def check_path(path: object) -> str:
     return path
 
 
+def path_conflict(paths: Iterable[str]) -> tuple[str, str] | None:
+    """Two checked paths that cannot both be files of one folder — one is a folder of the
+    other (``a`` and ``a/b``) — or None. Duplicates are not conflicts here (callers refuse
+    them on their own). Why: such a list cannot be laid out on disk, so a lease given it fails
+    the same way on every provider; refusing it up front keeps it off the fleet."""
+    files = set(paths)
+    for path in sorted(files):
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            folder = "/".join(parts[:i])
+            if folder in files:
+                return folder, path
+    return None
+
+
 def file_leaf(path: str, sha256: str | bytes) -> bytes:
     """The leaf hash of one ``(path, sha256)`` pair (for :func:`verify_proof`)."""
     encoded = check_path(path).encode("utf-8")

@@ -6,12 +6,18 @@ names one of its leases starts an executor; a cancelled or lost lease stops one.
 agent drains: it tells the market it takes no new work, lets running leases finish for a grace
 period, hands back whatever is still running (paid for its verified seconds, re-queued for
 someone else) and exits 0.
+
+A provider that lost a lease (it was frozen, or the network dropped) is taken off the market by
+the market; the agent notices — the feed's ``lease.lost`` for one of its leases, or a periodic
+look at its own record — and registers again, so a blip never takes it off for good. On start,
+workdirs left under ``<home>/work`` by a previous run (a crash, a SIGKILL) are removed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +29,7 @@ from pasar.core.resources import ResourceRequest, fit
 from pasar.core.spec import JobSpec
 from pasar.crypto.identity import Identity, IdentityError, key_path, load_identity, save_identity
 from pasar.provider.bench import BenchResult, cached_benchmark
-from pasar.provider.executor import LeaseExecutor, LeaseJob, workroot_for
+from pasar.provider.executor import LeaseExecutor, LeaseJob, clear_workroot, workroot_for
 from pasar.provider.inventory import MachineInventory, detect_inventory
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Runtime, enforcement, get_runtime
@@ -32,6 +38,7 @@ from pasar.provider.strategy import PriceTable, Strategy, make_strategy
 log = logging.getLogger("pasar.provider")
 
 FEED_TIMEOUT_S = 10.0
+AVAILABILITY_CHECK_S = 30.0  # how often the agent makes sure the market still offers it work
 DEFAULT_GRACE_S = 30.0
 PROVIDER_KEY = "provider"
 
@@ -94,6 +101,7 @@ class Agent:
         self.bench: BenchResult | None = None
         self.strategy: Strategy | None = None
         self.preset_name = ""
+        self.max_blob_bytes: int | None = None
         self._available = True
 
     # -- start-up ---------------------------------------------------------------------------------
@@ -113,8 +121,11 @@ class Agent:
     def start(self) -> None:
         """Measure the machine, register with the market, stake."""
         self.check_runtime()
+        clear_workroot(self.config.home)
         health = self.api.health()
         self.preset_name = str(health["preset"])
+        blob_limit = health.get("max_blob_bytes")
+        self.max_blob_bytes = blob_limit if isinstance(blob_limit, int) else None
         currency = builtin_preset(self.preset_name).currency
         table = PriceTable.from_flags(
             self.config.prices, self.config.price_cpu_hour, currency=currency
@@ -175,7 +186,11 @@ class Agent:
 
     def _follow_feed(self) -> None:
         cursor = self.api.feed(0, 0)["next"]
+        checked = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() - checked >= AVAILABILITY_CHECK_S:
+                checked = time.monotonic()
+                self._recover_availability()
             try:
                 page = self.api.feed(cursor, FEED_TIMEOUT_S)
             except PasarError as exc:
@@ -208,6 +223,7 @@ class Agent:
                 self._stop_order(str(event.get("order_id")))
             elif kind == "lease.lost":
                 self._stop_lease(str(event.get("lease_id")))
+                self._recover_availability()
         except PasarError as exc:
             log.warning("handling %s: %s", kind, exc.message)
 
@@ -262,6 +278,7 @@ class Agent:
             workroot=workroot_for(self.config.home),
             allow_network=self.config.allow_network,
             on_done=self._done,
+            max_blob_bytes=self.max_blob_bytes,
         )
         with self._lock:
             self.state.running[lease_id] = executor
@@ -280,6 +297,23 @@ class Agent:
             self.register(available=available)
         except PasarError as exc:
             log.warning("updating availability: %s", exc.message)
+
+    def _recover_availability(self) -> None:
+        """Register again if the market stopped offering us work while we think we take it.
+
+        The market marks a provider unavailable when it loses one of its leases (it may have
+        vanished for good); this agent is evidently back, and nothing else would ever tell
+        the market so, since its own flag still says "available" and :meth:`_set_available`
+        only speaks on a change."""
+        if self.state.draining or not self._available:
+            return
+        try:
+            if self.api.me().get("available", True) is not False:
+                return
+            log.warning("the market took this provider off after a lost lease; registering again")
+            self.register(available=True)
+        except PasarError as exc:
+            log.warning("checking availability: %s", exc.message)
 
     def _done(self, executor: LeaseExecutor) -> None:
         with self._lock:

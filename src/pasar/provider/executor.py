@@ -5,6 +5,13 @@ Everything a job can get wrong ends in a receipt with a clear reason — a missi
 missing output, an input whose hash does not match — and never takes the agent down: the lease
 is settled by the market's rules (heartbeat-verified seconds) whatever the job did.
 
+What cannot become a result — an output name no receipt can carry (``a\\b``), an output that is
+not a regular file (a FIFO would hang the upload forever), an output over the market's blob
+limit, inputs that cannot be laid out (``a`` and ``a/b``) — ends in a *failure receipt*
+(:mod:`pasar.core.receipts`) with the reason and whose fault it is; so does any error of the
+executor itself (``internal_error``). Never silence: a lease that simply stops is marked lost,
+and the provider unpaid and off the market, for a fault that may well be the job's.
+
 Threads, per lease: the job's runtime (a process tree), a heartbeat thread answering the
 market's challenge once per interval from the moment the lease starts, and this executor's own
 thread pumping output to the market in batches. :meth:`cancel` (the client cancelled; the lease
@@ -16,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -24,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from pasar.core.errors import PasarError
+from pasar.core.receipts import FAILURE_FAULTS, MAX_DETAIL_CHARS
 from pasar.crypto.envelope import wall_clock_ms
-from pasar.crypto.hashing import sha256_file
-from pasar.crypto.merkle import check_path, root_of_files
+from pasar.crypto.merkle import check_path, path_conflict, root_of_files
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Limits, Outcome, Runtime
 
@@ -40,6 +48,27 @@ SETUP_FILE = ".pasar-setup.sh"
 RUN_FILE = ".pasar-run.sh"
 # exit codes the executor itself reports when the job could not even start
 EXIT_INPUT_FAILED = 125
+
+
+class LeaseFailedError(Exception):
+    """The lease cannot produce a result: end it with a failure receipt for ``reason`` (one of
+    :data:`pasar.core.receipts.FAILURE_FAULTS`)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file is, in words, for a failure's detail."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
 
 
 @dataclass(frozen=True)
@@ -104,6 +133,7 @@ class LeaseExecutor:
         workroot: Path,
         allow_network: bool,
         on_done: Callable[[LeaseExecutor], None] | None = None,
+        max_blob_bytes: int | None = None,
     ) -> None:
         self.api = api
         self.runtime = runtime
@@ -111,6 +141,7 @@ class LeaseExecutor:
         self.workdir = workroot / job.lease_id
         self.allow_network = allow_network
         self.on_done = on_done
+        self.max_blob_bytes = max_blob_bytes  # the market's limit on one output file (healthz)
         self._stop_reason: str | None = None  # "cancel" | "release"
         self._stopped = threading.Event()
         self._handle: Any = None
@@ -145,10 +176,14 @@ class LeaseExecutor:
         beats.start()
         try:
             self._run()
+        except LeaseFailedError as failure:
+            self._fail(failure.reason, failure.detail)
         except PasarError as exc:
             log.warning("lease %s: %s", self.job.lease_id, exc.message)
-        except Exception:  # a bug here must not take the agent down with it
+            self._fail("internal_error", exc.message)
+        except Exception as exc:  # a bug here must not take the agent down with it
             log.exception("lease %s failed in the executor", self.job.lease_id)
+            self._fail("internal_error", f"the provider's executor failed: {type(exc).__name__}")
         finally:
             self._stopped.set()
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -200,16 +235,29 @@ class LeaseExecutor:
                 log.warning("releasing %s: %s", self.job.lease_id, exc.message)
 
     def _fetch_inputs(self) -> str | None:
-        """Download every input and check its hash; the reason it failed, or None."""
+        """Stream every input to disk and check its hash; the reason it failed, or None.
+
+        Inputs that cannot all be laid out (``a`` and ``a/b``) raise :class:`LeaseFailedError`
+        (``input_conflict``) before anything is fetched: the market refuses such manifests at
+        order time, and this keeps an older market's order from walking through the fleet."""
+        paths = [str(item["path"]) for item in self.job.inputs]
+        conflict = path_conflict(paths)
+        if conflict is not None:
+            raise LeaseFailedError(
+                "input_conflict", f"input {conflict[1]!r} lies inside input file {conflict[0]!r}"
+            )
         for item in self.job.inputs:
             path, sha = str(item["path"]), str(item["sha256"])
             try:
                 check_path(path)
-                dest = self.workdir / path
-                self.api.get_blob(sha, dest)
+                got = self.api.get_blob(sha, self.workdir / path)
             except PasarError as exc:
                 return f"input {path!r} could not be fetched: {exc.message}"
-            if sha256_file(dest) != sha:
+            except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+                raise LeaseFailedError(
+                    "input_conflict", f"input {path!r} cannot be placed: {exc.strerror}"
+                ) from None
+            if got != sha:
                 return f"input {path!r} does not match its sha256 {sha[:12]}…"
         return None
 
@@ -283,25 +331,76 @@ class LeaseExecutor:
     # -- outputs and the receipt ----------------------------------------------------------------
 
     def _upload_outputs(self) -> tuple[list[dict[str, Any]], list[str]]:
-        """Upload every declared output (a directory: every file under it); list the missing."""
+        """Upload every declared output (a directory: every file under it); list the missing.
+
+        Every file is checked before the first byte is sent (:meth:`_collect_outputs`), so a
+        bad output fails the lease with its reason rather than half-way through an upload."""
+        collected, missing = self._collect_outputs()
         outputs: list[dict[str, Any]] = []
-        missing: list[str] = []
+        for rel, (path, size) in sorted(collected.items()):
+            try:
+                sha = self.api.put_blob(path)
+            except PasarError as exc:
+                if exc.code == "not_regular_file":  # swapped after the check
+                    raise LeaseFailedError(
+                        "output_rejected", f"output {rel!r}: {exc.message}"
+                    ) from None
+                if exc.status == 413:  # a market whose limit we did not know
+                    raise LeaseFailedError(
+                        "output_too_large", f"output {rel!r} ({size} bytes): {exc.message}"
+                    ) from None
+                raise
+            outputs.append({"path": rel, "sha256": sha, "size": size})
+        return outputs, missing
+
+    def _collect_outputs(self) -> tuple[dict[str, tuple[Path, int]], list[str]]:
+        """Every output file as ``{relative path: (path, size)}``, and the declared outputs
+        that are missing. Files are only ``lstat``-ed, never opened: a FIFO, socket or device
+        fails the lease (``output_rejected``), as does a name a receipt cannot carry, and a
+        file over the market's blob limit fails it (``output_too_large``). Symlinks are
+        skipped (a job cannot smuggle out a file from outside its workdir)."""
         root = self.workdir.resolve()
+        found: dict[str, tuple[Path, int]] = {}
+        missing: list[str] = []
         for declared in self.job.spec.get("outputs", []):
-            target = (self.workdir / declared).resolve()
-            if not target.is_relative_to(root) or not target.exists():
+            target = self.workdir / declared
+            try:
+                inside = target.resolve().is_relative_to(root)
+                info = target.lstat()
+            except (OSError, RuntimeError):  # missing, or a symlink loop
+                inside = False
+            if not inside or stat.S_ISLNK(info.st_mode):
                 missing.append(str(declared))
                 continue
-            files = (
-                sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
+            if stat.S_ISDIR(info.st_mode):
+                for folder, _dirs, names in os.walk(target):  # does not follow symlinks
+                    for name in sorted(names):
+                        self._add_output(found, Path(folder) / name)
+            else:
+                self._add_output(found, target)
+        return found, missing
+
+    def _add_output(self, found: dict[str, tuple[Path, int]], path: Path) -> None:
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            return
+        rel = path.relative_to(self.workdir).as_posix()
+        if not stat.S_ISREG(info.st_mode):
+            raise LeaseFailedError(
+                "output_rejected", f"output {rel!r} is {_kind(info.st_mode)}, not a regular file"
             )
-            for path in files:
-                if path.is_symlink() or not path.resolve().is_relative_to(root):
-                    continue  # a job cannot smuggle out a file from outside its workdir
-                sha = self.api.put_blob(path)
-                rel = path.relative_to(root).as_posix()
-                outputs.append({"path": rel, "sha256": sha, "size": path.stat().st_size})
-        return outputs, missing
+        try:
+            check_path(rel)
+        except PasarError as exc:
+            raise LeaseFailedError("output_rejected", f"output {rel!r}: {exc.message}") from None
+        limit = self.max_blob_bytes
+        if limit is not None and info.st_size > limit:
+            raise LeaseFailedError(
+                "output_too_large",
+                f"output {rel!r} is {info.st_size} bytes, over the market's blob limit of "
+                f"{limit} bytes (each output file must fit in one blob)",
+            )
+        found[rel] = (path, info.st_size)
 
     def _finish(
         self,
@@ -333,6 +432,41 @@ class LeaseExecutor:
             body["note"] = note
         self.receipt = self.api.receipt(**body)
 
+    def _fail(self, reason: str, detail: str) -> None:
+        """End the lease with a signed failure receipt: the provider is paid for its verified
+        seconds, and the market knows whose fault it was (a job's fault is not re-queued and
+        costs the provider nothing). Nothing is sent for a lease already over — cancelled,
+        released, or settled by a receipt that did go through."""
+        if self._stop_reason is not None or self.receipt is not None:
+            return
+        if self._handle is not None and self.outcome is None:
+            self._handle.kill("cancel")  # the executor failed while the job was running
+        self._append_log(f"pasar: lease failed: {reason}: {detail}\n")
+        outcome = self.outcome
+        body: dict[str, Any] = {
+            "lease_id": self.job.lease_id,
+            "exit_code": outcome.exit_code if outcome is not None else EXIT_INPUT_FAILED,
+            "outputs": [],
+            "root": root_of_files([]),
+            "started_at": outcome.started_at if outcome else self.started_at,
+            "ended_at": outcome.ended_at if outcome else wall_clock_ms(),
+            "usage": {},
+            "failure": {
+                "reason": reason,
+                "fault": FAILURE_FAULTS[reason],
+                "detail": detail[:MAX_DETAIL_CHARS],
+            },
+        }
+        if outcome is not None:
+            body["usage"] = {
+                "cpu_ms": int(outcome.cpu_seconds * 1000),
+                "max_rss_bytes": int(outcome.max_rss_bytes),
+            }
+        try:
+            self.receipt = self.api.receipt(**body)
+        except PasarError as exc:
+            log.warning("failure receipt for %s: %s", self.job.lease_id, exc.message)
+
 
 def workroot_for(home: Path) -> Path:
     """Where job workdirs live: ``<home>/work`` (private to the provider's user)."""
@@ -340,3 +474,16 @@ def workroot_for(home: Path) -> Path:
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(root, 0o700)
     return root
+
+
+def clear_workroot(home: Path) -> None:
+    """Remove every lease workdir left under ``<home>/work`` (call only before any lease runs).
+
+    A provider killed mid-lease leaves its job's files behind; the market has already settled
+    or re-queued that lease, so nothing will ever read them, and they would fill the disk
+    one crash at a time."""
+    for leftover in workroot_for(home).iterdir():
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)

@@ -6,11 +6,15 @@ body shapes, so a change of the API touches one file.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pasar.client.transport import Transport
-from pasar.crypto.hashing import sha256_file
+from pasar.core.errors import PasarError
 from pasar.crypto.identity import Identity
 
 BLOB_CHUNK = 1 << 20
@@ -93,14 +97,48 @@ class MarketAPI:
     # -- blobs ------------------------------------------------------------------------------------
 
     def put_blob(self, path: Path) -> str:
-        """Upload a file as a content-addressed blob; returns its sha256."""
-        sha = sha256_file(path)
-        with path.open("rb") as f:
-            self.http.request("PUT", f"/v1/blobs/{sha}", content=f)
+        """Upload a regular file as a content-addressed blob; returns its sha256.
+
+        The file is opened without following a symlink and without blocking (a FIFO opened
+        for reading would otherwise wait forever for a writer), then checked on the open
+        descriptor, so a job cannot swap in a FIFO or a link between a check and the upload:
+        anything but a regular file is refused (``not_regular_file``). Hashing and uploading
+        read the same descriptor, so the hash is of exactly the bytes sent."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            raise PasarError(
+                f"cannot open output {path.name!r}: {exc.strerror}", code="not_regular_file"
+            ) from None
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise PasarError(f"{path.name!r} is not a regular file", code="not_regular_file")
+            digest = hashlib.sha256()
+            for chunk in _chunks(f):
+                digest.update(chunk)
+            sha = digest.hexdigest()
+            f.seek(0)
+            self.http.request(
+                "PUT",
+                f"/v1/blobs/{sha}",
+                content=_chunks(f),
+                headers={"content-length": str(info.st_size)},
+            )
         return sha
 
-    def get_blob(self, sha256: str, dest: Path) -> None:
-        """Download a blob to ``dest`` (the caller verifies the hash of what it got)."""
-        response = self.http.request("GET", f"/v1/blobs/{sha256}")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(response.content)
+    def get_blob(self, sha256: str, dest: Path) -> str:
+        """Stream a blob to disk (never whole in memory), hashing as it arrives; returns the
+        digest of what came. Only bytes that match ``sha256`` are put at ``dest``; anything
+        else is deleted, and the caller reports the mismatch."""
+        got, _size, tmp = self.http.download(f"/v1/blobs/{sha256}", dest)
+        if got == sha256:
+            os.replace(tmp, dest)
+        else:
+            tmp.unlink(missing_ok=True)
+        return got
+
+
+def _chunks(f: IO[bytes]) -> Iterator[bytes]:
+    while chunk := f.read(BLOB_CHUNK):
+        yield chunk

@@ -357,6 +357,17 @@ def test_shards_go_to_their_own_folders_and_a_missing_shard_is_refused(tmp_path:
     with pytest.raises(PasarError) as err:
         client.job("o-1").result(tmp_path / "again")
     assert err.value.code == "missing_shards" and "1" in err.value.message
+    # a shard that failed through its job's fault: the error says why there is no result
+    order["leases"][1]["status"] = "failed"
+    order["leases"][1]["receipt"] = {
+        "outputs": [],
+        "exit_code": 0,
+        "failure": {"reason": "output_too_large", "fault": "job", "detail": "over 65536 bytes"},
+    }
+    with pytest.raises(PasarError) as err:
+        client.job("o-1").result(tmp_path / "again")
+    assert err.value.code == "missing_shards"
+    assert "shard 1: output_too_large: over 65536 bytes" in err.value.message
     order["status"] = "expired"
     with pytest.raises(PasarError) as err:
         client.job("o-1").result(tmp_path / "again")

@@ -101,7 +101,9 @@ def test_bad_scores_are_refused() -> None:
 
 def test_describe() -> None:
     rep = Reputation.initial().apply(Event.VERIFIED)
-    assert rep.describe() == "0.55 (0 completed, 1 verified, 0 lost, 0 failed verification)"
+    assert rep.describe() == (
+        "0.55 (0 completed, 1 verified, 0 failed, 0 lost, 0 failed verification)"
+    )
 
 
 @given(st.lists(events, max_size=200))

@@ -393,3 +393,118 @@ def test_match_refuses_a_malformed_offline_list(offline: Any) -> None:
         market(s, T0 + 2, type="match", order_id=order_id, seed=7, offline=offline)
     assert err.value.field == "offline"
     assert not s.orders[order_id].leases
+
+
+# -- failure receipts ------------------------------------------------------------------------------
+
+
+def _running_lease(s: MarketState, *, cpu_ask: str = "0.50") -> tuple[str, str]:
+    """ALICE funded, P1 registered, one order matched to P1 and heartbeated once."""
+    send(s, ALICE, T0, type="faucet", amount="10 USDC")
+    register(s, P1, cpu_ask=cpu_ask)  # 1 USDC/h per lease at 0.50 a core
+    order_id = send(s, ALICE, T0, type="order.create", spec=SPEC)["order_id"]
+    (lease,) = market(s, T0, type="match", order_id=order_id, seed=1)["leases"]
+    heartbeat(s, lease, 0, T0 + 100)
+    return order_id, lease
+
+
+def _failure_receipt(
+    s: MarketState, lease: str, ts: int, failure: Any, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "receipt",
+        "lease_id": lease,
+        "exit_code": 0,
+        "outputs": [],
+        "root": _empty_root(),
+        "failure": failure,
+        **extra,
+    }
+    return send(s, s.leases[lease].provider, ts, **body)
+
+
+def test_a_job_fault_pays_verified_seconds_keeps_reputation_and_does_not_requeue() -> None:
+    s = make_state()
+    order_id, lease = _running_lease(s)
+    before = s.providers[P1].reputation
+    failure = {"reason": "output_rejected", "fault": "job", "detail": "output 'a\\\\b': bad name"}
+    result = _failure_receipt(s, lease, T0 + 3_000, failure)
+    billed = usdc("1").scale(3, 3600)
+    assert result["billed"] == billed.to_json() and not result["requeued"]
+    record = s.orders[order_id]
+    assert s.leases[lease].status == "failed"
+    assert s.leases[lease].receipt is not None
+    assert s.leases[lease].receipt["failure"]["reason"] == "output_rejected"
+    assert record.status == "done" and record.free_shards == []
+    assert record.note is not None and "output_rejected" in record.note
+    assert s.ledger.balance(LedgerAccount.order_escrow(order_id), "USDC") == usdc("0")
+    assert s.ledger.balance(LedgerAccount.client(ALICE), "USDC") == usdc("10") - billed
+    rep = s.providers[P1].reputation
+    assert rep.score >= before.score and rep.failed == 0 and rep.lost == 0
+    assert s.providers[P1].available
+    conserved(s)
+
+
+def test_a_provider_fault_pays_verified_seconds_costs_reputation_and_requeues() -> None:
+    s = make_state()
+    order_id, lease = _running_lease(s)
+    before = s.providers[P1].reputation
+    failure = {"reason": "internal_error", "fault": "provider", "detail": "disk full"}
+    result = _failure_receipt(s, lease, T0 + 3_000, failure)
+    billed = usdc("1").scale(3, 3600)
+    assert result["billed"] == billed.to_json() and result["requeued"]
+    record = s.orders[order_id]
+    assert s.leases[lease].status == "failed"
+    assert record.status == "open" and record.free_shards == [0]
+    assert s.ledger.balance(LedgerAccount.order_escrow(order_id), "USDC") == usdc("1") - billed
+    rep = s.providers[P1].reputation
+    assert rep.score < before.score and rep.failed == 1
+    conserved(s)
+
+
+@pytest.mark.parametrize(
+    ("failure", "extra", "field"),
+    [
+        ({"reason": "gremlins", "fault": "job"}, {}, "failure.reason"),
+        ({"reason": "internal_error", "fault": "job"}, {}, "failure.fault"),  # dodging the cost
+        ({"reason": "output_rejected"}, {}, "failure.fault"),
+        ({"reason": "output_rejected", "fault": "job", "why": "x"}, {}, "failure.why"),
+        ({"reason": "output_rejected", "fault": "job", "detail": 7}, {}, "failure.detail"),
+        ("output_rejected", {}, "failure"),
+        (
+            {"reason": "output_rejected", "fault": "job"},
+            {
+                "outputs": [{"path": "a", "sha256": "0" * 64, "size": 1}],
+                "root": None,  # filled in below: a valid root over the outputs
+            },
+            "outputs",
+        ),
+    ],
+)
+def test_bad_failure_receipts_are_refused_naming_the_field(
+    failure: Any, extra: dict[str, Any], field: str
+) -> None:
+    from pasar.crypto.merkle import root_of_files
+
+    s = make_state()
+    _, lease = _running_lease(s)
+    if "outputs" in extra:
+        extra["root"] = root_of_files((o["path"], o["sha256"]) for o in extra["outputs"])
+    before = s.balances_summary()
+    with pytest.raises(PasarError) as err:
+        _failure_receipt(s, lease, T0 + 3_000, failure, **extra)
+    assert err.value.status == 400 and err.value.field == field, err.value.to_dict()
+    assert s.leases[lease].status == "running" and s.balances_summary() == before
+
+
+def test_conflicting_inputs_are_refused_at_order_time() -> None:
+    s = make_state()
+    send(s, ALICE, T0, type="faucet", amount="10 USDC")
+    inputs = [
+        {"path": "a/b", "sha256": "0" * 64, "size": 1},
+        {"path": "a", "sha256": "1" * 64, "size": 1},
+    ]
+    with pytest.raises(PasarError) as err:
+        send(s, ALICE, T0, type="order.create", spec=SPEC, inputs=inputs)
+    assert err.value.field == "inputs[0].path" and "inside 'a'" in err.value.message
+    assert s.ledger.balance(LedgerAccount.client(ALICE), "USDC") == usdc("10")

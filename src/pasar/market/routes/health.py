@@ -1,7 +1,9 @@
 """``/v1/healthz``: is this market up, and which one is it (account, preset, devnet)?
 
 Monitoring and the devnet poll it; clients use ``market`` to learn the key that signs leases
-and blocks before trusting anything else the market says.
+and blocks before trusting anything else the market says, and providers read
+``max_blob_bytes`` so that an output too large to upload fails its lease with a clear reason
+*before* any upload, rather than with an HTTP 413 half-way through one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Health(BaseModel):
     market: str
     preset: str
     devnet: bool
+    max_blob_bytes: int
 
 
 @router.get("/v1/healthz", summary="Liveness and identity of the market")
@@ -37,4 +40,5 @@ async def healthz(request: Request) -> Health:
         market=identity.account_id,
         preset=config.preset,
         devnet=config.devnet,
+        max_blob_bytes=config.max_blob_bytes,
     )

@@ -164,6 +164,7 @@ def provider(request: Request, provider_id: str) -> dict[str, Any]:
             "region": record.region,
             "reputation": str(record.reputation.score),
             "running": sorted(record.running),
+            "available": record.available,
             "online": online,
             "offers": [_json_row(r) for r in offer_rows(service.state, record, online=online)],
             "stake": service.state.stake_of(account).to_json(),

@@ -1,0 +1,172 @@
+"""The executor ends every lease it cannot finish with a failure receipt (no market, no job).
+
+A fake market API records what the executor sends; the runtime is never reached (inputs that
+conflict) or breaks (``internal_error``). Output checks run on a real workdir holding a FIFO,
+which must be refused from ``lstat`` alone: opening it would block the test forever.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pasar.core.receipts import FAILURE_FAULTS
+from pasar.provider.executor import (
+    LeaseExecutor,
+    LeaseFailedError,
+    LeaseJob,
+    clear_workroot,
+    workroot_for,
+)
+
+
+class FakeAPI:
+    """What the executor says to the market, recorded; heartbeats answer 'lease over'."""
+
+    def __init__(self) -> None:
+        self.receipts: list[dict[str, Any]] = []
+        self.logs: list[str] = []
+        self.blobs: list[Path] = []
+
+    def challenge(self, lease_id: str) -> Any:
+        from pasar.core.errors import PasarError
+
+        raise PasarError("over", code="not_found", status=404)
+
+    def append_logs(self, lease_id: str, offset: int, data: str) -> Any:
+        self.logs.append(data)
+        return {"size": offset + len(data.encode())}
+
+    def receipt(self, **body: Any) -> Any:
+        self.receipts.append(body)
+        return body
+
+    def get_blob(self, sha256: str, dest: Path) -> str:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(b"x")
+        return sha256
+
+    def put_blob(self, path: Path) -> str:
+        self.blobs.append(path)
+        return "0" * 64
+
+
+class BrokenRuntime:
+    def start(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the sandbox fell over")
+
+
+def _executor(
+    tmp_path: Path, *, inputs: tuple[dict[str, Any], ...] = (), outputs: tuple[str, ...] = ()
+) -> tuple[LeaseExecutor, FakeAPI]:
+    api = FakeAPI()
+    job = LeaseJob(
+        lease_id="o-1-0",
+        order_id="o-1",
+        shard=0,
+        shards=1,
+        spec={"run": "true", "max_duration": 60, "outputs": list(outputs)},
+        inputs=inputs,
+    )
+    executor = LeaseExecutor(
+        api,  # type: ignore[arg-type]
+        BrokenRuntime(),  # type: ignore[arg-type]
+        job,
+        workroot=tmp_path / "work",
+        allow_network=False,
+        max_blob_bytes=1000,
+    )
+    return executor, api
+
+
+def _failure(api: FakeAPI) -> dict[str, Any]:
+    (receipt,) = api.receipts
+    failure: dict[str, Any] = receipt["failure"]
+    assert failure["fault"] == FAILURE_FAULTS[failure["reason"]]
+    assert receipt["outputs"] == []
+    return failure
+
+
+def test_conflicting_inputs_end_in_an_input_conflict_receipt(tmp_path: Path) -> None:
+    inputs = (
+        {"path": "a", "sha256": "1" * 64, "size": 1},
+        {"path": "a/b", "sha256": "2" * 64, "size": 1},
+    )
+    executor, api = _executor(tmp_path, inputs=inputs)
+    executor.run()
+    failure = _failure(api)
+    assert failure["reason"] == "input_conflict" and "'a/b'" in failure["detail"]
+    assert not executor.workdir.exists()
+
+
+def test_an_executor_error_ends_in_an_internal_error_receipt(tmp_path: Path) -> None:
+    executor, api = _executor(tmp_path)
+    executor.run()  # the runtime raises: a bug or a broken machine, not the job's fault
+    failure = _failure(api)
+    assert failure["reason"] == "internal_error" and failure["fault"] == "provider"
+
+
+def _collect_within(executor: LeaseExecutor, seconds: float = 5.0) -> Any:
+    """Run ``_collect_outputs`` on a thread: a FIFO opened by mistake would block forever."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = executor._collect_outputs()
+        except Exception as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "collecting outputs blocked (a FIFO was opened)"
+    return box
+
+
+@pytest.mark.parametrize("declared", ["pipe", "out"])
+def test_a_fifo_output_is_refused_without_being_opened(tmp_path: Path, declared: str) -> None:
+    executor, api = _executor(tmp_path, outputs=(declared,))
+    (executor.workdir / "out").mkdir(parents=True)
+    (executor.workdir / "out" / "fine.txt").write_text("ok")
+    os.mkfifo(executor.workdir / ("pipe" if declared == "pipe" else "out/pipe"))
+    box = _collect_within(executor)
+    error = box.get("error")
+    assert isinstance(error, LeaseFailedError), box
+    assert error.reason == "output_rejected" and "FIFO" in error.detail
+    assert api.blobs == []
+
+
+def test_an_output_over_the_blob_limit_fails_before_any_upload(tmp_path: Path) -> None:
+    executor, api = _executor(tmp_path, outputs=("small.txt", "big.bin"))
+    executor.workdir.mkdir(parents=True)
+    (executor.workdir / "small.txt").write_text("ok")
+    (executor.workdir / "big.bin").write_bytes(b"\0" * 1001)
+    with pytest.raises(LeaseFailedError) as err:
+        executor._upload_outputs()
+    assert err.value.reason == "output_too_large" and "1000 bytes" in err.value.detail
+    assert api.blobs == []  # nothing was sent before the check
+
+
+def test_symlinked_outputs_are_skipped(tmp_path: Path) -> None:
+    executor, api = _executor(tmp_path, outputs=("out", "link"))
+    (executor.workdir / "out").mkdir(parents=True)
+    (executor.workdir / "out" / "real.txt").write_text("ok")
+    (executor.workdir / "out" / "passwd").symlink_to("/etc/passwd")
+    (executor.workdir / "link").symlink_to("out/real.txt")
+    outputs, missing = executor._upload_outputs()
+    assert [o["path"] for o in outputs] == ["out/real.txt"]
+    assert missing == ["link"]
+    assert api.blobs == [executor.workdir / "out" / "real.txt"]
+
+
+def test_leftover_workdirs_are_removed_on_start(tmp_path: Path) -> None:
+    root = workroot_for(tmp_path)
+    (root / "o-old-0" / "deep").mkdir(parents=True)
+    (root / "o-old-0" / "deep" / "file").write_text("left behind by a crash")
+    (root / "stray").write_text("x")
+    clear_workroot(tmp_path)
+    assert root.is_dir() and list(root.iterdir()) == []
