@@ -353,7 +353,7 @@ def test_openapi_documents_the_envelope(signed_client: AsgiClient) -> None:
     body_schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert body_schema == {"$ref": "#/components/schemas/Envelope"}
     envelope = schema["components"]["schemas"]["Envelope"]
-    assert set(envelope["properties"]) == {"body", "signer", "nonce", "ts", "sig"}
+    assert set(envelope["properties"]) == {"body", "market", "signer", "nonce", "ts", "sig"}
     assert envelope["properties"]["ts"]["type"] == "integer"
     assert {"401", "4XX"} <= set(operation["responses"])
     assert "HTTPValidationError" not in schema["components"]["schemas"]

@@ -131,7 +131,7 @@ def test_a_job_runs_settles_and_audits(market_server: MarketProcess) -> None:
     assert beat["verified_seconds"] == 5
     output = b"hi\n"
     sha = hashlib.sha256(output).hexdigest()
-    put = httpx.put(f"{market_server.url}/v1/blobs/{sha}", content=output)
+    put = cheap.api.request("PUT", f"/v1/blobs/{sha}", content=output)  # uploads are signed
     assert put.status_code == 201
     time.sleep(1.1)  # at least one whole second of wall time to bill
     outputs = [{"path": "out.txt", "sha256": sha, "size": len(output)}]

@@ -15,7 +15,9 @@ import pytest
 from fastapi import APIRouter, FastAPI
 
 from pasar.core.errors import PasarError
+from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.identity import Identity
+from pasar.crypto.request_auth import authorization
 from pasar.market.app import create_app
 from pasar.market.config import MarketConfig
 from pasar.market.errors import dotted
@@ -24,6 +26,7 @@ from pasar.market.logging import JsonFormatter, configure_logging, log_event
 from pasar.market.serve import build_app, listening_url
 
 Message = dict[str, Any]
+UPLOADER = Identity.from_seed(b"u" * 32)
 
 
 def _router() -> APIRouter:
@@ -91,12 +94,21 @@ def test_a_bug_is_a_500_without_internals(app: FastAPI, caplog: pytest.LogCaptur
     assert getattr(logged[0], "fields", {})["incident"] in error["message"]
 
 
+def _signed_put(app: FastAPI, data: bytes) -> httpx.Response:
+    """A blob upload signed as pasar.crypto.request_auth says (uploads are signed)."""
+    path = f"/v1/blobs/{hashlib.sha256(data).hexdigest()}"
+    market = app.state.market_identity.account_id
+    header = authorization(
+        UPLOADER, market=market, method="PUT", target=path, now_ms=wall_clock_ms()
+    )
+    return call(app, "PUT", path, content=data, headers={"authorization": header})
+
+
 def test_blob_uploads_get_the_larger_limit(app: FastAPI) -> None:
     data = b"x" * 500  # over the JSON limit (100), under the blob limit (1000)
-    digest = hashlib.sha256(data).hexdigest()
-    assert call(app, "PUT", f"/v1/blobs/{digest}", content=data).status_code == 201
+    assert _signed_put(app, data).status_code == 201
     too_big = b"y" * 1001
-    response = call(app, "PUT", f"/v1/blobs/{hashlib.sha256(too_big).hexdigest()}", content=too_big)
+    response = _signed_put(app, too_big)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_large"
     response = call(app, "POST", "/v1/test/count", content=data)
