@@ -242,7 +242,7 @@ def test_up_runs_the_examples_and_ctrl_c_stops_every_process(
     price = {p["id"]: p["price_cpu_hour"] for p in record["processes"][1:]}
     (winner,) = [p["provider"] for p in providers if p["won"]]
     assert price[winner] == min(price.values()) == "0.20"
-    assert sum(1 for p in providers if p.get("price_per_hour")) == 3
+    assert sum(1 for p in providers if p.get("price_per_hour")) == 3, providers
     # the render's six tiles came back (verified) and stitch into the whole image
     assert len(list(out.rglob("tile.ppm"))) == 6
     stitch = subprocess.run(
