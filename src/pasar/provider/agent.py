@@ -27,6 +27,7 @@ from pasar.core.money import Money
 from pasar.core.presets import builtin_preset
 from pasar.core.resources import ResourceRequest, fit
 from pasar.core.spec import JobSpec
+from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.identity import Identity, IdentityError, key_path, load_identity, save_identity
 from pasar.provider.bench import BenchResult, cached_benchmark
 from pasar.provider.executor import LeaseExecutor, LeaseJob, clear_workroot, workroot_for
@@ -41,6 +42,7 @@ FEED_TIMEOUT_S = 10.0
 AVAILABILITY_CHECK_S = 30.0  # how often the agent makes sure the market still offers it work
 DEFAULT_GRACE_S = 30.0
 PROVIDER_KEY = "provider"
+START_SLACK_MS = 2_000  # the market's clock may trail ours by this much
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class Agent:
         self.preset_name = ""
         self.max_blob_bytes: int | None = None
         self._available = True
+        self._started_ms = 0  # set by start(): the moment this run of the agent began
 
     # -- start-up ---------------------------------------------------------------------------------
 
@@ -121,6 +124,7 @@ class Agent:
     def start(self) -> None:
         """Measure the machine, register with the market, stake."""
         self.check_runtime()
+        self._started_ms = wall_clock_ms()  # leases that start after this are this run's
         clear_workroot(self.config.home)
         health = self.api.health()
         self.preset_name = str(health["preset"])
@@ -228,13 +232,21 @@ class Agent:
             log.warning("handling %s: %s", kind, exc.message)
 
     def _adopt_assigned(self) -> None:
-        """Leases the market thinks we run but we do not (we restarted): hand them back."""
+        """Leases the market thinks we run but we do not: those of an earlier run of this agent
+        (it restarted; the job's state is gone) are handed back, and those matched since this
+        run registered — before the feed was followed, so their ``match`` event was not seen —
+        are run now."""
         for lease_id in self.api.me().get("running", []):
-            if lease_id not in self.state.running:
-                try:
+            if lease_id in self.state.running:
+                continue
+            try:
+                view = self.api.lease(lease_id)
+                if int(view.get("started_at", 0)) >= self._started_ms - START_SLACK_MS:
+                    self._maybe_run(lease_id)
+                else:
                     self.api.release(lease_id)
-                except PasarError as exc:
-                    log.warning("releasing %s: %s", lease_id, exc.message)
+            except PasarError as exc:
+                log.warning("adopting %s: %s", lease_id, exc.message)
 
     def _maybe_bid(self, order_id: str) -> None:
         order = self.api.order(order_id)
