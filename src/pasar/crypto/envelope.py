@@ -225,9 +225,11 @@ def _under_body(field: str | None) -> str:
     return "body" if not field else field if field.startswith("body") else f"body.{field}"
 
 
-def _shape_problems(envelope: Mapping[str, Any]) -> list[ErrorDetail]:
-    """Every problem with the envelope's fields and their encodings (not the signature)."""
+def _shape_problems(envelope: Mapping[str, Any]) -> tuple[list[ErrorDetail], bytes]:
+    """Every problem with the envelope's fields and their encodings (not the signature), and
+    the signer's public key when it decodes (so it is decoded once)."""
     problems: list[ErrorDetail] = []
+    public_key = b""
     keys = set(envelope)
     for missing in sorted(ENVELOPE_FIELDS - keys):
         problems.append(ErrorDetail("missing_field", f"missing field {missing!r}", field=missing))
@@ -244,7 +246,7 @@ def _shape_problems(envelope: Mapping[str, Any]) -> list[ErrorDetail]:
         )
     if "signer" in keys:
         try:
-            public_key_of(envelope.get("signer"), field="signer")
+            public_key = public_key_of(envelope.get("signer"), field="signer")
         except IdentityError as exc:
             problems.append(ErrorDetail(exc.code, exc.message, field="signer", hint=exc.hint))
     if "nonce" in keys and (not isinstance(nonce, str) or not _NONCE.fullmatch(nonce)):
@@ -265,7 +267,7 @@ def _shape_problems(envelope: Mapping[str, Any]) -> list[ErrorDetail]:
                 field="sig",
             )
         )
-    return problems
+    return problems, public_key
 
 
 def verify(
@@ -289,7 +291,7 @@ def verify(
             code="malformed_envelope",
             hint="send {body, signer, nonce, ts, sig}",
         )
-    problems = _shape_problems(envelope)
+    problems, public_key = _shape_problems(envelope)
     body = envelope.get("body")
     signer = envelope.get("signer")
     nonce = envelope.get("nonce")
@@ -324,7 +326,6 @@ def verify(
     assert isinstance(sig, str) and isinstance(ts, int) and isinstance(body, dict)
     assert isinstance(signer, str) and isinstance(nonce, str)
 
-    public_key = public_key_of(signer, field="signer")  # the shape check proved it decodes
     if not verify_signature(public_key, message, bytes.fromhex(sig)):
         raise BadSignature(
             "the envelope's signature does not match its signer and contents",
