@@ -112,7 +112,8 @@ def test_cpus_bound_the_whole_job_not_each_process(tmp_path: Path) -> None:
     handle = SandboxRuntime().start(workdir, CPU_HOG, {}, job_limits())
     # the bound is in place (on a busy machine the ratio alone could hold without it)
     assert handle.cgroup is not None
-    assert handle.cgroup.cpu_quota() == (CPU_PERIOD_US, CPU_PERIOD_US)
+    quota, period = handle.cgroup.cpu_quota() or (0, 0)
+    assert period == CPU_PERIOD_US and period <= quota <= 1.1 * period  # one CPU (+ headroom)
     output = "".join(handle.lines())
     outcome = handle.wait(timeout=120)
     assert outcome.ok, output
