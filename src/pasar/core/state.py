@@ -527,7 +527,11 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
     invited = record.window.invited if record.window else frozenset(state.providers)
     return Applied(
         tx.type,
-        {"order_id": order_id, "escrow": (per_lease * spec.lease_count).to_json()},
+        {
+            "order_id": order_id,
+            "escrow": (per_lease * spec.lease_count).to_json(),
+            "mechanism": mechanism,
+        },
         providers=set(invited),
         orders={order_id},
     )
@@ -581,8 +585,13 @@ def _on_match(state: MarketState, tx: Tx) -> Applied:
     providers = {state.leases[x].provider for x in started}
     if record.window is not None:
         providers |= set(record.window.invited)
+    # each lease's provider, so an agent runs its own without reading the others (it may not)
+    assigned = {x: state.leases[x].provider for x in started}
     return Applied(
-        tx.type, {"order_id": record.id, "leases": started}, providers=providers, orders={record.id}
+        tx.type,
+        {"order_id": record.id, "leases": started, "assigned": assigned},
+        providers=providers,
+        orders={record.id},
     )
 
 

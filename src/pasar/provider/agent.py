@@ -217,10 +217,14 @@ class Agent:
         kind = event.get("type")
         try:
             if kind == "order.create" and not self.state.draining:
-                self._maybe_bid(str(event["order_id"]))
+                if event.get("mechanism", "auction") == "auction":  # only auctions take bids
+                    self._maybe_bid(str(event["order_id"]))
             elif kind == "match":
+                # the event names each lease's provider: run ours, never read the others'
+                assigned = event.get("assigned") or {}
                 for lease_id in event.get("leases", []):
-                    self._maybe_run(str(lease_id))
+                    if assigned.get(lease_id, self.identity.account_id) == self.identity.account_id:
+                        self._maybe_run(str(lease_id))
                 if event.get("order_id") and not self.state.draining:
                     self._maybe_bid(str(event["order_id"]))  # a reopened auction window
             elif kind in ("order.cancel", "order.expire"):
@@ -249,7 +253,12 @@ class Agent:
                 log.warning("adopting %s: %s", lease_id, exc.message)
 
     def _maybe_bid(self, order_id: str) -> None:
-        order = self.api.order(order_id)
+        try:
+            order = self.api.order(order_id)
+        except PasarError as exc:
+            if exc.status == 403:  # not invited to this order's window: nothing to bid on
+                return
+            raise
         auction = order.get("auction")
         if order.get("status") != "open" or order.get("mechanism") != "auction" or not auction:
             return
