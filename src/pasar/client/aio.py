@@ -204,7 +204,7 @@ class AsyncJob:
         for _, files in shards:
             for item in files:
                 sha, size, tmp = await self.client.transport.download(
-                    item.blob, item.dest, signer=self.client.identity
+                    item.blobs, item.dest, signer=self.client.identity
                 )
                 accept(item, sha, size, tmp)
         return JobResult(self.id, root, tuple(result for result, _ in shards))

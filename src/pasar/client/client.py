@@ -217,7 +217,7 @@ class Job:
         for _, files in shards:
             for item in files:
                 sha, size, tmp = self.client.transport.download(
-                    item.blob, item.dest, signer=self.client.identity
+                    item.blobs, item.dest, signer=self.client.identity
                 )
                 accept(item, sha, size, tmp)
         return JobResult(self.id, root, tuple(result for result, _ in shards))

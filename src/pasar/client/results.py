@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pasar.core.errors import PasarError
+from pasar.core.tx_parsing import output_parts
 from pasar.crypto.hashing import is_sha256_hex
 from pasar.crypto.merkle import check_path, root_of_files
 
@@ -35,10 +36,12 @@ class OutputFile:
     sha256: str
     size: int
     dest: Path
+    parts: tuple[str, ...] = ()  # an output over the blob limit comes in parts, joined here
 
     @property
-    def blob(self) -> str:
-        return f"/v1/blobs/{self.sha256}"
+    def blobs(self) -> list[str]:
+        """The blob paths to fetch, in order: the output's own, or each of its parts."""
+        return [f"/v1/blobs/{sha}" for sha in (self.parts or (self.sha256,))]
 
 
 @dataclass(frozen=True)
@@ -89,23 +92,33 @@ def _refuse(message: str, code: str, hint: str | None = None) -> PasarError:
     return PasarError(message, code=code, status=502, hint=hint)
 
 
-def _outputs_of(lease: dict[str, Any]) -> tuple[list[tuple[str, str, int]], str, int]:
-    """The receipt's ``(path, sha256, size)`` list, checked against its root; root; exit code."""
+def _outputs_of(
+    lease: dict[str, Any],
+) -> tuple[list[tuple[str, str, int, tuple[str, ...]]], str, int]:
+    """The receipt's ``(path, sha256, size, parts)`` list, checked against its root; root; exit
+    code. ``parts`` are only where to fetch the bytes: the joined file must hash to ``sha256``,
+    which the root commits to."""
     receipt = lease.get("receipt") or {}
     where = f"lease {lease['lease_id']} (provider {lease['provider']})"
     raw = receipt.get("outputs", [])
     if not isinstance(raw, list):
         raise _refuse(f"the receipt of {where} has no output list", "bad_receipt")
-    outputs: list[tuple[str, str, int]] = []
+    outputs: list[tuple[str, str, int, tuple[str, ...]]] = []
     for item in raw:
         path, sha, size = item.get("path"), item.get("sha256"), item.get("size")
-        if not is_sha256_hex(sha) or isinstance(size, bool) or not isinstance(size, int):
+        parts = output_parts(item) if isinstance(item, dict) else None
+        if (
+            not is_sha256_hex(sha)
+            or isinstance(size, bool)
+            or not isinstance(size, int)
+            or parts is None
+        ):
             raise _refuse(
                 f"the receipt of {where} lists a malformed output {item!r}", "bad_receipt"
             )
-        outputs.append((check_path(path), sha, size))
+        outputs.append((check_path(path), sha, size, parts))
     root = receipt.get("root")
-    if root != root_of_files((p, s) for p, s, _ in outputs):
+    if root != root_of_files((p, s) for p, s, _, _ in outputs):
         raise _refuse(
             f"the outputs in the receipt of {where} do not hash to its root {root!r}",
             "bad_root",
@@ -162,8 +175,8 @@ def plan(order: dict[str, Any], dest: Path) -> list[tuple[ShardResult, list[Outp
         outputs, root, exit_code = _outputs_of(lease)
         folder = shard_dir(dest, shard, count)
         files = [
-            OutputFile(shard, lease["lease_id"], lease["provider"], p, s, n, folder / p)
-            for p, s, n in outputs
+            OutputFile(shard, lease["lease_id"], lease["provider"], p, s, n, folder / p, parts)
+            for p, s, n, parts in outputs
         ]
         result = ShardResult(
             shard,

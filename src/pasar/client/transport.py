@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -203,23 +203,26 @@ class Transport:
             return self.request("PUT", path, signer=signer, content=_chunks(f), headers=_length(f))
 
     def download(
-        self, path: str, dest: Path, *, signer: Identity | None = None
+        self, path: str | Sequence[str], dest: Path, *, signer: Identity | None = None
     ) -> tuple[str, int, Path]:
-        """GET ``path`` into a temporary file beside ``dest``, hashing as it streams.
+        """GET ``path`` (or each of several paths in turn, joined: an output uploaded in parts)
+        into a temporary file beside ``dest``, hashing as it streams.
 
         Returns ``(sha256 hex, size, temporary path)``; the caller checks the digest and then
         renames the temporary file to ``dest`` (or deletes it). Nothing is ever at ``dest``
         unless the caller put it there.
         """
-        request = self.build("GET", path, signer)
+        paths = [path] if isinstance(path, str) else list(path)
+        requests = [self.build("GET", p, signer) for p in paths]
         part = _Download(dest)
         try:
-            response = self._send(request, stream=True)
-            try:
-                for chunk in response.iter_bytes(CHUNK_BYTES):
-                    part.write(chunk)
-            finally:
-                response.close()
+            for request in requests:
+                response = self._send(request, stream=True)
+                try:
+                    for chunk in response.iter_bytes(CHUNK_BYTES):
+                        part.write(chunk)
+                finally:
+                    response.close()
         except httpx.TransportError as exc:
             part.discard()
             raise _io_error(self.base_url, exc) from None
@@ -304,18 +307,20 @@ class AsyncTransport:
             )
 
     async def download(
-        self, path: str, dest: Path, *, signer: Identity | None = None
+        self, path: str | Sequence[str], dest: Path, *, signer: Identity | None = None
     ) -> tuple[str, int, Path]:
         """See :meth:`Transport.download`."""
-        request = await self.build("GET", path, signer)
+        paths = [path] if isinstance(path, str) else list(path)
+        requests = [await self.build("GET", p, signer) for p in paths]
         part = _Download(dest)
         try:
-            response = await self._send(request, stream=True)
-            try:
-                async for chunk in response.aiter_bytes(CHUNK_BYTES):
-                    part.write(chunk)
-            finally:
-                await response.aclose()
+            for request in requests:
+                response = await self._send(request, stream=True)
+                try:
+                    async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                        part.write(chunk)
+                finally:
+                    await response.aclose()
         except httpx.TransportError as exc:
             part.discard()
             raise _io_error(self.base_url, exc) from None

@@ -56,7 +56,13 @@ from pasar.core.timelock import (
     heartbeat_accepted,
     is_lost,
 )
-from pasar.core.tx_parsing import parse_amount, parse_asks, parse_inputs, parse_inventory
+from pasar.core.tx_parsing import (
+    output_parts,
+    parse_amount,
+    parse_asks,
+    parse_inputs,
+    parse_inventory,
+)
 from pasar.crypto.envelope import MAX_SKEW_MS
 
 #: Verification policies this market can settle today; the others are refused at order time
@@ -790,10 +796,11 @@ def _on_receipt(state: MarketState, tx: Tx) -> Applied:
         isinstance(o, Mapping)
         and isinstance(o.get("path"), str)
         and isinstance(o.get("sha256"), str)
+        and output_parts(o) is not None
         for o in outputs
     ):
         raise fail(
-            "outputs must be a list of {path, sha256, size}",
+            "outputs must be a list of {path, sha256, size, parts?}",
             code="invalid_receipt",
             field="outputs",
         )
@@ -815,7 +822,8 @@ def _on_receipt(state: MarketState, tx: Tx) -> Applied:
     charges = state._settle(lease, tx.at, "settled" if failure is None else "failed")
     lease.receipt = dict(tx.body)
     for output in outputs:
-        state.blob_orders.setdefault(output["sha256"], set()).add(lease.order_id)
+        for sha in (output["sha256"], *(output_parts(output) or ())):
+            state.blob_orders.setdefault(sha, set()).add(lease.order_id)
     provider = state.providers[lease.provider]
     record = state.orders[lease.order_id]
     requeued = False

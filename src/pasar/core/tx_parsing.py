@@ -16,6 +16,7 @@ from pasar.core.market_records import fail
 from pasar.core.money import Money
 from pasar.core.pricing.book import Asks
 from pasar.core.resources import Inventory
+from pasar.crypto.hashing import is_sha256_hex
 
 
 def parse_amount(value: object, field: str, currency: str) -> Money:
@@ -133,3 +134,26 @@ def parse_inputs(data: object) -> tuple[dict[str, Any], ...]:
             hint="a path cannot be both a file and a folder of other inputs",
         )
     return tuple(out)
+
+
+MAX_OUTPUT_PARTS = 4096
+
+
+def output_parts(output: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The blobs an output was uploaded as, in order (None when ``parts`` is malformed).
+
+    An output larger than the market's blob limit travels as consecutive parts, each a blob of
+    at most the limit; the output's own ``sha256`` (what the receipt's root commits to) is of
+    the whole file, which the client checks after joining the parts. A small output has no
+    ``parts``: it is the one blob named by its ``sha256``.
+    """
+    parts = output.get("parts")
+    if parts is None:
+        return ()
+    if (
+        not isinstance(parts, list)
+        or not 2 <= len(parts) <= MAX_OUTPUT_PARTS
+        or not all(isinstance(p, str) and is_sha256_hex(p) for p in parts)
+    ):
+        return None
+    return tuple(parts)

@@ -33,6 +33,7 @@ from typing import Any
 
 from pasar.core.errors import PasarError
 from pasar.core.receipts import FAILURE_FAULTS, MAX_DETAIL_CHARS
+from pasar.core.tx_parsing import MAX_OUTPUT_PARTS
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.merkle import check_path, path_conflict, root_of_files
 from pasar.provider.market_api import MarketAPI
@@ -339,7 +340,7 @@ class LeaseExecutor:
         outputs: list[dict[str, Any]] = []
         for rel, (path, size) in sorted(collected.items()):
             try:
-                sha = self.api.put_blob(path)
+                entry = self.api.put_blob(path, part_bytes=self.max_blob_bytes)
             except PasarError as exc:
                 if exc.code == "not_regular_file":  # swapped after the check
                     raise LeaseFailedError(
@@ -350,15 +351,17 @@ class LeaseExecutor:
                         "output_too_large", f"output {rel!r} ({size} bytes): {exc.message}"
                     ) from None
                 raise
-            outputs.append({"path": rel, "sha256": sha, "size": size})
+            outputs.append({"path": rel, **entry})
         return outputs, missing
 
     def _collect_outputs(self) -> tuple[dict[str, tuple[Path, int]], list[str]]:
         """Every output file as ``{relative path: (path, size)}``, and the declared outputs
         that are missing. Files are only ``lstat``-ed, never opened: a FIFO, socket or device
-        fails the lease (``output_rejected``), as does a name a receipt cannot carry, and a
-        file over the market's blob limit fails it (``output_too_large``). Symlinks are
-        skipped (a job cannot smuggle out a file from outside its workdir)."""
+        fails the lease (``output_rejected``), as does a name a receipt cannot carry; a file
+        over the market's blob limit is uploaded in parts, and one too big even for that
+        (:data:`~pasar.core.tx_parsing.MAX_OUTPUT_PARTS` parts) fails it
+        (``output_too_large``). Symlinks are skipped (a job cannot smuggle out a file from
+        outside its workdir)."""
         root = self.workdir.resolve()
         found: dict[str, tuple[Path, int]] = {}
         missing: list[str] = []
@@ -394,11 +397,11 @@ class LeaseExecutor:
         except PasarError as exc:
             raise LeaseFailedError("output_rejected", f"output {rel!r}: {exc.message}") from None
         limit = self.max_blob_bytes
-        if limit is not None and info.st_size > limit:
+        if limit is not None and info.st_size > limit * MAX_OUTPUT_PARTS:
             raise LeaseFailedError(
                 "output_too_large",
-                f"output {rel!r} is {info.st_size} bytes, over the market's blob limit of "
-                f"{limit} bytes (each output file must fit in one blob)",
+                f"output {rel!r} is {info.st_size} bytes, over what a receipt can carry: "
+                f"{MAX_OUTPUT_PARTS} parts of the market's blob limit of {limit} bytes",
             )
         found[rel] = (path, info.st_size)
 

@@ -96,14 +96,16 @@ class MarketAPI:
 
     # -- blobs ------------------------------------------------------------------------------------
 
-    def put_blob(self, path: Path) -> str:
-        """Upload a regular file as a content-addressed blob; returns its sha256.
+    def put_blob(self, path: Path, *, part_bytes: int | None = None) -> dict[str, Any]:
+        """Upload a regular file as content-addressed blobs; returns its receipt entry's
+        ``{sha256, size}`` and, when the file is larger than ``part_bytes`` (the market's blob
+        limit), ``parts``: the sha256 of each consecutive slice, each uploaded as its own blob.
 
         The file is opened without following a symlink and without blocking (a FIFO opened
         for reading would otherwise wait forever for a writer), then checked on the open
         descriptor, so a job cannot swap in a FIFO or a link between a check and the upload:
         anything but a regular file is refused (``not_regular_file``). Hashing and uploading
-        read the same descriptor, so the hash is of exactly the bytes sent."""
+        read the same descriptor, so the hashes are of exactly the bytes sent."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
@@ -114,18 +116,28 @@ class MarketAPI:
             info = os.fstat(f.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise PasarError(f"{path.name!r} is not a regular file", code="not_regular_file")
-            digest = hashlib.sha256()
-            for chunk in _chunks(f):
-                digest.update(chunk)
-            sha = digest.hexdigest()
-            f.seek(0)
-            self.http.request(
-                "PUT",
-                f"/v1/blobs/{sha}",
-                content=_chunks(f),
-                headers={"content-length": str(info.st_size)},
-            )
-        return sha
+            size = info.st_size
+            step = size if not part_bytes or size <= part_bytes else part_bytes
+            whole = hashlib.sha256()
+            parts: list[str] = []
+            for start in range(0, max(size, 1), max(step, 1)):
+                length = min(step, size - start)
+                digest = hashlib.sha256()
+                for chunk in _slice(f, start, length):
+                    digest.update(chunk)
+                    whole.update(chunk)
+                sha = digest.hexdigest()
+                self.http.request(
+                    "PUT",
+                    f"/v1/blobs/{sha}",
+                    content=_slice(f, start, length),
+                    headers={"content-length": str(length)},
+                )
+                parts.append(sha)
+        entry: dict[str, Any] = {"sha256": whole.hexdigest(), "size": size}
+        if len(parts) > 1:
+            entry["parts"] = parts
+        return entry
 
     def get_blob(self, sha256: str, dest: Path) -> str:
         """Stream a blob to disk (never whole in memory), hashing as it arrives; returns the
@@ -139,6 +151,10 @@ class MarketAPI:
         return got
 
 
-def _chunks(f: IO[bytes]) -> Iterator[bytes]:
-    while chunk := f.read(BLOB_CHUNK):
+def _slice(f: IO[bytes], start: int, length: int) -> Iterator[bytes]:
+    """``length`` bytes of ``f`` from ``start``, a chunk at a time."""
+    f.seek(start)
+    left = length
+    while left > 0 and (chunk := f.read(min(BLOB_CHUNK, left))):
+        left -= len(chunk)
         yield chunk

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pasar.core.receipts import FAILURE_FAULTS
+from pasar.core.tx_parsing import MAX_OUTPUT_PARTS
 from pasar.provider.executor import (
     LeaseExecutor,
     LeaseFailedError,
@@ -50,9 +51,13 @@ class FakeAPI:
         dest.write_bytes(b"x")
         return sha256
 
-    def put_blob(self, path: Path) -> str:
+    def put_blob(self, path: Path, *, part_bytes: int | None = None) -> dict[str, Any]:
         self.blobs.append(path)
-        return "0" * 64
+        size = path.stat().st_size
+        entry: dict[str, Any] = {"sha256": "0" * 64, "size": size}
+        if part_bytes and size > part_bytes:
+            entry["parts"] = ["1" * 64] * -(-size // part_bytes)
+        return entry
 
 
 class BrokenRuntime:
@@ -140,11 +145,25 @@ def test_a_fifo_output_is_refused_without_being_opened(tmp_path: Path, declared:
     assert api.blobs == []
 
 
-def test_an_output_over_the_blob_limit_fails_before_any_upload(tmp_path: Path) -> None:
+def test_an_output_over_the_blob_limit_goes_in_parts(tmp_path: Path) -> None:
     executor, api = _executor(tmp_path, outputs=("small.txt", "big.bin"))
     executor.workdir.mkdir(parents=True)
     (executor.workdir / "small.txt").write_text("ok")
-    (executor.workdir / "big.bin").write_bytes(b"\0" * 1001)
+    (executor.workdir / "big.bin").write_bytes(b"\0" * 2500)  # the blob limit is 1000
+    outputs, missing = executor._upload_outputs()
+    assert missing == []
+    by_path = {o["path"]: o for o in outputs}
+    assert len(by_path["big.bin"]["parts"]) == 3 and by_path["big.bin"]["size"] == 2500
+    assert "parts" not in by_path["small.txt"]
+    assert sorted(p.name for p in api.blobs) == ["big.bin", "small.txt"]
+
+
+def test_an_output_too_big_even_in_parts_fails_before_any_upload(tmp_path: Path) -> None:
+    executor, api = _executor(tmp_path, outputs=("small.txt", "huge.bin"))
+    executor.workdir.mkdir(parents=True)
+    (executor.workdir / "small.txt").write_text("ok")
+    with (executor.workdir / "huge.bin").open("wb") as f:  # sparse: no disk is used
+        f.truncate(1000 * MAX_OUTPUT_PARTS + 1)
     with pytest.raises(LeaseFailedError) as err:
         executor._upload_outputs()
     assert err.value.reason == "output_too_large" and "1000 bytes" in err.value.detail

@@ -14,6 +14,7 @@ from pasar.core.errors import PasarError
 from pasar.core.market_records import LeaseRecord
 from pasar.core.nonces import nonce_reused
 from pasar.core.state import MarketState
+from pasar.core.tx_parsing import output_parts
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex
 from pasar.market.access import check_lease_party
@@ -107,22 +108,45 @@ def receipt(request: Request, envelope: Signed) -> dict[str, Any]:
 
 def require_blobs(request: Request, items: object, field: str) -> None:
     """Every ``{path, sha256}`` in ``items`` must name an uploaded blob (422 otherwise). The
-    blob store only keeps content that hashes to its name, so presence proves the content."""
+    blob store only keeps content that hashes to its name, so presence proves the content.
+
+    An output uploaded in ``parts`` (it was larger than the blob limit) must have every part
+    uploaded, and the parts' sizes must add up to the output's ``size``; the whole file's
+    ``sha256`` is checked by the client that joins them (the receipt's root commits to it).
+    """
     if not isinstance(items, list):
         return  # the state machine reports the shape error with its field
     blobs: BlobStore = request.app.state.blobs
     for i, item in enumerate(items):
-        sha = item.get("sha256") if isinstance(item, dict) else None
-        if not is_sha256_hex(sha):
+        if not isinstance(item, dict):
             continue
-        if not blobs.exists(sha):
-            raise PasarError(
-                f"{field[:-1]} {item.get('path')!r} ({sha[:12]}…) was not uploaded",
-                code="missing_blob",
-                status=422,
-                field=f"body.{field}[{i}]",
-                hint="PUT /v1/blobs/{sha256} first",
-            )
+        parts = output_parts(item)
+        if parts:
+            sizes = [_uploaded_size(blobs, field, i, item, sha) for sha in parts]
+            if sum(sizes) != item.get("size"):
+                raise PasarError(
+                    f"the parts of {item.get('path')!r} add up to {sum(sizes)} bytes, not the "
+                    f"{item.get('size')} the receipt says",
+                    code="parts_mismatch",
+                    status=422,
+                    field=f"body.{field}[{i}].parts",
+                )
+            continue
+        sha = item.get("sha256")
+        if is_sha256_hex(sha):
+            _uploaded_size(blobs, field, i, item, sha)
+
+
+def _uploaded_size(blobs: BlobStore, field: str, i: int, item: dict[str, Any], sha: str) -> int:
+    if not blobs.exists(sha):
+        raise PasarError(
+            f"{field[:-1]} {item.get('path')!r} ({sha[:12]}…) was not uploaded",
+            code="missing_blob",
+            status=422,
+            field=f"body.{field}[{i}]",
+            hint="PUT /v1/blobs/{sha256} first",
+        )
+    return blobs.size(sha)
 
 
 # -- logs: not ledger state, so kept in files beside the blobs, appended by offset ----------------
