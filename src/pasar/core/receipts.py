@@ -14,7 +14,7 @@ that reason (the provider signs what it accepts as the cause, and the market che
 receipt cannot both say ``internal_error`` and dodge the reputation cost); ``detail`` is free
 text for people, at most :data:`MAX_DETAIL_CHARS`.
 
-What each fault means at the market (:func:`pasar.core.state._on_receipt`):
+What each fault means at the market (:func:`pasar.core.lease_handlers.on_receipt`):
 
 - ``job``: the job itself cannot produce a result (a bad output name, a FIFO as output, an
   output over the blob limit, conflicting inputs). The provider is paid for its verified

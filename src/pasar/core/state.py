@@ -14,6 +14,9 @@ accepted the transaction, recorded in the log and the blocks), never from the si
 which only has to be within ``MAX_SKEW_MS`` of the stamp (freshness); randomness comes from the
 seeds in the log.
 
+The handlers of the transactions that prove or end a lease's time (heartbeat, release, lost,
+receipt) live in :mod:`pasar.core.lease_handlers`; the order, account and provider ones here.
+
 Signatures are checked before a transaction reaches this module (by the API and by the audit);
 what is checked here is everything that depends on the state: who may send what, nonces, money,
 capacity, prices, timing.
@@ -28,6 +31,7 @@ from pasar.core.accounts import LedgerAccount
 from pasar.core.candidates import CANDIDATES
 from pasar.core.errors import PasarError
 from pasar.core.fees import Charges
+from pasar.core.lease_handlers import on_heartbeat, on_lost, on_receipt, on_release
 from pasar.core.ledger import Ledger
 from pasar.core.market_records import (
     Applied,
@@ -44,20 +48,16 @@ from pasar.core.nonces import NonceWindow, nonce_reused
 from pasar.core.orders import Order, ProviderView
 from pasar.core.presets import Preset
 from pasar.core.pricing.base import Candidate, MatchResult, screen
-from pasar.core.receipts import Failure, parse_failure
-from pasar.core.reputation import Event, Reputation
+from pasar.core.reputation import Reputation
 from pasar.core.resources import fit
 from pasar.core.spec import JobSpec
 from pasar.core.stake import required_stake, stake_problem
 from pasar.core.timelock import (
     MS,
     billable_ms,
-    challenge_message,
-    heartbeat_accepted,
     is_lost,
 )
 from pasar.core.tx_parsing import (
-    output_parts,
     parse_amount,
     parse_asks,
     parse_inputs,
@@ -647,216 +647,6 @@ def _on_cancel(state: MarketState, tx: Tx) -> Applied:
     )
 
 
-def _on_heartbeat(state: MarketState, tx: Tx) -> Applied:
-    lease = state._lease(tx.body.get("lease_id"))
-    if tx.signer != lease.provider:
-        raise fail(
-            "only the lease's provider may send its heartbeats", code="wrong_signer", status=403
-        )
-    if lease.status != "running":
-        raise fail(f"lease {lease.id} is {lease.status}", code="not_running", status=409)
-    interval = tx.body.get("interval")
-    challenge = tx.body.get("challenge")
-    if isinstance(interval, bool) or not isinstance(interval, int):
-        raise fail("interval must be an integer", code="invalid_heartbeat", field="interval")
-    if not isinstance(challenge, str):
-        raise fail(
-            "challenge must be the market's signature (hex)",
-            code="invalid_heartbeat",
-            field="challenge",
-        )
-    try:
-        signature = bytes.fromhex(challenge)
-    except ValueError:
-        raise fail("challenge is not hex", code="invalid_heartbeat", field="challenge") from None
-    if not state._verify_market(challenge_message(lease.id, interval), signature):
-        raise fail(
-            "the challenge is not the market's for this lease and interval",
-            code="bad_challenge",
-            status=401,
-            field="challenge",
-        )
-    interval_s = state.preset.timing.heartbeat_interval_s
-    if not heartbeat_accepted(lease.started_at, tx.at, interval_s, interval):
-        raise fail(
-            f"heartbeat for interval {interval} arrived outside its interval",
-            code="late_heartbeat",
-            status=409,
-            field="interval",
-        )
-    if interval in lease.beats:
-        raise fail(
-            f"interval {interval} was already answered", code="duplicate_heartbeat", status=409
-        )
-    lease.beats.add(interval)
-    return Applied(
-        tx.type,
-        {
-            "lease_id": lease.id,
-            "interval": interval,
-            "verified_seconds": len(lease.beats) * interval_s,
-        },
-    )
-
-
-def _requeue(
-    state: MarketState, record: OrderRecord, lease: LeaseRecord, remaining: Money, ts: int
-) -> bool:
-    """Put a lease's shard back on its order with what is left of its escrow (no job is lost
-    while escrow remains); False when the order is over and ``remaining`` was refunded."""
-    if record.status not in ("open", "running") or not remaining:
-        state._refresh_order(record)
-        return False
-    state.ledger.escrow_order(record.client, record.id, remaining)
-    record.free_shards.append(lease.shard)
-    record.free_shards.sort()
-    record.shard_escrow[lease.shard] = remaining
-    if record.mechanism == "auction":
-        state._open_window(record, ts)
-    state._refresh_order(record)
-    return True
-
-
-def _on_release(state: MarketState, tx: Tx) -> Applied:
-    """A provider hands a running lease back (it is shutting down): it is paid for the seconds
-    its heartbeats verified, keeps its reputation, and the shard is re-queued on what is left."""
-    lease = state._lease(tx.body.get("lease_id"))
-    if tx.signer != lease.provider:
-        raise fail("only the lease's provider may release it", code="wrong_signer", status=403)
-    if lease.status != "running":
-        raise fail(f"lease {lease.id} is {lease.status}", code="not_running", status=409)
-    record = state.orders[lease.order_id]
-    charges = state._settle(lease, tx.at, "released")
-    requeued = _requeue(state, record, lease, charges.refund, tx.at)
-    return Applied(
-        tx.type,
-        {"lease_id": lease.id, "billed": charges.billed.to_json(), "requeued": requeued},
-        providers={lease.provider},
-        orders={record.id},
-    )
-
-
-def _on_lost(state: MarketState, tx: Tx) -> Applied:
-    lease = state._lease(tx.body.get("lease_id"))
-    if lease.status != "running":
-        raise fail(f"lease {lease.id} is {lease.status}", code="not_running", status=409)
-    t = state.preset.timing
-    if not is_lost(
-        lease.beats,
-        started_at_ms=lease.started_at,
-        now_ms=tx.at,
-        interval_s=t.heartbeat_interval_s,
-        grace_intervals=t.grace_intervals,
-    ):
-        raise fail("the lease has not missed its grace intervals", code="too_early", status=409)
-    record = state.orders[lease.order_id]
-    # The provider is paid nothing: the whole lease escrow goes back, and stays with the order
-    # (re-queued) unless the order is over.
-    settlement = state.ledger.settle(
-        lease.id,
-        client=lease.client,
-        provider=lease.provider,
-        billed_ms=0,
-        price_per_hour=lease.price_per_hour,
-        fees=record.fees,
-    )
-    lease.status = "lost"
-    lease.ended_at = tx.at
-    lease.charges = settlement
-    provider = state.providers[lease.provider]
-    provider.running.pop(lease.id, None)
-    provider.reputation = provider.reputation.apply(Event.LOST, state.preset.reputation)
-    # A provider that vanished gets no new work until it shows up again (registers): without
-    # this, the cheapest dead provider would win every re-queued job and lose it again.
-    provider.available = False
-    requeued = _requeue(state, record, lease, settlement.refund, tx.at)
-    return Applied(
-        tx.type,
-        {"lease_id": lease.id, "requeued": requeued},
-        providers={lease.provider},
-        orders={record.id},
-    )
-
-
-def _on_receipt(state: MarketState, tx: Tx) -> Applied:
-    from pasar.crypto.merkle import root_of_files  # pure hashing; kept local to the one user
-
-    lease = state._lease(tx.body.get("lease_id"))
-    if tx.signer != lease.provider:
-        raise fail(
-            "only the lease's provider may send its receipt", code="wrong_signer", status=403
-        )
-    if lease.status != "running":
-        raise fail(f"lease {lease.id} is {lease.status}", code="not_running", status=409)
-    exit_code = tx.body.get("exit_code")
-    if isinstance(exit_code, bool) or not isinstance(exit_code, int):
-        raise fail("exit_code must be an integer", code="invalid_receipt", field="exit_code")
-    outputs = tx.body.get("outputs", [])
-    if not isinstance(outputs, list) or not all(
-        isinstance(o, Mapping)
-        and isinstance(o.get("path"), str)
-        and isinstance(o.get("sha256"), str)
-        and output_parts(o) is not None
-        for o in outputs
-    ):
-        raise fail(
-            "outputs must be a list of {path, sha256, size, parts?}",
-            code="invalid_receipt",
-            field="outputs",
-        )
-    root = root_of_files((o["path"], o["sha256"]) for o in outputs)
-    if tx.body.get("root") != root:
-        raise fail(
-            "the receipt's root is not the Merkle root of its outputs",
-            code="bad_root",
-            status=422,
-            field="root",
-        )
-    failure = parse_failure(tx.body.get("failure"))
-    if failure is not None and outputs:
-        raise fail(
-            "a failure receipt carries no outputs (a failed lease has no result)",
-            code="invalid_receipt",
-            field="outputs",
-        )
-    charges = state._settle(lease, tx.at, "settled" if failure is None else "failed")
-    lease.receipt = dict(tx.body)
-    for output in outputs:
-        for sha in (output["sha256"], *(output_parts(output) or ())):
-            state.blob_orders.setdefault(sha, set()).add(lease.order_id)
-    provider = state.providers[lease.provider]
-    record = state.orders[lease.order_id]
-    requeued = False
-    if failure is not None and failure.fault == "provider":
-        provider.reputation = provider.reputation.apply(Event.FAILED, state.preset.reputation)
-        requeued = _requeue(state, record, lease, charges.refund, tx.at)
-    else:  # a job's own fault costs its provider nothing: it served the lease as asked
-        provider.reputation = provider.reputation.apply(Event.COMPLETED, state.preset.reputation)
-        state._refresh_order(record)
-    if failure is not None:
-        record.note = _failure_note(lease, failure, requeued=requeued)
-    return Applied(
-        tx.type,
-        {
-            "lease_id": lease.id,
-            "billed_seconds": lease.billed_seconds,
-            "billed_ms": lease.billed_ms,
-            "billed": charges.billed.to_json(),
-            "payout": charges.provider_payout.to_json(),
-            "refund": charges.refund.to_json(),
-            "requeued": requeued,
-        },
-        providers={lease.provider},
-        orders={record.id},
-    )
-
-
-def _failure_note(lease: LeaseRecord, failure: Failure, *, requeued: bool) -> str:
-    """The order's note after a failure receipt, so ``status`` and ``explain`` say why."""
-    after = "re-queued" if requeued else "not re-queued"
-    return f"shard {lease.shard} failed: {failure.summary()} ({after})"
-
-
 _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "faucet": _on_faucet,
     "provider.register": _on_register,
@@ -869,10 +659,10 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "bid": _on_bid,
     "match": _on_match,
     "order.expire": _on_expire,
-    "heartbeat": _on_heartbeat,
-    "lease.lost": _on_lost,
-    "lease.release": _on_release,
-    "receipt": _on_receipt,
+    "heartbeat": on_heartbeat,
+    "lease.lost": on_lost,
+    "lease.release": on_release,
+    "receipt": on_receipt,
 }
 
 TX_TYPES: tuple[str, ...] = tuple(_HANDLERS)
