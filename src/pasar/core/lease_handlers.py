@@ -22,14 +22,19 @@ if TYPE_CHECKING:
     from pasar.core.state import MarketState
 
 
-def on_heartbeat(state: MarketState, tx: Tx) -> Applied:
+def _running_lease(state: MarketState, tx: Tx, *, provider_may: str | None) -> LeaseRecord:
+    """The running lease ``tx`` is about; when ``provider_may`` names the action, only the
+    lease's provider may take it (403), and a lease already over is 409 ``not_running``."""
     lease = state._lease(tx.body.get("lease_id"))
-    if tx.signer != lease.provider:
-        raise fail(
-            "only the lease's provider may send its heartbeats", code="wrong_signer", status=403
-        )
+    if provider_may is not None and tx.signer != lease.provider:
+        raise fail(f"only the lease's provider may {provider_may}", code="wrong_signer", status=403)
     if lease.status != "running":
         raise fail(f"lease {lease.id} is {lease.status}", code="not_running", status=409)
+    return lease
+
+
+def on_heartbeat(state: MarketState, tx: Tx) -> Applied:
+    lease = _running_lease(state, tx, provider_may="send its heartbeats")
     interval = tx.body.get("interval")
     challenge = tx.body.get("challenge")
     if isinstance(interval, bool) or not isinstance(interval, int):
@@ -95,11 +100,7 @@ def _requeue(
 def on_release(state: MarketState, tx: Tx) -> Applied:
     """A provider hands a running lease back (it is shutting down): it is paid for the seconds
     its heartbeats verified, keeps its reputation, and the shard is re-queued on what is left."""
-    lease = state._lease(tx.body.get("lease_id"))
-    if tx.signer != lease.provider:
-        raise fail("only the lease's provider may release it", code="wrong_signer", status=403)
-    if lease.status != "running":
-        raise fail(f"lease {lease.id} is {lease.status}", code="not_running", status=409)
+    lease = _running_lease(state, tx, provider_may="release it")
     record = state.orders[lease.order_id]
     charges = state._settle(lease, tx.at, "released")
     requeued = _requeue(state, record, lease, charges.refund, tx.at)
@@ -112,9 +113,7 @@ def on_release(state: MarketState, tx: Tx) -> Applied:
 
 
 def on_lost(state: MarketState, tx: Tx) -> Applied:
-    lease = state._lease(tx.body.get("lease_id"))
-    if lease.status != "running":
-        raise fail(f"lease {lease.id} is {lease.status}", code="not_running", status=409)
+    lease = _running_lease(state, tx, provider_may=None)  # the market's decision
     t = state.preset.timing
     if not is_lost(
         lease.beats,
@@ -156,13 +155,7 @@ def on_lost(state: MarketState, tx: Tx) -> Applied:
 def on_receipt(state: MarketState, tx: Tx) -> Applied:
     from pasar.crypto.merkle import root_of_files  # pure hashing; kept local to the one user
 
-    lease = state._lease(tx.body.get("lease_id"))
-    if tx.signer != lease.provider:
-        raise fail(
-            "only the lease's provider may send its receipt", code="wrong_signer", status=403
-        )
-    if lease.status != "running":
-        raise fail(f"lease {lease.id} is {lease.status}", code="not_running", status=409)
+    lease = _running_lease(state, tx, provider_may="send its receipt")
     exit_code = tx.body.get("exit_code")
     if isinstance(exit_code, bool) or not isinstance(exit_code, int):
         raise fail("exit_code must be an integer", code="invalid_receipt", field="exit_code")

@@ -37,7 +37,8 @@ def make_state(preset: str = "pasar", *, devnet: bool = True) -> MarketState:
     )
 
 
-def tx(signer: str, ts: int, **body: Any) -> Tx:
+def tx(signer: str, ts: int, *, stamp: int | None = None, **body: Any) -> Tx:
+    """A transaction signed at ``ts`` and stamped by the market at ``stamp`` (default: ``ts``)."""
     n = next(_nonces)
     return Tx(
         type=body["type"],
@@ -46,7 +47,7 @@ def tx(signer: str, ts: int, **body: Any) -> Tx:
         nonce=f"{n:032x}",
         ts=ts,
         digest=f"{n:064x}",
-        at=ts,
+        at=ts if stamp is None else stamp,
     )
 
 

@@ -11,7 +11,7 @@ import itertools
 from typing import Any
 
 import pytest
-from test_state import ALICE, MARKET, P1, P2, SPEC, T0, _empty_root, conserved, make_state, usdc
+from test_state import ALICE, MARKET, P1, P2, SPEC, T0, _empty_root, conserved, make_state, tx, usdc
 
 from pasar.core.errors import PasarError
 from pasar.core.market_records import Tx
@@ -23,17 +23,7 @@ _n = itertools.count(10_000_000)
 
 def at(state: Any, signer: str, *, ts: int, stamp: int, **body: Any) -> dict[str, Any]:
     """Apply a transaction the signer dated ``ts`` and the market stamped ``stamp``."""
-    n = next(_n)
-    tx = Tx(
-        type=body["type"],
-        body=body,
-        signer=signer,
-        nonce=f"{n:032x}",
-        ts=ts,
-        digest=f"{n:064x}",
-        at=stamp,
-    )
-    return state.apply(tx).result
+    return state.apply(tx(signer, ts, stamp=stamp, **body)).result
 
 
 def running_lease(s: Any) -> str:
