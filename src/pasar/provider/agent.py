@@ -181,15 +181,21 @@ class Agent:
 
     def run(self) -> None:
         """Follow the feed (on a thread) until :meth:`stop`, then drain on this thread — so a
-        SIGTERM starts the drain at once, not after the feed's long-poll returns."""
+        SIGTERM starts the drain at once, not after the feed's long-poll returns.
+
+        The feed's position is taken *before* the leases already assigned are adopted: a match
+        that lands in between is then both adopted and replayed by the feed (running a lease
+        twice is refused by :meth:`_maybe_run`), never missed by both."""
+        cursor = int(self.api.feed(0, 0)["next"])
         self._adopt_assigned()
-        feeder = threading.Thread(target=self._follow_feed, name="feed", daemon=True)
+        feeder = threading.Thread(
+            target=self._follow_feed, args=(cursor,), name="feed", daemon=True
+        )
         feeder.start()
         self._stop.wait()
         self.drain()
 
-    def _follow_feed(self) -> None:
-        cursor = self.api.feed(0, 0)["next"]
+    def _follow_feed(self, cursor: int) -> None:
         checked = time.monotonic()
         while not self._stop.is_set():
             if time.monotonic() - checked >= AVAILABILITY_CHECK_S:
