@@ -143,6 +143,7 @@ def on_lost(state: MarketState, tx: Tx) -> Applied:
     # A provider that vanished gets no new work until it shows up again (registers): without
     # this, the cheapest dead provider would win every re-queued job and lose it again.
     provider.available = False
+    state._reindex(provider.id)
     requeued = _requeue(state, record, lease, settlement.refund, tx.at)
     return Applied(
         tx.type,

@@ -25,12 +25,13 @@ capacity, prices, timing.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 
 from pasar.core.accounts import LedgerAccount
-from pasar.core.candidates import CANDIDATES
+from pasar.core.candidates import CANDIDATES, indexed_candidates
 from pasar.core.errors import PasarError
 from pasar.core.fees import Charges
+from pasar.core.fleet_index import FleetIndex
 from pasar.core.lease_handlers import on_heartbeat, on_lost, on_receipt, on_release
 from pasar.core.ledger import Ledger
 from pasar.core.market_records import (
@@ -74,6 +75,10 @@ DEFAULT_ORDER_TTL_S = 600
 MAX_ORDER_TTL_S = 7 * 24 * 3600
 MAX_FAUCET_UNITS = 10_000
 MARKET_TYPES = frozenset({"match", "order.expire", "lease.lost"})
+#: Up to this many providers an order is cleared by scanning them all, which gives every provider a
+#: reason in ``OrderRecord.reasons``; above it the fleet index finds the same awards while
+#: looking only where candidates can be, and only the providers it examined get a reason.
+FULL_SCAN_UP_TO = 256
 #: Why a provider the market has not heard from within the grace gets no new lease.
 OFFLINE_REASON = "is offline: the market has not heard from it within the heartbeat grace"
 
@@ -108,6 +113,9 @@ class MarketState:
         self.last_ts = 0  # the newest market stamp applied (``Tx.at``)
         # sha256 → orders that name the blob (inputs, receipt outputs): who may read it
         self.blob_orders: dict[str, set[str]] = {}
+        # free capacity and asks of every provider, for matching without a scan of the fleet
+        self.index = FleetIndex()
+        self.full_scan_up_to = FULL_SCAN_UP_TO
 
     # -- applying ---------------------------------------------------------------------------------
 
@@ -183,37 +191,48 @@ class MarketState:
         )
 
     def eligible(
-        self, record: OrderRecord, offline: frozenset[str] = frozenset()
+        self,
+        record: OrderRecord,
+        offline: Container[str] = frozenset(),
+        among: Iterable[str] | None = None,
     ) -> tuple[list[ProviderView], dict[str, str]]:
         """Providers that may take part (stake ok, not the client, not ``offline``), and why
         others may not. ``offline`` is the market's observation of who went silent; it is not
-        state, so a ``match`` carries it in its body and a replay clears over the same set."""
+        state, so a ``match`` carries it in its body and a replay clears over the same set.
+        ``among`` limits the look to those providers (in the order given; every provider, in
+        registration order, when None)."""
         views: list[ProviderView] = []
         reasons: dict[str, str] = {}
-        for provider in self.providers.values():
-            if provider.id == record.client:
-                reasons[provider.id] = "is the client of this order"
-                continue
-            if not provider.available:
-                reasons[provider.id] = (
-                    "is not taking new work (draining, or gone since it lost a lease)"
-                )
-                continue
-            if provider.id in offline:
-                reasons[provider.id] = OFFLINE_REASON
-                continue
-            view = self.view(provider)
-            problem = stake_problem(self.preset.stake_rule, view)
-            if problem is not None:
+        providers = self.providers.values() if among is None else (self.providers[p] for p in among)
+        for provider in providers:
+            view, problem = self.eligible_view(provider, record, offline)
+            if view is None:
                 reasons[provider.id] = problem
-                continue
-            views.append(view)
+            else:
+                views.append(view)
         return views, reasons
 
+    def eligible_view(
+        self, provider: ProviderRecord, record: OrderRecord, offline: Container[str]
+    ) -> tuple[ProviderView | None, str]:
+        """``(view, "")`` when ``provider`` may take part in ``record``, else ``(None, why)``."""
+        if provider.id == record.client:
+            return None, "is the client of this order"
+        if not provider.available:
+            return None, "is not taking new work (draining, or gone since it lost a lease)"
+        if provider.id in offline:
+            return None, OFFLINE_REASON
+        view = self.view(provider)
+        problem = stake_problem(self.preset.stake_rule, view)
+        if problem is not None:
+            return None, problem
+        return view, ""
+
     def candidates(
-        self, record: OrderRecord, offline: frozenset[str] = frozenset()
+        self, record: OrderRecord, offline: Container[str] = frozenset()
     ) -> tuple[list[Candidate], dict[str, str]]:
-        """The candidates the order's mechanism clears over, with a reason for everyone else."""
+        """The candidates the order's mechanism clears over, with a reason for everyone else
+        (a scan of the whole fleet: what ``explain`` shows)."""
         order = self.remaining_order(record)
         views, reasons = self.eligible(record, offline)
         build = CANDIDATES[record.mechanism]
@@ -221,12 +240,28 @@ class MarketState:
         return candidates, {**reasons, **more}
 
     def clear(
-        self, record: OrderRecord, seed: int, offline: frozenset[str] = frozenset()
+        self,
+        record: OrderRecord,
+        seed: int,
+        offline: Container[str] = frozenset(),
+        *,
+        indexed: bool | None = None,
     ) -> MatchResult:
-        """Run the order's mechanism now (pure: the engine previews, ``match`` commits)."""
-        candidates, reasons = self.candidates(record, offline)
+        """Run the order's mechanism now (pure: the engine previews, ``match`` commits).
+
+        Up to ``full_scan_up_to`` providers the mechanism clears over a scan of the fleet;
+        above, over the candidates the fleet index finds (:mod:`pasar.core.candidates`), which
+        give exactly the same awards: only fewer losers are given a reason. ``indexed`` forces
+        one way (tests compare both)."""
+        if indexed is None:
+            indexed = len(self.providers) > self.full_scan_up_to
+        order = self.remaining_order(record)
+        if indexed:
+            candidates, reasons = indexed_candidates(self, record, order, offline)
+        else:
+            candidates, reasons = self.candidates(record, offline)
         mechanism = self.preset.mechanism(record.mechanism)
-        result = mechanism.clear(self.remaining_order(record), candidates, random.Random(seed))
+        result = mechanism.clear(order, candidates, random.Random(seed))
         merged = {**reasons, **dict(result.reasons)}
         return MatchResult(result.awards, merged, result.unfilled, result.note)
 
@@ -279,9 +314,20 @@ class MarketState:
             )
         return record
 
+    def _reindex(self, provider_id: str) -> None:
+        """Bring the fleet index up to date for one provider whose registration, asks or free
+        capacity changed (or that is gone from the state, e.g. after a rollback). The one place
+        the index is kept: call it for every provider a change touched."""
+        provider = self.providers.get(provider_id)
+        if provider is None:
+            self.index.update(provider_id, None)
+        else:
+            self.index.update(provider_id, provider.free(), provider.asks)
+
     def _open_window(self, record: OrderRecord, now_ms: int) -> None:
-        views, _ = self.eligible(record)
-        fitting, _ = screen(self.remaining_order(record), views)
+        order = self.remaining_order(record)
+        views, _ = self.eligible(record, among=self.index.may_fit(order.request))
+        fitting, _ = screen(order, views)
         record.window = AuctionWindowState(
             opened_at=now_ms,
             deadline=now_ms + self.preset.timing.auction_window_ms,
@@ -309,6 +355,7 @@ class MarketState:
             started_at=ts,
         )
         provider.running[lease_id] = allocation
+        self._reindex(provider_id)
         record.leases.append(lease_id)
         return lease_id
 
@@ -336,6 +383,7 @@ class MarketState:
         lease.billed_ms = billed_ms
         lease.charges = settlement
         self.providers[lease.provider].running.pop(lease.id, None)
+        self._reindex(lease.provider)
         return settlement
 
     def _refresh_order(self, record: OrderRecord) -> None:
@@ -422,6 +470,7 @@ def _on_register(state: MarketState, tx: Tx) -> Applied:
             hint="wait for running leases to end before shrinking the inventory",
         ) from exc
     state.providers[tx.signer] = record
+    state._reindex(tx.signer)
     return Applied(tx.type, {"provider": tx.signer, "updated": existing is not None})
 
 

@@ -551,6 +551,26 @@ class BookIndex:
                     break
         return chosen, reasons, examined, total, above_max
 
+    def cheapest(self, order: Order) -> Iterator[tuple[int, str]]:
+        """``(price per lease in micros, provider id)`` of every live ask that might hold one
+        lease of ``order``, cheapest first; nothing is checked beyond the shelves (room within
+        the GPU count and CPU class, memory, disk, the max price) and nothing is reserved.
+
+        Why: the market's state clears over the exact candidates of a full scan, but needs
+        only the cheap end of the book to find them (see :mod:`pasar.core.candidates`). The
+        price is exact for the entry (ask × GPUs, or ask × CPUs rounded down), so it is never
+        above what :func:`book_candidates` prices that provider at. A provider may appear once
+        per model it sells; callers skip the repeats.
+        """
+        request = order.request
+        gpus = request.gpu_count
+        num, den = request.cpus.as_integer_ratio() if gpus == 0 else (1, 1)
+        books = self._books_for(order)
+        shelves = [s for b in books for s in b.open_shelves(gpus, _cpu_class(request.cpus))]
+        walk = iter(shelves[0]) if len(shelves) == 1 else _cheapest_first(shelves)
+        for unit, _, pid, model in walk:
+            yield (unit * gpus if model is not None else unit * num // den), pid
+
     def fitting(self, order: Order, limit: int | None = None) -> list[Candidate]:
         """Up to ``limit`` providers that fit ``order`` within its max, cheapest first, priced
         at their asks; nothing is reserved (e.g. to invite them to an auction window).
