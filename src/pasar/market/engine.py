@@ -1,7 +1,11 @@
 """The matching engine: decides *when* the market acts; the state decides *what* it means.
 
-Every tick (100 ms by default) the engine looks at the state and, for each thing that is due,
-submits a transaction signed by the market:
+The engine is event-driven: the service wakes it after every transaction that may give it work
+(an order, a bid, a registration, capacity freed by a release, receipt or lost lease; see
+:data:`~pasar.market.service.QUIET_TXS` for the ones that do not), so an order is matched as soon
+as it is applied. A slow tick (:data:`TICK_S`) remains for deadlines only: expiry, lost leases,
+auction windows that close on time, sealing. Each time it looks at the state and, for each
+thing that is due, submits a transaction signed by the market:
 
 - ``match`` for an order whose mechanism can clear now: an auction whose window is ready (every
   invited provider answered, or the deadline passed with bids in hand), or a posted-price /
@@ -11,7 +15,12 @@ submits a transaction signed by the market:
 - ``lease.lost`` for a running lease that missed ``grace`` heartbeat intervals;
 
 a clearing leaves out providers the market has not heard from within the grace (see
-:mod:`pasar.market.liveness`) and names them in the ``match`` body, so that replay agrees;
+:mod:`pasar.market.liveness`): the preview asks the liveness about each provider it examines
+(never the whole fleet) and the ``match`` body names those found offline, so that replay, which
+examines the same providers in the same order, agrees;
+
+the service's lock is held for one order's preview at a time (an index walk, not a scan of the
+fleet: see :mod:`pasar.core.candidates`), so API writes interleave with a long list of orders;
 
 and seals a block of the chain every second. A refusal (another transaction got there first)
 is logged and the next tick looks again: the engine holds no state of its own, so a restarted
@@ -23,17 +32,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
+from pasar.core.pricing.base import screen
 from pasar.market.blobs import DEFAULT_GRACE_S, BlobStore
 from pasar.market.chain import ChainBuilder
 from pasar.market.service import MarketService
 
 log = logging.getLogger("pasar.market.engine")
 
-TICK_S = 0.1
+TICK_S = 0.5  # deadlines only: everything else wakes the engine at once
 SEAL_EVERY_S = 1.0
 GC_EVERY_S = 60.0
 
@@ -57,16 +68,16 @@ class Engine:
         self.blob_grace_s = blob_grace_s
         self._last_gc = 0.0
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
         self._last_seal = 0.0
         # orders previewed since capacity last changed: no point clearing them again until then
         self._tried: set[str] = set()
 
     def due(self) -> list[dict[str, Any]]:
-        """The transactions the market should send now (a pure read of the state)."""
+        """The transactions the market should send now (a read of the state)."""
         service = self.service
         now = service.clock()
         out: list[dict[str, Any]] = []
-        offline: frozenset[str] | None = None  # computed once a tick, only when needed
         with service.lock:
             state = service.state
             if service.capacity_changed:
@@ -75,45 +86,59 @@ class Engine:
             for order_id in state.expirable_orders(now):
                 out.append({"type": "order.expire", "order_id": order_id})
             expiring = {b["order_id"] for b in out}
-            for record in state.orders.values():
-                if record.status != "open" or record.id in expiring:
-                    continue
-                if offline is None:
-                    offline = service.offline_providers()
-                if self._should_match(record, now, offline):
-                    body: dict[str, Any] = {
-                        "type": "match",
-                        "order_id": record.id,
-                        "seed": service.new_seed(),
-                    }
-                    if offline:
-                        body["offline"] = sorted(offline)
-                    out.append(body)
-            for lease_id in state.overdue_leases(now):
-                out.append({"type": "lease.lost", "lease_id": lease_id})
+            waiting = [
+                r.id
+                for r in state.orders.values()
+                if r.status == "open"
+                and r.id not in expiring
+                and (r.window is not None or r.id not in self._tried)  # bids may have come
+            ]
+            lost = state.overdue_leases(now)
+        for order_id in waiting:  # the lock is taken again for each: writes get in between
+            body = self._match_body(order_id, now)
+            if body is not None:
+                out.append(body)
+        out.extend({"type": "lease.lost", "lease_id": lease_id} for lease_id in lost)
         return out
 
-    def _should_match(self, record: OrderRecord, now: int, offline: frozenset[str]) -> bool:
+    def _match_body(self, order_id: str, now: int) -> dict[str, Any] | None:
+        """The ``match`` to send for one open order, or None when it would do nothing now."""
+        service = self.service
+        with service.lock:
+            record = service.state.orders.get(order_id)
+            if record is None or record.status != "open":
+                return None
+            offline = Offline(service.liveness.online)
+            if not self._should_match(record, now, offline):
+                return None
+            body: dict[str, Any] = {
+                "type": "match",
+                "order_id": record.id,
+                "seed": service.new_seed(),
+            }
+        if offline.found:
+            body["offline"] = sorted(offline.found)
+        return body
+
+    def _should_match(self, record: OrderRecord, now: int, offline: Offline) -> bool:
         """Whether a ``match`` now would do something. Orders that could not be filled are
         previewed again only after capacity changes (a provider registers, a lease ends)."""
         window = record.window
         if window is not None and not window.ready(now):
             return False
         if window is not None and window.bids:
+            for bidder in sorted(window.bids):  # the clearing looks at the bidders only
+                _ = bidder in offline
             return True
         if record.id in self._tried:
             return False
         self._tried.add(record.id)
+        state = self.service.state
         if window is not None:  # an auction window closed without bids: reopen if anyone fits
-            return bool(self._preview_fits(record, offline))
-        return bool(self.service.state.clear(record, 0, offline).awards)
-
-    def _preview_fits(self, record: OrderRecord, offline: frozenset[str]) -> int:
-        from pasar.core.pricing.base import screen
-
-        views, _ = self.service.state.eligible(record, offline)
-        fitting, _ = screen(self.service.state.remaining_order(record), views)
-        return len(fitting)
+            order = state.remaining_order(record)
+            views, _ = state.eligible(record, offline, among=state.index.may_fit(order.request))
+            return bool(screen(order, views)[0])
+        return bool(state.clear(record, 0, offline).awards)
 
     def run_once(self) -> int:
         """Submit everything due; returns how many transactions were accepted."""
@@ -149,7 +174,21 @@ class Engine:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+
+        def wake() -> None:  # from any thread; after shutdown the loop is gone: nothing to do
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._wake.set)
+
+        unhook = self.service.on_change(wake)
+        try:
+            await self._loop(loop)
+        finally:
+            unhook()
+        await asyncio.to_thread(self.seal)
+
+    async def _loop(self, loop: asyncio.AbstractEventLoop) -> None:
         while not self._stopping.is_set():
+            self._wake.clear()  # a wake during the pass below makes the next pass start at once
             await asyncio.to_thread(self.run_once)
             if loop.time() - self._last_seal >= SEAL_EVERY_S:
                 await asyncio.to_thread(self.seal)
@@ -158,8 +197,30 @@ class Engine:
                 await asyncio.to_thread(self.collect_blobs)
                 self._last_gc = loop.time()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.tick_s)
-        await asyncio.to_thread(self.seal)
+                await asyncio.wait_for(self._wake.wait(), self.tick_s)
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
+
+
+class Offline:
+    """The market's liveness, asked one provider at a time while a preview clears an order;
+    remembers who it found offline, for the ``match`` body (the replay's offline set).
+
+    Why not the offline set of the whole fleet: computing it is a pass over every provider, and
+    the ``match`` would carry thousands of ids; a clearing examines only a few providers."""
+
+    def __init__(self, online: Callable[[str], bool]) -> None:
+        self._online = online
+        self.found: set[str] = set()
+
+    def __contains__(self, provider: object) -> bool:
+        if not isinstance(provider, str):
+            return False
+        if provider in self.found:
+            return True
+        if self._online(provider):
+            return False
+        self.found.add(provider)
+        return True

@@ -39,6 +39,10 @@ Clock = Callable[[], int]
 CAPACITY_CHANGES = frozenset(
     {"provider.register", "receipt", "lease.lost", "order.cancel", "order.expire", "stake"}
 )
+#: Transactions that give the engine nothing to do: it is woken after every other one (a new
+#: order to match, a bid that may complete a window, capacity freed), not on a 100 ms scan.
+#: A heartbeat only proves time; a ``match`` is the engine's own decision.
+QUIET_TXS = frozenset({"heartbeat", "match"})
 
 
 class MarketService:
@@ -63,6 +67,7 @@ class MarketService:
         self.notifier = notifier or Notifier()
         self.lock = threading.RLock()
         self.capacity_changed = True  # the engine retries unmatched orders when this is set
+        self._wake_hooks: list[Callable[[], None]] = []  # the engine's "look now"
         timing = preset.timing
         # process memory, not ledger state: see pasar.market.liveness
         self.liveness = Liveness(
@@ -154,6 +159,8 @@ class MarketService:
                 self.capacity_changed = True
             if tx.signer in self.state.providers:  # a signed request is a sign of life
                 self.liveness.heard(tx.signer)
+        if tx.type not in QUIET_TXS:
+            self.wake_engine()  # before the commit: its match can share the same one
         self._make_durable(ticket)
         fields = {k: v for k, v in applied.result.items() if isinstance(v, str | int)}
         log_event(tx.type, signer=tx.signer, **fields)
@@ -162,11 +169,22 @@ class MarketService:
         )
         return applied
 
+    def on_change(self, hook: Callable[[], None]) -> Callable[[], None]:
+        """Call ``hook`` (cheap, thread-safe, non-blocking) whenever the engine may have work
+        now; returns a function that removes it."""
+        self._wake_hooks.append(hook)
+        return lambda: self._wake_hooks.remove(hook)
+
+    def wake_engine(self) -> None:
+        for hook in list(self._wake_hooks):
+            hook()
+
     def _provider_back(self, provider: str) -> None:
         """A provider came back online: orders that could not match may match now. (Under the
         lock: the engine reads and clears the flag under it.)"""
         with self.lock:
             self.capacity_changed = True
+        self.wake_engine()
 
     def offline_providers(self) -> frozenset[str]:
         """Providers taking work by the ledger (``available``) but silent past the grace: the
