@@ -8,41 +8,41 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 LISTENING_PREFIX = "pasar market listening on "
 
 
 @contextmanager
-def market(*extra: str) -> Iterator[str]:
-    """A devnet market on a free loopback port in a temporary home; yields its URL."""
-    with tempfile.TemporaryDirectory(prefix="pasar-bench-") as tmp:
-        home = Path(tmp) / "market"
-        out = Path(tmp) / "stdout"
+def market(
+    *extra: str,
+    home: Path | None = None,
+    command: Sequence[str] | None = None,
+    start_timeout_s: float = 30,
+) -> Iterator[str]:
+    """A devnet market on a free loopback port; yields its URL.
+
+    ``home`` is the market's home (default: a temporary one), e.g. one whose log a benchmark
+    wrote beforehand; ``command`` replaces ``python -m pasar market serve`` (it gets the same
+    ``--home/--port/--devnet`` arguments and must print the same "listening" line).
+    """
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pasar-bench-")))
+        home = home or tmp / "market"
+        out = tmp / "stdout"
         env = {**os.environ, "PASAR_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+        argv = [*(command or (sys.executable, "-m", "pasar", "market", "serve"))]
         with out.open("wb") as stdout:
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "pasar",
-                    "market",
-                    "serve",
-                    "--home",
-                    str(home),
-                    "--port",
-                    "0",
-                    "--devnet",
-                    *extra,
-                ],
+                [*argv, "--home", str(home), "--port", "0", "--devnet", *extra],
                 stdout=stdout,
                 stderr=subprocess.DEVNULL,
                 env=env,
             )
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + start_timeout_s
             url = None
             while url is None:
                 for line in out.read_text().splitlines():

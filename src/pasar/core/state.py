@@ -322,7 +322,8 @@ class MarketState:
         if provider is None:
             self.index.update(provider_id, None)
         else:
-            self.index.update(provider_id, provider.free(), provider.asks)
+            free = provider.free() if provider.running else provider.inventory
+            self.index.update(provider_id, free, provider.asks)
 
     def _open_window(self, record: OrderRecord, now_ms: int) -> None:
         order = self.remaining_order(record)
@@ -460,7 +461,8 @@ def _on_register(state: MarketState, tx: Tx) -> Applied:
         available=available,
     )
     try:
-        record.free()
+        if record.running:  # with nothing lent out, everything is free
+            record.free()
     except (PasarError, ValueError) as exc:
         raise fail(
             "the new inventory no longer holds the provider's running leases",

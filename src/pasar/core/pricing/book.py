@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from heapq import heapify, heappop, heapreplace
 from typing import ClassVar
 
@@ -65,6 +66,7 @@ class BookError(PasarError):
 # -- asks ------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)
 def _ask_keys(model: GpuModel) -> tuple[str, ...]:
     """The names an ask for ``model`` may be posted under, most specific first."""
     keys = [model.canonical, GpuSelector(model.family, model.vram_gb).canonical]
