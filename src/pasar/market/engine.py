@@ -1,9 +1,11 @@
 """The matching engine: decides *when* the market acts; the state decides *what* it means.
 
-The engine is event-driven: the service wakes it after every transaction that may give it work
-(an order, a bid, a registration, capacity freed by a release, receipt or lost lease; see
-:data:`~pasar.market.service.QUIET_TXS` for the ones that do not), so an order is matched as soon
-as it is applied. A slow tick (:data:`TICK_S`) remains for deadlines only: expiry, lost leases,
+The engine is event-driven. A new order is matched on arrival: the service calls
+:meth:`Engine.match_arrival` in the submitting thread right after applying the order, so the
+order and its ``match`` share one commit and the client's 2xx already shows the lease. Every
+other transaction that may give the engine work (a bid, a registration, capacity freed by a
+release, receipt or lost lease; :data:`~pasar.market.service.QUIET_TXS` lists those that do not)
+wakes it at once. A slow tick (:data:`TICK_S`) remains for deadlines only: expiry, lost leases,
 auction windows that close on time, sealing. Each time it looks at the state and, for each
 thing that is due, submits a transaction signed by the market:
 
@@ -140,6 +142,19 @@ class Engine:
             return bool(screen(order, views)[0])
         return bool(state.clear(record, 0, offline).awards)
 
+    def match_arrival(self, order_id: str) -> None:
+        """Match a new order at once, in the thread that submitted it (the service calls this
+        before that transaction's commit, so the order and its match share one). Never raises:
+        the order is accepted whatever happens here, and the engine's next pass retries."""
+        try:
+            body = self._match_body(order_id, self.service.clock())
+            if body is not None:
+                self.service.submit_market(body)
+        except PasarError as exc:
+            log.info("engine match refused: %s", exc.message)
+        except Exception:  # pragma: no cover - a bug must not fail the client's order
+            log.exception("matching order %s on arrival failed", order_id)
+
     def run_once(self) -> int:
         """Submit everything due; returns how many transactions were accepted."""
         accepted = 0
@@ -180,9 +195,11 @@ class Engine:
                 loop.call_soon_threadsafe(self._wake.set)
 
         unhook = self.service.on_change(wake)
+        self.service.match_on_arrival(self.match_arrival)
         try:
             await self._loop(loop)
         finally:
+            self.service.match_on_arrival(None)
             unhook()
         await asyncio.to_thread(self.seal)
 

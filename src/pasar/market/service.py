@@ -68,6 +68,7 @@ class MarketService:
         self.lock = threading.RLock()
         self.capacity_changed = True  # the engine retries unmatched orders when this is set
         self._wake_hooks: list[Callable[[], None]] = []  # the engine's "look now"
+        self._on_arrival: Callable[[str], None] | None = None  # the engine's "match this order"
         timing = preset.timing
         # process memory, not ledger state: see pasar.market.liveness
         self.liveness = Liveness(
@@ -159,8 +160,12 @@ class MarketService:
                 self.capacity_changed = True
             if tx.signer in self.state.providers:  # a signed request is a sign of life
                 self.liveness.heard(tx.signer)
-        if tx.type not in QUIET_TXS:
-            self.wake_engine()  # before the commit: its match can share the same one
+        if tx.type == "order.create" and self._on_arrival is not None:
+            # matched now, in this thread and before this commit: the order and its match are
+            # made durable by one commit, and the sender's 2xx already shows the lease
+            self._on_arrival(str(applied.result["order_id"]))
+        elif tx.type not in QUIET_TXS:
+            self.wake_engine()
         self._make_durable(ticket)
         fields = {k: v for k, v in applied.result.items() if isinstance(v, str | int)}
         log_event(tx.type, signer=tx.signer, **fields)
@@ -174,6 +179,11 @@ class MarketService:
         now; returns a function that removes it."""
         self._wake_hooks.append(hook)
         return lambda: self._wake_hooks.remove(hook)
+
+    def match_on_arrival(self, hook: Callable[[str], None] | None) -> None:
+        """Have ``hook(order_id)`` called for each new order after it is applied and before it
+        is committed (the engine submits the order's ``match`` from there); None stops it."""
+        self._on_arrival = hook
 
     def wake_engine(self) -> None:
         for hook in list(self._wake_hooks):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,29 +51,59 @@ def register(service: MarketService, who: Identity, cpu_ask: str) -> None:
     )
 
 
-def test_an_order_wakes_the_engine_without_waiting_for_a_tick(tmp_path: Path) -> None:
-    service = make_service(tmp_path)
-    engine = Engine(service, ChainBuilder(service.store, MARKET, lambda: NOW), tick_s=3600)
-    provider, client = Identity.generate(), Identity.generate()
-    register(service, provider, "0.01 USDC")
-    submit(service, client, type="faucet", amount="10 USDC")
-    matched = threading.Event()
+def run_engine_while(engine: Engine, scenario: Any) -> None:
+    """Run ``engine`` on an event loop while ``scenario()`` (blocking) runs in a thread."""
 
-    async def scenario() -> None:
+    async def main() -> None:
         task = asyncio.create_task(engine.run())
         await asyncio.sleep(0.2)  # the first pass has run; the next tick is an hour away
-        created = await asyncio.to_thread(submit, service, client, type="order.create", spec=SPEC)
-        for _ in range(200):  # bounded wait for the wake-up, not a timing assertion
-            with service.lock:
-                if service.state.orders[created["order_id"]].leases:
-                    matched.set()
-                    break
-            await asyncio.sleep(0.05)
-        engine.stop()
-        await task
+        try:
+            await asyncio.to_thread(scenario)
+        finally:
+            engine.stop()
+            await task
 
-    asyncio.run(scenario())
+    asyncio.run(main())
+
+
+def test_new_capacity_wakes_the_engine_without_waiting_for_a_tick(tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    engine = Engine(service, ChainBuilder(service.store, MARKET, lambda: NOW), tick_s=3600)
+    client = Identity.generate()
+    submit(service, client, type="faucet", amount="10 USDC")
+    order_id = submit(service, client, type="order.create", spec=SPEC)["order_id"]
+    matched = threading.Event()
+
+    def scenario() -> None:
+        register(service, Identity.generate(), "0.01 USDC")  # the order can match now
+        for _ in range(200):  # a bounded wait for the wake-up, not a timing assertion
+            with service.lock:
+                if service.state.orders[order_id].leases:
+                    matched.set()
+                    return
+            time.sleep(0.05)
+
+    run_engine_while(engine, scenario)
     assert matched.is_set(), "the order waited for the engine's tick"
+
+
+def test_an_order_is_matched_before_its_sender_is_answered(tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    engine = Engine(service, ChainBuilder(service.store, MARKET, lambda: NOW), tick_s=3600)
+    register(service, Identity.generate(), "0.01 USDC")
+    client = Identity.generate()
+    submit(service, client, type="faucet", amount="10 USDC")
+    seen: dict[str, Any] = {}
+
+    def scenario() -> None:
+        order_id = submit(service, client, type="order.create", spec=SPEC)["order_id"]
+        with service.lock:  # no waiting at all: the match came with the order
+            seen["leases"] = list(service.state.orders[order_id].leases)
+        seen["log"] = [r.type for r in service.store.txs()][-2:]
+
+    run_engine_while(engine, scenario)
+    assert len(seen["leases"]) == 1
+    assert seen["log"] == ["order.create", "match"]
 
 
 def test_the_match_names_only_the_offline_providers_the_clearing_examined(
