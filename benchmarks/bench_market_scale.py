@@ -15,9 +15,10 @@ provider process runs them), so the fleet slowly fills during the run.
 How 40,000 providers are registered (``register_path`` in the output): not through 40,000 HTTP
 calls. Each provider has its own key and signs its own ``provider.register`` envelope (on every
 CPU, in chunks); the envelopes are verified and appended to the market's log in bulk
-(``SqlStore.append_many``, what the group commit does) before the market starts, and the market
-then recovers by verifying the log (every signature) and replaying it through
-``MarketState.apply``, as after any restart. ``recovery_s`` is how long that took
+(``SqlStore.append_many``, what the group commit does) and sealed into blocks signed by the
+market's key before the market starts, and the market then recovers by verifying the log
+(every block and signature) and replaying it through ``MarketState.apply``, as after any
+restart. ``recovery_s`` is how long that took
 (``build_app``: open, verify, replay).
 
 Liveness: the market offers only providers it has heard from within the heartbeat grace (an
@@ -52,6 +53,7 @@ from pasar.core.orders import Order, ProviderView
 from pasar.core.pricing.book import Asks
 from pasar.crypto.envelope import sign, verify, wall_clock_ms
 from pasar.crypto.identity import Identity
+from pasar.market.chain import ChainBuilder
 from pasar.market.config import MarketConfig
 from pasar.market.store import SqlStore, TxRecord
 
@@ -116,7 +118,8 @@ def write_registrations(home: Path, providers: int, seed: int) -> float:
     start = time.perf_counter()
     config = MarketConfig.build(home=home, devnet=True)
     config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    market_id = load_or_create_market_key(config).account_id
+    identity = load_or_create_market_key(config)
+    market_id = identity.account_id
     bodies = [
         register_body(view, asks) for view, asks in make_fleet(providers, random.Random(seed))
     ]
@@ -132,6 +135,8 @@ def write_registrations(home: Path, providers: int, seed: int) -> float:
             ]
             for chunk in chunks:  # in provider order: the log's order is the registration order
                 store.append_many(chunk.result())
+        # sealed into blocks, as a market that had taken them one by one would have done
+        ChainBuilder(store, identity, wall_clock_ms).seal_all()
     finally:
         store.close()
     return time.perf_counter() - start
@@ -285,7 +290,7 @@ def run(providers: int, n_orders: int, clients: int, seed: int) -> dict[str, Any
         "unmatched": unmatched,
         "clients": clients,
         "register_path": "signed provider.register envelopes appended to the log in bulk "
-        "(SqlStore.append_many) before start; the market verifies and replays them",
+        "(SqlStore.append_many) and sealed before start; the market verifies and replays them",
         "registration_write_s": round(write_s, 2),
         "recovery_s": round(recovery["recovery_s"], 2),
         "replayed_txs": recovery["replayed"],
