@@ -581,9 +581,7 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
         state.blob_orders.setdefault(str(item["sha256"]), set()).add(order_id)
     if mechanism == "auction":
         state._open_window(record, tx.at)
-    # only an auction's invited providers have something to do with a new order (bid); telling
-    # the whole fleet about every posted-price order would wake 40,000 feeds per order
-    invited = record.window.invited if record.window else frozenset()
+    invited = record.window.invited if record.window else frozenset(state.providers)
     return Applied(
         tx.type,
         {
