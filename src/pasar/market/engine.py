@@ -146,14 +146,19 @@ class Engine:
         """Match a new order at once, in the thread that submitted it (the service calls this
         before that transaction's commit, so the order and its match share one). Never raises:
         the order is accepted whatever happens here, and the engine's next pass retries."""
+        service = self.service
         try:
-            body = self._match_body(order_id, self.service.clock())
+            body = self._match_body(order_id, service.clock())
             if body is not None:
-                self.service.submit_market(body)
+                service.submit_market(body)
+            return
         except PasarError as exc:
             log.info("engine match refused: %s", exc.message)
         except Exception:  # pragma: no cover - a bug must not fail the client's order
             log.exception("matching order %s on arrival failed", order_id)
+        with service.lock:
+            self._tried.discard(order_id)
+        service.wake_engine()
 
     def run_once(self) -> int:
         """Submit everything due; returns how many transactions were accepted."""

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from pasar.core.market_records import Tx
 from pasar.core.presets import builtin_preset
+from pasar.core.pricing.base import screen
 from pasar.core.state import MarketState
 from pasar.crypto.identity import Identity, verify_signature
 
@@ -163,6 +164,9 @@ def test_the_index_clears_exactly_as_a_scan_of_the_fleet(
         order_id = _send(state, CLIENT, ts, type="order.create", spec=_spec(o))["order_id"]
         record = state.orders[order_id]
         if record.window is not None:  # an auction: the invited bid their ask, or decline
+            views, _ = state.eligible(record)  # a scan of the fleet invites the same providers
+            fitting, _ = screen(state.remaining_order(record), views)
+            assert record.window.invited == frozenset(view.id for view, _ in fitting)
             for i, pid in enumerate(sorted(record.window.invited)):
                 price = None if i % 3 == 2 else f"0.{1 + i % 2}0 USDC"
                 _send(state, pid, ts, type="bid", order_id=order_id, price=price)
