@@ -243,9 +243,13 @@ def test_max_jobs_keeps_the_second_job_waiting_for_the_first(
     second = alice.launch(run="echo second")
     done_first = alice.wait(first, lambda o: o["status"] == "done")
     done_second = alice.wait(second, lambda o: o["status"] == "done")
-    # the second lease started only once the first had ended (and no lease was released)
-    assert done_second["leases"][0]["started_at"] >= done_first["leases"][0]["ended_at"]
-    assert [x["status"] for x in done_second["leases"]] == ["settled"]
+    # the second job ran only once the first had ended. Orders are matched on arrival, so a
+    # match may cross the agent's "full" notice: the agent hands such a lease back (released,
+    # unpaid) and the shard waits for the first job, as before
+    *handed_back, ran = done_second["leases"]
+    assert ran["status"] == "settled"
+    assert ran["started_at"] >= done_first["leases"][0]["ended_at"]
+    assert all(x["status"] == "released" and not x.get("billed_ms") for x in handed_back)
 
 
 def test_an_input_that_does_not_match_its_hash_ends_the_lease_with_the_reason(
