@@ -177,3 +177,5 @@ class Applied:
     result: dict[str, Any] = field(default_factory=dict)
     providers: set[str] = field(default_factory=set)  # whose feeds to wake
     orders: set[str] = field(default_factory=set)  # whose watchers to wake
+    # every provider's feed (a new posted-price order): said in one flag, not a set of 40,000
+    all_providers: bool = False

@@ -581,7 +581,9 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
         state.blob_orders.setdefault(str(item["sha256"]), set()).add(order_id)
     if mechanism == "auction":
         state._open_window(record, tx.at)
-    invited = record.window.invited if record.window else frozenset(state.providers)
+    # an auction invites the providers that fit; any other order is news for every provider,
+    # said with one flag rather than a set of the whole fleet (40,000 ids per order)
+    invited = record.window.invited if record.window else frozenset()
     return Applied(
         tx.type,
         {
@@ -590,6 +592,7 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
             "mechanism": mechanism,
         },
         providers=set(invited),
+        all_providers=record.window is None,
         orders={order_id},
     )
 

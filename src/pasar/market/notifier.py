@@ -31,6 +31,7 @@ class FeedEvent:
     data: dict[str, Any]
     providers: frozenset[str] = field(default_factory=frozenset)
     orders: frozenset[str] = field(default_factory=frozenset)
+    all_providers: bool = False  # for every provider's feed (instead of naming the whole fleet)
 
     def to_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "type": self.type, **self.data}
@@ -63,9 +64,17 @@ class Notifier:
         *,
         providers: Iterable[str] = (),
         orders: Iterable[str] = (),
+        all_providers: bool = False,
     ) -> FeedEvent:
         with self._lock:
-            event = FeedEvent(next(self._seq), type_, data, frozenset(providers), frozenset(orders))
+            event = FeedEvent(
+                next(self._seq),
+                type_,
+                data,
+                frozenset(providers),
+                frozenset(orders),
+                all_providers,
+            )
             self._events.append(event)
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake)
@@ -84,7 +93,7 @@ class Notifier:
                 e
                 for e in self._events
                 if e.seq > after
-                and (provider is None or provider in e.providers)
+                and (provider is None or e.all_providers or provider in e.providers)
                 and (order is None or order in e.orders)
             ]
 

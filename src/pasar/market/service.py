@@ -170,7 +170,11 @@ class MarketService:
         fields = {k: v for k, v in applied.result.items() if isinstance(v, str | int)}
         log_event(tx.type, signer=tx.signer, **fields)
         self.notifier.publish(
-            tx.type, applied.result, providers=applied.providers, orders=applied.orders
+            tx.type,
+            applied.result,
+            providers=applied.providers,
+            orders=applied.orders,
+            all_providers=applied.all_providers,
         )
         return applied
 
