@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from pasar.api.leases import Challenge
 from pasar.core.errors import PasarError
 from pasar.core.market_records import Applied, Tx
 from pasar.core.nonces import NonceWindow
@@ -216,7 +217,7 @@ class MarketService:
 
     # -- challenges --------------------------------------------------------------------------------
 
-    def challenge(self, lease_id: str) -> dict[str, Any]:
+    def challenge(self, lease_id: str) -> Challenge:
         """The market's challenge for the current heartbeat interval of a running lease."""
         with self.lock:
             lease = self.state.leases.get(lease_id)
@@ -230,10 +231,10 @@ class MarketService:
         interval_s = self.preset.timing.heartbeat_interval_s
         k = interval_at(started, self.clock(), interval_s)
         signature = self.identity.sign(challenge_message(lease_id, k))
-        return {
-            "lease_id": lease_id,
-            "interval": k,
-            "challenge": signature.hex(),
-            "interval_s": interval_s,
-            "next_at_ms": started + (k + 1) * interval_s * 1000,
-        }
+        return Challenge(
+            lease_id=lease_id,
+            interval=k,
+            challenge=signature.hex(),
+            interval_s=interval_s,
+            next_at_ms=started + (k + 1) * interval_s * 1000,
+        )
