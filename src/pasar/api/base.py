@@ -9,7 +9,7 @@ the shape the client needs is the market's fault: a 502 ``bad_response``, never 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -44,8 +44,13 @@ def parse(model: type[M], data: object, *, what: str | None = None) -> M:
 
     Raises PasarError ``bad_response`` (502) naming the first field that is wrong or missing.
     """
+    # a newer market's extra fields are ignored, except in open models (a transaction's answer),
+    # whose extra fields are the point
+    extra: Literal["ignore"] | None = (
+        None if model.model_config.get("extra") == "allow" else "ignore"
+    )
     try:
-        return model.model_validate(data, extra="ignore")
+        return model.model_validate(data, extra=extra)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first.get("loc", ())) or None

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from pasar.api.base import JSONObject, OpenModel, WireModel
 from pasar.api.receipts import Failure, FileEntry, Usage
+from pasar.core.errors import PasarError
 
 
 class TxBody(WireModel):
@@ -168,6 +169,16 @@ class TxAnswer(OpenModel):
     """``{ok, type, ...}``: the transaction was applied; the rest is its result (an order's
     ``order_id`` and ``escrow``, a cancel's ``billed``, a receipt's bill, ...)."""
 
-    ok: bool
-    type: str
+    ok: bool = True  # the market always sends both; a client needs neither
+    type: str | None = None
     order_id: str | None = None
+
+    def created(self) -> str:
+        """The id of the order an ``order.create`` made (a 502 if the answer names none)."""
+        if self.order_id is None:
+            raise PasarError(
+                "the market's answer to order.create names no order_id",
+                code="bad_response",
+                status=502,
+            )
+        return self.order_id

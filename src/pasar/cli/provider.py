@@ -142,12 +142,12 @@ def status(
     finally:
         api.close()
     if json:
-        print_json(me)
+        print_json(me.wire())
         return
-    console.print(f"provider {me['provider']}")
-    console.print(f"  GPUs {me['inventory']} (free: {me['free']}), CPUs {me['cpus']}")
-    console.print(f"  reputation {me['reputation']}, stake {me['stake']}, score {me['score']}")
-    console.print(f"  running leases: {', '.join(me['running']) or 'none'}")
+    console.print(f"provider {me.provider}")
+    console.print(f"  GPUs {me.inventory} (free: {me.free}), CPUs {me.cpus}")
+    console.print(f"  reputation {me.reputation}, stake {me.stake}, score {me.score}")
+    console.print(f"  running leases: {', '.join(me.running) or 'none'}")
 
 
 @app.command("earnings")
@@ -164,8 +164,8 @@ def earnings(
     finally:
         api.close()
     if json:
-        print_json(account)
+        print_json(account.wire())
         return
     console.print(
-        f"earnings {account['earnings']}, stake {account['stake']}, spendable {account['balance']}"
+        f"earnings {account.earnings}, stake {account.stake}, spendable {account.balance}"
     )

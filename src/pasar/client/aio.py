@@ -75,17 +75,12 @@ class AsyncClient:
 
     # -- performing calls --------------------------------------------------------------------------
 
-    async def _call(self, call: Call) -> Any:
-        timeout = {} if call.timeout_s is None else {"timeout": call.timeout_s}
-        if call.body is not None:
-            return await self.transport.post_signed(call.path, call.body, self.identity, **timeout)
-        signer = self.identity if call.signed else None
-        response = await self.transport.request(
-            call.method, call.path, signer=signer, params=dict(call.params), **timeout
-        )
-        return call.parse(response)
+    async def _call(self, call: Call[T]) -> T:
+        """Perform one call, signed by this client's key where it must be."""
+        signer = self.identity if call.body is not None or call.signed else None
+        return await self.transport.perform(call, signer)
 
-    async def _drive(self, steps: Generator[Call, Any, T]) -> T:
+    async def _drive(self, steps: Generator[Call[Any], Any, T]) -> T:
         reply: Any = None
         while True:
             try:
@@ -111,7 +106,7 @@ class AsyncClient:
         reply = await self._call(
             calls.create_order(job.to_dict(), [f.manifest() for f in files], ttl_s)
         )
-        return AsyncJob(self, str(reply["order_id"]))
+        return AsyncJob(self, reply.created())
 
     async def _upload(self, item: LocalInput) -> None:
         path = f"/v1/blobs/{item.sha256}"
@@ -156,7 +151,7 @@ class AsyncClient:
 
     async def balance(self, account: str | None = None) -> dict[str, Any]:
         """See :meth:`pasar.Client.balance`."""
-        return dict(await self._call(calls.account(account or self.account_id)))
+        return (await self._call(calls.account(account or self.account_id))).wire()
 
     async def explain(self, order_id: str) -> dict[str, Any]:
         """See :meth:`pasar.Client.explain`."""
@@ -164,7 +159,7 @@ class AsyncClient:
 
     async def faucet(self, amount: str) -> dict[str, Any]:
         """See :meth:`pasar.Client.faucet`."""
-        return dict(await self._call(calls.faucet(amount)))
+        return (await self._call(calls.faucet(amount))).wire()
 
 
 class AsyncJob:
@@ -210,7 +205,7 @@ class AsyncJob:
         return JobResult(self.id, root, tuple(result for result, _ in shards))
 
     async def cancel(self) -> dict[str, Any]:
-        return dict(await self.client._call(calls.cancel_order(self.id)))
+        return (await self.client._call(calls.cancel_order(self.id))).wire()
 
     async def explain(self) -> dict[str, Any]:
         return await self.client.explain(self.id)

@@ -77,17 +77,12 @@ class Client:
 
     # -- performing calls --------------------------------------------------------------------------
 
-    def _call(self, call: Call) -> Any:
-        timeout = {} if call.timeout_s is None else {"timeout": call.timeout_s}
-        if call.body is not None:
-            return self.transport.post_signed(call.path, call.body, self.identity, **timeout)
-        signer = self.identity if call.signed else None
-        response = self.transport.request(
-            call.method, call.path, signer=signer, params=dict(call.params), **timeout
-        )
-        return call.parse(response)
+    def _call(self, call: Call[T]) -> T:
+        """Perform one call, signed by this client's key where it must be."""
+        signer = self.identity if call.body is not None or call.signed else None
+        return self.transport.perform(call, signer)
 
-    def _drive(self, steps: Generator[Call, Any, T]) -> T:
+    def _drive(self, steps: Generator[Call[Any], Any, T]) -> T:
         reply: Any = None
         while True:
             try:
@@ -116,7 +111,7 @@ class Client:
         for item in files:
             self._upload(item)
         reply = self._call(calls.create_order(job.to_dict(), [f.manifest() for f in files], ttl_s))
-        return Job(self, str(reply["order_id"]))
+        return Job(self, reply.created())
 
     def _upload(self, item: LocalInput) -> None:
         path = f"/v1/blobs/{item.sha256}"
@@ -162,7 +157,7 @@ class Client:
 
     def balance(self, account: str | None = None) -> dict[str, Any]:
         """Spendable balance, earnings, stake and escrow of ``account`` (default: this key's)."""
-        return dict(self._call(calls.account(account or self.account_id)))
+        return self._call(calls.account(account or self.account_id)).wire()
 
     def explain(self, order_id: str) -> dict[str, Any]:
         """Why each provider did or did not take an order."""
@@ -170,7 +165,7 @@ class Client:
 
     def faucet(self, amount: str) -> dict[str, Any]:
         """Mint test money into this account (markets started with ``--devnet`` only)."""
-        return dict(self._call(calls.faucet(amount)))
+        return self._call(calls.faucet(amount)).wire()
 
 
 class Job:
@@ -224,7 +219,7 @@ class Job:
 
     def cancel(self) -> dict[str, Any]:
         """Stop the job: running leases are billed for verified seconds, the rest refunded."""
-        return dict(self.client._call(calls.cancel_order(self.id)))
+        return self.client._call(calls.cancel_order(self.id)).wire()
 
     def explain(self) -> dict[str, Any]:
         return self.client.explain(self.id)

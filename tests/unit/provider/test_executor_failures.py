@@ -14,7 +14,11 @@ from typing import Any
 
 import pytest
 
+from pasar.api.leases import LogAppended
+from pasar.api.receipts import FileEntry
+from pasar.api.txs import Receipt, TxAnswer
 from pasar.core.receipts import FAILURE_FAULTS
+from pasar.core.spec import JobSpec
 from pasar.core.tx_parsing import MAX_OUTPUT_PARTS
 from pasar.provider.executor import (
     LeaseExecutor,
@@ -38,26 +42,26 @@ class FakeAPI:
 
         raise PasarError("over", code="not_found", status=404)
 
-    def append_logs(self, lease_id: str, offset: int, data: str) -> Any:
+    def append_logs(self, lease_id: str, offset: int, data: str) -> LogAppended:
         self.logs.append(data)
-        return {"size": offset + len(data.encode())}
+        return LogAppended(ok=True, size=offset + len(data.encode()))
 
-    def receipt(self, **body: Any) -> Any:
-        self.receipts.append(body)
-        return body
+    def receipt(self, body: Receipt) -> TxAnswer:
+        self.receipts.append(body.body())  # what would be signed
+        return TxAnswer(ok=True, type="receipt")
 
     def get_blob(self, sha256: str, dest: Path) -> str:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(b"x")
         return sha256
 
-    def put_blob(self, path: Path, *, part_bytes: int | None = None) -> dict[str, Any]:
+    def put_blob(self, path: Path, *, part_bytes: int | None = None) -> FileEntry:
         self.blobs.append(path)
         size = path.stat().st_size
-        entry: dict[str, Any] = {"sha256": "0" * 64, "size": size}
         if part_bytes and size > part_bytes:
-            entry["parts"] = ["1" * 64] * -(-size // part_bytes)
-        return entry
+            parts = ["1" * 64] * -(-size // part_bytes)
+            return FileEntry(path=path.name, sha256="0" * 64, size=size, parts=parts)
+        return FileEntry(path=path.name, sha256="0" * 64, size=size)
 
 
 class BrokenRuntime:
@@ -74,8 +78,15 @@ def _executor(
         order_id="o-1",
         shard=0,
         shards=1,
-        spec={"run": "true", "max_duration": 60, "outputs": list(outputs)},
-        inputs=inputs,
+        spec=JobSpec.from_dict(
+            {
+                "run": "true",
+                "max_duration": 60,
+                "max_price_per_hour": "1 USDC",
+                "outputs": list(outputs),
+            }
+        ),
+        inputs=tuple(FileEntry.model_validate(x) for x in inputs),
     )
     executor = LeaseExecutor(
         api,  # type: ignore[arg-type]
@@ -152,7 +163,7 @@ def test_an_output_over_the_blob_limit_goes_in_parts(tmp_path: Path) -> None:
     (executor.workdir / "big.bin").write_bytes(b"\0" * 2500)  # the blob limit is 1000
     outputs, missing = executor._upload_outputs()
     assert missing == []
-    by_path = {o["path"]: o for o in outputs}
+    by_path = {o.path: o.wire() for o in outputs}  # as the receipt carries them
     assert len(by_path["big.bin"]["parts"]) == 3 and by_path["big.bin"]["size"] == 2500
     assert "parts" not in by_path["small.txt"]
     assert sorted(p.name for p in api.blobs) == ["big.bin", "small.txt"]
@@ -177,7 +188,7 @@ def test_symlinked_outputs_are_skipped(tmp_path: Path) -> None:
     (executor.workdir / "out" / "passwd").symlink_to("/etc/passwd")
     (executor.workdir / "link").symlink_to("out/real.txt")
     outputs, missing = executor._upload_outputs()
-    assert [o["path"] for o in outputs] == ["out/real.txt"]
+    assert [o.path for o in outputs] == ["out/real.txt"]
     assert missing == ["link"]
     assert api.blobs == [executor.workdir / "out" / "real.txt"]
 
