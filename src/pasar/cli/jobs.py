@@ -19,12 +19,16 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from pasar.api.base import parse, parse_rows
+from pasar.api.leases import LeaseView
+from pasar.api.orders import OrderView, OrderWait, PublicOrderView
+from pasar.api.status import TERMINAL_ORDER
 from pasar.cli.common import JsonOpt, MarketOpt, make_client, money, perform, short, text, total
 from pasar.cli.output import console, err_console, print_json
 from pasar.cli.spec import read_spec_file
@@ -348,7 +352,7 @@ def launch(
                 "dry_run": False,
                 "order_id": job.id,
                 **plan,
-                "order": order,
+                "order": order.wire(),
                 "bill": bill_rows(order),
                 "exit_codes": exit_codes(order),
                 "ok": ok,
@@ -391,53 +395,54 @@ def _progress_printer() -> Progress:
     return emit
 
 
-def _lease_line(lease: dict[str, Any]) -> str:
-    status = lease["status"]
-    where = f"lease {lease['lease_id']} (shard {lease['shard']})"
+def _lease_line(lease: LeaseView) -> str:
+    status = lease.status
+    where = f"lease {lease.lease_id} (shard {lease.shard})"
     if status == "running":
-        return f"{where}: running at {lease['price_per_hour']}/h"
-    receipt = lease.get("receipt") or {}
+        return f"{where}: running at {lease.price_per_hour}/h"
+    receipt = lease.receipt or {}  # as the provider signed it
     extra = []
     if "exit_code" in receipt:
         extra.append(f"exit {receipt['exit_code']}")
     failure = failure_text(lease)
     if failure:
         extra.append(failure)
-    extra.append(f"{lease.get('billed_seconds', 0)} s billed")
+    extra.append(f"{lease.billed_seconds} s billed")
     if status == "lost":
         extra.append("provider missed its heartbeats; the shard is re-queued")
     return f"{where}: {status} (" + ", ".join(extra) + ")"
 
 
-def follow_order(client: Client, order_id: str, emit: Progress | None) -> dict[str, Any]:
+def follow_order(client: Client, order_id: str, emit: Progress | None) -> OrderView:
     """Long-poll the order until it ends, reporting each change of the order's status and of
     every lease's (the market's states as they are: nothing is inferred). Returns the last view."""
-    order: dict[str, Any] = client.job(order_id).status()
+    order = parse(OrderView, client.job(order_id).status())
     after = 0
     shown_status: str | None = None
     shown_leases: dict[str, str] = {}
     while True:
         if emit is not None:  # leases first: a lease settles, then its order is done
-            for lease in order.get("leases", []):
-                if shown_leases.get(lease["lease_id"]) != lease["status"]:
-                    if lease["lease_id"] not in shown_leases:
-                        emit(f"matched: lease {lease['lease_id']} → provider {lease['provider']}")
-                    shown_leases[lease["lease_id"]] = lease["status"]
+            for lease in order.leases:
+                if shown_leases.get(lease.lease_id) != lease.status:
+                    if lease.lease_id not in shown_leases:
+                        emit(f"matched: lease {lease.lease_id} → provider {lease.provider}")
+                    shown_leases[lease.lease_id] = lease.status
                     emit(_lease_line(lease))
-            if order["status"] != shown_status:
-                shown_status = order["status"]
-                note = f" ({order['note']})" if order.get("note") else ""
+            if order.status != shown_status:
+                shown_status = order.status
+                note = f" ({order.note})" if order.note else ""
                 emit(f"order {order_id}: {shown_status}{note}")
-        if order["status"] in calls.TERMINAL:
+        if order.status in TERMINAL_ORDER:
             return order
-        reply = perform(client, calls.wait_order(order_id, after, calls.POLL_S))
-        order, after = reply["order"], int(reply["next"])
+        reply = parse(OrderWait, perform(client, calls.wait_order(order_id, after, calls.POLL_S)))
+        order, after = full_view(reply.order), reply.next
 
 
-def failure_text(lease: dict[str, Any]) -> str | None:
+def failure_text(lease: LeaseView) -> str | None:
     """``failed: output_too_large (job's fault): …`` for a lease that ended in a failure
-    receipt (the reason the client needs: no result will come from this lease), else None."""
-    failure = (lease.get("receipt") or {}).get("failure")
+    receipt (the reason the client needs: no result will come from this lease), else None.
+    The receipt is read as the provider signed it: nothing in it is trusted to be well formed."""
+    failure = (lease.receipt or {}).get("failure")
     if not isinstance(failure, dict):
         return None
     text = f"failed: {failure.get('reason')} ({failure.get('fault')}'s fault)"
@@ -446,63 +451,96 @@ def failure_text(lease: dict[str, Any]) -> str | None:
     return f"{text}: {failure['detail']}" if failure.get("detail") else text
 
 
-def _job_failed(order: dict[str, Any]) -> bool:
+def full_view(view: OrderView | PublicOrderView) -> OrderView:
+    """The order's client reads the full view; a public one means the market answered wrong."""
+    if not isinstance(view, OrderView):
+        raise PasarError(
+            f"the market showed order {view.order_id} without its leases",
+            code="bad_response",
+            status=502,
+        )
+    return view
+
+
+def _receipt_failure(lease: LeaseView) -> object:
+    return (lease.receipt or {}).get("failure")
+
+
+def _job_failed(order: OrderView) -> bool:
     """A lease failed through the job's own fault: that shard has no result and never will."""
     return any(
-        ((x.get("receipt") or {}).get("failure") or {}).get("fault") == "job"
-        for x in order.get("leases", [])
+        isinstance(failure := _receipt_failure(x), dict) and failure.get("fault") == "job"
+        for x in order.leases
     )
 
 
-def exit_codes(order: dict[str, Any]) -> list[int | None]:
+def _exit_code(lease: LeaseView) -> int | None:
+    code = (lease.receipt or {}).get("exit_code")
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+def exit_codes(order: OrderView) -> list[int | None]:
     """Each lease's receipt exit code (None for a lease that ended without a receipt)."""
-    out: list[int | None] = []
-    for lease in order.get("leases", []):
-        code = (lease.get("receipt") or {}).get("exit_code")
-        out.append(code if isinstance(code, int) and not isinstance(code, bool) else None)
-    return out
+    return [_exit_code(lease) for lease in order.leases]
 
 
-def order_ok(order: dict[str, Any]) -> bool:
+def order_ok(order: OrderView) -> bool:
     """Done, and every settled lease exited 0 (``launch --wait``'s exit code 0)."""
-    settled = [x for x in order.get("leases", []) if x["status"] == "settled"]
+    settled = [x for x in order.leases if x.status == "settled"]
     return (
-        order["status"] == "done"
+        order.status == "done"
         and bool(settled)
         and not _job_failed(order)
-        and all((x.get("receipt") or {}).get("exit_code") == 0 for x in settled)
+        and all(_exit_code(x) == 0 for x in settled)
     )
 
 
-def bill_rows(order: dict[str, Any]) -> list[dict[str, Any]]:
+class BillRow(TypedDict):
+    """One lease of a bill, as ``--json`` prints it (amounts as money text)."""
+
+    lease_id: str
+    shard: int
+    provider: str
+    status: str
+    exit_code: int | None
+    billed_seconds: int
+    price_per_hour: str
+    billed: str | None
+    provider_payout: str | None
+    fees: str | None
+    client_fee: str | None
+    refund: str | None
+
+
+def bill_rows(order: OrderView) -> list[BillRow]:
     """Per lease: billed, provider payout, fees (treasury + reserve), refund; exact."""
-    rows = []
-    for lease in order.get("leases", []):
-        bill = lease.get("bill")
+    rows: list[BillRow] = []
+    for lease in order.leases:
+        bill = lease.bill
         fees = None
         if bill is not None:
-            currency = Money.parse(bill["billed"]).currency
-            fees = total((bill["treasury"], bill["reserve"]), currency).to_json()
+            currency = Money.parse(bill.billed).currency
+            fees = total((bill.treasury, bill.reserve), currency).to_json()
         rows.append(
-            {
-                "lease_id": lease["lease_id"],
-                "shard": lease["shard"],
-                "provider": lease["provider"],
-                "status": lease["status"],
-                "exit_code": (lease.get("receipt") or {}).get("exit_code"),
-                "billed_seconds": lease.get("billed_seconds"),
-                "price_per_hour": lease.get("price_per_hour"),
-                "billed": None if bill is None else bill["billed"],
-                "provider_payout": None if bill is None else bill["provider_payout"],
-                "fees": fees,
-                "client_fee": None if bill is None else bill["client_fee"],
-                "refund": None if bill is None else bill["refund"],
-            }
+            BillRow(
+                lease_id=lease.lease_id,
+                shard=lease.shard,
+                provider=lease.provider,
+                status=lease.status,
+                exit_code=_exit_code(lease),
+                billed_seconds=lease.billed_seconds,
+                price_per_hour=lease.price_per_hour,
+                billed=None if bill is None else bill.billed,
+                provider_payout=None if bill is None else bill.provider_payout,
+                fees=fees,
+                client_fee=None if bill is None else bill.client_fee,
+                refund=None if bill is None else bill.refund,
+            )
         )
     return rows
 
 
-def _lease_table(order: dict[str, Any], title: str) -> Table:
+def _lease_table(order: OrderView, title: str) -> Table:
     table = Table(title=title)
     for column in ("lease", "shard", "provider", "status", "exit", "seconds"):
         table.add_column(column)
@@ -537,15 +575,15 @@ def _lease_table(order: dict[str, Any], title: str) -> Table:
     return table
 
 
-def print_bill(order: dict[str, Any]) -> None:
-    status = order["status"]
-    note = f" ({order['note']})" if order.get("note") else ""
-    if order.get("leases"):
-        console.print(_lease_table(order, f"bill of {order['order_id']}: {status}{note}"))
+def print_bill(order: OrderView) -> None:
+    status = order.status
+    note = f" ({order.note})" if order.note else ""
+    if order.leases:
+        console.print(_lease_table(order, f"bill of {order.order_id}: {status}{note}"))
     else:
         console.print(
-            f"{order['order_id']} {status}{note}: no lease ran, nothing billed; the escrow went "
-            f"back to your balance. `pasar explain {order['order_id']}` says why",
+            f"{order.order_id} {status}{note}: no lease ran, nothing billed; the escrow went "
+            f"back to your balance. `pasar explain {order.order_id}` says why",
             markup=False,
             highlight=False,
         )
@@ -554,13 +592,13 @@ def print_bill(order: dict[str, Any]) -> None:
         console.print("[red]a lease exited with a non-zero code[/] (see `pasar logs`)")
 
 
-def _print_failures(order: dict[str, Any]) -> None:
+def _print_failures(order: OrderView) -> None:
     """One line per lease that ended in a failure receipt, with its reason."""
-    for lease in order.get("leases", []):
+    for lease in order.leases:
         failure = failure_text(lease)
         if failure:
             console.print(
-                f"lease {lease['lease_id']} (shard {lease['shard']}) {failure}",
+                f"lease {lease.lease_id} (shard {lease.shard}) {failure}",
                 markup=False,
                 highlight=False,
                 style="red",
@@ -585,41 +623,41 @@ def status(
             if json:
                 print_json({"orders": orders})
                 return
-            _print_orders(orders)
+            _print_orders(parse_rows(OrderView, orders))
             return
-        order = client.job(order_id).status()
+        raw = client.job(order_id).status()
     if json:
-        print_json(order)
+        print_json(raw)
         return
-    spec = order["spec"]
+    order = parse(OrderView, raw)
     console.print(
-        f"order [bold]{order['order_id']}[/] {spec.get('name') or ''}: {order['status']}"
-        + (f" ({escape(order['note'])})" if order.get("note") else "")
-        + f", pricing {order['mechanism']}, escrow left {order['escrow']}, "
-        f"{order['unfilled']} lease(s) unfilled",
+        f"order [bold]{order.order_id}[/] {order.spec.get('name') or ''}: {order.status}"
+        + (f" ({escape(order.note)})" if order.note else "")
+        + f", pricing {order.mechanism}, escrow left {order.escrow}, "
+        f"{order.unfilled} lease(s) unfilled",
         highlight=False,
     )
-    if order.get("auction"):
-        a = order["auction"]
-        console.print(f"auction: {a['answered']} of {len(a['invited'])} invited providers bid")
-    if order.get("leases"):
+    if order.auction:
+        a = order.auction
+        console.print(f"auction: {a.answered} of {len(a.invited)} invited providers bid")
+    if order.leases:
         console.print(_lease_table(order, "leases"))
         _print_failures(order)
 
 
-def _print_orders(orders: list[dict[str, Any]]) -> None:
+def _print_orders(orders: list[OrderView]) -> None:
     table = Table(title="your orders (newest first)")
     for column in ("order", "name", "status", "pricing", "leases", "escrow left", "note"):
         table.add_column(column)
     for o in orders:
         table.add_row(
-            o["order_id"],
-            text(o["spec"].get("name")),
-            o["status"],
-            o["mechanism"],
-            str(len(o.get("leases", []))),
-            o["escrow"],
-            text(o.get("note")),
+            o.order_id,
+            text(o.spec.get("name")),
+            o.status,
+            o.mechanism,
+            str(len(o.leases)),
+            o.escrow,
+            text(o.note),
         )
     console.print(table)
     if not orders:
@@ -651,9 +689,9 @@ def logs(
             sys.stdout.flush()
             wrote = True
         if not wrote:
-            order = job.status()
+            order = parse(OrderView, job.status())
             err_console.print(
-                f"no output from shard {shard} of {order_id} (the order is {order['status']})",
+                f"no output from shard {shard} of {order_id} (the order is {order.status})",
                 markup=False,
                 highlight=False,
             )
@@ -680,8 +718,8 @@ def result(
     with make_client(market) as client:
         job = client.job(order_id)
         res = job.result(dest, timeout=timeout)
-        order = job.status()
-    receipts = {x["lease_id"]: (x.get("receipt") or {}) for x in order["leases"]}
+        order = parse(OrderView, job.status())
+    receipts = {x.lease_id: (x.receipt or {}) for x in order.leases}
     files = []
     for shard in res.shards:
         for item in receipts.get(shard.lease_id, {}).get("outputs", []):
@@ -724,9 +762,10 @@ def cancel(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool 
     with make_client(market) as client:
         job = client.job(order_id)
         reply = job.cancel()
-        order = job.status()
+        raw = job.status()
+    order = parse(OrderView, raw)
     if json:
-        print_json({**reply, "order": order, "bill": bill_rows(order)})
+        print_json({**reply, "order": raw, "bill": bill_rows(order)})
         return
     console.print(
         f"cancelled {order_id}: billed {reply['billed']} for verified seconds, "
@@ -734,7 +773,7 @@ def cancel(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool 
         markup=False,
         highlight=False,
     )
-    if order.get("leases"):
+    if order.leases:
         console.print(_lease_table(order, "leases"))
         _print_failures(order)
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
+from pasar.api.txs import LeaseLost, Match, OrderExpire, TxBody
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
 from pasar.market.blobs import DEFAULT_GRACE_S, BlobStore
@@ -61,36 +61,31 @@ class Engine:
         # orders previewed since capacity last changed: no point clearing them again until then
         self._tried: set[str] = set()
 
-    def due(self) -> list[dict[str, Any]]:
+    def due(self) -> list[TxBody]:
         """The transactions the market should send now (a pure read of the state)."""
         service = self.service
         now = service.clock()
-        out: list[dict[str, Any]] = []
+        out: list[TxBody] = []
         offline: frozenset[str] | None = None  # computed once a tick, only when needed
         with service.lock:
             state = service.state
             if service.capacity_changed:
                 self._tried.clear()
                 service.capacity_changed = False
-            for order_id in state.expirable_orders(now):
-                out.append({"type": "order.expire", "order_id": order_id})
-            expiring = {b["order_id"] for b in out}
+            expiring = set(state.expirable_orders(now))
+            out.extend(OrderExpire(order_id=order_id) for order_id in state.expirable_orders(now))
             for record in state.orders.values():
                 if record.status != "open" or record.id in expiring:
                     continue
                 if offline is None:
                     offline = service.offline_providers()
                 if self._should_match(record, now, offline):
-                    body: dict[str, Any] = {
-                        "type": "match",
-                        "order_id": record.id,
-                        "seed": service.new_seed(),
-                    }
+                    match = Match(order_id=record.id, seed=service.new_seed())
                     if offline:
-                        body["offline"] = sorted(offline)
-                    out.append(body)
+                        match.offline = sorted(offline)
+                    out.append(match)
             for lease_id in state.overdue_leases(now):
-                out.append({"type": "lease.lost", "lease_id": lease_id})
+                out.append(LeaseLost(lease_id=lease_id))
         return out
 
     def _should_match(self, record: OrderRecord, now: int, offline: frozenset[str]) -> bool:
@@ -123,7 +118,7 @@ class Engine:
                 self.service.submit_market(body)
                 accepted += 1
             except PasarError as exc:
-                log.info("engine %s refused: %s", body["type"], exc.message)
+                log.info("engine %s refused: %s", body.type, exc.message)
         return accepted
 
     def collect_blobs(self) -> list[str]:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from pasar.api.leases import Challenge
+from pasar.api.txs import TxBody
 from pasar.core.errors import PasarError
 from pasar.core.market_records import Applied, Tx
 from pasar.core.nonces import NonceWindow
@@ -203,11 +203,11 @@ class MarketService:
                 raise
             self._durable = last
 
-    def submit_market(self, body: dict[str, Any]) -> Applied:
-        """Sign ``body`` with the market's key and submit it (the engine's decisions)."""
+    def submit_market(self, tx: TxBody) -> Applied:
+        """Sign ``tx`` with the market's key and submit it (the engine's decisions)."""
         now = self.clock()
         market = self.identity.account_id
-        envelope = sign(body, self.identity, now_ms=now, market=market)
+        envelope = sign(tx.body(), self.identity, now_ms=now, market=market)
         verified = verify(envelope, now_ms=now, market=market, expected_signer=market)
         return self.submit(verified)
 
