@@ -13,8 +13,8 @@ from pasar.api.status import LeaseStatus
 
 class LeaseView(WireModel):
     """One lease. The allocation is ``gpus`` (``"2× A100"``, None without GPUs) and ``cpus``
-    (exact text). ``receipt`` echoes the signed receipt body the market accepted (parse it with
-    :class:`~pasar.api.receipts.ReceiptView`); ``spec`` (the order's job spec, which
+    (exact text). ``receipt`` echoes the signed receipt body the market accepted (untrusted
+    JSON: the market checks only what settlement needs); ``spec`` (the order's job spec, which
     :class:`~pasar.core.spec.JobSpec` validates) is present only in ``GET /v1/leases/{id}``."""
 
     lease_id: str

@@ -1,7 +1,8 @@
 """A lease's receipt: what the provider signed at its end (outputs, root, usage, failure).
 
-The same shape is the body of a ``receipt`` transaction (see :class:`pasar.api.txs.Receipt`)
-and the ``receipt`` of a lease view, which echoes the body the market accepted.
+These are the parts of a ``receipt`` transaction's body (:class:`pasar.api.txs.Receipt`). A
+lease view's ``receipt`` echoes the body as the provider signed it: readers (the SDK's result
+check, the CLI) treat it as untrusted JSON and check every field they use themselves.
 """
 
 from __future__ import annotations
@@ -35,22 +36,6 @@ class Failure(WireModel):
     reason: str
     fault: Literal["job", "provider"]
     detail: str
-
-
-class ReceiptView(WireModel):
-    """A receipt as the market keeps it (the accepted body, ``type`` included)."""
-
-    type: Literal["receipt"] = "receipt"
-    lease_id: str
-    exit_code: int
-    root: str
-    outputs: list[FileEntry]
-    started_at: int
-    ended_at: int
-    usage: Usage | None = None
-    kill_reason: str | None = None
-    note: str | None = None
-    failure: Failure | None = None
 
 
 def file_entries(items: Iterable[Mapping[str, object]]) -> list[FileEntry]:

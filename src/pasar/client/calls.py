@@ -25,6 +25,7 @@ from pasar.api import txs
 from pasar.api.accounts import Balance
 from pasar.api.base import parse
 from pasar.api.feed import FeedPage
+from pasar.api.health import Health
 from pasar.api.leases import Challenge, LeaseView, LogAppended
 from pasar.api.offers import ProviderInfo
 from pasar.api.orders import OrderView, PublicOrderView
@@ -40,6 +41,7 @@ SLACK_S = 10.0  # added to a long poll's HTTP timeout, so the server answers fir
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+Param = str | int | float  # a query parameter's value
 
 
 def _json(response: httpx.Response) -> Any:
@@ -66,7 +68,7 @@ class Call(Generic[T]):
 
     method: str
     path: str
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Param] = field(default_factory=dict)
     body: TxBody | None = None  # POSTed as a signed envelope
     timeout_s: float | None = None  # None: the transport's default
     parse: Callable[[httpx.Response], T] = _json
@@ -111,7 +113,7 @@ def wait_order(order_id: str, after: int, timeout_s: float) -> Call[Any]:
 
 
 def list_orders(client: str, status: str | None, limit: int) -> Call[Any]:
-    params: dict[str, Any] = {"client": client, "limit": limit}
+    params: dict[str, Param] = {"client": client, "limit": limit}
     if status is not None:
         params["status"] = status
     return Call("GET", "/v1/orders", params, signed=True)
@@ -135,7 +137,7 @@ def explain(order_id: str) -> Call[Any]:
 
 
 def offers(query: str, order: str | None, limit: int, include_offline: bool = False) -> Call[Any]:
-    params: dict[str, Any] = {"q": query, "limit": limit}
+    params: dict[str, Param] = {"q": query, "limit": limit}
     if order:
         params["order"] = order
     if include_offline:
@@ -180,7 +182,7 @@ def _log_chunk(offset: int) -> Callable[[httpx.Response], LogChunk]:
 def read_logs(
     lease_id: str, offset: int, follow: bool, timeout_s: float = POLL_S
 ) -> Call[LogChunk]:
-    params: dict[str, Any] = {"offset": offset}
+    params: dict[str, Param] = {"offset": offset}
     if follow:
         params |= {"follow": "true", "timeout": timeout_s}
     return Call(
@@ -196,8 +198,8 @@ def read_logs(
 # -- a provider's requests (reads are signed by the provider's transport) -------------------------
 
 
-def health() -> Call[Any]:
-    return Call("GET", "/v1/healthz")
+def health() -> Call[Health]:
+    return Call("GET", "/v1/healthz", parse=_model(Health))
 
 
 def provider(provider_id: str) -> Call[ProviderInfo]:

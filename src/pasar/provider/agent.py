@@ -128,9 +128,8 @@ class Agent:
         self._started_ms = wall_clock_ms()  # leases that start after this are this run's
         clear_workroot(self.config.home)
         health = self.api.health()
-        self.preset_name = str(health["preset"])
-        blob_limit = health.get("max_blob_bytes")
-        self.max_blob_bytes = blob_limit if isinstance(blob_limit, int) else None
+        self.preset_name = health.preset
+        self.max_blob_bytes = health.max_blob_bytes
         currency = builtin_preset(self.preset_name).currency
         table = PriceTable.from_flags(
             self.config.prices, self.config.price_cpu_hour, currency=currency

@@ -13,11 +13,12 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TypeVar
 
 from pasar.api import txs
 from pasar.api.accounts import Balance
 from pasar.api.feed import FeedPage
+from pasar.api.health import Health
 from pasar.api.leases import Challenge, LeaseView, LogAppended
 from pasar.api.offers import ProviderInfo
 from pasar.api.orders import OrderView, PublicOrderView
@@ -50,7 +51,7 @@ class MarketAPI:
 
     # -- reads ------------------------------------------------------------------------------------
 
-    def health(self) -> Any:
+    def health(self) -> Health:
         return self.perform(calls.health())
 
     def me(self) -> ProviderInfo:

@@ -9,24 +9,13 @@ and blocks before trusting anything else the market says, and providers read
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
 
 from pasar import __version__
+from pasar.api.health import Health
 from pasar.crypto.identity import Identity
 from pasar.market.config import MarketConfig
 
 router = APIRouter(tags=["health"])
-
-
-class Health(BaseModel):
-    """The market's identity and mode."""
-
-    ok: bool
-    version: str
-    market: str
-    preset: str
-    devnet: bool
-    max_blob_bytes: int
 
 
 @router.get("/v1/healthz", summary="Liveness and identity of the market")
