@@ -40,4 +40,4 @@ def submit_typed(
                 field=f"body.{key}",
             )
     applied: Applied = service_of(request).submit(envelope)
-    return TxAnswer(ok=True, type=applied.type, **applied.result)
+    return TxAnswer.model_validate({"ok": True, "type": applied.type, **applied.result})
