@@ -45,7 +45,7 @@ from pasar.market.routes import accounts, leases, orders, providers, stats
 from pasar.market.routes import chain as chain_routes
 from pasar.market.service import MarketService
 from pasar.market.standby import StandbyNode
-from pasar.market.store import SqlStore, database_url
+from pasar.market.store import SqlStore, database_url, peek_meta
 from pasar.market.writer_lock import WriterLock, where
 
 BUSINESS_ROUTERS = (
@@ -225,6 +225,19 @@ def another_writer(config: MarketConfig) -> PasarError:
     )
 
 
+def _check_same_market(config: MarketConfig, identity: Identity) -> None:
+    """A standby must sign as the market it would take over: refuse now, not at takeover."""
+    stored = peek_meta(config.db_url, "market")
+    if stored is not None and stored != identity.account_id:
+        raise PasarError(
+            f"the writer of {where(database_url(config.db_url))} is market {stored}, but this "
+            f"node's key ({config.key_name}) is {identity.account_id}",
+            code="wrong_database",
+            hint="a standby needs the writer's market key: use the same --home, or copy "
+            "keys/market.key into this node's home",
+        )
+
+
 def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool = False) -> None:
     """Serve the market until SIGTERM/SIGINT; returns normally after a graceful shutdown.
 
@@ -253,9 +266,11 @@ def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool
             else:
                 builtin_preset(config.preset)  # a bad preset fails now, not at takeover
                 config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+                identity = load_or_create_market_key(config)
+                _check_same_market(config, identity)
                 node = StandbyNode(
                     config=config,
-                    identity=load_or_create_market_key(config),
+                    identity=identity,
                     lock=lock,
                     build=lambda: build_app(config, writer_lock=lock),
                     on_failure=stop,

@@ -66,7 +66,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from pasar.core.errors import PasarError
 from pasar.crypto.canonical import canonical_json, parse_json
@@ -313,6 +313,28 @@ def migrations_dir() -> Path:
             hint="reinstall pasar from a wheel or a source checkout (not a zip import)",
         )
     return folder
+
+
+def peek_meta(url: str, key: str) -> str | None:
+    """One metadata value read without opening a :class:`SqlStore` (no migration, no write,
+    no file created): what a standby checks before it waits on another node's database.
+    None when there is no database, no table or no such key yet."""
+    parsed = _normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            return None
+        if not Path(str(parsed.database)).expanduser().is_file():
+            return None
+    engine = create_engine(parsed, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            m = meta_table
+            value = conn.execute(select(m.c.value).where(m.c.key == key)).scalar_one_or_none()
+    except DatabaseError:
+        return None
+    finally:
+        engine.dispose()
+    return None if value is None else str(value)
 
 
 # --------------------------------------------------------------------------- the store
