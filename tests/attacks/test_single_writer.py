@@ -25,8 +25,10 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from attacklib import Party, assert_audit_passes, assert_conserved
 
+from pasar.core.errors import PasarError
 from pasar.core.money import Money
 
 TAKEOVER_TIMEOUT_S = 20.0
@@ -105,6 +107,9 @@ def test_a_second_writer_is_refused_with_exit_2(
     assert "--standby" in said and "stop the other node" in said
     assert writer.running  # and the writer was not disturbed
     assert httpx.get(f"{writer.url}/v1/healthz").json()["role"] == "writer"
+    standby = spawn_market(home, *db_args, "--standby")  # a standby is welcome, and stops
+    assert standby.stop() == 0  # cleanly while it waits
+    Party(writer).fund()
     assert_conserved(writer.url)
 
 
@@ -160,19 +165,7 @@ def test_a_standby_takes_over_a_killed_writer_without_losing_an_acknowledged_tx(
         thread.join(30)
     assert sum(len(a) for a in acked.values()) > 0, "the load never reached the writer"
 
-    survivor = Party(standby)
-    deadline = time.monotonic() + TAKEOVER_TIMEOUT_S
-    while True:
-        try:
-            survivor.fund()
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"the standby took no write within {TAKEOVER_TIMEOUT_S} s:\n"
-                    + standby.stderr_path.read_text(errors="replace")[-3000:]
-                ) from None
-            time.sleep(0.2)
+    _wait_for_write(Party(standby), standby)
     assert httpx.get(f"{standby.url}/v1/healthz").json()["role"] == "writer"
 
     for party in parties:
@@ -199,3 +192,84 @@ def test_a_standby_takes_over_a_killed_writer_without_losing_an_acknowledged_tx(
     )
     assert audit.returncode == 0, audit.stdout + audit.stderr
     assert json.loads(audit.stdout)["ok"] is True
+    assert standby.stop() == 0  # the node that took over stops like any writer
+
+
+def test_a_standby_with_another_market_key_is_refused_at_once(
+    spawn_market: Any, tmp_path: Path
+) -> None:
+    home = tmp_path / "market"
+    spawn_market(home)
+    db = f"sqlite:///{home / 'market.db'}"
+
+    other = _serve(tmp_path / "other", "--devnet", "--standby", "--db", db)
+
+    assert other.returncode == 2, other.stdout + other.stderr
+    said = " ".join((other.stdout + other.stderr).split())
+    assert "is market" in said and "same --home" in said
+
+
+def _wait_for_write(party: Party, node: Any) -> None:
+    deadline = time.monotonic() + TAKEOVER_TIMEOUT_S
+    while True:
+        try:
+            party.fund()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the standby took no write within {TAKEOVER_TIMEOUT_S} s:\n"
+                    + node.stderr_path.read_text(errors="replace")[-3000:]
+                ) from None
+            time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_writer_whose_lock_connection_died_never_writes_again(
+    spawn_market: Any, tmp_path: Path, db_args: tuple[str, ...]
+) -> None:
+    """PostgreSQL: the writer lives on but its lock connection is killed (a network cut, an
+    operator's pg_terminate_backend). The standby takes over; the old writer refuses writes,
+    and nothing it was sent after the loss reaches the log."""
+    if not db_args:
+        pytest.skip("the SQLite lock is a file lock: it is lost only with the process")
+    from pasar.market.writer_lock import pg_writer_lock_key
+
+    home = tmp_path / "market"
+    writer = spawn_market(home, *db_args)
+    standby = spawn_market(home, *db_args, "--standby")
+    alice = Party(writer)
+    alice.fund("3 USDC")
+
+    hi, lo = divmod(pg_writer_lock_key("public"), 1 << 32)
+    admin = sa.create_engine(db_args[1])
+    with admin.begin() as conn:
+        killed = conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND granted AND classid::bigint = :hi AND objid::bigint = :lo "
+                "AND objsubid = 1 AND database = (SELECT oid FROM pg_database "
+                "WHERE datname = current_database())"
+            ),
+            {"hi": hi, "lo": lo},
+        ).all()
+    admin.dispose()
+    assert len(killed) == 1  # the writer's lock connection, and only it
+
+    with pytest.raises(PasarError) as refused:
+        alice.post("/v1/faucet", type="faucet", amount="1 USDC")
+    assert refused.value.status == 503
+    assert "no longer the writer" in refused.value.message
+    assert writer.running  # it lives on, but as a writer it is done
+
+    _wait_for_write(Party(standby, alice.identity), standby)
+    account = Party(standby, alice.identity).get(f"/v1/accounts/{alice.id}")
+    assert account["balance"] == "13.00 USDC"  # 3 + the standby's 10; not the refused 1
+    assert_conserved(standby.url)
+    audit = subprocess.run(
+        [sys.executable, "-m", "pasar", "audit", "--db", db_args[1], "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr

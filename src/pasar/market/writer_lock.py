@@ -186,7 +186,8 @@ class PgWriterLock(WriterLock):
         try:
             conn = self._connection()
             if self._key is None:
-                self._key = pg_writer_lock_key(conn.execute(text("SELECT current_schema()")))
+                schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+                self._key = pg_writer_lock_key(str(schema or ""))
             got = conn.execute(
                 text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}
             ).scalar_one()
@@ -230,9 +231,7 @@ class PgWriterLock(WriterLock):
         self._engine.dispose()
 
 
-def pg_writer_lock_key(schema_row: Any) -> int:
-    """The advisory lock key (a positive bigint) for the schema named by a ``current_schema()``
-    result."""
-    schema = str(schema_row.scalar_one() or "")
+def pg_writer_lock_key(schema: str) -> int:
+    """The advisory lock key (a positive bigint) of the market whose tables live in ``schema``."""
     digest = hashlib.sha256(PG_WRITER_LOCK_SEED + schema.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") >> 1
