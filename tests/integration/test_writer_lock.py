@@ -90,7 +90,9 @@ def test_a_store_that_lost_its_lock_never_appends_again(url: str) -> None:
     assert lock.try_acquire()
     with SqlStore(url, writer_lock=lock) as store:
         store.append(_tx("1" * 16))
+        assert lock.still_held() and not lock.lost
         _lose(lock)
+        assert not lock.still_held() and lock.lost  # what the node's watchdog sees
         with pytest.raises(WriterLockLost) as err:
             store.append(_tx("2" * 16))
         assert err.value.code == "writer_lock_lost" and err.value.status == 503

@@ -46,7 +46,7 @@ from pasar.market.routes import chain as chain_routes
 from pasar.market.service import MarketService
 from pasar.market.standby import StandbyNode
 from pasar.market.store import SqlStore, database_url, peek_meta
-from pasar.market.writer_lock import WriterLock, where
+from pasar.market.writer_lock import WriterLock, WriterLockLost, where
 
 BUSINESS_ROUTERS = (
     accounts.router,
@@ -58,6 +58,7 @@ BUSINESS_ROUTERS = (
 )
 LISTENING_PREFIX = "pasar market listening on "
 SHUTDOWN_GRACE_S = 5  # open feeds and long polls get this long to finish on SIGTERM
+LOCK_WATCH_S = 1.0  # how often a node checks that it still holds the writer lock
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -225,6 +226,33 @@ def another_writer(config: MarketConfig) -> PasarError:
     )
 
 
+@contextmanager
+def _watch_writer_lock(lock: WriterLock, stop: Callable[[], None]) -> Iterator[None]:
+    """Stop the node once it no longer holds the writer lock (its PostgreSQL connection died).
+
+    The store's check in every write is what keeps a lost writer from appending; this only
+    makes such a node exit (2, ``writer_lock_lost``) within a second, so that a supervisor
+    restarts it — instead of a node that stays up refusing every write. A standby's lock is
+    watched from its takeover on.
+    """
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(LOCK_WATCH_S):
+            if lock.lost or (lock.held and not lock.still_held()):
+                log_event("market.writer_lock_lost")
+                stop()
+                return
+
+    watcher = threading.Thread(target=watch, name="pasar-writer-lock", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
 def _check_same_market(config: MarketConfig, identity: Identity) -> None:
     """A standby must sign as the market it would take over: refuse now, not at takeover."""
     stored = peek_meta(config.db_url, "market")
@@ -290,7 +318,8 @@ def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool
             server = _Server(uv_config, announce or sys.stdout)
             server.should_exit = stopping
             try:
-                server.run()
+                with _watch_writer_lock(lock, stop):
+                    server.run()
             except SystemExit:
                 if server.started:
                     raise
@@ -301,7 +330,16 @@ def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool
                     "--port (0 picks a free one)",
                 ) from None
         finally:
+            lost = lock.lost
             lock.release()  # after the store closed (the app's lifespan): no write after this
         if node is not None and node.failure is not None:
             raise node.failure
+        if lost:
+            raise WriterLockLost(
+                f"this market node lost the writer lock of {where(database_url(config.db_url))} "
+                "and stopped",
+                code="writer_lock_lost",
+                hint="another node may be the writer now; start this one again (with "
+                "--standby to wait for its turn): it replays the log",
+            )
     log_event("market.stopped")

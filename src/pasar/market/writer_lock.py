@@ -26,6 +26,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +61,13 @@ class WriterLock:
     """The writer lock of one database; :meth:`for_url` picks the kind.
 
     ``try_acquire`` never blocks (a standby polls it); ``check`` is called inside each write
-    transaction; ``release`` gives the lock up (a clean stop), after which the object is done.
+    transaction; ``still_held`` is the node's watchdog (it stops a node that lost the lock);
+    ``release`` gives the lock up (a clean stop), after which the object is done. ``lost``
+    turns true, for good, once the lock was found gone while held.
     """
 
     held = False
+    lost = False
 
     def try_acquire(self) -> bool:
         """Take the lock if free; True when this process now holds it."""
@@ -74,6 +78,11 @@ class WriterLock:
 
         ``conn`` is the write transaction's connection (PostgreSQL asks it, so that the
         answer is read under the transaction lock the write holds)."""
+        raise NotImplementedError
+
+    def still_held(self) -> bool:
+        """Whether the lock is held right now (False before it was acquired); cheap enough to
+        ask every second. A False while held marks the lock ``lost``."""
         raise NotImplementedError
 
     def release(self) -> None:
@@ -92,6 +101,7 @@ class WriterLock:
 
     def _lost(self, why: str) -> WriterLockLost:
         self.held = False
+        self.lost = True
         return WriterLockLost(
             f"this market node is no longer the writer of its database ({why}); it takes no "
             "more writes",
@@ -110,6 +120,9 @@ class NoWriterLock(WriterLock):
 
     def check(self, conn: Connection) -> None:
         return None
+
+    def still_held(self) -> bool:
+        return self.held
 
     def release(self) -> None:
         self.held = False
@@ -146,15 +159,29 @@ class FileWriterLock(WriterLock):
         self.held = True
         return True
 
+    def _same_file(self) -> bool:
+        """Whether the open, locked file is still the one at the path."""
+        if self._fd is None:
+            return False
+        try:
+            return os.path.samestat(os.fstat(self._fd), os.stat(self.path))
+        except FileNotFoundError:
+            return False
+
     def check(self, conn: Connection) -> None:
         if self._fd is None:
             raise self._lost("the lock was released")
-        try:
-            same = os.path.samestat(os.fstat(self._fd), os.stat(self.path))
-        except FileNotFoundError:
-            same = False
-        if not same:
+        if not self._same_file():
             raise self._lost(f"the lock file {self.path} was removed or replaced")
+
+    def still_held(self) -> bool:
+        if self._fd is None:
+            return False
+        if not self._same_file():
+            self.held = False
+            self.lost = True
+            return False
+        return True
 
     def release(self) -> None:
         if self._fd is not None:
@@ -172,6 +199,7 @@ class PgWriterLock(WriterLock):
         self._conn: Connection | None = None
         self._pid: int | None = None
         self._key: int | None = None
+        self._mutex = threading.Lock()  # the lock connection is used by the poller and watchdog
 
     def _connection(self) -> Connection:
         if self._conn is None:
@@ -181,6 +209,10 @@ class PgWriterLock(WriterLock):
         return self._conn
 
     def try_acquire(self) -> bool:
+        with self._mutex:
+            return self._try_acquire()
+
+    def _try_acquire(self) -> bool:
         if self.held:
             return True
         try:
@@ -215,6 +247,21 @@ class PgWriterLock(WriterLock):
         if not holds:
             raise self._lost("its lock connection to PostgreSQL was lost")
 
+    def still_held(self) -> bool:
+        """A session lock ends only with its session: the lock connection answering is the
+        lock being held."""
+        with self._mutex:
+            if not self.held or self._conn is None:
+                return False
+            try:
+                self._conn.execute(text("SELECT 1"))
+            except DBAPIError:
+                self._drop()
+                self.held = False
+                self.lost = True
+                return False
+            return True
+
     def _drop(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):
@@ -222,13 +269,14 @@ class PgWriterLock(WriterLock):
             self._conn = None
 
     def release(self) -> None:
-        if self._conn is not None and self.held:
-            with contextlib.suppress(DBAPIError):
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
-        self._drop()
-        self._pid = None
-        self.held = False
-        self._engine.dispose()
+        with self._mutex:
+            if self._conn is not None and self.held:
+                with contextlib.suppress(DBAPIError):
+                    self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+            self._drop()
+            self._pid = None
+            self.held = False
+            self._engine.dispose()
 
 
 def pg_writer_lock_key(schema: str) -> int:
