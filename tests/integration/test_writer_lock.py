@@ -133,3 +133,20 @@ def test_peek_meta_reads_without_creating_anything(tmp_path: Path) -> None:
         store.set_meta("market", "pa1x")
     assert peek_meta(url, "market") == "pa1x"
     assert peek_meta(url, "absent") is None
+
+
+def test_the_pg_lock_session_notices_a_vanished_writer_in_seconds(url: str) -> None:
+    """A writer machine that disappears without closing its connection must not hold the lock
+    for the system's default keepalive time (hours): the server probes the lock session."""
+    if url.startswith("sqlite"):
+        pytest.skip("the SQLite lock is a file lock on this machine")
+    lock = _lock(url)
+    try:
+        assert lock.try_acquire()
+        assert isinstance(lock, PgWriterLock) and lock._conn is not None
+        if lock._conn.execute(sa.text("SELECT inet_server_addr()")).scalar_one() is None:
+            pytest.skip("a Unix socket has no TCP keepalives")
+        shown = lock._conn.execute(sa.text("SHOW tcp_keepalives_idle")).scalar_one()
+        assert shown in ("5", "5s")
+    finally:
+        lock.release()

@@ -6,7 +6,8 @@ never applied (a double spend in the log). The truth is therefore simple: **exac
 process writes**, and it proves it by holding a lock for its whole life.
 
 - **PostgreSQL**: a session-level advisory lock (``pg_advisory_lock``) held by a connection of
-  its own. If the process dies, or its connection does, the server drops the lock.
+  its own. If the process dies, or its connection does, the server drops the lock (a machine
+  that vanishes silently is noticed by TCP keepalives, :data:`KEEPALIVES`).
 - **SQLite**: an OS file lock (``flock``) on ``<database>-writer.lock`` beside the database,
   held by an open file; the kernel drops it when the process dies, ``kill -9`` included.
 
@@ -42,6 +43,10 @@ from pasar.core.errors import PasarError
 # a writer. It never equals the store's per-transaction lock key.
 PG_WRITER_LOCK_SEED = b"pasar-writer:"
 LOCK_SUFFIX = "-writer.lock"
+# The server's TCP keepalives on the lock session: a writer whose machine vanishes without
+# closing its connection (power cut, network partition) loses the lock after about
+# idle + interval × count = 11 s, instead of the system default of hours.
+KEEPALIVES = {"tcp_keepalives_idle": 5, "tcp_keepalives_interval": 2, "tcp_keepalives_count": 3}
 
 
 class WriterLockLost(PasarError):  # noqa: N818 (reads as a verdict)
@@ -205,6 +210,8 @@ class PgWriterLock(WriterLock):
         if self._conn is None:
             conn = self._engine.connect()
             conn.execution_options(isolation_level="AUTOCOMMIT")
+            for setting, value in KEEPALIVES.items():
+                conn.execute(text(f"SET {setting} = {int(value)}"))
             self._conn = conn
         return self._conn
 
