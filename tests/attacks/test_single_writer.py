@@ -276,3 +276,30 @@ def test_a_writer_whose_lock_connection_died_never_writes_again(
         timeout=60,
     )
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_a_standby_does_not_take_over_a_log_altered_on_disk(
+    spawn_market: Any, tmp_path: Path
+) -> None:
+    """The takeover verifies the whole log as an audit would: a transaction altered on disk
+    while the writer ran (it never re-reads its log) stops the standby with exit 2, naming the
+    damage, instead of serving a ledger that is not the one signed."""
+    import sqlite3
+
+    home = tmp_path / "market"
+    writer = spawn_market(home)
+    standby = spawn_market(home, "--standby")
+    Party(writer).fund("10 USDC")
+    with sqlite3.connect(home / "market.db") as conn:
+        changed = conn.execute(
+            "UPDATE txs SET envelope = replace(envelope, '10 USDC', '99 USDC') "
+            "WHERE type = 'faucet'"
+        ).rowcount
+    assert changed == 1
+
+    writer.kill()
+
+    assert standby.proc.wait(TAKEOVER_TIMEOUT_S) == 2
+    said = " ".join((standby.stdout() + standby.stderr_path.read_text(errors="replace")).split())
+    assert "market.takeover_failed" in said
+    assert "error: block 0: tx" in said and "signature does not match" in said, said[-2000:]
