@@ -7,7 +7,11 @@ one database (an SQLite file, and PostgreSQL when ``PASAR_TEST_DATABASE_URL`` is
 - a second node without ``--standby`` exits 2, naming the database and the ways out;
 - a ``--standby`` node answers as a standby, and when the writer is SIGKILLed under load it
   takes over: it serves writes within seconds and no acknowledged (2xx) transaction is lost,
-  the ledger is conserved and ``pasar audit`` of the database passes.
+  the ledger is conserved and ``pasar audit`` of the database passes;
+- a writer whose PostgreSQL lock connection dies refuses writes and exits 2, and nothing it was
+  sent after that reaches the log;
+- a standby refuses at once to wait under another market key, and does not take over a log
+  altered on disk (the takeover verifies it as an audit would).
 """
 
 from __future__ import annotations
