@@ -1,5 +1,8 @@
 """``/v1/healthz``: is this market up, and which one is it (account, preset, devnet)?
 
+``role`` is ``writer`` here; a hot standby answers ``standby`` (see :mod:`pasar.market.standby`),
+so a supervisor or load balancer can tell which node takes writes.
+
 Monitoring and the devnet poll it; clients use ``market`` to learn the key that signs leases
 and blocks before trusting anything else the market says, and providers read
 ``max_blob_bytes`` so that an output too large to upload fails its lease with a clear reason
@@ -22,6 +25,7 @@ class Health(BaseModel):
     """The market's identity and mode."""
 
     ok: bool
+    role: str  # "writer"; a standby answers "standby" (pasar.market.standby)
     version: str
     market: str
     preset: str
@@ -36,6 +40,7 @@ async def healthz(request: Request) -> Health:
     identity: Identity = request.app.state.market_identity
     return Health(
         ok=True,
+        role=getattr(request.app.state, "role", "writer"),
         version=__version__,
         market=identity.account_id,
         preset=config.preset,
