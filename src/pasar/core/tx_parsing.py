@@ -15,7 +15,7 @@ from pasar.core.errors import PasarError
 from pasar.core.market_records import fail
 from pasar.core.money import Money
 from pasar.core.pricing.book import Asks
-from pasar.core.resources import Inventory
+from pasar.core.resources import GpuDevice, Inventory
 from pasar.crypto.hashing import is_sha256_hex
 
 
@@ -27,16 +27,22 @@ def parse_amount(value: object, field: str, currency: str) -> Money:
 
 
 def parse_inventory(data: object) -> Inventory:
+    """``{gpus, cpus, memory_gb, disk_gb}``. ``gpus`` is one entry per device, either a model
+    name (the old form: devices are then NVML indices ``0..n-1``) or ``{model, index, uuid}``
+    as the agent registers what NVML reports; or ``{model: count}``. The forms do not mix."""
     if not isinstance(data, Mapping):
         raise fail("inventory must be an object", code="invalid_inventory", field="inventory")
     gpus = data.get("gpus", [])
     try:
+        cpus = _decimal(data.get("cpus", 0), "inventory.cpus")
+        memory = _decimal(data.get("memory_gb", 0), "inventory.memory_gb")
+        disk = _decimal(data.get("disk_gb", 0), "inventory.disk_gb")
         if isinstance(gpus, Mapping):
             return Inventory.build(
                 gpus={str(k): int(v) for k, v in gpus.items()},
-                cpus=_decimal(data.get("cpus", 0), "inventory.cpus"),
-                memory_gb=_decimal(data.get("memory_gb", 0), "inventory.memory_gb"),
-                disk_gb=_decimal(data.get("disk_gb", 0), "inventory.disk_gb"),
+                cpus=cpus,
+                memory_gb=memory,
+                disk_gb=disk,
             )
         if not isinstance(gpus, list):
             raise fail(
@@ -44,16 +50,53 @@ def parse_inventory(data: object) -> Inventory:
                 code="invalid_inventory",
                 field="inventory.gpus",
             )
+        if gpus and all(isinstance(g, Mapping) for g in gpus):
+            models, devices = _gpu_devices(gpus)
+            try:
+                return Inventory.build(
+                    gpus=models, cpus=cpus, memory_gb=memory, disk_gb=disk, devices=devices
+                )
+            except PasarError as exc:
+                exc.field = exc.field or "inventory.gpus"
+                raise
+        if any(isinstance(g, Mapping) for g in gpus):
+            raise fail(
+                "inventory.gpus mixes model names and {model, index, uuid} objects",
+                code="invalid_inventory",
+                field="inventory.gpus",
+                hint="list every GPU as {model, index, uuid}, or every GPU by name alone",
+            )
         return Inventory.build(
-            gpus=[str(g) for g in gpus],
-            cpus=_decimal(data.get("cpus", 0), "inventory.cpus"),
-            memory_gb=_decimal(data.get("memory_gb", 0), "inventory.memory_gb"),
-            disk_gb=_decimal(data.get("disk_gb", 0), "inventory.disk_gb"),
+            gpus=[str(g) for g in gpus], cpus=cpus, memory_gb=memory, disk_gb=disk
         )
     except PasarError as exc:
         if exc.field is None:
             exc.field = "inventory"
         raise
+
+
+def _gpu_devices(items: list[Any]) -> tuple[list[str], list[GpuDevice]]:
+    """The model and identity of each ``{model, index, uuid}``; errors name the entry."""
+    models: list[str] = []
+    devices: list[GpuDevice] = []
+    for i, item in enumerate(items):
+        where = f"inventory.gpus[{i}]"
+        extra = set(item) - {"model", "index", "uuid"}
+        if extra or not isinstance(item.get("model"), str):
+            raise fail(
+                f"{where} must be {{model, index, uuid}}"
+                + (f" (unknown: {', '.join(sorted(map(str, extra)))})" if extra else ""),
+                code="invalid_inventory",
+                field=where,
+                hint='e.g. {"model": "H100-80GB", "index": 0, "uuid": "GPU-5f1c..."}',
+            )
+        try:
+            devices.append(GpuDevice(item.get("index"), item.get("uuid")))
+        except PasarError as exc:
+            exc.field = where
+            raise
+        models.append(item["model"])
+    return models, devices
 
 
 def _decimal(value: object, field: str) -> Decimal | int | str:
