@@ -27,9 +27,11 @@ def parse_amount(value: object, field: str, currency: str) -> Money:
 
 
 def parse_inventory(data: object) -> Inventory:
-    """``{gpus, cpus, memory_gb, disk_gb}``. ``gpus`` is one entry per device, either a model
-    name (the old form: devices are then NVML indices ``0..n-1``) or ``{model, index, uuid}``
-    as the agent registers what NVML reports; or ``{model: count}``. The forms do not mix."""
+    """``{gpus, devices, cpus, memory_gb, disk_gb}``. ``gpus`` lists one model name per device
+    (or maps names to counts); ``devices``, when given, names those GPUs in the same order as
+    ``[{index, uuid}]`` (NVML's index and UUID, as the agent registers them). Without it the
+    GPUs are indices ``0..n-1``: old registrations and hand-written inventories still work,
+    and a market that does not know ``devices`` ignores it."""
     if not isinstance(data, Mapping):
         raise fail("inventory must be an object", code="invalid_inventory", field="inventory")
     gpus = data.get("gpus", [])
@@ -38,6 +40,12 @@ def parse_inventory(data: object) -> Inventory:
         memory = _decimal(data.get("memory_gb", 0), "inventory.memory_gb")
         disk = _decimal(data.get("disk_gb", 0), "inventory.disk_gb")
         if isinstance(gpus, Mapping):
+            if data.get("devices") is not None:
+                raise fail(
+                    "inventory.devices needs inventory.gpus as a list, one name per device",
+                    code="invalid_inventory",
+                    field="inventory.devices",
+                )
             return Inventory.build(
                 gpus={str(k): int(v) for k, v in gpus.items()},
                 cpus=cpus,
@@ -50,53 +58,52 @@ def parse_inventory(data: object) -> Inventory:
                 code="invalid_inventory",
                 field="inventory.gpus",
             )
-        if gpus and all(isinstance(g, Mapping) for g in gpus):
-            models, devices = _gpu_devices(gpus)
-            try:
-                return Inventory.build(
-                    gpus=models, cpus=cpus, memory_gb=memory, disk_gb=disk, devices=devices
-                )
-            except PasarError as exc:
-                exc.field = exc.field or "inventory.gpus"
-                raise
-        if any(isinstance(g, Mapping) for g in gpus):
-            raise fail(
-                "inventory.gpus mixes model names and {model, index, uuid} objects",
-                code="invalid_inventory",
-                field="inventory.gpus",
-                hint="list every GPU as {model, index, uuid}, or every GPU by name alone",
+        devices = _gpu_devices(data.get("devices"), len(gpus))
+        try:
+            return Inventory.build(
+                gpus=[str(g) for g in gpus],
+                cpus=cpus,
+                memory_gb=memory,
+                disk_gb=disk,
+                devices=devices,
             )
-        return Inventory.build(
-            gpus=[str(g) for g in gpus], cpus=cpus, memory_gb=memory, disk_gb=disk
-        )
+        except PasarError as exc:
+            if exc.field is None and devices:
+                exc.field = "inventory.devices"
+            raise
     except PasarError as exc:
         if exc.field is None:
             exc.field = "inventory"
         raise
 
 
-def _gpu_devices(items: list[Any]) -> tuple[list[str], list[GpuDevice]]:
-    """The model and identity of each ``{model, index, uuid}``; errors name the entry."""
-    models: list[str] = []
+def _gpu_devices(items: object, count: int) -> list[GpuDevice]:
+    """``inventory.devices``: one ``{index, uuid}`` per GPU; errors name the entry."""
+    if items is None:
+        return []
+    if not isinstance(items, list) or len(items) != count:
+        raise fail(
+            f"inventory.devices must list one {{index, uuid}} per GPU ({count})",
+            code="invalid_inventory",
+            field="inventory.devices",
+            hint='e.g. [{"index": 0, "uuid": "GPU-5f1c..."}], in the order of inventory.gpus',
+        )
     devices: list[GpuDevice] = []
     for i, item in enumerate(items):
-        where = f"inventory.gpus[{i}]"
-        extra = set(item) - {"model", "index", "uuid"}
-        if extra or not isinstance(item.get("model"), str):
+        where = f"inventory.devices[{i}]"
+        if not isinstance(item, Mapping) or "index" not in item or set(item) - {"index", "uuid"}:
             raise fail(
-                f"{where} must be {{model, index, uuid}}"
-                + (f" (unknown: {', '.join(sorted(map(str, extra)))})" if extra else ""),
+                f"{where} must be {{index, uuid}}",
                 code="invalid_inventory",
                 field=where,
-                hint='e.g. {"model": "H100-80GB", "index": 0, "uuid": "GPU-5f1c..."}',
+                hint='e.g. {"index": 0, "uuid": "GPU-5f1c..."}',
             )
         try:
-            devices.append(GpuDevice(item.get("index"), item.get("uuid")))
+            devices.append(GpuDevice(item["index"], item.get("uuid")))
         except PasarError as exc:
             exc.field = where
             raise
-        models.append(item["model"])
-    return models, devices
+    return devices
 
 
 def _decimal(value: object, field: str) -> Decimal | int | str:

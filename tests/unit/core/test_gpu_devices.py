@@ -38,7 +38,8 @@ def two_gpu_provider() -> ProviderRecord:
     """A provider that registered two H100s by NVML index and UUID (data: no GPU is here)."""
     inventory = parse_inventory(
         {
-            "gpus": [{"model": "H100", "index": i, "uuid": uuid} for i, uuid in enumerate(UUIDS)],
+            "gpus": ["H100", "H100"],
+            "devices": [{"index": i, "uuid": uuid} for i, uuid in enumerate(UUIDS)],
             "cpus": 8,
             "memory_gb": 32,
             "disk_gb": 100,
@@ -108,6 +109,9 @@ def test_old_inventories_get_indices_synthesised() -> None:
     inv = parse_inventory({"gpus": ["RTX4090", "RTX4090"], "cpus": 2})
     assert inv.gpu_ids == (GpuDevice(0), GpuDevice(1))
     assert parse_inventory({"gpus": {"L4": 3}}).gpu_ids == tuple(GpuDevice(i) for i in range(3))
+    with pytest.raises(PasarError) as err:
+        parse_inventory({"gpus": {"L4": 1}, "devices": [{"index": 0}]})
+    assert err.value.field == "inventory.devices"
 
 
 def test_choose_slots_is_lowest_first_and_refuses_too_few() -> None:
@@ -118,28 +122,24 @@ def test_choose_slots_is_lowest_first_and_refuses_too_few() -> None:
 
 
 @pytest.mark.parametrize(
-    ("gpus", "field"),
+    ("devices", "field"),
     [
-        ([{"model": "H100", "index": 0}, {"model": "H100", "index": 0}], "inventory.gpus"),
-        ([{"model": "H100", "index": -1}], "inventory.gpus[0]"),
-        ([{"model": "H100", "index": True}], "inventory.gpus[0]"),
-        ([{"model": "H100", "index": 0, "uuid": "GPU-1,GPU-2"}], "inventory.gpus[0]"),
-        ([{"model": "H100", "index": 0, "uuid": 'x" --privileged'}], "inventory.gpus[0]"),
-        ([{"model": "H100", "index": 0, "slot": 1}], "inventory.gpus[0]"),
-        ([{"index": 0}], "inventory.gpus[0]"),
-        (["H100", {"model": "H100", "index": 1}], "inventory.gpus"),
-        (
-            [
-                {"model": "H100", "index": 0, "uuid": "GPU-1"},
-                {"model": "H100", "index": 1, "uuid": "GPU-1"},
-            ],
-            "inventory.gpus",
-        ),
+        ([{"index": 0}, {"index": 0}], "inventory.devices"),
+        ([{"index": 1}, {"index": -1}], "inventory.devices[1]"),
+        ([{"index": True}, {"index": 1}], "inventory.devices[0]"),
+        ([{"index": 0, "uuid": "GPU-1,GPU-2"}, {"index": 1}], "inventory.devices[0]"),
+        ([{"index": 0, "uuid": 'x" --privileged'}, {"index": 1}], "inventory.devices[0]"),
+        ([{"index": 0, "slot": 1}, {"index": 1}], "inventory.devices[0]"),
+        (["0", {"index": 1}], "inventory.devices[0]"),
+        ([{"index": 0}], "inventory.devices"),  # one per GPU
+        ([{"uuid": "GPU-1"}, {"index": 1}], "inventory.devices[0]"),
+        ({"0": "GPU-1"}, "inventory.devices"),
+        ([{"index": 0, "uuid": "GPU-1"}, {"index": 1, "uuid": "GPU-1"}], "inventory.devices"),
     ],
 )
-def test_bad_devices_are_refused_naming_the_field(gpus: list[Any], field: str) -> None:
+def test_bad_devices_are_refused_naming_the_field(devices: Any, field: str) -> None:
     with pytest.raises(PasarError) as err:
-        parse_inventory({"gpus": gpus, "cpus": 1})
+        parse_inventory({"gpus": ["H100", "H100"], "devices": devices, "cpus": 1})
     assert err.value.status == 400 and err.value.field == field
     assert err.value.code == "invalid_inventory"
 
@@ -203,7 +203,8 @@ def register_two_gpus(s: MarketState, provider: str) -> None:
         T0,
         type="provider.register",
         inventory={
-            "gpus": [{"model": "H100", "index": i, "uuid": u} for i, u in enumerate(UUIDS)],
+            "gpus": ["H100", "H100"],
+            "devices": [{"index": i, "uuid": u} for i, u in enumerate(UUIDS)],
             "cpus": 8,
             "memory_gb": 32,
             "disk_gb": 100,

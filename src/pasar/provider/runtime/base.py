@@ -74,6 +74,47 @@ DISK_SCAN_S = 0.5  # how often the workdir's size is measured against the disk q
 
 
 @dataclass(frozen=True)
+class GpuGrant:
+    """One GPU a lease may use, in the terms a runtime needs.
+
+    ``index`` is the NVML index the market allocated; ``uuid`` what NVML calls the same card
+    (None only for GPUs registered as data, without one); ``minor`` the N of its device node
+    ``/dev/nvidiaN``, which the driver numbers on its own (usually, not always, the index).
+    """
+
+    index: int
+    uuid: str | None
+    minor: int
+
+    @property
+    def node(self) -> str:
+        return f"/dev/nvidia{self.minor}"
+
+
+def cuda_visible_devices(gpus: Sequence[GpuGrant]) -> str:
+    """``CUDA_VISIBLE_DEVICES`` for the lease's GPUs: their UUIDs, or NVML indices without.
+
+    UUIDs, because an index means different cards to different readers: CUDA numbers devices
+    fastest-first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, and a container or a sandbox that
+    exposes only some device nodes renumbers from 0. A UUID names the same card everywhere.
+    """
+    if all(g.uuid is not None for g in gpus):
+        return ",".join(str(g.uuid) for g in gpus)
+    return ",".join(str(g.index) for g in gpus)
+
+
+def gpu_env(gpus: Sequence[GpuGrant]) -> dict[str, str]:
+    """What a GPU job's environment says about its GPUs (nothing for a job without any).
+
+    Set over the job's own ``envs``: a job sees the devices of its lease, not ones it names.
+    ``CUDA_DEVICE_ORDER`` makes CUDA number devices as NVML does, for the index form.
+    """
+    if not gpus:
+        return {}
+    return {"CUDA_VISIBLE_DEVICES": cuda_visible_devices(gpus), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+@dataclass(frozen=True)
 class Limits:
     """What a job may use. ``network`` must already be "the job asked *and* the provider
     allowed it" (``--allow-network``): a runtime grants exactly what this says."""
@@ -84,7 +125,7 @@ class Limits:
     max_file_bytes: int
     wall_seconds: float
     network: bool = False
-    gpus: tuple[str, ...] = ()  # the lease's GPUs: indices ("0") or UUIDs ("GPU-..."); () = none
+    gpus: tuple[GpuGrant, ...] = ()  # the lease's GPUs, exactly; () = none
     cpus: float | None = None  # CPU share of the whole job (needs a cgroup); None = unbounded
     disk_bytes: int | None = None  # total size of the workdir; None = only max_file_bytes
 
