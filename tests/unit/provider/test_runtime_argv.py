@@ -59,6 +59,13 @@ def test_prlimit_sets_every_limit_soft_equals_hard() -> None:
     assert not any(a.startswith("--nproc") for a in prlimit_argv(LIMITS, processes=False))
 
 
+def test_gpu_jobs_get_no_address_space_limit_cuda_would_fail_under() -> None:
+    gpu = Limits(**{**LIMITS.__dict__, "gpus": (GpuGrant(0, "GPU-a", 0),)})
+    argv = prlimit_argv(gpu)
+    assert not any(a.startswith("--as=") for a in argv)
+    assert "--cpu=60:61" in argv and f"--fsize={100 * MIB}" in argv and "--nproc=64" in argv
+
+
 def test_sandbox_as_user_unshares_everything_and_maps_an_unprivileged_uid() -> None:
     argv = bwrap_argv(Path("/srv/jobs/1"), "echo hi", {"A": "1"}, LIMITS, USER_HOST)
     assert argv[0] == "bwrap"

@@ -27,8 +27,9 @@ delegation) the kernel does not say which limit a process hit:
 - ``cpu_time``: killed by SIGXCPU (or SIGKILL after using at least the CPU limit);
 - ``file_size``: killed by SIGXFSZ, or the output says "File too large" (EFBIG; Python ignores
   SIGXFSZ and raises instead);
-- ``memory``: RLIMIT_AS makes allocations fail, so the job dies with MemoryError, bad_alloc,
-  "Cannot allocate memory" or "out of memory" in its last lines;
+- ``memory``: RLIMIT_AS (not set for GPU jobs, see :func:`prlimit_argv`) makes allocations
+  fail, so the job dies with MemoryError, bad_alloc, "Cannot allocate memory" or "out of
+  memory" in its last lines;
 - ``processes``: fork failed ("Cannot fork", "fork: retry", "Resource temporarily unavailable")
   in its last lines.
 
@@ -233,10 +234,17 @@ def prlimit_argv(limits: Limits, *, processes: bool = True) -> list[str]:
     SIGXCPU (reported as ``cpu_time``) and SIGKILL only if it ignores it. ``processes=False``
     leaves RLIMIT_NPROC alone: outside a user namespace it counts every process of the user on
     the host, so a limit of 64 would stop a job of a user who already runs 64 processes.
+
+    A GPU job gets no RLIMIT_AS: the CUDA driver reserves virtual address space far beyond the
+    memory it uses (unified addressing maps the GPUs' memory too), so under any RLIMIT_AS near
+    the job's memory ``cuInit`` fails with CUDA_ERROR_OUT_OF_MEMORY. Its memory is bounded by
+    the job's cgroup where the machine has one (the docker runtime always does), and only
+    there: ``pasar doctor`` and the provider's ``limits`` attribute say which.
     """
-    argv = [
-        "prlimit",
-        f"--as={limits.memory_bytes}",
+    argv = ["prlimit"]
+    if not limits.gpus:
+        argv.append(f"--as={limits.memory_bytes}")
+    argv += [
         f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + CPU_HARD_GRACE_S}",
         f"--fsize={limits.max_file_bytes}",
         "--core=0",
