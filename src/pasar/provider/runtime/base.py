@@ -237,9 +237,10 @@ def prlimit_argv(limits: Limits, *, processes: bool = True) -> list[str]:
 
     A GPU job gets no RLIMIT_AS: the CUDA driver reserves virtual address space far beyond the
     memory it uses (unified addressing maps the GPUs' memory too), so under any RLIMIT_AS near
-    the job's memory ``cuInit`` fails with CUDA_ERROR_OUT_OF_MEMORY. Its memory is bounded by
-    the job's cgroup where the machine has one (the docker runtime always does), and only
-    there: ``pasar doctor`` and the provider's ``limits`` attribute say which.
+    the job's memory ``cuInit`` fails with CUDA_ERROR_OUT_OF_MEMORY (seen on an H200, driver
+    580: 4 GiB fails cuInit, 16 GiB passes it but torch's first CUDA tensor fails). Its memory
+    is bounded by the job's cgroup where the machine has one (the docker runtime always does),
+    and only there: ``pasar doctor`` and the provider's ``limits`` attribute say which.
     """
     argv = ["prlimit"]
     if not limits.gpus:
