@@ -84,18 +84,19 @@ class ProviderRecord:
     available: bool = True  # False while draining: keeps its leases, takes no new work
 
     def free(self) -> Inventory:
-        """The inventory minus what running leases hold (by model and quantity)."""
-        devices = list(self.inventory.devices())
+        """The inventory minus what running leases hold: their own devices (by NVML index),
+        so what is free keeps the identity of every GPU and a new lease can never be handed one
+        that a running lease holds."""
         cpus, memory, disk = self.inventory.cpus, self.inventory.memory_gb, self.inventory.disk_gb
+        held: list[int] = []
         for allocation in self.running.values():
-            if allocation.gpu is not None:
-                for _ in range(allocation.gpu.count):
-                    devices.remove(allocation.gpu.model)
+            held.extend(d.index for d in allocation.devices)
             cpus -= allocation.cpus
             memory -= allocation.memory_gb
             disk -= allocation.disk_gb
-        gpus: list[str | GpuModel] = list(devices)
-        return Inventory.build(gpus=gpus, cpus=cpus, memory_gb=memory, disk_gb=disk)
+        models, ids = self.inventory.without(held)
+        gpus: list[str | GpuModel] = list(models)
+        return Inventory.build(gpus=gpus, cpus=cpus, memory_gb=memory, disk_gb=disk, devices=ids)
 
 
 @dataclass

@@ -37,7 +37,7 @@ from pasar.core.tx_parsing import MAX_OUTPUT_PARTS
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.merkle import check_path, path_conflict, root_of_files
 from pasar.provider.market_api import MarketAPI
-from pasar.provider.runtime.base import Limits, Outcome, Runtime
+from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime
 
 log = logging.getLogger("pasar.provider.executor")
 
@@ -82,6 +82,7 @@ class LeaseJob:
     shards: int
     spec: dict[str, Any]
     inputs: tuple[dict[str, Any], ...]
+    devices: tuple[dict[str, Any], ...] = ()  # the GPUs the market allocated: [{index, uuid}]
 
     @classmethod
     def from_view(cls, view: dict[str, Any]) -> LeaseJob:
@@ -92,11 +93,29 @@ class LeaseJob:
             shards=int(view.get("shards", 1)),
             spec=dict(view["spec"]),
             inputs=tuple(view.get("inputs", [])),
+            devices=tuple(view.get("devices") or ()),
         )
 
 
-def limits_for(spec: dict[str, Any], *, allow_network: bool) -> Limits:
-    """The job's limits from its spec: what it asked for is what it gets, nothing more."""
+#: Turns a lease's ``devices`` into the runtime's GPU grants, or raises PasarError for a device
+#: this machine did not register (:meth:`pasar.provider.inventory.MachineInventory.grants`).
+GpuResolver = Callable[[list[dict[str, Any]]], tuple[GpuGrant, ...]]
+
+
+def no_gpus(devices: list[dict[str, Any]]) -> tuple[GpuGrant, ...]:
+    """The resolver of an agent that registered no GPUs: any device is one it does not have."""
+    if devices:
+        raise PasarError(
+            "the lease names GPUs, but this provider registered none", code="unknown_gpu_device"
+        )
+    return ()
+
+
+def limits_for(
+    spec: dict[str, Any], *, allow_network: bool, gpus: tuple[GpuGrant, ...] = ()
+) -> Limits:
+    """The job's limits from its spec: what it asked for is what it gets, nothing more; the
+    GPUs are the lease's, as the market allocated them."""
     resources = spec.get("resources", {})
     memory_gb = int(float(str(resources.get("memory", 1))))  # spec quantities are exact text
     cpus = max(1, int(float(str(resources.get("cpus", 1)))))
@@ -109,6 +128,7 @@ def limits_for(spec: dict[str, Any], *, allow_network: bool) -> Limits:
         max_file_bytes=disk_gb * GIB,
         wall_seconds=duration,
         network=bool(spec.get("network", False)) and allow_network,
+        gpus=gpus,
         cpus=cpus,  # the whole job's CPU share, where a cgroup can enforce it
         disk_bytes=disk_gb * GIB,  # the whole workdir, not just one file
     )
@@ -135,9 +155,11 @@ class LeaseExecutor:
         allow_network: bool,
         on_done: Callable[[LeaseExecutor], None] | None = None,
         max_blob_bytes: int | None = None,
+        gpus: GpuResolver = no_gpus,
     ) -> None:
         self.api = api
         self.runtime = runtime
+        self.gpus = gpus
         self.job = job
         self.workdir = workroot / job.lease_id
         self.allow_network = allow_network
@@ -205,7 +227,14 @@ class LeaseExecutor:
             "PASAR_SHARD": str(self.job.shard),
             "PASAR_SHARDS": str(self.job.shards),
         }
-        limits = limits_for(self.job.spec, allow_network=self.allow_network)
+        grants = self.gpus(list(self.job.devices))
+        if grants:
+            log.info(
+                "lease %s: GPUs %s",
+                self.job.lease_id,
+                ", ".join(f"{g.index} ({g.uuid}) at {g.node}" for g in grants),
+            )
+        limits = limits_for(self.job.spec, allow_network=self.allow_network, gpus=grants)
         if self._stopped.is_set():
             self._after_stop()
             return

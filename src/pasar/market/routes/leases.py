@@ -48,6 +48,8 @@ def lease_view(state: MarketState, lease: LeaseRecord) -> dict[str, Any]:
         "billed_seconds": lease.billed_seconds,
         "billed_ms": lease.billed_ms,
         "gpus": None if lease.allocation.gpu is None else str(lease.allocation.gpu),
+        # the physical GPUs the lease holds, so the agent runs the job on exactly these
+        "devices": [device.to_json() for device in lease.allocation.devices],
         "cpus": str(lease.allocation.cpus),
         "receipt": lease.receipt,
         "inputs": list(record.inputs),
