@@ -119,9 +119,7 @@ def test_an_immediate_order_does_what_its_quote_said(
         lambda: (o := alice.get(f"/v1/orders/{created['order_id']}"))["unfilled"] == 0 and o
     )
     leases = sorted((x["provider"], x["price_per_hour"]) for x in order["leases"])
-    awarded = sorted(
-        (a.provider, a.price_per_hour) for a in quoted.awards for _ in range(a.leases)
-    )
+    awarded = sorted((a.provider, a.price_per_hour) for a in quoted.awards for _ in range(a.leases))
     assert leases == awarded
     assert order["leases"][0]["provider"] in {o.provider for o in quoted.offers if o.chosen}
 
