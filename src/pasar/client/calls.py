@@ -36,6 +36,7 @@ class Call:
     path: str
     params: Mapping[str, Any] = field(default_factory=dict)
     body: dict[str, Any] | None = None  # POSTed as a signed envelope
+    json: dict[str, Any] | None = None  # POSTed as it is (a public query, not a transaction)
     timeout_s: float | None = None  # None: the transport's default
     parse: Callable[[httpx.Response], Any] = _json
     signed: bool = False  # a read of private data: signed by the client's key
@@ -86,6 +87,14 @@ def create_order(spec: dict[str, Any], inputs: list[dict[str, Any]], ttl_s: int 
     if ttl_s is not None:
         body["ttl_s"] = ttl_s
     return Call("POST", "/v1/orders", body=body)
+
+
+def quote(spec: dict[str, Any], client: str | None) -> Call:
+    """The market's quote for an order of ``spec`` (``client``: who would send it)."""
+    payload: dict[str, Any] = {"spec": spec}
+    if client is not None:
+        payload["client"] = client
+    return Call("POST", "/v1/orders/quote", json=payload)
 
 
 def cancel_order(order_id: str) -> Call:

@@ -21,6 +21,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pasar.api.quote import QuoteResponse
 from pasar.client import calls
 from pasar.client.calls import Call, Emit
 from pasar.client.config import client_identity, market_url
@@ -28,7 +29,7 @@ from pasar.client.inputs import LocalInput, collect_inputs, load_job
 from pasar.client.results import JobResult, accept, plan
 from pasar.client.transport import DEFAULT_TIMEOUT_S, Transport
 from pasar.core.errors import PasarError
-from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity
+from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
 
 T = TypeVar("T")
 
@@ -75,15 +76,23 @@ class Client:
     def account_id(self) -> str:
         return self.identity.account_id
 
+    def known_account(self) -> str | None:
+        """This client's account if it has a key already (looking never creates one)."""
+        if self._identity is None and not key_path(self._key, self._home).exists():
+            return None
+        return self.account_id
+
     # -- performing calls --------------------------------------------------------------------------
 
     def _call(self, call: Call) -> Any:
-        timeout = {} if call.timeout_s is None else {"timeout": call.timeout_s}
+        extra: dict[str, Any] = {} if call.timeout_s is None else {"timeout": call.timeout_s}
         if call.body is not None:
-            return self.transport.post_signed(call.path, call.body, self.identity, **timeout)
+            return self.transport.post_signed(call.path, call.body, self.identity, **extra)
         signer = self.identity if call.signed else None
+        if call.json is not None:
+            extra["json"] = call.json
         response = self.transport.request(
-            call.method, call.path, signer=signer, params=dict(call.params), **timeout
+            call.method, call.path, signer=signer, params=dict(call.params), **extra
         )
         return call.parse(response)
 
@@ -117,6 +126,16 @@ class Client:
             self._upload(item)
         reply = self._call(calls.create_order(job.to_dict(), [f.manifest() for f in files], ttl_s))
         return Job(self, str(reply["order_id"]))
+
+    def quote(
+        self, spec: object, *, base_dir: str | os.PathLike[str] | None = None
+    ) -> QuoteResponse:
+        """What the market would do with an order for ``spec`` now, without taking it: the
+        escrow it would lock, the offers that fit, the one it would pick, the price, and why
+        every other provider is out. ``spec`` as for :meth:`launch`; nothing is uploaded."""
+        job, _ = load_job(spec, base_dir)
+        reply = self._call(calls.quote(job.to_dict(), self.known_account()))
+        return QuoteResponse.model_validate(reply)
 
     def _upload(self, item: LocalInput) -> None:
         path = f"/v1/blobs/{item.sha256}"

@@ -91,7 +91,7 @@ def _requeue(
     record.free_shards.append(lease.shard)
     record.free_shards.sort()
     record.shard_escrow[lease.shard] = remaining
-    if record.mechanism == "auction":
+    if state.mechanism_of(record).opens_window:
         state._open_window(record, ts)
     state._refresh_order(record)
     return True

@@ -28,7 +28,7 @@ import random
 from collections.abc import Callable, Mapping
 
 from pasar.core.accounts import LedgerAccount
-from pasar.core.candidates import CANDIDATES
+from pasar.core.candidates import build_candidates
 from pasar.core.errors import PasarError
 from pasar.core.fees import Charges
 from pasar.core.lease_handlers import on_heartbeat, on_lost, on_receipt, on_release
@@ -45,9 +45,10 @@ from pasar.core.market_records import (
 )
 from pasar.core.money import Money
 from pasar.core.nonces import NonceWindow, nonce_reused
+from pasar.core.order_checks import order_mechanism
 from pasar.core.orders import Order, ProviderView
 from pasar.core.presets import Preset
-from pasar.core.pricing.base import Candidate, MatchResult, screen
+from pasar.core.pricing.base import Candidate, MatchResult, Mechanism, screen
 from pasar.core.reputation import Reputation
 from pasar.core.resources import fit
 from pasar.core.spec import JobSpec
@@ -65,11 +66,6 @@ from pasar.core.tx_parsing import (
 )
 from pasar.crypto.envelope import MAX_SKEW_MS
 
-#: Verification policies this market can settle today; the others are refused at order time
-#: (rather than silently settled on the receipt alone).
-SUPPORTED_VERIFICATION = ("receipt",)
-#: Privacy modes this market honours; ``sealed`` is refused until it is built (never ignored).
-SUPPORTED_PRIVACY = ("none",)
 DEFAULT_ORDER_TTL_S = 600
 MAX_ORDER_TTL_S = 7 * 24 * 3600
 MAX_FAUCET_UNITS = 10_000
@@ -216,8 +212,8 @@ class MarketState:
         """The candidates the order's mechanism clears over, with a reason for everyone else."""
         order = self.remaining_order(record)
         views, reasons = self.eligible(record, offline)
-        build = CANDIDATES[record.mechanism]
-        candidates, more = build(self, record, order, views)
+        mechanism = self.mechanism_of(record)
+        candidates, more = build_candidates(self, record, mechanism, order, views)
         return candidates, {**reasons, **more}
 
     def clear(
@@ -229,6 +225,18 @@ class MarketState:
         result = mechanism.clear(self.remaining_order(record), candidates, random.Random(seed))
         merged = {**reasons, **dict(result.reasons)}
         return MatchResult(result.awards, merged, result.unfilled, result.note)
+
+    def mechanism_of(self, record: OrderRecord) -> Mechanism:
+        """The mechanism that prices ``record`` (callers ask it questions, never its name)."""
+        return self.preset.mechanism(record.mechanism)
+
+    def order_escrow(self, spec: JobSpec) -> tuple[Money, Money]:
+        """``(per lease, total)``: what an order for ``spec`` escrows on this market — the
+        spec's cap per lease plus the client's side of the network's fees, times the leases.
+        The one computation of it: ``order.create`` locks exactly what a quote says."""
+        fees = self.preset.fees.for_currency(spec.max_price_per_hour.currency)
+        per_lease = fees.escrow_for(spec.max_escrow_per_lease())
+        return per_lease, per_lease * spec.lease_count
 
     def overdue_leases(self, now_ms: int) -> list[str]:
         t = self.preset.timing
@@ -481,43 +489,21 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
     ttl = tx.body.get("ttl_s", DEFAULT_ORDER_TTL_S)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_ORDER_TTL_S:
         raise fail(f"ttl_s must be 1..{MAX_ORDER_TTL_S} seconds", code="invalid_ttl", field="ttl_s")
-    preset = state.preset
-    mechanism = spec.pricing or preset.default_mechanism
-    preset.mechanism(mechanism)  # refuses a mechanism the network does not allow
-    verification = spec.verification or preset.verification.default
-    if verification not in SUPPORTED_VERIFICATION:
-        raise fail(
-            f"verification {verification!r} is not available on this market yet",
-            code="verification_unavailable",
-            status=422,
-            field="spec.verification",
-            hint="use verification: receipt",
-        )
-    if spec.privacy not in SUPPORTED_PRIVACY:
-        # accepting it and then storing the job in plain text would be a lie to the client
-        raise fail(
-            f"privacy {spec.privacy!r} is not available on this market yet: the job would be "
-            "stored and sent in plain text",
-            code="privacy_unavailable",
-            status=422,
-            field="spec.privacy",
-            hint="leave privacy out (none) until sealed jobs exist, or do not send secrets",
-        )
+    mechanism = order_mechanism(state.preset, spec)
     inputs = parse_inputs(tx.body.get("inputs", []))
-    currency = spec.max_price_per_hour.currency
-    fees = preset.fees.for_currency(currency)
+    fees = state.preset.fees.for_currency(spec.max_price_per_hour.currency)
     order_id = "o-" + tx.digest[:16]
     if order_id in state.orders:
         raise fail("this order already exists", code="conflict", status=409)
-    per_lease = fees.escrow_for(spec.max_escrow_per_lease())
-    state.ledger.escrow_order(tx.signer, order_id, per_lease * spec.lease_count)
+    per_lease, escrow = state.order_escrow(spec)
+    state.ledger.escrow_order(tx.signer, order_id, escrow)
     order = Order.from_spec(spec, id=order_id, client=tx.signer, created_at=tx.at)
     record = OrderRecord(
         id=order_id,
         client=tx.signer,
         spec=spec,
         order=order,
-        mechanism=mechanism,
+        mechanism=mechanism.name,
         fees=fees,
         escrow_per_lease=per_lease,
         created_at=tx.at,
@@ -528,15 +514,16 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
     state.orders[order_id] = record
     for item in inputs:
         state.blob_orders.setdefault(str(item["sha256"]), set()).add(order_id)
-    if mechanism == "auction":
+    if mechanism.opens_window:
         state._open_window(record, tx.at)
     invited = record.window.invited if record.window else frozenset(state.providers)
     return Applied(
         tx.type,
         {
             "order_id": order_id,
-            "escrow": (per_lease * spec.lease_count).to_json(),
-            "mechanism": mechanism,
+            "escrow": escrow.to_json(),
+            "mechanism": mechanism.name,
+            "takes_bids": mechanism.takes_bids,
         },
         providers=set(invited),
         orders={order_id},
@@ -546,7 +533,7 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
 def _on_bid(state: MarketState, tx: Tx) -> Applied:
     record = state._order(tx.body.get("order_id"))
     window = record.window
-    if record.mechanism != "auction" or window is None or record.status != "open":
+    if not state.mechanism_of(record).takes_bids or window is None or record.status != "open":
         raise fail("this order is not taking bids", code="not_open", status=409)
     if tx.signer not in window.invited:
         raise fail(
@@ -585,7 +572,7 @@ def _on_match(state: MarketState, tx: Tx) -> Applied:
             if record.unfilled == 0:
                 break
             started.append(state._start_lease(record, award.provider, award.price_per_hour, tx.at))
-    if record.mechanism == "auction" and record.unfilled:
+    if record.unfilled and state.mechanism_of(record).opens_window:
         state._open_window(record, tx.at)
     state._refresh_order(record)
     providers = {state.leases[x].provider for x in started}

@@ -234,7 +234,7 @@ class Agent:
         kind = event.get("type")
         try:
             if kind == "order.create" and not self.state.draining:
-                if event.get("mechanism", "auction") == "auction":  # only auctions take bids
+                if event.get("takes_bids", True):  # the order's mechanism takes sealed bids
                     self._maybe_bid(str(event["order_id"]))
             elif kind == "match":
                 # the event names each lease's provider: run ours, never read the others'
@@ -277,7 +277,7 @@ class Agent:
                 return
             raise
         auction = order.get("auction")
-        if order.get("status") != "open" or order.get("mechanism") != "auction" or not auction:
+        if order.get("status") != "open" or not order.get("takes_bids") or not auction:
             return
         if self.identity.account_id not in auction["invited"]:
             return

@@ -43,7 +43,14 @@ from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.core.orders import Order, ProviderView
 from pasar.core.pricing.auction import rank, score_text
-from pasar.core.pricing.base import Award, Candidate, MatchResult, price_problem
+from pasar.core.pricing.base import (
+    Award,
+    Candidate,
+    Candidates,
+    MatchResult,
+    Offers,
+    price_problem,
+)
 from pasar.core.resources import (
     Allocation,
     GpuModel,
@@ -207,6 +214,12 @@ class Book:
     """Posted prices: the cheapest fitting asks win at once and are paid what they ask."""
 
     name: ClassVar[str] = "book"
+    takes_bids: ClassVar[bool] = False
+    opens_window: ClassVar[bool] = False
+
+    def candidates(self, order: Order, views: Sequence[ProviderView], offers: Offers) -> Candidates:
+        """Each fitting provider at its standing ask applied to the request."""
+        return book_candidates(order, [(view, offers.asks(view.id)) for view in views])
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object]) -> Book:

@@ -1,4 +1,4 @@
-"""Orders: create from a signed job spec, read, list, cancel, explain, bid, wait for changes."""
+"""Orders: quote, create from a signed job spec, read, list, cancel, explain, bid, wait."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from pasar.api.quote import QuoteRequest, QuoteResponse
 from pasar.core.accounts import LedgerAccount
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
+from pasar.core.quotes import quote_order
+from pasar.core.spec import JobSpec
 from pasar.core.state import MarketState
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.market.access import View, check_order_party, is_operator, order_view_for
@@ -25,13 +28,14 @@ def order_view(state: MarketState, record: OrderRecord, view: View = "full") -> 
     """The order as its parties see it (``full``), or as an invited bidder does (``public``:
     the requirements a bid needs, nothing of the command, environment, inputs or leases)."""
     if view == "public":
-        return public_order_view(record)
+        return public_order_view(state, record)
     escrow = state.ledger.balance(LedgerAccount.order_escrow(record.id), record.order.currency)
     return {
         "order_id": record.id,
         "client": record.client,
         "status": record.status,
         "mechanism": record.mechanism,
+        "takes_bids": state.mechanism_of(record).takes_bids,
         "spec": record.spec.to_dict(),
         "created_at": record.created_at,
         "deadline": record.deadline,
@@ -57,12 +61,13 @@ def auction_view(record: OrderRecord) -> dict[str, Any] | None:
     }
 
 
-def public_order_view(record: OrderRecord) -> dict[str, Any]:
+def public_order_view(state: MarketState, record: OrderRecord) -> dict[str, Any]:
     return {
         "order_id": record.id,
         "client": record.client,
         "status": record.status,
         "mechanism": record.mechanism,
+        "takes_bids": state.mechanism_of(record).takes_bids,
         "spec": record.spec.public_dict(),
         "created_at": record.created_at,
         "deadline": record.deadline,
@@ -82,6 +87,23 @@ def _record(state: MarketState, order_id: str) -> OrderRecord:
             hint="order ids look like o-0123456789abcdef",
         )
     return record
+
+
+@router.post(
+    "/v1/orders/quote",
+    summary="What an order for a spec would escrow, whom it would match, at what price",
+    response_model=QuoteResponse,
+)
+def quote(request: Request, body: QuoteRequest, reader: Reader) -> QuoteResponse:
+    """The market's own preview of an order (nothing is escrowed or stored): the spec checks,
+    escrow, screening and clearing an order runs, with every loser's reason. Public, like the
+    offers it reveals; a signed request quotes for its signer (its own provider is left out)."""
+    spec = JobSpec.from_dict(body.spec, source="spec")  # parsed before the lock is taken
+    service = service_of(request)
+    offline = service.offline_providers()
+    with service.lock:
+        quoted = quote_order(service.state, spec, client=reader or body.client, offline=offline)
+    return QuoteResponse.of(quoted)
 
 
 @router.post("/v1/orders", summary="Create an order from a signed job spec (escrows the max)")
