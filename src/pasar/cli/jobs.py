@@ -178,7 +178,10 @@ def launch(
                 print_json({"dry_run": False, "order_id": job.id, **plan})
             return
         try:
-            order = follow_order(client, job.id, None if json else _progress_printer())
+            emit = None if json else _progress_printer()
+            if emit is not None:  # every order starts open; a fast match must not hide that
+                emit(f"order {job.id}: open")
+            order = follow_order(client, job.id, emit, shown_status="open")
         except KeyboardInterrupt:
             err_console.print(
                 f"stopped following {job.id}; it goes on (pasar status {job.id}, "
@@ -252,12 +255,15 @@ def _lease_line(lease: dict[str, Any]) -> str:
     return f"{where}: {status} (" + ", ".join(extra) + ")"
 
 
-def follow_order(client: Client, order_id: str, emit: Progress | None) -> dict[str, Any]:
+def follow_order(
+    client: Client, order_id: str, emit: Progress | None, *, shown_status: str | None = None
+) -> dict[str, Any]:
     """Long-poll the order until it ends, reporting each change of the order's status and of
-    every lease's (the market's states as they are: nothing is inferred). Returns the last view."""
+    every lease's (the market's states as they are: nothing is inferred). ``shown_status`` is
+    the status the caller already reported (``open`` just after creating it). Returns the last
+    view."""
     order: dict[str, Any] = client.job(order_id).status()
     after = 0
-    shown_status: str | None = None
     shown_leases: dict[str, str] = {}
     while True:
         if emit is not None:  # leases first: a lease settles, then its order is done

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from pasar.core.errors import PasarError
+from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.market.routes.common import service_of
 
 router = APIRouter(tags=["chain"])
@@ -29,7 +30,7 @@ def head(request: Request) -> dict[str, Any]:
 @router.get("/v1/chain/blocks", summary="Blocks from a height")
 def blocks(
     request: Request,
-    start: Annotated[int, Query(alias="from", ge=0)] = 0,
+    start: Annotated[int, Query(alias="from", ge=0, le=INT_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     found = service_of(request).store.blocks(from_height=start, limit=limit)
@@ -37,7 +38,7 @@ def blocks(
 
 
 @router.get("/v1/chain/blocks/{height}", summary="One block")
-def block(request: Request, height: int) -> dict[str, Any]:
+def block(request: Request, height: Annotated[int, Path(ge=0, le=INT_MAX)]) -> dict[str, Any]:
     found = service_of(request).store.block(height)
     if found is None:
         raise PasarError(f"no block at height {height}", code="not_found", status=404)
@@ -47,7 +48,7 @@ def block(request: Request, height: int) -> dict[str, Any]:
 @router.get("/v1/chain/txs", summary="Logged transactions (signed envelopes) in order")
 def txs(
     request: Request,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> dict[str, Any]:
     found = service_of(request).store.txs(after_seq=after, limit=limit)

@@ -15,6 +15,7 @@ from pasar.core.market_records import LeaseRecord
 from pasar.core.nonces import nonce_reused
 from pasar.core.state import MarketState
 from pasar.core.tx_parsing import output_parts
+from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex
 from pasar.market.access import check_lease_party
@@ -239,7 +240,7 @@ async def read_logs(
     lease_id: str,
     *,
     reader: Reader,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     follow: bool = False,
     timeout: Annotated[float, Query(ge=0, le=MAX_FOLLOW_S)] = 25.0,
 ) -> PlainTextResponse:

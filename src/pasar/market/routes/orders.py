@@ -13,6 +13,7 @@ from pasar.core.market_records import OrderRecord
 from pasar.core.quotes import quote_order
 from pasar.core.spec import JobSpec
 from pasar.core.state import MarketState
+from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.market.access import View, check_order_party, is_operator, order_view_for
 from pasar.market.auth import Reader, Signer, signed_envelope
@@ -156,7 +157,7 @@ async def wait_order(
     request: Request,
     order_id: str,
     reader: Reader,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 25.0,
 ) -> dict[str, Any]:
     service = service_of(request)
