@@ -131,6 +131,8 @@ class OrderRecord:
     inputs: tuple[dict[str, Any], ...] = ()
     # a re-queued shard carries on with what was left of its lease's escrow
     shard_escrow: dict[int, Money] = field(default_factory=dict)
+    # the verification policy (normalized spec value, or the network's default at creation)
+    verification: str = "receipt"
 
     def escrow_for_shard(self, shard: int) -> Money:
         return self.shard_escrow.get(shard, self.escrow_per_lease)
@@ -156,7 +158,9 @@ class LeaseRecord:
     price_per_hour: Money
     allocation: Allocation
     started_at: int
-    status: str = "running"  # running | settled | failed | lost | cancelled | released
+    # running | held (receipt in, result being checked) | settled | failed | lost | cancelled
+    # | released
+    status: str = "running"
     beats: set[int] = field(default_factory=set)
     ended_at: int | None = None
     receipt: dict[str, Any] | None = None
