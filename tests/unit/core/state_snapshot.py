@@ -43,3 +43,13 @@ def sabotaged(tx_type: str) -> Iterator[None]:
         yield
     finally:
         state_module._HANDLERS[tx_type] = real
+
+
+def books_balance(state: MarketState) -> None:
+    """Money is conserved: per currency all balances (mint's negative one included) sum to
+    zero, and what circulates is what was minted less what was burned (slashes burn)."""
+    for currency in state.ledger.currencies():
+        held = [b.amount.micros for b in state.ledger.balances() if b.amount.currency == currency]
+        assert sum(held) == 0, f"the {currency} books are off by {sum(held)} micros"
+        ledger = state.ledger
+        assert ledger.circulating(currency) == ledger.minted(currency) - ledger.burned(currency)
