@@ -16,6 +16,7 @@ from pasar.core.fees import Charges, FeeSchedule
 from pasar.core.money import Money
 from pasar.core.orders import Order
 from pasar.core.pricing.book import Asks
+from pasar.core.record_journal import REPLACED_WHOLE
 from pasar.core.reputation import Reputation
 from pasar.core.resources import Allocation, GpuModel, Inventory
 from pasar.core.spec import JobSpec
@@ -125,7 +126,8 @@ class OrderRecord:
     status: str = "open"  # open | running | done | expired | cancelled
     leases: list[str] = field(default_factory=list)
     free_shards: list[int] = field(default_factory=list)
-    reasons: dict[str, str] = field(default_factory=dict)
+    # why each provider did not get a lease: replaced by each match, never changed in place
+    reasons: dict[str, str] = field(default_factory=dict, metadata=REPLACED_WHOLE)
     note: str | None = None
     window: AuctionWindowState | None = None
     inputs: tuple[dict[str, Any], ...] = ()
@@ -163,7 +165,7 @@ class LeaseRecord:
     status: str = "running"
     beats: set[int] = field(default_factory=set)
     ended_at: int | None = None
-    receipt: dict[str, Any] | None = None
+    receipt: dict[str, Any] | None = field(default=None, metadata=REPLACED_WHOLE)
     charges: Charges | None = None
     billed_ms: int = 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pasar.core.record_journal import RecordJournal
+from pasar.core.record_journal import REPLACED_WHOLE, RecordJournal
 
 
 @dataclass
@@ -80,3 +80,20 @@ def test_nothing_saved_nothing_changed() -> None:
     journal.rollback()
     assert record.status == "changed without a save"
     assert journal.touched_records() == []
+
+
+@dataclass
+class Matched:
+    note: str = ""
+    reasons: dict[str, str] = field(default_factory=dict, metadata=REPLACED_WHOLE)
+
+
+def test_a_field_replaced_whole_is_kept_by_reference_not_copied() -> None:
+    reasons = {f"p{i}": "ask too high" for i in range(1000)}
+    record = Matched(reasons=reasons)
+    journal = RecordJournal()
+    journal.save(record)
+    record.reasons = {"p1": "offline"}
+    record.note = "matched"
+    journal.rollback()
+    assert record.reasons is reasons and record == Matched(reasons=dict(reasons))
