@@ -16,6 +16,7 @@ from pasar.core.fees import Charges, FeeSchedule
 from pasar.core.money import Money
 from pasar.core.orders import Order
 from pasar.core.pricing.book import Asks
+from pasar.core.record_journal import REPLACED_WHOLE
 from pasar.core.reputation import Reputation
 from pasar.core.resources import Allocation, GpuModel, Inventory
 from pasar.core.spec import JobSpec
@@ -126,12 +127,15 @@ class OrderRecord:
     status: str = "open"  # open | running | done | expired | cancelled
     leases: list[str] = field(default_factory=list)
     free_shards: list[int] = field(default_factory=list)
-    reasons: dict[str, str] = field(default_factory=dict)
+    # why each provider did not get a lease: replaced by each match, never changed in place
+    reasons: dict[str, str] = field(default_factory=dict, metadata=REPLACED_WHOLE)
     note: str | None = None
     window: AuctionWindowState | None = None
     inputs: tuple[dict[str, Any], ...] = ()
     # a re-queued shard carries on with what was left of its lease's escrow
     shard_escrow: dict[int, Money] = field(default_factory=dict)
+    # the verification policy (normalized spec value, or the network's default at creation)
+    verification: str = "receipt"
 
     def escrow_for_shard(self, shard: int) -> Money:
         return self.shard_escrow.get(shard, self.escrow_per_lease)
@@ -157,10 +161,12 @@ class LeaseRecord:
     price_per_hour: Money
     allocation: Allocation
     started_at: int
-    status: str = "running"  # running | settled | failed | lost | cancelled | released
+    # running | held (receipt in, result being checked) | settled | failed | lost | cancelled
+    # | released
+    status: str = "running"
     beats: set[int] = field(default_factory=set)
     ended_at: int | None = None
-    receipt: dict[str, Any] | None = None
+    receipt: dict[str, Any] | None = field(default=None, metadata=REPLACED_WHOLE)
     charges: Charges | None = None
     billed_ms: int = 0
 

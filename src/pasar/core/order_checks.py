@@ -11,9 +11,6 @@ from pasar.core.presets import Preset
 from pasar.core.pricing.base import Mechanism
 from pasar.core.spec import JobSpec
 
-#: Verification policies this market can settle today; the others are refused at order time
-#: (rather than silently settled on the receipt alone).
-SUPPORTED_VERIFICATION = ("receipt",)
 #: Privacy modes this market honours; ``sealed`` is refused until it is built (never ignored).
 SUPPORTED_PRIVACY = ("none",)
 #: Leases one order may ask for (shards × nodes): each is a slot the market keeps in memory,
@@ -25,15 +22,7 @@ def order_mechanism(preset: Preset, spec: JobSpec) -> Mechanism:
     """The mechanism an order for ``spec`` uses on a ``preset`` market; raises a 4xx naming the
     field for a pricing, verification, privacy or size the market does not take."""
     mechanism = preset.mechanism(spec.pricing)  # refuses one the network does not allow
-    verification = spec.verification or preset.verification.default
-    if verification not in SUPPORTED_VERIFICATION:
-        raise fail(
-            f"verification {verification!r} is not available on this market yet",
-            code="verification_unavailable",
-            status=422,
-            field="spec.verification",
-            hint="use verification: receipt",
-        )
+    preset.verification_policy(spec.verification)  # 422 for one not available here
     if spec.privacy not in SUPPORTED_PRIVACY:
         # accepting it and then storing the job in plain text would be a lie to the client
         raise fail(

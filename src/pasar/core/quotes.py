@@ -95,6 +95,8 @@ def quote_order(
     """
     mechanism = order_mechanism(state.preset, spec)
     per_lease, escrow = state.order_escrow(spec)
+    policy = state.preset.verification_policy(spec.verification)
+    leases = policy.leases_needed(spec)  # what order.create would open, replicas included
     currency = spec.max_price_per_hour.currency
     who = client or ""
     record = OrderRecord(
@@ -107,17 +109,18 @@ def quote_order(
         escrow_per_lease=per_lease,
         created_at=state.last_ts,
         deadline=state.last_ts,
-        free_shards=list(range(spec.lease_count)),
+        free_shards=list(range(leases)),
+        verification=policy.name,
     )
     base = OrderQuote(
         mechanism=mechanism.name,
         takes_bids=mechanism.takes_bids,
         request=record.order.request.describe(),
-        leases=spec.lease_count,
+        leases=leases,
         max_price_per_hour=spec.max_price_per_hour,
         escrow_per_lease=per_lease,
         escrow=escrow,
-        unfilled=spec.lease_count,
+        unfilled=leases,
     )
     if mechanism.opens_window:
         return _window_quote(state, record, base)

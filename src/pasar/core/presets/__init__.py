@@ -52,6 +52,7 @@ from pasar.core.pricing.base import Mechanism
 from pasar.core.reputation import ReputationWeights
 from pasar.core.spec import normalize_verification
 from pasar.core.stake import StakeRule, stake_rule_from_mapping, stake_rule_to_mapping
+from pasar.core.verify import VerificationPolicy, build_policy
 
 BUILTIN_PRESETS: tuple[str, ...] = (
     "pasar",
@@ -210,6 +211,11 @@ class Preset:
         and clearing, and building one parses its preset table (a preset never changes, and a
         mechanism is immutable, so one instance serves every caller)."""
         return {}
+
+    def verification_policy(self, requested: str | None = None) -> VerificationPolicy:
+        """The verification policy for an order: the one its spec names, or the network's
+        default; one this market cannot carry out yet is refused (422), never ignored."""
+        return build_policy(requested or self.verification.default, self.verification)
 
     def fee_schedule(self, currency: str | None = None) -> FeeSchedule:
         return self.fees.for_currency(currency or self.currency)
