@@ -24,12 +24,12 @@ from pasar.market.serve import build_app
 URL = "http://market.test"
 LEASE_KEYS = {
     "lease_id", "order_id", "provider", "client", "shard", "shards", "status", "price_per_hour",
-    "started_at", "ended_at", "verified_intervals", "billed_seconds", "billed_ms", "gpus", "cpus",
-    "receipt", "inputs", "bill",
+    "started_at", "ended_at", "verified_intervals", "billed_seconds", "billed_ms", "gpus",
+    "devices", "cpus", "receipt", "inputs", "bill",
 }  # fmt: skip
 ORDER_KEYS = {
-    "order_id", "client", "status", "mechanism", "spec", "created_at", "deadline", "unfilled",
-    "escrow", "leases", "note", "inputs", "auction",
+    "order_id", "client", "status", "mechanism", "takes_bids", "spec", "created_at", "deadline",
+    "unfilled", "escrow", "leases", "note", "inputs", "auction",
 }  # fmt: skip
 OFFER_KEYS = {
     "online", "provider", "cpus", "memory", "disk", "reliability", "reputation", "score",
@@ -77,6 +77,7 @@ def test_order_lease_and_offer_views_keep_their_shape(market: TestClient) -> Non
     (lease,) = raw["leases"]
     assert set(lease) == LEASE_KEYS  # no spec inside an order's lease
     assert lease["receipt"] is None and lease["bill"] is None and lease["gpus"] is None
+    assert lease["devices"] == [] and raw["takes_bids"] is False  # a CPU lease; a book order
     assert parse(OrderView, raw).wire() == raw
 
     one = as_provider.perform(calls.lease(lease["lease_id"]), provider)

@@ -16,6 +16,7 @@ class FeedEvent(OpenModel):
     order_id: str | None = None
     lease_id: str | None = None
     mechanism: str | None = None
+    takes_bids: bool | None = None  # an order's mechanism takes sealed bids (None: not said)
     leases: list[str] | None = None
     assigned: dict[str, str] | None = None  # lease id -> its provider (a match)
 

@@ -11,8 +11,17 @@ from pasar.api.receipts import FileEntry
 from pasar.api.status import LeaseStatus
 
 
+class GpuDeviceView(WireModel):
+    """One physical GPU a lease holds: its NVML index on the provider's machine and, when the
+    provider registered it, its UUID (what the runtime hands the job)."""
+
+    index: int
+    uuid: str | None = None
+
+
 class LeaseView(WireModel):
-    """One lease. The allocation is ``gpus`` (``"2× A100"``, None without GPUs) and ``cpus``
+    """One lease. The allocation is ``gpus`` (``"2× A100"``, None without GPUs), ``devices``
+    (the physical GPUs behind them, so the agent runs the job on exactly these) and ``cpus``
     (exact text). ``receipt`` echoes the signed receipt body the market accepted (untrusted
     JSON: the market checks only what settlement needs); ``spec`` (the order's job spec, which
     :class:`~pasar.core.spec.JobSpec` validates) is present only in ``GET /v1/leases/{id}``."""
@@ -31,6 +40,7 @@ class LeaseView(WireModel):
     billed_seconds: int = 0
     billed_ms: int = 0
     gpus: str | None = None
+    devices: list[GpuDeviceView] = Field(default_factory=list)
     cpus: str = "1"
     receipt: JSONObject | None = None
     inputs: list[FileEntry] = Field(default_factory=list)

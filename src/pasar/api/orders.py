@@ -28,6 +28,7 @@ class PublicOrderView(WireModel):
     client: str
     status: OrderStatus
     mechanism: str
+    takes_bids: bool  # the mechanism takes sealed bids (an invited provider answers with one)
     spec: JSONObject
     created_at: int
     deadline: int
@@ -43,6 +44,7 @@ class OrderView(WireModel):
     client: str
     status: OrderStatus
     mechanism: str
+    takes_bids: bool  # the mechanism takes sealed bids (an invited provider answers with one)
     spec: JSONObject
     created_at: int
     deadline: int

@@ -1,10 +1,12 @@
 """``pasar launch | status | logs | result | cancel | explain``: run a job and follow it.
 
-``launch`` validates the spec (and its inputs) locally, shows the offers that fit it with the
-one the network's mechanism would pick, and asks before it escrows anything (``--yes`` skips
-the question; without a terminal it refuses rather than hang). ``--wait`` follows the order
-through the market's states — open, each lease matched and running, settled — and prints the
-bill of every lease; the exit code is then 0 only if every lease exited 0.
+``launch`` validates the spec (and its inputs) locally, shows the market's quote for it — the
+escrow, the offers that fit, the one the network's mechanism would pick and why the others lose,
+all computed by the market (``POST /v1/orders/quote``), none of it here — and asks before it
+escrows anything (``--yes`` skips the question; without a terminal it refuses rather than hang).
+``--wait`` follows the order through the market's states — open, each lease matched and
+running, settled — and prints the bill of every lease; the exit code is then 0 only if every
+lease exited 0.
 
 Everything goes through the SDK (:class:`pasar.Client`, :class:`pasar.client.client.Job`);
 errors are PasarErrors, rendered once by :mod:`pasar.cli.main` (exit 2, JSON with ``--json``).
@@ -15,11 +17,8 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TypedDict
 
 import typer
 from rich.markup import escape
@@ -28,8 +27,9 @@ from rich.table import Table
 from pasar.api.base import parse, parse_rows
 from pasar.api.leases import LeaseView
 from pasar.api.orders import OrderView, OrderWait, PublicOrderView
+from pasar.api.quote import QuotedOfferView, QuoteResponse
 from pasar.api.status import TERMINAL_ORDER
-from pasar.cli.common import JsonOpt, MarketOpt, make_client, money, perform, short, text, total
+from pasar.cli.common import JsonOpt, MarketOpt, make_client, perform, short, text, total
 from pasar.cli.output import console, err_console, print_json
 from pasar.cli.spec import read_spec_file
 from pasar.client import calls
@@ -37,200 +37,58 @@ from pasar.client.client import Client
 from pasar.client.inputs import collect_inputs
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
-from pasar.core.presets import Preset, builtin_preset
-from pasar.core.resources import GpuModel, ResourceRequest
 from pasar.core.spec import JobSpec
 from pasar.crypto.identity import key_path
 
-MAX_OFFERS = 10_000  # the market's cap on one /v1/providers answer
 SHOWN_OFFERS = 20  # rows of the considered-offers table (--json lists them all)
 
 OrderArg = typer.Argument(..., help="The order id (o-…), as `pasar launch` printed it.")
 
 
-# -- the offers a launch would consider ------------------------------------------------------------
+# -- the market's quote ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Considered:
-    """One offer that fits the spec, priced for this job, and whether the mechanism takes it."""
-
-    provider: str
-    gpus: str
-    price_per_hour: Money | None
-    reputation: str
-    score: str
-    within_max: bool
-    chosen: bool
-    note: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "provider": self.provider,
-            "gpus": self.gpus,
-            "price_per_hour": None
-            if self.price_per_hour is None
-            else self.price_per_hour.to_json(),
-            "reputation": self.reputation,
-            "score": self.score,
-            "within_max": self.within_max,
-            "chosen": self.chosen,
-            "note": self.note,
-        }
+def _chosen_cell(offer: QuotedOfferView, decided_by: str | None) -> str:
+    if offer.chosen:
+        return "✓" if offer.leases == 1 else f"✓ ×{offer.leases}"
+    if decided_by is not None:
+        return "-"
+    return offer.reason or ""
 
 
-def _qty(value: object) -> Decimal | None:
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-
-
-def _fits(offer: dict[str, Any], request: ResourceRequest) -> bool:
-    """Whether an offer's free resources hold one lease of ``request`` (the market's fit)."""
-    for key, need in (
-        ("cpus", request.cpus),
-        ("memory", request.memory_gb),
-        ("disk", request.disk_gb),
-    ):
-        have = _qty(offer.get(key))
-        if have is None or have < need:
-            return False
-    if not request.gpu_count:
-        return True
-    name, count = offer.get("gpu_name"), offer.get("num_gpus")
-    if not name or not isinstance(count, int) or count < request.gpu_count:
-        return False
-    try:
-        model = GpuModel.parse(name)
-    except PasarError:
-        return False
-    return request.accepts(model)
-
-
-def _job_price(offer: dict[str, Any], request: ResourceRequest) -> Money | None:
-    """The offer's ask for one lease of ``request`` per hour, from the offer's exact prices:
-    GPU asks × GPUs asked for, or the CPU offer's price pro rata of the CPUs asked for."""
-    if request.gpu_count:
-        unit = money(offer.get("dph_per_gpu"))
-        return None if unit is None else unit * request.gpu_count
-    if offer.get("num_gpus"):
-        return None  # a GPU offer's row does not carry the provider's CPU ask
-    price, free = money(offer.get("dph")), _qty(offer.get("cpus"))
-    if price is None or free is None or free <= 0:
-        return None
-    return price.scale(Fraction(request.cpus) / Fraction(free))
-
-
-def _decided_by(mechanism: str | None) -> str | None:
-    """Who picks among the fitting offers, when it is not simply the cheapest ask."""
-    if mechanism == "book":
-        return None
-    if mechanism == "auction":
-        return "auction: decided by bids"
-    if mechanism is None:
-        return "decided by the network's mechanism"
-    return f"{mechanism}: decided by the mechanism"
-
-
-def considered_offers(client: Client, spec: JobSpec, mechanism: str | None) -> list[Considered]:
-    """The offers that fit one lease of ``spec``, cheapest first, the book's pick marked."""
-    request = spec.to_request()
-    terms = ["rentable=any", f"memory>={request.memory_gb}", f"disk>={request.disk_gb}"]
-    if request.cpus == request.cpus.to_integral_value():
-        terms.append(f"cpus>={int(request.cpus)}")
-    if request.gpu_count:
-        terms.append(f"num_gpus>={request.gpu_count}")
-    found = client.offers(" ".join(terms), order="dph", limit=MAX_OFFERS)
-    cap = spec.max_price_per_hour
-    rows: list[tuple[dict[str, Any], Money | None]] = []
-    seen: set[str] = set()
-    for offer in found:
-        provider = str(offer.get("provider"))
-        if not _fits(offer, request) or (not request.gpu_count and provider in seen):
-            continue
-        price = _job_price(offer, request)
-        if price is not None and price.currency != cap.currency:
-            price = None  # another currency cannot be compared with the cap
-        seen.add(provider)
-        rows.append((offer, price))
-    rows.sort(key=lambda r: (r[1] is None, r[1].micros if r[1] is not None else 0))
-    pick: int | None = None
-    if mechanism == "book":
-        for i, (_, price) in enumerate(rows):
-            if price is not None and price <= cap:
-                pick = i
-                break
-    out = []
-    for i, (offer, price) in enumerate(rows):
-        within = price is not None and price <= cap
-        if price is None:
-            note = "no ask for this job"
-        elif not within:
-            note = f"price {price.amount_str()} > max {cap.amount_str()}"
-        else:
-            note = "cheapest ask within the max" if i == pick else ""
-        gpus = (
-            f"{request.gpu_count}× {offer.get('gpu_name')}"
-            if request.gpu_count
-            else f"{request.cpus} CPU of {offer.get('cpus')} free"
-        )
-        out.append(
-            Considered(
-                provider=str(offer.get("provider")),
-                gpus=gpus,
-                price_per_hour=price,
-                reputation=text(offer.get("reputation")),
-                score=text(offer.get("score")),
-                within_max=within,
-                chosen=i == pick,
-                note=note,
-            )
-        )
-    return out
-
-
-def _print_offers(rows: list[Considered], mechanism: str | None) -> None:
-    if not rows:
+def _print_offers(quote: QuoteResponse) -> None:
+    """The market's quote as a table: the offers that fit, the pick, every loser's reason."""
+    if not quote.offers:
         console.print(
             "[yellow]no offer on the market fits this spec now[/]; the order would wait for one "
             "until it expires (then `pasar explain ID` says why, and the escrow is refunded)"
         )
         return
-    decided = _decided_by(mechanism)
-    table = Table(title="considered offers" + (f" ({decided})" if decided else ""))
-    for column in ("provider", "GPUs", "price/h", "score", "reputation", "chosen"):
+    decided = quote.decided_by
+    title = "considered offers" + (f" ({quote.mechanism}: {decided})" if decided else "")
+    table = Table(title=title)
+    for column in ("provider", "price/h", "score", "reputation", "chosen"):
         table.add_column(column)
-    for r in rows[:SHOWN_OFFERS]:
-        if decided is not None:
-            chosen = "-" if r.within_max else r.note
-        else:
-            chosen = "✓" if r.chosen else r.note
+    for offer in quote.offers[:SHOWN_OFFERS]:
         table.add_row(
-            short(r.provider),
-            r.gpus,
-            text(r.price_per_hour),
-            r.score,
-            r.reputation,
-            chosen,
+            short(offer.provider),
+            text(offer.price_per_hour),
+            str(offer.score),
+            offer.reputation,
+            _chosen_cell(offer, decided),
         )
     console.print(table)
-    if len(rows) > SHOWN_OFFERS:
-        console.print(f"… and {len(rows) - SHOWN_OFFERS} more (--json lists them all)")
-    if not any(r.within_max for r in rows) and mechanism == "book":
-        console.print("[yellow]every fitting offer asks more than max_price_per_hour[/]")
+    if len(quote.offers) > SHOWN_OFFERS:
+        console.print(f"… and {len(quote.offers) - SHOWN_OFFERS} more (--json lists them all)")
+    if decided is None and quote.unfilled:
+        why = f" ({quote.note})" if quote.note else ""
+        console.print(
+            f"[yellow]{quote.unfilled} of {quote.leases} lease(s) would not be matched now"
+            f"{escape(why)}[/]; they wait for a provider until the order expires"
+        )
 
 
 # -- launch ----------------------------------------------------------------------------------------
-
-
-def _market_preset(client: Client) -> Preset | None:
-    """The market's preset, when it is one this client knows (to name the mechanism and fees)."""
-    name = client.transport.get("/v1/healthz").get("preset")
-    try:
-        return builtin_preset(str(name))
-    except PasarError:
-        return None
 
 
 def _with_max_price(spec: JobSpec, max_price: str, source: str) -> JobSpec:
@@ -238,16 +96,7 @@ def _with_max_price(spec: JobSpec, max_price: str, source: str) -> JobSpec:
     return JobSpec.from_dict({**spec.to_dict(), "max_price_per_hour": cap.to_json()}, source=source)
 
 
-def _escrow(spec: JobSpec, preset: Preset | None) -> Money:
-    """What the market will escrow: the spec's cap per lease plus the client's side of the
-    network's fees (as ``order.create`` computes it), times the leases."""
-    if preset is None:
-        return spec.max_escrow()
-    fees = preset.fee_schedule(spec.max_price_per_hour.currency)
-    return fees.escrow_for(spec.max_escrow_per_lease()) * spec.lease_count
-
-
-def _confirm(escrow: Money) -> bool:
+def _confirm(escrow: str) -> bool:
     """Ask on the terminal; refuse (exit 2) when there is none to ask on."""
     if not sys.stdin.isatty():
         raise PasarError(
@@ -298,37 +147,33 @@ def launch(
     base = spec_path.absolute().parent
     inputs = collect_inputs(spec, base)  # a missing input fails now, before any request
     with make_client(market) as client:
-        preset = _market_preset(client)
-        mechanism = spec.pricing or (preset.default_mechanism if preset else None)
-        if preset is not None:
-            preset.mechanism(spec.pricing)  # refuses pricing this network does not offer
-        escrow = _escrow(spec, preset)
-        offers = considered_offers(client, spec, mechanism)
+        quote = client.quote(spec)  # refuses a spec the market would refuse, as the order would
         plan = {
             "spec": spec.to_dict(),
-            "mechanism": mechanism,
-            "escrow": escrow.to_json(),
+            "mechanism": quote.mechanism,
+            "escrow": quote.escrow,
             "inputs": [i.manifest() for i in inputs],
-            "offers": [o.to_dict() for o in offers],
-            "chosen": next((o.provider for o in offers if o.chosen), None),
-            "decided_by": _decided_by(mechanism),
+            "offers": [o.model_dump() for o in quote.offers],
+            "chosen": quote.chosen,
+            "decided_by": quote.decided_by,
+            "quote": quote.model_dump(),
         }
         if not json:
-            _print_plan(spec, mechanism, escrow, len(inputs), client)
-            _print_offers(offers, mechanism)
+            _print_plan(spec, quote, len(inputs), client)
+            _print_offers(quote)
         if dry_run:
             if json:
                 print_json({"dry_run": True, **plan})
             else:
                 console.print("dry run: nothing launched")
             return
-        if not yes and not _confirm(escrow):
+        if not yes and not _confirm(quote.escrow):
             err_console.print("not launched")
             raise typer.Exit(1)
         job = client.launch(spec, base_dir=base, ttl_s=ttl)
         if not json:
             console.print(
-                f"launched [bold]{job.id}[/] (escrow {escrow}); follow it with "
+                f"launched [bold]{job.id}[/] (escrow {quote.escrow}); follow it with "
                 f"`pasar status {job.id}`, `pasar logs {job.id} -f`",
                 highlight=False,
             )
@@ -337,7 +182,10 @@ def launch(
                 print_json({"dry_run": False, "order_id": job.id, **plan})
             return
         try:
-            order = follow_order(client, job.id, None if json else _progress_printer())
+            emit = None if json else _progress_printer()
+            if emit is not None:  # every order starts open; a fast match must not hide that
+                emit(f"order {job.id}: open")
+            order = follow_order(client, job.id, emit, shown_status="open")
         except KeyboardInterrupt:
             err_console.print(
                 f"stopped following {job.id}; it goes on (pasar status {job.id}, "
@@ -364,18 +212,16 @@ def launch(
         raise typer.Exit(1)
 
 
-def _print_plan(
-    spec: JobSpec, mechanism: str | None, escrow: Money, files: int, client: Client
-) -> None:
+def _print_plan(spec: JobSpec, quote: QuoteResponse, files: int, client: Client) -> None:
     leases = spec.lease_count
     console.print(
         f"job {spec.name or '(unnamed)'}: {leases} lease(s) of "
-        f"{spec.to_request().describe()}, at most {spec.max_duration} s at "
+        f"{quote.request}, at most {spec.max_duration} s at "
         f"{spec.max_price_per_hour}/h each; {files} input file(s)",
         markup=False,
         highlight=False,
     )
-    line = f"pricing: {mechanism or 'the network default'} on {client.url}; escrow {escrow}"
+    line = f"pricing: {quote.mechanism} on {client.url}; escrow {quote.escrow}"
     if key_path().exists():  # never create a key just to look
         line += f" (your balance {client.balance()['balance']})"
     console.print(line, markup=False, highlight=False)
@@ -413,12 +259,15 @@ def _lease_line(lease: LeaseView) -> str:
     return f"{where}: {status} (" + ", ".join(extra) + ")"
 
 
-def follow_order(client: Client, order_id: str, emit: Progress | None) -> OrderView:
+def follow_order(
+    client: Client, order_id: str, emit: Progress | None, *, shown_status: str | None = None
+) -> OrderView:
     """Long-poll the order until it ends, reporting each change of the order's status and of
-    every lease's (the market's states as they are: nothing is inferred). Returns the last view."""
+    every lease's (the market's states as they are: nothing is inferred). ``shown_status`` is
+    the status the caller already reported (``open`` just after creating it). Returns the last
+    view."""
     order = parse(OrderView, client.job(order_id).status())
     after = 0
-    shown_status: str | None = None
     shown_leases: dict[str, str] = {}
     while True:
         if emit is not None:  # leases first: a lease settles, then its order is done
@@ -813,7 +662,6 @@ def explain(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool
 
 __all__ = [
     "cancel",
-    "considered_offers",
     "explain",
     "follow_order",
     "launch",

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pasar.api.quote import QuoteResponse
 from pasar.client import calls
 from pasar.client.calls import Call, Emit
 from pasar.client.config import client_identity, market_url
@@ -26,7 +27,7 @@ from pasar.client.inputs import LocalInput, collect_inputs, load_job
 from pasar.client.results import JobResult, accept, plan
 from pasar.client.transport import DEFAULT_TIMEOUT_S, AsyncTransport
 from pasar.core.errors import PasarError
-from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity
+from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
 
 T = TypeVar("T")
 
@@ -73,6 +74,12 @@ class AsyncClient:
     def account_id(self) -> str:
         return self.identity.account_id
 
+    def known_account(self) -> str | None:
+        """See :meth:`pasar.Client.known_account`."""
+        if self._identity is None and not key_path(self._key, self._home).exists():
+            return None
+        return self.account_id
+
     # -- performing calls --------------------------------------------------------------------------
 
     async def _call(self, call: Call[T]) -> T:
@@ -107,6 +114,13 @@ class AsyncClient:
             calls.create_order(job.to_dict(), [f.manifest() for f in files], ttl_s)
         )
         return AsyncJob(self, reply.created())
+
+    async def quote(
+        self, spec: object, *, base_dir: str | os.PathLike[str] | None = None
+    ) -> QuoteResponse:
+        """See :meth:`pasar.Client.quote`."""
+        job, _ = load_job(spec, base_dir)
+        return await self._call(calls.quote(job.to_dict(), self.known_account()))
 
     async def _upload(self, item: LocalInput) -> None:
         path = f"/v1/blobs/{item.sha256}"

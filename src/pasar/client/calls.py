@@ -23,12 +23,13 @@ from pydantic import BaseModel
 
 from pasar.api import txs
 from pasar.api.accounts import Balance
-from pasar.api.base import parse
+from pasar.api.base import JSONObject, parse
 from pasar.api.feed import FeedPage
 from pasar.api.health import Health
 from pasar.api.leases import Challenge, LeaseView, LogAppended
 from pasar.api.offers import ProviderInfo
 from pasar.api.orders import OrderView, PublicOrderView
+from pasar.api.quote import QuoteResponse
 from pasar.api.status import FINAL_LEASE as _FINAL_LEASE
 from pasar.api.status import TERMINAL_ORDER
 from pasar.api.txs import TxAnswer, TxBody
@@ -63,13 +64,15 @@ def _answer(response: httpx.Response) -> TxAnswer:
 
 @dataclass(frozen=True)
 class Call(Generic[T]):
-    """One HTTP request to the market: a GET with ``params``, or a signed POST of ``body``;
-    ``parse`` turns the answer into what the caller gets."""
+    """One HTTP request to the market: a GET with ``params``, a signed POST of ``body``, or an
+    unsigned POST of ``json`` (a public query); ``parse`` turns the answer into what the caller
+    gets."""
 
     method: str
     path: str
     params: Mapping[str, Param] = field(default_factory=dict)
     body: TxBody | None = None  # POSTed as a signed envelope
+    json: JSONObject | None = None  # POSTed as it is (a public query, not a transaction)
     timeout_s: float | None = None  # None: the transport's default
     parse: Callable[[httpx.Response], T] = _json
     signed: bool = False  # a read of private data: signed by the client's key
@@ -126,6 +129,14 @@ def create_order(
     if ttl_s is not None:
         body.ttl_s = ttl_s
     return _post("/v1/orders", body)
+
+
+def quote(spec: Mapping[str, Any], client: str | None) -> Call[QuoteResponse]:
+    """The market's quote for an order of ``spec`` (``client``: who would send it)."""
+    payload: JSONObject = {"spec": dict(spec)}  # the body of a QuoteRequest
+    if client is not None:
+        payload["client"] = client
+    return Call("POST", "/v1/orders/quote", json=payload, parse=_model(QuoteResponse))
 
 
 def cancel_order(order_id: str) -> Call[TxAnswer]:

@@ -21,6 +21,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pasar.api.quote import QuoteResponse
 from pasar.client import calls
 from pasar.client.calls import Call, Emit
 from pasar.client.config import client_identity, market_url
@@ -28,7 +29,7 @@ from pasar.client.inputs import LocalInput, collect_inputs, load_job
 from pasar.client.results import JobResult, accept, plan
 from pasar.client.transport import DEFAULT_TIMEOUT_S, Transport
 from pasar.core.errors import PasarError
-from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity
+from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
 
 T = TypeVar("T")
 
@@ -75,6 +76,12 @@ class Client:
     def account_id(self) -> str:
         return self.identity.account_id
 
+    def known_account(self) -> str | None:
+        """This client's account if it has a key already (looking never creates one)."""
+        if self._identity is None and not key_path(self._key, self._home).exists():
+            return None
+        return self.account_id
+
     # -- performing calls --------------------------------------------------------------------------
 
     def _call(self, call: Call[T]) -> T:
@@ -112,6 +119,15 @@ class Client:
             self._upload(item)
         reply = self._call(calls.create_order(job.to_dict(), [f.manifest() for f in files], ttl_s))
         return Job(self, reply.created())
+
+    def quote(
+        self, spec: object, *, base_dir: str | os.PathLike[str] | None = None
+    ) -> QuoteResponse:
+        """What the market would do with an order for ``spec`` now, without taking it: the
+        escrow it would lock, the offers that fit, the one it would pick, the price, and why
+        every other provider is out. ``spec`` as for :meth:`launch`; nothing is uploaded."""
+        job, _ = load_job(spec, base_dir)
+        return self._call(calls.quote(job.to_dict(), self.known_account()))
 
     def _upload(self, item: LocalInput) -> None:
         path = f"/v1/blobs/{item.sha256}"

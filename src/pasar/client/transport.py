@@ -205,16 +205,18 @@ class Transport:
         """Perform one described request (:mod:`pasar.client.calls`): a POST is signed as an
         envelope by ``signer``; a read is signed by ``signer`` if the call is private, else by
         the transport's own identity if it has one. Returns what ``call.parse`` makes of it."""
-        timeout: dict[str, Any] = {} if call.timeout_s is None else {"timeout": call.timeout_s}
+        extra: dict[str, Any] = {} if call.timeout_s is None else {"timeout": call.timeout_s}
         if call.body is not None:
             if signer is None:
                 raise ValueError("a POST of a transaction needs a signer")
             envelope = _envelope(call.body.body(), signer, self.market)
-            response = self.request("POST", call.path, json=envelope, **timeout)
+            response = self.request("POST", call.path, json=envelope, **extra)
         else:
             reader = signer if call.signed else None
+            if call.json is not None:  # an unsigned public query POSTed as it is (a quote)
+                extra["json"] = call.json
             response = self.request(
-                call.method, call.path, signer=reader, params=dict(call.params), **timeout
+                call.method, call.path, signer=reader, params=dict(call.params), **extra
             )
         return call.parse(response)
 
@@ -320,16 +322,18 @@ class AsyncTransport:
 
     async def perform(self, call: Call[T], signer: Identity | None = None) -> T:
         """:meth:`Transport.perform`, awaited."""
-        timeout: dict[str, Any] = {} if call.timeout_s is None else {"timeout": call.timeout_s}
+        extra: dict[str, Any] = {} if call.timeout_s is None else {"timeout": call.timeout_s}
         if call.body is not None:
             if signer is None:
                 raise ValueError("a POST of a transaction needs a signer")
             envelope = _envelope(call.body.body(), signer, await self.market())
-            response = await self.request("POST", call.path, json=envelope, **timeout)
+            response = await self.request("POST", call.path, json=envelope, **extra)
         else:
             reader = signer if call.signed else None
+            if call.json is not None:  # an unsigned public query POSTed as it is (a quote)
+                extra["json"] = call.json
             response = await self.request(
-                call.method, call.path, signer=reader, params=dict(call.params), **timeout
+                call.method, call.path, signer=reader, params=dict(call.params), **extra
             )
         return call.parse(response)
 

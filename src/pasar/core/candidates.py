@@ -1,77 +1,52 @@
-"""How each mechanism's candidates are priced from the market's state.
+"""The market's state as the :class:`~pasar.core.pricing.base.Offers` a mechanism prices from.
 
-A mechanism clears over candidates that carry a price: the provider's standing ask applied to
-the request (book), its sealed bid (auction), rate × benchmark score (performance), or no price
-at all when the mechanism sets it (tender, stake). One row per mechanism in
-:data:`CANDIDATES`.
+Each mechanism builds its own candidates (:meth:`Mechanism.candidates`): the standing ask
+applied to the request (book), the sealed bid (auction), rate × benchmark score (performance),
+or no price at all when the mechanism sets it (tender, stake). What it needs from the state —
+a provider's asks and rate, the order window's bids — it reads through this adapter, so the
+pricing package never imports the state and nothing here knows one mechanism from another.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pasar.core.market_records import OrderRecord
+from pasar.core.money import Money
 from pasar.core.orders import Order, ProviderView
-from pasar.core.pricing.base import Candidate, screen
-from pasar.core.pricing.book import book_candidates
-from pasar.core.pricing.performance import quote
+from pasar.core.pricing.base import Candidates, Mechanism
+from pasar.core.pricing.book import Asks
 
 if TYPE_CHECKING:
     from pasar.core.state import MarketState
 
 
-CandidateBuilder: TypeAlias = (
-    "Callable[[MarketState, OrderRecord, Order, list[ProviderView]], "
-    "tuple[list[Candidate], dict[str, str]]]"
-)
+@dataclass(frozen=True)
+class StateOffers:
+    """What the providers of ``state`` offer for ``record`` (read-only)."""
+
+    state: MarketState
+    record: OrderRecord
+
+    def asks(self, provider: str) -> Asks:
+        return self.state.providers[provider].asks
+
+    def rate_per_score_hour(self, provider: str) -> Money | None:
+        return self.state.providers[provider].rate_per_score_hour
+
+    def bids(self) -> Mapping[str, Money | None]:
+        window = self.record.window
+        return window.bids if window is not None else {}
 
 
-def _book(
-    state: MarketState, record: OrderRecord, order: Order, views: list[ProviderView]
-) -> tuple[list[Candidate], dict[str, str]]:
-    return book_candidates(order, [(v, state.providers[v.id].asks) for v in views])
-
-
-def _auction(
-    state: MarketState, record: OrderRecord, order: Order, views: list[ProviderView]
-) -> tuple[list[Candidate], dict[str, str]]:
-    fitting, reasons = screen(order, views)
-    bids = record.window.bids if record.window else {}
-    candidates = []
-    for view, allocation in fitting:
-        if view.id in bids:
-            candidates.append(Candidate(view, allocation, bids[view.id]))
-        else:
-            reasons[view.id] = "did not bid in this window"
-    return candidates, reasons
-
-
-def _performance(
-    state: MarketState, record: OrderRecord, order: Order, views: list[ProviderView]
-) -> tuple[list[Candidate], dict[str, str]]:
-    fitting, reasons = screen(order, views)
-    candidates = []
-    for view, allocation in fitting:
-        rate = state.providers[view.id].rate_per_score_hour
-        if rate is None or view.score <= 0:
-            reasons[view.id] = "quotes no rate per score-hour (or has no benchmark score)"
-            continue
-        candidates.append(Candidate(view, allocation, quote(rate, view.score)))
-    return candidates, reasons
-
-
-def _unpriced(
-    state: MarketState, record: OrderRecord, order: Order, views: list[ProviderView]
-) -> tuple[list[Candidate], dict[str, str]]:
-    fitting, reasons = screen(order, views)
-    return [Candidate(view, allocation) for view, allocation in fitting], reasons
-
-
-CANDIDATES: dict[str, CandidateBuilder] = {
-    "book": _book,
-    "auction": _auction,
-    "performance": _performance,
-    "tender": _unpriced,
-    "stake": _unpriced,
-}
+def build_candidates(
+    state: MarketState,
+    record: OrderRecord,
+    mechanism: Mechanism,
+    order: Order,
+    views: list[ProviderView],
+) -> Candidates:
+    """The candidates ``mechanism`` clears ``order`` over, priced from ``state``."""
+    return mechanism.candidates(order, views, StateOffers(state, record))

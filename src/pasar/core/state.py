@@ -25,10 +25,11 @@ capacity, prices, timing.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, MutableMapping
+from typing import Any, TypeVar
 
 from pasar.core.accounts import LedgerAccount
-from pasar.core.candidates import CANDIDATES
+from pasar.core.candidates import build_candidates
 from pasar.core.errors import PasarError
 from pasar.core.fees import Charges
 from pasar.core.lease_handlers import on_heartbeat, on_lost, on_receipt, on_release
@@ -45,9 +46,11 @@ from pasar.core.market_records import (
 )
 from pasar.core.money import Money
 from pasar.core.nonces import NonceWindow, nonce_reused
+from pasar.core.order_checks import order_mechanism
 from pasar.core.orders import Order, ProviderView
 from pasar.core.presets import Preset
-from pasar.core.pricing.base import Candidate, MatchResult, screen
+from pasar.core.pricing.base import Candidate, MatchResult, Mechanism, screen
+from pasar.core.record_journal import RecordJournal
 from pasar.core.reputation import Reputation
 from pasar.core.resources import fit
 from pasar.core.spec import JobSpec
@@ -65,20 +68,19 @@ from pasar.core.tx_parsing import (
 )
 from pasar.crypto.envelope import MAX_SKEW_MS
 
-#: Verification policies this market can settle today; the others are refused at order time
-#: (rather than silently settled on the receipt alone).
-SUPPORTED_VERIFICATION = ("receipt",)
-#: Privacy modes this market honours; ``sealed`` is refused until it is built (never ignored).
-SUPPORTED_PRIVACY = ("none",)
 DEFAULT_ORDER_TTL_S = 600
 MAX_ORDER_TTL_S = 7 * 24 * 3600
 MAX_FAUCET_UNITS = 10_000
+#: Lease statuses that keep their order going: running, or held while its result is checked.
+LIVE_LEASE = frozenset({"running", "held"})
 MARKET_TYPES = frozenset({"match", "order.expire", "lease.lost"})
 #: Why a provider the market has not heard from within the grace gets no new lease.
 OFFLINE_REASON = "is offline: the market has not heard from it within the heartbeat grace"
 
 SignatureCheck = Callable[[bytes, bytes], bool]
 """``(message, signature) -> bool``: verifies the market's own signature (challenges)."""
+
+_R = TypeVar("_R")
 
 
 # -- the state -------------------------------------------------------------------------------------
@@ -108,6 +110,8 @@ class MarketState:
         self.last_ts = 0  # the newest market stamp applied (``Tx.at``)
         # sha256 → orders that name the blob (inputs, receipt outputs): who may read it
         self.blob_orders: dict[str, set[str]] = {}
+        # while :meth:`apply` runs a handler: the records and keys it changed (undo log)
+        self._journal: RecordJournal | None = None
 
     # -- applying ---------------------------------------------------------------------------------
 
@@ -142,10 +146,19 @@ class MarketState:
             raise nonce_reused()
         if tx.type in MARKET_TYPES and tx.signer != self.market_id:
             raise fail(f"only the market may send {tx.type!r}", code="wrong_signer", status=403)
-        # Handlers check everything they can before they change anything; the ledger's own
-        # journal undoes money moved by a handler that fails half-way.
-        with self.ledger.atomic():
-            applied = handler(self, tx)
+        # Handlers check everything they can before they change anything; when one fails
+        # half-way anyway, the ledger's journal undoes the money it moved and the record
+        # journal the records it changed, so memory never drifts from a replay of the log.
+        journal = RecordJournal()
+        self._journal = journal
+        try:
+            with self.ledger.atomic():
+                applied = handler(self, tx)
+        except BaseException:
+            self._roll_back(journal)
+            raise
+        finally:
+            self._journal = None
         self.nonces.remember(tx.signer, tx.nonce, tx.at)
         self.tx_count += 1
         self.last_ts = max(self.last_ts, tx.at)
@@ -190,9 +203,14 @@ class MarketState:
         state, so a ``match`` carries it in its body and a replay clears over the same set."""
         views: list[ProviderView] = []
         reasons: dict[str, str] = {}
+        policy = self.preset.verification_policy(record.verification)
+        excluded = policy.exclusions(record, [self.leases[x] for x in record.leases])
         for provider in self.providers.values():
             if provider.id == record.client:
                 reasons[provider.id] = "is the client of this order"
+                continue
+            if provider.id in excluded:
+                reasons[provider.id] = excluded[provider.id]
                 continue
             if not provider.available:
                 reasons[provider.id] = (
@@ -216,8 +234,8 @@ class MarketState:
         """The candidates the order's mechanism clears over, with a reason for everyone else."""
         order = self.remaining_order(record)
         views, reasons = self.eligible(record, offline)
-        build = CANDIDATES[record.mechanism]
-        candidates, more = build(self, record, order, views)
+        mechanism = self.mechanism_of(record)
+        candidates, more = build_candidates(self, record, mechanism, order, views)
         return candidates, {**reasons, **more}
 
     def clear(
@@ -229,6 +247,22 @@ class MarketState:
         result = mechanism.clear(self.remaining_order(record), candidates, random.Random(seed))
         merged = {**reasons, **dict(result.reasons)}
         return MatchResult(result.awards, merged, result.unfilled, result.note)
+
+    def mechanism_of(self, record: OrderRecord) -> Mechanism:
+        """The mechanism that prices ``record`` (callers ask it questions, never its name)."""
+        return self.preset.mechanism(record.mechanism)
+
+    def order_escrow(self, spec: JobSpec) -> tuple[Money, Money]:
+        """``(per lease, total)``: what an order for ``spec`` escrows on this market.
+
+        The one computation of an order's escrow, so that ``order.create`` locks exactly what a
+        quote says: the spec's verification policy decides it (with the network's fees for the
+        spec's currency) and how many leases it needs. Raises like ``order.create`` for a policy
+        or currency this market does not take."""
+        policy = self.preset.verification_policy(spec.verification)
+        fees = self.preset.fees.for_currency(spec.max_price_per_hour.currency)
+        per_lease = policy.escrow_per_lease(spec, fees)
+        return per_lease, per_lease * policy.leases_needed(spec)
 
     def overdue_leases(self, now_ms: int) -> list[str]:
         t = self.preset.timing
@@ -254,21 +288,63 @@ class MarketState:
             f"{b.account}/{b.amount.currency}": b.amount.to_json() for b in self.ledger.balances()
         }
 
+    # -- all-or-nothing records -------------------------------------------------------------------
+    #
+    # A handler changes a record only after it got it from ``_order``/``_lease``/``_provider``
+    # (or passed it to ``_changing``), and changes the state's dicts only through ``_put`` and
+    # ``_index_blob``: each saves what it is about to change in the transaction's record journal,
+    # so that :meth:`apply` can put it back if the handler fails later on.
+
+    def _changing(self, record: _R) -> _R:
+        """``record``, saved in the running transaction's undo log before a handler changes it."""
+        if self._journal is not None:
+            self._journal.save(record)
+        return record
+
+    def _changing_key(self, mapping: MutableMapping[Any, Any], key: Hashable) -> None:
+        if self._journal is not None:
+            self._journal.save_key(mapping, key)
+
+    def _put(self, mapping: MutableMapping[Any, Any], key: Hashable, value: object) -> None:
+        """``mapping[key] = value``, undone if the transaction fails."""
+        self._changing_key(mapping, key)
+        mapping[key] = value
+
+    def _index_blob(self, sha256: str, order_id: str) -> None:
+        """Record that ``order_id`` names the blob (who may read it), undone on failure."""
+        self._changing_key(self.blob_orders, sha256)
+        self.blob_orders.setdefault(sha256, set()).add(order_id)
+
+    def _roll_back(self, journal: RecordJournal) -> None:
+        providers = {r.id for r in journal.touched_records() if isinstance(r, ProviderRecord)}
+        providers.update(str(k) for k in journal.touched_keys(self.providers))
+        journal.rollback()
+        self._restored_providers(frozenset(providers))
+
+    def _restored_providers(self, provider_ids: frozenset[str]) -> None:
+        """Hook: a refused transaction just put these providers' records back as they were
+        (or removed one it had registered). Anything derived from provider records and kept
+        current as they change (a provider index: call its re-index for each id here) must be
+        re-derived for them. Nothing is derived today."""
+
     # -- helpers for handlers ----------------------------------------------------------------------
 
     def _order(self, order_id: object) -> OrderRecord:
+        """The order a transaction acts on (404 if none), saved in the undo log."""
         record = self.orders.get(str(order_id))
         if record is None:
             raise not_found("order", order_id)
-        return record
+        return self._changing(record)
 
     def _lease(self, lease_id: object) -> LeaseRecord:
+        """The lease a transaction acts on (404 if none), saved in the undo log."""
         record = self.leases.get(str(lease_id))
         if record is None:
             raise not_found("lease", lease_id)
-        return record
+        return self._changing(record)
 
     def _provider(self, provider_id: str) -> ProviderRecord:
+        """The provider a transaction acts on (403 if not registered), saved in the undo log."""
         record = self.providers.get(provider_id)
         if record is None:
             raise fail(
@@ -277,19 +353,20 @@ class MarketState:
                 status=403,
                 hint="register first (pasar provider start does it)",
             )
-        return record
+        return self._changing(record)
 
     def _open_window(self, record: OrderRecord, now_ms: int) -> None:
         views, _ = self.eligible(record)
         fitting, _ = screen(self.remaining_order(record), views)
-        record.window = AuctionWindowState(
+        self._changing(record).window = AuctionWindowState(
             opened_at=now_ms,
             deadline=now_ms + self.preset.timing.auction_window_ms,
             invited=frozenset(p.id for p, _ in fitting),
         )
 
     def _start_lease(self, record: OrderRecord, provider_id: str, price: Money, ts: int) -> str:
-        provider = self.providers[provider_id]
+        provider = self._provider(provider_id)
+        self._changing(record)
         allocation = fit(record.order.request, provider.free()).allocation
         if allocation is None:  # the mechanism only awards fitting providers
             raise fail(f"provider {provider_id} no longer fits", code="conflict", status=409)
@@ -298,7 +375,7 @@ class MarketState:
         self.ledger.escrow_to_lease(record.id, lease_id, record.escrow_for_shard(shard))
         record.free_shards.pop(0)
         record.shard_escrow.pop(shard, None)
-        self.leases[lease_id] = LeaseRecord(
+        lease = LeaseRecord(
             id=lease_id,
             order_id=record.id,
             provider=provider_id,
@@ -308,6 +385,7 @@ class MarketState:
             allocation=allocation,
             started_at=ts,
         )
+        self._put(self.leases, lease_id, lease)
         provider.running[lease_id] = allocation
         record.leases.append(lease_id)
         return lease_id
@@ -331,17 +409,19 @@ class MarketState:
             price_per_hour=lease.price_per_hour,
             fees=record.fees,
         )
+        self._changing(lease)
         lease.status = status
         lease.ended_at = ts
         lease.billed_ms = billed_ms
         lease.charges = settlement
-        self.providers[lease.provider].running.pop(lease.id, None)
+        self._provider(lease.provider).running.pop(lease.id, None)
         return settlement
 
     def _refresh_order(self, record: OrderRecord) -> None:
         if record.status in ("expired", "cancelled"):
             return
-        running = any(self.leases[x].status == "running" for x in record.leases)
+        self._changing(record)
+        running = any(self.leases[x].status in LIVE_LEASE for x in record.leases)
         if record.unfilled:
             record.status = "open"
         elif running:
@@ -421,7 +501,7 @@ def _on_register(state: MarketState, tx: Tx) -> Applied:
             field="inventory",
             hint="wait for running leases to end before shrinking the inventory",
         ) from exc
-    state.providers[tx.signer] = record
+    state._put(state.providers, tx.signer, record)
     return Applied(tx.type, {"provider": tx.signer, "updated": existing is not None})
 
 
@@ -481,62 +561,44 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
     ttl = tx.body.get("ttl_s", DEFAULT_ORDER_TTL_S)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_ORDER_TTL_S:
         raise fail(f"ttl_s must be 1..{MAX_ORDER_TTL_S} seconds", code="invalid_ttl", field="ttl_s")
-    preset = state.preset
-    mechanism = spec.pricing or preset.default_mechanism
-    preset.mechanism(mechanism)  # refuses a mechanism the network does not allow
-    verification = spec.verification or preset.verification.default
-    if verification not in SUPPORTED_VERIFICATION:
-        raise fail(
-            f"verification {verification!r} is not available on this market yet",
-            code="verification_unavailable",
-            status=422,
-            field="spec.verification",
-            hint="use verification: receipt",
-        )
-    if spec.privacy not in SUPPORTED_PRIVACY:
-        # accepting it and then storing the job in plain text would be a lie to the client
-        raise fail(
-            f"privacy {spec.privacy!r} is not available on this market yet: the job would be "
-            "stored and sent in plain text",
-            code="privacy_unavailable",
-            status=422,
-            field="spec.privacy",
-            hint="leave privacy out (none) until sealed jobs exist, or do not send secrets",
-        )
+    mechanism = order_mechanism(state.preset, spec)
+    verification = spec.verification or state.preset.verification.default
+    policy = state.preset.verification_policy(verification)
     inputs = parse_inputs(tx.body.get("inputs", []))
-    currency = spec.max_price_per_hour.currency
-    fees = preset.fees.for_currency(currency)
+    fees = state.preset.fees.for_currency(spec.max_price_per_hour.currency)
     order_id = "o-" + tx.digest[:16]
     if order_id in state.orders:
         raise fail("this order already exists", code="conflict", status=409)
-    per_lease = fees.escrow_for(spec.max_escrow_per_lease())
-    state.ledger.escrow_order(tx.signer, order_id, per_lease * spec.lease_count)
+    per_lease, escrow = state.order_escrow(spec)
+    state.ledger.escrow_order(tx.signer, order_id, escrow)
     order = Order.from_spec(spec, id=order_id, client=tx.signer, created_at=tx.at)
     record = OrderRecord(
         id=order_id,
         client=tx.signer,
         spec=spec,
         order=order,
-        mechanism=mechanism,
+        mechanism=mechanism.name,
         fees=fees,
         escrow_per_lease=per_lease,
         created_at=tx.at,
         deadline=tx.at + ttl * MS,
-        free_shards=list(range(spec.lease_count)),
+        free_shards=list(range(policy.leases_needed(spec))),
+        verification=verification,
         inputs=inputs,
     )
-    state.orders[order_id] = record
+    state._put(state.orders, order_id, record)
     for item in inputs:
-        state.blob_orders.setdefault(str(item["sha256"]), set()).add(order_id)
-    if mechanism == "auction":
+        state._index_blob(str(item["sha256"]), order_id)
+    if mechanism.opens_window:
         state._open_window(record, tx.at)
     invited = record.window.invited if record.window else frozenset(state.providers)
     return Applied(
         tx.type,
         {
             "order_id": order_id,
-            "escrow": (per_lease * spec.lease_count).to_json(),
-            "mechanism": mechanism,
+            "escrow": escrow.to_json(),
+            "mechanism": mechanism.name,
+            "takes_bids": mechanism.takes_bids,
         },
         providers=set(invited),
         orders={order_id},
@@ -546,7 +608,7 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
 def _on_bid(state: MarketState, tx: Tx) -> Applied:
     record = state._order(tx.body.get("order_id"))
     window = record.window
-    if record.mechanism != "auction" or window is None or record.status != "open":
+    if not state.mechanism_of(record).takes_bids or window is None or record.status != "open":
         raise fail("this order is not taking bids", code="not_open", status=409)
     if tx.signer not in window.invited:
         raise fail(
@@ -585,7 +647,7 @@ def _on_match(state: MarketState, tx: Tx) -> Applied:
             if record.unfilled == 0:
                 break
             started.append(state._start_lease(record, award.provider, award.price_per_hour, tx.at))
-    if record.mechanism == "auction" and record.unfilled:
+    if record.unfilled and state.mechanism_of(record).opens_window:
         state._open_window(record, tx.at)
     state._refresh_order(record)
     providers = {state.leases[x].provider for x in started}
@@ -612,7 +674,7 @@ def _on_expire(state: MarketState, tx: Tx) -> Applied:
         state.ledger.refund_order(record.id, record.client, refund)
     record.free_shards.clear()
     record.window = None
-    running = any(state.leases[x].status == "running" for x in record.leases)
+    running = any(state.leases[x].status in LIVE_LEASE for x in record.leases)
     record.status = "running" if running else ("expired" if not record.leases else "done")
     if not record.leases:
         record.note = record.note or "expired unmatched"
@@ -630,7 +692,7 @@ def _on_cancel(state: MarketState, tx: Tx) -> Applied:
     for lease_id in record.leases:
         lease = state.leases[lease_id]
         if lease.status == "running":
-            charges = state._settle(lease, tx.at, "cancelled")
+            charges = state._settle(state._lease(lease_id), tx.at, "cancelled")
             billed += charges.billed
             providers.add(lease.provider)
     refund = record.unfilled_escrow()

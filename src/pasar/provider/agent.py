@@ -31,7 +31,14 @@ from pasar.core.spec import JobSpec
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.identity import Identity, IdentityError, key_path, load_identity, save_identity
 from pasar.provider.bench import BenchResult, cached_benchmark
-from pasar.provider.executor import LeaseExecutor, LeaseJob, clear_workroot, workroot_for
+from pasar.provider.executor import (
+    LeaseExecutor,
+    LeaseJob,
+    clear_workroot,
+    no_gpus,
+    workroot_for,
+)
+from pasar.provider.hardware import load_gpu_report
 from pasar.provider.inventory import MachineInventory, detect_inventory
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Runtime, enforcement, get_runtime
@@ -64,6 +71,7 @@ class AgentConfig:
     key_name: str = PROVIDER_KEY
     bench_seconds: float = 1.0
     reserve_memory_gb: int = 1
+    gpu_report: Path | None = None  # a recorded NVML report to register instead of asking NVML
 
 
 def load_or_create_key(home: Path, name: str) -> Identity:
@@ -135,8 +143,11 @@ class Agent:
             self.config.prices, self.config.price_cpu_hour, currency=currency
         )
         self.strategy = make_strategy(self.config.strategy, table)
+        report = self.config.gpu_report
         self.inventory = detect_inventory(
-            self.config.home, reserve_memory_gb=self.config.reserve_memory_gb
+            self.config.home,
+            reserve_memory_gb=self.config.reserve_memory_gb,
+            gpu_report=None if report is None else load_gpu_report(report),
         )
         self.bench = cached_benchmark(
             self.config.home, self.inventory.fingerprint, seconds=self.config.bench_seconds
@@ -223,7 +234,7 @@ class Agent:
         kind = event.type
         try:
             if kind == "order.create" and not self.state.draining:
-                if (event.mechanism or "auction") == "auction":  # only auctions take bids
+                if event.takes_bids is not False:  # the order's mechanism takes sealed bids
                     self._maybe_bid(str(event.order_id))
             elif kind == "match":
                 # the event names each lease's provider: run ours, never read the others'
@@ -266,7 +277,7 @@ class Agent:
                 return
             raise
         auction = order.auction
-        if order.status != "open" or order.mechanism != "auction" or not auction:
+        if order.status != "open" or not order.takes_bids or not auction:
             return
         if self.identity.account_id not in auction.invited:
             return
@@ -306,6 +317,7 @@ class Agent:
             allow_network=self.config.allow_network,
             on_done=self._done,
             max_blob_bytes=self.max_blob_bytes,
+            gpus=self.inventory.grants if self.inventory is not None else no_gpus,
         )
         with self._lock:
             self.state.running[lease_id] = executor

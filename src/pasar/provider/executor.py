@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pasar.api.leases import LeaseView
+from pasar.api.leases import GpuDeviceView, LeaseView
 from pasar.api.receipts import Failure, FileEntry, Usage
 from pasar.api.txs import Receipt, TxAnswer
 from pasar.core.errors import PasarError
@@ -41,7 +41,7 @@ from pasar.core.tx_parsing import MAX_OUTPUT_PARTS
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.merkle import check_path, path_conflict, root_of_files
 from pasar.provider.market_api import MarketAPI
-from pasar.provider.runtime.base import Limits, Outcome, Runtime
+from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime
 
 log = logging.getLogger("pasar.provider.executor")
 
@@ -86,6 +86,7 @@ class LeaseJob:
     shards: int
     spec: JobSpec
     inputs: tuple[FileEntry, ...]
+    devices: tuple[GpuDeviceView, ...] = ()  # the GPUs the market allocated: [{index, uuid}]
 
     @classmethod
     def from_view(cls, view: LeaseView) -> LeaseJob:
@@ -104,12 +105,28 @@ class LeaseJob:
             shards=view.shards,
             spec=JobSpec.from_dict(view.spec, source=f"lease {view.lease_id}"),
             inputs=tuple(view.inputs),
+            devices=tuple(view.devices),
         )
 
 
-def limits_for(spec: JobSpec, *, allow_network: bool) -> Limits:
+#: Turns a lease's ``devices`` into the runtime's GPU grants, or raises PasarError for a device
+#: this machine did not register (:meth:`pasar.provider.inventory.MachineInventory.grants`).
+GpuResolver = Callable[[list[dict[str, Any]]], tuple[GpuGrant, ...]]
+
+
+def no_gpus(devices: list[dict[str, Any]]) -> tuple[GpuGrant, ...]:
+    """The resolver of an agent that registered no GPUs: any device is one it does not have."""
+    if devices:
+        raise PasarError(
+            "the lease names GPUs, but this provider registered none", code="unknown_gpu_device"
+        )
+    return ()
+
+
+def limits_for(spec: JobSpec, *, allow_network: bool, gpus: tuple[GpuGrant, ...] = ()) -> Limits:
     """The job's limits from its spec: what it asked for is what it gets, nothing more
-    (quantities are exact Decimals; a fraction of a GB or CPU rounds down, to at least 1)."""
+    (quantities are exact Decimals; a fraction of a GB or CPU rounds down, to at least 1); the
+    GPUs are the lease's, as the market allocated them."""
     resources = spec.resources
     memory_gb = int(resources.memory)
     cpus = max(1, int(resources.cpus))
@@ -122,6 +139,7 @@ def limits_for(spec: JobSpec, *, allow_network: bool) -> Limits:
         max_file_bytes=disk_gb * GIB,
         wall_seconds=duration,
         network=spec.network and allow_network,
+        gpus=gpus,
         cpus=cpus,  # the whole job's CPU share, where a cgroup can enforce it
         disk_bytes=disk_gb * GIB,  # the whole workdir, not just one file
     )
@@ -148,9 +166,11 @@ class LeaseExecutor:
         allow_network: bool,
         on_done: Callable[[LeaseExecutor], None] | None = None,
         max_blob_bytes: int | None = None,
+        gpus: GpuResolver = no_gpus,
     ) -> None:
         self.api = api
         self.runtime = runtime
+        self.gpus = gpus
         self.job = job
         self.workdir = workroot / job.lease_id
         self.allow_network = allow_network
@@ -218,7 +238,14 @@ class LeaseExecutor:
             "PASAR_SHARD": str(self.job.shard),
             "PASAR_SHARDS": str(self.job.shards),
         }
-        limits = limits_for(self.job.spec, allow_network=self.allow_network)
+        grants = self.gpus([device.model_dump() for device in self.job.devices])
+        if grants:
+            log.info(
+                "lease %s: GPUs %s",
+                self.job.lease_id,
+                ", ".join(f"{g.index} ({g.uuid}) at {g.node}" for g in grants),
+            )
+        limits = limits_for(self.job.spec, allow_network=self.allow_network, gpus=grants)
         if self._stopped.is_set():
             self._after_stop()
             return

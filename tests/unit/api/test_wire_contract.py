@@ -33,6 +33,7 @@ ORDER = {
     "client": "pa1c",
     "status": "running",
     "mechanism": "book",
+    "takes_bids": False,
     "spec": {"run": "echo hi"},
     "created_at": 1,
     "deadline": 2,
@@ -71,7 +72,7 @@ def test_a_body_signs_what_was_given_and_nothing_else() -> None:
 
 
 def test_a_client_ignores_fields_a_newer_market_added() -> None:
-    newer = {**ORDER, "shiny": 1, "leases": [{**LEASE, "devices": ["GPU-0"]}]}
+    newer = {**ORDER, "shiny": 1, "leases": [{**LEASE, "topology": ["nvlink"]}]}
     order = parse(OrderView, newer)
     assert order.leases[0].lease_id == "l-1"
     assert order.status == "running"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pasar.api.leases import LogAppended
+from pasar.api.leases import GpuDeviceView, LogAppended
 from pasar.api.receipts import FileEntry
 from pasar.api.txs import Receipt, TxAnswer
 from pasar.core.receipts import FAILURE_FAULTS
@@ -200,3 +200,71 @@ def test_leftover_workdirs_are_removed_on_start(tmp_path: Path) -> None:
     (root / "stray").write_text("x")
     clear_workroot(tmp_path)
     assert root.is_dir() and list(root.iterdir()) == []
+
+
+class RecordingRuntime:
+    """Records the limits the executor asks for, then breaks (no job runs in these tests)."""
+
+    def __init__(self) -> None:
+        self.limits: list[Any] = []
+        self.env: list[dict[str, str]] = []
+
+    def start(self, workdir: Path, command: str, env: Any, limits: Any, **kw: Any) -> Any:
+        self.limits.append(limits)
+        self.env.append(dict(env))
+        raise RuntimeError("recorded")
+
+
+def _env_spec() -> JobSpec:
+    return JobSpec.from_dict({"run": "env", "max_duration": 60, "max_price_per_hour": "1 USDC"})
+
+
+def test_the_runtime_is_asked_for_exactly_the_leases_gpus(tmp_path: Path) -> None:
+    """The agent registered two GPUs (as data: no GPU is here); the lease holds device 1."""
+    from pasar.provider.hardware import GpuInfo, GpuReport
+    from pasar.provider.inventory import detect_inventory
+    from pasar.provider.runtime.base import GpuGrant
+
+    report = GpuReport(
+        gpus=(
+            GpuInfo(0, "NVIDIA H100 80GB HBM3", 81559, "GPU-aaaa", minor=0),
+            GpuInfo(1, "NVIDIA H100 80GB HBM3", 81559, "GPU-bbbb", minor=5),
+        )
+    )
+    machine = detect_inventory(tmp_path / "home", gpu_report=report)
+    for devices, expected in (
+        ([{"index": 1, "uuid": "GPU-bbbb"}], (GpuGrant(1, "GPU-bbbb", 5),)),
+        ([], ()),
+    ):
+        runtime = RecordingRuntime()
+        job = LeaseJob(
+            "o-1-0", "o-1", 0, 1, _env_spec(), (), tuple(map(GpuDeviceView.model_validate, devices))
+        )
+        LeaseExecutor(
+            FakeAPI(),  # type: ignore[arg-type]
+            runtime,  # type: ignore[arg-type]
+            job,
+            workroot=tmp_path / "work",
+            allow_network=False,
+            gpus=machine.grants,
+        ).run()
+        (limits,) = runtime.limits
+        assert limits.gpus == expected
+
+
+def test_a_lease_naming_a_gpu_this_machine_lacks_fails_as_the_providers_fault(
+    tmp_path: Path,
+) -> None:
+    runtime = RecordingRuntime()
+    api = FakeAPI()
+    job = LeaseJob("o-1-0", "o-1", 0, 1, _env_spec(), (), (GpuDeviceView(index=0, uuid=None),))
+    LeaseExecutor(
+        api,  # type: ignore[arg-type]
+        runtime,  # type: ignore[arg-type]
+        job,
+        workroot=tmp_path / "work",
+        allow_network=False,
+    ).run()  # the default resolver: this provider registered no GPUs
+    assert runtime.limits == []  # never started on some other card
+    failure = _failure(api)
+    assert failure["reason"] == "internal_error" and "registered none" in failure["detail"]

@@ -10,6 +10,7 @@ from pasar.api.accounts import Balance, History, HistoryTx
 from pasar.api.txs import TxAnswer
 from pasar.core.accounts import LedgerAccount
 from pasar.core.money import Money
+from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.identity import parse_account_id
 from pasar.market.access import check_own_account
@@ -49,7 +50,7 @@ def history(
     request: Request,
     account_id: str,
     reader: Reader,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> History:
     account = parse_account_id(account_id, field="account_id")

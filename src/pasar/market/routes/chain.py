@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from pasar.api.base import JSONObject
 from pasar.api.chain import Balances, BlockList, ChainHead, LoggedTx, TxLog
 from pasar.core.errors import PasarError
+from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.market.routes.common import service_of
 
 router = APIRouter(tags=["chain"])
@@ -31,7 +32,7 @@ def head(request: Request) -> ChainHead:
 @router.get("/v1/chain/blocks", summary="Blocks from a height")
 def blocks(
     request: Request,
-    start: Annotated[int, Query(alias="from", ge=0)] = 0,
+    start: Annotated[int, Query(alias="from", ge=0, le=INT_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> BlockList:
     found = service_of(request).store.blocks(from_height=start, limit=limit)
@@ -39,7 +40,7 @@ def blocks(
 
 
 @router.get("/v1/chain/blocks/{height}", summary="One block")
-def block(request: Request, height: int) -> JSONObject:
+def block(request: Request, height: Annotated[int, Path(ge=0, le=INT_MAX)]) -> JSONObject:
     found = service_of(request).store.block(height)
     if found is None:
         raise PasarError(f"no block at height {height}", code="not_found", status=404)
@@ -49,7 +50,7 @@ def block(request: Request, height: int) -> JSONObject:
 @router.get("/v1/chain/txs", summary="Logged transactions (signed envelopes) in order")
 def txs(
     request: Request,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> TxLog:
     found = service_of(request).store.txs(after_seq=after, limit=limit)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from pasar.api.bills import Bill
-from pasar.api.leases import Challenge, LeaseView, LogAppended
+from pasar.api.leases import Challenge, GpuDeviceView, LeaseView, LogAppended
 from pasar.api.receipts import file_entries
 from pasar.api.status import lease_status
 from pasar.api.txs import TxAnswer
@@ -20,6 +20,7 @@ from pasar.core.market_records import LeaseRecord
 from pasar.core.nonces import nonce_reused
 from pasar.core.state import MarketState
 from pasar.core.tx_parsing import output_parts
+from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex
 from pasar.market.access import check_lease_party
@@ -55,6 +56,8 @@ def lease_view(state: MarketState, lease: LeaseRecord) -> LeaseView:
         billed_seconds=lease.billed_seconds,
         billed_ms=lease.billed_ms,
         gpus=None if lease.allocation.gpu is None else str(lease.allocation.gpu),
+        # the physical GPUs the lease holds, so the agent runs the job on exactly these
+        devices=[GpuDeviceView(index=d.index, uuid=d.uuid) for d in lease.allocation.devices],
         cpus=str(lease.allocation.cpus),
         receipt=lease.receipt,
         inputs=file_entries(record.inputs),
@@ -259,7 +262,7 @@ async def read_logs(
     lease_id: str,
     *,
     reader: Reader,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     follow: bool = False,
     timeout: Annotated[float, Query(ge=0, le=MAX_FOLLOW_S)] = 25.0,
 ) -> PlainTextResponse:

@@ -1,4 +1,4 @@
-"""Orders: create from a signed job spec, read, list, cancel, explain, bid, wait for changes."""
+"""Orders: quote, create from a signed job spec, read, list, cancel, explain, bid, wait."""
 
 from __future__ import annotations
 
@@ -15,13 +15,17 @@ from pasar.api.orders import (
     OrderWait,
     PublicOrderView,
 )
+from pasar.api.quote import QuoteRequest, QuoteResponse
 from pasar.api.receipts import file_entries
 from pasar.api.status import order_status
 from pasar.api.txs import TxAnswer
 from pasar.core.accounts import LedgerAccount
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
+from pasar.core.quotes import quote_order
+from pasar.core.spec import JobSpec
 from pasar.core.state import MarketState
+from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.market.access import View, check_order_party, is_operator, order_view_for
 from pasar.market.auth import Reader, Signer, signed_envelope
@@ -40,13 +44,14 @@ def order_view(
     """The order as its parties see it (``full``), or as an invited bidder does (``public``:
     the requirements a bid needs, nothing of the command, environment, inputs or leases)."""
     if view == "public":
-        return public_order_view(record)
+        return public_order_view(state, record)
     escrow = state.ledger.balance(LedgerAccount.order_escrow(record.id), record.order.currency)
     return OrderView(
         order_id=record.id,
         client=record.client,
         status=order_status(record.status),
         mechanism=record.mechanism,
+        takes_bids=state.mechanism_of(record).takes_bids,
         spec=record.spec.to_dict(),
         created_at=record.created_at,
         deadline=record.deadline,
@@ -78,12 +83,13 @@ def auction_view(record: OrderRecord) -> AuctionView | None:
     )
 
 
-def public_order_view(record: OrderRecord) -> PublicOrderView:
+def public_order_view(state: MarketState, record: OrderRecord) -> PublicOrderView:
     return PublicOrderView(
         order_id=record.id,
         client=record.client,
         status=order_status(record.status),
         mechanism=record.mechanism,
+        takes_bids=state.mechanism_of(record).takes_bids,
         spec=record.spec.public_dict(),
         created_at=record.created_at,
         deadline=record.deadline,
@@ -103,6 +109,23 @@ def _record(state: MarketState, order_id: str) -> OrderRecord:
             hint="order ids look like o-0123456789abcdef",
         )
     return record
+
+
+@router.post(
+    "/v1/orders/quote",
+    summary="What an order for a spec would escrow, whom it would match, at what price",
+    response_model=QuoteResponse,
+)
+def quote(request: Request, body: QuoteRequest, reader: Reader) -> QuoteResponse:
+    """The market's own preview of an order (nothing is escrowed or stored): the spec checks,
+    escrow, screening and clearing an order runs, with every loser's reason. Public, like the
+    offers it reveals; a signed request quotes for its signer (its own provider is left out)."""
+    spec = JobSpec.from_dict(body.spec, source="spec")  # parsed before the lock is taken
+    service = service_of(request)
+    offline = service.offline_providers()
+    with service.lock:
+        quoted = quote_order(service.state, spec, client=reader or body.client, offline=offline)
+    return QuoteResponse.of(quoted)
 
 
 @router.post(
@@ -172,7 +195,7 @@ async def wait_order(
     request: Request,
     order_id: str,
     reader: Reader,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 25.0,
 ) -> OrderWait:
     service = service_of(request)

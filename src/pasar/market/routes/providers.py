@@ -16,6 +16,7 @@ from pasar.core.market_records import ProviderRecord
 from pasar.core.query import apply as apply_query
 from pasar.core.resources import normalize_gpu_name
 from pasar.core.state import MarketState
+from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.identity import parse_account_id
 from pasar.market.auth import Signer, signed_envelope
@@ -213,7 +214,7 @@ async def feed(
     request: Request,
     provider_id: str,
     reader: Signer,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 25.0,
 ) -> FeedPage:
     """Events for this provider after ``after`` (its last seen ``seq``), waiting up to
