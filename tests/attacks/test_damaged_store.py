@@ -84,7 +84,10 @@ def test_a_damaged_page_exits_2_naming_the_file_and_the_damage(
     assert done.returncode == 2, done.stdout + done.stderr
     out = done.stdout + done.stderr
     assert "bug" not in out
-    assert str(damaged) in out and "damaged" in out and "malformed" in out
+    assert str(damaged) in out and "damaged" in out
+    # SQLite words it one of two ways, by which page was hit: a page the replay reads raises
+    # "malformed"; one only the integrity check visits (an index, a free page) is listed by it
+    assert "malformed" in out or "integrity check" in out, out
     assert "restore" in out
     error = error_of(audit(damaged, "--json"))
     assert error["code"] == "store_damaged" and error["field"] == "--db"

@@ -323,8 +323,13 @@ def test_launch_asks_first_and_dry_run_launches_nothing(
     assert dry["dry_run"] is True and dry["spec"]["max_price_per_hour"] == "0.04 USDC"
     assert dry["inputs"][0]["path"] == "words.txt"
     (offer,) = [o for o in dry["offers"] if o["provider"] == cli_network.provider.account]
-    assert offer["price_per_hour"] == "0.05 USDC" and offer["within_max"] is False
+    assert offer["price_per_hour"] == "0.05 USDC" and offer["chosen"] is False
+    assert offer["reason"] == "price 0.05 > max 0.04"  # the market's reason, not the CLI's
     assert dry["chosen"] is None  # the only offer asks more than the max
+    # what --dry-run shows is the market's own quote, field for field
+    market_quote = Transport(url).request("POST", "/v1/orders/quote", json={"spec": dry["spec"]})
+    assert dry["quote"] == market_quote.json()
+    assert dry["escrow"] == dry["quote"]["escrow"] == "0.000666 USDC"  # 0.04 USDC/h × 1 min
     assert ok_json(pasar("status", "--json", home=home, market=url))["orders"] == []
     assert ok_json(pasar("balance", "--json", home=home, market=url))["balance"] == "1.00 USDC"
 

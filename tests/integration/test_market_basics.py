@@ -85,6 +85,22 @@ def test_unknown_route_and_wrong_method_use_the_error_shape(module_market: Marke
     assert "GET" in err["hint"]
 
 
+def test_heights_and_cursors_past_64_bits_are_a_400_not_a_500(
+    module_market: MarketProcess,
+) -> None:
+    """The store keeps 64-bit integers: a larger height or cursor is bad input, said so."""
+    huge = str(2**64)
+    for path in (
+        f"/v1/chain/blocks/{huge}",
+        f"/v1/chain/blocks?from={huge}",
+        f"/v1/chain/txs?after={huge}",
+    ):
+        r = httpx.get(module_market.url + path, timeout=10)
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["error"]["code"] == "invalid_request", r.text
+        assert "less than or equal" in r.text, r.text
+
+
 def test_openapi_and_docs_are_served(module_market: MarketProcess) -> None:
     schema = httpx.get(f"{module_market.url}/openapi.json").json()
     assert schema["info"]["title"] == "pasar market"

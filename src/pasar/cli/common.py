@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TypeVar
 
 import typer
 
@@ -24,6 +24,7 @@ MarketOpt = typer.Option(
     help="Market URL (default: $PASAR_MARKET, then `market` in $PASAR_HOME/config.toml).",
     show_default=False,
 )
+T = TypeVar("T")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
 
@@ -32,7 +33,7 @@ def make_client(market: str | None) -> Client:
     return Client(market)
 
 
-def perform(client: Client, call: Call) -> Any:
+def perform(client: Client, call: Call[T]) -> T:
     """One described request (:mod:`pasar.client.calls`) through the client's transport, for
     the few CLI loops the SDK has no public method for (``launch --wait``'s progress)."""
     return client._call(call)

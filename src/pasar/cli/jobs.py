@@ -1,10 +1,12 @@
 """``pasar launch | status | logs | result | cancel | explain``: run a job and follow it.
 
-``launch`` validates the spec (and its inputs) locally, shows the offers that fit it with the
-one the network's mechanism would pick, and asks before it escrows anything (``--yes`` skips
-the question; without a terminal it refuses rather than hang). ``--wait`` follows the order
-through the market's states — open, each lease matched and running, settled — and prints the
-bill of every lease; the exit code is then 0 only if every lease exited 0.
+``launch`` validates the spec (and its inputs) locally, shows the market's quote for it — the
+escrow, the offers that fit, the one the network's mechanism would pick and why the others lose,
+all computed by the market (``POST /v1/orders/quote``), none of it here — and asks before it
+escrows anything (``--yes`` skips the question; without a terminal it refuses rather than hang).
+``--wait`` follows the order through the market's states — open, each lease matched and
+running, settled — and prints the bill of every lease; the exit code is then 0 only if every
+lease exited 0.
 
 Everything goes through the SDK (:class:`pasar.Client`, :class:`pasar.client.client.Job`);
 errors are PasarErrors, rendered once by :mod:`pasar.cli.main` (exit 2, JSON with ``--json``).
@@ -15,17 +17,19 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pasar.cli.common import JsonOpt, MarketOpt, make_client, money, perform, short, text, total
+from pasar.api.base import parse, parse_rows
+from pasar.api.leases import LeaseView
+from pasar.api.orders import OrderView, OrderWait, PublicOrderView
+from pasar.api.quote import QuotedOfferView, QuoteResponse
+from pasar.api.status import TERMINAL_ORDER
+from pasar.cli.common import JsonOpt, MarketOpt, make_client, perform, short, text, total
 from pasar.cli.output import console, err_console, print_json
 from pasar.cli.spec import read_spec_file
 from pasar.client import calls
@@ -33,200 +37,58 @@ from pasar.client.client import Client
 from pasar.client.inputs import collect_inputs
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
-from pasar.core.presets import Preset, builtin_preset
-from pasar.core.resources import GpuModel, ResourceRequest
 from pasar.core.spec import JobSpec
 from pasar.crypto.identity import key_path
 
-MAX_OFFERS = 10_000  # the market's cap on one /v1/providers answer
 SHOWN_OFFERS = 20  # rows of the considered-offers table (--json lists them all)
 
 OrderArg = typer.Argument(..., help="The order id (o-…), as `pasar launch` printed it.")
 
 
-# -- the offers a launch would consider ------------------------------------------------------------
+# -- the market's quote ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Considered:
-    """One offer that fits the spec, priced for this job, and whether the mechanism takes it."""
-
-    provider: str
-    gpus: str
-    price_per_hour: Money | None
-    reputation: str
-    score: str
-    within_max: bool
-    chosen: bool
-    note: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "provider": self.provider,
-            "gpus": self.gpus,
-            "price_per_hour": None
-            if self.price_per_hour is None
-            else self.price_per_hour.to_json(),
-            "reputation": self.reputation,
-            "score": self.score,
-            "within_max": self.within_max,
-            "chosen": self.chosen,
-            "note": self.note,
-        }
+def _chosen_cell(offer: QuotedOfferView, decided_by: str | None) -> str:
+    if offer.chosen:
+        return "✓" if offer.leases == 1 else f"✓ ×{offer.leases}"
+    if decided_by is not None:
+        return "-"
+    return offer.reason or ""
 
 
-def _qty(value: object) -> Decimal | None:
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-
-
-def _fits(offer: dict[str, Any], request: ResourceRequest) -> bool:
-    """Whether an offer's free resources hold one lease of ``request`` (the market's fit)."""
-    for key, need in (
-        ("cpus", request.cpus),
-        ("memory", request.memory_gb),
-        ("disk", request.disk_gb),
-    ):
-        have = _qty(offer.get(key))
-        if have is None or have < need:
-            return False
-    if not request.gpu_count:
-        return True
-    name, count = offer.get("gpu_name"), offer.get("num_gpus")
-    if not name or not isinstance(count, int) or count < request.gpu_count:
-        return False
-    try:
-        model = GpuModel.parse(name)
-    except PasarError:
-        return False
-    return request.accepts(model)
-
-
-def _job_price(offer: dict[str, Any], request: ResourceRequest) -> Money | None:
-    """The offer's ask for one lease of ``request`` per hour, from the offer's exact prices:
-    GPU asks × GPUs asked for, or the CPU offer's price pro rata of the CPUs asked for."""
-    if request.gpu_count:
-        unit = money(offer.get("dph_per_gpu"))
-        return None if unit is None else unit * request.gpu_count
-    if offer.get("num_gpus"):
-        return None  # a GPU offer's row does not carry the provider's CPU ask
-    price, free = money(offer.get("dph")), _qty(offer.get("cpus"))
-    if price is None or free is None or free <= 0:
-        return None
-    return price.scale(Fraction(request.cpus) / Fraction(free))
-
-
-def _decided_by(mechanism: str | None) -> str | None:
-    """Who picks among the fitting offers, when it is not simply the cheapest ask."""
-    if mechanism == "book":
-        return None
-    if mechanism == "auction":
-        return "auction: decided by bids"
-    if mechanism is None:
-        return "decided by the network's mechanism"
-    return f"{mechanism}: decided by the mechanism"
-
-
-def considered_offers(client: Client, spec: JobSpec, mechanism: str | None) -> list[Considered]:
-    """The offers that fit one lease of ``spec``, cheapest first, the book's pick marked."""
-    request = spec.to_request()
-    terms = ["rentable=any", f"memory>={request.memory_gb}", f"disk>={request.disk_gb}"]
-    if request.cpus == request.cpus.to_integral_value():
-        terms.append(f"cpus>={int(request.cpus)}")
-    if request.gpu_count:
-        terms.append(f"num_gpus>={request.gpu_count}")
-    found = client.offers(" ".join(terms), order="dph", limit=MAX_OFFERS)
-    cap = spec.max_price_per_hour
-    rows: list[tuple[dict[str, Any], Money | None]] = []
-    seen: set[str] = set()
-    for offer in found:
-        provider = str(offer.get("provider"))
-        if not _fits(offer, request) or (not request.gpu_count and provider in seen):
-            continue
-        price = _job_price(offer, request)
-        if price is not None and price.currency != cap.currency:
-            price = None  # another currency cannot be compared with the cap
-        seen.add(provider)
-        rows.append((offer, price))
-    rows.sort(key=lambda r: (r[1] is None, r[1].micros if r[1] is not None else 0))
-    pick: int | None = None
-    if mechanism == "book":
-        for i, (_, price) in enumerate(rows):
-            if price is not None and price <= cap:
-                pick = i
-                break
-    out = []
-    for i, (offer, price) in enumerate(rows):
-        within = price is not None and price <= cap
-        if price is None:
-            note = "no ask for this job"
-        elif not within:
-            note = f"price {price.amount_str()} > max {cap.amount_str()}"
-        else:
-            note = "cheapest ask within the max" if i == pick else ""
-        gpus = (
-            f"{request.gpu_count}× {offer.get('gpu_name')}"
-            if request.gpu_count
-            else f"{request.cpus} CPU of {offer.get('cpus')} free"
-        )
-        out.append(
-            Considered(
-                provider=str(offer.get("provider")),
-                gpus=gpus,
-                price_per_hour=price,
-                reputation=text(offer.get("reputation")),
-                score=text(offer.get("score")),
-                within_max=within,
-                chosen=i == pick,
-                note=note,
-            )
-        )
-    return out
-
-
-def _print_offers(rows: list[Considered], mechanism: str | None) -> None:
-    if not rows:
+def _print_offers(quote: QuoteResponse) -> None:
+    """The market's quote as a table: the offers that fit, the pick, every loser's reason."""
+    if not quote.offers:
         console.print(
             "[yellow]no offer on the market fits this spec now[/]; the order would wait for one "
             "until it expires (then `pasar explain ID` says why, and the escrow is refunded)"
         )
         return
-    decided = _decided_by(mechanism)
-    table = Table(title="considered offers" + (f" ({decided})" if decided else ""))
-    for column in ("provider", "GPUs", "price/h", "score", "reputation", "chosen"):
+    decided = quote.decided_by
+    title = "considered offers" + (f" ({quote.mechanism}: {decided})" if decided else "")
+    table = Table(title=title)
+    for column in ("provider", "price/h", "score", "reputation", "chosen"):
         table.add_column(column)
-    for r in rows[:SHOWN_OFFERS]:
-        if decided is not None:
-            chosen = "-" if r.within_max else r.note
-        else:
-            chosen = "✓" if r.chosen else r.note
+    for offer in quote.offers[:SHOWN_OFFERS]:
         table.add_row(
-            short(r.provider),
-            r.gpus,
-            text(r.price_per_hour),
-            r.score,
-            r.reputation,
-            chosen,
+            short(offer.provider),
+            text(offer.price_per_hour),
+            str(offer.score),
+            offer.reputation,
+            _chosen_cell(offer, decided),
         )
     console.print(table)
-    if len(rows) > SHOWN_OFFERS:
-        console.print(f"… and {len(rows) - SHOWN_OFFERS} more (--json lists them all)")
-    if not any(r.within_max for r in rows) and mechanism == "book":
-        console.print("[yellow]every fitting offer asks more than max_price_per_hour[/]")
+    if len(quote.offers) > SHOWN_OFFERS:
+        console.print(f"… and {len(quote.offers) - SHOWN_OFFERS} more (--json lists them all)")
+    if decided is None and quote.unfilled:
+        why = f" ({quote.note})" if quote.note else ""
+        console.print(
+            f"[yellow]{quote.unfilled} of {quote.leases} lease(s) would not be matched now"
+            f"{escape(why)}[/]; they wait for a provider until the order expires"
+        )
 
 
 # -- launch ----------------------------------------------------------------------------------------
-
-
-def _market_preset(client: Client) -> Preset | None:
-    """The market's preset, when it is one this client knows (to name the mechanism and fees)."""
-    name = client.transport.get("/v1/healthz").get("preset")
-    try:
-        return builtin_preset(str(name))
-    except PasarError:
-        return None
 
 
 def _with_max_price(spec: JobSpec, max_price: str, source: str) -> JobSpec:
@@ -234,16 +96,7 @@ def _with_max_price(spec: JobSpec, max_price: str, source: str) -> JobSpec:
     return JobSpec.from_dict({**spec.to_dict(), "max_price_per_hour": cap.to_json()}, source=source)
 
 
-def _escrow(spec: JobSpec, preset: Preset | None) -> Money:
-    """What the market will escrow: the spec's cap per lease plus the client's side of the
-    network's fees (as ``order.create`` computes it), times the leases."""
-    if preset is None:
-        return spec.max_escrow()
-    fees = preset.fee_schedule(spec.max_price_per_hour.currency)
-    return fees.escrow_for(spec.max_escrow_per_lease()) * spec.lease_count
-
-
-def _confirm(escrow: Money) -> bool:
+def _confirm(escrow: str) -> bool:
     """Ask on the terminal; refuse (exit 2) when there is none to ask on."""
     if not sys.stdin.isatty():
         raise PasarError(
@@ -294,37 +147,33 @@ def launch(
     base = spec_path.absolute().parent
     inputs = collect_inputs(spec, base)  # a missing input fails now, before any request
     with make_client(market) as client:
-        preset = _market_preset(client)
-        mechanism = spec.pricing or (preset.default_mechanism if preset else None)
-        if preset is not None:
-            preset.mechanism(spec.pricing)  # refuses pricing this network does not offer
-        escrow = _escrow(spec, preset)
-        offers = considered_offers(client, spec, mechanism)
+        quote = client.quote(spec)  # refuses a spec the market would refuse, as the order would
         plan = {
             "spec": spec.to_dict(),
-            "mechanism": mechanism,
-            "escrow": escrow.to_json(),
+            "mechanism": quote.mechanism,
+            "escrow": quote.escrow,
             "inputs": [i.manifest() for i in inputs],
-            "offers": [o.to_dict() for o in offers],
-            "chosen": next((o.provider for o in offers if o.chosen), None),
-            "decided_by": _decided_by(mechanism),
+            "offers": [o.model_dump() for o in quote.offers],
+            "chosen": quote.chosen,
+            "decided_by": quote.decided_by,
+            "quote": quote.model_dump(),
         }
         if not json:
-            _print_plan(spec, mechanism, escrow, len(inputs), client)
-            _print_offers(offers, mechanism)
+            _print_plan(spec, quote, len(inputs), client)
+            _print_offers(quote)
         if dry_run:
             if json:
                 print_json({"dry_run": True, **plan})
             else:
                 console.print("dry run: nothing launched")
             return
-        if not yes and not _confirm(escrow):
+        if not yes and not _confirm(quote.escrow):
             err_console.print("not launched")
             raise typer.Exit(1)
         job = client.launch(spec, base_dir=base, ttl_s=ttl)
         if not json:
             console.print(
-                f"launched [bold]{job.id}[/] (escrow {escrow}); follow it with "
+                f"launched [bold]{job.id}[/] (escrow {quote.escrow}); follow it with "
                 f"`pasar status {job.id}`, `pasar logs {job.id} -f`",
                 highlight=False,
             )
@@ -333,7 +182,10 @@ def launch(
                 print_json({"dry_run": False, "order_id": job.id, **plan})
             return
         try:
-            order = follow_order(client, job.id, None if json else _progress_printer())
+            emit = None if json else _progress_printer()
+            if emit is not None:  # every order starts open; a fast match must not hide that
+                emit(f"order {job.id}: open")
+            order = follow_order(client, job.id, emit, shown_status="open")
         except KeyboardInterrupt:
             err_console.print(
                 f"stopped following {job.id}; it goes on (pasar status {job.id}, "
@@ -348,7 +200,7 @@ def launch(
                 "dry_run": False,
                 "order_id": job.id,
                 **plan,
-                "order": order,
+                "order": order.wire(),
                 "bill": bill_rows(order),
                 "exit_codes": exit_codes(order),
                 "ok": ok,
@@ -360,18 +212,16 @@ def launch(
         raise typer.Exit(1)
 
 
-def _print_plan(
-    spec: JobSpec, mechanism: str | None, escrow: Money, files: int, client: Client
-) -> None:
+def _print_plan(spec: JobSpec, quote: QuoteResponse, files: int, client: Client) -> None:
     leases = spec.lease_count
     console.print(
         f"job {spec.name or '(unnamed)'}: {leases} lease(s) of "
-        f"{spec.to_request().describe()}, at most {spec.max_duration} s at "
+        f"{quote.request}, at most {spec.max_duration} s at "
         f"{spec.max_price_per_hour}/h each; {files} input file(s)",
         markup=False,
         highlight=False,
     )
-    line = f"pricing: {mechanism or 'the network default'} on {client.url}; escrow {escrow}"
+    line = f"pricing: {quote.mechanism} on {client.url}; escrow {quote.escrow}"
     if key_path().exists():  # never create a key just to look
         line += f" (your balance {client.balance()['balance']})"
     console.print(line, markup=False, highlight=False)
@@ -391,53 +241,57 @@ def _progress_printer() -> Progress:
     return emit
 
 
-def _lease_line(lease: dict[str, Any]) -> str:
-    status = lease["status"]
-    where = f"lease {lease['lease_id']} (shard {lease['shard']})"
+def _lease_line(lease: LeaseView) -> str:
+    status = lease.status
+    where = f"lease {lease.lease_id} (shard {lease.shard})"
     if status == "running":
-        return f"{where}: running at {lease['price_per_hour']}/h"
-    receipt = lease.get("receipt") or {}
+        return f"{where}: running at {lease.price_per_hour}/h"
+    receipt = lease.receipt or {}  # as the provider signed it
     extra = []
     if "exit_code" in receipt:
         extra.append(f"exit {receipt['exit_code']}")
     failure = failure_text(lease)
     if failure:
         extra.append(failure)
-    extra.append(f"{lease.get('billed_seconds', 0)} s billed")
+    extra.append(f"{lease.billed_seconds} s billed")
     if status == "lost":
         extra.append("provider missed its heartbeats; the shard is re-queued")
     return f"{where}: {status} (" + ", ".join(extra) + ")"
 
 
-def follow_order(client: Client, order_id: str, emit: Progress | None) -> dict[str, Any]:
+def follow_order(
+    client: Client, order_id: str, emit: Progress | None, *, shown_status: str | None = None
+) -> OrderView:
     """Long-poll the order until it ends, reporting each change of the order's status and of
-    every lease's (the market's states as they are: nothing is inferred). Returns the last view."""
-    order: dict[str, Any] = client.job(order_id).status()
+    every lease's (the market's states as they are: nothing is inferred). ``shown_status`` is
+    the status the caller already reported (``open`` just after creating it). Returns the last
+    view."""
+    order = parse(OrderView, client.job(order_id).status())
     after = 0
-    shown_status: str | None = None
     shown_leases: dict[str, str] = {}
     while True:
         if emit is not None:  # leases first: a lease settles, then its order is done
-            for lease in order.get("leases", []):
-                if shown_leases.get(lease["lease_id"]) != lease["status"]:
-                    if lease["lease_id"] not in shown_leases:
-                        emit(f"matched: lease {lease['lease_id']} → provider {lease['provider']}")
-                    shown_leases[lease["lease_id"]] = lease["status"]
+            for lease in order.leases:
+                if shown_leases.get(lease.lease_id) != lease.status:
+                    if lease.lease_id not in shown_leases:
+                        emit(f"matched: lease {lease.lease_id} → provider {lease.provider}")
+                    shown_leases[lease.lease_id] = lease.status
                     emit(_lease_line(lease))
-            if order["status"] != shown_status:
-                shown_status = order["status"]
-                note = f" ({order['note']})" if order.get("note") else ""
+            if order.status != shown_status:
+                shown_status = order.status
+                note = f" ({order.note})" if order.note else ""
                 emit(f"order {order_id}: {shown_status}{note}")
-        if order["status"] in calls.TERMINAL:
+        if order.status in TERMINAL_ORDER:
             return order
-        reply = perform(client, calls.wait_order(order_id, after, calls.POLL_S))
-        order, after = reply["order"], int(reply["next"])
+        reply = parse(OrderWait, perform(client, calls.wait_order(order_id, after, calls.POLL_S)))
+        order, after = full_view(reply.order), reply.next
 
 
-def failure_text(lease: dict[str, Any]) -> str | None:
+def failure_text(lease: LeaseView) -> str | None:
     """``failed: output_too_large (job's fault): …`` for a lease that ended in a failure
-    receipt (the reason the client needs: no result will come from this lease), else None."""
-    failure = (lease.get("receipt") or {}).get("failure")
+    receipt (the reason the client needs: no result will come from this lease), else None.
+    The receipt is read as the provider signed it: nothing in it is trusted to be well formed."""
+    failure = (lease.receipt or {}).get("failure")
     if not isinstance(failure, dict):
         return None
     text = f"failed: {failure.get('reason')} ({failure.get('fault')}'s fault)"
@@ -446,63 +300,96 @@ def failure_text(lease: dict[str, Any]) -> str | None:
     return f"{text}: {failure['detail']}" if failure.get("detail") else text
 
 
-def _job_failed(order: dict[str, Any]) -> bool:
+def full_view(view: OrderView | PublicOrderView) -> OrderView:
+    """The order's client reads the full view; a public one means the market answered wrong."""
+    if not isinstance(view, OrderView):
+        raise PasarError(
+            f"the market showed order {view.order_id} without its leases",
+            code="bad_response",
+            status=502,
+        )
+    return view
+
+
+def _receipt_failure(lease: LeaseView) -> object:
+    return (lease.receipt or {}).get("failure")
+
+
+def _job_failed(order: OrderView) -> bool:
     """A lease failed through the job's own fault: that shard has no result and never will."""
     return any(
-        ((x.get("receipt") or {}).get("failure") or {}).get("fault") == "job"
-        for x in order.get("leases", [])
+        isinstance(failure := _receipt_failure(x), dict) and failure.get("fault") == "job"
+        for x in order.leases
     )
 
 
-def exit_codes(order: dict[str, Any]) -> list[int | None]:
+def _exit_code(lease: LeaseView) -> int | None:
+    code = (lease.receipt or {}).get("exit_code")
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+def exit_codes(order: OrderView) -> list[int | None]:
     """Each lease's receipt exit code (None for a lease that ended without a receipt)."""
-    out: list[int | None] = []
-    for lease in order.get("leases", []):
-        code = (lease.get("receipt") or {}).get("exit_code")
-        out.append(code if isinstance(code, int) and not isinstance(code, bool) else None)
-    return out
+    return [_exit_code(lease) for lease in order.leases]
 
 
-def order_ok(order: dict[str, Any]) -> bool:
+def order_ok(order: OrderView) -> bool:
     """Done, and every settled lease exited 0 (``launch --wait``'s exit code 0)."""
-    settled = [x for x in order.get("leases", []) if x["status"] == "settled"]
+    settled = [x for x in order.leases if x.status == "settled"]
     return (
-        order["status"] == "done"
+        order.status == "done"
         and bool(settled)
         and not _job_failed(order)
-        and all((x.get("receipt") or {}).get("exit_code") == 0 for x in settled)
+        and all(_exit_code(x) == 0 for x in settled)
     )
 
 
-def bill_rows(order: dict[str, Any]) -> list[dict[str, Any]]:
+class BillRow(TypedDict):
+    """One lease of a bill, as ``--json`` prints it (amounts as money text)."""
+
+    lease_id: str
+    shard: int
+    provider: str
+    status: str
+    exit_code: int | None
+    billed_seconds: int
+    price_per_hour: str
+    billed: str | None
+    provider_payout: str | None
+    fees: str | None
+    client_fee: str | None
+    refund: str | None
+
+
+def bill_rows(order: OrderView) -> list[BillRow]:
     """Per lease: billed, provider payout, fees (treasury + reserve), refund; exact."""
-    rows = []
-    for lease in order.get("leases", []):
-        bill = lease.get("bill")
+    rows: list[BillRow] = []
+    for lease in order.leases:
+        bill = lease.bill
         fees = None
         if bill is not None:
-            currency = Money.parse(bill["billed"]).currency
-            fees = total((bill["treasury"], bill["reserve"]), currency).to_json()
+            currency = Money.parse(bill.billed).currency
+            fees = total((bill.treasury, bill.reserve), currency).to_json()
         rows.append(
-            {
-                "lease_id": lease["lease_id"],
-                "shard": lease["shard"],
-                "provider": lease["provider"],
-                "status": lease["status"],
-                "exit_code": (lease.get("receipt") or {}).get("exit_code"),
-                "billed_seconds": lease.get("billed_seconds"),
-                "price_per_hour": lease.get("price_per_hour"),
-                "billed": None if bill is None else bill["billed"],
-                "provider_payout": None if bill is None else bill["provider_payout"],
-                "fees": fees,
-                "client_fee": None if bill is None else bill["client_fee"],
-                "refund": None if bill is None else bill["refund"],
-            }
+            BillRow(
+                lease_id=lease.lease_id,
+                shard=lease.shard,
+                provider=lease.provider,
+                status=lease.status,
+                exit_code=_exit_code(lease),
+                billed_seconds=lease.billed_seconds,
+                price_per_hour=lease.price_per_hour,
+                billed=None if bill is None else bill.billed,
+                provider_payout=None if bill is None else bill.provider_payout,
+                fees=fees,
+                client_fee=None if bill is None else bill.client_fee,
+                refund=None if bill is None else bill.refund,
+            )
         )
     return rows
 
 
-def _lease_table(order: dict[str, Any], title: str) -> Table:
+def _lease_table(order: OrderView, title: str) -> Table:
     table = Table(title=title)
     for column in ("lease", "shard", "provider", "status", "exit", "seconds"):
         table.add_column(column)
@@ -537,15 +424,15 @@ def _lease_table(order: dict[str, Any], title: str) -> Table:
     return table
 
 
-def print_bill(order: dict[str, Any]) -> None:
-    status = order["status"]
-    note = f" ({order['note']})" if order.get("note") else ""
-    if order.get("leases"):
-        console.print(_lease_table(order, f"bill of {order['order_id']}: {status}{note}"))
+def print_bill(order: OrderView) -> None:
+    status = order.status
+    note = f" ({order.note})" if order.note else ""
+    if order.leases:
+        console.print(_lease_table(order, f"bill of {order.order_id}: {status}{note}"))
     else:
         console.print(
-            f"{order['order_id']} {status}{note}: no lease ran, nothing billed; the escrow went "
-            f"back to your balance. `pasar explain {order['order_id']}` says why",
+            f"{order.order_id} {status}{note}: no lease ran, nothing billed; the escrow went "
+            f"back to your balance. `pasar explain {order.order_id}` says why",
             markup=False,
             highlight=False,
         )
@@ -554,13 +441,13 @@ def print_bill(order: dict[str, Any]) -> None:
         console.print("[red]a lease exited with a non-zero code[/] (see `pasar logs`)")
 
 
-def _print_failures(order: dict[str, Any]) -> None:
+def _print_failures(order: OrderView) -> None:
     """One line per lease that ended in a failure receipt, with its reason."""
-    for lease in order.get("leases", []):
+    for lease in order.leases:
         failure = failure_text(lease)
         if failure:
             console.print(
-                f"lease {lease['lease_id']} (shard {lease['shard']}) {failure}",
+                f"lease {lease.lease_id} (shard {lease.shard}) {failure}",
                 markup=False,
                 highlight=False,
                 style="red",
@@ -585,41 +472,41 @@ def status(
             if json:
                 print_json({"orders": orders})
                 return
-            _print_orders(orders)
+            _print_orders(parse_rows(OrderView, orders))
             return
-        order = client.job(order_id).status()
+        raw = client.job(order_id).status()
     if json:
-        print_json(order)
+        print_json(raw)
         return
-    spec = order["spec"]
+    order = parse(OrderView, raw)
     console.print(
-        f"order [bold]{order['order_id']}[/] {spec.get('name') or ''}: {order['status']}"
-        + (f" ({escape(order['note'])})" if order.get("note") else "")
-        + f", pricing {order['mechanism']}, escrow left {order['escrow']}, "
-        f"{order['unfilled']} lease(s) unfilled",
+        f"order [bold]{order.order_id}[/] {order.spec.get('name') or ''}: {order.status}"
+        + (f" ({escape(order.note)})" if order.note else "")
+        + f", pricing {order.mechanism}, escrow left {order.escrow}, "
+        f"{order.unfilled} lease(s) unfilled",
         highlight=False,
     )
-    if order.get("auction"):
-        a = order["auction"]
-        console.print(f"auction: {a['answered']} of {len(a['invited'])} invited providers bid")
-    if order.get("leases"):
+    if order.auction:
+        a = order.auction
+        console.print(f"auction: {a.answered} of {len(a.invited)} invited providers bid")
+    if order.leases:
         console.print(_lease_table(order, "leases"))
         _print_failures(order)
 
 
-def _print_orders(orders: list[dict[str, Any]]) -> None:
+def _print_orders(orders: list[OrderView]) -> None:
     table = Table(title="your orders (newest first)")
     for column in ("order", "name", "status", "pricing", "leases", "escrow left", "note"):
         table.add_column(column)
     for o in orders:
         table.add_row(
-            o["order_id"],
-            text(o["spec"].get("name")),
-            o["status"],
-            o["mechanism"],
-            str(len(o.get("leases", []))),
-            o["escrow"],
-            text(o.get("note")),
+            o.order_id,
+            text(o.spec.get("name")),
+            o.status,
+            o.mechanism,
+            str(len(o.leases)),
+            o.escrow,
+            text(o.note),
         )
     console.print(table)
     if not orders:
@@ -651,9 +538,9 @@ def logs(
             sys.stdout.flush()
             wrote = True
         if not wrote:
-            order = job.status()
+            order = parse(OrderView, job.status())
             err_console.print(
-                f"no output from shard {shard} of {order_id} (the order is {order['status']})",
+                f"no output from shard {shard} of {order_id} (the order is {order.status})",
                 markup=False,
                 highlight=False,
             )
@@ -680,8 +567,8 @@ def result(
     with make_client(market) as client:
         job = client.job(order_id)
         res = job.result(dest, timeout=timeout)
-        order = job.status()
-    receipts = {x["lease_id"]: (x.get("receipt") or {}) for x in order["leases"]}
+        order = parse(OrderView, job.status())
+    receipts = {x.lease_id: (x.receipt or {}) for x in order.leases}
     files = []
     for shard in res.shards:
         for item in receipts.get(shard.lease_id, {}).get("outputs", []):
@@ -724,9 +611,10 @@ def cancel(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool 
     with make_client(market) as client:
         job = client.job(order_id)
         reply = job.cancel()
-        order = job.status()
+        raw = job.status()
+    order = parse(OrderView, raw)
     if json:
-        print_json({**reply, "order": order, "bill": bill_rows(order)})
+        print_json({**reply, "order": raw, "bill": bill_rows(order)})
         return
     console.print(
         f"cancelled {order_id}: billed {reply['billed']} for verified seconds, "
@@ -734,7 +622,7 @@ def cancel(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool 
         markup=False,
         highlight=False,
     )
-    if order.get("leases"):
+    if order.leases:
         console.print(_lease_table(order, "leases"))
         _print_failures(order)
 
@@ -774,7 +662,6 @@ def explain(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool
 
 __all__ = [
     "cancel",
-    "considered_offers",
     "explain",
     "follow_order",
     "launch",

@@ -70,8 +70,17 @@ def serve(
         min=1,
         help="Largest blob (one input or output file) the market stores, in bytes.",
     ),
+    standby: bool = typer.Option(
+        False,
+        "--standby",
+        help="If another node is the writer of this database, wait as a hot standby (healthz "
+        "says role standby, other requests 503) and take over when it stops; without it, exit 2.",
+    ),
 ) -> None:
-    """Serve the market API until SIGTERM or Ctrl-C; prints the URL once listening."""
+    """Serve the market API until SIGTERM or Ctrl-C; prints the URL once listening.
+
+    A database has exactly one writer: a second node on it exits 2, or with --standby waits
+    and takes over when the writer stops or dies."""
     from pasar.market.serve import serve as run_market  # FastAPI/uvicorn only when serving
 
     config = MarketConfig.build(
@@ -86,4 +95,4 @@ def serve(
         blob_grace_s=blob_grace_s,
         max_blob_bytes=max_blob_bytes,
     )
-    run_market(config)
+    run_market(config, standby=standby)

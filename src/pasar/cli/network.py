@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from statistics import median_low
-from typing import Any
+from typing import Any, TypedDict
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from pasar.api.accounts import Balance
+from pasar.api.base import parse, parse_rows
+from pasar.api.offers import Offer
+from pasar.api.stats import GpuModelStats, Stats
 from pasar.cli.common import JsonOpt, MarketOpt, make_client, money, percent, short, text
 from pasar.cli.output import console, print_json
 from pasar.core.money import Money
@@ -27,9 +31,9 @@ MAX_OFFERS = 10_000  # the market's cap on one /v1/providers answer
 # -- offers ----------------------------------------------------------------------------------------
 
 
-def _gpu_cell(offer: dict[str, Any]) -> str:
-    if offer.get("num_gpus"):
-        return f"{offer['num_gpus']}× {offer.get('gpu_name')}"
+def _gpu_cell(offer: Offer) -> str:
+    if offer.num_gpus:
+        return f"{offer.num_gpus}× {offer.gpu_name}"
     return "CPU only"
 
 
@@ -73,20 +77,20 @@ def offers(
     table.add_column("region")
     if include_offline:
         table.add_column("online")
-    for o in found:
+    for o in parse_rows(Offer, found, what="offers"):
         cells = [
-            short(o.get("provider")),
+            short(o.provider),
             _gpu_cell(o),
-            text(o.get("cpus")),
-            f"{text(o.get('memory'))} GB",
-            f"{text(o.get('disk'))} GB",
-            text(o.get("dph")) if o.get("rentable") else "no ask",
-            text(o.get("reputation")),
-            text(o.get("score")),
-            text(o.get("region")),
+            text(o.cpus),
+            f"{text(o.memory)} GB",
+            f"{text(o.disk)} GB",
+            text(o.dph) if o.rentable else "no ask",
+            text(o.reputation),
+            text(o.score),
+            text(o.region),
         ]
         if include_offline:
-            cells.append("yes" if o.get("online") else "no")
+            cells.append("yes" if o.online else "no")
         table.add_row(*cells)
     console.print(table)
     if not found:
@@ -121,45 +125,57 @@ def _median(prices: list[Money]) -> Money | None:
     return median_low(sorted(prices, key=lambda m: m.micros))
 
 
-def gpu_rows(stats: dict[str, Any], offers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+class GpuRow(TypedDict):
+    """One GPU model of ``pasar gpus`` (``--json`` prints these)."""
+
+    model: str
+    variants: list[str]
+    gpus: int
+    free: int
+    providers: int
+    min_price_per_hour: str | None
+    median_price_per_hour: str | None
+
+
+def gpu_rows(stats: Stats, offers: list[Offer]) -> list[GpuRow]:
     """One row per GPU model (family): units on the network and free (``/v1/stats``), and from
     the free offers: providers with free units, the lowest and the median ask per GPU-hour."""
     providers: dict[str, set[str]] = defaultdict(set)
     asks: dict[str, list[Money]] = defaultdict(list)
     variants: dict[str, set[str]] = defaultdict(set)
     for offer in offers:
-        name = offer.get("gpu_name")
-        if not name or not offer.get("num_gpus"):
+        name = offer.gpu_name
+        if not name or not offer.num_gpus:
             continue
         family = GpuModel.parse(name).family
-        providers[family].add(str(offer["provider"]))
-        variants[family].add(str(name))
-        unit = money(offer.get("dph_per_gpu"))
+        providers[family].add(offer.provider)
+        variants[family].add(name)
+        unit = money(offer.dph_per_gpu)
         if unit is not None:
             asks[family].append(unit)
     rows = []
     seen: set[str] = set()
-    for model in stats.get("models", []):
-        family = str(model["model"])
+    for model in stats.models:
+        family = model.model
         seen.add(family)
-        rows.append((family, int(model["gpus"]), int(model["free"])))
+        rows.append((family, model.gpus, model.free))
     for family in sorted(set(providers) - seen):  # not yet in the stats (a race): still shown
         rows.append((family, 0, 0))
-    out = []
+    out: list[GpuRow] = []
     for family, count, free in rows:
         prices = asks.get(family, [])
         cheapest = min(prices, key=lambda m: m.micros) if prices else None
         median = _median(prices)
         out.append(
-            {
-                "model": family,
-                "variants": sorted(variants.get(family, ())),
-                "gpus": count,
-                "free": free,
-                "providers": len(providers.get(family, ())),
-                "min_price_per_hour": None if cheapest is None else cheapest.to_json(),
-                "median_price_per_hour": None if median is None else median.to_json(),
-            }
+            GpuRow(
+                model=family,
+                variants=sorted(variants.get(family, ())),
+                gpus=count,
+                free=free,
+                providers=len(providers.get(family, ())),
+                min_price_per_hour=None if cheapest is None else cheapest.to_json(),
+                median_price_per_hour=None if median is None else median.to_json(),
+            )
         )
     return out
 
@@ -170,7 +186,7 @@ def gpus(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
     with make_client(market) as client:
         stats = client.stats()
         free_offers = client.offers("num_gpus>=1 rentable=any", limit=MAX_OFFERS)
-    rows = gpu_rows(stats, free_offers)
+    rows = gpu_rows(parse(Stats, stats), parse_rows(Offer, free_offers, what="offers"))
     if json:
         print_json({"models": rows})
         return
@@ -196,11 +212,11 @@ def gpus(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
 # -- stats -----------------------------------------------------------------------------------------
 
 
-def _family(stats: dict[str, Any], family: str) -> dict[str, Any]:
-    for model in stats.get("models", []):
-        if model.get("model") == family:
-            return dict(model)
-    return {}
+def _family(stats: Stats, family: str) -> GpuModelStats | None:
+    for model in stats.models:
+        if model.model == family:
+            return model
+    return None
 
 
 def stats(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
@@ -211,50 +227,50 @@ def stats(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
     if json:
         print_json(data)
         return
-    h100, a100 = _family(data, "H100"), _family(data, "A100")
+    network = parse(Stats, data)
+    h100, a100 = _family(network, "H100"), _family(network, "A100")
     table = Table(title="network statistics", show_header=False)
     table.add_column("what")
     table.add_column("value")
     rows = [
-        ("providers", str(data["providers"])),
-        ("GPUs (free)", f"{data['gpus']} ({data['free_gpus']})"),
-        ("CPUs (free)", f"{data['cpus']} ({data['free_cpus']})"),
-        ("H100", str(data["h100"])),
-        ("A100", str(data["a100"])),
+        ("providers", str(network.providers)),
+        ("GPUs (free)", f"{network.gpus} ({network.free_gpus})"),
+        ("CPUs (free)", f"{network.cpus} ({network.free_cpus})"),
+        ("H100", str(network.h100)),
+        ("A100", str(network.a100)),
         ("H100 median ask / leased per GPU-hour", _prices(h100)),
         ("A100 median ask / leased per GPU-hour", _prices(a100)),
-        ("GPU utilization", percent(data["gpu_utilization"])),
-        ("CPU utilization", percent(data["cpu_utilization"])),
-        ("jobs", ", ".join(f"{k} {v}" for k, v in data["jobs"].items()) or "none"),
-        ("leases running", str(data["leases_running"])),
+        ("GPU utilization", percent(network.gpu_utilization)),
+        ("CPU utilization", percent(network.cpu_utilization)),
+        ("jobs", ", ".join(f"{k} {v}" for k, v in network.jobs.items()) or "none"),
+        ("leases running", str(network.leases_running)),
     ]
     for what, value in rows:
         table.add_row(what, value)
     console.print(table)
 
 
-def _prices(model: dict[str, Any]) -> str:
-    return (
-        f"{text(model.get('median_ask_per_hour'))} / "
-        f"{text(model.get('median_lease_price_per_hour'))}"
-    )
+def _prices(model: GpuModelStats | None) -> str:
+    if model is None:
+        return "- / -"
+    return f"{text(model.median_ask_per_hour)} / {text(model.median_lease_price_per_hour)}"
 
 
 # -- balance and faucet ----------------------------------------------------------------------------
 
 
-def _print_balance(account: dict[str, Any]) -> None:
-    console.print(f"account {account['account']}", markup=False, highlight=False)
+def _print_balance(account: Balance) -> None:
+    console.print(f"account {account.account}", markup=False, highlight=False)
     table = Table(show_header=False)
     table.add_column("what")
     table.add_column("amount", justify="right")
-    for label, key in (
-        ("spendable", "balance"),
-        ("in escrow", "escrow"),
-        ("earnings", "earnings"),
-        ("stake", "stake"),
+    for label, amount in (
+        ("spendable", account.balance),
+        ("in escrow", account.escrow),
+        ("earnings", account.earnings),
+        ("stake", account.stake),
     ):
-        table.add_row(label, str(account[key]))
+        table.add_row(label, amount)
     console.print(table)
 
 
@@ -265,7 +281,7 @@ def balance(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
     if json:
         print_json(account)
         return
-    _print_balance(account)
+    _print_balance(parse(Balance, account))
 
 
 def faucet(
@@ -281,4 +297,4 @@ def faucet(
         print_json({**minted, "account": account})
         return
     console.print(f"minted {minted['minted']}", markup=False, highlight=False)
-    _print_balance(account)
+    _print_balance(parse(Balance, account))

@@ -53,6 +53,13 @@ def start(
     grace: float = typer.Option(30.0, "--grace", min=0, help="Seconds to finish leases on stop."),
     region: str = typer.Option(None, "--region", help="Region shown in offers, e.g. eu."),
     key: str = typer.Option(PROVIDER_KEY, "--key", help="Key name in $PASAR_HOME/keys."),
+    gpu_report: Path = typer.Option(
+        None,
+        "--gpu-report",
+        hidden=True,
+        help="Register the GPUs of this JSON report (scripts/gpu-check's 'report') instead of "
+        "asking NVML: for tests and rehearsals; the market's capacity checks still apply.",
+    ),
 ) -> None:
     """Register with the market and serve leases until SIGTERM or Ctrl-C (then drain, exit 0)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -71,6 +78,7 @@ def start(
         grace_s=grace,
         region=region,
         key_name=key,
+        gpu_report=gpu_report,
     )
     agent = Agent(config)
     agent.start()
@@ -142,12 +150,12 @@ def status(
     finally:
         api.close()
     if json:
-        print_json(me)
+        print_json(me.wire())
         return
-    console.print(f"provider {me['provider']}")
-    console.print(f"  GPUs {me['inventory']} (free: {me['free']}), CPUs {me['cpus']}")
-    console.print(f"  reputation {me['reputation']}, stake {me['stake']}, score {me['score']}")
-    console.print(f"  running leases: {', '.join(me['running']) or 'none'}")
+    console.print(f"provider {me.provider}")
+    console.print(f"  GPUs {me.inventory} (free: {me.free}), CPUs {me.cpus}")
+    console.print(f"  reputation {me.reputation}, stake {me.stake}, score {me.score}")
+    console.print(f"  running leases: {', '.join(me.running) or 'none'}")
 
 
 @app.command("earnings")
@@ -164,8 +172,8 @@ def earnings(
     finally:
         api.close()
     if json:
-        print_json(account)
+        print_json(account.wire())
         return
     console.print(
-        f"earnings {account['earnings']}, stake {account['stake']}, spendable {account['balance']}"
+        f"earnings {account.earnings}, stake {account.stake}, spendable {account.balance}"
     )

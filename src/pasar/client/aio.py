@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pasar.api.quote import QuoteResponse
 from pasar.client import calls
 from pasar.client.calls import Call, Emit
 from pasar.client.config import client_identity, market_url
@@ -26,7 +27,7 @@ from pasar.client.inputs import LocalInput, collect_inputs, load_job
 from pasar.client.results import JobResult, accept, plan
 from pasar.client.transport import DEFAULT_TIMEOUT_S, AsyncTransport
 from pasar.core.errors import PasarError
-from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity
+from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
 
 T = TypeVar("T")
 
@@ -73,19 +74,20 @@ class AsyncClient:
     def account_id(self) -> str:
         return self.identity.account_id
 
+    def known_account(self) -> str | None:
+        """See :meth:`pasar.Client.known_account`."""
+        if self._identity is None and not key_path(self._key, self._home).exists():
+            return None
+        return self.account_id
+
     # -- performing calls --------------------------------------------------------------------------
 
-    async def _call(self, call: Call) -> Any:
-        timeout = {} if call.timeout_s is None else {"timeout": call.timeout_s}
-        if call.body is not None:
-            return await self.transport.post_signed(call.path, call.body, self.identity, **timeout)
-        signer = self.identity if call.signed else None
-        response = await self.transport.request(
-            call.method, call.path, signer=signer, params=dict(call.params), **timeout
-        )
-        return call.parse(response)
+    async def _call(self, call: Call[T]) -> T:
+        """Perform one call, signed by this client's key where it must be."""
+        signer = self.identity if call.body is not None or call.signed else None
+        return await self.transport.perform(call, signer)
 
-    async def _drive(self, steps: Generator[Call, Any, T]) -> T:
+    async def _drive(self, steps: Generator[Call[Any], Any, T]) -> T:
         reply: Any = None
         while True:
             try:
@@ -111,7 +113,14 @@ class AsyncClient:
         reply = await self._call(
             calls.create_order(job.to_dict(), [f.manifest() for f in files], ttl_s)
         )
-        return AsyncJob(self, str(reply["order_id"]))
+        return AsyncJob(self, reply.created())
+
+    async def quote(
+        self, spec: object, *, base_dir: str | os.PathLike[str] | None = None
+    ) -> QuoteResponse:
+        """See :meth:`pasar.Client.quote`."""
+        job, _ = load_job(spec, base_dir)
+        return await self._call(calls.quote(job.to_dict(), self.known_account()))
 
     async def _upload(self, item: LocalInput) -> None:
         path = f"/v1/blobs/{item.sha256}"
@@ -156,7 +165,7 @@ class AsyncClient:
 
     async def balance(self, account: str | None = None) -> dict[str, Any]:
         """See :meth:`pasar.Client.balance`."""
-        return dict(await self._call(calls.account(account or self.account_id)))
+        return (await self._call(calls.account(account or self.account_id))).wire()
 
     async def explain(self, order_id: str) -> dict[str, Any]:
         """See :meth:`pasar.Client.explain`."""
@@ -164,7 +173,7 @@ class AsyncClient:
 
     async def faucet(self, amount: str) -> dict[str, Any]:
         """See :meth:`pasar.Client.faucet`."""
-        return dict(await self._call(calls.faucet(amount)))
+        return (await self._call(calls.faucet(amount))).wire()
 
 
 class AsyncJob:
@@ -210,7 +219,7 @@ class AsyncJob:
         return JobResult(self.id, root, tuple(result for result, _ in shards))
 
     async def cancel(self) -> dict[str, Any]:
-        return dict(await self.client._call(calls.cancel_order(self.id)))
+        return (await self.client._call(calls.cancel_order(self.id))).wire()
 
     async def explain(self) -> dict[str, Any]:
         return await self.client.explain(self.id)

@@ -1,10 +1,14 @@
-"""The market API as data: each request described once, for the sync and the async client.
+"""The market API as data: each request described once, for the clients and the provider agent.
 
-:class:`Client` and :class:`AsyncClient` must behave the same. Rather than write every path,
-parameter and loop twice, the requests are plain :class:`Call` values and the multi-request
-procedures (waiting for an order to end, following logs) are generators that *yield* calls and
-receive their answers (the sans-I/O style of h11 and httpx's auth flows). Each client only knows
-how to perform one call — blocking or awaited — and drives the same generators.
+:class:`Client`, :class:`AsyncClient` and the provider's
+:class:`~pasar.provider.market_api.MarketAPI` perform the same :class:`Call` values, each with
+one transport method (:meth:`~pasar.client.transport.Transport.perform`): bodies are
+:mod:`pasar.api.txs` models, and answers parse into :mod:`pasar.api` models where the caller
+reads them. Rather than write every path, parameter and loop twice, the requests are plain
+:class:`Call` values and the multi-request procedures (waiting for an order to end, following
+logs) are generators that *yield* calls and receive their answers (the sans-I/O style of h11
+and httpx's auth flows). Each caller only knows how to perform one call — blocking or awaited
+— and drives the same generators, so the sync and async clients behave the same.
 """
 
 from __future__ import annotations
@@ -12,33 +16,70 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
+from pydantic import BaseModel
 
+from pasar.api import txs
+from pasar.api.accounts import Balance
+from pasar.api.base import JSONObject, parse
+from pasar.api.feed import FeedPage
+from pasar.api.health import Health
+from pasar.api.leases import Challenge, LeaseView, LogAppended
+from pasar.api.offers import ProviderInfo
+from pasar.api.orders import OrderView, PublicOrderView
+from pasar.api.quote import QuoteResponse
+from pasar.api.status import FINAL_LEASE as _FINAL_LEASE
+from pasar.api.status import TERMINAL_ORDER
+from pasar.api.txs import TxAnswer, TxBody
 from pasar.core.errors import PasarError
 
-TERMINAL = frozenset({"done", "expired", "cancelled"})
-FINAL_LEASE = frozenset({"settled", "cancelled"})  # lost and released leases are re-queued
+TERMINAL: frozenset[str] = frozenset(TERMINAL_ORDER)
+FINAL_LEASE: frozenset[str] = frozenset(_FINAL_LEASE)  # lost and released leases are re-queued
 POLL_S = 25.0  # one long poll; the market caps it at 30 s
 SLACK_S = 10.0  # added to a long poll's HTTP timeout, so the server answers first
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+Param = str | int | float  # a query parameter's value
 
 
 def _json(response: httpx.Response) -> Any:
     return response.json()
 
 
+def _model(model: type[M]) -> Callable[[httpx.Response], M]:
+    """Parse the answer as ``model`` (a 502 ``bad_response`` if it is not one)."""
+
+    def parse_answer(response: httpx.Response) -> M:
+        return parse(model, response.json())
+
+    return parse_answer
+
+
+def _answer(response: httpx.Response) -> TxAnswer:
+    return parse(TxAnswer, response.json())
+
+
 @dataclass(frozen=True)
-class Call:
-    """One HTTP request to the market: a GET with ``params``, or a signed POST of ``body``."""
+class Call(Generic[T]):
+    """One HTTP request to the market: a GET with ``params``, a signed POST of ``body``, or an
+    unsigned POST of ``json`` (a public query); ``parse`` turns the answer into what the caller
+    gets."""
 
     method: str
     path: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    body: dict[str, Any] | None = None  # POSTed as a signed envelope
+    params: Mapping[str, Param] = field(default_factory=dict)
+    body: TxBody | None = None  # POSTed as a signed envelope
+    json: JSONObject | None = None  # POSTed as it is (a public query, not a transaction)
     timeout_s: float | None = None  # None: the transport's default
-    parse: Callable[[httpx.Response], Any] = _json
+    parse: Callable[[httpx.Response], T] = _json
     signed: bool = False  # a read of private data: signed by the client's key
+
+
+def _post(path: str, body: TxBody) -> Call[TxAnswer]:
+    return Call("POST", path, body=body, parse=_answer)
 
 
 @dataclass(frozen=True)
@@ -60,11 +101,11 @@ class Emit:
 # -- single requests -------------------------------------------------------------------------------
 
 
-def get_order(order_id: str) -> Call:
+def get_order(order_id: str) -> Call[Any]:
     return Call("GET", f"/v1/orders/{order_id}", signed=True)
 
 
-def wait_order(order_id: str, after: int, timeout_s: float) -> Call:
+def wait_order(order_id: str, after: int, timeout_s: float) -> Call[Any]:
     return Call(
         "GET",
         f"/v1/orders/{order_id}/wait",
@@ -74,34 +115,40 @@ def wait_order(order_id: str, after: int, timeout_s: float) -> Call:
     )
 
 
-def list_orders(client: str, status: str | None, limit: int) -> Call:
-    params: dict[str, Any] = {"client": client, "limit": limit}
+def list_orders(client: str, status: str | None, limit: int) -> Call[Any]:
+    params: dict[str, Param] = {"client": client, "limit": limit}
     if status is not None:
         params["status"] = status
     return Call("GET", "/v1/orders", params, signed=True)
 
 
-def create_order(spec: dict[str, Any], inputs: list[dict[str, Any]], ttl_s: int | None) -> Call:
-    body: dict[str, Any] = {"type": "order.create", "spec": spec, "inputs": inputs}
+def create_order(
+    spec: Mapping[str, Any], inputs: list[Mapping[str, Any]], ttl_s: int | None
+) -> Call[TxAnswer]:
+    body = txs.OrderCreate.model_validate({"spec": spec, "inputs": inputs})
     if ttl_s is not None:
-        body["ttl_s"] = ttl_s
-    return Call("POST", "/v1/orders", body=body)
+        body.ttl_s = ttl_s
+    return _post("/v1/orders", body)
 
 
-def cancel_order(order_id: str) -> Call:
-    return Call(
-        "POST",
-        f"/v1/orders/{order_id}/cancel",
-        body={"type": "order.cancel", "order_id": order_id},
-    )
+def quote(spec: Mapping[str, Any], client: str | None) -> Call[QuoteResponse]:
+    """The market's quote for an order of ``spec`` (``client``: who would send it)."""
+    payload: JSONObject = {"spec": dict(spec)}  # the body of a QuoteRequest
+    if client is not None:
+        payload["client"] = client
+    return Call("POST", "/v1/orders/quote", json=payload, parse=_model(QuoteResponse))
 
 
-def explain(order_id: str) -> Call:
+def cancel_order(order_id: str) -> Call[TxAnswer]:
+    return _post(f"/v1/orders/{order_id}/cancel", txs.OrderCancel(order_id=order_id))
+
+
+def explain(order_id: str) -> Call[Any]:
     return Call("GET", f"/v1/orders/{order_id}/explain", signed=True)
 
 
-def offers(query: str, order: str | None, limit: int, include_offline: bool = False) -> Call:
-    params: dict[str, Any] = {"q": query, "limit": limit}
+def offers(query: str, order: str | None, limit: int, include_offline: bool = False) -> Call[Any]:
+    params: dict[str, Param] = {"q": query, "limit": limit}
     if order:
         params["order"] = order
     if include_offline:
@@ -109,19 +156,19 @@ def offers(query: str, order: str | None, limit: int, include_offline: bool = Fa
     return Call("GET", "/v1/providers", params)
 
 
-def stats() -> Call:
+def stats() -> Call[Any]:
     return Call("GET", "/v1/stats")
 
 
-def account(account_id: str) -> Call:
-    return Call("GET", f"/v1/accounts/{account_id}")
+def account(account_id: str) -> Call[Balance]:
+    return Call("GET", f"/v1/accounts/{account_id}", parse=_model(Balance))
 
 
-def faucet(amount: str) -> Call:
-    return Call("POST", "/v1/faucet", body={"type": "faucet", "amount": amount})
+def faucet(amount: str) -> Call[TxAnswer]:
+    return _post("/v1/faucet", txs.Faucet(amount=amount))
 
 
-def head_blob(sha256: str) -> Call:
+def head_blob(sha256: str) -> Call[int]:
     return Call("HEAD", f"/v1/blobs/{sha256}", parse=lambda r: r.status_code)
 
 
@@ -143,8 +190,10 @@ def _log_chunk(offset: int) -> Callable[[httpx.Response], LogChunk]:
     return parse
 
 
-def read_logs(lease_id: str, offset: int, follow: bool, timeout_s: float = POLL_S) -> Call:
-    params: dict[str, Any] = {"offset": offset}
+def read_logs(
+    lease_id: str, offset: int, follow: bool, timeout_s: float = POLL_S
+) -> Call[LogChunk]:
+    params: dict[str, Param] = {"offset": offset}
     if follow:
         params |= {"follow": "true", "timeout": timeout_s}
     return Call(
@@ -157,12 +206,85 @@ def read_logs(lease_id: str, offset: int, follow: bool, timeout_s: float = POLL_
     )
 
 
+# -- a provider's requests (reads are signed by the provider's transport) -------------------------
+
+
+def health() -> Call[Health]:
+    return Call("GET", "/v1/healthz", parse=_model(Health))
+
+
+def provider(provider_id: str) -> Call[ProviderInfo]:
+    return Call("GET", f"/v1/providers/{provider_id}", parse=_model(ProviderInfo))
+
+
+def feed(provider_id: str, after: int, timeout_s: float) -> Call[FeedPage]:
+    return Call(
+        "GET",
+        f"/v1/providers/{provider_id}/feed",
+        {"after": after, "timeout": timeout_s},
+        timeout_s=timeout_s + SLACK_S,
+        parse=_model(FeedPage),
+    )
+
+
+def order_view(order_id: str) -> Call[OrderView | PublicOrderView]:
+    """The order as this reader may see it (an invited bidder: the public view)."""
+
+    def parse_view(response: httpx.Response) -> OrderView | PublicOrderView:
+        data = response.json()
+        if isinstance(data, Mapping) and "escrow" in data:
+            return parse(OrderView, data)
+        return parse(PublicOrderView, data)
+
+    return Call("GET", f"/v1/orders/{order_id}", parse=parse_view, signed=True)
+
+
+def lease(lease_id: str) -> Call[LeaseView]:
+    return Call("GET", f"/v1/leases/{lease_id}", parse=_model(LeaseView), signed=True)
+
+
+def challenge(lease_id: str) -> Call[Challenge]:
+    return Call("GET", f"/v1/leases/{lease_id}/challenge", parse=_model(Challenge))
+
+
+def register(body: txs.ProviderRegister) -> Call[TxAnswer]:
+    return _post("/v1/providers", body)
+
+
+def stake(amount: str) -> Call[TxAnswer]:
+    return _post("/v1/stakes", txs.Stake(amount=amount))
+
+
+def bid(order_id: str, price: str | None) -> Call[TxAnswer]:
+    return _post(f"/v1/orders/{order_id}/bids", txs.Bid(order_id=order_id, price=price))
+
+
+def heartbeat(
+    lease_id: str, interval: int, challenge: str, usage: dict[str, int]
+) -> Call[TxAnswer]:
+    body = txs.Heartbeat(lease_id=lease_id, interval=interval, challenge=challenge, usage=usage)
+    return _post("/v1/heartbeats", body)
+
+
+def append_logs(lease_id: str, offset: int, data: str) -> Call[LogAppended]:
+    body = txs.Logs(lease_id=lease_id, offset=offset, data=data)
+    return Call("POST", f"/v1/leases/{lease_id}/logs", body=body, parse=_model(LogAppended))
+
+
+def receipt(body: txs.Receipt) -> Call[TxAnswer]:
+    return _post("/v1/receipts", body)
+
+
+def release(lease_id: str) -> Call[TxAnswer]:
+    return _post(f"/v1/leases/{lease_id}/release", txs.LeaseRelease(lease_id=lease_id))
+
+
 # -- procedures ------------------------------------------------------------------------------------
 
 
 def wait_for_end(
     order_id: str, timeout_s: float | None, clock: Callable[[], float] = time.monotonic
-) -> Generator[Call, Any, dict[str, Any]]:
+) -> Generator[Call[Any], Any, dict[str, Any]]:
     """Long-poll the order until it is done, expired or cancelled; returns its last view.
 
     Raises PasarError ``wait_timeout`` (the order goes on) if ``timeout_s`` passes first.
@@ -193,7 +315,7 @@ def latest_lease(order: Mapping[str, Any], shard: int) -> dict[str, Any] | None:
     return found[-1] if found else None
 
 
-def follow_logs(order_id: str, shard: int, follow: bool) -> Generator[Call | Emit, Any, None]:
+def follow_logs(order_id: str, shard: int, follow: bool) -> Generator[Call[Any] | Emit, Any, None]:
     """The log of one shard of an order, chunk by chunk (yielded as :class:`Emit`).
 
     Without ``follow``: what has been written so far by the shard's newest lease. With it: wait

@@ -21,6 +21,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pasar.api.quote import QuoteResponse
 from pasar.client import calls
 from pasar.client.calls import Call, Emit
 from pasar.client.config import client_identity, market_url
@@ -28,7 +29,7 @@ from pasar.client.inputs import LocalInput, collect_inputs, load_job
 from pasar.client.results import JobResult, accept, plan
 from pasar.client.transport import DEFAULT_TIMEOUT_S, Transport
 from pasar.core.errors import PasarError
-from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity
+from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
 
 T = TypeVar("T")
 
@@ -75,19 +76,20 @@ class Client:
     def account_id(self) -> str:
         return self.identity.account_id
 
+    def known_account(self) -> str | None:
+        """This client's account if it has a key already (looking never creates one)."""
+        if self._identity is None and not key_path(self._key, self._home).exists():
+            return None
+        return self.account_id
+
     # -- performing calls --------------------------------------------------------------------------
 
-    def _call(self, call: Call) -> Any:
-        timeout = {} if call.timeout_s is None else {"timeout": call.timeout_s}
-        if call.body is not None:
-            return self.transport.post_signed(call.path, call.body, self.identity, **timeout)
-        signer = self.identity if call.signed else None
-        response = self.transport.request(
-            call.method, call.path, signer=signer, params=dict(call.params), **timeout
-        )
-        return call.parse(response)
+    def _call(self, call: Call[T]) -> T:
+        """Perform one call, signed by this client's key where it must be."""
+        signer = self.identity if call.body is not None or call.signed else None
+        return self.transport.perform(call, signer)
 
-    def _drive(self, steps: Generator[Call, Any, T]) -> T:
+    def _drive(self, steps: Generator[Call[Any], Any, T]) -> T:
         reply: Any = None
         while True:
             try:
@@ -116,7 +118,16 @@ class Client:
         for item in files:
             self._upload(item)
         reply = self._call(calls.create_order(job.to_dict(), [f.manifest() for f in files], ttl_s))
-        return Job(self, str(reply["order_id"]))
+        return Job(self, reply.created())
+
+    def quote(
+        self, spec: object, *, base_dir: str | os.PathLike[str] | None = None
+    ) -> QuoteResponse:
+        """What the market would do with an order for ``spec`` now, without taking it: the
+        escrow it would lock, the offers that fit, the one it would pick, the price, and why
+        every other provider is out. ``spec`` as for :meth:`launch`; nothing is uploaded."""
+        job, _ = load_job(spec, base_dir)
+        return self._call(calls.quote(job.to_dict(), self.known_account()))
 
     def _upload(self, item: LocalInput) -> None:
         path = f"/v1/blobs/{item.sha256}"
@@ -162,7 +173,7 @@ class Client:
 
     def balance(self, account: str | None = None) -> dict[str, Any]:
         """Spendable balance, earnings, stake and escrow of ``account`` (default: this key's)."""
-        return dict(self._call(calls.account(account or self.account_id)))
+        return self._call(calls.account(account or self.account_id)).wire()
 
     def explain(self, order_id: str) -> dict[str, Any]:
         """Why each provider did or did not take an order."""
@@ -170,7 +181,7 @@ class Client:
 
     def faucet(self, amount: str) -> dict[str, Any]:
         """Mint test money into this account (markets started with ``--devnet`` only)."""
-        return dict(self._call(calls.faucet(amount)))
+        return self._call(calls.faucet(amount)).wire()
 
 
 class Job:
@@ -224,7 +235,7 @@ class Job:
 
     def cancel(self) -> dict[str, Any]:
         """Stop the job: running leases are billed for verified seconds, the rest refunded."""
-        return dict(self.client._call(calls.cancel_order(self.id)))
+        return self.client._call(calls.cancel_order(self.id)).wire()
 
     def explain(self) -> dict[str, Any]:
         return self.client.explain(self.id)

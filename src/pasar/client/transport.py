@@ -16,7 +16,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import httpx
 
@@ -25,6 +25,10 @@ from pasar.crypto.envelope import sign, wall_clock_ms
 from pasar.crypto.identity import Identity
 from pasar.crypto.request_auth import authorization
 
+if TYPE_CHECKING:
+    from pasar.client.calls import Call
+
+T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 30.0
 CHUNK_BYTES = 1 << 20
 
@@ -197,6 +201,25 @@ class Transport:
         envelope = _envelope(body, identity, self.market)
         return self.request("POST", path, json=envelope, **kwargs).json()
 
+    def perform(self, call: Call[T], signer: Identity | None = None) -> T:
+        """Perform one described request (:mod:`pasar.client.calls`): a POST is signed as an
+        envelope by ``signer``; a read is signed by ``signer`` if the call is private, else by
+        the transport's own identity if it has one. Returns what ``call.parse`` makes of it."""
+        extra: dict[str, Any] = {} if call.timeout_s is None else {"timeout": call.timeout_s}
+        if call.body is not None:
+            if signer is None:
+                raise ValueError("a POST of a transaction needs a signer")
+            envelope = _envelope(call.body.body(), signer, self.market)
+            response = self.request("POST", call.path, json=envelope, **extra)
+        else:
+            reader = signer if call.signed else None
+            if call.json is not None:  # an unsigned public query POSTed as it is (a quote)
+                extra["json"] = call.json
+            response = self.request(
+                call.method, call.path, signer=reader, params=dict(call.params), **extra
+            )
+        return call.parse(response)
+
     def upload(self, path: str, file: Path, *, signer: Identity | None = None) -> httpx.Response:
         """PUT a file's bytes, streamed from disk (signed: uploads count against a quota)."""
         with file.open("rb") as f:
@@ -296,6 +319,23 @@ class AsyncTransport:
         envelope = _envelope(body, identity, await self.market())
         response = await self.request("POST", path, json=envelope, **kwargs)
         return response.json()
+
+    async def perform(self, call: Call[T], signer: Identity | None = None) -> T:
+        """:meth:`Transport.perform`, awaited."""
+        extra: dict[str, Any] = {} if call.timeout_s is None else {"timeout": call.timeout_s}
+        if call.body is not None:
+            if signer is None:
+                raise ValueError("a POST of a transaction needs a signer")
+            envelope = _envelope(call.body.body(), signer, await self.market())
+            response = await self.request("POST", call.path, json=envelope, **extra)
+        else:
+            reader = signer if call.signed else None
+            if call.json is not None:  # an unsigned public query POSTed as it is (a quote)
+                extra["json"] = call.json
+            response = await self.request(
+                call.method, call.path, signer=reader, params=dict(call.params), **extra
+            )
+        return call.parse(response)
 
     async def upload(
         self, path: str, file: Path, *, signer: Identity | None = None

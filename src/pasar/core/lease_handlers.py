@@ -3,7 +3,9 @@
 The handlers of :class:`~pasar.core.state.MarketState` for the transactions that end or
 prove the time of a lease, kept apart from the order and account handlers so that each module
 holds one part of the state machine. Like every handler, each checks all it can before it
-changes anything, and the ledger's journal undoes money moved by one that fails half-way.
+changes anything; the ledger's journal undoes money moved by one that fails half-way, and the
+state's record journal the records it changed, provided it reaches them through the state's
+getters (``_lease``, ``_order``, ``_provider``) and helpers (``_put``, ``_index_blob``).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from pasar.core.fees import Charges
 from pasar.core.market_records import Applied, LeaseRecord, OrderRecord, Tx, fail
 from pasar.core.money import Money
 from pasar.core.receipts import Failure, parse_failure
 from pasar.core.reputation import Event
 from pasar.core.timelock import challenge_message, heartbeat_accepted, is_lost
 from pasar.core.tx_parsing import output_parts
+from pasar.core.verify.base import Hold, Outcome, ReceiptFacts
 
 if TYPE_CHECKING:
     from pasar.core.state import MarketState
@@ -91,7 +95,7 @@ def _requeue(
     record.free_shards.append(lease.shard)
     record.free_shards.sort()
     record.shard_escrow[lease.shard] = remaining
-    if record.mechanism == "auction":
+    if state.mechanism_of(record).opens_window:
         state._open_window(record, ts)
     state._refresh_order(record)
     return True
@@ -101,7 +105,7 @@ def on_release(state: MarketState, tx: Tx) -> Applied:
     """A provider hands a running lease back (it is shutting down): it is paid for the seconds
     its heartbeats verified, keeps its reputation, and the shard is re-queued on what is left."""
     lease = _running_lease(state, tx, provider_may="release it")
-    record = state.orders[lease.order_id]
+    record = state._order(lease.order_id)
     charges = state._settle(lease, tx.at, "released")
     requeued = _requeue(state, record, lease, charges.refund, tx.at)
     return Applied(
@@ -123,22 +127,11 @@ def on_lost(state: MarketState, tx: Tx) -> Applied:
         grace_intervals=t.grace_intervals,
     ):
         raise fail("the lease has not missed its grace intervals", code="too_early", status=409)
-    record = state.orders[lease.order_id]
+    record = state._order(lease.order_id)
     # The provider is paid nothing: the whole lease escrow goes back, and stays with the order
     # (re-queued) unless the order is over.
-    settlement = state.ledger.settle(
-        lease.id,
-        client=lease.client,
-        provider=lease.provider,
-        billed_ms=0,
-        price_per_hour=lease.price_per_hour,
-        fees=record.fees,
-    )
-    lease.status = "lost"
-    lease.ended_at = tx.at
-    lease.charges = settlement
-    provider = state.providers[lease.provider]
-    provider.running.pop(lease.id, None)
+    settlement = _settle_unpaid(state, record, lease, "lost", tx.at)
+    provider = state._provider(lease.provider)
     provider.reputation = provider.reputation.apply(Event.LOST, state.preset.reputation)
     # A provider that vanished gets no new work until it shows up again (registers): without
     # this, the cheapest dead provider would win every re-queued job and lose it again.
@@ -153,7 +146,30 @@ def on_lost(state: MarketState, tx: Tx) -> Applied:
     )
 
 
+def _settle_unpaid(
+    state: MarketState, record: OrderRecord, lease: LeaseRecord, status: str, ts: int
+) -> Charges:
+    """End ``lease`` paying its provider nothing: its whole escrow goes back to the order."""
+    settlement = state.ledger.settle(
+        lease.id,
+        client=lease.client,
+        provider=lease.provider,
+        billed_ms=0,
+        price_per_hour=lease.price_per_hour,
+        fees=record.fees,
+    )
+    lease.status = status
+    lease.ended_at = ts
+    lease.charges = settlement
+    state._provider(lease.provider).running.pop(lease.id, None)
+    state._reindex(lease.provider)
+    return settlement
+
+
 def on_receipt(state: MarketState, tx: Tx) -> Applied:
+    """A lease's provider reports its result (or its failure). The order's verification
+    policy decides what happens: settle now (``receipt``), or hold the lease's escrow while
+    the result is checked (:func:`_hold`)."""
     from pasar.crypto.merkle import root_of_files  # pure hashing; kept local to the one user
 
     lease = _running_lease(state, tx, provider_may="send its receipt")
@@ -188,13 +204,26 @@ def on_receipt(state: MarketState, tx: Tx) -> Applied:
             code="invalid_receipt",
             field="outputs",
         )
-    charges = state._settle(lease, tx.at, "settled" if failure is None else "failed")
-    lease.receipt = dict(tx.body)
+    record = state._order(lease.order_id)
+    policy = state.preset.verification_policy(record.verification)
+    facts = ReceiptFacts(
+        lease_id=lease.id,
+        order_id=record.id,
+        provider=lease.provider,
+        shard=lease.shard,
+        root=root,
+        failed=failure is not None,
+        at=tx.at,
+    )
+    decision = policy.on_receipt(facts)
     for output in outputs:
         for sha in (output["sha256"], *(output_parts(output) or ())):
-            state.blob_orders.setdefault(sha, set()).add(lease.order_id)
-    provider = state.providers[lease.provider]
-    record = state.orders[lease.order_id]
+            state._index_blob(sha, lease.order_id)
+    if isinstance(decision, Hold):
+        return _hold(state, record, lease, decision, tx)
+    charges = state._settle(lease, tx.at, "settled" if failure is None else "failed")
+    lease.receipt = dict(tx.body)
+    provider = state._provider(lease.provider)
     requeued = False
     if failure is not None and failure.fault == "provider":
         provider.reputation = provider.reputation.apply(Event.FAILED, state.preset.reputation)
@@ -224,3 +253,63 @@ def _failure_note(lease: LeaseRecord, failure: Failure, *, requeued: bool) -> st
     """The order's note after a failure receipt, so ``status`` and ``explain`` say why."""
     after = "re-queued" if requeued else "not re-queued"
     return f"shard {lease.shard} failed: {failure.summary()} ({after})"
+
+
+def _hold(
+    state: MarketState, record: OrderRecord, lease: LeaseRecord, hold: Hold, tx: Tx
+) -> Applied:
+    """The policy checks the result before anyone is paid: the lease ends (its time stops at
+    the receipt, its capacity is freed) but its escrow stays in the lease until a verdict's
+    :class:`~pasar.core.verify.base.Outcome` is carried out (:func:`carry_out`)."""
+    lease.status = "held"
+    lease.ended_at = tx.at
+    lease.receipt = dict(tx.body)
+    state._provider(lease.provider).running.pop(lease.id, None)
+    state._reindex(lease.provider)
+    record.note = f"shard {lease.shard} held for checking: {hold.reason}"
+    state._refresh_order(record)
+    return Applied(
+        tx.type,
+        {"lease_id": lease.id, "held": hold.reason, "until_ms": hold.until_ms},
+        providers={lease.provider},
+        orders={record.id},
+    )
+
+
+def _held_lease(state: MarketState, lease_id: str) -> LeaseRecord:
+    lease = state._lease(lease_id)
+    if lease.status != "held":
+        raise fail(f"lease {lease.id} is {lease.status}, not held", code="not_held", status=409)
+    return lease
+
+
+def carry_out(state: MarketState, outcome: Outcome) -> dict[str, Charges]:
+    """Execute a verdict's outcome through the ledger (inside a transaction's :meth:`apply`,
+    so a refusal half-way undoes all of it): held leases in ``pay`` are settled for their
+    verified time up to their receipt, those in ``refund`` are paid nothing and their shard is
+    re-queued on the escrow, and each slash takes stake, rewarding whoever proved the fraud at
+    the preset's ``slash_reward_rate``. Returns each lease's charges."""
+    charges: dict[str, Charges] = {}
+    weights = state.preset.reputation
+    for lease_id in outcome.pay:
+        lease = _held_lease(state, lease_id)
+        assert lease.ended_at is not None  # held leases ended at their receipt
+        charges[lease.id] = state._settle(lease, lease.ended_at, "settled")
+        provider = state._provider(lease.provider)
+        provider.reputation = provider.reputation.apply(Event.COMPLETED, weights)
+        state._refresh_order(state._order(lease.order_id))
+    for lease_id in outcome.refund:
+        lease = _held_lease(state, lease_id)
+        assert lease.ended_at is not None
+        record = state._order(lease.order_id)
+        settlement = _settle_unpaid(state, record, lease, "rejected", lease.ended_at)
+        charges[lease.id] = settlement
+        provider = state._provider(lease.provider)
+        provider.reputation = provider.reputation.apply(Event.FAILED, weights)
+        _requeue(state, record, lease, settlement.refund, lease.ended_at)
+    rate = state.preset.verification.slash_reward_rate
+    for slash in outcome.slash:
+        state.ledger.slash(
+            slash.provider, slash.amount, reward_to=slash.reward_to, reward_rate=rate
+        )
+    return charges

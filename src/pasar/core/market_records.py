@@ -16,6 +16,7 @@ from pasar.core.fees import Charges, FeeSchedule
 from pasar.core.money import Money
 from pasar.core.orders import Order
 from pasar.core.pricing.book import Asks
+from pasar.core.record_journal import REPLACED_WHOLE
 from pasar.core.reputation import Reputation
 from pasar.core.resources import Allocation, GpuModel, Inventory
 from pasar.core.spec import JobSpec
@@ -84,18 +85,19 @@ class ProviderRecord:
     available: bool = True  # False while draining: keeps its leases, takes no new work
 
     def free(self) -> Inventory:
-        """The inventory minus what running leases hold (by model and quantity)."""
-        devices = list(self.inventory.devices())
+        """The inventory minus what running leases hold: their own devices (by NVML index),
+        so what is free keeps the identity of every GPU and a new lease can never be handed one
+        that a running lease holds."""
         cpus, memory, disk = self.inventory.cpus, self.inventory.memory_gb, self.inventory.disk_gb
+        held: list[int] = []
         for allocation in self.running.values():
-            if allocation.gpu is not None:
-                for _ in range(allocation.gpu.count):
-                    devices.remove(allocation.gpu.model)
+            held.extend(d.index for d in allocation.devices)
             cpus -= allocation.cpus
             memory -= allocation.memory_gb
             disk -= allocation.disk_gb
-        gpus: list[str | GpuModel] = list(devices)
-        return Inventory.build(gpus=gpus, cpus=cpus, memory_gb=memory, disk_gb=disk)
+        models, ids = self.inventory.without(held)
+        gpus: list[str | GpuModel] = list(models)
+        return Inventory.build(gpus=gpus, cpus=cpus, memory_gb=memory, disk_gb=disk, devices=ids)
 
 
 @dataclass
@@ -125,12 +127,15 @@ class OrderRecord:
     status: str = "open"  # open | running | done | expired | cancelled
     leases: list[str] = field(default_factory=list)
     free_shards: list[int] = field(default_factory=list)
-    reasons: dict[str, str] = field(default_factory=dict)
+    # why each provider did not get a lease: replaced by each match, never changed in place
+    reasons: dict[str, str] = field(default_factory=dict, metadata=REPLACED_WHOLE)
     note: str | None = None
     window: AuctionWindowState | None = None
     inputs: tuple[dict[str, Any], ...] = ()
     # a re-queued shard carries on with what was left of its lease's escrow
     shard_escrow: dict[int, Money] = field(default_factory=dict)
+    # the verification policy (normalized spec value, or the network's default at creation)
+    verification: str = "receipt"
 
     def escrow_for_shard(self, shard: int) -> Money:
         return self.shard_escrow.get(shard, self.escrow_per_lease)
@@ -156,10 +161,12 @@ class LeaseRecord:
     price_per_hour: Money
     allocation: Allocation
     started_at: int
-    status: str = "running"  # running | settled | failed | lost | cancelled | released
+    # running | held (receipt in, result being checked) | settled | failed | lost | cancelled
+    # | released
+    status: str = "running"
     beats: set[int] = field(default_factory=set)
     ended_at: int | None = None
-    receipt: dict[str, Any] | None = None
+    receipt: dict[str, Any] | None = field(default=None, metadata=REPLACED_WHOLE)
     charges: Charges | None = None
     billed_ms: int = 0
 

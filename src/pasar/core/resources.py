@@ -13,6 +13,11 @@ Three ideas live here:
 * **A refusal explains itself.** :func:`fit` returns either an :class:`Allocation` or one
   plain-words reason per unmet constraint ("needs 2× A100, has 1× RTX4090-24GB"), so the market can
   tell a client why no provider matched.
+* **A GPU belongs to someone.** Every device of an inventory has an identity, its NVML index and
+  UUID (:class:`GpuDevice`), and an :class:`Allocation` names the devices it holds, so two leases
+  on one machine can never be handed the same GPU. Devices are chosen by :func:`choose_slots`
+  alone, the lowest free indices first: a pure function of the state, so ``pasar audit`` replays
+  the market's choice exactly, and the one rule :func:`fit` and the book index both follow.
 
 Quantities of CPUs, memory and disk are :class:`~decimal.Decimal` (half a CPU is a real request;
 a binary float is not a real quantity). Memory and disk are in GB, VRAM in whole GB.
@@ -267,6 +272,43 @@ def _plural(n: int | Decimal, word: str) -> str:
 
 # -- GPU groups, requests, inventories -------------------------------------------------------------
 
+#: What a GPU UUID may be made of: NVML's ``GPU-<hex>-...`` (and ``MIG-...``). No commas, quotes
+#: or spaces, since the id travels into ``CUDA_VISIBLE_DEVICES`` and docker's ``--gpus`` list.
+GPU_UUID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,95}$")
+
+
+@dataclass(frozen=True, order=True)
+class GpuDevice:
+    """One physical GPU of a provider: its NVML index and, when known, its UUID.
+
+    The index is what allocations are ordered and chosen by (NVML numbers devices in PCI bus
+    order, stable across reboots of one machine); the UUID is what a runtime hands the job, since
+    it names the same card whatever numbering a container or ``CUDA_VISIBLE_DEVICES`` applies.
+    Inventories written without devices get indices ``0..n-1`` and no UUID.
+    """
+
+    index: int
+    uuid: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.index, bool) or not isinstance(self.index, int) or self.index < 0:
+            raise ResourceError(
+                f"a GPU's index must be a whole number >= 0, got {self.index!r}",
+                code="invalid_inventory",
+                hint="use the NVML index (nvidia-smi --query-gpu=index,uuid --format=csv)",
+            )
+        if self.uuid is not None and (
+            not isinstance(self.uuid, str) or not GPU_UUID.match(self.uuid)
+        ):
+            raise ResourceError(
+                f"a GPU's uuid must be letters, digits and dashes, got {self.uuid!r}",
+                code="invalid_inventory",
+                hint="use the UUID NVML reports, e.g. GPU-5f1c3a2e-...",
+            )
+
+    def to_json(self) -> dict[str, object]:
+        return {"index": self.index, "uuid": self.uuid}
+
 
 @dataclass(frozen=True)
 class GpuSpec:
@@ -375,19 +417,42 @@ class ResourceRequest:
 class Inventory:
     """What a provider can still give: GPU groups in device order, CPUs, memory and disk.
 
-    Device order matters: :meth:`devices` numbers GPUs in the order the groups list them
-    (build one group per NVML device, or consecutive groups, and slot *i* is device *i*).
+    Device order matters: :meth:`devices` numbers GPUs in the order the groups list them, and
+    slot *i* is the physical device ``gpu_ids[i]``. Slots are in ascending NVML index, so the
+    lowest free slot is the lowest free index; an inventory left after an allocation keeps the
+    identities of the devices it still has (slot 0 of what is free may be device 1).
+    ``gpu_ids`` may be left out: then device *i* is NVML index *i*, with no UUID.
     """
 
     gpus: tuple[GpuSpec, ...] = ()
     cpus: Decimal = Decimal(0)
     memory_gb: Decimal = Decimal(0)
     disk_gb: Decimal = Decimal(0)
+    gpu_ids: tuple[GpuDevice, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gpus", tuple(self.gpus))
         for name in ("cpus", "memory_gb", "disk_gb"):
             _check_qty(self, name)
+        count = sum(spec.count for spec in self.gpus)
+        ids = tuple(self.gpu_ids) or tuple(GpuDevice(i) for i in range(count))
+        if len(ids) != count:
+            raise ResourceError(
+                f"the inventory lists {count} GPUs but {len(ids)} device ids",
+                code="invalid_inventory",
+            )
+        indices = [d.index for d in ids]
+        if indices != sorted(set(indices)):
+            raise ResourceError(
+                "GPU indices must be distinct and listed in ascending order, got "
+                + ", ".join(map(str, indices)),
+                code="invalid_inventory",
+                hint="list each GPU once, by its NVML index",
+            )
+        uuids = [d.uuid for d in ids if d.uuid is not None]
+        if len(uuids) != len(set(uuids)):
+            raise ResourceError("two GPUs share one uuid", code="invalid_inventory")
+        object.__setattr__(self, "gpu_ids", ids)
 
     @classmethod
     def build(
@@ -397,9 +462,12 @@ class Inventory:
         cpus: int | str | Decimal = 0,
         memory_gb: int | str | Decimal = 0,
         disk_gb: int | str | Decimal = 0,
+        devices: Iterable[GpuDevice] = (),
     ) -> Inventory:
         """``Inventory.build(gpus={"RTX4090": 2}, cpus=16, memory_gb=64, disk_gb=500)``;
-        ``gpus`` may also list one name (or model) per device."""
+        ``gpus`` may also list one name (or model) per device. ``devices`` names the GPUs, one
+        per device in the order ``gpus`` lists them (any order of indices: they are sorted);
+        without it the GPUs are indices ``0..n-1``."""
         specs: list[GpuSpec] = []
         if isinstance(gpus, Mapping):
             specs = [GpuSpec(GpuModel.parse(name), count) for name, count in gpus.items()]
@@ -411,16 +479,34 @@ class Inventory:
                     specs.append(GpuSpec(item))
                 else:
                     specs.append(GpuSpec(GpuModel.parse(item)))
+        models = [s.model for s in specs for _ in range(s.count)]
+        ids = tuple(devices)
+        if ids:
+            if len(ids) != len(models):
+                raise ResourceError(
+                    f"{len(models)} GPUs but {len(ids)} device ids", code="invalid_inventory"
+                )
+            pairs = sorted(zip(ids, models, strict=True), key=lambda pair: pair[0].index)
+            ids = tuple(d for d, _ in pairs)
+            models = [m for _, m in pairs]
         return cls(
-            gpus=_regroup([s.model for s in specs for _ in range(s.count)]),
+            gpus=_regroup(models),
             cpus=quantity(cpus, what="cpus"),
             memory_gb=quantity(memory_gb, what="memory"),
             disk_gb=quantity(disk_gb, what="disk"),
+            gpu_ids=ids,
         )
 
     def devices(self) -> tuple[GpuModel, ...]:
         """One entry per GPU, in slot order."""
         return tuple(spec.model for spec in self.gpus for _ in range(spec.count))
+
+    def without(self, indices: Iterable[int]) -> tuple[tuple[GpuModel, ...], tuple[GpuDevice, ...]]:
+        """The models and ids of the devices left once those with NVML ``indices`` are taken."""
+        taken = set(indices)
+        pairs = zip(self.devices(), self.gpu_ids, strict=True)
+        kept = [(m, d) for m, d in pairs if d.index not in taken]
+        return tuple(m for m, _ in kept), tuple(d for _, d in kept)
 
     @property
     def gpu_count(self) -> int:
@@ -436,9 +522,12 @@ class Inventory:
     def minus(self, allocation: Allocation) -> Inventory:
         """What is left after ``allocation`` (made by :func:`fit` against this inventory)."""
         devices = self.devices()
-        if any(slot < 0 or slot >= len(devices) for slot in allocation.gpu_slots):
+        if any(slot < 0 or slot >= len(devices) for slot in allocation.gpu_slots) or any(
+            self.gpu_ids[slot] != device
+            for slot, device in zip(allocation.gpu_slots, allocation.devices, strict=True)
+        ):
             raise ResourceError("allocation names GPU slots this inventory does not have")
-        left = [m for i, m in enumerate(devices) if i not in set(allocation.gpu_slots)]
+        left, left_ids = self.without(d.index for d in allocation.devices)
         cpus, memory, disk = (
             self.cpus - allocation.cpus,
             self.memory_gb - allocation.memory_gb,
@@ -448,7 +537,7 @@ class Inventory:
             raise ResourceError(
                 "allocation is larger than this inventory", code="invalid_resources"
             )
-        return Inventory(_regroup(left), cpus, memory, disk)
+        return Inventory(_regroup(left), cpus, memory, disk, left_ids)
 
 
 def _regroup(models: Iterable[GpuModel]) -> tuple[GpuSpec, ...]:
@@ -463,13 +552,29 @@ def _regroup(models: Iterable[GpuModel]) -> tuple[GpuSpec, ...]:
 
 @dataclass(frozen=True)
 class Allocation:
-    """What a fitting provider sets aside: GPUs of one model (by slot), CPUs, memory, disk."""
+    """What a fitting provider sets aside: GPUs of one model, CPUs, memory, disk.
+
+    ``gpu_slots`` are positions in the inventory the allocation was fitted against (what
+    :meth:`Inventory.minus` takes away); ``devices`` are the physical GPUs behind them, which is
+    what the lease holds, what the market subtracts from the provider and what the agent runs
+    the job on. Both list the same GPUs in the same order.
+    """
 
     gpu: GpuSpec | None
     gpu_slots: tuple[int, ...]
     cpus: Decimal
     memory_gb: Decimal
     disk_gb: Decimal
+    devices: tuple[GpuDevice, ...] = ()
+
+    def __post_init__(self) -> None:
+        count = 0 if self.gpu is None else self.gpu.count
+        if len(self.gpu_slots) != count or len(self.devices) != count:
+            raise ResourceError(
+                f"an allocation of {count} GPUs names {len(self.gpu_slots)} slots and "
+                f"{len(self.devices)} devices",
+                code="invalid_resources",
+            )
 
 
 @dataclass(frozen=True)
@@ -487,7 +592,36 @@ class FitResult:
         return self.ok
 
 
-def _pick_gpus(request: ResourceRequest, inventory: Inventory) -> tuple[GpuSpec, tuple[int, ...]]:
+def choose_slots(free_slots: Iterable[int], count: int) -> tuple[int, ...]:
+    """Which of the free GPUs (slots of one model) a lease gets: the ``count`` lowest.
+
+    Slots are in ascending NVML index (:class:`Inventory`), so these are the lowest free
+    indices. The one rule for it: :func:`fit` and :class:`~pasar.core.pricing.book.BookIndex`
+    both call this, so they name the same devices, and it depends on nothing but the state, so
+    replaying the chain (``pasar audit``) makes the same choice. LookupError when too few.
+    """
+    chosen = tuple(sorted(free_slots)[:count])
+    if len(chosen) < count:
+        raise LookupError
+    return chosen
+
+
+def allocation_of(
+    inventory: Inventory, model: GpuModel | None, slots: tuple[int, ...], request: ResourceRequest
+) -> Allocation:
+    """The allocation of ``slots`` (GPUs of ``model`` in ``inventory``) plus the request's CPUs,
+    memory and disk, naming the physical devices behind the slots."""
+    return Allocation(
+        None if model is None else GpuSpec(model, len(slots)),
+        slots,
+        request.cpus,
+        request.memory_gb,
+        request.disk_gb,
+        tuple(inventory.gpu_ids[s] for s in slots),
+    )
+
+
+def _pick_gpus(request: ResourceRequest, inventory: Inventory) -> tuple[GpuModel, tuple[int, ...]]:
     """The first model (request order, then slot order) with enough free GPUs, or raise."""
     slots_by_model: dict[GpuModel, list[int]] = {}
     for slot, model in enumerate(inventory.devices()):
@@ -497,8 +631,7 @@ def _pick_gpus(request: ResourceRequest, inventory: Inventory) -> tuple[GpuSpec,
     for selector in selectors:
         for model, slots in slots_by_model.items():
             if (selector is None or selector.matches(model)) and len(slots) >= request.gpu_count:
-                chosen = tuple(slots[: request.gpu_count])
-                return GpuSpec(model, request.gpu_count), chosen
+                return model, choose_slots(slots, request.gpu_count)
     raise LookupError
 
 
@@ -506,15 +639,16 @@ def fit(request: ResourceRequest, inventory: Inventory) -> FitResult:
     """Allocate ``request`` from ``inventory``, or say in plain words everything that is missing.
 
     GPUs: ``gpu_count`` devices of a single model that the request accepts, the first such model
-    in the request's order of preference (then in slot order). CPUs, memory and disk: exactly the
+    in the request's order of preference (then in slot order), the lowest free indices of it
+    (:func:`choose_slots`). CPUs, memory and disk: exactly the
     requested minimums, so the rest of the provider stays free for other leases.
     """
     reasons: list[str] = []
-    gpu: GpuSpec | None = None
+    model: GpuModel | None = None
     slots: tuple[int, ...] = ()
     if request.gpu_count:
         try:
-            gpu, slots = _pick_gpus(request, inventory)
+            model, slots = _pick_gpus(request, inventory)
         except LookupError:
             want = request.describe_gpus()
             fitting = sum(1 for m in inventory.devices() if request.accepts(m))
@@ -533,4 +667,4 @@ def fit(request: ResourceRequest, inventory: Inventory) -> FitResult:
                 reasons.append(f"needs {fmt_qty(need)} GB {label}, has {fmt_qty(have)} GB")
     if reasons:
         return FitResult(None, tuple(reasons))
-    return FitResult(Allocation(gpu, slots, request.cpus, request.memory_gb, request.disk_gb), ())
+    return FitResult(allocation_of(inventory, model, slots, request), ())

@@ -25,10 +25,11 @@ capacity, prices, timing.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Hashable, Iterable, Mapping, MutableMapping
+from typing import Any, TypeVar
 
 from pasar.core.accounts import LedgerAccount
-from pasar.core.candidates import CANDIDATES, indexed_candidates
+from pasar.core.candidates import build_candidates, indexed_candidates
 from pasar.core.errors import PasarError
 from pasar.core.fees import Charges
 from pasar.core.fleet_index import FleetIndex
@@ -46,9 +47,11 @@ from pasar.core.market_records import (
 )
 from pasar.core.money import Money
 from pasar.core.nonces import NonceWindow, nonce_reused
+from pasar.core.order_checks import order_mechanism
 from pasar.core.orders import Order, ProviderView
 from pasar.core.presets import Preset
-from pasar.core.pricing.base import Candidate, MatchResult, screen
+from pasar.core.pricing.base import Candidate, MatchResult, Mechanism, screen
+from pasar.core.record_journal import RecordJournal
 from pasar.core.reputation import Reputation
 from pasar.core.resources import fit
 from pasar.core.spec import JobSpec
@@ -66,14 +69,11 @@ from pasar.core.tx_parsing import (
 )
 from pasar.crypto.envelope import MAX_SKEW_MS
 
-#: Verification policies this market can settle today; the others are refused at order time
-#: (rather than silently settled on the receipt alone).
-SUPPORTED_VERIFICATION = ("receipt",)
-#: Privacy modes this market honours; ``sealed`` is refused until it is built (never ignored).
-SUPPORTED_PRIVACY = ("none",)
 DEFAULT_ORDER_TTL_S = 600
 MAX_ORDER_TTL_S = 7 * 24 * 3600
 MAX_FAUCET_UNITS = 10_000
+#: Lease statuses that keep their order going: running, or held while its result is checked.
+LIVE_LEASE = frozenset({"running", "held"})
 MARKET_TYPES = frozenset({"match", "order.expire", "lease.lost"})
 #: Up to this many providers an order is cleared by scanning them all, which gives every provider a
 #: reason in ``OrderRecord.reasons``; above it the fleet index finds the same awards while
@@ -84,6 +84,8 @@ OFFLINE_REASON = "is offline: the market has not heard from it within the heartb
 
 SignatureCheck = Callable[[bytes, bytes], bool]
 """``(message, signature) -> bool``: verifies the market's own signature (challenges)."""
+
+_R = TypeVar("_R")
 
 
 # -- the state -------------------------------------------------------------------------------------
@@ -116,6 +118,8 @@ class MarketState:
         # free capacity and asks of every provider, for matching without a scan of the fleet
         self.index = FleetIndex()
         self.full_scan_up_to = FULL_SCAN_UP_TO
+        # while :meth:`apply` runs a handler: the records and keys it changed (undo log)
+        self._journal: RecordJournal | None = None
 
     # -- applying ---------------------------------------------------------------------------------
 
@@ -150,10 +154,19 @@ class MarketState:
             raise nonce_reused()
         if tx.type in MARKET_TYPES and tx.signer != self.market_id:
             raise fail(f"only the market may send {tx.type!r}", code="wrong_signer", status=403)
-        # Handlers check everything they can before they change anything; the ledger's own
-        # journal undoes money moved by a handler that fails half-way.
-        with self.ledger.atomic():
-            applied = handler(self, tx)
+        # Handlers check everything they can before they change anything; when one fails
+        # half-way anyway, the ledger's journal undoes the money it moved and the record
+        # journal the records it changed, so memory never drifts from a replay of the log.
+        journal = RecordJournal()
+        self._journal = journal
+        try:
+            with self.ledger.atomic():
+                applied = handler(self, tx)
+        except BaseException:
+            self._roll_back(journal)
+            raise
+        finally:
+            self._journal = None
         self.nonces.remember(tx.signer, tx.nonce, tx.at)
         self.tx_count += 1
         self.last_ts = max(self.last_ts, tx.at)
@@ -203,21 +216,35 @@ class MarketState:
         registration order, when None)."""
         views: list[ProviderView] = []
         reasons: dict[str, str] = {}
+        excluded = self.exclusions(record)
         providers = self.providers.values() if among is None else (self.providers[p] for p in among)
         for provider in providers:
-            view, problem = self.eligible_view(provider, record, offline)
+            view, problem = self.eligible_view(provider, record, offline, excluded)
             if view is None:
                 reasons[provider.id] = problem
             else:
                 views.append(view)
         return views, reasons
 
+    def exclusions(self, record: OrderRecord) -> Mapping[str, str]:
+        """The providers ``record``'s verification policy keeps out of it, and why (computed
+        once per clearing: :meth:`eligible_view` takes it)."""
+        policy = self.preset.verification_policy(record.verification)
+        return policy.exclusions(record, [self.leases[x] for x in record.leases])
+
     def eligible_view(
-        self, provider: ProviderRecord, record: OrderRecord, offline: Container[str]
+        self,
+        provider: ProviderRecord,
+        record: OrderRecord,
+        offline: Container[str],
+        excluded: Mapping[str, str],
     ) -> tuple[ProviderView | None, str]:
-        """``(view, "")`` when ``provider`` may take part in ``record``, else ``(None, why)``."""
+        """``(view, "")`` when ``provider`` may take part in ``record``, else ``(None, why)``.
+        ``excluded`` is :meth:`exclusions` of ``record``."""
         if provider.id == record.client:
             return None, "is the client of this order"
+        if provider.id in excluded:
+            return None, excluded[provider.id]
         if not provider.available:
             return None, "is not taking new work (draining, or gone since it lost a lease)"
         if provider.id in offline:
@@ -235,8 +262,8 @@ class MarketState:
         (a scan of the whole fleet: what ``explain`` shows)."""
         order = self.remaining_order(record)
         views, reasons = self.eligible(record, offline)
-        build = CANDIDATES[record.mechanism]
-        candidates, more = build(self, record, order, views)
+        mechanism = self.mechanism_of(record)
+        candidates, more = build_candidates(self, record, mechanism, order, views)
         return candidates, {**reasons, **more}
 
     def clear(
@@ -256,14 +283,30 @@ class MarketState:
         if indexed is None:
             indexed = len(self.providers) > self.full_scan_up_to
         order = self.remaining_order(record)
+        mechanism = self.mechanism_of(record)
         if indexed:
-            candidates, reasons = indexed_candidates(self, record, order, offline)
+            candidates, reasons = indexed_candidates(self, record, mechanism, order, offline)
         else:
             candidates, reasons = self.candidates(record, offline)
-        mechanism = self.preset.mechanism(record.mechanism)
         result = mechanism.clear(order, candidates, random.Random(seed))
         merged = {**reasons, **dict(result.reasons)}
         return MatchResult(result.awards, merged, result.unfilled, result.note)
+
+    def mechanism_of(self, record: OrderRecord) -> Mechanism:
+        """The mechanism that prices ``record`` (callers ask it questions, never its name)."""
+        return self.preset.mechanism(record.mechanism)
+
+    def order_escrow(self, spec: JobSpec) -> tuple[Money, Money]:
+        """``(per lease, total)``: what an order for ``spec`` escrows on this market.
+
+        The one computation of an order's escrow, so that ``order.create`` locks exactly what a
+        quote says: the spec's verification policy decides it (with the network's fees for the
+        spec's currency) and how many leases it needs. Raises like ``order.create`` for a policy
+        or currency this market does not take."""
+        policy = self.preset.verification_policy(spec.verification)
+        fees = self.preset.fees.for_currency(spec.max_price_per_hour.currency)
+        per_lease = policy.escrow_per_lease(spec, fees)
+        return per_lease, per_lease * policy.leases_needed(spec)
 
     def overdue_leases(self, now_ms: int) -> list[str]:
         t = self.preset.timing
@@ -289,21 +332,64 @@ class MarketState:
             f"{b.account}/{b.amount.currency}": b.amount.to_json() for b in self.ledger.balances()
         }
 
+    # -- all-or-nothing records -------------------------------------------------------------------
+    #
+    # A handler changes a record only after it got it from ``_order``/``_lease``/``_provider``
+    # (or passed it to ``_changing``), and changes the state's dicts only through ``_put`` and
+    # ``_index_blob``: each saves what it is about to change in the transaction's record journal,
+    # so that :meth:`apply` can put it back if the handler fails later on.
+
+    def _changing(self, record: _R) -> _R:
+        """``record``, saved in the running transaction's undo log before a handler changes it."""
+        if self._journal is not None:
+            self._journal.save(record)
+        return record
+
+    def _changing_key(self, mapping: MutableMapping[Any, Any], key: Hashable) -> None:
+        if self._journal is not None:
+            self._journal.save_key(mapping, key)
+
+    def _put(self, mapping: MutableMapping[Any, Any], key: Hashable, value: object) -> None:
+        """``mapping[key] = value``, undone if the transaction fails."""
+        self._changing_key(mapping, key)
+        mapping[key] = value
+
+    def _index_blob(self, sha256: str, order_id: str) -> None:
+        """Record that ``order_id`` names the blob (who may read it), undone on failure."""
+        self._changing_key(self.blob_orders, sha256)
+        self.blob_orders.setdefault(sha256, set()).add(order_id)
+
+    def _roll_back(self, journal: RecordJournal) -> None:
+        providers = {r.id for r in journal.touched_records() if isinstance(r, ProviderRecord)}
+        providers.update(str(k) for k in journal.touched_keys(self.providers))
+        journal.rollback()
+        self._restored_providers(frozenset(providers))
+
+    def _restored_providers(self, provider_ids: frozenset[str]) -> None:
+        """A refused transaction just put these providers' records back as they were (or
+        removed one it had registered): the fleet index, derived from them, follows
+        (:meth:`_reindex` drops a provider that is no longer registered)."""
+        for pid in sorted(provider_ids):
+            self._reindex(pid)
+
     # -- helpers for handlers ----------------------------------------------------------------------
 
     def _order(self, order_id: object) -> OrderRecord:
+        """The order a transaction acts on (404 if none), saved in the undo log."""
         record = self.orders.get(str(order_id))
         if record is None:
             raise not_found("order", order_id)
-        return record
+        return self._changing(record)
 
     def _lease(self, lease_id: object) -> LeaseRecord:
+        """The lease a transaction acts on (404 if none), saved in the undo log."""
         record = self.leases.get(str(lease_id))
         if record is None:
             raise not_found("lease", lease_id)
-        return record
+        return self._changing(record)
 
     def _provider(self, provider_id: str) -> ProviderRecord:
+        """The provider a transaction acts on (403 if not registered), saved in the undo log."""
         record = self.providers.get(provider_id)
         if record is None:
             raise fail(
@@ -312,7 +398,7 @@ class MarketState:
                 status=403,
                 hint="register first (pasar provider start does it)",
             )
-        return record
+        return self._changing(record)
 
     def _reindex(self, provider_id: str) -> None:
         """Bring the fleet index up to date for one provider whose registration, asks or free
@@ -329,14 +415,15 @@ class MarketState:
         order = self.remaining_order(record)
         views, _ = self.eligible(record, among=self.index.may_fit(order.request))
         fitting, _ = screen(order, views)
-        record.window = AuctionWindowState(
+        self._changing(record).window = AuctionWindowState(
             opened_at=now_ms,
             deadline=now_ms + self.preset.timing.auction_window_ms,
             invited=frozenset(p.id for p, _ in fitting),
         )
 
     def _start_lease(self, record: OrderRecord, provider_id: str, price: Money, ts: int) -> str:
-        provider = self.providers[provider_id]
+        provider = self._provider(provider_id)
+        self._changing(record)
         allocation = fit(record.order.request, provider.free()).allocation
         if allocation is None:  # the mechanism only awards fitting providers
             raise fail(f"provider {provider_id} no longer fits", code="conflict", status=409)
@@ -345,7 +432,7 @@ class MarketState:
         self.ledger.escrow_to_lease(record.id, lease_id, record.escrow_for_shard(shard))
         record.free_shards.pop(0)
         record.shard_escrow.pop(shard, None)
-        self.leases[lease_id] = LeaseRecord(
+        lease = LeaseRecord(
             id=lease_id,
             order_id=record.id,
             provider=provider_id,
@@ -355,6 +442,7 @@ class MarketState:
             allocation=allocation,
             started_at=ts,
         )
+        self._put(self.leases, lease_id, lease)
         provider.running[lease_id] = allocation
         self._reindex(provider_id)
         record.leases.append(lease_id)
@@ -379,18 +467,20 @@ class MarketState:
             price_per_hour=lease.price_per_hour,
             fees=record.fees,
         )
+        self._changing(lease)
         lease.status = status
         lease.ended_at = ts
         lease.billed_ms = billed_ms
         lease.charges = settlement
-        self.providers[lease.provider].running.pop(lease.id, None)
+        self._provider(lease.provider).running.pop(lease.id, None)
         self._reindex(lease.provider)
         return settlement
 
     def _refresh_order(self, record: OrderRecord) -> None:
         if record.status in ("expired", "cancelled"):
             return
-        running = any(self.leases[x].status == "running" for x in record.leases)
+        self._changing(record)
+        running = any(self.leases[x].status in LIVE_LEASE for x in record.leases)
         if record.unfilled:
             record.status = "open"
         elif running:
@@ -471,7 +561,7 @@ def _on_register(state: MarketState, tx: Tx) -> Applied:
             field="inventory",
             hint="wait for running leases to end before shrinking the inventory",
         ) from exc
-    state.providers[tx.signer] = record
+    state._put(state.providers, tx.signer, record)
     state._reindex(tx.signer)
     return Applied(tx.type, {"provider": tx.signer, "updated": existing is not None})
 
@@ -532,54 +622,35 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
     ttl = tx.body.get("ttl_s", DEFAULT_ORDER_TTL_S)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_ORDER_TTL_S:
         raise fail(f"ttl_s must be 1..{MAX_ORDER_TTL_S} seconds", code="invalid_ttl", field="ttl_s")
-    preset = state.preset
-    mechanism = spec.pricing or preset.default_mechanism
-    preset.mechanism(mechanism)  # refuses a mechanism the network does not allow
-    verification = spec.verification or preset.verification.default
-    if verification not in SUPPORTED_VERIFICATION:
-        raise fail(
-            f"verification {verification!r} is not available on this market yet",
-            code="verification_unavailable",
-            status=422,
-            field="spec.verification",
-            hint="use verification: receipt",
-        )
-    if spec.privacy not in SUPPORTED_PRIVACY:
-        # accepting it and then storing the job in plain text would be a lie to the client
-        raise fail(
-            f"privacy {spec.privacy!r} is not available on this market yet: the job would be "
-            "stored and sent in plain text",
-            code="privacy_unavailable",
-            status=422,
-            field="spec.privacy",
-            hint="leave privacy out (none) until sealed jobs exist, or do not send secrets",
-        )
+    mechanism = order_mechanism(state.preset, spec)
+    verification = spec.verification or state.preset.verification.default
+    policy = state.preset.verification_policy(verification)
     inputs = parse_inputs(tx.body.get("inputs", []))
-    currency = spec.max_price_per_hour.currency
-    fees = preset.fees.for_currency(currency)
+    fees = state.preset.fees.for_currency(spec.max_price_per_hour.currency)
     order_id = "o-" + tx.digest[:16]
     if order_id in state.orders:
         raise fail("this order already exists", code="conflict", status=409)
-    per_lease = fees.escrow_for(spec.max_escrow_per_lease())
-    state.ledger.escrow_order(tx.signer, order_id, per_lease * spec.lease_count)
+    per_lease, escrow = state.order_escrow(spec)
+    state.ledger.escrow_order(tx.signer, order_id, escrow)
     order = Order.from_spec(spec, id=order_id, client=tx.signer, created_at=tx.at)
     record = OrderRecord(
         id=order_id,
         client=tx.signer,
         spec=spec,
         order=order,
-        mechanism=mechanism,
+        mechanism=mechanism.name,
         fees=fees,
         escrow_per_lease=per_lease,
         created_at=tx.at,
         deadline=tx.at + ttl * MS,
-        free_shards=list(range(spec.lease_count)),
+        free_shards=list(range(policy.leases_needed(spec))),
+        verification=verification,
         inputs=inputs,
     )
-    state.orders[order_id] = record
+    state._put(state.orders, order_id, record)
     for item in inputs:
-        state.blob_orders.setdefault(str(item["sha256"]), set()).add(order_id)
-    if mechanism == "auction":
+        state._index_blob(str(item["sha256"]), order_id)
+    if mechanism.opens_window:
         state._open_window(record, tx.at)
     # an auction invites the providers that fit; any other order is news for every provider,
     # said with one flag rather than a set of the whole fleet (40,000 ids per order)
@@ -588,8 +659,9 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
         tx.type,
         {
             "order_id": order_id,
-            "escrow": (per_lease * spec.lease_count).to_json(),
-            "mechanism": mechanism,
+            "escrow": escrow.to_json(),
+            "mechanism": mechanism.name,
+            "takes_bids": mechanism.takes_bids,
         },
         providers=set(invited),
         all_providers=record.window is None,
@@ -600,7 +672,7 @@ def _on_order_create(state: MarketState, tx: Tx) -> Applied:
 def _on_bid(state: MarketState, tx: Tx) -> Applied:
     record = state._order(tx.body.get("order_id"))
     window = record.window
-    if record.mechanism != "auction" or window is None or record.status != "open":
+    if not state.mechanism_of(record).takes_bids or window is None or record.status != "open":
         raise fail("this order is not taking bids", code="not_open", status=409)
     if tx.signer not in window.invited:
         raise fail(
@@ -639,7 +711,7 @@ def _on_match(state: MarketState, tx: Tx) -> Applied:
             if record.unfilled == 0:
                 break
             started.append(state._start_lease(record, award.provider, award.price_per_hour, tx.at))
-    if record.mechanism == "auction" and record.unfilled:
+    if record.unfilled and state.mechanism_of(record).opens_window:
         state._open_window(record, tx.at)
     state._refresh_order(record)
     providers = {state.leases[x].provider for x in started}
@@ -666,7 +738,7 @@ def _on_expire(state: MarketState, tx: Tx) -> Applied:
         state.ledger.refund_order(record.id, record.client, refund)
     record.free_shards.clear()
     record.window = None
-    running = any(state.leases[x].status == "running" for x in record.leases)
+    running = any(state.leases[x].status in LIVE_LEASE for x in record.leases)
     record.status = "running" if running else ("expired" if not record.leases else "done")
     if not record.leases:
         record.note = record.note or "expired unmatched"
@@ -684,7 +756,7 @@ def _on_cancel(state: MarketState, tx: Tx) -> Applied:
     for lease_id in record.leases:
         lease = state.leases[lease_id]
         if lease.status == "running":
-            charges = state._settle(lease, tx.at, "cancelled")
+            charges = state._settle(state._lease(lease_id), tx.at, "cancelled")
             billed += charges.billed
             providers.add(lease.provider)
     refund = record.unfilled_escrow()

@@ -15,7 +15,7 @@ from pasar.core.errors import PasarError
 from pasar.core.market_records import fail
 from pasar.core.money import Money
 from pasar.core.pricing.book import Asks
-from pasar.core.resources import Inventory
+from pasar.core.resources import GpuDevice, Inventory
 from pasar.crypto.hashing import is_sha256_hex
 
 
@@ -27,16 +27,30 @@ def parse_amount(value: object, field: str, currency: str) -> Money:
 
 
 def parse_inventory(data: object) -> Inventory:
+    """``{gpus, devices, cpus, memory_gb, disk_gb}``. ``gpus`` lists one model name per device
+    (or maps names to counts); ``devices``, when given, names those GPUs in the same order as
+    ``[{index, uuid}]`` (NVML's index and UUID, as the agent registers them). Without it the
+    GPUs are indices ``0..n-1``: old registrations and hand-written inventories still work,
+    and a market that does not know ``devices`` ignores it."""
     if not isinstance(data, Mapping):
         raise fail("inventory must be an object", code="invalid_inventory", field="inventory")
     gpus = data.get("gpus", [])
     try:
+        cpus = _decimal(data.get("cpus", 0), "inventory.cpus")
+        memory = _decimal(data.get("memory_gb", 0), "inventory.memory_gb")
+        disk = _decimal(data.get("disk_gb", 0), "inventory.disk_gb")
         if isinstance(gpus, Mapping):
+            if data.get("devices") is not None:
+                raise fail(
+                    "inventory.devices needs inventory.gpus as a list, one name per device",
+                    code="invalid_inventory",
+                    field="inventory.devices",
+                )
             return Inventory.build(
                 gpus={str(k): int(v) for k, v in gpus.items()},
-                cpus=_decimal(data.get("cpus", 0), "inventory.cpus"),
-                memory_gb=_decimal(data.get("memory_gb", 0), "inventory.memory_gb"),
-                disk_gb=_decimal(data.get("disk_gb", 0), "inventory.disk_gb"),
+                cpus=cpus,
+                memory_gb=memory,
+                disk_gb=disk,
             )
         if not isinstance(gpus, list):
             raise fail(
@@ -44,16 +58,52 @@ def parse_inventory(data: object) -> Inventory:
                 code="invalid_inventory",
                 field="inventory.gpus",
             )
-        return Inventory.build(
-            gpus=[str(g) for g in gpus],
-            cpus=_decimal(data.get("cpus", 0), "inventory.cpus"),
-            memory_gb=_decimal(data.get("memory_gb", 0), "inventory.memory_gb"),
-            disk_gb=_decimal(data.get("disk_gb", 0), "inventory.disk_gb"),
-        )
+        devices = _gpu_devices(data.get("devices"), len(gpus))
+        try:
+            return Inventory.build(
+                gpus=[str(g) for g in gpus],
+                cpus=cpus,
+                memory_gb=memory,
+                disk_gb=disk,
+                devices=devices,
+            )
+        except PasarError as exc:
+            if exc.field is None and devices:
+                exc.field = "inventory.devices"
+            raise
     except PasarError as exc:
         if exc.field is None:
             exc.field = "inventory"
         raise
+
+
+def _gpu_devices(items: object, count: int) -> list[GpuDevice]:
+    """``inventory.devices``: one ``{index, uuid}`` per GPU; errors name the entry."""
+    if items is None:
+        return []
+    if not isinstance(items, list) or len(items) != count:
+        raise fail(
+            f"inventory.devices must list one {{index, uuid}} per GPU ({count})",
+            code="invalid_inventory",
+            field="inventory.devices",
+            hint='e.g. [{"index": 0, "uuid": "GPU-5f1c..."}], in the order of inventory.gpus',
+        )
+    devices: list[GpuDevice] = []
+    for i, item in enumerate(items):
+        where = f"inventory.devices[{i}]"
+        if not isinstance(item, Mapping) or "index" not in item or set(item) - {"index", "uuid"}:
+            raise fail(
+                f"{where} must be {{index, uuid}}",
+                code="invalid_inventory",
+                field=where,
+                hint='e.g. {"index": 0, "uuid": "GPU-5f1c..."}',
+            )
+        try:
+            devices.append(GpuDevice(item["index"], item.get("uuid")))
+        except PasarError as exc:
+            exc.field = where
+            raise
+    return devices
 
 
 def _decimal(value: object, field: str) -> Decimal | int | str:

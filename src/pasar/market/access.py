@@ -1,8 +1,9 @@
 """Who may read what: the market's read authorization (issue 9; DESIGN.md §4 "Reads").
 
 Offers, stats, GPU tables and the chain are public (``pasar audit --market`` must work for
-anyone). A job's private data is not: its order (command, environment, inputs), its leases,
-their logs, and its blobs are readable only by
+anyone), and so are quotes (``POST /v1/orders/quote``): a quote reveals only offers. A job's
+private data is not: its order (command, environment, inputs), its leases, their logs, and its
+blobs are readable only by
 
 - the order's **client**;
 - the **providers** holding a lease of the order (they need the spec and the inputs to run it);

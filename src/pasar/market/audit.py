@@ -186,7 +186,7 @@ def audit_store(store: SqlStore) -> AuditReport:
     """
     problems = store.integrity_problems()
     if problems:
-        raise store.damaged("; ".join(problems))
+        raise store.damaged("SQLite's integrity check: " + "; ".join(problems))
     market = store.get_meta("market")
     preset = store.get_meta("preset")
     if market is None or preset is None:

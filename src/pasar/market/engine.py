@@ -35,8 +35,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
 
+from pasar.api.txs import LeaseLost, Match, OrderExpire, TxBody
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
 from pasar.core.pricing.base import screen
@@ -75,19 +75,19 @@ class Engine:
         # orders previewed since capacity last changed: no point clearing them again until then
         self._tried: set[str] = set()
 
-    def due(self) -> list[dict[str, Any]]:
+    def due(self) -> list[TxBody]:
         """The transactions the market should send now (a read of the state)."""
         service = self.service
         now = service.clock()
-        out: list[dict[str, Any]] = []
+        out: list[TxBody] = []
         with service.lock:
             state = service.state
             if service.capacity_changed:
                 self._tried.clear()
                 service.capacity_changed = False
-            for order_id in state.expirable_orders(now):
-                out.append({"type": "order.expire", "order_id": order_id})
-            expiring = {b["order_id"] for b in out}
+            expired = state.expirable_orders(now)
+            out.extend(OrderExpire(order_id=order_id) for order_id in expired)
+            expiring = set(expired)
             waiting = [
                 r.id
                 for r in state.orders.values()
@@ -100,10 +100,10 @@ class Engine:
             body = self._match_body(order_id, now)
             if body is not None:
                 out.append(body)
-        out.extend({"type": "lease.lost", "lease_id": lease_id} for lease_id in lost)
+        out.extend(LeaseLost(lease_id=lease_id) for lease_id in lost)
         return out
 
-    def _match_body(self, order_id: str, now: int) -> dict[str, Any] | None:
+    def _match_body(self, order_id: str, now: int) -> Match | None:
         """The ``match`` to send for one open order, or None when it would do nothing now."""
         service = self.service
         with service.lock:
@@ -113,13 +113,9 @@ class Engine:
             offline = Offline(service.liveness.online)
             if not self._should_match(record, now, offline):
                 return None
-            body: dict[str, Any] = {
-                "type": "match",
-                "order_id": record.id,
-                "seed": service.new_seed(),
-            }
+            body = Match(order_id=record.id, seed=service.new_seed())
         if offline.found:
-            body["offline"] = sorted(offline.found)
+            body.offline = sorted(offline.found)
         return body
 
     def _should_match(self, record: OrderRecord, now: int, offline: Offline) -> bool:
@@ -168,7 +164,7 @@ class Engine:
                 self.service.submit_market(body)
                 accepted += 1
             except PasarError as exc:
-                log.info("engine %s refused: %s", body["type"], exc.message)
+                log.info("engine %s refused: %s", body.type, exc.message)
         return accepted
 
     def collect_blobs(self) -> list[str]:

@@ -9,6 +9,10 @@ pasar, and this module corrects both when ``/openapi.json`` is first built:
 - FastAPI documents a 422 with pydantic's error list; pasar answers 400 in its one error shape,
   so the 422 is removed and every operation documents ``4XX`` as the ``Error`` schema.
 
+A route that takes one transaction type says so with ``openapi_extra=signs(type)``; its
+envelope's ``body`` is then documented as that type's model from :mod:`pasar.api.txs`, so the
+request bodies, like the answers (each route's ``response_model``), come from the wire models.
+
 Schemathesis and client generators read this document, so it must not promise what the server
 does not do.
 """
@@ -25,9 +29,19 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
+from pasar.api.txs import TX_BODIES, Logs, TxBody
 from pasar.market.auth import EnvelopeIn, signed_envelope
 
 _REF = "#/components/schemas/{model}"
+_TX_KEY = "x-pasar-tx"
+_SIGNED_BODIES: dict[str, type[TxBody]] = {**TX_BODIES, "logs": Logs}
+
+
+def signs(tx_type: str) -> dict[str, Any]:
+    """``openapi_extra`` of a route whose envelope carries a ``tx_type`` body."""
+    if tx_type not in _SIGNED_BODIES:
+        raise ValueError(f"no body model for transaction type {tx_type!r}")
+    return {_TX_KEY: tx_type}
 
 
 class ErrorItem(BaseModel):
@@ -90,8 +104,22 @@ def _signed_operations(app: FastAPI) -> set[tuple[str, str]]:
 def _add_models(schemas: dict[str, Any], *models: type[BaseModel]) -> None:
     for model in models:
         doc = model.model_json_schema(ref_template=_REF)
-        schemas.update(doc.pop("$defs", {}))
+        for name, sub in doc.pop("$defs", {}).items():
+            schemas.setdefault(name, sub)  # a response model of that name is the same class
         schemas[model.__name__ if model is not EnvelopeIn else "Envelope"] = doc
+
+
+def _envelope_of(schemas: dict[str, Any], tx_type: str) -> dict[str, Any]:
+    """The schema of an envelope whose body is a ``tx_type`` transaction (added once)."""
+    model = _SIGNED_BODIES[tx_type]
+    name = f"{model.__name__}Envelope"
+    if name not in schemas:
+        _add_models(schemas, model)
+        envelope = json.loads(json.dumps(schemas["Envelope"]))
+        envelope["title"] = name
+        envelope["properties"]["body"] = {"$ref": _REF.format(model=model.__name__)}
+        schemas[name] = envelope
+    return {"$ref": _REF.format(model=name)}
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -111,12 +139,16 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 continue
             responses: dict[str, Any] = operation.setdefault("responses", {})
             responses.pop("422", None)
+            tx_type = operation.pop(_TX_KEY, None)
             if (path, method) in signed:
+                body = (
+                    {"$ref": "#/components/schemas/Envelope"}
+                    if tx_type is None
+                    else _envelope_of(schemas, tx_type)
+                )
                 operation["requestBody"] = {
                     "required": True,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}
-                    },
+                    "content": {"application/json": {"schema": body}},
                 }
                 responses.setdefault("401", _error_response("Bad signature or stale ts"))
                 responses.setdefault("403", _error_response("Signed by the wrong account"))

@@ -4,7 +4,10 @@
 and tests that run a real server all get the same market. :func:`serve` adds what only a
 process needs: the market key on disk, JSON logs on stderr, one line on stdout once the socket
 accepts connections (``pasar market listening on http://HOST:PORT`` — with ``--port 0`` it is the
-only way a caller learns the port), and a clean exit 0 on SIGTERM or SIGINT.
+only way a caller learns the port), a clean exit 0 on SIGTERM or SIGINT, and the writer lock:
+a market has exactly one writer (:mod:`pasar.market.writer_lock`), so a second node on the same
+database refuses to start, or with ``standby=True`` waits to take over
+(:mod:`pasar.market.standby`).
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
 
 from pasar.core.errors import PasarError
 from pasar.core.presets import builtin_preset
@@ -40,7 +44,9 @@ from pasar.market.logging import configure_logging, log_event
 from pasar.market.routes import accounts, leases, orders, providers, stats
 from pasar.market.routes import chain as chain_routes
 from pasar.market.service import MarketService
-from pasar.market.store import SqlStore
+from pasar.market.standby import StandbyNode
+from pasar.market.store import SqlStore, database_url, peek_meta
+from pasar.market.writer_lock import WriterLock, WriterLockLost, where
 
 BUSINESS_ROUTERS = (
     accounts.router,
@@ -52,6 +58,7 @@ BUSINESS_ROUTERS = (
 )
 LISTENING_PREFIX = "pasar market listening on "
 SHUTDOWN_GRACE_S = 5  # open feeds and long polls get this long to finish on SIGTERM
+LOCK_WATCH_S = 1.0  # how often a node checks that it still holds the writer lock
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -74,18 +81,24 @@ def load_or_create_market_key(config: MarketConfig) -> Identity:
     return identity
 
 
-def build_app(config: MarketConfig, *, clock: Callable[[], int] | None = None) -> FastAPI:
+def build_app(
+    config: MarketConfig,
+    *,
+    clock: Callable[[], int] | None = None,
+    writer_lock: WriterLock | None = None,
+) -> FastAPI:
     """Assemble the market app for ``config``: the one recipe the CLI and tests share.
 
     The store is opened (and migrated) and the log replayed *here*, before the socket binds, so
     a bad ``--db`` or a log that does not replay fails the start with a clear error instead of
-    a half-started server. The engine runs in the app's lifespan.
+    a half-started server. The engine runs in the app's lifespan. ``writer_lock``: the lock
+    :func:`serve` holds, checked by the store before every write (in-process tests pass none).
     """
     preset = builtin_preset(config.preset)  # an unknown preset fails here, with a hint
     config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     identity = load_or_create_market_key(config)
     now = clock or wall_clock_ms
-    store = SqlStore(config.db_url)
+    store = SqlStore(config.db_url, writer_lock=writer_lock)
     try:
         service = MarketService(
             store=store,
@@ -123,6 +136,7 @@ def build_app(config: MarketConfig, *, clock: Callable[[], int] | None = None) -
     )
     app.state.service = service
     app.state.engine = engine
+    app.state.role = "writer"
     engine.blobs = app.state.blobs  # the engine removes blobs no order names, after the grace
     engine.blob_grace_s = config.blob_grace_s
     return app
@@ -181,8 +195,84 @@ def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def serve(config: MarketConfig, *, announce: TextIO | None = None) -> None:
-    """Serve the market until SIGTERM/SIGINT; returns normally after a graceful shutdown."""
+def take_writer_lock(config: MarketConfig) -> tuple[WriterLock, bool]:
+    """The writer lock of ``config``'s database and whether this process got it (never blocks).
+
+    A database that cannot be reached is a :class:`PasarError` naming it, not a traceback.
+    """
+    url = database_url(config.db_url)
+    lock = WriterLock.for_url(url)
+    try:
+        return lock, lock.try_acquire()
+    except DBAPIError as exc:
+        lock.release()
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise PasarError(
+            f"cannot reach the market database {where(url)}: {reason}",
+            code="store_unavailable",
+            hint="check that the database is running and reachable, then retry",
+        ) from None
+
+
+def another_writer(config: MarketConfig) -> PasarError:
+    """The refusal of a second writer: names the database and both ways out."""
+    db = where(database_url(config.db_url))
+    return PasarError(
+        f"another market node is already the writer of {db}; a market has exactly one writer",
+        code="writer_exists",
+        status=409,
+        hint="stop the other node first, or start this one with --standby to wait and take "
+        "over (replaying the log) when the writer stops",
+    )
+
+
+@contextmanager
+def _watch_writer_lock(lock: WriterLock, stop: Callable[[], None]) -> Iterator[None]:
+    """Stop the node once it no longer holds the writer lock (its PostgreSQL connection died).
+
+    The store's check in every write is what keeps a lost writer from appending; this only
+    makes such a node exit (2, ``writer_lock_lost``) within a second, so that a supervisor
+    restarts it — instead of a node that stays up refusing every write. A standby's lock is
+    watched from its takeover on.
+    """
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(LOCK_WATCH_S):
+            if lock.lost or (lock.held and not lock.still_held()):
+                log_event("market.writer_lock_lost")
+                stop()
+                return
+
+    watcher = threading.Thread(target=watch, name="pasar-writer-lock", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
+def _check_same_market(config: MarketConfig, identity: Identity) -> None:
+    """A standby must sign as the market it would take over: refuse now, not at takeover."""
+    stored = peek_meta(config.db_url, "market")
+    if stored is not None and stored != identity.account_id:
+        raise PasarError(
+            f"the writer of {where(database_url(config.db_url))} is market {stored}, but this "
+            f"node's key ({config.key_name}) is {identity.account_id}",
+            code="wrong_database",
+            hint="a standby needs the writer's market key: use the same --home, or copy "
+            "keys/market.key into this node's home",
+        )
+
+
+def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool = False) -> None:
+    """Serve the market until SIGTERM/SIGINT; returns normally after a graceful shutdown.
+
+    The node first takes the writer lock of its database. If another node holds it, it
+    refuses to start (``writer_exists``) — or, with ``standby``, serves as a hot standby until
+    the lock is free, then takes over (see :mod:`pasar.market.standby`).
+    """
     configure_logging()
     stopping = False
     server: _Server | None = None
@@ -194,28 +284,62 @@ def serve(config: MarketConfig, *, announce: TextIO | None = None) -> None:
             server.should_exit = True
 
     with _stop_on_signals(stop):
-        app = build_app(config)
-        uv_config = uvicorn.Config(
-            app,
-            host=config.host,
-            port=config.port,
-            log_config=None,  # our JSON handler on the root logger formats uvicorn's records
-            access_log=False,  # RequestLogMiddleware writes one structured line per request
-            lifespan="on",
-            server_header=False,
-            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-        )
-        server = _Server(uv_config, announce or sys.stdout)
-        server.should_exit = stopping
+        lock, is_writer = take_writer_lock(config)
+        node: StandbyNode | None = None
         try:
-            server.run()
-        except SystemExit:
-            if server.started:
-                raise
-            raise PasarError(
-                f"the market could not start on {listening_url(config.host, config.port)}",
-                code="start_failed",
-                hint="the log above says why: if the port is taken, choose another with "
-                "--port (0 picks a free one)",
-            ) from None
+            if is_writer:
+                app: Any = build_app(config, writer_lock=lock)
+            elif not standby:
+                raise another_writer(config)
+            else:
+                builtin_preset(config.preset)  # a bad preset fails now, not at takeover
+                config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+                identity = load_or_create_market_key(config)
+                _check_same_market(config, identity)
+                node = StandbyNode(
+                    config=config,
+                    identity=identity,
+                    lock=lock,
+                    build=lambda: build_app(config, writer_lock=lock),
+                    on_failure=stop,
+                    where=where(database_url(config.db_url)),
+                )
+                app = node
+            uv_config = uvicorn.Config(
+                app,
+                host=config.host,
+                port=config.port,
+                log_config=None,  # our JSON handler on the root logger formats uvicorn's records
+                access_log=False,  # RequestLogMiddleware writes one structured line per request
+                lifespan="on",
+                server_header=False,
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+            )
+            server = _Server(uv_config, announce or sys.stdout)
+            server.should_exit = stopping
+            try:
+                with _watch_writer_lock(lock, stop):
+                    server.run()
+            except SystemExit:
+                if server.started:
+                    raise
+                raise PasarError(
+                    f"the market could not start on {listening_url(config.host, config.port)}",
+                    code="start_failed",
+                    hint="the log above says why: if the port is taken, choose another with "
+                    "--port (0 picks a free one)",
+                ) from None
+        finally:
+            lost = lock.lost
+            lock.release()  # after the store closed (the app's lifespan): no write after this
+        if node is not None and node.failure is not None:
+            raise node.failure
+        if lost:
+            raise WriterLockLost(
+                f"this market node lost the writer lock of {where(database_url(config.db_url))} "
+                "and stopped",
+                code="writer_lock_lost",
+                hint="another node may be the writer now; start this one again (with "
+                "--standby to wait for its turn): it replays the log",
+            )
     log_event("market.stopped")

@@ -17,8 +17,9 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
-from typing import Any
 
+from pasar.api.leases import Challenge
+from pasar.api.txs import TxBody
 from pasar.core.errors import PasarError
 from pasar.core.market_records import Applied, Tx
 from pasar.core.nonces import NonceWindow
@@ -234,11 +235,11 @@ class MarketService:
                 raise
             self._durable = last
 
-    def submit_market(self, body: dict[str, Any]) -> Applied:
-        """Sign ``body`` with the market's key and submit it (the engine's decisions)."""
+    def submit_market(self, tx: TxBody) -> Applied:
+        """Sign ``tx`` with the market's key and submit it (the engine's decisions)."""
         now = self.clock()
         market = self.identity.account_id
-        envelope = sign(body, self.identity, now_ms=now, market=market)
+        envelope = sign(tx.body(), self.identity, now_ms=now, market=market)
         verified = verify(envelope, now_ms=now, market=market, expected_signer=market)
         return self.submit(verified)
 
@@ -248,7 +249,7 @@ class MarketService:
 
     # -- challenges --------------------------------------------------------------------------------
 
-    def challenge(self, lease_id: str) -> dict[str, Any]:
+    def challenge(self, lease_id: str) -> Challenge:
         """The market's challenge for the current heartbeat interval of a running lease."""
         with self.lock:
             lease = self.state.leases.get(lease_id)
@@ -262,10 +263,10 @@ class MarketService:
         interval_s = self.preset.timing.heartbeat_interval_s
         k = interval_at(started, self.clock(), interval_s)
         signature = self.identity.sign(challenge_message(lease_id, k))
-        return {
-            "lease_id": lease_id,
-            "interval": k,
-            "challenge": signature.hex(),
-            "interval_s": interval_s,
-            "next_at_ms": started + (k + 1) * interval_s * 1000,
-        }
+        return Challenge(
+            lease_id=lease_id,
+            interval=k,
+            challenge=signature.hex(),
+            interval_s=interval_s,
+            next_at_ms=started + (k + 1) * interval_s * 1000,
+        )

@@ -1,8 +1,16 @@
 """The market's durable store: the transaction log, the blocks over it, and a little metadata.
 
 This is the only module of pasar that speaks SQL (docs/market.md, "Store"). It runs on SQLite
-(one machine; WAL mode) or PostgreSQL (several API workers; ``postgresql+psycopg://…``), and
-brings the schema to the newest Alembic revision when it opens.
+(one machine; WAL mode) or PostgreSQL (``postgresql+psycopg://…``; the database may live on
+another machine, and standbys may wait on it), and brings the schema to the newest Alembic
+revision when it opens.
+
+**One writer.** A market's state lives in the memory of the one process that applies its
+transactions, so exactly one process may append to a log: the market node holding the writer
+lock (:mod:`pasar.market.writer_lock`). A store opened with ``writer_lock`` checks, inside
+every write transaction, that the lock is still held, so a node that lost it (its PostgreSQL
+connection died and a standby took over) never appends again. Tools (``pasar audit``) open the
+store without a lock and only read.
 
 **The 2xx promise.** :meth:`SqlStore.append` returns only after its transaction has committed
 durably — SQLite with ``synchronous=FULL`` fsyncs the write-ahead log on every commit, PostgreSQL
@@ -12,10 +20,11 @@ does so by default — so a transaction the API acknowledged survives ``kill -9`
 PostgreSQL sequence skips numbers when an insert fails (a reused nonce) and, with concurrent
 writers, can commit seq 8 before seq 7 — a block sealed in between would then skip 7 for ever.
 Instead every write runs under one store-wide write lock (``BEGIN IMMEDIATE`` on SQLite, a
-transaction-scoped advisory lock on PostgreSQL) and takes ``max(seq) + 1``. Writers are
-serialised anyway by the nature of a log, the numbers are 1, 2, 3, … and a reader never sees
-seq *n + 1* without *n*, which is what lets a block claim "seq a..b, all of them" (see
-:mod:`pasar.market.chain`).
+transaction-scoped advisory lock on PostgreSQL) and takes ``max(seq) + 1``. The numbers are 1,
+2, 3, … and a reader never sees seq *n + 1* without *n*, which is what lets a block claim
+"seq a..b, all of them" (see :mod:`pasar.market.chain`). The transaction lock also fences a
+takeover: a new writer migrates (under it) before reading the log, so the old writer's last
+append either committed before that read or is refused by the writer-lock check.
 
 **Byte-identical envelopes.** An envelope is stored as its canonical JSON text and checked to
 be canonical when read back, so what a block's digest commits to is exactly what is returned,
@@ -57,12 +66,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from pasar.core.errors import PasarError
 from pasar.crypto.canonical import canonical_json, parse_json
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.market.chain import Block, ChainError
+from pasar.market.writer_lock import WriterLock
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # SQLite's primary result codes for a file it cannot read as a database (the low byte of the
@@ -227,6 +237,12 @@ class TxRecord:
 # --------------------------------------------------------------------------- engine
 
 
+def database_url(url: str) -> URL:
+    """``url`` parsed and checked as a market database URL (``postgresql://`` → psycopg 3);
+    a :class:`StoreError` (400) naming a bad one."""
+    return _normalise_url(url)
+
+
 def _normalise_url(url: str) -> URL:
     try:
         parsed = make_url(url)
@@ -299,6 +315,28 @@ def migrations_dir() -> Path:
     return folder
 
 
+def peek_meta(url: str, key: str) -> str | None:
+    """One metadata value read without opening a :class:`SqlStore` (no migration, no write,
+    no file created): what a standby checks before it waits on another node's database.
+    None when there is no database, no table or no such key yet."""
+    parsed = _normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            return None
+        if not Path(str(parsed.database)).expanduser().is_file():
+            return None
+    engine = create_engine(parsed, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            m = meta_table
+            value = conn.execute(select(m.c.value).where(m.c.key == key)).scalar_one_or_none()
+    except DatabaseError:
+        return None
+    finally:
+        engine.dispose()
+    return None if value is None else str(value)
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -309,10 +347,15 @@ class SqlStore:
     URL; ``postgresql://`` is taken to mean the psycopg 3 driver.
     """
 
-    def __init__(self, url: str, *, must_exist: bool = False) -> None:
+    def __init__(
+        self, url: str, *, must_exist: bool = False, writer_lock: WriterLock | None = None
+    ) -> None:
         """``must_exist``: refuse an SQLite path with no file instead of creating a database
-        there (an audit must not turn a mistyped path into an empty market)."""
+        there (an audit must not turn a mistyped path into an empty market). ``writer_lock``:
+        the market node's held lock, checked in every write transaction (see the module
+        docstring)."""
         self.url = _normalise_url(url)
+        self.writer_lock = writer_lock
         self.dialect = self.url.get_backend_name()
         if (
             must_exist
@@ -370,6 +413,8 @@ class SqlStore:
             with conn.begin():
                 if self.dialect == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
+                if self.writer_lock is not None:
+                    self.writer_lock.check(conn)  # under the write lock: see the module docstring
                 yield conn
 
     @contextlib.contextmanager
@@ -417,8 +462,9 @@ class SqlStore:
         return [] if problems == ["ok"] else problems
 
     def _migrate(self) -> None:
-        """Bring the schema to the newest revision, under the write lock (several workers may
-        start at once against one PostgreSQL database)."""
+        """Bring the schema to the newest revision, under the write lock (a node and a tool may
+        open one database at once; and a new writer's first write transaction, which waits
+        for the old writer's last one to end, comes before it reads the log)."""
         config = Config()
         config.set_main_option("script_location", str(migrations_dir()))
         with self._writing() as conn:

@@ -20,8 +20,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from pasar.api.feed import FeedEvent
+from pasar.api.txs import Asks, ProviderRegister
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.core.presets import builtin_preset
@@ -30,7 +31,14 @@ from pasar.core.spec import JobSpec
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.identity import Identity, IdentityError, key_path, load_identity, save_identity
 from pasar.provider.bench import BenchResult, cached_benchmark
-from pasar.provider.executor import LeaseExecutor, LeaseJob, clear_workroot, workroot_for
+from pasar.provider.executor import (
+    LeaseExecutor,
+    LeaseJob,
+    clear_workroot,
+    no_gpus,
+    workroot_for,
+)
+from pasar.provider.hardware import load_gpu_report
 from pasar.provider.inventory import MachineInventory, detect_inventory
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Runtime, enforcement, get_runtime
@@ -63,6 +71,7 @@ class AgentConfig:
     key_name: str = PROVIDER_KEY
     bench_seconds: float = 1.0
     reserve_memory_gb: int = 1
+    gpu_report: Path | None = None  # a recorded NVML report to register instead of asking NVML
 
 
 def load_or_create_key(home: Path, name: str) -> Identity:
@@ -127,16 +136,18 @@ class Agent:
         self._started_ms = wall_clock_ms()  # leases that start after this are this run's
         clear_workroot(self.config.home)
         health = self.api.health()
-        self.preset_name = str(health["preset"])
-        blob_limit = health.get("max_blob_bytes")
-        self.max_blob_bytes = blob_limit if isinstance(blob_limit, int) else None
+        self.preset_name = health.preset
+        self.max_blob_bytes = health.max_blob_bytes
         currency = builtin_preset(self.preset_name).currency
         table = PriceTable.from_flags(
             self.config.prices, self.config.price_cpu_hour, currency=currency
         )
         self.strategy = make_strategy(self.config.strategy, table)
+        report = self.config.gpu_report
         self.inventory = detect_inventory(
-            self.config.home, reserve_memory_gb=self.config.reserve_memory_gb
+            self.config.home,
+            reserve_memory_gb=self.config.reserve_memory_gb,
+            gpu_report=None if report is None else load_gpu_report(report),
         )
         self.bench = cached_benchmark(
             self.config.home, self.inventory.fingerprint, seconds=self.config.bench_seconds
@@ -154,17 +165,17 @@ class Agent:
     def register(self, *, available: bool) -> None:
         assert self.inventory is not None and self.strategy is not None and self.bench
         asks = self.strategy.asks()
-        body: dict[str, Any] = {
-            "inventory": self.inventory.to_wire(),
-            "asks": {
-                "gpu": {k: v.to_json() for k, v in asks.gpu.items()},
-                "cpu_core": None if asks.cpu_core is None else asks.cpu_core.to_json(),
-            },
-            "score": self.bench.gflops,
-            "available": available,
+        body = ProviderRegister(
+            inventory=self.inventory.to_wire(),
+            asks=Asks(
+                gpu={k: v.to_json() for k, v in asks.gpu.items()},
+                cpu_core=None if asks.cpu_core is None else asks.cpu_core.to_json(),
+            ),
+            score=self.bench.gflops,
+            available=available,
             # how job limits hold here (cgroup-v1/-v2 per job, or rlimit per process)
-            "attributes": {"limits": enforcement(self.runtime)},
-        }
+            attributes={"limits": enforcement(self.runtime)},
+        )
         gpu = self.inventory.inventory.devices()[0] if self.inventory.inventory.devices() else None
         rate = self.strategy.rate_per_score_hour(
             self.bench.gflops,
@@ -172,10 +183,10 @@ class Agent:
             cpus=self.inventory.inventory.cpus,
         )
         if rate is not None:
-            body["rate_per_score_hour"] = rate.to_json()
+            body.rate_per_score_hour = rate.to_json()
         if self.config.region:
-            body["region"] = self.config.region
-        self.api.register(**body)
+            body.region = self.config.region
+        self.api.register(body)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -186,7 +197,7 @@ class Agent:
         The feed's position is taken *before* the leases already assigned are adopted: a match
         that lands in between is then both adopted and replayed by the feed (running a lease
         twice is refused by :meth:`_maybe_run`), never missed by both."""
-        cursor = int(self.api.feed(0, 0)["next"])
+        cursor = self.api.feed(0, 0).next
         self._adopt_assigned()
         feeder = threading.Thread(
             target=self._follow_feed, args=(cursor,), name="feed", daemon=True
@@ -207,11 +218,11 @@ class Agent:
                 log.warning("feed: %s", exc.message)
                 self._stop.wait(1.0)
                 continue
-            if page["next"] < cursor:  # the market restarted and renumbered its feed
+            if page.next < cursor:  # the market restarted and renumbered its feed
                 cursor = 0
                 continue
-            cursor = page["next"]
-            for event in page["events"]:
+            cursor = page.next
+            for event in page.events:
                 if self._stop.is_set():
                     break
                 self.handle(event)
@@ -219,24 +230,24 @@ class Agent:
     def stop(self) -> None:
         self._stop.set()
 
-    def handle(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
+    def handle(self, event: FeedEvent) -> None:
+        kind = event.type
         try:
             if kind == "order.create" and not self.state.draining:
-                if event.get("mechanism", "auction") == "auction":  # only auctions take bids
-                    self._maybe_bid(str(event["order_id"]))
+                if event.takes_bids is not False:  # the order's mechanism takes sealed bids
+                    self._maybe_bid(str(event.order_id))
             elif kind == "match":
                 # the event names each lease's provider: run ours, never read the others'
-                assigned = event.get("assigned") or {}
-                for lease_id in event.get("leases", []):
+                assigned = event.assigned or {}
+                for lease_id in event.leases or []:
                     if assigned.get(lease_id, self.identity.account_id) == self.identity.account_id:
-                        self._maybe_run(str(lease_id))
-                if event.get("order_id") and not self.state.draining:
-                    self._maybe_bid(str(event["order_id"]))  # a reopened auction window
+                        self._maybe_run(lease_id)
+                if event.order_id and not self.state.draining:
+                    self._maybe_bid(event.order_id)  # a reopened auction window
             elif kind in ("order.cancel", "order.expire"):
-                self._stop_order(str(event.get("order_id")))
+                self._stop_order(str(event.order_id))
             elif kind == "lease.lost":
-                self._stop_lease(str(event.get("lease_id")))
+                self._stop_lease(str(event.lease_id))
                 self._recover_availability()
         except PasarError as exc:
             log.warning("handling %s: %s", kind, exc.message)
@@ -246,12 +257,12 @@ class Agent:
         (it restarted; the job's state is gone) are handed back, and those matched since this
         run registered — before the feed was followed, so their ``match`` event was not seen —
         are run now."""
-        for lease_id in self.api.me().get("running", []):
+        for lease_id in self.api.me().running:
             if lease_id in self.state.running:
                 continue
             try:
                 view = self.api.lease(lease_id)
-                if int(view.get("started_at", 0)) >= self._started_ms - START_SLACK_MS:
+                if view.started_at >= self._started_ms - START_SLACK_MS:
                     self._maybe_run(lease_id)
                 else:
                     self.api.release(lease_id)
@@ -265,13 +276,13 @@ class Agent:
             if exc.status == 403:  # not invited to this order's window: nothing to bid on
                 return
             raise
-        auction = order.get("auction")
-        if order.get("status") != "open" or order.get("mechanism") != "auction" or not auction:
+        auction = order.auction
+        if order.status != "open" or not order.takes_bids or not auction:
             return
-        if self.identity.account_id not in auction["invited"]:
+        if self.identity.account_id not in auction.invited:
             return
         assert self.strategy is not None and self.inventory is not None
-        spec = JobSpec.from_public(order["spec"])  # bidders see the requirements only
+        spec = JobSpec.from_public(order.spec)  # bidders see the requirements only
         request: ResourceRequest = spec.to_request()
         allocation = fit(request, self.inventory.inventory).allocation
         price: Money | None = None
@@ -291,7 +302,7 @@ class Agent:
             if lease_id in self.state.running:
                 return
         view = self.api.lease(lease_id)
-        if view["provider"] != self.identity.account_id or view["status"] != "running":
+        if view.provider != self.identity.account_id or view.status != "running":
             return
         with self._lock:
             full = len(self.state.running) >= self.config.max_jobs
@@ -306,6 +317,7 @@ class Agent:
             allow_network=self.config.allow_network,
             on_done=self._done,
             max_blob_bytes=self.max_blob_bytes,
+            gpus=self.inventory.grants if self.inventory is not None else no_gpus,
         )
         with self._lock:
             self.state.running[lease_id] = executor
@@ -335,7 +347,7 @@ class Agent:
         if self.state.draining or not self._available:
             return
         try:
-            if self.api.me().get("available", True) is not False:
+            if self.api.me().available:
                 return
             log.warning("the market took this provider off after a lost lease; registering again")
             self.register(available=True)

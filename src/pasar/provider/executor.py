@@ -31,13 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pasar.api.leases import GpuDeviceView, LeaseView
+from pasar.api.receipts import Failure, FileEntry, Usage
+from pasar.api.txs import Receipt, TxAnswer
 from pasar.core.errors import PasarError
 from pasar.core.receipts import FAILURE_FAULTS, MAX_DETAIL_CHARS
+from pasar.core.spec import JobSpec
 from pasar.core.tx_parsing import MAX_OUTPUT_PARTS
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.merkle import check_path, path_conflict, root_of_files
 from pasar.provider.market_api import MarketAPI
-from pasar.provider.runtime.base import Limits, Outcome, Runtime
+from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime
 
 log = logging.getLogger("pasar.provider.executor")
 
@@ -80,44 +84,71 @@ class LeaseJob:
     order_id: str
     shard: int
     shards: int
-    spec: dict[str, Any]
-    inputs: tuple[dict[str, Any], ...]
+    spec: JobSpec
+    inputs: tuple[FileEntry, ...]
+    devices: tuple[GpuDeviceView, ...] = ()  # the GPUs the market allocated: [{index, uuid}]
 
     @classmethod
-    def from_view(cls, view: dict[str, Any]) -> LeaseJob:
+    def from_view(cls, view: LeaseView) -> LeaseJob:
+        """The job of a lease view; its spec is validated as any job spec is (a lease read
+        without one is the market's fault: ``bad_response``)."""
+        if view.spec is None:
+            raise PasarError(
+                f"the market's view of lease {view.lease_id} carries no spec",
+                code="bad_response",
+                status=502,
+            )
         return cls(
-            lease_id=view["lease_id"],
-            order_id=view["order_id"],
-            shard=int(view["shard"]),
-            shards=int(view.get("shards", 1)),
-            spec=dict(view["spec"]),
-            inputs=tuple(view.get("inputs", [])),
+            lease_id=view.lease_id,
+            order_id=view.order_id,
+            shard=view.shard,
+            shards=view.shards,
+            spec=JobSpec.from_dict(view.spec, source=f"lease {view.lease_id}"),
+            inputs=tuple(view.inputs),
+            devices=tuple(view.devices),
         )
 
 
-def limits_for(spec: dict[str, Any], *, allow_network: bool) -> Limits:
-    """The job's limits from its spec: what it asked for is what it gets, nothing more."""
-    resources = spec.get("resources", {})
-    memory_gb = int(float(str(resources.get("memory", 1))))  # spec quantities are exact text
-    cpus = max(1, int(float(str(resources.get("cpus", 1)))))
-    disk_gb = max(1, int(float(str(resources.get("disk", 1)))))
-    duration = int(spec["max_duration"])
+#: Turns a lease's ``devices`` into the runtime's GPU grants, or raises PasarError for a device
+#: this machine did not register (:meth:`pasar.provider.inventory.MachineInventory.grants`).
+GpuResolver = Callable[[list[dict[str, Any]]], tuple[GpuGrant, ...]]
+
+
+def no_gpus(devices: list[dict[str, Any]]) -> tuple[GpuGrant, ...]:
+    """The resolver of an agent that registered no GPUs: any device is one it does not have."""
+    if devices:
+        raise PasarError(
+            "the lease names GPUs, but this provider registered none", code="unknown_gpu_device"
+        )
+    return ()
+
+
+def limits_for(spec: JobSpec, *, allow_network: bool, gpus: tuple[GpuGrant, ...] = ()) -> Limits:
+    """The job's limits from its spec: what it asked for is what it gets, nothing more
+    (quantities are exact Decimals; a fraction of a GB or CPU rounds down, to at least 1); the
+    GPUs are the lease's, as the market allocated them."""
+    resources = spec.resources
+    memory_gb = int(resources.memory)
+    cpus = max(1, int(resources.cpus))
+    disk_gb = max(1, int(resources.disk))
+    duration = spec.max_duration
     return Limits(
         memory_bytes=max(1, memory_gb) * GIB,
         cpu_seconds=cpus * duration,
         max_processes=MAX_PROCESSES,
         max_file_bytes=disk_gb * GIB,
         wall_seconds=duration,
-        network=bool(spec.get("network", False)) and allow_network,
+        network=spec.network and allow_network,
+        gpus=gpus,
         cpus=cpus,  # the whole job's CPU share, where a cgroup can enforce it
         disk_bytes=disk_gb * GIB,  # the whole workdir, not just one file
     )
 
 
-def job_command(spec: dict[str, Any]) -> str:
+def job_command(spec: JobSpec) -> str:
     """``setup`` then ``run``, each from a script file in the workdir: ``run`` starts only if
     ``setup`` succeeded, and the job's exit code is the first failure's."""
-    if spec.get("setup"):
+    if spec.setup:
         return f"sh {SETUP_FILE} && exec sh {RUN_FILE}"
     return f"exec sh {RUN_FILE}"
 
@@ -135,9 +166,11 @@ class LeaseExecutor:
         allow_network: bool,
         on_done: Callable[[LeaseExecutor], None] | None = None,
         max_blob_bytes: int | None = None,
+        gpus: GpuResolver = no_gpus,
     ) -> None:
         self.api = api
         self.runtime = runtime
+        self.gpus = gpus
         self.job = job
         self.workdir = workroot / job.lease_id
         self.allow_network = allow_network
@@ -148,7 +181,7 @@ class LeaseExecutor:
         self._handle: Any = None
         self._log_offset = 0
         self.outcome: Outcome | None = None
-        self.receipt: dict[str, Any] | None = None
+        self.receipt: TxAnswer | None = None
         self.started_at = wall_clock_ms()
 
     # -- control from the agent -------------------------------------------------------------------
@@ -200,16 +233,23 @@ class LeaseExecutor:
             return
         self._write_scripts()
         env = {
-            **{str(k): str(v) for k, v in self.job.spec.get("envs", {}).items()},
+            **self.job.spec.envs,
             "PASAR_LEASE": self.job.lease_id,
             "PASAR_SHARD": str(self.job.shard),
             "PASAR_SHARDS": str(self.job.shards),
         }
-        limits = limits_for(self.job.spec, allow_network=self.allow_network)
+        grants = self.gpus([device.model_dump() for device in self.job.devices])
+        if grants:
+            log.info(
+                "lease %s: GPUs %s",
+                self.job.lease_id,
+                ", ".join(f"{g.index} ({g.uuid}) at {g.node}" for g in grants),
+            )
+        limits = limits_for(self.job.spec, allow_network=self.allow_network, gpus=grants)
         if self._stopped.is_set():
             self._after_stop()
             return
-        image = self.job.spec.get("image")
+        image = self.job.spec.image
         self._handle = self.runtime.start(
             self.workdir, job_command(self.job.spec), env, limits, image=image
         )
@@ -241,14 +281,14 @@ class LeaseExecutor:
         Inputs that cannot all be laid out (``a`` and ``a/b``) raise :class:`LeaseFailedError`
         (``input_conflict``) before anything is fetched: the market refuses such manifests at
         order time, and this keeps an older market's order from walking through the fleet."""
-        paths = [str(item["path"]) for item in self.job.inputs]
+        paths = [item.path for item in self.job.inputs]
         conflict = path_conflict(paths)
         if conflict is not None:
             raise LeaseFailedError(
                 "input_conflict", f"input {conflict[1]!r} lies inside input file {conflict[0]!r}"
             )
         for item in self.job.inputs:
-            path, sha = str(item["path"]), str(item["sha256"])
+            path, sha = item.path, item.sha256
             try:
                 check_path(path)
                 got = self.api.get_blob(sha, self.workdir / path)
@@ -264,9 +304,9 @@ class LeaseExecutor:
 
     def _write_scripts(self) -> None:
         spec = self.job.spec
-        if spec.get("setup"):
-            (self.workdir / SETUP_FILE).write_text("set -e\n" + str(spec["setup"]) + "\n")
-        (self.workdir / RUN_FILE).write_text(str(spec["run"]) + "\n")
+        if spec.setup:
+            (self.workdir / SETUP_FILE).write_text("set -e\n" + spec.setup + "\n")
+        (self.workdir / RUN_FILE).write_text(spec.run + "\n")
 
     # -- heartbeats ------------------------------------------------------------------------------
 
@@ -283,19 +323,19 @@ class LeaseExecutor:
                     return
                 self._stopped.wait(1.0)
                 continue
-            k = int(challenge["interval"])
+            k = challenge.interval
             if k not in answered:
                 try:
                     self.api.heartbeat(
                         self.job.lease_id,
                         k,
-                        challenge["challenge"],
+                        challenge.challenge,
                         {"elapsed_s": (wall_clock_ms() - self.started_at) // 1000},
                     )
                     answered.add(k)
                 except PasarError as exc:
                     log.warning("heartbeat %s/%d: %s", self.job.lease_id, k, exc.message)
-            wait_ms = int(challenge["next_at_ms"]) - wall_clock_ms() + 50
+            wait_ms = challenge.next_at_ms - wall_clock_ms() + 50
             self._stopped.wait(max(0.05, wait_ms / 1000))
 
     # -- logs ------------------------------------------------------------------------------------
@@ -321,7 +361,7 @@ class LeaseExecutor:
             chunk = data[start : start + LOG_CHUNK_BYTES].decode("utf-8", errors="replace")
             try:
                 result = self.api.append_logs(self.job.lease_id, self._log_offset, chunk)
-                self._log_offset = int(result["size"])
+                self._log_offset = result.size
             except PasarError as exc:
                 if exc.code == "offset_mismatch" and exc.hint:
                     self._log_offset = int(exc.hint.rsplit(" ", 1)[-1])
@@ -331,13 +371,13 @@ class LeaseExecutor:
 
     # -- outputs and the receipt ----------------------------------------------------------------
 
-    def _upload_outputs(self) -> tuple[list[dict[str, Any]], list[str]]:
+    def _upload_outputs(self) -> tuple[list[FileEntry], list[str]]:
         """Upload every declared output (a directory: every file under it); list the missing.
 
         Every file is checked before the first byte is sent (:meth:`_collect_outputs`), so a
         bad output fails the lease with its reason rather than half-way through an upload."""
         collected, missing = self._collect_outputs()
-        outputs: list[dict[str, Any]] = []
+        outputs: list[FileEntry] = []
         for rel, (path, size) in sorted(collected.items()):
             try:
                 entry = self.api.put_blob(path, part_bytes=self.max_blob_bytes)
@@ -351,7 +391,7 @@ class LeaseExecutor:
                         "output_too_large", f"output {rel!r} ({size} bytes): {exc.message}"
                     ) from None
                 raise
-            outputs.append({"path": rel, **entry})
+            outputs.append(entry.model_copy(update={"path": rel}))
         return outputs, missing
 
     def _collect_outputs(self) -> tuple[dict[str, tuple[Path, int]], list[str]]:
@@ -365,7 +405,7 @@ class LeaseExecutor:
         root = self.workdir.resolve()
         found: dict[str, tuple[Path, int]] = {}
         missing: list[str] = []
-        for declared in self.job.spec.get("outputs", []):
+        for declared in self.job.spec.outputs:
             target = self.workdir / declared
             try:
                 inside = target.resolve().is_relative_to(root)
@@ -411,29 +451,23 @@ class LeaseExecutor:
         kill_reason: str | None,
         *,
         note: str | None,
-        outputs: list[dict[str, Any]],
+        outputs: list[FileEntry],
         outcome: Outcome | None = None,
     ) -> None:
-        usage: dict[str, int] = {}
-        if outcome is not None:
-            usage = {
-                "cpu_ms": int(outcome.cpu_seconds * 1000),
-                "max_rss_bytes": int(outcome.max_rss_bytes),
-            }
-        body: dict[str, Any] = {
-            "lease_id": self.job.lease_id,
-            "exit_code": exit_code,
-            "outputs": outputs,
-            "root": root_of_files((o["path"], o["sha256"]) for o in outputs),
-            "started_at": outcome.started_at if outcome else self.started_at,
-            "ended_at": outcome.ended_at if outcome else wall_clock_ms(),
-            "usage": usage,
-        }
+        body = Receipt(
+            lease_id=self.job.lease_id,
+            exit_code=exit_code,
+            outputs=outputs,
+            root=root_of_files((o.path, o.sha256) for o in outputs),
+            started_at=outcome.started_at if outcome else self.started_at,
+            ended_at=outcome.ended_at if outcome else wall_clock_ms(),
+            usage=_usage(outcome),
+        )
         if kill_reason is not None:
-            body["kill_reason"] = kill_reason
+            body.kill_reason = kill_reason
         if note is not None:
-            body["note"] = note
-        self.receipt = self.api.receipt(**body)
+            body.note = note
+        self.receipt = self.api.receipt(body)
 
     def _fail(self, reason: str, detail: str) -> None:
         """End the lease with a signed failure receipt: the provider is paid for its verified
@@ -446,29 +480,29 @@ class LeaseExecutor:
             self._handle.kill("cancel")  # the executor failed while the job was running
         self._append_log(f"pasar: lease failed: {reason}: {detail}\n")
         outcome = self.outcome
-        body: dict[str, Any] = {
-            "lease_id": self.job.lease_id,
-            "exit_code": outcome.exit_code if outcome is not None else EXIT_INPUT_FAILED,
-            "outputs": [],
-            "root": root_of_files([]),
-            "started_at": outcome.started_at if outcome else self.started_at,
-            "ended_at": outcome.ended_at if outcome else wall_clock_ms(),
-            "usage": {},
-            "failure": {
-                "reason": reason,
-                "fault": FAILURE_FAULTS[reason],
-                "detail": detail[:MAX_DETAIL_CHARS],
-            },
-        }
-        if outcome is not None:
-            body["usage"] = {
-                "cpu_ms": int(outcome.cpu_seconds * 1000),
-                "max_rss_bytes": int(outcome.max_rss_bytes),
-            }
+        body = Receipt(
+            lease_id=self.job.lease_id,
+            exit_code=outcome.exit_code if outcome is not None else EXIT_INPUT_FAILED,
+            outputs=[],
+            root=root_of_files([]),
+            started_at=outcome.started_at if outcome else self.started_at,
+            ended_at=outcome.ended_at if outcome else wall_clock_ms(),
+            usage=_usage(outcome),
+            failure=Failure(
+                reason=reason, fault=FAILURE_FAULTS[reason], detail=detail[:MAX_DETAIL_CHARS]
+            ),
+        )
         try:
-            self.receipt = self.api.receipt(**body)
+            self.receipt = self.api.receipt(body)
         except PasarError as exc:
             log.warning("failure receipt for %s: %s", self.job.lease_id, exc.message)
+
+
+def _usage(outcome: Outcome | None) -> Usage:
+    """What the job consumed (nothing measured when it never ran: an empty object)."""
+    if outcome is None:
+        return Usage()
+    return Usage(cpu_ms=int(outcome.cpu_seconds * 1000), max_rss_bytes=int(outcome.max_rss_bytes))
 
 
 def workroot_for(home: Path) -> Path:

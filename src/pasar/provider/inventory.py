@@ -11,9 +11,10 @@ psutil into a :class:`pasar.core.resources.Inventory` plus the facts behind it. 
   the same unit as VRAM sizes, so a runtime that turns ``memory_gb`` back into bytes
   (``× 2**30``) never grants more than the machine holds. The wire form is integers only; the
   market reads ints or decimal strings, never floats.
-* **Slots are not NVML indexes.** A skipped GPU would shift the numbering, so
-  :attr:`MachineInventory.gpus` lists the offered GPUs in slot order: an allocation's slot *i* is
-  ``gpus[i]`` (use its ``uuid`` for ``CUDA_VISIBLE_DEVICES``).
+* **GPUs keep their names.** Each offered GPU is registered by its NVML index and UUID (a
+  skipped GPU leaves a gap in the indices, never a shift), the market allocates by index, and
+  :meth:`MachineInventory.grants` turns a lease's devices back into what the runtime needs:
+  the UUID for ``CUDA_VISIBLE_DEVICES`` and the device node's minor number for the sandbox.
 
 The fingerprint (:func:`fingerprint`) changes exactly when the benchmark may change: another CPU
 model or core count, memory size, or set of GPUs. Free disk and reserves are left out of it.
@@ -30,8 +31,9 @@ from pathlib import Path
 import psutil
 
 from pasar.core.errors import PasarError
-from pasar.core.resources import GpuModel, Inventory
+from pasar.core.resources import GpuDevice, GpuModel, Inventory
 from pasar.provider.hardware import GpuInfo, GpuReport, detect_nvidia_gpus
+from pasar.provider.runtime.base import GpuGrant
 
 __all__ = ["GIB", "MachineInventory", "detect_inventory", "fingerprint"]
 
@@ -61,10 +63,12 @@ class MachineInventory:
     fingerprint: str
 
     def to_wire(self) -> dict[str, object]:
-        """The ``inventory`` field of ``provider.register``: one GPU name per device, integers."""
+        """The ``inventory`` field of ``provider.register``: one GPU name per device and, in the
+        same order, its NVML index and UUID; integers for the rest."""
         inv = self.inventory
         return {
             "gpus": [model.canonical for model in inv.devices()],
+            "devices": [device.to_json() for device in inv.gpu_ids],
             "cpus": int(inv.cpus),
             "memory_gb": int(inv.memory_gb),
             "disk_gb": int(inv.disk_gb),
@@ -74,7 +78,13 @@ class MachineInventory:
         """Everything measured, as JSON-ready values (for ``pasar doctor`` and logs)."""
         return {
             "gpus": [
-                {"index": g.index, "name": g.name, "memory_mib": g.memory_mib, "uuid": g.uuid}
+                {
+                    "index": g.index,
+                    "name": g.name,
+                    "memory_mib": g.memory_mib,
+                    "uuid": g.uuid,
+                    "minor": g.minor,
+                }
                 for g in self.gpus
             ],
             "skipped_gpus": list(self.skipped_gpus),
@@ -88,6 +98,27 @@ class MachineInventory:
             "disk_path": str(self.disk_path),
             "fingerprint": self.fingerprint,
         }
+
+    def grants(self, devices: list[dict[str, object]]) -> tuple[GpuGrant, ...]:
+        """The runtime's view of a lease's ``devices`` (``[{index, uuid}]`` from the market).
+
+        Each must be a GPU this machine registered, with the same UUID: a lease naming another
+        one (the market's bug, or a re-registration with other GPUs) is refused rather than
+        run on whatever card happens to have that number.
+        """
+        by_index = {g.index: g for g in self.gpus}
+        grants: list[GpuGrant] = []
+        for device in devices:
+            index, uuid = device.get("index"), device.get("uuid")
+            gpu = by_index.get(index) if isinstance(index, int) else None
+            if gpu is None or (uuid is not None and uuid != gpu.uuid):
+                raise PasarError(
+                    f"the lease names GPU {index} ({uuid}), which this machine did not register",
+                    code="unknown_gpu_device",
+                    hint="restart the agent so it registers the GPUs it has now",
+                )
+            grants.append(GpuGrant(gpu.index, gpu.uuid, gpu.node_minor))
+        return tuple(grants)
 
 
 def fingerprint(
@@ -127,6 +158,7 @@ def detect_inventory(
     report = gpu_report if gpu_report is not None else detect_nvidia_gpus()
     offered: list[GpuInfo] = []
     models: list[GpuModel] = []
+    ids: list[GpuDevice] = []
     skipped: list[str] = []
     for gpu in report.gpus:
         try:
@@ -135,6 +167,7 @@ def detect_inventory(
             skipped.append(f"GPU {gpu.index} ({gpu.name}): {exc.message}")
             continue
         offered.append(gpu)
+        ids.append(GpuDevice(gpu.index, gpu.uuid))
 
     cpu_limit, memory_limit = _cgroup_limits(cgroup_root)
     cpus = psutil.cpu_count(logical=True) or 1
@@ -150,6 +183,7 @@ def detect_inventory(
     return MachineInventory(
         inventory=Inventory.build(
             gpus=models,
+            devices=ids,
             cpus=max(0, cpus - reserve_cpus),
             memory_gb=max(0, memory_gb - reserve_memory_gb),
             disk_gb=disk_gb,

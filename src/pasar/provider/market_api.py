@@ -1,7 +1,9 @@
-"""What a provider agent says to its market: one method per endpoint, every write signed.
+"""What a provider agent says to its market: the calls of :mod:`pasar.client.calls`, performed
+with the provider's key (every read and every write signed), plus streaming blob transfers.
 
-Thin on purpose: the agent and the executor hold the logic; this module only knows paths and
-body shapes, so a change of the API touches one file.
+The requests themselves — paths, parameters, bodies (:mod:`pasar.api.txs` models) and the
+models their answers parse into — are described once in :mod:`pasar.client.calls`, for the
+client SDK and the provider alike; this class only knows whose key signs them.
 """
 
 from __future__ import annotations
@@ -11,13 +13,25 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TypeVar
 
+from pasar.api import txs
+from pasar.api.accounts import Balance
+from pasar.api.feed import FeedPage
+from pasar.api.health import Health
+from pasar.api.leases import Challenge, LeaseView, LogAppended
+from pasar.api.offers import ProviderInfo
+from pasar.api.orders import OrderView, PublicOrderView
+from pasar.api.receipts import FileEntry
+from pasar.api.txs import TxAnswer
+from pasar.client import calls
+from pasar.client.calls import Call
 from pasar.client.transport import Transport
 from pasar.core.errors import PasarError
 from pasar.crypto.identity import Identity
 
 BLOB_CHUNK = 1 << 20
+T = TypeVar("T")
 
 
 class MarketAPI:
@@ -32,71 +46,60 @@ class MarketAPI:
     def close(self) -> None:
         self.http.close()
 
-    def _post(self, path: str, **body: Any) -> Any:
-        return self.http.post_signed(path, body, self.identity)
+    def perform(self, call: Call[T]) -> T:
+        return self.http.perform(call, self.identity)
 
     # -- reads ------------------------------------------------------------------------------------
 
-    def health(self) -> Any:
-        return self.http.get("/v1/healthz")
+    def health(self) -> Health:
+        return self.perform(calls.health())
 
-    def me(self) -> Any:
-        return self.http.get(f"/v1/providers/{self.id}")
+    def me(self) -> ProviderInfo:
+        return self.perform(calls.provider(self.id))
 
-    def feed(self, after: int, timeout_s: float) -> Any:
-        return self.http.get(
-            f"/v1/providers/{self.id}/feed",
-            {"after": after, "timeout": timeout_s},
-            timeout=timeout_s + 10,
-        )
+    def feed(self, after: int, timeout_s: float) -> FeedPage:
+        return self.perform(calls.feed(self.id, after, timeout_s))
 
-    def order(self, order_id: str) -> Any:
-        return self.http.get(f"/v1/orders/{order_id}")
+    def order(self, order_id: str) -> OrderView | PublicOrderView:
+        return self.perform(calls.order_view(order_id))
 
-    def lease(self, lease_id: str) -> Any:
-        return self.http.get(f"/v1/leases/{lease_id}")
+    def lease(self, lease_id: str) -> LeaseView:
+        return self.perform(calls.lease(lease_id))
 
-    def challenge(self, lease_id: str) -> Any:
-        return self.http.get(f"/v1/leases/{lease_id}/challenge")
+    def challenge(self, lease_id: str) -> Challenge:
+        return self.perform(calls.challenge(lease_id))
 
-    def account(self) -> Any:
-        return self.http.get(f"/v1/accounts/{self.id}")
+    def account(self) -> Balance:
+        return self.perform(calls.account(self.id))
 
     # -- writes -----------------------------------------------------------------------------------
 
-    def register(self, **fields: Any) -> Any:
-        return self._post("/v1/providers", type="provider.register", **fields)
+    def register(self, body: txs.ProviderRegister) -> TxAnswer:
+        return self.perform(calls.register(body))
 
-    def stake(self, amount: str) -> Any:
-        return self._post("/v1/stakes", type="stake", amount=amount)
+    def stake(self, amount: str) -> TxAnswer:
+        return self.perform(calls.stake(amount))
 
-    def bid(self, order_id: str, price: str | None) -> Any:
-        return self._post(f"/v1/orders/{order_id}/bids", type="bid", order_id=order_id, price=price)
+    def bid(self, order_id: str, price: str | None) -> TxAnswer:
+        return self.perform(calls.bid(order_id, price))
 
-    def heartbeat(self, lease_id: str, interval: int, challenge: str, usage: dict[str, int]) -> Any:
-        return self._post(
-            "/v1/heartbeats",
-            type="heartbeat",
-            lease_id=lease_id,
-            interval=interval,
-            challenge=challenge,
-            usage=usage,
-        )
+    def heartbeat(
+        self, lease_id: str, interval: int, challenge: str, usage: dict[str, int]
+    ) -> TxAnswer:
+        return self.perform(calls.heartbeat(lease_id, interval, challenge, usage))
 
-    def append_logs(self, lease_id: str, offset: int, data: str) -> Any:
-        return self._post(
-            f"/v1/leases/{lease_id}/logs", type="logs", lease_id=lease_id, offset=offset, data=data
-        )
+    def append_logs(self, lease_id: str, offset: int, data: str) -> LogAppended:
+        return self.perform(calls.append_logs(lease_id, offset, data))
 
-    def receipt(self, **fields: Any) -> Any:
-        return self._post("/v1/receipts", type="receipt", **fields)
+    def receipt(self, body: txs.Receipt) -> TxAnswer:
+        return self.perform(calls.receipt(body))
 
-    def release(self, lease_id: str) -> Any:
-        return self._post(f"/v1/leases/{lease_id}/release", type="lease.release", lease_id=lease_id)
+    def release(self, lease_id: str) -> TxAnswer:
+        return self.perform(calls.release(lease_id))
 
     # -- blobs ------------------------------------------------------------------------------------
 
-    def put_blob(self, path: Path, *, part_bytes: int | None = None) -> dict[str, Any]:
+    def put_blob(self, path: Path, *, part_bytes: int | None = None) -> FileEntry:
         """Upload a regular file as content-addressed blobs; returns its receipt entry's
         ``{sha256, size}`` and, when the file is larger than ``part_bytes`` (the market's blob
         limit), ``parts``: the sha256 of each consecutive slice, each uploaded as its own blob.
@@ -134,10 +137,9 @@ class MarketAPI:
                     headers={"content-length": str(length)},
                 )
                 parts.append(sha)
-        entry: dict[str, Any] = {"sha256": whole.hexdigest(), "size": size}
         if len(parts) > 1:
-            entry["parts"] = parts
-        return entry
+            return FileEntry(path=path.name, sha256=whole.hexdigest(), size=size, parts=parts)
+        return FileEntry(path=path.name, sha256=whole.hexdigest(), size=size)
 
     def get_blob(self, sha256: str, dest: Path) -> str:
         """Stream a blob to disk (never whole in memory), hashing as it arrives; returns the

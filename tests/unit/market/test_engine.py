@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pasar.api.txs import Match
 from pasar.crypto.envelope import sign, verify
 from pasar.crypto.identity import Identity
 from pasar.market.chain import ChainBuilder
@@ -122,9 +123,9 @@ def test_the_match_names_only_the_offline_providers_the_clearing_examined(
     service.liveness.heard(middle.account_id)
     order_id = submit(service, client, type="order.create", spec=SPEC)["order_id"]
     (body,) = engine.due()
-    assert body["type"] == "match" and body["order_id"] == order_id
+    assert isinstance(body, Match) and body.order_id == order_id
     # the dear provider is offline too, but the walk never reached it
-    assert body["offline"] == [cheap.account_id]
+    assert body.offline == [cheap.account_id]
     service.submit_market(body)
     (lease,) = service.state.orders[order_id].leases
     assert service.state.leases[lease].provider == middle.account_id

@@ -14,7 +14,11 @@ from typing import Any
 
 import pytest
 
+from pasar.api.leases import GpuDeviceView, LogAppended
+from pasar.api.receipts import FileEntry
+from pasar.api.txs import Receipt, TxAnswer
 from pasar.core.receipts import FAILURE_FAULTS
+from pasar.core.spec import JobSpec
 from pasar.core.tx_parsing import MAX_OUTPUT_PARTS
 from pasar.provider.executor import (
     LeaseExecutor,
@@ -38,26 +42,26 @@ class FakeAPI:
 
         raise PasarError("over", code="not_found", status=404)
 
-    def append_logs(self, lease_id: str, offset: int, data: str) -> Any:
+    def append_logs(self, lease_id: str, offset: int, data: str) -> LogAppended:
         self.logs.append(data)
-        return {"size": offset + len(data.encode())}
+        return LogAppended(ok=True, size=offset + len(data.encode()))
 
-    def receipt(self, **body: Any) -> Any:
-        self.receipts.append(body)
-        return body
+    def receipt(self, body: Receipt) -> TxAnswer:
+        self.receipts.append(body.body())  # what would be signed
+        return TxAnswer(ok=True, type="receipt")
 
     def get_blob(self, sha256: str, dest: Path) -> str:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(b"x")
         return sha256
 
-    def put_blob(self, path: Path, *, part_bytes: int | None = None) -> dict[str, Any]:
+    def put_blob(self, path: Path, *, part_bytes: int | None = None) -> FileEntry:
         self.blobs.append(path)
         size = path.stat().st_size
-        entry: dict[str, Any] = {"sha256": "0" * 64, "size": size}
         if part_bytes and size > part_bytes:
-            entry["parts"] = ["1" * 64] * -(-size // part_bytes)
-        return entry
+            parts = ["1" * 64] * -(-size // part_bytes)
+            return FileEntry(path=path.name, sha256="0" * 64, size=size, parts=parts)
+        return FileEntry(path=path.name, sha256="0" * 64, size=size)
 
 
 class BrokenRuntime:
@@ -74,8 +78,15 @@ def _executor(
         order_id="o-1",
         shard=0,
         shards=1,
-        spec={"run": "true", "max_duration": 60, "outputs": list(outputs)},
-        inputs=inputs,
+        spec=JobSpec.from_dict(
+            {
+                "run": "true",
+                "max_duration": 60,
+                "max_price_per_hour": "1 USDC",
+                "outputs": list(outputs),
+            }
+        ),
+        inputs=tuple(FileEntry.model_validate(x) for x in inputs),
     )
     executor = LeaseExecutor(
         api,  # type: ignore[arg-type]
@@ -152,7 +163,7 @@ def test_an_output_over_the_blob_limit_goes_in_parts(tmp_path: Path) -> None:
     (executor.workdir / "big.bin").write_bytes(b"\0" * 2500)  # the blob limit is 1000
     outputs, missing = executor._upload_outputs()
     assert missing == []
-    by_path = {o["path"]: o for o in outputs}
+    by_path = {o.path: o.wire() for o in outputs}  # as the receipt carries them
     assert len(by_path["big.bin"]["parts"]) == 3 and by_path["big.bin"]["size"] == 2500
     assert "parts" not in by_path["small.txt"]
     assert sorted(p.name for p in api.blobs) == ["big.bin", "small.txt"]
@@ -177,7 +188,7 @@ def test_symlinked_outputs_are_skipped(tmp_path: Path) -> None:
     (executor.workdir / "out" / "passwd").symlink_to("/etc/passwd")
     (executor.workdir / "link").symlink_to("out/real.txt")
     outputs, missing = executor._upload_outputs()
-    assert [o["path"] for o in outputs] == ["out/real.txt"]
+    assert [o.path for o in outputs] == ["out/real.txt"]
     assert missing == ["link"]
     assert api.blobs == [executor.workdir / "out" / "real.txt"]
 
@@ -189,3 +200,71 @@ def test_leftover_workdirs_are_removed_on_start(tmp_path: Path) -> None:
     (root / "stray").write_text("x")
     clear_workroot(tmp_path)
     assert root.is_dir() and list(root.iterdir()) == []
+
+
+class RecordingRuntime:
+    """Records the limits the executor asks for, then breaks (no job runs in these tests)."""
+
+    def __init__(self) -> None:
+        self.limits: list[Any] = []
+        self.env: list[dict[str, str]] = []
+
+    def start(self, workdir: Path, command: str, env: Any, limits: Any, **kw: Any) -> Any:
+        self.limits.append(limits)
+        self.env.append(dict(env))
+        raise RuntimeError("recorded")
+
+
+def _env_spec() -> JobSpec:
+    return JobSpec.from_dict({"run": "env", "max_duration": 60, "max_price_per_hour": "1 USDC"})
+
+
+def test_the_runtime_is_asked_for_exactly_the_leases_gpus(tmp_path: Path) -> None:
+    """The agent registered two GPUs (as data: no GPU is here); the lease holds device 1."""
+    from pasar.provider.hardware import GpuInfo, GpuReport
+    from pasar.provider.inventory import detect_inventory
+    from pasar.provider.runtime.base import GpuGrant
+
+    report = GpuReport(
+        gpus=(
+            GpuInfo(0, "NVIDIA H100 80GB HBM3", 81559, "GPU-aaaa", minor=0),
+            GpuInfo(1, "NVIDIA H100 80GB HBM3", 81559, "GPU-bbbb", minor=5),
+        )
+    )
+    machine = detect_inventory(tmp_path / "home", gpu_report=report)
+    for devices, expected in (
+        ([{"index": 1, "uuid": "GPU-bbbb"}], (GpuGrant(1, "GPU-bbbb", 5),)),
+        ([], ()),
+    ):
+        runtime = RecordingRuntime()
+        job = LeaseJob(
+            "o-1-0", "o-1", 0, 1, _env_spec(), (), tuple(map(GpuDeviceView.model_validate, devices))
+        )
+        LeaseExecutor(
+            FakeAPI(),  # type: ignore[arg-type]
+            runtime,  # type: ignore[arg-type]
+            job,
+            workroot=tmp_path / "work",
+            allow_network=False,
+            gpus=machine.grants,
+        ).run()
+        (limits,) = runtime.limits
+        assert limits.gpus == expected
+
+
+def test_a_lease_naming_a_gpu_this_machine_lacks_fails_as_the_providers_fault(
+    tmp_path: Path,
+) -> None:
+    runtime = RecordingRuntime()
+    api = FakeAPI()
+    job = LeaseJob("o-1-0", "o-1", 0, 1, _env_spec(), (), (GpuDeviceView(index=0, uuid=None),))
+    LeaseExecutor(
+        api,  # type: ignore[arg-type]
+        runtime,  # type: ignore[arg-type]
+        job,
+        workroot=tmp_path / "work",
+        allow_network=False,
+    ).run()  # the default resolver: this provider registered no GPUs
+    assert runtime.limits == []  # never started on some other card
+    failure = _failure(api)
+    assert failure["reason"] == "internal_error" and "registered none" in failure["detail"]

@@ -10,9 +10,11 @@ import psutil
 import pytest
 
 from pasar.core.errors import PasarError
-from pasar.core.resources import Inventory
-from pasar.provider.hardware import GpuInfo, GpuReport, detect_nvidia_gpus
+from pasar.core.resources import GpuDevice
+from pasar.core.tx_parsing import parse_inventory
+from pasar.provider.hardware import GpuInfo, GpuReport, detect_nvidia_gpus, load_gpu_report
 from pasar.provider.inventory import GIB, MachineInventory, detect_inventory
+from pasar.provider.runtime.base import GpuGrant
 
 NO_GPU = GpuReport(unavailable_reason="test: no NVML")
 
@@ -47,18 +49,11 @@ def test_this_machine_is_reported_as_psutil_sees_it(tmp_path: Path) -> None:
 def test_wire_form_is_integers_the_market_reads_back(tmp_path: Path) -> None:
     machine = detect(tmp_path)
     wire = machine.to_wire()
-    assert set(wire) == {"gpus", "cpus", "memory_gb", "disk_gb"}
+    assert set(wire) == {"gpus", "devices", "cpus", "memory_gb", "disk_gb"}
     for key in ("cpus", "memory_gb", "disk_gb"):
         assert type(wire[key]) is int
     assert json.loads(json.dumps(wire)) == wire
-    gpus = wire["gpus"]
-    assert isinstance(gpus, list)
-    rebuilt = Inventory.build(
-        gpus=gpus,
-        cpus=int(str(wire["cpus"])),
-        memory_gb=int(str(wire["memory_gb"])),
-        disk_gb=int(str(wire["disk_gb"])),
-    )
+    rebuilt = parse_inventory(wire)  # what the market reads: the same GPUs, by index and UUID
     assert rebuilt == machine.inventory
     json.dumps(machine.facts())
 
@@ -87,7 +82,7 @@ def fake_gpus() -> GpuReport:
             GpuInfo(0, "NVIDIA A100-SXM4-80GB", 81920, "GPU-aaaa"),
             GpuInfo(1, "NVIDIA GeForce GT 710", 2048, "GPU-bbbb"),
             GpuInfo(2, "NVIDIA GeForce RTX 4090", 24564, "GPU-cccc"),
-            GpuInfo(3, "NVIDIA GeForce RTX 4090", 24564, "GPU-dddd"),
+            GpuInfo(3, "NVIDIA GeForce RTX 4090", 24564, "GPU-dddd", minor=7),
         ),
         driver_version="550.54.15",
         cuda_version="12.4",
@@ -97,6 +92,13 @@ def fake_gpus() -> GpuReport:
 def test_gpus_are_canonical_and_slots_map_to_offered_devices(tmp_path: Path) -> None:
     machine = detect(tmp_path, gpu_report=fake_gpus())
     assert machine.to_wire()["gpus"] == ["A100-80GB-SXM", "RTX4090-24GB", "RTX4090-24GB"]
+    # the skipped GT 710 (index 1) leaves a gap in the indices, never a shift
+    assert machine.to_wire()["devices"] == [
+        {"index": 0, "uuid": "GPU-aaaa"},
+        {"index": 2, "uuid": "GPU-cccc"},
+        {"index": 3, "uuid": "GPU-dddd"},
+    ]
+    assert machine.inventory.gpu_ids[1] == GpuDevice(2, "GPU-cccc")
     assert [g.uuid for g in machine.gpus] == ["GPU-aaaa", "GPU-cccc", "GPU-dddd"]
     assert [str(m) for m in machine.inventory.devices()] == machine.to_wire()["gpus"]
     assert len(machine.skipped_gpus) == 1
@@ -143,3 +145,34 @@ def test_disk_is_read_where_jobs_will_live(tmp_path: Path) -> None:
     assert machine.disk_path == tmp_path
     (tmp_path / "a").mkdir()
     assert detect(tmp_path, disk_path=work).disk_path == tmp_path / "a"
+
+
+def test_a_leases_devices_become_grants_of_this_machines_gpus_only(tmp_path: Path) -> None:
+    machine = detect(tmp_path, gpu_report=fake_gpus())
+    grants = machine.grants([{"index": 3, "uuid": "GPU-dddd"}, {"index": 0, "uuid": None}])
+    assert grants == (GpuGrant(3, "GPU-dddd", 7), GpuGrant(0, "GPU-aaaa", 0))
+    assert grants[0].node == "/dev/nvidia7"  # NVML's minor number, not the index
+    for bad in (
+        [{"index": 1, "uuid": "GPU-bbbb"}],  # skipped: never registered
+        [{"index": 9, "uuid": None}],
+        [{"index": 2, "uuid": "GPU-dddd"}],  # another card's UUID
+        [{"index": "0", "uuid": "GPU-aaaa"}],
+    ):
+        with pytest.raises(PasarError) as err:
+            machine.grants(bad)
+        assert err.value.code == "unknown_gpu_device"
+    assert machine.grants([]) == ()
+
+
+def test_a_recorded_gpu_report_is_read_back_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "gpus.json"
+    path.write_text(json.dumps(fake_gpus().to_json()))
+    assert load_gpu_report(path) == fake_gpus()
+    for bad in ("{", '{"gpus": 1}', '{"gpus": [{"index": 0}]}', '{"gpus": [[0]]}'):
+        path.write_text(bad)
+        with pytest.raises(PasarError) as err:
+            load_gpu_report(path)
+        assert err.value.code == "invalid_gpu_report"
+    path.write_text('{"gpus": [{"index": true, "name": "x", "memory_mib": 1, "uuid": "u"}]}')
+    with pytest.raises(PasarError):
+        load_gpu_report(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 from pathlib import Path
 
@@ -9,8 +10,14 @@ import pytest
 
 from pasar.core.errors import PasarError
 from pasar.provider.runtime import RUNTIMES, get_runtime
-from pasar.provider.runtime.base import Limits, classify_exit, prlimit_argv
-from pasar.provider.runtime.docker import docker_argv
+from pasar.provider.runtime.base import (
+    GpuGrant,
+    Limits,
+    classify_exit,
+    cuda_visible_devices,
+    prlimit_argv,
+)
+from pasar.provider.runtime.docker import docker_argv, docker_gpu_env
 from pasar.provider.runtime.sandbox import VENV_MOUNT, HostLayout, bwrap_argv, gpu_devices
 
 MIB = 1024 * 1024
@@ -50,6 +57,13 @@ def test_prlimit_sets_every_limit_soft_equals_hard() -> None:
     assert f"--fsize={100 * MIB}" in argv
     assert "--nproc=64" in argv
     assert not any(a.startswith("--nproc") for a in prlimit_argv(LIMITS, processes=False))
+
+
+def test_gpu_jobs_get_no_address_space_limit_cuda_would_fail_under() -> None:
+    gpu = Limits(**{**LIMITS.__dict__, "gpus": (GpuGrant(0, "GPU-a", 0),)})
+    argv = prlimit_argv(gpu)
+    assert not any(a.startswith("--as=") for a in argv)
+    assert "--cpu=60:61" in argv and f"--fsize={100 * MIB}" in argv and "--nproc=64" in argv
 
 
 def test_sandbox_as_user_unshares_everything_and_maps_an_unprivileged_uid() -> None:
@@ -147,15 +161,38 @@ def test_sandbox_refuses_env_names_env_would_misread() -> None:
         bwrap_argv(Path("/w"), "true", {"A": "x\0y"}, LIMITS, USER_HOST)
 
 
-def test_sandbox_gpu_devices() -> None:
+# A lease's GPUs as the agent hands them to a runtime (data: no GPU is present in these tests).
+# Device 1's node is /dev/nvidia3: the driver's numbering need not be NVML's.
+GPU0 = GpuGrant(0, "GPU-aaaa0000-0000-0000-0000-000000000000", 0)
+GPU1 = GpuGrant(1, "GPU-bbbb1111-1111-1111-1111-111111111111", 3)
+
+
+def test_sandbox_binds_exactly_the_leases_gpu_nodes_and_the_control_nodes() -> None:
     assert gpu_devices(()) == []
-    assert gpu_devices(("0", "3"))[-2:] == ["/dev/nvidia0", "/dev/nvidia3"]
-    assert "/dev/nvidiactl" in gpu_devices(("0",))
-    with pytest.raises(PasarError):
-        gpu_devices(("GPU-1234",))
-    gpu = Limits(**{**LIMITS.__dict__, "gpus": ("1",)})
-    argv = bwrap_argv(Path("/w"), "true", {}, gpu, USER_HOST)
-    assert ("/dev/nvidia1", "/dev/nvidia1") in pairs(argv, "--dev-bind-try")
+    assert gpu_devices((GPU1,)) == [
+        "/dev/nvidiactl",
+        "/dev/nvidia-uvm",
+        "/dev/nvidia-uvm-tools",
+        "/dev/nvidia3",
+    ]
+    gpu = Limits(**{**LIMITS.__dict__, "gpus": (GPU1,)})
+    argv = bwrap_argv(Path("/w"), "true", {"CUDA_VISIBLE_DEVICES": "0,1"}, gpu, USER_HOST)
+    nodes = [src for src, _ in pairs(argv, "--dev-bind-try") if src.startswith("/dev/nvidia")]
+    assert nodes == ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia3"]
+    assert ("/dev/nvidia3", "/dev/nvidia3") in pairs(argv, "--dev-bind-try")
+    env_at = argv.index("env")
+    assigned = argv[env_at + 3 : -3]
+    # the lease's GPU by UUID, over whatever the job's envs said
+    assert f"CUDA_VISIBLE_DEVICES={GPU1.uuid}" in assigned
+    assert "CUDA_VISIBLE_DEVICES=0,1" not in assigned
+    plain = bwrap_argv(Path("/w"), "true", {}, LIMITS, USER_HOST)
+    assert not any("nvidia" in a for a in plain)
+    assert not any(a.startswith("CUDA_VISIBLE_DEVICES=") for a in plain)
+
+
+def test_cuda_visible_devices_names_uuids_and_falls_back_to_indices() -> None:
+    assert cuda_visible_devices((GPU0, GPU1)) == f"{GPU0.uuid},{GPU1.uuid}"
+    assert cuda_visible_devices((GpuGrant(2, None, 2), GPU1)) == "2,1"
 
 
 def test_docker_argv_isolates_like_the_sandbox() -> None:
@@ -184,10 +221,17 @@ def test_docker_argv_isolates_like_the_sandbox() -> None:
 
 
 def test_docker_argv_gpus_and_network() -> None:
-    lim = Limits(**{**LIMITS.__dict__, "gpus": ("0", "2"), "network": True})
+    lim = Limits(**{**LIMITS.__dict__, "gpus": (GPU0, GPU1), "network": True})
     argv = docker_argv(Path("/w"), "true", {}, lim, image="img", name="n", user="1:1")
-    assert argv[argv.index("--gpus") + 1] == '"device=0,2"'
+    assert argv[argv.index("--gpus") + 1] == f'"device={GPU0.uuid},{GPU1.uuid}"'
     assert argv[argv.index("--network") + 1] == "bridge"
+    assert ("-e", "CUDA_VISIBLE_DEVICES") in itertools.pairwise(argv)  # value: client env
+    assert docker_gpu_env(lim.gpus)["CUDA_VISIBLE_DEVICES"] == f"{GPU0.uuid},{GPU1.uuid}"
+    # without UUIDs: NVML indices for the engine, and no CUDA_VISIBLE_DEVICES (it renumbers)
+    bare = Limits(**{**LIMITS.__dict__, "gpus": (GpuGrant(0, None, 0), GpuGrant(2, None, 2))})
+    argv = docker_argv(Path("/w"), "true", {}, bare, image="img", name="n", user="1:1")
+    assert argv[argv.index("--gpus") + 1] == '"device=0,2"'
+    assert "CUDA_VISIBLE_DEVICES" not in argv and docker_gpu_env(bare.gpus) == {}
 
 
 @pytest.mark.parametrize(

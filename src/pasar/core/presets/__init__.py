@@ -40,6 +40,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from importlib import resources
 from typing import Any
 
@@ -51,6 +52,7 @@ from pasar.core.pricing.base import Mechanism
 from pasar.core.reputation import ReputationWeights
 from pasar.core.spec import normalize_verification
 from pasar.core.stake import StakeRule, stake_rule_from_mapping, stake_rule_to_mapping
+from pasar.core.verify import VerificationPolicy, build_policy
 
 BUILTIN_PRESETS: tuple[str, ...] = (
     "pasar",
@@ -197,7 +199,23 @@ class Preset:
                 + ", ".join(self.allowed_mechanisms)
                 + " (or leave `pricing` out for the network's default)",
             )
-        return build_mechanism(name, self.mechanism_params.get(name, {}), self.stake_rule)
+        built = self._mechanisms.get(name)
+        if built is None:
+            built = build_mechanism(name, self.mechanism_params.get(name, {}), self.stake_rule)
+            self._mechanisms[name] = built
+        return built
+
+    @cached_property
+    def _mechanisms(self) -> dict[str, Mechanism]:
+        """Each mechanism built once: the state asks the order's mechanism on every bid, view
+        and clearing, and building one parses its preset table (a preset never changes, and a
+        mechanism is immutable, so one instance serves every caller)."""
+        return {}
+
+    def verification_policy(self, requested: str | None = None) -> VerificationPolicy:
+        """The verification policy for an order: the one its spec names, or the network's
+        default; one this market cannot carry out yet is refused (422), never ignored."""
+        return build_policy(requested or self.verification.default, self.verification)
 
     def fee_schedule(self, currency: str | None = None) -> FeeSchedule:
         return self.fees.for_currency(currency or self.currency)

@@ -54,7 +54,9 @@ from pasar.core.orders import Order, ProviderView
 from pasar.core.pricing.base import (
     Award,
     Candidate,
+    Candidates,
     MatchResult,
+    Offers,
     no_fit_note,
     price_problem,
     screen,
@@ -118,6 +120,9 @@ class Auction:
     """The reverse auction's parameters; see the module docstring for the score formula."""
 
     name: ClassVar[str] = "auction"
+    takes_bids: ClassVar[bool] = True
+    opens_window: ClassVar[bool] = True
+    walks_cheapest_asks: ClassVar[bool] = False
 
     second_price: bool = False
     reputation_weight: Fraction = Fraction(1, 2)
@@ -163,6 +168,18 @@ class Auction:
             if key in data
         }
         return cls(second_price=second, **weights)
+
+    def candidates(self, order: Order, views: Sequence[ProviderView], offers: Offers) -> Candidates:
+        """The fitting providers that bid in the open window, each at its bid."""
+        fitting, reasons = screen(order, views)
+        bids = offers.bids()
+        candidates = []
+        for view, allocation in fitting:
+            if view.id in bids:
+                candidates.append(Candidate(view, allocation, bids[view.id]))
+            else:
+                reasons[view.id] = "did not bid in this window"
+        return candidates, reasons
 
     def score(self, price: Money, reputation: Fraction, performance: Fraction) -> Fraction:
         """The score of one bid, in currency units per hour (the formula, written plainly)."""

@@ -7,6 +7,11 @@ at what price and, for every provider that did not, why. Fitting is done once, h
 
 Mechanisms never read clocks or global randomness: the market passes ``rng`` (seeded by a value
 it records on the chain), so any audit can re-run a clearing and get the same winners.
+
+A mechanism also answers what the rest of the market needs to know about it — does it take
+sealed bids, does an order open a bidding window, how are its candidates priced — so that no
+code outside this package ever compares mechanism names (DESIGN.md §2: a new mechanism is a new
+file, not a new ``if``).
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from pasar.core.money import Money
 from pasar.core.orders import Order, ProviderView
 from pasar.core.resources import Allocation, fit
+
+if TYPE_CHECKING:
+    from pasar.core.pricing.book import Asks
 
 
 @dataclass(frozen=True)
@@ -71,10 +79,52 @@ class MatchResult:
         return tuple(a.provider for a in self.awards)
 
 
+class Offers(Protocol):
+    """What providers offer for one order, as the market's state holds it.
+
+    The candidate builders read prices through this port rather than through the market's
+    state, so this package stays free of it (:mod:`pasar.core.candidates` adapts the state).
+    """
+
+    def asks(self, provider: str) -> Asks:
+        """The provider's standing asks (posted prices)."""
+        ...
+
+    def rate_per_score_hour(self, provider: str) -> Money | None:
+        """The provider's rate per benchmark-score-hour, if it quotes one."""
+        ...
+
+    def bids(self) -> Mapping[str, Money | None]:
+        """The sealed bids of the order's open window (None: declined); empty without one."""
+        ...
+
+
+Candidates = tuple[list[Candidate], dict[str, str]]
+"""The providers a mechanism clears over, and why every other eligible provider is out."""
+
+
 class Mechanism(Protocol):
-    """One way of pricing and allocating. Implementations live one per module."""
+    """One way of pricing and allocating. Implementations live one per module.
+
+    ``takes_bids``: providers answer an order with sealed bids (the provider agent bids only on
+    such orders). ``opens_window``: an order (and a re-queued shard) first opens a bidding window
+    of the providers that fit, and clears when it closes; otherwise it clears at once.
+    ``walks_cheapest_asks``: candidates are priced at their standing asks and the cheapest
+    win, ties drawn over the tied group only, so a large fleet can be searched by walking the
+    asks cheapest first and stopping past the last winning price (:mod:`pasar.core.candidates`);
+    otherwise the search looks at the bidders (``takes_bids``) or at every provider that may fit.
+    """
 
     name: ClassVar[str]
+    takes_bids: ClassVar[bool]
+    opens_window: ClassVar[bool]
+    walks_cheapest_asks: ClassVar[bool]
+
+    def candidates(self, order: Order, views: Sequence[ProviderView], offers: Offers) -> Candidates:
+        """The eligible ``views`` that fit ``order``, each priced the way this mechanism prices
+        (ask, bid, rate × score, or no price when the mechanism sets it), and why the rest are
+        out."""
+        ...
 
     def clear(
         self, order: Order, candidates: Sequence[Candidate], rng: random.Random
@@ -94,6 +144,12 @@ def screen(
         else:
             reasons[provider.id] = "; ".join(result.reasons)
     return fitting, reasons
+
+
+def unpriced_candidates(order: Order, views: Iterable[ProviderView]) -> Candidates:
+    """Candidates without a price, for mechanisms that set the price themselves."""
+    fitting, reasons = screen(order, views)
+    return [Candidate(view, allocation) for view, allocation in fitting], reasons
 
 
 def price_problem(order: Order, price: Money | None) -> str | None:

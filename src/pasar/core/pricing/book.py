@@ -44,14 +44,22 @@ from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.core.orders import Order, ProviderView
 from pasar.core.pricing.auction import rank, score_text
-from pasar.core.pricing.base import Award, Candidate, MatchResult, price_problem
+from pasar.core.pricing.base import (
+    Award,
+    Candidate,
+    Candidates,
+    MatchResult,
+    Offers,
+    price_problem,
+)
 from pasar.core.resources import (
     Allocation,
     GpuModel,
     GpuSelector,
-    GpuSpec,
     Inventory,
     ResourceRequest,
+    allocation_of,
+    choose_slots,
     fit,
     fmt_qty,
 )
@@ -150,15 +158,10 @@ def _positive(price: object, where: str) -> Money:
 
 
 def _allocate(inventory: Inventory, model: GpuModel, request: ResourceRequest) -> Allocation:
-    """The first ``gpu_count`` devices of ``model`` plus the requested CPUs, memory and disk."""
-    slots = [i for i, m in enumerate(inventory.devices()) if m == model][: request.gpu_count]
-    return Allocation(
-        GpuSpec(model, request.gpu_count),
-        tuple(slots),
-        request.cpus,
-        request.memory_gb,
-        request.disk_gb,
-    )
+    """The lowest ``gpu_count`` devices of ``model`` (:func:`choose_slots`, as :func:`fit`
+    picks them) plus the requested CPUs, memory and disk."""
+    slots = [i for i, m in enumerate(inventory.devices()) if m == model]
+    return allocation_of(inventory, model, choose_slots(slots, request.gpu_count), request)
 
 
 def book_candidates(
@@ -213,6 +216,13 @@ class Book:
     """Posted prices: the cheapest fitting asks win at once and are paid what they ask."""
 
     name: ClassVar[str] = "book"
+    takes_bids: ClassVar[bool] = False
+    opens_window: ClassVar[bool] = False
+    walks_cheapest_asks: ClassVar[bool] = True
+
+    def candidates(self, order: Order, views: Sequence[ProviderView], offers: Offers) -> Candidates:
+        """Each fitting provider at its standing ask applied to the request."""
+        return book_candidates(order, [(view, offers.asks(view.id)) for view in views])
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object]) -> Book:
@@ -441,7 +451,13 @@ class BookIndex:
         """What ``provider`` has free now, for inspection (not used when matching)."""
         p = self._get(provider)
         free = sorted(slot for slots in p.free.values() for slot in slots)
-        return Inventory(tuple(GpuSpec(p.devices[s]) for s in free), p.cpus, p.memory_gb, p.disk_gb)
+        return Inventory.build(
+            gpus=[p.devices[s] for s in free],
+            cpus=p.cpus,
+            memory_gb=p.memory_gb,
+            disk_gb=p.disk_gb,
+            devices=[p.inventory.gpu_ids[s] for s in free],
+        )
 
     def _get(self, provider: str) -> _Provider:
         p = self._providers.get(provider)
@@ -614,7 +630,8 @@ class BookIndex:
         for p, model, price in chosen:
             allocation = _lend(p, model, request)
             if model is not None:
-                del p.free[model][: request.gpu_count]
+                taken = set(allocation.gpu_slots)
+                p.free[model] = [s for s in p.free[model] if s not in taken]
             p.cpus -= request.cpus
             p.memory_gb -= request.memory_gb
             p.disk_gb -= request.disk_gb
@@ -670,10 +687,9 @@ def _cheapest_first(shelves: list[list[_Entry]]) -> Iterator[_Entry]:
 
 
 def _lend(p: _Provider, model: GpuModel | None, request: ResourceRequest) -> Allocation:
-    """The allocation ``p`` would give ``request`` from ``model`` now (lowest free slots)."""
+    """The allocation ``p`` would give ``request`` from ``model`` now: the devices
+    :func:`choose_slots` picks from the free ones, the same rule :func:`fit` follows."""
     if model is None:
-        return Allocation(None, (), request.cpus, request.memory_gb, request.disk_gb)
-    slots = tuple(p.free[model][: request.gpu_count])
-    return Allocation(
-        GpuSpec(model, request.gpu_count), slots, request.cpus, request.memory_gb, request.disk_gb
-    )
+        return allocation_of(p.inventory, None, (), request)
+    slots = choose_slots(p.free[model], request.gpu_count)
+    return allocation_of(p.inventory, model, slots, request)

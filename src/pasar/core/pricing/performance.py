@@ -49,8 +49,16 @@ from typing import Any, ClassVar
 
 from pasar.core.errors import PasarError
 from pasar.core.money import Money, parse_rate
-from pasar.core.orders import Order
-from pasar.core.pricing.base import Award, Candidate, MatchResult, price_problem
+from pasar.core.orders import Order, ProviderView
+from pasar.core.pricing.base import (
+    Award,
+    Candidate,
+    Candidates,
+    MatchResult,
+    Offers,
+    price_problem,
+    screen,
+)
 from pasar.core.stake import NoStake, StakeRule, stake_problem
 
 
@@ -243,9 +251,24 @@ class Performance:
     """The ``performance`` mechanism: tier first, then cost of the work, one lease per node."""
 
     name: ClassVar[str] = "performance"
+    takes_bids: ClassVar[bool] = False
+    opens_window: ClassVar[bool] = False
+    walks_cheapest_asks: ClassVar[bool] = False
 
     params: PerformanceParams = field(default_factory=PerformanceParams)
     stake_rule: StakeRule = field(default_factory=NoStake)
+
+    def candidates(self, order: Order, views: Sequence[ProviderView], offers: Offers) -> Candidates:
+        """Each fitting provider at its rate per score-hour × its benchmark score."""
+        fitting, reasons = screen(order, views)
+        candidates = []
+        for view, allocation in fitting:
+            rate = offers.rate_per_score_hour(view.id)
+            if rate is None or view.score <= 0:
+                reasons[view.id] = "quotes no rate per score-hour (or has no benchmark score)"
+                continue
+            candidates.append(Candidate(view, allocation, quote(rate, view.score)))
+        return candidates, reasons
 
     @classmethod
     def from_mapping(

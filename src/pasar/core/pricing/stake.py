@@ -40,8 +40,16 @@ from typing import Any, ClassVar
 
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
-from pasar.core.orders import Order
-from pasar.core.pricing.base import Award, Candidate, MatchResult, price_problem
+from pasar.core.orders import Order, ProviderView
+from pasar.core.pricing.base import (
+    Award,
+    Candidate,
+    Candidates,
+    MatchResult,
+    Offers,
+    price_problem,
+    unpriced_candidates,
+)
 from pasar.core.resources import Allocation, Inventory, ResourceRequest, fit
 from pasar.core.stake import NoStake, StakeRule, stake_problem
 
@@ -142,9 +150,16 @@ class StakeShare:
     is the currency stakes are weighed in (None: the order's currency)."""
 
     name: ClassVar[str] = "stake"
+    takes_bids: ClassVar[bool] = False
+    opens_window: ClassVar[bool] = False
+    walks_cheapest_asks: ClassVar[bool] = False
 
     stake_rule: StakeRule = field(default_factory=NoStake)
     stake_currency: str | None = None
+
+    def candidates(self, order: Order, views: Sequence[ProviderView], offers: Offers) -> Candidates:
+        """Every fitting provider, unpriced: the share of stake sets who gets what."""
+        return unpriced_candidates(order, views)
 
     @classmethod
     def from_mapping(

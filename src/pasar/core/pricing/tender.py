@@ -38,7 +38,15 @@ from typing import Any, ClassVar
 from pasar.core.errors import PasarError
 from pasar.core.money import Money, parse_rate
 from pasar.core.orders import Order, ProviderView
-from pasar.core.pricing.base import Award, Candidate, MatchResult, price_problem
+from pasar.core.pricing.base import (
+    Award,
+    Candidate,
+    Candidates,
+    MatchResult,
+    Offers,
+    price_problem,
+    unpriced_candidates,
+)
 from pasar.core.resources import GpuModel, GpuSelector, ResourceRequest
 from pasar.core.stake import NoStake, StakeRule, stake_problem
 
@@ -179,11 +187,18 @@ class Tender:
     """The ``tender`` mechanism: table price, best quality, one lease per provider."""
 
     name: ClassVar[str] = "tender"
+    takes_bids: ClassVar[bool] = False
+    opens_window: ClassVar[bool] = False
+    walks_cheapest_asks: ClassVar[bool] = False
 
     table: PriceTable
     stake_rule: StakeRule = field(default_factory=NoStake)
     latency_scale_ms: int = 50
     min_reputation: Fraction = Fraction(0)
+
+    def candidates(self, order: Order, views: Sequence[ProviderView], offers: Offers) -> Candidates:
+        """Every fitting provider, unpriced: the network's table sets the price."""
+        return unpriced_candidates(order, views)
 
     def __post_init__(self) -> None:
         if self.latency_scale_ms < 1:

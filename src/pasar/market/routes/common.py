@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Request
 
+from pasar.api.txs import TxAnswer
 from pasar.core.errors import PasarError
 from pasar.core.market_records import Applied
 from pasar.crypto.envelope import VerifiedEnvelope
@@ -19,7 +18,7 @@ def service_of(request: Request) -> MarketService:
 
 def submit_typed(
     request: Request, envelope: VerifiedEnvelope, tx_type: str, **path: str
-) -> dict[str, Any]:
+) -> TxAnswer:
     """Submit ``envelope`` if its body is a ``tx_type`` transaction about the path's object.
 
     One endpoint per resource keeps the API readable, but the body's ``type`` is what the
@@ -41,4 +40,4 @@ def submit_typed(
                 field=f"body.{key}",
             )
     applied: Applied = service_of(request).submit(envelope)
-    return {"ok": True, "type": applied.type, **applied.result}
+    return TxAnswer.model_validate({"ok": True, "type": applied.type, **applied.result})

@@ -10,16 +10,23 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 
+from pasar.api.bills import Bill
+from pasar.api.leases import Challenge, GpuDeviceView, LeaseView, LogAppended
+from pasar.api.receipts import file_entries
+from pasar.api.status import lease_status
+from pasar.api.txs import TxAnswer
 from pasar.core.errors import PasarError
 from pasar.core.market_records import LeaseRecord
 from pasar.core.nonces import nonce_reused
 from pasar.core.state import MarketState
 from pasar.core.tx_parsing import output_parts
+from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex
 from pasar.market.access import check_lease_party
 from pasar.market.auth import Reader, signed_envelope
 from pasar.market.blobs import BlobStore
+from pasar.market.openapi import signs
 from pasar.market.routes.common import service_of, submit_typed
 
 router = APIRouter(tags=["leases"])
@@ -30,38 +37,32 @@ MAX_LOG_READ = 1 << 20  # one answer carries at most this much; the reader asks 
 MAX_FOLLOW_S = 30.0
 
 
-def lease_view(state: MarketState, lease: LeaseRecord) -> dict[str, Any]:
+def lease_view(state: MarketState, lease: LeaseRecord) -> LeaseView:
+    """The lease as its parties see it: allocation, bill once settled, the receipt as signed."""
     charges = lease.charges
     record = state.orders[lease.order_id]
-    return {
-        "lease_id": lease.id,
-        "order_id": lease.order_id,
-        "provider": lease.provider,
-        "client": lease.client,
-        "shard": lease.shard,
-        "shards": record.spec.shards,
-        "status": lease.status,
-        "price_per_hour": lease.price_per_hour.to_json(),
-        "started_at": lease.started_at,
-        "ended_at": lease.ended_at,
-        "verified_intervals": len(lease.beats),
-        "billed_seconds": lease.billed_seconds,
-        "billed_ms": lease.billed_ms,
-        "gpus": None if lease.allocation.gpu is None else str(lease.allocation.gpu),
-        "cpus": str(lease.allocation.cpus),
-        "receipt": lease.receipt,
-        "inputs": list(record.inputs),
-        "bill": None
-        if charges is None
-        else {
-            "billed": charges.billed.to_json(),
-            "provider_payout": charges.provider_payout.to_json(),
-            "treasury": charges.treasury.to_json(),
-            "reserve": charges.reserve.to_json(),
-            "refund": charges.refund.to_json(),
-            "client_fee": charges.client_fee.to_json(),
-        },
-    }
+    return LeaseView(
+        lease_id=lease.id,
+        order_id=lease.order_id,
+        provider=lease.provider,
+        client=lease.client,
+        shard=lease.shard,
+        shards=record.spec.shards,
+        status=lease_status(lease.status),
+        price_per_hour=lease.price_per_hour.to_json(),
+        started_at=lease.started_at,
+        ended_at=lease.ended_at,
+        verified_intervals=len(lease.beats),
+        billed_seconds=lease.billed_seconds,
+        billed_ms=lease.billed_ms,
+        gpus=None if lease.allocation.gpu is None else str(lease.allocation.gpu),
+        # the physical GPUs the lease holds, so the agent runs the job on exactly these
+        devices=[GpuDeviceView(index=d.index, uuid=d.uuid) for d in lease.allocation.devices],
+        cpus=str(lease.allocation.cpus),
+        receipt=lease.receipt,
+        inputs=file_entries(record.inputs),
+        bill=None if charges is None else Bill.of(charges),
+    )
 
 
 def _lease(state: MarketState, lease_id: str) -> LeaseRecord:
@@ -71,35 +72,55 @@ def _lease(state: MarketState, lease_id: str) -> LeaseRecord:
     return lease
 
 
-@router.get("/v1/leases/{lease_id}", summary="One lease, with its bill once settled")
-def get_lease(request: Request, lease_id: str, reader: Reader) -> dict[str, Any]:
+@router.get(
+    "/v1/leases/{lease_id}",
+    summary="One lease, with its bill once settled",
+    response_model_exclude_unset=True,
+)
+def get_lease(request: Request, lease_id: str, reader: Reader) -> LeaseView:
+    """The lease view with its order's job spec (what its provider runs)."""
     service = service_of(request)
     with service.lock:
         lease = _lease(service.state, lease_id)
         check_lease_party(service.state, lease, reader)
         view = lease_view(service.state, lease)
-        view["spec"] = service.state.orders[view["order_id"]].spec.to_dict()
+        view.spec = service.state.orders[lease.order_id].spec.to_dict()
         return view
 
 
 @router.get("/v1/leases/{lease_id}/challenge", summary="The heartbeat challenge for now")
-def challenge(request: Request, lease_id: str) -> dict[str, Any]:
+def challenge(request: Request, lease_id: str) -> Challenge:
     return service_of(request).challenge(lease_id)
 
 
-@router.post("/v1/heartbeats", summary="Answer a heartbeat challenge (proof of time-lock)")
-def heartbeat(request: Request, envelope: Signed) -> dict[str, Any]:
+@router.post(
+    "/v1/heartbeats",
+    summary="Answer a heartbeat challenge (proof of time-lock)",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("heartbeat"),
+)
+def heartbeat(request: Request, envelope: Signed) -> TxAnswer:
     return submit_typed(request, envelope, "heartbeat")
 
 
-@router.post("/v1/leases/{lease_id}/release", summary="Hand a running lease back (draining)")
-def release(request: Request, lease_id: str, envelope: Signed) -> dict[str, Any]:
+@router.post(
+    "/v1/leases/{lease_id}/release",
+    summary="Hand a running lease back (draining)",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("lease.release"),
+)
+def release(request: Request, lease_id: str, envelope: Signed) -> TxAnswer:
     """The provider is paid for verified seconds; the shard is re-queued on what is left."""
     return submit_typed(request, envelope, "lease.release", lease_id=lease_id)
 
 
-@router.post("/v1/receipts", summary="Finish a lease: exit code, outputs, Merkle root")
-def receipt(request: Request, envelope: Signed) -> dict[str, Any]:
+@router.post(
+    "/v1/receipts",
+    summary="Finish a lease: exit code, outputs, Merkle root",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("receipt"),
+)
+def receipt(request: Request, envelope: Signed) -> TxAnswer:
     """Every output must already be uploaded as a blob whose content hashes to its name (the
     blob store refuses anything else), so checking presence here checks the content too."""
     require_blobs(request, envelope.body.get("outputs", []), "outputs")
@@ -157,8 +178,12 @@ def _log_path(request: Request, lease_id: str) -> Path:
     return home / "logs" / f"{lease_id}.log"
 
 
-@router.post("/v1/leases/{lease_id}/logs", summary="Append a chunk of the job's output")
-def append_logs(request: Request, lease_id: str, envelope: Signed) -> dict[str, Any]:
+@router.post(
+    "/v1/leases/{lease_id}/logs",
+    summary="Append a chunk of the job's output",
+    openapi_extra=signs("logs"),
+)
+def append_logs(request: Request, lease_id: str, envelope: Signed) -> LogAppended:
     """Body ``{type: "logs", lease_id, offset, data}``. Appending at an explicit offset makes a
     retried chunk harmless: a chunk whose offset is not the log's current size is refused.
 
@@ -217,7 +242,7 @@ def append_logs(request: Request, lease_id: str, envelope: Signed) -> dict[str, 
             f.write(chunk)
         service.log_nonces.remember(envelope.signer, envelope.nonce, service.clock())
     service.notifier.publish("logs", {"lease_id": lease_id}, orders={lease.order_id})
-    return {"ok": True, "size": size + len(chunk)}
+    return LogAppended(ok=True, size=size + len(chunk))
 
 
 def _read_chunk(path: Path, offset: int, size: int) -> bytes:
@@ -237,7 +262,7 @@ async def read_logs(
     lease_id: str,
     *,
     reader: Reader,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     follow: bool = False,
     timeout: Annotated[float, Query(ge=0, le=MAX_FOLLOW_S)] = 25.0,
 ) -> PlainTextResponse:

@@ -1,18 +1,35 @@
-"""Orders: create from a signed job spec, read, list, cancel, explain, bid, wait for changes."""
+"""Orders: quote, create from a signed job spec, read, list, cancel, explain, bid, wait."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from pasar.api.orders import (
+    AuctionView,
+    Explain,
+    ExplainRow,
+    OrderList,
+    OrderView,
+    OrderWait,
+    PublicOrderView,
+)
+from pasar.api.quote import QuoteRequest, QuoteResponse
+from pasar.api.receipts import file_entries
+from pasar.api.status import order_status
+from pasar.api.txs import TxAnswer
 from pasar.core.accounts import LedgerAccount
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
+from pasar.core.quotes import quote_order
+from pasar.core.spec import JobSpec
 from pasar.core.state import MarketState
+from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.market.access import View, check_order_party, is_operator, order_view_for
 from pasar.market.auth import Reader, Signer, signed_envelope
+from pasar.market.openapi import signs
 from pasar.market.routes.common import service_of, submit_typed
 from pasar.market.routes.leases import lease_view, require_blobs
 
@@ -21,54 +38,64 @@ Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
 MAX_WAIT_S = 30.0
 
 
-def order_view(state: MarketState, record: OrderRecord, view: View = "full") -> dict[str, Any]:
+def order_view(
+    state: MarketState, record: OrderRecord, view: View = "full"
+) -> OrderView | PublicOrderView:
     """The order as its parties see it (``full``), or as an invited bidder does (``public``:
     the requirements a bid needs, nothing of the command, environment, inputs or leases)."""
     if view == "public":
-        return public_order_view(record)
+        return public_order_view(state, record)
     escrow = state.ledger.balance(LedgerAccount.order_escrow(record.id), record.order.currency)
-    return {
-        "order_id": record.id,
-        "client": record.client,
-        "status": record.status,
-        "mechanism": record.mechanism,
-        "spec": record.spec.to_dict(),
-        "created_at": record.created_at,
-        "deadline": record.deadline,
-        "unfilled": record.unfilled,
-        "escrow": escrow.to_json(),
-        "leases": [lease_view(state, state.leases[x]) for x in record.leases],
-        "note": record.note,
-        "inputs": list(record.inputs),
-        "auction": auction_view(record),
-    }
+    return OrderView(
+        order_id=record.id,
+        client=record.client,
+        status=order_status(record.status),
+        mechanism=record.mechanism,
+        takes_bids=state.mechanism_of(record).takes_bids,
+        spec=record.spec.to_dict(),
+        created_at=record.created_at,
+        deadline=record.deadline,
+        unfilled=record.unfilled,
+        escrow=escrow.to_json(),
+        leases=[lease_view(state, state.leases[x]) for x in record.leases],
+        note=record.note,
+        inputs=file_entries(record.inputs),
+        auction=auction_view(record),
+    )
 
 
-def auction_view(record: OrderRecord) -> dict[str, Any] | None:
+def full_order_view(state: MarketState, record: OrderRecord) -> OrderView:
+    view = order_view(state, record)
+    assert isinstance(view, OrderView)
+    return view
+
+
+def auction_view(record: OrderRecord) -> AuctionView | None:
     """The open auction window (who is invited, how many answered), if the order has one."""
     window = record.window
     if window is None:
         return None
-    return {
-        "opened_at": window.opened_at,
-        "deadline": window.deadline,
-        "invited": sorted(window.invited),
-        "answered": len(window.bids),
-    }
+    return AuctionView(
+        opened_at=window.opened_at,
+        deadline=window.deadline,
+        invited=sorted(window.invited),
+        answered=len(window.bids),
+    )
 
 
-def public_order_view(record: OrderRecord) -> dict[str, Any]:
-    return {
-        "order_id": record.id,
-        "client": record.client,
-        "status": record.status,
-        "mechanism": record.mechanism,
-        "spec": record.spec.public_dict(),
-        "created_at": record.created_at,
-        "deadline": record.deadline,
-        "unfilled": record.unfilled,
-        "auction": auction_view(record),
-    }
+def public_order_view(state: MarketState, record: OrderRecord) -> PublicOrderView:
+    return PublicOrderView(
+        order_id=record.id,
+        client=record.client,
+        status=order_status(record.status),
+        mechanism=record.mechanism,
+        takes_bids=state.mechanism_of(record).takes_bids,
+        spec=record.spec.public_dict(),
+        created_at=record.created_at,
+        deadline=record.deadline,
+        unfilled=record.unfilled,
+        auction=auction_view(record),
+    )
 
 
 def _record(state: MarketState, order_id: str) -> OrderRecord:
@@ -84,20 +111,46 @@ def _record(state: MarketState, order_id: str) -> OrderRecord:
     return record
 
 
-@router.post("/v1/orders", summary="Create an order from a signed job spec (escrows the max)")
-def create(request: Request, envelope: Signed) -> dict[str, Any]:
+@router.post(
+    "/v1/orders/quote",
+    summary="What an order for a spec would escrow, whom it would match, at what price",
+    response_model=QuoteResponse,
+)
+def quote(request: Request, body: QuoteRequest, reader: Reader) -> QuoteResponse:
+    """The market's own preview of an order (nothing is escrowed or stored): the spec checks,
+    escrow, screening and clearing an order runs, with every loser's reason. Public, like the
+    offers it reveals; a signed request quotes for its signer (its own provider is left out)."""
+    spec = JobSpec.from_dict(body.spec, source="spec")  # parsed before the lock is taken
+    service = service_of(request)
+    offline = service.offline_providers()
+    with service.lock:
+        quoted = quote_order(service.state, spec, client=reader or body.client, offline=offline)
+    return QuoteResponse.of(quoted)
+
+
+@router.post(
+    "/v1/orders",
+    summary="Create an order from a signed job spec (escrows the max)",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("order.create"),
+)
+def create(request: Request, envelope: Signed) -> TxAnswer:
     require_blobs(request, envelope.body.get("inputs", []), "inputs")
     return submit_typed(request, envelope, "order.create")
 
 
-@router.get("/v1/orders", summary="List the signer's orders (the operator: anyone's)")
+@router.get(
+    "/v1/orders",
+    summary="List the signer's orders (the operator: anyone's)",
+    response_model_exclude_unset=True,  # a lease's spec only in GET /v1/leases/{id}
+)
 def list_orders(
     request: Request,
     reader: Signer,
     client: Annotated[str | None, Query(max_length=80)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> OrderList:
     service = service_of(request)
     with service.lock:
         state = service.state
@@ -110,33 +163,41 @@ def list_orders(
                     field="client",
                 )
             client = reader
-        rows: list[dict[str, Any]] = []
+        rows: list[OrderView] = []
         for record in reversed(state.orders.values()):  # newest first, stops at the limit
             if len(rows) >= limit:
                 break
             if (client is None or record.client == client) and (
                 status is None or record.status == status
             ):
-                rows.append(order_view(state, record))
-    return {"orders": rows}
+                rows.append(full_order_view(state, record))
+    return OrderList(orders=rows)
 
 
-@router.get("/v1/orders/{order_id}", summary="One order with its leases (its parties only)")
-def get_order(request: Request, order_id: str, reader: Reader) -> dict[str, Any]:
+@router.get(
+    "/v1/orders/{order_id}",
+    summary="One order with its leases (its parties only)",
+    response_model_exclude_unset=True,  # a lease's spec only in GET /v1/leases/{id}
+)
+def get_order(request: Request, order_id: str, reader: Reader) -> OrderView | PublicOrderView:
     service = service_of(request)
     with service.lock:
         record = _record(service.state, order_id)
         return order_view(service.state, record, order_view_for(service.state, record, reader))
 
 
-@router.get("/v1/orders/{order_id}/wait", summary="Long-poll until the order changes")
+@router.get(
+    "/v1/orders/{order_id}/wait",
+    summary="Long-poll until the order changes",
+    response_model_exclude_unset=True,  # a lease's spec only in GET /v1/leases/{id}
+)
 async def wait_order(
     request: Request,
     order_id: str,
     reader: Reader,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 25.0,
-) -> dict[str, Any]:
+) -> OrderWait:
     service = service_of(request)
     with service.lock:
         view = order_view_for(service.state, _record(service.state, order_id), reader)
@@ -147,16 +208,21 @@ async def wait_order(
         events = await notifier.wait(after, timeout_s=timeout, order=order_id)
     with service.lock:
         shown = order_view(service.state, _record(service.state, order_id), view)
-    return {"order": shown, "next": events[-1].seq if events else after}
+    return OrderWait(order=shown, next=events[-1].seq if events else after)
 
 
-@router.post("/v1/orders/{order_id}/cancel", summary="Cancel: bill verified seconds, refund rest")
-def cancel(request: Request, order_id: str, envelope: Signed) -> dict[str, Any]:
+@router.post(
+    "/v1/orders/{order_id}/cancel",
+    summary="Cancel: bill verified seconds, refund rest",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("order.cancel"),
+)
+def cancel(request: Request, order_id: str, envelope: Signed) -> TxAnswer:
     return submit_typed(request, envelope, "order.cancel", order_id=order_id)
 
 
 @router.get("/v1/orders/{order_id}/explain", summary="Why each provider did or did not match")
-def explain(request: Request, order_id: str, reader: Reader) -> dict[str, Any]:
+def explain(request: Request, order_id: str, reader: Reader) -> Explain:
     """Each provider: whether it fits now, its price for this order, and the reason recorded
     at the last clearing (or why it cannot take part)."""
     service = service_of(request)
@@ -165,40 +231,43 @@ def explain(request: Request, order_id: str, reader: Reader) -> dict[str, Any]:
         record = _record(state, order_id)
         check_order_party(state, record, reader)
         candidates, reasons = state.candidates(record, service.offline_providers())
-        providers = []
+        providers: list[ExplainRow] = []
         for c in candidates:
             providers.append(
-                {
-                    "provider": c.id,
-                    "fits": True,
-                    "price_per_hour": None
-                    if c.price_per_hour is None
-                    else c.price_per_hour.to_json(),
-                    "won": any(state.leases[x].provider == c.id for x in record.leases),
-                    "reason": record.reasons.get(c.id),
-                }
+                ExplainRow(
+                    provider=c.id,
+                    fits=True,
+                    price_per_hour=None if c.price_per_hour is None else c.price_per_hour.to_json(),
+                    won=any(state.leases[x].provider == c.id for x in record.leases),
+                    reason=record.reasons.get(c.id),
+                )
             )
         for provider, reason in reasons.items():
             providers.append(
-                {
-                    "provider": provider,
-                    "fits": False,
-                    "price_per_hour": None,
-                    "won": False,
-                    "reason": record.reasons.get(provider, reason),
-                }
+                ExplainRow(
+                    provider=provider,
+                    fits=False,
+                    price_per_hour=None,
+                    won=False,
+                    reason=record.reasons.get(provider, reason),
+                )
             )
-        return {
-            "order_id": record.id,
-            "status": record.status,
-            "mechanism": record.mechanism,
-            "request": record.order.request.describe(),
-            "max_price_per_hour": record.order.max_price_per_hour.to_json(),
-            "note": record.note,
-            "providers": providers,
-        }
+        return Explain(
+            order_id=record.id,
+            status=order_status(record.status),
+            mechanism=record.mechanism,
+            request=record.order.request.describe(),
+            max_price_per_hour=record.order.max_price_per_hour.to_json(),
+            note=record.note,
+            providers=providers,
+        )
 
 
-@router.post("/v1/orders/{order_id}/bids", summary="A sealed bid (or a decline) in an auction")
-def bid(request: Request, order_id: str, envelope: Signed) -> dict[str, Any]:
+@router.post(
+    "/v1/orders/{order_id}/bids",
+    summary="A sealed bid (or a decline) in an auction",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("bid"),
+)
+def bid(request: Request, order_id: str, envelope: Signed) -> TxAnswer:
     return submit_typed(request, envelope, "bid", order_id=order_id)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from pasar.api.feed import FeedEvent, FeedPage
+from pasar.api.offers import Offer, OfferList, ProviderInfo
+from pasar.api.txs import TxAnswer
 from pasar.core.errors import PasarError
 from pasar.core.market_records import ProviderRecord
 from pasar.core.query import apply as apply_query
 from pasar.core.resources import normalize_gpu_name
 from pasar.core.state import MarketState
+from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.identity import parse_account_id
 from pasar.market.auth import Signer, signed_envelope
+from pasar.market.openapi import signs
 from pasar.market.routes.common import service_of, submit_typed
 
 router = APIRouter(tags=["providers"])
@@ -22,25 +28,45 @@ Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
 MAX_WAIT_S = 30.0
 
 
-@router.post("/v1/providers", summary="Register a provider, or update its inventory and asks")
-def register(request: Request, envelope: Signed) -> dict[str, Any]:
+@router.post(
+    "/v1/providers",
+    summary="Register a provider, or update its inventory and asks",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("provider.register"),
+)
+def register(request: Request, envelope: Signed) -> TxAnswer:
     return submit_typed(request, envelope, "provider.register")
 
 
-@router.post("/v1/stakes", summary="Lock stake (from the spendable balance)")
-def stake(request: Request, envelope: Signed) -> dict[str, Any]:
+@router.post(
+    "/v1/stakes",
+    summary="Lock stake (from the spendable balance)",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("stake"),
+)
+def stake(request: Request, envelope: Signed) -> TxAnswer:
     return submit_typed(request, envelope, "stake")
 
 
-@router.post("/v1/unstakes", summary="Start unbonding stake (slashable until the cooldown ends)")
-def unstake(request: Request, envelope: Signed) -> dict[str, Any]:
+@router.post(
+    "/v1/unstakes",
+    summary="Start unbonding stake (slashable until the cooldown ends)",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("unstake"),
+)
+def unstake(request: Request, envelope: Signed) -> TxAnswer:
     """Refused (409 ``stake_in_use``) while the stake backs running leases; the amount is
     withdrawable after the preset's ``unbonding_s`` with ``POST /v1/unstakes/withdraw``."""
     return submit_typed(request, envelope, "unstake")
 
 
-@router.post("/v1/unstakes/withdraw", summary="Withdraw stake whose unbonding has ended")
-def withdraw_unbonded(request: Request, envelope: Signed) -> dict[str, Any]:
+@router.post(
+    "/v1/unstakes/withdraw",
+    summary="Withdraw stake whose unbonding has ended",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("unbonded.withdraw"),
+)
+def withdraw_unbonded(request: Request, envelope: Signed) -> TxAnswer:
     return submit_typed(request, envelope, "unbonded.withdraw")
 
 
@@ -103,8 +129,10 @@ def offer_rows(
     return rows
 
 
-def _json_row(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _offer(row: Mapping[str, object]) -> Offer:
+    """An offer row (exact Decimals and Money) as its wire model: quantities and prices as
+    text; a CPU offer's missing GPU fields stay missing."""
+    out: dict[str, object] = {}
     for key, value in row.items():
         if isinstance(value, Decimal):
             out[key] = str(value.normalize()) if value == value.to_integral() else str(value)
@@ -112,10 +140,14 @@ def _json_row(row: dict[str, Any]) -> dict[str, Any]:
             out[key] = value.to_json()
         else:
             out[key] = value
-    return out
+    return Offer.model_validate(out)
 
 
-@router.get("/v1/providers", summary="Offers, filtered by the offer query language")
+@router.get(
+    "/v1/providers",
+    summary="Offers, filtered by the offer query language",
+    response_model_exclude_unset=True,  # a CPU offer has no GPU-only fields
+)
 def offers(
     request: Request,
     q: Annotated[str, Query(max_length=4096, description="e.g. gpu=A100:2 dph<1.5")] = "",
@@ -125,7 +157,7 @@ def offers(
         bool,
         Query(description="also list providers that are draining, full or silent (operators)"),
     ] = False,
-) -> dict[str, Any]:
+) -> OfferList:
     """Offers of providers that take work now. A provider that drains (or is full) says so by
     registering ``available: false``; one that died without a word is left out once its feed
     has been silent for the heartbeat grace. Either would only be awarded leases it then loses,
@@ -142,11 +174,13 @@ def offers(
             for row in offer_rows(state, p, online=p.available and p.id not in offline)
         ]
     found = apply_query(rows, q, order, limit, normalize=normalize_gpu_name)
-    return {"offers": [_json_row(r) for r in found], "count": len(found)}
+    return OfferList(offers=[_offer(r) for r in found], count=len(found))
 
 
-@router.get("/v1/providers/{provider_id}", summary="One provider")
-def provider(request: Request, provider_id: str) -> dict[str, Any]:
+@router.get(
+    "/v1/providers/{provider_id}", summary="One provider", response_model_exclude_unset=True
+)
+def provider(request: Request, provider_id: str) -> ProviderInfo:
     account = parse_account_id(provider_id, field="provider_id")
     service = service_of(request)
     with service.lock:
@@ -154,31 +188,35 @@ def provider(request: Request, provider_id: str) -> dict[str, Any]:
         if record is None:
             raise PasarError(f"no provider {account}", code="not_found", status=404)
         online = record.available and service.liveness.online(account)
-        return {
-            "provider": account,
-            "inventory": record.inventory.describe_gpus(),
-            "free": record.free().describe_gpus(),
-            "cpus": str(record.inventory.cpus),
-            "memory_gb": str(record.inventory.memory_gb),
-            "score": record.score,
-            "region": record.region,
-            "reputation": str(record.reputation.score),
-            "running": sorted(record.running),
-            "available": record.available,
-            "online": online,
-            "offers": [_json_row(r) for r in offer_rows(service.state, record, online=online)],
-            "stake": service.state.stake_of(account).to_json(),
-        }
+        return ProviderInfo(
+            provider=account,
+            inventory=record.inventory.describe_gpus(),
+            free=record.free().describe_gpus(),
+            cpus=str(record.inventory.cpus),
+            memory_gb=str(record.inventory.memory_gb),
+            score=record.score,
+            region=record.region,
+            reputation=str(record.reputation.score),
+            running=sorted(record.running),
+            available=record.available,
+            online=online,
+            offers=[_offer(r) for r in offer_rows(service.state, record, online=online)],
+            stake=service.state.stake_of(account).to_json(),
+        )
 
 
-@router.get("/v1/providers/{provider_id}/feed", summary="Long-poll for orders and leases")
+@router.get(
+    "/v1/providers/{provider_id}/feed",
+    summary="Long-poll for orders and leases",
+    response_model_exclude_unset=True,
+)
 async def feed(
     request: Request,
     provider_id: str,
     reader: Signer,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 25.0,
-) -> dict[str, Any]:
+) -> FeedPage:
     """Events for this provider after ``after`` (its last seen ``seq``), waiting up to
     ``timeout`` seconds for the first one. Push, not polling: the request returns as soon as the
     market publishes something for this provider."""
@@ -205,4 +243,4 @@ async def feed(
             if not await request.is_disconnected():
                 service.liveness.heard(account)
     head = events[-1].seq if events else max(after, 0)
-    return {"events": [e.to_dict() for e in events], "next": head}
+    return FeedPage(events=[FeedEvent.model_validate(e.to_dict()) for e in events], next=head)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from statistics import median_low
-from typing import Any
 
 from fastapi import APIRouter, Request
 
+from pasar.api.stats import GpuModelStats, Stats
 from pasar.core.money import Money
 from pasar.core.state import MarketState
 from pasar.market.routes.common import service_of
@@ -23,7 +23,7 @@ def _median(prices: list[Money]) -> str | None:
     return median_low(sorted(prices, key=lambda m: m.micros)).to_json()
 
 
-def network_stats(state: MarketState) -> dict[str, Any]:
+def network_stats(state: MarketState) -> Stats:
     gpus: Counter[str] = Counter()
     free_gpus: Counter[str] = Counter()
     asks: dict[str, list[Money]] = {}
@@ -48,35 +48,35 @@ def network_stats(state: MarketState) -> dict[str, Any]:
             leased.setdefault(gpu.model.family, []).append(per_gpu)
     total_gpus = sum(gpus.values())
     jobs = Counter(o.status for o in state.orders.values())
-    return {
-        "providers": len(state.providers),
-        "gpus": total_gpus,
-        "free_gpus": sum(free_gpus.values()),
-        "h100": gpus.get("H100", 0),
-        "a100": gpus.get("A100", 0),
-        "cpus": cpus,
-        "free_cpus": free_cpus,
-        "gpu_utilization": "0"
+    return Stats(
+        providers=len(state.providers),
+        gpus=total_gpus,
+        free_gpus=sum(free_gpus.values()),
+        h100=gpus.get("H100", 0),
+        a100=gpus.get("A100", 0),
+        cpus=cpus,
+        free_cpus=free_cpus,
+        gpu_utilization="0"
         if not total_gpus
         else str(round((total_gpus - sum(free_gpus.values())) / total_gpus, 4)),
-        "cpu_utilization": "0" if not cpus else str(round((cpus - free_cpus) / cpus, 4)),
-        "models": [
-            {
-                "model": family,
-                "gpus": count,
-                "free": free_gpus.get(family, 0),
-                "median_ask_per_hour": _median(asks.get(family, [])),
-                "median_lease_price_per_hour": _median(leased.get(family, [])),
-            }
+        cpu_utilization="0" if not cpus else str(round((cpus - free_cpus) / cpus, 4)),
+        models=[
+            GpuModelStats(
+                model=family,
+                gpus=count,
+                free=free_gpus.get(family, 0),
+                median_ask_per_hour=_median(asks.get(family, [])),
+                median_lease_price_per_hour=_median(leased.get(family, [])),
+            )
             for family, count in sorted(gpus.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
-        "jobs": dict(sorted(jobs.items())),
-        "leases_running": sum(1 for x in state.leases.values() if x.status == "running"),
-    }
+        jobs=dict(sorted(jobs.items())),
+        leases_running=sum(1 for x in state.leases.values() if x.status == "running"),
+    )
 
 
 @router.get("/v1/stats", summary="GPUs, CPUs, H100/A100 counts, median prices, utilization")
-def stats(request: Request) -> dict[str, Any]:
+def stats(request: Request) -> Stats:
     service = service_of(request)
     with service.lock:
         return network_stats(service.state)

@@ -27,8 +27,9 @@ delegation) the kernel does not say which limit a process hit:
 - ``cpu_time``: killed by SIGXCPU (or SIGKILL after using at least the CPU limit);
 - ``file_size``: killed by SIGXFSZ, or the output says "File too large" (EFBIG; Python ignores
   SIGXFSZ and raises instead);
-- ``memory``: RLIMIT_AS makes allocations fail, so the job dies with MemoryError, bad_alloc,
-  "Cannot allocate memory" or "out of memory" in its last lines;
+- ``memory``: RLIMIT_AS (not set for GPU jobs, see :func:`prlimit_argv`) makes allocations
+  fail, so the job dies with MemoryError, bad_alloc, "Cannot allocate memory" or "out of
+  memory" in its last lines;
 - ``processes``: fork failed ("Cannot fork", "fork: retry", "Resource temporarily unavailable")
   in its last lines.
 
@@ -74,6 +75,47 @@ DISK_SCAN_S = 0.5  # how often the workdir's size is measured against the disk q
 
 
 @dataclass(frozen=True)
+class GpuGrant:
+    """One GPU a lease may use, in the terms a runtime needs.
+
+    ``index`` is the NVML index the market allocated; ``uuid`` what NVML calls the same card
+    (None only for GPUs registered as data, without one); ``minor`` the N of its device node
+    ``/dev/nvidiaN``, which the driver numbers on its own (usually, not always, the index).
+    """
+
+    index: int
+    uuid: str | None
+    minor: int
+
+    @property
+    def node(self) -> str:
+        return f"/dev/nvidia{self.minor}"
+
+
+def cuda_visible_devices(gpus: Sequence[GpuGrant]) -> str:
+    """``CUDA_VISIBLE_DEVICES`` for the lease's GPUs: their UUIDs, or NVML indices without.
+
+    UUIDs, because an index means different cards to different readers: CUDA numbers devices
+    fastest-first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, and a container or a sandbox that
+    exposes only some device nodes renumbers from 0. A UUID names the same card everywhere.
+    """
+    if all(g.uuid is not None for g in gpus):
+        return ",".join(str(g.uuid) for g in gpus)
+    return ",".join(str(g.index) for g in gpus)
+
+
+def gpu_env(gpus: Sequence[GpuGrant]) -> dict[str, str]:
+    """What a GPU job's environment says about its GPUs (nothing for a job without any).
+
+    Set over the job's own ``envs``: a job sees the devices of its lease, not ones it names.
+    ``CUDA_DEVICE_ORDER`` makes CUDA number devices as NVML does, for the index form.
+    """
+    if not gpus:
+        return {}
+    return {"CUDA_VISIBLE_DEVICES": cuda_visible_devices(gpus), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+@dataclass(frozen=True)
 class Limits:
     """What a job may use. ``network`` must already be "the job asked *and* the provider
     allowed it" (``--allow-network``): a runtime grants exactly what this says."""
@@ -84,7 +126,7 @@ class Limits:
     max_file_bytes: int
     wall_seconds: float
     network: bool = False
-    gpus: tuple[str, ...] = ()  # the lease's GPUs: indices ("0") or UUIDs ("GPU-..."); () = none
+    gpus: tuple[GpuGrant, ...] = ()  # the lease's GPUs, exactly; () = none
     cpus: float | None = None  # CPU share of the whole job (needs a cgroup); None = unbounded
     disk_bytes: int | None = None  # total size of the workdir; None = only max_file_bytes
 
@@ -192,10 +234,18 @@ def prlimit_argv(limits: Limits, *, processes: bool = True) -> list[str]:
     SIGXCPU (reported as ``cpu_time``) and SIGKILL only if it ignores it. ``processes=False``
     leaves RLIMIT_NPROC alone: outside a user namespace it counts every process of the user on
     the host, so a limit of 64 would stop a job of a user who already runs 64 processes.
+
+    A GPU job gets no RLIMIT_AS: the CUDA driver reserves virtual address space far beyond the
+    memory it uses (unified addressing maps the GPUs' memory too), so under any RLIMIT_AS near
+    the job's memory ``cuInit`` fails with CUDA_ERROR_OUT_OF_MEMORY (seen on an H200, driver
+    580: 4 GiB fails cuInit, 16 GiB passes it but torch's first CUDA tensor fails). Its memory
+    is bounded by the job's cgroup where the machine has one (the docker runtime always does),
+    and only there: ``pasar doctor`` and the provider's ``limits`` attribute say which.
     """
-    argv = [
-        "prlimit",
-        f"--as={limits.memory_bytes}",
+    argv = ["prlimit"]
+    if not limits.gpus:
+        argv.append(f"--as={limits.memory_bytes}")
+    argv += [
         f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + CPU_HARD_GRACE_S}",
         f"--fsize={limits.max_file_bytes}",
         "--core=0",

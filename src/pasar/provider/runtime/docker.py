@@ -5,7 +5,8 @@ The container gets what the sandbox gets and no more: no network unless :attr:`L
 a read-only root filesystem, a private ``/tmp``, the workdir at ``/work`` as the only writable
 place, no capabilities, no_new_privs, an unprivileged user, and the job's limits as Docker
 flags (memory with no extra swap, a PID limit, CPU-time and file-size ulimits). GPU leases get
-``--gpus`` with exactly the lease's devices.
+``--gpus "device=UUID,..."`` with exactly the lease's devices and ``CUDA_VISIBLE_DEVICES`` set to
+the same UUIDs.
 
 The job's environment values never appear on a command line: ``-e NAME`` makes the docker
 client copy each value from its own environment, which only the provider's user can read.
@@ -23,10 +24,12 @@ from pathlib import Path
 from pasar.core.errors import PasarError
 from pasar.provider.runtime.base import (
     CPU_HARD_GRACE_S,
+    GpuGrant,
     Limits,
     RunHandle,
     check_env,
     chown_tree,
+    gpu_env,
 )
 
 WORKDIR = "/work"
@@ -61,9 +64,28 @@ def docker_argv(
     ]  # fmt: skip
     for key in check_env(env):
         argv += ["-e", key]
+    for key in docker_gpu_env(limits.gpus):
+        argv += ["-e", key]
     if limits.gpus:
-        argv += ["--gpus", f'"device={",".join(limits.gpus)}"']
+        # the quotes are docker's: its --gpus value is CSV, and device=0,1 would split at ","
+        argv += ["--gpus", f'"device={docker_devices(limits.gpus)}"']
     return [*argv, image, "/bin/sh", "-c", command]
+
+
+def docker_devices(gpus: tuple[GpuGrant, ...]) -> str:
+    """The lease's GPUs for ``--gpus device=...``: UUIDs when every GPU has one (they name the
+    same cards whatever the engine's numbering), NVML indices otherwise (what the NVIDIA
+    container toolkit numbers by)."""
+    if all(g.uuid for g in gpus):
+        return ",".join(str(g.uuid) for g in gpus)
+    return ",".join(str(g.index) for g in gpus)
+
+
+def docker_gpu_env(gpus: tuple[GpuGrant, ...]) -> dict[str, str]:
+    """:func:`gpu_env` when the GPUs have UUIDs; nothing otherwise, since the container
+    numbers its GPUs from 0 and an NVML index from outside would name the wrong one (or none).
+    ``--gpus`` alone already hides every other GPU."""
+    return gpu_env(gpus) if all(g.uuid for g in gpus) else {}
 
 
 class DockerRuntime:
@@ -109,6 +131,7 @@ class DockerRuntime:
         client_env = {k: v for k, v in os.environ.items() if k.startswith("DOCKER_")}
         client_env.update({k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ})
         client_env.update(check_env(env))
+        client_env.update(docker_gpu_env(limits.gpus))  # after the job's: the lease's GPUs win
 
         def kill_container() -> None:
             subprocess.run(["docker", "kill", name], capture_output=True, timeout=KILL_TIMEOUT_S)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pasar.core.errors import PasarError
-from pasar.provider.runtime.base import Limits, RunHandle, check_env, prlimit_argv
+from pasar.provider.runtime.base import Limits, RunHandle, check_env, gpu_env, prlimit_argv
 
 PROCESS_WARNING = (
     "WARNING: the process runtime does not isolate jobs. A job runs as your user, can read "
@@ -58,8 +58,7 @@ class ProcessRuntime:
             "LANG": "C.UTF-8",
             **check_env(env),
         }
-        if limits.gpus:
-            job_env.setdefault("CUDA_VISIBLE_DEVICES", ",".join(limits.gpus))
+        job_env.update(gpu_env(limits.gpus))  # nothing hides the others here: CUDA only
         argv = [*prlimit_argv(limits, processes=False), "/bin/sh", "-c", command]
         argv[0] = shutil.which("prlimit") or "prlimit"  # the job's PATH must not choose it
         return RunHandle(argv, limits=limits, env=job_env, cwd=workdir)

@@ -7,7 +7,8 @@ it) read-only, a few files of ``/etc`` read-only, the provider's Python read-onl
 or anything else of the host: nothing is bound that is not listed in :func:`bwrap_argv`. All
 namespaces are new (the network too, unless :attr:`Limits.network`), the hostname is
 ``pasar-job``, the job runs in a new session (no TIOCSTI into the provider's terminal) and
-dies with the agent.
+dies with the agent. A GPU lease also gets the driver's control nodes and ``/dev/nvidiaN`` of
+its own GPUs only (:func:`gpu_devices`), with ``CUDA_VISIBLE_DEVICES`` naming them.
 
 **The job's user.** RLIMIT_NPROC is what stops a fork bomb, and the kernel never applies it to
 processes whose real user is root on the host — and a user namespace that bwrap creates for a
@@ -56,7 +57,15 @@ from pathlib import Path
 
 import pasar
 from pasar.core.errors import PasarError
-from pasar.provider.runtime.base import Limits, RunHandle, check_env, chown_tree, prlimit_argv
+from pasar.provider.runtime.base import (
+    GpuGrant,
+    Limits,
+    RunHandle,
+    check_env,
+    chown_tree,
+    gpu_env,
+    prlimit_argv,
+)
 from pasar.provider.runtime.cgroups import CgroupSupport, JobCgroup, detect, remove_stale
 from pasar.provider.runtime.seccomp import arch_for, filter_program
 
@@ -228,6 +237,7 @@ def job_argv(
     if host.pasar_package is not None:
         job_env["PYTHONPATH"] = SOURCE_MOUNT
     job_env.update(check_env(env))
+    job_env.update(gpu_env(limits.gpus))  # after the job's own: it sees its lease's GPUs
     argv += ["env", "-i", "--", *(f"{k}={v}" for k, v in job_env.items())]
     return [*argv, "/bin/sh", "-c", command]
 
@@ -266,21 +276,15 @@ def skeleton_dirs(destinations: list[str]) -> list[str]:
     return argv
 
 
-def gpu_devices(gpus: tuple[str, ...]) -> list[str]:
-    """The NVIDIA device nodes a GPU lease needs. Only index-form ids map to a node here
-    (``"0"`` → ``/dev/nvidia0``); UUIDs need the docker runtime, which resolves them itself."""
+def gpu_devices(gpus: tuple[GpuGrant, ...]) -> list[str]:
+    """The device nodes a GPU lease needs: the driver's shared ones (``/dev/nvidiactl``,
+    ``/dev/nvidia-uvm``, ``/dev/nvidia-uvm-tools``) and ``/dev/nvidiaN`` of each of its GPUs
+    (N being the node's minor number, which NVML reports), and no other GPU's node: a job
+    cannot open a GPU whose node is not there. Bound with ``--dev-bind-try``, so a node this
+    machine lacks (uvm before the module loads) is left out rather than failing the job."""
     if not gpus:
         return []
-    nodes = []
-    for gpu in gpus:
-        if not gpu.isdigit():
-            raise PasarError(
-                f"the sandbox runtime takes GPU indices, not {gpu!r}",
-                code="unsupported_gpu_id",
-                hint="pass GPU indices, or use the docker runtime",
-            )
-        nodes.append(f"/dev/nvidia{int(gpu)}")
-    return [*NVIDIA_SHARED_DEVICES, *nodes]
+    return [*NVIDIA_SHARED_DEVICES, *(g.node for g in gpus)]
 
 
 class SandboxRuntime:

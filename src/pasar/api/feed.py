@@ -1,0 +1,28 @@
+"""A provider's push feed: events after a sequence number.
+
+An event is the ``type`` of the transaction that caused it and that transaction's result (see
+:class:`pasar.api.txs.TxAnswer`), so it carries more than the fields named here; the named ones
+are those the provider agent acts on.
+"""
+
+from __future__ import annotations
+
+from pasar.api.base import OpenModel, WireModel
+
+
+class FeedEvent(OpenModel):
+    seq: int
+    type: str
+    order_id: str | None = None
+    lease_id: str | None = None
+    mechanism: str | None = None
+    takes_bids: bool | None = None  # an order's mechanism takes sealed bids (None: not said)
+    leases: list[str] | None = None
+    assigned: dict[str, str] | None = None  # lease id -> its provider (a match)
+
+
+class FeedPage(WireModel):
+    """Events in order; ``next`` is the ``after`` of the next poll."""
+
+    events: list[FeedEvent]
+    next: int

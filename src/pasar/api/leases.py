@@ -1,0 +1,65 @@
+"""A lease as its parties see it (with its allocation and, once settled, its bill), the
+heartbeat challenge a provider answers, and the answer to a log append."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from pasar.api.base import JSONObject, WireModel
+from pasar.api.bills import Bill
+from pasar.api.receipts import FileEntry
+from pasar.api.status import LeaseStatus
+
+
+class GpuDeviceView(WireModel):
+    """One physical GPU a lease holds: its NVML index on the provider's machine and, when the
+    provider registered it, its UUID (what the runtime hands the job)."""
+
+    index: int
+    uuid: str | None = None
+
+
+class LeaseView(WireModel):
+    """One lease. The allocation is ``gpus`` (``"2× A100"``, None without GPUs), ``devices``
+    (the physical GPUs behind them, so the agent runs the job on exactly these) and ``cpus``
+    (exact text). ``receipt`` echoes the signed receipt body the market accepted (untrusted
+    JSON: the market checks only what settlement needs); ``spec`` (the order's job spec, which
+    :class:`~pasar.core.spec.JobSpec` validates) is present only in ``GET /v1/leases/{id}``."""
+
+    lease_id: str
+    order_id: str
+    provider: str
+    client: str
+    shard: int
+    shards: int = 1
+    status: LeaseStatus
+    price_per_hour: str
+    started_at: int
+    ended_at: int | None = None
+    verified_intervals: int = 0
+    billed_seconds: int = 0
+    billed_ms: int = 0
+    gpus: str | None = None
+    devices: list[GpuDeviceView] = Field(default_factory=list)
+    cpus: str = "1"
+    receipt: JSONObject | None = None
+    inputs: list[FileEntry] = Field(default_factory=list)
+    bill: Bill | None = None
+    spec: JSONObject | None = None
+
+
+class Challenge(WireModel):
+    """The market's signed challenge for a lease's current heartbeat interval."""
+
+    lease_id: str
+    interval: int
+    challenge: str
+    interval_s: int
+    next_at_ms: int
+
+
+class LogAppended(WireModel):
+    """A log chunk was appended; ``size`` is the offset of the next one."""
+
+    ok: bool
+    size: int

@@ -1,0 +1,184 @@
+"""Transaction bodies (what a client, provider or the market signs) and the market's answer.
+
+Each body is a model whose fields are exactly the ones the state machine accepts for its
+``type`` (``pasar.core.state._FIELDS``; a contract test keeps the two equal — core keeps its
+own validation and never imports this package). :meth:`TxBody.body` is what gets signed: the
+``type`` and the fields that were given, so an optional field left out stays out of the
+signed bytes, and one given as None (a declined bid's ``price``) is sent as null.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pasar.api.base import JSONObject, OpenModel, WireModel
+from pasar.api.receipts import Failure, FileEntry, Usage
+from pasar.core.errors import PasarError
+
+
+class TxBody(WireModel):
+    """A transaction body; subclasses pin ``type``."""
+
+    type: str
+
+    def body(self) -> JSONObject:
+        return {"type": self.type, **self.model_dump(mode="json", exclude_unset=True)}
+
+
+class Faucet(TxBody):
+    type: Literal["faucet"] = "faucet"
+    amount: str
+
+
+class Asks(WireModel):
+    """Standing asks: per GPU model per hour, and per CPU core per hour."""
+
+    gpu: dict[str, str] = Field(default_factory=dict)
+    cpu_core: str | None = None
+
+
+class ProviderRegister(TxBody):
+    type: Literal["provider.register"] = "provider.register"
+    inventory: JSONObject  # the hardware (core's ``parse_inventory`` owns its shape)
+    asks: Asks | None = None
+    rate_per_score_hour: str | None = None
+    score: int | None = None
+    region: str | None = None
+    attributes: dict[str, str] | None = None
+    available: bool | None = None
+
+
+class Stake(TxBody):
+    type: Literal["stake"] = "stake"
+    amount: str
+
+
+class Unstake(TxBody):
+    type: Literal["unstake"] = "unstake"
+    amount: str
+
+
+class UnbondedWithdraw(TxBody):
+    type: Literal["unbonded.withdraw"] = "unbonded.withdraw"
+
+
+class Withdraw(TxBody):
+    type: Literal["withdraw"] = "withdraw"
+    amount: str
+
+
+class OrderCreate(TxBody):
+    type: Literal["order.create"] = "order.create"
+    spec: JSONObject  # a job spec: :class:`pasar.core.spec.JobSpec` validates it
+    inputs: list[FileEntry] = Field(default_factory=list)
+    ttl_s: int | None = None
+
+
+class OrderCancel(TxBody):
+    type: Literal["order.cancel"] = "order.cancel"
+    order_id: str
+
+
+class Bid(TxBody):
+    type: Literal["bid"] = "bid"
+    order_id: str
+    price: str | None  # None: the provider declines
+
+
+class Match(TxBody):
+    type: Literal["match"] = "match"
+    order_id: str
+    seed: int
+    offline: list[str] | None = None
+
+
+class OrderExpire(TxBody):
+    type: Literal["order.expire"] = "order.expire"
+    order_id: str
+
+
+class Heartbeat(TxBody):
+    type: Literal["heartbeat"] = "heartbeat"
+    lease_id: str
+    interval: int
+    challenge: str
+    usage: dict[str, int] | None = None
+
+
+class LeaseLost(TxBody):
+    type: Literal["lease.lost"] = "lease.lost"
+    lease_id: str
+
+
+class LeaseRelease(TxBody):
+    type: Literal["lease.release"] = "lease.release"
+    lease_id: str
+
+
+class Receipt(TxBody):
+    """The end of a lease: its outputs and their Merkle root, or a failure and no outputs."""
+
+    type: Literal["receipt"] = "receipt"
+    lease_id: str
+    exit_code: int
+    root: str
+    outputs: list[FileEntry]
+    started_at: int
+    ended_at: int
+    usage: Usage | None = None
+    kill_reason: str | None = None
+    note: str | None = None
+    failure: Failure | None = None
+
+
+class Logs(TxBody):
+    """A chunk of a lease's log at ``offset`` (signed, but not a ledger transaction)."""
+
+    type: Literal["logs"] = "logs"
+    lease_id: str
+    offset: int
+    data: str
+
+
+#: Every ledger transaction type and its body model.
+TX_BODIES: dict[str, type[TxBody]] = {
+    model.model_fields["type"].default: model
+    for model in (
+        Faucet,
+        ProviderRegister,
+        Stake,
+        Unstake,
+        UnbondedWithdraw,
+        Withdraw,
+        OrderCreate,
+        OrderCancel,
+        Bid,
+        Match,
+        OrderExpire,
+        Heartbeat,
+        LeaseLost,
+        LeaseRelease,
+        Receipt,
+    )
+}
+
+
+class TxAnswer(OpenModel):
+    """``{ok, type, ...}``: the transaction was applied; the rest is its result (an order's
+    ``order_id`` and ``escrow``, a cancel's ``billed``, a receipt's bill, ...)."""
+
+    ok: bool = True  # the market always sends both; a client needs neither
+    type: str | None = None
+    order_id: str | None = None
+
+    def created(self) -> str:
+        """The id of the order an ``order.create`` made (a 502 if the answer names none)."""
+        if self.order_id is None:
+            raise PasarError(
+                "the market's answer to order.create names no order_id",
+                code="bad_response",
+                status=502,
+            )
+        return self.order_id

@@ -1,0 +1,174 @@
+"""A quote: what the market would do with an order for a spec, computed without taking it.
+
+``pasar launch`` shows it before the client escrows anything, so the client never re-derives
+fit, price or escrow (DESIGN.md §2). It runs the very code an order runs — the spec checks of
+``order.create`` (:func:`~pasar.core.order_checks.order_mechanism`), its escrow
+(:meth:`MarketState.order_escrow`), the eligibility, candidate screening and clearing of a
+``match`` (:meth:`MarketState.candidates`, :meth:`MarketState.clear`) — over a hypothetical
+order record that is never stored, so the state does not change.
+
+A mechanism that opens a window (an auction) cannot be previewed by price: the prices are the
+bids the window has not received yet. Its quote names the providers the window would invite,
+and says that bids decide.
+
+The seed of a real ``match`` is drawn when it happens; the quote clears with a fixed one, so
+among offers that tie exactly the pick may differ. Everything else is the same computation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+from pasar.core.market_records import OrderRecord
+from pasar.core.money import Money
+from pasar.core.order_checks import order_mechanism
+from pasar.core.orders import Order, ProviderView
+from pasar.core.pricing.base import Award, screen
+from pasar.core.spec import JobSpec
+from pasar.core.state import MarketState
+
+QUOTE_ORDER_ID = "o-quote"  # the hypothetical order's id; never stored
+QUOTE_SEED = 0
+BIDS_DECIDE = "sealed bids within the window decide the winner and the price"
+
+
+@dataclass(frozen=True)
+class QuotedOffer:
+    """A provider that fits the spec: its price for one lease (None when the mechanism sets it
+    or bids decide), how many leases it would take, and why not if it would take none."""
+
+    provider: str
+    price_per_hour: Money | None
+    reputation: Fraction
+    score: int
+    leases: int = 0
+    reason: str | None = None
+
+    @property
+    def chosen(self) -> bool:
+        return self.leases > 0
+
+
+@dataclass(frozen=True)
+class OrderQuote:
+    """What an order for ``spec`` would escrow, and whom it would match now, at what price."""
+
+    mechanism: str
+    takes_bids: bool
+    request: str
+    leases: int
+    max_price_per_hour: Money
+    escrow_per_lease: Money
+    escrow: Money
+    awards: tuple[Award, ...] = ()
+    unfilled: int = 0
+    note: str | None = None
+    decided_by: str | None = None  # set when the preview cannot name a winner (bids decide)
+    offers: tuple[QuotedOffer, ...] = ()  # the providers that fit, cheapest first
+    reasons: Mapping[str, str] = field(default_factory=dict)  # every other provider: why not
+
+    @property
+    def chosen(self) -> str | None:
+        """The provider of the first lease, if the order would be matched now."""
+        return self.awards[0].provider if self.awards else None
+
+    @property
+    def price_per_hour(self) -> Money | None:
+        """The price of the first lease, if the order would be matched now."""
+        return self.awards[0].price_per_hour if self.awards else None
+
+
+def quote_order(
+    state: MarketState,
+    spec: JobSpec,
+    *,
+    client: str | None = None,
+    offline: frozenset[str] = frozenset(),
+) -> OrderQuote:
+    """Quote an order for ``spec`` on ``state`` (pure: the state is only read).
+
+    Raises the 4xx ``order.create`` raises for a spec the market does not take. ``client`` is
+    who would send the order (its own provider, if any, cannot take it); ``offline`` the
+    providers the market would leave out of a clearing now.
+    """
+    mechanism = order_mechanism(state.preset, spec)
+    per_lease, escrow = state.order_escrow(spec)
+    policy = state.preset.verification_policy(spec.verification)
+    leases = policy.leases_needed(spec)  # what order.create would open, replicas included
+    currency = spec.max_price_per_hour.currency
+    who = client or ""
+    record = OrderRecord(
+        id=QUOTE_ORDER_ID,
+        client=who,
+        spec=spec,
+        order=Order.from_spec(spec, id=QUOTE_ORDER_ID, client=who, created_at=state.last_ts),
+        mechanism=mechanism.name,
+        fees=state.preset.fees.for_currency(currency),
+        escrow_per_lease=per_lease,
+        created_at=state.last_ts,
+        deadline=state.last_ts,
+        free_shards=list(range(leases)),
+        verification=policy.name,
+    )
+    base = OrderQuote(
+        mechanism=mechanism.name,
+        takes_bids=mechanism.takes_bids,
+        request=record.order.request.describe(),
+        leases=leases,
+        max_price_per_hour=spec.max_price_per_hour,
+        escrow_per_lease=per_lease,
+        escrow=escrow,
+        unfilled=leases,
+    )
+    if mechanism.opens_window:
+        return _window_quote(state, record, base)
+    candidates, _ = state.candidates(record, offline)
+    result = state.clear(record, QUOTE_SEED, offline)
+    taken: dict[str, int] = {}
+    for award in result.awards:
+        taken[award.provider] = taken.get(award.provider, 0) + award.leases
+    offers = [
+        _offer(c.provider, c.price_per_hour, taken.get(c.id, 0), result.reasons.get(c.id))
+        for c in candidates
+    ]
+    fitting = {c.id for c in candidates}
+    return replace(
+        base,
+        awards=result.awards,
+        unfilled=result.unfilled,
+        note=result.note,
+        offers=tuple(sorted(offers, key=_cheapest_first)),
+        reasons={p: r for p, r in result.reasons.items() if p not in fitting},
+    )
+
+
+def _window_quote(state: MarketState, record: OrderRecord, base: OrderQuote) -> OrderQuote:
+    """The window the order would open (as ``order.create`` opens it): who is invited to bid."""
+    views, reasons = state.eligible(record)
+    fitting, more = screen(state.remaining_order(record), views)
+    offers = [_offer(view, None, 0, "invited to bid") for view, _ in fitting]
+    return replace(
+        base,
+        note=f"{len(offers)} provider(s) would be invited to bid" if offers else None,
+        decided_by=BIDS_DECIDE,
+        offers=tuple(sorted(offers, key=lambda o: o.provider)),
+        reasons={**reasons, **more},
+    )
+
+
+def _offer(view: ProviderView, price: Money | None, leases: int, reason: str | None) -> QuotedOffer:
+    return QuotedOffer(
+        provider=view.id,
+        price_per_hour=price,
+        reputation=view.reputation,
+        score=view.score,
+        leases=leases,
+        reason=None if leases else reason,
+    )
+
+
+def _cheapest_first(offer: QuotedOffer) -> tuple[bool, int, str]:
+    price = offer.price_per_hour
+    return (price is None, price.micros if price is not None else 0, offer.provider)
