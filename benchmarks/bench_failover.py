@@ -96,7 +96,9 @@ def run(txs: int, db: str | None) -> dict[str, Any]:
                     proc.send_signal(signal.SIGTERM)
                     proc.wait(15)
     return {
-        "bench": "failover",
+        "name": "failover_no_writer",
+        "value": round(unavailable_s, 3),
+        "unit": "s",
         "db": "postgresql" if db else "sqlite",
         "log_txs": txs,
         "no_writer_s": round(unavailable_s, 3),
