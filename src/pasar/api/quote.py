@@ -82,6 +82,12 @@ class QuoteResponse(BaseModel):
     decided_by: str | None = Field(description="Set when bids, not the preview, decide.")
     offers: list[QuotedOfferView] = Field(description="The providers that fit, cheapest first.")
     reasons: dict[str, str] = Field(description="Every other provider: why it cannot take it.")
+    complete: bool = Field(
+        default=True,
+        description="Whether offers and reasons cover the whole fleet; false on a large fleet "
+        "(the fleet index found the offers that decide the match) or when more than 100 rows "
+        "were left out. `pasar offers` and `pasar explain` list everything.",
+    )
 
     @classmethod
     def of(cls, quote: OrderQuote) -> QuoteResponse:
@@ -107,4 +113,5 @@ class QuoteResponse(BaseModel):
             decided_by=quote.decided_by,
             offers=[QuotedOfferView.of(o) for o in quote.offers],
             reasons=dict(quote.reasons),
+            complete=quote.complete,
         )

@@ -79,7 +79,11 @@ def _print_offers(quote: QuoteResponse) -> None:
         )
     console.print(table)
     if len(quote.offers) > SHOWN_OFFERS:
-        console.print(f"… and {len(quote.offers) - SHOWN_OFFERS} more (--json lists them all)")
+        console.print(f"… and {len(quote.offers) - SHOWN_OFFERS} more (--json lists them)")
+    if not quote.complete:
+        console.print(
+            "(the market's cheapest offers that decide the match; `pasar offers` lists them all)"
+        )
     if decided is None and quote.unfilled:
         why = f" ({quote.note})" if quote.note else ""
         console.print(

@@ -32,6 +32,8 @@ from pasar.core.state import MarketState
 QUOTE_ORDER_ID = "o-quote"  # the hypothetical order's id; never stored
 QUOTE_SEED = 0
 BIDS_DECIDE = "sealed bids within the window decide the winner and the price"
+#: Offers and reasons a quote lists at most (``pasar offers`` / ``explain`` list everything).
+MAX_QUOTED = 100
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class OrderQuote:
     decided_by: str | None = None  # set when the preview cannot name a winner (bids decide)
     offers: tuple[QuotedOffer, ...] = ()  # the providers that fit, cheapest first
     reasons: Mapping[str, str] = field(default_factory=dict)  # every other provider: why not
+    complete: bool = True  # offers and reasons cover the whole fleet (else: the deciding few)
 
     @property
     def chosen(self) -> str | None:
@@ -124,8 +127,7 @@ def quote_order(
     )
     if mechanism.opens_window:
         return _window_quote(state, record, base)
-    candidates, _ = state.candidates(record, offline)
-    result = state.clear(record, QUOTE_SEED, offline)
+    candidates, result = state.clear_over(record, QUOTE_SEED, offline)
     taken: dict[str, int] = {}
     for award in result.awards:
         taken[award.provider] = taken.get(award.provider, 0) + award.leases
@@ -134,27 +136,50 @@ def quote_order(
         for c in candidates
     ]
     fitting = {c.id for c in candidates}
+    reasons = {p: r for p, r in result.reasons.items() if p not in fitting}
+    return _bounded(
+        replace(base, awards=result.awards, unfilled=result.unfilled, note=result.note),
+        offers,
+        reasons,
+        complete=not state.indexed,
+    )
+
+
+def _bounded(
+    quote: OrderQuote, offers: list[QuotedOffer], reasons: dict[str, str], *, complete: bool
+) -> OrderQuote:
+    """At most :data:`MAX_QUOTED` offers (the ones that would take leases, then the cheapest)
+    and reasons: a quote is public and must cost the market (and the client) little however
+    large the fleet. ``complete`` is false when the fleet index narrowed the search, or rows
+    were left out: ``pasar offers`` and ``pasar explain`` then give the whole picture."""
+    kept = sorted(offers, key=lambda o: (o.leases == 0, *_cheapest_first(o)))[:MAX_QUOTED]
+    kept_reasons = dict(sorted(reasons.items())[:MAX_QUOTED])
+    whole = complete and len(kept) == len(offers) and len(kept_reasons) == len(reasons)
     return replace(
-        base,
-        awards=result.awards,
-        unfilled=result.unfilled,
-        note=result.note,
-        offers=tuple(sorted(offers, key=_cheapest_first)),
-        reasons={p: r for p, r in result.reasons.items() if p not in fitting},
+        quote,
+        offers=tuple(sorted(kept, key=_cheapest_first)),
+        reasons=kept_reasons,
+        complete=whole,
     )
 
 
 def _window_quote(state: MarketState, record: OrderRecord, base: OrderQuote) -> OrderQuote:
     """The window the order would open (as ``order.create`` opens it): who is invited to bid."""
-    views, reasons = state.eligible(record)
-    fitting, more = screen(state.remaining_order(record), views)
+    order = state.remaining_order(record)
+    # as order.create opens the window: among the providers the fleet index says may fit
+    among = state.index.may_fit(order.request) if state.indexed else None
+    views, reasons = state.eligible(record, among=among)
+    fitting, more = screen(order, views)
     offers = [_offer(view, None, 0, "invited to bid") for view, _ in fitting]
-    return replace(
-        base,
-        note=f"{len(offers)} provider(s) would be invited to bid" if offers else None,
-        decided_by=BIDS_DECIDE,
-        offers=tuple(sorted(offers, key=lambda o: o.provider)),
-        reasons={**reasons, **more},
+    return _bounded(
+        replace(
+            base,
+            note=f"{len(offers)} provider(s) would be invited to bid" if offers else None,
+            decided_by=BIDS_DECIDE,
+        ),
+        offers,
+        {**reasons, **more},
+        complete=not state.indexed,
     )
 
 

@@ -280,8 +280,19 @@ class MarketState:
         above, over the candidates the fleet index finds (:mod:`pasar.core.candidates`), which
         give exactly the same awards: only fewer losers are given a reason. ``indexed`` forces
         one way (tests compare both)."""
+        return self.clear_over(record, seed, offline, indexed=indexed)[1]
+
+    def clear_over(
+        self,
+        record: OrderRecord,
+        seed: int,
+        offline: Container[str] = frozenset(),
+        *,
+        indexed: bool | None = None,
+    ) -> tuple[list[Candidate], MatchResult]:
+        """:meth:`clear`, with the candidates it cleared over (what a quote shows as offers)."""
         if indexed is None:
-            indexed = len(self.providers) > self.full_scan_up_to
+            indexed = self.indexed
         order = self.remaining_order(record)
         mechanism = self.mechanism_of(record)
         if indexed:
@@ -290,7 +301,12 @@ class MarketState:
             candidates, reasons = self.candidates(record, offline)
         result = mechanism.clear(order, candidates, random.Random(seed))
         merged = {**reasons, **dict(result.reasons)}
-        return MatchResult(result.awards, merged, result.unfilled, result.note)
+        return candidates, MatchResult(result.awards, merged, result.unfilled, result.note)
+
+    @property
+    def indexed(self) -> bool:
+        """Whether clearings go through the fleet index (a fleet too large to scan per order)."""
+        return len(self.providers) > self.full_scan_up_to
 
     def mechanism_of(self, record: OrderRecord) -> Mechanism:
         """The mechanism that prices ``record`` (callers ask it questions, never its name)."""

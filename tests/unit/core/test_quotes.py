@@ -55,6 +55,33 @@ def test_a_book_quote_is_what_the_match_then_does_and_changes_nothing() -> None:
     conserved(s)
 
 
+def test_a_quote_on_a_large_fleet_is_bounded_and_still_what_the_match_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A quote is public: on a fleet too large to scan it goes through the fleet index and
+    lists at most MAX_QUOTED offers (those taking leases first), saying it is not complete."""
+    monkeypatch.setattr("pasar.core.quotes.MAX_QUOTED", 2)
+    s = make_state()
+    s.full_scan_up_to = 2  # three providers: "large"
+    register(s, P1, cpu_ask="0.07")
+    register(s, P2, cpu_ask="0.05")
+    register(s, P3, cpu_ask="0.06")
+    send(s, ALICE, T0, type="faucet", amount="10 USDC")
+    quoted = quote_order(s, job(shards=2), client=ALICE)
+    assert not quoted.complete and len(quoted.offers) <= 2
+    takers = {o.provider for o in quoted.offers if o.leases}
+    assert takers == {a.provider for a in quoted.awards}  # the chosen are never left out
+    created = send(s, ALICE, T0 + 1, type="order.create", spec={**SPEC, "shards": 2})
+    market(s, T0 + 2, type="match", order_id=created["order_id"], seed=12345)
+    leases = sorted((s.leases[x].provider, s.leases[x].price_per_hour) for x in s.leases)
+    assert leases == sorted((a.provider, a.price_per_hour) for a in quoted.awards)
+    conserved(s)
+
+    small = make_state()
+    register(small, P1, cpu_ask="0.07")
+    assert quote_order(small, job()).complete  # a scanned fleet: every offer and reason
+
+
 def test_an_auction_quote_names_the_window_not_a_winner() -> None:
     s = make_state()
     register(s, P1, cpu_ask="0.10")
