@@ -21,6 +21,9 @@ from pasar.core.reputation import Reputation
 from pasar.core.resources import Allocation, GpuModel, Inventory
 from pasar.core.spec import JobSpec
 
+#: Lease statuses that keep their order going: running, or held while its result is checked.
+LIVE_LEASE = frozenset({"running", "held"})
+
 
 def fail(message: str, *, code: str, status: int = 400, **kw: Any) -> PasarError:
     return PasarError(message, code=code, status=status, **kw)

@@ -1,0 +1,180 @@
+"""The handlers of the transactions that create, bid on, match, expire and cancel an order.
+
+Split from :mod:`pasar.core.state` as :mod:`pasar.core.lease_handlers` is: each handler checks a
+transaction against the state and changes it through the state's journaled getters
+(``_order``, ``_changing``, ``_put``), so :meth:`MarketState.apply` stays all-or-nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pasar.core.market_records import LIVE_LEASE, Applied, OrderRecord, Tx, fail
+from pasar.core.money import Money
+from pasar.core.order_checks import order_mechanism
+from pasar.core.orders import Order
+from pasar.core.spec import JobSpec
+from pasar.core.timelock import MS
+from pasar.core.tx_parsing import parse_amount, parse_inputs
+
+if TYPE_CHECKING:
+    from pasar.core.state import MarketState
+
+DEFAULT_ORDER_TTL_S = 600
+MAX_ORDER_TTL_S = 7 * 24 * 3600
+
+
+def on_order_create(state: MarketState, tx: Tx) -> Applied:
+    spec = JobSpec.from_dict(tx.body.get("spec"), source="body.spec")
+    ttl = tx.body.get("ttl_s", DEFAULT_ORDER_TTL_S)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_ORDER_TTL_S:
+        raise fail(f"ttl_s must be 1..{MAX_ORDER_TTL_S} seconds", code="invalid_ttl", field="ttl_s")
+    mechanism = order_mechanism(state.preset, spec)
+    verification = spec.verification or state.preset.verification.default
+    policy = state.preset.verification_policy(verification)
+    inputs = parse_inputs(tx.body.get("inputs", []))
+    fees = state.preset.fees.for_currency(spec.max_price_per_hour.currency)
+    order_id = "o-" + tx.digest[:16]
+    if order_id in state.orders:
+        raise fail("this order already exists", code="conflict", status=409)
+    per_lease, escrow = state.order_escrow(spec)
+    state.ledger.escrow_order(tx.signer, order_id, escrow)
+    order = Order.from_spec(spec, id=order_id, client=tx.signer, created_at=tx.at)
+    record = OrderRecord(
+        id=order_id,
+        client=tx.signer,
+        spec=spec,
+        order=order,
+        mechanism=mechanism.name,
+        fees=fees,
+        escrow_per_lease=per_lease,
+        created_at=tx.at,
+        deadline=tx.at + ttl * MS,
+        free_shards=list(range(policy.leases_needed(spec))),
+        verification=verification,
+        inputs=inputs,
+    )
+    state._put(state.orders, order_id, record)
+    for item in inputs:
+        state._index_blob(str(item["sha256"]), order_id)
+    if mechanism.opens_window:
+        state._open_window(record, tx.at)
+    # an auction invites the providers that fit; any other order is news for every provider,
+    # said with one flag rather than a set of the whole fleet (40,000 ids per order)
+    invited = record.window.invited if record.window else frozenset()
+    return Applied(
+        tx.type,
+        {
+            "order_id": order_id,
+            "escrow": escrow.to_json(),
+            "mechanism": mechanism.name,
+            "takes_bids": mechanism.takes_bids,
+        },
+        providers=set(invited),
+        all_providers=record.window is None,
+        orders={order_id},
+    )
+
+
+def on_bid(state: MarketState, tx: Tx) -> Applied:
+    record = state._order(tx.body.get("order_id"))
+    window = record.window
+    if not state.mechanism_of(record).takes_bids or window is None or record.status != "open":
+        raise fail("this order is not taking bids", code="not_open", status=409)
+    if tx.signer not in window.invited:
+        raise fail(
+            "this provider was not invited to bid (it did not fit when the window opened)",
+            code="not_invited",
+            status=403,
+        )
+    if tx.signer in window.bids:
+        raise fail("already bid in this window", code="duplicate_bid", status=409)
+    if tx.at >= window.deadline:
+        raise fail("the auction window has closed", code="auction_closed", status=409)
+    price_raw = tx.body.get("price")
+    price = None if price_raw is None else parse_amount(price_raw, "price", record.order.currency)
+    window.bids[tx.signer] = price
+    return Applied(tx.type, {"order_id": record.id, "declined": price is None}, orders={record.id})
+
+
+def on_match(state: MarketState, tx: Tx) -> Applied:
+    record = state._order(tx.body.get("order_id"))
+    seed = tx.body.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise fail("match needs an integer seed", code="invalid_tx", field="seed")
+    if record.status != "open":
+        raise fail(f"order {record.id} is {record.status}", code="not_open", status=409)
+    if record.window is not None and not record.window.ready(tx.at):
+        raise fail("the auction window is still open", code="window_open", status=409)
+    offline = tx.body.get("offline", [])
+    if not isinstance(offline, list) or not all(isinstance(p, str) for p in offline):
+        raise fail("offline must be a list of provider ids", code="invalid_tx", field="offline")
+    result = state.clear(record, seed, frozenset(offline))
+    record.reasons = dict(result.reasons)
+    record.note = result.note
+    started: list[str] = []
+    for award in result.awards:
+        for _ in range(award.leases):
+            if record.unfilled == 0:
+                break
+            started.append(state._start_lease(record, award.provider, award.price_per_hour, tx.at))
+    if record.unfilled and state.mechanism_of(record).opens_window:
+        state._open_window(record, tx.at)
+    state._refresh_order(record)
+    providers = {state.leases[x].provider for x in started}
+    if record.window is not None:
+        providers |= set(record.window.invited)
+    # each lease's provider, so an agent runs its own without reading the others (it may not)
+    assigned = {x: state.leases[x].provider for x in started}
+    return Applied(
+        tx.type,
+        {"order_id": record.id, "leases": started, "assigned": assigned},
+        providers=providers,
+        orders={record.id},
+    )
+
+
+def on_expire(state: MarketState, tx: Tx) -> Applied:
+    record = state._order(tx.body.get("order_id"))
+    if record.status != "open":
+        raise fail(f"order {record.id} is {record.status}", code="not_open", status=409)
+    if tx.at < record.deadline:
+        raise fail("the order has not reached its deadline", code="too_early", status=409)
+    refund = record.unfilled_escrow()
+    if refund:
+        state.ledger.refund_order(record.id, record.client, refund)
+    record.free_shards.clear()
+    record.window = None
+    running = any(state.leases[x].status in LIVE_LEASE for x in record.leases)
+    record.status = "running" if running else ("expired" if not record.leases else "done")
+    if not record.leases:
+        record.note = record.note or "expired unmatched"
+    return Applied(tx.type, {"order_id": record.id, "refund": refund.to_json()}, orders={record.id})
+
+
+def on_cancel(state: MarketState, tx: Tx) -> Applied:
+    record = state._order(tx.body.get("order_id"))
+    if tx.signer != record.client:
+        raise fail("only the order's client may cancel it", code="wrong_signer", status=403)
+    if record.status in ("done", "expired", "cancelled"):
+        raise fail(f"order {record.id} is already {record.status}", code="not_open", status=409)
+    providers: set[str] = set()
+    billed = Money.zero(record.order.currency)
+    for lease_id in record.leases:
+        lease = state.leases[lease_id]
+        if lease.status == "running":
+            charges = state._settle(state._lease(lease_id), tx.at, "cancelled")
+            billed += charges.billed
+            providers.add(lease.provider)
+    refund = record.unfilled_escrow()
+    if refund:
+        state.ledger.refund_order(record.id, record.client, refund)
+    record.free_shards.clear()
+    record.window = None
+    record.status = "cancelled"
+    return Applied(
+        tx.type,
+        {"order_id": record.id, "billed": billed.to_json()},
+        providers=providers,
+        orders={record.id},
+    )
