@@ -45,6 +45,10 @@ def order_view(
     the requirements a bid needs, nothing of the command, environment, inputs or leases)."""
     if view == "public":
         return public_order_view(state, record)
+    return full_order_view(state, record)
+
+
+def full_order_view(state: MarketState, record: OrderRecord) -> OrderView:
     escrow = state.ledger.balance(LedgerAccount.order_escrow(record.id), record.order.currency)
     return OrderView(
         order_id=record.id,
@@ -62,12 +66,6 @@ def order_view(
         inputs=file_entries(record.inputs),
         auction=auction_view(record),
     )
-
-
-def full_order_view(state: MarketState, record: OrderRecord) -> OrderView:
-    view = order_view(state, record)
-    assert isinstance(view, OrderView)
-    return view
 
 
 def auction_view(record: OrderRecord) -> AuctionView | None:
