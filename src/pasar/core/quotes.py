@@ -17,7 +17,7 @@ among offers that tie exactly the pick may differ. Everything else is the same c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
@@ -88,7 +88,7 @@ def quote_order(
     spec: JobSpec,
     *,
     client: str | None = None,
-    offline: frozenset[str] = frozenset(),
+    offline: Container[str] = frozenset(),
 ) -> OrderQuote:
     """Quote an order for ``spec`` on ``state`` (pure: the state is only read).
 

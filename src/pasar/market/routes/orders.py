@@ -29,6 +29,7 @@ from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integer
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.market.access import View, check_order_party, is_operator, order_view_for
 from pasar.market.auth import Reader, Signer, signed_envelope
+from pasar.market.engine import Offline
 from pasar.market.openapi import signs
 from pasar.market.routes.common import service_of, submit_typed
 from pasar.market.routes.leases import lease_view, require_blobs
@@ -120,7 +121,8 @@ def quote(request: Request, body: QuoteRequest, reader: Reader) -> QuoteResponse
     offers it reveals; a signed request quotes for its signer (its own provider is left out)."""
     spec = JobSpec.from_dict(body.spec, source="spec")  # parsed before the lock is taken
     service = service_of(request)
-    offline = service.offline_providers()
+    # liveness asked only about the providers the clearing examines, as the engine does
+    offline = Offline(service.liveness.online)
     with service.lock:
         quoted = quote_order(service.state, spec, client=reader or body.client, offline=offline)
     return QuoteResponse.of(quoted)
