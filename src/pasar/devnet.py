@@ -121,6 +121,8 @@ class DevnetConfig:
     faucet: str = DEFAULT_FAUCET
     provider_grace_s: float = PROVIDER_GRACE_S
     max_jobs: int = 4
+    cheaters: int = 0  # the first N providers start with ``--cheat`` (tests and the demo)
+    cheat: str | None = None  # their KIND:RATE (pasar.provider.cheat)
 
     @property
     def client_home(self) -> Path:
@@ -340,6 +342,7 @@ class Devnet:
                     str(cfg.provider_grace_s),
                     "--max-jobs",
                     str(cfg.max_jobs),
+                    *(["--cheat", cfg.cheat] if cfg.cheat and i <= cfg.cheaters else []),
                 ],
             )
             started.append(member)

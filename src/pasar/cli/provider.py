@@ -60,6 +60,16 @@ def start(
         help="Register the GPUs of this JSON report (scripts/gpu-check's 'report') instead of "
         "asking NVML: for tests and rehearsals; the market's capacity checks still apply.",
     ),
+    cheat: str = typer.Option(
+        None,
+        "--cheat",
+        hidden=True,
+        help="KIND:RATE (skip | garble | lazy | slow): misbehave on that fraction of leases, "
+        "to test verification. Refused unless the market runs --devnet.",
+    ),
+    cheat_seed: str = typer.Option(
+        None, "--cheat-seed", hidden=True, help="Seed choosing the leases cheated on."
+    ),
 ) -> None:
     """Register with the market and serve leases until SIGTERM or Ctrl-C (then drain, exit 0)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -79,6 +89,8 @@ def start(
         region=region,
         key_name=key,
         gpu_report=gpu_report,
+        cheat=cheat,
+        cheat_seed=cheat_seed,
     )
     agent = Agent(config)
     agent.start()
