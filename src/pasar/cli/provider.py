@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 import typer
 from rich.table import Table
 
+from pasar.api.stake import StakeView
 from pasar.cli.output import console, err_console, print_json
 from pasar.core.errors import PasarError
 from pasar.crypto.identity import pasar_home
@@ -159,15 +161,38 @@ def status(
     api = _api(market, home, key)
     try:
         me = api.me()
+        staking = api.stake_view()
     finally:
         api.close()
     if json:
-        print_json(me.wire())
+        print_json({**me.wire(), "staking": staking.wire()})
         return
     console.print(f"provider {me.provider}")
     console.print(f"  GPUs {me.inventory} (free: {me.free}), CPUs {me.cpus}")
     console.print(f"  reputation {me.reputation}, stake {me.stake}, score {me.score}")
     console.print(f"  running leases: {', '.join(me.running) or 'none'}")
+    _print_staking(staking)
+
+
+def _print_staking(view: StakeView) -> None:
+    """Stake (and what the market requires), unbonding, slashes and why, bid deposits."""
+    required = f" (the market requires {view.required})" if view.required else ""
+    console.print(f"  stake bonded {view.stake}{required}", highlight=False, soft_wrap=True)
+    for item in view.unbonding:
+        when = datetime.fromtimestamp(item.release_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        console.print(f"  unbonding {item.amount}, free at {when}", highlight=False, soft_wrap=True)
+    console.print(f"  slashed {view.slashed} in all", highlight=False, soft_wrap=True)
+    for slash in view.slashes:
+        console.print(
+            f"    {slash.amount} from {slash.source} ({slash.burned} burned, {slash.reward} "
+            f"reward): {slash.reason}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+    for deposit in view.bid_deposits:
+        line = f"  bid deposit {deposit.amount} held for {deposit.order_id}"
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command("earnings")

@@ -60,6 +60,7 @@ class AccountKind(StrEnum):
     RESERVE = "reserve"  # the network's insurance/reserve share of fees
     MINT = "mint"  # the only source of new money; its balance is minus the total minted
     BURN = "burn"  # the sink for destroyed money; its balance is the total burned
+    BID_DEPOSIT = "bid_deposit"  # held for an auction, owner = "<order id>/<bidder>" (akash)
 
 
 SYSTEM_KINDS = frozenset(
@@ -126,6 +127,10 @@ class LedgerAccount:
     @classmethod
     def stake(cls, provider: str) -> LedgerAccount:
         return cls(AccountKind.STAKE, provider)
+
+    @classmethod
+    def bid_deposit(cls, order_id: str, bidder: str) -> LedgerAccount:
+        return cls(AccountKind.BID_DEPOSIT, f"{order_id}/{bidder}")
 
     @classmethod
     def unbonding(cls, provider: str, release_at: int) -> LedgerAccount:
