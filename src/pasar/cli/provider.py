@@ -161,17 +161,28 @@ def status(
     api = _api(market, home, key)
     try:
         me = api.me()
-        staking = api.stake_view()
+        staking = _staking(api)
     finally:
         api.close()
     if json:
-        print_json({**me.wire(), "staking": staking.wire()})
+        print_json({**me.wire(), "staking": None if staking is None else staking.wire()})
         return
     console.print(f"provider {me.provider}")
     console.print(f"  GPUs {me.inventory} (free: {me.free}), CPUs {me.cpus}")
     console.print(f"  reputation {me.reputation}, stake {me.stake}, score {me.score}")
     console.print(f"  running leases: {', '.join(me.running) or 'none'}")
-    _print_staking(staking)
+    if staking is not None:
+        _print_staking(staking)
+
+
+def _staking(api: MarketAPI) -> StakeView | None:
+    """The provider's stake view; None from a market too old to have one (404)."""
+    try:
+        return api.stake_view()
+    except PasarError as exc:
+        if exc.status == 404 and exc.code != "not_registered":
+            return None
+        raise
 
 
 def _print_staking(view: StakeView) -> None:
