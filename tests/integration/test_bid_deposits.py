@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_market_flow import Actor, register, wait_for
 
+from pasar.client.transport import Transport
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.crypto.identity import save_identity
@@ -104,6 +105,13 @@ def test_provider_status_shows_stake_unbonding_and_held_deposits(
     (unbonding,) = view["unbonding"]
     assert unbonding["amount"] == "0.50 USDC" and unbonding["release_at"] > 0
     assert view["bid_deposits"] == [{"order_id": order_id, "amount": "0.50 USDC"}]
+    before = balances(alice)
+    assert market.stop() == 0
+    market = market.restart()  # the deposits and the stake view are replayed from the log
+    alice.api = Transport(market.url, identity=alice.identity)
+    prov.api = Transport(market.url, identity=prov.identity)
+    assert balances(alice) == before
+    assert prov.api.get(path, signer=prov.identity) == view
     with pytest.raises(PasarError) as err:  # sealed bids stay sealed: the view is its own
         alice.api.get(path, signer=alice.identity)
     assert err.value.status == 403

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_provider import Client, conserved
 
-from pasar.provider.cheat import read_cheats
+from pasar.provider.cheat import SLOW_FACTOR, read_cheats
 
 if TYPE_CHECKING:
     from conftest import MarketProcess
@@ -119,3 +119,17 @@ def test_cheat_is_hidden_from_help() -> None:
     )
     assert done.returncode == 0 and "--runtime" in done.stdout
     assert "--cheat" not in done.stdout
+
+
+def test_a_slow_cheater_claims_four_times_its_measured_score(
+    market_server: MarketProcess, spawn_provider: Any, tmp_path: Path
+) -> None:
+    home = tmp_path / "slow"
+    honest = spawn_provider(market_server.url, home, *PRICE)
+    client = Client(market_server)
+    measured = client.get(f"/v1/providers/{honest.account}")["score"]
+    assert honest.stop() == 0
+    # the same home: the same key and the same cached benchmark, now with a lie on top
+    spawn_provider(market_server.url, home, *PRICE, "--cheat", "slow:1")
+    claimed = client.get(f"/v1/providers/{honest.account}")["score"]
+    assert measured > 0 and claimed == measured * SLOW_FACTOR
