@@ -339,6 +339,17 @@ class Ledger:
             transfers=tuple(transfers),
         )
 
+    def pay_from_lease(self, lease_id: str, payee: str, amount: Money, memo: str) -> list[Transfer]:
+        """Pay ``payee``'s earnings out of a lease's escrow (a verifier's check fee), at most
+        what the escrow still holds: a lease re-funded on a remainder pays its checks from
+        what is left and never overdraws. Nothing moves for a zero amount."""
+        lease = LedgerAccount.lease_escrow(lease_id)
+        held = self.balance(lease, _positive_or_zero(amount).currency)
+        take = min(amount, held)
+        if not take:
+            return []
+        return self._commit([Transfer(lease, LedgerAccount.earnings(payee), take, memo)])
+
     def withdraw_earnings(self, owner: str, amount: Money) -> list[Transfer]:
         """Move earnings to the owner's spendable account (to stake them, or pay with them)."""
         return self._commit(
@@ -587,6 +598,16 @@ class Ledger:
             code="overdraft",
             field="amount",
         )
+
+
+def _positive_or_zero(amount: object) -> Money:
+    if not isinstance(amount, Money) or amount.is_negative():
+        raise LedgerError(
+            f"amount must be non-negative Money, got {amount!r}",
+            code="invalid_amount",
+            field="amount",
+        )
+    return amount
 
 
 def _positive(amount: object) -> Money:

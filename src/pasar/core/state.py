@@ -31,6 +31,13 @@ from typing import Any, TypeVar
 
 from pasar.core.accounts import LedgerAccount
 from pasar.core.candidates import build_candidates, indexed_candidates
+from pasar.core.check_handlers import (
+    on_check_assign,
+    on_check_expire,
+    on_check_verdict,
+    on_draw,
+    on_verifier_register,
+)
 from pasar.core.errors import PasarError
 from pasar.core.fees import Charges
 from pasar.core.fleet_index import FleetIndex
@@ -40,10 +47,12 @@ from pasar.core.market_records import (
     LIVE_LEASE,
     Applied,
     AuctionWindowState,
+    CheckRecord,
     LeaseRecord,
     OrderRecord,
     ProviderRecord,
     Tx,
+    VerifierRecord,
     fail,
     not_found,
 )
@@ -77,7 +86,9 @@ from pasar.core.tx_parsing import (
 from pasar.crypto.envelope import MAX_SKEW_MS
 
 MAX_FAUCET_UNITS = 10_000
-MARKET_TYPES = frozenset({"match", "order.expire", "lease.lost"})
+MARKET_TYPES = frozenset(
+    {"match", "order.expire", "lease.lost", "check.draw", "check.assign", "check.expire"}
+)
 #: Up to this many providers an order is cleared by scanning them all, which gives every provider a
 #: reason in ``OrderRecord.reasons``; above it the fleet index finds the same awards while
 #: looking only where candidates can be, and only the providers it examined get a reason.
@@ -113,6 +124,8 @@ class MarketState:
         self.providers: dict[str, ProviderRecord] = {}
         self.orders: dict[str, OrderRecord] = {}
         self.leases: dict[str, LeaseRecord] = {}
+        self.verifiers: dict[str, VerifierRecord] = {}
+        self.checks: dict[str, CheckRecord] = {}
         self.nonces = NonceWindow(MAX_SKEW_MS)  # (signer, nonce) pairs that may still come back
         self.tx_count = 0
         self.last_ts = 0  # the newest market stamp applied (``Tx.at``)
@@ -585,8 +598,15 @@ def _on_register(state: MarketState, tx: Tx) -> Applied:
     return Applied(tx.type, {"provider": tx.signer, "updated": existing is not None})
 
 
+def _staker(state: MarketState, account: str) -> ProviderRecord | None:
+    """Who may stake: a registered provider (returned) or verifier (None); 403 otherwise."""
+    if account in state.verifiers and account not in state.providers:
+        return None
+    return state._provider(account)
+
+
 def _on_stake(state: MarketState, tx: Tx) -> Applied:
-    state._provider(tx.signer)
+    _staker(state, tx.signer)
     amount = parse_amount(tx.body.get("amount"), "amount", state.preset.currency)
     state.ledger.stake(tx.signer, amount)
     return Applied(tx.type, {"staked": amount.to_json()})
@@ -597,15 +617,15 @@ def _on_unstake(state: MarketState, tx: Tx) -> Applied:
     ``unbonding_s`` (leaving stake must not escape a slash), then ``unbonded.withdraw`` frees
     it. Refused while the stake backs running leases: what is left must still meet the
     network's stake rule for the provider's inventory."""
-    provider = state._provider(tx.signer)
+    provider = _staker(state, tx.signer)
     amount = parse_amount(tx.body.get("amount"), "amount", state.preset.currency)
-    staked = state.stake_of(provider.id)
+    staked = state.stake_of(tx.signer)
     if amount > staked:
         raise fail(
             f"only {staked} is staked", code="insufficient_funds", status=409, field="amount"
         )
-    need = required_stake(state.preset.stake_rule, provider.inventory)
-    if provider.running and need is not None and staked - amount < need:
+    need = None if provider is None else required_stake(state.preset.stake_rule, provider.inventory)
+    if provider is not None and provider.running and need is not None and staked - amount < need:
         raise fail(
             f"the stake backs {len(provider.running)} running lease(s): at least {need} must "
             "stay staked until they end",
@@ -615,11 +635,11 @@ def _on_unstake(state: MarketState, tx: Tx) -> Applied:
             hint="unstake after the running leases end, or unstake less",
         )
     cooldown = state.preset.timing.unbonding_s
-    state.ledger.unstake(provider.id, amount, now=tx.at // MS, cooldown=cooldown)
+    state.ledger.unstake(tx.signer, amount, now=tx.at // MS, cooldown=cooldown)
     return Applied(
         tx.type,
         {"unstaked": amount.to_json(), "release_at_ms": (tx.at // MS + cooldown) * MS},
-        providers={provider.id},
+        providers={tx.signer},
     )
 
 
@@ -652,6 +672,11 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "lease.lost": on_lost,
     "lease.release": on_release,
     "receipt": on_receipt,
+    "verifier.register": on_verifier_register,
+    "check.draw": on_draw,
+    "check.assign": on_check_assign,
+    "check.verdict": on_check_verdict,
+    "check.expire": on_check_expire,
 }
 
 TX_TYPES: tuple[str, ...] = tuple(_HANDLERS)
@@ -688,4 +713,9 @@ _FIELDS: dict[str, frozenset[str]] = {
             "failure",
         }
     ),
+    "verifier.register": frozenset({"operator"}),
+    "check.draw": frozenset({"lease_id", "draw"}),
+    "check.assign": frozenset({"lease_id", "seed"}),
+    "check.verdict": frozenset({"check_id", "root", "outputs", "matches"}),
+    "check.expire": frozenset({"check_id"}),
 }

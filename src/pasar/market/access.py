@@ -51,11 +51,18 @@ def is_operator(state: MarketState, reader: str | None) -> bool:
 
 
 def is_party(state: MarketState, record: OrderRecord, reader: str) -> bool:
-    """The order's client, a provider of one of its leases, or the operator."""
+    """The order's client, a provider of one of its leases, a verifier given a check of one
+    of them (it re-runs the job: it reads the spec, the inputs and the provider's outputs), or
+    the operator."""
     return (
         reader == record.client
         or is_operator(state, reader)
         or any(state.leases[x].provider == reader for x in record.leases)
+        or any(
+            state.checks[c].verifier == reader
+            for x in record.leases
+            for c in state.leases[x].checks
+        )
     )
 
 

@@ -23,6 +23,8 @@ def snapshot(state: MarketState) -> dict[str, Any]:
         "provider_order": list(state.providers),
         "orders": copy.deepcopy(state.orders),
         "leases": copy.deepcopy(state.leases),
+        "verifiers": copy.deepcopy(state.verifiers),
+        "checks": copy.deepcopy(state.checks),
         "blob_orders": copy.deepcopy(state.blob_orders),
         "nonces": set(state.nonces._seen),
         "tx_count": state.tx_count,
