@@ -5,14 +5,20 @@ on another provider; money is conserved throughout."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from test_provider import PRICE, Client, conserved
 
+from pasar.client.transport import Transport
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
+from pasar.crypto.identity import load_identity
 
 if TYPE_CHECKING:
     from conftest import MarketProcess
@@ -89,3 +95,52 @@ def test_a_result_no_rerun_reproduces_is_outvoted_unpaid_and_requeued(
     assert "proven wrong" in str(explain)
     assert Money.parse(alice.get(f"/v1/accounts/{first.account}")["earnings"]).micros == 0
     conserved(alice, "10 USDC")
+
+
+def test_a_whistleblower_challenges_a_settled_result_from_the_cli_and_is_upheld(
+    market_server: MarketProcess, spawn_provider: Any, spawn_verifier: Any, tmp_path: Any
+) -> None:
+    provider = spawn_provider(market_server.url, tmp_path / "p1", *PRICE)
+    checkers = {spawn_verifier(market_server.url, tmp_path / f"v{i}").account for i in range(3)}
+    whistle_home = tmp_path / "whistleblower"
+    whistleblower = spawn_verifier(market_server.url, whistle_home)
+    alice = Client(market_server)
+    alice.post("/v1/faucet", type="faucet", amount="10 USDC")
+    order_id = alice.launch(  # settled on its receipt (verification: receipt)
+        run="python3 -c 'import os; print(os.urandom(8).hex())' > noise.txt",
+        outputs=["noise.txt"],
+    )
+    (lease,) = alice.wait(order_id, lambda o: o["status"] == "done")["leases"]
+    assert lease["provider"] == provider.account and lease["status"] == "settled"
+    # the whistleblower may read the job while the result can be challenged
+    key = load_identity("verifier", whistle_home)
+    reader = Transport(market_server.url, identity=key)
+    assert reader.get(f"/v1/orders/{order_id}")["spec"]["run"].startswith("python3")
+    reader.post_signed("/v1/faucet", {"type": "faucet", "amount": "5 USDC"}, key)
+    cli = subprocess.run(
+        [sys.executable, "-m", "pasar", "verifier", "challenge", lease["lease_id"],
+         "--claim", "this output cannot be reproduced", "--bond", "1 USDC",
+         "--market", market_server.url, "--home", str(whistle_home)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    challenge_id = json.loads(cli.stdout)["challenge_id"]
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        challenge = alice.get(f"/v1/challenges/{challenge_id}")
+        if challenge["status"] != "open":
+            break
+        time.sleep(0.2)
+    assert challenge["status"] == "upheld", challenge
+    verdicts = [alice.get(f"/v1/checks/{c}") for c in challenge["checks"]]
+    assert {v["verifier"] for v in verdicts} <= checkers  # never the whistleblower
+    assert whistleblower.account not in {v["verifier"] for v in verdicts}
+    # a challenge after the decision, or of someone who is no verifier, is refused
+    bad = subprocess.run(
+        [sys.executable, "-m", "pasar", "verifier", "challenge", lease["lease_id"],
+         "--claim", "again", "--bond", "1 USDC", "--market", market_server.url,
+         "--home", str(tmp_path / "nobody")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "verifier" in bad.stderr and "Traceback" not in bad.stderr
+    conserved(alice, "15 USDC")

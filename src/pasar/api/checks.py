@@ -41,3 +41,17 @@ class VerifierInfo(WireModel):
     checks_done: int = 0
     checks_missed: int = 0
     assigned: list[str] = Field(default_factory=list)
+
+
+class ChallengeView(WireModel):
+    """A whistleblower's challenge: public, like the result it disputes (no private data)."""
+
+    challenge_id: str
+    lease_id: str
+    order_id: str
+    whistleblower: str
+    claim: str
+    bond: str
+    opened_at: int
+    status: str  # open | upheld | rejected
+    checks: list[str] = Field(default_factory=list)

@@ -150,6 +150,16 @@ class CheckAssign(TxBody):
     type: Literal["check.assign"] = "check.assign"
     lease_id: str
     seed: int
+    challenge_id: str | None = None  # a check of a whistleblower's challenge
+
+
+class ChallengeOpen(TxBody):
+    """A whistleblower's claim that a settled result is wrong, with its bond."""
+
+    type: Literal["challenge.open"] = "challenge.open"
+    lease_id: str
+    claim: str
+    bond: str
 
 
 class CheckVerdict(TxBody):
@@ -201,6 +211,7 @@ TX_BODIES: dict[str, type[TxBody]] = {
         CheckAssign,
         CheckVerdict,
         CheckExpire,
+        ChallengeOpen,
     )
 }
 

@@ -86,3 +86,23 @@ def status(
     table.add_row("checks missed", str(info.checks_missed))
     table.add_row("assigned now", ", ".join(info.assigned) or "none")
     console.print(table)
+
+
+@app.command("challenge")
+def challenge(
+    lease: str = typer.Argument(..., help="The settled lease whose result is wrong."),
+    claim: str = typer.Option(..., "--claim", help="What is wrong with it, in a sentence."),
+    bond: str = typer.Option(..., "--bond", help="The bond to post (the preset's whistle_bond)."),
+    market: str = MarketOpt,
+    home: Path = HomeOpt,
+    key: str = typer.Option(VERIFIER_KEY, "--key", help="Key name in $PASAR_HOME/keys."),
+) -> None:
+    """Challenge a settled result (whistleblower): 2N+1 checkers re-run it; if they find it
+    wrong the provider is slashed and you are rewarded, else you lose the bond."""
+    identity = load_or_create_key(pasar_home(home), key)
+    api = MarketAPI(_market(market), identity)
+    try:
+        answer = api.perform(calls.open_challenge(lease, claim, bond))
+    finally:
+        api.close()
+    print_json(answer.wire())

@@ -293,6 +293,10 @@ def check(check_id: str) -> Call[CheckView]:
     return Call("GET", f"/v1/checks/{check_id}", parse=_model(CheckView), signed=True)
 
 
+def open_challenge(lease_id: str, claim: str, bond: str) -> Call[TxAnswer]:
+    return _post("/v1/challenges", txs.ChallengeOpen(lease_id=lease_id, claim=claim, bond=bond))
+
+
 def verdict(body: txs.CheckVerdict) -> Call[TxAnswer]:
     return _post(f"/v1/checks/{body.check_id}/verdict", body)
 

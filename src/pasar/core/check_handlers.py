@@ -21,9 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from pasar.core.accounts import LedgerAccount
+from pasar.core.challenge_handlers import challenge_checkers_excluded, decide_challenge
 from pasar.core.lease_handlers import carry_out, signed_outputs
 from pasar.core.market_records import (
     Applied,
+    ChallengeRecord,
     CheckRecord,
     LeaseRecord,
     OrderRecord,
@@ -52,14 +55,16 @@ def checked_policy(state: MarketState, record: OrderRecord) -> CheckedPolicy | N
     return policy if isinstance(policy, CheckedPolicy) else None
 
 
-def eligible_verifiers(state: MarketState, lease: LeaseRecord) -> list[str]:
+def eligible_verifiers(
+    state: MarketState, lease: LeaseRecord, exclude: frozenset[str] | set[str] = frozenset()
+) -> list[str]:
     """Who may check ``lease``, in a fixed order (the seed picks among them): registered and
     available, staked at least the preset's ``verifier_stake``, not the order's client, not a
     provider of any of the order's leases (a verifier never checks a job it ran), not already
     checking this lease, and not of the provider's operator when both declare one."""
     record = state.orders[lease.order_id]
     ran = {state.leases[x].provider for x in record.leases}
-    already = {state.checks[c].verifier for c in lease.checks}
+    already = {state.checks[c].verifier for c in lease.checks} | set(exclude)
     provider = state.providers.get(lease.provider)
     operator = provider.attributes.get("operator") if provider is not None else None
     need = state.preset.verification.verifier_stake
@@ -80,11 +85,15 @@ def active_checks(state: MarketState, lease: LeaseRecord) -> list[CheckRecord]:
     return [state.checks[c] for c in lease.checks if state.checks[c].status in ACTIVE_CHECK]
 
 
-def verification_due(state: MarketState, now_ms: int) -> tuple[list[str], list[str], list[str]]:
-    """``(leases to draw, leases needing a check assigned, checks past their deadline)``:
+Subject = tuple[str, str | None]
+"""What a check is of: ``(lease id, None)`` for a held lease, ``(lease id, challenge id)``."""
+
+
+def verification_due(state: MarketState, now_ms: int) -> tuple[list[str], list[Subject], list[str]]:
+    """``(leases to draw, subjects needing a check assigned, checks past their deadline)``:
     what the market's engine should send now."""
     to_draw: list[str] = []
-    to_assign: list[str] = []
+    to_assign: list[Subject] = []
     for lease in state.leases.values():
         if lease.status != "held" or lease.receipt_digest is None:
             continue
@@ -95,7 +104,17 @@ def verification_due(state: MarketState, now_ms: int) -> tuple[list[str], list[s
         elif len(active_checks(state, lease)) < lease.checks_needed and eligible_verifiers(
             state, lease
         ):
-            to_assign.append(lease.id)
+            to_assign.append((lease.id, None))
+    for challenge in state.challenges.values():
+        if challenge.status != "open":
+            continue
+        active = [c for c in challenge.checks if state.checks[c].status in ACTIVE_CHECK]
+        lease = state.leases[challenge.lease_id]
+        excluded = challenge_checkers_excluded(state, challenge)
+        if len(active) < state.preset.verification.checkers and eligible_verifiers(
+            state, lease, excluded
+        ):
+            to_assign.append((lease.id, challenge.id))
     expired = [
         c.id for c in state.checks.values() if c.status == "assigned" and now_ms >= c.deadline
     ]
@@ -185,12 +204,26 @@ def _seed(tx: Tx) -> int:
 
 
 def on_check_assign(state: MarketState, tx: Tx) -> Applied:
-    """Give one more check of a held lease to a verifier the seed picks."""
+    """Give one more check of a held lease (or of a challenged one) to a verifier the seed
+    picks."""
     seed = _seed(tx)
-    lease, record, _policy = _held(state, tx.body.get("lease_id"))
-    if lease.draw is None or len(active_checks(state, lease)) >= lease.checks_needed:
-        raise fail(f"lease {lease.id} needs no check now", code="no_check_needed", status=409)
-    candidates = eligible_verifiers(state, lease)
+    challenge_id = tx.body.get("challenge_id")
+    if challenge_id is not None:
+        challenge = _open_challenge(state, challenge_id)
+        lease = state._lease(challenge.lease_id)
+        record = state._order(lease.order_id)
+        active = [c for c in challenge.checks if state.checks[c].status in ACTIVE_CHECK]
+        if len(active) >= state.preset.verification.checkers:
+            raise fail(f"{challenge.id} needs no check now", code="no_check_needed", status=409)
+        excluded = challenge_checkers_excluded(state, challenge)
+        number = len(challenge.checks)
+    else:
+        lease, record, _policy = _held(state, tx.body.get("lease_id"))
+        if lease.draw is None or len(active_checks(state, lease)) >= lease.checks_needed:
+            raise fail(f"lease {lease.id} needs no check now", code="no_check_needed", status=409)
+        excluded = set()
+        number = len(lease.checks)
+    candidates = eligible_verifiers(state, lease, excluded)
     if not candidates:
         raise fail(
             f"no verifier may check lease {lease.id} now",
@@ -199,7 +232,7 @@ def on_check_assign(state: MarketState, tx: Tx) -> Applied:
             hint="start one: pasar verifier start --market URL --stake AMOUNT",
         )
     verifier = candidates[seed % len(candidates)]
-    check_id = f"{lease.id}.check-{len(lease.checks)}"
+    check_id = f"{challenge_id or lease.id}.check-{number}"
     window_s = record.spec.max_duration + state.preset.verification.check_deadline_s
     check = CheckRecord(
         id=check_id,
@@ -208,9 +241,13 @@ def on_check_assign(state: MarketState, tx: Tx) -> Applied:
         verifier=verifier,
         assigned_at=tx.at,
         deadline=tx.at + window_s * MS,
+        challenge_id=None if challenge_id is None else str(challenge_id),
     )
     state._put(state.checks, check_id, check)
-    lease.checks.append(check_id)
+    if challenge_id is not None:
+        state._changing(state.challenges[str(challenge_id)]).checks.append(check_id)
+    else:
+        lease.checks.append(check_id)
     return Applied(
         tx.type,
         {
@@ -222,6 +259,15 @@ def on_check_assign(state: MarketState, tx: Tx) -> Applied:
         providers={verifier},  # the verifier follows its feed like a provider
         orders={record.id},
     )
+
+
+def _open_challenge(state: MarketState, challenge_id: object) -> ChallengeRecord:
+    challenge = state.challenges.get(str(challenge_id))
+    if challenge is None:
+        raise not_found("challenge", challenge_id)
+    if challenge.status != "open":
+        raise fail(f"{challenge.id} is {challenge.status}", code="challenge_over", status=409)
+    return challenge
 
 
 def _check(state: MarketState, check_id: object) -> CheckRecord:
@@ -267,8 +313,14 @@ def on_check_verdict(state: MarketState, tx: Tx) -> Applied:
     matches = tx.body.get("matches")
     if matches is not None and not isinstance(matches, bool):
         raise fail("matches must be true or false", code="invalid_verdict", field="matches")
-    lease, record, policy = _held(state, check.lease_id)
-    assert lease.receipt is not None  # held leases keep their receipt
+    if check.challenge_id is not None:
+        lease = state._lease(check.lease_id)
+        record = state._order(lease.order_id)
+        policy: CheckedPolicy | None = None
+        _open_challenge(state, check.challenge_id)
+    else:
+        lease, record, policy = _held(state, check.lease_id)
+    assert lease.receipt is not None  # held and settled leases keep their receipt
     provider_root = lease.receipt.get("root")
     tolerant = bool(record.spec.compare)
     if matches is not None and not tolerant:
@@ -282,7 +334,10 @@ def on_check_verdict(state: MarketState, tx: Tx) -> Applied:
     check.root = root
     check.agrees = root == provider_root or (tolerant and matches is True)
     state._changing(state.verifiers[check.verifier]).checks_done += 1
-    result = _decide(state, record, lease, policy, tx.at)
+    if policy is None:
+        result = decide_challenge(state, state._changing(state.challenges[str(check.challenge_id)]))
+    else:
+        result = _decide(state, record, lease, policy, tx.at)
     return Applied(
         tx.type,
         {"check_id": check.id, "lease_id": lease.id, "agrees": check.agrees, **result},
@@ -311,19 +366,24 @@ def _decide(
     minority = [done[i] for i in tally.minority]
     fee = policy.check_fee(record.spec)
     for check in majority:
-        state.ledger.pay_from_lease(lease.id, check.verifier, fee, f"check {check.id} fee")
+        state.ledger.move_up_to(
+            LedgerAccount.lease_escrow(lease.id),
+            LedgerAccount.earnings(check.verifier),
+            fee,
+            f"check {check.id} fee",
+        )
     prover = majority[0].verifier
     slashed: list[dict[str, str]] = []
     if tally.provider_right:
         carry_out(state, Outcome(pay=(lease.id,)))
-        slashed += _slash(
+        slashed += slash(
             state, (c.verifier for c in minority), lease.provider, lease, "a wrong verdict"
         )
         record.note = f"shard {lease.shard}: verified by {len(majority)} checker(s); paid"
     else:
         carry_out(state, Outcome(refund=(lease.id,)))
-        slashed += _slash(state, [lease.provider], prover, lease, "a result proven wrong")
-        slashed += _slash(
+        slashed += slash(state, [lease.provider], prover, lease, "a result proven wrong")
+        slashed += slash(
             state, (c.verifier for c in minority), prover, lease, "siding with a wrong result"
         )
         record.note = (
@@ -338,7 +398,7 @@ def _decide(
     }
 
 
-def _slash(
+def slash(
     state: MarketState, offenders: Iterable[str], reward_to: str, lease: LeaseRecord, why: str
 ) -> list[dict[str, str]]:
     """Take the preset's ``slash_rate`` of each offender's slashable stake (nothing when it has

@@ -339,16 +339,36 @@ class Ledger:
             transfers=tuple(transfers),
         )
 
-    def pay_from_lease(self, lease_id: str, payee: str, amount: Money, memo: str) -> list[Transfer]:
-        """Pay ``payee``'s earnings out of a lease's escrow (a verifier's check fee), at most
-        what the escrow still holds: a lease re-funded on a remainder pays its checks from
-        what is left and never overdraws. Nothing moves for a zero amount."""
-        lease = LedgerAccount.lease_escrow(lease_id)
-        held = self.balance(lease, _positive_or_zero(amount).currency)
-        take = min(amount, held)
-        if not take:
-            return []
-        return self._commit([Transfer(lease, LedgerAccount.earnings(payee), take, memo)])
+    def move_up_to(
+        self, source: LedgerAccount, dest: LedgerAccount, amount: Money, memo: str
+    ) -> Money:
+        """Move ``amount`` from ``source`` to ``dest``, or what ``source`` holds if less (a
+        check fee from what is left of an escrow, a claw-back from earnings a provider may
+        have withdrawn); returns what moved. Nothing moves for a zero amount."""
+        take = min(_positive_or_zero(amount), self.balance(source, amount.currency))
+        if take:
+            self._commit([Transfer(source, dest, take, memo)])
+        return take
+
+    def post_bond(self, payer: str, challenge_id: str, amount: Money) -> list[Transfer]:
+        """Lock a whistleblower's bond on its challenge (from its spendable balance)."""
+        return self._commit(
+            [
+                Transfer(
+                    LedgerAccount.client(payer),
+                    LedgerAccount.bond(challenge_id),
+                    _positive(amount),
+                    f"bond on challenge {challenge_id}",
+                )
+            ]
+        )
+
+    def release_bond(self, challenge_id: str, to: LedgerAccount, memo: str) -> list[Transfer]:
+        """Move a challenge's whole bond to ``to``: back to the whistleblower, or to whom a
+        false claim wronged."""
+        bond = LedgerAccount.bond(challenge_id)
+        held = self.holdings(bond)
+        return self._commit([Transfer(bond, to, amount, memo) for amount in held if amount])
 
     def withdraw_earnings(self, owner: str, amount: Money) -> list[Transfer]:
         """Move earnings to the owner's spendable account (to stake them, or pay with them)."""

@@ -172,6 +172,7 @@ class LeaseRecord:
     receipt: dict[str, Any] | None = field(default=None, metadata=REPLACED_WHOLE)
     charges: Charges | None = None
     billed_ms: int = 0
+    settled_at: int | None = None  # when it was paid (later than ended_at when it was checked)
     # what signed the receipt (its digest): the replication draw is the market's signature of it
     receipt_digest: str | None = None
     # verification of a held lease: the market's draw (hex), the checks given to verifiers,
@@ -223,6 +224,27 @@ class CheckRecord:
     root: str | None = None
     agrees: bool | None = None
     note: str | None = None
+    challenge_id: str | None = None  # a check of a whistleblower's challenge, not of a hold
+
+
+@dataclass
+class ChallengeRecord:
+    """A whistleblower's claim that a settled result is wrong, backed by a bond.
+
+    ``status``: ``open`` (checkers re-run the lease), ``upheld`` (the majority found the result
+    wrong: the provider is slashed, the whistleblower rewarded and its bond returned) or
+    ``rejected`` (the result stands: the bond pays the checks and the rest goes to the
+    provider it wrongly accused)."""
+
+    id: str
+    lease_id: str
+    order_id: str
+    whistleblower: str
+    claim: str
+    bond: Money
+    opened_at: int
+    status: str = "open"
+    checks: list[str] = field(default_factory=list)
 
 
 @dataclass

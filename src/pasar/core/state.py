@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from pasar.core.accounts import LedgerAccount
 from pasar.core.candidates import build_candidates, indexed_candidates
+from pasar.core.challenge_handlers import on_challenge_open
 from pasar.core.check_handlers import (
     on_check_assign,
     on_check_expire,
@@ -47,6 +48,7 @@ from pasar.core.market_records import (
     LIVE_LEASE,
     Applied,
     AuctionWindowState,
+    ChallengeRecord,
     CheckRecord,
     LeaseRecord,
     OrderRecord,
@@ -126,9 +128,11 @@ class MarketState:
         self.leases: dict[str, LeaseRecord] = {}
         self.verifiers: dict[str, VerifierRecord] = {}
         self.checks: dict[str, CheckRecord] = {}
+        self.challenges: dict[str, ChallengeRecord] = {}
         self.nonces = NonceWindow(MAX_SKEW_MS)  # (signer, nonce) pairs that may still come back
         self.tx_count = 0
         self.last_ts = 0  # the newest market stamp applied (``Tx.at``)
+        self.now = 0  # the stamp of the transaction being applied (what a handler's "now" is)
         # sha256 → orders that name the blob (inputs, receipt outputs): who may read it
         self.blob_orders: dict[str, set[str]] = {}
         # free capacity and asks of every provider, for matching without a scan of the fleet
@@ -175,6 +179,7 @@ class MarketState:
         # journal the records it changed, so memory never drifts from a replay of the log.
         journal = RecordJournal()
         self._journal = journal
+        self.now = tx.at
         try:
             with self.ledger.atomic():
                 applied = handler(self, tx)
@@ -504,6 +509,7 @@ class MarketState:
         lease.ended_at = ts
         lease.billed_ms = billed_ms
         lease.charges = settlement
+        lease.settled_at = self.now
         self._provider(lease.provider).running.pop(lease.id, None)
         self._reindex(lease.provider)
         return settlement
@@ -677,6 +683,7 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "check.assign": on_check_assign,
     "check.verdict": on_check_verdict,
     "check.expire": on_check_expire,
+    "challenge.open": on_challenge_open,
 }
 
 TX_TYPES: tuple[str, ...] = tuple(_HANDLERS)
@@ -715,7 +722,8 @@ _FIELDS: dict[str, frozenset[str]] = {
     ),
     "verifier.register": frozenset({"operator"}),
     "check.draw": frozenset({"lease_id", "draw"}),
-    "check.assign": frozenset({"lease_id", "seed"}),
+    "check.assign": frozenset({"lease_id", "seed", "challenge_id"}),
     "check.verdict": frozenset({"check_id", "root", "outputs", "matches"}),
     "check.expire": frozenset({"check_id"}),
+    "challenge.open": frozenset({"lease_id", "claim", "bond"}),
 }

@@ -121,7 +121,11 @@ class Engine:
             CheckDraw(lease_id=lease_id, draw=service.draw(lease_id, digest))
             for lease_id, digest in draws
         )
-        out.extend(CheckAssign(lease_id=x, seed=service.new_seed()) for x in to_assign)
+        for lease_id, challenge_id in to_assign:
+            assign = CheckAssign(lease_id=lease_id, seed=service.new_seed())
+            if challenge_id is not None:
+                assign.challenge_id = challenge_id
+            out.append(assign)
         return out
 
     def _match_body(self, order_id: str, now: int) -> Match | None:

@@ -25,6 +25,7 @@ def snapshot(state: MarketState) -> dict[str, Any]:
         "leases": copy.deepcopy(state.leases),
         "verifiers": copy.deepcopy(state.verifiers),
         "checks": copy.deepcopy(state.checks),
+        "challenges": copy.deepcopy(state.challenges),
         "blob_orders": copy.deepcopy(state.blob_orders),
         "nonces": set(state.nonces._seen),
         "tx_count": state.tx_count,

@@ -154,7 +154,7 @@ def test_an_agreeing_check_pays_the_provider_and_the_verifier() -> None:
     lease = _held(s)
     assert verification_due(s, T0 + 4_000) == ([lease], [], [])
     assert _draw(s, lease)["checked"] is True
-    assert verification_due(s, T0 + 4_000) == ([], [lease], [])
+    assert verification_due(s, T0 + 4_000) == ([], [(lease, None)], [])
     check = _assign(s, lease, seed=1)
     assert s.checks[check].verifier == V2  # the seed picks among the eligible, in id order
     result = _verdict(s, check, GOOD)
@@ -309,7 +309,7 @@ def test_a_silent_verifier_loses_its_check_and_gets_no_more() -> None:
     assert verification_due(s, deadline) == ([], [], [check])
     _market(s, deadline, type="check.expire", check_id=check)
     assert s.checks[check].status == "expired" and not s.verifiers[V1].available
-    assert verification_due(s, deadline) == ([], [lease], [])
+    assert verification_due(s, deadline) == ([], [(lease, None)], [])
     again = _assign(s, lease, at=deadline)
     assert s.checks[again].verifier == V2
     _refused(

@@ -137,6 +137,16 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
             outputs=[{"path": "out.txt", "sha256": SHA, "size": 3}],
             root=root_of_files([("out.txt", SHA)]),
         ),
+        # a whistleblower challenges the settled result with a bond
+        lambda s: tx(V1, deadline(s), type="faucet", amount="5 USDC"),
+        lambda s: tx(
+            V1,
+            deadline(s),
+            type="challenge.open",
+            lease_id=newest_lease(s),
+            claim="the output is not what the job computes",
+            bond="1 USDC",
+        ),
     ]
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from pasar.api.checks import CheckView, VerifierInfo
+from pasar.api.checks import ChallengeView, CheckView, VerifierInfo
 from pasar.api.receipts import file_entries
 from pasar.api.txs import TxAnswer
 from pasar.core.errors import PasarError
@@ -118,3 +118,37 @@ def get_check(request: Request, check_id: str, reader: Reader) -> CheckView:
 def verdict(request: Request, check_id: str, envelope: Signed) -> TxAnswer:
     """The outputs are hashed by the verifier and not uploaded: the root is what is compared."""
     return submit_typed(request, envelope, "check.verdict", check_id=check_id)
+
+
+@router.post(
+    "/v1/challenges",
+    summary="A whistleblower challenges a settled result (with a bond)",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("challenge.open"),
+)
+def challenge(request: Request, envelope: Signed) -> TxAnswer:
+    """Within the preset's ``challenge_window_s`` of the result's settlement; 2N+1 checkers
+    then decide, and the bond is returned (upheld) or lost (rejected)."""
+    return submit_typed(request, envelope, "challenge.open")
+
+
+@router.get("/v1/challenges/{challenge_id}", summary="A challenge and its checks")
+def get_challenge(request: Request, challenge_id: str) -> ChallengeView:
+    service = service_of(request)
+    with service.lock:
+        record = service.state.challenges.get(challenge_id)
+        if record is None:
+            raise PasarError(
+                f"no challenge {challenge_id!r}", code="not_found", status=404, field="challenge_id"
+            )
+        return ChallengeView(
+            challenge_id=record.id,
+            lease_id=record.lease_id,
+            order_id=record.order_id,
+            whistleblower=record.whistleblower,
+            claim=record.claim,
+            bond=record.bond.to_json(),
+            opened_at=record.opened_at,
+            status=record.status,
+            checks=list(record.checks),
+        )
