@@ -144,3 +144,26 @@ def test_a_whistleblower_challenges_a_settled_result_from_the_cli_and_is_upheld(
     )  # fmt: skip
     assert bad.returncode == 2 and "verifier" in bad.stderr and "Traceback" not in bad.stderr
     conserved(alice, "15 USDC")
+
+
+def test_outputs_compared_within_a_tolerance_pass_when_close_and_the_verifier_says_so(
+    market_server: MarketProcess, spawn_provider: Any, spawn_verifier: Any, tmp_path: Any
+) -> None:
+    spawn_provider(market_server.url, tmp_path / "p1", *PRICE)
+    for i in range(3):
+        spawn_verifier(market_server.url, tmp_path / f"v{i}")
+    alice = Client(market_server)
+    alice.post("/v1/faucet", type="faucet", amount="10 USDC")
+    order_id = alice.launch(  # the last digits differ from run to run: within rtol=1e-6
+        run="python3 -c 'import random; print(2.5 + random.random() * 1e-9)' > loss.csv",
+        outputs=["loss.csv"],
+        compare={"loss.csv": "numeric:rtol=1e-6"},
+        verification="replicate:1",
+    )
+    order = alice.wait(order_id, lambda o: o["status"] == "done", timeout=90)
+    (lease,) = order["leases"]
+    assert lease["status"] == "settled"
+    (check,) = _checks(alice, order)
+    assert check["agrees"] is True
+    assert check["root"] != lease["receipt"]["root"]  # not byte-equal, yet the same numbers
+    conserved(alice, "10 USDC")

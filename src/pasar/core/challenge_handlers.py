@@ -45,9 +45,8 @@ MAX_CLAIM_CHARS = 500
 
 def check_fee(state: MarketState, lease: LeaseRecord) -> Money:
     """What a verifier earns for one check of ``lease``: the preset's ``check_fee_rate`` of
-    its cap (the same fee a ``replicate`` check earns)."""
-    spec = state.orders[lease.order_id].spec
-    return spec.max_escrow_per_lease().scale(state.preset.verification.check_fee_rate)
+    what its work cost (the same fee a ``replicate`` check earns)."""
+    return state.work_cost(lease).scale(state.preset.verification.check_fee_rate)
 
 
 def challenge_window_ends(state: MarketState, lease: LeaseRecord) -> int | None:

@@ -364,7 +364,7 @@ def _decide(
             state._changing(state.checks[c]).status = "cancelled"
     majority = [done[i] for i in tally.majority]
     minority = [done[i] for i in tally.minority]
-    fee = policy.check_fee(record.spec)
+    fee = policy.check_fee(state.work_cost(lease))
     for check in majority:
         state.ledger.move_up_to(
             LedgerAccount.lease_escrow(lease.id),

@@ -40,7 +40,7 @@ from pasar.core.check_handlers import (
     on_verifier_register,
 )
 from pasar.core.errors import PasarError
-from pasar.core.fees import Charges
+from pasar.core.fees import Charges, billed_cost
 from pasar.core.fleet_index import FleetIndex
 from pasar.core.lease_handlers import on_heartbeat, on_lost, on_receipt, on_release
 from pasar.core.ledger import Ledger
@@ -485,17 +485,29 @@ class MarketState:
         record.leases.append(lease_id)
         return lease_id
 
-    def _settle(self, lease: LeaseRecord, ts: int, status: str) -> Charges:
+    def billed_ms_of(self, lease: LeaseRecord, ended_at: int) -> int:
+        """The milliseconds of ``lease`` its heartbeats verified, had it ended at ``ended_at``."""
         t = self.preset.timing
-        record = self.orders[lease.order_id]
-        billed_ms = billable_ms(
+        return billable_ms(
             lease.beats,
             started_at_ms=lease.started_at,
-            ended_at_ms=ts,
+            ended_at_ms=ended_at,
             interval_s=t.heartbeat_interval_s,
-            max_duration_s=record.order.max_duration_s,
+            max_duration_s=self.orders[lease.order_id].order.max_duration_s,
             uptime_block_s=t.uptime_block_s,
         )
+
+    def work_cost(self, lease: LeaseRecord) -> Money:
+        """What a lease's work cost (verified time × its price): settled, what was billed; held
+        or running, what would be billed at its end (or now). A check of it earns a share."""
+        if lease.charges is not None:
+            return lease.charges.billed
+        ended = lease.ended_at if lease.ended_at is not None else self.now
+        return billed_cost(lease.price_per_hour, self.billed_ms_of(lease, ended))
+
+    def _settle(self, lease: LeaseRecord, ts: int, status: str) -> Charges:
+        record = self.orders[lease.order_id]
+        billed_ms = self.billed_ms_of(lease, ts)
         settlement = self.ledger.settle(
             lease.id,
             client=lease.client,

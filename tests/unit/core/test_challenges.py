@@ -68,7 +68,7 @@ def test_an_upheld_challenge_slashes_claws_back_rewards_and_returns_the_bond() -
     assert result["decided"] is True and result["challenge"] == "upheld"
     assert s.challenges[challenge].status == "upheld" and s.checks[checks[2]].status == "cancelled"
     rules = s.preset.verification
-    fee = _usdc("1").scale(rules.check_fee_rate)
+    fee = s.work_cost(s.leases[lease]).scale(rules.check_fee_rate)
     for c in checks[:2]:  # paid from the cheat's stake
         assert s.ledger.balance(LedgerAccount.earnings(s.checks[c].verifier), "USDC") == fee
     slashed = (_usdc("4") - fee * 2).scale(rules.slash_rate)
@@ -97,7 +97,7 @@ def test_a_rejected_challenge_loses_the_bond_to_the_checkers_and_the_provider() 
     result = _answer(s, checks[2], GOOD)
     assert result["challenge"] == "rejected"
     assert [x["account"] for x in result["slashed"]] == [liar]
-    fee = _usdc("1").scale(s.preset.verification.check_fee_rate)
+    fee = s.work_cost(s.leases[lease]).scale(s.preset.verification.check_fee_rate)
     assert s.ledger.balance(LedgerAccount.earnings(P1), "USDC") == paid + _usdc("1") - fee * 2 + (
         _usdc("2").scale(s.preset.verification.slash_rate)
     ).scale(s.preset.verification.slash_reward_rate)

@@ -160,7 +160,8 @@ def test_an_agreeing_check_pays_the_provider_and_the_verifier() -> None:
     result = _verdict(s, check, GOOD)
     assert result["agrees"] is True and result["decided"] is True
     assert s.leases[lease].status == "settled"
-    fee = _usdc("1").scale(s.preset.verification.check_fee_rate)
+    fee = s.work_cost(s.leases[lease]).scale(s.preset.verification.check_fee_rate)
+    assert fee.micros > 0
     assert s.ledger.balance(LedgerAccount.earnings(V2), "USDC") == fee
     assert s.ledger.balance(LedgerAccount.earnings(P1), "USDC").micros > 0
     assert s.stake_of(P1) == _usdc("4")
@@ -173,6 +174,7 @@ def test_a_cheat_is_outvoted_slashed_refunded_and_the_shard_reruns_elsewhere() -
     _verifiers(s, V1, V2, V3)
     lease = _held(s, sha=BAD)
     _draw(s, lease)
+    fee = s.work_cost(s.leases[lease]).scale(s.preset.verification.check_fee_rate)
     first = _assign(s, lease)
     spot = _verdict(s, first, GOOD)
     assert spot["agrees"] is False and spot["decided"] is False and spot["checks_needed"] == 3
@@ -183,7 +185,6 @@ def test_a_cheat_is_outvoted_slashed_refunded_and_the_shard_reruns_elsewhere() -
     _verdict(s, second, GOOD, at=T0 + 8_000)
     # two of three disagree with the provider: decided without the third
     assert s.leases[lease].status == "rejected" and s.checks[third].status == "cancelled"
-    fee = _usdc("1").scale(s.preset.verification.check_fee_rate)
     order = s.orders[s.leases[lease].order_id]
     assert order.free_shards == [0] and order.status == "open"
     assert s.ledger.balance(LedgerAccount.order_escrow(order.id), "USDC") == escrow_before - fee * 2
@@ -315,3 +316,20 @@ def test_a_silent_verifier_loses_its_check_and_gets_no_more() -> None:
     _refused(
         s, V1, deadline, "check_over", 409, type="check.verdict", check_id=check, **_outputs(GOOD)
     )
+
+
+def test_a_tolerance_on_a_file_that_is_not_numbers_is_refused_at_order_time() -> None:
+    s = make_state()
+    _send(s, ALICE, T0, type="faucet", amount="10 USDC")
+    spec = {
+        **SPEC,
+        "verification": "replicate:1",
+        "outputs": ["frame.png"],
+        "compare": {"frame.png": "numeric:rtol=1e-5"},
+    }
+    before = snapshot(s)
+    with pytest.raises(PasarError) as err:
+        _send(s, ALICE, T0, type="order.create", spec=spec)
+    assert 400 <= err.value.status < 500 and "frame.png" in err.value.message
+    assert "numeric tolerance" in err.value.message
+    assert snapshot(s) == before

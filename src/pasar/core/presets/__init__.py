@@ -136,10 +136,11 @@ class Timing:
 class Verification:
     """Verification defaults: the policy a spec gets when it names none, and dispute rules.
 
-    ``check_fee_rate`` is what a verifier earns per check, as a share of the checked lease's
-    cap (``max_price_per_hour × max_duration``): an order escrows it for its ``checkers`` on
-    top of each lease, and gets back what no check used. ``verifier_stake`` is the least a
-    verifier must have staked to be given checks (so a wrong verdict has something to slash);
+    ``check_fee_rate`` is what a verifier earns per check, as a share of what the checked
+    lease's work cost (1: what its provider was paid — a re-run is the same work); an order
+    escrows room for its ``checkers`` on top of each lease, and gets back what no check used.
+    ``verifier_stake`` is the least a verifier must have staked to be given checks (so a wrong
+    verdict has something to slash);
     ``slash_rate`` is the share of the cheat's slashable stake that proven fraud takes;
     ``check_deadline_s`` is how long a verifier has for a check beyond the job's own
     ``max_duration`` before the check goes to another verifier. ``challenge_window_s`` is how
@@ -152,7 +153,7 @@ class Verification:
     slash_reward_rate: Fraction = Fraction(1, 2)
     approve_window_s: int = 0
     max_reruns: int = 0
-    check_fee_rate: Fraction = Fraction(1, 20)
+    check_fee_rate: Fraction = Fraction(1)
     verifier_stake: Money | None = None
     slash_rate: Fraction = Fraction(1, 2)
     check_deadline_s: int = 120
@@ -177,7 +178,7 @@ class Verification:
             key: parse_rate(v.get(key, default), field=f"verification.{key}")
             for key, default in (
                 ("slash_reward_rate", "1/2"),
-                ("check_fee_rate", "1/20"),
+                ("check_fee_rate", "1"),
                 ("slash_rate", "1/2"),
             )
         }

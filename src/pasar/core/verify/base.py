@@ -165,8 +165,8 @@ class CheckedPolicy(Protocol):
     receipts are checked, assigns checks to verifiers, and tallies their verdicts. The state
     asks a policy whether it is one (``isinstance``), never its name."""
 
-    def check_fee(self, spec: JobSpec) -> Money:
-        """What a verifier earns for one check of a lease of ``spec``."""
+    def check_fee(self, cost: Money) -> Money:
+        """What a verifier earns for re-running a lease whose work cost ``cost``."""
         ...
 
     def drawn(self, draw_signature: bytes) -> bool:

@@ -24,8 +24,11 @@ The steps, each a transaction the audit replays:
    again on another provider (:meth:`exclusions`), it is slashed, and so is any verifier who
    sided with it. Verifiers in the majority earn their check fee from the lease's escrow.
 
-The order escrows each lease's cap plus fees (as ``receipt``) plus ``checkers`` check fees
-(``check_fee_rate`` × the lease's cap each): what no check used goes back at settlement.
+A check earns ``check_fee_rate`` × what the checked lease's work cost (its verified time at
+its price): re-running is the same work. The order escrows each lease's cap plus fees (as
+``receipt``) plus room for ``checkers`` such fees on a lease that used its whole cap; what no
+check used goes back at settlement. The client's overhead is then about ``p × rate`` of the
+work on an honest fleet (``benchmarks/bench_verification.py`` measures it).
 """
 
 from __future__ import annotations
@@ -84,14 +87,16 @@ class ReplicatePolicy:
 
     rate: Fraction
     checkers: int = 3
-    check_fee_rate: Fraction = Fraction(1, 20)
+    check_fee_rate: Fraction = Fraction(1)
     slash_rate: Fraction = Fraction(1, 2)
     name: str = "replicate"
 
     # -- the seam's questions -----------------------------------------------------------------
 
     def escrow_per_lease(self, spec: JobSpec, fees: FeeSchedule) -> Money:
-        return fees.escrow_for(spec.max_escrow_per_lease()) + self.check_fee(spec) * self.checkers
+        """The receipt escrow, plus room for ``checkers`` checks of a lease that used its cap."""
+        cap = spec.max_escrow_per_lease()
+        return fees.escrow_for(cap) + self.check_fee(cap) * self.checkers
 
     def leases_needed(self, spec: JobSpec) -> int:
         return spec.lease_count
@@ -134,9 +139,10 @@ class ReplicatePolicy:
 
     # -- what checks need -----------------------------------------------------------------------
 
-    def check_fee(self, spec: JobSpec) -> Money:
-        """What a verifier earns for one check of a lease of ``spec``."""
-        return spec.max_escrow_per_lease().scale(self.check_fee_rate)
+    def check_fee(self, cost: Money) -> Money:
+        """What a verifier earns for re-running a lease whose work cost ``cost``: the preset's
+        ``check_fee_rate`` of it (1 = paid what the provider was paid: it did the same work)."""
+        return cost.scale(self.check_fee_rate)
 
     def drawn(self, draw_signature: bytes) -> bool:
         """Whether the market's draw signature selects the lease for a re-run (chance ``rate``)."""
