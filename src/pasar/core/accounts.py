@@ -61,6 +61,7 @@ class AccountKind(StrEnum):
     MINT = "mint"  # the only source of new money; its balance is minus the total minted
     BURN = "burn"  # the sink for destroyed money; its balance is the total burned
     BID_DEPOSIT = "bid_deposit"  # held for an auction, owner = "<order id>/<bidder>" (akash)
+    BOND = "bond"  # a whistleblower's bond on its challenge, owner = challenge id
 
 
 SYSTEM_KINDS = frozenset(
@@ -131,6 +132,10 @@ class LedgerAccount:
     @classmethod
     def bid_deposit(cls, order_id: str, bidder: str) -> LedgerAccount:
         return cls(AccountKind.BID_DEPOSIT, f"{order_id}/{bidder}")
+
+    @classmethod
+    def bond(cls, challenge_id: str) -> LedgerAccount:
+        return cls(AccountKind.BOND, challenge_id)
 
     @classmethod
     def unbonding(cls, provider: str, release_at: int) -> LedgerAccount:

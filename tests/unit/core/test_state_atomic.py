@@ -32,6 +32,7 @@ from pasar.core.errors import PasarError
 from pasar.core.market_records import Tx
 from pasar.core.state import TX_TYPES, MarketState
 from pasar.core.timelock import challenge_message
+from pasar.core.verify.replicate import draw_message
 from pasar.crypto.merkle import root_of_files
 
 BOB = "client-bob"
@@ -64,6 +65,9 @@ def _receipt(s: MarketState, lease: str, at: int) -> Tx:
     return tx(provider, at, type="receipt", lease_id=lease, exit_code=0, outputs=outputs, root=root)
 
 
+V1, V2 = "verifier-1", "verifier-2"
+
+
 def _scenario() -> list[Callable[[MarketState], Tx]]:
     """One transaction of every type, each valid in the state the previous ones leave."""
     m = MARKET.account_id
@@ -75,6 +79,22 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
 
     def lease(s: MarketState, n: int) -> str:
         return sorted(s.leases)[n]
+
+    checked = {**SPEC, "verification": "replicate:1"}
+
+    def newest_lease(s: MarketState) -> str:
+        return max(s.leases.values(), key=lambda x: (x.started_at, x.id)).id
+
+    def newest_check(s: MarketState) -> str:
+        return max(s.checks.values(), key=lambda c: (c.assigned_at, c.id)).id
+
+    def deadline(s: MarketState) -> int:
+        return max(c.deadline for c in s.checks.values())
+
+    def draw(s: MarketState) -> str:
+        held = s.leases[newest_lease(s)]
+        assert held.receipt_digest is not None
+        return MARKET.sign(draw_message(held.id, held.receipt_digest)).hex()
 
     return [
         lambda s: tx(ALICE, T0, type="faucet", amount="100 USDC"),
@@ -98,6 +118,35 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
         lambda s: tx(m, T0 + 43_000, type="order.expire", order_id=order(s, 1)),
         lambda s: tx(P1, T0 + 44_000, type="unbonded.withdraw"),
         lambda s: tx(P1, T0 + 45_000, type="withdraw", amount="0.000001 USDC"),
+        # a checked order: verifiers, the market's draw, checks, an expiry and a verdict
+        lambda s: tx(V1, T0 + 46_000, type="verifier.register"),
+        lambda s: tx(V2, T0 + 46_000, type="verifier.register", operator="v2 inc"),
+        lambda s: tx(ALICE, T0 + 47_000, type="order.create", spec=checked),
+        lambda s: tx(m, T0 + 47_001, type="match", order_id=order(s, 2), seed=1),
+        lambda s: _beat(s, newest_lease(s), 0, T0 + 47_100),
+        lambda s: _receipt(s, newest_lease(s), T0 + 48_000),
+        lambda s: tx(m, T0 + 48_001, type="check.draw", lease_id=newest_lease(s), draw=draw(s)),
+        lambda s: tx(m, T0 + 48_002, type="check.assign", lease_id=newest_lease(s), seed=0),
+        lambda s: tx(m, deadline(s), type="check.expire", check_id=newest_check(s)),
+        lambda s: tx(m, deadline(s), type="check.assign", lease_id=newest_lease(s), seed=0),
+        lambda s: tx(
+            s.checks[newest_check(s)].verifier,
+            deadline(s) - 1,
+            type="check.verdict",
+            check_id=newest_check(s),
+            outputs=[{"path": "out.txt", "sha256": SHA, "size": 3}],
+            root=root_of_files([("out.txt", SHA)]),
+        ),
+        # a whistleblower challenges the settled result with a bond
+        lambda s: tx(V1, deadline(s), type="faucet", amount="5 USDC"),
+        lambda s: tx(
+            V1,
+            deadline(s),
+            type="challenge.open",
+            lease_id=newest_lease(s),
+            claim="the output is not what the job computes",
+            bond="1 USDC",
+        ),
     ]
 
 
