@@ -1,14 +1,16 @@
 """A cheating provider (``--cheat KIND:RATE``) against a real ``--devnet`` market.
 
-Today's market settles what it is given under the ``receipt`` policy: a garbled, skipped or
-lazy result is accepted and paid. That is the point: the receipt looks like an honest one
-(its root matches its outputs), and only the replicate policy's re-runs catch it. What is
-checked here is that the cheater really cheats (the outputs differ from an honest run), that
-it records the leases it cheated on, and that it refuses to start against a real market.
+Under the ``receipt`` policy the market settles what it is given: a garbled, skipped or lazy
+result is accepted and paid, since the receipt looks like an honest one (its root matches its
+outputs). Checked here: the cheater really cheats (the outputs differ from an honest run), it
+records the leases it cheated on, it refuses to start against a real market, and under
+``replicate:1`` its garbled result is outvoted by verifiers and its stake slashed, which
+``pasar provider status`` then shows with the reason.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -18,6 +20,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_provider import Client, conserved
 
+from pasar.client.transport import Transport
+from pasar.crypto.identity import Identity, save_identity
+from pasar.provider.agent import PROVIDER_KEY
 from pasar.provider.cheat import SLOW_FACTOR, read_cheats
 
 if TYPE_CHECKING:
@@ -133,3 +138,53 @@ def test_a_slow_cheater_claims_four_times_its_measured_score(
     spawn_provider(market_server.url, home, *PRICE, "--cheat", "slow:1")
     claimed = client.get(f"/v1/providers/{honest.account}")["score"]
     assert measured > 0 and claimed == measured * SLOW_FACTOR
+
+
+def test_a_garbling_cheater_is_caught_by_replication_slashed_and_its_status_says_why(
+    market_server: MarketProcess, spawn_provider: Any, spawn_verifier: Any, tmp_path: Path
+) -> None:
+    """The loop the cheater exists for: its garbled result is re-run by verifiers, outvoted,
+    not paid, re-run by the honest provider; half its stake is slashed, and ``pasar provider
+    status`` lists the slash with its reason beside the lease it recorded as cheated."""
+    home = tmp_path / "cheater"
+    key = Identity.generate()
+    save_identity(key, PROVIDER_KEY, home)
+    Transport(market_server.url, identity=key).post_signed(
+        "/v1/faucet", {"type": "faucet", "amount": "5 USDC"}, key
+    )
+    spawn_provider(
+        market_server.url, home, "--price-cpu-hour", "0.01", "--stake", "4 USDC",
+        "--cheat", "garble:1.0",
+    )  # fmt: skip
+    honest = spawn_provider(market_server.url, tmp_path / "honest", "--price-cpu-hour", "0.05")
+    for i in range(3):
+        spawn_verifier(market_server.url, tmp_path / f"v{i}")
+    alice = Client(market_server)
+    alice.post("/v1/faucet", type="faucet", amount="10 USDC")
+    order_id = alice.launch(
+        run=JOB.format(pause=0), outputs=["answer.txt"], verification="replicate:1"
+    )
+    order = alice.wait(
+        order_id,
+        lambda o: o["status"] == "done" and any(x["status"] == "rejected" for x in o["leases"]),
+        timeout=150,
+    )
+    rejected = [x for x in order["leases"] if x["status"] == "rejected"]
+    assert [x["provider"] for x in rejected] == [key.account_id]
+    cheated = {c["lease_id"] for c in read_cheats(home)}
+    assert {x["lease_id"] for x in rejected} <= cheated  # caught only where it cheated
+    settled = [x for x in order["leases"] if x["status"] == "settled"]
+    assert settled and all(x["provider"] == honest.account for x in settled)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pasar", "provider", "status", "--market", market_server.url,
+         "--home", str(home), "--json"],
+        capture_output=True, text=True, timeout=60,
+        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    staking = json.loads(done.stdout)["staking"]
+    (slash,) = staking["slashes"]
+    assert slash["source"] == "stake" and slash["amount"] == "2.00 USDC"  # slash_rate 1/2
+    assert "proven wrong" in slash["reason"] and rejected[0]["lease_id"] in slash["reason"]
+    assert staking["slashed"] == "2.00 USDC" and staking["stake"] == "2.00 USDC"
