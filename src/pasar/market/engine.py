@@ -15,6 +15,8 @@ thing that is due, submits a transaction signed by the market:
   cannot match are retried only when capacity changes, not every tick;
 - ``order.expire`` for an open order past its deadline (escrow refunded);
 - ``lease.lost`` for a running lease that missed ``grace`` heartbeat intervals;
+- ``capacity.challenge`` / ``capacity.verdict`` for the capacity proofs
+  (:mod:`pasar.market.capacity_checks`);
 
 a clearing leaves out providers the market has not heard from within the grace (see
 :mod:`pasar.market.liveness`): the preview asks the liveness about each provider it examines
@@ -41,6 +43,7 @@ from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
 from pasar.core.pricing.base import screen
 from pasar.market.blobs import DEFAULT_GRACE_S, BlobStore
+from pasar.market.capacity_checks import CapacityChecks
 from pasar.market.chain import ChainBuilder
 from pasar.market.service import MarketService
 
@@ -62,6 +65,7 @@ class Engine:
         tick_s: float = TICK_S,
         blobs: BlobStore | None = None,
         blob_grace_s: float = DEFAULT_GRACE_S,
+        capacity_checks: bool = True,
     ):
         self.service = service
         self.chain = chain
@@ -74,6 +78,8 @@ class Engine:
         self._last_seal = 0.0
         # orders previewed since capacity last changed: no point clearing them again until then
         self._tried: set[str] = set()
+        # capacity proofs (challenges, late/passed/failed verdicts): see capacity_checks.py
+        self.capacity = CapacityChecks(service) if capacity_checks else None
 
     def due(self) -> list[TxBody]:
         """The transactions the market should send now (a read of the state)."""
@@ -101,6 +107,8 @@ class Engine:
             if body is not None:
                 out.append(body)
         out.extend(LeaseLost(lease_id=lease_id) for lease_id in lost)
+        if self.capacity is not None:
+            out.extend(self.capacity.due(self.blobs, now))
         return out
 
     def _match_body(self, order_id: str, now: int) -> Match | None:

@@ -97,6 +97,9 @@ class MarketAPI:
     def release(self, lease_id: str) -> TxAnswer:
         return self.perform(calls.release(lease_id))
 
+    def capacity_answer(self, challenge_id: str, sha256: str) -> TxAnswer:
+        return self.perform(calls.capacity_answer(challenge_id, sha256))
+
     # -- blobs ------------------------------------------------------------------------------------
 
     def put_blob(self, path: Path, *, part_bytes: int | None = None) -> FileEntry:

@@ -98,7 +98,20 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
         lambda s: tx(m, T0 + 43_000, type="order.expire", order_id=order(s, 1)),
         lambda s: tx(P1, T0 + 44_000, type="unbonded.withdraw"),
         lambda s: tx(P1, T0 + 45_000, type="withdraw", amount="0.000001 USDC"),
+        lambda s: tx(m, T0 + 46_000, type="capacity.challenge", provider=P2, seed=7),
+        lambda s: tx(
+            P2, T0 + 46_500, type="capacity.answer", challenge_id=_open(s, P2), sha256=SHA
+        ),
+        lambda s: tx(
+            m, T0 + 47_000, type="capacity.verdict", challenge_id=_open(s, P2), result="failed"
+        ),
     ]
+
+
+def _open(s: MarketState, provider: str) -> str:
+    open_id = s.providers[provider].capacity.open
+    assert open_id is not None
+    return open_id
 
 
 def test_every_transaction_type_undoes_all_its_work_when_it_fails_at_the_end() -> None:
