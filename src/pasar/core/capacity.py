@@ -24,9 +24,11 @@ equal ``W_0 · (A_0 · (… (A_{steps-1} · r)))`` mod 32: ``steps`` matrix-vect
 with probability at most 1/2 (ℤ/32 is not a field; generic garbage passes one with 1/32), so
 16 vectors leave at most 2⁻¹⁶.
 
-**The deadline**: ``SLACK`` × (the claimed time of the chain plus its per-step overhead),
-plus what generating the inputs and uploading the answer may take on a slow, loaded machine
-(``SETUP_NS_PER_ENTRY`` an entry) and a fixed ``FIXED_SLACK_MS``. An honest provider slowed
+**The deadline**: ``SLACK`` × the claimed time of the chain, plus its per-step overhead (the
+reductions: ``STEP_OVERHEAD_PS_PER_ENTRY``), what generating the inputs and uploading the
+answer may take (``SETUP_NS_PER_ENTRY`` an entry) and a fixed ``FIXED_SLACK_MS``. The
+overheads are not multiplied by the slack: they do not depend on the FLOP rate, so a cheater
+gets them too. An honest provider slowed
 down to ``1/SLACK`` of its idle speed still answers; one claiming 4× its speed needs 4× the
 claimed time and misses (the chain is long enough, ``TARGET_MS``, that the fixed allowances
 do not cover the difference). A late or wrong answer is a *miss*; after ``MAX_MISSES`` in a
@@ -57,11 +59,11 @@ MODULUS = 32  # a power of two: reducing is a mask
 N_MIN = 256
 N_MAX = 8192  # n · 31² < 2^24 up to 17,000; 8192 keeps the answer at 64 MiB, W at 512 MiB
 STEPS_MAX = 256  # bounds the market's check (steps matrix-vector products)
-TARGET_MS = 8_000  # how long the whole chain takes at the claimed rate
-STEP_MS = 100  # one step at the claimed rate (sets n, up to N_MAX)
-SLACK_NUM, SLACK_DEN = 3, 1  # the deadline allows 3× the claimed time
+TARGET_MS = 6_000  # how long the whole chain takes at the claimed rate
+STEP_MS = 400  # one step at the claimed rate (sets n, up to N_MAX)
+SLACK_NUM, SLACK_DEN = 5, 2  # the deadline allows 2.5× the claimed time
 STEP_OVERHEAD_PS_PER_ENTRY = 3_000  # the reduction (four passes over memory) of one step, per entry
-SETUP_NS_PER_ENTRY = 100  # generating W and hashing/uploading the answer, per entry of X
+SETUP_NS_PER_ENTRY = 40  # generating W and hashing/uploading the answer, per entry of X
 FIXED_SLACK_MS = 2_000  # HTTP round trips, process scheduling, the feed's delivery
 CHECK_VECTORS = 16
 MAX_MISSES = 2  # the first miss is retried at once; the second excludes
@@ -120,7 +122,7 @@ def plan(score: int) -> CapacityPlan:
     claimed_ms = -(-step_flop * steps // per_ms)
     overhead_ms = -(-steps * n * n * STEP_OVERHEAD_PS_PER_ENTRY // 1_000_000_000)
     setup_ms = -(-n * n * SETUP_NS_PER_ENTRY // 1_000_000)
-    deadline_ms = (claimed_ms + overhead_ms) * SLACK_NUM // SLACK_DEN + setup_ms + FIXED_SLACK_MS
+    deadline_ms = claimed_ms * SLACK_NUM // SLACK_DEN + overhead_ms + setup_ms + FIXED_SLACK_MS
     return CapacityPlan(n=n, steps=steps, claimed_ms=claimed_ms, deadline_ms=deadline_ms)
 
 
