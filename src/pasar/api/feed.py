@@ -19,6 +19,7 @@ class FeedEvent(OpenModel):
     takes_bids: bool | None = None  # an order's mechanism takes sealed bids (None: not said)
     leases: list[str] | None = None
     assigned: dict[str, str] | None = None  # lease id -> its provider (a match)
+    challenge_id: str | None = None  # a capacity challenge (GET /v1/capacity/{id} has it)
 
 
 class FeedPage(WireModel):

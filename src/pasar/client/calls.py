@@ -275,6 +275,10 @@ def receipt(body: txs.Receipt) -> Call[TxAnswer]:
     return _post("/v1/receipts", body)
 
 
+def capacity_challenge(challenge_id: str) -> Call[Any]:
+    return Call("GET", f"/v1/capacity/{challenge_id}")
+
+
 def capacity_answer(challenge_id: str, sha256: str) -> Call[TxAnswer]:
     return _post(
         f"/v1/capacity/{challenge_id}/answer",

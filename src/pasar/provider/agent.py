@@ -257,8 +257,8 @@ class Agent:
             elif kind == "lease.lost":
                 self._stop_lease(str(event.lease_id))
                 self._recover_availability()
-            elif kind == "capacity.challenge" and self.prover is not None:
-                self.prover.on_event(event.model_dump())
+            elif kind == "capacity.challenge" and self.prover and event.challenge_id:
+                self.prover.on_event(self.api.capacity_challenge(event.challenge_id))
         except PasarError as exc:
             log.warning("handling %s: %s", kind, exc.message)
 
