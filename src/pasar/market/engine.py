@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from pasar.api.txs import LeaseLost, Match, OrderExpire, TxBody
@@ -52,6 +53,7 @@ log = logging.getLogger("pasar.market.engine")
 TICK_S = 0.5  # deadlines only: everything else wakes the engine at once
 SEAL_EVERY_S = 1.0
 GC_EVERY_S = 60.0
+CAPACITY_EVERY_S = 1.0  # capacity proofs: a scan of the fleet, so at most once a second
 
 
 class Engine:
@@ -80,6 +82,7 @@ class Engine:
         self._tried: set[str] = set()
         # capacity proofs (challenges, late/passed/failed verdicts): see capacity_checks.py
         self.capacity = CapacityChecks(service) if capacity_checks else None
+        self._last_capacity = float("-inf")
 
     def due(self) -> list[TxBody]:
         """The transactions the market should send now (a read of the state)."""
@@ -107,7 +110,8 @@ class Engine:
             if body is not None:
                 out.append(body)
         out.extend(LeaseLost(lease_id=lease_id) for lease_id in lost)
-        if self.capacity is not None:
+        if self.capacity is not None and time.monotonic() - self._last_capacity >= CAPACITY_EVERY_S:
+            self._last_capacity = time.monotonic()
             out.extend(self.capacity.due(self.blobs, now))
         return out
 
