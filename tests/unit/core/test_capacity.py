@@ -145,3 +145,12 @@ def test_a_new_claim_needs_a_new_challenge_but_failing_stays_failing() -> None:
     renewed = failing.for_new_claim()
     assert renewed.state == "failing" and renewed.last_challenge_at is None
     assert challenge_due(renewed, score=10, idle=True, now_ms=6, interval_s=0)
+
+
+@pytest.mark.parametrize("gpu_score", [20_000, 60_000, 400_000])
+def test_a_cpu_claiming_a_gpu_score_cannot_answer_in_time(gpu_score: int) -> None:
+    """A GPU score (tens of TFLOP/s) asks for work a CPU (say 1 TFLOP/s, a large server) needs
+    many times the deadline for."""
+    sized = plan(gpu_score)
+    cpu_ms = sized.flop // (1_000 * 1_000_000)
+    assert cpu_ms > 3 * sized.deadline_ms, (cpu_ms, sized)
