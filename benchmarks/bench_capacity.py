@@ -7,11 +7,14 @@ On this machine, with the real challenge sizes of :func:`pasar.core.capacity.pla
 - an honest provider claims the score measured at idle: its chain is computed (in a separate
   process, as an agent would) and checked; ``check_over_compute`` = the market's Freivalds
   check time / the provider's compute time;
-- a cheater claims 4× that score: its process is stopped at the deadline (a miss);
+- a cheater claims 4× the real speed (the larger of that score and the rate the honest chain
+  actually ran at: on a shared machine the 1 s benchmark is noisy); its process is stopped at
+  the deadline (a miss);
   ``detection_4x`` = missed tries / trials. One try a trial keeps the run under a minute: a
   provider is excluded after ``MAX_MISSES`` misses in a row, and the retry is the same
   challenge at the same claimed rate (``--cheater-tries 2`` runs the whole protocol);
-- an honest provider on a loaded machine (``--busy`` spinning processes, 2 by default on a
+- an honest provider claiming that real speed on a loaded machine (``--busy`` spinning
+  processes, 2 by default on a
   2-core box): ``honest_exclusions`` = trials where every try missed (must be 0).
 
     python benchmarks/bench_capacity.py [--trials 1] [--busy 2]
@@ -112,10 +115,14 @@ def excluded(
 def run(trials: int, busy: int, cheater_tries: int = 1) -> dict[str, Any]:
     before = scores_together(3, locked=False)
     after = scores_together(3, locked=True)
-    score = max(after)  # the idle score (each measured alone)
-    honest = [attempt(score, 100 + t) for t in range(trials)]
+    bench_score = max(after)  # the idle score (each measured alone)
+    honest = [attempt(bench_score, 100 + t) for t in range(trials)]
     compute = [h[1] for h in honest if h[0]]
     checks = [h[2] for h in honest if h[2] is not None]
+    # what the chain itself ran at (other jobs on a shared machine make the 1 s benchmark
+    # noisy): the real speed is the larger of the two, and the cheater claims 4× that
+    chain_rate = plan(bench_score).flop // (int(min(compute) * 1000) * 1_000_000) if compute else 0
+    score = max(bench_score, chain_rate)
     cheats = [excluded(4 * score, 200 + t, tries=cheater_tries) for t in range(trials)]
     spinners = [mp.get_context("fork").Process(target=_spin, daemon=True) for _ in range(busy)]
     for s in spinners:
@@ -139,9 +146,11 @@ def run(trials: int, busy: int, cheater_tries: int = 1) -> dict[str, Any]:
         "cheater_tries": cheater_tries,
         "busy_processes": busy,
         "score_gflops": score,
+        "bench_score_gflops": bench_score,
+        "chain_rate_gflops": chain_rate,
         "score_before_fix_3_at_once": before,
         "score_after_fix_3_at_once": after,
-        "n": sized.n,
+        "n": sized.n,  # of the honest provider's challenge
         "steps": sized.steps,
         "deadline_s": sized.deadline_ms / 1000,
         "honest_idle_s": [round(h[1], 2) for h in honest],
