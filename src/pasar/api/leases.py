@@ -46,6 +46,7 @@ class LeaseView(WireModel):
     inputs: list[FileEntry] = Field(default_factory=list)
     bill: Bill | None = None
     spec: JSONObject | None = None
+    held_until: int | None = None  # held: when the check must be decided by (ms)
 
 
 class Challenge(WireModel):

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 OrderStatus = Literal["open", "running", "done", "expired", "cancelled"]
-LeaseStatus = Literal["running", "settled", "failed", "lost", "cancelled", "released"]
+LeaseStatus = Literal[
+    "running", "held", "settled", "failed", "lost", "cancelled", "released", "rejected"
+]
 
 ORDER_STATUSES: tuple[OrderStatus, ...] = get_args(OrderStatus)
 LEASE_STATUSES: tuple[LeaseStatus, ...] = get_args(LeaseStatus)

@@ -221,5 +221,11 @@ class AsyncJob:
     async def cancel(self) -> dict[str, Any]:
         return (await self.client._call(calls.cancel_order(self.id))).wire()
 
+    async def approve(self, shard: int | None = None) -> dict[str, Any]:
+        return (await self.client._call(calls.approve(self.id, shard))).wire()
+
+    async def reject(self, shard: int, reason: str) -> dict[str, Any]:
+        return (await self.client._call(calls.reject(self.id, shard, reason))).wire()
+
     async def explain(self) -> dict[str, Any]:
         return await self.client.explain(self.id)

@@ -143,6 +143,20 @@ def cancel_order(order_id: str) -> Call[TxAnswer]:
     return _post(f"/v1/orders/{order_id}/cancel", txs.OrderCancel(order_id=order_id))
 
 
+def approve(order_id: str, shard: int | None = None) -> Call[TxAnswer]:
+    """Approve one shard's held result, or every held one (``shard`` None)."""
+    body = txs.ResultApprove(order_id=order_id)
+    if shard is not None:
+        body.shard = shard
+    return _post(f"/v1/orders/{order_id}/approve", body)
+
+
+def reject(order_id: str, shard: int, reason: str) -> Call[TxAnswer]:
+    """Reject one shard's held result: it is re-run free on another provider."""
+    body = txs.ResultReject(order_id=order_id, shard=shard, reason=reason)
+    return _post(f"/v1/orders/{order_id}/reject", body)
+
+
 def explain(order_id: str) -> Call[Any]:
     return Call("GET", f"/v1/orders/{order_id}/explain", signed=True)
 

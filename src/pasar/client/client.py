@@ -237,5 +237,15 @@ class Job:
         """Stop the job: running leases are billed for verified seconds, the rest refunded."""
         return self.client._call(calls.cancel_order(self.id)).wire()
 
+    def approve(self, shard: int | None = None) -> dict[str, Any]:
+        """Approve one shard's held result (``verification: approve``), or every held one: its
+        provider is paid for its verified time."""
+        return self.client._call(calls.approve(self.id, shard)).wire()
+
+    def reject(self, shard: int, reason: str) -> dict[str, Any]:
+        """Reject one shard's held result: its run is not paid and the shard is re-run free on
+        another provider (the job ends, refunded, after the preset's ``max_reruns``)."""
+        return self.client._call(calls.reject(self.id, shard, reason)).wire()
+
     def explain(self) -> dict[str, Any]:
         return self.client.explain(self.id)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Container, Hashable, Iterable, Mapping, Mu
 from typing import Any, TypeVar
 
 from pasar.core.accounts import LedgerAccount
+from pasar.core.approval_handlers import on_approve, on_auto_approve, on_reject
 from pasar.core.candidates import build_candidates, indexed_candidates
 from pasar.core.errors import PasarError
 from pasar.core.fees import Charges
@@ -77,7 +78,7 @@ from pasar.core.tx_parsing import (
 from pasar.crypto.envelope import MAX_SKEW_MS
 
 MAX_FAUCET_UNITS = 10_000
-MARKET_TYPES = frozenset({"match", "order.expire", "lease.lost"})
+MARKET_TYPES = frozenset({"match", "order.expire", "lease.lost", "result.auto_approve"})
 #: Up to this many providers an order is cleared by scanning them all, which gives every provider a
 #: reason in ``OrderRecord.reasons``; above it the fleet index finds the same awards while
 #: looking only where candidates can be, and only the providers it examined get a reason.
@@ -652,6 +653,9 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "lease.lost": on_lost,
     "lease.release": on_release,
     "receipt": on_receipt,
+    "result.approve": on_approve,
+    "result.reject": on_reject,
+    "result.auto_approve": on_auto_approve,
 }
 
 TX_TYPES: tuple[str, ...] = tuple(_HANDLERS)
@@ -688,4 +692,7 @@ _FIELDS: dict[str, frozenset[str]] = {
             "failure",
         }
     ),
+    "result.approve": frozenset({"order_id", "shard"}),
+    "result.reject": frozenset({"order_id", "shard", "reason"}),
+    "result.auto_approve": frozenset({"lease_id"}),
 }

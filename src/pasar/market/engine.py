@@ -15,6 +15,8 @@ thing that is due, submits a transaction signed by the market:
   cannot match are retried only when capacity changes, not every tick;
 - ``order.expire`` for an open order past its deadline (escrow refunded);
 - ``lease.lost`` for a running lease that missed ``grace`` heartbeat intervals;
+- ``result.auto_approve`` for a held result (``verification: approve``) whose approval window
+  passed;
 
 a clearing leaves out providers the market has not heard from within the grace (see
 :mod:`pasar.market.liveness`): the preview asks the liveness about each provider it examines
@@ -36,7 +38,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from pasar.api.txs import LeaseLost, Match, OrderExpire, TxBody
+from pasar.api.txs import LeaseLost, Match, OrderExpire, ResultAutoApprove, TxBody
+from pasar.core.approval_handlers import overdue_approvals
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
 from pasar.core.pricing.base import screen
@@ -96,11 +99,13 @@ class Engine:
                 and (r.window is not None or r.id not in self._tried)  # bids may have come
             ]
             lost = state.overdue_leases(now)
+            judged = overdue_approvals(state, now)
         for order_id in waiting:  # the lock is taken again for each: writes get in between
             body = self._match_body(order_id, now)
             if body is not None:
                 out.append(body)
         out.extend(LeaseLost(lease_id=lease_id) for lease_id in lost)
+        out.extend(ResultAutoApprove(lease_id=lease_id) for lease_id in judged)
         return out
 
     def _match_body(self, order_id: str, now: int) -> Match | None:

@@ -76,6 +76,14 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
     def lease(s: MarketState, n: int) -> str:
         return sorted(s.leases)[n]
 
+    def run(s: MarketState, o: int, n: int) -> str:  # the n-th lease of the o-th order
+        return s.orders[order(s, o)].leases[n]
+
+    def shard(s: MarketState, o: int, n: int) -> int:
+        return s.leases[run(s, o, n)].shard
+
+    approve = {**SPEC, "shards": 2, "verification": "approve"}
+
     return [
         lambda s: tx(ALICE, T0, type="faucet", amount="100 USDC"),
         lambda s: tx(P1, T0, type="faucet", amount="100 USDC"),
@@ -98,11 +106,39 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
         lambda s: tx(m, T0 + 43_000, type="order.expire", order_id=order(s, 1)),
         lambda s: tx(P1, T0 + 44_000, type="unbonded.withdraw"),
         lambda s: tx(P1, T0 + 45_000, type="withdraw", amount="0.000001 USDC"),
+        # verification: approve (the state's preset has a 60 s window: see _approving)
+        lambda s: _register(P1, T0 + 46_000),  # back after a lost lease
+        lambda s: _register(P2, T0 + 46_000),
+        lambda s: tx(ALICE, T0 + 46_000, type="order.create", spec=approve),
+        lambda s: tx(m, T0 + 46_001, type="match", order_id=order(s, 2), seed=3),
+        lambda s: _receipt(s, run(s, 2, 0), T0 + 47_000),
+        lambda s: _receipt(s, run(s, 2, 1), T0 + 47_000),
+        lambda s: tx(
+            ALICE, T0 + 48_000, type="result.approve", order_id=order(s, 2), shard=shard(s, 2, 0)
+        ),
+        lambda s: tx(
+            ALICE,
+            T0 + 48_000,
+            type="result.reject",
+            order_id=order(s, 2),
+            shard=shard(s, 2, 1),
+            reason="wrong colours",
+        ),
+        lambda s: tx(m, T0 + 48_001, type="match", order_id=order(s, 2), seed=4),
+        lambda s: _receipt(s, run(s, 2, 2), T0 + 49_000),
+        lambda s: tx(m, T0 + 109_000, type="result.auto_approve", lease_id=run(s, 2, 2)),
     ]
 
 
+def _approving(s: MarketState) -> MarketState:
+    """``s`` with a 60 s approval window on its preset (the pasar preset has none)."""
+    rules = dataclasses.replace(s.preset.verification, approve_window_s=60, max_reruns=3)
+    s.preset = dataclasses.replace(s.preset, verification=rules)
+    return s
+
+
 def test_every_transaction_type_undoes_all_its_work_when_it_fails_at_the_end() -> None:
-    s = make_state()
+    s = _approving(make_state())
     seen: set[str] = set()
     for build in _scenario():
         t = build(s)

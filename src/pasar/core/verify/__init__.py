@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pasar.core.errors import PasarError
+from pasar.core.verify.approve import ApprovePolicy
 from pasar.core.verify.base import VerificationPolicy
 from pasar.core.verify.receipt import ReceiptPolicy
 
@@ -26,6 +27,7 @@ PolicyBuilder = Callable[[str, "Verification"], VerificationPolicy]
 
 BUILDERS: dict[str, PolicyBuilder] = {
     "receipt": lambda _argument, _rules: ReceiptPolicy(),
+    "approve": lambda _argument, rules: ApprovePolicy(rules.approve_window_s, rules.max_reruns),
 }
 
 

@@ -62,6 +62,7 @@ def lease_view(state: MarketState, lease: LeaseRecord) -> LeaseView:
         receipt=lease.receipt,
         inputs=file_entries(record.inputs),
         bill=None if charges is None else Bill.of(charges),
+        held_until=lease.held_until if lease.status == "held" else None,
     )
 
 
