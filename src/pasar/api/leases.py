@@ -46,7 +46,7 @@ class LeaseView(WireModel):
     inputs: list[FileEntry] = Field(default_factory=list)
     bill: Bill | None = None
     spec: JSONObject | None = None
-    held_until: int | None = None  # held: when the check must be decided by (ms)
+    held_until: int | None = None  # only while held: when it must be judged by (ms)
 
 
 class Challenge(WireModel):
