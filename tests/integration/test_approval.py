@@ -94,6 +94,9 @@ def test_approve_pays_and_a_rejected_run_reruns_elsewhere_unpaid(
         first = _wait(job, _held_run(1))["leases"][0]
         assert first["held_until"] > first["ended_at"]  # the window: 24 h on render
         assert first["receipt"]["exit_code"] == 0 and first["bill"] is None
+        review = job.review(tmp_path / "review", 30)  # the held result, checked, to judge
+        assert (tmp_path / "review" / "frame.txt").read_text() == "frame\n"
+        assert [x.lease_id for x in review.shards] == [first["lease_id"]]
         rejected = job.reject(0, "the frame is black")
         assert rejected["rerun"] and rejected["rejections"] == 1
         order = _wait(job, _held_run(2))

@@ -29,7 +29,7 @@ from pasar.api.base import parse, parse_rows
 from pasar.api.leases import LeaseView
 from pasar.api.orders import OrderView, OrderWait, PublicOrderView
 from pasar.api.quote import QuotedOfferView, QuoteResponse
-from pasar.api.status import TERMINAL_ORDER
+from pasar.api.status import TERMINAL_ORDER, awaiting_approval
 from pasar.cli.common import JsonOpt, MarketOpt, make_client, perform, short, text, total
 from pasar.cli.output import console, err_console, print_json
 from pasar.cli.spec import read_spec_file
@@ -275,17 +275,6 @@ def _until(held_until: int | None) -> str:
     return " until " + time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(held_until / 1000))
 
 
-def awaiting_approval(order: OrderView) -> bool:
-    """Every shard has run and at least one result waits for the client's approval: the order
-    goes on only when the client judges it (or its window passes)."""
-    return (
-        order.status == "running"
-        and order.unfilled == 0
-        and any(x.status == "held" for x in order.leases)
-        and not any(x.status == "running" for x in order.leases)
-    )
-
-
 def follow_order(
     client: Client, order_id: str, emit: Progress | None, *, shown_status: str | None = None
 ) -> OrderView:
@@ -310,7 +299,7 @@ def follow_order(
                 emit(f"order {order_id}: {shown_status}{note}")
         if order.status in TERMINAL_ORDER:
             return order
-        if awaiting_approval(order):
+        if awaiting_approval(order.wire()):
             if emit is not None:
                 emit(
                     f"waiting for your approval: `pasar approve {order_id}` (or `pasar reject "
@@ -372,7 +361,7 @@ def order_ok(order: OrderView) -> bool:
     lease exited 0 (``launch --wait``'s exit code 0)."""
     settled = [x for x in order.leases if x.status in ("settled", "held")]
     return (
-        (order.status == "done" or awaiting_approval(order))
+        (order.status == "done" or awaiting_approval(order.wire()))
         and bool(settled)
         and not _job_failed(order)
         and all(_exit_code(x) == 0 for x in settled)
@@ -765,7 +754,6 @@ def explain(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool
 
 __all__ = [
     "approve",
-    "awaiting_approval",
     "cancel",
     "explain",
     "follow_order",

@@ -31,7 +31,7 @@ from pasar.api.offers import ProviderInfo
 from pasar.api.orders import OrderView, PublicOrderView
 from pasar.api.quote import QuoteResponse
 from pasar.api.status import FINAL_LEASE as _FINAL_LEASE
-from pasar.api.status import TERMINAL_ORDER
+from pasar.api.status import TERMINAL_ORDER, awaiting_approval
 from pasar.api.txs import TxAnswer, TxBody
 from pasar.core.errors import PasarError
 
@@ -297,16 +297,21 @@ def release(lease_id: str) -> Call[TxAnswer]:
 
 
 def wait_for_end(
-    order_id: str, timeout_s: float | None, clock: Callable[[], float] = time.monotonic
+    order_id: str,
+    timeout_s: float | None,
+    clock: Callable[[], float] = time.monotonic,
+    *,
+    review: bool = False,
 ) -> Generator[Call[Any], Any, dict[str, Any]]:
     """Long-poll the order until it is done, expired or cancelled; returns its last view.
+    With ``review``, also stop once every result waits for the client's approval.
 
     Raises PasarError ``wait_timeout`` (the order goes on) if ``timeout_s`` passes first.
     """
     deadline = None if timeout_s is None else clock() + timeout_s
     order: dict[str, Any] = yield get_order(order_id)
     after = 0
-    while order["status"] not in TERMINAL:
+    while order["status"] not in TERMINAL and not (review and awaiting_approval(order)):
         poll = POLL_S
         if deadline is not None:
             left = deadline - clock()
