@@ -258,7 +258,8 @@ def _lease_line(lease: LeaseView) -> str:
     failure = failure_text(lease)
     if failure:
         extra.append(failure)
-    extra.append(f"{lease.billed_seconds} s billed")
+    if status not in ("held", "rejected"):  # nothing is billed until the result is judged
+        extra.append(f"{lease.billed_seconds} s billed")
     if status == "lost":
         extra.append("provider missed its heartbeats; the shard is re-queued")
     if status == "held":
