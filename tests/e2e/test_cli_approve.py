@@ -8,12 +8,14 @@ traceback, and moves nothing.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli_jobs import needs_bwrap, ok_json, pasar
+from test_cli_jobs import env_for, needs_bwrap, ok_json, pasar
 
 FRAME = """\
 name: frame
@@ -108,3 +110,30 @@ def test_bad_input_without_a_market_exits_2(args: list[str], code: str, tmp_path
     result = pasar(*args, "--json", home=tmp_path / "client")
     assert result.returncode == 2, result.stdout + result.stderr
     assert json.loads(result.stdout)["error"]["code"] == code
+
+
+@needs_bwrap
+def test_the_approve_example_shows_a_rejection_and_its_rerun(
+    spawn_market: Any, spawn_provider: Any, tmp_path: Path
+) -> None:
+    market = spawn_market(tmp_path / "market", "--preset", "render")
+    for i in (1, 2):
+        spawn_provider(market.url, tmp_path / f"p{i}", *PRICE)
+    home = tmp_path / "client"
+    ok_json(pasar("faucet", "20 USDC", "--json", home=home, market=market.url))
+    out = tmp_path / "out" / "approve"
+    script = Path(__file__).resolve().parents[2] / "examples" / "render" / "approve.py"
+    run = subprocess.run(
+        [sys.executable, str(script), "--reject", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env_for(home, market.url),
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "rejected shard 1" in run.stdout and "approved the re-rendered shard 1" in run.stdout
+    assert "held" in run.stdout and "judge by" in run.stdout
+    assert ": done;" in run.stdout
+    assert len(list(out.rglob("tile.ppm"))) == 6
