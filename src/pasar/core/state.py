@@ -16,7 +16,8 @@ seeds in the log.
 
 The handlers of the transactions that prove or end a lease's time (heartbeat, release, lost,
 receipt) live in :mod:`pasar.core.lease_handlers`, the order ones (create, bid, match, expire,
-cancel) in :mod:`pasar.core.order_handlers`; the account and provider ones here.
+cancel) in :mod:`pasar.core.order_handlers`, a held result's judgement in
+:mod:`pasar.core.approval_handlers`; the account and provider ones here.
 
 Signatures are checked before a transaction reaches this module (by the API and by the audit);
 what is checked here is everything that depends on the state: who may send what, nonces, money,
