@@ -182,15 +182,16 @@ def on_reject(state: MarketState, tx: Tx) -> Applied:
         close_order(state, record, tx.at)
     verdict = Verdict(rejected=(lease.id,))
     charges = carry_out(state, policy.outcome(verdict, _results([lease])))
+    rerun = shard in record.free_shards  # re-queued: only while the order is open
     if ended:
         record.note = (
             f"ended: shard {shard} was rejected {count} times ({reason}); its escrow and the "
             "unfilled shards' escrow were refunded"
         )
     else:
+        after = "re-running it on another provider" if rerun else "not re-run: the order is over"
         record.note = (
-            f"shard {shard} rejected ({count} of {policy.max_rejections}): {reason}; "
-            "re-running it on another provider"
+            f"shard {shard} rejected ({count} of {policy.max_rejections}): {reason}; {after}"
         )
     return Applied(
         tx.type,
@@ -200,7 +201,7 @@ def on_reject(state: MarketState, tx: Tx) -> Applied:
             "lease_id": lease.id,
             "rejections": count,
             "refund": charges[lease.id].refund.to_json(),
-            "rerun": not ended and record.status in ("open", "running"),
+            "rerun": rerun,
             "ended": ended,
         },
         providers={lease.provider},

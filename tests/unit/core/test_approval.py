@@ -367,3 +367,35 @@ def test_a_failure_receipt_settles_as_with_receipt() -> None:
     )
     assert s.leases[lease].status == "failed" and s.orders[order_id].status == "done"
     books_balance(s)
+
+
+def test_a_result_rejected_after_a_cancel_is_refunded_not_rerun() -> None:
+    s = approving_state()
+    order_id, (lease,) = _held_order(s)
+    _send(s, ALICE, T0 + 15_000, type="order.cancel", order_id=order_id)
+    assert s.leases[lease].status == "held"  # a cancel leaves a held result to be judged
+    result = _send(
+        s, ALICE, T0 + 20_000, type="result.reject", order_id=order_id, shard=0, reason="late"
+    )
+    assert not result["rerun"] and not result["ended"]
+    record = s.orders[order_id]
+    assert record.status == "cancelled" and record.free_shards == []
+    assert "not re-run" in (record.note or "")
+    assert s.ledger.balance(LedgerAccount.client(ALICE), USDC) == usdc("100")
+    books_balance(s)
+
+
+def test_a_rejected_provider_sits_out_only_while_its_shard_waits() -> None:
+    policy = ApprovePolicy(60, 3)
+    s = approving_state()
+    order_id, leases = _held_order(s, shards=2)
+    record = s.orders[order_id]
+    _send(s, ALICE, T0 + 20_000, type="result.reject", order_id=order_id, shard=0, reason="x")
+    rejected = s.leases[leases[0]]
+    runs = [s.leases[x] for x in record.leases]
+    assert policy.exclusions(record, runs) == {
+        rejected.provider: "its result for shard 0 of this order was rejected"
+    }
+    (rerun,) = _market(s, T0 + 21_000, type="match", order_id=order_id, seed=5)["leases"]
+    assert s.leases[rerun].provider != rejected.provider
+    assert policy.exclusions(record, [s.leases[x] for x in record.leases]) == {}
