@@ -399,3 +399,14 @@ def test_a_rejected_provider_sits_out_only_while_its_shard_waits() -> None:
     (rerun,) = _market(s, T0 + 21_000, type="match", order_id=order_id, seed=5)["leases"]
     assert s.leases[rerun].provider != rejected.provider
     assert policy.exclusions(record, [s.leases[x] for x in record.leases]) == {}
+
+
+def test_approve_is_refused_on_a_network_without_an_approval_window() -> None:
+    s = make_state()  # the pasar preset: approve_window_s = 0, no approval step
+    _send(s, ALICE, T0, type="faucet", amount="10 USDC")
+    before = snapshot(s)
+    with pytest.raises(PasarError) as err:
+        _send(s, ALICE, T0, type="order.create", spec={**SPEC, "verification": "approve"})
+    assert (err.value.status, err.value.code) == (422, "verification_unavailable")
+    assert err.value.field == "spec.verification" and "--preset render" in (err.value.hint or "")
+    assert snapshot(s) == before

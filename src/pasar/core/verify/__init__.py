@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pasar.core.errors import PasarError
-from pasar.core.verify.approve import ApprovePolicy
+from pasar.core.verify.approve import build_approve
 from pasar.core.verify.base import VerificationPolicy
 from pasar.core.verify.receipt import ReceiptPolicy
 
@@ -27,7 +27,7 @@ PolicyBuilder = Callable[[str, "Verification"], VerificationPolicy]
 
 BUILDERS: dict[str, PolicyBuilder] = {
     "receipt": lambda _argument, _rules: ReceiptPolicy(),
-    "approve": lambda _argument, rules: ApprovePolicy(rules.approve_window_s, rules.max_reruns),
+    "approve": build_approve,
 }
 
 

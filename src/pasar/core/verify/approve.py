@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from pasar.core.errors import PasarError
 from pasar.core.fees import FeeSchedule
 from pasar.core.market_records import LeaseRecord, OrderRecord
 from pasar.core.money import Money
@@ -33,6 +35,9 @@ from pasar.core.verify.base import (
     Settle,
     Verdict,
 )
+
+if TYPE_CHECKING:
+    from pasar.core.presets import Verification as VerificationRules
 
 MS = 1000
 #: A lease status that says the client rejected the lease's result (set by ``carry_out``).
@@ -84,3 +89,20 @@ class ApprovePolicy:
 
     def outcome(self, verdict: Verdict, results: Sequence[Result]) -> Outcome:
         return Outcome(pay=verdict.accepted, refund=verdict.rejected)
+
+
+def build_approve(argument: str, rules: VerificationRules) -> ApprovePolicy:
+    """The policy for a preset's rules; refused on a network with no approval window (the
+    preset's ``approve_window_s`` is 0: "no approval step"), where every result would be
+    approved for the client before it could look."""
+    if rules.approve_window_s <= 0:
+        raise PasarError(
+            "verification 'approve' is not available on this market: its preset has no "
+            "approval window",
+            code="verification_unavailable",
+            status=422,
+            field="spec.verification",
+            hint="use a network whose preset approves by the client (e.g. --preset render), "
+            "or verification: receipt",
+        )
+    return ApprovePolicy(rules.approve_window_s, rules.max_reruns)
