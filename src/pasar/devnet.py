@@ -70,6 +70,7 @@ __all__ = [
 DEVNET_FILE = "devnet.json"
 LISTENING_PREFIX = "pasar market listening on "  # printed by pasar.market.serve
 PROVIDER_PREFIX = "pasar provider "  # "pasar provider <account> serving <url>"
+VERIFIER_PREFIX = "pasar verifier "  # "pasar verifier <account> checking for <url>"
 DEFAULT_PRICES = ("0.30", "0.20", "0.40")
 """Per CPU core-hour, provider by provider (then continued upwards): distinct, so that an
 auction is a real competition; the cheapest is provider-2, not simply the first started. Test
@@ -121,6 +122,13 @@ class DevnetConfig:
     faucet: str = DEFAULT_FAUCET
     provider_grace_s: float = PROVIDER_GRACE_S
     max_jobs: int = 4
+    verifiers: int | None = None  # None: the preset's ``checkers`` (2N+1)
+
+    @property
+    def verifier_count(self) -> int:
+        if self.verifiers is not None:
+            return self.verifiers
+        return builtin_preset(self.preset).verification.checkers
 
     @property
     def client_home(self) -> Path:
@@ -205,6 +213,7 @@ class Devnet:
         try:
             self._start_market()
             self._start_providers()
+            self._start_verifiers()
             self._fund_client()
             self._write_record()
         except BaseException:
@@ -232,7 +241,11 @@ class Devnet:
 
     @property
     def providers(self) -> list[Member]:
-        return [m for m in self.members if m.name != "market"]
+        return [m for m in self.members if m.name.startswith("provider-")]
+
+    @property
+    def verifiers(self) -> list[Member]:
+        return [m for m in self.members if m.name.startswith("verifier-")]
 
     # -- the steps --------------------------------------------------------------------------------
 
@@ -346,6 +359,26 @@ class Devnet:
         self.say(f"starting {len(started)} providers ({cfg.runtime} runtime)")
         self._wait_ready(started, PROVIDER_PREFIX, PROVIDER_START_S)
 
+    def _start_verifiers(self) -> None:
+        """The checkers of ``replicate`` jobs (the preset's 2N+1 unless told), each staked
+        with the preset's ``verifier_stake`` (minted from the devnet's faucet)."""
+        cfg = self.config
+        stake = builtin_preset(cfg.preset).verification.verifier_stake
+        started = []
+        for i in range(1, cfg.verifier_count + 1):
+            name = f"verifier-{i}"
+            member = Member(name, cfg.home / name, cfg.logs / f"{name}.log")
+            member.log.write_bytes(b"")
+            args = ["verifier", "start", "--market", self.url, "--home", str(member.home)]
+            args += ["--runtime", cfg.runtime]
+            if stake is not None and stake.micros > 0:
+                args += ["--stake", stake.to_json()]
+            self._spawn(member, args)
+            started.append(member)
+        if started:
+            self.say(f"starting {len(started)} verifiers ({cfg.runtime} runtime)")
+            self._wait_ready(started, VERIFIER_PREFIX, PROVIDER_START_S)
+
     def _wait_ready(self, members: list[Member], prefix: str, timeout: float) -> None:
         """Wait until each member has printed its ready line; keep what it says in ``ready``."""
         deadline = time.monotonic() + timeout
@@ -438,7 +471,7 @@ def _ready_line(log: Path, prefix: str) -> str | None:
     for line in text.splitlines():
         if line.startswith(prefix):
             rest = line[len(prefix) :].strip()
-            return rest.split()[0] if prefix == PROVIDER_PREFIX else rest
+            return rest.split()[0] if prefix in (PROVIDER_PREFIX, VERIFIER_PREFIX) else rest
     return None
 
 

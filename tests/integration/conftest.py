@@ -164,7 +164,6 @@ def module_market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarketPr
 
 # -- provider agents ------------------------------------------------------------------------------
 
-PROVIDER_READY_PREFIX = "pasar provider "
 PROVIDER_START_TIMEOUT_S = 60.0  # the first start runs the benchmark (about a second)
 
 
@@ -201,8 +200,10 @@ class ProviderProcess:
 class ProviderLauncher:
     started: list[ProviderProcess] = field(default_factory=list)
 
+    role: str = "provider"  # or "verifier": the same agent life, another command
+
     def start(self, market_url: str, home: Path, *extra_args: str) -> ProviderProcess:
-        """``pasar provider start --market URL --home HOME EXTRA...``; waits until it serves."""
+        """``pasar ROLE start --market URL --home HOME EXTRA...``; waits until it serves."""
         home.mkdir(parents=True, exist_ok=True)
         n = len(self.started)
         stdout_path = home.parent / f"{home.name}.{n}.stdout"
@@ -214,7 +215,7 @@ class ProviderLauncher:
                     sys.executable,
                     "-m",
                     "pasar",
-                    "provider",
+                    self.role,
                     "start",
                     "--market",
                     market_url,
@@ -232,7 +233,7 @@ class ProviderLauncher:
         deadline = time.monotonic() + PROVIDER_START_TIMEOUT_S
         while time.monotonic() < deadline:
             for line in stdout_path.read_text(errors="replace").splitlines():
-                if line.startswith(PROVIDER_READY_PREFIX) and " serving " in line:
+                if line.startswith(f"pasar {self.role} ") and len(line.split()) > 3:
                     provider.account = line.split()[2]
                     return provider
             if proc.poll() is not None:
@@ -249,6 +250,16 @@ class ProviderLauncher:
 @pytest.fixture
 def spawn_provider() -> Iterator[Callable[..., ProviderProcess]]:
     launcher = ProviderLauncher()
+    try:
+        yield launcher.start
+    finally:
+        launcher.stop_all()
+
+
+@pytest.fixture
+def spawn_verifier() -> Iterator[Callable[..., ProviderProcess]]:
+    """``pasar verifier start``: a verifier agent, as real as a provider."""
+    launcher = ProviderLauncher(role="verifier")
     try:
         yield launcher.start
     finally:

@@ -25,7 +25,7 @@ URL = "http://market.test"
 LEASE_KEYS = {
     "lease_id", "order_id", "provider", "client", "shard", "shards", "status", "price_per_hour",
     "started_at", "ended_at", "verified_intervals", "billed_seconds", "billed_ms", "gpus",
-    "devices", "cpus", "receipt", "inputs", "bill",
+    "devices", "cpus", "receipt", "inputs", "bill", "checks",
 }  # fmt: skip
 ORDER_KEYS = {
     "order_id", "client", "status", "mechanism", "takes_bids", "spec", "created_at", "deadline",

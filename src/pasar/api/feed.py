@@ -19,6 +19,8 @@ class FeedEvent(OpenModel):
     takes_bids: bool | None = None  # an order's mechanism takes sealed bids (None: not said)
     leases: list[str] | None = None
     assigned: dict[str, str] | None = None  # lease id -> its provider (a match)
+    check_id: str | None = None  # a check.assign: the check and the verifier it went to
+    verifier: str | None = None
 
 
 class FeedPage(WireModel):

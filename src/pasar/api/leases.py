@@ -45,6 +45,7 @@ class LeaseView(WireModel):
     receipt: JSONObject | None = None
     inputs: list[FileEntry] = Field(default_factory=list)
     bill: Bill | None = None
+    checks: list[str] = Field(default_factory=list)  # verifiers' checks of it (GET /v1/checks/…)
     spec: JSONObject | None = None
     held_until: int | None = None  # only while held: when it must be judged by (ms)
 

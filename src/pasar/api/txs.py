@@ -157,6 +157,51 @@ class ResultAutoApprove(TxBody):
     lease_id: str
 
 
+class VerifierRegister(TxBody):
+    type: Literal["verifier.register"] = "verifier.register"
+    operator: str | None = None
+
+
+class CheckDraw(TxBody):
+    """The market's signature over a held receipt: whether a verifier re-runs it."""
+
+    type: Literal["check.draw"] = "check.draw"
+    lease_id: str
+    draw: str
+
+
+class CheckAssign(TxBody):
+    type: Literal["check.assign"] = "check.assign"
+    lease_id: str
+    seed: int
+    challenge_id: str | None = None  # a check of a whistleblower's challenge
+
+
+class ChallengeOpen(TxBody):
+    """A whistleblower's claim that a settled result is wrong, with its bond."""
+
+    type: Literal["challenge.open"] = "challenge.open"
+    lease_id: str
+    claim: str
+    bond: str
+
+
+class CheckVerdict(TxBody):
+    """A verifier's re-run of a lease: its outputs and their root (``matches`` only for outputs
+    the spec compares within a tolerance: the verifier's own comparison)."""
+
+    type: Literal["check.verdict"] = "check.verdict"
+    check_id: str
+    root: str
+    outputs: list[FileEntry]
+    matches: bool | None = None
+
+
+class CheckExpire(TxBody):
+    type: Literal["check.expire"] = "check.expire"
+    check_id: str
+
+
 class Logs(TxBody):
     """A chunk of a lease's log at ``offset`` (signed, but not a ledger transaction)."""
 
@@ -188,6 +233,12 @@ TX_BODIES: dict[str, type[TxBody]] = {
         ResultApprove,
         ResultReject,
         ResultAutoApprove,
+        VerifierRegister,
+        CheckDraw,
+        CheckAssign,
+        CheckVerdict,
+        CheckExpire,
+        ChallengeOpen,
     )
 }
 

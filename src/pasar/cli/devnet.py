@@ -73,6 +73,13 @@ def up(
         None, "--prices", help="CPU core-hour price per provider, e.g. 0.30,0.20,0.40."
     ),
     faucet: str = typer.Option("100 USDC", "--faucet", help="Test money for the client key."),
+    verifiers: int | None = typer.Option(
+        None,
+        "--verifiers",
+        min=0,
+        max=15,
+        help="Verifier agents (checkers of replicate jobs); default: the preset's checkers.",
+    ),
     detach: bool = typer.Option(
         False, "--detach", help="Start it and return; stop it with `pasar devnet down`."
     ),
@@ -88,6 +95,7 @@ def up(
         runtime=runtime,
         prices=_prices(prices),
         faucet=faucet,
+        verifiers=verifiers,
     )
     net = Devnet(config, say=_say)
     stop = threading.Event()
@@ -139,6 +147,7 @@ def _print_network(net: Devnet) -> None:
     )
     rows = [("market", net.url, "")]
     rows += [(p.name, p.ready, f"{p.price} USDC per CPU core-hour") for p in net.providers]
+    rows += [(v.name, v.ready, "verifier") for v in net.verifiers]
     rows.append(("client", net.client_account, f"key in {cfg.client_home / 'keys'}"))
     for name, ident, note in rows:
         console.print(f"  {name:<11} {ident}  [dim]{note}[/]", soft_wrap=True, highlight=False)

@@ -25,6 +25,7 @@ from pasar.cli import (
     presets,
     provider,
     spec,
+    verifier,
 )
 from pasar.cli.output import print_error
 from pasar.core.errors import PasarError
@@ -72,6 +73,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(spec.app, name="spec")
 app.add_typer(presets.app, name="presets")
 app.add_typer(provider.app, name="provider")
+app.add_typer(verifier.app, name="verifier")
 app.add_typer(market.app, name="market")
 app.add_typer(devnet.app, name="devnet")
 

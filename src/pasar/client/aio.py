@@ -171,6 +171,10 @@ class AsyncClient:
         """See :meth:`pasar.Client.explain`."""
         return dict(await self._call(calls.explain(order_id)))
 
+    async def check(self, check_id: str) -> dict[str, Any]:
+        """See :meth:`pasar.Client.check`."""
+        return (await self._call(calls.check(check_id))).wire()
+
     async def faucet(self, amount: str) -> dict[str, Any]:
         """See :meth:`pasar.Client.faucet`."""
         return (await self._call(calls.faucet(amount))).wire()

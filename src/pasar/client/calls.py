@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from pasar.api import txs
 from pasar.api.accounts import Balance
 from pasar.api.base import JSONObject, parse
+from pasar.api.checks import CheckView, VerifierInfo
 from pasar.api.feed import FeedPage
 from pasar.api.health import Health
 from pasar.api.leases import Challenge, LeaseView, LogAppended
@@ -291,6 +292,27 @@ def receipt(body: txs.Receipt) -> Call[TxAnswer]:
 
 def release(lease_id: str) -> Call[TxAnswer]:
     return _post(f"/v1/leases/{lease_id}/release", txs.LeaseRelease(lease_id=lease_id))
+
+
+def verifier_register(operator: str | None) -> Call[TxAnswer]:
+    body = txs.VerifierRegister() if operator is None else txs.VerifierRegister(operator=operator)
+    return _post("/v1/verifiers", body)
+
+
+def verifier(verifier_id: str) -> Call[VerifierInfo]:
+    return Call("GET", f"/v1/verifiers/{verifier_id}", parse=_model(VerifierInfo))
+
+
+def check(check_id: str) -> Call[CheckView]:
+    return Call("GET", f"/v1/checks/{check_id}", parse=_model(CheckView), signed=True)
+
+
+def open_challenge(lease_id: str, claim: str, bond: str) -> Call[TxAnswer]:
+    return _post("/v1/challenges", txs.ChallengeOpen(lease_id=lease_id, claim=claim, bond=bond))
+
+
+def verdict(body: txs.CheckVerdict) -> Call[TxAnswer]:
+    return _post(f"/v1/checks/{body.check_id}/verdict", body)
 
 
 # -- procedures ------------------------------------------------------------------------------------

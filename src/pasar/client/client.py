@@ -183,6 +183,11 @@ class Client:
         """Mint test money into this account (markets started with ``--devnet`` only)."""
         return self._call(calls.faucet(amount)).wire()
 
+    def check(self, check_id: str) -> dict[str, Any]:
+        """One verifier's check of a lease (a lease view lists its ``checks``): who re-ran it,
+        whether it agreed, its root (for the order's client, providers and verifiers)."""
+        return self._call(calls.check(check_id)).wire()
+
 
 class Job:
     """A handle on one order: its status, logs, result; cancel it or wait for its end."""

@@ -60,6 +60,7 @@ class AccountKind(StrEnum):
     RESERVE = "reserve"  # the network's insurance/reserve share of fees
     MINT = "mint"  # the only source of new money; its balance is minus the total minted
     BURN = "burn"  # the sink for destroyed money; its balance is the total burned
+    BOND = "bond"  # a whistleblower's bond on its challenge, owner = challenge id
 
 
 SYSTEM_KINDS = frozenset(
@@ -126,6 +127,10 @@ class LedgerAccount:
     @classmethod
     def stake(cls, provider: str) -> LedgerAccount:
         return cls(AccountKind.STAKE, provider)
+
+    @classmethod
+    def bond(cls, challenge_id: str) -> LedgerAccount:
+        return cls(AccountKind.BOND, challenge_id)
 
     @classmethod
     def unbonding(cls, provider: str, release_at: int) -> LedgerAccount:

@@ -11,7 +11,7 @@ getters (``_lease``, ``_order``, ``_provider``) and helpers (``_put``, ``_index_
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pasar.core.fees import Charges
 from pasar.core.market_records import Applied, LeaseRecord, OrderRecord, Tx, fail
@@ -166,17 +166,12 @@ def _settle_unpaid(
     return settlement
 
 
-def on_receipt(state: MarketState, tx: Tx) -> Applied:
-    """A lease's provider reports its result (or its failure). The order's verification
-    policy decides what happens: settle now (``receipt``), or hold the lease's escrow while
-    the result is checked (:func:`_hold`)."""
-    from pasar.crypto.merkle import root_of_files  # pure hashing; kept local to the one user
+def signed_outputs(body: Mapping[str, Any], *, code: str) -> tuple[list[Mapping[str, Any]], str]:
+    """The ``outputs`` of a receipt or a verdict, and their Merkle root, once checked: a list
+    of ``{path, sha256, size, parts?}`` whose root is the signed ``root`` (422 ``bad_root``)."""
+    from pasar.crypto.merkle import root_of_files  # pure hashing; kept local to the users
 
-    lease = _running_lease(state, tx, provider_may="send its receipt")
-    exit_code = tx.body.get("exit_code")
-    if isinstance(exit_code, bool) or not isinstance(exit_code, int):
-        raise fail("exit_code must be an integer", code="invalid_receipt", field="exit_code")
-    outputs = tx.body.get("outputs", [])
+    outputs = body.get("outputs", [])
     if not isinstance(outputs, list) or not all(
         isinstance(o, Mapping)
         and isinstance(o.get("path"), str)
@@ -184,19 +179,28 @@ def on_receipt(state: MarketState, tx: Tx) -> Applied:
         and output_parts(o) is not None
         for o in outputs
     ):
-        raise fail(
-            "outputs must be a list of {path, sha256, size, parts?}",
-            code="invalid_receipt",
-            field="outputs",
-        )
+        raise fail("outputs must be a list of {path, sha256, size, parts?}", code=code,
+                   field="outputs")  # fmt: skip
     root = root_of_files((o["path"], o["sha256"]) for o in outputs)
-    if tx.body.get("root") != root:
+    if body.get("root") != root:
         raise fail(
-            "the receipt's root is not the Merkle root of its outputs",
+            "the root is not the Merkle root of the outputs",
             code="bad_root",
             status=422,
             field="root",
         )
+    return outputs, root
+
+
+def on_receipt(state: MarketState, tx: Tx) -> Applied:
+    """A lease's provider reports its result (or its failure). The order's verification
+    policy decides what happens: settle now (``receipt``), or hold the lease's escrow while
+    the result is checked (:func:`_hold`)."""
+    lease = _running_lease(state, tx, provider_may="send its receipt")
+    exit_code = tx.body.get("exit_code")
+    if isinstance(exit_code, bool) or not isinstance(exit_code, int):
+        raise fail("exit_code must be an integer", code="invalid_receipt", field="exit_code")
+    outputs, root = signed_outputs(tx.body, code="invalid_receipt")
     failure = parse_failure(tx.body.get("failure"))
     if failure is not None and outputs:
         raise fail(
@@ -220,6 +224,7 @@ def on_receipt(state: MarketState, tx: Tx) -> Applied:
         for sha in (output["sha256"], *(output_parts(output) or ())):
             state._index_blob(sha, lease.order_id)
     if isinstance(decision, Hold):
+        lease.receipt_digest = tx.digest  # what the market's replication draw signs
         return _hold(state, record, lease, decision, tx)
     charges = state._settle(lease, tx.at, "settled" if failure is None else "failed")
     lease.receipt = dict(tx.body)

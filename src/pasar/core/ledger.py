@@ -339,6 +339,37 @@ class Ledger:
             transfers=tuple(transfers),
         )
 
+    def move_up_to(
+        self, source: LedgerAccount, dest: LedgerAccount, amount: Money, memo: str
+    ) -> Money:
+        """Move ``amount`` from ``source`` to ``dest``, or what ``source`` holds if less (a
+        check fee from what is left of an escrow, a claw-back from earnings a provider may
+        have withdrawn); returns what moved. Nothing moves for a zero amount."""
+        take = min(_positive_or_zero(amount), self.balance(source, amount.currency))
+        if take:
+            self._commit([Transfer(source, dest, take, memo)])
+        return take
+
+    def post_bond(self, payer: str, challenge_id: str, amount: Money) -> list[Transfer]:
+        """Lock a whistleblower's bond on its challenge (from its spendable balance)."""
+        return self._commit(
+            [
+                Transfer(
+                    LedgerAccount.client(payer),
+                    LedgerAccount.bond(challenge_id),
+                    _positive(amount),
+                    f"bond on challenge {challenge_id}",
+                )
+            ]
+        )
+
+    def release_bond(self, challenge_id: str, to: LedgerAccount, memo: str) -> list[Transfer]:
+        """Move a challenge's whole bond to ``to``: back to the whistleblower, or to whom a
+        false claim wronged."""
+        bond = LedgerAccount.bond(challenge_id)
+        held = self.holdings(bond)
+        return self._commit([Transfer(bond, to, amount, memo) for amount in held if amount])
+
     def withdraw_earnings(self, owner: str, amount: Money) -> list[Transfer]:
         """Move earnings to the owner's spendable account (to stake them, or pay with them)."""
         return self._commit(
@@ -587,6 +618,16 @@ class Ledger:
             code="overdraft",
             field="amount",
         )
+
+
+def _positive_or_zero(amount: object) -> Money:
+    if not isinstance(amount, Money) or amount.is_negative():
+        raise LedgerError(
+            f"amount must be non-negative Money, got {amount!r}",
+            code="invalid_amount",
+            field="amount",
+        )
+    return amount
 
 
 def _positive(amount: object) -> Money:

@@ -176,11 +176,79 @@ class LeaseRecord:
     billed_ms: int = 0
     # while held: when its check must be decided by (the policy's deadline), if it has one
     held_until: int | None = None
+    settled_at: int | None = None  # when it was paid (later than ended_at when it was checked)
+    # what signed the receipt (its digest): the replication draw is the market's signature of it
+    receipt_digest: str | None = None
+    # verification of a held lease: the market's draw (hex), the checks given to verifiers,
+    # and how many verdicts the policy needs (0 until drawn; 1 for a spot check; the preset's
+    # ``checkers`` once a spot check disagreed)
+    draw: str | None = None
+    checks: list[str] = field(default_factory=list)
+    checks_needed: int = 0
 
     @property
     def billed_seconds(self) -> int:
         """Whole seconds billed (rounded down), for people; money uses :attr:`billed_ms`."""
         return self.billed_ms // 1000
+
+
+@dataclass
+class VerifierRecord:
+    """A registered verifier: it re-runs leases' work and signs verdicts for a fee.
+
+    ``operator`` is who runs it (an organisation's name, as providers may also declare in their
+    ``operator`` attribute): a verifier never checks a provider of its own operator.
+    ``available`` turns False when it misses a check's deadline, until it registers again.
+    """
+
+    id: str
+    registered_at: int
+    operator: str | None = None
+    available: bool = True
+    checks_done: int = 0
+    checks_missed: int = 0
+
+
+@dataclass
+class CheckRecord:
+    """One verifier's check of one held lease.
+
+    ``status``: ``assigned`` (waiting for its verdict), ``done`` (verdict in), ``expired`` (the
+    verifier missed ``deadline``; the lease gets another check). ``agrees`` is whether the
+    verifier's result matched the provider's (exactly, or within the spec's tolerance).
+    """
+
+    id: str
+    lease_id: str
+    order_id: str
+    verifier: str
+    assigned_at: int
+    deadline: int
+    status: str = "assigned"
+    root: str | None = None
+    agrees: bool | None = None
+    note: str | None = None
+    challenge_id: str | None = None  # a check of a whistleblower's challenge, not of a hold
+
+
+@dataclass
+class ChallengeRecord:
+    """A whistleblower's claim that a settled result is wrong, backed by a bond.
+
+    ``status``: ``open`` (checkers re-run the lease), ``upheld`` (the majority found the result
+    wrong: the provider is slashed, the whistleblower rewarded and its bond returned) or
+    ``rejected`` (the result stands: the bond pays the checks and the rest goes to the
+    provider it wrongly accused)."""
+
+    id: str
+    lease_id: str
+    order_id: str
+    whistleblower: str
+    claim: str
+    bond: Money
+    opened_at: int
+    status: str = "open"
+    checks: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -57,6 +57,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from pasar.core.compare import NUMERIC_SUFFIXES, CompareError, is_numeric_file, parse_rule
 from pasar.core.errors import ErrorDetail, PasarError
 from pasar.core.gpus import FAMILY_BY_NAME
 from pasar.core.money import Money
@@ -310,6 +311,13 @@ def _output_path(value: str) -> str:
     return value
 
 
+def _compare_rule(value: object) -> str:
+    try:
+        return parse_rule(value).text()
+    except CompareError as exc:
+        _fail("invalid_value", str(exc))
+
+
 def _verification(value: object) -> str:
     expected = (
         'expected "receipt", "replicate:RATE" (e.g. replicate:0.1), "pol", "approve" or "tee"'
@@ -494,7 +502,7 @@ class Resources(_Model):
         return self
 
 
-PRIVATE_FIELDS = frozenset({"setup", "run", "workdir", "envs", "inputs", "outputs"})
+PRIVATE_FIELDS = frozenset({"setup", "run", "workdir", "envs", "inputs", "outputs", "compare"})
 """Parts of a spec only the job's parties may read (DESIGN.md §4, "Reads")."""
 PRIVATE_COMMAND = "# private: only the lease's provider reads the command"
 
@@ -520,6 +528,8 @@ class JobSpec(_Model):
         | None
     ) = None
     verification: Annotated[str, PlainValidator(_verification)] | None = None
+    # per output: how a verifier's re-run is compared with it ("exact", "numeric:rtol=1e-5")
+    compare: dict[OutputPath, Annotated[str, PlainValidator(_compare_rule)]] | None = None
     privacy: Annotated[Privacy, BeforeValidator(_choice(get_args(Privacy), "a privacy mode"))] = (
         "none"
     )
@@ -548,6 +558,29 @@ class JobSpec(_Model):
     @classmethod
     def _envs_sorted(cls, value: dict[str, str]) -> dict[str, str]:
         return dict(sorted(value.items()))
+
+    @model_validator(mode="after")
+    def _compare_outputs(self) -> JobSpec:
+        """A tolerance is for an output the job declares, and for a file of numbers."""
+        for path, rule in (self.compare or {}).items():
+            declared = any(
+                path == out or path.startswith(out.rstrip("/") + "/") for out in self.outputs
+            )
+            if not declared:
+                _fail(
+                    "invalid_value",
+                    f"compare names {path!r}, which is not one of the job's outputs",
+                    "list it under outputs, or remove it from compare",
+                )
+            if rule != "exact" and not is_numeric_file(path):
+                _fail(
+                    "invalid_value",
+                    f"compare: a numeric tolerance applies to files of numbers "
+                    f"({', '.join(NUMERIC_SUFFIXES)}), not {path!r}",
+                    f"compare {path!r} exactly (leave it out of compare) or write the numbers "
+                    "to a .csv or .npy file",
+                )
+        return self
 
     @model_validator(mode="after")
     def _one_split(self) -> JobSpec:

@@ -33,8 +33,16 @@ from typing import Any, TypeVar
 from pasar.core.accounts import LedgerAccount
 from pasar.core.approval_handlers import on_approve, on_auto_approve, on_reject
 from pasar.core.candidates import build_candidates, indexed_candidates
+from pasar.core.challenge_handlers import on_challenge_open
+from pasar.core.check_handlers import (
+    on_check_assign,
+    on_check_expire,
+    on_check_verdict,
+    on_draw,
+    on_verifier_register,
+)
 from pasar.core.errors import PasarError
-from pasar.core.fees import Charges
+from pasar.core.fees import Charges, billed_cost
 from pasar.core.fleet_index import FleetIndex
 from pasar.core.lease_handlers import on_heartbeat, on_lost, on_receipt, on_release
 from pasar.core.ledger import Ledger
@@ -42,10 +50,13 @@ from pasar.core.market_records import (
     LIVE_LEASE,
     Applied,
     AuctionWindowState,
+    ChallengeRecord,
+    CheckRecord,
     LeaseRecord,
     OrderRecord,
     ProviderRecord,
     Tx,
+    VerifierRecord,
     fail,
     not_found,
 )
@@ -79,7 +90,17 @@ from pasar.core.tx_parsing import (
 from pasar.crypto.envelope import MAX_SKEW_MS
 
 MAX_FAUCET_UNITS = 10_000
-MARKET_TYPES = frozenset({"match", "order.expire", "lease.lost", "result.auto_approve"})
+MARKET_TYPES = frozenset(
+    {
+        "match",
+        "order.expire",
+        "lease.lost",
+        "check.draw",
+        "check.assign",
+        "check.expire",
+        "result.auto_approve",
+    }
+)
 #: Up to this many providers an order is cleared by scanning them all, which gives every provider a
 #: reason in ``OrderRecord.reasons``; above it the fleet index finds the same awards while
 #: looking only where candidates can be, and only the providers it examined get a reason.
@@ -115,9 +136,13 @@ class MarketState:
         self.providers: dict[str, ProviderRecord] = {}
         self.orders: dict[str, OrderRecord] = {}
         self.leases: dict[str, LeaseRecord] = {}
+        self.verifiers: dict[str, VerifierRecord] = {}
+        self.checks: dict[str, CheckRecord] = {}
+        self.challenges: dict[str, ChallengeRecord] = {}
         self.nonces = NonceWindow(MAX_SKEW_MS)  # (signer, nonce) pairs that may still come back
         self.tx_count = 0
         self.last_ts = 0  # the newest market stamp applied (``Tx.at``)
+        self.now = 0  # the stamp of the transaction being applied (what a handler's "now" is)
         # sha256 → orders that name the blob (inputs, receipt outputs): who may read it
         self.blob_orders: dict[str, set[str]] = {}
         # free capacity and asks of every provider, for matching without a scan of the fleet
@@ -164,6 +189,7 @@ class MarketState:
         # journal the records it changed, so memory never drifts from a replay of the log.
         journal = RecordJournal()
         self._journal = journal
+        self.now = tx.at
         try:
             with self.ledger.atomic():
                 applied = handler(self, tx)
@@ -469,17 +495,29 @@ class MarketState:
         record.leases.append(lease_id)
         return lease_id
 
-    def _settle(self, lease: LeaseRecord, ts: int, status: str) -> Charges:
+    def billed_ms_of(self, lease: LeaseRecord, ended_at: int) -> int:
+        """The milliseconds of ``lease`` its heartbeats verified, had it ended at ``ended_at``."""
         t = self.preset.timing
-        record = self.orders[lease.order_id]
-        billed_ms = billable_ms(
+        return billable_ms(
             lease.beats,
             started_at_ms=lease.started_at,
-            ended_at_ms=ts,
+            ended_at_ms=ended_at,
             interval_s=t.heartbeat_interval_s,
-            max_duration_s=record.order.max_duration_s,
+            max_duration_s=self.orders[lease.order_id].order.max_duration_s,
             uptime_block_s=t.uptime_block_s,
         )
+
+    def work_cost(self, lease: LeaseRecord) -> Money:
+        """What a lease's work cost (verified time × its price): settled, what was billed; held
+        or running, what would be billed at its end (or now). A check of it earns a share."""
+        if lease.charges is not None:
+            return lease.charges.billed
+        ended = lease.ended_at if lease.ended_at is not None else self.now
+        return billed_cost(lease.price_per_hour, self.billed_ms_of(lease, ended))
+
+    def _settle(self, lease: LeaseRecord, ts: int, status: str) -> Charges:
+        record = self.orders[lease.order_id]
+        billed_ms = self.billed_ms_of(lease, ts)
         settlement = self.ledger.settle(
             lease.id,
             client=lease.client,
@@ -493,6 +531,7 @@ class MarketState:
         lease.ended_at = ts
         lease.billed_ms = billed_ms
         lease.charges = settlement
+        lease.settled_at = self.now
         self._provider(lease.provider).running.pop(lease.id, None)
         self._reindex(lease.provider)
         return settlement
@@ -587,8 +626,15 @@ def _on_register(state: MarketState, tx: Tx) -> Applied:
     return Applied(tx.type, {"provider": tx.signer, "updated": existing is not None})
 
 
+def _staker(state: MarketState, account: str) -> ProviderRecord | None:
+    """Who may stake: a registered provider (returned) or verifier (None); 403 otherwise."""
+    if account in state.verifiers and account not in state.providers:
+        return None
+    return state._provider(account)
+
+
 def _on_stake(state: MarketState, tx: Tx) -> Applied:
-    state._provider(tx.signer)
+    _staker(state, tx.signer)
     amount = parse_amount(tx.body.get("amount"), "amount", state.preset.currency)
     state.ledger.stake(tx.signer, amount)
     return Applied(tx.type, {"staked": amount.to_json()})
@@ -599,15 +645,15 @@ def _on_unstake(state: MarketState, tx: Tx) -> Applied:
     ``unbonding_s`` (leaving stake must not escape a slash), then ``unbonded.withdraw`` frees
     it. Refused while the stake backs running leases: what is left must still meet the
     network's stake rule for the provider's inventory."""
-    provider = state._provider(tx.signer)
+    provider = _staker(state, tx.signer)
     amount = parse_amount(tx.body.get("amount"), "amount", state.preset.currency)
-    staked = state.stake_of(provider.id)
+    staked = state.stake_of(tx.signer)
     if amount > staked:
         raise fail(
             f"only {staked} is staked", code="insufficient_funds", status=409, field="amount"
         )
-    need = required_stake(state.preset.stake_rule, provider.inventory)
-    if provider.running and need is not None and staked - amount < need:
+    need = None if provider is None else required_stake(state.preset.stake_rule, provider.inventory)
+    if provider is not None and provider.running and need is not None and staked - amount < need:
         raise fail(
             f"the stake backs {len(provider.running)} running lease(s): at least {need} must "
             "stay staked until they end",
@@ -617,11 +663,11 @@ def _on_unstake(state: MarketState, tx: Tx) -> Applied:
             hint="unstake after the running leases end, or unstake less",
         )
     cooldown = state.preset.timing.unbonding_s
-    state.ledger.unstake(provider.id, amount, now=tx.at // MS, cooldown=cooldown)
+    state.ledger.unstake(tx.signer, amount, now=tx.at // MS, cooldown=cooldown)
     return Applied(
         tx.type,
         {"unstaked": amount.to_json(), "release_at_ms": (tx.at // MS + cooldown) * MS},
-        providers={provider.id},
+        providers={tx.signer},
     )
 
 
@@ -657,6 +703,12 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "result.approve": on_approve,
     "result.reject": on_reject,
     "result.auto_approve": on_auto_approve,
+    "verifier.register": on_verifier_register,
+    "check.draw": on_draw,
+    "check.assign": on_check_assign,
+    "check.verdict": on_check_verdict,
+    "check.expire": on_check_expire,
+    "challenge.open": on_challenge_open,
 }
 
 TX_TYPES: tuple[str, ...] = tuple(_HANDLERS)
@@ -696,4 +748,10 @@ _FIELDS: dict[str, frozenset[str]] = {
     "result.approve": frozenset({"order_id", "shard"}),
     "result.reject": frozenset({"order_id", "shard", "reason"}),
     "result.auto_approve": frozenset({"lease_id"}),
+    "verifier.register": frozenset({"operator"}),
+    "check.draw": frozenset({"lease_id", "draw"}),
+    "check.assign": frozenset({"lease_id", "seed", "challenge_id"}),
+    "check.verdict": frozenset({"check_id", "root", "outputs", "matches"}),
+    "check.expire": frozenset({"check_id"}),
+    "challenge.open": frozenset({"lease_id", "claim", "bond"}),
 }

@@ -10,15 +10,22 @@ blobs are readable only by
 - the market's **operator** (whoever holds the market key);
 
 and, for an auction, a provider **invited to bid** sees the order's public requirements only
-(resources, price, duration — what a bid needs, never the command, envs or inputs). Verifiers
-join the list when they exist. Every rule takes the reader's account as proven by a signed
-request (:mod:`pasar.crypto.request_auth`): no signature is a 401, the wrong account a 403.
+(resources, price, duration — what a bid needs, never the command, envs or inputs). So do
+
+- the **verifiers** given a check of one of its leases (they re-run it: spec, inputs, and the
+  provider's outputs to compare with);
+- any staked verifier while one of its settled results may still be challenged (a
+  whistleblower re-checks before it posts a bond).
+
+Every rule takes the reader's account as proven by a signed request
+(:mod:`pasar.crypto.request_auth`): no signature is a 401, the wrong account a 403.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+from pasar.core.challenge_handlers import challenge_window_ends
 from pasar.core.errors import PasarError
 from pasar.core.market_records import LeaseRecord, OrderRecord
 from pasar.core.state import MarketState
@@ -51,11 +58,40 @@ def is_operator(state: MarketState, reader: str | None) -> bool:
 
 
 def is_party(state: MarketState, record: OrderRecord, reader: str) -> bool:
-    """The order's client, a provider of one of its leases, or the operator."""
+    """The order's client, a provider of one of its leases, a verifier given a check of one
+    of them (it re-runs the job: it reads the spec, the inputs and the provider's outputs), or
+    the operator."""
     return (
         reader == record.client
         or is_operator(state, reader)
         or any(state.leases[x].provider == reader for x in record.leases)
+        or any(
+            state.checks[c].verifier == reader
+            for x in record.leases
+            for c in state.leases[x].checks
+        )
+        or _may_blow_the_whistle(state, record, reader)
+    )
+
+
+def _may_blow_the_whistle(state: MarketState, record: OrderRecord, reader: str) -> bool:
+    """A staked verifier may read an order while one of its settled results can still be
+    challenged (so it can re-check it before it posts a bond), and its checkers once it is."""
+    if reader not in state.verifiers:
+        return False
+    need = state.preset.verification.verifier_stake
+    if need is not None and state.stake_of(reader) < need:
+        return False
+    now = state.last_ts
+    for lease_id in record.leases:
+        ends = challenge_window_ends(state, state.leases[lease_id])
+        if ends is not None and now <= ends:
+            return True
+    return any(
+        state.checks[c].verifier == reader
+        for ch in state.challenges.values()
+        if ch.order_id == record.id
+        for c in ch.checks
     )
 
 

@@ -15,6 +15,9 @@ thing that is due, submits a transaction signed by the market:
   cannot match are retried only when capacity changes, not every tick;
 - ``order.expire`` for an open order past its deadline (escrow refunded);
 - ``lease.lost`` for a running lease that missed ``grace`` heartbeat intervals;
+- for checked verification (``replicate``): ``check.draw`` over each held receipt,
+  ``check.assign`` while a held lease needs more checks and a verifier may take one, and
+  ``check.expire`` for a check past its deadline (it goes to another verifier);
 - ``result.auto_approve`` for a held result (``verification: approve``) whose approval window
   passed;
 
@@ -38,8 +41,18 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from pasar.api.txs import LeaseLost, Match, OrderExpire, ResultAutoApprove, TxBody
+from pasar.api.txs import (
+    CheckAssign,
+    CheckDraw,
+    CheckExpire,
+    LeaseLost,
+    Match,
+    OrderExpire,
+    ResultAutoApprove,
+    TxBody,
+)
 from pasar.core.approval_handlers import overdue_approvals
+from pasar.core.check_handlers import verification_due
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
 from pasar.core.pricing.base import screen
@@ -100,11 +113,24 @@ class Engine:
             ]
             lost = state.overdue_leases(now)
             judged = overdue_approvals(state, now)
+            to_draw, to_assign, to_expire = verification_due(state, now)
+            draws = [(x, state.leases[x].receipt_digest or "") for x in to_draw]
         for order_id in waiting:  # the lock is taken again for each: writes get in between
             body = self._match_body(order_id, now)
             if body is not None:
                 out.append(body)
         out.extend(LeaseLost(lease_id=lease_id) for lease_id in lost)
+        # verification: draws over held receipts, checks for verifiers, missed deadlines
+        out.extend(CheckExpire(check_id=check_id) for check_id in to_expire)
+        out.extend(
+            CheckDraw(lease_id=lease_id, draw=service.draw(lease_id, digest))
+            for lease_id, digest in draws
+        )
+        for lease_id, challenge_id in to_assign:
+            assign = CheckAssign(lease_id=lease_id, seed=service.new_seed())
+            if challenge_id is not None:
+                assign.challenge_id = challenge_id
+            out.append(assign)
         out.extend(ResultAutoApprove(lease_id=lease_id) for lease_id in judged)
         return out
 

@@ -26,6 +26,7 @@ from pasar.core.nonces import NonceWindow
 from pasar.core.presets import Preset
 from pasar.core.state import MarketState
 from pasar.core.timelock import challenge_message, interval_at
+from pasar.core.verify.replicate import draw_message
 from pasar.crypto.envelope import MAX_SKEW_MS, VerifiedEnvelope, sign, verify
 from pasar.crypto.identity import Identity, verify_signature
 from pasar.market.chain import verify_log
@@ -250,6 +251,12 @@ class MarketService:
         envelope = sign(tx.body(), self.identity, now_ms=now, market=market)
         verified = verify(envelope, now_ms=now, market=market, expected_signer=market)
         return self.submit(verified)
+
+    def draw(self, lease_id: str, receipt_digest: str) -> str:
+        """The market's replication draw for a held receipt: its signature (hex) of
+        :func:`~pasar.core.verify.replicate.draw_message`, deterministic, so it cannot be
+        ground, and unknowable to client and provider before the receipt exists."""
+        return self.identity.sign(draw_message(lease_id, receipt_digest)).hex()
 
     def new_seed(self) -> int:
         """A fresh seed for a clearing; it is recorded in the ``match`` transaction."""

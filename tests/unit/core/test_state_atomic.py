@@ -32,6 +32,7 @@ from pasar.core.errors import PasarError
 from pasar.core.market_records import Tx
 from pasar.core.state import TX_TYPES, MarketState
 from pasar.core.timelock import challenge_message
+from pasar.core.verify.replicate import draw_message
 from pasar.crypto.merkle import root_of_files
 
 BOB = "client-bob"
@@ -64,6 +65,9 @@ def _receipt(s: MarketState, lease: str, at: int) -> Tx:
     return tx(provider, at, type="receipt", lease_id=lease, exit_code=0, outputs=outputs, root=root)
 
 
+V1, V2 = "verifier-1", "verifier-2"
+
+
 def _scenario() -> list[Callable[[MarketState], Tx]]:
     """One transaction of every type, each valid in the state the previous ones leave."""
     m = MARKET.account_id
@@ -83,6 +87,22 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
         return s.leases[run(s, o, n)].shard
 
     approve = {**SPEC, "shards": 2, "verification": "approve"}
+
+    checked = {**SPEC, "verification": "replicate:1"}
+
+    def newest_lease(s: MarketState) -> str:
+        return max(s.leases.values(), key=lambda x: (x.started_at, x.id)).id
+
+    def newest_check(s: MarketState) -> str:
+        return max(s.checks.values(), key=lambda c: (c.assigned_at, c.id)).id
+
+    def deadline(s: MarketState) -> int:
+        return max(c.deadline for c in s.checks.values())
+
+    def draw(s: MarketState) -> str:
+        held = s.leases[newest_lease(s)]
+        assert held.receipt_digest is not None
+        return MARKET.sign(draw_message(held.id, held.receipt_digest)).hex()
 
     return [
         lambda s: tx(ALICE, T0, type="faucet", amount="100 USDC"),
@@ -106,27 +126,60 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
         lambda s: tx(m, T0 + 43_000, type="order.expire", order_id=order(s, 1)),
         lambda s: tx(P1, T0 + 44_000, type="unbonded.withdraw"),
         lambda s: tx(P1, T0 + 45_000, type="withdraw", amount="0.000001 USDC"),
-        # verification: approve (the state's preset has a 60 s window: see _approving)
-        lambda s: _register(P1, T0 + 46_000),  # back after a lost lease
-        lambda s: _register(P2, T0 + 46_000),
-        lambda s: tx(ALICE, T0 + 46_000, type="order.create", spec=approve),
-        lambda s: tx(m, T0 + 46_001, type="match", order_id=order(s, 2), seed=3),
-        lambda s: _receipt(s, run(s, 2, 0), T0 + 47_000),
-        lambda s: _receipt(s, run(s, 2, 1), T0 + 47_000),
+        # a checked order: verifiers, the market's draw, checks, an expiry and a verdict
+        lambda s: tx(V1, T0 + 46_000, type="verifier.register"),
+        lambda s: tx(V2, T0 + 46_000, type="verifier.register", operator="v2 inc"),
+        lambda s: tx(ALICE, T0 + 47_000, type="order.create", spec=checked),
+        lambda s: tx(m, T0 + 47_001, type="match", order_id=order(s, 2), seed=1),
+        lambda s: _beat(s, newest_lease(s), 0, T0 + 47_100),
+        lambda s: _receipt(s, newest_lease(s), T0 + 48_000),
+        lambda s: tx(m, T0 + 48_001, type="check.draw", lease_id=newest_lease(s), draw=draw(s)),
+        lambda s: tx(m, T0 + 48_002, type="check.assign", lease_id=newest_lease(s), seed=0),
+        lambda s: tx(m, deadline(s), type="check.expire", check_id=newest_check(s)),
+        lambda s: tx(m, deadline(s), type="check.assign", lease_id=newest_lease(s), seed=0),
         lambda s: tx(
-            ALICE, T0 + 48_000, type="result.approve", order_id=order(s, 2), shard=shard(s, 2, 0)
+            s.checks[newest_check(s)].verifier,
+            deadline(s) - 1,
+            type="check.verdict",
+            check_id=newest_check(s),
+            outputs=[{"path": "out.txt", "sha256": SHA, "size": 3}],
+            root=root_of_files([("out.txt", SHA)]),
+        ),
+        # a whistleblower challenges the settled result with a bond
+        lambda s: tx(V1, deadline(s), type="faucet", amount="5 USDC"),
+        lambda s: tx(
+            V1,
+            deadline(s),
+            type="challenge.open",
+            lease_id=newest_lease(s),
+            claim="the output is not what the job computes",
+            bond="1 USDC",
+        ),
+        # verification: approve (the state's preset has a 60 s window: see _approving)
+        lambda s: _register(P1, deadline(s) + 1_000),  # back after a lost lease
+        lambda s: _register(P2, deadline(s) + 1_000),
+        lambda s: tx(ALICE, deadline(s) + 1_000, type="order.create", spec=approve),
+        lambda s: tx(m, deadline(s) + 1_001, type="match", order_id=order(s, 3), seed=3),
+        lambda s: _receipt(s, run(s, 3, 0), deadline(s) + 2_000),
+        lambda s: _receipt(s, run(s, 3, 1), deadline(s) + 2_000),
+        lambda s: tx(
+            ALICE,
+            deadline(s) + 3_000,
+            type="result.approve",
+            order_id=order(s, 3),
+            shard=shard(s, 3, 0),
         ),
         lambda s: tx(
             ALICE,
-            T0 + 48_000,
+            deadline(s) + 3_000,
             type="result.reject",
-            order_id=order(s, 2),
-            shard=shard(s, 2, 1),
+            order_id=order(s, 3),
+            shard=shard(s, 3, 1),
             reason="wrong colours",
         ),
-        lambda s: tx(m, T0 + 48_001, type="match", order_id=order(s, 2), seed=4),
-        lambda s: _receipt(s, run(s, 2, 2), T0 + 49_000),
-        lambda s: tx(m, T0 + 109_000, type="result.auto_approve", lease_id=run(s, 2, 2)),
+        lambda s: tx(m, deadline(s) + 3_001, type="match", order_id=order(s, 3), seed=4),
+        lambda s: _receipt(s, run(s, 3, 2), deadline(s) + 4_000),
+        lambda s: tx(m, deadline(s) + 64_000, type="result.auto_approve", lease_id=run(s, 3, 2)),
     ]
 
 

@@ -134,19 +134,39 @@ class Timing:
 
 @dataclass(frozen=True)
 class Verification:
-    """Verification defaults: the policy a spec gets when it names none, and dispute rules."""
+    """Verification defaults: the policy a spec gets when it names none, and dispute rules.
+
+    ``check_fee_rate`` is what a verifier earns per check, as a share of what the checked
+    lease's work cost (1: what its provider was paid — a re-run is the same work); an order
+    escrows room for its ``checkers`` on top of each lease, and gets back what no check used.
+    ``verifier_stake`` is the least a verifier must have staked to be given checks (so a wrong
+    verdict has something to slash);
+    ``slash_rate`` is the share of the cheat's slashable stake that proven fraud takes;
+    ``check_deadline_s`` is how long a verifier has for a check beyond the job's own
+    ``max_duration`` before the check goes to another verifier. ``challenge_window_s`` is how
+    long after a result settles a staked verifier may challenge it (a whistleblower),
+    posting ``whistle_bond``.
+    """
 
     default: str = "receipt"
     checkers: int = 3
     slash_reward_rate: Fraction = Fraction(1, 2)
     approve_window_s: int = 0
     max_reruns: int = 0
+    check_fee_rate: Fraction = Fraction(1)
+    verifier_stake: Money | None = None
+    slash_rate: Fraction = Fraction(1, 2)
+    check_deadline_s: int = 120
+    challenge_window_s: int = 0
+    whistle_bond: Money | None = None
 
     _KEYS = frozenset({"default", "checkers", "slash_reward_rate", "approve_window_s",
-                       "max_reruns"})  # fmt: skip
+                       "max_reruns", "check_fee_rate", "verifier_stake", "slash_rate",
+                       "check_deadline_s", "challenge_window_s",
+                       "whistle_bond"})  # fmt: skip
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> Verification:
+    def from_mapping(cls, data: Mapping[str, Any], currency: str = "USDC") -> Verification:
         v = _table(data, "verification", "verification", set(cls._KEYS))
         checkers = _int(v, "checkers", "verification", 3, 1)
         if checkers % 2 == 0:
@@ -154,18 +174,41 @@ class Verification:
                 f"verification.checkers must be odd (2N+1 for a majority), got {checkers}",
                 "verification.checkers",
             )
-        reward = parse_rate(
-            v.get("slash_reward_rate", "1/2"), field="verification.slash_reward_rate"
-        )
-        if not 0 <= reward <= 1:
-            raise _fail("slash_reward_rate must be in [0, 1]", "verification.slash_reward_rate")
+        rates = {
+            key: parse_rate(v.get(key, default), field=f"verification.{key}")
+            for key, default in (
+                ("slash_reward_rate", "1/2"),
+                ("check_fee_rate", "1"),
+                ("slash_rate", "1/2"),
+            )
+        }
+        for key, rate in rates.items():
+            if not 0 <= rate <= 1:
+                raise _fail(f"{key} must be in [0, 1]", f"verification.{key}")
+
+        def money(key: str) -> Money | None:
+            raw = v.get(key)
+            if raw is None:
+                return None
+            amount = Money.parse(raw, default_currency=currency, field=f"verification.{key}")
+            if amount.currency != currency or amount.is_negative():
+                raise _fail(f"verification.{key} must be a non-negative amount in {currency}",
+                            f"verification.{key}")  # fmt: skip
+            return amount
+
         return cls(
             default=normalize_verification(v.get("default", "receipt"),
                                            field="verification.default"),
             checkers=checkers,
-            slash_reward_rate=reward,
+            slash_reward_rate=rates["slash_reward_rate"],
             approve_window_s=_int(v, "approve_window_s", "verification", 0),
             max_reruns=_int(v, "max_reruns", "verification", 0),
+            check_fee_rate=rates["check_fee_rate"],
+            verifier_stake=money("verifier_stake"),
+            slash_rate=rates["slash_rate"],
+            check_deadline_s=_int(v, "check_deadline_s", "verification", 120, 1),
+            challenge_window_s=_int(v, "challenge_window_s", "verification", 0),
+            whistle_bond=money("whistle_bond"),
         )  # fmt: skip
 
 
@@ -243,8 +286,18 @@ class Preset:
                 "slash_reward_rate": str(self.verification.slash_reward_rate),
                 "approve_window_s": self.verification.approve_window_s,
                 "max_reruns": self.verification.max_reruns,
+                "check_fee_rate": str(self.verification.check_fee_rate),
+                "verifier_stake": _money_json(self.verification.verifier_stake),
+                "slash_rate": str(self.verification.slash_rate),
+                "check_deadline_s": self.verification.check_deadline_s,
+                "challenge_window_s": self.verification.challenge_window_s,
+                "whistle_bond": _money_json(self.verification.whistle_bond),
             },
         }
+
+
+def _money_json(amount: Money | None) -> str | None:
+    return amount.to_json() if amount is not None else None
 
 
 _TOP_KEYS = {
@@ -324,7 +377,7 @@ def parse_preset(text: str, *, source: str = "<preset>") -> Preset:
         audited_attributes=audited,
         reputation=ReputationWeights.from_mapping(data.get("reputation", {})),
         timing=Timing.from_mapping(data),
-        verification=Verification.from_mapping(data),
+        verification=Verification.from_mapping(data, currency),
     )
     for mechanism in sorted({*allowed, *params}):  # fail now, not at the first order
         build_mechanism(mechanism, params.get(mechanism, {}), stake_rule)

@@ -12,12 +12,15 @@ Adding a policy is a new module plus one row in :data:`BUILDERS`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from pasar.core.errors import PasarError
 from pasar.core.verify.approve import build_approve
 from pasar.core.verify.base import VerificationPolicy
 from pasar.core.verify.receipt import ReceiptPolicy
+from pasar.core.verify.replicate import ReplicatePolicy
 
 if TYPE_CHECKING:
     from pasar.core.presets import Verification
@@ -28,6 +31,24 @@ PolicyBuilder = Callable[[str, "Verification"], VerificationPolicy]
 BUILDERS: dict[str, PolicyBuilder] = {
     "receipt": lambda _argument, _rules: ReceiptPolicy(),
     "approve": build_approve,
+    "replicate": lambda argument, rules: ReplicatePolicy(
+        rate=_rate(argument),
+        checkers=rules.checkers,
+        check_fee_rate=rules.check_fee_rate,
+        slash_rate=rules.slash_rate,
+    ),
+}
+
+
+def _rate(argument: str) -> Fraction:
+    """``replicate:RATE`` as an exact fraction (the spec normalized it: ``0.1``, ``1``)."""
+    return Fraction(Decimal(argument or "1"))
+
+
+#: Why a policy a spec may name is refused for now (said, never silently replaced).
+NOT_YET: dict[str, str] = {
+    "tee": ": TEE attestation (verifying a provider's quote) is not built yet",
+    "pol": ": proof-of-learning is not built yet (replicate:RATE re-runs jobs meanwhile)",
 }
 
 
@@ -41,12 +62,14 @@ def build_policy(verification: str, rules: Verification) -> VerificationPolicy:
     kind, _, argument = verification.partition(":")
     builder = BUILDERS.get(kind)
     if builder is None:
+        why = NOT_YET.get(kind, "")
         raise PasarError(
-            f"verification {verification!r} is not available on this market yet",
+            f"verification {verification!r} is not available on this market yet" + why,
             code="verification_unavailable",
             status=422,
             field="spec.verification",
-            hint="use verification: " + " or ".join(policy_names()),
+            hint="use verification: "
+            + " or ".join(n + (":RATE" if n == "replicate" else "") for n in policy_names()),
         )
     return builder(argument, rules)
 

@@ -26,12 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pasar.core.fees import FeeSchedule
 from pasar.core.market_records import LeaseRecord, OrderRecord
 from pasar.core.money import Money
 from pasar.core.spec import JobSpec
+
+if TYPE_CHECKING:
+    from pasar.core.verify.replicate import Tally
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,15 @@ ReceiptDecision = Settle | Hold
 
 @dataclass(frozen=True)
 class Result:
-    """One lease's answer for a shard: who ran it and the Merkle root of what it produced."""
+    """One lease's answer for a shard: who ran it and the Merkle root of what it produced.
+
+    A verifier's check is a result too (``lease_id`` is then the check's id, ``provider`` the
+    verifier); ``agrees`` says whether it matched the provider's result."""
 
     lease_id: str
     provider: str
     root: str
+    agrees: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -149,4 +156,23 @@ class VerificationPolicy(Protocol):
 
     def outcome(self, verdict: Verdict, results: Sequence[Result]) -> Outcome:
         """Who is paid, refunded or slashed once ``verdict`` is in."""
+        ...
+
+
+@runtime_checkable
+class CheckedPolicy(Protocol):
+    """A policy whose held results verifiers re-check (``replicate``): the market draws which
+    receipts are checked, assigns checks to verifiers, and tallies their verdicts. The state
+    asks a policy whether it is one (``isinstance``), never its name."""
+
+    def check_fee(self, cost: Money) -> Money:
+        """What a verifier earns for re-running a lease whose work cost ``cost``."""
+        ...
+
+    def drawn(self, draw_signature: bytes) -> bool:
+        """Whether the market's draw selects the lease for a check."""
+        ...
+
+    def tally(self, agrees: Sequence[bool], *, needed: int) -> Tally:
+        """Where the verdicts so far leave the lease."""
         ...

@@ -65,6 +65,7 @@ def lease_view(state: MarketState, lease: LeaseRecord) -> LeaseView:
         inputs=file_entries(record.inputs),
         bill=None if charges is None else Bill.of(charges),
         **held,
+        checks=list(lease.checks),
     )
 
 

@@ -1,0 +1,57 @@
+"""Verifiers and their checks as the API shows them.
+
+A :class:`CheckView` is what a verifier needs to re-run a lease (the job's full spec, its
+inputs, the shard, and the provider's outputs to compare with) — given only to the verifier the
+check is assigned to, the order's client, the lease's provider and the operator."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from pasar.api.base import JSONObject, WireModel
+from pasar.api.receipts import FileEntry
+from pasar.api.status import CheckStatus
+
+
+class CheckView(WireModel):
+    check_id: str
+    lease_id: str
+    order_id: str
+    verifier: str
+    status: CheckStatus
+    assigned_at: int
+    deadline_ms: int
+    shard: int
+    shards: int = 1
+    agrees: bool | None = None
+    root: str | None = None
+    provider_root: str | None = None
+    spec: JSONObject | None = None
+    inputs: list[FileEntry] = Field(default_factory=list)
+    provider_outputs: list[FileEntry] = Field(default_factory=list)
+
+
+class VerifierInfo(WireModel):
+    """A verifier's standing: stake, checks done and missed, checks waiting for it."""
+
+    verifier: str
+    operator: str | None = None
+    available: bool
+    stake: str
+    checks_done: int = 0
+    checks_missed: int = 0
+    assigned: list[str] = Field(default_factory=list)
+
+
+class ChallengeView(WireModel):
+    """A whistleblower's challenge: public, like the result it disputes (no private data)."""
+
+    challenge_id: str
+    lease_id: str
+    order_id: str
+    whistleblower: str
+    claim: str
+    bond: str
+    opened_at: int
+    status: str  # open | upheld | rejected
+    checks: list[str] = Field(default_factory=list)

@@ -1,0 +1,154 @@
+"""Verifiers: register, their standing, the checks given to them, and their verdicts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from pasar.api.checks import ChallengeView, CheckView, VerifierInfo
+from pasar.api.receipts import file_entries
+from pasar.api.txs import TxAnswer
+from pasar.core.errors import PasarError
+from pasar.core.market_records import CheckRecord
+from pasar.core.state import MarketState
+from pasar.crypto.envelope import VerifiedEnvelope
+from pasar.crypto.identity import parse_account_id
+from pasar.market.access import check_lease_party
+from pasar.market.auth import Reader, signed_envelope
+from pasar.market.openapi import signs
+from pasar.market.routes.common import service_of, submit_typed
+
+router = APIRouter(tags=["verifiers"])
+Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
+
+
+@router.post(
+    "/v1/verifiers",
+    summary="Register a verifier (stake with POST /v1/stakes)",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("verifier.register"),
+)
+def register(request: Request, envelope: Signed) -> TxAnswer:
+    return submit_typed(request, envelope, "verifier.register")
+
+
+@router.get("/v1/verifiers/{verifier_id}", summary="A verifier's stake, checks and standing")
+def verifier(request: Request, verifier_id: str) -> VerifierInfo:
+    account = parse_account_id(verifier_id, field="verifier_id")
+    service = service_of(request)
+    with service.lock:
+        state = service.state
+        record = state.verifiers.get(account)
+        if record is None:
+            raise PasarError(
+                f"no verifier {verifier_id!r}",
+                code="not_found",
+                status=404,
+                field="verifier_id",
+                hint="pasar verifier start registers one",
+            )
+        return VerifierInfo(
+            verifier=record.id,
+            operator=record.operator,
+            available=record.available,
+            stake=state.stake_of(record.id).to_json(),
+            checks_done=record.checks_done,
+            checks_missed=record.checks_missed,
+            assigned=sorted(
+                c.id
+                for c in state.checks.values()
+                if c.verifier == account and c.status == "assigned"
+            ),
+        )
+
+
+def _check(state: MarketState, check_id: str) -> CheckRecord:
+    check = state.checks.get(check_id)
+    if check is None:
+        raise PasarError(f"no check {check_id!r}", code="not_found", status=404, field="check_id")
+    return check
+
+
+def check_view(state: MarketState, check: CheckRecord) -> CheckView:
+    lease = state.leases[check.lease_id]
+    record = state.orders[check.order_id]
+    receipt = lease.receipt or {}
+    return CheckView(
+        check_id=check.id,
+        lease_id=check.lease_id,
+        order_id=check.order_id,
+        verifier=check.verifier,
+        status=check.status,
+        assigned_at=check.assigned_at,
+        deadline_ms=check.deadline,
+        shard=lease.shard,
+        shards=record.spec.shards,
+        agrees=check.agrees,
+        root=check.root,
+        provider_root=receipt.get("root"),
+        spec=record.spec.to_dict(),
+        inputs=file_entries(record.inputs),
+        provider_outputs=file_entries(receipt.get("outputs", ())),
+    )
+
+
+@router.get(
+    "/v1/checks/{check_id}",
+    summary="One check, with what its verifier needs to re-run the lease",
+    response_model_exclude_unset=True,
+)
+def get_check(request: Request, check_id: str, reader: Reader) -> CheckView:
+    """For the check's verifier, the lease's client and provider, and the operator."""
+    service = service_of(request)
+    with service.lock:
+        state = service.state
+        check = _check(state, check_id)
+        if reader is None or reader != check.verifier:
+            check_lease_party(state, state.leases[check.lease_id], reader)
+        return check_view(state, check)
+
+
+@router.post(
+    "/v1/checks/{check_id}/verdict",
+    summary="A verifier's result for its check",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("check.verdict"),
+)
+def verdict(request: Request, check_id: str, envelope: Signed) -> TxAnswer:
+    """The outputs are hashed by the verifier and not uploaded: the root is what is compared."""
+    return submit_typed(request, envelope, "check.verdict", check_id=check_id)
+
+
+@router.post(
+    "/v1/challenges",
+    summary="A whistleblower challenges a settled result (with a bond)",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("challenge.open"),
+)
+def challenge(request: Request, envelope: Signed) -> TxAnswer:
+    """Within the preset's ``challenge_window_s`` of the result's settlement; 2N+1 checkers
+    then decide, and the bond is returned (upheld) or lost (rejected)."""
+    return submit_typed(request, envelope, "challenge.open")
+
+
+@router.get("/v1/challenges/{challenge_id}", summary="A challenge and its checks")
+def get_challenge(request: Request, challenge_id: str) -> ChallengeView:
+    service = service_of(request)
+    with service.lock:
+        record = service.state.challenges.get(challenge_id)
+        if record is None:
+            raise PasarError(
+                f"no challenge {challenge_id!r}", code="not_found", status=404, field="challenge_id"
+            )
+        return ChallengeView(
+            challenge_id=record.id,
+            lease_id=record.lease_id,
+            order_id=record.order_id,
+            whistleblower=record.whistleblower,
+            claim=record.claim,
+            bond=record.bond.to_json(),
+            opened_at=record.opened_at,
+            status=record.status,
+            checks=list(record.checks),
+        )
