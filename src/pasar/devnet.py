@@ -76,6 +76,7 @@ DEFAULT_PRICES = ("0.30", "0.20", "0.40")
 auction is a real competition; the cheapest is provider-2, not simply the first started. Test
 money, priced so that a job of a few seconds has a bill whose 2% fee is not rounded to zero."""
 DEFAULT_FAUCET = "100 USDC"
+PROVIDER_DEPOSITS = 20  # bid deposits' worth of test money for each provider (akash)
 MARKET_START_S = 30.0
 PROVIDER_START_S = 90.0  # the first start runs a 1 s benchmark; on 2 busy cores, more
 PROVIDER_GRACE_S = 5.0  # how long a stopping provider lets running jobs finish
@@ -122,6 +123,8 @@ class DevnetConfig:
     faucet: str = DEFAULT_FAUCET
     provider_grace_s: float = PROVIDER_GRACE_S
     max_jobs: int = 4
+    cheaters: int = 0  # the first N providers start with ``--cheat`` (tests and the demo)
+    cheat: str | None = None  # their KIND:RATE (pasar.provider.cheat)
     verifiers: int | None = None  # None: the preset's ``checkers`` (2N+1)
 
     @property
@@ -213,6 +216,7 @@ class Devnet:
         try:
             self._start_market()
             self._start_providers()
+            self._fund_providers()
             self._start_verifiers()
             self._fund_client()
             self._write_record()
@@ -353,6 +357,7 @@ class Devnet:
                     str(cfg.provider_grace_s),
                     "--max-jobs",
                     str(cfg.max_jobs),
+                    *(["--cheat", cfg.cheat] if cfg.cheat and i <= cfg.cheaters else []),
                 ],
             )
             started.append(member)
@@ -409,6 +414,23 @@ class Devnet:
                     f"{waiting[0].log}:\n{waiting[0].log_tail()}",
                     code="devnet_start_failed",
                 )
+
+    def _fund_providers(self) -> None:
+        """On a preset whose bids hold a deposit (akash), each provider gets
+        :data:`PROVIDER_DEPOSITS` deposits' worth from the faucet while it has less than one,
+        or it could not bid at all."""
+        from pasar.client.client import Client
+        from pasar.provider.agent import PROVIDER_KEY
+
+        deposit = builtin_preset(self.config.preset).bid_deposit
+        if deposit is None or not deposit.micros:
+            return
+        for member in self.providers:
+            identity = load_identity(PROVIDER_KEY, member.home)
+            with Client(self.url, identity=identity) as client:
+                if Money.parse(str(client.balance()["balance"])) < deposit:
+                    client.faucet((deposit * PROVIDER_DEPOSITS).to_json())
+        self.say(f"providers funded for their bid deposits ({deposit} a bid)")
 
     def _fund_client(self) -> None:
         """The client key (made once) gets the faucet amount while it has no money."""

@@ -199,10 +199,14 @@ def test_up_runs_the_examples_and_ctrl_c_stops_every_process(
         "provider-1",
         "provider-2",
         "provider-3",
+        "verifier-1",  # the preset's 2N+1 checkers, for replicate jobs
+        "verifier-2",
+        "verifier-3",
     ]
+    providers_started = [p for p in record["processes"] if p["name"].startswith("provider-")]
     accounts = {p["id"] for p in record["processes"][1:]}
-    assert len(accounts) == 3  # distinct keys
-    assert len({p["price_cpu_hour"] for p in record["processes"][1:]}) == 3  # distinct prices
+    assert len(accounts) == 6  # distinct keys
+    assert len({p["price_cpu_hour"] for p in providers_started}) == 3  # distinct prices
     assert up.exports["PASAR_HOME"] == str(tmp_path / "net" / "client")
     config = (tmp_path / "net" / "client" / "config.toml").read_text()
     assert config == f'market = "{up.exports["PASAR_MARKET"]}"\n'
@@ -239,7 +243,7 @@ def test_up_runs_the_examples_and_ctrl_c_stops_every_process(
         assert sdk.returncode == 0, sdk.stderr
         providers = json.loads(sdk.stdout.splitlines()[-1])["providers"]
     # the hello auction: three bids, the cheapest (provider-2, 0.20/h) won
-    price = {p["id"]: p["price_cpu_hour"] for p in record["processes"][1:]}
+    price = {p["id"]: p["price_cpu_hour"] for p in providers_started}
     (winner,) = [p["provider"] for p in providers if p["won"]]
     assert price[winner] == min(price.values()) == "0.20"
     assert sum(1 for p in providers if p.get("price_per_hour")) == 3, providers
@@ -267,13 +271,15 @@ def test_up_runs_the_examples_and_ctrl_c_stops_every_process(
 @needs_bwrap
 def test_detached_devnet_is_stopped_by_down(tmp_path: Path, cleanup: list[Up]) -> None:
     home = tmp_path / "net"
-    started = pasar("devnet", "up", "--providers", "1", "--detach", "--home", str(home))
+    started = pasar(
+        "devnet", "up", "--providers", "1", "--verifiers", "1", "--detach", "--home", str(home)
+    )
     assert started.returncode == 0, started.stdout + started.stderr
     assert "export PASAR_MARKET=http://127.0.0.1:" in started.stdout
     record = json.loads((home / "devnet.json").read_text())
     assert record["supervisor"] is None
     pids = [int(p["pid"]) for p in record["processes"]]
-    assert len(pids) == 2 and all(not gone(pid) for pid in pids)
+    assert len(pids) == 3 and all(not gone(pid) for pid in pids)  # market, provider, verifier
 
     again = pasar("devnet", "up", "--providers", "1", "--home", str(home))
     assert again.returncode == 2
@@ -291,7 +297,7 @@ def test_detached_devnet_is_stopped_by_down(tmp_path: Path, cleanup: list[Up]) -
 def test_down_stops_a_foreground_devnet_through_its_supervisor(
     tmp_path: Path, cleanup: list[Up]
 ) -> None:
-    up = Up(tmp_path / "net", "--providers", "1")
+    up = Up(tmp_path / "net", "--providers", "1", "--verifiers", "0")
     cleanup.append(up)
     stopped = pasar("devnet", "down", "--home", str(tmp_path / "net"))
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
@@ -301,7 +307,7 @@ def test_down_stops_a_foreground_devnet_through_its_supervisor(
 
 @needs_bwrap
 def test_a_killed_supervisor_leaves_no_orphans(tmp_path: Path, cleanup: list[Up]) -> None:
-    up = Up(tmp_path / "net", "--providers", "1")
+    up = Up(tmp_path / "net", "--providers", "1", "--verifiers", "1")
     cleanup.append(up)
     up.proc.kill()  # SIGKILL: no chance to clean up; the kernel tells the children
     up.proc.wait(10)

@@ -332,6 +332,8 @@ def test_auction_clears_as_soon_as_every_invited_provider_bid(
     alice.post("/v1/faucet", type="faucet", amount="5 USDC")
     register(p1, "0.05")
     register(p2, "0.05")
+    for p in (p1, p2):  # akash: a bid holds a deposit
+        p.post("/v1/faucet", type="faucet", amount="1 USDC")
     order_id = alice.post("/v1/orders", type="order.create", spec=SPEC)["order_id"]
     window = alice.get(f"/v1/orders/{order_id}")["auction"]
     assert set(window["invited"]) == {p1.id, p2.id}

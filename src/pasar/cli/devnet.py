@@ -19,6 +19,7 @@ import typer
 from pasar.cli.output import console, err_console
 from pasar.core.errors import PasarError
 from pasar.devnet import Devnet, DevnetConfig, DevnetInterrupted, default_home, down
+from pasar.provider.cheat import parse_cheat
 
 app = typer.Typer(no_args_is_help=True, help="A local network: a market and providers.")
 
@@ -83,10 +84,17 @@ def up(
     detach: bool = typer.Option(
         False, "--detach", help="Start it and return; stop it with `pasar devnet down`."
     ),
+    cheaters: int = typer.Option(
+        0, "--cheaters", min=0, hidden=True, help="How many providers run --cheat (default 1)."
+    ),
+    cheat: str | None = typer.Option(
+        None, "--cheat", hidden=True, help="KIND:RATE for the cheating providers."
+    ),
 ) -> None:
     """Start a market and N providers on 127.0.0.1 and a funded client key; print the market
     URL and the export lines; run until Ctrl-C or SIGTERM, then stop them all and exit 0."""
     _warn_process_runtime(runtime)
+    _check_cheat(cheaters, cheat, providers)
     config = DevnetConfig(
         home=(home or default_home()).resolve(),
         providers=providers,
@@ -95,6 +103,8 @@ def up(
         runtime=runtime,
         prices=_prices(prices),
         faucet=faucet,
+        cheaters=cheaters or (1 if cheat else 0),  # --cheat alone: one cheater
+        cheat=cheat,
         verifiers=verifiers,
     )
     net = Devnet(config, say=_say)
@@ -115,6 +125,24 @@ def up(
     print("devnet stopped", flush=True)
     if code:
         raise typer.Exit(code)
+
+
+def _check_cheat(cheaters: int, cheat: str | None, providers: int) -> None:
+    """``--cheaters N --cheat KIND:RATE`` go together, for at most every provider; a bad
+    KIND:RATE fails here, before anything starts."""
+    if cheaters and cheat is None:
+        raise PasarError(
+            "--cheaters needs --cheat KIND:RATE", code="invalid_cheat", field="--cheat"
+        )
+    if cheaters > providers:
+        raise PasarError(
+            f"--cheaters {cheaters} is more than the {providers} providers",
+            code="invalid_cheat",
+            field="--cheaters",
+            hint="at most --providers",
+        )
+    if cheat is not None:
+        parse_cheat(cheat, seed="")
 
 
 def _watch(net: Devnet, stop: threading.Event) -> int:

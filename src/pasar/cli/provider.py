@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 import typer
 from rich.table import Table
 
+from pasar.api.stake import StakeView
 from pasar.cli.output import console, err_console, print_json
 from pasar.core.errors import PasarError
 from pasar.crypto.identity import pasar_home
@@ -60,6 +62,16 @@ def start(
         help="Register the GPUs of this JSON report (scripts/gpu-check's 'report') instead of "
         "asking NVML: for tests and rehearsals; the market's capacity checks still apply.",
     ),
+    cheat: str = typer.Option(
+        None,
+        "--cheat",
+        hidden=True,
+        help="KIND:RATE (skip | garble | lazy | slow): misbehave on that fraction of leases, "
+        "to test verification. Refused unless the market runs --devnet.",
+    ),
+    cheat_seed: str = typer.Option(
+        None, "--cheat-seed", hidden=True, help="Seed choosing the leases cheated on."
+    ),
 ) -> None:
     """Register with the market and serve leases until SIGTERM or Ctrl-C (then drain, exit 0)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -79,6 +91,8 @@ def start(
         region=region,
         key_name=key,
         gpu_report=gpu_report,
+        cheat=cheat,
+        cheat_seed=cheat_seed,
     )
     agent = Agent(config)
     agent.start()
@@ -147,15 +161,49 @@ def status(
     api = _api(market, home, key)
     try:
         me = api.me()
+        staking = _staking(api)
     finally:
         api.close()
     if json:
-        print_json(me.wire())
+        print_json({**me.wire(), "staking": None if staking is None else staking.wire()})
         return
     console.print(f"provider {me.provider}")
     console.print(f"  GPUs {me.inventory} (free: {me.free}), CPUs {me.cpus}")
     console.print(f"  reputation {me.reputation}, stake {me.stake}, score {me.score}")
     console.print(f"  running leases: {', '.join(me.running) or 'none'}")
+    if staking is not None:
+        _print_staking(staking)
+
+
+def _staking(api: MarketAPI) -> StakeView | None:
+    """The provider's stake view; None from a market too old to have one (404)."""
+    try:
+        return api.stake_view()
+    except PasarError as exc:
+        if exc.status == 404 and exc.code != "not_registered":
+            return None
+        raise
+
+
+def _print_staking(view: StakeView) -> None:
+    """Stake (and what the market requires), unbonding, slashes and why, bid deposits."""
+    required = f" (the market requires {view.required})" if view.required else ""
+    console.print(f"  stake bonded {view.stake}{required}", highlight=False, soft_wrap=True)
+    for item in view.unbonding:
+        when = datetime.fromtimestamp(item.release_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        console.print(f"  unbonding {item.amount}, free at {when}", highlight=False, soft_wrap=True)
+    console.print(f"  slashed {view.slashed} in all", highlight=False, soft_wrap=True)
+    for slash in view.slashes:
+        console.print(
+            f"    {slash.amount} from {slash.source} ({slash.burned} burned, {slash.reward} "
+            f"reward): {slash.reason}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+    for deposit in view.bid_deposits:
+        line = f"  bid deposit {deposit.amount} held for {deposit.order_id}"
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command("earnings")

@@ -31,6 +31,7 @@ from pasar.api.leases import Challenge, LeaseView, LogAppended
 from pasar.api.offers import ProviderInfo
 from pasar.api.orders import OrderView, PublicOrderView
 from pasar.api.quote import QuoteResponse
+from pasar.api.stake import StakeView
 from pasar.api.status import FINAL_LEASE as _FINAL_LEASE
 from pasar.api.status import TERMINAL_ORDER, awaiting_approval
 from pasar.api.txs import TxAnswer, TxBody
@@ -230,6 +231,11 @@ def health() -> Call[Health]:
 
 def provider(provider_id: str) -> Call[ProviderInfo]:
     return Call("GET", f"/v1/providers/{provider_id}", parse=_model(ProviderInfo))
+
+
+def provider_stake(provider_id: str) -> Call[StakeView]:
+    """A provider's stake, unbonding, slashes and bid deposits (its own: a signed read)."""
+    return Call("GET", f"/v1/providers/{provider_id}/stake", parse=_model(StakeView), signed=True)
 
 
 def feed(provider_id: str, after: int, timeout_s: float) -> Call[FeedPage]:

@@ -60,6 +60,7 @@ class AccountKind(StrEnum):
     RESERVE = "reserve"  # the network's insurance/reserve share of fees
     MINT = "mint"  # the only source of new money; its balance is minus the total minted
     BURN = "burn"  # the sink for destroyed money; its balance is the total burned
+    BID_DEPOSIT = "bid_deposit"  # held for an auction, owner = "<order id>/<bidder>" (akash)
     BOND = "bond"  # a whistleblower's bond on its challenge, owner = challenge id
 
 
@@ -127,6 +128,10 @@ class LedgerAccount:
     @classmethod
     def stake(cls, provider: str) -> LedgerAccount:
         return cls(AccountKind.STAKE, provider)
+
+    @classmethod
+    def bid_deposit(cls, order_id: str, bidder: str) -> LedgerAccount:
+        return cls(AccountKind.BID_DEPOSIT, f"{order_id}/{bidder}")
 
     @classmethod
     def bond(cls, challenge_id: str) -> LedgerAccount:

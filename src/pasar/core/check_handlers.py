@@ -35,6 +35,7 @@ from pasar.core.market_records import (
     fail,
     not_found,
 )
+from pasar.core.slash_log import record_slash
 from pasar.core.timelock import MS
 from pasar.core.verify.base import CheckedPolicy, Outcome
 from pasar.core.verify.replicate import draw_message
@@ -411,9 +412,10 @@ def slash(
         amount = state.ledger.slashable(offender, currency).scale(rules.slash_rate)
         if not amount or offender == reward_to:
             continue
-        state.ledger.slash(
+        done = state.ledger.slash(
             offender, amount, reward_to=reward_to, reward_rate=rules.slash_reward_rate
         )
+        record_slash(state, done, at=state.now, reason=f"{why} (lease {lease.id})")
         out.append(
             {
                 "account": offender,

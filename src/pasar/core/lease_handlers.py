@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pasar.core import bid_deposits
 from pasar.core.fees import Charges
 from pasar.core.market_records import Applied, LeaseRecord, OrderRecord, Tx, fail
 from pasar.core.money import Money
 from pasar.core.receipts import Failure, parse_failure
 from pasar.core.reputation import Event
+from pasar.core.slash_log import record_slash
 from pasar.core.timelock import challenge_message, heartbeat_accepted, is_lost
 from pasar.core.tx_parsing import output_parts
 from pasar.core.verify.base import Hold, Outcome, ReceiptFacts
@@ -163,6 +165,7 @@ def _settle_unpaid(
     lease.charges = settlement
     state._provider(lease.provider).running.pop(lease.id, None)
     state._reindex(lease.provider)
+    bid_deposits.after_lease_end(state, lease, ts)
     return settlement
 
 
@@ -315,7 +318,8 @@ def carry_out(state: MarketState, outcome: Outcome) -> dict[str, Charges]:
         _requeue(state, record, lease, settlement.refund, lease.ended_at)
     rate = state.preset.verification.slash_reward_rate
     for slash in outcome.slash:
-        state.ledger.slash(
+        done = state.ledger.slash(
             slash.provider, slash.amount, reward_to=slash.reward_to, reward_rate=rate
         )
+        record_slash(state, done, at=state.now, reason=f"fraud proven by {slash.reward_to}")
     return charges

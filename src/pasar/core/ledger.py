@@ -82,8 +82,9 @@ class Settlement(Charges):
 
 @dataclass(frozen=True)
 class Slash:
-    """The outcome of :meth:`Ledger.slash`: ``slashed == reward + burned`` and
-    ``slashed == from_stake + from_unbonding``."""
+    """The outcome of :meth:`Ledger.slash` (or :meth:`Ledger.forfeit_bid_deposit`):
+    ``slashed == reward + burned`` and ``slashed == from_stake + from_unbonding + from_deposit``
+    (``from_deposit`` None: zero)."""
 
     provider: str
     slashed: Money
@@ -92,6 +93,7 @@ class Slash:
     reward: Money
     burned: Money
     transfers: tuple[Transfer, ...]
+    from_deposit: Money | None = None
 
 
 class Ledger:
@@ -446,6 +448,61 @@ class Ledger:
                 for a, c in free
             ]
         )
+
+    def lock_bid_deposit(self, bidder: str, order_id: str, amount: Money) -> list[Transfer]:
+        """Hold a bidder's deposit for an order's auction (``overdraft`` when it cannot pay)."""
+        return self._commit(
+            [
+                Transfer(
+                    LedgerAccount.client(bidder),
+                    LedgerAccount.bid_deposit(order_id, bidder),
+                    _positive(amount),
+                    f"bid deposit {order_id}",
+                )
+            ]
+        )
+
+    def return_bid_deposit(self, bidder: str, order_id: str) -> list[Transfer]:
+        """Give a held bid deposit back to the bidder's spendable account, all of it (every
+        currency); nothing to return is no transfer."""
+        held = LedgerAccount.bid_deposit(order_id, bidder)
+        return self._commit(
+            [
+                Transfer(held, LedgerAccount.client(bidder), m, f"return bid deposit {order_id}")
+                for m in self.holdings(held)
+            ]
+        )
+
+    def forfeit_bid_deposit(
+        self, bidder: str, order_id: str, *, reward_to: str, reward_rate: Fraction
+    ) -> Slash | None:
+        """Slash a held bid deposit (its winner lost the lease): ``reward_rate`` of it
+        (rounded down) to ``reward_to``'s earnings, the rest burned, with the memos of
+        :meth:`slash`. None when no deposit is held."""
+        held = LedgerAccount.bid_deposit(order_id, bidder)
+        amounts = self.holdings(held)
+        if not amounts:
+            return None
+        if reward_to == bidder:
+            raise LedgerError(
+                "a provider cannot be rewarded for its own slash",
+                code="invalid_transfer",
+                field="reward_to",
+            )
+        amount = amounts[0]  # a deposit is locked in the preset's one currency
+        reward, burned = amount.split(Fraction(reward_rate))
+        memo = f"(bid deposit {order_id})"
+        transfers = [
+            Transfer(held, acc, m, f"slash {bidder}: {what} {memo}")
+            for acc, m, what in (
+                (LedgerAccount.earnings(reward_to), reward, "reward"),
+                (BURN, burned, "burn"),
+            )
+            if m
+        ]
+        self._commit(transfers)
+        zero = Money.zero(amount.currency)
+        return Slash(bidder, amount, zero, zero, reward, burned, tuple(transfers), amount)
 
     def slash(
         self, provider: str, amount: Money, *, reward_to: str, reward_rate: Fraction

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pasar.core import bid_deposits
 from pasar.core.market_records import LIVE_LEASE, Applied, OrderRecord, Tx, fail
 from pasar.core.money import Money
 from pasar.core.order_checks import order_mechanism
@@ -93,8 +94,12 @@ def on_bid(state: MarketState, tx: Tx) -> Applied:
         raise fail("the auction window has closed", code="auction_closed", status=409)
     price_raw = tx.body.get("price")
     price = None if price_raw is None else parse_amount(price_raw, "price", record.order.currency)
+    deposit = bid_deposits.lock(state, record, tx.signer)
     window.bids[tx.signer] = price
-    return Applied(tx.type, {"order_id": record.id, "declined": price is None}, orders={record.id})
+    result: dict[str, object] = {"order_id": record.id, "declined": price is None}
+    if deposit is not None:
+        result["deposit"] = deposit.to_json()
+    return Applied(tx.type, result, orders={record.id})
 
 
 def on_match(state: MarketState, tx: Tx) -> Applied:
@@ -109,6 +114,7 @@ def on_match(state: MarketState, tx: Tx) -> Applied:
     offline = tx.body.get("offline", [])
     if not isinstance(offline, list) or not all(isinstance(p, str) for p in offline):
         raise fail("offline must be a list of provider ids", code="invalid_tx", field="offline")
+    bidders = list(record.window.bids) if record.window is not None else []
     result = state.clear(record, seed, frozenset(offline))
     record.reasons = dict(result.reasons)
     record.note = result.note
@@ -121,6 +127,7 @@ def on_match(state: MarketState, tx: Tx) -> Applied:
     if record.unfilled and state.mechanism_of(record).opens_window:
         state._open_window(record, tx.at)
     state._refresh_order(record)
+    bid_deposits.after_match(state, record, bidders)
     providers = {state.leases[x].provider for x in started}
     if record.window is not None:
         providers |= set(record.window.invited)
@@ -143,8 +150,10 @@ def on_expire(state: MarketState, tx: Tx) -> Applied:
     refund = record.unfilled_escrow()
     if refund:
         state.ledger.refund_order(record.id, record.client, refund)
+    bidders = list(record.window.bids) if record.window is not None else []
     record.free_shards.clear()
     record.window = None
+    bid_deposits.after_order_closed(state, record, bidders)
     running = any(state.leases[x].status in LIVE_LEASE for x in record.leases)
     record.status = "running" if running else ("expired" if not record.leases else "done")
     if not record.leases:
@@ -168,8 +177,10 @@ def close_order(state: MarketState, record: OrderRecord, ts: int) -> tuple[Money
     refund = record.unfilled_escrow()
     if refund:
         state.ledger.refund_order(record.id, record.client, refund)
+    bidders = list(record.window.bids) if record.window is not None else []
     record.free_shards.clear()
     record.window = None
+    bid_deposits.after_order_closed(state, record, bidders)
     record.status = "cancelled"
     return billed, providers
 

@@ -30,6 +30,7 @@ import random
 from collections.abc import Callable, Container, Hashable, Iterable, Mapping, MutableMapping
 from typing import Any, TypeVar
 
+from pasar.core import bid_deposits
 from pasar.core.accounts import LedgerAccount
 from pasar.core.approval_handlers import on_approve, on_auto_approve, on_reject
 from pasar.core.candidates import build_candidates, indexed_candidates
@@ -75,6 +76,7 @@ from pasar.core.pricing.base import Candidate, MatchResult, Mechanism, screen
 from pasar.core.record_journal import RecordJournal
 from pasar.core.reputation import Reputation
 from pasar.core.resources import fit
+from pasar.core.slash_log import SlashEntry
 from pasar.core.spec import JobSpec
 from pasar.core.stake import required_stake, stake_problem
 from pasar.core.timelock import (
@@ -147,6 +149,8 @@ class MarketState:
         self.blob_orders: dict[str, set[str]] = {}
         # free capacity and asks of every provider, for matching without a scan of the fleet
         self.index = FleetIndex()
+        # provider → every slash it suffered, and why (pasar.core.slash_log)
+        self.slashes: dict[str, list[SlashEntry]] = {}
         self.full_scan_up_to = FULL_SCAN_UP_TO
         # while :meth:`apply` runs a handler: the records and keys it changed (undo log)
         self._journal: RecordJournal | None = None
@@ -534,6 +538,7 @@ class MarketState:
         lease.settled_at = self.now
         self._provider(lease.provider).running.pop(lease.id, None)
         self._reindex(lease.provider)
+        bid_deposits.after_lease_end(self, lease, ts)
         return settlement
 
     def _refresh_order(self, record: OrderRecord) -> None:

@@ -31,6 +31,13 @@ from pasar.core.spec import JobSpec
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.identity import Identity, IdentityError, key_path, load_identity, save_identity
 from pasar.provider.bench import BenchResult, cached_benchmark
+from pasar.provider.cheat import (
+    CheatLog,
+    CheatPlan,
+    local_seed,
+    parse_cheat,
+    refuse_unless_devnet,
+)
 from pasar.provider.executor import (
     LeaseExecutor,
     LeaseJob,
@@ -72,6 +79,8 @@ class AgentConfig:
     bench_seconds: float = 1.0
     reserve_memory_gb: int = 1
     gpu_report: Path | None = None  # a recorded NVML report to register instead of asking NVML
+    cheat: str | None = None  # KIND:RATE, devnet markets only (pasar.provider.cheat)
+    cheat_seed: str | None = None  # picks the leases cheated on (default: one kept in home)
 
 
 def load_or_create_key(home: Path, name: str) -> Identity:
@@ -115,6 +124,11 @@ class Agent:
         self.max_blob_bytes: int | None = None
         self._available = True
         self._started_ms = 0  # set by start(): the moment this run of the agent began
+        self.cheat: CheatPlan | None = None
+        self.cheat_log = CheatLog(config.home)
+        if config.cheat is not None:  # a bad --cheat fails before the market is asked
+            seed = config.cheat_seed or local_seed(config.home)
+            self.cheat = parse_cheat(config.cheat, seed=seed)
 
     # -- start-up ---------------------------------------------------------------------------------
 
@@ -136,6 +150,8 @@ class Agent:
         self._started_ms = wall_clock_ms()  # leases that start after this are this run's
         clear_workroot(self.config.home)
         health = self.api.health()
+        if self.cheat is not None:
+            refuse_unless_devnet(health.devnet)
         self.preset_name = health.preset
         self.max_blob_bytes = health.max_blob_bytes
         currency = builtin_preset(self.preset_name).currency
@@ -171,7 +187,7 @@ class Agent:
                 gpu={k: v.to_json() for k, v in asks.gpu.items()},
                 cpu_core=None if asks.cpu_core is None else asks.cpu_core.to_json(),
             ),
-            score=self.bench.gflops,
+            score=self.cheat.claimed_score(self.bench.gflops) if self.cheat else self.bench.gflops,
             available=available,
             # how job limits hold here (cgroup-v1/-v2 per job, or rlimit per process)
             attributes={"limits": enforcement(self.runtime)},
@@ -318,6 +334,7 @@ class Agent:
             on_done=self._done,
             max_blob_bytes=self.max_blob_bytes,
             gpus=self.inventory.grants if self.inventory is not None else no_gpus,
+            cheat=self._cheat_on(view.lease_id, view.order_id),
         )
         with self._lock:
             self.state.running[lease_id] = executor
@@ -326,6 +343,14 @@ class Agent:
         thread.start()
         if now_full:
             self._set_available(False)
+
+    def _cheat_on(self, lease_id: str, order_id: str) -> str | None:
+        """The cheat kind for this lease (recorded in ``cheats.jsonl``), or None: honest."""
+        if self.cheat is None or not self.cheat.applies(lease_id):
+            return None
+        self.cheat_log.record(lease_id, self.cheat.kind, order_id=order_id)
+        log.warning("cheating on %s (%s)", lease_id, self.cheat.kind)
+        return self.cheat.kind
 
     def _set_available(self, available: bool) -> None:
         """``--max-jobs``: tell the market we are full (no new work) or free again."""

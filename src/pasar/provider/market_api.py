@@ -23,6 +23,7 @@ from pasar.api.leases import Challenge, LeaseView, LogAppended
 from pasar.api.offers import ProviderInfo
 from pasar.api.orders import OrderView, PublicOrderView
 from pasar.api.receipts import FileEntry
+from pasar.api.stake import StakeView
 from pasar.api.txs import TxAnswer
 from pasar.client import calls
 from pasar.client.calls import Call
@@ -56,6 +57,9 @@ class MarketAPI:
 
     def me(self) -> ProviderInfo:
         return self.perform(calls.provider(self.id))
+
+    def stake_view(self) -> StakeView:
+        return self.perform(calls.provider_stake(self.id))
 
     def feed(self, after: int, timeout_s: float) -> FeedPage:
         return self.perform(calls.feed(self.id, after, timeout_s))

@@ -190,6 +190,7 @@ def test_auction_window_closes_early_and_cheapest_score_wins() -> None:
     s.ledger.mint(ALICE, usdc("10"))
     for p in (P1, P2, P3):
         register(s, p, cpu_ask="0.10")
+        s.ledger.mint(p, usdc("1"))  # akash: a bid holds a deposit (core/bid_deposits.py)
     order_id = send(s, ALICE, T0, type="order.create", spec=SPEC)["order_id"]
     window = s.orders[order_id].window
     assert window is not None and window.invited == {P1, P2, P3}

@@ -10,16 +10,21 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from pasar.api.feed import FeedEvent, FeedPage
 from pasar.api.offers import Offer, OfferList, ProviderInfo
+from pasar.api.stake import BidDepositView, SlashView, StakeView, UnbondingView
 from pasar.api.txs import TxAnswer
+from pasar.core import bid_deposits
 from pasar.core.errors import PasarError
 from pasar.core.market_records import ProviderRecord
 from pasar.core.query import apply as apply_query
 from pasar.core.resources import normalize_gpu_name
+from pasar.core.slash_log import slashed_total
+from pasar.core.stake import required_stake
 from pasar.core.state import MarketState
 from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.identity import parse_account_id
-from pasar.market.auth import Signer, signed_envelope
+from pasar.market.access import check_own_account
+from pasar.market.auth import Reader, Signer, signed_envelope
 from pasar.market.openapi import signs
 from pasar.market.routes.common import service_of, submit_typed
 
@@ -202,6 +207,42 @@ def provider(request: Request, provider_id: str) -> ProviderInfo:
             online=online,
             offers=[_offer(r) for r in offer_rows(service.state, record, online=online)],
             stake=service.state.stake_of(account).to_json(),
+        )
+
+
+@router.get(
+    "/v1/providers/{provider_id}/stake",
+    summary="A provider's stake, unbonding, slashes and bid deposits (its own)",
+    response_model_exclude_unset=True,
+)
+def stake_view(request: Request, provider_id: str, reader: Reader) -> StakeView:
+    """Bonded stake and what the stake rule requires of it, stake unbonding (with when it is
+    free), every slash and why, and the bid deposits held. The provider's own (signed):
+    deposits name the orders it bid on, and sealed bids stay sealed."""
+    account = parse_account_id(provider_id, field="provider_id")
+    service = service_of(request)
+    state = service.state
+    check_own_account(state, account, reader)
+    currency = service.preset.currency
+    with service.lock:
+        record = state.providers.get(account)
+        need = None if record is None else required_stake(state.preset.stake_rule, record.inventory)
+        entries = state.slashes.get(account, [])
+        return StakeView(
+            provider=account,
+            currency=currency,
+            stake=state.stake_of(account).to_json(),
+            required=None if need is None else need.to_json(),
+            unbonding=[
+                UnbondingView(amount=m.to_json(), release_at=at)
+                for at, m in state.ledger.unbonding(account, currency)
+            ],
+            slashed=slashed_total(entries, currency).to_json(),
+            slashes=[SlashView.model_validate(e.to_json()) for e in entries],
+            bid_deposits=[
+                BidDepositView(order_id=o, amount=m.to_json())
+                for o, m in bid_deposits.held_by(state, account)
+            ],
         )
 
 
