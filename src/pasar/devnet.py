@@ -239,6 +239,10 @@ class Devnet:
             with contextlib.suppress(OSError):
                 record.unlink()
 
+    def stop_member(self, member: Member) -> None:
+        """Stop one provider or verifier (SIGTERM, drain), leaving the rest of the network up."""
+        _terminate([member], self.config.provider_grace_s + STOP_WAIT_S)
+
     def exited(self) -> list[Member]:
         """Members whose process has ended (the supervisor's watch loop asks every second)."""
         return [m for m in self.members if not m.alive()]
@@ -336,33 +340,30 @@ class Devnet:
         cfg = self.config
         started = []
         for i in range(1, cfg.providers + 1):
-            name = f"provider-{i}"
-            member = Member(name, cfg.home / name, cfg.logs / f"{name}.log")
-            member.price = provider_price(i, cfg.prices)
-            member.log.write_bytes(b"")
-            self._spawn(
-                member,
-                [
-                    "provider",
-                    "start",
-                    "--market",
-                    self.url,
-                    "--home",
-                    str(member.home),
-                    "--runtime",
-                    cfg.runtime,
-                    "--price-cpu-hour",
-                    member.price,
-                    "--grace",
-                    str(cfg.provider_grace_s),
-                    "--max-jobs",
-                    str(cfg.max_jobs),
-                    *(["--cheat", cfg.cheat] if cfg.cheat and i <= cfg.cheaters else []),
-                ],
-            )
-            started.append(member)
+            cheat = cfg.cheat if cfg.cheat and i <= cfg.cheaters else None
+            started.append(self._spawn_provider(i, provider_price(i, cfg.prices), cheat))
         self.say(f"starting {len(started)} providers ({cfg.runtime} runtime)")
         self._wait_ready(started, PROVIDER_PREFIX, PROVIDER_START_S)
+
+    def add_provider(self, price: str, *, cheat: str | None = None) -> Member:
+        """Start one more provider on the running network (the demo adds a cheater this way)
+        and wait until it serves."""
+        member = self._spawn_provider(len(self.providers) + 1, price, cheat)
+        self._wait_ready([member], PROVIDER_PREFIX, PROVIDER_START_S)
+        self._fund_providers()
+        return member
+
+    def _spawn_provider(self, i: int, price: str, cheat: str | None) -> Member:
+        cfg = self.config
+        name = f"provider-{i}"
+        member = Member(name, cfg.home / name, cfg.logs / f"{name}.log")
+        member.price = price
+        member.log.write_bytes(b"")
+        args = ["provider", "start", "--market", self.url, "--home", str(member.home)]
+        args += ["--runtime", cfg.runtime, "--price-cpu-hour", price]
+        args += ["--grace", str(cfg.provider_grace_s), "--max-jobs", str(cfg.max_jobs)]
+        self._spawn(member, args + (["--cheat", cheat] if cheat else []))
+        return member
 
     def _start_verifiers(self) -> None:
         """The checkers of ``replicate`` jobs (the preset's 2N+1 unless told), each staked
@@ -416,21 +417,38 @@ class Devnet:
                 )
 
     def _fund_providers(self) -> None:
-        """On a preset whose bids hold a deposit (akash), each provider gets
-        :data:`PROVIDER_DEPOSITS` deposits' worth from the faucet while it has less than one,
-        or it could not bid at all."""
+        """What each provider needs before it can take work on this preset, minted from the
+        faucet: on a preset whose bids hold a deposit (akash), :data:`PROVIDER_DEPOSITS`
+        deposits' worth while it has less than one; on a preset whose stake rule asks a CPU
+        provider for stake (gensyn and phala: a flat bond), that stake, locked. Without them the
+        devnet's providers could not bid or be matched at all."""
+        from pasar.client import calls
         from pasar.client.client import Client
+        from pasar.core.resources import Inventory
+        from pasar.core.stake import required_stake
         from pasar.provider.agent import PROVIDER_KEY
 
-        deposit = builtin_preset(self.config.preset).bid_deposit
-        if deposit is None or not deposit.micros:
+        preset = builtin_preset(self.config.preset)
+        deposit = preset.bid_deposit
+        cpu_only = Inventory.build(gpus=[], cpus=1, memory_gb=1, disk_gb=1)
+        stake = required_stake(preset.stake_rule, cpu_only)
+        if (deposit is None or not deposit.micros) and (stake is None or not stake.micros):
             return
         for member in self.providers:
             identity = load_identity(PROVIDER_KEY, member.home)
             with Client(self.url, identity=identity) as client:
-                if Money.parse(str(client.balance()["balance"])) < deposit:
+                spendable = Money.parse(str(client.balance()["balance"]))
+                if deposit is not None and deposit.micros and spendable < deposit:
                     client.faucet((deposit * PROVIDER_DEPOSITS).to_json())
-        self.say(f"providers funded for their bid deposits ({deposit} a bid)")
+                if stake is not None and stake.micros:
+                    held = Money.parse(str(client.balance()["stake"]))
+                    if held < stake:
+                        client.faucet((stake - held).to_json())
+                        client._call(calls.stake((stake - held).to_json()))
+        if deposit is not None and deposit.micros:
+            self.say(f"providers funded for their bid deposits ({deposit} a bid)")
+        if stake is not None and stake.micros:
+            self.say(f"providers staked {stake} each (the {preset.name} stake rule)")
 
     def _fund_client(self) -> None:
         """The client key (made once) gets the faucet amount while it has no money."""

@@ -171,6 +171,7 @@ class Showcase:
             self.render_in_tiles,
             self.train_a_model,
             self.remote_map,
+            self.catch_a_cheater,
             self.follow_the_money,
         ]
         try:
@@ -387,12 +388,92 @@ class Showcase:
         )
         self.check("π is within 0.01", abs(estimate - 3.14159) < 0.01)
 
-    # -- 6. the money -----------------------------------------------------------------------------
+    # -- 6. a cheater ---------------------------------------------------------------------------
+
+    def catch_a_cheater(self) -> None:
+        from pasar.client import calls
+        from pasar.crypto.identity import load_identity
+        from pasar.provider.agent import PROVIDER_KEY
+
+        verifiers = len(self.net.verifiers)
+        self.part(f"6. a cheater is caught: every result re-run, {verifiers} verifiers decide")
+        cheater = self.net.add_provider("0.05", cheat="garble:1")
+        with Client(self.net.url, identity=load_identity(PROVIDER_KEY, cheater.home)) as own:
+            own.faucet("2 USDC")
+            own._call(calls.stake("2 USDC"))  # a bond that fraud can cost
+        self.say(
+            f"{cheater.name} joins at 0.05 USDC/h, the cheapest, staked 2 USDC — and flips the "
+            "bytes of every output it returns (a devnet-only test mode). The job asks "
+            "[bold]verification: replicate:1[/]: a verifier re-runs every result."
+        )
+        spec = self.examples / "verification" / "checked.yaml"
+        self.show_file(spec)
+        job = self.client.launch(spec)
+        self.jobs.append(("checked (cheater)", job.id))
+        order = self._follow_checks(job)
+        leases = order["leases"]
+        caught = [x for x in leases if x["provider"] == cheater.ready]
+        honest = [x for x in leases if x["provider"] != cheater.ready]
+        verdicts = [self.client.check(c) for x in caught for c in x.get("checks", [])]
+        against = sum(v["agrees"] is False for v in verdicts)
+        self.check(
+            f"{cheater.name}'s wrong result was outvoted and not paid",
+            bool(caught)
+            and all(x["status"] == "rejected" for x in caught)
+            and against >= 2
+            and all(_micros((x.get("bill") or {}).get("provider_payout", "0 USDC")) == 0
+                    for x in caught),
+            f"{against} of {len(verdicts)} checkers found it wrong",
+        )  # fmt: skip
+        self.check(
+            "the shard was re-run on an honest provider and paid",
+            order["status"] == "done" and any(x["status"] == "settled" for x in honest),
+        )
+        stake = self.client.balance(cheater.ready)["stake"]
+        self.check(
+            f"{cheater.name} was slashed (half its stake)",
+            _micros(stake) == 1_000_000,
+            f"stake now {stake}; half of the slash rewards the verifier who caught it",
+        )
+        self.net.stop_member(cheater)
+
+    def _follow_checks(self, job: Job) -> dict[str, Any]:
+        """Print each lease and each verifier's check as they change, until the order ends."""
+        said: set[str] = set()
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while True:
+            order = job.status()
+            for lease in order["leases"]:
+                if (key := f"{lease['lease_id']}:{lease['status']}") not in said:
+                    said.add(key)
+                    who = self.name_of(lease["provider"])
+                    self.say(f"  shard {lease['shard']} on {who}: {lease['status']}")
+                for check_id in lease.get("checks", []):
+                    check = self.client.check(check_id)
+                    if (key := f"{check_id}:{check['status']}") in said:
+                        continue
+                    said.add(key)
+                    verdict = {True: "same result", False: "[red]different result[/]"}
+                    busy = check["status"] == "assigned"
+                    pending = "re-running" if busy else "not needed any more"
+                    self.say(
+                        f"    verifier {check['verifier'][:10]}… {check['status']}: "
+                        f"{verdict.get(check['agrees'], pending)}"
+                    )
+            if order["status"] not in ("open", "running"):
+                if order.get("note"):
+                    self.say(f"  {order['note']}")
+                return order
+            if time.monotonic() > deadline:
+                raise PasarError(f"{job.id} did not finish in time", code="wait_timeout")
+            time.sleep(POLL_S)
+
+    # -- 7. the money -----------------------------------------------------------------------------
 
     def follow_the_money(self) -> None:
         from pasar.market.audit import audit_market
 
-        self.part("6. the money: bills, earnings, fees, conservation, audit")
+        self.part("7. the money: bills, earnings, fees, conservation, audit")
         bills = Table(title="bill per job (test USDC)", title_justify="left")
         for column in ("job", "leases", "providers", "seconds", "billed", "to providers"):
             bills.add_column(column, justify="left" if column in ("job", "providers") else "right")

@@ -349,9 +349,10 @@ def test_demo_passes_its_checks_and_writes_render_png(tmp_path: Path) -> None:
     assert proc.returncode == 0, text
     passed = re.search(r"(\d+)/(\d+) checks passed", text)
     assert passed and passed.group(1) == passed.group(2), text
-    for part in ("reverse auction", "render", "training", "@pasar.remote", "audit"):
+    for part in ("reverse auction", "render", "training", "@pasar.remote", "cheater", "audit"):
         assert part in text
     assert "✗" not in text
+    assert "outvoted and not paid" in text and "was slashed" in text  # the caught cheater
     width, height, raw = read_png(out / "render.png")
     assert (width, height) == (600, 400)
     assert len(set(raw)) > 50  # an image, not a blank

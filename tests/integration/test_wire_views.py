@@ -34,6 +34,7 @@ ORDER_KEYS = {
 OFFER_KEYS = {
     "online", "provider", "cpus", "memory", "disk", "reliability", "reputation", "score",
     "region", "limits", "stake", "rentable", "verified", "gpu_name", "num_gpus", "gpu_ram", "dph",
+    "capacity",
 }  # fmt: skip
 
 

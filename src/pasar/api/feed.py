@@ -21,6 +21,7 @@ class FeedEvent(OpenModel):
     assigned: dict[str, str] | None = None  # lease id -> its provider (a match)
     check_id: str | None = None  # a check.assign: the check and the verifier it went to
     verifier: str | None = None
+    challenge_id: str | None = None  # a capacity challenge (GET /v1/capacity/{id} has it)
 
 
 class FeedPage(WireModel):

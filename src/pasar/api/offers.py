@@ -31,6 +31,7 @@ class Offer(WireModel):
     dph: str | None
     dph_per_gpu: str | None = None
     interface: list[str] | None = None
+    capacity: str | None = None  # the capacity proofs: passed, unchecked, or failing: why
 
 
 class OfferList(WireModel):
@@ -54,3 +55,4 @@ class ProviderInfo(WireModel):
     online: bool
     offers: list[Offer]
     stake: str
+    capacity: dict[str, object] | None = None  # state, since, reason, misses, open challenge

@@ -202,6 +202,31 @@ class CheckExpire(TxBody):
     check_id: str
 
 
+class CapacityChallenge(TxBody):
+    """Market-signed: prove the claimed score (the size and deadline follow from it)."""
+
+    type: Literal["capacity.challenge"] = "capacity.challenge"
+    provider: str
+    seed: int
+
+
+class CapacityAnswer(TxBody):
+    """Provider-signed: the sha256 of the uploaded answer to one of its challenges."""
+
+    type: Literal["capacity.answer"] = "capacity.answer"
+    challenge_id: str
+    sha256: str
+
+
+class CapacityVerdict(TxBody):
+    """Market-signed: what the market's check of an answer (or its absence) found."""
+
+    type: Literal["capacity.verdict"] = "capacity.verdict"
+    challenge_id: str
+    result: Literal["passed", "failed", "late"]
+    reason: str | None = None
+
+
 class Logs(TxBody):
     """A chunk of a lease's log at ``offset`` (signed, but not a ledger transaction)."""
 
@@ -239,6 +264,9 @@ TX_BODIES: dict[str, type[TxBody]] = {
         CheckVerdict,
         CheckExpire,
         ChallengeOpen,
+        CapacityChallenge,
+        CapacityAnswer,
+        CapacityVerdict,
     )
 }
 

@@ -75,6 +75,7 @@ def offers(
     for column in ("provider", "GPUs", "CPUs", "memory", "disk", "price/h", "reputation", "score"):
         table.add_column(column)
     table.add_column("region")
+    table.add_column("capacity proof")
     if include_offline:
         table.add_column("online")
     for o in parse_rows(Offer, found, what="offers"):
@@ -88,6 +89,7 @@ def offers(
             text(o.reputation),
             text(o.score),
             text(o.region),
+            text(o.capacity),
         ]
         if include_offline:
             cells.append("yes" if o.online else "no")

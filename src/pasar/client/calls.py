@@ -296,6 +296,17 @@ def receipt(body: txs.Receipt) -> Call[TxAnswer]:
     return _post("/v1/receipts", body)
 
 
+def capacity_challenge(challenge_id: str) -> Call[Any]:
+    return Call("GET", f"/v1/capacity/{challenge_id}")
+
+
+def capacity_answer(challenge_id: str, sha256: str) -> Call[TxAnswer]:
+    return _post(
+        f"/v1/capacity/{challenge_id}/answer",
+        txs.CapacityAnswer(challenge_id=challenge_id, sha256=sha256),
+    )
+
+
 def release(lease_id: str) -> Call[TxAnswer]:
     return _post(f"/v1/leases/{lease_id}/release", txs.LeaseRelease(lease_id=lease_id))
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pasar.core.capacity import CapacityStatus
 from pasar.core.errors import PasarError
 from pasar.core.fees import Charges, FeeSchedule
 from pasar.core.money import Money
@@ -86,6 +87,7 @@ class ProviderRecord:
     reputation: Reputation = field(default_factory=Reputation.initial)
     running: dict[str, Allocation] = field(default_factory=dict)
     available: bool = True  # False while draining: keeps its leases, takes no new work
+    capacity: CapacityStatus = field(default_factory=CapacityStatus)  # its capacity proofs
 
     def free(self) -> Inventory:
         """The inventory minus what running leases hold: their own devices (by NVML index),

@@ -34,6 +34,8 @@ from pasar.core import bid_deposits
 from pasar.core.accounts import LedgerAccount
 from pasar.core.approval_handlers import on_approve, on_auto_approve, on_reject
 from pasar.core.candidates import build_candidates, indexed_candidates
+from pasar.core.capacity import CapacityChallenge, CapacityStatus, exclusion_reason
+from pasar.core.capacity_handlers import on_answer, on_challenge, on_verdict
 from pasar.core.challenge_handlers import on_challenge_open
 from pasar.core.check_handlers import (
     on_check_assign,
@@ -101,6 +103,8 @@ MARKET_TYPES = frozenset(
         "check.assign",
         "check.expire",
         "result.auto_approve",
+        "capacity.challenge",
+        "capacity.verdict",
     }
 )
 #: Up to this many providers an order is cleared by scanning them all, which gives every provider a
@@ -136,6 +140,8 @@ class MarketState:
         self._verify_market = verify_market_signature
         self.ledger = Ledger()
         self.providers: dict[str, ProviderRecord] = {}
+        # capacity proofs, by challenge id (:mod:`pasar.core.capacity_handlers`)
+        self.capacity_challenges: dict[str, CapacityChallenge] = {}
         self.orders: dict[str, OrderRecord] = {}
         self.leases: dict[str, LeaseRecord] = {}
         self.verifiers: dict[str, VerifierRecord] = {}
@@ -284,6 +290,9 @@ class MarketState:
             return None, "is not taking new work (draining, or gone since it lost a lease)"
         if provider.id in offline:
             return None, OFFLINE_REASON
+        failing = exclusion_reason(provider.capacity)
+        if failing is not None:
+            return None, failing
         view = self.view(provider)
         problem = stake_problem(self.preset.stake_rule, view)
         if problem is not None:
@@ -600,6 +609,9 @@ def _on_register(state: MarketState, tx: Tx) -> Applied:
     if not isinstance(available, bool):
         raise fail("available must be true or false", code="invalid_provider", field="available")
     existing = state.providers.get(tx.signer)
+    capacity = existing.capacity if existing else CapacityStatus()
+    if existing and (existing.score != score or existing.inventory != inventory):
+        capacity = capacity.for_new_claim()  # the old verdict does not vouch for the new claim
     record = ProviderRecord(
         id=tx.signer,
         inventory=inventory,
@@ -614,6 +626,7 @@ def _on_register(state: MarketState, tx: Tx) -> Applied:
         reputation=existing.reputation if existing else Reputation.initial(),
         running=dict(existing.running) if existing else {},
         available=available,
+        capacity=capacity,
     )
     try:
         if record.running:  # with nothing lent out, everything is free
@@ -714,6 +727,9 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "check.verdict": on_check_verdict,
     "check.expire": on_check_expire,
     "challenge.open": on_challenge_open,
+    "capacity.challenge": on_challenge,
+    "capacity.answer": on_answer,
+    "capacity.verdict": on_verdict,
 }
 
 TX_TYPES: tuple[str, ...] = tuple(_HANDLERS)
@@ -759,4 +775,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "check.verdict": frozenset({"check_id", "root", "outputs", "matches"}),
     "check.expire": frozenset({"check_id"}),
     "challenge.open": frozenset({"lease_id", "claim", "bond"}),
+    "capacity.challenge": frozenset({"provider", "seed"}),
+    "capacity.answer": frozenset({"challenge_id", "sha256"}),
+    "capacity.verdict": frozenset({"challenge_id", "result", "reason"}),
 }

@@ -20,6 +20,8 @@ thing that is due, submits a transaction signed by the market:
   ``check.expire`` for a check past its deadline (it goes to another verifier);
 - ``result.auto_approve`` for a held result (``verification: approve``) whose approval window
   passed;
+- ``capacity.challenge`` / ``capacity.verdict`` for the capacity proofs
+  (:mod:`pasar.market.capacity_checks`);
 
 a clearing leaves out providers the market has not heard from within the grace (see
 :mod:`pasar.market.liveness`): the preview asks the liveness about each provider it examines
@@ -39,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from pasar.api.txs import (
@@ -57,6 +60,7 @@ from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
 from pasar.core.pricing.base import screen
 from pasar.market.blobs import DEFAULT_GRACE_S, BlobStore
+from pasar.market.capacity_checks import CapacityChecks
 from pasar.market.chain import ChainBuilder
 from pasar.market.service import MarketService
 
@@ -65,6 +69,7 @@ log = logging.getLogger("pasar.market.engine")
 TICK_S = 0.5  # deadlines only: everything else wakes the engine at once
 SEAL_EVERY_S = 1.0
 GC_EVERY_S = 60.0
+CAPACITY_EVERY_S = 1.0  # capacity proofs: a scan of the fleet, so at most once a second
 
 
 class Engine:
@@ -78,6 +83,7 @@ class Engine:
         tick_s: float = TICK_S,
         blobs: BlobStore | None = None,
         blob_grace_s: float = DEFAULT_GRACE_S,
+        capacity_checks: bool = True,
     ):
         self.service = service
         self.chain = chain
@@ -90,6 +96,9 @@ class Engine:
         self._last_seal = 0.0
         # orders previewed since capacity last changed: no point clearing them again until then
         self._tried: set[str] = set()
+        # capacity proofs (challenges, late/passed/failed verdicts): see capacity_checks.py
+        self.capacity = CapacityChecks(service) if capacity_checks else None
+        self._last_capacity = float("-inf")
 
     def due(self) -> list[TxBody]:
         """The transactions the market should send now (a read of the state)."""
@@ -132,6 +141,9 @@ class Engine:
                 assign.challenge_id = challenge_id
             out.append(assign)
         out.extend(ResultAutoApprove(lease_id=lease_id) for lease_id in judged)
+        if self.capacity is not None and time.monotonic() - self._last_capacity >= CAPACITY_EVERY_S:
+            self._last_capacity = time.monotonic()
+            out.extend(self.capacity.due(self.blobs, now))
         return out
 
     def _match_body(self, order_id: str, now: int) -> Match | None:

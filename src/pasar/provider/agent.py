@@ -31,6 +31,7 @@ from pasar.core.spec import JobSpec
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.identity import Identity, IdentityError, key_path, load_identity, save_identity
 from pasar.provider.bench import BenchResult, cached_benchmark
+from pasar.provider.capacity import CapacityProver
 from pasar.provider.cheat import (
     CheatLog,
     CheatPlan,
@@ -129,6 +130,8 @@ class Agent:
         if config.cheat is not None:  # a bad --cheat fails before the market is asked
             seed = config.cheat_seed or local_seed(config.home)
             self.cheat = parse_cheat(config.cheat, seed=seed)
+        self.prover: CapacityProver | None = None  # answers capacity challenges (after start)
+        self._feed_start: int | None = None
 
     # -- start-up ---------------------------------------------------------------------------------
 
@@ -168,6 +171,11 @@ class Agent:
         self.bench = cached_benchmark(
             self.config.home, self.inventory.fingerprint, seconds=self.config.bench_seconds
         )
+        # the challenge runs where the score was measured (a GPU score on that GPU)
+        self.prover = CapacityProver(self.api, self.config.home, device=self.bench.device)
+        # the feed's position before registering: the challenge that follows registration
+        # is then on the feed :meth:`run` follows (events in between are replayed, harmlessly)
+        self._feed_start = self.api.feed(0, 0).next
         self.register(available=True)
         if self.config.stake:
             self.api.stake(self.config.stake)
@@ -213,7 +221,7 @@ class Agent:
         The feed's position is taken *before* the leases already assigned are adopted: a match
         that lands in between is then both adopted and replayed by the feed (running a lease
         twice is refused by :meth:`_maybe_run`), never missed by both."""
-        cursor = self.api.feed(0, 0).next
+        cursor = self.api.feed(0, 0).next if self._feed_start is None else self._feed_start
         self._adopt_assigned()
         feeder = threading.Thread(
             target=self._follow_feed, args=(cursor,), name="feed", daemon=True
@@ -265,6 +273,8 @@ class Agent:
             elif kind == "lease.lost":
                 self._stop_lease(str(event.lease_id))
                 self._recover_availability()
+            elif kind == "capacity.challenge" and self.prover and event.challenge_id:
+                self.prover.on_event(self.api.capacity_challenge(event.challenge_id))
         except PasarError as exc:
             log.warning("handling %s: %s", kind, exc.message)
 

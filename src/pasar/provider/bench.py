@@ -19,18 +19,28 @@ market's capacity challenge holds the provider to, so it must be honest and repe
 :func:`cached_benchmark` keeps the result in ``<home>/bench.json`` (mode 0600: a score someone
 else could edit would make this provider claim hardware it lacks) and measures again when the
 hardware fingerprint, device, backend or size changes, or after ``max_age_s``.
+
+**One at a time per machine.** Providers started together on one machine (a devnet starts N
+at once) used to benchmark concurrently on the same cores, and each registered a fraction of
+the machine (33 GFLOP/s where the machine measured alone gives 205) — a score the capacity
+proof would then hold it to. :func:`cached_benchmark` measures under a machine-wide lock
+(:data:`LOCK_FILE` in the temp directory, ``flock``), so each measures an idle machine; the
+cache is read again once the lock is held (another agent with the same home may have just
+measured).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib
 import json
 import logging
 import os
 import stat
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +61,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BENCH_FILE = "bench.json"
+LOCK_FILE = "pasar-bench.lock"  # in the temp directory: one benchmark at a time per machine
 CPU_SIZE = 1024  # 2.1 GFLOP a product: tens of milliseconds on a laptop core
 GPU_SIZE = 8192  # 1.1 TFLOP a product: large enough to fill an H100, still ~20 ms
 MIN_REPEATS = 3
@@ -245,19 +256,48 @@ def cached_benchmark(
     path = home / BENCH_FILE
     where, backend = resolve_device(device)
     clock = int(time.time()) if now is None else now
-    cached = _load(path)
-    if (
-        cached is not None
-        and cached.fingerprint == fingerprint
-        and cached.device == where
-        and cached.backend == backend
-        and (size is None or cached.size == size)
-        and 0 <= clock - cached.measured_at <= max_age_s
-    ):
+
+    def still_valid() -> BenchResult | None:
+        cached = _load(path)
+        if (
+            cached is not None
+            and cached.fingerprint == fingerprint
+            and cached.device == where
+            and cached.backend == backend
+            and (size is None or cached.size == size)
+            and 0 <= clock - cached.measured_at <= max_age_s
+        ):
+            return cached
+        return None
+
+    cached = still_valid()
+    if cached is not None:
         return cached
-    result = benchmark(seconds=seconds, size=size, device=where, fingerprint=fingerprint)
+    with machine_lock():
+        cached = still_valid()  # measured by another agent with this home while we waited
+        if cached is not None:
+            return cached
+        result = benchmark(seconds=seconds, size=size, device=where, fingerprint=fingerprint)
     _store(path, result)
     return result
+
+
+@contextlib.contextmanager
+def machine_lock(lock_dir: Path | None = None) -> Iterator[None]:
+    """Hold the machine-wide benchmark lock (blocks while another process measures). A lock
+    file that cannot be opened (a read-only temp dir) measures unlocked rather than not."""
+    where = Path(tempfile.gettempdir()) if lock_dir is None else lock_dir
+    try:
+        fd = os.open(where / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        log.warning("no benchmark lock in %s: measuring without it", where)
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _load(path: Path) -> BenchResult | None:

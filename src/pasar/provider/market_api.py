@@ -13,7 +13,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 from pasar.api import txs
 from pasar.api.accounts import Balance
@@ -100,6 +100,13 @@ class MarketAPI:
 
     def release(self, lease_id: str) -> TxAnswer:
         return self.perform(calls.release(lease_id))
+
+    def capacity_challenge(self, challenge_id: str) -> dict[str, Any]:
+        found = self.perform(calls.capacity_challenge(challenge_id))
+        return dict(found) if isinstance(found, dict) else {}
+
+    def capacity_answer(self, challenge_id: str, sha256: str) -> TxAnswer:
+        return self.perform(calls.capacity_answer(challenge_id, sha256))
 
     # -- blobs ------------------------------------------------------------------------------------
 

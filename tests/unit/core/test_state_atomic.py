@@ -126,15 +126,22 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
         lambda s: tx(m, T0 + 43_000, type="order.expire", order_id=order(s, 1)),
         lambda s: tx(P1, T0 + 44_000, type="unbonded.withdraw"),
         lambda s: tx(P1, T0 + 45_000, type="withdraw", amount="0.000001 USDC"),
+        lambda s: tx(m, T0 + 46_000, type="capacity.challenge", provider=P2, seed=7),
+        lambda s: tx(
+            P2, T0 + 46_500, type="capacity.answer", challenge_id=_open(s, P2), sha256=SHA
+        ),
+        lambda s: tx(
+            m, T0 + 47_000, type="capacity.verdict", challenge_id=_open(s, P2), result="failed"
+        ),
         # a checked order: verifiers, the market's draw, checks, an expiry and a verdict
-        lambda s: tx(V1, T0 + 46_000, type="verifier.register"),
-        lambda s: tx(V2, T0 + 46_000, type="verifier.register", operator="v2 inc"),
-        lambda s: tx(ALICE, T0 + 47_000, type="order.create", spec=checked),
-        lambda s: tx(m, T0 + 47_001, type="match", order_id=order(s, 2), seed=1),
-        lambda s: _beat(s, newest_lease(s), 0, T0 + 47_100),
-        lambda s: _receipt(s, newest_lease(s), T0 + 48_000),
-        lambda s: tx(m, T0 + 48_001, type="check.draw", lease_id=newest_lease(s), draw=draw(s)),
-        lambda s: tx(m, T0 + 48_002, type="check.assign", lease_id=newest_lease(s), seed=0),
+        lambda s: tx(V1, T0 + 56_000, type="verifier.register"),
+        lambda s: tx(V2, T0 + 56_000, type="verifier.register", operator="v2 inc"),
+        lambda s: tx(ALICE, T0 + 57_000, type="order.create", spec=checked),
+        lambda s: tx(m, T0 + 57_001, type="match", order_id=order(s, 2), seed=1),
+        lambda s: _beat(s, newest_lease(s), 0, T0 + 57_100),
+        lambda s: _receipt(s, newest_lease(s), T0 + 58_000),
+        lambda s: tx(m, T0 + 58_001, type="check.draw", lease_id=newest_lease(s), draw=draw(s)),
+        lambda s: tx(m, T0 + 58_002, type="check.assign", lease_id=newest_lease(s), seed=0),
         lambda s: tx(m, deadline(s), type="check.expire", check_id=newest_check(s)),
         lambda s: tx(m, deadline(s), type="check.assign", lease_id=newest_lease(s), seed=0),
         lambda s: tx(
@@ -188,6 +195,12 @@ def _approving(s: MarketState) -> MarketState:
     rules = dataclasses.replace(s.preset.verification, approve_window_s=60, max_reruns=3)
     s.preset = dataclasses.replace(s.preset, verification=rules)
     return s
+
+
+def _open(s: MarketState, provider: str) -> str:
+    open_id = s.providers[provider].capacity.open
+    assert open_id is not None
+    return open_id
 
 
 def test_every_transaction_type_undoes_all_its_work_when_it_fails_at_the_end() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -253,3 +254,66 @@ def test_broken_torch_means_no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     fake.cuda.is_available = boom  # type: ignore[method-assign]
     monkeypatch.setattr(bench, "_import_torch", lambda: fake)
     assert bench.resolve_device("auto") == ("cpu", "numpy")
+
+
+# -- one benchmark at a time per machine -----------------------------------------------------------
+
+
+def test_benchmarks_on_one_machine_run_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Providers started together used to measure concurrently on shared cores (a devnet
+    provider registered 33 GFLOP/s on a machine that measures 205 alone): measurements now
+    never overlap. Two homes (two providers) measure in turn, never at once."""
+    monkeypatch.setattr(bench.tempfile, "gettempdir", lambda: str(tmp_path))
+    events: list[str] = []
+    inside = threading.Event()
+    real = bench.benchmark
+
+    def slow(**kw: Any) -> BenchResult:
+        events.append("in")
+        inside.set()
+        time.sleep(0.2)  # long enough for the other thread to try (ordering, not timing)
+        events.append("out")
+        return real(**{**kw, "seconds": 0.01, "size": 64})
+
+    monkeypatch.setattr(bench, "benchmark", slow)
+    first = threading.Thread(target=cached_benchmark, args=(tmp_path / "a", "fp"))
+    first.start()
+    inside.wait(10)
+    cached_benchmark(tmp_path / "b", "fp")
+    first.join()
+    assert events == ["in", "out", "in", "out"]
+    assert (tmp_path / bench.LOCK_FILE).exists()
+
+
+def test_a_home_measured_while_waiting_is_not_measured_again(
+    tmp_path: Path, counted: list[BenchResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another agent with the same home measured while this one waited for the lock: the cache
+    is read again under the lock, and its result is used."""
+    monkeypatch.setattr(bench.tempfile, "gettempdir", lambda: str(tmp_path))
+    home = tmp_path / "home"
+    theirs = BenchResult(123, "cpu", "numpy", bench.CPU_SIZE, 3, "fp", int(time.time()))
+    holding, release = threading.Event(), threading.Event()
+
+    def other_agent() -> None:
+        with bench.machine_lock():
+            holding.set()
+            release.wait(10)
+            bench._store(home / BENCH_FILE, theirs)
+
+    real_load = bench._load
+
+    def load_then_release(path: Path) -> BenchResult | None:
+        found = real_load(path)
+        release.set()  # after our first look (nothing cached): it stores, then lets go
+        return found
+
+    monkeypatch.setattr(bench, "_load", load_then_release)
+    other = threading.Thread(target=other_agent)
+    other.start()
+    holding.wait(10)
+    mine = cached_benchmark(home, "fp", device="cpu")
+    other.join()
+    assert mine == theirs and counted == []

@@ -98,6 +98,7 @@ def offer_rows(
         "stake": state.stake_of(provider.id),
         "rentable": True,
         "verified": False,
+        "capacity": provider.capacity.describe(),
     }
     rows: list[dict[str, Any]] = []
     counts: dict[Any, int] = {}
@@ -167,6 +168,8 @@ def offers(
     registering ``available: false``; one that died without a word is left out once its feed
     has been silent for the heartbeat grace. Either would only be awarded leases it then loses,
     so a renter should not be shown them; ``include_offline`` lists them with ``online: false``.
+    A provider failing its capacity proofs is left out the same way (its offers' ``capacity``
+    says why).
     """
     service = service_of(request)
     offline = service.offline_providers()
@@ -175,7 +178,8 @@ def offers(
         rows = [
             row
             for p in state.providers.values()
-            if include_offline or (p.available and p.id not in offline)
+            if include_offline
+            or (p.available and p.id not in offline and p.capacity.state != "failing")
             for row in offer_rows(state, p, online=p.available and p.id not in offline)
         ]
     found = apply_query(rows, q, order, limit, normalize=normalize_gpu_name)
@@ -207,6 +211,7 @@ def provider(request: Request, provider_id: str) -> ProviderInfo:
             online=online,
             offers=[_offer(r) for r in offer_rows(service.state, record, online=online)],
             stake=service.state.stake_of(account).to_json(),
+            capacity=record.capacity.to_json(),
         )
 
 

@@ -1,0 +1,1 @@
+"""Capacity proofs outside core: the challenge's numpy/torch arithmetic (:mod:`.proof`)."""
