@@ -47,6 +47,7 @@ class LeaseView(WireModel):
     bill: Bill | None = None
     checks: list[str] = Field(default_factory=list)  # verifiers' checks of it (GET /v1/checks/…)
     spec: JSONObject | None = None
+    held_until: int | None = None  # only while held: when it must be judged by (ms)
 
 
 class Challenge(WireModel):

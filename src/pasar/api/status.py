@@ -6,7 +6,8 @@ names rather than repeating bare strings.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from collections.abc import Mapping
+from typing import Any, Literal, get_args
 
 OrderStatus = Literal["open", "running", "done", "expired", "cancelled"]
 LeaseStatus = Literal[
@@ -22,6 +23,19 @@ TERMINAL_ORDER: frozenset[OrderStatus] = frozenset({"done", "expired", "cancelle
 # a lease in one of these is over and its shard will not be re-run (lost and released leases are
 # re-queued: another lease follows them)
 FINAL_LEASE: frozenset[LeaseStatus] = frozenset({"settled", "cancelled"})
+
+
+def awaiting_approval(order: Mapping[str, Any]) -> bool:
+    """An order's wire view (``verification: approve``): every shard has run and at least one
+    result waits for the client's approval, so the order goes on only when the client judges
+    it (or the approval window passes)."""
+    leases = order.get("leases") or []
+    return (
+        order.get("status") == "running"
+        and order.get("unfilled") == 0
+        and any(x.get("status") == "held" for x in leases)
+        and not any(x.get("status") == "running" for x in leases)
+    )
 
 
 def order_status(value: str) -> OrderStatus:

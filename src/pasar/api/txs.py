@@ -133,6 +133,30 @@ class Receipt(TxBody):
     failure: Failure | None = None
 
 
+class ResultApprove(TxBody):
+    """The client approves one shard's held result, or (no ``shard``) every held one."""
+
+    type: Literal["result.approve"] = "result.approve"
+    order_id: str
+    shard: int | None = None
+
+
+class ResultReject(TxBody):
+    """The client rejects one shard's held result: re-run free on another provider."""
+
+    type: Literal["result.reject"] = "result.reject"
+    order_id: str
+    shard: int
+    reason: str
+
+
+class ResultAutoApprove(TxBody):
+    """The market approves a held result whose approval window has passed."""
+
+    type: Literal["result.auto_approve"] = "result.auto_approve"
+    lease_id: str
+
+
 class VerifierRegister(TxBody):
     type: Literal["verifier.register"] = "verifier.register"
     operator: str | None = None
@@ -231,6 +255,9 @@ TX_BODIES: dict[str, type[TxBody]] = {
         LeaseLost,
         LeaseRelease,
         Receipt,
+        ResultApprove,
+        ResultReject,
+        ResultAutoApprove,
         VerifierRegister,
         CheckDraw,
         CheckAssign,

@@ -1,4 +1,5 @@
-"""``pasar launch | status | logs | result | cancel | explain``: run a job and follow it.
+"""``pasar launch | status | logs | result | approve | reject | cancel | explain``: run a job
+and follow it.
 
 ``launch`` validates the spec (and its inputs) locally, shows the market's quote for it — the
 escrow, the offers that fit, the one the network's mechanism would pick and why the others lose,
@@ -28,7 +29,7 @@ from pasar.api.base import parse, parse_rows
 from pasar.api.leases import LeaseView
 from pasar.api.orders import OrderView, OrderWait, PublicOrderView
 from pasar.api.quote import QuotedOfferView, QuoteResponse
-from pasar.api.status import TERMINAL_ORDER
+from pasar.api.status import TERMINAL_ORDER, awaiting_approval
 from pasar.cli.common import JsonOpt, MarketOpt, make_client, perform, short, text, total
 from pasar.cli.output import console, err_console, print_json
 from pasar.cli.spec import read_spec_file
@@ -257,10 +258,22 @@ def _lease_line(lease: LeaseView) -> str:
     failure = failure_text(lease)
     if failure:
         extra.append(failure)
-    extra.append(f"{lease.billed_seconds} s billed")
+    if status not in ("held", "rejected"):  # nothing is billed until the result is judged
+        extra.append(f"{lease.billed_seconds} s billed")
     if status == "lost":
         extra.append("provider missed its heartbeats; the shard is re-queued")
+    if status == "held":
+        extra.append(f"waiting for your approval{_until(lease.held_until)}")
+    if status == "rejected":
+        extra.append("rejected: not paid, the shard re-runs on another provider")
     return f"{where}: {status} (" + ", ".join(extra) + ")"
+
+
+def _until(held_until: int | None) -> str:
+    """`` until 2026-12-04 23:10:00 UTC`` for an approval deadline (ms), or nothing."""
+    if held_until is None:
+        return ""
+    return " until " + time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(held_until / 1000))
 
 
 def follow_order(
@@ -286,6 +299,13 @@ def follow_order(
                 note = f" ({order.note})" if order.note else ""
                 emit(f"order {order_id}: {shown_status}{note}")
         if order.status in TERMINAL_ORDER:
+            return order
+        if awaiting_approval(order.wire()):
+            if emit is not None:
+                emit(
+                    f"waiting for your approval: `pasar approve {order_id}` (or `pasar reject "
+                    f"{order_id} SHARD --reason TEXT`)"
+                )
             return order
         reply = parse(OrderWait, perform(client, calls.wait_order(order_id, after, calls.POLL_S)))
         order, after = full_view(reply.order), reply.next
@@ -338,10 +358,11 @@ def exit_codes(order: OrderView) -> list[int | None]:
 
 
 def order_ok(order: OrderView) -> bool:
-    """Done, and every settled lease exited 0 (``launch --wait``'s exit code 0)."""
-    settled = [x for x in order.leases if x.status == "settled"]
+    """Done (or every result waiting for the client's approval), and every settled or held
+    lease exited 0 (``launch --wait``'s exit code 0)."""
+    settled = [x for x in order.leases if x.status in ("settled", "held")]
     return (
-        order.status == "done"
+        (order.status == "done" or awaiting_approval(order.wire()))
         and bool(settled)
         and not _job_failed(order)
         and all(_exit_code(x) == 0 for x in settled)
@@ -496,6 +517,20 @@ def status(
     if order.leases:
         console.print(_lease_table(order, "leases"))
         _print_failures(order)
+        _print_held(order)
+
+
+def _print_held(order: OrderView) -> None:
+    """One line per result waiting for the client's approval, with its deadline."""
+    for lease in order.leases:
+        if lease.status == "held":
+            console.print(
+                f"shard {lease.shard} waits for your approval{_until(lease.held_until)} "
+                f"(then it is approved for you): `pasar approve {order.order_id} {lease.shard}` "
+                f"or `pasar reject {order.order_id} {lease.shard} --reason TEXT`",
+                markup=False,
+                highlight=False,
+            )
 
 
 def _print_orders(orders: list[OrderView]) -> None:
@@ -631,6 +666,60 @@ def cancel(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool 
         _print_failures(order)
 
 
+def approve(
+    order_id: str = OrderArg,
+    shard: int | None = typer.Argument(
+        None,
+        min=0,
+        help="The shard to approve; without one, every result waiting.",
+        show_default=False,
+    ),
+    market: str | None = MarketOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Approve a job's results (verification: approve): their providers are paid."""
+    with make_client(market) as client:
+        reply = client.job(order_id).approve(shard)
+    if json:
+        print_json(reply)
+        return
+    for row in reply.get("approved", []):
+        console.print(
+            f"approved shard {row['shard']} of {order_id} (lease {row['lease_id']}): billed "
+            f"{row['billed']}, provider paid {row['payout']}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def reject(
+    order_id: str = OrderArg,
+    shard: int = typer.Argument(..., min=0, help="The shard whose result is wrong."),
+    reason: str = typer.Option(..., "--reason", help="What is wrong with the result."),
+    market: str | None = MarketOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Reject one shard's result: its run is not paid and the shard re-runs free on another
+    provider; after the network's limit of rejected runs the job ends and is refunded."""
+    with make_client(market) as client:
+        reply = client.job(order_id).reject(shard, reason)
+    if json:
+        print_json(reply)
+        return
+    if reply.get("ended"):
+        after = (
+            "the job ended: that was its last re-run, and the escrow left was refunded "
+            f"({reply['refund']} for this run)"
+        )
+    else:
+        after = f"{reply['refund']} back in the job's escrow; re-running it on another provider"
+    console.print(
+        f"rejected shard {shard} of {order_id} (rejection {reply['rejections']}): {after}",
+        markup=False,
+        highlight=False,
+    )
+
+
 def explain(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
     """Why each provider did or did not take the order (the market's reasons)."""
     with make_client(market) as client:
@@ -665,11 +754,13 @@ def explain(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool
 
 
 __all__ = [
+    "approve",
     "cancel",
     "explain",
     "follow_order",
     "launch",
     "logs",
+    "reject",
     "result",
     "status",
 ]

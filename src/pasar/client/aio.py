@@ -211,9 +211,17 @@ class AsyncJob:
                 reply = await self.client._call(step)
 
     async def result(self, dest: str | os.PathLike[str], timeout: float | None = None) -> JobResult:
-        order = await self.wait(timeout)
+        return await self._fetch(await self.wait(timeout), dest, held=False)
+
+    async def review(self, dest: str | os.PathLike[str], timeout: float | None = None) -> JobResult:
+        order = await self.client._drive(calls.wait_for_end(self.id, timeout, review=True))
+        return await self._fetch(order, dest, held=True)
+
+    async def _fetch(
+        self, order: dict[str, Any], dest: str | os.PathLike[str], *, held: bool
+    ) -> JobResult:
         root = Path(dest)
-        shards = plan(order, root)
+        shards = plan(order, root, held=held)
         for _, files in shards:
             for item in files:
                 sha, size, tmp = await self.client.transport.download(
@@ -224,6 +232,12 @@ class AsyncJob:
 
     async def cancel(self) -> dict[str, Any]:
         return (await self.client._call(calls.cancel_order(self.id))).wire()
+
+    async def approve(self, shard: int | None = None) -> dict[str, Any]:
+        return (await self.client._call(calls.approve(self.id, shard))).wire()
+
+    async def reject(self, shard: int, reason: str) -> dict[str, Any]:
+        return (await self.client._call(calls.reject(self.id, shard, reason))).wire()
 
     async def explain(self) -> dict[str, Any]:
         return await self.client.explain(self.id)

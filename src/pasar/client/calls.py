@@ -33,7 +33,7 @@ from pasar.api.orders import OrderView, PublicOrderView
 from pasar.api.quote import QuoteResponse
 from pasar.api.stake import StakeView
 from pasar.api.status import FINAL_LEASE as _FINAL_LEASE
-from pasar.api.status import TERMINAL_ORDER
+from pasar.api.status import TERMINAL_ORDER, awaiting_approval
 from pasar.api.txs import TxAnswer, TxBody
 from pasar.core.errors import PasarError
 
@@ -143,6 +143,20 @@ def quote(spec: Mapping[str, Any], client: str | None) -> Call[QuoteResponse]:
 
 def cancel_order(order_id: str) -> Call[TxAnswer]:
     return _post(f"/v1/orders/{order_id}/cancel", txs.OrderCancel(order_id=order_id))
+
+
+def approve(order_id: str, shard: int | None = None) -> Call[TxAnswer]:
+    """Approve one shard's held result, or every held one (``shard`` None)."""
+    body = txs.ResultApprove(order_id=order_id)
+    if shard is not None:
+        body.shard = shard
+    return _post(f"/v1/orders/{order_id}/approve", body)
+
+
+def reject(order_id: str, shard: int, reason: str) -> Call[TxAnswer]:
+    """Reject one shard's held result: it is re-run free on another provider."""
+    body = txs.ResultReject(order_id=order_id, shard=shard, reason=reason)
+    return _post(f"/v1/orders/{order_id}/reject", body)
 
 
 def explain(order_id: str) -> Call[Any]:
@@ -322,16 +336,21 @@ def verdict(body: txs.CheckVerdict) -> Call[TxAnswer]:
 
 
 def wait_for_end(
-    order_id: str, timeout_s: float | None, clock: Callable[[], float] = time.monotonic
+    order_id: str,
+    timeout_s: float | None,
+    clock: Callable[[], float] = time.monotonic,
+    *,
+    review: bool = False,
 ) -> Generator[Call[Any], Any, dict[str, Any]]:
     """Long-poll the order until it is done, expired or cancelled; returns its last view.
+    With ``review``, also stop once every result waits for the client's approval.
 
     Raises PasarError ``wait_timeout`` (the order goes on) if ``timeout_s`` passes first.
     """
     deadline = None if timeout_s is None else clock() + timeout_s
     order: dict[str, Any] = yield get_order(order_id)
     after = 0
-    while order["status"] not in TERMINAL:
+    while order["status"] not in TERMINAL and not (review and awaiting_approval(order)):
         poll = POLL_S
         if deadline is not None:
             left = deadline - clock()

@@ -227,9 +227,13 @@ class Job:
     def result(self, dest: str | os.PathLike[str], timeout: float | None = None) -> JobResult:
         """Wait for the end, then download every output into ``dest``, verified against the
         receipt (see :mod:`pasar.client.results` for the checks and the shard layout)."""
-        order = self.wait(timeout)
+        return self._fetch(self.wait(timeout), dest, held=False)
+
+    def _fetch(
+        self, order: dict[str, Any], dest: str | os.PathLike[str], *, held: bool
+    ) -> JobResult:
         root = Path(dest)
-        shards = plan(order, root)
+        shards = plan(order, root, held=held)
         for _, files in shards:
             for item in files:
                 sha, size, tmp = self.client.transport.download(
@@ -238,9 +242,27 @@ class Job:
                 accept(item, sha, size, tmp)
         return JobResult(self.id, root, tuple(result for result, _ in shards))
 
+    def review(self, dest: str | os.PathLike[str], timeout: float | None = None) -> JobResult:
+        """``verification: approve``: wait until every shard's result is in (held for your
+        approval, or already settled), then download each into ``dest`` as :meth:`result`
+        does, verified against its receipt, so you can judge it before :meth:`approve` or
+        :meth:`reject`."""
+        order = self.client._drive(calls.wait_for_end(self.id, timeout, review=True))
+        return self._fetch(order, dest, held=True)
+
     def cancel(self) -> dict[str, Any]:
         """Stop the job: running leases are billed for verified seconds, the rest refunded."""
         return self.client._call(calls.cancel_order(self.id)).wire()
+
+    def approve(self, shard: int | None = None) -> dict[str, Any]:
+        """Approve one shard's held result (``verification: approve``), or every held one: its
+        provider is paid for its verified time."""
+        return self.client._call(calls.approve(self.id, shard)).wire()
+
+    def reject(self, shard: int, reason: str) -> dict[str, Any]:
+        """Reject one shard's held result: its run is not paid and the shard is re-run free on
+        another provider (the job ends, refunded, after the preset's ``max_reruns``)."""
+        return self.client._call(calls.reject(self.id, shard, reason)).wire()
 
     def explain(self) -> dict[str, Any]:
         return self.client.explain(self.id)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pasar.api.status import awaiting_approval
 from pasar.core.errors import PasarError
 from pasar.core.tx_parsing import output_parts
 from pasar.crypto.hashing import is_sha256_hex
@@ -130,14 +131,19 @@ def _outputs_of(
     return outputs, root, exit_code
 
 
-def plan(order: dict[str, Any], dest: Path) -> list[tuple[ShardResult, list[OutputFile]]]:
+def plan(
+    order: dict[str, Any], dest: Path, *, held: bool = False
+) -> list[tuple[ShardResult, list[OutputFile]]]:
     """For each shard, its settled lease's result (files not yet fetched) and what to fetch.
 
     Refuses an order that did not finish (``no_result``), a shard with no settled lease
     (``missing_shards``) and a receipt whose output list does not match its root (``bad_root``).
+    With ``held`` (a review under ``verification: approve``), a result waiting for the client's
+    approval counts as well, and an order still running for want of that approval is accepted.
     """
     order_id = order["order_id"]
-    if order["status"] != "done":
+    kept = ("settled", "held") if held else ("settled",)
+    if order["status"] != "done" and not (held and awaiting_approval(order)):
         raise PasarError(
             f"order {order_id} is {order['status']}, so it has no result"
             + (f" ({order['note']})" if order.get("note") else ""),
@@ -150,7 +156,7 @@ def plan(order: dict[str, Any], dest: Path) -> list[tuple[ShardResult, list[Outp
     count = lease_count(order)
     settled: dict[int, dict[str, Any]] = {}
     for lease in order["leases"]:
-        if lease["status"] == "settled":
+        if lease["status"] in kept:
             settled[int(lease["shard"])] = lease
     missing = [i for i in range(count) if i not in settled]
     if missing:

@@ -270,6 +270,7 @@ def _hold(
     the receipt, its capacity is freed) but its escrow stays in the lease until a verdict's
     :class:`~pasar.core.verify.base.Outcome` is carried out (:func:`carry_out`)."""
     lease.status = "held"
+    lease.held_until = hold.until_ms
     lease.ended_at = tx.at
     lease.receipt = dict(tx.body)
     state._provider(lease.provider).running.pop(lease.id, None)

@@ -141,6 +141,8 @@ class OrderRecord:
     shard_escrow: dict[int, Money] = field(default_factory=dict)
     # the verification policy (normalized spec value, or the network's default at creation)
     verification: str = "receipt"
+    # rejected runs of each shard (``verification: approve``): the job ends at the policy's limit
+    rejections: dict[int, int] = field(default_factory=dict)
 
     def escrow_for_shard(self, shard: int) -> Money:
         return self.shard_escrow.get(shard, self.escrow_per_lease)
@@ -167,13 +169,15 @@ class LeaseRecord:
     allocation: Allocation
     started_at: int
     # running | held (receipt in, result being checked) | settled | failed | lost | cancelled
-    # | released
+    # | released | rejected (its held result was rejected: paid nothing, its shard re-run)
     status: str = "running"
     beats: set[int] = field(default_factory=set)
     ended_at: int | None = None
     receipt: dict[str, Any] | None = field(default=None, metadata=REPLACED_WHOLE)
     charges: Charges | None = None
     billed_ms: int = 0
+    # while held: when its check must be decided by (the policy's deadline), if it has one
+    held_until: int | None = None
     settled_at: int | None = None  # when it was paid (later than ended_at when it was checked)
     # what signed the receipt (its digest): the replication draw is the market's signature of it
     receipt_digest: str | None = None

@@ -161,18 +161,17 @@ def on_expire(state: MarketState, tx: Tx) -> Applied:
     return Applied(tx.type, {"order_id": record.id, "refund": refund.to_json()}, orders={record.id})
 
 
-def on_cancel(state: MarketState, tx: Tx) -> Applied:
-    record = state._order(tx.body.get("order_id"))
-    if tx.signer != record.client:
-        raise fail("only the order's client may cancel it", code="wrong_signer", status=403)
-    if record.status in ("done", "expired", "cancelled"):
-        raise fail(f"order {record.id} is already {record.status}", code="not_open", status=409)
+def close_order(state: MarketState, record: OrderRecord, ts: int) -> tuple[Money, set[str]]:
+    """End ``record`` now (a cancel, or a job a policy ends): running leases are billed for
+    their verified seconds, the unfilled shards' escrow goes back to the client, and the order
+    is ``cancelled``. Held leases stay held until judged. Returns what was billed and the
+    providers whose leases ended."""
     providers: set[str] = set()
     billed = Money.zero(record.order.currency)
     for lease_id in record.leases:
         lease = state.leases[lease_id]
         if lease.status == "running":
-            charges = state._settle(state._lease(lease_id), tx.at, "cancelled")
+            charges = state._settle(state._lease(lease_id), ts, "cancelled")
             billed += charges.billed
             providers.add(lease.provider)
     refund = record.unfilled_escrow()
@@ -183,6 +182,16 @@ def on_cancel(state: MarketState, tx: Tx) -> Applied:
     record.window = None
     bid_deposits.after_order_closed(state, record, bidders)
     record.status = "cancelled"
+    return billed, providers
+
+
+def on_cancel(state: MarketState, tx: Tx) -> Applied:
+    record = state._order(tx.body.get("order_id"))
+    if tx.signer != record.client:
+        raise fail("only the order's client may cancel it", code="wrong_signer", status=403)
+    if record.status in ("done", "expired", "cancelled"):
+        raise fail(f"order {record.id} is already {record.status}", code="not_open", status=409)
+    billed, providers = close_order(state, record, tx.at)
     return Applied(
         tx.type,
         {"order_id": record.id, "billed": billed.to_json()},

@@ -78,7 +78,7 @@ __all__ = [
 
 Pricing = Literal["auction", "book", "performance", "tender", "stake"]
 Privacy = Literal["none", "sealed"]
-VERIFICATION_KINDS = ("receipt", "replicate", "pol", "tee")
+VERIFICATION_KINDS = ("receipt", "replicate", "pol", "approve", "tee")
 SECONDS_PER_HOUR = 3600
 
 
@@ -319,7 +319,9 @@ def _compare_rule(value: object) -> str:
 
 
 def _verification(value: object) -> str:
-    expected = 'expected "receipt", "replicate:RATE" (e.g. replicate:0.1), "pol" or "tee"'
+    expected = (
+        'expected "receipt", "replicate:RATE" (e.g. replicate:0.1), "pol", "approve" or "tee"'
+    )
     if not isinstance(value, str):
         _fail("invalid_choice", f"{expected}; found {describe_value(value)}")
     kind, _, rate_text = value.partition(":")
@@ -758,7 +760,8 @@ def load_spec(text: str, source: str = "<spec>") -> JobSpec:
 
 
 def normalize_verification(value: object, *, field: str = "verification") -> str:
-    """The normalized verification policy (``receipt``, ``replicate:0.1``, ``pol``, ``tee``),
+    """The normalized verification policy (``receipt``, ``replicate:0.1``, ``pol``, ``approve``,
+    ``tee``),
     for callers outside a spec (presets, the API); a bad value is a PasarError naming ``field``.
     """
     try:

@@ -16,7 +16,8 @@ seeds in the log.
 
 The handlers of the transactions that prove or end a lease's time (heartbeat, release, lost,
 receipt) live in :mod:`pasar.core.lease_handlers`, the order ones (create, bid, match, expire,
-cancel) in :mod:`pasar.core.order_handlers`; the account and provider ones here.
+cancel) in :mod:`pasar.core.order_handlers`, a held result's judgement in
+:mod:`pasar.core.approval_handlers`; the account and provider ones here.
 
 Signatures are checked before a transaction reaches this module (by the API and by the audit);
 what is checked here is everything that depends on the state: who may send what, nonces, money,
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 
 from pasar.core import bid_deposits
 from pasar.core.accounts import LedgerAccount
+from pasar.core.approval_handlers import on_approve, on_auto_approve, on_reject
 from pasar.core.candidates import build_candidates, indexed_candidates
 from pasar.core.capacity import CapacityChallenge, CapacityStatus, exclusion_reason
 from pasar.core.capacity_handlers import on_answer, on_challenge, on_verdict
@@ -100,6 +102,7 @@ MARKET_TYPES = frozenset(
         "check.draw",
         "check.assign",
         "check.expire",
+        "result.auto_approve",
         "capacity.challenge",
         "capacity.verdict",
     }
@@ -715,6 +718,9 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "lease.lost": on_lost,
     "lease.release": on_release,
     "receipt": on_receipt,
+    "result.approve": on_approve,
+    "result.reject": on_reject,
+    "result.auto_approve": on_auto_approve,
     "verifier.register": on_verifier_register,
     "check.draw": on_draw,
     "check.assign": on_check_assign,
@@ -760,6 +766,9 @@ _FIELDS: dict[str, frozenset[str]] = {
             "failure",
         }
     ),
+    "result.approve": frozenset({"order_id", "shard"}),
+    "result.reject": frozenset({"order_id", "shard", "reason"}),
+    "result.auto_approve": frozenset({"lease_id"}),
     "verifier.register": frozenset({"operator"}),
     "check.draw": frozenset({"lease_id", "draw"}),
     "check.assign": frozenset({"lease_id", "seed", "challenge_id"}),

@@ -18,6 +18,8 @@ thing that is due, submits a transaction signed by the market:
 - for checked verification (``replicate``): ``check.draw`` over each held receipt,
   ``check.assign`` while a held lease needs more checks and a verifier may take one, and
   ``check.expire`` for a check past its deadline (it goes to another verifier);
+- ``result.auto_approve`` for a held result (``verification: approve``) whose approval window
+  passed;
 - ``capacity.challenge`` / ``capacity.verdict`` for the capacity proofs
   (:mod:`pasar.market.capacity_checks`);
 
@@ -49,8 +51,10 @@ from pasar.api.txs import (
     LeaseLost,
     Match,
     OrderExpire,
+    ResultAutoApprove,
     TxBody,
 )
+from pasar.core.approval_handlers import overdue_approvals
 from pasar.core.check_handlers import verification_due
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
@@ -117,6 +121,7 @@ class Engine:
                 and (r.window is not None or r.id not in self._tried)  # bids may have come
             ]
             lost = state.overdue_leases(now)
+            judged = overdue_approvals(state, now)
             to_draw, to_assign, to_expire = verification_due(state, now)
             draws = [(x, state.leases[x].receipt_digest or "") for x in to_draw]
         for order_id in waiting:  # the lock is taken again for each: writes get in between
@@ -135,6 +140,7 @@ class Engine:
             if challenge_id is not None:
                 assign.challenge_id = challenge_id
             out.append(assign)
+        out.extend(ResultAutoApprove(lease_id=lease_id) for lease_id in judged)
         if self.capacity is not None and time.monotonic() - self._last_capacity >= CAPACITY_EVERY_S:
             self._last_capacity = time.monotonic()
             out.extend(self.capacity.due(self.blobs, now))

@@ -39,7 +39,15 @@ from pasar.market.store import SqlStore, TxRecord
 Clock = Callable[[], int]
 #: Transactions after which an unmatched order may have become matchable.
 CAPACITY_CHANGES = frozenset(
-    {"provider.register", "receipt", "lease.lost", "order.cancel", "order.expire", "stake"}
+    {
+        "provider.register",
+        "receipt",
+        "lease.lost",
+        "order.cancel",
+        "order.expire",
+        "stake",
+        "result.reject",  # the rejected shard is re-queued: it may match now
+    }
 )
 #: Transactions that give the engine nothing to do: it is woken after every other one (a new
 #: order to match, a bid that may complete a window, capacity freed), not on a 100 ms scan.

@@ -48,7 +48,7 @@ def test_pasar_allows_every_mechanism_and_defaults_to_book() -> None:
     [
         ("akash", "auction", "receipt"),
         ("ionet", "book", "receipt"),
-        ("render", "performance", "receipt"),
+        ("render", "performance", "approve"),
         ("gensyn", "book", "replicate:0.25"),  # until proof-of-learning lands
         ("aethir", "tender", "replicate:0.1"),
         ("phala", "stake", "tee"),

@@ -80,6 +80,14 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
     def lease(s: MarketState, n: int) -> str:
         return sorted(s.leases)[n]
 
+    def run(s: MarketState, o: int, n: int) -> str:  # the n-th lease of the o-th order
+        return s.orders[order(s, o)].leases[n]
+
+    def shard(s: MarketState, o: int, n: int) -> int:
+        return s.leases[run(s, o, n)].shard
+
+    approve = {**SPEC, "shards": 2, "verification": "approve"}
+
     checked = {**SPEC, "verification": "replicate:1"}
 
     def newest_lease(s: MarketState) -> str:
@@ -154,7 +162,39 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
             claim="the output is not what the job computes",
             bond="1 USDC",
         ),
+        # verification: approve (the state's preset has a 60 s window: see _approving)
+        lambda s: _register(P1, deadline(s) + 1_000),  # back after a lost lease
+        lambda s: _register(P2, deadline(s) + 1_000),
+        lambda s: tx(ALICE, deadline(s) + 1_000, type="order.create", spec=approve),
+        lambda s: tx(m, deadline(s) + 1_001, type="match", order_id=order(s, 3), seed=3),
+        lambda s: _receipt(s, run(s, 3, 0), deadline(s) + 2_000),
+        lambda s: _receipt(s, run(s, 3, 1), deadline(s) + 2_000),
+        lambda s: tx(
+            ALICE,
+            deadline(s) + 3_000,
+            type="result.approve",
+            order_id=order(s, 3),
+            shard=shard(s, 3, 0),
+        ),
+        lambda s: tx(
+            ALICE,
+            deadline(s) + 3_000,
+            type="result.reject",
+            order_id=order(s, 3),
+            shard=shard(s, 3, 1),
+            reason="wrong colours",
+        ),
+        lambda s: tx(m, deadline(s) + 3_001, type="match", order_id=order(s, 3), seed=4),
+        lambda s: _receipt(s, run(s, 3, 2), deadline(s) + 4_000),
+        lambda s: tx(m, deadline(s) + 64_000, type="result.auto_approve", lease_id=run(s, 3, 2)),
     ]
+
+
+def _approving(s: MarketState) -> MarketState:
+    """``s`` with a 60 s approval window on its preset (the pasar preset has none)."""
+    rules = dataclasses.replace(s.preset.verification, approve_window_s=60, max_reruns=3)
+    s.preset = dataclasses.replace(s.preset, verification=rules)
+    return s
 
 
 def _open(s: MarketState, provider: str) -> str:
@@ -164,7 +204,7 @@ def _open(s: MarketState, provider: str) -> str:
 
 
 def test_every_transaction_type_undoes_all_its_work_when_it_fails_at_the_end() -> None:
-    s = make_state()
+    s = _approving(make_state())
     seen: set[str] = set()
     for build in _scenario():
         t = build(s)

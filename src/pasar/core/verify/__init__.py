@@ -17,6 +17,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from pasar.core.errors import PasarError
+from pasar.core.verify.approve import build_approve
 from pasar.core.verify.base import VerificationPolicy
 from pasar.core.verify.receipt import ReceiptPolicy
 from pasar.core.verify.replicate import ReplicatePolicy
@@ -29,6 +30,7 @@ PolicyBuilder = Callable[[str, "Verification"], VerificationPolicy]
 
 BUILDERS: dict[str, PolicyBuilder] = {
     "receipt": lambda _argument, _rules: ReceiptPolicy(),
+    "approve": build_approve,
     "replicate": lambda argument, rules: ReplicatePolicy(
         rate=_rate(argument),
         checkers=rules.checkers,

@@ -41,6 +41,8 @@ def lease_view(state: MarketState, lease: LeaseRecord) -> LeaseView:
     """The lease as its parties see it: allocation, bill once settled, the receipt as signed."""
     charges = lease.charges
     record = state.orders[lease.order_id]
+    # only a held lease has a deadline on the wire (every other lease keeps its shape)
+    held = {"held_until": lease.held_until} if lease.status == "held" else {}
     return LeaseView(
         lease_id=lease.id,
         order_id=lease.order_id,
@@ -62,6 +64,7 @@ def lease_view(state: MarketState, lease: LeaseRecord) -> LeaseView:
         receipt=lease.receipt,
         inputs=file_entries(record.inputs),
         bill=None if charges is None else Bill.of(charges),
+        **held,
         checks=list(lease.checks),
     )
 

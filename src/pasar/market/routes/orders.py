@@ -271,3 +271,23 @@ def explain(request: Request, order_id: str, reader: Reader) -> Explain:
 )
 def bid(request: Request, order_id: str, envelope: Signed) -> TxAnswer:
     return submit_typed(request, envelope, "bid", order_id=order_id)
+
+
+@router.post(
+    "/v1/orders/{order_id}/approve",
+    summary="Approve a held result (verification: approve): its provider is paid",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("result.approve"),
+)
+def approve(request: Request, order_id: str, envelope: Signed) -> TxAnswer:
+    return submit_typed(request, envelope, "result.approve", order_id=order_id)
+
+
+@router.post(
+    "/v1/orders/{order_id}/reject",
+    summary="Reject a held result: not paid, the shard re-run free on another provider",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("result.reject"),
+)
+def reject(request: Request, order_id: str, envelope: Signed) -> TxAnswer:
+    return submit_typed(request, envelope, "result.reject", order_id=order_id)
