@@ -14,8 +14,13 @@ takes every order it may), and ``--verifiers`` honest verifiers. Printed, per po
 * ``false_slashes`` — slashes of an honest provider or verifier (must be 0);
 * ``wrong_results_paid`` — wrong results that were settled (paid) anyway;
 * ``client_overhead`` — what the client spent in all (work, fees, check fees) over what it
-  spent under ``receipt`` on the same orders, minus one;
+  spent under ``receipt`` on the same orders and preset, minus one (wrong results included:
+  under ``receipt`` the client pays for them);
 * ``settle_p50_s`` — receipt to payment, in virtual seconds (a re-run takes ``--job-s``).
+
+``approve`` runs on the render preset with a client that judges every result the moment it
+is held (a diligent artist): detection is then the client's, and its cost the re-runs; a client
+that never looks gets ``receipt``'s detection, only later (auto-approval).
 
     python benchmarks/bench_verification.py [--shards 200] [--cheat-rate 0.5] [--job-s 10]
 """
@@ -23,14 +28,19 @@ takes every order it may), and ``--verifiers`` honest verifiers. Printed, per po
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
 from fractions import Fraction
 
+from pasar.core.money import Money
 from pasar.sim.verification import FleetConfig, run_fleet
 
-POLICIES = ("receipt", "replicate:0.1", "replicate:0.5", "replicate:1")
+POLICIES = ("receipt", "replicate:0.1", "replicate:0.5", "replicate:1", "approve")
+#: ``approve`` runs on the render preset (the one with an approval window), with a client that
+#: judges every result; the others on the pasar preset.
+PRESET = {"approve": "render"}
 
 
 def main() -> None:
@@ -44,10 +54,11 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     results = {}
-    baseline = None
+    baselines: dict[str, Money] = {}
     for policy in POLICIES:
         cfg = FleetConfig(
             policy=policy,
+            preset=PRESET.get(policy, "pasar"),
             shards=args.shards,
             honest=args.honest,
             verifiers=args.verifiers,
@@ -58,12 +69,17 @@ def main() -> None:
         result = run_fleet(cfg)
         summary = result.summary()
         assert result.client_spent is not None
-        if baseline is None:
-            baseline = result.client_spent
+        if cfg.preset not in baselines:  # receipt on the same preset, same orders
+            base = run_fleet(dataclasses.replace(cfg, policy="receipt"))
+            assert base.client_spent is not None
+            baselines[cfg.preset] = base.client_spent
+        baseline = baselines[cfg.preset]
         summary["client_overhead"] = round(
             float(Fraction(result.client_spent.micros, baseline.micros) - 1), 4
         )
         p = float(Fraction(policy.partition(":")[2] or "0")) if ":" in policy else 0.0
+        if policy == "approve":
+            p = 1.0  # a client that judges every result it is shown
         q = args.cheat_rate
         summary["theory_detection_rate"] = p
         summary["theory_caught_within_n"] = {

@@ -47,7 +47,7 @@ def test_a_reproducible_result_is_rerun_by_a_verifier_and_both_are_paid(
     alice = Client(market_server)
     alice.post("/v1/faucet", type="faucet", amount="10 USDC")
     order_id = alice.launch(
-        run="python3 -c 'print(sum(range(1000)))' > sum.txt",
+        run="python3 -c 'print(sum(range(1000)))' > sum.txt; sleep 2",  # verified seconds
         outputs=["sum.txt"],
         verification="replicate:1",  # every result is re-run
     )
