@@ -23,6 +23,7 @@ is held (a diligent artist): detection is then the client's, and its cost the re
 that never looks gets ``receipt``'s detection, only later (auto-approval).
 
     python benchmarks/bench_verification.py [--shards 200] [--cheat-rate 0.5] [--job-s 10]
+        [--devnet ORDERS]   # also on a real local network (benchmarks/verification_devnet.py)
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ def main() -> None:
     parser.add_argument("--cheat-rate", type=float, default=0.5)
     parser.add_argument("--job-s", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--devnet",
+        type=int,
+        default=0,
+        metavar="ORDERS",
+        help="also run receipt and replicate:0.5 on a real local network with this many "
+        "one-shard orders each (minutes, not seconds)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     results = {}
@@ -86,6 +95,12 @@ def main() -> None:
             str(n): round(1 - (1 - p * q) ** n, 4) for n in (10, 50)
         }
         results[policy] = summary
+    devnet: dict[str, object] = {}
+    if args.devnet:
+        from verification_devnet import run_policy  # a sibling module of this script
+
+        for policy in ("receipt", "replicate:0.5"):
+            devnet[policy] = run_policy(policy, args.devnet, args.cheat_rate)
     headline = results["replicate:0.1"]
     print(
         json.dumps(
@@ -96,6 +111,7 @@ def main() -> None:
                 "theory": headline["theory_detection_rate"],
                 "false_slashes": sum(r["false_slashes"] for r in results.values()),
                 "policies": results,
+                **({"devnet": devnet} if devnet else {}),
                 "shards": args.shards,
                 "cheat_rate": args.cheat_rate,
                 "simulated": "the state machine and the market's signatures are real; the work "
