@@ -309,9 +309,11 @@ def test_down_stops_a_foreground_devnet_through_its_supervisor(
 def test_a_killed_supervisor_leaves_no_orphans(tmp_path: Path, cleanup: list[Up]) -> None:
     up = Up(tmp_path / "net", "--providers", "1", "--verifiers", "1")
     cleanup.append(up)
+    names = {int(p["pid"]): p["name"] for p in up.record["processes"]}
     up.proc.kill()  # SIGKILL: no chance to clean up; the kernel tells the children
     up.proc.wait(10)
-    assert wait_gone(up.pids, 30) == []
+    left = wait_gone(up.pids, 30)
+    assert [names[pid] for pid in left] == [], up.text()
 
 
 def test_an_unusable_runtime_is_refused_before_anything_starts(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -32,20 +33,34 @@ def derive(seed: int, n: int, steps: int) -> tuple[Matrix, Matrix]:
     return w, offsets
 
 
-def solve(seed: int, n: int, steps: int, *, device: str = "cpu") -> Matrix:
+class ProofCancelledError(Exception):
+    """The agent is stopping: the chain was abandoned between two steps."""
+
+
+def _check(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise ProofCancelledError()
+
+
+def solve(
+    seed: int, n: int, steps: int, *, device: str = "cpu", stop: threading.Event | None = None
+) -> Matrix:
     """``X_steps`` as an ``n × n`` uint8 matrix (the provider's work): numpy on ``"cpu"``,
-    torch on ``"cuda[:N]"`` (TF32 off: the products must be exact)."""
+    torch on ``"cuda[:N]"`` (TF32 off: the products must be exact). Raises
+    :class:`ProofCancelledError` between two steps once ``stop`` is set: an agent that is stopping
+    must not stay alive for the rest of a chain (its BLAS threads keep the process)."""
     w, offsets = derive(seed, n, steps)
     if device == "cpu":
         wf = w.astype(np.float32)
         x = wf[:, :n].copy()
         y, q = np.empty_like(x), np.empty_like(x)  # reused: no page faults inside the loop
         for s in offsets:
+            _check(stop)
             np.matmul(x, wf[:, s : s + n], out=y)  # exact: partial sums are integers < 2^24
             _reduce(y, q)
             x, q = q, x
         return x.astype(np.uint8)
-    return _solve_torch(w, offsets, n, device)
+    return _solve_torch(w, offsets, n, device, stop)
 
 
 def _reduce(y: Matrix, out: Matrix) -> None:
@@ -57,7 +72,9 @@ def _reduce(y: Matrix, out: Matrix) -> None:
     out += y
 
 
-def _solve_torch(w: Matrix, offsets: Matrix, n: int, device: str) -> Matrix:
+def _solve_torch(
+    w: Matrix, offsets: Matrix, n: int, device: str, stop: threading.Event | None
+) -> Matrix:
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     torch: Any = importlib.import_module("torch")
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -65,6 +82,7 @@ def _solve_torch(w: Matrix, offsets: Matrix, n: int, device: str) -> Matrix:
     wf = torch.from_numpy(w).to(dev).to(torch.float32)
     x = wf[:, :n].clone()
     for s in offsets.tolist():
+        _check(stop)
         y = x @ wf[:, s : s + n]
         x = (y.to(torch.int32) & _MASK).to(torch.float32)
     out: Matrix = x.to(torch.uint8).cpu().numpy()

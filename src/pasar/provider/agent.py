@@ -58,6 +58,7 @@ FEED_TIMEOUT_S = 10.0
 AVAILABILITY_CHECK_S = 30.0  # how often the agent makes sure the market still offers it work
 DEFAULT_GRACE_S = 30.0
 PROVIDER_KEY = "provider"
+PROOF_STOP_S = 30.0  # how long a stopping agent waits for a capacity proof to stop
 START_SLACK_MS = 2_000  # the market's clock may trail ours by this much
 
 
@@ -172,7 +173,9 @@ class Agent:
             self.config.home, self.inventory.fingerprint, seconds=self.config.bench_seconds
         )
         # the challenge runs where the score was measured (a GPU score on that GPU)
-        self.prover = CapacityProver(self.api, self.config.home, device=self.bench.device)
+        self.prover = CapacityProver(
+            self.api, self.config.home, device=self.bench.device, stop=self._stop
+        )
         # the feed's position before registering: the challenge that follows registration
         # is then on the feed :meth:`run` follows (events in between are replayed, harmlessly)
         self._feed_start = self.api.feed(0, 0).next
@@ -229,6 +232,8 @@ class Agent:
         feeder.start()
         self._stop.wait()
         self.drain()
+        if self.prover is not None:  # a proof in progress stops at its next step
+            self.prover.join(PROOF_STOP_S)
 
     def _follow_feed(self, cursor: int) -> None:
         checked = time.monotonic()

@@ -14,11 +14,12 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pasar.capacity.proof import answer_bytes, solve
+from pasar.capacity.proof import ProofCancelledError, answer_bytes, solve
 from pasar.core.capacity import MODULUS, N_MAX, STEPS_MAX
 from pasar.core.errors import PasarError
 from pasar.provider.market_api import MarketAPI
@@ -29,12 +30,20 @@ log = logging.getLogger("pasar.provider.capacity")
 class CapacityProver:
     """Answers this provider's challenges; :meth:`on_event` is called by the agent's feed."""
 
-    def __init__(self, api: MarketAPI, home: Path, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        api: MarketAPI,
+        home: Path,
+        device: str = "cpu",
+        stop: threading.Event | None = None,
+    ) -> None:
         self.api = api
         self.home = home
         self.device = device
+        self.stop = stop  # the agent's: a proof in progress is abandoned when it stops
         self._lock = threading.Lock()
         self._seen: set[str] = set()
+        self._threads: list[threading.Thread] = []
         self.answered: list[str] = []  # for tests and status
 
     def on_event(self, event: Mapping[str, Any]) -> threading.Thread | None:
@@ -62,14 +71,27 @@ class CapacityProver:
             daemon=True,
         )
         thread.start()
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         return thread
+
+    def join(self, timeout_s: float) -> None:
+        """Wait for proofs in progress to end (they stop between two steps once the agent's
+        ``stop`` is set). Why: a process that exits while another thread is inside an
+        OpenBLAS product hangs for ever in OpenBLAS's own exit handler, waiting for that
+        product's worker threads; a stopping agent must let the product finish first."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def answer(self, challenge_id: str, seed: int, n: int, steps: int) -> None:
         """Compute, upload and answer one challenge (errors are logged: a miss is the market's
         to record, and the next challenge follows)."""
         path = self.home / f".capacity-{challenge_id}.bin"
         try:
-            data = answer_bytes(solve(seed, n, steps, device=self.device))
+            data = answer_bytes(solve(seed, n, steps, device=self.device, stop=self.stop))
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -77,6 +99,8 @@ class CapacityProver:
             self.api.capacity_answer(challenge_id, entry.sha256)
             self.answered.append(challenge_id)
             log.info("answered capacity challenge %s (n=%d, %d steps)", challenge_id, n, steps)
+        except ProofCancelledError:
+            log.info("capacity challenge %s abandoned: the agent is stopping", challenge_id)
         except PasarError as exc:
             log.warning("capacity challenge %s: %s", challenge_id, exc.message)
         except Exception:  # a bug must not kill the agent; the market records a miss

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
-from pasar.capacity.proof import answer_bytes, check, derive, solve
+from pasar.capacity.proof import ProofCancelledError, answer_bytes, check, derive, solve
 from pasar.core.capacity import (
     MODULUS,
     N_MAX,
@@ -154,3 +156,13 @@ def test_a_cpu_claiming_a_gpu_score_cannot_answer_in_time(gpu_score: int) -> Non
     sized = plan(gpu_score)
     cpu_ms = sized.flop // (1_000 * 1_000_000)
     assert cpu_ms > 2 * sized.deadline_ms, (cpu_ms, sized)
+
+
+def test_a_stopping_agent_abandons_a_proof_between_steps() -> None:
+    """A provider stopping mid-proof must not exit inside an OpenBLAS product (OpenBLAS's exit
+    handler then waits for ever): the chain stops at its next step."""
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(ProofCancelledError):
+        solve(7, 256, 4, stop=stop)
+    assert solve(7, 256, 2).shape == (256, 256)  # without a stop it runs to the end
