@@ -16,12 +16,9 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from pasar.client import calls
 from pasar.client.client import Client
 from pasar.core.money import Money
-from pasar.crypto.identity import load_identity
 from pasar.devnet import Devnet, DevnetConfig
-from pasar.provider.agent import PROVIDER_KEY
 from pasar.provider.cheat import read_cheats
 
 STAKE = "2 USDC"
@@ -56,10 +53,8 @@ def run_policy(policy: str, orders: int, cheat_rate: float) -> dict[str, Any]:
 def _measure(net: Devnet, policy: str, orders: int) -> dict[str, Any]:
     staked: dict[str, Money] = {}
     for member in net.providers:
-        with Client(net.url, identity=load_identity(PROVIDER_KEY, member.home)) as own:
-            own.faucet(STAKE)
-            own._call(calls.stake(STAKE))
-            staked[member.ready] = Money.parse(STAKE)
+        net.stake_provider(member, Money.parse(STAKE))
+        staked[member.ready] = Money.parse(STAKE)
     with Client(net.url, home=net.config.client_home) as client:
         before = Money.parse(client.balance()["balance"])
         started = time.monotonic()

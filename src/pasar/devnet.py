@@ -350,7 +350,7 @@ class Devnet:
         and wait until it serves."""
         member = self._spawn_provider(len(self.providers) + 1, price, cheat)
         self._wait_ready([member], PROVIDER_PREFIX, PROVIDER_START_S)
-        self._fund_providers()
+        self._fund_providers([member])
         return member
 
     def _spawn_provider(self, i: int, price: str, cheat: str | None) -> Member:
@@ -416,13 +416,24 @@ class Devnet:
                     code="devnet_start_failed",
                 )
 
-    def _fund_providers(self) -> None:
-        """What each provider needs before it can take work on this preset, minted from the
-        faucet: on a preset whose bids hold a deposit (akash), :data:`PROVIDER_DEPOSITS`
-        deposits' worth while it has less than one; on a preset whose stake rule asks a CPU
-        provider for stake (gensyn and phala: a flat bond), that stake, locked. Without them the
-        devnet's providers could not bid or be matched at all."""
+    def stake_provider(self, member: Member, amount: Money) -> None:
+        """Mint ``amount`` from the faucet for a provider of this devnet and lock it as stake
+        (a bond that proven fraud can cost: the demo's cheater, the benchmarks' fleet)."""
         from pasar.client import calls
+        from pasar.client.client import Client
+        from pasar.provider.agent import PROVIDER_KEY
+
+        identity = load_identity(PROVIDER_KEY, member.home)
+        with Client(self.url, identity=identity) as client:
+            client.faucet(amount.to_json())
+            client._call(calls.stake(amount.to_json()))
+
+    def _fund_providers(self, members: list[Member] | None = None) -> None:
+        """What each provider (of ``members``, default all) needs before it can take work on
+        this preset, minted from the faucet: on a preset whose bids hold a deposit (akash),
+        :data:`PROVIDER_DEPOSITS` deposits' worth while it has less than one; on a preset whose
+        stake rule asks a CPU provider for stake (gensyn and phala: a flat bond), that stake,
+        locked. Without them the devnet's providers could not bid or be matched at all."""
         from pasar.client.client import Client
         from pasar.core.resources import Inventory
         from pasar.core.stake import required_stake
@@ -434,17 +445,16 @@ class Devnet:
         stake = required_stake(preset.stake_rule, cpu_only)
         if (deposit is None or not deposit.micros) and (stake is None or not stake.micros):
             return
-        for member in self.providers:
+        for member in self.providers if members is None else members:
             identity = load_identity(PROVIDER_KEY, member.home)
             with Client(self.url, identity=identity) as client:
-                spendable = Money.parse(str(client.balance()["balance"]))
+                balance = client.balance()
+                spendable = Money.parse(str(balance["balance"]))
                 if deposit is not None and deposit.micros and spendable < deposit:
                     client.faucet((deposit * PROVIDER_DEPOSITS).to_json())
-                if stake is not None and stake.micros:
-                    held = Money.parse(str(client.balance()["stake"]))
-                    if held < stake:
-                        client.faucet((stake - held).to_json())
-                        client._call(calls.stake((stake - held).to_json()))
+            held = Money.parse(str(balance["stake"]))
+            if stake is not None and stake.micros and held < stake:
+                self.stake_provider(member, stake - held)
         if deposit is not None and deposit.micros:
             self.say(f"providers funded for their bid deposits ({deposit} a bid)")
         if stake is not None and stake.micros:

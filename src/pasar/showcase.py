@@ -391,16 +391,11 @@ class Showcase:
     # -- 6. a cheater ---------------------------------------------------------------------------
 
     def catch_a_cheater(self) -> None:
-        from pasar.client import calls
-        from pasar.crypto.identity import load_identity
-        from pasar.provider.agent import PROVIDER_KEY
 
         verifiers = len(self.net.verifiers)
         self.part(f"6. a cheater is caught: every result re-run, {verifiers} verifiers decide")
         cheater = self.net.add_provider("0.05", cheat="garble:1")
-        with Client(self.net.url, identity=load_identity(PROVIDER_KEY, cheater.home)) as own:
-            own.faucet("2 USDC")
-            own._call(calls.stake("2 USDC"))  # a bond that fraud can cost
+        self.net.stake_provider(cheater, Money.parse("2 USDC"))  # a bond that fraud can cost
         self.say(
             f"{cheater.name} joins at 0.05 USDC/h, the cheapest, staked 2 USDC — and flips the "
             "bytes of every output it returns (a devnet-only test mode). The job asks "

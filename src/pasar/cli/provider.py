@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-import signal
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 import typer
 from rich.table import Table
 
 from pasar.api.stake import StakeView
 from pasar.cli.output import console, err_console, print_json
+from pasar.cli.serving import log_to_stderr, serve
 from pasar.core.errors import PasarError
 from pasar.crypto.identity import pasar_home
 from pasar.provider.agent import PROVIDER_KEY, Agent, AgentConfig, load_or_create_key
@@ -74,7 +71,7 @@ def start(
     ),
 ) -> None:
     """Register with the market and serve leases until SIGTERM or Ctrl-C (then drain, exit 0)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log_to_stderr()
     if runtime == "process":
         err_console.print(PROCESS_WARNING, style="bold yellow", markup=False)
     config = AgentConfig(
@@ -95,17 +92,8 @@ def start(
         cheat_seed=cheat_seed,
     )
     agent = Agent(config)
-    agent.start()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        agent.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    print(f"pasar provider {agent.identity.account_id} serving {config.market}", flush=True)
-    agent.run()
-    print("pasar provider stopped", flush=True)
-    sys.stdout.flush()
+    ready = f"pasar provider {agent.identity.account_id} serving {config.market}"
+    serve(agent, ready=ready, stopped="pasar provider stopped")
 
 
 @app.command("inventory")

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import signal
-import sys
 from pathlib import Path
-from types import FrameType
 
 import typer
 from rich.table import Table
 
 from pasar.cli.output import console, print_json
 from pasar.cli.provider import HomeOpt, MarketOpt, _market
+from pasar.cli.serving import log_to_stderr, serve
 from pasar.client import calls
 from pasar.crypto.identity import pasar_home
 from pasar.provider.agent import load_or_create_key
@@ -36,7 +33,7 @@ def start(
     key: str = typer.Option(VERIFIER_KEY, "--key", help="Key name in $PASAR_HOME/keys."),
 ) -> None:
     """Register as a verifier, then re-run the checks the market assigns until SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log_to_stderr()
     config = VerifierConfig(
         market=_market(market),
         home=pasar_home(home),
@@ -46,17 +43,8 @@ def start(
         key_name=key,
     )
     agent = VerifierAgent(config)
-    agent.start()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        agent.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    print(f"pasar verifier {agent.identity.account_id} checking for {config.market}", flush=True)
-    agent.run()
-    print("pasar verifier stopped", flush=True)
-    sys.stdout.flush()
+    ready = f"pasar verifier {agent.identity.account_id} checking for {config.market}"
+    serve(agent, ready=ready, stopped="pasar verifier stopped")
 
 
 @app.command("status")

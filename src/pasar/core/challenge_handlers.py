@@ -36,6 +36,7 @@ from pasar.core.money import Money
 from pasar.core.reputation import Event
 from pasar.core.timelock import MS
 from pasar.core.tx_parsing import parse_amount
+from pasar.core.verifiers import staked_verifier
 
 if TYPE_CHECKING:
     from pasar.core.state import MarketState
@@ -66,9 +67,8 @@ def on_challenge_open(state: MarketState, tx: Tx) -> Applied:
             status=409,
             hint="a preset with verification.challenge_window_s > 0 does (gensyn)",
         )
-    verifier = state.verifiers.get(tx.signer)
     need = rules.verifier_stake
-    if verifier is None or (need is not None and state.stake_of(tx.signer) < need):
+    if not staked_verifier(state, tx.signer):
         raise fail(
             "only a registered verifier with the network's verifier stake may challenge",
             code="not_a_verifier",

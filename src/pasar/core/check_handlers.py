@@ -37,6 +37,7 @@ from pasar.core.market_records import (
 )
 from pasar.core.slash_log import record_slash
 from pasar.core.timelock import MS
+from pasar.core.verifiers import staked_verifier
 from pasar.core.verify.base import CheckedPolicy, Outcome
 from pasar.core.verify.replicate import draw_message
 
@@ -68,7 +69,6 @@ def eligible_verifiers(
     already = {state.checks[c].verifier for c in lease.checks} | set(exclude)
     provider = state.providers.get(lease.provider)
     operator = provider.attributes.get("operator") if provider is not None else None
-    need = state.preset.verification.verifier_stake
     out: list[str] = []
     for verifier in sorted(state.verifiers):
         v = state.verifiers[verifier]
@@ -76,7 +76,7 @@ def eligible_verifiers(
             continue
         if operator is not None and v.operator == operator:
             continue
-        if need is not None and need.micros > 0 and state.stake_of(verifier) < need:
+        if not staked_verifier(state, verifier):
             continue
         out.append(verifier)
     return out
@@ -338,7 +338,7 @@ def on_check_verdict(state: MarketState, tx: Tx) -> Applied:
     if policy is None:
         result = decide_challenge(state, state._changing(state.challenges[str(check.challenge_id)]))
     else:
-        result = _decide(state, record, lease, policy, tx.at)
+        result = _decide(state, record, lease, policy)
     return Applied(
         tx.type,
         {"check_id": check.id, "lease_id": lease.id, "agrees": check.agrees, **result},
@@ -348,7 +348,7 @@ def on_check_verdict(state: MarketState, tx: Tx) -> Applied:
 
 
 def _decide(
-    state: MarketState, record: OrderRecord, lease: LeaseRecord, policy: CheckedPolicy, at: int
+    state: MarketState, record: OrderRecord, lease: LeaseRecord, policy: CheckedPolicy
 ) -> dict[str, object]:
     done = [state.checks[c] for c in lease.checks if state.checks[c].status == "done"]
     tally = policy.tally([bool(c.agrees) for c in done], needed=lease.checks_needed)

@@ -29,6 +29,7 @@ from pasar.core.challenge_handlers import challenge_window_ends
 from pasar.core.errors import PasarError
 from pasar.core.market_records import LeaseRecord, OrderRecord
 from pasar.core.state import MarketState
+from pasar.core.verifiers import staked_verifier
 
 View = Literal["full", "public"]
 _SIGN_HINT = "sign the request with the key of the order's client (the SDK and CLI do)"
@@ -77,10 +78,7 @@ def is_party(state: MarketState, record: OrderRecord, reader: str) -> bool:
 def _may_blow_the_whistle(state: MarketState, record: OrderRecord, reader: str) -> bool:
     """A staked verifier may read an order while one of its settled results can still be
     challenged (so it can re-check it before it posts a bond), and its checkers once it is."""
-    if reader not in state.verifiers:
-        return False
-    need = state.preset.verification.verifier_stake
-    if need is not None and state.stake_of(reader) < need:
+    if not staked_verifier(state, reader):
         return False
     now = state.last_ts
     for lease_id in record.leases:

@@ -49,7 +49,7 @@ from pasar.provider.executor import (
 from pasar.provider.hardware import load_gpu_report
 from pasar.provider.inventory import MachineInventory, detect_inventory
 from pasar.provider.market_api import MarketAPI
-from pasar.provider.runtime.base import Runtime, enforcement, get_runtime
+from pasar.provider.runtime.base import Runtime, check_usable, enforcement, get_runtime
 from pasar.provider.strategy import PriceTable, Strategy, make_strategy
 
 log = logging.getLogger("pasar.provider")
@@ -138,15 +138,7 @@ class Agent:
 
     def check_runtime(self) -> None:
         """Refuse to start on a runtime this machine cannot provide (with how to fix it)."""
-        reason = self.runtime.available()
-        if reason is not None:
-            raise PasarError(
-                f"the {self.config.runtime} runtime is not usable here: {reason}",
-                code="runtime_unavailable",
-                field="--runtime",
-                hint="install bubblewrap (sudo apt-get install bubblewrap), or choose another "
-                "--runtime",
-            )
+        check_usable(self.runtime, self.config.runtime)
 
     def start(self) -> None:
         """Measure the machine, register with the market, stake."""

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pasar.api.base import JSONObject
 from pasar.api.leases import GpuDeviceView, LeaseView
 from pasar.api.receipts import Failure, FileEntry, Usage
 from pasar.api.txs import Receipt, TxAnswer
@@ -78,6 +79,16 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def spec_in_view(spec: JSONObject | None, what: str) -> JobSpec:
+    """The job spec the market sent with ``what`` (a lease, a check), validated as any job spec
+    is; a view without one is the market's fault (502 ``bad_response``)."""
+    if spec is None:
+        raise PasarError(
+            f"the market's view of {what} carries no spec", code="bad_response", status=502
+        )
+    return JobSpec.from_dict(spec, source=what)
+
+
 @dataclass(frozen=True)
 class LeaseJob:
     """What the executor needs of a lease, read from ``GET /v1/leases/{id}``."""
@@ -92,20 +103,13 @@ class LeaseJob:
 
     @classmethod
     def from_view(cls, view: LeaseView) -> LeaseJob:
-        """The job of a lease view; its spec is validated as any job spec is (a lease read
-        without one is the market's fault: ``bad_response``)."""
-        if view.spec is None:
-            raise PasarError(
-                f"the market's view of lease {view.lease_id} carries no spec",
-                code="bad_response",
-                status=502,
-            )
+        """The job of a lease view (its spec: :func:`spec_in_view`)."""
         return cls(
             lease_id=view.lease_id,
             order_id=view.order_id,
             shard=view.shard,
             shards=view.shards,
-            spec=JobSpec.from_dict(view.spec, source=f"lease {view.lease_id}"),
+            spec=spec_in_view(view.spec, f"lease {view.lease_id}"),
             inputs=tuple(view.inputs),
             devices=tuple(view.devices),
         )

@@ -22,7 +22,7 @@ from pasar.core.money import Money
 from pasar.provider.agent import load_or_create_key
 from pasar.provider.executor import LeaseExecutor, clear_workroot, workroot_for
 from pasar.provider.market_api import MarketAPI
-from pasar.provider.runtime.base import Runtime, get_runtime
+from pasar.provider.runtime.base import Runtime, check_usable, get_runtime
 from pasar.verifier.rerun import CheckExecutor
 
 log = logging.getLogger("pasar.verifier")
@@ -62,15 +62,7 @@ class VerifierAgent:
         self._stop = threading.Event()
 
     def start(self) -> None:
-        reason = self.runtime.available()
-        if reason is not None:
-            raise PasarError(
-                f"the {self.config.runtime} runtime is not usable here: {reason}",
-                code="runtime_unavailable",
-                field="--runtime",
-                hint="install bubblewrap (sudo apt-get install bubblewrap), or choose another "
-                "--runtime",
-            )
+        check_usable(self.runtime, self.config.runtime)
         clear_workroot(self.config.home)
         health = self.api.health()
         self.api.perform(calls.verifier_register(self.config.operator))

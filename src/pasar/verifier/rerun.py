@@ -28,7 +28,7 @@ from pasar.core.compare import numbers_match, parse_rule
 from pasar.core.errors import PasarError
 from pasar.crypto.hashing import sha256_file
 from pasar.crypto.merkle import root_of_files
-from pasar.provider.executor import LeaseExecutor, LeaseJob
+from pasar.provider.executor import LeaseExecutor, LeaseJob, spec_in_view
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Outcome, Runtime
 
@@ -37,20 +37,12 @@ log = logging.getLogger("pasar.verifier")
 
 def job_of(check: CheckView) -> LeaseJob:
     """The checked lease's job, as its provider ran it."""
-    if check.spec is None:
-        raise PasarError(
-            f"the market's view of check {check.check_id} carries no spec",
-            code="bad_response",
-            status=502,
-        )
-    from pasar.core.spec import JobSpec
-
     return LeaseJob(
         lease_id=check.lease_id,
         order_id=check.order_id,
         shard=check.shard,
         shards=check.shards,
-        spec=JobSpec.from_dict(check.spec, source=f"check {check.check_id}"),
+        spec=spec_in_view(check.spec, f"check {check.check_id}"),
         inputs=tuple(check.inputs),
     )
 

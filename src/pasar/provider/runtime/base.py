@@ -188,6 +188,20 @@ RUNTIMES: dict[str, str] = {
 }
 
 
+def check_usable(runtime: Runtime, name: str) -> None:
+    """Refuse to start an agent (provider or verifier) on a runtime this machine cannot
+    provide, saying how to fix it."""
+    reason = runtime.available()
+    if reason is not None:
+        raise PasarError(
+            f"the {name} runtime is not usable here: {reason}",
+            code="runtime_unavailable",
+            field="--runtime",
+            hint="install bubblewrap (sudo apt-get install bubblewrap), or choose another "
+            "--runtime",
+        )
+
+
 def get_runtime(name: str) -> Runtime:
     """The runtime called ``name``. Modules are imported on demand, so choosing ``process``
     never imports docker support and vice versa."""

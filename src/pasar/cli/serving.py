@@ -1,0 +1,39 @@
+"""How the long-running agents (``pasar provider start``, ``pasar verifier start``) run in the
+foreground: start, print the ready line (``pasar devnet`` and the tests wait for it), run until
+SIGTERM or Ctrl-C stops the agent, print that it stopped."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from types import FrameType
+from typing import Protocol
+
+
+class Agent(Protocol):
+    def start(self) -> None: ...
+
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def log_to_stderr() -> None:
+    """The agents' log lines on stderr, from before the agent is built."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+
+def serve(agent: Agent, *, ready: str, stopped: str) -> None:
+    """Run ``agent`` in the foreground; ``ready`` and ``stopped`` are printed (flushed) lines."""
+    agent.start()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(ready, flush=True)
+    agent.run()
+    print(stopped, flush=True)
+    sys.stdout.flush()
