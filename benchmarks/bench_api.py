@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from pasar.client.raw_orders import prepared_order
+from pasar.client.transport import Transport
 from pasar.crypto.envelope import sign, wall_clock_ms
 from pasar.crypto.identity import Identity
 
@@ -44,9 +46,11 @@ def run(orders: int, clients: int) -> dict[str, Any]:
             f"{url}/v1/faucet",
             json=sign(faucet, client, now_ms=wall_clock_ms(), market=market_id),
         ).raise_for_status()
+        # one private part for every order (the same job): uploaded once, named by each
+        order = prepared_order(Transport(url, identity=client), client, SPEC)
         envelopes = [
             sign(
-                {"type": "order.create", "spec": SPEC, "ttl_s": 3600},
+                {**order, "ttl_s": 3600},
                 client,
                 now_ms=wall_clock_ms(),
                 market=market_id,

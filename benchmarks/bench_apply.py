@@ -31,6 +31,7 @@ from typing import Any
 from pasar.core import state as state_module
 from pasar.core.market_records import Applied, Tx, fail
 from pasar.core.presets import builtin_preset
+from pasar.core.private_part import order_fields
 from pasar.core.record_journal import RecordJournal
 from pasar.core.state import MarketState
 from pasar.core.timelock import challenge_message
@@ -102,7 +103,9 @@ def lifecycles(
         return out
 
     spec = {**SPEC, "shards": leases}
-    created = both(lambda s, send: send.tx("client", now, type="order.create", spec=spec))
+    created = both(
+        lambda s, send: send.tx("client", now, type="order.create", **order_fields(spec))
+    )
     orders = [a.result["order_id"] for a in created]
     matched = both(
         lambda s, send: send.tx(
@@ -150,7 +153,9 @@ def journal_off() -> Iterator[None]:
 def refused_receipt_us(s: MarketState, send: Sender) -> float:
     """A receipt whose handler settles everything and then fails: the full rollback."""
     t0 = T0 + 10_000_000
-    order_id = s.apply(send.tx("client", t0, type="order.create", spec=SPEC)).result["order_id"]
+    order_id = s.apply(send.tx("client", t0, type="order.create", **order_fields(SPEC))).result[
+        "order_id"
+    ]
     match = send.tx(MARKET.account_id, t0, type="match", order_id=order_id, seed=1)
     (lease,) = s.apply(match).result["leases"]
     provider = s.leases[lease].provider

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from pasar.client.raw_orders import prepared_order
 from pasar.client.transport import Transport
 from pasar.crypto.envelope import sign, wall_clock_ms
 from pasar.crypto.identity import Identity
@@ -55,9 +56,10 @@ def run(orders: int) -> dict[str, Any]:
         signer = Transport(url, identity=provider)  # a provider's feed is read with its key
         cursor = http.send(signer.build("GET", feed, params={"timeout": 0})).json()["next"]
         latencies: list[float] = []
+        order = prepared_order(Transport(url, identity=client), client, SPEC)
         for _ in range(orders):
             envelope = sign(
-                {"type": "order.create", "spec": SPEC},
+                order,
                 client,
                 now_ms=wall_clock_ms(),
                 market=market_id,

@@ -48,6 +48,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from pasar.client.raw_orders import prepared_order
 from pasar.client.transport import Transport
 from pasar.core.orders import Order, ProviderView
 from pasar.core.pricing.book import Asks
@@ -214,10 +215,9 @@ def order_to_lease(
     transport: Transport, who: Identity, spec: dict[str, Any]
 ) -> tuple[float | None, str]:
     """Seconds from sending the order to seeing a lease on it (None: no lease in time)."""
+    order = prepared_order(transport, who, spec)  # its private part: uploaded first
     start = time.perf_counter()
-    created = transport.post_signed(
-        "/v1/orders", {"type": "order.create", "spec": spec, "ttl_s": 600}, who
-    )
+    created = transport.post_signed("/v1/orders", {**order, "ttl_s": 600}, who)
     order_id = created["order_id"]
     after = 0
     while time.perf_counter() - start < WAIT_FOR_LEASE_S:

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pasar.client.raw_orders import prepared_order
 from pasar.client.transport import Transport
 from pasar.crypto.identity import Identity
 from pasar.provider.runtime.base import Limits, get_runtime
@@ -133,7 +134,7 @@ def run_through_network(
 def one_job(http: Transport, client: Identity, spec: dict[str, Any]) -> float:
     """Seconds from signing the order to seeing it done (the receipt settled)."""
     t = time.perf_counter()
-    order = {"type": "order.create", "spec": spec}
+    order = prepared_order(http, client, spec)  # as Client.launch: the private part, then the order
     order_id = http.post_signed("/v1/orders", order, client)["order_id"]
     after = 0
     while True:

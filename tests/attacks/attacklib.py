@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from pasar.client.raw_orders import send_order
 from pasar.client.transport import Transport
 from pasar.core.money import Money
 from pasar.crypto.identity import Identity
@@ -50,7 +51,7 @@ class Party:
             "max_duration": "2m",
             **spec,
         }
-        created = self.post("/v1/orders", type="order.create", spec=full, inputs=inputs)
+        created = send_order(self.api, self.identity, full, inputs)
         return str(created["order_id"])
 
     def order(self, order_id: str) -> Any:

@@ -161,10 +161,21 @@ def test_blob_uploads_are_signed_counted_and_collected(spawn_market: Any, tmp_pa
         max_price_per_hour="0.01 USDC",  # nobody takes it: the order just names the blob
         inputs=[{"path": "in.bin", "sha256": kept_sha, "size": len(kept)}],
     )
+
+    def stored(who: Party, blob: str) -> bool:  # a signed HEAD: 200 to those who may read it
+        try:
+            return who.api.request("HEAD", f"/v1/blobs/{blob}").status_code == 200
+        except PasarError as err:
+            assert err.status == 404
+            return False
+
+    assert stored(alice, sha)
+    assert httpx.head(f"{market.url}/v1/blobs/{sha}").status_code == 404  # nobody else learns
+    assert not stored(bob, sha)
     deadline = time.monotonic() + 20
-    while httpx.head(f"{market.url}/v1/blobs/{sha}").status_code != 404:
+    while stored(alice, sha):
         assert time.monotonic() < deadline, "the unreferenced blob was never collected"
         time.sleep(0.5)
-    assert httpx.head(f"{market.url}/v1/blobs/{kept_sha}").status_code == 200  # named: kept
+    assert stored(bob, kept_sha)  # named by bob's order: kept
     assert alice.put_blob(os.urandom(600_000))  # the collected blob no longer counts
     assert_money_safe(market.url)

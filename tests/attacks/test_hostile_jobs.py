@@ -116,7 +116,7 @@ def test_conflicting_inputs_are_refused_at_order_time(market_server: Any) -> Non
     inputs = [{"path": "a", "sha256": a, "size": 7}, {"path": "a/b", "sha256": b, "size": 17}]
     with pytest.raises(PasarError) as err:
         alice.launch(run="cat a", inputs=inputs)
-    assert err.value.status == 400 and err.value.field == "inputs[1].path"
+    assert err.value.status == 422 and err.value.field == "private.inputs[1].path"
     assert alice.get("/v1/orders", client=alice.id)["orders"] == []
     assert_conserved(market_server.url)
     assert_audit_passes(market_server.url)

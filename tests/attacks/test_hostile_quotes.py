@@ -14,6 +14,7 @@ import httpx
 import pytest
 from attacklib import Party, assert_conserved
 
+from pasar.client.raw_orders import send_order
 from pasar.core.errors import PasarError
 
 BASE: dict[str, Any] = {
@@ -27,7 +28,6 @@ BAD_SPECS: list[tuple[str, dict[str, Any]]] = [
     ("no price", {k: v for k, v in BASE.items() if k != "max_price_per_hour"}),
     ("negative cpus", {**BASE, "resources": {"cpus": -1}}),
     ("unknown mechanism", {**BASE, "pricing": "lottery"}),
-    ("sealed privacy", {**BASE, "privacy": "sealed"}),
     # a billion leases at a price that rounds the escrow to nothing: free to ask, not to hold
     (
         "huge lease count",
@@ -57,7 +57,7 @@ def test_a_bad_spec_is_refused_by_the_quote_as_by_the_order(
     answer = quote(market_server.url, {"spec": spec})
     got = error_of(answer)
     with pytest.raises(PasarError) as refused:
-        alice.post("/v1/orders", type="order.create", spec=spec)
+        send_order(alice.api, alice.identity, spec)
     assert (answer.status_code, got["code"]) == (refused.value.status, refused.value.code), what
     if got.get("field") is not None or refused.value.field is not None:
         # the order's spec is body.spec, the quote's is spec: the same field under each

@@ -32,6 +32,7 @@ import pytest
 import sqlalchemy as sa
 from attacklib import Party, assert_audit_passes, assert_conserved
 
+from pasar.client.raw_orders import send_order
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
 
@@ -124,7 +125,7 @@ def _load(party: Party, acked: list[Any], orders: list[str], stop: threading.Eve
     while not stop.is_set():
         try:
             if n % 4 == 3:
-                created = party.post("/v1/orders", type="order.create", spec=SPEC)
+                created = send_order(party.api, party.identity, SPEC)
                 orders.append(str(created["order_id"]))
             else:
                 party.post("/v1/faucet", type="faucet", amount=FAUCET)

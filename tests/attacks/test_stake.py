@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from attacklib import Party, assert_money_safe
 
+from pasar.client.raw_orders import send_order
 from pasar.core.errors import PasarError
 
 GPU_SPEC = {
@@ -39,7 +40,7 @@ def test_stake_cannot_escape_a_running_lease_nor_its_cooldown(
     )
     provider.post("/v1/stakes", type="stake", amount="300 USDC")
     alice.fund("50 USDC")
-    order_id = alice.post("/v1/orders", type="order.create", spec=GPU_SPEC)["order_id"]
+    order_id = send_order(alice.api, alice.identity, GPU_SPEC)["order_id"]
     deadline = time.monotonic() + 10
     while not alice.order(order_id)["leases"] and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -13,6 +13,7 @@ from typing import Any
 import psutil
 from test_devnet import needs_bwrap, pasar, wait_gone
 
+from pasar.client.raw_orders import prepared_order
 from pasar.client.transport import Transport
 from pasar.crypto.identity import DEFAULT_KEY_NAME, load_identity
 from pasar.provider.cheat import read_cheats
@@ -47,7 +48,7 @@ def test_an_akash_devnet_with_one_cheater(tmp_path: Path) -> None:
             return str(api.get(f"/v1/accounts/{who}")["balance"])
 
         assert [spendable(p) for p in providers] == ["10.00 USDC", "10.00 USDC"]
-        body = {"type": "order.create", "spec": SPEC}
+        body = prepared_order(api, client, SPEC)
         order_id = api.post_signed("/v1/orders", body, client)["order_id"]
         deadline = time.monotonic() + 90
         order: Any = {}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_market_flow import Actor, register, wait_for
 
+from pasar.client.raw_orders import send_order
 from pasar.client.transport import Transport
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
@@ -53,7 +54,7 @@ def test_bids_hold_deposits_returned_to_loser_and_winner(spawn_market: Any, tmp_
         register(p, "0.05")
     for p in (cheap, dear):
         p.post("/v1/faucet", type="faucet", amount="1 USDC")
-    order_id = alice.post("/v1/orders", type="order.create", spec=SPEC)["order_id"]
+    order_id = send_order(alice.api, alice.identity, SPEC)["order_id"]
     path = f"/v1/orders/{order_id}/bids"
     with pytest.raises(PasarError) as err:
         broke.post(path, type="bid", order_id=order_id, price="0.10")
@@ -95,7 +96,7 @@ def test_provider_status_shows_stake_unbonding_and_held_deposits(
     prov.post("/v1/faucet", type="faucet", amount="3 USDC")
     prov.post("/v1/stakes", type="stake", amount="2 USDC")
     prov.post("/v1/unstakes", type="unstake", amount="0.5 USDC")
-    order_id = alice.post("/v1/orders", type="order.create", spec=SPEC)["order_id"]
+    order_id = send_order(alice.api, alice.identity, SPEC)["order_id"]
     prov.post(f"/v1/orders/{order_id}/bids", type="bid", order_id=order_id, price="0.50")
 
     path = f"/v1/providers/{prov.id}/stake"

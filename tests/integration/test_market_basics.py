@@ -141,9 +141,12 @@ def test_blob_round_trip(module_market: MarketProcess) -> None:
     assert got.status_code == 200
     assert got.content == data
     assert got.headers["etag"] == f'"{sha}"'
-    head = httpx.head(url)
+    head = httpx.head(url, headers=signed(module_market.url, "HEAD", path))  # the uploader
     assert head.status_code == 200
     assert int(head.headers["content-length"]) == len(data)
+    # to anyone else the blob does not exist: hashing a guessed file must not tell
+    assert httpx.head(url).status_code == 404
+    assert httpx.head(url, headers=signed(module_market.url, "HEAD", path, bob)).status_code == 404
     assert (module_market.home / "blobs" / sha[:2] / sha).read_bytes() == data
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from pasar.client.raw_orders import send_order
 from pasar.client.transport import Transport
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
@@ -104,7 +105,7 @@ def test_a_job_runs_settles_and_audits(market_server: MarketProcess) -> None:
     head = cheap.get(f"/v1/providers/{cheap.id}/feed", timeout=0)["next"]
 
     t0 = time.monotonic()
-    created = alice.post("/v1/orders", type="order.create", spec=SPEC)
+    created = send_order(alice.api, alice.identity, SPEC)
     order_id = created["order_id"]
     assert created["escrow"] == "1.00 USDC"
     # the winning provider is told at once through its feed (long-poll, no tight polling)
@@ -242,7 +243,7 @@ def test_wrong_signer_cannot_heartbeat_or_cancel(market_server: MarketProcess) -
     alice, prov, mallory = Actor(market_server), Actor(market_server), Actor(market_server)
     alice.post("/v1/faucet", type="faucet", amount="5 USDC")
     register(prov, "0.05")
-    order_id = alice.post("/v1/orders", type="order.create", spec=SPEC)["order_id"]
+    order_id = send_order(alice.api, alice.identity, SPEC)["order_id"]
     order = wait_for(lambda: (o := alice.get(f"/v1/orders/{order_id}"))["leases"] and o)
     lease_id = order["leases"][0]["lease_id"]
     challenge = prov.get(f"/v1/leases/{lease_id}/challenge")
@@ -270,7 +271,7 @@ def test_acknowledged_state_survives_kill_9_and_audit_passes(
     alice, prov = Actor(market_server), Actor(market_server)
     alice.post("/v1/faucet", type="faucet", amount="7 USDC")
     register(prov, "0.05", cpus=1)  # too small: the order stays open
-    order_id = alice.post("/v1/orders", type="order.create", spec=SPEC)["order_id"]
+    order_id = send_order(alice.api, alice.identity, SPEC)["order_id"]
     market_server.kill()
 
     again = market_server.restart()
@@ -312,7 +313,7 @@ def test_unmatchable_order_expires_with_reasons_and_refund(market_server: Market
     alice, small = Actor(market_server), Actor(market_server)
     alice.post("/v1/faucet", type="faucet", amount="3 USDC")
     register(small, "0.05", cpus=1)
-    order_id = alice.post("/v1/orders", type="order.create", spec=SPEC, ttl_s=1)["order_id"]
+    order_id = send_order(alice.api, alice.identity, SPEC, ttl_s=1)["order_id"]
     order = wait_for(
         lambda: (o := alice.get(f"/v1/orders/{order_id}"))["status"] == "expired" and o
     )
@@ -334,7 +335,7 @@ def test_auction_clears_as_soon_as_every_invited_provider_bid(
     register(p2, "0.05")
     for p in (p1, p2):  # akash: a bid holds a deposit
         p.post("/v1/faucet", type="faucet", amount="1 USDC")
-    order_id = alice.post("/v1/orders", type="order.create", spec=SPEC)["order_id"]
+    order_id = send_order(alice.api, alice.identity, SPEC)["order_id"]
     window = alice.get(f"/v1/orders/{order_id}")["auction"]
     assert set(window["invited"]) == {p1.id, p2.id}
     t0 = time.monotonic()
@@ -350,7 +351,7 @@ def test_logs_append_by_offset_and_follow(market_server: MarketProcess) -> None:
     alice, prov = Actor(market_server), Actor(market_server)
     alice.post("/v1/faucet", type="faucet", amount="5 USDC")
     register(prov, "0.05")
-    order_id = alice.post("/v1/orders", type="order.create", spec=SPEC)["order_id"]
+    order_id = send_order(alice.api, alice.identity, SPEC)["order_id"]
     order = wait_for(lambda: (o := alice.get(f"/v1/orders/{order_id}"))["leases"] and o)
     lease_id = order["leases"][0]["lease_id"]
     path = f"/v1/leases/{lease_id}/logs"
@@ -384,7 +385,7 @@ def test_a_provider_that_stops_heartbeating_loses_the_lease_and_the_job_is_reque
     alice, flaky, steady = Actor(market_server), Actor(market_server), Actor(market_server)
     alice.post("/v1/faucet", type="faucet", amount="5 USDC")
     register(flaky, "0.05")
-    order_id = alice.post("/v1/orders", type="order.create", spec=SPEC)["order_id"]
+    order_id = send_order(alice.api, alice.identity, SPEC)["order_id"]
     order = wait_for(lambda: (o := alice.get(f"/v1/orders/{order_id}"))["leases"] and o)
     first = order["leases"][0]
     assert first["provider"] == flaky.id
@@ -424,7 +425,7 @@ def test_the_market_runs_on_postgresql(spawn_market: Any, tmp_path: Any) -> None
     market = spawn_market(tmp_path / "pg", "--db", db_url)
     alice = Actor(market)
     alice.post("/v1/faucet", type="faucet", amount="4 USDC")
-    order_id = alice.post("/v1/orders", type="order.create", spec=SPEC)["order_id"]
+    order_id = send_order(alice.api, alice.identity, SPEC)["order_id"]
     market.kill()
     again = market.restart()
     api = Transport(again.url, identity=alice.identity)

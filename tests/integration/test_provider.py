@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pasar.client.raw_orders import send_order
 from pasar.client.transport import Transport
 from pasar.core.money import Money
 from pasar.crypto.identity import Identity
@@ -47,7 +48,7 @@ class Client:
             "max_duration": "2m",
             **spec,
         }
-        return str(self.post("/v1/orders", type="order.create", spec=full)["order_id"])
+        return str(send_order(self.api, self.identity, full)["order_id"])
 
     def order(self, order_id: str) -> Any:
         return self.get(f"/v1/orders/{order_id}")
@@ -267,12 +268,8 @@ def test_an_input_that_does_not_match_its_hash_ends_the_lease_with_the_reason(
         "max_price_per_hour": "1 USDC",
         "max_duration": "2m",
     }
-    order_id = alice.post(
-        "/v1/orders",
-        type="order.create",
-        spec=spec,
-        inputs=[{"path": "data.txt", "sha256": sha, "size": len(data)}],
-    )["order_id"]
+    inputs = [{"path": "data.txt", "sha256": sha, "size": len(data)}]
+    order_id = send_order(alice.api, alice.identity, spec, inputs)["order_id"]
     # the market's copy rots on disk before any provider fetches it
     blobs = market_server.home / "blobs"
     (blob,) = [p for p in blobs.rglob(sha) if p.is_file() and "owners" not in p.parts]

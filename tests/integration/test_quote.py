@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from pasar.client.client import Client
+from pasar.client.raw_orders import send_order
 from pasar.client.transport import Transport
 from pasar.core.money import Money
 from pasar.crypto.identity import Identity
@@ -113,7 +114,7 @@ def test_an_immediate_order_does_what_its_quote_said(
     # a quote changes nothing: no order, nothing escrowed
     assert client.balance()["escrow"] == "0.00 USDC" and client.jobs() == []
 
-    created = alice.post("/v1/orders", type="order.create", spec=job)
+    created = send_order(alice.api, alice.identity, job)
     assert created["escrow"] == quoted.escrow
     order = wait_for(
         lambda: (o := alice.get(f"/v1/orders/{created['order_id']}"))["unfilled"] == 0 and o
@@ -144,7 +145,7 @@ def test_an_auction_is_quoted_as_the_window_it_would_open(
     invited = sorted(o["provider"] for o in quoted["offers"])
     assert invited == sorted([market["cheap"], market["dear"], market["big"]])
 
-    created = alice.post("/v1/orders", type="order.create", spec=job)
+    created = send_order(alice.api, alice.identity, job)
     assert created["escrow"] == quoted["escrow"]
     order = alice.get(f"/v1/orders/{created['order_id']}")
     assert order["takes_bids"] is True

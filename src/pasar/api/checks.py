@@ -29,6 +29,8 @@ class CheckView(WireModel):
     spec: JSONObject | None = None
     inputs: list[FileEntry] = Field(default_factory=list)
     provider_outputs: list[FileEntry] = Field(default_factory=list)
+    private: str | None = None  # sha256 of the private part
+    sealed_key: str | None = None  # a sealed job: its data key, sealed to this check's verifier
 
 
 class VerifierInfo(WireModel):

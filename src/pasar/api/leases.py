@@ -47,6 +47,9 @@ class LeaseView(WireModel):
     bill: Bill | None = None
     checks: list[str] = Field(default_factory=list)  # verifiers' checks of it (GET /v1/checks/…)
     spec: JSONObject | None = None
+    private: str | None = None  # sha256 of the private part (GET /v1/leases/{id} only)
+    box_key: str | None = None  # a sealed job: the X25519 key its provider announced
+    sealed_keys: dict[str, str] = Field(default_factory=dict)  # recipient → sealed data key
     held_until: int | None = None  # only while held: when it must be judged by (ms)
 
 

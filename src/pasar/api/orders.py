@@ -54,6 +54,7 @@ class OrderView(WireModel):
     note: str | None = None
     inputs: list[FileEntry] = Field(default_factory=list)
     auction: AuctionView | None = None
+    private: str | None = None  # sha256 of the private part (the chain's commitment)
 
 
 class OrderList(WireModel):

@@ -21,6 +21,9 @@ class FileEntry(WireModel):
     sha256: str
     size: int | None = None
     parts: list[str] | None = None
+    plain_sha256: str | None = (
+        None  # a sealed job's file: the plaintext's hash (sha256: ciphertext)
+    )
 
 
 class Usage(WireModel):

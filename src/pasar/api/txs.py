@@ -71,9 +71,11 @@ class Withdraw(TxBody):
 
 class OrderCreate(TxBody):
     type: Literal["order.create"] = "order.create"
-    spec: JSONObject  # a job spec: :class:`pasar.core.spec.JobSpec` validates it
-    inputs: list[FileEntry] = Field(default_factory=list)
+    spec: JSONObject  # the public part of a job spec (JobSpec.public_dict)
+    private: str  # sha256 of the private part blob (pasar.core.private_part)
+    tolerant: bool = False  # whether verifiers compare outputs within the spec's tolerances
     ttl_s: int | None = None
+    blobs: list[str] = Field(default_factory=list)  # a sealed job's encrypted inputs
 
 
 class OrderCancel(TxBody):
@@ -131,6 +133,24 @@ class Receipt(TxBody):
     kill_reason: str | None = None
     note: str | None = None
     failure: Failure | None = None
+    plain_root: str | None = None  # a sealed job: the Merkle root of the outputs' plaintexts
+
+
+class LeaseAccept(TxBody):
+    """A sealed job's provider announces the X25519 key the data key is to be sealed to."""
+
+    type: Literal["lease.accept"] = "lease.accept"
+    lease_id: str
+    key: str
+
+
+class KeySeal(TxBody):
+    """A sealed job's client seals its data key to one party of a lease (hex sealed box)."""
+
+    type: Literal["key.seal"] = "key.seal"
+    lease_id: str
+    recipient: str
+    sealed_key: str
 
 
 class ResultApprove(TxBody):
@@ -267,6 +287,8 @@ TX_BODIES: dict[str, type[TxBody]] = {
         CapacityChallenge,
         CapacityAnswer,
         CapacityVerdict,
+        LeaseAccept,
+        KeySeal,
     )
 }
 

@@ -23,10 +23,11 @@ from pasar.api.quote import QuoteResponse
 from pasar.client import calls
 from pasar.client.calls import Call, Emit
 from pasar.client.config import client_identity, market_url
-from pasar.client.inputs import LocalInput, collect_inputs, load_job
+from pasar.client.inputs import collect_inputs, load_job, private_part_of
 from pasar.client.results import JobResult, accept, plan
 from pasar.client.transport import DEFAULT_TIMEOUT_S, AsyncTransport
 from pasar.core.errors import PasarError
+from pasar.core.private_part import order_fields
 from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
 
 T = TypeVar("T")
@@ -107,12 +108,20 @@ class AsyncClient:
     ) -> AsyncJob:
         """See :meth:`pasar.Client.launch`."""
         job, base = load_job(spec, base_dir)
+        if job.privacy == "sealed":
+            raise PasarError(
+                "the async client does not launch sealed jobs yet",
+                code="sealed_unsupported",
+                field="privacy",
+                hint="launch it with pasar.Client (or `pasar launch --wait`), which seals the "
+                "data key to each provider while the job runs",
+            )
         files = await asyncio.to_thread(collect_inputs, job, base)
         for item in files:
-            await self._upload(item)
-        reply = await self._call(
-            calls.create_order(job.to_dict(), [f.manifest() for f in files], ttl_s)
-        )
+            await self._upload(item.sha256, item.file)
+        private = private_part_of(job, files)
+        await self._upload(private.commitment, private.to_bytes())
+        reply = await self._call(calls.create_order(order_fields(job, private), ttl_s))
         return AsyncJob(self, reply.created())
 
     async def quote(
@@ -120,17 +129,21 @@ class AsyncClient:
     ) -> QuoteResponse:
         """See :meth:`pasar.Client.quote`."""
         job, _ = load_job(spec, base_dir)
-        return await self._call(calls.quote(job.to_dict(), self.known_account()))
+        return await self._call(calls.quote(job.public_dict(), self.known_account()))
 
-    async def _upload(self, item: LocalInput) -> None:
-        path = f"/v1/blobs/{item.sha256}"
+    async def _upload(self, sha256: str, content: Path | bytes) -> None:
+        """See :meth:`pasar.Client._upload`."""
+        path = f"/v1/blobs/{sha256}"
         try:
-            await self.transport.request("HEAD", path)
+            await self.transport.request("HEAD", path, signer=self.identity)
             return  # already there: the address is the content
         except PasarError as err:
             if err.status != 404:
                 raise
-        await self.transport.upload(path, item.file, signer=self.identity)
+        if isinstance(content, bytes):
+            await self.transport.request("PUT", path, signer=self.identity, content=content)
+        else:
+            await self.transport.upload(path, content, signer=self.identity)
 
     def job(self, order_id: str) -> AsyncJob:
         """A handle on an existing order (no request is made)."""

@@ -124,10 +124,10 @@ def list_orders(client: str, status: str | None, limit: int) -> Call[Any]:
     return Call("GET", "/v1/orders", params, signed=True)
 
 
-def create_order(
-    spec: Mapping[str, Any], inputs: list[Mapping[str, Any]], ttl_s: int | None
-) -> Call[TxAnswer]:
-    body = txs.OrderCreate.model_validate({"spec": spec, "inputs": inputs})
+def create_order(fields: Mapping[str, Any], ttl_s: int | None) -> Call[TxAnswer]:
+    """The order of ``fields`` (:func:`pasar.core.private_part.order_fields`: the spec's public
+    part, the commitment to its private part, a blob the client uploads first)."""
+    body = txs.OrderCreate.model_validate(dict(fields))
     if ttl_s is not None:
         body.ttl_s = ttl_s
     return _post("/v1/orders", body)
@@ -182,10 +182,6 @@ def account(account_id: str) -> Call[Balance]:
 
 def faucet(amount: str) -> Call[TxAnswer]:
     return _post("/v1/faucet", txs.Faucet(amount=amount))
-
-
-def head_blob(sha256: str) -> Call[int]:
-    return Call("HEAD", f"/v1/blobs/{sha256}", parse=lambda r: r.status_code)
 
 
 def _log_chunk(offset: int) -> Callable[[httpx.Response], LogChunk]:
@@ -309,6 +305,17 @@ def capacity_answer(challenge_id: str, sha256: str) -> Call[TxAnswer]:
 
 def release(lease_id: str) -> Call[TxAnswer]:
     return _post(f"/v1/leases/{lease_id}/release", txs.LeaseRelease(lease_id=lease_id))
+
+
+def accept_lease(lease_id: str, key: str) -> Call[TxAnswer]:
+    """A sealed job's provider announces its lease key (docs/privacy.md §2)."""
+    return _post(f"/v1/leases/{lease_id}/accept", txs.LeaseAccept(lease_id=lease_id, key=key))
+
+
+def seal_key(lease_id: str, recipient: str, sealed_key: str) -> Call[TxAnswer]:
+    """A sealed job's client posts its data key sealed to one party of a lease."""
+    body = txs.KeySeal(lease_id=lease_id, recipient=recipient, sealed_key=sealed_key)
+    return _post(f"/v1/leases/{lease_id}/keys", body)
 
 
 def verifier_register(operator: str | None) -> Call[TxAnswer]:

@@ -25,10 +25,19 @@ from pasar.api.quote import QuoteResponse
 from pasar.client import calls
 from pasar.client.calls import Call, Emit
 from pasar.client.config import client_identity, market_url
-from pasar.client.inputs import LocalInput, collect_inputs, load_job
+from pasar.client.inputs import collect_inputs, load_job, private_part_of
 from pasar.client.results import JobResult, accept, plan
+from pasar.client.sealed import (
+    KeyStore,
+    LogOpener,
+    Sealer,
+    is_sealed,
+    open_output,
+    prepare_sealed,
+)
 from pasar.client.transport import DEFAULT_TIMEOUT_S, Transport
 from pasar.core.errors import PasarError
+from pasar.core.private_part import order_fields
 from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
 
 T = TypeVar("T")
@@ -52,6 +61,7 @@ class Client:
         self._identity = identity
         self._key = key
         self._home = home
+        self.keys = KeyStore(home)  # sealed jobs' data keys
 
     def __enter__(self) -> Client:
         return self
@@ -115,9 +125,18 @@ class Client:
         """
         job, base = load_job(spec, base_dir)
         files = collect_inputs(job, base)
+        if job.privacy == "sealed":  # only ciphertext leaves this machine
+            sealed = prepare_sealed(job, files, self._upload)
+            self.keys.save(sealed.fields["private"], sealed.key)
+            reply = self._call(calls.create_order(sealed.fields, ttl_s))
+            order_id = reply.created()
+            Sealer(self._call, order_id, sealed.key).start()
+            return Job(self, order_id)
         for item in files:
-            self._upload(item)
-        reply = self._call(calls.create_order(job.to_dict(), [f.manifest() for f in files], ttl_s))
+            self._upload(item.sha256, item.file)
+        private = private_part_of(job, files)
+        self._upload(private.commitment, private.to_bytes())
+        reply = self._call(calls.create_order(order_fields(job, private), ttl_s))
         return Job(self, reply.created())
 
     def quote(
@@ -127,17 +146,22 @@ class Client:
         escrow it would lock, the offers that fit, the one it would pick, the price, and why
         every other provider is out. ``spec`` as for :meth:`launch`; nothing is uploaded."""
         job, _ = load_job(spec, base_dir)
-        return self._call(calls.quote(job.to_dict(), self.known_account()))
+        return self._call(calls.quote(job.public_dict(), self.known_account()))
 
-    def _upload(self, item: LocalInput) -> None:
-        path = f"/v1/blobs/{item.sha256}"
+    def _upload(self, sha256: str, content: Path | bytes) -> None:
+        """Store ``content`` under ``sha256`` unless this account already did (a signed HEAD
+        answers 200 only to those who may read the blob: anyone else uploads the bytes)."""
+        path = f"/v1/blobs/{sha256}"
         try:
-            self.transport.request("HEAD", path)
+            self.transport.request("HEAD", path, signer=self.identity)
             return  # already there: the address is the content
         except PasarError as err:
             if err.status != 404:
                 raise
-        self.transport.upload(path, item.file, signer=self.identity)
+        if isinstance(content, bytes):
+            self.transport.request("PUT", path, signer=self.identity, content=content)
+        else:
+            self.transport.upload(path, content, signer=self.identity)
 
     def job(self, order_id: str) -> Job:
         """A handle on an existing order (no request is made)."""
@@ -212,6 +236,7 @@ class Job:
         """The output of one shard's job, in chunks as the market has them. With ``follow``,
         keeps streaming until the shard's lease ends (following a re-queued shard's new lease)."""
         steps = calls.follow_logs(self.id, shard, follow)
+        opener: LogOpener | None = None
         reply: Any = None
         while True:
             try:
@@ -220,7 +245,10 @@ class Job:
                 return
             if isinstance(step, Emit):
                 reply = None
-                yield step.text
+                if opener is None:
+                    order = self.status()
+                    opener = LogOpener(self.client.keys.of(order)) if is_sealed(order) else None
+                yield step.text if opener is None else opener.feed(step.text)
             else:
                 reply = self.client._call(step)
 
@@ -234,12 +262,15 @@ class Job:
     ) -> JobResult:
         root = Path(dest)
         shards = plan(order, root, held=held)
+        key = self.client.keys.of(order) if is_sealed(order) else None
         for _, files in shards:
             for item in files:
                 sha, size, tmp = self.client.transport.download(
                     item.blobs, item.dest, signer=self.client.identity
                 )
                 accept(item, sha, size, tmp)
+                if key is not None:  # the ciphertext was the receipt's; now its plaintext
+                    open_output(item.dest, key, item.plain_sha256, f"output {item.path!r}")
         return JobResult(self.id, root, tuple(result for result, _ in shards))
 
     def review(self, dest: str | os.PathLike[str], timeout: float | None = None) -> JobResult:

@@ -19,12 +19,14 @@ more than :data:`MAX_INPUT_FILES` files (usually a workdir pointed at the wrong 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pasar.core.errors import PasarError
+from pasar.core.private_part import PrivatePart
 from pasar.core.spec import JobSpec, load_spec
 from pasar.crypto.hashing import sha256_file
 from pasar.crypto.merkle import check_path
@@ -147,3 +149,9 @@ def load_job(spec: object, base_dir: str | os.PathLike[str] | None) -> tuple[Job
             field="spec",
         )
     return job, Path(base_dir) if base_dir is not None else default_base
+
+
+def private_part_of(job: JobSpec, files: list[LocalInput]) -> PrivatePart:
+    """The job's private part (:mod:`pasar.core.private_part`) with its input manifest, under
+    a fresh random salt: what the order commits to and the market never logs."""
+    return PrivatePart.of(job, [f.manifest() for f in files], secrets.token_bytes(32))

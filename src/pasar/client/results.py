@@ -38,6 +38,7 @@ class OutputFile:
     size: int
     dest: Path
     parts: tuple[str, ...] = ()  # an output over the blob limit comes in parts, joined here
+    plain_sha256: str | None = None  # a sealed job's output: what it must decrypt to
 
     @property
     def blobs(self) -> list[str]:
@@ -180,8 +181,23 @@ def plan(
         lease = settled[shard]
         outputs, root, exit_code = _outputs_of(lease)
         folder = shard_dir(dest, shard, count)
+        plain = {
+            o.get("path"): o.get("plain_sha256")
+            for o in (lease.get("receipt") or {}).get("outputs", [])
+            if isinstance(o, dict)
+        }
         files = [
-            OutputFile(shard, lease["lease_id"], lease["provider"], p, s, n, folder / p, parts)
+            OutputFile(
+                shard,
+                lease["lease_id"],
+                lease["provider"],
+                p,
+                s,
+                n,
+                folder / p,
+                parts,
+                plain.get(p),
+            )
             for p, s, n, parts in outputs
         ]
         result = ShardResult(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from pasar.core.accounts import LedgerAccount
 from pasar.core.challenge_handlers import challenge_checkers_excluded, decide_challenge
-from pasar.core.lease_handlers import carry_out, signed_outputs
+from pasar.core.lease_handlers import carry_out, compared_root, signed_outputs
 from pasar.core.market_records import (
     Applied,
     ChallengeRecord,
@@ -322,8 +322,8 @@ def on_check_verdict(state: MarketState, tx: Tx) -> Applied:
     else:
         lease, record, policy = _held(state, check.lease_id)
     assert lease.receipt is not None  # held and settled leases keep their receipt
-    provider_root = lease.receipt.get("root")
-    tolerant = bool(record.spec.compare)
+    provider_root = compared_root(lease.receipt)
+    tolerant = record.tolerant
     if matches is not None and not tolerant:
         raise fail(
             "matches is for outputs the spec compares within a tolerance; this job's outputs "

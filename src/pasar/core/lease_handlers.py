@@ -23,6 +23,7 @@ from pasar.core.slash_log import record_slash
 from pasar.core.timelock import challenge_message, heartbeat_accepted, is_lost
 from pasar.core.tx_parsing import output_parts
 from pasar.core.verify.base import Hold, Outcome, ReceiptFacts
+from pasar.crypto.hashing import is_sha256_hex
 
 if TYPE_CHECKING:
     from pasar.core.state import MarketState
@@ -195,6 +196,31 @@ def signed_outputs(body: Mapping[str, Any], *, code: str) -> tuple[list[Mapping[
     return outputs, root
 
 
+def check_plain_root(body: Mapping[str, Any], outputs: list[Mapping[str, Any]]) -> None:
+    """A sealed job's receipt names each output's ciphertext (``sha256``: what the market
+    stores, what ``root`` commits to) and its plaintext (``plain_sha256``), and commits to the
+    plaintexts in ``plain_root``: what the client checks after decrypting, and what a
+    verifier's re-run is compared with (two encryptions of one file never match)."""
+    from pasar.crypto.merkle import root_of_files  # pure hashing; kept local to the users
+
+    if not all(is_sha256_hex(o.get("plain_sha256")) for o in outputs):
+        raise fail("each output of a sealed job names its plain_sha256", code="invalid_receipt",
+                   field="outputs")  # fmt: skip
+    plain_root = root_of_files((o["path"], o["plain_sha256"]) for o in outputs)
+    if body.get("plain_root") != plain_root:
+        raise fail(
+            "plain_root is not the Merkle root of the outputs' plaintexts",
+            code="bad_root",
+            status=422,
+            field="plain_root",
+        )
+
+
+def compared_root(receipt: Mapping[str, Any]) -> object:
+    """The root a verifier's re-run is compared with: the plaintexts' for a sealed job."""
+    return receipt.get("plain_root", receipt.get("root"))
+
+
 def on_receipt(state: MarketState, tx: Tx) -> Applied:
     """A lease's provider reports its result (or its failure). The order's verification
     policy decides what happens: settle now (``receipt``), or hold the lease's escrow while
@@ -212,6 +238,11 @@ def on_receipt(state: MarketState, tx: Tx) -> Applied:
             field="outputs",
         )
     record = state._order(lease.order_id)
+    if record.spec.privacy == "sealed" and failure is None:
+        check_plain_root(tx.body, outputs)
+    elif "plain_root" in tx.body:
+        raise fail("plain_root is for a sealed job's receipt", code="invalid_receipt",
+                   field="plain_root")  # fmt: skip
     policy = state.preset.verification_policy(record.verification)
     facts = ReceiptFacts(
         lease_id=lease.id,

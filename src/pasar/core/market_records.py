@@ -136,7 +136,11 @@ class OrderRecord:
     reasons: dict[str, str] = field(default_factory=dict, metadata=REPLACED_WHOLE)
     note: str | None = None
     window: AuctionWindowState | None = None
-    inputs: tuple[dict[str, Any], ...] = ()
+    # the sha256 of the job's private part (:mod:`pasar.core.private_part`): the chain's
+    # commitment to the command, environment and inputs it never carries
+    private: str = ""
+    # whether verifiers compare outputs within the spec's tolerances (its private ``compare``)
+    tolerant: bool = False
     # a re-queued shard carries on with what was left of its lease's escrow
     shard_escrow: dict[int, Money] = field(default_factory=dict)
     # the verification policy (normalized spec value, or the network's default at creation)
@@ -187,6 +191,10 @@ class LeaseRecord:
     draw: str | None = None
     checks: list[str] = field(default_factory=list)
     checks_needed: int = 0
+    # a sealed job's key exchange (core/sealed_handlers.py): the X25519 key the provider
+    # announced for this lease, and the data key sealed to each recipient (provider, verifiers)
+    box_key: str | None = None
+    sealed_keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def billed_seconds(self) -> int:

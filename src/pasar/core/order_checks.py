@@ -11,8 +11,8 @@ from pasar.core.presets import Preset
 from pasar.core.pricing.base import Mechanism
 from pasar.core.spec import JobSpec
 
-#: Privacy modes this market honours; ``sealed`` is refused until it is built (never ignored).
-SUPPORTED_PRIVACY = ("none",)
+#: Privacy modes this market honours (a mode it did not would be refused, never ignored).
+SUPPORTED_PRIVACY = ("none", "sealed")
 #: Leases one order may ask for (shards × nodes): each is a slot the market keeps in memory,
 #: and a near-free lease must not let one order fill the market's memory.
 MAX_ORDER_LEASES = 10_000

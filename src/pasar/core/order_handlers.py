@@ -14,9 +14,11 @@ from pasar.core.market_records import LIVE_LEASE, Applied, OrderRecord, Tx, fail
 from pasar.core.money import Money
 from pasar.core.order_checks import order_mechanism
 from pasar.core.orders import Order
+from pasar.core.private_part import private_fields_in
 from pasar.core.spec import JobSpec
 from pasar.core.timelock import MS
-from pasar.core.tx_parsing import parse_amount, parse_inputs
+from pasar.core.tx_parsing import parse_amount
+from pasar.crypto.hashing import is_sha256_hex
 
 if TYPE_CHECKING:
     from pasar.core.state import MarketState
@@ -26,14 +28,38 @@ MAX_ORDER_TTL_S = 7 * 24 * 3600
 
 
 def on_order_create(state: MarketState, tx: Tx) -> Applied:
-    spec = JobSpec.from_dict(tx.body.get("spec"), source="body.spec")
+    """A client's signed order: its public requirements and a commitment to its private part
+    (:mod:`pasar.core.private_part`). The chain never carries a command, an environment or an
+    input name, so a spec that does is refused rather than logged."""
+    public = tx.body.get("spec")
+    leaked = private_fields_in(public) if isinstance(public, dict) else []
+    if leaked:
+        raise fail(
+            f"spec.{leaked[0]} is private and would be public on the chain",
+            code="private_on_chain",
+            field=f"spec.{leaked[0]}",
+            hint="send the command, setup, envs, inputs, outputs and compare in the private "
+            "part, committed to by 'private' (the SDK and the CLI do)",
+        )
+    private = tx.body.get("private")
+    if not is_sha256_hex(private):
+        raise fail(
+            "private must be the sha256 (64 lower-case hex digits) of the job's private part",
+            code="invalid_tx",
+            field="private",
+            hint="upload the private part as a blob and name it here (the SDK and CLI do)",
+        )
+    tolerant = tx.body.get("tolerant", False)
+    if not isinstance(tolerant, bool):
+        raise fail("tolerant must be true or false", code="invalid_tx", field="tolerant")
+    spec = JobSpec.from_public(public, source="body.spec")
+    blobs = _sealed_blobs(tx.body.get("blobs", []), sealed=spec.privacy == "sealed")
     ttl = tx.body.get("ttl_s", DEFAULT_ORDER_TTL_S)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_ORDER_TTL_S:
         raise fail(f"ttl_s must be 1..{MAX_ORDER_TTL_S} seconds", code="invalid_ttl", field="ttl_s")
     mechanism = order_mechanism(state.preset, spec)
     verification = spec.verification or state.preset.verification.default
     policy = state.preset.verification_policy(verification)
-    inputs = parse_inputs(tx.body.get("inputs", []))
     fees = state.preset.fees.for_currency(spec.max_price_per_hour.currency)
     order_id = "o-" + tx.digest[:16]
     if order_id in state.orders:
@@ -53,11 +79,13 @@ def on_order_create(state: MarketState, tx: Tx) -> Applied:
         deadline=tx.at + ttl * MS,
         free_shards=list(range(policy.leases_needed(spec))),
         verification=verification,
-        inputs=inputs,
+        private=str(private),
+        tolerant=tolerant,
     )
     state._put(state.orders, order_id, record)
-    for item in inputs:
-        state._index_blob(str(item["sha256"]), order_id)
+    state._index_blob(str(private), order_id)
+    for sha in blobs:  # a sealed job's input ciphertexts: its parties may read them
+        state._index_blob(sha, order_id)
     if mechanism.opens_window:
         state._open_window(record, tx.at)
     # an auction invites the providers that fit; any other order is news for every provider,
@@ -75,6 +103,30 @@ def on_order_create(state: MarketState, tx: Tx) -> Applied:
         all_providers=record.window is None,
         orders={order_id},
     )
+
+
+#: Inputs one sealed order may name (each is a blob; a job with more files archives them).
+MAX_SEALED_BLOBS = 10_000
+
+
+def _sealed_blobs(data: object, *, sealed: bool) -> list[str]:
+    """A sealed order's ``blobs``: the sha256 of each encrypted input. The market cannot read
+    a sealed private part, so the order names them itself (ciphertext hashes tell nothing);
+    any other order's inputs are named in its private part, never on the chain."""
+    if not isinstance(data, list) or not all(is_sha256_hex(x) for x in data):
+        raise fail("blobs must be a list of sha256 (64 lower-case hex digits)",
+                   code="invalid_tx", field="blobs")  # fmt: skip
+    if data and not sealed:
+        raise fail(
+            "only a sealed job names its blobs on the chain",
+            code="private_on_chain",
+            field="blobs",
+            hint="list inputs in the private part (the SDK and CLI do)",
+        )
+    if len(data) > MAX_SEALED_BLOBS:
+        raise fail(f"a sealed order names at most {MAX_SEALED_BLOBS} blobs", code="invalid_tx",
+                   field="blobs")  # fmt: skip
+    return [str(x) for x in data]
 
 
 def on_bid(state: MarketState, tx: Tx) -> Applied:

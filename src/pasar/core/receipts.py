@@ -41,6 +41,8 @@ FAILURE_FAULTS: Mapping[str, Fault] = {
     "output_too_large": "job",  # an output file over the market's blob limit
     "input_conflict": "job",  # inputs such as 'a' and 'a/b': one path is the other's folder
     "internal_error": "provider",  # the provider's executor failed on its own
+    "client_key_missing": "job",  # a sealed job's client never sealed the data key to the lease
+    "sealed_data_invalid": "job",  # a sealed job's key or data does not open (any provider)
 }
 MAX_DETAIL_CHARS = 2000
 _KEYS = frozenset({"reason", "fault", "detail"})

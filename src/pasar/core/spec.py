@@ -623,7 +623,7 @@ class JobSpec(_Model):
         return {k: v for k, v in self.to_dict().items() if k not in PRIVATE_FIELDS}
 
     @classmethod
-    def from_public(cls, data: object) -> JobSpec:
+    def from_public(cls, data: object, *, source: str = "<public spec>") -> JobSpec:
         """A spec from its :meth:`public_dict` (or a full one): enough to fit, price and bid.
 
         The command is private, so a public part has none; it stands in as
@@ -631,7 +631,7 @@ class JobSpec(_Model):
         """
         if isinstance(data, Mapping) and "run" not in data:
             data = {**data, "run": PRIVATE_COMMAND}
-        return cls.from_dict(data, source="<public spec>")
+        return cls.from_dict(data, source=source)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)

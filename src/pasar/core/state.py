@@ -78,6 +78,7 @@ from pasar.core.pricing.base import Candidate, MatchResult, Mechanism, screen
 from pasar.core.record_journal import RecordJournal
 from pasar.core.reputation import Reputation
 from pasar.core.resources import fit
+from pasar.core.sealed_handlers import on_key_seal, on_lease_accept
 from pasar.core.slash_log import SlashEntry
 from pasar.core.spec import JobSpec
 from pasar.core.stake import required_stake, stake_problem
@@ -730,6 +731,8 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "capacity.challenge": on_challenge,
     "capacity.answer": on_answer,
     "capacity.verdict": on_verdict,
+    "lease.accept": on_lease_accept,
+    "key.seal": on_key_seal,
 }
 
 TX_TYPES: tuple[str, ...] = tuple(_HANDLERS)
@@ -744,7 +747,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "unstake": frozenset({"amount"}),
     "unbonded.withdraw": frozenset(),
     "withdraw": frozenset({"amount"}),
-    "order.create": frozenset({"spec", "ttl_s", "inputs"}),
+    "order.create": frozenset({"spec", "ttl_s", "private", "tolerant", "blobs"}),
     "order.cancel": frozenset({"order_id"}),
     "bid": frozenset({"order_id", "price"}),
     "match": frozenset({"order_id", "seed", "offline"}),
@@ -764,6 +767,7 @@ _FIELDS: dict[str, frozenset[str]] = {
             "kill_reason",
             "note",
             "failure",
+            "plain_root",
         }
     ),
     "result.approve": frozenset({"order_id", "shard"}),
@@ -778,4 +782,6 @@ _FIELDS: dict[str, frozenset[str]] = {
     "capacity.challenge": frozenset({"provider", "seed"}),
     "capacity.answer": frozenset({"challenge_id", "sha256"}),
     "capacity.verdict": frozenset({"challenge_id", "result", "reason"}),
+    "lease.accept": frozenset({"lease_id", "key"}),
+    "key.seal": frozenset({"lease_id", "recipient", "sealed_key"}),
 }

@@ -144,7 +144,7 @@ def parse_inputs(data: object) -> tuple[dict[str, Any], ...]:
     seen: set[str] = set()
     for i, item in enumerate(data):
         where = f"inputs[{i}]"
-        if not isinstance(item, Mapping) or set(item) - {"path", "sha256", "size"}:
+        if not isinstance(item, Mapping) or set(item) - {"path", "sha256", "size", "plain_sha256"}:
             raise fail(
                 f"{where} must be {{path, sha256, size}}", code="invalid_inputs", field=where
             )
@@ -172,7 +172,16 @@ def parse_inputs(data: object) -> tuple[dict[str, Any], ...]:
                 f"{where}.path {path!r} appears twice", code="invalid_inputs", field=f"{where}.path"
             )
         seen.add(str(path))
-        out.append({"path": path, "sha256": sha, "size": size})
+        entry = {"path": path, "sha256": sha, "size": size}
+        if "plain_sha256" in item:  # a sealed job's input: sha256 is of its ciphertext
+            if not is_sha256_hex(item["plain_sha256"]):
+                raise fail(
+                    f"{where}.plain_sha256 must be 64 lower-case hex digits",
+                    code="invalid_inputs",
+                    field=f"{where}.plain_sha256",
+                )
+            entry["plain_sha256"] = item["plain_sha256"]
+        out.append(entry)
     conflict = path_conflict(seen)
     if conflict is not None:
         folder, inside = conflict

@@ -23,6 +23,7 @@ Every rule takes the reader's account as proven by a signed request
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pasar.core.challenge_handlers import challenge_window_ends
@@ -118,17 +119,23 @@ def check_lease_party(state: MarketState, lease: LeaseRecord, reader: str | None
         raise _forbidden(f"lease {lease.id}")
 
 
-def check_blob_reader(state: MarketState | None, sha256: str, reader: str | None) -> None:
+def check_blob_reader(
+    state: MarketState | None,
+    sha256: str,
+    reader: str | None,
+    inputs_of: Iterable[str] = (),
+) -> None:
     """A blob is readable by its uploaders (the route checks them), the parties of any order
-    that names it (as an input, or as an output in one of its receipts) and the operator.
-    ``state`` is None where there are no orders (a bare HTTP shell)."""
+    that names it (as its private part, an input, or an output in one of its receipts) and the
+    operator. ``state`` is None where there are no orders (a bare HTTP shell); ``inputs_of``
+    are the orders whose private part names the blob as an input (the chain does not say)."""
     if reader is None:
         raise _unsigned()
     if state is None:
         raise _forbidden("this blob")
     if is_operator(state, reader):
         return
-    for order_id in state.blob_orders.get(sha256, ()):
+    for order_id in (*state.blob_orders.get(sha256, ()), *inputs_of):
         record = state.orders.get(order_id)
         if record is not None and is_party(state, record, reader):
             return

@@ -218,7 +218,9 @@ class Engine:
 
         def referenced(sha256: str) -> bool:
             with service.lock:
-                return sha256 in service.state.blob_orders
+                return sha256 in service.state.blob_orders or bool(
+                    service.private.orders_naming(sha256)
+                )
 
         removed = self.blobs.collect(referenced, older_than_s=self.blob_grace_s)
         if removed:

@@ -138,6 +138,8 @@ def build_app(
     )
     app.state.service = service
     app.state.engine = engine
+    with service.lock:  # the orders' private parts, off the chain, from their blobs
+        service.private.load(service.state.orders.values(), app.state.blobs)
     app.state.role = "writer"
     engine.blobs = app.state.blobs  # the engine removes blobs no order names, after the grace
     engine.blob_grace_s = config.blob_grace_s

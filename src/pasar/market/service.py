@@ -24,6 +24,7 @@ from pasar.core.errors import PasarError
 from pasar.core.market_records import Applied, Tx
 from pasar.core.nonces import NonceWindow
 from pasar.core.presets import Preset
+from pasar.core.private_part import PrivatePart
 from pasar.core.state import MarketState
 from pasar.core.timelock import challenge_message, interval_at
 from pasar.core.verify.replicate import draw_message
@@ -33,6 +34,7 @@ from pasar.market.chain import verify_log
 from pasar.market.liveness import Liveness
 from pasar.market.logging import log_event
 from pasar.market.notifier import Notifier
+from pasar.market.private_parts import PrivateParts
 from pasar.market.ratelimit import DEFAULT_MAX_WAITERS, WaiterSlots
 from pasar.market.store import SqlStore, TxRecord
 
@@ -93,6 +95,8 @@ class MarketService:
         self.log_lock = threading.Lock()
         self.log_nonces = NonceWindow(MAX_SKEW_MS)
         self.waiters = WaiterSlots(max_waiters)
+        # the orders' private parts, read from their blobs (market memory, not chain state)
+        self.private = PrivateParts()
         self.state = self._fresh_state()
         self._check_meta()
         self.recover()
@@ -149,13 +153,16 @@ class MarketService:
 
     # -- the write path ----------------------------------------------------------------------------
 
-    def submit(self, envelope: VerifiedEnvelope) -> Applied:
+    def submit(self, envelope: VerifiedEnvelope, *, private: PrivatePart | None = None) -> Applied:
         """Apply and durably log one verified transaction; raise PasarError (4xx) if refused.
 
         Group commit: the transaction is applied under the lock (so the log order is the apply
         order) and queued; whichever caller reaches the commit first writes every queued
         transaction in one database commit, and each caller returns only once its own is
         durable. Under concurrent load many transactions share one fsync.
+
+        ``private``: an ``order.create``'s private part, read and checked by the route; kept
+        with the order before anyone can see the order (its match included).
         """
         with self.lock:
             self._check_healthy()
@@ -163,6 +170,8 @@ class MarketService:
             at = max(self.clock(), self.state.last_ts)
             tx = Tx.from_envelope(envelope.to_dict(), envelope.digest, at=at)
             applied = self.state.apply(tx)
+            if private is not None and tx.type == "order.create":
+                self.private.add(str(applied.result["order_id"]), private)
             self._pending.append(TxRecord.from_verified(envelope, at=at))
             self._applied += 1
             ticket = self._applied

@@ -50,6 +50,7 @@ from pasar.provider.hardware import load_gpu_report
 from pasar.provider.inventory import MachineInventory, detect_inventory
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Runtime, check_usable, enforcement, get_runtime
+from pasar.provider.sealed import sealed_workroot
 from pasar.provider.strategy import PriceTable, Strategy, make_strategy
 
 log = logging.getLogger("pasar.provider")
@@ -336,7 +337,10 @@ class Agent:
             self.api,
             self.runtime,
             LeaseJob.from_view(view),
-            workroot=workroot_for(self.config.home),
+            # a sealed job's plaintext stays in memory (a tmpfs), never on the provider's disk
+            workroot=sealed_workroot(self.config.home)
+            if (view.spec or {}).get("privacy") == "sealed"
+            else workroot_for(self.config.home),
             allow_network=self.config.allow_network,
             on_done=self._done,
             max_blob_bytes=self.max_blob_bytes,

@@ -32,19 +32,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nacl.public import PrivateKey
+
 from pasar.api.base import JSONObject
 from pasar.api.leases import GpuDeviceView, LeaseView
 from pasar.api.receipts import Failure, FileEntry, Usage
 from pasar.api.txs import Receipt, TxAnswer
+from pasar.client import calls
 from pasar.core.errors import PasarError
 from pasar.core.receipts import FAILURE_FAULTS, MAX_DETAIL_CHARS
 from pasar.core.spec import JobSpec
 from pasar.core.tx_parsing import MAX_OUTPUT_PARTS
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.merkle import check_path, path_conflict, root_of_files
+from pasar.crypto.sealing import lease_keypair, open_key, seal_log_line
 from pasar.provider.cheat import LAZY_WALL_S, fill_missing, garble_outputs
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime
+from pasar.provider.sealed import (
+    KEY_WAIT_S,
+    fetch_sealed_input,
+    open_private_part,
+    seal_output,
+)
 
 log = logging.getLogger("pasar.provider.executor")
 
@@ -81,11 +91,14 @@ def _kind(mode: int) -> str:
 
 def spec_in_view(spec: JSONObject | None, what: str) -> JobSpec:
     """The job spec the market sent with ``what`` (a lease, a check), validated as any job spec
-    is; a view without one is the market's fault (502 ``bad_response``)."""
+    is; a view without one is the market's fault (502 ``bad_response``). A sealed job's view
+    has only the public part: the executor opens the rest (:meth:`LeaseExecutor._unseal`)."""
     if spec is None:
         raise PasarError(
             f"the market's view of {what} carries no spec", code="bad_response", status=502
         )
+    if spec.get("privacy") == "sealed":
+        return JobSpec.from_public(spec, source=what)
     return JobSpec.from_dict(spec, source=what)
 
 
@@ -100,6 +113,11 @@ class LeaseJob:
     spec: JobSpec
     inputs: tuple[FileEntry, ...]
     devices: tuple[GpuDeviceView, ...] = ()  # the GPUs the market allocated: [{index, uuid}]
+    private: str = ""  # the address of the spec's private part (a sealed job's: ciphertext)
+
+    @property
+    def sealed(self) -> bool:
+        return self.spec.privacy == "sealed"
 
     @classmethod
     def from_view(cls, view: LeaseView) -> LeaseJob:
@@ -112,6 +130,7 @@ class LeaseJob:
             spec=spec_in_view(view.spec, f"lease {view.lease_id}"),
             inputs=tuple(view.inputs),
             devices=tuple(view.devices),
+            private=view.private or "",
         )
 
 
@@ -191,6 +210,7 @@ class LeaseExecutor:
         self.outcome: Outcome | None = None
         self.receipt: TxAnswer | None = None
         self.started_at = wall_clock_ms()
+        self.data_key: bytes | None = None  # a sealed job's, once its client sealed it to us
 
     # -- control from the agent -------------------------------------------------------------------
 
@@ -234,6 +254,9 @@ class LeaseExecutor:
 
     def _run(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.job.sealed and not self._unseal():
+            self._after_stop()  # stopped while waiting for the key
+            return
         problem = self._fetch_inputs()
         if problem is not None:
             self._append_log(f"pasar: {problem}\n")
@@ -288,6 +311,47 @@ class LeaseExecutor:
             outcome.exit_code, outcome.kill_reason, note=note, outputs=outputs, outcome=outcome
         )
 
+    # -- a sealed job ------------------------------------------------------------------------------
+
+    def _scratch(self, name: str) -> Path:
+        """A file beside the workdir (never in it: the job must not see ciphertext)."""
+        return self.workdir.parent / f".{self.job.lease_id}.{name}"
+
+    def _key_source(self) -> tuple[Callable[[], str | None], PrivateKey]:
+        """A provider announces a fresh key for the lease (``lease.accept``) and then looks for
+        the data key its client sealed to it."""
+        private, public = lease_keypair()
+        self.api.perform(calls.accept_lease(self.job.lease_id, public))
+        me = self.api.id
+        return (lambda: self.api.lease(self.job.lease_id).sealed_keys.get(me)), private
+
+    def _unseal(self) -> bool:
+        """Wait for the data key, then open the private part: the whole spec and the input
+        manifest. False if the lease was stopped meanwhile; a key that never comes, or data
+        that does not open, fails the lease (the job's fault: no other provider would do
+        better)."""
+        poll, private = self._key_source()
+        wait_s = min(KEY_WAIT_S, self.job.spec.max_duration)
+        deadline = time.monotonic() + wait_s
+        while (sealed := poll()) is None:
+            if self._stopped.wait(1.0):
+                return False
+            if time.monotonic() > deadline:
+                raise LeaseFailedError(
+                    "client_key_missing",
+                    f"the client did not seal the job's data key to this lease within {wait_s} s",
+                )
+        try:
+            key = open_key(sealed, private)
+            part = open_private_part(self.api, self.job.private, key, self._scratch("private"))
+            spec = part.job_spec(self.job.spec.public_dict(), source=f"lease {self.job.lease_id}")
+        except PasarError as exc:
+            raise LeaseFailedError("sealed_data_invalid", exc.message) from None
+        inputs = tuple(FileEntry.model_validate(item) for item in part.inputs)
+        self.job = dataclasses.replace(self.job, spec=spec, inputs=inputs)
+        self.data_key = key
+        return True
+
     def _cheat_fill(self) -> None:
         fill_missing(self.workdir, [str(o) for o in self.job.spec.outputs], self.job.lease_id)
 
@@ -314,6 +378,14 @@ class LeaseExecutor:
             path, sha = item.path, item.sha256
             try:
                 check_path(path)
+                if self.data_key is not None:
+                    (self.workdir / path).parent.mkdir(parents=True, exist_ok=True)
+                    sealed = fetch_sealed_input(
+                        self.api, item, self.workdir / path, self.data_key, self._scratch("in")
+                    )
+                    if sealed is not None:
+                        return sealed
+                    continue
                 got = self.api.get_blob(sha, self.workdir / path)
             except PasarError as exc:
                 return f"input {path!r} could not be fetched: {exc.message}"
@@ -379,6 +451,8 @@ class LeaseExecutor:
             self._append_log("".join(buffer))
 
     def _append_log(self, text: str) -> None:
+        if self.data_key is not None:  # only the job's parties may read what it prints
+            text = seal_log_line(text, self.data_key)
         data = text.encode("utf-8", errors="replace")
         for start in range(0, len(data), LOG_CHUNK_BYTES):
             chunk = data[start : start + LOG_CHUNK_BYTES].decode("utf-8", errors="replace")
@@ -403,7 +477,12 @@ class LeaseExecutor:
         outputs: list[FileEntry] = []
         for rel, (path, size) in sorted(collected.items()):
             try:
-                entry = self.api.put_blob(path, part_bytes=self.max_blob_bytes)
+                if self.data_key is None:
+                    entry = self.api.put_blob(path, part_bytes=self.max_blob_bytes)
+                else:
+                    entry = seal_output(
+                        self.api, path, self.data_key, self._scratch("out"), self.max_blob_bytes
+                    )
             except PasarError as exc:
                 if exc.code == "not_regular_file":  # swapped after the check
                     raise LeaseFailedError(
@@ -490,6 +569,8 @@ class LeaseExecutor:
             body.kill_reason = kill_reason
         if note is not None:
             body.note = note
+        if self.job.sealed:  # what the client checks after decrypting, and verifiers compare
+            body.plain_root = root_of_files((o.path, o.plain_sha256 or "") for o in outputs)
         self.receipt = self.api.receipt(body)
 
     def _fail(self, reason: str, detail: str) -> None:

@@ -30,6 +30,7 @@ from pasar.core.check_handlers import verification_due
 from pasar.core.market_records import Tx
 from pasar.core.money import Money
 from pasar.core.presets import builtin_preset
+from pasar.core.private_part import order_fields
 from pasar.core.state import MarketState
 from pasar.core.timelock import challenge_message
 from pasar.crypto.identity import Identity, verify_signature
@@ -145,7 +146,7 @@ class _Fleet:
         }
         spent_before = self._client_total()
         for _ in range(self.cfg.shards):
-            order = self.send(CLIENT, type="order.create", spec=spec)["order_id"]
+            order = self.send(CLIENT, type="order.create", **order_fields(spec))["order_id"]
             self._drive(order)
         self.result.client_spent = spent_before - self._client_total()
         self._count()

@@ -23,6 +23,7 @@ from pasar.provider.agent import load_or_create_key
 from pasar.provider.executor import LeaseExecutor, clear_workroot, workroot_for
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Runtime, check_usable, get_runtime
+from pasar.provider.sealed import sealed_workroot
 from pasar.verifier.rerun import CheckExecutor
 
 log = logging.getLogger("pasar.verifier")
@@ -118,9 +119,9 @@ class VerifierAgent:
             return
         if view.status != "assigned" or view.verifier != self.identity.account_id:
             return
-        executor = CheckExecutor(
-            self.api, self.runtime, view, workroot=workroot_for(self.config.home)
-        )
+        sealed = (view.spec or {}).get("privacy") == "sealed"  # its plaintext stays in memory
+        root = sealed_workroot(self.config.home) if sealed else workroot_for(self.config.home)
+        executor = CheckExecutor(self.api, self.runtime, view, workroot=root)
         executor.on_done = self._done
         with self._lock:
             self.state.running[check_id] = executor

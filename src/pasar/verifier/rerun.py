@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+
+from nacl.public import PrivateKey
 
 from pasar.api.checks import CheckView
 from pasar.api.receipts import FileEntry
@@ -28,6 +31,7 @@ from pasar.core.compare import numbers_match, parse_rule
 from pasar.core.errors import PasarError
 from pasar.crypto.hashing import sha256_file
 from pasar.crypto.merkle import root_of_files
+from pasar.crypto.sealing import decrypt_file, identity_box_key
 from pasar.provider.executor import LeaseExecutor, LeaseJob, spec_in_view
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Outcome, Runtime
@@ -44,6 +48,7 @@ def job_of(check: CheckView) -> LeaseJob:
         shards=check.shards,
         spec=spec_in_view(check.spec, f"check {check.check_id}"),
         inputs=tuple(check.inputs),
+        private=check.private or "",
     )
 
 
@@ -62,6 +67,13 @@ class CheckExecutor(LeaseExecutor):
 
     def _heartbeats(self) -> None:
         """The checked lease is over: there is nothing to answer."""
+
+    def _key_source(self) -> tuple[Callable[[], str | None], PrivateKey]:
+        """A sealed job's client seals the data key to this verifier's account key."""
+        check_id = self.check.check_id
+        return (lambda: self.api.perform(calls.check(check_id)).sealed_key), identity_box_key(
+            self.api.identity
+        )
 
     def _append_log(self, text: str) -> None:
         log.debug("check %s: %s", self.check.check_id, text.rstrip())
@@ -111,7 +123,7 @@ class CheckExecutor(LeaseExecutor):
             return False
         rules = self.job.spec.compare or {}
         for path, entry in mine.items():
-            if entry.sha256 == theirs[path].sha256:
+            if entry.sha256 == (theirs[path].plain_sha256 or theirs[path].sha256):
                 continue
             rule = next((r for out, r in rules.items() if _covers(out, path)), None)
             if rule is None or not self._within(path, theirs[path].sha256, rule):
@@ -123,6 +135,9 @@ class CheckExecutor(LeaseExecutor):
             theirs = Path(tmp) / "theirs"
             try:
                 self.api.get_blob(their_sha, theirs)
+                if self.data_key is not None:  # a sealed job's output: decrypt it first
+                    sealed = theirs.rename(Path(tmp) / "sealed")
+                    decrypt_file(sealed, theirs, self.data_key)
             except PasarError as exc:
                 log.warning(
                     "check %s: the provider's %s: %s", self.check.check_id, path, exc.message

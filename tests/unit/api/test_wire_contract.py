@@ -58,10 +58,10 @@ def test_every_tx_type_has_a_model() -> None:
 
 
 def test_a_body_signs_what_was_given_and_nothing_else() -> None:
-    assert OrderCreate(spec={"run": "x"}, inputs=[]).body() == {
+    assert OrderCreate(spec={"cpus": 1}, private="a" * 64).body() == {
         "type": "order.create",
-        "spec": {"run": "x"},
-        "inputs": [],
+        "spec": {"cpus": 1},
+        "private": "a" * 64,
     }
     # a declined bid sends its null price: the state machine reads it as a decline
     assert Bid(order_id="o-1", price=None).body() == {

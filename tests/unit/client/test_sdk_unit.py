@@ -40,6 +40,7 @@ from pasar.client.remote import RemoteError, RemoteFunction, remote, value_of
 from pasar.client.remote_entry import run as run_entry
 from pasar.client.transport import AsyncTransport, Transport
 from pasar.core.errors import PasarError
+from pasar.core.private_part import PrivatePart
 from pasar.core.spec import JobSpec
 from pasar.crypto.identity import Identity
 from pasar.crypto.merkle import root_of_files
@@ -199,6 +200,7 @@ def test_launch_uploads_missing_inputs_then_signs_the_order(tmp_path: Path) -> N
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.csv").write_text("1,2\n")
     stored = {sha(b"1,2\n")}  # already on the market: HEAD finds it, no PUT
+    uploads: dict[str, bytes] = {}
     seen: list[tuple[str, str]] = []
     posted: dict[str, Any] = {}
 
@@ -210,6 +212,7 @@ def test_launch_uploads_missing_inputs_then_signs_the_order(tmp_path: Path) -> N
         if request.method == "PUT":
             assert sha(request.read()) == digest
             stored.add(digest)
+            uploads[digest] = request.read()
             return httpx.Response(201, json={"sha256": digest})
         posted.update(json.loads(request.read()))
         return httpx.Response(200, json={"order_id": "o-1", "escrow": "1.00 USDC"})
@@ -218,10 +221,17 @@ def test_launch_uploads_missing_inputs_then_signs_the_order(tmp_path: Path) -> N
     job = client_for(handler).launch(spec, base_dir=tmp_path, ttl_s=60)
     assert isinstance(job, Job) and job.id == "o-1"
     puts = [p for m, p in seen if m == "PUT"]
-    assert puts == [f"/v1/blobs/{sha((tmp_path / 'make.py').read_bytes())}"]
     body = posted["body"]
+    # the input nobody had yet, then the private part the order commits to
+    assert puts == [
+        f"/v1/blobs/{sha((tmp_path / 'make.py').read_bytes())}",
+        f"/v1/blobs/{body['private']}",
+    ]
     assert body["type"] == "order.create" and body["ttl_s"] == 60
-    assert {i["path"] for i in body["inputs"]} == {"make.py", "data/a.csv"}
+    assert "inputs" not in body and "run" not in body["spec"]  # the chain carries neither
+    private = PrivatePart.parse(uploads[body["private"]])
+    assert {i["path"] for i in private.inputs} == {"make.py", "data/a.csv"}
+    assert private.spec["run"] == SPEC["run"]
     assert posted["sig"] and posted["signer"].startswith("pa1")
     assert seen[-1] == ("POST", "/v1/orders")
 

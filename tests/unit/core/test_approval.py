@@ -16,6 +16,7 @@ from pasar.core.approval_handlers import overdue_approvals
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.core.presets import Verification, builtin_preset
+from pasar.core.private_part import order_fields
 from pasar.core.reputation import Event
 from pasar.core.spec import JobSpec
 from pasar.core.state import MARKET_TYPES, MarketState
@@ -113,7 +114,7 @@ def _held_order(s: MarketState, shards: int = 1) -> tuple[str, list[str]]:
     register(s, P2, cpu_ask="0.20")
     register(s, P3, cpu_ask="0.30")
     spec = {**SPEC, "shards": shards, "verification": "approve"}
-    order_id = _send(s, ALICE, T0, type="order.create", spec=spec)["order_id"]
+    order_id = _send(s, ALICE, T0, type="order.create", **order_fields(spec))["order_id"]
     leases = _market(s, T0 + 1, type="match", order_id=order_id, seed=1)["leases"]
     for lease in leases:
         heartbeat(s, lease, 0, T0 + 100)
@@ -328,7 +329,9 @@ def test_unknown_order_and_a_receipt_verified_order_are_refused() -> None:
     _held_order(s)
     err = _refused(s, ALICE, T0 + 20_000, type="result.approve", order_id="o-nope")
     assert err.status == 404
-    receipt_order = _send(s, ALICE, T0 + 20_000, type="order.create", spec=SPEC)["order_id"]
+    receipt_order = _send(s, ALICE, T0 + 20_000, type="order.create", **order_fields(SPEC))[
+        "order_id"
+    ]
     err = _refused(s, ALICE, T0 + 20_001, type="result.approve", order_id=receipt_order)
     assert (err.status, err.code) == (409, "not_approvable")
 
@@ -338,7 +341,7 @@ def test_a_shard_that_is_still_running_is_409() -> None:
     _send(s, ALICE, T0, type="faucet", amount="100 USDC")
     register(s, P1, cpu_ask="0.10")
     spec = {**SPEC, "verification": "approve"}
-    order_id = _send(s, ALICE, T0, type="order.create", spec=spec)["order_id"]
+    order_id = _send(s, ALICE, T0, type="order.create", **order_fields(spec))["order_id"]
     err = _refused(s, ALICE, T0 + 1, type="result.approve", order_id=order_id, shard=0)
     assert (err.status, err.code) == (409, "not_held") and "not run yet" in err.message
     _market(s, T0 + 2, type="match", order_id=order_id, seed=1)
@@ -351,7 +354,7 @@ def test_a_failure_receipt_settles_as_with_receipt() -> None:
     _send(s, ALICE, T0, type="faucet", amount="100 USDC")
     register(s, P1, cpu_ask="0.10")
     spec = {**SPEC, "verification": "approve"}
-    order_id = _send(s, ALICE, T0, type="order.create", spec=spec)["order_id"]
+    order_id = _send(s, ALICE, T0, type="order.create", **order_fields(spec))["order_id"]
     (lease,) = _market(s, T0 + 1, type="match", order_id=order_id, seed=1)["leases"]
     failure = {"reason": "output_too_large", "fault": "job", "detail": "frame.png"}
     _send(
@@ -406,7 +409,9 @@ def test_approve_is_refused_on_a_network_without_an_approval_window() -> None:
     _send(s, ALICE, T0, type="faucet", amount="10 USDC")
     before = snapshot(s)
     with pytest.raises(PasarError) as err:
-        _send(s, ALICE, T0, type="order.create", spec={**SPEC, "verification": "approve"})
+        _send(
+            s, ALICE, T0, type="order.create", **order_fields({**SPEC, "verification": "approve"})
+        )
     assert (err.value.status, err.value.code) == (422, "verification_unavailable")
     assert err.value.field == "spec.verification" and "--preset render" in (err.value.hint or "")
     assert snapshot(s) == before

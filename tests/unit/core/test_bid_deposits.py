@@ -14,6 +14,7 @@ from test_state import send as _send
 from pasar.core.accounts import BURN, LedgerAccount
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
+from pasar.core.private_part import order_fields
 from pasar.core.state import MarketState
 
 DEPOSIT = Money.parse("0.5 USDC")
@@ -57,7 +58,7 @@ def auction(*, fund: tuple[str, ...] = (P1, P2, P3)) -> tuple[MarketState, str]:
         )
         if p in fund:
             s.ledger.mint(p, FUNDS)
-    order_id = send(s, ALICE, T0, type="order.create", spec=SPEC)["order_id"]
+    order_id = send(s, ALICE, T0, type="order.create", **order_fields(SPEC))["order_id"]
     return s, order_id
 
 

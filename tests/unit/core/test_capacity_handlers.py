@@ -16,6 +16,7 @@ from test_state import tx as _tx
 from pasar.core.capacity import plan
 from pasar.core.errors import PasarError
 from pasar.core.market_records import Tx
+from pasar.core.private_part import order_fields
 from pasar.core.state import MarketState
 
 SHA = "cd" * 32
@@ -147,7 +148,7 @@ def _miss(s: MarketState, at: int, provider: str = P1) -> str:
 def test_two_misses_exclude_until_a_pass_and_explain_says_why() -> None:
     s = registered()
     assert _miss(s, T0 + 1_000) == "unchecked"  # one miss: retried, still takes work
-    order = send(s, ALICE, T0 + 100_000, type="order.create", spec=SPEC)["order_id"]
+    order = send(s, ALICE, T0 + 100_000, type="order.create", **order_fields(SPEC))["order_id"]
     status = _miss(s, T0 + 200_000)
     assert status.startswith("failing: no answer") or status == "failing: late"
     record = s.orders[order]

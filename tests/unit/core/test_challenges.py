@@ -14,6 +14,7 @@ from pasar.core.accounts import LedgerAccount
 from pasar.core.check_handlers import verification_due
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
+from pasar.core.private_part import order_fields
 from pasar.core.state import MarketState
 
 WINDOW_MS = 3_600_000  # the pasar preset's challenge_window_s
@@ -25,7 +26,7 @@ def _settled(s: MarketState, sha: str) -> str:
     register(s, P1, cpu_ask="0.50")
     _send(s, P1, T0, type="faucet", amount="10 USDC")
     _send(s, P1, T0, type="stake", amount="4 USDC")
-    order = _send(s, ALICE, T0, type="order.create", spec=SPEC)["order_id"]
+    order = _send(s, ALICE, T0, type="order.create", **order_fields(SPEC))["order_id"]
     (lease,) = _market(s, T0, type="match", order_id=order, seed=1)["leases"]
     heartbeat(s, lease, 0, T0 + 100)
     _send(s, P1, T0 + 3_600, type="receipt", lease_id=lease, exit_code=0, **_outputs(sha))
@@ -148,7 +149,7 @@ def test_a_challenge_of_a_running_lease_is_refused() -> None:
     _verifiers(s, V4)
     _send(s, ALICE, T0, type="faucet", amount="100 USDC")
     register(s, P1, cpu_ask="0.50")
-    order = _send(s, ALICE, T0, type="order.create", spec=SPEC)["order_id"]
+    order = _send(s, ALICE, T0, type="order.create", **order_fields(SPEC))["order_id"]
     (lease,) = _market(s, T0, type="match", order_id=order, seed=1)["leases"]
     body = {"lease_id": lease, "claim": "wrong", "bond": "1 USDC"}
     _refused(s, V4, T0 + 10, "not_settled", 409, type="challenge.open", **body)

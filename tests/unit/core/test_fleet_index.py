@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pasar.core.market_records import Tx
 from pasar.core.presets import builtin_preset
 from pasar.core.pricing.base import screen
+from pasar.core.private_part import order_fields
 from pasar.core.state import MarketState
 from pasar.crypto.identity import Identity, verify_signature
 
@@ -157,11 +158,15 @@ def test_the_index_clears_exactly_as_a_scan_of_the_fleet(
         if o["mechanism"] == "auction":
             continue
         ts += 1
-        order_id = _send(state, CLIENT, ts, type="order.create", spec=_spec(o))["order_id"]
+        order_id = _send(state, CLIENT, ts, type="order.create", **order_fields(_spec(o)))[
+            "order_id"
+        ]
         _send(state, MARKET.account_id, ts, type="match", order_id=order_id, seed=seed)
     for o in orders:
         ts += 1
-        order_id = _send(state, CLIENT, ts, type="order.create", spec=_spec(o))["order_id"]
+        order_id = _send(state, CLIENT, ts, type="order.create", **order_fields(_spec(o)))[
+            "order_id"
+        ]
         record = state.orders[order_id]
         if record.window is not None:  # an auction: the invited bid their ask, or decline
             views, _ = state.eligible(record)  # a scan of the fleet invites the same providers
@@ -182,11 +187,15 @@ def test_the_index_follows_leases_and_re_registrations() -> None:
     _register(state, "p1", gpu)
     order = {"gpus": 1, "models": ["H100"], "cpus": 1, "memory": 4, "max": "3",
              "mechanism": "book", "leases": 1, "together": False}  # fmt: skip
-    first = _send(state, CLIENT, T0 + 1, type="order.create", spec=_spec(order))["order_id"]
+    first = _send(state, CLIENT, T0 + 1, type="order.create", **order_fields(_spec(order)))[
+        "order_id"
+    ]
     leases = _send(state, MARKET.account_id, T0 + 2, type="match", order_id=first, seed=1)
     assert leases["leases"]
     assert state.index.may_fit(state.orders[first].order.request) == []
-    second = _send(state, CLIENT, T0 + 3, type="order.create", spec=_spec(order))["order_id"]
+    second = _send(state, CLIENT, T0 + 3, type="order.create", **order_fields(_spec(order)))[
+        "order_id"
+    ]
     assert not state.clear(state.orders[second], 1, indexed=True).awards
     _send(state, "p1", T0 + 4, type="lease.release", lease_id=leases["leases"][0])
     assert state.clear(state.orders[second], 1, indexed=True).awards[0].provider == "p1"

@@ -18,6 +18,7 @@ from pasar.core.market_records import ProviderRecord
 from pasar.core.money import Money
 from pasar.core.orders import Order, ProviderView
 from pasar.core.pricing.book import Asks, BookIndex, book_candidates
+from pasar.core.private_part import order_fields
 from pasar.core.resources import (
     GpuDevice,
     Inventory,
@@ -220,12 +221,12 @@ def test_the_market_gives_two_leases_distinct_devices_and_takes_them_back() -> N
     register_two_gpus(s, "prov-gpu")
     leases = []
     for _ in range(2):
-        order = send(s, ALICE, T0 + 1, type="order.create", spec=gpu_spec(1))["order_id"]
+        order = send(s, ALICE, T0 + 1, type="order.create", **order_fields(gpu_spec(1)))["order_id"]
         (lease,) = market(s, T0 + 2, type="match", order_id=order, seed=1)["leases"]
         leases.append(lease)
     devices = [s.leases[x].allocation.devices for x in leases]
     assert devices == [(GpuDevice(0, UUIDS[0]),), (GpuDevice(1, UUIDS[1]),)]
-    third = send(s, ALICE, T0 + 3, type="order.create", spec=gpu_spec(1))["order_id"]
+    third = send(s, ALICE, T0 + 3, type="order.create", **order_fields(gpu_spec(1)))["order_id"]
     assert market(s, T0 + 4, type="match", order_id=third, seed=1)["leases"] == []
     # the first lease is handed back: its device is the one the waiting order gets
     heartbeat(s, leases[0], 0, T0 + 100)

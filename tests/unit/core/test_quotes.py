@@ -14,6 +14,7 @@ from test_state import ALICE, P1, P2, P3, SPEC, T0, conserved, make_state, marke
 from pasar.core.errors import PasarError
 from pasar.core.presets import builtin_preset
 from pasar.core.pricing import BUILDERS
+from pasar.core.private_part import order_fields
 from pasar.core.quotes import quote_order
 from pasar.core.spec import JobSpec
 
@@ -47,7 +48,7 @@ def test_a_book_quote_is_what_the_match_then_does_and_changes_nothing() -> None:
     assert [o.provider for o in quoted.offers] == [P2, P1]  # cheapest first
     assert set(quoted.reasons) == {P3} and "CPU" in quoted.reasons[P3]
 
-    created = send(s, ALICE, T0 + 1, type="order.create", spec={**SPEC, "shards": 2})
+    created = send(s, ALICE, T0 + 1, type="order.create", **order_fields({**SPEC, "shards": 2}))
     assert created["escrow"] == quoted.escrow.to_json()
     market(s, T0 + 2, type="match", order_id=created["order_id"], seed=12345)
     leases = sorted((s.leases[x].provider, s.leases[x].price_per_hour) for x in s.leases)
@@ -71,7 +72,7 @@ def test_a_quote_on_a_large_fleet_is_bounded_and_still_what_the_match_does(
     assert not quoted.complete and len(quoted.offers) <= 2
     takers = {o.provider for o in quoted.offers if o.leases}
     assert takers == {a.provider for a in quoted.awards}  # the chosen are never left out
-    created = send(s, ALICE, T0 + 1, type="order.create", spec={**SPEC, "shards": 2})
+    created = send(s, ALICE, T0 + 1, type="order.create", **order_fields({**SPEC, "shards": 2}))
     market(s, T0 + 2, type="match", order_id=created["order_id"], seed=12345)
     leases = sorted((s.leases[x].provider, s.leases[x].price_per_hour) for x in s.leases)
     assert leases == sorted((a.provider, a.price_per_hour) for a in quoted.awards)
@@ -94,7 +95,6 @@ def test_an_auction_quote_names_the_window_not_a_winner() -> None:
 @pytest.mark.parametrize(
     ("changes", "code"),
     [
-        ({"privacy": "sealed"}, "privacy_unavailable"),
         ({"shards": 10_001}, "too_many_leases"),
         ({"num_nodes": 10_001}, "too_many_leases"),
     ],
@@ -105,6 +105,6 @@ def test_a_quote_refuses_what_the_order_refuses(changes: dict[str, Any], code: s
     with pytest.raises(PasarError) as quoted:
         quote_order(s, job(**changes))
     with pytest.raises(PasarError) as ordered:
-        send(s, ALICE, T0, type="order.create", spec={**SPEC, **changes})
+        send(s, ALICE, T0, type="order.create", **order_fields({**SPEC, **changes}))
     assert (quoted.value.code, quoted.value.field) == (ordered.value.code, ordered.value.field)
     assert quoted.value.code == code

@@ -16,6 +16,7 @@ from pasar.core.accounts import LedgerAccount
 from pasar.core.check_handlers import eligible_verifiers, verification_due
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
+from pasar.core.private_part import order_fields
 from pasar.core.state import MarketState
 from pasar.core.verify import build_policy
 from pasar.core.verify.replicate import ReplicatePolicy, draw_message
@@ -61,7 +62,7 @@ def _held(s: MarketState, *, rate: str = "1", sha: str = GOOD, shards: int = 1) 
         _send(s, p, T0, type="faucet", amount="10 USDC")
         _send(s, p, T0, type="stake", amount="4 USDC")
     spec = {**SPEC, "verification": f"replicate:{rate}", "shards": shards}
-    order = _send(s, ALICE, T0, type="order.create", spec=spec)["order_id"]
+    order = _send(s, ALICE, T0, type="order.create", **order_fields(spec))["order_id"]
     leases = _market(s, T0, type="match", order_id=order, seed=1)["leases"]
     lease = leases[0]
     assert s.leases[lease].provider == P1
@@ -241,7 +242,7 @@ def test_who_may_check_a_lease() -> None:
     for v in (V1, V3, ALICE):
         _send(s, v, T0, type="faucet", amount="50 USDC")
         _send(s, v, T0, type="stake", amount="20 USDC")
-    order = _send(s, ALICE, T0, type="order.create", spec=lease_spec)["order_id"]
+    order = _send(s, ALICE, T0, type="order.create", **order_fields(lease_spec))["order_id"]
     (lease,) = _market(s, T0, type="match", order_id=order, seed=1)["leases"]
     assert eligible_verifiers(s, s.leases[lease]) == [V3]
 
@@ -329,7 +330,7 @@ def test_a_tolerance_on_a_file_that_is_not_numbers_is_refused_at_order_time() ->
     }
     before = snapshot(s)
     with pytest.raises(PasarError) as err:
-        _send(s, ALICE, T0, type="order.create", spec=spec)
+        _send(s, ALICE, T0, type="order.create", **order_fields(spec))
     assert 400 <= err.value.status < 500 and "frame.png" in err.value.message
     assert "numeric tolerance" in err.value.message
     assert snapshot(s) == before

@@ -12,6 +12,7 @@ import pytest
 from test_state import ALICE, P1, T0, make_state, market, send, tx
 
 from pasar.core.money import Money
+from pasar.core.private_part import order_fields
 from pasar.core.state import MarketState
 
 CPU_SPEC = {
@@ -30,7 +31,7 @@ GPU_SPEC = {
 
 def create_order(s: MarketState, at: int, spec: dict[str, Any]) -> str:
     """``order.create`` with a digest of its own (the order id is its first 16 hex digits)."""
-    t = tx(ALICE, at, type="order.create", spec=spec)
+    t = tx(ALICE, at, type="order.create", **order_fields(spec))
     t = dataclasses.replace(t, digest=hashlib.sha256(t.digest.encode()).hexdigest())
     return str(s.apply(t).result["order_id"])
 

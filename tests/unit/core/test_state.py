@@ -13,6 +13,7 @@ from pasar.core.errors import PasarError
 from pasar.core.market_records import Tx
 from pasar.core.money import Money
 from pasar.core.presets import builtin_preset
+from pasar.core.private_part import order_fields
 from pasar.core.state import MarketState
 from pasar.core.timelock import challenge_message
 from pasar.crypto.identity import Identity, verify_signature
@@ -100,7 +101,7 @@ def test_book_order_runs_and_settles_on_verified_seconds() -> None:
     send(s, ALICE, T0, type="faucet", amount="10 USDC")
     register(s, P1, cpu_ask="0.10")  # 2 cores -> 0.20 USDC/h
     register(s, P2, cpu_ask="0.05")  # 2 cores -> 0.10 USDC/h: the cheapest wins
-    order_id = send(s, ALICE, T0 + 1, type="order.create", spec=SPEC)["order_id"]
+    order_id = send(s, ALICE, T0 + 1, type="order.create", **order_fields(SPEC))["order_id"]
     escrow = s.ledger.balance(LedgerAccount.order_escrow(order_id), "USDC")
     assert escrow == usdc("1")  # 1 USDC/h x 1 h, no client-side fees on pasar
     leases = market(s, T0 + 2, type="match", order_id=order_id, seed=7)["leases"]
@@ -144,7 +145,7 @@ def test_unheartbeated_lease_bills_nothing_and_is_lost_then_requeued() -> None:
     send(s, ALICE, T0, type="faucet", amount="10 USDC")
     register(s, P1, cpu_ask="0.05")
     register(s, P2, cpu_ask="0.10")
-    order_id = send(s, ALICE, T0, type="order.create", spec=SPEC)["order_id"]
+    order_id = send(s, ALICE, T0, type="order.create", **order_fields(SPEC))["order_id"]
     (first,) = market(s, T0 + 1, type="match", order_id=order_id, seed=1)["leases"]
     assert s.leases[first].provider == P1
     heartbeat(s, first, 0, T0 + 1000)
@@ -171,7 +172,7 @@ def test_cancel_bills_verified_seconds_and_refunds_the_rest() -> None:
     s = make_state()
     send(s, ALICE, T0, type="faucet", amount="10 USDC")
     register(s, P1, cpu_ask="0.50")  # 1 USDC/h for 2 cores
-    order_id = send(s, ALICE, T0, type="order.create", spec=SPEC)["order_id"]
+    order_id = send(s, ALICE, T0, type="order.create", **order_fields(SPEC))["order_id"]
     (lease,) = market(s, T0, type="match", order_id=order_id, seed=3)["leases"]
     heartbeat(s, lease, 0, T0 + 100)
     heartbeat(s, lease, 1, T0 + 5_100)
@@ -191,7 +192,7 @@ def test_auction_window_closes_early_and_cheapest_score_wins() -> None:
     for p in (P1, P2, P3):
         register(s, p, cpu_ask="0.10")
         s.ledger.mint(p, usdc("1"))  # akash: a bid holds a deposit (core/bid_deposits.py)
-    order_id = send(s, ALICE, T0, type="order.create", spec=SPEC)["order_id"]
+    order_id = send(s, ALICE, T0, type="order.create", **order_fields(SPEC))["order_id"]
     window = s.orders[order_id].window
     assert window is not None and window.invited == {P1, P2, P3}
     with pytest.raises(PasarError) as early:
@@ -215,7 +216,7 @@ def test_expiry_refunds_unmatched_escrow_with_reasons() -> None:
     send(s, ALICE, T0, type="faucet", amount="10 USDC")
     register(s, P1, cpu_ask="0.05", cpus=1)  # too small for 2 CPUs
     spec = {**SPEC, "resources": {"cpus": 2}}
-    order_id = send(s, ALICE, T0, type="order.create", spec=spec, ttl_s=60)["order_id"]
+    order_id = send(s, ALICE, T0, type="order.create", **order_fields(spec), ttl_s=60)["order_id"]
     result = market(s, T0 + 1, type="match", order_id=order_id, seed=1)
     assert result["leases"] == []
     assert "needs 2 CPUs, has 1" in s.orders[order_id].reasons[P1]
@@ -233,7 +234,7 @@ def test_shards_fill_partially_across_providers() -> None:
     register(s, P1, cpu_ask="0.05", cpus=4)  # room for 2 shards of 2 CPUs
     register(s, P2, cpu_ask="0.06", cpus=2)  # room for 1
     spec = {**SPEC, "shards": 4}
-    order_id = send(s, ALICE, T0, type="order.create", spec=spec)["order_id"]
+    order_id = send(s, ALICE, T0, type="order.create", **order_fields(spec))["order_id"]
     leases = market(s, T0, type="match", order_id=order_id, seed=1)["leases"]
     assert 1 <= len(leases) <= 3
     assert s.orders[order_id].status == "open"  # partially filled, waits for more capacity
@@ -247,12 +248,21 @@ def test_shards_fill_partially_across_providers() -> None:
     [
         ({"type": "faucet", "amount": 1.5}, "float_money"),
         ({"type": "faucet", "amount": "-1 USDC"}, "invalid_amount"),
-        ({"type": "order.create", "spec": {**SPEC, "max_price_per_hour": 1.5}}, "float_money"),
-        ({"type": "order.create", "spec": SPEC}, "overdraft"),
+        (
+            {
+                "type": "order.create",
+                **order_fields(SPEC),
+                "spec": {**order_fields(SPEC)["spec"], "max_price_per_hour": 1.5},
+            },
+            "float_money",
+        ),
+        ({"type": "order.create", **order_fields(SPEC)}, "overdraft"),
+        ({"type": "order.create", "spec": SPEC, "private": "a" * 64}, "private_on_chain"),
+        ({"type": "order.create", **order_fields(SPEC), "private": "nope"}, "invalid_tx"),
         ({"type": "order.cancel", "order_id": "o-nope"}, "not_found"),
         ({"type": "match", "order_id": "o-nope", "seed": 1}, "wrong_signer"),
         ({"type": "bogus"}, "invalid_tx"),
-        ({"type": "order.create", "spec": SPEC, "colour": "red"}, "unknown_field"),
+        ({"type": "order.create", **order_fields(SPEC), "colour": "red"}, "unknown_field"),
     ],
 )
 def test_bad_transactions_fail_cleanly_and_change_nothing(body: dict[str, Any], code: str) -> None:
@@ -286,7 +296,7 @@ def test_heartbeat_with_a_forged_challenge_is_refused() -> None:
     s = make_state()
     send(s, ALICE, T0, type="faucet", amount="10 USDC")
     register(s, P1, cpu_ask="0.05")
-    order_id = send(s, ALICE, T0, type="order.create", spec=SPEC)["order_id"]
+    order_id = send(s, ALICE, T0, type="order.create", **order_fields(SPEC))["order_id"]
     (lease,) = market(s, T0, type="match", order_id=order_id, seed=1)["leases"]
     forged = Identity.from_seed(b"\x01" * 32).sign(challenge_message(lease, 0)).hex()
     with pytest.raises(PasarError) as err:
@@ -302,26 +312,30 @@ def test_unsupported_verification_is_refused_not_ignored() -> None:
     s = make_state()
     send(s, ALICE, T0, type="faucet", amount="10 USDC")
     with pytest.raises(PasarError) as err:
-        send(s, ALICE, T0, type="order.create", spec={**SPEC, "verification": "pol"})
+        send(s, ALICE, T0, type="order.create", **order_fields({**SPEC, "verification": "pol"}))
     assert err.value.code == "verification_unavailable"
 
 
-def test_sealed_privacy_is_refused_not_ignored() -> None:
+def test_only_a_sealed_order_names_its_blobs_on_the_chain() -> None:
+    """A sealed job's inputs are ciphertext the market cannot list from its private part, so
+    its order names them (hashes of ciphertext tell nothing); any other order may not."""
     s = make_state()
     send(s, ALICE, T0, type="faucet", amount="10 USDC")
     before = s.balances_summary()
     with pytest.raises(PasarError) as err:
-        send(s, ALICE, T0, type="order.create", spec={**SPEC, "privacy": "sealed"})
-    assert err.value.code == "privacy_unavailable" and err.value.status == 422
-    assert err.value.field == "spec.privacy"
+        send(s, ALICE, T0, type="order.create", **order_fields(SPEC), blobs=["a" * 64])
+    assert (err.value.code, err.value.field) == ("private_on_chain", "blobs")
     assert s.balances_summary() == before and not s.orders  # nothing escrowed, nothing stored
+    sealed = {**order_fields({**SPEC, "privacy": "sealed"}), "blobs": ["a" * 64]}
+    order_id = send(s, ALICE, T0, type="order.create", **sealed)["order_id"]
+    assert order_id in s.blob_orders["a" * 64]
 
 
 def test_release_pays_verified_seconds_and_requeues_the_rest() -> None:
     s = make_state()
     send(s, ALICE, T0, type="faucet", amount="10 USDC")
     register(s, P1, cpu_ask="0.50")  # 1 USDC/h per lease
-    order_id = send(s, ALICE, T0, type="order.create", spec=SPEC)["order_id"]
+    order_id = send(s, ALICE, T0, type="order.create", **order_fields(SPEC))["order_id"]
     (lease,) = market(s, T0, type="match", order_id=order_id, seed=1)["leases"]
     heartbeat(s, lease, 0, T0 + 100)
     with pytest.raises(PasarError) as err:
@@ -352,32 +366,13 @@ def test_release_pays_verified_seconds_and_requeues_the_rest() -> None:
     conserved(s)
 
 
-@pytest.mark.parametrize(
-    ("inputs", "field"),
-    [
-        ([{"path": "../etc/passwd", "sha256": "0" * 64, "size": 1}], "inputs[0].path"),
-        ([{"path": "a.txt", "sha256": "XYZ", "size": 1}], "inputs[0].sha256"),
-        ([{"path": "a.txt", "sha256": "0" * 64, "size": -1}], "inputs[0].size"),
-        ([{"path": "a", "sha256": "0" * 64}, {"path": "a", "sha256": "1" * 64}], "inputs[1].path"),
-        ("a.txt", "inputs"),
-    ],
-)
-def test_bad_input_manifests_name_the_field(inputs: Any, field: str) -> None:
-    s = make_state()
-    send(s, ALICE, T0, type="faucet", amount="10 USDC")
-    with pytest.raises(PasarError) as err:
-        send(s, ALICE, T0, type="order.create", spec=SPEC, inputs=inputs)
-    assert err.value.field == field
-    assert s.ledger.balance(LedgerAccount.client(ALICE), "USDC") == usdc("10")
-
-
 def test_match_leaves_out_the_providers_it_names_offline() -> None:
     """The engine's liveness is not state: it rides in the ``match`` body, so replay agrees."""
     s = make_state()
     send(s, ALICE, T0, type="faucet", amount="10 USDC")
     register(s, P1, cpu_ask="0.10")
     register(s, P2, cpu_ask="0.05")  # the cheapest, but the market has not heard from it
-    order_id = send(s, ALICE, T0 + 1, type="order.create", spec=SPEC)["order_id"]
+    order_id = send(s, ALICE, T0 + 1, type="order.create", **order_fields(SPEC))["order_id"]
     leases = market(s, T0 + 2, type="match", order_id=order_id, seed=7, offline=[P2])["leases"]
     assert [s.leases[x].provider for x in leases] == [P1]
     assert "offline" in s.orders[order_id].reasons[P2]
@@ -390,7 +385,7 @@ def test_match_refuses_a_malformed_offline_list(offline: Any) -> None:
     s = make_state()
     send(s, ALICE, T0, type="faucet", amount="10 USDC")
     register(s, P1, cpu_ask="0.10")
-    order_id = send(s, ALICE, T0 + 1, type="order.create", spec=SPEC)["order_id"]
+    order_id = send(s, ALICE, T0 + 1, type="order.create", **order_fields(SPEC))["order_id"]
     with pytest.raises(PasarError) as err:
         market(s, T0 + 2, type="match", order_id=order_id, seed=7, offline=offline)
     assert err.value.field == "offline"
@@ -404,7 +399,7 @@ def _running_lease(s: MarketState, *, cpu_ask: str = "0.50") -> tuple[str, str]:
     """ALICE funded, P1 registered, one order matched to P1 and heartbeated once."""
     send(s, ALICE, T0, type="faucet", amount="10 USDC")
     register(s, P1, cpu_ask=cpu_ask)  # 1 USDC/h per lease at 0.50 a core
-    order_id = send(s, ALICE, T0, type="order.create", spec=SPEC)["order_id"]
+    order_id = send(s, ALICE, T0, type="order.create", **order_fields(SPEC))["order_id"]
     (lease,) = market(s, T0, type="match", order_id=order_id, seed=1)["leases"]
     heartbeat(s, lease, 0, T0 + 100)
     return order_id, lease
@@ -497,16 +492,3 @@ def test_bad_failure_receipts_are_refused_naming_the_field(
         _failure_receipt(s, lease, T0 + 3_000, failure, **extra)
     assert err.value.status == 400 and err.value.field == field, err.value.to_dict()
     assert s.leases[lease].status == "running" and s.balances_summary() == before
-
-
-def test_conflicting_inputs_are_refused_at_order_time() -> None:
-    s = make_state()
-    send(s, ALICE, T0, type="faucet", amount="10 USDC")
-    inputs = [
-        {"path": "a/b", "sha256": "0" * 64, "size": 1},
-        {"path": "a", "sha256": "1" * 64, "size": 1},
-    ]
-    with pytest.raises(PasarError) as err:
-        send(s, ALICE, T0, type="order.create", spec=SPEC, inputs=inputs)
-    assert err.value.field == "inputs[0].path" and "inside 'a'" in err.value.message
-    assert s.ledger.balance(LedgerAccount.client(ALICE), "USDC") == usdc("10")

@@ -30,6 +30,7 @@ from test_state import tx as _tx
 from pasar.core.accounts import LedgerError
 from pasar.core.errors import PasarError
 from pasar.core.market_records import Tx
+from pasar.core.private_part import order_fields
 from pasar.core.state import TX_TYPES, MarketState
 from pasar.core.timelock import challenge_message
 from pasar.core.verify.replicate import draw_message
@@ -72,7 +73,6 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
     """One transaction of every type, each valid in the state the previous ones leave."""
     m = MARKET.account_id
     two = {**SPEC, "shards": 2}
-    inputs = [{"path": "in.txt", "sha256": SHA, "size": 3}]
 
     def order(s: MarketState, n: int) -> str:
         return sorted(s.orders, key=lambda o: s.orders[o].created_at)[n]
@@ -89,6 +89,8 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
     approve = {**SPEC, "shards": 2, "verification": "approve"}
 
     checked = {**SPEC, "verification": "replicate:1"}
+
+    sealed = order_fields({**SPEC, "privacy": "sealed"})
 
     def newest_lease(s: MarketState) -> str:
         return max(s.leases.values(), key=lambda x: (x.started_at, x.id)).id
@@ -111,7 +113,7 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
         lambda s: _register(P2, T0 + 1),
         lambda s: tx(P1, T0 + 2, type="stake", amount="10 USDC"),
         lambda s: tx(P1, T0 + 3, type="unstake", amount="4 USDC"),
-        lambda s: tx(ALICE, T0 + 10, type="order.create", spec=two, inputs=inputs),
+        lambda s: tx(ALICE, T0 + 10, type="order.create", **order_fields(two)),
         lambda s: tx(m, T0 + 11, type="match", order_id=order(s, 0), seed=1),
         lambda s: _beat(s, lease(s, 0), 0, T0 + 100),
         lambda s: _beat(s, lease(s, 1), 0, T0 + 200),
@@ -122,7 +124,7 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
         lambda s: tx(m, T0 + 5_000, type="match", order_id=order(s, 0), seed=2),
         lambda s: tx(m, T0 + 40_000, type="lease.lost", lease_id=lease(s, 2)),
         lambda s: tx(ALICE, T0 + 41_000, type="order.cancel", order_id=order(s, 0)),
-        lambda s: tx(ALICE, T0 + 42_000, type="order.create", spec=SPEC, ttl_s=1),
+        lambda s: tx(ALICE, T0 + 42_000, type="order.create", **order_fields(SPEC), ttl_s=1),
         lambda s: tx(m, T0 + 43_000, type="order.expire", order_id=order(s, 1)),
         lambda s: tx(P1, T0 + 44_000, type="unbonded.withdraw"),
         lambda s: tx(P1, T0 + 45_000, type="withdraw", amount="0.000001 USDC"),
@@ -136,7 +138,7 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
         # a checked order: verifiers, the market's draw, checks, an expiry and a verdict
         lambda s: tx(V1, T0 + 56_000, type="verifier.register"),
         lambda s: tx(V2, T0 + 56_000, type="verifier.register", operator="v2 inc"),
-        lambda s: tx(ALICE, T0 + 57_000, type="order.create", spec=checked),
+        lambda s: tx(ALICE, T0 + 57_000, type="order.create", **order_fields(checked)),
         lambda s: tx(m, T0 + 57_001, type="match", order_id=order(s, 2), seed=1),
         lambda s: _beat(s, newest_lease(s), 0, T0 + 57_100),
         lambda s: _receipt(s, newest_lease(s), T0 + 58_000),
@@ -165,7 +167,7 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
         # verification: approve (the state's preset has a 60 s window: see _approving)
         lambda s: _register(P1, deadline(s) + 1_000),  # back after a lost lease
         lambda s: _register(P2, deadline(s) + 1_000),
-        lambda s: tx(ALICE, deadline(s) + 1_000, type="order.create", spec=approve),
+        lambda s: tx(ALICE, deadline(s) + 1_000, type="order.create", **order_fields(approve)),
         lambda s: tx(m, deadline(s) + 1_001, type="match", order_id=order(s, 3), seed=3),
         lambda s: _receipt(s, run(s, 3, 0), deadline(s) + 2_000),
         lambda s: _receipt(s, run(s, 3, 1), deadline(s) + 2_000),
@@ -187,6 +189,24 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
         lambda s: tx(m, deadline(s) + 3_001, type="match", order_id=order(s, 3), seed=4),
         lambda s: _receipt(s, run(s, 3, 2), deadline(s) + 4_000),
         lambda s: tx(m, deadline(s) + 64_000, type="result.auto_approve", lease_id=run(s, 3, 2)),
+        # a sealed job: its provider announces a lease key, its client seals the data key to it
+        lambda s: tx(ALICE, deadline(s) + 65_000, type="order.create", **sealed, blobs=[SHA]),
+        lambda s: tx(m, deadline(s) + 65_001, type="match", order_id=order(s, 4), seed=5),
+        lambda s: tx(
+            s.leases[run(s, 4, 0)].provider,
+            deadline(s) + 65_002,
+            type="lease.accept",
+            lease_id=run(s, 4, 0),
+            key="ab" * 32,
+        ),
+        lambda s: tx(
+            ALICE,
+            deadline(s) + 65_003,
+            type="key.seal",
+            lease_id=run(s, 4, 0),
+            recipient=s.leases[run(s, 4, 0)].provider,
+            sealed_key="cd" * 80,
+        ),
     ]
 
 
@@ -228,7 +248,7 @@ def test_a_failed_bid_leaves_the_window_as_it_was() -> None:
     s.apply(tx(ALICE, T0, type="faucet", amount="10 USDC"))
     for p in (P1, P2):
         s.apply(_register(p, T0))
-    order_id = s.apply(tx(ALICE, T0, type="order.create", spec=SPEC)).result["order_id"]
+    order_id = s.apply(tx(ALICE, T0, type="order.create", **order_fields(SPEC))).result["order_id"]
     bid = tx(P1, T0 + 10, type="bid", order_id=order_id, price="0.40")
     before = snapshot(s)
     with sabotaged("bid"), pytest.raises(PasarError):
@@ -243,9 +263,9 @@ def test_a_refused_second_lease_start_undoes_the_first(monkeypatch: pytest.Monke
     s.apply(tx(ALICE, T0, type="faucet", amount="10 USDC"))
     s.apply(_register(P1, T0))
     s.apply(_register(P2, T0))  # a book match gives each provider one lease of the two
-    order_id = s.apply(tx(ALICE, T0, type="order.create", spec={**SPEC, "shards": 2})).result[
-        "order_id"
-    ]
+    order_id = s.apply(
+        tx(ALICE, T0, type="order.create", **order_fields({**SPEC, "shards": 2}))
+    ).result["order_id"]
     real = s.ledger.escrow_to_lease
     calls: list[str] = []
 
@@ -273,7 +293,7 @@ def test_a_ledger_refusal_after_a_lease_was_settled_undoes_the_settlement(
     s = make_state()
     s.apply(tx(ALICE, T0, type="faucet", amount="10 USDC"))
     s.apply(_register(P1, T0))
-    order_id = s.apply(tx(ALICE, T0, type="order.create", spec=SPEC)).result["order_id"]
+    order_id = s.apply(tx(ALICE, T0, type="order.create", **order_fields(SPEC))).result["order_id"]
     (lease,) = s.apply(tx(MARKET.account_id, T0, type="match", order_id=order_id, seed=1)).result[
         "leases"
     ]
@@ -327,7 +347,7 @@ def test_a_failed_receipt_forgets_the_blobs_it_named() -> None:
     s = make_state()
     s.apply(tx(ALICE, T0, type="faucet", amount="10 USDC"))
     s.apply(_register(P1, T0))
-    order_id = s.apply(tx(ALICE, T0, type="order.create", spec=SPEC)).result["order_id"]
+    order_id = s.apply(tx(ALICE, T0, type="order.create", **order_fields(SPEC))).result["order_id"]
     (lease,) = s.apply(tx(MARKET.account_id, T0, type="match", order_id=order_id, seed=1)).result[
         "leases"
     ]

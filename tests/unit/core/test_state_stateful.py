@@ -21,6 +21,7 @@ from test_state_atomic import tx
 
 from pasar.core.errors import PasarError
 from pasar.core.market_records import Tx
+from pasar.core.private_part import order_fields
 from pasar.core.receipts import FAILURE_FAULTS
 from pasar.core.timelock import challenge_message
 from pasar.crypto.merkle import root_of_files
@@ -149,15 +150,15 @@ class MarketMachine(RuleBasedStateMachine):
     def order_create(self, who: str, shards: int, price: str, ttl: int, variant: str) -> None:
         spec: dict[str, Any] = {**SPEC, "shards": shards, "max_price_per_hour": price}
         extra: dict[str, Any] = {}
-        if variant == "inputs":
-            extra["inputs"] = [{"path": "in.txt", "sha256": SHA, "size": 3}]
+        if variant == "inputs":  # a sealed job's encrypted inputs; refused on any other
+            extra["blobs"] = [SHA]
         elif variant == "pol":
             spec["verification"] = "pol"
         elif variant == "sealed":
             spec["privacy"] = "sealed"
         elif variant == "unknown_field":
             extra["colour"] = "red"
-        self.send(who, type="order.create", spec=spec, ttl_s=ttl, **extra)
+        self.send(who, type="order.create", **order_fields(spec), ttl_s=ttl, **extra)
 
     @rule(seed=st.integers(min_value=0, max_value=3))
     def order_and_match(self, seed: int) -> None:

@@ -15,6 +15,7 @@ from test_state import ALICE, MARKET, P1, P2, SPEC, T0, _empty_root, conserved, 
 
 from pasar.core.errors import PasarError
 from pasar.core.market_records import Tx
+from pasar.core.private_part import order_fields
 from pasar.core.timelock import challenge_message
 from pasar.crypto.envelope import MAX_SKEW_MS
 
@@ -39,7 +40,7 @@ def running_lease(s: Any) -> str:
             asks={"cpu_core": ask},
             score=100,
         )
-    order = at(s, ALICE, ts=T0, stamp=T0, type="order.create", spec=SPEC)["order_id"]
+    order = at(s, ALICE, ts=T0, stamp=T0, type="order.create", **order_fields(SPEC))["order_id"]
     (lease,) = at(s, MARKET.account_id, ts=T0, stamp=T0, type="match", order_id=order, seed=1)[
         "leases"
     ]
@@ -118,7 +119,7 @@ def test_a_backdated_bid_cannot_enter_a_closed_window() -> None:
         score=100,
     )
     spec = {**SPEC, "max_price_per_hour": "1 USDC"}
-    order = at(s, ALICE, ts=T0, stamp=T0, type="order.create", spec=spec)["order_id"]
+    order = at(s, ALICE, ts=T0, stamp=T0, type="order.create", **order_fields(spec))["order_id"]
     deadline = s.orders[order].window.deadline
     with pytest.raises(PasarError) as err:
         at(
@@ -180,7 +181,7 @@ def test_unstake_waits_out_the_unbonding_and_is_refused_while_stake_backs_leases
         "resources": {"accelerators": "A100", "cpus": 2},
         "max_price_per_hour": "2 USDC",
     }
-    order = at(s, ALICE, ts=T0, stamp=T0, type="order.create", spec=gpu_spec)["order_id"]
+    order = at(s, ALICE, ts=T0, stamp=T0, type="order.create", **order_fields(gpu_spec))["order_id"]
     leases = at(s, MARKET.account_id, ts=T0, stamp=T0, type="match", order_id=order, seed=1)
     assert leases["leases"], s.orders[order].reasons
     with pytest.raises(PasarError) as busy:  # everything staked backs the running lease

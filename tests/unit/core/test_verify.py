@@ -22,6 +22,7 @@ from pasar.core.lease_handlers import carry_out
 from pasar.core.market_records import LeaseRecord, OrderRecord
 from pasar.core.money import Money
 from pasar.core.presets import Verification, builtin_preset
+from pasar.core.private_part import order_fields
 from pasar.core.spec import JobSpec
 from pasar.core.state import MarketState
 from pasar.core.verify import BUILDERS, build_policy, policy_names
@@ -73,7 +74,7 @@ def test_order_escrow_is_what_order_create_escrows(preset: str) -> None:
     assert per_lease == fees.escrow_for(JobSpec.from_dict(spec).max_escrow_per_lease())
     assert total == per_lease * 3
     _send(s, ALICE, T0, type="faucet", amount=f"100 {s.preset.currency}")
-    result = _send(s, ALICE, T0, type="order.create", spec=spec)
+    result = _send(s, ALICE, T0, type="order.create", **order_fields(spec))
     assert result["escrow"] == total.to_json()
     escrowed = LedgerAccount.order_escrow(result["order_id"])
     assert s.ledger.balance(escrowed, s.preset.currency) == total
@@ -116,9 +117,11 @@ def test_the_accepted_policies_come_from_the_registry(checked: None) -> None:
     assert policy_names()[0] == "receipt" and policy_names()[-1] == "replicate"
     s = make_state()
     _send(s, ALICE, T0, type="faucet", amount="10 USDC")
-    _send(s, ALICE, T0, type="order.create", spec={**SPEC, "verification": "replicate:0.1"})
+    _send(
+        s, ALICE, T0, type="order.create", **order_fields({**SPEC, "verification": "replicate:0.1"})
+    )
     with pytest.raises(PasarError) as err:
-        _send(s, ALICE, T0, type="order.create", spec={**SPEC, "verification": "pol"})
+        _send(s, ALICE, T0, type="order.create", **order_fields({**SPEC, "verification": "pol"}))
     assert err.value.code == "verification_unavailable"
     assert err.value.hint == "use verification: receipt or approve or replicate:RATE"
 
@@ -128,7 +131,7 @@ def _held_lease(s: MarketState) -> tuple[str, str]:
     register(s, P1, cpu_ask="0.10")  # the cheapest, but excluded by the policy
     register(s, P2, cpu_ask="0.50")  # 1 USDC/h
     spec = {**SPEC, "verification": "replicate:0.5"}
-    order_id = _send(s, ALICE, T0, type="order.create", spec=spec)["order_id"]
+    order_id = _send(s, ALICE, T0, type="order.create", **order_fields(spec))["order_id"]
     assert s.orders[order_id].verification == "replicate:0.5"
     (lease,) = _send(s, MARKET.account_id, T0, type="match", order_id=order_id, seed=1)["leases"]
     assert s.leases[lease].provider == P2

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pasar.api.txs import Match
+from pasar.core.private_part import order_fields
 from pasar.crypto.envelope import sign, verify
 from pasar.crypto.identity import Identity
 from pasar.market.chain import ChainBuilder
@@ -72,7 +73,7 @@ def test_new_capacity_wakes_the_engine_without_waiting_for_a_tick(tmp_path: Path
     engine = Engine(service, ChainBuilder(service.store, MARKET, lambda: NOW), tick_s=3600)
     client = Identity.generate()
     submit(service, client, type="faucet", amount="10 USDC")
-    order_id = submit(service, client, type="order.create", spec=SPEC)["order_id"]
+    order_id = submit(service, client, type="order.create", **order_fields(SPEC))["order_id"]
     matched = threading.Event()
 
     def scenario() -> None:
@@ -97,7 +98,7 @@ def test_an_order_is_matched_before_its_sender_is_answered(tmp_path: Path) -> No
     seen: dict[str, Any] = {}
 
     def scenario() -> None:
-        order_id = submit(service, client, type="order.create", spec=SPEC)["order_id"]
+        order_id = submit(service, client, type="order.create", **order_fields(SPEC))["order_id"]
         with service.lock:  # no waiting at all: the match came with the order
             seen["leases"] = list(service.state.orders[order_id].leases)
         seen["log"] = [r.type for r in service.store.txs()][-2:]
@@ -121,7 +122,7 @@ def test_the_match_names_only_the_offline_providers_the_clearing_examined(
     # a fresh liveness: only the middle provider has been heard from
     service.liveness = Liveness(60.0)
     service.liveness.heard(middle.account_id)
-    order_id = submit(service, client, type="order.create", spec=SPEC)["order_id"]
+    order_id = submit(service, client, type="order.create", **order_fields(SPEC))["order_id"]
     (body,) = engine.due()
     assert isinstance(body, Match) and body.order_id == order_id
     # the dear provider is offline too, but the walk never reached it

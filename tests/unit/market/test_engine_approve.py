@@ -11,6 +11,7 @@ from test_engine import MARKET, NOW, SPEC, register
 
 from pasar.api.txs import ResultAutoApprove
 from pasar.core.presets import builtin_preset
+from pasar.core.private_part import order_fields
 from pasar.crypto.envelope import sign, verify
 from pasar.crypto.identity import Identity
 from pasar.crypto.merkle import root_of_files
@@ -44,9 +45,9 @@ def test_the_engine_approves_a_held_result_after_the_window(tmp_path: Path) -> N
     client, provider = Identity.generate(), Identity.generate()
     submit(client, type="faucet", amount="10 USDC")
     register(service, provider, "0.01 USDC")
-    order_id = submit(client, type="order.create", spec={**SPEC, "verification": "approve"})[
-        "order_id"
-    ]
+    order_id = submit(
+        client, type="order.create", **order_fields({**SPEC, "verification": "approve"})
+    )["order_id"]
     assert engine.run_once() == 1  # the match
     (lease_id,) = service.state.orders[order_id].leases
     now[0] += 2_000

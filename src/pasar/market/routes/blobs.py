@@ -5,7 +5,8 @@ address but the one true content, and whoever later names that address (in a sig
 receipt) gets exactly those bytes. Uploads are still **signed** (the request signature of
 :mod:`pasar.crypto.request_auth`): the market records who stored what, so the uploader may read
 it back and storage can be accounted per account. Downloads are for the parties of an order
-that names the blob (:mod:`pasar.market.access`); ``HEAD`` (is it stored? how big?) is public.
+that names the blob (:mod:`pasar.market.access`); so is ``HEAD`` (is it stored? how big?):
+to anyone else a blob does not exist.
 
 The bodies are streamed to and from disk, never held whole in memory; the
 size limit is the limits middleware's (``max_blob_bytes``) and the store's.
@@ -98,19 +99,37 @@ async def get_blob(sha256: str, request: Request, reader: Reader) -> FileRespons
     """Stream the blob's bytes to a party of an order that names it (404 ``blob_not_found``
     if it is not stored; 401/403 for anyone else: see :mod:`pasar.market.access`)."""
     store = _store(request)
-    path = store.path(sha256)  # 404 first: HEAD says as much to anyone
-    if reader is None or reader not in store.owners(sha256):
-        service = getattr(request.app.state, "service", None)
-        if service is None:  # the bare HTTP shell (tests): no orders, so uploaders only
-            check_blob_reader(None, sha256, reader)
-        else:
-            with service.lock:
-                check_blob_reader(service.state, sha256, reader)
+    path = store.path(sha256)
+    _check_reader(request, store, sha256, reader)
     return FileResponse(path, media_type="application/octet-stream", headers=_headers(sha256))
 
 
-@router.head("/v1/blobs/{sha256}", summary="Whether a blob is stored, and its size")
-async def head_blob(sha256: str, request: Request) -> Response:
-    """200 with ``Content-Length`` if stored, else 404: lets a client skip a re-upload."""
-    size = _store(request).size(sha256)
+def _check_reader(request: Request, store: BlobStore, sha256: str, reader: str | None) -> None:
+    if reader is not None and reader in store.owners(sha256):
+        return
+    service = getattr(request.app.state, "service", None)
+    if service is None:  # the bare HTTP shell (tests): no orders, so uploaders only
+        check_blob_reader(None, sha256, reader)
+    else:
+        with service.lock:
+            check_blob_reader(service.state, sha256, reader, service.private.orders_naming(sha256))
+
+
+@router.head("/v1/blobs/{sha256}", summary="Whether a blob is stored for you, and its size")
+async def head_blob(sha256: str, request: Request, reader: Reader) -> Response:
+    """200 with ``Content-Length`` if stored *and the signed reader may read it* (it uploaded
+    it, or is a party of an order naming it), else 404: lets a client skip a re-upload of its
+    own file. Anyone else is told nothing — not even that the content exists, or hashing a
+    guessed file would tell whether someone stored it."""
+    store = _store(request)
+    size = store.size(sha256)
+    try:
+        _check_reader(request, store, sha256, reader)
+    except PasarError:
+        raise PasarError(
+            f"no blob {sha256[:12]}… is stored for this reader",
+            code="blob_not_found",
+            status=404,
+            hint="upload it (PUT /v1/blobs/{sha256}, signed)",
+        ) from None
     return Response(media_type="application/octet-stream", headers=_headers(sha256, size))

@@ -10,6 +10,7 @@ from pasar.api.checks import ChallengeView, CheckView, VerifierInfo
 from pasar.api.receipts import file_entries
 from pasar.api.txs import TxAnswer
 from pasar.core.errors import PasarError
+from pasar.core.lease_handlers import compared_root
 from pasar.core.market_records import CheckRecord
 from pasar.core.state import MarketState
 from pasar.crypto.envelope import VerifiedEnvelope
@@ -18,6 +19,7 @@ from pasar.market.access import check_lease_party
 from pasar.market.auth import Reader, signed_envelope
 from pasar.market.openapi import signs
 from pasar.market.routes.common import service_of, submit_typed
+from pasar.market.service import MarketService
 
 router = APIRouter(tags=["verifiers"])
 Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
@@ -70,7 +72,8 @@ def _check(state: MarketState, check_id: str) -> CheckRecord:
     return check
 
 
-def check_view(state: MarketState, check: CheckRecord) -> CheckView:
+def check_view(service: MarketService, check: CheckRecord) -> CheckView:
+    state = service.state
     lease = state.leases[check.lease_id]
     record = state.orders[check.order_id]
     receipt = lease.receipt or {}
@@ -86,9 +89,11 @@ def check_view(state: MarketState, check: CheckRecord) -> CheckView:
         shards=record.spec.shards,
         agrees=check.agrees,
         root=check.root,
-        provider_root=receipt.get("root"),
-        spec=record.spec.to_dict(),
-        inputs=file_entries(record.inputs),
+        provider_root=compared_root(receipt),  # the plaintexts' for a sealed job
+        spec=service.private.spec_of(record),
+        inputs=file_entries(service.private.inputs_of(record)),
+        private=record.private,
+        sealed_key=lease.sealed_keys.get(check.verifier),
         provider_outputs=file_entries(receipt.get("outputs", ())),
     )
 
@@ -106,7 +111,7 @@ def get_check(request: Request, check_id: str, reader: Reader) -> CheckView:
         check = _check(state, check_id)
         if reader is None or reader != check.verifier:
             check_lease_party(state, state.leases[check.lease_id], reader)
-        return check_view(state, check)
+        return check_view(service, check)
 
 
 @router.post(

@@ -7,6 +7,7 @@ from fastapi import Request
 from pasar.api.txs import TxAnswer
 from pasar.core.errors import PasarError
 from pasar.core.market_records import Applied
+from pasar.core.private_part import PrivatePart
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.market.service import MarketService
 
@@ -17,7 +18,12 @@ def service_of(request: Request) -> MarketService:
 
 
 def submit_typed(
-    request: Request, envelope: VerifiedEnvelope, tx_type: str, **path: str
+    request: Request,
+    envelope: VerifiedEnvelope,
+    tx_type: str,
+    *,
+    private: PrivatePart | None = None,
+    **path: str,
 ) -> TxAnswer:
     """Submit ``envelope`` if its body is a ``tx_type`` transaction about the path's object.
 
@@ -39,5 +45,5 @@ def submit_typed(
                 code="path_mismatch",
                 field=f"body.{key}",
             )
-    applied: Applied = service_of(request).submit(envelope)
+    applied: Applied = service_of(request).submit(envelope, private=private)
     return TxAnswer.model_validate({"ok": True, "type": applied.type, **applied.result})

@@ -43,6 +43,12 @@ def lease_view(state: MarketState, lease: LeaseRecord) -> LeaseView:
     record = state.orders[lease.order_id]
     # only a held lease has a deadline on the wire (every other lease keeps its shape)
     held = {"held_until": lease.held_until} if lease.status == "held" else {}
+    # only a sealed job's lease has a key exchange to show
+    sealed: dict[str, Any] = (
+        {"box_key": lease.box_key, "sealed_keys": dict(lease.sealed_keys)}
+        if record.spec.privacy == "sealed"
+        else {}
+    )
     return LeaseView(
         lease_id=lease.id,
         order_id=lease.order_id,
@@ -62,10 +68,10 @@ def lease_view(state: MarketState, lease: LeaseRecord) -> LeaseView:
         devices=[GpuDeviceView(index=d.index, uuid=d.uuid) for d in lease.allocation.devices],
         cpus=str(lease.allocation.cpus),
         receipt=lease.receipt,
-        inputs=file_entries(record.inputs),
         bill=None if charges is None else Bill.of(charges),
         **held,
         checks=list(lease.checks),
+        **sealed,
     )
 
 
@@ -88,7 +94,10 @@ def get_lease(request: Request, lease_id: str, reader: Reader) -> LeaseView:
         lease = _lease(service.state, lease_id)
         check_lease_party(service.state, lease, reader)
         view = lease_view(service.state, lease)
-        view.spec = service.state.orders[lease.order_id].spec.to_dict()
+        record = service.state.orders[lease.order_id]
+        view.spec = service.private.spec_of(record)
+        view.inputs = file_entries(service.private.inputs_of(record))
+        view.private = record.private
         return view
 
 
@@ -119,6 +128,28 @@ def release(request: Request, lease_id: str, envelope: Signed) -> TxAnswer:
 
 
 @router.post(
+    "/v1/leases/{lease_id}/accept",
+    summary="A sealed job's provider announces its lease key",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("lease.accept"),
+)
+def accept(request: Request, lease_id: str, envelope: Signed) -> TxAnswer:
+    """The X25519 public key the client is to seal the job's data key to (docs/privacy.md)."""
+    return submit_typed(request, envelope, "lease.accept", lease_id=lease_id)
+
+
+@router.post(
+    "/v1/leases/{lease_id}/keys",
+    summary="A sealed job's client seals its data key to a party of the lease",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("key.seal"),
+)
+def seal(request: Request, lease_id: str, envelope: Signed) -> TxAnswer:
+    """To the lease's provider (under its announced key) or a verifier assigned to check it."""
+    return submit_typed(request, envelope, "key.seal", lease_id=lease_id)
+
+
+@router.post(
     "/v1/receipts",
     summary="Finish a lease: exit code, outputs, Merkle root",
     response_model_exclude_unset=True,
@@ -129,6 +160,22 @@ def receipt(request: Request, envelope: Signed) -> TxAnswer:
     blob store refuses anything else), so checking presence here checks the content too."""
     require_blobs(request, envelope.body.get("outputs", []), "outputs")
     return submit_typed(request, envelope, "receipt")
+
+
+def require_owned(blobs: BlobStore, sha256: str, signer: str, field: str) -> None:
+    """``signer`` must have uploaded ``sha256`` itself: naming a blob makes the order's
+    parties its readers, so naming another account's blob (an address seen on the chain, or
+    guessed) must not be a way to read it. Re-uploading content already stored costs the
+    bytes once more, which proves possession, and makes the signer an owner."""
+    if signer not in blobs.owners(sha256):
+        raise PasarError(
+            f"{field} names a blob this account did not upload",
+            code="blob_not_owned",
+            status=403,
+            field=field,
+            hint="upload the file with this account's key first (PUT /v1/blobs/{sha256}; "
+            "the SDK and CLI do)",
+        )
 
 
 def require_blobs(request: Request, items: object, field: str) -> None:

@@ -22,17 +22,21 @@ from pasar.api.txs import TxAnswer
 from pasar.core.accounts import LedgerAccount
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
+from pasar.core.private_part import PrivatePart, is_tolerant
 from pasar.core.quotes import quote_order
 from pasar.core.spec import JobSpec
 from pasar.core.state import MarketState
 from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.crypto.envelope import VerifiedEnvelope
+from pasar.crypto.hashing import is_sha256_hex
 from pasar.market.access import View, check_order_party, is_operator, order_view_for
 from pasar.market.auth import Reader, Signer, signed_envelope
 from pasar.market.engine import Offline
 from pasar.market.openapi import signs
+from pasar.market.private_parts import read_private_part
 from pasar.market.routes.common import service_of, submit_typed
-from pasar.market.routes.leases import lease_view, require_blobs
+from pasar.market.routes.leases import lease_view, require_blobs, require_owned
+from pasar.market.service import MarketService
 
 router = APIRouter(tags=["orders"])
 Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
@@ -40,16 +44,18 @@ MAX_WAIT_S = 30.0
 
 
 def order_view(
-    state: MarketState, record: OrderRecord, view: View = "full"
+    service: MarketService, record: OrderRecord, view: View = "full"
 ) -> OrderView | PublicOrderView:
     """The order as its parties see it (``full``), or as an invited bidder does (``public``:
     the requirements a bid needs, nothing of the command, environment, inputs or leases)."""
     if view == "public":
-        return public_order_view(state, record)
-    return full_order_view(state, record)
+        return public_order_view(service.state, record)
+    return full_order_view(service, record)
 
 
-def full_order_view(state: MarketState, record: OrderRecord) -> OrderView:
+def full_order_view(service: MarketService, record: OrderRecord) -> OrderView:
+    """The whole order: the chain's public part with the private part the market keeps."""
+    state = service.state
     escrow = state.ledger.balance(LedgerAccount.order_escrow(record.id), record.order.currency)
     return OrderView(
         order_id=record.id,
@@ -57,14 +63,15 @@ def full_order_view(state: MarketState, record: OrderRecord) -> OrderView:
         status=order_status(record.status),
         mechanism=record.mechanism,
         takes_bids=state.mechanism_of(record).takes_bids,
-        spec=record.spec.to_dict(),
+        spec=service.private.spec_of(record),
+        private=record.private,
         created_at=record.created_at,
         deadline=record.deadline,
         unfilled=record.unfilled,
         escrow=escrow.to_json(),
         leases=[lease_view(state, state.leases[x]) for x in record.leases],
         note=record.note,
-        inputs=file_entries(record.inputs),
+        inputs=file_entries(service.private.inputs_of(record)),
         auction=auction_view(record),
     )
 
@@ -119,7 +126,7 @@ def quote(request: Request, body: QuoteRequest, reader: Reader) -> QuoteResponse
     """The market's own preview of an order (nothing is escrowed or stored): the spec checks,
     escrow, screening and clearing an order runs, with every loser's reason. Public, like the
     offers it reveals; a signed request quotes for its signer (its own provider is left out)."""
-    spec = JobSpec.from_dict(body.spec, source="spec")  # parsed before the lock is taken
+    spec = JobSpec.from_public(body.spec)  # parsed before the lock is taken
     service = service_of(request)
     # liveness asked only about the providers the clearing examines, as the engine does
     offline = Offline(service.liveness.online)
@@ -135,8 +142,44 @@ def quote(request: Request, body: QuoteRequest, reader: Reader) -> QuoteResponse
     openapi_extra=signs("order.create"),
 )
 def create(request: Request, envelope: Signed) -> TxAnswer:
-    require_blobs(request, envelope.body.get("inputs", []), "inputs")
-    return submit_typed(request, envelope, "order.create")
+    """The body carries the spec's public part and the sha256 of its private part, a blob the
+    signer uploaded (:mod:`pasar.core.private_part`). The private part is read and checked
+    here — it must complete the public part to a valid spec, and every input it names must be
+    uploaded by the signer — so an order the providers could not run is refused at once."""
+    private = _private_part_of(request, envelope)
+    return submit_typed(request, envelope, "order.create", private=private)
+
+
+def _private_part_of(request: Request, envelope: VerifiedEnvelope) -> PrivatePart | None:
+    body = envelope.body
+    sha = body.get("private")
+    if not is_sha256_hex(sha) or not isinstance(body.get("spec"), dict):
+        return None  # the state machine reports the shape error with its field
+    blobs = request.app.state.blobs
+    if body["spec"].get("privacy") == "sealed":  # ciphertext: the market checks who owns it
+        named = [sha, *(x for x in body.get("blobs", []) if is_sha256_hex(x))]
+        require_blobs(request, [{"sha256": x} for x in named], "blobs")
+        for i, named_sha in enumerate(named):
+            where = "body.private" if i == 0 else "body.blobs"
+            require_owned(blobs, named_sha, envelope.signer, where)
+        return None
+    if blobs.exists(sha):  # a missing one: read_private_part says so
+        require_owned(blobs, sha, envelope.signer, "body.private")
+    part = read_private_part(blobs, sha)
+    spec = part.job_spec(body["spec"], source="private.spec")
+    if is_tolerant(spec) != body.get("tolerant", False):
+        raise PasarError(
+            "tolerant must say whether the private part's spec has compare rules "
+            f"({is_tolerant(spec)})",
+            code="invalid_tx",
+            status=422,
+            field="body.tolerant",
+        )
+    items = list(part.inputs)
+    require_blobs(request, items, "private.inputs")
+    for i, item in enumerate(items):
+        require_owned(blobs, str(item["sha256"]), envelope.signer, f"private.inputs[{i}]")
+    return part
 
 
 @router.get(
@@ -170,7 +213,7 @@ def list_orders(
             if (client is None or record.client == client) and (
                 status is None or record.status == status
             ):
-                rows.append(full_order_view(state, record))
+                rows.append(full_order_view(service, record))
     return OrderList(orders=rows)
 
 
@@ -183,7 +226,7 @@ def get_order(request: Request, order_id: str, reader: Reader) -> OrderView | Pu
     service = service_of(request)
     with service.lock:
         record = _record(service.state, order_id)
-        return order_view(service.state, record, order_view_for(service.state, record, reader))
+        return order_view(service, record, order_view_for(service.state, record, reader))
 
 
 @router.get(
@@ -207,7 +250,7 @@ async def wait_order(
     async with service.waiters.slot(reader):
         events = await notifier.wait(after, timeout_s=timeout, order=order_id)
     with service.lock:
-        shown = order_view(service.state, _record(service.state, order_id), view)
+        shown = order_view(service, _record(service.state, order_id), view)
     return OrderWait(order=shown, next=events[-1].seq if events else after)
 
 

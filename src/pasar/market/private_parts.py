@@ -1,0 +1,107 @@
+"""The market's copy of its orders' private parts: what the parties' views show, off the chain.
+
+An order transaction carries only a commitment to its private part (:mod:`pasar.core.private_part`);
+the part itself is a blob the client uploaded. The market reads it once — when the order arrives,
+and again when it restarts — and keeps it here, so that
+
+- the **views** an order's parties read (``GET /v1/orders/{id}``, ``/v1/leases/{id}``,
+  ``/v1/checks/{id}``) show the whole spec and the input manifest, as they did before the chain
+  stopped carrying them; and
+- **blob reads** are authorized for the inputs an order names (:func:`pasar.market.access.
+  check_blob_reader`), although no transaction names them any more.
+
+This is the market's memory, not consensus state: an audit replays the chain without it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from pasar.core.errors import PasarError
+from pasar.core.market_records import OrderRecord
+from pasar.core.private_part import MAX_PRIVATE_BYTES, PrivatePart
+from pasar.market.blobs import BlobStore
+
+log = logging.getLogger("pasar.market")
+
+
+def read_private_part(blobs: BlobStore, sha256: str, *, field: str = "body.private") -> PrivatePart:
+    """The private part stored under ``sha256``, parsed strictly (422 naming ``field``)."""
+    if not blobs.exists(sha256):
+        raise PasarError(
+            f"the private part {sha256[:12]}… is not stored at the market",
+            code="private_part_missing",
+            status=422,
+            field=field,
+            hint="upload the private part as a blob before the order (the SDK and CLI do)",
+        )
+    if blobs.size(sha256) > MAX_PRIVATE_BYTES:
+        raise PasarError(
+            f"the private part is over {MAX_PRIVATE_BYTES} bytes",
+            code="invalid_private_part",
+            status=422,
+            field=field,
+            hint="send data as input files, not in envs or the command",
+        )
+    with blobs.open(sha256) as f:
+        return PrivatePart.parse(f.read())
+
+
+class PrivateParts:
+    """Order id → its private part, and input blob → the orders that name it."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, PrivatePart] = {}
+        self._blob_orders: dict[str, set[str]] = {}
+
+    def add(self, order_id: str, part: PrivatePart) -> None:
+        self._parts[order_id] = part
+        for item in part.inputs:
+            self._blob_orders.setdefault(str(item["sha256"]), set()).add(order_id)
+
+    def of(self, record: OrderRecord) -> PrivatePart:
+        """``record``'s private part; a 503 if this market could not read it (say why, never
+        show a spec without its command: a provider would run the placeholder)."""
+        part = self._parts.get(record.id)
+        if part is None:
+            raise PasarError(
+                f"the private part of order {record.id} is not available at this market",
+                code="private_part_unavailable",
+                status=503,
+                hint="the market lost the blob it was stored in; the client may cancel and "
+                "launch the job again",
+            )
+        return part
+
+    def spec_of(self, record: OrderRecord) -> dict[str, Any]:
+        """The whole spec of ``record`` as its parties read it (public part + private part).
+        A sealed job's private part is ciphertext the market cannot read: its parties get the
+        public part, and fetch and open the private part themselves (``private`` names it)."""
+        if record.spec.privacy == "sealed":
+            return record.spec.public_dict()
+        return self.of(record).job_spec(record.spec.public_dict()).to_dict()
+
+    def inputs_of(self, record: OrderRecord) -> tuple[dict[str, Any], ...]:
+        if record.spec.privacy == "sealed":
+            return ()  # listed in the sealed private part
+        return self.of(record).inputs
+
+    def orders_naming(self, sha256: str) -> frozenset[str]:
+        """The orders whose private part names ``sha256`` as an input."""
+        return frozenset(self._blob_orders.get(sha256, ()))
+
+    def load(self, orders: Iterable[OrderRecord], blobs: BlobStore) -> int:
+        """Read the private part of every order (a restart); returns how many were read.
+        A part that is gone or unreadable is logged and left out: its views answer 503."""
+        count = 0
+        for record in orders:
+            if not record.private or record.id in self._parts or record.spec.privacy == "sealed":
+                continue
+            try:
+                self.add(record.id, read_private_part(blobs, record.private))
+                count += 1
+            except PasarError as exc:
+                log.warning("order %s: its private part cannot be read: %s", record.id, exc.message)
+        return count
