@@ -461,3 +461,43 @@ def test_market_errors_exit_2(spawn_market: Any, tmp_path: Path) -> None:
     assert json.loads(poor.stdout)["error"]["code"] == "overdraft"
     gone = pasar("balance", home=home, market="http://127.0.0.1:9")
     assert gone.returncode == 2 and "cannot reach the market" in gone.stderr
+
+
+SEALED_JOB = """\
+name: sealed-shout
+privacy: sealed
+run: tr a-z A-Z < words.txt > loud.txt; cat loud.txt
+inputs: [words.txt]
+outputs: [loud.txt]
+max_price_per_hour: "1 USDC"
+max_duration: 1m
+"""
+
+
+@needs_bwrap
+def test_a_sealed_job_launched_without_wait_runs_once_the_seal_agent_seals(
+    cli_network: Any, project: Path, tmp_path: Path
+) -> None:
+    """``launch`` without ``--wait`` says the job needs a sealer; ``pasar seal-agent --order``
+    seals the key to the provider, the job runs, and ``logs``/``result`` decrypt it here."""
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    ok_json(pasar("faucet", "5 USDC", "--json", home=home, market=url))
+    (project / "sealed.yaml").write_text(SEALED_JOB, encoding="utf-8")
+    launched = pasar("launch", str(project / "sealed.yaml"), "--yes", home=home, market=url)
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    assert "seal-agent" in launched.stderr
+    order_id = launched.stdout.split("launched ", 1)[1].split()[0]
+    agent = pasar("seal-agent", "--order", order_id, home=home, market=url, timeout=120)
+    assert agent.returncode == 0, agent.stdout + agent.stderr
+    assert "sealed the data key" in agent.stdout
+    status = ok_json(pasar("status", order_id, "--json", home=home, market=url))
+    assert status["status"] == "done", status
+    logs = pasar("logs", order_id, home=home, market=url)
+    assert "HELLO PASAR MARKET" in logs.stdout, logs.stdout + logs.stderr
+    got = pasar("result", order_id, "-o", str(tmp_path / "out"), home=home, market=url)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert (tmp_path / "out" / "loud.txt").read_text() == "HELLO PASAR MARKET\n"
+    # another machine (another home) has no key: a clear error, exit 2, no traceback
+    elsewhere = pasar("logs", order_id, home=tmp_path / "other", market=url)
+    assert elsewhere.returncode != 0

@@ -13,12 +13,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from test_market_flow import total_minted
 from test_provider import PRICE, Client, conserved
 
+from pasar.client.client import Client as SdkClient
 from pasar.client.transport import Transport
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
-from pasar.crypto.identity import load_identity
+from pasar.crypto.identity import Identity, load_identity
 
 if TYPE_CHECKING:
     from conftest import MarketProcess
@@ -167,3 +169,38 @@ def test_outputs_compared_within_a_tolerance_pass_when_close_and_the_verifier_sa
     assert check["agrees"] is True
     assert check["root"] != lease["receipt"]["root"]  # not byte-equal, yet the same numbers
     conserved(alice, "10 USDC")
+
+
+def test_a_sealed_result_is_rerun_by_a_verifier_the_client_sealed_the_key_to(
+    market_server: MarketProcess, spawn_provider: Any, spawn_verifier: Any, tmp_path: Any
+) -> None:
+    """``privacy: sealed`` with ``replicate:1``: the client's sealer seals the data key to the
+    assigned verifier's account key too; the verifier decrypts, re-runs, and compares
+    plaintexts (two encryptions of one file never match), and agrees."""
+    provider = spawn_provider(market_server.url, tmp_path / "p1", *PRICE)
+    verifiers = [spawn_verifier(market_server.url, tmp_path / f"v{i}") for i in range(3)]
+    alice = SdkClient(market_server.url, identity=Identity.generate(), home=tmp_path / "alice")
+    alice.faucet("10 USDC")
+    job = alice.launch(
+        {
+            "privacy": "sealed",
+            "verification": "replicate:1",
+            "run": "python3 -c 'print(sum(range(1000)))' > sum.txt; sleep 2",
+            "outputs": ["sum.txt"],
+            "resources": {"cpus": 1},
+            "max_price_per_hour": "1 USDC",
+            "max_duration": "2m",
+        }
+    )
+    order = job.wait(timeout=120)
+    assert order["status"] == "done", order
+    (lease,) = order["leases"]
+    assert lease["provider"] == provider.account and lease["status"] == "settled"
+    (check_id,) = lease["checks"]
+    check = alice.check(check_id)
+    assert check["verifier"] in {v.account for v in verifiers}
+    assert check["agrees"] is True
+    assert check["root"] == lease["receipt"]["plain_root"] != lease["receipt"]["root"]
+    assert set(lease["sealed_keys"]) == {provider.account, check["verifier"]}
+    assert job.result(tmp_path / "got").files[0].read_text() == "499500\n"
+    total_minted(alice.transport.get("/v1/state/balances")["balances"])  # conserved

@@ -185,6 +185,13 @@ def launch(
         if not wait:
             if json:
                 print_json({"dry_run": False, "order_id": job.id, **plan})
+            elif spec.privacy == "sealed":
+                err_console.print(
+                    f"{job.id} is sealed: it starts only once its data key is sealed to its "
+                    "provider. Keep `pasar seal-agent` running here (the key is in "
+                    "$PASAR_HOME/sealed), or launch with --wait.",
+                    markup=False,
+                )
             return
         try:
             emit = None if json else _progress_printer()

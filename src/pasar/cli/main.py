@@ -24,6 +24,7 @@ from pasar.cli import (
     network,
     presets,
     provider,
+    seal,
     spec,
     verifier,
 )
@@ -64,6 +65,7 @@ app.command("approve")(jobs.approve)
 app.command("reject")(jobs.reject)
 app.command("cancel")(jobs.cancel)
 app.command("explain")(jobs.explain)
+app.command("seal-agent")(seal.seal_agent)
 app.command("offers")(network.offers)
 app.command("gpus")(network.gpus)
 app.command("stats")(network.stats)
