@@ -50,7 +50,7 @@ from pasar.provider.hardware import load_gpu_report
 from pasar.provider.inventory import MachineInventory, detect_inventory
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Runtime, check_usable, enforcement, get_runtime
-from pasar.provider.sealed import sealed_workroot
+from pasar.provider.sealed import clear_sealed_workroot, sealed_workroot
 from pasar.provider.strategy import PriceTable, Strategy, make_strategy
 
 log = logging.getLogger("pasar.provider")
@@ -225,6 +225,7 @@ class Agent:
         feeder.start()
         self._stop.wait()
         self.drain()
+        clear_sealed_workroot(self.config.home)  # no sealed job's plaintext outlives the agent
         if self.prover is not None:  # a proof in progress stops at its next step
             self.prover.join(PROOF_STOP_S)
 

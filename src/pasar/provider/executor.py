@@ -51,6 +51,7 @@ from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime
 from pasar.provider.sealed import (
     KEY_WAIT_S,
+    clear_sealed_workroot,
     fetch_sealed_input,
     open_private_part,
     seal_output,
@@ -628,3 +629,4 @@ def clear_workroot(home: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
+    clear_sealed_workroot(home)

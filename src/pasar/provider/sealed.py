@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from pasar.api.receipts import FileEntry
@@ -46,18 +47,28 @@ def _is_tmpfs(path: Path) -> bool:
     )
 
 
-def sealed_workroot(home: Path) -> Path:
-    """Where a sealed lease's workdir lives: a private folder on ``/dev/shm`` (memory, never
-    written to disk) when the machine has one, else under ``home`` (said once, loudly)."""
+def _sealed_root(home: Path) -> Path:
     if _is_tmpfs(SHM) and os.access(SHM, os.W_OK):
         tag = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
-        root = SHM / f"pasar-{os.getuid()}-{tag}"
-    else:
+        return SHM / f"pasar-{os.getuid()}-{tag}"
+    return home / "sealed-work"
+
+
+def sealed_workroot(home: Path) -> Path:
+    """Where a sealed lease's workdir lives: a private folder on ``/dev/shm`` (memory, never
+    written to disk) when the machine has one, else under ``home`` (said, loudly)."""
+    root = _sealed_root(home)
+    if not root.is_relative_to(SHM):
         log.warning("no memory file system at /dev/shm: sealed jobs' plaintext is on disk")
-        root = home / "sealed-work"
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(root, 0o700)
     return root
+
+
+def clear_sealed_workroot(home: Path) -> None:
+    """Remove the sealed workroot and whatever a killed agent left in it: plaintext must not
+    outlive its lease, even in memory. Called when an agent starts and when it stops."""
+    shutil.rmtree(_sealed_root(home), ignore_errors=True)
 
 
 def open_private_part(api: MarketAPI, private_sha: str, key: bytes, scratch: Path) -> PrivatePart:

@@ -23,7 +23,7 @@ from pasar.provider.agent import load_or_create_key
 from pasar.provider.executor import LeaseExecutor, clear_workroot, workroot_for
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Runtime, check_usable, get_runtime
-from pasar.provider.sealed import sealed_workroot
+from pasar.provider.sealed import clear_sealed_workroot, sealed_workroot
 from pasar.verifier.rerun import CheckExecutor
 
 log = logging.getLogger("pasar.verifier")
@@ -95,6 +95,7 @@ class VerifierAgent:
             cursor = 0 if page.next < cursor else page.next
             for event in page.events:
                 self.handle(event)
+        clear_sealed_workroot(self.config.home)  # no sealed job's plaintext outlives the agent
 
     def stop(self) -> None:
         self._stop.set()
