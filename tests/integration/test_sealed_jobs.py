@@ -8,6 +8,8 @@ then searches everything under the market's home — database, blobs, logs — f
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,15 @@ def test_a_sealed_job_runs_and_the_market_holds_only_ciphertext(
     with pytest.raises(PasarError) as forbidden:
         api.request("GET", f"/v1/blobs/{order['private']}")
     assert forbidden.value.status in (401, 403)
+
+    # an audit replays the sealed job from the chain alone
+    audit = subprocess.run(
+        [sys.executable, "-m", "pasar", "audit", "--market", market_server.url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr
 
     # a tampered ciphertext on the market's disk is refused, and nothing is kept
     out_sha = lease["receipt"]["outputs"][0]["sha256"]
