@@ -173,8 +173,6 @@ def _settle_unpaid(
 def signed_outputs(body: Mapping[str, Any], *, code: str) -> tuple[list[Mapping[str, Any]], str]:
     """The ``outputs`` of a receipt or a verdict, and their Merkle root, once checked: a list
     of ``{path, sha256, size, parts?}`` whose root is the signed ``root`` (422 ``bad_root``)."""
-    from pasar.crypto.merkle import root_of_files  # pure hashing; kept local to the users
-
     outputs = body.get("outputs", [])
     if not isinstance(outputs, list) or not all(
         isinstance(o, Mapping)
@@ -185,15 +183,20 @@ def signed_outputs(body: Mapping[str, Any], *, code: str) -> tuple[list[Mapping[
     ):
         raise fail("outputs must be a list of {path, sha256, size, parts?}", code=code,
                    field="outputs")  # fmt: skip
-    root = root_of_files((o["path"], o["sha256"]) for o in outputs)
-    if body.get("root") != root:
-        raise fail(
-            "the root is not the Merkle root of the outputs",
-            code="bad_root",
-            status=422,
-            field="root",
-        )
-    return outputs, root
+    return outputs, _signed_root(body, outputs, "root", "sha256", "the outputs")
+
+
+def _signed_root(
+    body: Mapping[str, Any], outputs: list[Mapping[str, Any]], field: str, hash_key: str, what: str
+) -> str:
+    """``body[field]``, once checked to be the Merkle root of ``outputs`` by ``hash_key``."""
+    from pasar.crypto.merkle import root_of_files  # pure hashing; kept local to the users
+
+    root = root_of_files((o["path"], o[hash_key]) for o in outputs)
+    if body.get(field) != root:
+        raise fail(f"{field} is not the Merkle root of {what}", code="bad_root", status=422,
+                   field=field)  # fmt: skip
+    return root
 
 
 def check_plain_root(body: Mapping[str, Any], outputs: list[Mapping[str, Any]]) -> None:
@@ -201,19 +204,10 @@ def check_plain_root(body: Mapping[str, Any], outputs: list[Mapping[str, Any]]) 
     stores, what ``root`` commits to) and its plaintext (``plain_sha256``), and commits to the
     plaintexts in ``plain_root``: what the client checks after decrypting, and what a
     verifier's re-run is compared with (two encryptions of one file never match)."""
-    from pasar.crypto.merkle import root_of_files  # pure hashing; kept local to the users
-
     if not all(is_sha256_hex(o.get("plain_sha256")) for o in outputs):
         raise fail("each output of a sealed job names its plain_sha256", code="invalid_receipt",
                    field="outputs")  # fmt: skip
-    plain_root = root_of_files((o["path"], o["plain_sha256"]) for o in outputs)
-    if body.get("plain_root") != plain_root:
-        raise fail(
-            "plain_root is not the Merkle root of the outputs' plaintexts",
-            code="bad_root",
-            status=422,
-            field="plain_root",
-        )
+    _signed_root(body, outputs, "plain_root", "plain_sha256", "the outputs' plaintexts")
 
 
 def compared_root(receipt: Mapping[str, Any]) -> object:
