@@ -81,6 +81,7 @@ from pasar.core.resources import fit
 from pasar.core.slash_log import SlashEntry
 from pasar.core.spec import JobSpec
 from pasar.core.stake import required_stake, stake_problem
+from pasar.core.tee import Attestation, attestation_problem, check_attested_supply, on_tee_attest
 from pasar.core.timelock import (
     MS,
     billable_ms,
@@ -105,6 +106,7 @@ MARKET_TYPES = frozenset(
         "result.auto_approve",
         "capacity.challenge",
         "capacity.verdict",
+        "tee.attest",
     }
 )
 #: Up to this many providers an order is cleared by scanning them all, which gives every provider a
@@ -158,6 +160,8 @@ class MarketState:
         # provider → every slash it suffered, and why (pasar.core.slash_log)
         self.slashes: dict[str, list[SlashEntry]] = {}
         self.full_scan_up_to = FULL_SCAN_UP_TO
+        # provider → its TEE attestation, recorded by the market (pasar.core.tee)
+        self.attestations: dict[str, Attestation] = {}
         # while :meth:`apply` runs a handler: the records and keys it changed (undo log)
         self._journal: RecordJournal | None = None
 
@@ -271,7 +275,20 @@ class MarketState:
         """The providers ``record``'s verification policy keeps out of it, and why (computed
         once per clearing: :meth:`eligible_view` takes it)."""
         policy = self.preset.verification_policy(record.verification)
-        return policy.exclusions(record, [self.leases[x] for x in record.leases])
+        excluded = policy.exclusions(record, [self.leases[x] for x in record.leases])
+        if not getattr(policy, "requires_attestation", False):
+            return excluded
+        # verification: tee: only providers with a valid attestation the spec's pins accept
+        unattested = {
+            pid: problem
+            for pid in self.providers
+            if (
+                problem := attestation_problem(
+                    self.attestations.get(pid), record.spec.tee, self.now
+                )
+            )
+        }
+        return {**unattested, **excluded}
 
     def eligible_view(
         self,
@@ -364,6 +381,7 @@ class MarketState:
         spec's currency) and how many leases it needs. Raises like ``order.create`` for a policy
         or currency this market does not take."""
         policy = self.preset.verification_policy(spec.verification)
+        check_attested_supply(self, spec.verification or self.preset.verification.default, spec.tee)
         fees = self.preset.fees.for_currency(spec.max_price_per_hour.currency)
         per_lease = policy.escrow_per_lease(spec, fees)
         return per_lease, per_lease * policy.leases_needed(spec)
@@ -730,6 +748,7 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "capacity.challenge": on_challenge,
     "capacity.answer": on_answer,
     "capacity.verdict": on_verdict,
+    "tee.attest": on_tee_attest,
 }
 
 TX_TYPES: tuple[str, ...] = tuple(_HANDLERS)
@@ -778,4 +797,17 @@ _FIELDS: dict[str, frozenset[str]] = {
     "capacity.challenge": frozenset({"provider", "seed"}),
     "capacity.answer": frozenset({"challenge_id", "sha256"}),
     "capacity.verdict": frozenset({"challenge_id", "result", "reason"}),
+    "tee.attest": frozenset(
+        {
+            "provider",
+            "tee",
+            "tcb_status",
+            "advisories",
+            "measurements",
+            "quote_sha256",
+            "expires_at",
+            "nonce",
+            "nonce_issued_at",
+        }
+    ),
 }
