@@ -68,3 +68,25 @@ def test_tee_tdx_without_a_tee_refuses_to_start(
     code = main(["provider", "start", "--market", "http://127.0.0.1:9", *home, "--tee", "tdx"])
     assert code == 2
     assert "no TEE on this machine" in capsys.readouterr().err
+
+
+class BrokenSource(FakeSource):
+    def quote(self, report_data: bytes) -> bytes:
+        raise OSError("the TEE device is busy")
+
+
+def test_a_failed_attestation_is_fatal_only_when_tdx_was_asked_for(tmp_path: Path) -> None:
+    import dataclasses
+
+    from pasar.provider.agent import Agent, AgentConfig
+
+    agent = Agent(AgentConfig(market="http://127.0.0.1:9", home=tmp_path, tee="auto"))
+    agent.quote_source = BrokenSource()
+    nonce = txs.TeeNonce(provider=agent.identity.account_id, nonce="ab" * 64, nonce_issued_at=1,
+                         valid_for_ms=1)  # fmt: skip
+    agent.api.perform = lambda call: nonce  # type: ignore[method-assign]
+    agent._attest()  # auto: logged, the provider serves without an attestation
+    assert agent.attestation is None
+    agent.config = dataclasses.replace(agent.config, tee="tdx")
+    with pytest.raises(OSError, match="busy"):
+        agent._attest()
