@@ -14,7 +14,11 @@ sandboxes, signatures, money — and every number printed comes from the market:
    synthetic two-spirals task; its log streams here as it trains; the held-out accuracy is
    read from the job's (verified) ``metrics.json``;
 5. **@pasar.remote**: a Python function runs on the providers, ``.map`` over a list;
-6. **the money**: the bill of every job, what each provider earned, the treasury's and the
+6. **a cheater is caught** by verifiers re-running its results;
+7. **TEE attestation, offline**: Phala's sample TDX quotes (tests/data/tee, not this machine's:
+   there is no TEE here) verified with dcap-qvl at a time their collateral is valid — one
+   verifies, a flipped byte and an outdated TCB are refused;
+8. **the money**: the bill of every job, what each provider earned, the treasury's and the
    reserve's fees, a conservation check (every micro-unit minted is somewhere), and
    ``pasar audit``, which replays the market's signed chain from genesis.
 
@@ -172,6 +176,7 @@ class Showcase:
             self.train_a_model,
             self.remote_map,
             self.catch_a_cheater,
+            self.attest_offline,
             self.follow_the_money,
         ]
         try:
@@ -463,12 +468,52 @@ class Showcase:
                 raise PasarError(f"{job.id} did not finish in time", code="wait_timeout")
             time.sleep(POLL_S)
 
-    # -- 7. the money -----------------------------------------------------------------------------
+    # -- 7. TEE attestation ----------------------------------------------------------------------
+
+    def attest_offline(self) -> None:
+        """Verify the sample quotes (fast: a few ms each); honest that they are not ours."""
+        from pasar.tee.verify import collateral_issued, verify_quote
+
+        self.part("7. TEE attestation: real TDX quotes verified offline (dcap-qvl)")
+        samples = self.examples.parent / "tests" / "data" / "tee"
+        if not (samples / "tdx_quote").is_file():
+            self.say(f"[dim]skipped: the sample quotes are not here ({samples})[/]")
+            return
+        self.say(
+            "No TEE exists on this machine, so these are [bold]Phala's sample quotes[/] "
+            "(dcap-qvl's, MIT), not this machine's. A provider on TDX hardware presents one "
+            "bound to its key and a market nonce; the market verifies it like this, at its own "
+            "clock. Here the time is the samples' collateral issue date + 1 h."
+        )
+
+        def attempt(name: str, flip: int | None = None) -> tuple[bool, str]:
+            quote = (samples / name).read_bytes()
+            if flip is not None:
+                quote = quote[:flip] + bytes([quote[flip] ^ 1]) + quote[flip + 1 :]
+            collateral = (samples / f"{name}_collateral.json").read_text()
+            try:
+                v = verify_quote(quote, collateral, collateral_issued(collateral) + 3600)
+            except PasarError as err:
+                return False, f"{err.code}: {err.message[:90]}"
+            return True, f"{v.tee}, TCB {v.tcb_status}, MRTD {v.measurements['mrtd'][:16]}…"
+
+        try:
+            ok, detail = attempt("tdx_quote")
+        except PasarError as err:  # dcap-qvl is not installed
+            self.say(f"[dim]skipped: {err.message} ({err.hint})[/]")
+            return
+        self.check("the sample TDX quote verifies", ok, detail)
+        ok, detail = attempt("tdx_quote", flip=200)
+        self.check("the same quote with one byte flipped is refused", not ok, detail)
+        ok, detail = attempt("tdx_quote_outdated")
+        self.check("a quote whose TCB is out of date is refused", not ok, detail)
+
+    # -- 8. the money -----------------------------------------------------------------------------
 
     def follow_the_money(self) -> None:
         from pasar.market.audit import audit_market
 
-        self.part("7. the money: bills, earnings, fees, conservation, audit")
+        self.part("8. the money: bills, earnings, fees, conservation, audit")
         bills = Table(title="bill per job (test USDC)", title_justify="left")
         for column in ("job", "leases", "providers", "seconds", "billed", "to providers"):
             bills.add_column(column, justify="left" if column in ("job", "providers") else "right")

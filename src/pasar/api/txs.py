@@ -247,6 +247,44 @@ class CapacityVerdict(TxBody):
     reason: str | None = None
 
 
+class TeeAttest(TxBody):
+    """Market-signed: the market verified a provider's TDX/SGX quote (at its own clock, bound to
+    the provider's key and a nonce it issued) and records the verdict (:mod:`pasar.core.tee`)."""
+
+    type: Literal["tee.attest"] = "tee.attest"
+    provider: str
+    tee: Literal["TDX", "SGX"]
+    tcb_status: str
+    advisories: list[str] = Field(default_factory=list)
+    measurements: dict[str, str]
+    quote_sha256: str
+    expires_at: int
+    nonce: str
+    nonce_issued_at: int
+
+
+class TeePresent(TxBody):
+    """Provider-signed, not a ledger transaction: a TDX/SGX quote (base64) whose report data
+    binds the provider's key and a nonce the market issued, with the collateral to verify it
+    (dcap-qvl's JSON). The market verifies it and records a ``tee.attest``."""
+
+    type: Literal["tee.present"] = "tee.present"
+    provider: str
+    quote: str
+    collateral: str
+    nonce: str
+    nonce_issued_at: int
+
+
+class TeeNonce(OpenModel):
+    """A nonce the market issued (its signature of ``pasar.core.tee.nonce_message``)."""
+
+    provider: str
+    nonce: str
+    nonce_issued_at: int
+    valid_for_ms: int
+
+
 class Logs(TxBody):
     """A chunk of a lease's log at ``offset`` (signed, but not a ledger transaction)."""
 
@@ -289,6 +327,7 @@ TX_BODIES: dict[str, type[TxBody]] = {
         CapacityVerdict,
         LeaseAccept,
         KeySeal,
+        TeeAttest,
     )
 }
 

@@ -26,6 +26,7 @@ from pasar.cli import (
     provider,
     seal,
     spec,
+    tee,
     verifier,
 )
 from pasar.cli.output import print_error
@@ -78,6 +79,7 @@ app.add_typer(provider.app, name="provider")
 app.add_typer(verifier.app, name="verifier")
 app.add_typer(market.app, name="market")
 app.add_typer(devnet.app, name="devnet")
+app.add_typer(tee.app, name="tee")
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

@@ -59,6 +59,12 @@ def start(
         help="Register the GPUs of this JSON report (scripts/gpu-check's 'report') instead of "
         "asking NVML: for tests and rehearsals; the market's capacity checks still apply.",
     ),
+    tee: str = typer.Option(
+        "auto",
+        "--tee",
+        help="auto | tdx | none: attest with a TEE quote (configfs-tsm or a dstack/tappd "
+        "socket) so verification: tee jobs may match; auto says plainly when there is no TEE.",
+    ),
     cheat: str = typer.Option(
         None,
         "--cheat",
@@ -90,6 +96,7 @@ def start(
         gpu_report=gpu_report,
         cheat=cheat,
         cheat_seed=cheat_seed,
+        tee=tee,
     )
     agent = Agent(config)
     ready = f"pasar provider {agent.identity.account_id} serving {config.market}"

@@ -303,6 +303,20 @@ def capacity_answer(challenge_id: str, sha256: str) -> Call[TxAnswer]:
     )
 
 
+def tee_nonce(provider_id: str) -> Call[txs.TeeNonce]:
+    """A fresh nonce the provider's TEE quote must bind (:mod:`pasar.market.routes.tee`)."""
+    return Call("GET", f"/v1/providers/{provider_id}/attestation/nonce", parse=_model(txs.TeeNonce))
+
+
+def tee_present(body: txs.TeePresent) -> Call[Any]:
+    """Present a quote; the answer is the recorded attestation (a 422 when refused)."""
+    return Call("POST", f"/v1/providers/{body.provider}/attestation", body=body)
+
+
+def tee_attestation(provider_id: str) -> Call[Any]:
+    return Call("GET", f"/v1/providers/{provider_id}/attestation")
+
+
 def release(lease_id: str) -> Call[TxAnswer]:
     return _post(f"/v1/leases/{lease_id}/release", txs.LeaseRelease(lease_id=lease_id))
 

@@ -502,6 +502,42 @@ class Resources(_Model):
         return self
 
 
+_MEASUREMENT = re.compile(r"^(?:[0-9a-f]{64}|[0-9a-f]{96})$")
+
+
+def _measurement(value: object) -> str:
+    if not isinstance(value, str) or not _MEASUREMENT.match(value.strip().lower()):
+        _fail(
+            "invalid_value",
+            f"expected a measurement in hex (64 hex digits for SGX, 96 for TDX); found "
+            f"{describe_value(value)}",
+            "copy it from `pasar tee verify QUOTE --collateral FILE` of a trusted build",
+        )
+    return value.strip().lower()
+
+
+Measurement = Annotated[str, PlainValidator(_measurement)]
+Measurements = Annotated[tuple[Measurement, ...], BeforeValidator(_list_of("measurements"))]
+
+
+class TeePins(_Model):
+    """``tee:`` in a spec: the measurements a ``verification: tee`` job accepts, each an any-of
+    list (a provider whose attested value is not listed is excluded, with the reason). TDX:
+    ``mrtd``, ``rtmr0``-``rtmr3``; SGX: ``mrenclave``, ``mrsigner``. Unset: any measurement."""
+
+    mrtd: Measurements | None = None
+    rtmr0: Measurements | None = None
+    rtmr1: Measurements | None = None
+    rtmr2: Measurements | None = None
+    rtmr3: Measurements | None = None
+    mrenclave: Measurements | None = None
+    mrsigner: Measurements | None = None
+
+    def pinned(self) -> dict[str, tuple[str, ...]]:
+        """``{measurement name: accepted values}`` for the ones the spec pins."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 PRIVATE_FIELDS = frozenset({"setup", "run", "workdir", "envs", "inputs", "outputs", "compare"})
 """Parts of a spec only the job's parties may read (DESIGN.md §4, "Reads")."""
 PRIVATE_COMMAND = "# private: only the lease's provider reads the command"
@@ -534,6 +570,8 @@ class JobSpec(_Model):
         "none"
     )
     network: StrictBool = False
+    # accepted TEE measurements (verification: tee); see :class:`TeePins`
+    tee: TeePins | None = None
 
     FIELD_HINTS: ClassVar[dict[str, str]] = {
         "run": "add the command to run, e.g. run: python train.py",

@@ -82,6 +82,7 @@ from pasar.core.sealed_handlers import on_key_seal, on_lease_accept
 from pasar.core.slash_log import SlashEntry
 from pasar.core.spec import JobSpec
 from pasar.core.stake import required_stake, stake_problem
+from pasar.core.tee import Attestation, attestation_problem, check_attested_supply, on_tee_attest
 from pasar.core.timelock import (
     MS,
     billable_ms,
@@ -106,6 +107,7 @@ MARKET_TYPES = frozenset(
         "result.auto_approve",
         "capacity.challenge",
         "capacity.verdict",
+        "tee.attest",
     }
 )
 #: Up to this many providers an order is cleared by scanning them all, which gives every provider a
@@ -159,6 +161,8 @@ class MarketState:
         # provider → every slash it suffered, and why (pasar.core.slash_log)
         self.slashes: dict[str, list[SlashEntry]] = {}
         self.full_scan_up_to = FULL_SCAN_UP_TO
+        # provider → its TEE attestation, recorded by the market (pasar.core.tee)
+        self.attestations: dict[str, Attestation] = {}
         # while :meth:`apply` runs a handler: the records and keys it changed (undo log)
         self._journal: RecordJournal | None = None
 
@@ -272,7 +276,20 @@ class MarketState:
         """The providers ``record``'s verification policy keeps out of it, and why (computed
         once per clearing: :meth:`eligible_view` takes it)."""
         policy = self.preset.verification_policy(record.verification)
-        return policy.exclusions(record, [self.leases[x] for x in record.leases])
+        excluded = policy.exclusions(record, [self.leases[x] for x in record.leases])
+        if not getattr(policy, "requires_attestation", False):
+            return excluded
+        # verification: tee: only providers with a valid attestation the spec's pins accept
+        unattested = {
+            pid: problem
+            for pid in self.providers
+            if (
+                problem := attestation_problem(
+                    self.attestations.get(pid), record.spec.tee, self.now
+                )
+            )
+        }
+        return {**unattested, **excluded}
 
     def eligible_view(
         self,
@@ -365,6 +382,7 @@ class MarketState:
         spec's currency) and how many leases it needs. Raises like ``order.create`` for a policy
         or currency this market does not take."""
         policy = self.preset.verification_policy(spec.verification)
+        check_attested_supply(self, spec.verification or self.preset.verification.default, spec.tee)
         fees = self.preset.fees.for_currency(spec.max_price_per_hour.currency)
         per_lease = policy.escrow_per_lease(spec, fees)
         return per_lease, per_lease * policy.leases_needed(spec)
@@ -733,6 +751,7 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "capacity.verdict": on_verdict,
     "lease.accept": on_lease_accept,
     "key.seal": on_key_seal,
+    "tee.attest": on_tee_attest,
 }
 
 TX_TYPES: tuple[str, ...] = tuple(_HANDLERS)
@@ -784,4 +803,17 @@ _FIELDS: dict[str, frozenset[str]] = {
     "capacity.verdict": frozenset({"challenge_id", "result", "reason"}),
     "lease.accept": frozenset({"lease_id", "key"}),
     "key.seal": frozenset({"lease_id", "recipient", "sealed_key"}),
+    "tee.attest": frozenset(
+        {
+            "provider",
+            "tee",
+            "tcb_status",
+            "advisories",
+            "measurements",
+            "quote_sha256",
+            "expires_at",
+            "nonce",
+            "nonce_issued_at",
+        }
+    ),
 }

@@ -41,7 +41,7 @@ from pasar.market.chain import ChainBuilder
 from pasar.market.config import MarketConfig
 from pasar.market.engine import Engine
 from pasar.market.logging import configure_logging, log_event
-from pasar.market.routes import accounts, capacity, checks, leases, orders, providers, stats
+from pasar.market.routes import accounts, capacity, checks, leases, orders, providers, stats, tee
 from pasar.market.routes import chain as chain_routes
 from pasar.market.service import MarketService
 from pasar.market.standby import StandbyNode
@@ -57,6 +57,7 @@ BUSINESS_ROUTERS = (
     stats.router,
     chain_routes.router,
     capacity.router,
+    tee.router,
 )
 LISTENING_PREFIX = "pasar market listening on "
 SHUTDOWN_GRACE_S = 5  # open feeds and long polls get this long to finish on SIGTERM

@@ -49,6 +49,7 @@ CAPACITY_CHANGES = frozenset(
         "order.expire",
         "stake",
         "result.reject",  # the rejected shard is re-queued: it may match now
+        "tee.attest",  # a newly attested provider may take waiting verification: tee orders
     }
 )
 #: Transactions that give the engine nothing to do: it is woken after every other one (a new

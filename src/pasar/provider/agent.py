@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pasar.api.feed import FeedEvent
 from pasar.api.txs import Asks, ProviderRegister
@@ -52,6 +53,8 @@ from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Runtime, check_usable, enforcement, get_runtime
 from pasar.provider.sealed import clear_sealed_workroot, sealed_workroot
 from pasar.provider.strategy import PriceTable, Strategy, make_strategy
+from pasar.provider.tee_attest import attest
+from pasar.tee.sources import QuoteSource, detect
 
 log = logging.getLogger("pasar.provider")
 
@@ -84,6 +87,7 @@ class AgentConfig:
     gpu_report: Path | None = None  # a recorded NVML report to register instead of asking NVML
     cheat: str | None = None  # KIND:RATE, devnet markets only (pasar.provider.cheat)
     cheat_seed: str | None = None  # picks the leases cheated on (default: one kept in home)
+    tee: str = "none"  # auto | tdx | none: attest through a TEE quote source (pasar.tee.sources)
 
 
 def load_or_create_key(home: Path, name: str) -> Identity:
@@ -133,6 +137,10 @@ class Agent:
             seed = config.cheat_seed or local_seed(config.home)
             self.cheat = parse_cheat(config.cheat, seed=seed)
         self.prover: CapacityProver | None = None  # answers capacity challenges (after start)
+        # where this machine's TEE quotes come from; ``--tee tdx`` without one fails here,
+        # before the market is asked
+        self.quote_source: QuoteSource | None = detect(config.tee)
+        self.attestation: dict[str, Any] | None = None
         self._feed_start: int | None = None
 
     # -- start-up ---------------------------------------------------------------------------------
@@ -175,11 +183,37 @@ class Agent:
         self.register(available=True)
         if self.config.stake:
             self.api.stake(self.config.stake)
+        self._attest()
         log.info(
             "registered %s with %s (%s)",
             self.identity.account_id,
             self.config.market,
             self.preset_name,
+        )
+
+    def _attest(self) -> None:
+        """Present a TEE quote (``--tee``); say plainly when this machine has no TEE."""
+        if self.quote_source is None:
+            if self.config.tee == "auto":
+                log.info(
+                    "no TEE on this machine: not attesting (verification: tee jobs go elsewhere)"
+                )
+            return
+        try:
+            self.attestation = attest(self.api.perform, self.identity, self.quote_source)
+        except (PasarError, OSError, ValueError) as exc:
+            if self.config.tee != "auto":
+                raise  # --tee tdx: attesting is what was asked for
+            # auto: the provider still serves, just not verification: tee jobs
+            log.warning(
+                "attesting through %s failed, serving without: %s", self.quote_source.name, exc
+            )
+            return
+        log.info(
+            "attested as %s (TCB %s) through %s",
+            self.attestation.get("tee"),
+            self.attestation.get("tcb_status"),
+            self.quote_source.name,
         )
 
     def register(self, *, available: bool) -> None:

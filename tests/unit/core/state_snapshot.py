@@ -28,6 +28,7 @@ def snapshot(state: MarketState) -> dict[str, Any]:
         "challenges": copy.deepcopy(state.challenges),
         "blob_orders": copy.deepcopy(state.blob_orders),
         "capacity_challenges": dict(state.capacity_challenges),  # frozen records
+        "attestations": dict(state.attestations),  # frozen records
         "nonces": set(state.nonces._seen),
         "tx_count": state.tx_count,
         "last_ts": state.last_ts,

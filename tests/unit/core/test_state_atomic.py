@@ -26,6 +26,7 @@ from test_state import (
     make_state,
 )
 from test_state import tx as _tx
+from test_tee_state import attest_body
 
 from pasar.core.accounts import LedgerError
 from pasar.core.errors import PasarError
@@ -135,6 +136,7 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
         lambda s: tx(
             m, T0 + 47_000, type="capacity.verdict", challenge_id=_open(s, P2), result="failed"
         ),
+        lambda s: tx(m, T0 + 47_500, **attest_body(P2, T0 + 47_000)),
         # a checked order: verifiers, the market's draw, checks, an expiry and a verdict
         lambda s: tx(V1, T0 + 56_000, type="verifier.register"),
         lambda s: tx(V2, T0 + 56_000, type="verifier.register", operator="v2 inc"),

@@ -82,14 +82,25 @@ def test_order_escrow_is_what_order_create_escrows(preset: str) -> None:
 
 
 @pytest.mark.parametrize("preset", ["phala"])
-def test_a_default_policy_not_built_yet_is_refused_not_ignored(preset: str) -> None:
+def test_a_default_tee_policy_without_attested_providers_is_refused_not_ignored(
+    preset: str,
+) -> None:
     s = make_state(preset)
     with pytest.raises(PasarError) as err:
         s.order_escrow(_spec(max_price_per_hour=f"1 {s.preset.currency}"))
+    assert err.value.code == "tee_unavailable" and err.value.status == 422
+    assert err.value.field == "spec.verification"
+    assert "no provider on this market has a valid TEE attestation" in err.value.message
+    assert err.value.hint is not None and "verification: receipt" in err.value.hint
+
+
+def test_a_policy_not_built_yet_is_refused_not_ignored() -> None:
+    s = make_state("phala")
+    with pytest.raises(PasarError) as err:
+        s.order_escrow(_spec(max_price_per_hour="1 USDC", verification="pol"))
     assert err.value.code == "verification_unavailable" and err.value.status == 422
     assert err.value.field == "spec.verification"
-    assert err.value.hint == "use verification: receipt or approve or replicate:RATE"
-    assert "attestation" in err.value.message
+    assert "proof-of-learning" in err.value.message
 
 
 # -- a test-only policy: what the next policies will look like -----------------------------------
@@ -114,7 +125,7 @@ def checked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_accepted_policies_come_from_the_registry(checked: None) -> None:
-    assert policy_names()[0] == "receipt" and policy_names()[-1] == "replicate"
+    assert policy_names() == ("receipt", "approve", "replicate", "tee")
     s = make_state()
     _send(s, ALICE, T0, type="faucet", amount="10 USDC")
     _send(
@@ -123,7 +134,7 @@ def test_the_accepted_policies_come_from_the_registry(checked: None) -> None:
     with pytest.raises(PasarError) as err:
         _send(s, ALICE, T0, type="order.create", **order_fields({**SPEC, "verification": "pol"}))
     assert err.value.code == "verification_unavailable"
-    assert err.value.hint == "use verification: receipt or approve or replicate:RATE"
+    assert err.value.hint == "use verification: receipt or approve or replicate:RATE or tee"
 
 
 def _held_lease(s: MarketState) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from pasar.core.verify.approve import build_approve
 from pasar.core.verify.base import VerificationPolicy
 from pasar.core.verify.receipt import ReceiptPolicy
 from pasar.core.verify.replicate import ReplicatePolicy
+from pasar.core.verify.tee import TeePolicy
 
 if TYPE_CHECKING:
     from pasar.core.presets import Verification
@@ -37,6 +38,7 @@ BUILDERS: dict[str, PolicyBuilder] = {
         check_fee_rate=rules.check_fee_rate,
         slash_rate=rules.slash_rate,
     ),
+    "tee": lambda _argument, _rules: TeePolicy(),
 }
 
 
@@ -47,7 +49,6 @@ def _rate(argument: str) -> Fraction:
 
 #: Why a policy a spec may name is refused for now (said, never silently replaced).
 NOT_YET: dict[str, str] = {
-    "tee": ": TEE attestation (verifying a provider's quote) is not built yet",
     "pol": ": proof-of-learning is not built yet (replicate:RATE re-runs jobs meanwhile)",
 }
 
