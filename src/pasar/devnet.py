@@ -54,6 +54,7 @@ from pasar.crypto.identity import (
     load_identity,
     save_identity,
 )
+from pasar.crypto.tls import fingerprint_of_pem, pin
 
 __all__ = [
     "DEFAULT_PRICES",
@@ -126,6 +127,7 @@ class DevnetConfig:
     cheaters: int = 0  # the first N providers start with ``--cheat`` (tests and the demo)
     cheat: str | None = None  # their KIND:RATE (pasar.provider.cheat)
     verifiers: int | None = None  # None: the preset's ``checkers`` (2N+1)
+    tls: bool = False  # the market serves HTTPS (--tls auto); every member pins its certificate
 
     @property
     def verifier_count(self) -> int:
@@ -189,6 +191,7 @@ class Devnet:
     say: Callable[[str], None] = lambda line: None
     members: list[Member] = field(default_factory=list)
     url: str = ""
+    tls_fingerprint: str | None = None  # the market's certificate, when it serves TLS
     client_account: str = ""
     detached: bool = False
     _interrupt: threading.Event = field(default_factory=threading.Event)
@@ -331,10 +334,21 @@ class Devnet:
                 "--preset",
                 cfg.preset,
                 "--devnet",
+                *(["--tls", "auto"] if cfg.tls else []),
             ],
         )
         self._wait_ready([market], LISTENING_PREFIX, MARKET_START_S)
         self.url = market.ready
+        if cfg.tls:  # the certificate the market made: every member pins it before it starts
+            pem = (market.home / "tls" / "cert.pem").read_text(encoding="ascii")
+            self.tls_fingerprint = fingerprint_of_pem(pem)
+            self.say(f"the market serves TLS; its certificate is {self.tls_fingerprint}")
+
+    def _trust(self, home: Path) -> Path:
+        """Pin the market's certificate in ``home`` (nothing to do over plain HTTP)."""
+        if self.tls_fingerprint is not None:
+            pin(home, self.url, self.tls_fingerprint)
+        return home
 
     def _start_providers(self) -> None:
         cfg = self.config
@@ -359,7 +373,7 @@ class Devnet:
         member = Member(name, cfg.home / name, cfg.logs / f"{name}.log")
         member.price = price
         member.log.write_bytes(b"")
-        args = ["provider", "start", "--market", self.url, "--home", str(member.home)]
+        args = ["provider", "start", "--market", self.url, "--home", str(self._trust(member.home))]
         args += ["--runtime", cfg.runtime, "--price-cpu-hour", price]
         args += ["--grace", str(cfg.provider_grace_s), "--max-jobs", str(cfg.max_jobs)]
         self._spawn(member, args + (["--cheat", cheat] if cheat else []))
@@ -375,7 +389,14 @@ class Devnet:
             name = f"verifier-{i}"
             member = Member(name, cfg.home / name, cfg.logs / f"{name}.log")
             member.log.write_bytes(b"")
-            args = ["verifier", "start", "--market", self.url, "--home", str(member.home)]
+            args = [
+                "verifier",
+                "start",
+                "--market",
+                self.url,
+                "--home",
+                str(self._trust(member.home)),
+            ]
             args += ["--runtime", cfg.runtime]
             if stake is not None and stake.micros > 0:
                 args += ["--stake", stake.to_json()]
@@ -424,7 +445,7 @@ class Devnet:
         from pasar.provider.agent import PROVIDER_KEY
 
         identity = load_identity(PROVIDER_KEY, member.home)
-        with Client(self.url, identity=identity) as client:
+        with Client(self.url, identity=identity, home=member.home) as client:
             client.faucet(amount.to_json())
             client._call(calls.stake(amount.to_json()))
 
@@ -447,7 +468,7 @@ class Devnet:
             return
         for member in self.providers if members is None else members:
             identity = load_identity(PROVIDER_KEY, member.home)
-            with Client(self.url, identity=identity) as client:
+            with Client(self.url, identity=identity, home=member.home) as client:
                 balance = client.balance()
                 spendable = Money.parse(str(balance["balance"]))
                 if deposit is not None and deposit.micros and spendable < deposit:
@@ -474,7 +495,8 @@ class Devnet:
             save_identity(identity, DEFAULT_KEY_NAME, home)
         self.client_account = identity.account_id
         (home / "config.toml").write_text(f'market = "{self.url}"\n', encoding="utf-8")
-        with Client(self.url, identity=identity) as client:
+        self._trust(home)
+        with Client(self.url, identity=identity, home=home) as client:
             balance = Money.parse(str(client.balance()["balance"]))
             if balance.micros == 0:
                 client.faucet(cfg.faucet)
@@ -505,7 +527,7 @@ class Devnet:
         """The two lines a shell needs to use this network with the CLI and the SDK."""
         return [
             f"export PASAR_MARKET={self.url}",
-            f"export PASAR_HOME={self.config.client_home}",
+            f"export PASAR_HOME={self.config.client_home}",  # its config.toml pins the TLS cert
         ]
 
 

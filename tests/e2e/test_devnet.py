@@ -294,6 +294,34 @@ def test_detached_devnet_is_stopped_by_down(tmp_path: Path, cleanup: list[Up]) -
 
 
 @needs_bwrap
+def test_a_tls_devnet_runs_a_job_over_https_with_every_member_pinned(
+    tmp_path: Path, cleanup: list[Up]
+) -> None:
+    """``pasar devnet up --tls``: the market serves HTTPS with its own certificate, every
+    member (providers, verifiers, the client) has it pinned, and a job runs end to end."""
+    home = tmp_path / "net"
+    started = pasar(
+        "devnet", "up", "--tls", "--providers", "1", "--verifiers", "0", "--detach",
+        "--home", str(home),
+    )  # fmt: skip
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "export PASAR_MARKET=https://127.0.0.1:" in started.stdout
+    assert "its certificate is sha256:" in started.stdout
+    record = json.loads((home / "devnet.json").read_text())
+    url = record["url"]
+    (tmp_path / "job.yaml").write_text(
+        'name: tls\nrun: echo over tls\nmax_price_per_hour: "1 USDC"\nmax_duration: 1m\n'
+    )
+    env = _env(PASAR_MARKET=url, PASAR_HOME=str(home / "client"))
+    ran = pasar("launch", str(tmp_path / "job.yaml"), "--yes", "--wait", env=env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "settled (exit 0" in ran.stdout
+    assert "trusting" not in ran.stderr  # pinned by the devnet: no first-use trust needed
+    stopped = pasar("devnet", "down", "--home", str(home))
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+
+
+@needs_bwrap
 def test_down_stops_a_foreground_devnet_through_its_supervisor(
     tmp_path: Path, cleanup: list[Up]
 ) -> None:

@@ -90,6 +90,9 @@ def up(
     cheat: str | None = typer.Option(
         None, "--cheat", hidden=True, help="KIND:RATE for the cheating providers."
     ),
+    tls: bool = typer.Option(
+        False, "--tls", help="Serve the market over HTTPS (a self-signed certificate, pinned)."
+    ),
 ) -> None:
     """Start a market and N providers on 127.0.0.1 and a funded client key; print the market
     URL and the export lines; run until Ctrl-C or SIGTERM, then stop them all and exit 0."""
@@ -106,6 +109,7 @@ def up(
         cheaters=cheaters or (1 if cheat else 0),  # --cheat alone: one cheater
         cheat=cheat,
         verifiers=verifiers,
+        tls=tls,
     )
     net = Devnet(config, say=_say)
     stop = threading.Event()

@@ -70,6 +70,14 @@ def serve(
         min=1,
         help="Largest blob (one input or output file) the market stores, in bytes.",
     ),
+    tls: str | None = typer.Option(
+        None,
+        "--tls",
+        help="'auto': serve HTTPS with a self-signed certificate made once in <home>/tls; "
+        "clients pin the fingerprint it prints.",
+    ),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", help="Serve HTTPS: certificate PEM."),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="Its private key (PEM)."),
     standby: bool = typer.Option(
         False,
         "--standby",
@@ -94,5 +102,8 @@ def serve(
         blob_quota_bytes=blob_quota_mb << 20,
         blob_grace_s=blob_grace_s,
         max_blob_bytes=max_blob_bytes,
+        tls=tls,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     run_market(config, standby=standby)

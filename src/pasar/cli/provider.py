@@ -142,7 +142,7 @@ def inventory(
 
 def _api(market: str | None, home: Path | None, key: str) -> MarketAPI:
     identity = load_or_create_key(pasar_home(home), key)
-    return MarketAPI(_market(market), identity)
+    return MarketAPI(_market(market), identity, home=pasar_home(home))
 
 
 @app.command("status")

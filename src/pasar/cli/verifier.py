@@ -56,7 +56,7 @@ def status(
 ) -> None:
     """This verifier's stake, checks done and missed, and checks waiting for it."""
     identity = load_or_create_key(pasar_home(home), key)
-    api = MarketAPI(_market(market), identity)
+    api = MarketAPI(_market(market), identity, home=pasar_home(home))
     try:
         info = api.perform(calls.verifier(identity.account_id))
         earned = api.account()
@@ -88,7 +88,7 @@ def challenge(
     """Challenge a settled result (whistleblower): 2N+1 checkers re-run it; if they find it
     wrong the provider is slashed and you are rewarded, else you lose the bond."""
     identity = load_or_create_key(pasar_home(home), key)
-    api = MarketAPI(_market(market), identity)
+    api = MarketAPI(_market(market), identity, home=pasar_home(home))
     try:
         answer = api.perform(calls.open_challenge(lease, claim, bond))
     finally:

@@ -47,7 +47,7 @@ class AsyncClient:
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.url = transport.base_url if transport else market_url(market, home=home)
-        self.transport = transport or AsyncTransport(self.url, timeout_s=timeout_s)
+        self.transport = transport or AsyncTransport(self.url, timeout_s=timeout_s, home=home)
         self._identity = identity
         self._key = key
         self._home = home

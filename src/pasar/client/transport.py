@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import ssl
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -22,8 +23,9 @@ import httpx
 
 from pasar.core.errors import ErrorDetail, PasarError
 from pasar.crypto.envelope import sign, wall_clock_ms
-from pasar.crypto.identity import Identity
+from pasar.crypto.identity import Identity, pasar_home
 from pasar.crypto.request_auth import authorization
+from pasar.crypto.tls import client_context
 
 if TYPE_CHECKING:
     from pasar.client.calls import Call
@@ -78,6 +80,14 @@ def _io_error(base_url: str, exc: httpx.TransportError) -> PasarError:
         status=503,
         hint="check the URL (PASAR_MARKET) and that the market is running",
     )
+
+
+def tls_for(base_url: str, home: str | os.PathLike[str] | None) -> ssl.SSLContext | bool:
+    """How to trust an ``https://`` market (:func:`pasar.crypto.tls.client_context`: a CA,
+    a pinned fingerprint, or trust on first use); plain HTTP has nothing to verify."""
+    if not base_url.startswith("https://"):
+        return True
+    return client_context(base_url, pasar_home(home))
 
 
 def _envelope(body: dict[str, Any], identity: Identity, market: str) -> dict[str, Any]:
@@ -144,10 +154,13 @@ class Transport:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         http: httpx.Client | None = None,
         identity: Identity | None = None,
+        home: str | os.PathLike[str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.identity = identity  # who signs this transport's reads (None: public reads only)
-        self._http = http or httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        self._http = http or httpx.Client(
+            base_url=self.base_url, timeout=timeout_s, verify=tls_for(self.base_url, home)
+        )
         self._market: str | None = None
 
     def close(self) -> None:
@@ -266,10 +279,13 @@ class AsyncTransport:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         http: httpx.AsyncClient | None = None,
         identity: Identity | None = None,
+        home: str | os.PathLike[str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.identity = identity  # who signs this transport's reads (None: public reads only)
-        self._http = http or httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s)
+        self._http = http or httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout_s, verify=tls_for(self.base_url, home)
+        )
         self._market: str | None = None
 
     async def aclose(self) -> None:

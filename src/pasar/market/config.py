@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pasar.core.errors import PasarError
 from pasar.crypto.identity import pasar_home
 from pasar.market.blobs import DEFAULT_GRACE_S, DEFAULT_QUOTA_BYTES
 from pasar.market.ratelimit import DEFAULT_MAX_WAITERS, DEFAULT_RATE_PER_S
@@ -43,6 +44,10 @@ class MarketConfig:
     max_waiters: int = DEFAULT_MAX_WAITERS  # long polls one account may hold open
     blob_quota_bytes: int = DEFAULT_QUOTA_BYTES  # blobs one account may keep stored
     blob_grace_s: int = DEFAULT_GRACE_S  # a blob no order names is removed after this
+    # HTTPS: "auto" (a self-signed certificate kept in <home>/tls), or a certificate and key
+    tls: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @property
     def blobs_dir(self) -> Path:
@@ -65,10 +70,31 @@ class MarketConfig:
         rate_per_s: int = DEFAULT_RATE_PER_S,
         blob_quota_bytes: int = DEFAULT_QUOTA_BYTES,
         blob_grace_s: int = DEFAULT_GRACE_S,
+        tls: str | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
     ) -> MarketConfig:
         """Resolve the home (``--home``, else ``$PASAR_HOME``, else ``~/.pasar``) to an
         absolute path, so that a later ``chdir`` cannot move the database or the keys."""
         resolved = pasar_home(home).absolute()
+        if tls not in (None, "auto") or (tls == "auto" and (tls_cert or tls_key)):
+            raise PasarError(
+                f"--tls takes only 'auto' (a self-signed certificate), got {tls!r}",
+                code="invalid_flag",
+                field="--tls",
+                hint="--tls auto, or --tls-cert FILE --tls-key FILE for your own certificate",
+            )
+        if (tls_cert is None) != (tls_key is None):
+            raise PasarError(
+                "--tls-cert and --tls-key go together",
+                code="invalid_flag",
+                field="--tls-key" if tls_key is None else "--tls-cert",
+                hint="give both the certificate (PEM) and its private key (PEM)",
+            )
+        for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+            if path is not None and not path.is_file():
+                raise PasarError(f"{flag}: no file {path}", code="invalid_flag", field=flag,
+                                 hint="give the path of a PEM file")  # fmt: skip
         return cls(
             home=resolved,
             db_url=db_url or default_db_url(resolved),
@@ -82,4 +108,7 @@ class MarketConfig:
             rate_per_s=rate_per_s,
             blob_quota_bytes=blob_quota_bytes,
             blob_grace_s=blob_grace_s,
+            tls=tls,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
         )

@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
@@ -36,6 +37,7 @@ from pasar.crypto.identity import (
     load_identity,
     save_identity,
 )
+from pasar.crypto.tls import fingerprint_of_pem, self_signed
 from pasar.market.app import create_app
 from pasar.market.chain import ChainBuilder
 from pasar.market.config import MarketConfig
@@ -147,10 +149,10 @@ def build_app(
     return app
 
 
-def listening_url(host: str, port: int) -> str:
-    """``http://HOST:PORT``, with brackets around an IPv6 host."""
+def listening_url(host: str, port: int, *, tls: bool = False) -> str:
+    """``http(s)://HOST:PORT``, with brackets around an IPv6 host."""
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"http://{shown}:{port}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
 class _Server(uvicorn.Server):
@@ -170,7 +172,13 @@ class _Server(uvicorn.Server):
             for sock in server.sockets or ():
                 port = int(sock.getsockname()[1])
                 break
-        self.url = listening_url(self.config.host, port)
+        self.url = listening_url(self.config.host, port, tls=self.config.is_ssl)
+        if self.config.is_ssl and self.config.ssl_certfile is not None:
+            pem = Path(self.config.ssl_certfile).read_text(encoding="ascii")
+            self.announce.write(
+                f"pasar market TLS certificate {fingerprint_of_pem(pem)} — clients pin it "
+                "(trust on first use, or PASAR_TLS_FINGERPRINT)\n"
+            )
         self.announce.write(f"{LISTENING_PREFIX}{self.url}\n")
         self.announce.flush()
         log_event("market.listening", url=self.url)
@@ -271,6 +279,17 @@ def _check_same_market(config: MarketConfig, identity: Identity) -> None:
         )
 
 
+def tls_files(config: MarketConfig) -> tuple[str | None, str | None]:
+    """uvicorn's certificate and key for an HTTPS market (``--tls auto`` makes its own);
+    (None, None) for plain HTTP."""
+    if config.tls == "auto":
+        cert, key = self_signed(config.home, config.host)
+        return str(cert), str(key)
+    if config.tls_cert is not None and config.tls_key is not None:
+        return str(config.tls_cert), str(config.tls_key)
+    return None, None
+
+
 def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool = False) -> None:
     """Serve the market until SIGTERM/SIGINT; returns normally after a graceful shutdown.
 
@@ -310,6 +329,7 @@ def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool
                     where=where(database_url(config.db_url)),
                 )
                 app = node
+            cert, key = tls_files(config)
             uv_config = uvicorn.Config(
                 app,
                 host=config.host,
@@ -319,6 +339,8 @@ def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool
                 lifespan="on",
                 server_header=False,
                 timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+                ssl_certfile=cert,
+                ssl_keyfile=key,
             )
             server = _Server(uv_config, announce or sys.stdout)
             server.should_exit = stopping

@@ -38,11 +38,14 @@ T = TypeVar("T")
 class MarketAPI:
     """A provider's signed view of one market."""
 
-    def __init__(self, url: str, identity: Identity, *, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, url: str, identity: Identity, *, timeout_s: float = 60.0, home: Path | None = None
+    ) -> None:
         self.url = url
         self.identity = identity
         self.id = identity.account_id
-        self.http = Transport(url, timeout_s=timeout_s, identity=identity)  # reads are signed
+        # reads are signed; an https market is trusted as ``home``'s config says (its pin)
+        self.http = Transport(url, timeout_s=timeout_s, identity=identity, home=home)
 
     def close(self) -> None:
         self.http.close()

@@ -57,7 +57,7 @@ class VerifierAgent:
         self.config = config
         self.identity = load_or_create_key(config.home, config.key_name)
         self.runtime: Runtime = get_runtime(config.runtime)
-        self.api = MarketAPI(config.market, self.identity)
+        self.api = MarketAPI(config.market, self.identity, home=config.home)
         self.state = VerifierState()
         self._lock = threading.Lock()
         self._stop = threading.Event()

@@ -1,0 +1,196 @@
+"""TLS for the market's HTTP API: its certificate, its fingerprint, and how clients trust it.
+
+A market serves HTTPS with a certificate it is given (``--tls-cert``/``--tls-key``) or, with
+``--tls auto``, one it makes for itself once (self-signed, kept in ``<home>/tls/``, the key
+0600). A self-signed certificate has no authority vouching for it, so clients **pin** it:
+its SHA-256 fingerprint (``sha256:<64 hex>``), which the market prints when it starts.
+
+A client connecting to ``https://…`` trusts, in this order (:func:`client_context`):
+
+1. a CA bundle (``PASAR_TLS_CA``, or ``tls_ca = "…"`` in ``$PASAR_HOME/config.toml``): the
+   ordinary web model, for a certificate from a real authority;
+2. a fingerprint given to it (``PASAR_TLS_FINGERPRINT``, or ``[tls_pins]`` in config.toml, one
+   line per market URL);
+3. otherwise **trust on first use**: it fetches the certificate, pins its fingerprint in
+   config.toml and says so loudly, naming the fingerprint to compare with the market's.
+
+A pin is checked *before* any request is sent: the certificate is fetched and hashed first, and
+the connection then trusts exactly that certificate, so a changed certificate (a new one, or
+someone in the middle) is refused with both fingerprints named, and nothing signed leaves.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import logging
+import os
+import ssl
+import sys
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pasar.core.errors import PasarError
+
+log = logging.getLogger("pasar.tls")
+
+CA_ENV = "PASAR_TLS_CA"
+FINGERPRINT_ENV = "PASAR_TLS_FINGERPRINT"
+PINS_TABLE = "tls_pins"
+CERT_FILE, KEY_FILE = "cert.pem", "key.pem"
+_FETCH_TIMEOUT_S = 10.0
+
+
+def fingerprint_of_pem(pem: str) -> str:
+    """``sha256:<hex>`` of a certificate's DER bytes (what ``openssl x509 -fingerprint`` hashes)."""
+    return "sha256:" + hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+
+def _normal_fingerprint(text: str, source: str) -> str:
+    value = text.strip().lower().replace(":", "")
+    value = value.removeprefix("sha256")
+    if len(value) != 64 or set(value) - set("0123456789abcdef"):
+        raise PasarError(
+            f"the TLS fingerprint from {source} is not a SHA-256 fingerprint: {text!r}",
+            code="invalid_fingerprint",
+            field="tls_fingerprint",
+            hint="copy the sha256:… line the market printed when it started",
+        )
+    return "sha256:" + value
+
+
+# -- the market's side -----------------------------------------------------------------------------
+
+
+def self_signed(home: Path, host: str) -> tuple[Path, Path]:
+    """The market's own certificate in ``<home>/tls`` (made once; reused on every start, so
+    its pin holds): ECDSA P-256, valid for ``localhost``, ``127.0.0.1``, ``::1`` and ``host``."""
+    folder = home / "tls"
+    cert, key = folder / CERT_FILE, folder / KEY_FILE
+    if cert.exists() and key.exists():
+        return cert, key
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    for text in {"127.0.0.1", "::1", host}:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(text)))
+        except ValueError:
+            if text and text not in ("0.0.0.0", "localhost"):
+                names.append(x509.DNSName(text))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pasar market")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private, hashes.SHA256())
+    )
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(
+            private.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert, key
+
+
+# -- the client's side ---------------------------------------------------------------------------
+
+
+def _config(home: Path) -> dict[str, object]:
+    try:
+        return tomllib.loads((home / "config.toml").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PasarError(
+            f"cannot read {home / 'config.toml'}: {exc}",
+            code="invalid_config",
+            hint=f"fix or remove {home / 'config.toml'}",
+        ) from None
+
+
+def pinned(home: Path, url: str) -> str | None:
+    pins = _config(home).get(PINS_TABLE)
+    value = pins.get(url) if isinstance(pins, dict) else None
+    return _normal_fingerprint(value, "config.toml") if isinstance(value, str) else None
+
+
+def pin(home: Path, url: str, fingerprint: str) -> None:
+    """Record ``fingerprint`` for ``url`` in ``[tls_pins]`` of ``home``'s config.toml (the
+    table is kept last in the file, so appending a line to it is appending to the file)."""
+    path = home / "config.toml"
+    home.mkdir(parents=True, exist_ok=True)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if f"[{PINS_TABLE}]" not in text:
+        text += ("" if text.endswith("\n") or not text else "\n") + f"[{PINS_TABLE}]\n"
+    lines = [ln for ln in text.splitlines() if not ln.startswith(f'"{url}" =')]
+    lines.append(f'"{url}" = "{fingerprint}"')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _server_certificate(url: str) -> str:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 443
+    try:
+        return ssl.get_server_certificate((host, port), timeout=_FETCH_TIMEOUT_S)
+    except (OSError, ssl.SSLError) as exc:
+        raise PasarError(
+            f"cannot reach {url} over TLS to read its certificate: {exc}",
+            code="market_unreachable",
+            status=503,
+            hint="is the market running with TLS at that address?",
+        ) from None
+
+
+def client_context(url: str, home: Path, fingerprint: str | None = None) -> ssl.SSLContext:
+    """The SSL context a client uses for the market at ``url`` (see the module docstring)."""
+    ca = os.environ.get(CA_ENV) or _config(home).get("tls_ca")
+    if isinstance(ca, str) and ca:
+        return ssl.create_default_context(cafile=ca)
+    given = fingerprint or os.environ.get(FINGERPRINT_ENV)
+    expected = _normal_fingerprint(given, "the given pin") if given else pinned(home, url)
+    pem = _server_certificate(url)
+    found = fingerprint_of_pem(pem)
+    if expected is None:
+        pin(home, url, found)
+        print(
+            f"pasar: WARNING: trusting {url} on first use: its TLS certificate is {found}. "
+            f"Compare it with the fingerprint the market printed; it is now pinned in "
+            f"{home / 'config.toml'} and any other certificate will be refused.",
+            file=sys.stderr,
+        )
+    elif found != expected:
+        raise PasarError(
+            f"the TLS certificate of {url} is {found}, not the pinned {expected}: "
+            "refusing to send anything",
+            code="tls_pin_mismatch",
+            status=502,
+            field="tls_pins",
+            hint=f"if the market really has a new certificate, remove its line from "
+            f"[{PINS_TABLE}] in {home / 'config.toml'} and connect again to pin the new one",
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False  # the pin names the certificate; no name could add to it
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the pinned leaf is the anchor
+    context.load_verify_locations(cadata=pem)
+    return context

@@ -1,0 +1,90 @@
+"""Issue 12 §3: the market over HTTPS, and clients that pin its certificate.
+
+A real market process serves ``--tls auto`` (a self-signed certificate it makes once and prints
+the fingerprint of). A client trusts it on first use and pins it in its config.toml; a client
+whose pin names another certificate is refused before it sends anything signed, and no money
+moves; a plain-HTTP client gets a clear error, not a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pasar.client.client import Client
+from pasar.core.errors import PasarError
+from pasar.crypto.identity import Identity
+from pasar.crypto.tls import pin, pinned
+
+
+def _fingerprint(market: Any) -> str:
+    printed = re.search(r"TLS certificate (sha256:[0-9a-f]{64})", market.stdout())
+    assert printed, market.stdout()
+    return printed.group(1)
+
+
+def test_a_client_pins_the_certificate_on_first_use_and_refuses_another(
+    spawn_market: Any, tmp_path: Path
+) -> None:
+    market = spawn_market(tmp_path / "m", "--tls", "auto")
+    assert market.url.startswith("https://127.0.0.1:")
+    printed = _fingerprint(market)
+    assert (tmp_path / "m" / "tls" / "key.pem").stat().st_mode & 0o777 == 0o600
+
+    first = tmp_path / "alice"
+    alice = Client(market.url, identity=Identity.generate(), home=first)
+    assert alice.faucet("5 USDC")["minted"] == "5.00 USDC"  # trusted on first use
+    assert pinned(first, market.url) == printed  # the very fingerprint the market printed
+
+    # the same market restarted keeps its certificate: the pin still holds
+    market = market.restart()
+    assert _fingerprint(market) == printed
+    again = Client(market.url, identity=alice.identity, home=first)
+    assert again.balance()["balance"] == "5.00 USDC"
+
+    # a pin for another certificate (someone in the middle, or a re-keyed market): refused,
+    # naming both fingerprints, before any signed request is sent
+    mallory_home = tmp_path / "pinned-elsewhere"
+    other = "sha256:" + "ab" * 32
+    pin(mallory_home, market.url, other)
+    victim = Identity.generate()
+    with pytest.raises(PasarError) as err:  # the pin is checked as the client connects
+        Client(market.url, identity=victim, home=mallory_home).faucet("5 USDC")
+    assert err.value.code == "tls_pin_mismatch"
+    assert printed in err.value.message and other in err.value.message
+    assert "config.toml" in str(err.value.hint)
+    balances = again.transport.get("/v1/state/balances")["balances"]
+    assert not any(victim.account_id in k for k in balances)  # nothing reached the market
+
+    # plain HTTP to an HTTPS market: a clear transport error, no traceback
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(market.url.replace("https://", "http://") + "/v1/healthz", timeout=5)
+    plain = Client(market.url.replace("https://", "http://"), identity=Identity.generate())
+    with pytest.raises(PasarError) as refused:
+        plain.faucet("1 USDC")
+    assert refused.value.status >= 500 or refused.value.code
+
+
+def test_bad_tls_flags_exit_2_naming_the_flag(spawn_market: Any, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    for args, flag in (
+        (["--tls", "manual"], "--tls"),
+        (
+            ["--tls-cert", str(tmp_path / "missing.pem"), "--tls-key", str(tmp_path / "k")],
+            "--tls-cert",
+        ),
+        (["--tls-cert", str(tmp_path / "c.pem")], "--tls-key"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "pasar", "market", "serve", "--home", str(tmp_path / "x"),
+             "--port", "0", *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert flag in done.stderr and "Traceback" not in done.stderr
