@@ -15,6 +15,7 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import httpx
 
 from pasar.client.raw_orders import prepared_order
-from pasar.client.transport import Transport
+from pasar.client.transport import Transport, tls_for
 from pasar.crypto.envelope import sign, wall_clock_ms
 from pasar.crypto.identity import Identity
 
@@ -37,17 +38,18 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
-def run(orders: int, clients: int) -> dict[str, Any]:
-    with market() as url:
+def run(orders: int, clients: int, *, tls: bool = False) -> dict[str, Any]:
+    """``tls``: the market serves HTTPS (``--tls auto``), its certificate pinned by the
+    clients, each of which keeps one connection (one handshake) for all its orders."""
+    with market(*(("--tls", "auto") if tls else ())) as url, tempfile.TemporaryDirectory() as home:
         client = Identity.generate()
-        market_id = httpx.get(f"{url}/v1/healthz").json()["market"]
+        transport = Transport(url, identity=client, home=home)  # pins the certificate (TLS)
+        verify: Any = tls_for(url, home)
+        market_id = transport.market
         faucet = {"type": "faucet", "amount": "1000 USDC"}
-        httpx.post(
-            f"{url}/v1/faucet",
-            json=sign(faucet, client, now_ms=wall_clock_ms(), market=market_id),
-        ).raise_for_status()
+        transport.post_signed("/v1/faucet", faucet, client)
         # one private part for every order (the same job): uploaded once, named by each
-        order = prepared_order(Transport(url, identity=client), client, SPEC)
+        order = prepared_order(transport, client, SPEC)
         envelopes = [
             sign(
                 {**order, "ttl_s": 3600},
@@ -62,7 +64,7 @@ def run(orders: int, clients: int) -> dict[str, Any]:
         lock = threading.Lock()
 
         def worker(chunk: list[dict[str, Any]]) -> None:
-            with httpx.Client(base_url=url, timeout=30) as http:
+            with httpx.Client(base_url=url, timeout=30, verify=verify) as http:
                 for envelope in chunk:
                     t = time.perf_counter()
                     response = http.post("/v1/orders", json=envelope)
@@ -90,6 +92,7 @@ def run(orders: int, clients: int) -> dict[str, Any]:
         "clients": clients,
         "errors": len(errors),
         "store": "sqlite (WAL, synchronous=FULL)",
+        "tls": tls,
         "python": platform.python_version(),
         "machine": platform.machine(),
     }

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from attacklib import PROVIDER_ARGS, Party, assert_money_safe
 
+from pasar.client.raw_orders import prepared_order
 from pasar.core.errors import PasarError
 from pasar.crypto.envelope import sign, wall_clock_ms
 
@@ -99,12 +100,16 @@ def test_a_request_signed_for_another_market_is_refused(
     assert_money_safe(market_server.url)
 
 
-def test_sealed_privacy_is_refused_not_ignored(market_server: Any) -> None:
+def test_a_sealed_order_naming_blobs_it_never_uploaded_is_refused(market_server: Any) -> None:
+    """A sealed order names its encrypted inputs on the chain (the market cannot read its
+    private part): each must be a blob its signer uploaded, or the order is refused unescrowed."""
     alice = Party(market_server)
     alice.fund("5 USDC")
+    spec = {"run": "echo secret", "privacy": "sealed", "resources": {"cpus": 1},
+            "max_price_per_hour": "1 USDC", "max_duration": "1m"}  # fmt: skip
+    body = {**prepared_order(alice.api, alice.identity, spec), "blobs": ["ab" * 32]}
     with pytest.raises(PasarError) as err:
-        alice.launch(run="echo secret", privacy="sealed")
-    assert err.value.status == 422 and err.value.code == "privacy_unavailable"
-    assert err.value.field == "spec.privacy"
+        alice.post("/v1/orders", **body)
+    assert err.value.status == 422 and err.value.code == "missing_blob"
     assert alice.get(f"/v1/accounts/{alice.id}")["escrow"] == "0.00 USDC"
     assert_money_safe(market_server.url)

@@ -9,16 +9,21 @@ moves; a plain-HTTP client gets a clear error, not a traceback.
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from test_market_flow import total_minted
 
 from pasar.client.client import Client
+from pasar.client.transport import Transport
 from pasar.core.errors import PasarError
+from pasar.core.money import Money
+from pasar.crypto.envelope import sign, wall_clock_ms
 from pasar.crypto.identity import Identity
-from pasar.crypto.tls import pin, pinned
+from pasar.crypto.tls import client_context, load_client_cert, pin, pinned
 
 
 def _fingerprint(market: Any) -> str:
@@ -88,3 +93,38 @@ def test_bad_tls_flags_exit_2_naming_the_flag(spawn_market: Any, tmp_path: Path)
         )  # fmt: skip
         assert done.returncode == 2, done.stdout + done.stderr
         assert flag in done.stderr and "Traceback" not in done.stderr
+
+
+def test_mtls_refuses_a_signed_request_over_another_accounts_certificate(
+    spawn_market: Any, tmp_path: Path
+) -> None:
+    """``--mtls``: the SDK gets a certificate naming its account and uses it; a request signed
+    by one account over a connection holding another account's certificate is refused, as is
+    a signed request with no certificate; no money moves."""
+    market = spawn_market(tmp_path / "m", "--tls", "auto", "--mtls")
+    home = tmp_path / "mallory"
+    mallory = Identity.generate()
+    client = Client(market.url, identity=mallory, home=home)
+    assert client.faucet("5 USDC")["minted"] == "5.00 USDC"  # a certificate fetched on the way
+    assert list((home / "tls").glob(f"client-*-{mallory.account_id}.pem"))
+
+    bob = Identity.generate()
+    transport = Transport(market.url, home=home)  # the pin, no certificate yet
+    body = {"type": "faucet", "amount": "5 USDC"}
+
+    def post_as(who: Identity, context: ssl.SSLContext) -> httpx.Response:
+        envelope = sign(body, who, now_ms=wall_clock_ms(), market=transport.market)
+        with httpx.Client(base_url=market.url, verify=context, timeout=10) as http:
+            return http.post("/v1/faucet", json=envelope)
+
+    with_mallorys = client_context(market.url, home)
+    assert load_client_cert(with_mallorys, home, market.url, mallory.account_id)
+    mismatch = post_as(bob, with_mallorys)
+    assert mismatch.status_code == 403, mismatch.text
+    assert mismatch.json()["error"]["code"] == "client_cert_mismatch"
+    bare = post_as(bob, client_context(market.url, home))
+    assert bare.status_code == 403 and bare.json()["error"]["code"] == "client_cert_required"
+    assert post_as(mallory, with_mallorys).status_code == 200  # her own: accepted
+    balances = transport.get("/v1/state/balances")["balances"]  # public reads need no cert
+    assert not any(bob.account_id in k for k in balances)
+    assert total_minted(balances) == Money.parse("10 USDC")  # and conserved

@@ -263,6 +263,21 @@ class TeeAttest(TxBody):
     nonce_issued_at: int
 
 
+class TlsClientCert(TxBody):
+    """Account-signed, not a ledger transaction: a request for a client certificate naming the
+    signer, over the client's own EC public key (PEM), on a market with mutual TLS."""
+
+    type: Literal["tls.client_cert"] = "tls.client_cert"
+    public_key: str
+
+
+class TlsCertificate(OpenModel):
+    """A client certificate (PEM) the market issued, and the account it names."""
+
+    account: str
+    certificate: str
+
+
 class TeePresent(TxBody):
     """Provider-signed, not a ledger transaction: a TDX/SGX quote (base64) whose report data
     binds the provider's key and a nonce the market issued, with the collateral to verify it

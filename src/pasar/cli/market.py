@@ -78,6 +78,12 @@ def serve(
     ),
     tls_cert: Path | None = typer.Option(None, "--tls-cert", help="Serve HTTPS: certificate PEM."),
     tls_key: Path | None = typer.Option(None, "--tls-key", help="Its private key (PEM)."),
+    mtls: bool = typer.Option(
+        False,
+        "--mtls",
+        help="Mutual TLS: every signed request must come over a connection whose client "
+        "certificate (issued by this market) names the signer.",
+    ),
     standby: bool = typer.Option(
         False,
         "--standby",
@@ -105,5 +111,6 @@ def serve(
         tls=tls,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        mtls=mtls,
     )
     run_market(config, standby=standby)

@@ -25,7 +25,13 @@ from pasar.core.errors import ErrorDetail, PasarError
 from pasar.crypto.envelope import sign, wall_clock_ms
 from pasar.crypto.identity import Identity, pasar_home
 from pasar.crypto.request_auth import authorization
-from pasar.crypto.tls import client_context
+from pasar.crypto.tls import (
+    ISSUE_PATH,
+    client_context,
+    client_key_and_csr_key,
+    load_client_cert,
+    save_client_cert,
+)
 
 if TYPE_CHECKING:
     from pasar.client.calls import Call
@@ -158,13 +164,41 @@ class Transport:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.identity = identity  # who signs this transport's reads (None: public reads only)
-        self._http = http or httpx.Client(
-            base_url=self.base_url, timeout=timeout_s, verify=tls_for(self.base_url, home)
-        )
+        self._home = pasar_home(home)
+        self._timeout_s = timeout_s
+        self._own_http = http is None  # one this transport may rebuild (with a client cert)
+        self._signer = identity  # whose client certificate (mutual TLS) the connection shows
+        self._http = http or self._client()
         self._market: str | None = None
+
+    def _client(self) -> httpx.Client:
+        verify = tls_for(self.base_url, self._home)
+        if isinstance(verify, ssl.SSLContext) and self._signer is not None:
+            load_client_cert(verify, self._home, self.base_url, self._signer.account_id)
+        return httpx.Client(base_url=self.base_url, timeout=self._timeout_s, verify=verify)
 
     def close(self) -> None:
         self._http.close()
+
+    def _get_client_cert(self) -> bool:
+        """On a market with mutual TLS: ask for a certificate naming this transport's account
+        (over its own fresh key), keep it under ``$PASAR_HOME/tls``, and reconnect with it.
+        False where this transport cannot (nobody signed, or a client it was given)."""
+        signer = self._signer
+        if signer is None or not self._own_http:
+            return False
+        key_pem, public_pem = client_key_and_csr_key()
+        body = {"type": "tls.client_cert", "public_key": public_pem}
+        request = self._http.build_request(
+            "POST", ISSUE_PATH, json=_envelope(body, signer, self.market)
+        )
+        answer = self._send(request, retry_cert=False).json()
+        save_client_cert(
+            self._home, self.base_url, signer.account_id, key_pem, answer["certificate"]
+        )
+        self._http.close()
+        self._http = self._client()
+        return True
 
     @property
     def market(self) -> str:
@@ -183,9 +217,12 @@ class Transport:
         signer = signer or self.identity
         if signer is not None:
             _signed(request, signer, self.market)
+            self._signer = self._signer or signer
         return request
 
-    def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+    def _send(
+        self, request: httpx.Request, *, stream: bool = False, retry_cert: bool = True
+    ) -> httpx.Response:
         try:
             response = self._http.send(request, stream=stream)
         except httpx.TransportError as exc:
@@ -194,7 +231,10 @@ class Transport:
             if stream:
                 response.read()
                 response.close()
-            raise _error_from(response)
+            error = _error_from(response)
+            if retry_cert and error.code == "client_cert_required" and self._get_client_cert():
+                return self._send(request, stream=stream, retry_cert=False)
+            raise error
         return response
 
     def request(
@@ -223,6 +263,7 @@ class Transport:
             if signer is None:
                 raise ValueError("a POST of a transaction needs a signer")
             envelope = _envelope(call.body.body(), signer, self.market)
+            self._signer = self._signer or signer
             response = self.request("POST", call.path, json=envelope, **extra)
         else:
             reader = signer if call.signed else None

@@ -194,3 +194,162 @@ def client_context(url: str, home: Path, fingerprint: str | None = None) -> ssl.
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the pinned leaf is the anchor
     context.load_verify_locations(cadata=pem)
     return context
+
+
+# -- mutual TLS: client certificates that name a pasar account ------------------------------------
+
+CLIENT_CA_CERT, CLIENT_CA_KEY = "clients-ca.pem", "clients-ca.key"
+CLIENT_CERT_DAYS = 30
+ACCOUNT_URI_PREFIX = "pasar:"
+
+
+def client_ca(home: Path) -> Path:
+    """The market's authority for client certificates (``<home>/tls/clients-ca.*``, made once):
+    Python's TLS checks a client certificate only against an authority, so the market is one,
+    for certificates that name a pasar account and nothing else."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    folder = home / "tls"
+    cert = folder / CLIENT_CA_CERT
+    if cert.exists():
+        return cert
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private = ec.generate_private_key(ec.SECP256R1())
+    _write_key(folder / CLIENT_CA_KEY, private)
+    cert.write_bytes(_certificate(private, private, "pasar market client CA", ca=True, days=3650))
+    return cert
+
+
+def _write_key(path: Path, private: object) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(
+            private.private_bytes(  # type: ignore[attr-defined]
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+
+def _certificate(
+    subject_key: object,
+    issuer_key: object,
+    name: str,
+    *,
+    ca: bool,
+    days: int,
+    issuer: str | None = None,
+    account: str | None = None,
+) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer or name)]))
+        .public_key(subject_key.public_key() if hasattr(subject_key, "public_key") else subject_key)  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if account is not None:
+        uri = x509.UniformResourceIdentifier(ACCOUNT_URI_PREFIX + account)
+        builder = builder.add_extension(x509.SubjectAlternativeName([uri]), critical=False)
+    certificate = builder.sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
+    return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def issue_client_cert(home: Path, account: str, public_key_pem: str) -> str:
+    """A client certificate for ``account`` over the client's own public key, signed by the
+    market's client authority, valid :data:`CLIENT_CERT_DAYS` days."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    client_ca(home)
+    folder = home / "tls"
+    issuer_key = serialization.load_pem_private_key((folder / CLIENT_CA_KEY).read_bytes(), None)
+    try:
+        public = serialization.load_pem_public_key(public_key_pem.encode())
+    except (ValueError, TypeError):
+        public = None
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        raise PasarError(
+            "public_key must be an EC public key in PEM",
+            code="invalid_key",
+            status=422,
+            field="body.public_key",
+            hint="let the SDK make the key (it does when the market asks for a certificate)",
+        )
+    return _certificate(
+        public, issuer_key, "pasar client", ca=False, days=CLIENT_CERT_DAYS,
+        issuer="pasar market client CA", account=account,
+    ).decode("ascii")  # fmt: skip
+
+
+def account_of_cert(der: bytes) -> str | None:
+    """The pasar account a (verified) client certificate names, if it names one."""
+    from cryptography import x509
+
+    try:
+        names = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        )
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+    for uri in names.value.get_values_for_type(x509.UniformResourceIdentifier):
+        if uri.startswith(ACCOUNT_URI_PREFIX):
+            return uri[len(ACCOUNT_URI_PREFIX) :]
+    return None
+
+
+def client_key_and_csr_key() -> tuple[bytes, str]:
+    """A fresh client key (PEM, for the client's files) and its public key (PEM, to send)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    key_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode("ascii")
+    )
+    return key_pem, public_pem
+
+
+#: Where an account asks a market with mutual TLS for its client certificate.
+ISSUE_PATH = "/v1/tls/client-certs"
+
+
+def _client_cert_files(home: Path, url: str, account: str) -> tuple[Path, Path]:
+    tag = hashlib.sha256(url.encode()).hexdigest()[:12]
+    folder = home / "tls"
+    return folder / f"client-{tag}-{account}.pem", folder / f"client-{tag}-{account}.key"
+
+
+def save_client_cert(home: Path, url: str, account: str, key_pem: bytes, cert_pem: str) -> None:
+    """Keep the client certificate for ``account`` at ``url`` (its key 0600)."""
+    cert, key = _client_cert_files(home, url, account)
+    cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_pem)
+    cert.write_text(cert_pem, encoding="ascii")
+
+
+def load_client_cert(context: ssl.SSLContext, home: Path, url: str, account: str) -> bool:
+    """Present ``account``'s client certificate for ``url`` on ``context``, if one is kept."""
+    cert, key = _client_cert_files(home, url, account)
+    if not (cert.exists() and key.exists()):
+        return False
+    context.load_cert_chain(cert, key)
+    return True

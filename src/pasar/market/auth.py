@@ -26,6 +26,7 @@ from pasar.core.errors import PasarError
 from pasar.crypto.canonical import CanonicalError, parse_json
 from pasar.crypto.envelope import VerifiedEnvelope, verify, wall_clock_ms
 from pasar.crypto.request_auth import verify_authorization
+from pasar.market.tls_clients import check_tls_client
 
 Clock = Callable[[], int]
 
@@ -85,6 +86,7 @@ async def signed_envelope(request: Request) -> VerifiedEnvelope:
         ) from None
     market = request.app.state.market_identity.account_id
     envelope = verify(document, now_ms=request_clock(request)(), market=market)
+    check_tls_client(request, envelope.signer)
     request.state.signer = envelope.signer
     _spend(request, envelope.signer)
     return envelope
@@ -120,6 +122,7 @@ async def request_signer(request: Request) -> str | None:
         target=request_target(request),
         now_ms=request_clock(request)(),
     )
+    check_tls_client(request, signer)
     request.state.signer = signer
     _spend(request, signer)
     return signer

@@ -48,6 +48,7 @@ class MarketConfig:
     tls: str | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    mtls: bool = False  # signed requests must come with a client certificate naming the signer
 
     @property
     def blobs_dir(self) -> Path:
@@ -73,6 +74,7 @@ class MarketConfig:
         tls: str | None = None,
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
+        mtls: bool = False,
     ) -> MarketConfig:
         """Resolve the home (``--home``, else ``$PASAR_HOME``, else ``~/.pasar``) to an
         absolute path, so that a later ``chdir`` cannot move the database or the keys."""
@@ -83,6 +85,13 @@ class MarketConfig:
                 code="invalid_flag",
                 field="--tls",
                 hint="--tls auto, or --tls-cert FILE --tls-key FILE for your own certificate",
+            )
+        if mtls and tls is None and tls_cert is None:
+            raise PasarError(
+                "--mtls needs TLS: client certificates are a TLS feature",
+                code="invalid_flag",
+                field="--mtls",
+                hint="add --tls auto (or --tls-cert FILE --tls-key FILE)",
             )
         if (tls_cert is None) != (tls_key is None):
             raise PasarError(
@@ -111,4 +120,5 @@ class MarketConfig:
             tls=tls,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            mtls=mtls,
         )

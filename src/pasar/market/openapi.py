@@ -29,12 +29,17 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
-from pasar.api.txs import TX_BODIES, Logs, TeePresent, TxBody
+from pasar.api.txs import TX_BODIES, Logs, TeePresent, TlsClientCert, TxBody
 from pasar.market.auth import EnvelopeIn, signed_envelope
 
 _REF = "#/components/schemas/{model}"
 _TX_KEY = "x-pasar-tx"
-_SIGNED_BODIES: dict[str, type[TxBody]] = {**TX_BODIES, "logs": Logs, "tee.present": TeePresent}
+_SIGNED_BODIES: dict[str, type[TxBody]] = {
+    **TX_BODIES,
+    "logs": Logs,
+    "tee.present": TeePresent,
+    "tls.client_cert": TlsClientCert,
+}
 
 
 def signs(tx_type: str) -> dict[str, Any]:

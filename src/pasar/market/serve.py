@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -37,7 +38,7 @@ from pasar.crypto.identity import (
     load_identity,
     save_identity,
 )
-from pasar.crypto.tls import fingerprint_of_pem, self_signed
+from pasar.crypto.tls import client_ca, fingerprint_of_pem, self_signed
 from pasar.market.app import create_app
 from pasar.market.chain import ChainBuilder
 from pasar.market.config import MarketConfig
@@ -45,9 +46,11 @@ from pasar.market.engine import Engine
 from pasar.market.logging import configure_logging, log_event
 from pasar.market.routes import accounts, capacity, checks, leases, orders, providers, stats, tee
 from pasar.market.routes import chain as chain_routes
+from pasar.market.routes import tls as tls_routes
 from pasar.market.service import MarketService
 from pasar.market.standby import StandbyNode
 from pasar.market.store import SqlStore, database_url, peek_meta
+from pasar.market.tls_clients import PeerCertProtocol
 from pasar.market.writer_lock import WriterLock, WriterLockLost, where
 
 BUSINESS_ROUTERS = (
@@ -59,6 +62,7 @@ BUSINESS_ROUTERS = (
     stats.router,
     chain_routes.router,
     capacity.router,
+    tls_routes.router,
     tee.router,
 )
 LISTENING_PREFIX = "pasar market listening on "
@@ -341,6 +345,11 @@ def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool
                 timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
                 ssl_certfile=cert,
                 ssl_keyfile=key,
+                # mTLS: ask every client for a certificate from this market's client authority
+                # (optional: the first one is asked for over TLS without one)
+                ssl_cert_reqs=ssl.CERT_OPTIONAL if config.mtls else ssl.CERT_NONE,
+                ssl_ca_certs=str(client_ca(config.home)) if config.mtls else None,
+                http=PeerCertProtocol if config.mtls else "auto",
             )
             server = _Server(uv_config, announce or sys.stdout)
             server.should_exit = stopping

@@ -63,7 +63,7 @@ def nonce(request: Request, provider_id: str) -> TeeNonce:
     openapi_extra=signs("tee.present"),
 )
 def present(request: Request, provider_id: str, envelope: Signed) -> dict[str, Any]:
-    """Verified with dcap-qvl at the market's clock; refused (422) for a tampered quote, an
+    """Verified with dcap-qvl at the market's clock; refused (4xx) for a tampered quote, an
     unknown TEE type, an out-of-date TCB, expired collateral, or a quote that binds another key
     or nonce. On success the verdict is recorded in a ``tee.attest`` and returned."""
     if envelope.signer != provider_id:
