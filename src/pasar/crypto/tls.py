@@ -135,15 +135,19 @@ def pinned(home: Path, url: str) -> str | None:
 
 
 def pin(home: Path, url: str, fingerprint: str) -> None:
-    """Record ``fingerprint`` for ``url`` in ``[tls_pins]`` of ``home``'s config.toml (the
-    table is kept last in the file, so appending a line to it is appending to the file)."""
+    """Record ``fingerprint`` for ``url`` in ``[tls_pins]`` of ``home``'s config.toml, keeping
+    every other line (a market address, a CA, other markets' pins) where it was."""
     path = home / "config.toml"
     home.mkdir(parents=True, exist_ok=True)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if f"[{PINS_TABLE}]" not in text:
-        text += ("" if text.endswith("\n") or not text else "\n") + f"[{PINS_TABLE}]\n"
+    header = f"[{PINS_TABLE}]"
     lines = [ln for ln in text.splitlines() if not ln.startswith(f'"{url}" =')]
-    lines.append(f'"{url}" = "{fingerprint}"')
+    if header not in (ln.strip() for ln in lines):
+        lines.append(header)
+    # right under the header, not at the end: a table written after [tls_pins] (or a key a
+    # user appended) would otherwise swallow the pin, or the pin would land in that table
+    at = next(i for i, ln in enumerate(lines) if ln.strip() == header) + 1
+    lines.insert(at, f'"{url}" = "{fingerprint}"')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
