@@ -84,7 +84,12 @@ def _io_error(base_url: str, exc: httpx.TransportError) -> PasarError:
         f"cannot reach the market at {base_url}: {exc}",
         code="unreachable",
         status=503,
-        hint="check the URL (PASAR_MARKET) and that the market is running",
+        hint="check the URL (PASAR_MARKET) and that the market is running"
+        + (
+            "; if it serves TLS (--tls), its URL starts with https://"
+            if base_url.startswith("http://") and isinstance(exc, httpx.RemoteProtocolError)
+            else ""
+        ),
     )
 
 
