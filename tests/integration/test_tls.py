@@ -166,3 +166,34 @@ def test_mtls_refuses_a_forged_certificate_naming_another_account(
     balances = transport.get("/v1/state/balances")["balances"]
     assert not any(forger.account_id in k for k in balances)
     assert total_minted(balances) == Money.parse("5 USDC")  # only the victim's, conserved
+
+
+def test_the_async_client_gets_its_certificate_on_an_mtls_market(
+    spawn_market: Any, tmp_path: Path
+) -> None:
+    """``pasar.AsyncClient`` (AsyncTransport) over ``--mtls``: it pins the market, fetches a
+    certificate naming its account when asked, and its signed requests then pass; a wrong pin
+    is refused as the transport is made, before anything is sent."""
+    import asyncio
+
+    from pasar.client.aio import AsyncClient
+
+    market = spawn_market(tmp_path / "m", "--tls", "auto", "--mtls")
+    home, carol = tmp_path / "carol", Identity.generate()
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with AsyncClient(market.url, identity=carol, home=home) as client:
+            return await client.faucet("3 USDC"), await client.balance()
+
+    minted, balance = asyncio.run(run())
+    assert minted["minted"] == "3.00 USDC" and balance["balance"] == "3.00 USDC"
+    assert list((home / "tls").glob(f"client-*-{carol.account_id}.pem"))
+
+    elsewhere, dave = tmp_path / "pinned-elsewhere", Identity.generate()
+    pin(elsewhere, market.url, "sha256:" + "cd" * 32)
+    with pytest.raises(PasarError) as err:
+        AsyncClient(market.url, identity=dave, home=elsewhere)
+    assert err.value.code == "tls_pin_mismatch"
+    balances = Transport(market.url, home=home).get("/v1/state/balances")["balances"]
+    assert not any(dave.account_id in k for k in balances)
+    assert total_minted(balances) == Money.parse("3 USDC")
