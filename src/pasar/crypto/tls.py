@@ -204,6 +204,7 @@ def client_context(url: str, home: Path, fingerprint: str | None = None) -> ssl.
 
 CLIENT_CA_CERT, CLIENT_CA_KEY = "clients-ca.pem", "clients-ca.key"
 CLIENT_CERT_DAYS = 30
+CLIENT_CERT_RENEW = datetime.timedelta(hours=1)  # fetch a new one this long before expiry
 ACCOUNT_URI_PREFIX = "pasar:"
 
 
@@ -351,9 +352,19 @@ def save_client_cert(home: Path, url: str, account: str, key_pem: bytes, cert_pe
 
 
 def load_client_cert(context: ssl.SSLContext, home: Path, url: str, account: str) -> bool:
-    """Present ``account``'s client certificate for ``url`` on ``context``, if one is kept."""
+    """Present ``account``'s client certificate for ``url`` on ``context``, if one is kept and
+    still valid for an hour: an expired one would fail the handshake (a bare "unreachable"),
+    whereas no certificate gets ``client_cert_required`` and the SDK fetches a fresh one."""
+    from cryptography import x509
+
     cert, key = _client_cert_files(home, url, account)
     if not (cert.exists() and key.exists()):
+        return False
+    try:
+        ends = x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc
+    except ValueError:
+        ends = None  # unreadable: as good as expired
+    if ends is None or ends - datetime.datetime.now(datetime.UTC) < CLIENT_CERT_RENEW:
         return False
     context.load_cert_chain(cert, key)
     return True

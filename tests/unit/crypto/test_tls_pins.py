@@ -8,16 +8,21 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from pasar.core.errors import PasarError
 from pasar.crypto.tls import (
+    _certificate,
     _normal_fingerprint,
     account_of_cert,
     client_key_and_csr_key,
     fingerprint_of_pem,
     issue_client_cert,
+    load_client_cert,
     pin,
     pinned,
+    save_client_cert,
     self_signed,
 )
 
@@ -95,3 +100,20 @@ def test_an_issued_client_certificate_names_its_account_and_a_bad_key_is_refused
     with pytest.raises(PasarError) as err:
         issue_client_cert(tmp_path, "acct-alice", "not a key")
     assert err.value.field == "body.public_key" and err.value.status == 422
+
+
+def test_an_expiring_client_certificate_is_not_presented(tmp_path: Path) -> None:
+    """One about to expire would fail the handshake; not presenting it makes the market answer
+    ``client_cert_required``, on which the SDK fetches a fresh one."""
+    key_pem, public_pem = client_key_and_csr_key()
+    issued = issue_client_cert(tmp_path, "acct", public_pem)
+    save_client_cert(tmp_path, URL, "acct", key_pem, issued)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    assert load_client_cert(context, tmp_path, URL, "acct")  # 30 days left: presented
+
+    issuer = ec.generate_private_key(ec.SECP256R1())
+    subject = serialization.load_pem_private_key(key_pem, None)
+    short = _certificate(subject, issuer, "pasar client", ca=False, days=0, account="acct")
+    save_client_cert(tmp_path, URL, "acct", key_pem, short.decode("ascii"))
+    assert not load_client_cert(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), tmp_path, URL, "acct")
+    assert not load_client_cert(context, tmp_path, URL, "someone-else")  # none kept
