@@ -71,7 +71,7 @@ def test_a_client_pins_the_certificate_on_first_use_and_refuses_another(
     plain = Client(market.url.replace("https://", "http://"), identity=Identity.generate())
     with pytest.raises(PasarError) as refused:
         plain.faucet("1 USDC")
-    assert refused.value.status >= 500 or refused.value.code
+    assert refused.value.code == "unreachable" and "https://" in str(refused.value.hint)
 
 
 def test_bad_tls_flags_exit_2_naming_the_flag(spawn_market: Any, tmp_path: Path) -> None:
@@ -128,3 +128,72 @@ def test_mtls_refuses_a_signed_request_over_another_accounts_certificate(
     balances = transport.get("/v1/state/balances")["balances"]  # public reads need no cert
     assert not any(bob.account_id in k for k in balances)
     assert total_minted(balances) == Money.parse("10 USDC")  # and conserved
+
+
+def test_mtls_refuses_a_forged_certificate_naming_another_account(
+    spawn_market: Any, tmp_path: Path
+) -> None:
+    """A hostile client makes its own certificate with the ``pasar:<account>`` name the
+    market's authority writes, naming the very account it signs with (so only the authority
+    check stands in the way): the market's TLS layer refuses it because the market did not
+    issue it; nothing reaches the app, and no money moves."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from pasar.crypto.tls import _certificate, _write_key
+
+    market = spawn_market(tmp_path / "m", "--tls", "auto", "--mtls")
+    victim_home, victim = tmp_path / "victim", Identity.generate()
+    assert Client(market.url, identity=victim, home=victim_home).faucet("5 USDC")["minted"]
+
+    home = tmp_path / "forger"
+    forger = Identity.generate()
+    transport = Transport(market.url, home=home)  # pins the market's certificate
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert_path, key_path = home / "forged.pem", home / "forged.key"
+    cert_path.write_bytes(
+        _certificate(key, key, "pasar client", ca=False, days=1, account=forger.account_id)
+    )
+    _write_key(key_path, key)
+    context = client_context(market.url, home)
+    context.load_cert_chain(cert_path, key_path)
+    envelope = sign(
+        {"type": "faucet", "amount": "5 USDC"}, forger, now_ms=wall_clock_ms(),
+        market=transport.market,
+    )  # fmt: skip
+    http = httpx.Client(base_url=market.url, verify=context, timeout=10)
+    with http, pytest.raises(httpx.HTTPError):  # the handshake is refused: no response at all
+        http.post("/v1/faucet", json=envelope).raise_for_status()
+    balances = transport.get("/v1/state/balances")["balances"]
+    assert not any(forger.account_id in k for k in balances)
+    assert total_minted(balances) == Money.parse("5 USDC")  # only the victim's, conserved
+
+
+def test_the_async_client_gets_its_certificate_on_an_mtls_market(
+    spawn_market: Any, tmp_path: Path
+) -> None:
+    """``pasar.AsyncClient`` (AsyncTransport) over ``--mtls``: it pins the market, fetches a
+    certificate naming its account when asked, and its signed requests then pass; a wrong pin
+    is refused as the transport is made, before anything is sent."""
+    import asyncio
+
+    from pasar.client.aio import AsyncClient
+
+    market = spawn_market(tmp_path / "m", "--tls", "auto", "--mtls")
+    home, carol = tmp_path / "carol", Identity.generate()
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with AsyncClient(market.url, identity=carol, home=home) as client:
+            return await client.faucet("3 USDC"), await client.balance()
+
+    minted, balance = asyncio.run(run())
+    assert minted["minted"] == "3.00 USDC" and balance["balance"] == "3.00 USDC"
+    assert list((home / "tls").glob(f"client-*-{carol.account_id}.pem"))
+
+    elsewhere, dave = tmp_path / "pinned-elsewhere", Identity.generate()
+    pin(elsewhere, market.url, "sha256:" + "cd" * 32)
+    with pytest.raises(PasarError) as err:
+        AsyncClient(market.url, identity=dave, home=elsewhere)
+    assert err.value.code == "tls_pin_mismatch"
+    balances = Transport(market.url, home=home).get("/v1/state/balances")["balances"]
+    assert not any(dave.account_id in k for k in balances)
+    assert total_minted(balances) == Money.parse("3 USDC")

@@ -84,7 +84,12 @@ def _io_error(base_url: str, exc: httpx.TransportError) -> PasarError:
         f"cannot reach the market at {base_url}: {exc}",
         code="unreachable",
         status=503,
-        hint="check the URL (PASAR_MARKET) and that the market is running",
+        hint="check the URL (PASAR_MARKET) and that the market is running"
+        + (
+            "; if it serves TLS (--tls), its URL starts with https://"
+            if base_url.startswith("http://") and isinstance(exc, httpx.RemoteProtocolError)
+            else ""
+        ),
     )
 
 
@@ -252,6 +257,7 @@ class Transport:
     ) -> Any:
         """POST ``body`` as a signed envelope (fresh nonce, the wall clock's ``ts``)."""
         envelope = _envelope(body, identity, self.market)
+        self._signer = self._signer or identity
         return self.request("POST", path, json=envelope, **kwargs).json()
 
     def perform(self, call: Call[T], signer: Identity | None = None) -> T:
@@ -324,10 +330,36 @@ class AsyncTransport:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.identity = identity  # who signs this transport's reads (None: public reads only)
-        self._http = http or httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout_s, verify=tls_for(self.base_url, home)
-        )
+        self._home = pasar_home(home)
+        self._timeout_s = timeout_s
+        self._own_http = http is None  # one this transport may rebuild (with a client cert)
+        self._signer = identity  # whose client certificate (mutual TLS) the connection shows
+        self._http = http or self._client()
         self._market: str | None = None
+
+    def _client(self) -> httpx.AsyncClient:
+        """See :meth:`Transport._client` (the pin is checked here, before any request)."""
+        verify = tls_for(self.base_url, self._home)
+        if isinstance(verify, ssl.SSLContext) and self._signer is not None:
+            load_client_cert(verify, self._home, self.base_url, self._signer.account_id)
+        return httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout_s, verify=verify)
+
+    async def _get_client_cert(self) -> bool:
+        """See :meth:`Transport._get_client_cert`."""
+        signer = self._signer
+        if signer is None or not self._own_http:
+            return False
+        key_pem, public_pem = client_key_and_csr_key()
+        body = {"type": "tls.client_cert", "public_key": public_pem}
+        envelope = _envelope(body, signer, await self.market())
+        request = self._http.build_request("POST", ISSUE_PATH, json=envelope)
+        answer = (await self._send(request, retry_cert=False)).json()
+        save_client_cert(
+            self._home, self.base_url, signer.account_id, key_pem, answer["certificate"]
+        )
+        await self._http.aclose()
+        self._http = self._client()
+        return True
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -346,9 +378,12 @@ class AsyncTransport:
         signer = signer or self.identity
         if signer is not None:
             _signed(request, signer, await self.market())
+            self._signer = self._signer or signer
         return request
 
-    async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+    async def _send(
+        self, request: httpx.Request, *, stream: bool = False, retry_cert: bool = True
+    ) -> httpx.Response:
         try:
             response = await self._http.send(request, stream=stream)
         except httpx.TransportError as exc:
@@ -357,7 +392,14 @@ class AsyncTransport:
             if stream:
                 await response.aread()
                 await response.aclose()
-            raise _error_from(response)
+            error = _error_from(response)
+            if (
+                retry_cert
+                and error.code == "client_cert_required"
+                and await self._get_client_cert()
+            ):
+                return await self._send(request, stream=stream, retry_cert=False)
+            raise error
         return response
 
     async def request(
@@ -374,6 +416,7 @@ class AsyncTransport:
     ) -> Any:
         """POST ``body`` as a signed envelope (fresh nonce, the wall clock's ``ts``)."""
         envelope = _envelope(body, identity, await self.market())
+        self._signer = self._signer or identity
         response = await self.request("POST", path, json=envelope, **kwargs)
         return response.json()
 
@@ -384,6 +427,7 @@ class AsyncTransport:
             if signer is None:
                 raise ValueError("a POST of a transaction needs a signer")
             envelope = _envelope(call.body.body(), signer, await self.market())
+            self._signer = self._signer or signer
             response = await self.request("POST", call.path, json=envelope, **extra)
         else:
             reader = signer if call.signed else None

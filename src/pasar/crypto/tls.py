@@ -135,15 +135,19 @@ def pinned(home: Path, url: str) -> str | None:
 
 
 def pin(home: Path, url: str, fingerprint: str) -> None:
-    """Record ``fingerprint`` for ``url`` in ``[tls_pins]`` of ``home``'s config.toml (the
-    table is kept last in the file, so appending a line to it is appending to the file)."""
+    """Record ``fingerprint`` for ``url`` in ``[tls_pins]`` of ``home``'s config.toml, keeping
+    every other line (a market address, a CA, other markets' pins) where it was."""
     path = home / "config.toml"
     home.mkdir(parents=True, exist_ok=True)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if f"[{PINS_TABLE}]" not in text:
-        text += ("" if text.endswith("\n") or not text else "\n") + f"[{PINS_TABLE}]\n"
+    header = f"[{PINS_TABLE}]"
     lines = [ln for ln in text.splitlines() if not ln.startswith(f'"{url}" =')]
-    lines.append(f'"{url}" = "{fingerprint}"')
+    if header not in (ln.strip() for ln in lines):
+        lines.append(header)
+    # right under the header, not at the end: a table written after [tls_pins] (or a key a
+    # user appended) would otherwise swallow the pin, or the pin would land in that table
+    at = next(i for i, ln in enumerate(lines) if ln.strip() == header) + 1
+    lines.insert(at, f'"{url}" = "{fingerprint}"')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -200,6 +204,7 @@ def client_context(url: str, home: Path, fingerprint: str | None = None) -> ssl.
 
 CLIENT_CA_CERT, CLIENT_CA_KEY = "clients-ca.pem", "clients-ca.key"
 CLIENT_CERT_DAYS = 30
+CLIENT_CERT_RENEW = datetime.timedelta(hours=1)  # fetch a new one this long before expiry
 ACCOUNT_URI_PREFIX = "pasar:"
 
 
@@ -347,9 +352,19 @@ def save_client_cert(home: Path, url: str, account: str, key_pem: bytes, cert_pe
 
 
 def load_client_cert(context: ssl.SSLContext, home: Path, url: str, account: str) -> bool:
-    """Present ``account``'s client certificate for ``url`` on ``context``, if one is kept."""
+    """Present ``account``'s client certificate for ``url`` on ``context``, if one is kept and
+    still valid for an hour: an expired one would fail the handshake (a bare "unreachable"),
+    whereas no certificate gets ``client_cert_required`` and the SDK fetches a fresh one."""
+    from cryptography import x509
+
     cert, key = _client_cert_files(home, url, account)
     if not (cert.exists() and key.exists()):
+        return False
+    try:
+        ends = x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_after_utc
+    except ValueError:
+        ends = None  # unreadable: as good as expired
+    if ends is None or ends - datetime.datetime.now(datetime.UTC) < CLIENT_CERT_RENEW:
         return False
     context.load_cert_chain(cert, key)
     return True
