@@ -62,6 +62,7 @@ class Client:
         self._key = key
         self._home = home
         self.keys = KeyStore(home)  # sealed jobs' data keys
+        self._sealers: list[Sealer] = []  # one per sealed job this client launched
 
     def __enter__(self) -> Client:
         return self
@@ -70,6 +71,8 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        for sealer in self._sealers:  # before the transport they use goes away
+            sealer.stop()
         self.transport.close()
 
     def __repr__(self) -> str:
@@ -130,7 +133,7 @@ class Client:
             self.keys.save(sealed.fields["private"], sealed.key)
             reply = self._call(calls.create_order(sealed.fields, ttl_s))
             order_id = reply.created()
-            Sealer(self._call, order_id, sealed.key).start()
+            self._sealers.append(Sealer(self._call, order_id, sealed.key).start())
             return Job(self, order_id)
         for item in files:
             self._upload(item.sha256, item.file)

@@ -178,6 +178,11 @@ class Sealer:
             except PasarError as exc:  # a market restart, a refusal: say it, try again
                 log.warning("sealing order %s: %s", self.order_id, exc.message)
                 self._stop.wait(1.0)
+            except Exception as exc:  # the client closed under a long poll, most often
+                if self._stop.is_set():
+                    return  # stopped: whatever the closed connection raised is expected
+                log.warning("sealing order %s: %s", self.order_id, type(exc).__name__)
+                self._stop.wait(1.0)
 
 
 def open_output(path: Path, key: bytes, plain_sha256: str | None, what: str) -> None:
