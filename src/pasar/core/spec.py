@@ -32,12 +32,11 @@ expected, what was found and, for a typo, the nearest valid key.
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from collections.abc import Mapping
+from decimal import Decimal
 from fractions import Fraction
-from typing import Annotated, Any, ClassVar, Literal, NoReturn, get_args
+from typing import Annotated, Any, ClassVar, get_args
 
 import yaml
 from pydantic import (
@@ -46,22 +45,44 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     PlainValidator,
     StrictBool,
     StrictInt,
     ValidationError,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from pasar.core.compare import NUMERIC_SUFFIXES, CompareError, is_numeric_file, parse_rule
+from pasar.core.compare import NUMERIC_SUFFIXES, is_numeric_file
 from pasar.core.errors import ErrorDetail, PasarError
 from pasar.core.gpus import FAMILY_BY_NAME
 from pasar.core.money import Money
-from pasar.core.resources import GpuSelector, ResourceRequest, fmt_qty
+from pasar.core.resources import GpuSelector, ResourceRequest
+from pasar.core.spec_fields import (
+    SECONDS_PER_HOUR,
+    Cpus,
+    EnvName,
+    EnvValue,
+    Gigabytes,
+    MoneyField,
+    OutputPath,
+    PathText,
+    Pricing,
+    Privacy,
+    Seconds,
+    Text,
+    VramGb,
+    choice,
+    compare_rule,
+    image_name,
+    job_name,
+    list_of,
+    nearest,
+    normalize_verification,
+    parse_duration,
+    refuse,
+    verification_policy,
+)
 from pasar.core.spec_yaml import SpecError, describe_value, dotted, line_of, load_yaml
 
 __all__ = [
@@ -72,306 +93,10 @@ __all__ = [
     "Resources",
     "SpecError",
     "load_spec",
+    "normalize_verification",
     "parse_duration",
     "spec_error_from",
 ]
-
-Pricing = Literal["auction", "book", "performance", "tender", "stake"]
-Privacy = Literal["none", "sealed"]
-VERIFICATION_KINDS = ("receipt", "replicate", "pol", "approve", "tee")
-SECONDS_PER_HOUR = 3600
-
-
-def _fail(code: str, message: str, hint: str | None = None) -> NoReturn:
-    """Raise inside a validator so pydantic collects it with its location, keeping our code."""
-    raise PydanticCustomError(code, "{message}", {"message": message, "hint": hint})
-
-
-def _nearest(word: str, options: Sequence[str]) -> str | None:
-    close = difflib.get_close_matches(word.lower(), list(options), n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
-def _choice(options: Sequence[str], what: str) -> Callable[[object], object]:
-    """A before-validator accepting one of ``options`` and suggesting the nearest on a typo."""
-
-    def check(value: object) -> object:
-        if isinstance(value, str) and value in options:
-            return value
-        near = _nearest(value, options) if isinstance(value, str) else None
-        _fail(
-            "invalid_choice",
-            f"expected {what}: one of {', '.join(options)}; found {describe_value(value)}",
-            f"did you mean {near!r}?" if near else None,
-        )
-
-    return check
-
-
-# -- scalar field types ----------------------------------------------------------------------------
-
-_QTY = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?|\.\d+)\s*(?P<unit>GB|G)?\s*(?P<plus>\+)?\s*$", re.I)
-
-
-def _quantity(
-    what: str, example: str, *, unit: bool, whole: bool = False
-) -> Callable[[object], Decimal]:
-    """A before-validator for ``4``, ``"4+"``, ``"16GB+"``, ``"0.5"`` → an exact Decimal."""
-
-    def check(value: object) -> Decimal:
-        found = describe_value(value)
-        expected = f"expected {what} such as {example}"
-        if isinstance(value, bool) or value is None:
-            _fail("invalid_quantity", f"{expected}; found {found}")
-        if isinstance(value, Decimal):
-            dec = value
-        elif isinstance(value, int):
-            dec = Decimal(value)
-        elif isinstance(value, float):
-            dec = Decimal(repr(value))  # 0.5 is a fine amount of memory, unlike of money
-        elif isinstance(value, str) and (m := _QTY.match(value)) and (unit or not m["unit"]):
-            dec = Decimal(m["num"])
-        else:
-            _fail("invalid_quantity", f"{expected}; found {found}")
-        if not dec.is_finite() or dec < 0:
-            _fail("invalid_quantity", f"{expected}; found {found}")
-        if whole and dec != dec.to_integral_value():
-            _fail("invalid_quantity", f"{expected} (a whole number); found {found}")
-        return dec
-
-    return check
-
-
-def _qty_json(value: Decimal) -> int | str:
-    """Whole amounts as JSON integers; fractions as exact decimal text (never a float)."""
-    return int(value) if value == value.to_integral_value() else fmt_qty(value)
-
-
-_NUMBER_OR_TEXT: dict[str, Any] = {"anyOf": [{"type": "integer"}, {"type": "string"}]}
-_QTY_JSON = PlainSerializer(_qty_json, return_type=int | str)
-
-Cpus = Annotated[
-    Decimal,
-    PlainValidator(_quantity("a number of CPUs", "4 or 4+", unit=False)),
-    _QTY_JSON,
-    WithJsonSchema(_NUMBER_OR_TEXT),
-]
-Gigabytes = Annotated[
-    Decimal,
-    PlainValidator(_quantity("a size in GB", "16 or 16+", unit=True)),
-    _QTY_JSON,
-    WithJsonSchema(_NUMBER_OR_TEXT),
-]
-
-
-def _vram(value: object) -> int:
-    return int(_quantity("a VRAM size in GB", "24+", unit=True, whole=True)(value))
-
-
-VramGb = Annotated[int, PlainValidator(_vram), WithJsonSchema(_NUMBER_OR_TEXT)]
-
-
-def _money(value: object) -> Money:
-    if isinstance(value, float):
-        _fail(
-            "float_money",
-            f"expected money written as text with its currency; found {describe_value(value)}, "
-            "a float, which cannot hold an exact price",
-            f'write it as a quoted string with the currency, e.g. "{value} USDC"',
-        )
-    try:
-        money = Money.parse(value)
-    except PasarError as err:
-        _fail(err.code, f'{err.message}; expected money such as "1.5 USDC"', err.hint)
-    if money.micros <= 0:
-        _fail("invalid_amount", f"expected a price above zero; found {money}")
-    return money
-
-
-MoneyField = Annotated[
-    Money,
-    PlainValidator(_money),
-    PlainSerializer(lambda m: m.to_json(), return_type=str),
-    WithJsonSchema({"type": "string", "examples": ["1.5 USDC"]}),
-]
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])", re.I)
-_DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*[dhms]\s*)+$", re.I)
-_UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
-
-
-def parse_duration(value: object) -> int:
-    """``"90s"``, ``"2m"``, ``"4h"``, ``"1h30m"``, ``"1.5h"``, ``"1d"``, ``600`` → seconds.
-
-    Raises :class:`pydantic_core.PydanticCustomError` (inside validation) — use through the
-    models; a fractional second is refused rather than rounded.
-    """
-    expected = 'expected a duration such as "90s", "2m", "4h" or a whole number of seconds'
-    found = describe_value(value)
-    seconds: Decimal
-    if isinstance(value, bool) or value is None:
-        _fail("invalid_duration", f"{expected}; found {found}")
-    if isinstance(value, int):
-        seconds = Decimal(value)
-    elif isinstance(value, float):
-        _fail("invalid_duration", f"{expected}; found {found}", f'add a unit, e.g. "{value}h"')
-    elif isinstance(value, str) and value.strip().isdigit():
-        seconds = Decimal(value.strip())
-    elif isinstance(value, str) and _DURATION.match(value):
-        seconds = sum(
-            (Decimal(n) * _UNIT_SECONDS[u.lower()] for n, u in _DURATION_PART.findall(value)),
-            Decimal(0),
-        )
-    else:
-        _fail("invalid_duration", f"{expected}; found {found}", 'e.g. max_duration: "2h"')
-    if seconds <= 0 or seconds != seconds.to_integral_value():
-        _fail("invalid_duration", f"expected a whole number of seconds above zero; found {found}")
-    return int(seconds)
-
-
-Seconds = Annotated[
-    int,
-    PlainValidator(parse_duration),
-    WithJsonSchema(_NUMBER_OR_TEXT),
-]
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _text(what: str) -> Callable[[object], str]:
-    def check(value: object) -> str:
-        if not isinstance(value, str):
-            _fail("invalid_type", f"expected {what}; found {describe_value(value)}")
-        if not value.strip():
-            _fail("invalid_value", f"expected {what}; found empty text")
-        return value
-
-    return check
-
-
-def _job_name(value: str) -> str:
-    if not _NAME.match(value):
-        _fail(
-            "invalid_value",
-            f"expected a name of letters, digits, '.', '_' or '-' (at most 63); found {value!r}",
-            "e.g. name: train-resnet",
-        )
-    return value
-
-
-def _image(value: str) -> str:
-    if any(ch.isspace() for ch in value):
-        _fail(
-            "invalid_value",
-            f"expected a container image reference; found {value!r}",
-            "e.g. image: pytorch/pytorch:2.3.0-cuda12.1-cudnn8-runtime",
-        )
-    return value
-
-
-def _env_name(value: str) -> str:
-    if not _ENV.match(value):
-        _fail(
-            "invalid_value",
-            f"expected an environment variable name (letters, digits, _); found {value!r}",
-        )
-    if value.upper().startswith("PASAR_"):
-        _fail(
-            "reserved_env",
-            f"{value!r} is reserved: pasar sets PASAR_* variables itself (e.g. PASAR_LEASE)",
-            "choose another name",
-        )
-    return value
-
-
-def _env_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return value
-    hint = f'quote it: "{value}"' if isinstance(value, float) else None
-    _fail(
-        "invalid_type",
-        f"expected text (or a whole number) as the value; found {describe_value(value)}",
-        hint,
-    )
-
-
-def _output_path(value: str) -> str:
-    parts = value.replace("\\", "/").split("/")
-    if value.startswith(("/", "~")) or ".." in parts:
-        _fail(
-            "invalid_value",
-            f"expected a path inside the job's working directory; found {value!r}",
-            "write it relative to the job's working directory, without '..', e.g. out/model.pt",
-        )
-    return value
-
-
-def _compare_rule(value: object) -> str:
-    try:
-        return parse_rule(value).text()
-    except CompareError as exc:
-        _fail("invalid_value", str(exc))
-
-
-def _verification(value: object) -> str:
-    expected = (
-        'expected "receipt", "replicate:RATE" (e.g. replicate:0.1), "pol", "approve" or "tee"'
-    )
-    if not isinstance(value, str):
-        _fail("invalid_choice", f"{expected}; found {describe_value(value)}")
-    kind, _, rate_text = value.partition(":")
-    kind = kind.strip()
-    if kind not in VERIFICATION_KINDS:
-        near = _nearest(kind, VERIFICATION_KINDS)
-        _fail(
-            "invalid_choice",
-            f"{expected}; found {value!r}",
-            f"did you mean {near!r}?" if near else None,
-        )
-    if kind != "replicate":
-        if rate_text:
-            _fail("invalid_choice", f"{expected}; {kind!r} takes no rate, found {value!r}")
-        return kind
-    rate_text = rate_text.strip() or "1"
-    try:
-        rate = Decimal(rate_text[:-1]) / 100 if rate_text.endswith("%") else Decimal(rate_text)
-    except InvalidOperation:
-        _fail("invalid_choice", f"{expected}; found {value!r}")
-    if not rate.is_finite() or not 0 < rate <= 1:
-        _fail(
-            "invalid_choice",
-            f"expected a replication rate above 0 and at most 1; found {value!r}",
-            "replicate:0.1 re-runs one job in ten on a verifier",
-        )
-    return f"replicate:{fmt_qty(rate)}"
-
-
-Text = Annotated[str, PlainValidator(_text("text")), WithJsonSchema({"type": "string"})]
-PathText = Annotated[str, PlainValidator(_text("a path")), WithJsonSchema({"type": "string"})]
-OutputPath = Annotated[PathText, AfterValidator(_output_path)]
-EnvName = Annotated[
-    str,
-    PlainValidator(_text("a variable name")),
-    AfterValidator(_env_name),
-    WithJsonSchema({"type": "string"}),
-]
-EnvValue = Annotated[str, PlainValidator(_env_value), WithJsonSchema({"type": "string"})]
-
-
-def _list_of(what: str) -> Callable[[object], object]:
-    def check(value: object) -> object:
-        if isinstance(value, list | tuple):
-            return value
-        hint = f"write a list, e.g. [{value}]" if isinstance(value, str) else None
-        _fail("invalid_type", f"expected a list of {what}; found {describe_value(value)}", hint)
-
-    return check
-
 
 # -- models ----------------------------------------------------------------------------------------
 
@@ -386,7 +111,7 @@ _ACCEL_ITEM = re.compile(r"^\s*(?P<name>[^:]+?)\s*(?::\s*(?P<count>\d+)\s*)?$")
 def _split_item(item: object) -> tuple[str, int]:
     """``"A100:2"`` → ``("A100-canonical", 2)``; ``"A100"`` → count 1."""
     if not isinstance(item, str) or not (m := _ACCEL_ITEM.match(item)):
-        _fail(
+        refuse(
             "invalid_accelerators",
             f"expected a GPU model and count such as A100:2; found {describe_value(item)}",
             'quote names made only of digits: "4090:2"' if isinstance(item, int) else None,
@@ -398,7 +123,7 @@ def _gpu_name(name: object) -> str:
     try:
         return GpuSelector.parse(name).canonical
     except PasarError as err:
-        _fail(err.code, err.message, err.hint)
+        refuse(err.code, err.message, err.hint)
 
 
 class Accelerators(_Model):
@@ -417,7 +142,7 @@ class Accelerators(_Model):
             pairs = [_split_item(value)]
         elif isinstance(value, list | tuple):
             if not value:
-                _fail(
+                refuse(
                     "invalid_accelerators", "expected at least one GPU model; found an empty list"
                 )
             pairs = [_split_item(item) for item in value]
@@ -427,7 +152,7 @@ class Accelerators(_Model):
                 if isinstance(models, str):
                     models = [models]
                 if not isinstance(models, list | tuple):
-                    _fail(
+                    refuse(
                         "invalid_accelerators",
                         f"expected a list of GPU models; found {describe_value(models)}",
                     )
@@ -435,21 +160,21 @@ class Accelerators(_Model):
             pairs = []
             for name, count in value.items():
                 if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                    _fail(
+                    refuse(
                         "invalid_accelerators",
                         f"expected a GPU count of at least 1 for {name}; "
                         f"found {describe_value(count)}",
                     )
                 pairs.append((_gpu_name(name), count))
         else:
-            _fail(
+            refuse(
                 "invalid_accelerators",
                 f"expected GPUs such as A100:2; found {describe_value(value)}",
                 'quote names made only of digits: "4090:2"' if isinstance(value, int) else None,
             )
         counts = {count for _, count in pairs}
         if len(counts) > 1:
-            _fail(
+            refuse(
                 "invalid_accelerators",
                 "alternatives must ask for the same number of GPUs; found "
                 + ", ".join(f"{n}:{c}" for n, c in pairs),
@@ -493,7 +218,7 @@ class Resources(_Model):
             largest = max(max(f.vram_gb) for f in FAMILY_BY_NAME.values())
             best = {"the largest known GPU": largest}
         if all(gb < self.gpu_ram for gb in best.values()):
-            _fail(
+            refuse(
                 "unsatisfiable",
                 f"gpu_ram asks for at least {self.gpu_ram} GB per GPU, but "
                 + ", ".join(f"{name} has {gb} GB" for name, gb in best.items()),
@@ -507,7 +232,7 @@ _MEASUREMENT = re.compile(r"^(?:[0-9a-f]{64}|[0-9a-f]{96})$")
 
 def _measurement(value: object) -> str:
     if not isinstance(value, str) or not _MEASUREMENT.match(value.strip().lower()):
-        _fail(
+        refuse(
             "invalid_value",
             f"expected a measurement in hex (64 hex digits for SGX, 96 for TDX); found "
             f"{describe_value(value)}",
@@ -517,7 +242,7 @@ def _measurement(value: object) -> str:
 
 
 Measurement = Annotated[str, PlainValidator(_measurement)]
-Measurements = Annotated[tuple[Measurement, ...], BeforeValidator(_list_of("measurements"))]
+Measurements = Annotated[tuple[Measurement, ...], BeforeValidator(list_of("measurements"))]
 
 
 class TeePins(_Model):
@@ -546,27 +271,26 @@ PRIVATE_COMMAND = "# private: only the lease's provider reads the command"
 class JobSpec(_Model):
     """A job: see the module docstring for the YAML forms each field accepts."""
 
-    name: Annotated[Text, AfterValidator(_job_name)] | None = None
+    name: Annotated[Text, AfterValidator(job_name)] | None = None
     resources: Resources = Field(default_factory=Resources)
-    image: Annotated[Text, AfterValidator(_image)] | None = None
+    image: Annotated[Text, AfterValidator(image_name)] | None = None
     setup: Text | None = None
     run: Text
     workdir: PathText | None = None
     envs: dict[EnvName, EnvValue] = Field(default_factory=dict)
-    inputs: Annotated[tuple[PathText, ...], BeforeValidator(_list_of("local paths"))] = ()
-    outputs: Annotated[tuple[OutputPath, ...], BeforeValidator(_list_of("paths"))] = ()
+    inputs: Annotated[tuple[PathText, ...], BeforeValidator(list_of("local paths"))] = ()
+    outputs: Annotated[tuple[OutputPath, ...], BeforeValidator(list_of("paths"))] = ()
     max_price_per_hour: MoneyField
     max_duration: Seconds
     num_nodes: StrictInt = Field(default=1, ge=1)
     shards: StrictInt = Field(default=1, ge=1)
     pricing: (
-        Annotated[Pricing, BeforeValidator(_choice(get_args(Pricing), "a pricing mechanism"))]
-        | None
+        Annotated[Pricing, BeforeValidator(choice(get_args(Pricing), "a pricing mechanism"))] | None
     ) = None
-    verification: Annotated[str, PlainValidator(_verification)] | None = None
+    verification: Annotated[str, PlainValidator(verification_policy)] | None = None
     # per output: how a verifier's re-run is compared with it ("exact", "numeric:rtol=1e-5")
-    compare: dict[OutputPath, Annotated[str, PlainValidator(_compare_rule)]] | None = None
-    privacy: Annotated[Privacy, BeforeValidator(_choice(get_args(Privacy), "a privacy mode"))] = (
+    compare: dict[OutputPath, Annotated[str, PlainValidator(compare_rule)]] | None = None
+    privacy: Annotated[Privacy, BeforeValidator(choice(get_args(Privacy), "a privacy mode"))] = (
         "none"
     )
     network: StrictBool = False
@@ -586,7 +310,7 @@ class JobSpec(_Model):
     def _envs_mapping(cls, value: object) -> object:
         if isinstance(value, Mapping):
             return value
-        _fail(
+        refuse(
             "invalid_type",
             f"expected a mapping of NAME: value; found {describe_value(value)}",
             "e.g. envs: {EPOCHS: 10}",
@@ -605,13 +329,13 @@ class JobSpec(_Model):
                 path == out or path.startswith(out.rstrip("/") + "/") for out in self.outputs
             )
             if not declared:
-                _fail(
+                refuse(
                     "invalid_value",
                     f"compare names {path!r}, which is not one of the job's outputs",
                     "list it under outputs, or remove it from compare",
                 )
             if rule != "exact" and not is_numeric_file(path):
-                _fail(
+                refuse(
                     "invalid_value",
                     f"compare: a numeric tolerance applies to files of numbers "
                     f"({', '.join(NUMERIC_SUFFIXES)}), not {path!r}",
@@ -623,7 +347,7 @@ class JobSpec(_Model):
     @model_validator(mode="after")
     def _one_split(self) -> JobSpec:
         if self.num_nodes > 1 and self.shards > 1:
-            _fail(
+            refuse(
                 "conflicting_fields",
                 f"a job is either one cluster of num_nodes ({self.num_nodes}) or independent "
                 f"shards ({self.shards}), not both",
@@ -730,7 +454,7 @@ def _detail(err: Any, lines: Mapping[tuple[str | int, ...], int]) -> ErrorDetail
         key = str(loc[-1])
         model = _MODELS_AT.get(tuple(str(p) for p in loc[:-1]))
         valid = sorted(model.model_fields) if model is not None else []
-        near = _nearest(key, valid)
+        near = nearest(key, valid)
         message = f"unknown field {key!r}" + (
             f"; expected one of: {', '.join(valid)}" if valid else ""
         )
@@ -795,20 +519,3 @@ def load_spec(text: str, source: str = "<spec>") -> JobSpec:
     """Parse and validate YAML text; ``source`` (usually the file name) is named in errors."""
     loaded = load_yaml(text, source)
     return _validate(loaded.data, source, loaded.lines)
-
-
-def normalize_verification(value: object, *, field: str = "verification") -> str:
-    """The normalized verification policy (``receipt``, ``replicate:0.1``, ``pol``, ``approve``,
-    ``tee``),
-    for callers outside a spec (presets, the API); a bad value is a PasarError naming ``field``.
-    """
-    try:
-        return _verification(value)
-    except PydanticCustomError as exc:
-        hint = (exc.context or {}).get("hint")
-        raise PasarError(
-            exc.message(),
-            code="invalid_verification",
-            field=field,
-            hint=str(hint) if hint else None,
-        ) from exc
