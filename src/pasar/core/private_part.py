@@ -124,10 +124,11 @@ def private_fields_in(public: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in public if k in PRIVATE_FIELDS)
 
 
-def is_tolerant(spec: JobSpec) -> bool:
+def is_tolerant(spec: JobSpec | Mapping[str, Any]) -> bool:
     """Whether a verifier compares the outputs itself (the spec has ``compare:`` rules) and
-    answers ``matches``: public, so the market checks a verdict without the private part."""
-    return bool(spec.compare)
+    answers ``matches``: public, so the market checks a verdict without the private part.
+    ``spec`` may be a validated spec's :meth:`~JobSpec.to_dict` form."""
+    return bool(spec.get("compare") if isinstance(spec, Mapping) else spec.compare)
 
 
 def order_fields(

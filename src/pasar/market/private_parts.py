@@ -16,7 +16,8 @@ This is the market's memory, not consensus state: an audit replays the chain wit
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pasar.core.errors import PasarError
@@ -49,19 +50,33 @@ def read_private_part(blobs: BlobStore, sha256: str, *, field: str = "body.priva
         return PrivatePart.parse(f.read())
 
 
+@dataclass(frozen=True)
+class Revealed:
+    """An order's private part and the whole spec it completes, worked out once (the parties'
+    views are read on every poll: they must not validate the spec again each time)."""
+
+    part: PrivatePart
+    spec: dict[str, Any]
+
+    @classmethod
+    def of(cls, part: PrivatePart, public: Mapping[str, Any], *, source: str) -> Revealed:
+        """``part`` laid over the chain's ``public`` part; a 422 when they make no valid spec."""
+        return cls(part, part.job_spec(public, source=source).to_dict())
+
+
 class PrivateParts:
     """Order id → its private part, and input blob → the orders that name it."""
 
     def __init__(self) -> None:
-        self._parts: dict[str, PrivatePart] = {}
+        self._parts: dict[str, Revealed] = {}
         self._blob_orders: dict[str, set[str]] = {}
 
-    def add(self, order_id: str, part: PrivatePart) -> None:
-        self._parts[order_id] = part
-        for item in part.inputs:
+    def add(self, order_id: str, revealed: Revealed) -> None:
+        self._parts[order_id] = revealed
+        for item in revealed.part.inputs:
             self._blob_orders.setdefault(str(item["sha256"]), set()).add(order_id)
 
-    def of(self, record: OrderRecord) -> PrivatePart:
+    def of(self, record: OrderRecord) -> Revealed:
         """``record``'s private part; a 503 if this market could not read it (say why, never
         show a spec without its command: a provider would run the placeholder)."""
         part = self._parts.get(record.id)
@@ -81,12 +96,12 @@ class PrivateParts:
         public part, and fetch and open the private part themselves (``private`` names it)."""
         if record.spec.privacy == "sealed":
             return record.spec.public_dict()
-        return self.of(record).job_spec(record.spec.public_dict()).to_dict()
+        return self.of(record).spec
 
     def inputs_of(self, record: OrderRecord) -> tuple[dict[str, Any], ...]:
         if record.spec.privacy == "sealed":
             return ()  # listed in the sealed private part
-        return self.of(record).inputs
+        return self.of(record).part.inputs
 
     def orders_naming(self, sha256: str) -> frozenset[str]:
         """The orders whose private part names ``sha256`` as an input."""
@@ -100,7 +115,9 @@ class PrivateParts:
             if not record.private or record.id in self._parts or record.spec.privacy == "sealed":
                 continue
             try:
-                self.add(record.id, read_private_part(blobs, record.private))
+                part = read_private_part(blobs, record.private)
+                public = record.spec.public_dict()
+                self.add(record.id, Revealed.of(part, public, source=f"order {record.id}"))
                 count += 1
             except PasarError as exc:
                 log.warning("order %s: its private part cannot be read: %s", record.id, exc.message)

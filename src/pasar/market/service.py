@@ -24,7 +24,6 @@ from pasar.core.errors import PasarError
 from pasar.core.market_records import Applied, Tx
 from pasar.core.nonces import NonceWindow
 from pasar.core.presets import Preset
-from pasar.core.private_part import PrivatePart
 from pasar.core.state import MarketState
 from pasar.core.timelock import challenge_message, interval_at
 from pasar.core.verify.replicate import draw_message
@@ -34,7 +33,7 @@ from pasar.market.chain import verify_log
 from pasar.market.liveness import Liveness
 from pasar.market.logging import log_event
 from pasar.market.notifier import Notifier
-from pasar.market.private_parts import PrivateParts
+from pasar.market.private_parts import PrivateParts, Revealed
 from pasar.market.ratelimit import DEFAULT_MAX_WAITERS, WaiterSlots
 from pasar.market.store import SqlStore, TxRecord
 
@@ -154,7 +153,7 @@ class MarketService:
 
     # -- the write path ----------------------------------------------------------------------------
 
-    def submit(self, envelope: VerifiedEnvelope, *, private: PrivatePart | None = None) -> Applied:
+    def submit(self, envelope: VerifiedEnvelope, *, private: Revealed | None = None) -> Applied:
         """Apply and durably log one verified transaction; raise PasarError (4xx) if refused.
 
         Group commit: the transaction is applied under the lock (so the log order is the apply

@@ -7,8 +7,8 @@ from fastapi import Request
 from pasar.api.txs import TxAnswer
 from pasar.core.errors import PasarError
 from pasar.core.market_records import Applied
-from pasar.core.private_part import PrivatePart
 from pasar.crypto.envelope import VerifiedEnvelope
+from pasar.market.private_parts import Revealed
 from pasar.market.service import MarketService
 
 
@@ -22,7 +22,7 @@ def submit_typed(
     envelope: VerifiedEnvelope,
     tx_type: str,
     *,
-    private: PrivatePart | None = None,
+    private: Revealed | None = None,
     **path: str,
 ) -> TxAnswer:
     """Submit ``envelope`` if its body is a ``tx_type`` transaction about the path's object.

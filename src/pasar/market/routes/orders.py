@@ -22,7 +22,7 @@ from pasar.api.txs import TxAnswer
 from pasar.core.accounts import LedgerAccount
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
-from pasar.core.private_part import PrivatePart, is_tolerant
+from pasar.core.private_part import is_tolerant
 from pasar.core.quotes import quote_order
 from pasar.core.spec import JobSpec
 from pasar.core.state import MarketState
@@ -33,7 +33,7 @@ from pasar.market.access import View, check_order_party, is_operator, order_view
 from pasar.market.auth import Reader, Signer, signed_envelope
 from pasar.market.engine import Offline
 from pasar.market.openapi import signs
-from pasar.market.private_parts import read_private_part
+from pasar.market.private_parts import Revealed, read_private_part
 from pasar.market.routes.common import service_of, submit_typed
 from pasar.market.routes.leases import lease_view, require_blobs, require_owned
 from pasar.market.service import MarketService
@@ -150,7 +150,7 @@ def create(request: Request, envelope: Signed) -> TxAnswer:
     return submit_typed(request, envelope, "order.create", private=private)
 
 
-def _private_part_of(request: Request, envelope: VerifiedEnvelope) -> PrivatePart | None:
+def _private_part_of(request: Request, envelope: VerifiedEnvelope) -> Revealed | None:
     body = envelope.body
     sha = body.get("private")
     if not is_sha256_hex(sha) or not isinstance(body.get("spec"), dict):
@@ -166,11 +166,11 @@ def _private_part_of(request: Request, envelope: VerifiedEnvelope) -> PrivatePar
     if blobs.exists(sha):  # a missing one: read_private_part says so
         require_owned(blobs, sha, envelope.signer, "body.private")
     part = read_private_part(blobs, sha)
-    spec = part.job_spec(body["spec"], source="private.spec")
-    if is_tolerant(spec) != body.get("tolerant", False):
+    revealed = Revealed.of(part, body["spec"], source="private.spec")
+    tolerant = is_tolerant(revealed.spec)
+    if tolerant != body.get("tolerant", False):
         raise PasarError(
-            "tolerant must say whether the private part's spec has compare rules "
-            f"({is_tolerant(spec)})",
+            f"tolerant must say whether the private part's spec has compare rules ({tolerant})",
             code="invalid_tx",
             status=422,
             field="body.tolerant",
@@ -179,7 +179,7 @@ def _private_part_of(request: Request, envelope: VerifiedEnvelope) -> PrivatePar
     require_blobs(request, items, "private.inputs")
     for i, item in enumerate(items):
         require_owned(blobs, str(item["sha256"]), envelope.signer, f"private.inputs[{i}]")
-    return part
+    return revealed
 
 
 @router.get(
