@@ -51,6 +51,7 @@ class LeaseView(WireModel):
     box_key: str | None = None  # a sealed job: the X25519 key its provider announced
     sealed_keys: dict[str, str] = Field(default_factory=dict)  # recipient → sealed data key
     held_until: int | None = None  # only while held: when it must be judged by (ms)
+    note: str | None = None  # only once lost: why (a missed liveness challenge, its reason)
 
 
 class Challenge(WireModel):

@@ -110,8 +110,28 @@ class Heartbeat(TxBody):
 
 
 class LeaseLost(TxBody):
+    """Market-signed: a running lease is lost, either after ``grace_intervals`` without a
+    heartbeat, or (``challenge_id``) because its provider missed that liveness challenge."""
+
     type: Literal["lease.lost"] = "lease.lost"
     lease_id: str
+    challenge_id: str | None = None
+
+
+class LivenessChallenge(TxBody):
+    """Market-signed: a provider is suspected dead (``reason``) and must answer by the
+    preset's ``challenge_deadline_ms``."""
+
+    type: Literal["liveness.challenge"] = "liveness.challenge"
+    provider: str
+    reason: str
+
+
+class LivenessAnswer(TxBody):
+    """Provider-signed: it is alive, answering its open liveness challenge."""
+
+    type: Literal["liveness.answer"] = "liveness.answer"
+    challenge_id: str
 
 
 class LeaseRelease(TxBody):
@@ -326,6 +346,8 @@ TX_BODIES: dict[str, type[TxBody]] = {
         OrderExpire,
         Heartbeat,
         LeaseLost,
+        LivenessChallenge,
+        LivenessAnswer,
         LeaseRelease,
         Receipt,
         ResultApprove,

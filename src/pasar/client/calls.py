@@ -303,6 +303,13 @@ def capacity_answer(challenge_id: str, sha256: str) -> Call[TxAnswer]:
     )
 
 
+def liveness_answer(challenge_id: str) -> Call[TxAnswer]:
+    """A provider answers the market's liveness challenge (it is alive)."""
+    return _post(
+        f"/v1/liveness/{challenge_id}/answer", txs.LivenessAnswer(challenge_id=challenge_id)
+    )
+
+
 def tee_nonce(provider_id: str) -> Call[txs.TeeNonce]:
     """A fresh nonce the provider's TEE quote must bind (:mod:`pasar.market.routes.tee`)."""
     return Call("GET", f"/v1/providers/{provider_id}/attestation/nonce", parse=_model(txs.TeeNonce))

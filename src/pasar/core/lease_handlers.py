@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pasar.core import bid_deposits
 from pasar.core.fees import Charges
+from pasar.core.liveness_handlers import missed_probe
 from pasar.core.market_records import Applied, LeaseRecord, OrderRecord, Tx, fail
 from pasar.core.money import Money
 from pasar.core.receipts import Failure, parse_failure
@@ -120,20 +121,32 @@ def on_release(state: MarketState, tx: Tx) -> Applied:
 
 
 def on_lost(state: MarketState, tx: Tx) -> Applied:
+    """The market's decision that a running lease's provider is gone. Either its provider
+    missed a liveness challenge (``challenge_id``: see :mod:`pasar.core.liveness_handlers`),
+    and the lease is paid for the time its heartbeats verified up to the challenge; or it
+    missed ``grace_intervals`` heartbeat intervals, and it is paid nothing."""
     lease = _running_lease(state, tx, provider_may=None)  # the market's decision
-    t = state.preset.timing
-    if not is_lost(
-        lease.beats,
-        started_at_ms=lease.started_at,
-        now_ms=tx.at,
-        interval_s=t.heartbeat_interval_s,
-        grace_intervals=t.grace_intervals,
-    ):
-        raise fail("the lease has not missed its grace intervals", code="too_early", status=409)
     record = state._order(lease.order_id)
-    # The provider is paid nothing: the whole lease escrow goes back, and stays with the order
-    # (re-queued) unless the order is over.
-    settlement = _settle_unpaid(state, record, lease, "lost", tx.at)
+    if tx.body.get("challenge_id") is not None:
+        probe = missed_probe(state, lease, tx.body.get("challenge_id"), tx.at)
+        # verified time only, and never past the moment the market became suspicious
+        settlement = state._settle(lease, max(probe.at, lease.started_at), "lost")
+        why = f"provider missed a liveness challenge ({probe.reason})"
+    else:
+        t = state.preset.timing
+        if not is_lost(
+            lease.beats,
+            started_at_ms=lease.started_at,
+            now_ms=tx.at,
+            interval_s=t.heartbeat_interval_s,
+            grace_intervals=t.grace_intervals,
+        ):
+            raise fail("the lease has not missed its grace intervals", code="too_early",
+                       status=409)  # fmt: skip
+        # The provider is paid nothing: the whole lease escrow goes back, and stays with the
+        # order (re-queued) unless the order is over.
+        settlement = _settle_unpaid(state, record, lease, "lost", tx.at)
+        why = f"no heartbeat for {t.grace_intervals} intervals"
     provider = state._provider(lease.provider)
     provider.reputation = provider.reputation.apply(Event.LOST, state.preset.reputation)
     # A provider that vanished gets no new work until it shows up again (registers): without
@@ -141,9 +154,12 @@ def on_lost(state: MarketState, tx: Tx) -> Applied:
     provider.available = False
     state._reindex(provider.id)
     requeued = _requeue(state, record, lease, settlement.refund, tx.at)
+    after = "re-queued" if requeued else "not re-queued"
+    lease.note = f"lost: {why}"
+    record.note = f"shard {lease.shard} lost: {why} ({after})"
     return Applied(
         tx.type,
-        {"lease_id": lease.id, "requeued": requeued},
+        {"lease_id": lease.id, "requeued": requeued, "reason": lease.note},
         providers={lease.provider},
         orders={record.id},
     )

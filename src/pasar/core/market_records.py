@@ -72,6 +72,27 @@ class Tx:
 # -- records ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LivenessProbe:
+    """A liveness challenge of a provider suspected dead (its feed dropped, a heartbeat came
+    late): it must answer by ``deadline`` (ms) or its running leases are lost. Frozen: a
+    handler replaces it whole (answered), so the record journal keeps it by reference."""
+
+    id: str
+    at: int
+    deadline: int
+    reason: str
+    answered_at: int | None = None
+
+    def missed(self, now_ms: int) -> bool:
+        """Unanswered past its deadline: the provider's leases may be declared lost."""
+        return self.answered_at is None and now_ms > self.deadline
+
+    def open(self, now_ms: int) -> bool:
+        """Waiting for its answer: unanswered, deadline not yet passed."""
+        return self.answered_at is None and now_ms <= self.deadline
+
+
 @dataclass
 class ProviderRecord:
     """A registered provider: what it owns, what it asks, how it has behaved."""
@@ -88,6 +109,8 @@ class ProviderRecord:
     running: dict[str, Allocation] = field(default_factory=dict)
     available: bool = True  # False while draining: keeps its leases, takes no new work
     capacity: CapacityStatus = field(default_factory=CapacityStatus)  # its capacity proofs
+    # the market's latest liveness challenge of it (core/liveness_handlers.py), if any
+    probe: LivenessProbe | None = None
 
     def free(self) -> Inventory:
         """The inventory minus what running leases hold: their own devices (by NVML index),
@@ -195,6 +218,8 @@ class LeaseRecord:
     # announced for this lease, and the data key sealed to each recipient (provider, verifiers)
     box_key: str | None = None
     sealed_keys: dict[str, str] = field(default_factory=dict)
+    # why it ended, when that is not in its receipt (lost: which liveness check it failed)
+    note: str | None = None
 
     @property
     def billed_seconds(self) -> int:

@@ -56,6 +56,7 @@ from pasar.core.fees import Charges, billed_cost
 from pasar.core.fleet_index import FleetIndex
 from pasar.core.lease_handlers import on_heartbeat, on_lost, on_receipt, on_release
 from pasar.core.ledger import Ledger
+from pasar.core.liveness_handlers import on_liveness_answer, on_liveness_challenge
 from pasar.core.market_records import (
     LIVE_LEASE,
     Applied,
@@ -100,6 +101,7 @@ MARKET_TYPES = frozenset(
         "match",
         "order.expire",
         "lease.lost",
+        "liveness.challenge",
         "check.draw",
         "check.assign",
         "check.expire",
@@ -595,6 +597,8 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "order.expire": on_expire,
     "heartbeat": on_heartbeat,
     "lease.lost": on_lost,
+    "liveness.challenge": on_liveness_challenge,
+    "liveness.answer": on_liveness_answer,
     "lease.release": on_release,
     "receipt": on_receipt,
     "result.approve": on_approve,
@@ -632,7 +636,9 @@ _FIELDS: dict[str, frozenset[str]] = {
     "match": frozenset({"order_id", "seed", "offline"}),
     "order.expire": frozenset({"order_id"}),
     "heartbeat": frozenset({"lease_id", "interval", "challenge", "usage"}),
-    "lease.lost": frozenset({"lease_id"}),
+    "lease.lost": frozenset({"lease_id", "challenge_id"}),
+    "liveness.challenge": frozenset({"provider", "reason"}),
+    "liveness.answer": frozenset({"challenge_id"}),
     "lease.release": frozenset({"lease_id"}),
     "receipt": frozenset(
         {

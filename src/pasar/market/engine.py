@@ -15,6 +15,9 @@ thing that is due, submits a transaction signed by the market:
   cannot match are retried only when capacity changes, not every tick;
 - ``order.expire`` for an open order past its deadline (escrow refunded);
 - ``lease.lost`` for a running lease that missed ``grace`` heartbeat intervals;
+- ``liveness.challenge`` for a provider suspected dead (its feed dropped, a heartbeat is late),
+  and ``lease.lost`` for the leases of one that missed its challenge
+  (:mod:`pasar.market.liveness_checks`);
 - for checked verification (``replicate``): ``check.draw`` over each held receipt,
   ``check.assign`` while a held lease needs more checks and a verifier may take one, and
   ``check.expire`` for a check past its deadline (it goes to another verifier);
@@ -62,6 +65,7 @@ from pasar.core.pricing.base import screen
 from pasar.market.blobs import DEFAULT_GRACE_S, BlobStore
 from pasar.market.capacity_checks import CapacityChecks
 from pasar.market.chain import ChainBuilder
+from pasar.market.liveness_checks import liveness_due
 from pasar.market.service import MarketService
 
 log = logging.getLogger("pasar.market.engine")
@@ -121,6 +125,7 @@ class Engine:
                 and (r.window is not None or r.id not in self._tried)  # bids may have come
             ]
             lost = state.overdue_leases(now)
+            liveness = liveness_due(state, service.liveness, now)
             judged = overdue_approvals(state, now)
             to_draw, to_assign, to_expire = verification_due(state, now)
             draws = [(x, state.leases[x].receipt_digest or "") for x in to_draw]
@@ -129,6 +134,9 @@ class Engine:
             if body is not None:
                 out.append(body)
         out.extend(LeaseLost(lease_id=lease_id) for lease_id in lost)
+        # a missed liveness challenge ends a lease long before the grace does (a lease already
+        # lost by the grace above is refused here as not running, harmlessly)
+        out.extend(liveness)
         # verification: draws over held receipts, checks for verifiers, missed deadlines
         out.extend(CheckExpire(check_id=check_id) for check_id in to_expire)
         out.extend(

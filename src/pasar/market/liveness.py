@@ -13,6 +13,12 @@ Why memory, not the ledger: "last seen" is an observation of this process, not a
 which is the safe default: a provider that died while the market was down is never offered.
 When the engine leaves offline providers out of a clearing it writes their ids into the
 ``match`` transaction, so the replay still reaches the same decision.
+
+It also remembers how each provider's last feed poll ended, for the liveness challenges
+(:mod:`pasar.core.liveness_handlers`): a live agent reopens its poll within milliseconds, so a
+provider whose poll ended (its connection dropped, or it simply returned) and that has not
+opened another within :data:`REOPEN_WINDOW_S` is a *suspect*. The engine challenges a suspect
+that runs leases; only a missed challenge ends them, never the drop itself.
 """
 
 from __future__ import annotations
@@ -21,6 +27,29 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+
+#: How long a provider's feed may stay closed before it is suspected: a live agent reopens its
+#: long poll at once, after handling the events the last one brought.
+REOPEN_WINDOW_S = 1.0
+
+
+@dataclass
+class Poll:
+    """One long poll of a provider's feed; the route sets ``dropped`` when the client hung up
+    while it waited (a SIGKILLed provider's connection is closed by its kernel)."""
+
+    dropped: bool = False
+
+
+@dataclass(frozen=True)
+class Suspicion:
+    """A provider's feed has been closed for ``closed_s`` seconds; ``dropped``: it ended by
+    the client hanging up (not by the poll returning)."""
+
+    provider: str
+    closed_s: float
+    dropped: bool
 
 
 class Liveness:
@@ -41,6 +70,8 @@ class Liveness:
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
         self._open: dict[str, int] = {}
+        # provider -> (when its last poll ended with none open, whether it dropped)
+        self._closed: dict[str, tuple[float, bool]] = {}
 
     def heard(self, provider: str) -> None:
         """The provider showed it is alive now (a feed poll, a signed transaction)."""
@@ -51,17 +82,20 @@ class Liveness:
             self._on_back(provider)
 
     @contextmanager
-    def polling(self, provider: str) -> Iterator[None]:
+    def polling(self, provider: str) -> Iterator[Poll]:
         """Around one long-poll of the provider's feed: alive while it waits on the market.
 
         The end of the poll is not a sign of life by itself (the client may have died during
-        it); the feed route calls :meth:`heard` again if the client is still connected.
+        it); the feed route calls :meth:`heard` again if the client is still connected. When
+        the last open poll ends the feed counts as closed until the next one opens.
         """
         self.heard(provider)
+        poll = Poll()
         with self._lock:
             self._open[provider] = self._open.get(provider, 0) + 1
+            self._closed.pop(provider, None)
         try:
-            yield
+            yield poll
         finally:
             with self._lock:
                 left = self._open.get(provider, 1) - 1
@@ -69,6 +103,21 @@ class Liveness:
                     self._open[provider] = left
                 else:
                     self._open.pop(provider, None)
+                    self._closed[provider] = (self._clock(), poll.dropped)
+
+    def suspects(
+        self, providers: Iterable[str], window_s: float = REOPEN_WINDOW_S
+    ) -> list[Suspicion]:
+        """Those of ``providers`` whose feed has been closed for longer than ``window_s``
+        (providers that never polled are not suspected: there is no drop to observe)."""
+        now = self._clock()
+        out = []
+        with self._lock:
+            for p in providers:
+                closed = self._closed.get(p)
+                if closed is not None and not self._open.get(p) and now - closed[0] > window_s:
+                    out.append(Suspicion(p, now - closed[0], closed[1]))
+        return out
 
     def online(self, provider: str) -> bool:
         with self._lock:

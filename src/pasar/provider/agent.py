@@ -7,6 +7,10 @@ agent drains: it tells the market it takes no new work, lets running leases fini
 period, hands back whatever is still running (paid for its verified seconds, re-queued for
 someone else) and exits 0.
 
+When the market suspects the provider dead (its feed dropped, a heartbeat came late) it pushes a
+``liveness.challenge`` on the feed; the agent answers it before anything else in the page, so a
+live provider never loses its leases to a dropped connection.
+
 A provider that lost a lease (it was frozen, or the network dropped) is taken off the market by
 the market; the agent notices — the feed's ``lease.lost`` for one of its leases, or a periodic
 look at its own record — and registers again, so a blip never takes it off for good. On start,
@@ -279,10 +283,26 @@ class Agent:
                 cursor = 0
                 continue
             cursor = page.next
+            self._answer_liveness(page.events)  # first: its deadline is seconds away
             for event in page.events:
                 if self._stop.is_set():
                     break
                 self.handle(event)
+
+    def _answer_liveness(self, events: list[FeedEvent]) -> None:
+        """Answer the market's liveness challenges of this provider at once: the market
+        suspected it dead (its feed dropped, a heartbeat came late) and its running leases are
+        lost unless it answers within the preset's ``challenge_deadline_ms``."""
+        mine = f"{self.identity.account_id}.live-"
+        for event in events:
+            if event.type != "liveness.challenge" or not (event.challenge_id or "").startswith(
+                mine
+            ):
+                continue
+            try:
+                self.api.liveness_answer(str(event.challenge_id))
+            except PasarError as exc:  # answered already (a replayed event), or too late
+                log.info("liveness challenge %s: %s", event.challenge_id, exc.message)
 
     def stop(self) -> None:
         self._stop.set()

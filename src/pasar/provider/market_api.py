@@ -108,6 +108,9 @@ class MarketAPI:
         found = self.perform(calls.capacity_challenge(challenge_id))
         return dict(found) if isinstance(found, dict) else {}
 
+    def liveness_answer(self, challenge_id: str) -> TxAnswer:
+        return self.perform(calls.liveness_answer(challenge_id))
+
     def capacity_answer(self, challenge_id: str, sha256: str) -> TxAnswer:
         return self.perform(calls.capacity_answer(challenge_id, sha256))
 

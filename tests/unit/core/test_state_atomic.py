@@ -123,6 +123,19 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
             s.leases[lease(s, 1)].provider, T0 + 4_500, type="lease.release", lease_id=lease(s, 1)
         ),
         lambda s: tx(m, T0 + 5_000, type="match", order_id=order(s, 0), seed=2),
+        lambda s: tx(
+            m,
+            T0 + 5_100,
+            type="liveness.challenge",
+            provider=s.leases[lease(s, 2)].provider,
+            reason="its feed connection dropped",
+        ),
+        lambda s: tx(
+            s.leases[lease(s, 2)].provider,
+            T0 + 5_200,
+            type="liveness.answer",
+            challenge_id=f"{s.leases[lease(s, 2)].provider}.live-{T0 + 5_100}",
+        ),
         lambda s: tx(m, T0 + 40_000, type="lease.lost", lease_id=lease(s, 2)),
         lambda s: tx(ALICE, T0 + 41_000, type="order.cancel", order_id=order(s, 0)),
         lambda s: tx(ALICE, T0 + 42_000, type="order.create", **order_fields(SPEC), ttl_s=1),

@@ -107,9 +107,13 @@ class Timing:
     capacity_check_interval_s: int = 0
     uptime_block_s: int = 0
     unbonding_s: int = 0  # how long unstaked money stays slashable before it can be withdrawn
+    # liveness challenges (core/liveness_handlers.py): how long a suspected provider has to
+    # answer; 0 turns them off (a lease is then lost only after ``grace_intervals``)
+    challenge_deadline_ms: int = 0
 
     _KEYS = frozenset(
         {
+            "challenge_deadline_ms",
             "heartbeat_interval_s",
             "grace_intervals",
             "auction_window_ms",
@@ -129,6 +133,7 @@ class Timing:
             capacity_check_interval_s=_int(t, "capacity_check_interval_s", "timing", 0),
             uptime_block_s=_int(t, "uptime_block_s", "timing", 0),
             unbonding_s=_int(t, "unbonding_s", "timing", 0),
+            challenge_deadline_ms=_int(t, "challenge_deadline_ms", "timing", 0),
         )
 
 

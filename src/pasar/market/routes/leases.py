@@ -72,6 +72,8 @@ def lease_view(state: MarketState, lease: LeaseRecord) -> LeaseView:
         **held,
         checks=list(lease.checks),
         **sealed,
+        # only a lease that ended without a receipt saying why (lost) has a note on the wire
+        **({"note": lease.note} if lease.note is not None else {}),
     )
 
 
@@ -114,6 +116,19 @@ def challenge(request: Request, lease_id: str) -> Challenge:
 )
 def heartbeat(request: Request, envelope: Signed) -> TxAnswer:
     return submit_typed(request, envelope, "heartbeat")
+
+
+@router.post(
+    "/v1/liveness/{challenge_id}/answer",
+    summary="Answer a liveness challenge (the provider is alive)",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("liveness.answer"),
+)
+def answer_liveness(request: Request, challenge_id: str, envelope: Signed) -> TxAnswer:
+    """The market suspected the provider (its feed dropped, a heartbeat came late) and pushed
+    a ``liveness.challenge`` on its feed; answering before the deadline keeps its leases.
+    Refused for another provider's challenge (404), twice or after the deadline (409)."""
+    return submit_typed(request, envelope, "liveness.answer", challenge_id=challenge_id)
 
 
 @router.post(

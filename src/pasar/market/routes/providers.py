@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Mapping
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -27,6 +29,8 @@ from pasar.market.access import check_own_account
 from pasar.market.auth import Reader, Signer, signed_envelope
 from pasar.market.openapi import signs
 from pasar.market.routes.common import service_of, submit_typed
+
+_T = TypeVar("_T")
 
 router = APIRouter(tags=["providers"])
 Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
@@ -251,6 +255,31 @@ def stake_view(request: Request, provider_id: str, reader: Reader) -> StakeView:
         )
 
 
+async def _wait_unless_hung_up(request: Request, waiting: Awaitable[_T]) -> _T | None:
+    """``waiting``'s result, or None as soon as the client hangs up: a SIGKILLed provider's
+    kernel closes its connection, and the market should know then, not when the poll times
+    out (see :mod:`pasar.market.liveness`)."""
+    wait_task = asyncio.ensure_future(waiting)
+    hang_up = asyncio.ensure_future(_hung_up(request))
+    try:
+        await asyncio.wait({wait_task, hang_up}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hang_up.cancel()
+    if wait_task.done():
+        return wait_task.result()
+    wait_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await wait_task
+    return None
+
+
+async def _hung_up(request: Request) -> None:
+    """Returns once the ASGI server reports the client gone (a GET's body is empty, so every
+    other message is the end of that body)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 @router.get(
     "/v1/providers/{provider_id}/feed",
     summary="Long-poll for orders and leases",
@@ -284,9 +313,14 @@ async def feed(
             events = await notifier.wait(after, timeout_s=timeout, provider=account)
         else:
             # an open poll is a sign of life; its end is one only if the provider is still there
-            with service.liveness.polling(account):
-                events = await notifier.wait(after, timeout_s=timeout, provider=account)
-            if not await request.is_disconnected():
+            with service.liveness.polling(account) as poll:
+                waited = await _wait_unless_hung_up(
+                    request, notifier.wait(after, timeout_s=timeout, provider=account)
+                )
+                poll.dropped = waited is None
+            # hung up: nobody is listening, and the liveness now suspects the provider
+            events = waited or []
+            if waited is not None and not await request.is_disconnected():
                 service.liveness.heard(account)
     head = events[-1].seq if events else max(after, 0)
     return FeedPage(events=[FeedEvent.model_validate(e.to_dict()) for e in events], next=head)
