@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from attacklib import PROVIDER_ARGS, Party, assert_audit_passes, assert_conserved
 
+from pasar.core.money import Money
 from pasar.core.presets import builtin_preset
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is missing")
@@ -51,7 +52,10 @@ def test_a_frozen_provider_loses_the_lease_then_comes_back_and_takes_work(
     assert order["leases"][1]["provider"] == provider.account
     done = alice.wait(order_id, lambda o: o["status"] == "done", timeout=60)
     first, second = done["leases"]
-    assert first["status"] == "lost" and first["bill"]["billed"] == "0.00 USDC"
+    assert first["status"] == "lost" and "missed a liveness challenge" in first["note"]
+    # paid for its verified time up to the challenge only (0.05 USDC per core-hour, 1 core)
+    price = Money.parse(first["price_per_hour"])
+    assert first["bill"]["billed"] == price.scale(first["billed_ms"], 3_600_000).to_json()
     assert second["status"] == "settled" and second["receipt"]["exit_code"] == 0
     assert alice.get(f"/v1/providers/{provider.account}")["available"] is True
     # and it keeps taking new work

@@ -87,6 +87,8 @@ def on_register(state: MarketState, tx: Tx) -> Applied:
         running=dict(existing.running) if existing else {},
         available=available,
         capacity=capacity,
+        # a registration is no answer to a liveness challenge (only liveness.answer is)
+        probe=existing.probe if existing else None,
     )
     try:
         if record.running:  # with nothing lent out, everything is free

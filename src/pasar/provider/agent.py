@@ -63,6 +63,8 @@ from pasar.tee.sources import QuoteSource, detect
 log = logging.getLogger("pasar.provider")
 
 FEED_TIMEOUT_S = 10.0
+FEED_RETRY_S = 0.1  # after a failed poll, doubling up to FEED_RETRY_MAX_S while it keeps failing
+FEED_RETRY_MAX_S = 1.0
 AVAILABILITY_CHECK_S = 30.0  # how often the agent makes sure the market still offers it work
 DEFAULT_GRACE_S = 30.0
 PROVIDER_KEY = "provider"
@@ -269,6 +271,7 @@ class Agent:
 
     def _follow_feed(self, cursor: int) -> None:
         checked = time.monotonic()
+        retry_s = FEED_RETRY_S
         while not self._stop.is_set():
             if time.monotonic() - checked >= AVAILABILITY_CHECK_S:
                 checked = time.monotonic()
@@ -277,8 +280,12 @@ class Agent:
                 page = self.api.feed(cursor, FEED_TIMEOUT_S)
             except PasarError as exc:
                 log.warning("feed: %s", exc.message)
-                self._stop.wait(1.0)
+                # a dropped poll is reopened at once (the market suspects a feed closed for
+                # long, see pasar.market.liveness); a market that stays away, less often
+                self._stop.wait(retry_s)
+                retry_s = min(2 * retry_s, FEED_RETRY_MAX_S)
                 continue
+            retry_s = FEED_RETRY_S
             if page.next < cursor:  # the market restarted and renumbered its feed
                 cursor = 0
                 continue

@@ -44,3 +44,28 @@ def test_coming_back_is_reported_once() -> None:
     clock.now += 16
     live.heard("p1")
     assert back == ["p1", "p1"]
+
+
+def test_a_feed_closed_past_the_reopen_window_is_suspected_and_a_reopened_one_is_not() -> None:
+    clock = FakeClock()
+    live = Liveness(15, clock=clock)
+    assert live.suspects(["p1"]) == []  # never polled: no drop to observe
+    with live.polling("p1") as poll:
+        poll.dropped = True  # the client hung up while it waited
+    clock.now += 0.5
+    assert live.suspects(["p1"], window_s=1.0) == []  # a live agent reopens within the window
+    with live.polling("p1"):
+        clock.now += 5  # an open poll is never suspect, however long it waits
+        assert live.suspects(["p1"], window_s=1.0) == []
+    clock.now += 0.9
+    assert live.suspects(["p1"], window_s=1.0) == []
+    clock.now += 0.2
+    (s,) = live.suspects(["p1", "p2"], window_s=1.0)
+    assert s.provider == "p1" and not s.dropped and 1.0 < s.closed_s < 1.2
+    with live.polling("p1") as poll:
+        poll.dropped = True
+    clock.now += 3
+    (s,) = live.suspects(["p1"], window_s=1.0)
+    assert s.dropped
+    with live.polling("p1"):
+        assert live.suspects(["p1"], window_s=1.0) == []  # it came back: no longer suspect
