@@ -53,8 +53,9 @@ CAPACITY_CHANGES = frozenset(
 )
 #: Transactions that give the engine nothing to do: it is woken after every other one (a new
 #: order to match, a bid that may complete a window, capacity freed), not on a 100 ms scan.
-#: A heartbeat only proves time; a ``match`` is the engine's own decision.
-QUIET_TXS = frozenset({"heartbeat", "match"})
+#: A heartbeat only proves time, and a liveness answer only life; a ``match`` and a liveness
+#: challenge are the engine's own decisions (a challenge's deadline is kept by the tick).
+QUIET_TXS = frozenset({"heartbeat", "match", "liveness.challenge", "liveness.answer"})
 
 
 class MarketService:

@@ -8,8 +8,9 @@ period, hands back whatever is still running (paid for its verified seconds, re-
 someone else) and exits 0.
 
 When the market suspects the provider dead (its feed dropped, a heartbeat came late) it pushes a
-``liveness.challenge`` on the feed; the agent answers it before anything else in the page, so a
-live provider never loses its leases to a dropped connection.
+``liveness.challenge`` on the feed; the agent answers it before anything else in the page, and
+hands the other events to a thread of their own, so its poll reopens at once: a live provider
+never loses its leases to a dropped connection or a long page of events.
 
 A provider that lost a lease (it was frozen, or the network dropped) is taken off the market by
 the market; the agent notices — the feed's ``lease.lost`` for one of its leases, or a periodic
@@ -20,6 +21,7 @@ workdirs left under ``<home>/work`` by a previous run (a crash, a SIGKILL) are r
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -65,6 +67,7 @@ log = logging.getLogger("pasar.provider")
 FEED_TIMEOUT_S = 10.0
 FEED_RETRY_S = 0.1  # after a failed poll, doubling up to FEED_RETRY_MAX_S while it keeps failing
 FEED_RETRY_MAX_S = 1.0
+EVENT_WAIT_S = 0.5  # how often the event thread looks at the stop flag while idle
 AVAILABILITY_CHECK_S = 30.0  # how often the agent makes sure the market still offers it work
 DEFAULT_GRACE_S = 30.0
 PROVIDER_KEY = "provider"
@@ -148,6 +151,7 @@ class Agent:
         self.quote_source: QuoteSource | None = detect(config.tee)
         self.attestation: dict[str, Any] | None = None
         self._feed_start: int | None = None
+        self._events: queue.Queue[FeedEvent] = queue.Queue()  # the feed's, for _handle_events
 
     # -- start-up ---------------------------------------------------------------------------------
 
@@ -263,6 +267,7 @@ class Agent:
             target=self._follow_feed, args=(cursor,), name="feed", daemon=True
         )
         feeder.start()
+        threading.Thread(target=self._handle_events, name="events", daemon=True).start()
         self._stop.wait()
         self.drain()
         clear_sealed_workroot(self.config.home)  # no sealed job's plaintext outlives the agent
@@ -292,8 +297,18 @@ class Agent:
             cursor = page.next
             self._answer_liveness(page.events)  # first: its deadline is seconds away
             for event in page.events:
-                if self._stop.is_set():
-                    break
+                self._events.put(event)
+
+    def _handle_events(self) -> None:
+        """Handle the feed's events in order, on their own thread: the feed thread reopens its
+        poll at once however long a page takes to handle (the market suspects a provider
+        whose feed stays closed, see :mod:`pasar.market.liveness`)."""
+        while not self._stop.is_set():
+            try:
+                event = self._events.get(timeout=EVENT_WAIT_S)
+            except queue.Empty:
+                continue
+            if not self._stop.is_set():
                 self.handle(event)
 
     def _answer_liveness(self, events: list[FeedEvent]) -> None:
