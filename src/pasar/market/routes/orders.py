@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from pasar.api.orders import (
     AuctionView,
@@ -30,10 +31,10 @@ from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integer
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex
 from pasar.market.access import View, check_order_party, is_operator, order_view_for
-from pasar.market.auth import Reader, Signer, signed_envelope
+from pasar.market.auth import Reader, SignedBody, Signer, signed_envelope, verified_envelope
 from pasar.market.engine import Offline
 from pasar.market.openapi import signs
-from pasar.market.private_parts import Revealed, read_private_part
+from pasar.market.private_parts import Revealed
 from pasar.market.routes.common import service_of, submit_typed
 from pasar.market.routes.leases import lease_view, require_blobs, require_owned
 from pasar.market.service import MarketService
@@ -141,11 +142,21 @@ def quote(request: Request, body: QuoteRequest, reader: Reader) -> QuoteResponse
     response_model_exclude_unset=True,
     openapi_extra=signs("order.create"),
 )
-def create(request: Request, envelope: Signed) -> TxAnswer:
+async def create(request: Request, raw: SignedBody) -> TxAnswer:
     """The body carries the spec's public part and the sha256 of its private part, a blob the
     signer uploaded (:mod:`pasar.core.private_part`). The private part is read and checked
     here — it must complete the public part to a valid spec, and every input it names must be
-    uploaded by the signer — so an order the providers could not run is refused at once."""
+    uploaded by the signer — so an order the providers could not run is refused at once.
+
+    The busiest write of the API, so its path is lean: the event loop only reads the body and
+    writes the answer; everything else (parse, signature, private part, apply, the durable
+    commit) runs in one worker thread, where a sync route would take two hops (the endpoint,
+    then the answer's serialization)."""
+    return await run_in_threadpool(_create, request, raw)
+
+
+def _create(request: Request, raw: bytes) -> TxAnswer:
+    envelope = verified_envelope(request, raw)
     private = _private_part_of(request, envelope)
     return submit_typed(request, envelope, "order.create", private=private)
 
@@ -165,8 +176,10 @@ def _private_part_of(request: Request, envelope: VerifiedEnvelope) -> Revealed |
         return None
     if blobs.exists(sha):  # a missing one: read_private_part says so
         require_owned(blobs, sha, envelope.signer, "body.private")
-    part = read_private_part(blobs, sha)
-    revealed = Revealed.of(part, body["spec"], source="private.spec")
+    revealed = service_of(request).private.recent.reveal(
+        blobs, sha, body["spec"], source="private.spec"
+    )
+    part = revealed.part
     tolerant = is_tolerant(revealed.spec)
     if tolerant != body.get("tolerant", False):
         raise PasarError(
