@@ -84,14 +84,21 @@ class RevealedCache:
         self._lock = threading.Lock()
 
     def reveal(
-        self, blobs: BlobStore, sha256: str, public: Mapping[str, Any], *, source: str
+        self,
+        blobs: BlobStore,
+        sha256: str,
+        public: Mapping[str, Any],
+        *,
+        source: str,
+        present: bool | None = None,
     ) -> Revealed:
-        """``Revealed.of(read_private_part(blobs, sha256), public)``, read once per key."""
+        """``Revealed.of(read_private_part(blobs, sha256), public)``, read once per key.
+        ``present``: whether the blob is stored, when the caller just asked the store."""
         try:
             key = (sha256, orjson.dumps(public, option=orjson.OPT_SORT_KEYS))
         except (TypeError, orjson.JSONEncodeError):  # not JSON: let the full path say why
             return Revealed.of(read_private_part(blobs, sha256), public, source=source)
-        if blobs.exists(sha256):
+        if blobs.exists(sha256) if present is None else present:
             with self._lock:
                 cached = self._entries.get(key)
                 if cached is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from pasar.api.orders import (
@@ -139,10 +139,11 @@ def quote(request: Request, body: QuoteRequest, reader: Reader) -> QuoteResponse
 @router.post(
     "/v1/orders",
     summary="Create an order from a signed job spec (escrows the max)",
+    response_model=TxAnswer,
     response_model_exclude_unset=True,
     openapi_extra=signs("order.create"),
 )
-async def create(request: Request, raw: SignedBody) -> TxAnswer:
+async def create(request: Request, raw: SignedBody) -> Response:
     """The body carries the spec's public part and the sha256 of its private part, a blob the
     signer uploaded (:mod:`pasar.core.private_part`). The private part is read and checked
     here — it must complete the public part to a valid spec, and every input it names must be
@@ -151,14 +152,18 @@ async def create(request: Request, raw: SignedBody) -> TxAnswer:
     The busiest write of the API, so its path is lean: the event loop only reads the body and
     writes the answer; everything else (parse, signature, private part, apply, the durable
     commit) runs in one worker thread, where a sync route would take two hops (the endpoint,
-    then the answer's serialization)."""
+    then the answer's serialization). The answer is validated once (``submit_typed``) and
+    written as FastAPI would write the ``response_model``, not validated a second time."""
     return await run_in_threadpool(_create, request, raw)
 
 
-def _create(request: Request, raw: bytes) -> TxAnswer:
+def _create(request: Request, raw: bytes) -> Response:
     envelope = verified_envelope(request, raw)
     private = _private_part_of(request, envelope)
-    return submit_typed(request, envelope, "order.create", private=private)
+    answer = submit_typed(request, envelope, "order.create", private=private)
+    return Response(
+        answer.model_dump_json(exclude_unset=True, by_alias=True), media_type="application/json"
+    )
 
 
 def _private_part_of(request: Request, envelope: VerifiedEnvelope) -> Revealed | None:
@@ -174,10 +179,11 @@ def _private_part_of(request: Request, envelope: VerifiedEnvelope) -> Revealed |
             where = "body.private" if i == 0 else "body.blobs"
             require_owned(blobs, named_sha, envelope.signer, where)
         return None
-    if blobs.exists(sha):  # a missing one: read_private_part says so
+    present = blobs.exists(sha)
+    if present:  # a missing one: read_private_part says so
         require_owned(blobs, sha, envelope.signer, "body.private")
     revealed = service_of(request).private.recent.reveal(
-        blobs, sha, body["spec"], source="private.spec"
+        blobs, sha, body["spec"], source="private.spec", present=present
     )
     part = revealed.part
     tolerant = is_tolerant(revealed.spec)
