@@ -45,7 +45,7 @@ Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
 MAX_WAIT_S = 30.0
 #: The order submissions' worker threads: as many as anyio's default pool (a submission waits
 #: for its group commit in its thread), without anyio's per-call capacity limiter and task
-#: bookkeeping, which cost as much as a submission's signature check.
+#: bookkeeping (a few percent of the rate in benchmarks/bench_api.py).
 _WORKERS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="pasar-orders")
 
 
