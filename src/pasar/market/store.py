@@ -386,6 +386,10 @@ class SqlStore:
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if shared else contextlib.nullcontext()
         )
+        # the log appends' own connection (an SQLite file: see _appending), and its lock
+        self._appends_own_connection = self.dialect == "sqlite" and not shared
+        self._appender: Connection | None = None
+        self._appender_lock = threading.Lock()
         try:
             self._migrate()
         except BaseException:
@@ -403,6 +407,10 @@ class SqlStore:
 
     def close(self) -> None:
         """Release every connection. The store must not be used afterwards."""
+        with self._appender_lock:
+            if self._appender is not None:
+                self._appender.close()
+                self._appender = None
         self._engine.dispose()
 
     # ----------------------------------------------------------------- transactions
@@ -423,6 +431,33 @@ class SqlStore:
                 if self.writer_lock is not None:
                     self.writer_lock.check(conn)  # under the write lock: see the module docstring
                 yield conn
+
+    @contextlib.contextmanager
+    def _appending(self) -> Iterator[Connection]:
+        """:meth:`_writing` for the log appends, on a connection kept for them alone when the
+        database is an SQLite file: taking a connection from the pool and giving it back cost
+        more than the append's own statements, and such a connection does not die while idle
+        (it is dropped on any error, and the next append opens another). PostgreSQL appends
+        take pooled connections as before: the pool's pre-ping replaces one that died idle."""
+        if not self._appends_own_connection:
+            with self._writing() as conn:
+                yield conn
+            return
+        with self._appender_lock, self._unavailable_as_error():
+            if self._appender is None:
+                self._appender = self._engine.connect()
+                self._appender.execution_options(pasar_write=True)
+            conn = self._appender
+            try:
+                with conn.begin():
+                    if self.writer_lock is not None:
+                        self.writer_lock.check(conn)  # under the write lock, as in _writing
+                    yield conn
+            except BaseException:
+                self._appender = None
+                with contextlib.suppress(Exception):
+                    conn.close()
+                raise
 
     @contextlib.contextmanager
     def _unavailable_as_error(self) -> Iterator[None]:
@@ -503,7 +538,7 @@ class SqlStore:
         if not batch:
             return []
         try:
-            with self._writing() as conn:
+            with self._appending() as conn:
                 # driver-level SQL: the busiest statements of the market skip SQLAlchemy's
                 # statement construction and compilation (the table is txs_table's)
                 first = int(conn.exec_driver_sql(_MAX_SEQ_SQL).scalar_one()) + 1
