@@ -1,23 +1,35 @@
-"""Signed order submissions per second over loopback HTTP, market on SQLite, with latency.
+"""Signed order submissions per second over loopback HTTP, as a fraction of a bare-FastAPI floor.
 
-A real market process (SQLite in WAL mode, every acknowledged order fsynced to the log) takes
-pre-signed ``order.create`` envelopes from ``--clients`` concurrent HTTP clients. Each order
-escrows money (so the ledger works for every one) and cannot match (no provider is registered),
-so what is measured is the API's write path: parse, verify, apply, log durably, answer.
+In one run, driven by the same ``--clients`` threads (one keep-alive connection each):
 
-    python benchmarks/bench_api.py [--orders 3000] [--clients 4]
+1. the market on SQLite (WAL, every acknowledged order fsynced to the log, group commit) takes
+   pre-signed ``order.create`` envelopes. Each order escrows money (so the ledger works for
+   every one) and cannot match (no provider is registered), so what is measured is the API's
+   write path: parse, verify, apply, log durably, answer;
+2. the floor: a bare FastAPI app (``floor_app.py``: one uvicorn worker on 127.0.0.1, an endpoint
+   that parses the JSON body and answers 201) gets exactly the same envelopes;
+3. with ``--db URL`` (a PostgreSQL server; a fresh database is created on it and dropped) or
+   ``--postgres`` (``PASAR_TEST_DATABASE_URL``), the market on PostgreSQL, like 1.
+
+It prints one JSON line: each rate, the market's ratio to the floor, p50/p99 latencies.
+
+    python benchmarks/bench_api.py [--orders 3000] [--clients 4] [--postgres | --db URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -30,7 +42,9 @@ from pasar.crypto.identity import Identity
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from market_process import market
 
+HERE = __file__.rsplit("/", 1)[0]
 SPEC = {"run": "true", "max_price_per_hour": "0.01 USDC", "max_duration": "1m"}
+FLOOR_COMMAND = (sys.executable, f"{HERE}/floor_app.py")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -38,10 +52,54 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
-def run(orders: int, clients: int, *, tls: bool = False) -> dict[str, Any]:
-    """``tls``: the market serves HTTPS (``--tls auto``), its certificate pinned by the
-    clients, each of which keeps one connection (one handshake) for all its orders."""
-    with market(*(("--tls", "auto") if tls else ())) as url, tempfile.TemporaryDirectory() as home:
+def drive(
+    url: str, envelopes: list[dict[str, Any]], clients: int, verify: Any = True
+) -> dict[str, Any]:
+    """POST every envelope to ``url``/v1/orders from ``clients`` threads; the rate and latencies."""
+    latencies: list[float] = []
+    errors: list[int] = []
+    lock = threading.Lock()
+
+    def worker(chunk: list[dict[str, Any]]) -> None:
+        with httpx.Client(base_url=url, timeout=30, verify=verify) as http:
+            for envelope in chunk:
+                t = time.perf_counter()
+                response = http.post("/v1/orders", json=envelope)
+                elapsed = time.perf_counter() - t
+                with lock:
+                    latencies.append(elapsed)
+                    if response.status_code >= 300:
+                        errors.append(response.status_code)
+
+    chunks = [envelopes[i::clients] for i in range(clients)]
+    threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total = time.perf_counter() - start
+    return {
+        "per_s": round(len(envelopes) / total, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        "errors": len(errors),
+    }
+
+
+def run(
+    orders: int,
+    clients: int,
+    *,
+    tls: bool = False,
+    db_url: str | None = None,
+    keep: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The market's figures. ``tls``: it serves HTTPS (``--tls auto``), its certificate pinned
+    by the clients, each of which keeps one connection (one handshake) for all its orders.
+    ``db_url``: its database (default SQLite in its home). ``keep``: receives the envelopes."""
+    extra = [*(("--tls", "auto") if tls else ()), *(("--db", db_url) if db_url else ())]
+    with market(*extra) as url, tempfile.TemporaryDirectory() as home:
         client = Identity.generate()
         transport = Transport(url, identity=client, home=home)  # pins the certificate (TLS)
         verify: Any = tls_for(url, home)
@@ -51,59 +109,93 @@ def run(orders: int, clients: int, *, tls: bool = False) -> dict[str, Any]:
         # one private part for every order (the same job): uploaded once, named by each
         order = prepared_order(transport, client, SPEC)
         envelopes = [
-            sign(
-                {**order, "ttl_s": 3600},
-                client,
-                now_ms=wall_clock_ms(),
-                market=market_id,
-            )
+            sign({**order, "ttl_s": 3600}, client, now_ms=wall_clock_ms(), market=market_id)
             for _ in range(orders)
         ]
-        latencies: list[float] = []
-        errors: list[int] = []
-        lock = threading.Lock()
-
-        def worker(chunk: list[dict[str, Any]]) -> None:
-            with httpx.Client(base_url=url, timeout=30, verify=verify) as http:
-                for envelope in chunk:
-                    t = time.perf_counter()
-                    response = http.post("/v1/orders", json=envelope)
-                    elapsed = time.perf_counter() - t
-                    with lock:
-                        latencies.append(elapsed)
-                        if response.status_code != 200:
-                            errors.append(response.status_code)
-
-        chunks = [envelopes[i::clients] for i in range(clients)]
-        threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        total = time.perf_counter() - start
+        figures = drive(url, envelopes, clients, verify)
+    if keep is not None:
+        keep.extend(envelopes)
     return {
         "name": "api_order_submissions",
-        "value": round(orders / total, 1),
+        "value": figures["per_s"],
         "unit": "orders/s",
-        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        **{k: v for k, v in figures.items() if k != "per_s"},
         "orders": orders,
         "clients": clients,
-        "errors": len(errors),
-        "store": "sqlite (WAL, synchronous=FULL)",
+        "store": "postgresql" if db_url else "sqlite (WAL, synchronous=FULL)",
         "tls": tls,
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
 
 
+def floor(envelopes: list[dict[str, Any]], clients: int) -> dict[str, Any]:
+    """The bare-FastAPI floor's figures for the same envelopes and client threads."""
+    with market(command=FLOOR_COMMAND) as url:
+        return drive(url, envelopes, clients)
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new empty database on the PostgreSQL server of ``server_url`` (dropped afterwards)."""
+    import psycopg
+
+    name = f"pasar_bench_{uuid.uuid4().hex[:12]}"
+    admin = server_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--db", help="a PostgreSQL URL (postgresql+psycopg://user@host:port/db)")
+    parser.add_argument(
+        "--postgres", action="store_true", help="PostgreSQL at $PASAR_TEST_DATABASE_URL"
+    )
     args = parser.parse_args()
-    print(json.dumps(run(args.orders, args.clients)))
+    pg_url = args.db or (os.environ.get("PASAR_TEST_DATABASE_URL") if args.postgres else None)
+    if args.postgres and not pg_url:
+        parser.error("--postgres needs PASAR_TEST_DATABASE_URL (or pass --db URL)")
+    envelopes: list[dict[str, Any]] = []
+    sqlite = run(args.orders, args.clients, keep=envelopes)
+    bare = floor(envelopes, args.clients)
+    out: dict[str, Any] = {
+        "name": "api_order_submissions",
+        "value": sqlite["value"],
+        "unit": "orders/s",
+        "floor_per_s": bare["per_s"],
+        "ratio": round(sqlite["value"] / bare["per_s"], 3),
+        "p50_ms": sqlite["p50_ms"],
+        "p99_ms": sqlite["p99_ms"],
+        "floor_p50_ms": bare["p50_ms"],
+        "floor_p99_ms": bare["p99_ms"],
+    }
+    errors = sqlite["errors"] + bare["errors"]
+    if pg_url:
+        with fresh_database(pg_url) as db_url:
+            pg = run(args.orders, args.clients, db_url=db_url)
+        out.update(
+            postgres_per_s=pg["value"],
+            postgres_ratio=round(pg["value"] / bare["per_s"], 3),
+            postgres_p50_ms=pg["p50_ms"],
+            postgres_p99_ms=pg["p99_ms"],
+        )
+        errors += pg["errors"]
+    out.update(
+        errors=errors,
+        orders=args.orders,
+        clients=args.clients,
+        python=platform.python_version(),
+        machine=platform.machine(),
+    )
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -158,6 +158,15 @@ def test_concurrent_appends_get_gapless_seqs(store: SqlStore) -> None:
     assert [t.seq for t in store.txs()] == list(range(1, per_thread * threads + 1))
 
 
+def test_appends_see_what_another_connection_wrote(url: str) -> None:
+    """Appends keep a connection of their own (SQLite): each append's transaction still reads
+    the log as it is now, whoever wrote last (here a second store on the same database)."""
+    with SqlStore(url) as one, SqlStore(url) as two:
+        seqs = [(one if i % 2 else two).append(_tx(ALICE, i)).seq for i in range(1, 7)]
+        assert seqs == [1, 2, 3, 4, 5, 6]
+        assert [t.seq for t in two.txs()] == seqs
+
+
 def test_a_body_without_a_type_is_not_a_transaction() -> None:
     envelope = sign({"amount": 1}, ALICE, market=MARKET.account_id, now_ms=NOW)
     with pytest.raises(PasarError) as caught:

@@ -158,6 +158,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# one decoder for every parse: ``json.loads`` with a hook builds a new decoder (and scanner)
+# per call, which cost as much as the parse of a small document
+_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+
+
 def parse_json(data: bytes | bytearray | memoryview | str, *, what: str = "input") -> Any:
     """Parse untrusted JSON strictly; raise :class:`CanonicalError` saying where it is broken.
 
@@ -175,7 +180,7 @@ def parse_json(data: bytes | bytearray | memoryview | str, *, what: str = "input
         ) from None
     text = data if isinstance(data, str) else bytes(data).decode("utf-8")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
+        return _STRICT_DECODER.decode(text)
     except RecursionError:
         raise CanonicalError(
             f"{what} is nested too deeply", code="too_deep", hint="flatten the document"

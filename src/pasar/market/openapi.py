@@ -4,7 +4,7 @@ FastAPI's generated schema is right about routes and parameters but wrong in two
 pasar, and this module corrects both when ``/openapi.json`` is first built:
 
 - signed routes read their body as raw bytes (see :mod:`pasar.market.auth`), so FastAPI sees no
-  body at all; every operation that depends on ``signed_envelope`` gets the
+  body at all; every operation that depends on ``signed_envelope`` (or ``signed_body``) gets the
   :class:`~pasar.market.auth.EnvelopeIn` request body and its 401/403 answers;
 - FastAPI documents a 422 with pydantic's error list; pasar answers 400 in its one error shape,
   so the 422 is removed and every operation documents ``4XX`` as the ``Error`` schema.
@@ -30,7 +30,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
 from pasar.api.txs import TX_BODIES, Logs, TeePresent, TlsClientCert, TxBody
-from pasar.market.auth import EnvelopeIn, signed_envelope
+from pasar.market.auth import EnvelopeIn, signed_body, signed_envelope
 
 _REF = "#/components/schemas/{model}"
 _TX_KEY = "x-pasar-tx"
@@ -101,7 +101,11 @@ def _signed_operations(app: FastAPI) -> set[tuple[str, str]]:
     for view in _route_views(app):
         dependant = getattr(view, "dependant", None)
         path = getattr(view, "path_format", None)
-        if isinstance(dependant, Dependant) and path and depends_on(dependant, signed_envelope):
+        if (
+            isinstance(dependant, Dependant)
+            and path
+            and (depends_on(dependant, signed_envelope) or depends_on(dependant, signed_body))
+        ):
             out.update((path, m.lower()) for m in getattr(view, "methods", None) or ())
     return out
 

@@ -54,9 +54,10 @@ from pasar.market.tls_clients import PeerCertProtocol
 from pasar.market.writer_lock import WriterLock, WriterLockLost, where
 
 BUSINESS_ROUTERS = (
+    orders.router,  # first: a request is matched against the routes in order, and order
+    # submissions are the busiest write (no path here overlaps another router's)
     accounts.router,
     providers.router,
-    orders.router,
     leases.router,
     checks.router,
     stats.router,

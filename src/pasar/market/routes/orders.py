@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from pasar.api.orders import (
     AuctionView,
@@ -30,10 +32,10 @@ from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integer
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex
 from pasar.market.access import View, check_order_party, is_operator, order_view_for
-from pasar.market.auth import Reader, Signer, signed_envelope
+from pasar.market.auth import Reader, SignedBody, Signer, signed_envelope, verified_envelope
 from pasar.market.engine import Offline
 from pasar.market.openapi import signs
-from pasar.market.private_parts import Revealed, read_private_part
+from pasar.market.private_parts import Revealed
 from pasar.market.routes.common import service_of, submit_typed
 from pasar.market.routes.leases import lease_view, require_blobs, require_owned
 from pasar.market.service import MarketService
@@ -41,6 +43,10 @@ from pasar.market.service import MarketService
 router = APIRouter(tags=["orders"])
 Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
 MAX_WAIT_S = 30.0
+#: The order submissions' worker threads: as many as anyio's default pool (a submission waits
+#: for its group commit in its thread), without anyio's per-call capacity limiter and task
+#: bookkeeping (a few percent of the rate in benchmarks/bench_api.py).
+_WORKERS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="pasar-orders")
 
 
 def order_view(
@@ -138,16 +144,31 @@ def quote(request: Request, body: QuoteRequest, reader: Reader) -> QuoteResponse
 @router.post(
     "/v1/orders",
     summary="Create an order from a signed job spec (escrows the max)",
+    response_model=TxAnswer,
     response_model_exclude_unset=True,
     openapi_extra=signs("order.create"),
 )
-def create(request: Request, envelope: Signed) -> TxAnswer:
+async def create(request: Request, raw: SignedBody) -> Response:
     """The body carries the spec's public part and the sha256 of its private part, a blob the
     signer uploaded (:mod:`pasar.core.private_part`). The private part is read and checked
     here — it must complete the public part to a valid spec, and every input it names must be
-    uploaded by the signer — so an order the providers could not run is refused at once."""
+    uploaded by the signer — so an order the providers could not run is refused at once.
+
+    The busiest write of the API, so its path is lean: the event loop only reads the body and
+    writes the answer; everything else (parse, signature, private part, apply, the durable
+    commit) runs in one worker thread, where a sync route would take two hops (the endpoint,
+    then the answer's serialization). The answer is validated once (``submit_typed``) and
+    written as FastAPI would write the ``response_model``, not validated a second time."""
+    return await asyncio.get_running_loop().run_in_executor(_WORKERS, _create, request, raw)
+
+
+def _create(request: Request, raw: bytes) -> Response:
+    envelope = verified_envelope(request, raw)
     private = _private_part_of(request, envelope)
-    return submit_typed(request, envelope, "order.create", private=private)
+    answer = submit_typed(request, envelope, "order.create", private=private)
+    return Response(
+        answer.model_dump_json(exclude_unset=True, by_alias=True), media_type="application/json"
+    )
 
 
 def _private_part_of(request: Request, envelope: VerifiedEnvelope) -> Revealed | None:
@@ -163,10 +184,13 @@ def _private_part_of(request: Request, envelope: VerifiedEnvelope) -> Revealed |
             where = "body.private" if i == 0 else "body.blobs"
             require_owned(blobs, named_sha, envelope.signer, where)
         return None
-    if blobs.exists(sha):  # a missing one: read_private_part says so
+    present = blobs.exists(sha)
+    if present:  # a missing one: read_private_part says so
         require_owned(blobs, sha, envelope.signer, "body.private")
-    part = read_private_part(blobs, sha)
-    revealed = Revealed.of(part, body["spec"], source="private.spec")
+    revealed = service_of(request).private.recent.reveal(
+        blobs, sha, body["spec"], source="private.spec", present=present
+    )
+    part = revealed.part
     tolerant = is_tolerant(revealed.spec)
     if tolerant != body.get("tolerant", False):
         raise PasarError(
