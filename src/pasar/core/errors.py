@@ -57,7 +57,9 @@ class PasarError(Exception):
         self.status = status if status is not None else self.default_status
 
     def __str__(self) -> str:
-        return self.message
+        """The message and, when there is one, the hint: an SDK user who only sees the
+        exception (a traceback, a log line) gets the way out too, as the CLI shows it."""
+        return self.message if self.hint is None else f"{self.message} (hint: {self.hint})"
 
     def to_dict(self) -> dict[str, Any]:
         """The wire shape: ``{"error": {...}}``."""

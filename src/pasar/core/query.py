@@ -503,8 +503,9 @@ class _Parser:
                 self.normalize(value)
             except (PasarError, ValueError, KeyError, TypeError) as exc:
                 hint = exc.hint if isinstance(exc, PasarError) else None
+                said = exc.message if isinstance(exc, PasarError) else str(exc)
                 raise self.scan.error(
-                    f"{spec.name}: {exc} (column {tok.column})",
+                    f"{spec.name}: {said} (column {tok.column})",
                     column=tok.column,
                     code="invalid_query_value",
                     field=spec.name,
