@@ -25,7 +25,7 @@ from pasar.client.calls import Call, Emit
 from pasar.client.config import client_identity, market_url
 from pasar.client.inputs import collect_inputs, load_job, private_part_of
 from pasar.client.results import JobResult, accept, plan
-from pasar.client.transport import DEFAULT_TIMEOUT_S, AsyncTransport
+from pasar.client.transport import DEFAULT_TIMEOUT_S, AsyncTransport, worth_probing
 from pasar.core.errors import PasarError
 from pasar.core.private_part import order_fields
 from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
@@ -134,12 +134,13 @@ class AsyncClient:
     async def _upload(self, sha256: str, content: Path | bytes) -> None:
         """See :meth:`pasar.Client._upload`."""
         path = f"/v1/blobs/{sha256}"
-        try:
-            await self.transport.request("HEAD", path, signer=self.identity)
-            return  # already there: the address is the content
-        except PasarError as err:
-            if err.status != 404:
-                raise
+        if worth_probing(content):
+            try:
+                await self.transport.request("HEAD", path, signer=self.identity)
+                return  # already there: the address is the content
+            except PasarError as err:
+                if err.status != 404:
+                    raise
         if isinstance(content, bytes):
             await self.transport.request("PUT", path, signer=self.identity, content=content)
         else:

@@ -376,8 +376,10 @@ def wait_for_end(
     Raises PasarError ``wait_timeout`` (the order goes on) if ``timeout_s`` passes first.
     """
     deadline = None if timeout_s is None else clock() + timeout_s
-    order: dict[str, Any] = yield get_order(order_id)
-    after = 0
+    # a wait that does not wait reads the order AND the feed's cursor in one round trip
+    first = yield wait_order(order_id, 0, 0.0)
+    order: dict[str, Any] = first["order"]
+    after = int(first["next"])
     while order["status"] not in TERMINAL and not (review and awaiting_approval(order)):
         poll = POLL_S
         if deadline is not None:

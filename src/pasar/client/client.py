@@ -35,7 +35,7 @@ from pasar.client.sealed import (
     open_output,
     prepare_sealed,
 )
-from pasar.client.transport import DEFAULT_TIMEOUT_S, Transport
+from pasar.client.transport import DEFAULT_TIMEOUT_S, Transport, worth_probing
 from pasar.core.errors import PasarError
 from pasar.core.private_part import order_fields
 from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
@@ -155,12 +155,13 @@ class Client:
         """Store ``content`` under ``sha256`` unless this account already did (a signed HEAD
         answers 200 only to those who may read the blob: anyone else uploads the bytes)."""
         path = f"/v1/blobs/{sha256}"
-        try:
-            self.transport.request("HEAD", path, signer=self.identity)
-            return  # already there: the address is the content
-        except PasarError as err:
-            if err.status != 404:
-                raise
+        if worth_probing(content):
+            try:
+                self.transport.request("HEAD", path, signer=self.identity)
+                return  # already there: the address is the content
+            except PasarError as err:
+                if err.status != 404:
+                    raise
         if isinstance(content, bytes):
             self.transport.request("PUT", path, signer=self.identity, content=content)
         else:

@@ -472,6 +472,18 @@ class AsyncTransport:
         return sha, size, part.tmp
 
 
+PROBE_OVER_BYTES = 64 * 1024
+"""Uploads larger than this ask the market first (a signed HEAD) whether it already holds the
+bytes; smaller ones are PUT at once: sending a call file again costs less than a round trip,
+and most small inputs (a pickled call, a private part) are new every time."""
+
+
+def worth_probing(content: Path | bytes) -> bool:
+    """Whether an upload of ``content`` should first ask if the blob is already stored."""
+    size = len(content) if isinstance(content, bytes) else content.stat().st_size
+    return size > PROBE_OVER_BYTES
+
+
 def _length(f: BinaryIO) -> dict[str, str]:
     """Announce the size, so a market refuses an over-limit file before a byte is sent."""
     return {"content-length": str(os.fstat(f.fileno()).st_size)}

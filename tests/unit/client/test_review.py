@@ -45,11 +45,12 @@ def test_review_downloads_the_held_results_and_checks_them(tmp_path: Path) -> No
     reviewing = calls.wait_for_end("o-1", None, review=True)
     next(reviewing)
     with pytest.raises(StopIteration) as stop:  # a review stops once every result is in
-        reviewing.send(order)
+        reviewing.send({"order": order, "next": 3})
     assert stop.value.value == order
     waiting = calls.wait_for_end("o-1", None)  # wait() goes on until the client judges
     next(waiting)
-    assert waiting.send(order).path == "/v1/orders/o-1/wait"
+    again = waiting.send({"order": order, "next": 3})
+    assert again.path == "/v1/orders/o-1/wait" and again.params["after"] == 3
 
     async def run_async() -> None:
         job = async_client_for(result_market(order, blobs)).job("o-1")

@@ -198,8 +198,9 @@ def test_a_non_json_error_is_still_a_pasar_error() -> None:
 def test_launch_uploads_missing_inputs_then_signs_the_order(tmp_path: Path) -> None:
     (tmp_path / "make.py").write_text("print('hi')\n")
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "a.csv").write_text("1,2\n")
-    stored = {sha(b"1,2\n")}  # already on the market: HEAD finds it, no PUT
+    big = b"1,2\n" * 20_000  # over PROBE_OVER_BYTES: asked about first
+    (tmp_path / "data" / "a.csv").write_bytes(big)
+    stored = {sha(big)}  # already on the market: HEAD finds it, no PUT
     uploads: dict[str, bytes] = {}
     seen: list[tuple[str, str]] = []
     posted: dict[str, Any] = {}
@@ -234,6 +235,8 @@ def test_launch_uploads_missing_inputs_then_signs_the_order(tmp_path: Path) -> N
     assert private.spec["run"] == SPEC["run"]
     assert posted["sig"] and posted["signer"].startswith("pa1")
     assert seen[-1] == ("POST", "/v1/orders")
+    # small uploads skip the probe: a round trip costs more than sending them again
+    assert [p for m, p in seen if m == "HEAD"] == [f"/v1/blobs/{sha(big)}"]
 
 
 def test_input_names_follow_the_documented_rule(tmp_path: Path) -> None:
@@ -306,6 +309,8 @@ def result_market(order: dict[str, Any], blobs: dict[str, bytes]) -> Handler:
         path = request.url.path
         if path == "/v1/orders/o-1":
             return httpx.Response(200, json=order)
+        if path == "/v1/orders/o-1/wait":
+            return httpx.Response(200, json={"order": order, "next": 1})
         if path.startswith("/v1/blobs/"):
             data = blobs.get(path.rsplit("/", 1)[-1])
             return httpx.Response(200, content=data) if data else error(404, "blob_not_found")
@@ -407,7 +412,7 @@ def test_wait_timeout_says_the_order_goes_on() -> None:
     steps = api.wait_for_end("o-1", 0.0, clock=iter([0.0, 5.0]).__next__)
     next(steps)
     with pytest.raises(PasarError) as err:
-        steps.send({"status": "running"})
+        steps.send({"order": {"status": "running"}, "next": 0})
     assert err.value.code == "wait_timeout"
 
 
