@@ -97,6 +97,14 @@ def run_audit(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def assert_held_while_running(alice: Actor, order_id: str, *, spendable: str, held: str) -> None:
+    """While a lease runs it holds the money: shown as escrow, never as gone (issue 14.1)."""
+    running = alice.get(f"/v1/orders/{order_id}")
+    assert running["status"] == "running" and running["escrow"] == held
+    account = alice.get(f"/v1/accounts/{alice.id}")
+    assert (account["balance"], account["escrow"]) == (spendable, held)
+
+
 def test_a_job_runs_settles_and_audits(market_server: MarketProcess) -> None:
     alice, cheap, dear = Actor(market_server), Actor(market_server), Actor(market_server)
     alice.post("/v1/faucet", type="faucet", amount="10 USDC")
@@ -130,6 +138,7 @@ def test_a_job_runs_settles_and_audits(market_server: MarketProcess) -> None:
         challenge=challenge["challenge"],
     )
     assert beat["verified_seconds"] == 5
+    assert_held_while_running(alice, order_id, spendable="9.00 USDC", held="1.00 USDC")
     output = b"hi\n"
     sha = hashlib.sha256(output).hexdigest()
     put = cheap.api.request("PUT", f"/v1/blobs/{sha}", content=output)  # uploads are signed
@@ -149,18 +158,20 @@ def test_a_job_runs_settles_and_audits(market_server: MarketProcess) -> None:
     assert billed == Money.parse("0.10 USDC").scale(done["billed_ms"], 3_600_000)
 
     order = alice.get(f"/v1/orders/{order_id}")
-    assert order["status"] == "done"
+    assert (order["status"], order["escrow"]) == ("done", "0.00 USDC")
     assert order["leases"][0]["bill"]["billed"] == billed.to_json()
     account = alice.get(f"/v1/accounts/{alice.id}")
-    assert Money.parse(account["balance"]) == Money.parse("10 USDC") - billed
+    assert (Money.parse(account["balance"]), account["escrow"]) == (
+        Money.parse("10 USDC") - billed,
+        order["escrow"],
+    )
     earnings = Money.parse(cheap.get(f"/v1/accounts/{cheap.id}")["earnings"])
     assert earnings == billed - billed.scale(1, 50)  # pasar's 2% take, rounded down
     balances = alice.get("/v1/state/balances")["balances"]
     assert total_minted(balances) == Money.parse("10 USDC")
 
     stats = alice.get("/v1/stats")
-    assert stats["providers"] == 2 and stats["cpus"] == 16
-    assert stats["jobs"] == {"done": 1}
+    assert (stats["providers"], stats["cpus"], stats["jobs"]) == (2, 16, {"done": 1})
 
     # every transaction is sealed into a signed block within a second or two; the audit
     # replays them all and gets the market's balances exactly

@@ -375,6 +375,16 @@ class MarketState:
         """The mechanism that prices ``record`` (callers ask it questions, never its name)."""
         return self.preset.mechanism(record.mechanism)
 
+    def held_for(self, record: OrderRecord) -> Money:
+        """What the order's client has in escrow for it now: the order's own escrow (shards
+        not yet leased) plus every lease's (a running lease holds its share until it settles),
+        so money is never shown as gone while a job runs."""
+        currency = record.order.currency
+        micros = self.ledger.balance(LedgerAccount.order_escrow(record.id), currency).micros
+        for lease_id in record.leases:
+            micros += self.ledger.balance(LedgerAccount.lease_escrow(lease_id), currency).micros
+        return Money(micros, currency)
+
     def order_escrow(self, spec: JobSpec) -> tuple[Money, Money]:
         """``(per lease, total)``: what an order for ``spec`` escrows on this market.
 

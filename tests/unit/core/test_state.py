@@ -492,3 +492,22 @@ def test_bad_failure_receipts_are_refused_naming_the_field(
         _failure_receipt(s, lease, T0 + 3_000, failure, **extra)
     assert err.value.status == 400 and err.value.field == field, err.value.to_dict()
     assert s.leases[lease].status == "running" and s.balances_summary() == before
+
+
+def test_money_held_by_a_running_lease_is_shown_as_escrow() -> None:
+    """Issue 14.1: the order's escrow moves into its lease's when matched; what the client
+    sees as "in escrow" is both, so a running job's money never looks gone."""
+    s = make_state()
+    order_id, lease = _running_lease(s)
+    record = s.orders[order_id]
+    assert s.ledger.balance(LedgerAccount.order_escrow(order_id), "USDC") == usdc("0")
+    held = s.ledger.balance(LedgerAccount.lease_escrow(lease), "USDC")
+    assert held > usdc("0")
+    assert s.held_for(record) == held
+    spendable = s.ledger.balance(LedgerAccount.client(ALICE), "USDC")
+    assert spendable + s.held_for(record) == usdc("10")  # nothing else has moved yet
+    send(
+        s, P1, T0 + 200, type="receipt", lease_id=lease, exit_code=0, outputs=[], root=_empty_root()
+    )
+    assert s.held_for(record) == usdc("0")  # settled: billed, the rest refunded
+    conserved(s)

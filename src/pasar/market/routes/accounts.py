@@ -31,9 +31,9 @@ def balance(request: Request, account_id: str) -> Balance:
     with service.lock:
         ledger = service.state.ledger
         escrow = sum(
-            ledger.balance(LedgerAccount.order_escrow(o.id), currency).micros
+            service.state.held_for(o).micros
             for o in service.state.orders.values()
-            if o.client == account
+            if o.client == account and o.order.currency == currency
         )
         return Balance(
             account=account,

@@ -21,7 +21,6 @@ from pasar.api.quote import QuoteRequest, QuoteResponse
 from pasar.api.receipts import file_entries
 from pasar.api.status import order_status
 from pasar.api.txs import TxAnswer
-from pasar.core.accounts import LedgerAccount
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
 from pasar.core.private_part import is_tolerant
@@ -62,7 +61,7 @@ def order_view(
 def full_order_view(service: MarketService, record: OrderRecord) -> OrderView:
     """The whole order: the chain's public part with the private part the market keeps."""
     state = service.state
-    escrow = state.ledger.balance(LedgerAccount.order_escrow(record.id), record.order.currency)
+    escrow = state.held_for(record)
     return OrderView(
         order_id=record.id,
         client=record.client,
