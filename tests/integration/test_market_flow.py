@@ -410,7 +410,10 @@ def test_a_provider_that_stops_heartbeating_loses_the_lease_and_the_job_is_reque
     lost = wait_for(
         lambda: (o := order_of_alive())["leases"][0]["status"] == "lost" and o, timeout=40
     )
-    assert lost["leases"][0]["bill"]["billed"] == "0.00 USDC"
+    bill = lost["leases"][0]["bill"]
+    # paid nothing; all its escrow went on to the re-run, none of it back to alice (14.2)
+    assert (bill["billed"], bill["refund"]) == ("0.00 USDC", "0.00 USDC")
+    assert bill["rerun"] == "1.00 USDC"
     # re-queued on the remaining escrow: the other fitting provider takes it
     requeued = wait_for(lambda: (o := order_of_alive())["leases"][1:] and o)
     second = requeued["leases"][1]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypedDict
 
@@ -391,6 +391,7 @@ class BillRow(TypedDict):
     fees: str | None
     client_fee: str | None
     refund: str | None
+    rerun: str | None
 
 
 def bill_rows(order: OrderView) -> list[BillRow]:
@@ -416,18 +417,30 @@ def bill_rows(order: OrderView) -> list[BillRow]:
                 fees=fees,
                 client_fee=None if bill is None else bill.client_fee,
                 refund=None if bill is None else bill.refund,
+                rerun=None if bill is None else bill.rerun,
             )
         )
     return rows
+
+
+def _cells(row: BillRow, keys: list[str]) -> list[str | None]:
+    """The money columns ``keys`` of one bill row (a TypedDict read by name)."""
+    fields: Mapping[str, object] = row
+    return [None if fields[k] is None else str(fields[k]) for k in keys]
 
 
 def _lease_table(order: OrderView, title: str) -> Table:
     table = Table(title=title)
     for column in ("lease", "shard", "provider", "status", "exit", "seconds"):
         table.add_column(column)
-    for column in ("price/h", "billed", "provider payout", "fees", "refund"):
-        table.add_column(column, justify="right")
     rows = bill_rows(order)
+    # "re-run": what a released, lost or rejected lease passed on to its shard's next lease;
+    # shown only when there is some, and never counted as a refund
+    money = ["billed", "provider_payout", "fees", "refund"]
+    if any(r["rerun"] is not None and Money.parse(r["rerun"]).micros for r in rows):
+        money.append("rerun")
+    for column in ("price/h", *(k.replace("_", " ").replace("rerun", "re-run") for k in money)):
+        table.add_column(column, justify="right")
     for r in rows:
         table.add_row(
             r["lease_id"],
@@ -437,10 +450,7 @@ def _lease_table(order: OrderView, title: str) -> Table:
             text(r["exit_code"]),
             text(r["billed_seconds"]),
             text(r["price_per_hour"]),
-            text(r["billed"]),
-            text(r["provider_payout"]),
-            text(r["fees"]),
-            text(r["refund"]),
+            *(text(cell) for cell in _cells(r, money)),
         )
     billed = [r for r in rows if r["billed"] is not None]
     if len(billed) > 1:
@@ -448,10 +458,7 @@ def _lease_table(order: OrderView, title: str) -> Table:
         table.add_row(
             "total",
             *([""] * 6),
-            *(
-                str(total((r[k] for r in billed), currency))
-                for k in ("billed", "provider_payout", "fees", "refund")
-            ),
+            *(str(total((_cells(r, [k])[0] for r in billed), currency)) for k in money),
         )
     return table
 

@@ -96,6 +96,7 @@ def _requeue(
         state._refresh_order(record)
         return False
     state.ledger.escrow_order(record.client, record.id, remaining)
+    lease.rerun_escrow = remaining
     record.free_shards.append(lease.shard)
     record.free_shards.sort()
     record.shard_escrow[lease.shard] = remaining

@@ -220,6 +220,9 @@ class LeaseRecord:
     sealed_keys: dict[str, str] = field(default_factory=dict)
     # why it ended, when that is not in its receipt (lost: which liveness check it failed)
     note: str | None = None
+    # the part of its refund that went back into the order's escrow to re-run its shard
+    # (released, lost, rejected): the client did not get it back, the next lease holds it
+    rerun_escrow: Money | None = None
 
     @property
     def billed_seconds(self) -> int:

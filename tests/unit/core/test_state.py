@@ -161,6 +161,7 @@ def test_unheartbeated_lease_bills_nothing_and_is_lost_then_requeued() -> None:
     assert s.providers[P1].reputation.score < s.providers[P2].reputation.score
     assert s.orders[order_id].status == "open"
     assert s.ledger.balance(LedgerAccount.order_escrow(order_id), "USDC") == usdc("1")
+    assert s.leases[first].rerun_escrow == usdc("1")  # its bill says so, not "refund"
     # the re-queued job goes to another provider: the one that vanished takes no new work
     (second,) = market(s, T0 + 30_000, type="match", order_id=order_id, seed=2)["leases"]
     assert s.leases[second].provider == P2

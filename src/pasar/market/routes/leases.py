@@ -68,7 +68,7 @@ def lease_view(state: MarketState, lease: LeaseRecord) -> LeaseView:
         devices=[GpuDeviceView(index=d.index, uuid=d.uuid) for d in lease.allocation.devices],
         cpus=str(lease.allocation.cpus),
         receipt=lease.receipt,
-        bill=None if charges is None else Bill.of(charges),
+        bill=None if charges is None else Bill.of(charges, lease.rerun_escrow),
         **held,
         checks=list(lease.checks),
         **sealed,
