@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from pasar.client.client import Client
 from pasar.client.transport import Transport
 from pasar.core.money import Money
 from pasar.crypto.identity import Identity
@@ -501,3 +502,38 @@ def test_a_sealed_job_launched_without_wait_runs_once_the_seal_agent_seals(
     # another machine (another home) has no key: a clear error, exit 2, no traceback
     elsewhere = pasar("logs", order_id, home=tmp_path / "other", market=url)
     assert elsewhere.returncode != 0
+
+
+SLOW_JOB = """\
+name: overrun
+run: echo started; sleep 60
+max_price_per_hour: "1 USDC"
+max_duration: 3s
+"""
+
+
+@needs_bwrap
+def test_a_job_killed_at_max_duration_is_called_a_timeout(cli_network: Any, tmp_path: Path) -> None:
+    """Issue 14.3: not "exit 137" but the reason, in the progress, the bill and the SDK."""
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    spec = tmp_path / "overrun.yaml"
+    spec.write_text(SLOW_JOB, encoding="utf-8")
+    pasar("faucet", "10 USDC", home=home, market=url)
+    run = pasar("launch", str(spec), "--yes", "--wait", home=home, market=url)
+    assert run.returncode != 0, run.stdout + run.stderr
+    assert "timeout: it ran past its max_duration" in run.stdout, run.stdout
+    order_id = next(w for w in run.stdout.split() if w.startswith("o-"))
+    shown = pasar("status", order_id, home=home, market=url)
+    assert "timeout: it ran past its max_duration" in shown.stdout, shown.stdout
+    with Client(url, home=home) as client:
+        result = client.job(order_id).result(tmp_path / "out")
+    (shard,) = result.shards
+    assert shard.ended_because == "timeout: it ran past its max_duration"
+    order = ok_json(pasar("status", order_id, "--json", home=home, market=url))
+    (lease,) = order["leases"]
+    assert lease["receipt"]["kill_reason"] == "timeout"
+    bills = [lease["bill"]]
+    account = ok_json(pasar("balance", "--json", home=home, market=url))
+    assert account["escrow"] == "0.00 USDC"  # billed for the seconds it ran, the rest back
+    assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent(bills)

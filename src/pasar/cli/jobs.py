@@ -29,7 +29,7 @@ from pasar.api.base import parse, parse_rows
 from pasar.api.leases import LeaseView
 from pasar.api.orders import OrderView, OrderWait, PublicOrderView
 from pasar.api.quote import QuotedOfferView, QuoteResponse
-from pasar.api.status import TERMINAL_ORDER, awaiting_approval
+from pasar.api.status import TERMINAL_ORDER, awaiting_approval, end_reason
 from pasar.cli.common import JsonOpt, MarketOpt, make_client, perform, short, text, total
 from pasar.cli.output import console, err_console, print_json
 from pasar.cli.spec import read_spec_file
@@ -262,13 +262,16 @@ def _lease_line(lease: LeaseView) -> str:
     extra = []
     if "exit_code" in receipt:
         extra.append(f"exit {receipt['exit_code']}")
+    ended = end_reason(lease.wire())
+    if ended and status != "lost":  # a lost lease's line says it below
+        extra.append(ended)
     failure = failure_text(lease)
     if failure:
         extra.append(failure)
     if status not in ("held", "rejected"):  # nothing is billed until the result is judged
         extra.append(f"{lease.billed_seconds} s billed")
     if status == "lost":
-        extra.append("provider missed its heartbeats; the shard is re-queued")
+        extra.append(f"{ended or 'lost'}; the shard is re-queued")
     if status == "held":
         extra.append(f"waiting for your approval{_until(lease.held_until)}")
     if status == "rejected":
@@ -481,9 +484,10 @@ def print_bill(order: OrderView) -> None:
 
 
 def _print_failures(order: OrderView) -> None:
-    """One line per lease that ended in a failure receipt, with its reason."""
+    """One line per lease that ended in a failure receipt or was stopped (a timeout, a limit,
+    lost), with its reason."""
     for lease in order.leases:
-        failure = failure_text(lease)
+        failure = failure_text(lease) or end_reason(lease.wire())
         if failure:
             console.print(
                 f"lease {lease.lease_id} (shard {lease.shard}) {failure}",
