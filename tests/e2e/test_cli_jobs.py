@@ -263,11 +263,22 @@ def test_an_unmatchable_spec_is_explained_and_refunded_on_expiry(
     pasar("faucet", "5 USDC", home=home, market=url)
 
     dry = pasar("launch", str(spec), "--dry-run", home=home, market=url)
-    assert dry.returncode == 0 and "no offer on the market fits this spec" in dry.stdout
+    assert dry.returncode == 0 and "no provider on this network could ever run" in dry.stdout
     assert "escrow 0.333333 USDC" in dry.stdout  # 2 USDC/h × 10 min, the pasar preset's fees
 
+    # nothing on this network could ever run it: refused, nothing escrowed (issue 14.5)
+    refused = pasar("launch", str(spec), "-y", "--json", home=home, market=url)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "never_fits" and "--queue" in error["hint"]
+    assert "needs 1× H100, has no GPUs" in error["message"]
+    plain = pasar("launch", str(spec), "-y", home=home, market=url)
+    assert plain.returncode == 2 and "could ever run this job" in plain.stderr
+    untouched = ok_json(pasar("balance", "--json", home=home, market=url))
+    assert (untouched["balance"], untouched["escrow"]) == ("5.00 USDC", "0.00 USDC")
+
     waiting = ok_json(
-        pasar("launch", str(spec), "-y", "--ttl", "60", "--json", home=home, market=url)
+        pasar("launch", str(spec), "-y", "--queue", "--ttl", "60", "--json", home=home, market=url)
     )
     assert waiting["escrow"] == "0.333333 USDC" and waiting["offers"] == []
     held = ok_json(pasar("balance", "--json", home=home, market=url))
@@ -278,8 +289,12 @@ def test_an_unmatchable_spec_is_explained_and_refunded_on_expiry(
     dropped = ok_json(pasar("cancel", waiting["order_id"], "--json", home=home, market=url))
     assert dropped["billed"] == "0.00 USDC" and dropped["bill"] == []  # open: all refunded
 
-    run = pasar("launch", str(spec), "--yes", "--wait", "--ttl", "2", home=home, market=url)
+    run = pasar(
+        "launch", str(spec), "--yes", "--queue", "--wait", "--ttl", "7", home=home, market=url
+    )
     assert run.returncode == 1, run.stdout + run.stderr  # nothing ran: not a success
+    # while it waited, it said why it had not matched (once: the reasons did not change)
+    assert run.stdout.count("still open: needs 1× H100, has no GPUs") == 1, run.stdout
     assert "expired" in run.stdout and "pasar explain" in run.stdout
     orders = ok_json(pasar("status", "--json", home=home, market=url))["orders"]
     assert [o["status"] for o in orders] == ["expired", "cancelled"]
@@ -455,8 +470,14 @@ def test_market_errors_exit_2(spawn_market: Any, tmp_path: Path) -> None:
     broke = pasar("launch", str(tmp_path / "x.yaml"), "--yes", home=home, market=market.url)
     assert broke.returncode == 2
     (tmp_path / "x.yaml").write_text(JOB.replace("inputs: [words.txt]\n", ""), encoding="utf-8")
-    poor = pasar(
-        "launch", str(tmp_path / "x.yaml"), "--yes", "--json", home=home, market=market.url
+    poor = pasar(  # --queue: nobody is registered here, and the overdraft is what is tested
+        "launch",
+        str(tmp_path / "x.yaml"),
+        "--yes",
+        "--queue",
+        "--json",
+        home=home,
+        market=market.url,
     )
     assert poor.returncode == 2
     assert json.loads(poor.stdout)["error"]["code"] == "overdraft"

@@ -59,6 +59,12 @@ def _chosen_cell(offer: QuotedOfferView, decided_by: str | None) -> str:
 
 def _print_offers(quote: QuoteResponse) -> None:
     """The market's quote as a table: the offers that fit, the pick, every loser's reason."""
+    if not quote.fits_anywhere:
+        console.print(
+            "[red]no provider on this network could ever run this spec[/] (busy or not, at any "
+            "price): launch refuses it unless --queue says to wait for one to join"
+        )
+        return
     if not quote.offers:
         console.print(
             "[yellow]no offer on the market fits this spec now[/]; the order would wait for one "
@@ -101,6 +107,20 @@ def _with_max_price(spec: JobSpec, max_price: str, source: str) -> JobSpec:
     return JobSpec.from_dict({**spec.to_dict(), "max_price_per_hour": cap.to_json()}, source=source)
 
 
+def _never_fits(quote: QuoteResponse) -> PasarError:
+    """The refusal of a job no provider of the network could ever run (nothing escrowed)."""
+    reasons = sorted(set(quote.reasons.values()))
+    said = "; ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else "")
+    return PasarError(
+        f"no provider on this network could ever run this job ({quote.request})"
+        + (f": {said}" if said else ": no provider is registered"),
+        code="never_fits",
+        field="resources",
+        hint="ask for less (`pasar gpus` and `pasar offers` show what there is), or launch "
+        "with --queue to wait for such a provider to join",
+    )
+
+
 def _confirm(escrow: str) -> bool:
     """Ask on the terminal; refuse (exit 2) when there is none to ask on."""
     if not sys.stdin.isatty():
@@ -135,6 +155,12 @@ def launch(
         help="Seconds the order may wait for a provider (default: the market's, 10 min).",
         show_default=False,
     ),
+    queue: bool = typer.Option(
+        False,
+        "--queue",
+        help="Launch even when no provider on the network could ever run the job: the order "
+        "waits (up to --ttl) for one to join.",
+    ),
     market: str | None = MarketOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -166,6 +192,8 @@ def launch(
         if not json:
             _print_plan(spec, quote, len(inputs), client)
             _print_offers(quote)
+        if not quote.fits_anywhere and not queue and not dry_run:
+            raise _never_fits(quote)
         if dry_run:
             if json:
                 print_json({"dry_run": True, **plan})
@@ -296,6 +324,7 @@ def follow_order(
     order = parse(OrderView, client.job(order_id).status())
     after = 0
     shown_leases: dict[str, str] = {}
+    said_why = ""
     while True:
         if emit is not None:  # leases first: a lease settles, then its order is done
             for lease in order.leases:
@@ -317,8 +346,31 @@ def follow_order(
                     f"{order_id} SHARD --reason TEXT`)"
                 )
             return order
-        reply = parse(OrderWait, perform(client, calls.wait_order(order_id, after, calls.POLL_S)))
+        poll = calls.POLL_S
+        if emit is not None and order.status == "open":
+            poll = min(poll, OPEN_EXPLAINED_EVERY_S)
+        reply = parse(OrderWait, perform(client, calls.wait_order(order_id, after, poll)))
+        quiet = reply.next == after  # the poll ran out: nothing happened to the order
         order, after = full_view(reply.order), reply.next
+        if emit is not None and quiet and order.status == "open":
+            why = _why_open(client, order_id)
+            if why != said_why:  # once, and again only when the reasons change
+                said_why = why
+                emit(why)
+
+
+#: an order still open after this long (seconds) gets a line from ``--wait`` saying why
+OPEN_EXPLAINED_EVERY_S = 5.0
+
+
+def _why_open(client: Client, order_id: str) -> str:
+    """One line on why an open order has not matched yet (the market's reasons, deduplicated),
+    so a waiting client is never left staring at "open"."""
+    reasons = sorted({p["reason"] for p in client.explain(order_id)["providers"] if p["reason"]})
+    if not reasons:
+        return f"order {order_id}: still open: no provider is registered"
+    more = f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""
+    return f"order {order_id}: still open: " + "; ".join(reasons[:3]) + more
 
 
 def failure_text(lease: LeaseView) -> str | None:
