@@ -30,7 +30,16 @@ from pasar.api.leases import LeaseView
 from pasar.api.orders import OrderView, OrderWait, PublicOrderView
 from pasar.api.quote import QuotedOfferView, QuoteResponse
 from pasar.api.status import TERMINAL_ORDER, awaiting_approval, end_reason
-from pasar.cli.common import JsonOpt, MarketOpt, make_client, perform, short, text, total
+from pasar.cli.common import (
+    JsonOpt,
+    MarketOpt,
+    make_client,
+    perform,
+    reputation,
+    short,
+    text,
+    total,
+)
 from pasar.cli.output import console, err_console, print_json
 from pasar.cli.spec import read_spec_file
 from pasar.client import calls
@@ -81,7 +90,7 @@ def _print_offers(quote: QuoteResponse) -> None:
             short(offer.provider),
             text(offer.price_per_hour),
             str(offer.score),
-            offer.reputation,
+            reputation(offer.reputation),
             _chosen_cell(offer, decided),
         )
     console.print(table)
@@ -719,9 +728,24 @@ def cancel(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool 
     """Stop a job: running leases are billed for their verified seconds, the rest refunded."""
     with make_client(market) as client:
         job = client.job(order_id)
-        reply = job.cancel()
-        raw = job.status()
+        try:
+            reply = job.cancel()
+        except PasarError as err:
+            if err.code != "not_open":
+                raise
+            raw = job.status()
+            if raw.get("status") != "cancelled":
+                raise  # done or expired: not cancelled, and cancelling cannot change that now
+            reply = None  # cancelled before: nothing to do, and that is no error
+        else:
+            raw = job.status()
     order = parse(OrderView, raw)
+    if reply is None:
+        if json:
+            print_json({"already": True, "order": raw, "bill": bill_rows(order)})
+        else:
+            console.print(f"{order_id} was already cancelled: nothing changed", highlight=False)
+        return
     if json:
         print_json({**reply, "order": raw, "bill": bill_rows(order)})
         return

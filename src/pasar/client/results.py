@@ -183,6 +183,7 @@ def plan(
         lease = settled[shard]
         outputs, root, exit_code = _outputs_of(lease)
         folder = shard_dir(dest, shard, count)
+        folder.mkdir(parents=True, exist_ok=True)  # there even when it stays empty: 0 files
         plain = {
             o.get("path"): o.get("plain_sha256")
             for o in (lease.get("receipt") or {}).get("outputs", [])
