@@ -158,13 +158,13 @@ def test_faucet_launch_wait_status_logs_result(
     assert followed.stdout == logs.stdout
 
     dest = tmp_path / "out"
-    fetched = ok_json(pasar("result", order_id, "-o", str(dest), "--json", home=home, market=url))
+    fetched = ok_json(pasar("result", order_id, "-d", str(dest), "--json", home=home, market=url))
     (item,) = fetched["files"]
     body = (dest / "loud.txt").read_bytes()
     assert body == b"HELLO PASAR MARKET\n"
     assert item["path"] == "loud.txt" and item["sha256"] == hashlib.sha256(body).hexdigest()
     assert item["size"] == len(body) and fetched["exit_codes"] == [0]
-    again = pasar("result", order_id, "-o", str(tmp_path / "out2"), home=home, market=url)
+    again = pasar("result", order_id, "-d", str(tmp_path / "out2"), home=home, market=url)
     assert again.returncode == 0 and hashlib.sha256(body).hexdigest() in again.stdout
 
     account = ok_json(pasar("balance", "--json", home=home, market=url))
@@ -188,11 +188,11 @@ def test_a_tampered_output_is_refused_with_exit_2(
     stored.chmod(0o644)
     stored.write_bytes(b"TRUST BLINDLY\n")  # the market's copy replaced behind its back
     dest = tmp_path / "out"
-    refused = pasar("result", data["order_id"], "-o", str(dest), "--json", home=home, market=url)
+    refused = pasar("result", data["order_id"], "-d", str(dest), "--json", home=home, market=url)
     assert refused.returncode == 2
     assert json.loads(refused.stdout)["error"]["code"] == "output_mismatch"
     assert not (dest / "loud.txt").exists()
-    plain = pasar("result", data["order_id"], "-o", str(dest), home=home, market=url)
+    plain = pasar("result", data["order_id"], "-d", str(dest), home=home, market=url)
     assert plain.returncode == 2 and "does not match its receipt" in plain.stderr
 
 
@@ -386,7 +386,7 @@ def test_offers_gpus_and_stats(market_server: Any, tmp_path: Path) -> None:
 
     query = "gpu_name in [A100-80GB,a100-40gb]"  # (gpu_name=A100 names no offer's exact model)
     found = ok_json(
-        pasar("offers", query, "-o", "dph_per_gpu-", "--limit", "2", "--json", "--explain",
+        pasar("offers", query, "--order", "dph_per_gpu-", "--limit", "2", "--json", "--explain",
               home=home, market=url)
     )  # fmt: skip
     assert [o["provider"] for o in found["offers"]] == [dear, middle]
@@ -429,7 +429,7 @@ def test_offers_gpus_and_stats(market_server: Any, tmp_path: Path) -> None:
         (["launch", "{job}", "--yes", "--ttl", "0"], "invalid_ttl"),
         (["launch", "{missing_input}", "--yes"], "input_not_found"),
         (["offers", "gpu_nme=A100"], "unknown_query_field"),
-        (["offers", "", "-o", "prise"], "invalid_order"),
+        (["offers", "", "--order", "prise"], "invalid_order"),
         (["status", "o-0000000000000000"], "no_market"),
     ],
 )
@@ -519,7 +519,7 @@ def test_a_sealed_job_launched_without_wait_runs_once_the_seal_agent_seals(
     assert status["status"] == "done", status
     logs = pasar("logs", order_id, home=home, market=url)
     assert "HELLO PASAR MARKET" in logs.stdout, logs.stdout + logs.stderr
-    got = pasar("result", order_id, "-o", str(tmp_path / "out"), home=home, market=url)
+    got = pasar("result", order_id, "-d", str(tmp_path / "out"), home=home, market=url)
     assert got.returncode == 0, got.stdout + got.stderr
     assert (tmp_path / "out" / "loud.txt").read_text() == "HELLO PASAR MARKET\n"
     # another machine (another home) has no key: a clear error, exit 2, no traceback

@@ -221,9 +221,9 @@ def test_up_runs_the_examples_and_ctrl_c_stops_every_process(
         render = pasar("launch", "--yes", str(EXAMPLES / "render" / "render.yaml"), env=env)
         assert render.returncode == 0, render.stdout + render.stderr
         render_id = ORDER_ID.findall(render.stdout)[-1]
-        got = pasar("result", render_id, "-o", str(out), env=env)
+        got = pasar("result", render_id, "-d", str(out), env=env)
         assert got.returncode == 0, got.stdout + got.stderr
-        assert pasar("result", hello_id, "-o", str(tmp_path / "hello-out"), env=env).returncode == 0
+        assert pasar("result", hello_id, "-d", str(tmp_path / "hello-out"), env=env).returncode == 0
         logs = pasar("logs", hello_id, env=env)
         assert "hello from " + hello_id in logs.stdout
         explain = pasar("explain", hello_id, "--json", env=env)

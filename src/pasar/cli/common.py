@@ -1,5 +1,5 @@
 """What the client-side commands share: the ``--market``/``--json`` options, the SDK client,
-and small formatting helpers (short ids, exact money sums).
+and small formatting helpers (reputations, exact money sums).
 
 The market address is resolved by the SDK (:func:`pasar.client.config.market_url`): the
 ``--market`` flag, then ``$PASAR_MARKET``, then ``market = ...`` in ``$PASAR_HOME/config.toml``.
@@ -38,13 +38,6 @@ def perform(client: Client, call: Call[T]) -> T:
     """One described request (:mod:`pasar.client.calls`) through the client's transport, for
     the few CLI loops the SDK has no public method for (``launch --wait``'s progress)."""
     return client._call(call)
-
-
-def short(account: str | None, width: int = 12) -> str:
-    """An account id cut for a table column (``--json`` always prints it whole)."""
-    if not account:
-        return "-"
-    return account if len(account) <= width else account[: width - 1] + "…"
 
 
 def reputation(value: object) -> str:

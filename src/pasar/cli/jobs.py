@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import typer
 from rich.markup import escape
@@ -36,12 +36,19 @@ from pasar.cli.common import (
     make_client,
     perform,
     reputation,
-    short,
     text,
     total,
 )
 from pasar.cli.output import console, err_console, print_json
 from pasar.cli.spec import read_spec_file
+from pasar.cli.tables import (
+    Column,
+    OutputOpt,
+    WideOpt,
+    output_format,
+    print_rows,
+    print_table,
+)
 from pasar.client import calls
 from pasar.client.client import Client
 from pasar.client.inputs import collect_inputs
@@ -82,18 +89,24 @@ def _print_offers(quote: QuoteResponse) -> None:
         return
     decided = quote.decided_by
     title = "considered offers" + (f" ({quote.mechanism}: {decided})" if decided else "")
-    table = Table(title=title)
-    for column in ("provider", "price/h", "score", "reputation", "chosen"):
-        table.add_column(column)
-    for offer in quote.offers[:SHOWN_OFFERS]:
-        table.add_row(
-            short(offer.provider),
+    columns = [
+        Column("provider", "id"),
+        Column("price/h", "money"),
+        Column("score", "number", optional=True),
+        Column("reputation", "number", optional=True),
+        Column("chosen"),
+    ]
+    rows = [
+        [
+            offer.provider,
             text(offer.price_per_hour),
             str(offer.score),
             reputation(offer.reputation),
             _chosen_cell(offer, decided),
-        )
-    console.print(table)
+        ]
+        for offer in quote.offers[:SHOWN_OFFERS]
+    ]
+    print_table(columns, rows, title=title)
     if len(quote.offers) > SHOWN_OFFERS:
         console.print(f"… and {len(quote.offers) - SHOWN_OFFERS} more (--json lists them)")
     if not quote.complete:
@@ -493,45 +506,62 @@ def _cells(row: BillRow, keys: list[str]) -> list[str | None]:
     return [None if fields[k] is None else str(fields[k]) for k in keys]
 
 
-def _lease_table(order: OrderView, title: str) -> Table:
-    table = Table(title=title)
-    for column in ("lease", "shard", "provider", "status", "exit", "seconds"):
-        table.add_column(column)
+def _lease_table(order: OrderView) -> tuple[list[Column], list[list[str]]]:
+    """The bill as columns and rows: one row per lease, and a total row when several billed.
+    "re-run" (what a released, lost or rejected lease passed on to its shard's next lease) is
+    a column only when some lease has one; it is never counted as a refund."""
     rows = bill_rows(order)
-    # "re-run": what a released, lost or rejected lease passed on to its shard's next lease;
-    # shown only when there is some, and never counted as a refund
     money = ["billed", "provider_payout", "fees", "refund"]
     if any(r["rerun"] is not None and Money.parse(r["rerun"]).micros for r in rows):
         money.append("rerun")
-    for column in ("price/h", *(k.replace("_", " ").replace("rerun", "re-run") for k in money)):
-        table.add_column(column, justify="right")
-    for r in rows:
-        table.add_row(
+    headers = {"provider_payout": "provider payout", "rerun": "re-run"}
+    optional = {"provider_payout", "fees"}
+    columns = [
+        Column("lease", "id"),
+        Column("shard", "number", optional=True),
+        Column("provider", "id", optional=True),
+        Column("status"),
+        Column("exit", "number"),
+        Column("seconds", "number", optional=True),
+        Column("price/h", "money", optional=True),
+        *(Column(headers.get(k, k), "money", optional=k in optional) for k in money),
+    ]
+    cells = [
+        [
             r["lease_id"],
             str(r["shard"]),
-            short(r["provider"]),
+            r["provider"],
             r["status"],
             text(r["exit_code"]),
             text(r["billed_seconds"]),
             text(r["price_per_hour"]),
             *(text(cell) for cell in _cells(r, money)),
-        )
+        ]
+        for r in rows
+    ]
     billed = [r for r in rows if r["billed"] is not None]
     if len(billed) > 1:
         currency = Money.parse(billed[0]["billed"]).currency
-        table.add_row(
-            "total",
-            *([""] * 6),
-            *(str(total((_cells(r, [k])[0] for r in billed), currency)) for k in money),
+        cells.append(
+            [
+                "total",
+                *([""] * 6),
+                *(str(total((_cells(r, [k])[0] for r in billed), currency)) for k in money),
+            ]
         )
-    return table
+    return columns, cells
+
+
+def _print_lease_table(order: OrderView, title: str) -> None:
+    columns, rows = _lease_table(order)
+    print_table(columns, rows, title=title)
 
 
 def print_bill(order: OrderView) -> None:
     status = order.status
     note = f" ({order.note})" if order.note else ""
     if order.leases:
-        console.print(_lease_table(order, f"bill of {order.order_id}: {status}{note}"))
+        _print_lease_table(order, f"bill of {order.order_id}: {status}{note}")
     else:
         console.print(
             f"{order.order_id} {status}{note}: no lease ran, nothing billed; the escrow went "
@@ -568,19 +598,19 @@ def status(
     limit: int = typer.Option(20, "--limit", min=1, max=1000, help="Orders to list."),
     market: str | None = MarketOpt,
     json: bool = JsonOpt,
+    output: str | None = OutputOpt,
+    wide: bool = WideOpt,
 ) -> None:
     """One order with its leases and bills, or this account's recent orders."""
+    fmt = output_format(output, json)
     with make_client(market) as client:
         if order_id is None:
             orders = client.jobs(limit=limit)
-            if json:
-                print_json({"orders": orders})
-                return
-            _print_orders(parse_rows(OrderView, orders))
+            _print_orders(fmt, orders, wide=wide)
             return
         raw = client.job(order_id).status()
-    if json:
-        print_json(raw)
+    if fmt in ("json", "yaml"):
+        print_rows(fmt, [], [], raw)
         return
     order = parse(OrderView, raw)
     console.print(
@@ -594,7 +624,7 @@ def status(
         a = order.auction
         console.print(f"auction: {a.answered} of {len(a.invited)} invited providers bid")
     if order.leases:
-        console.print(_lease_table(order, "leases"))
+        _print_lease_table(order, "leases")
         _print_failures(order)
         _print_held(order)
 
@@ -612,12 +642,18 @@ def _print_held(order: OrderView) -> None:
             )
 
 
-def _print_orders(orders: list[OrderView]) -> None:
-    table = Table(title="your orders (newest first)")
-    for column in ("order", "name", "status", "pricing", "leases", "escrow left", "note"):
-        table.add_column(column)
-    for o in orders:
-        table.add_row(
+def _print_orders(fmt: str, orders: list[dict[str, Any]], *, wide: bool) -> None:
+    columns = [
+        Column("order", "id"),
+        Column("name", optional=True),
+        Column("status"),
+        Column("pricing", optional=True),
+        Column("leases", "number", optional=True),
+        Column("escrow", "money"),
+        Column("note", optional=True),
+    ]
+    rows = [
+        [
             o.order_id,
             text(o.spec.get("name")),
             o.status,
@@ -625,9 +661,13 @@ def _print_orders(orders: list[OrderView]) -> None:
             str(len(o.leases)),
             o.escrow,
             text(o.note),
-        )
-    console.print(table)
-    if not orders:
+        ]
+        for o in parse_rows(OrderView, orders)
+    ]
+    print_rows(
+        fmt, columns, rows, {"orders": orders}, title="your orders (newest first)", wide=wide
+    )
+    if fmt == "table" and not orders:
         console.print("no orders yet: `pasar launch JOB.yaml`")
 
 
@@ -668,8 +708,8 @@ def result(
     order_id: str = OrderArg,
     out: Path | None = typer.Option(
         None,
-        "-o",
-        "--output",
+        "--dest",
+        "-d",
         help="Folder for the outputs (default: ./ORDER_ID).",
         show_default=False,
     ),
@@ -756,7 +796,7 @@ def cancel(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool 
         highlight=False,
     )
     if order.leases:
-        console.print(_lease_table(order, "leases"))
+        _print_lease_table(order, "leases")
         _print_failures(order)
 
 
@@ -814,12 +854,37 @@ def reject(
     )
 
 
-def explain(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
+def explain(
+    order_id: str = OrderArg,
+    market: str | None = MarketOpt,
+    json: bool = JsonOpt,
+    output: str | None = OutputOpt,
+    wide: bool = WideOpt,
+) -> None:
     """Why each provider did or did not take the order (the market's reasons)."""
+    fmt = output_format(output, json)
     with make_client(market) as client:
         data = client.explain(order_id)
-    if json:
-        print_json(data)
+    providers = data.get("providers", [])
+    columns = [
+        Column("provider", "id"),
+        Column("fits"),
+        Column("price/h", "money", optional=True),
+        Column("won", optional=True),
+        Column("reason"),
+    ]
+    rows = [
+        [
+            p["provider"],
+            "yes" if p["fits"] else "no",
+            text(p.get("price_per_hour")),
+            "✓" if p.get("won") else "",
+            text(p.get("reason")),
+        ]
+        for p in providers
+    ]
+    if fmt != "table":
+        print_rows(fmt, columns, rows, data)
         return
     console.print(
         f"order {data['order_id']}: {data['status']}, pricing {data['mechanism']}; "
@@ -829,22 +894,10 @@ def explain(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool
     )
     if data.get("note"):
         console.print(f"note: {data['note']}", markup=False, highlight=False)
-    providers = data.get("providers", [])
     if not providers:
         console.print("no provider is registered on this market")
         return
-    table = Table(title="providers")
-    for column in ("provider", "fits", "price/h", "won", "reason"):
-        table.add_column(column)
-    for p in providers:
-        table.add_row(
-            short(p["provider"]),
-            "yes" if p["fits"] else "no",
-            text(p.get("price_per_hour")),
-            "✓" if p.get("won") else "",
-            escape(text(p.get("reason"))),
-        )
-    console.print(table)
+    print_table(columns, rows, title="providers", wide=wide)
 
 
 __all__ = [

@@ -26,10 +26,10 @@ from pasar.cli.common import (
     money,
     percent,
     reputation,
-    short,
     text,
 )
 from pasar.cli.output import console, print_json
+from pasar.cli.tables import Column, OutputOpt, WideOpt, output_format, print_rows
 from pasar.core.money import Money
 from pasar.core.query import parse_query
 from pasar.core.resources import GpuModel, normalize_gpu_name
@@ -51,7 +51,7 @@ def offers(
         "", help="Offer query, e.g. 'gpu=A100:2 dph<1.5 reliability>0.98'.", show_default=False
     ),
     order: str | None = typer.Option(
-        None, "-o", "--order", help="Sort keys, e.g. 'dph' or 'score-' (trailing - descends)."
+        None, "--order", help="Sort keys, e.g. 'dph' or 'score-' (trailing - descends)."
     ),
     limit: int = typer.Option(20, "--limit", help="Show at most N offers."),
     explain: bool = typer.Option(
@@ -64,32 +64,40 @@ def offers(
     ),
     market: str | None = MarketOpt,
     json: bool = JsonOpt,
+    output: str | None = OutputOpt,
+    wide: bool = WideOpt,
 ) -> None:
     """Offers on the market that match a query (the vast.ai-style offer language); only
     providers that take work and were heard from within the heartbeat grace, unless
     --include-offline."""
     # parsed here first, so a mistake points at its column before any request is made
     parsed = parse_query(query, order=order, limit=limit, normalize=normalize_gpu_name)
+    fmt = output_format(output, json)
     with make_client(market) as client:
         found = client.offers(query, order=order, limit=limit, include_offline=include_offline)
-    if json:
-        data: dict[str, Any] = {"offers": found, "count": len(found)}
-        if explain:
-            data["query"] = parsed.explain()
-        print_json(data)
-        return
+    data: dict[str, Any] = {"offers": found, "count": len(found)}
     if explain:
+        data["query"] = parsed.explain()
+    if fmt == "table" and explain:
         _print_explain(parsed.explain())
-    table = Table(title=f"offers ({len(found)})")
-    for column in ("provider", "GPUs", "CPUs", "memory", "disk", "price/h", "reputation", "score"):
-        table.add_column(column)
-    table.add_column("region")
-    table.add_column("capacity proof")
+    columns = [
+        Column("provider", "id"),
+        Column("GPUs"),
+        Column("CPUs", "number"),
+        Column("memory", "number", optional=True),
+        Column("disk", "number", optional=True),
+        Column("price/h", "money"),
+        Column("reputation", "number", optional=True),
+        Column("score", "number"),
+        Column("region", optional=True),
+        Column("capacity proof", optional=True),
+    ]
     if include_offline:
-        table.add_column("online")
+        columns.append(Column("online"))
+    rows: list[list[str]] = []
     for o in parse_rows(Offer, found, what="offers"):
         cells = [
-            short(o.provider),
+            o.provider,
             _gpu_cell(o),
             text(o.cpus),
             f"{text(o.memory)} GB",
@@ -102,9 +110,9 @@ def offers(
         ]
         if include_offline:
             cells.append("yes" if o.online else "no")
-        table.add_row(*cells)
-    console.print(table)
-    if not found:
+        rows.append(cells)
+    print_rows(fmt, columns, rows, data, title=f"offers ({len(found)})", wide=wide)
+    if fmt == "table" and not found:
         console.print("no offer matches; `pasar offers --explain QUERY` shows what was asked")
 
 
@@ -191,24 +199,33 @@ def gpu_rows(stats: Stats, offers: list[Offer]) -> list[GpuRow]:
     return out
 
 
-def gpus(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
+def gpus(
+    market: str | None = MarketOpt,
+    json: bool = JsonOpt,
+    output: str | None = OutputOpt,
+    wide: bool = WideOpt,
+) -> None:
     """One row per GPU model: GPUs, free units, providers with free units, min and median
     price per GPU-hour of the free units' asks."""
+    fmt = output_format(output, json)
     with make_client(market) as client:
         stats = client.stats()
         free_offers = client.offers("num_gpus>=1 rentable=any", limit=MAX_OFFERS)
     rows = gpu_rows(parse(Stats, stats), parse_rows(Offer, free_offers, what="offers"))
-    if json:
-        print_json({"models": rows})
-        return
-    if not rows:
+    if fmt == "table" and not rows:
         console.print("no GPU on this network yet")
         return
-    table = Table(title="GPU models on the network (prices per GPU-hour of free units)")
-    for column in ("model", "variants", "GPUs", "free", "providers", "min price/h", "median/h"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
+    columns = [
+        Column("model"),
+        Column("variants", optional=True),
+        Column("GPUs", "number"),
+        Column("free", "number"),
+        Column("providers", "number", optional=True),
+        Column("min price/h", "money"),
+        Column("median/h", "money", optional=True),
+    ]
+    cells = [
+        [
             r["model"],
             ", ".join(r["variants"]) or "-",
             str(r["gpus"]),
@@ -216,8 +233,11 @@ def gpus(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
             str(r["providers"]),
             text(r["min_price_per_hour"]),
             text(r["median_price_per_hour"]),
-        )
-    console.print(table)
+        ]
+        for r in rows
+    ]
+    title = "GPU models on the network (prices per GPU-hour of free units)"
+    print_rows(fmt, columns, cells, {"models": rows}, title=title, wide=wide)
 
 
 # -- stats -----------------------------------------------------------------------------------------
