@@ -5,7 +5,8 @@
 ...     return x * x
 >>> square.remote(7)                 # one job; blocks; returns 49
 >>> call = square.spawn(7)           # one job; returns at once; call.get() → 49
->>> square.map(range(10))            # ONE job of 10 shards, spread by the market; results in order
+>>> square.map(range(10))            # calls packed in batches, one per shard; results in order
+>>> square.imap(gen(), return_exceptions=True)  # lazily, as jobs end; exceptions in place
 >>> square.local(7)                  # a plain local call, explicitly
 >>> square(7)                        # refused: say .remote() or .local()
 
@@ -22,8 +23,11 @@ must be installed on the provider. Client and provider must run the same Python 
 (``add_note``); otherwise — and for ``SystemExit``/``KeyboardInterrupt``, which must not stop
 this program — as :class:`RemoteError` carrying the type name, message and traceback.
 ``.map`` raises for the *first failing index* (lowest input position), noting which one, after
-all shards have ended. A job no provider took raises ``not_matched`` with the market's reasons.
-There is no local fallback anywhere: a failure is reported, never retried on this machine.
+its job ended (``return_exceptions=True``: exceptions in place); how a ``.map`` packs, streams
+and re-launches is :mod:`pasar.client.mapping` (docs/remote.md). A job no provider took
+raises ``not_matched`` with the market's reasons. There is no local fallback anywhere: a
+failure is reported, never retried on this machine (a ``.map`` re-launches a failed shard on
+the market, see there).
 
 **Trust.** Decoding the result runs code chosen by the provider that wrote it (unpickling): it
 trusts the provider as much as running its output would. The result *file* is verified against
@@ -31,7 +35,8 @@ the provider's signed receipt before it is read, like every output (``Job.result
 
 **Price and time.** ``max_price`` is the most one lease may cost per hour (default
 :data:`DEFAULT_MAX_PRICE`), ``max_duration`` how long it may run (default
-:data:`DEFAULT_MAX_DURATION`); a ``.map`` of N elements escrows N leases' worth.
+:data:`DEFAULT_MAX_DURATION`); a ``.map`` escrows one lease's worth per shard of each job
+in flight.
 """
 
 from __future__ import annotations
