@@ -8,10 +8,10 @@ sha256 and to *i*, as its one output. Inputs and outputs stay ordinary content-a
 files, so verification, sealing and the market's own re-runs apply unchanged.
 
 **Sizing.** The quote says how many leases the market would place now
-(:func:`free_slots`); a job gets one shard per free slot and up to :data:`MAX_CALLS_PER_BATCH`
-calls (and :data:`MAX_BATCH_BYTES` of pickled arguments) per shard, and up to
-:data:`JOBS_IN_FLIGHT` jobs run at once, so each slot has a next shard waiting. A short input
-is spread evenly over the slots.
+(:func:`shards_per_job`); a job gets :data:`SHARDS_PER_SLOT` shard(s) per free provider, with
+up to :data:`MAX_CALLS_PER_BATCH` calls (and :data:`MAX_BATCH_BYTES` of pickled arguments) per
+shard, and up to :data:`JOBS_IN_FLIGHT` jobs run at once, so each slot has a next shard
+waiting. A short input is spread evenly over the shards.
 
 **Streaming.** The input is read lazily, one job's worth at a time, and at most
 :data:`JOBS_IN_FLIGHT` jobs' arguments are held; results are yielded in input order as each job
@@ -59,6 +59,10 @@ from pasar.core.spec import JobSpec
 MAX_CALLS_PER_BATCH = 1000  # one shard's calls: enough to amortize a start, few enough to spread
 MAX_BATCH_BYTES = 8 << 20  # one shard's pickled arguments
 MAX_SHARDS_PER_JOB = 16  # what one quote asks about; also bounds one call file
+# shards of a job per free provider the quote shows: 2 halved the rate of tiny calls (the
+# second shard waits for the next clearing and a second sandbox start), so 1; the window of
+# JOBS_IN_FLIGHT jobs already queues the next shards
+SHARDS_PER_SLOT = 1
 JOBS_IN_FLIGHT = 3  # jobs launched and not yet collected: each slot has a next shard waiting
 RELAUNCHES = 2  # times a failed shard's calls are launched again, alone
 DEFAULT_BLOB_LIMIT = 256 << 20  # a market too old to say its limit (healthz) had this one
@@ -96,14 +100,16 @@ def blob_limit(client: Client) -> int:
     return health.max_blob_bytes or DEFAULT_BLOB_LIMIT
 
 
-def free_slots(client: Client, spec: JobSpec) -> int:
-    """How many leases of a ``spec`` job the market would place now (at least 1): the quote's
-    awards for a job of :data:`MAX_SHARDS_PER_JOB` shards; 1 if it awards none (bids decide,
-    or nobody is free: the job then waits for a provider like any order)."""
+def shards_per_job(client: Client, spec: JobSpec) -> int:
+    """How many shards a job gets: :data:`SHARDS_PER_SLOT` per lease the market would place
+    now for a ``spec`` job (the quote's awards for a job of :data:`MAX_SHARDS_PER_JOB` shards;
+    one slot if it awards none: bids decide, or nobody is free, and the job then waits for a
+    provider like any order). A clearing places one lease per provider, so the quote counts
+    free providers; a provider with room for more runs the next shard at once."""
     probe = JobSpec.build(**{**spec.to_dict(), "shards": MAX_SHARDS_PER_JOB})
     quote = client.quote(probe)
     placed = sum(award.leases for award in quote.awards)
-    return max(1, min(MAX_SHARDS_PER_JOB, placed))
+    return max(1, min(MAX_SHARDS_PER_JOB, placed * SHARDS_PER_SLOT))
 
 
 def too_large(what: str, size: int, limit: int, hint: str) -> PasarError:
@@ -118,15 +124,15 @@ def too_large(what: str, size: int, limit: int, hint: str) -> PasarError:
 
 def batches(
     calls: Iterator[Call],
-    slots: int,
+    shards: int,
     pickle_batch: Callable[[list[Call]], bytes],
     max_bytes: int,
 ) -> Iterator[list[Batch]]:
-    """The input, lazily, as jobs of at most ``slots`` batches: one job's worth of calls is
-    read at a time and spread evenly over the slots (a batch over ``max_bytes`` is halved)."""
+    """The input, lazily, as jobs of at most ``shards`` batches: one job's worth of calls is
+    read at a time and spread evenly over its shards (a batch over ``max_bytes`` is halved)."""
     start = 0
-    while chunk := list(itertools.islice(calls, slots * MAX_CALLS_PER_BATCH)):
-        per = math.ceil(len(chunk) / slots)
+    while chunk := list(itertools.islice(calls, shards * MAX_CALLS_PER_BATCH)):
+        per = math.ceil(len(chunk) / shards)
         job: list[Batch] = []
         for i in range(0, len(chunk), per):
             job.extend(_sized(start + i, chunk[i : i + per], pickle_batch, max_bytes))

@@ -371,11 +371,11 @@ class RemoteFunction(Generic[P, R]):
             with _by_value(self.fn):
                 return dump_batch(batch)
 
-        slots = mapping.free_slots(client, self.spec)
+        shards = mapping.shards_per_job(client, self.spec)
         run = mapping.MapRun(client, self.spec, body, ttl_s=self.ttl_s, timeout=timeout)
         jobs = mapping.batches(
             itertools.chain([first], calls),
-            slots,
+            shards,
             pickle_batch,
             min(mapping.MAX_BATCH_BYTES, room),
         )
