@@ -45,6 +45,13 @@ def drop_last(envelope: dict[str, Any]) -> None:
     envelope["outcomes"] = envelope["outcomes"][:-1]
 
 
+def no_result(workdir: Path, lease: dict[str, Any]) -> tuple[int, str]:
+    """Runs, then loses the result file (a crash after the run): the shard has no outcome."""
+    code, printed = run_command(workdir, lease)
+    (workdir / RESULT_FILE).unlink()
+    return code, printed
+
+
 def other_batch(workdir: Path, lease: dict[str, Any]) -> tuple[int, str]:
     """Answers with the outcomes of the next batch of the same job (a real, signed run)."""
     shifted = {**lease, "shard": (int(lease["shard"]) + 1) % int(lease["shards"])}
@@ -117,7 +124,9 @@ def test_imap_streams_an_endless_input_and_stops_launching_when_closed(
     assert_conserved(market_server.url)
 
 
-@pytest.mark.parametrize("hostile", [rewrite(drop_last), other_batch], ids=["fewer", "other"])
+@pytest.mark.parametrize(
+    "hostile", [rewrite(drop_last), other_batch, no_result], ids=["fewer", "other", "none"]
+)
 def test_a_refused_outcome_file_relaunches_only_its_shard(
     market_server: MarketProcess, client: Client, providers: Any, hostile: Execute
 ) -> None:
