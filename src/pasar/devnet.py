@@ -356,7 +356,8 @@ class Devnet:
         for i in range(1, cfg.providers + 1):
             cheat = cfg.cheat if cfg.cheat and i <= cfg.cheaters else None
             started.append(self._spawn_provider(i, provider_price(i, cfg.prices), cheat))
-        self.say(f"starting {len(started)} providers ({cfg.runtime} runtime)")
+        count = len(started)
+        self.say(f"starting {count} provider{'' if count == 1 else 's'} ({cfg.runtime} runtime)")
         self._wait_ready(started, PROVIDER_PREFIX, PROVIDER_START_S)
 
     def add_provider(self, price: str, *, cheat: str | None = None) -> Member:

@@ -198,7 +198,8 @@ class Showcase:
 
     def start_network(self) -> None:
         count = self.net.config.providers
-        self.part(f"1. a local network: one market, {count} providers, one funded client")
+        providers = f"{count} provider{'' if count == 1 else 's'}"
+        self.part(f"1. a local network: one market, {providers}, one funded client")
         self.net.start()
         self._client = Client(self.net.url, home=self.net.config.client_home)
         table = Table(box=None, pad_edge=False)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from pasar.client.client import Client
 from pasar.client.transport import Transport
 from pasar.core.money import Money
 from pasar.crypto.identity import Identity
@@ -245,8 +246,10 @@ def test_logs_follow_a_running_job_then_cancel_bills_verified_seconds(
     account = ok_json(pasar("balance", "--json", home=home, market=url))
     assert account["escrow"] == "0.00 USDC"
     assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent([bill])
-    again = pasar("cancel", order_id, "--json", home=home, market=url)
-    assert again.returncode == 2 and json.loads(again.stdout)["error"]["code"] == "not_open"
+    again = pasar("cancel", order_id, "--json", home=home, market=url)  # idempotent (14.9)
+    assert again.returncode == 0 and json.loads(again.stdout)["already"] is True
+    plain = pasar("cancel", order_id, home=home, market=url)
+    assert plain.returncode == 0 and "already cancelled" in plain.stdout
     shown = pasar("status", order_id, home=home, market=url)
     assert "cancelled" in shown.stdout
 
@@ -262,11 +265,22 @@ def test_an_unmatchable_spec_is_explained_and_refunded_on_expiry(
     pasar("faucet", "5 USDC", home=home, market=url)
 
     dry = pasar("launch", str(spec), "--dry-run", home=home, market=url)
-    assert dry.returncode == 0 and "no offer on the market fits this spec" in dry.stdout
+    assert dry.returncode == 0 and "no provider on this network could ever run" in dry.stdout
     assert "escrow 0.333333 USDC" in dry.stdout  # 2 USDC/h × 10 min, the pasar preset's fees
 
+    # nothing on this network could ever run it: refused, nothing escrowed (issue 14.5)
+    refused = pasar("launch", str(spec), "-y", "--json", home=home, market=url)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "never_fits" and "--queue" in error["hint"]
+    assert "needs 1× H100, has no GPUs" in error["message"]
+    plain = pasar("launch", str(spec), "-y", home=home, market=url)
+    assert plain.returncode == 2 and "could ever run this job" in plain.stderr
+    untouched = ok_json(pasar("balance", "--json", home=home, market=url))
+    assert (untouched["balance"], untouched["escrow"]) == ("5.00 USDC", "0.00 USDC")
+
     waiting = ok_json(
-        pasar("launch", str(spec), "-y", "--ttl", "60", "--json", home=home, market=url)
+        pasar("launch", str(spec), "-y", "--queue", "--ttl", "60", "--json", home=home, market=url)
     )
     assert waiting["escrow"] == "0.333333 USDC" and waiting["offers"] == []
     held = ok_json(pasar("balance", "--json", home=home, market=url))
@@ -277,8 +291,12 @@ def test_an_unmatchable_spec_is_explained_and_refunded_on_expiry(
     dropped = ok_json(pasar("cancel", waiting["order_id"], "--json", home=home, market=url))
     assert dropped["billed"] == "0.00 USDC" and dropped["bill"] == []  # open: all refunded
 
-    run = pasar("launch", str(spec), "--yes", "--wait", "--ttl", "2", home=home, market=url)
+    run = pasar(
+        "launch", str(spec), "--yes", "--queue", "--wait", "--ttl", "7", home=home, market=url
+    )
     assert run.returncode == 1, run.stdout + run.stderr  # nothing ran: not a success
+    # while it waited, it said why it had not matched (once: the reasons did not change)
+    assert run.stdout.count("still open: needs 1× H100, has no GPUs") == 1, run.stdout
     assert "expired" in run.stdout and "pasar explain" in run.stdout
     orders = ok_json(pasar("status", "--json", home=home, market=url))["orders"]
     assert [o["status"] for o in orders] == ["expired", "cancelled"]
@@ -454,8 +472,14 @@ def test_market_errors_exit_2(spawn_market: Any, tmp_path: Path) -> None:
     broke = pasar("launch", str(tmp_path / "x.yaml"), "--yes", home=home, market=market.url)
     assert broke.returncode == 2
     (tmp_path / "x.yaml").write_text(JOB.replace("inputs: [words.txt]\n", ""), encoding="utf-8")
-    poor = pasar(
-        "launch", str(tmp_path / "x.yaml"), "--yes", "--json", home=home, market=market.url
+    poor = pasar(  # --queue: nobody is registered here, and the overdraft is what is tested
+        "launch",
+        str(tmp_path / "x.yaml"),
+        "--yes",
+        "--queue",
+        "--json",
+        home=home,
+        market=market.url,
     )
     assert poor.returncode == 2
     assert json.loads(poor.stdout)["error"]["code"] == "overdraft"
@@ -501,3 +525,39 @@ def test_a_sealed_job_launched_without_wait_runs_once_the_seal_agent_seals(
     # another machine (another home) has no key: a clear error, exit 2, no traceback
     elsewhere = pasar("logs", order_id, home=tmp_path / "other", market=url)
     assert elsewhere.returncode != 0
+
+
+SLOW_JOB = """\
+name: overrun
+run: echo started; sleep 60
+max_price_per_hour: "1 USDC"
+max_duration: 3s
+"""
+
+
+@needs_bwrap
+def test_a_job_killed_at_max_duration_is_called_a_timeout(cli_network: Any, tmp_path: Path) -> None:
+    """Issue 14.3: not "exit 137" but the reason, in the progress, the bill and the SDK."""
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    spec = tmp_path / "overrun.yaml"
+    spec.write_text(SLOW_JOB, encoding="utf-8")
+    pasar("faucet", "10 USDC", home=home, market=url)
+    run = pasar("launch", str(spec), "--yes", "--wait", home=home, market=url)
+    assert run.returncode != 0, run.stdout + run.stderr
+    assert "timeout: it ran past its max_duration" in run.stdout, run.stdout
+    order_id = next(w for w in run.stdout.split() if w.startswith("o-"))
+    shown = pasar("status", order_id, home=home, market=url)
+    assert "timeout: it ran past its max_duration" in shown.stdout, shown.stdout
+    with Client(url, home=home) as client:
+        result = client.job(order_id).result(tmp_path / "out")
+    (shard,) = result.shards
+    assert shard.ended_because == "timeout: it ran past its max_duration"
+    assert (tmp_path / "out").is_dir() and not result.files  # made, though nothing came back
+    order = ok_json(pasar("status", order_id, "--json", home=home, market=url))
+    (lease,) = order["leases"]
+    assert lease["receipt"]["kill_reason"] == "timeout"
+    bills = [lease["bill"]]
+    account = ok_json(pasar("balance", "--json", home=home, market=url))
+    assert account["escrow"] == "0.00 USDC"  # billed for the seconds it ran, the rest back
+    assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent(bills)

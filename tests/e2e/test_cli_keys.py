@@ -68,12 +68,16 @@ def test_home_option_overrides_env(tmp_path: Path) -> None:
     assert not (tmp_path / "keys").exists()
 
 
-def test_new_refuses_overwrite_without_force(tmp_path: Path) -> None:
+def test_new_keeps_an_existing_key_and_explains_unless_forced(tmp_path: Path) -> None:
     first = json.loads(run(tmp_path, "new", "--json").stdout)
-    again = run(tmp_path, "new")
-    assert again.returncode == 2
-    assert "already exists" in again.stderr and "--force" in again.stderr
+    assert first["created"] is True
+    again = run(tmp_path, "new")  # e.g. after a command created the default key by itself
+    assert again.returncode == 0, again.stderr
+    assert "already have a key 'default'" in again.stdout and first["account_id"] in again.stdout
+    assert "--force" in again.stdout and "creates the default key" in again.stdout
     no_traceback(again)
+    kept = json.loads(run(tmp_path, "new", "--json").stdout)
+    assert (kept["created"], kept["account_id"]) == (False, first["account_id"])
     assert json.loads(run(tmp_path, "show", "--json").stdout)["account_id"] == first["account_id"]
     forced = json.loads(run(tmp_path, "new", "--force", "--json").stdout)
     assert forced["account_id"] != first["account_id"]

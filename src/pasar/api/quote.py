@@ -78,6 +78,11 @@ class QuoteResponse(BaseModel):
     price_per_hour: str | None = Field(description="The first lease's price, if it would match.")
     awards: list[AwardView]
     unfilled: int = Field(description="Leases nobody would take now (they wait for a provider).")
+    fits_anywhere: bool = Field(
+        default=True,
+        description="Some registered provider's whole machine (busy or not, any price) could "
+        "hold one lease; false: no order for this spec can ever match on this network.",
+    )
     note: str | None
     decided_by: str | None = Field(description="Set when bids, not the preview, decide.")
     offers: list[QuotedOfferView] = Field(description="The providers that fit, cheapest first.")
@@ -109,6 +114,7 @@ class QuoteResponse(BaseModel):
                 for a in quote.awards
             ],
             unfilled=quote.unfilled,
+            fits_anywhere=quote.fits_anywhere,
             note=quote.note,
             decided_by=quote.decided_by,
             offers=[QuotedOfferView.of(o) for o in quote.offers],

@@ -52,3 +52,34 @@ def lease_status(value: str) -> LeaseStatus:
         if status == value:
             return status
     raise ValueError(f"unknown lease status {value!r}")
+
+
+#: why the provider's sandbox stopped a job (a receipt's ``kill_reason``), in words
+KILLED_BECAUSE: dict[str, str] = {
+    "timeout": "timeout: it ran past its max_duration",
+    "memory": "memory: it went over its memory limit",
+    "disk": "disk: it wrote more than its disk limit",
+    "file_size": "disk: it wrote a file larger than its limit",
+    "cpu_time": "cpu time: it used up its CPU-time limit",
+    "processes": "processes: it started more processes than its limit",
+    "cancel": "cancelled",
+}
+
+
+def end_reason(lease: Mapping[str, Any]) -> str | None:
+    """Why a lease's job did not end by itself, in a few words for people: killed at
+    ``max_duration`` is ``"timeout: …"``, not ``exit 137``; ``None`` when it exited on its own
+    (or still runs). Reads the receipt as its provider signed it (untrusted JSON)."""
+    status = lease.get("status")
+    receipt = lease.get("receipt") or {}
+    killed = receipt.get("kill_reason") if isinstance(receipt, dict) else None
+    if isinstance(killed, str):
+        return KILLED_BECAUSE.get(killed, f"killed: {killed}")
+    if status == "lost":
+        note = lease.get("note")
+        return f"lost: {note}" if isinstance(note, str) and note else "lost: its provider vanished"
+    if status == "cancelled":
+        return "cancelled"
+    if status == "released":
+        return "released: its provider handed it back (shutting down)"
+    return None

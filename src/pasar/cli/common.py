@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import TypeVar
 
 import typer
@@ -44,6 +45,18 @@ def short(account: str | None, width: int = 12) -> str:
     if not account:
         return "-"
     return account if len(account) <= width else account[: width - 1] + "…"
+
+
+def reputation(value: object) -> str:
+    """A reputation as people read it everywhere, two decimals (``0.67``): the wire carries it
+    exactly, as a fraction (``"2/3"``, quotes and provider views) or a decimal (offers)."""
+    if value is None:
+        return "-"
+    try:
+        exact = Fraction(str(value))
+    except (ValueError, ZeroDivisionError):
+        return str(value)
+    return f"{float(exact):.2f}"
 
 
 def money(value: object) -> Money | None:

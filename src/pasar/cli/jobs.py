@@ -29,8 +29,17 @@ from pasar.api.base import parse, parse_rows
 from pasar.api.leases import LeaseView
 from pasar.api.orders import OrderView, OrderWait, PublicOrderView
 from pasar.api.quote import QuotedOfferView, QuoteResponse
-from pasar.api.status import TERMINAL_ORDER, awaiting_approval
-from pasar.cli.common import JsonOpt, MarketOpt, make_client, perform, short, text, total
+from pasar.api.status import TERMINAL_ORDER, awaiting_approval, end_reason
+from pasar.cli.common import (
+    JsonOpt,
+    MarketOpt,
+    make_client,
+    perform,
+    reputation,
+    short,
+    text,
+    total,
+)
 from pasar.cli.output import console, err_console, print_json
 from pasar.cli.spec import read_spec_file
 from pasar.client import calls
@@ -59,6 +68,12 @@ def _chosen_cell(offer: QuotedOfferView, decided_by: str | None) -> str:
 
 def _print_offers(quote: QuoteResponse) -> None:
     """The market's quote as a table: the offers that fit, the pick, every loser's reason."""
+    if not quote.fits_anywhere:
+        console.print(
+            "[red]no provider on this network could ever run this spec[/] (busy or not, at any "
+            "price): launch refuses it unless --queue says to wait for one to join"
+        )
+        return
     if not quote.offers:
         console.print(
             "[yellow]no offer on the market fits this spec now[/]; the order would wait for one "
@@ -75,7 +90,7 @@ def _print_offers(quote: QuoteResponse) -> None:
             short(offer.provider),
             text(offer.price_per_hour),
             str(offer.score),
-            offer.reputation,
+            reputation(offer.reputation),
             _chosen_cell(offer, decided),
         )
     console.print(table)
@@ -99,6 +114,20 @@ def _print_offers(quote: QuoteResponse) -> None:
 def _with_max_price(spec: JobSpec, max_price: str, source: str) -> JobSpec:
     cap = Money.parse(max_price, field="--max-price")
     return JobSpec.from_dict({**spec.to_dict(), "max_price_per_hour": cap.to_json()}, source=source)
+
+
+def _never_fits(quote: QuoteResponse) -> PasarError:
+    """The refusal of a job no provider of the network could ever run (nothing escrowed)."""
+    reasons = sorted(set(quote.reasons.values()))
+    said = "; ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else "")
+    return PasarError(
+        f"no provider on this network could ever run this job ({quote.request})"
+        + (f": {said}" if said else ": no provider is registered"),
+        code="never_fits",
+        field="resources",
+        hint="ask for less (`pasar gpus` and `pasar offers` show what there is), or launch "
+        "with --queue to wait for such a provider to join",
+    )
 
 
 def _confirm(escrow: str) -> bool:
@@ -135,6 +164,12 @@ def launch(
         help="Seconds the order may wait for a provider (default: the market's, 10 min).",
         show_default=False,
     ),
+    queue: bool = typer.Option(
+        False,
+        "--queue",
+        help="Launch even when no provider on the network could ever run the job: the order "
+        "waits (up to --ttl) for one to join.",
+    ),
     market: str | None = MarketOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -166,6 +201,8 @@ def launch(
         if not json:
             _print_plan(spec, quote, len(inputs), client)
             _print_offers(quote)
+        if not quote.fits_anywhere and not queue and not dry_run:
+            raise _never_fits(quote)
         if dry_run:
             if json:
                 print_json({"dry_run": True, **plan})
@@ -262,13 +299,16 @@ def _lease_line(lease: LeaseView) -> str:
     extra = []
     if "exit_code" in receipt:
         extra.append(f"exit {receipt['exit_code']}")
+    ended = end_reason(lease.wire())
+    if ended and status != "lost":  # a lost lease's line says it below
+        extra.append(ended)
     failure = failure_text(lease)
     if failure:
         extra.append(failure)
     if status not in ("held", "rejected"):  # nothing is billed until the result is judged
         extra.append(f"{lease.billed_seconds} s billed")
     if status == "lost":
-        extra.append("provider missed its heartbeats; the shard is re-queued")
+        extra.append(f"{ended or 'lost'}; the shard is re-queued")
     if status == "held":
         extra.append(f"waiting for your approval{_until(lease.held_until)}")
     if status == "rejected":
@@ -293,6 +333,7 @@ def follow_order(
     order = parse(OrderView, client.job(order_id).status())
     after = 0
     shown_leases: dict[str, str] = {}
+    said_why = ""
     while True:
         if emit is not None:  # leases first: a lease settles, then its order is done
             for lease in order.leases:
@@ -314,8 +355,31 @@ def follow_order(
                     f"{order_id} SHARD --reason TEXT`)"
                 )
             return order
-        reply = parse(OrderWait, perform(client, calls.wait_order(order_id, after, calls.POLL_S)))
+        poll = calls.POLL_S
+        if emit is not None and order.status == "open":
+            poll = min(poll, OPEN_EXPLAINED_EVERY_S)
+        reply = parse(OrderWait, perform(client, calls.wait_order(order_id, after, poll)))
+        quiet = reply.next == after  # the poll ran out: nothing happened to the order
         order, after = full_view(reply.order), reply.next
+        if emit is not None and quiet and order.status == "open":
+            why = _why_open(client, order_id)
+            if why != said_why:  # once, and again only when the reasons change
+                said_why = why
+                emit(why)
+
+
+#: an order still open after this long (seconds) gets a line from ``--wait`` saying why
+OPEN_EXPLAINED_EVERY_S = 5.0
+
+
+def _why_open(client: Client, order_id: str) -> str:
+    """One line on why an open order has not matched yet (the market's reasons, deduplicated),
+    so a waiting client is never left staring at "open"."""
+    reasons = sorted({p["reason"] for p in client.explain(order_id)["providers"] if p["reason"]})
+    if not reasons:
+        return f"order {order_id}: still open: no provider is registered"
+    more = f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""
+    return f"order {order_id}: still open: " + "; ".join(reasons[:3]) + more
 
 
 def failure_text(lease: LeaseView) -> str | None:
@@ -481,9 +545,10 @@ def print_bill(order: OrderView) -> None:
 
 
 def _print_failures(order: OrderView) -> None:
-    """One line per lease that ended in a failure receipt, with its reason."""
+    """One line per lease that ended in a failure receipt or was stopped (a timeout, a limit,
+    lost), with its reason."""
     for lease in order.leases:
-        failure = failure_text(lease)
+        failure = failure_text(lease) or end_reason(lease.wire())
         if failure:
             console.print(
                 f"lease {lease.lease_id} (shard {lease.shard}) {failure}",
@@ -663,9 +728,24 @@ def cancel(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool 
     """Stop a job: running leases are billed for their verified seconds, the rest refunded."""
     with make_client(market) as client:
         job = client.job(order_id)
-        reply = job.cancel()
-        raw = job.status()
+        try:
+            reply = job.cancel()
+        except PasarError as err:
+            if err.code != "not_open":
+                raise
+            raw = job.status()
+            if raw.get("status") != "cancelled":
+                raise  # done or expired: not cancelled, and cancelling cannot change that now
+            reply = None  # cancelled before: nothing to do, and that is no error
+        else:
+            raw = job.status()
     order = parse(OrderView, raw)
+    if reply is None:
+        if json:
+            print_json({"already": True, "order": raw, "bill": bill_rows(order)})
+        else:
+            console.print(f"{order_id} was already cancelled: nothing changed", highlight=False)
+        return
     if json:
         print_json({**reply, "order": raw, "bill": bill_rows(order)})
         return

@@ -41,16 +41,38 @@ def new(
     force: bool = typer.Option(False, "--force", help="Replace an existing key of this name."),
     json: bool = _JSON,
 ) -> None:
-    """Create a key; refuses to replace an existing one unless --force."""
+    """Create a key; an existing one is kept (and shown) unless --force replaces it."""
+    if not force and key_path(name, home).exists():
+        _already_have(name, home, json=json)
+        return
     identity = Identity.generate()
     path = save_identity(identity, name, home, overwrite=force)
     if json:
-        print_json({"name": name, "account_id": identity.account_id, "path": str(path)})
+        print_json(
+            {"name": name, "account_id": identity.account_id, "path": str(path), "created": True}
+        )
     else:
         _say(f"created key {name}")
         _say(f"  account id: {identity.account_id}")
         _say(f"  file:       {path} (mode 0600)")
         _say("  back this file up: losing it loses the account")
+
+
+def _already_have(name: str, home: Path | None, *, json: bool) -> None:
+    """``keys new`` for a name that exists: nothing to do, and say so. The usual case is the
+    default key, which the first signed command (``pasar faucet``, the SDK) creates by itself;
+    failing there would tell a newcomer they did something wrong."""
+    info = key_info(name, home)  # a damaged or loose-permission file still fails, with its hint
+    if json:
+        print_json({**info.to_dict(), "name": name, "created": False})
+        return
+    _say(f"you already have a key {name!r}: nothing changed")
+    _say(f"  account id: {info.account_id}")
+    _say(f"  file:       {info.path}")
+    if name == DEFAULT_KEY_NAME:
+        _say("  (pasar creates the default key the first time a command signs a request)")
+    _say("  another key: pasar keys new --name NAME; replace this one: --force (the old")
+    _say("  account is lost unless you keep a copy of the file)")
 
 
 @app.command("show")

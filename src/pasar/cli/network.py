@@ -19,7 +19,16 @@ from pasar.api.accounts import Balance
 from pasar.api.base import parse, parse_rows
 from pasar.api.offers import Offer
 from pasar.api.stats import GpuModelStats, Stats
-from pasar.cli.common import JsonOpt, MarketOpt, make_client, money, percent, short, text
+from pasar.cli.common import (
+    JsonOpt,
+    MarketOpt,
+    make_client,
+    money,
+    percent,
+    reputation,
+    short,
+    text,
+)
 from pasar.cli.output import console, print_json
 from pasar.core.money import Money
 from pasar.core.query import parse_query
@@ -86,7 +95,7 @@ def offers(
             f"{text(o.memory)} GB",
             f"{text(o.disk)} GB",
             text(o.dph) if o.rentable else "no ask",
-            text(o.reputation),
+            reputation(o.reputation),
             text(o.score),
             text(o.region),
             text(o.capacity),

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pasar.api.stake import StakeView
+from pasar.cli.common import reputation
 from pasar.cli.output import console, err_console, print_json
 from pasar.cli.serving import log_to_stderr, serve
 from pasar.core.errors import PasarError
@@ -164,7 +165,7 @@ def status(
         return
     console.print(f"provider {me.provider}")
     console.print(f"  GPUs {me.inventory} (free: {me.free}), CPUs {me.cpus}")
-    console.print(f"  reputation {me.reputation}, stake {me.stake}, score {me.score}")
+    console.print(f"  reputation {reputation(me.reputation)}, stake {me.stake}, score {me.score}")
     console.print(f"  running leases: {', '.join(me.running) or 'none'}")
     if staking is not None:
         _print_staking(staking)

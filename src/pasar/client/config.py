@@ -46,7 +46,15 @@ def _checked_url(url: str, source: str) -> str:
             field="market",
             hint="write it like http://127.0.0.1:8420",
         )
-    return url.rstrip("/")
+    url = url.rstrip("/")
+    if url.endswith("/v1"):  # the API's prefix: the SDK adds it to every path itself
+        raise PasarError(
+            f"the market address from {source} ends in /v1: {url!r}",
+            code="invalid_market_url",
+            field="market",
+            hint=f"drop the /v1: {url.removesuffix('/v1')}",
+        )
+    return url
 
 
 def _from_config(path: Path) -> str | None:

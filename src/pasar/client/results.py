@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pasar.api.status import awaiting_approval
+from pasar.api.status import awaiting_approval, end_reason
 from pasar.core.errors import PasarError
 from pasar.core.tx_parsing import output_parts
 from pasar.crypto.hashing import is_sha256_hex
@@ -48,7 +48,8 @@ class OutputFile:
 
 @dataclass(frozen=True)
 class ShardResult:
-    """What one lease produced: its verified files and the receipt's exit code."""
+    """What one lease produced: its verified files, the receipt's exit code and, when the job
+    did not end by itself, why (``"timeout: it ran past its max_duration"``)."""
 
     shard: int
     lease_id: str
@@ -57,6 +58,7 @@ class ShardResult:
     root: str
     dir: Path
     files: tuple[Path, ...]
+    ended_because: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ def plan(
         lease = settled[shard]
         outputs, root, exit_code = _outputs_of(lease)
         folder = shard_dir(dest, shard, count)
+        folder.mkdir(parents=True, exist_ok=True)  # there even when it stays empty: 0 files
         plain = {
             o.get("path"): o.get("plain_sha256")
             for o in (lease.get("receipt") or {}).get("outputs", [])
@@ -210,6 +213,7 @@ def plan(
             root,
             folder,
             tuple(f.dest for f in files),
+            end_reason(lease),
         )
         out.append((result, files))
     return out

@@ -65,11 +65,23 @@ def _error_from(response: httpx.Response) -> PasarError:
             status=response.status_code,
         )
     except (ValueError, KeyError, TypeError, AttributeError):
-        return PasarError(
-            f"the market answered {response.status_code}: {response.text[:200]}",
-            code="bad_response",
-            status=response.status_code,
-        )
+        return _foreign_answer(response)
+
+
+def _foreign_answer(response: httpx.Response) -> PasarError:
+    """An error that is not pasar's JSON shape: most likely the URL names another server (a
+    web page, a proxy's error), so say that in one sentence instead of echoing its HTML."""
+    kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    base = f"{response.request.url.scheme}://{response.request.url.netloc.decode()}"
+    return PasarError(
+        f"the server at {base} answered {response.status_code} with {kind}, not a pasar "
+        "market's error: is this the market's address?",
+        code="bad_response",
+        field="market",
+        hint="check the URL (--market, PASAR_MARKET); `curl URL/v1/healthz` shows a "
+        "market's version",
+        status=response.status_code,
+    )
 
 
 def _io_error(base_url: str, exc: httpx.TransportError) -> PasarError:

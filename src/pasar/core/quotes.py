@@ -26,6 +26,7 @@ from pasar.core.money import Money
 from pasar.core.order_checks import order_mechanism
 from pasar.core.orders import Order, ProviderView
 from pasar.core.pricing.base import Award, screen
+from pasar.core.resources import fit
 from pasar.core.spec import JobSpec
 from pasar.core.state import MarketState
 
@@ -71,6 +72,9 @@ class OrderQuote:
     offers: tuple[QuotedOffer, ...] = ()  # the providers that fit, cheapest first
     reasons: Mapping[str, str] = field(default_factory=dict)  # every other provider: why not
     complete: bool = True  # offers and reasons cover the whole fleet (else: the deciding few)
+    # some registered provider's whole machine (free or busy, any price, online or not) could
+    # hold one lease: False means no order for this spec can ever match on this network
+    fits_anywhere: bool = True
 
     @property
     def chosen(self) -> str | None:
@@ -124,6 +128,7 @@ def quote_order(
         escrow_per_lease=per_lease,
         escrow=escrow,
         unfilled=leases,
+        fits_anywhere=fits_anywhere(state, record),
     )
     if mechanism.opens_window:
         return _window_quote(state, record, base)
@@ -143,6 +148,17 @@ def quote_order(
         reasons,
         complete=not state.indexed,
     )
+
+
+def fits_anywhere(state: MarketState, record: OrderRecord) -> bool:
+    """Whether any registered provider's whole inventory could hold one lease of ``record``,
+    whatever it runs now, asks or whether it is online: the difference between a job that
+    waits for capacity and one no provider of this network could ever run (``pasar launch``
+    refuses the second unless told to queue). The fleet index narrows a GPU request first."""
+    request = record.order.request
+    among = state.index.may_fit(request) if state.indexed else None
+    ids = state.providers.keys() if among is None else among
+    return any(fit(request, state.providers[p].inventory).ok for p in ids if p in state.providers)
 
 
 def _bounded(

@@ -443,6 +443,22 @@ _MODELS_AT: dict[tuple[str, ...], type[BaseModel]] = {
 }
 
 
+#: field names people bring from other tools (Kubernetes, SkyPilot, Modal), and ours
+_SAID_INSTEAD = {
+    "gpus": "accelerators",
+    "gpu": "accelerators",
+    "accelerator": "accelerators",
+    "ram": "memory",
+    "mem": "memory",
+    "vram": "gpu_ram",
+    "cpu": "cpus",
+    "command": "run",
+    "cmd": "run",
+    "env": "envs",
+    "environment": "envs",
+}
+
+
 def _detail(err: Any, lines: Mapping[tuple[str | int, ...], int]) -> ErrorDetail:
     loc = tuple(p for p in err["loc"] if p != "[key]")
     kind: str = err["type"]
@@ -454,7 +470,8 @@ def _detail(err: Any, lines: Mapping[tuple[str | int, ...], int]) -> ErrorDetail
         key = str(loc[-1])
         model = _MODELS_AT.get(tuple(str(p) for p in loc[:-1]))
         valid = sorted(model.model_fields) if model is not None else []
-        near = nearest(key, valid)
+        near = _SAID_INSTEAD.get(key.lower()) if _SAID_INSTEAD.get(key.lower()) in valid else None
+        near = near or nearest(key, valid)
         message = f"unknown field {key!r}" + (
             f"; expected one of: {', '.join(valid)}" if valid else ""
         )

@@ -201,7 +201,8 @@ def job_name(value: str) -> str:
     if not _NAME.match(value):
         refuse(
             "invalid_value",
-            f"expected a name of letters, digits, '.', '_' or '-' (at most 63); found {value!r}",
+            "expected a name of ASCII letters, digits, '.', '_' or '-' (at most 63, starting "
+            f"with a letter or digit); found {value!r}",
             "e.g. name: train-resnet",
         )
     return value

@@ -629,3 +629,27 @@ def test_a_remote_sys_exit_or_setup_failure_is_a_remote_error_not_a_local_exit(
     with pytest.raises(RemoteError) as err:  # the runner's PayloadError is text, not re-raised
         value_of(load_outcome((tmp_path / RESULT_FILE).read_bytes()), job)
     assert err.value.remote_type == "pasar.RemoteSetupError" and "damaged" in err.value.message
+
+
+# -- pointing at the wrong place (issue 14.9) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8420/v1", "http://127.0.0.1:8420/v1/"])
+def test_a_market_url_ending_in_v1_is_refused_with_the_fix(url: str) -> None:
+    with pytest.raises(PasarError) as err:
+        market_url(url)
+    assert err.value.code == "invalid_market_url" and err.value.field == "market"
+    assert err.value.hint == "drop the /v1: http://127.0.0.1:8420"
+
+
+def test_another_server_at_the_url_gets_one_sentence_not_its_html() -> None:
+    page = "<!DOCTYPE html><html><body><h1>Error response</h1></body></html>"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, text=page, headers={"content-type": "text/html"})
+
+    with pytest.raises(PasarError) as err:
+        client_for(handler).balance()
+    message = err.value.message
+    assert "<html" not in message and "answered 404 with text/html" in message
+    assert "is this the market's address?" in message and err.value.field == "market"

@@ -108,3 +108,21 @@ def test_a_quote_refuses_what_the_order_refuses(changes: dict[str, Any], code: s
         send(s, ALICE, T0, type="order.create", **order_fields({**SPEC, **changes}))
     assert (quoted.value.code, quoted.value.field) == (ordered.value.code, ordered.value.field)
     assert quoted.value.code == code
+
+
+def test_a_quote_tells_busy_from_never() -> None:
+    """Issue 14.5: a spec no registered machine could hold (whatever it runs or asks) is
+    ``fits_anywhere=False``; one that only waits for a busy or dear provider is not."""
+    s = make_state()
+    register(s, P1, cpu_ask="0.10", cpus=2)
+    assert quote_order(s, job()).fits_anywhere
+    huge = quote_order(s, job(resources={"cpus": 64}))
+    assert not huge.fits_anywhere and "CPU" in huge.reasons[P1]
+    dear = quote_order(s, job(max_price_per_hour="0.000001 USDC"))
+    assert dear.fits_anywhere and dear.chosen is None  # too cheap now, not impossible
+    send(s, ALICE, T0, type="faucet", amount="10 USDC")
+    send(s, ALICE, T0, type="order.create", **order_fields(SPEC))
+    market(s, T0 + 1, type="match", order_id=next(iter(s.orders)), seed=1)
+    busy = quote_order(s, job())
+    assert busy.fits_anywhere and busy.chosen is None  # P1 is full: it waits, it may run
+    assert not quote_order(make_state(), job()).fits_anywhere  # nobody registered at all

@@ -462,3 +462,24 @@ def test_round_trip_through_to_dict_yaml_and_json(data: dict[str, Any]) -> None:
     assert again == job
     assert again.to_dict() == canonical  # normalization is idempotent
     assert JobSpec.from_dict(json.loads(json.dumps(canonical))) == job
+
+
+@pytest.mark.parametrize(
+    ("said", "meant", "where"),
+    [
+        ("gpus: 1000", "accelerators", "resources.gpus"),
+        ("ram: 8", "memory", "resources.ram"),
+        ("vram: 24", "gpu_ram", "resources.vram"),
+    ],
+)
+def test_names_from_other_tools_point_at_ours(said: str, meant: str, where: str) -> None:
+    """Issue 14.9: `resources.gpus: 1000` suggests accelerators (difflib would say cpus)."""
+    err = errors_of(BASE + f"resources: {{{said}}}\n")
+    (detail,) = err.details
+    assert (detail.field, detail.hint) == (where, f"did you mean {meant!r}?")
+
+
+def test_a_non_ascii_name_is_refused_saying_ascii() -> None:
+    err = errors_of(BASE + "name: tést\n")
+    (detail,) = err.details
+    assert detail.field == "name" and "ASCII letters" in detail.message
