@@ -153,3 +153,25 @@ def test_a_shard_that_never_answers_its_batch_fails_naming_its_indexes(
     found = fn.map([1, 2], return_exceptions=True)
     assert all(isinstance(f, PasarError) and f.code == "remote_shard_failed" for f in found)
     assert_conserved(market_server.url)
+
+
+def nap(x: int) -> int:
+    import time
+
+    time.sleep(3)
+    return x
+
+
+def test_a_map_that_times_out_cancels_its_jobs_and_refunds_them(
+    market_server: MarketProcess, client: Client, providers: Any
+) -> None:
+    (prov,) = providers(run_command)
+    with pytest.raises(PasarError) as err:
+        remote(client=client)(nap).map([1, 2], timeout=0.5)
+    assert err.value.code == "wait_timeout"
+    prov._stop.set()  # the double gives up on a lease cancelled under it (an agent drops it)
+    prov._thread.join(10)
+    prov.errors.clear()
+    assert [o["status"] for o in client.jobs()] == ["cancelled"]
+    assert client.balance()["escrow"] == "0.00 USDC"
+    assert_conserved(market_server.url)

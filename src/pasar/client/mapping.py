@@ -274,6 +274,10 @@ class MapRun:
                 handle.cancel()
         try:
             order = handle.wait(self.timeout)
+        except BaseException:  # wait_timeout, a lost connection: the job is not wanted any more
+            with contextlib.suppress(PasarError):
+                handle.cancel()
+            raise
         finally:
             with self._lock:
                 self._running.discard(handle.id)
