@@ -51,7 +51,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 import cloudpickle
 
@@ -330,6 +330,22 @@ class RemoteFunction(Generic[P, R]):
         """Run the call on a provider and return its value (or raise its exception)."""
         return self.spawn(*args, **kwargs).get()
 
+    @overload
+    def imap(
+        self,
+        *iterables: Iterable[Any],
+        return_exceptions: Literal[False] = False,
+        timeout: float | None = None,
+    ) -> Generator[R, None, None]: ...
+
+    @overload
+    def imap(
+        self,
+        *iterables: Iterable[Any],
+        return_exceptions: bool,
+        timeout: float | None = None,
+    ) -> Generator[R | Exception, None, None]: ...
+
     def imap(
         self,
         *iterables: Iterable[Any],
@@ -390,6 +406,22 @@ class RemoteFunction(Generic[P, R]):
                 yield exception_of(result, order_id, index)
             else:
                 raise exception_of(result, order_id, index)
+
+    @overload
+    def map(
+        self,
+        *iterables: Iterable[Any],
+        return_exceptions: Literal[False] = False,
+        timeout: float | None = None,
+    ) -> list[R]: ...
+
+    @overload
+    def map(
+        self,
+        *iterables: Iterable[Any],
+        return_exceptions: bool,
+        timeout: float | None = None,
+    ) -> list[R | Exception]: ...
 
     def map(
         self,

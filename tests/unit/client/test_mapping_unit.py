@@ -124,7 +124,7 @@ def test_the_input_is_read_one_job_at_a_time_and_spread_over_the_slots() -> None
 
 
 def test_a_batch_over_the_byte_cap_is_halved_and_a_call_over_the_limit_refused() -> None:
-    big = [((bytes([i]) * 1000,), {}) for i in range(8)]  # distinct: pickle shares none
+    big: list[Call] = [((bytes([i]) * 1000,), {}) for i in range(8)]  # distinct: pickle shares none
     (job,) = mapping.batches(iter(big), 1, dump_batch, 3000)
     assert [len(b.calls) for b in job] == [2, 2, 2, 2]
     assert [b.start for b in job] == [0, 2, 4, 6]
