@@ -377,7 +377,7 @@ class Showcase:
             monte_carlo_pi
         )
         seeds = list(range(6))
-        self.say(f"monte_carlo_pi.map({seeds}): one job of {len(seeds)} shards")
+        self.say(f"monte_carlo_pi.map({seeds}): one job, a batch of calls per free provider")
         before = {o["order_id"] for o in self.client.jobs()}
         started = time.monotonic()
         hits = pi.map(seeds)
@@ -385,12 +385,12 @@ class Showcase:
         self.jobs.append(("@remote .map", order_id))
         samples = 200_000 * len(seeds)
         estimate = 4 * sum(hits) / samples
-        self.say(f"hits per shard: {hits} ({time.monotonic() - started:.1f} s)")
+        self.say(f"hits per seed: {hits} ({time.monotonic() - started:.1f} s)")
         self.say(f"π ≈ 4 × {sum(hits)} / {samples} = [bold]{estimate:.5f}[/]")
         self.check(
             "the results came back in input order and match a local run",
             hits[0] == monte_carlo_pi(0),
-            "shard 0 recomputed here",
+            "seed 0 recomputed here",
         )
         self.check("π is within 0.01", abs(estimate - 3.14159) < 0.01)
 

@@ -262,10 +262,15 @@ class Job:
         return self._fetch(self.wait(timeout), dest, held=False)
 
     def _fetch(
-        self, order: dict[str, Any], dest: str | os.PathLike[str], *, held: bool
+        self,
+        order: dict[str, Any],
+        dest: str | os.PathLike[str],
+        *,
+        held: bool,
+        partial: bool = False,
     ) -> JobResult:
         root = Path(dest)
-        shards = plan(order, root, held=held)
+        shards = plan(order, root, held=held, partial=partial)
         key = self.client.keys.of(order) if is_sealed(order) else None
         for _, files in shards:
             for item in files:

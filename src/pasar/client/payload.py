@@ -8,6 +8,11 @@ cloudpickle, whose by-value functions only load on the minor version that made t
 
 - call: ``{"format": 1, "python": "3.11", "body": cloudpickle((fn, [(args, kwargs), ...]))}``,
   one ``(args, kwargs)`` per shard; shard *i* runs ``fn(*args_i, **kwargs_i)``.
+- batched call (a ``.map``): ``{"format": 2, "python": "3.11", "body": cloudpickle(fn),
+  "batches": [cloudpickle([(args, kwargs), ...]), ...]}``; shard *i* runs every call of batch
+  *i*, in order, in one process.
+- batched outcome: ``{"format": 2, "call": sha256 of the call file, "batch": i,
+  "outcomes": [outcome, ...]}``, one outcome (below, as bytes) per call of batch *i*.
 - outcome: ``{"format": 1, "ok": True, "value": cloudpickle(value)}`` or
   ``{"format": 1, "ok": False, "type": "module.Name", "message": str, "traceback": str,
   "exception": cloudpickle(exc) or None}``.
@@ -45,15 +50,29 @@ class PayloadError(Exception):
     """A call or outcome file that cannot be read: damaged, another format, another Python."""
 
 
-def _envelope(data: bytes, what: str) -> dict[str, Any]:
+class SetupFailedError(PayloadError):
+    """The runner could not load the call at all (another Python, a module missing there): the
+    same call would fail the same way anywhere, so it is reported, not re-run."""
+
+
+def _envelope(data: bytes, what: str, formats: tuple[int, ...] = (1,)) -> dict[str, Any]:
     try:
         env = pickle.loads(data)
     except Exception as exc:  # any damage to the bytes shows up as some exception here
         raise PayloadError(f"the {what} file is damaged: {type(exc).__name__}: {exc}") from None
-    if not isinstance(env, dict) or env.get("format") != FORMAT:
+    if not isinstance(env, dict) or env.get("format") not in formats:
         found = env.get("format") if isinstance(env, dict) else type(env).__name__
-        raise PayloadError(f"the {what} file has format {found!r}; this pasar reads {FORMAT}")
+        wanted = " or ".join(map(str, formats))
+        raise PayloadError(f"the {what} file has format {found!r}; this reads {wanted}")
     return env
+
+
+def _same_python(env: dict[str, Any]) -> None:
+    if env.get("python") != PYTHON:
+        raise PayloadError(
+            f"the function was pickled by Python {env.get('python')} and this provider runs "
+            f"Python {PYTHON}; cloudpickle needs the same minor version on both sides"
+        )
 
 
 def dump_calls(fn: Callable[..., Any], calls: list[Call]) -> bytes:
@@ -67,11 +86,7 @@ def dump_calls(fn: Callable[..., Any], calls: list[Call]) -> bytes:
 def load_calls(data: bytes) -> tuple[Callable[..., Any], list[Call]]:
     """The function and its calls; refuses a file made by another Python minor version."""
     env = _envelope(data, "call")
-    if env.get("python") != PYTHON:
-        raise PayloadError(
-            f"the function was pickled by Python {env.get('python')} and this provider runs "
-            f"Python {PYTHON}; cloudpickle needs the same minor version on both sides"
-        )
+    _same_python(env)
     fn, calls = cloudpickle.loads(env["body"])
     return fn, calls
 
@@ -146,3 +161,82 @@ def load_outcome(data: bytes) -> Outcome:
         traceback=str(env.get("traceback", "")),
         exception=exception,
     )
+
+
+# -- batches: what one shard of a ``.map`` carries ---------------------------------------------
+
+BATCH_FORMAT = 2
+
+
+def dump_function(fn: Callable[..., Any]) -> bytes:
+    """The function's own pickle: made once per ``.map``, shared by all its call files."""
+    data: bytes = cloudpickle.dumps(fn)
+    return data
+
+
+def dump_batches(body: bytes, batches: list[bytes]) -> bytes:
+    """The call file of a ``.map`` job: the function (``body``, from :func:`dump_function`) and
+    one pickled batch per shard (each from :func:`dump_batch`). Each batch stays its own pickle
+    so a shard unpickles only its own arguments, and the client knows every batch's size before
+    it builds the file."""
+    return pickle.dumps(
+        {"format": BATCH_FORMAT, "python": PYTHON, "body": body, "batches": batches},
+        protocol=ENVELOPE_PROTOCOL,
+    )
+
+
+def dump_batch(calls: list[Call]) -> bytes:
+    data: bytes = cloudpickle.dumps(calls)
+    return data
+
+
+def call_format(data: bytes) -> int:
+    """The format of a call file: 1 (one call per shard) or 2 (one batch per shard)."""
+    env = _envelope(data, "call", (FORMAT, BATCH_FORMAT))
+    return int(env["format"])
+
+
+def load_batch(data: bytes, shard: int) -> tuple[Callable[..., Any], list[Call], int]:
+    """The function, the calls of batch ``shard`` and how many batches the file holds."""
+    env = _envelope(data, "call", (BATCH_FORMAT,))
+    _same_python(env)
+    batches = env.get("batches")
+    if not isinstance(batches, list) or not 0 <= shard < len(batches):
+        count = len(batches) if isinstance(batches, list) else 0
+        raise PayloadError(f"shard {shard} of a call file holding {count} batch(es)")
+    fn = cloudpickle.loads(env["body"])
+    calls = cloudpickle.loads(batches[shard])
+    if not isinstance(calls, list):
+        raise PayloadError(f"batch {shard} is a {type(calls).__name__}, not a list of calls")
+    return fn, calls, len(batches)
+
+
+def dump_batch_outcomes(call_sha256: str, batch: int, outcomes: list[bytes]) -> bytes:
+    """A shard's result file: its batch's outcomes in order (each one :func:`dump_value` or
+    :func:`dump_error`), bound to the call file (its sha256) and the batch it answers, so the
+    client can refuse outcomes of another job or another batch instead of mis-assigning them."""
+    return pickle.dumps(
+        {"format": BATCH_FORMAT, "call": call_sha256, "batch": batch, "outcomes": outcomes},
+        protocol=ENVELOPE_PROTOCOL,
+    )
+
+
+def load_batch_outcomes(data: bytes, call_sha256: str, batch: int, count: int) -> list[bytes]:
+    """Shard ``batch``'s outcomes (each for :func:`load_outcome`), refusing a file made for
+    another call file, another batch, or holding other than ``count`` outcomes
+    (:class:`PayloadError`; :class:`SetupFailedError` when the runner could not load the call)."""
+    env = _envelope(data, "result", (BATCH_FORMAT, FORMAT))
+    if env["format"] == FORMAT and env.get("ok") is False:  # the runner could not start
+        outcome = load_outcome(data)
+        raise SetupFailedError(f"the shard could not run its batch: {outcome.message}")
+    if env.get("call") != call_sha256:
+        raise PayloadError("the result answers another call file, not this job's")
+    if env.get("batch") != batch:
+        raise PayloadError(f"the result of shard {batch} answers batch {env.get('batch')!r}")
+    found = env.get("outcomes")
+    if not isinstance(found, list) or len(found) != count:
+        n = len(found) if isinstance(found, list) else type(found).__name__
+        raise PayloadError(f"the result of shard {batch} holds {n} outcomes for {count} calls")
+    if not all(isinstance(item, bytes) for item in found):
+        raise PayloadError(f"the result of shard {batch} holds an outcome that is not bytes")
+    return found

@@ -5,7 +5,8 @@
 ...     return x * x
 >>> square.remote(7)                 # one job; blocks; returns 49
 >>> call = square.spawn(7)           # one job; returns at once; call.get() → 49
->>> square.map(range(10))            # ONE job of 10 shards, spread by the market; results in order
+>>> square.map(range(10))            # calls packed in batches, one per shard; results in order
+>>> square.imap(gen(), return_exceptions=True)  # lazily, as jobs end; exceptions in place
 >>> square.local(7)                  # a plain local call, explicitly
 >>> square(7)                        # refused: say .remote() or .local()
 
@@ -22,8 +23,11 @@ must be installed on the provider. Client and provider must run the same Python 
 (``add_note``); otherwise — and for ``SystemExit``/``KeyboardInterrupt``, which must not stop
 this program — as :class:`RemoteError` carrying the type name, message and traceback.
 ``.map`` raises for the *first failing index* (lowest input position), noting which one, after
-all shards have ended. A job no provider took raises ``not_matched`` with the market's reasons.
-There is no local fallback anywhere: a failure is reported, never retried on this machine.
+its job ended (``return_exceptions=True``: exceptions in place); how a ``.map`` packs, streams
+and re-launches is :mod:`pasar.client.mapping` (docs/remote.md). A job no provider took
+raises ``not_matched`` with the market's reasons. There is no local fallback anywhere: a
+failure is reported, never retried on this machine (a ``.map`` re-launches a failed shard on
+the market, see there).
 
 **Trust.** Decoding the result runs code chosen by the provider that wrote it (unpickling): it
 trusts the provider as much as running its output would. The result *file* is verified against
@@ -31,25 +35,36 @@ the provider's signed receipt before it is read, like every output (``Job.result
 
 **Price and time.** ``max_price`` is the most one lease may cost per hour (default
 :data:`DEFAULT_MAX_PRICE`), ``max_duration`` how long it may run (default
-:data:`DEFAULT_MAX_DURATION`); a ``.map`` of N elements escrows N leases' worth.
+:data:`DEFAULT_MAX_DURATION`); a ``.map`` escrows one lease's worth per shard of each job
+in flight.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 import cloudpickle
 
 from pasar.client.client import Client, Job
-from pasar.client.payload import CALL_FILE, RESULT_FILE, Outcome, dump_calls, load_outcome
+from pasar.client.payload import (
+    CALL_FILE,
+    RESULT_FILE,
+    Outcome,
+    dump_batch,
+    dump_calls,
+    dump_function,
+    load_outcome,
+)
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.core.spec import JobSpec
@@ -138,12 +153,13 @@ def _module_of(fn: Callable[..., Any]) -> ModuleType | None:
     return sys.modules.get(name)
 
 
-def _pickle_calls(
-    fn: Callable[..., Any], calls: list[tuple[tuple[Any, ...], dict[str, Any]]]
-) -> bytes:
+@contextmanager
+def _by_value(fn: Callable[..., Any]) -> Iterator[None]:
+    """While pickling: ``fn``'s own module travels by value (see :func:`_module_of`)."""
     module = _module_of(fn)
     if module is None:
-        return dump_calls(fn, calls)
+        yield
+        return
     # cloudpickle's by-value registry is process-wide: one pickling at a time changes it, and
     # a module the caller registered itself stays registered
     with _registry_lock:
@@ -151,10 +167,17 @@ def _pickle_calls(
         if mine:
             cloudpickle.register_pickle_by_value(module)
         try:
-            return dump_calls(fn, calls)
+            yield
         finally:
             if mine:
                 cloudpickle.unregister_pickle_by_value(module)
+
+
+def _pickle_calls(
+    fn: Callable[..., Any], calls: list[tuple[tuple[Any, ...], dict[str, Any]]]
+) -> bytes:
+    with _by_value(fn):
+        return dump_calls(fn, calls)
 
 
 # -- collecting outcomes --------------------------------------------------------------------------
@@ -214,16 +237,21 @@ def value_of(outcome: Outcome, job: Job, index: int | None = None) -> Any:
     """The returned value, or raise the remote exception (see the module's *Errors*)."""
     if outcome.ok:
         return outcome.value
-    where = f"order {job.id}" + ("" if index is None else f", .map element #{index}")
+    raise exception_of(outcome, job.id, index)
+
+
+def exception_of(outcome: Outcome, order_id: str, index: int | None = None) -> Exception:
+    """The exception a failed call raises here: its own, noted, or a :class:`RemoteError`."""
+    where = f"order {order_id}" + ("" if index is None else f", .map element #{index}")
     exc = outcome.exception
     if isinstance(exc, Exception):  # SystemExit or KeyboardInterrupt must not end this program
         exc.add_note(f"raised remotely ({where}); remote traceback:\n{outcome.traceback}")
-        raise exc
-    raise RemoteError(
+        return exc
+    return RemoteError(
         f"{outcome.type_name}: {outcome.message} ({where})",
         remote_type=outcome.type_name,
         remote_traceback=outcome.traceback,
-        order_id=job.id,
+        order_id=order_id,
         index=index,
     )
 
@@ -302,21 +330,115 @@ class RemoteFunction(Generic[P, R]):
         """Run the call on a provider and return its value (or raise its exception)."""
         return self.spawn(*args, **kwargs).get()
 
-    def map(self, *iterables: Iterable[Any], timeout: float | None = None) -> list[R]:
-        """``[fn(*xs) for xs in zip(*iterables)]``, as ONE job of one shard per element.
+    @overload
+    def imap(
+        self,
+        *iterables: Iterable[Any],
+        return_exceptions: Literal[False] = False,
+        timeout: float | None = None,
+    ) -> Generator[R, None, None]: ...
 
-        The market spreads the shards across providers; the results come back in input order.
-        If any element raised, the exception of the first failing element is raised (after
-        every shard has ended), noting its index. An empty input launches nothing.
+    @overload
+    def imap(
+        self,
+        *iterables: Iterable[Any],
+        return_exceptions: bool,
+        timeout: float | None = None,
+    ) -> Generator[R | Exception, None, None]: ...
+
+    def imap(
+        self,
+        *iterables: Iterable[Any],
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+    ) -> Generator[Any, None, None]:
+        """``fn(*xs) for xs in zip(*iterables)``, yielded in input order as jobs end.
+
+        The calls are packed into batches, one per shard, sized by the free capacity the quote
+        shows, with a bounded window of jobs in flight; the input is read lazily
+        (:mod:`pasar.client.mapping`). A call that raised: its exception in place with
+        ``return_exceptions``, otherwise raised (noting its index) when reached, after its job
+        ended; jobs not yet read are then cancelled. An empty input launches nothing.
+        ``timeout``: seconds each job may take.
         """
-        calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        from pasar.client import mapping
+
+        calls: Iterator[tuple[tuple[Any, ...], dict[str, Any]]] = (
             (tuple(xs), {}) for xs in zip(*iterables, strict=False)
-        ]
-        if not calls:
-            return []
-        job = self._launch(calls)
-        found = outcomes(job, timeout)
-        return [value_of(o, job, i) for i, o in enumerate(found)]
+        )
+        first = next(calls, None)
+        if first is None:
+            return
+        client = self.client or default_client()
+        limit = mapping.blob_limit(client)
+        with _by_value(self.fn):
+            body = dump_function(self.fn)
+        room = limit - len(body) - mapping.ENVELOPE_SLACK
+        if room <= 0:
+            raise mapping.too_large(
+                f"the function {self.__qualname__}",
+                len(body),
+                limit,
+                "keep large data out of the function's closure and globals: pass it as a job "
+                "input file, or load it inside the function",
+            )
+
+        def pickle_batch(batch: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> bytes:
+            with _by_value(self.fn):
+                return dump_batch(batch)
+
+        shards = mapping.shards_per_job(client, self.spec)
+        run = mapping.MapRun(client, self.spec, body, ttl_s=self.ttl_s, timeout=timeout)
+        jobs = mapping.batches(
+            itertools.chain([first], calls),
+            shards,
+            pickle_batch,
+            min(mapping.MAX_BATCH_BYTES, room),
+        )
+        for index, result, order_id in run.results(mapping.packed(jobs, room)):
+            if isinstance(result, mapping.Failure):
+                if not return_exceptions:
+                    raise result.error
+                yield result.error
+            elif result.ok:
+                yield result.value
+            elif return_exceptions:
+                yield exception_of(result, order_id, index)
+            else:
+                raise exception_of(result, order_id, index)
+
+    @overload
+    def map(
+        self,
+        *iterables: Iterable[Any],
+        return_exceptions: Literal[False] = False,
+        timeout: float | None = None,
+    ) -> list[R]: ...
+
+    @overload
+    def map(
+        self,
+        *iterables: Iterable[Any],
+        return_exceptions: bool,
+        timeout: float | None = None,
+    ) -> list[R | Exception]: ...
+
+    def map(
+        self,
+        *iterables: Iterable[Any],
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+    ) -> list[Any]:
+        """``[fn(*xs) for xs in zip(*iterables)]``: :meth:`imap`, collected into a list.
+
+        If an element raised (and not ``return_exceptions``), the exception of the first
+        failing element is raised, noting its index. An empty input launches nothing.
+        """
+        found = self.imap(*iterables, return_exceptions=return_exceptions, timeout=timeout)
+        try:
+            return list(found)
+        finally:
+            found.close()
 
     def options(self, **overrides: Any) -> RemoteFunction[P, R]:
         """The same function with other job fields (``max_duration="1h"``, ``envs={...}``)."""

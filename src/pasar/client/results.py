@@ -135,7 +135,7 @@ def _outputs_of(
 
 
 def plan(
-    order: dict[str, Any], dest: Path, *, held: bool = False
+    order: dict[str, Any], dest: Path, *, held: bool = False, partial: bool = False
 ) -> list[tuple[ShardResult, list[OutputFile]]]:
     """For each shard, its settled lease's result (files not yet fetched) and what to fetch.
 
@@ -143,6 +143,8 @@ def plan(
     (``missing_shards``) and a receipt whose output list does not match its root (``bad_root``).
     With ``held`` (a review under ``verification: approve``), a result waiting for the client's
     approval counts as well, and an order still running for want of that approval is accepted.
+    With ``partial`` (a ``.map``, which re-launches only what failed), a shard with no settled
+    lease is left out instead of refusing the whole order.
     """
     order_id = order["order_id"]
     kept = ("settled", "held") if held else ("settled",)
@@ -162,7 +164,7 @@ def plan(
         if lease["status"] in kept:
             settled[int(lease["shard"])] = lease
     missing = [i for i in range(count) if i not in settled]
-    if missing:
+    if missing and not partial:
         failures = [
             f"shard {x['shard']}: {f.get('reason')}: {f.get('detail', '')}"
             for x in order["leases"]
@@ -179,7 +181,7 @@ def plan(
             "cancelled; launch them again",
         )
     out: list[tuple[ShardResult, list[OutputFile]]] = []
-    for shard in range(count):
+    for shard in sorted(settled):
         lease = settled[shard]
         outputs, root, exit_code = _outputs_of(lease)
         folder = shard_dir(dest, shard, count)
