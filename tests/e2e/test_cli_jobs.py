@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from pasar.client.client import Client
+from pasar.client.remote import RemoteError, remote
 from pasar.client.transport import Transport
 from pasar.core.money import Money
 from pasar.crypto.identity import Identity
@@ -527,6 +528,11 @@ def test_a_sealed_job_launched_without_wait_runs_once_the_seal_agent_seals(
     assert elsewhere.returncode != 0
 
 
+def sleep_long(seconds: int) -> int:
+    time.sleep(seconds)
+    return seconds
+
+
 SLOW_JOB = """\
 name: overrun
 run: echo started; sleep 60
@@ -558,6 +564,13 @@ def test_a_job_killed_at_max_duration_is_called_a_timeout(cli_network: Any, tmp_
     (lease,) = order["leases"]
     assert lease["receipt"]["kill_reason"] == "timeout"
     bills = [lease["bill"]]
+    with Client(url, home=home) as client:  # the SDK's remote functions say it too
+        overrun = remote(client=client, max_duration="3s", max_price="1 USDC")(sleep_long)
+        with pytest.raises(RemoteError) as err:
+            overrun.remote(60)
+        bills.append(client.job(str(err.value.order_id)).status()["leases"][0]["bill"])
+    assert err.value.code == "remote_stopped" and "timeout" in str(err.value)
+    assert "max_duration" in (err.value.hint or "")
     account = ok_json(pasar("balance", "--json", home=home, market=url))
     assert account["escrow"] == "0.00 USDC"  # billed for the seconds it ran, the rest back
     assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent(bills)

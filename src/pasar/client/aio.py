@@ -227,15 +227,26 @@ class AsyncJob:
     async def result(self, dest: str | os.PathLike[str], timeout: float | None = None) -> JobResult:
         return await self._fetch(await self.wait(timeout), dest, held=False)
 
+    async def fetch(
+        self, order: dict[str, Any], dest: str | os.PathLike[str], *, partial: bool = False
+    ) -> JobResult:
+        """See :meth:`pasar.client.client.Job.fetch`."""
+        return await self._fetch(order, dest, held=False, partial=partial)
+
     async def review(self, dest: str | os.PathLike[str], timeout: float | None = None) -> JobResult:
         order = await self.client._drive(calls.wait_for_end(self.id, timeout, review=True))
         return await self._fetch(order, dest, held=True)
 
     async def _fetch(
-        self, order: dict[str, Any], dest: str | os.PathLike[str], *, held: bool
+        self,
+        order: dict[str, Any],
+        dest: str | os.PathLike[str],
+        *,
+        held: bool,
+        partial: bool = False,
     ) -> JobResult:
         root = Path(dest)
-        shards = plan(order, root, held=held)
+        shards = plan(order, root, held=held, partial=partial)
         for _, files in shards:
             for item in files:
                 sha, size, tmp = await self.client.transport.download(

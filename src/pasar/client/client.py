@@ -261,6 +261,13 @@ class Job:
         receipt (see :mod:`pasar.client.results` for the checks and the shard layout)."""
         return self._fetch(self.wait(timeout), dest, held=False)
 
+    def fetch(
+        self, order: dict[str, Any], dest: str | os.PathLike[str], *, partial: bool = False
+    ) -> JobResult:
+        """:meth:`result` for an order view already waited for (``wait()``'s), without
+        asking the market again; ``partial``: only the shards that settled, not a refusal."""
+        return self._fetch(order, dest, held=False, partial=partial)
+
     def _fetch(
         self,
         order: dict[str, Any],

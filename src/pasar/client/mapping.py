@@ -285,7 +285,7 @@ class MapRun:
         found: dict[int, list[Result]] = {}
         failed: dict[int, str] = {}
         with tempfile.TemporaryDirectory(prefix="pasar-map-") as tmp:
-            result = handle._fetch(order, tmp, held=False, partial=True)
+            result = handle.fetch(order, tmp, partial=True)
             by_shard = {s.shard: s for s in result.shards}
             for k, batch in enumerate(job):
                 shard = by_shard.get(k)
@@ -294,6 +294,10 @@ class MapRun:
                     continue
                 path = shard_dir(Path(tmp), k, len(job)) / RESULT_FILE
                 if not path.is_file():
+                    if shard.ended_because is not None:  # stopped at a limit: it would again
+                        from pasar.client.remote import stopped_error
+
+                        raise stopped_error(handle.id, k, shard.ended_because)
                     failed[k] = f"exit code {shard.exit_code} and no {RESULT_FILE}: " + _tail(
                         handle, k
                     )

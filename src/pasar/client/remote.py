@@ -205,11 +205,13 @@ def outcomes(job: Job, timeout: float | None = None) -> list[Outcome]:
     if order["status"] == "cancelled":
         raise PasarError(f"the job {job.id} was cancelled", code="cancelled", status=409)
     with tempfile.TemporaryDirectory(prefix="pasar-remote-") as tmp:
-        result = job.result(tmp)
+        result = job.fetch(order, tmp)  # the view just waited for: no second round trip
         found: list[Outcome] = []
         for shard in result.shards:
             path = shard.dir / RESULT_FILE
             if not path.exists():
+                if shard.ended_because is not None:
+                    raise stopped_error(job.id, shard.shard, shard.ended_because)
                 tail = "".join(job.logs(shard=shard.shard))[-LOG_TAIL_CHARS:]
                 raise RemoteError(
                     f"shard {shard.shard} of {job.id} ended with exit code {shard.exit_code} "
@@ -231,6 +233,19 @@ def outcomes(job: Job, timeout: float | None = None) -> list[Outcome]:
                     hint="the returned value must be importable here (same modules, versions)",
                 ) from exc
     return found
+
+
+def stopped_error(order_id: str, shard: int, why: str) -> RemoteError:
+    """A call the provider's sandbox stopped (a timeout, a memory or disk limit) before it
+    returned: said as such, not as a provider that could not run it (issue 14.3)."""
+    return RemoteError(
+        f"shard {shard} of {order_id} was stopped before it returned: {why}",
+        code="remote_stopped",
+        remote_type="pasar.Stopped",
+        order_id=order_id,
+        index=shard,
+        hint="raise the limit it hit (max_duration=, memory=) with .options(...)",
+    )
 
 
 def value_of(outcome: Outcome, job: Job, index: int | None = None) -> Any:

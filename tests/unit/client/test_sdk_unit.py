@@ -373,7 +373,7 @@ def test_shards_go_to_their_own_folders_and_a_missing_shard_is_refused(tmp_path:
         client.job("o-1").result(tmp_path / "again")
     assert err.value.code == "missing_shards" and "1" in err.value.message
     # a .map re-launches only what failed: it asks for the shards that did settle
-    partial = client.job("o-1")._fetch(order, tmp_path / "part", held=False, partial=True)
+    partial = client.job("o-1").fetch(order, tmp_path / "part", partial=True)
     assert [s.shard for s in partial.shards] == [0]
     assert (tmp_path / "part" / "shard-0" / "out.txt").read_bytes() == b"s"
     # a shard that failed through its job's fault: the error says why there is no result
