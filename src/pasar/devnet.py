@@ -443,7 +443,7 @@ class Devnet:
         (a bond that proven fraud can cost: the demo's cheater, the benchmarks' fleet)."""
         from pasar.client import calls
         from pasar.client.client import Client
-        from pasar.provider.agent import PROVIDER_KEY
+        from pasar.provider import PROVIDER_KEY
 
         identity = load_identity(PROVIDER_KEY, member.home)
         with Client(self.url, identity=identity, home=member.home) as client:
@@ -459,7 +459,7 @@ class Devnet:
         from pasar.client.client import Client
         from pasar.core.resources import Inventory
         from pasar.core.stake import required_stake
-        from pasar.provider.agent import PROVIDER_KEY
+        from pasar.provider import PROVIDER_KEY
 
         preset = builtin_preset(self.config.preset)
         deposit = preset.bid_deposit

@@ -17,7 +17,7 @@ from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.crypto.identity import save_identity
 from pasar.crypto.merkle import root_of_files
-from pasar.provider.agent import PROVIDER_KEY
+from pasar.provider import PROVIDER_KEY
 
 if TYPE_CHECKING:
     from conftest import MarketProcess

@@ -22,7 +22,7 @@ from test_provider import Client, conserved
 
 from pasar.client.transport import Transport
 from pasar.crypto.identity import Identity, save_identity
-from pasar.provider.agent import PROVIDER_KEY
+from pasar.provider import PROVIDER_KEY
 from pasar.provider.cheat import SLOW_FACTOR, read_cheats
 
 if TYPE_CHECKING:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from pasar.cli.output import console, print_json
-from pasar.client.transport import Transport
 from pasar.core.errors import PasarError
-from pasar.market.audit import AuditReport, audit_market, audit_store
-from pasar.market.store import SqlStore, StoreError
+
+if TYPE_CHECKING:
+    from pasar.market.audit import AuditReport
 
 
 def audit(
@@ -23,6 +25,12 @@ def audit(
     """Verify every block and transaction from genesis and compare the replayed balances with
     the market's; exit 1 on any mismatch, naming the height or account; exit 2 when the chain
     cannot be read (a tampered block, a missing or damaged database file)."""
+    # imported here: the market's store (SQLAlchemy, alembic) costs half a second to load,
+    # which every other command would pay at start-up
+    from pasar.client.transport import Transport
+    from pasar.market.audit import audit_market, audit_store
+    from pasar.market.store import SqlStore, StoreError
+
     if db:
         try:
             with SqlStore(db, must_exist=True) as store:

@@ -13,13 +13,15 @@ import tempfile
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import typer
 
 from pasar.cli.output import console, err_console
 from pasar.core.errors import PasarError
-from pasar.devnet import Devnet, DevnetConfig, DevnetInterrupted, default_home, down
-from pasar.provider.cheat import parse_cheat
+
+if TYPE_CHECKING:  # the devnet module (presets, pricing, the agent's parts) loads on use
+    from pasar.devnet import Devnet
 
 app = typer.Typer(no_args_is_help=True, help="A local network: a market and providers.")
 
@@ -96,6 +98,8 @@ def up(
 ) -> None:
     """Start a market and N providers on 127.0.0.1 and a funded client key; print the market
     URL and the export lines; run until Ctrl-C or SIGTERM, then stop them all and exit 0."""
+    from pasar.devnet import Devnet, DevnetConfig, DevnetInterrupted, default_home
+
     _warn_process_runtime(runtime)
     _check_cheat(cheaters, cheat, providers)
     config = DevnetConfig(
@@ -134,6 +138,8 @@ def up(
 def _check_cheat(cheaters: int, cheat: str | None, providers: int) -> None:
     """``--cheaters N --cheat KIND:RATE`` go together, for at most every provider; a bad
     KIND:RATE fails here, before anything starts."""
+    from pasar.provider.cheat import parse_cheat
+
     if cheaters and cheat is None:
         raise PasarError(
             "--cheaters needs --cheat KIND:RATE", code="invalid_cheat", field="--cheat"
@@ -196,6 +202,8 @@ def down_(
     ),
 ) -> None:
     """Stop a network started by `pasar devnet up` (detached or in another terminal)."""
+    from pasar.devnet import default_home, down
+
     where = (home or default_home()).resolve()
     stopped = down(where, say=_say)
     console.print(f"devnet in {where} stopped" + (f" ({', '.join(stopped)})" if stopped else ""))
@@ -216,6 +224,7 @@ def demo(
 ) -> None:
     """The showcase: a local network runs an auction, a tiled render, a training run and
     @pasar.remote .map, then shows every bill, the fees, a conservation check and an audit."""
+    from pasar.devnet import Devnet, DevnetConfig, DevnetInterrupted
     from pasar.showcase import Showcase, find_examples
 
     _warn_process_runtime(runtime)

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from pasar.api.stake import StakeView
 from pasar.cli.common import reputation
 from pasar.cli.output import console, err_console, print_json
 from pasar.cli.serving import log_to_stderr, serve
 from pasar.core.errors import PasarError
 from pasar.crypto.identity import pasar_home
-from pasar.provider.agent import PROVIDER_KEY, Agent, AgentConfig, load_or_create_key
-from pasar.provider.bench import cached_benchmark
-from pasar.provider.inventory import detect_inventory
-from pasar.provider.market_api import MarketAPI
-from pasar.provider.runtime.process import PROCESS_WARNING
+from pasar.provider import PROVIDER_KEY
+
+if TYPE_CHECKING:  # the agent (numpy, the runtimes) loads only for the commands that run it
+    from pasar.api.stake import StakeView
+    from pasar.provider.market_api import MarketAPI
 
 app = typer.Typer(no_args_is_help=True, help="Sell this machine's compute on a market.")
 
@@ -78,6 +78,9 @@ def start(
     ),
 ) -> None:
     """Register with the market and serve leases until SIGTERM or Ctrl-C (then drain, exit 0)."""
+    from pasar.provider.agent import Agent, AgentConfig
+    from pasar.provider.runtime.process import PROCESS_WARNING
+
     log_to_stderr()
     if runtime == "process":
         err_console.print(PROCESS_WARNING, style="bold yellow", markup=False)
@@ -111,6 +114,9 @@ def inventory(
     bench: bool = typer.Option(True, "--bench/--no-bench", help="Run (or reuse) the benchmark."),
 ) -> None:
     """What this machine would offer: GPUs (NVML), CPUs, memory, disk, benchmark score."""
+    from pasar.provider.bench import cached_benchmark
+    from pasar.provider.inventory import detect_inventory
+
     where = pasar_home(home)
     found = detect_inventory(where)
     score = cached_benchmark(where, found.fingerprint) if bench else None
@@ -142,6 +148,9 @@ def inventory(
 
 
 def _api(market: str | None, home: Path | None, key: str) -> MarketAPI:
+    from pasar.provider.agent import load_or_create_key
+    from pasar.provider.market_api import MarketAPI
+
     identity = load_or_create_key(pasar_home(home), key)
     return MarketAPI(_market(market), identity, home=pasar_home(home))
 

@@ -10,11 +10,8 @@ from rich.table import Table
 from pasar.cli.output import console, print_json
 from pasar.cli.provider import HomeOpt, MarketOpt, _market
 from pasar.cli.serving import log_to_stderr, serve
-from pasar.client import calls
 from pasar.crypto.identity import pasar_home
-from pasar.provider.agent import load_or_create_key
-from pasar.provider.market_api import MarketAPI
-from pasar.verifier.agent import VERIFIER_KEY, VerifierAgent, VerifierConfig
+from pasar.verifier import VERIFIER_KEY
 
 app = typer.Typer(no_args_is_help=True, help="Check other providers' work and earn per check.")
 
@@ -33,6 +30,8 @@ def start(
     key: str = typer.Option(VERIFIER_KEY, "--key", help="Key name in $PASAR_HOME/keys."),
 ) -> None:
     """Register as a verifier, then re-run the checks the market assigns until SIGTERM."""
+    from pasar.verifier.agent import VerifierAgent, VerifierConfig
+
     log_to_stderr()
     config = VerifierConfig(
         market=_market(market),
@@ -55,6 +54,10 @@ def status(
     json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """This verifier's stake, checks done and missed, and checks waiting for it."""
+    from pasar.client import calls
+    from pasar.provider.agent import load_or_create_key
+    from pasar.provider.market_api import MarketAPI
+
     identity = load_or_create_key(pasar_home(home), key)
     api = MarketAPI(_market(market), identity, home=pasar_home(home))
     try:
@@ -87,6 +90,10 @@ def challenge(
 ) -> None:
     """Challenge a settled result (whistleblower): 2N+1 checkers re-run it; if they find it
     wrong the provider is slashed and you are rewarded, else you lose the bond."""
+    from pasar.client import calls
+    from pasar.provider.agent import load_or_create_key
+    from pasar.provider.market_api import MarketAPI
+
     identity = load_or_create_key(pasar_home(home), key)
     api = MarketAPI(_market(market), identity, home=pasar_home(home))
     try:

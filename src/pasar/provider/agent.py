@@ -37,6 +37,7 @@ from pasar.core.resources import ResourceRequest, fit
 from pasar.core.spec import JobSpec
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.identity import Identity, IdentityError, key_path, load_identity, save_identity
+from pasar.provider import PROVIDER_KEY
 from pasar.provider.bench import BenchResult, cached_benchmark
 from pasar.provider.capacity import CapacityProver
 from pasar.provider.cheat import (
@@ -70,7 +71,6 @@ FEED_RETRY_MAX_S = 1.0
 EVENT_WAIT_S = 0.5  # how often the event thread looks at the stop flag while idle
 AVAILABILITY_CHECK_S = 30.0  # how often the agent makes sure the market still offers it work
 DEFAULT_GRACE_S = 30.0
-PROVIDER_KEY = "provider"
 PROOF_STOP_S = 30.0  # how long a stopping agent waits for a capacity proof to stop
 START_SLACK_MS = 2_000  # the market's clock may trail ours by this much
 

@@ -24,11 +24,11 @@ from pasar.provider.executor import LeaseExecutor, clear_workroot, workroot_for
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Runtime, check_usable, get_runtime
 from pasar.provider.sealed import clear_sealed_workroot, sealed_workroot
+from pasar.verifier import VERIFIER_KEY
 from pasar.verifier.rerun import CheckExecutor
 
 log = logging.getLogger("pasar.verifier")
 
-VERIFIER_KEY = "verifier"
 FEED_TIMEOUT_S = 10.0
 
 
