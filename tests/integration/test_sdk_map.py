@@ -90,6 +90,9 @@ def test_map_packs_calls_into_shards_in_order_with_exceptions_in_place(
         fn.map(xs)
     assert fn.map([], []) == [] and len(client.jobs()) == 2  # empty: no order
     assert remote(client=client)(repeat).map([1, 2, 3], iter("ab")) == ["a", "bb"]  # zip
+    pairs = iter([(1, "x"), (3, "yz")])  # starmap: each element is one call's arguments
+    assert remote(client=client)(repeat).starmap(pairs) == ["x", "yzyzyz"]
+    assert remote(client=client)(repeat).starmap([]) == []
     assert client.balance()["escrow"] == "0.00 USDC"
     assert_conserved(market_server.url)
 

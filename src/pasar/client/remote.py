@@ -376,11 +376,40 @@ class RemoteFunction(Generic[P, R]):
         ended; jobs not yet read are then cancelled. An empty input launches nothing.
         ``timeout``: seconds each job may take.
         """
-        from pasar.client import mapping
-
         calls: Iterator[tuple[tuple[Any, ...], dict[str, Any]]] = (
             (tuple(xs), {}) for xs in zip(*iterables, strict=False)
         )
+        return self._stream(calls, return_exceptions, timeout)
+
+    def starmap(
+        self,
+        arguments: Iterable[Iterable[Any]],
+        *,
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+    ) -> list[Any]:
+        """``[fn(*args) for args in arguments]`` (``itertools.starmap``, Modal's and
+        multiprocessing's ``starmap``): each element is one call's positional arguments. Packed,
+        streamed and ordered as :meth:`imap` is; ``return_exceptions`` and ``timeout`` as in
+        :meth:`map`."""
+        calls: Iterator[tuple[tuple[Any, ...], dict[str, Any]]] = (
+            (tuple(args), {}) for args in arguments
+        )
+        found = self._stream(calls, return_exceptions, timeout)
+        try:
+            return list(found)
+        finally:
+            found.close()
+
+    def _stream(
+        self,
+        calls: Iterator[tuple[tuple[Any, ...], dict[str, Any]]],
+        return_exceptions: bool,
+        timeout: float | None,
+    ) -> Generator[Any, None, None]:
+        """The calls, packed into batch jobs, their results yielded in order (see imap)."""
+        from pasar.client import mapping
+
         first = next(calls, None)
         if first is None:
             return
