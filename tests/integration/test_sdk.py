@@ -254,6 +254,11 @@ def test_remote_returns_the_value_and_re_raises_remote_exceptions(
     providers(run_command)[0]
     remote_cube = remote(client=client, max_duration="5m")(cube)
     assert remote_cube.remote(3) == {"cube": 27, "shard": "0"}
+
+    async def both() -> list[Any]:  # .aio: awaitable, and two run at once on one loop
+        return list(await asyncio.gather(remote_cube.remote.aio(2), remote_cube.remote.aio(4)))
+
+    assert asyncio.run(both()) == [{"cube": 8, "shard": "0"}, {"cube": 64, "shard": "0"}]
     call = remote(client=client)(check_positive).spawn(-4)
     with pytest.raises(ValueError, match="-4 is negative") as err:
         call.get(timeout=60)

@@ -41,6 +41,7 @@ in flight.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import sys
@@ -290,6 +291,21 @@ class RemoteCall(Generic[R]):
         return self.job.cancel()
 
 
+class RemoteMethod(Generic[P, R]):
+    """``f.remote``: callable (blocking) and with ``.aio`` (awaitable), as Modal's are."""
+
+    def __init__(self, function: RemoteFunction[P, R]) -> None:
+        self.function = function
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.function.spawn(*args, **kwargs).get()
+
+    async def aio(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """The call in a worker thread: an ``asyncio`` program awaits it while its loop runs
+        (the SDK's transport is synchronous; the wait is long polls, so a thread is cheap)."""
+        return await asyncio.to_thread(self.__call__, *args, **kwargs)
+
+
 class RemoteFunction(Generic[P, R]):
     """A function that runs as a pasar job; see the module docstring."""
 
@@ -341,9 +357,11 @@ class RemoteFunction(Generic[P, R]):
         """Launch the call as a job and return at once; ``.get()`` waits for the value."""
         return RemoteCall(self._launch([(args, dict(kwargs))]))
 
-    def remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the call on a provider and return its value (or raise its exception)."""
-        return self.spawn(*args, **kwargs).get()
+    @property
+    def remote(self) -> RemoteMethod[P, R]:
+        """``f.remote(x)``: run the call on a provider and return its value (or raise its
+        exception); ``await f.remote.aio(x)`` does the same without blocking an event loop."""
+        return RemoteMethod(self)
 
     @overload
     def imap(
