@@ -574,3 +574,49 @@ def test_a_job_killed_at_max_duration_is_called_a_timeout(cli_network: Any, tmp_
     account = ok_json(pasar("balance", "--json", home=home, market=url))
     assert account["escrow"] == "0.00 USDC"  # billed for the seconds it ran, the rest back
     assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent(bills)
+
+
+@needs_bwrap
+def test_launch_an_inline_command_like_sky(cli_network: Any, tmp_path: Path) -> None:
+    """Issue 14: `pasar launch -- CMD` with --env, --cpus and --workdir (files sent as inputs,
+    the job runs in the same tree), and a bad flag value named by its flag."""
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    (work / "data.txt").write_text("from data\n", encoding="utf-8")
+    (work / "sub" / "more.txt").write_text("from sub\n", encoding="utf-8")
+    pasar("faucet", "10 USDC", home=home, market=url)
+    command = ["sh", "-c", 'cat data.txt sub/more.txt; echo "hello $WHO"']
+    run = pasar(
+        "launch",
+        "--yes",
+        "--wait",
+        "--workdir",
+        str(work),
+        "--env",
+        "WHO=pasar",
+        "--cpus",
+        "1",
+        "--max-duration",
+        "2m",
+        "--",
+        *command,
+        home=home,
+        market=url,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    order_id = next(w for w in run.stdout.split() if w.startswith("o-"))
+    logs = pasar("logs", order_id, home=home, market=url)
+    assert logs.stdout == "from data\nfrom sub\nhello pasar\n", logs.stdout
+    order = ok_json(pasar("status", order_id, "--json", home=home, market=url))
+    assert order["spec"]["name"] == "sh" and order["spec"]["max_duration"] == 120
+    assert {i["path"] for i in order["inputs"]} == {"data.txt", "sub/more.txt"}
+    bad = pasar("launch", "--yes", "--cpus", "lots", "--json", "--", "true", home=home, market=url)
+    assert bad.returncode == 2 and json.loads(bad.stdout)["error"]["field"] == "--cpus"
+    bad_env = pasar("launch", "--yes", "--env", "NOEQUALS", "--", "true", home=home, market=url)
+    assert bad_env.returncode == 2 and "KEY=VALUE" in bad_env.stderr
+    account = ok_json(pasar("balance", "--json", home=home, market=url))
+    assert account["escrow"] == "0.00 USDC"  # the refused ones escrowed nothing
+    bill = order["leases"][0]["bill"]
+    assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent([bill])

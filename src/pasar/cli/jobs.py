@@ -39,8 +39,8 @@ from pasar.cli.common import (
     text,
     total,
 )
+from pasar.cli.launch_spec import Overrides, build_launch_spec
 from pasar.cli.output import console, err_console, print_json
-from pasar.cli.spec import read_spec_file
 from pasar.cli.tables import (
     Column,
     OutputOpt,
@@ -124,11 +124,6 @@ def _print_offers(quote: QuoteResponse) -> None:
 # -- launch ----------------------------------------------------------------------------------------
 
 
-def _with_max_price(spec: JobSpec, max_price: str, source: str) -> JobSpec:
-    cap = Money.parse(max_price, field="--max-price")
-    return JobSpec.from_dict({**spec.to_dict(), "max_price_per_hour": cap.to_json()}, source=source)
-
-
 def _never_fits(quote: QuoteResponse) -> PasarError:
     """The refusal of a job no provider of the network could ever run (nothing escrowed)."""
     reasons = sorted(set(quote.reasons.values()))
@@ -155,7 +150,12 @@ def _confirm(escrow: str) -> bool:
 
 
 def launch(
-    spec_path: Path = typer.Argument(..., help="The job spec (YAML).", show_default=False),
+    args: list[str] = typer.Argument(
+        None,
+        help="A job spec (job.yaml), or a command to run after -- (pasar launch -- python "
+        "train.py).",
+        show_default=False,
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Launch without asking."),
     dry_run: bool = typer.Option(
         False,
@@ -168,7 +168,28 @@ def launch(
     max_price: str | None = typer.Option(
         None,
         "--max-price",
-        help="Override max_price_per_hour, e.g. '0.5 USDC'.",
+        help="Override max_price_per_hour, e.g. '0.5 USDC' (inline jobs: 0.50 USDC).",
+        show_default=False,
+    ),
+    max_duration: str | None = typer.Option(
+        None,
+        "--max-duration",
+        help="Override max_duration, e.g. 2h (inline jobs: 1h).",
+        show_default=False,
+    ),
+    env: list[str] = typer.Option([], "--env", "-e", help="KEY=VALUE for the job (repeat)."),
+    cpus: str | None = typer.Option(None, "--cpus", help="At least N CPUs.", show_default=False),
+    memory: str | None = typer.Option(
+        None, "--memory", help="At least N GB of memory.", show_default=False
+    ),
+    gpus: str | None = typer.Option(
+        None, "--gpus", help="Accelerators, e.g. A100:1 or 'H100:8'.", show_default=False
+    ),
+    name: str | None = typer.Option(None, "--name", help="The job's name.", show_default=False),
+    workdir: Path | None = typer.Option(
+        None,
+        "--workdir",
+        help="Send every file under this folder as an input (the job runs in the same tree).",
         show_default=False,
     ),
     ttl: int | None = typer.Option(
@@ -186,10 +207,19 @@ def launch(
     market: str | None = MarketOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Launch a job: show the offers that fit it, escrow its max, send the order."""
-    spec = read_spec_file(spec_path)
-    if max_price is not None:
-        spec = _with_max_price(spec, max_price, str(spec_path))
+    """Launch a job (a spec file, or a command after --): show the offers that fit it, escrow
+    its max, send the order."""
+    flags = Overrides(
+        envs=env,
+        cpus=cpus,
+        memory=memory,
+        gpus=gpus,
+        max_price=max_price,
+        max_duration=max_duration,
+        name=name,
+        workdir=workdir,
+    )
+    spec, base, _ = build_launch_spec(list(args or []), flags)
     if ttl is not None and ttl < 1:
         raise PasarError(
             f"--ttl must be at least 1 second, got {ttl}",
@@ -197,7 +227,6 @@ def launch(
             field="--ttl",
             hint="e.g. --ttl 60",
         )
-    base = spec_path.absolute().parent
     inputs = collect_inputs(spec, base)  # a missing input fails now, before any request
     with make_client(market) as client:
         quote = client.quote(spec)  # refuses a spec the market would refuse, as the order would
