@@ -139,8 +139,5 @@ _FLAG_OF = {
 def _with_flags(err: SpecError, source: str) -> SpecError:
     return SpecError.of(
         source,
-        [
-            replace(d, field=_FLAG_OF[d.field]) if d.field in _FLAG_OF else d
-            for d in err.details
-        ],
+        [replace(d, field=_FLAG_OF[d.field]) if d.field in _FLAG_OF else d for d in err.details],
     )
