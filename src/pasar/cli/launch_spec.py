@@ -94,10 +94,13 @@ def build_launch_spec(args: list[str], flags: Overrides) -> tuple[JobSpec, Path,
         source = str(path)
     else:
         command = shlex.join(args)
+        from pasar.client.settings import get_setting
+        from pasar.crypto.identity import pasar_home
+
         fields = {
             "name": Path(args[0]).name or "job",
             "run": command,
-            "max_price_per_hour": INLINE_MAX_PRICE,
+            "max_price_per_hour": get_setting(pasar_home(), "max_price") or INLINE_MAX_PRICE,
             "max_duration": INLINE_MAX_DURATION,
         }
         base = Path.cwd()

@@ -16,6 +16,7 @@ import typer
 from pasar import __version__
 from pasar.cli import (
     audit,
+    config,
     devnet,
     doctor,
     jobs,
@@ -37,7 +38,7 @@ app = typer.Typer(
     help="pasar: an open, decentralized GPU/CPU compute market.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
 )
 
 
@@ -80,6 +81,7 @@ app.add_typer(verifier.app, name="verifier")
 app.add_typer(market.app, name="market")
 app.add_typer(devnet.app, name="devnet")
 app.add_typer(tee.app, name="tee")
+app.add_typer(config.app, name="config")
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

@@ -59,9 +59,15 @@ class Column:
 
 
 def output_format(output: str | None, json: bool) -> str:
-    """The format asked for with ``-o``/``--output`` (``--json`` is ``-o json``)."""
+    """The format asked for with ``-o``/``--output`` (``--json`` is ``-o json``), else the
+    ``output`` setting (``pasar config set output yaml``), else a table."""
+    if json:
+        return "json"
     if output is None:
-        return "json" if json else "table"
+        from pasar.client.settings import get_setting
+        from pasar.crypto.identity import pasar_home
+
+        return get_setting(pasar_home(), "output") or "table"
     if output not in FORMATS:
         raise PasarError(
             f"unknown output format {output!r}",

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
-import tomllib
-from pathlib import Path
 
+from pasar.client.settings import checked_market_url, config_path, get_setting
 from pasar.core.errors import PasarError
 from pasar.crypto.identity import (
     DEFAULT_KEY_NAME,
@@ -34,63 +33,18 @@ from pasar.crypto.identity import (
 log = logging.getLogger("pasar.client")
 
 MARKET_ENV = "PASAR_MARKET"
-CONFIG_FILE = "config.toml"
-
-
-def _checked_url(url: str, source: str) -> str:
-    url = url.strip()
-    if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
-        raise PasarError(
-            f"the market address from {source} is not an http(s) URL: {url!r}",
-            code="invalid_market_url",
-            field="market",
-            hint="write it like http://127.0.0.1:8420",
-        )
-    url = url.rstrip("/")
-    if url.endswith("/v1"):  # the API's prefix: the SDK adds it to every path itself
-        raise PasarError(
-            f"the market address from {source} ends in /v1: {url!r}",
-            code="invalid_market_url",
-            field="market",
-            hint=f"drop the /v1: {url.removesuffix('/v1')}",
-        )
-    return url
-
-
-def _from_config(path: Path) -> str | None:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PasarError(
-            f"cannot read {path}: {exc}",
-            code="invalid_config",
-            field="market",
-            hint=f"fix or remove {path}",
-        ) from None
-    value = data.get("market")
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise PasarError(
-            f"{path}: market must be text, found {type(value).__name__}",
-            code="invalid_config",
-            field="market",
-            hint='write market = "http://127.0.0.1:8420"',
-        )
-    return _checked_url(value, str(path))
 
 
 def market_url(market: str | None = None, *, home: str | os.PathLike[str] | None = None) -> str:
     """The market's base URL: argument, then ``$PASAR_MARKET``, then the home's config.toml."""
     if market:
-        return _checked_url(market, "the market argument")
+        return checked_market_url(market, "the market argument")
     env = os.environ.get(MARKET_ENV)
     if env:
-        return _checked_url(env, f"${MARKET_ENV}")
-    config = pasar_home(home) / CONFIG_FILE
-    found = _from_config(config)
+        return checked_market_url(env, f"${MARKET_ENV}")
+    where = pasar_home(home)
+    config = config_path(where)
+    found = get_setting(where, "market")
     if found is not None:
         return found
     raise PasarError(
