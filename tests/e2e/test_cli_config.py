@@ -83,3 +83,15 @@ def test_the_output_setting_is_the_default_format(spawn_market: Any, tmp_path: P
 def test_shell_completion_scripts_are_offered(tmp_path: Path) -> None:
     script = pasar(tmp_path, "--show-completion", "bash")
     assert script.returncode == 0 and "_pasar_completion" in script.stdout
+
+
+def test_gpus_all_is_the_catalogue_without_a_market(tmp_path: Path) -> None:
+    """Issue 14 (`pasar show-gpus`): every model pasar knows, its VRAM, the presets' prices."""
+    listed = pasar(tmp_path, "gpus", "--all", "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    models = {m["model"]: m for m in json.loads(listed.stdout)["models"]}
+    assert models["H100"]["vram_gb"] == [80, 94]
+    assert models["H100"]["preset_prices"]["pasar"] == "2.00 USDC"
+    assert "RTX4090" in models and models["GB200"]["preset_prices"] == {}
+    table = pasar(tmp_path, "gpus", "--all")
+    assert table.returncode == 0 and "H100" in table.stdout and "…" not in table.stdout

@@ -199,15 +199,75 @@ def gpu_rows(stats: Stats, offers: list[Offer]) -> list[GpuRow]:
     return out
 
 
+def catalogue_rows() -> list[dict[str, Any]]:
+    """Every GPU model pasar knows (the catalogue the spec and offer languages accept): vendor,
+    VRAM variants, and the per-GPU-hour price of each built-in preset that tables it (the
+    networks with ``tender`` pricing), as a guide to what a model costs."""
+    from pasar.core.gpus import FAMILIES
+    from pasar.core.presets import BUILTIN_PRESETS, builtin_preset
+    from pasar.core.pricing.tender import Tender
+
+    tables = {}
+    for name in BUILTIN_PRESETS:
+        preset = builtin_preset(name)
+        if "tender" in preset.allowed_mechanisms:
+            mechanism = preset.mechanism("tender")
+            if isinstance(mechanism, Tender):
+                tables[name] = mechanism.table
+    return [
+        {
+            "model": family.name,
+            "vendor": family.vendor,
+            "vram_gb": list(family.vram_gb),
+            "preset_prices": {
+                preset: table.prices[family.name].to_json()
+                for preset, table in tables.items()
+                if family.name in table.prices
+            },
+        }
+        for family in FAMILIES
+    ]
+
+
+def _print_catalogue(fmt: str, wide: bool) -> None:
+    rows = catalogue_rows()
+    columns = [
+        Column("model"),
+        Column("vendor", optional=True),
+        Column("VRAM (GB)"),
+        Column("price/GPU-h in the presets' tables", optional=True),
+    ]
+    cells = [
+        [
+            r["model"],
+            r["vendor"],
+            " or ".join(str(v) for v in r["vram_gb"]),
+            ", ".join(f"{k} {v}" for k, v in r["preset_prices"].items()) or "-",
+        ]
+        for r in rows
+    ]
+    title = f"GPU models pasar knows ({len(rows)})"
+    print_rows(fmt, columns, cells, {"models": rows}, title=title, wide=wide)
+
+
 def gpus(
     market: str | None = MarketOpt,
     json: bool = JsonOpt,
     output: str | None = OutputOpt,
     wide: bool = WideOpt,
+    all_models: bool = typer.Option(
+        False,
+        "--all",
+        help="The catalogue of every GPU model pasar knows (VRAM, the presets' prices), "
+        "not only those on the network; needs no market.",
+    ),
 ) -> None:
     """One row per GPU model: GPUs, free units, providers with free units, min and median
-    price per GPU-hour of the free units' asks."""
+    price per GPU-hour of the free units' asks (--all: every model pasar knows)."""
     fmt = output_format(output, json)
+    if all_models:
+        _print_catalogue(fmt, wide)
+        return
     with make_client(market) as client:
         stats = client.stats()
         free_offers = client.offers("num_gpus>=1 rentable=any", limit=MAX_OFFERS)
