@@ -52,6 +52,7 @@ from pasar.client.payload import (
     load_batch_outcomes,
     load_outcome,
 )
+from pasar.client.progress import MapProgress
 from pasar.client.results import shard_dir
 from pasar.core.errors import PasarError
 from pasar.core.spec import JobSpec
@@ -189,7 +190,9 @@ class MapRun:
         *,
         ttl_s: int | None,
         timeout: float | None,
+        progress: MapProgress | None = None,
     ) -> None:
+        self.progress = progress or MapProgress("map", show=False)
         self.client = client
         self.spec = spec
         self.body = body
@@ -267,6 +270,7 @@ class MapRun:
         with tempfile.TemporaryDirectory(prefix="pasar-map-") as tmp:
             (Path(tmp) / CALL_FILE).write_bytes(data)
             handle = self.client.launch(spec, base_dir=tmp, ttl_s=self.ttl_s)
+        self.progress.job_launched(sum(len(b.calls) for b in job))
         with self._lock:
             self._running.add(handle.id)
         if self._stop.is_set():  # stopped while it was being launched: it is not wanted
@@ -316,6 +320,7 @@ class MapRun:
                     failed[k] = str(exc)
                     continue
                 found[k] = [_decode(item, handle.id, batch.start + j) for j, item in enumerate(raw)]
+        self.progress.job_ended(sum(len(job[k].calls) for k in found), order)
         return handle.id, found, failed
 
 

@@ -66,6 +66,7 @@ from pasar.client.payload import (
     dump_function,
     load_outcome,
 )
+from pasar.client.progress import MapProgress
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.core.spec import JobSpec
@@ -450,24 +451,28 @@ class RemoteFunction(Generic[P, R]):
                 return dump_batch(batch)
 
         shards = mapping.shards_per_job(client, self.spec)
-        run = mapping.MapRun(client, self.spec, body, ttl_s=self.ttl_s, timeout=timeout)
+        progress = MapProgress(f"{self.__qualname__}.map")
+        run = mapping.MapRun(
+            client, self.spec, body, ttl_s=self.ttl_s, timeout=timeout, progress=progress
+        )
         jobs = mapping.batches(
             itertools.chain([first], calls),
             shards,
             pickle_batch,
             min(mapping.MAX_BATCH_BYTES, room),
         )
-        for index, result, order_id in run.results(mapping.packed(jobs, room)):
-            if isinstance(result, mapping.Failure):
-                if not return_exceptions:
-                    raise result.error
-                yield result.error
-            elif result.ok:
-                yield result.value
-            elif return_exceptions:
-                yield exception_of(result, order_id, index)
-            else:
-                raise exception_of(result, order_id, index)
+        with progress:
+            for index, result, order_id in run.results(mapping.packed(jobs, room)):
+                if isinstance(result, mapping.Failure):
+                    if not return_exceptions:
+                        raise result.error
+                    yield result.error
+                elif result.ok:
+                    yield result.value
+                elif return_exceptions:
+                    yield exception_of(result, order_id, index)
+                else:
+                    raise exception_of(result, order_id, index)
 
     @overload
     def map(
