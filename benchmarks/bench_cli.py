@@ -1,5 +1,6 @@
-"""How long the CLI takes to start: `pasar --help` and `pasar keys list` (no market needed),
-median of N runs in fresh processes. Target (issue 14.10): < 300 ms.
+"""How long the CLI takes to start: `pasar --help` and `pasar keys list`, and `pasar status` and
+`pasar balance` against a local market this script starts (`pasar market serve --devnet`),
+median of N runs in fresh processes. Target (issue 14.10): < 300 ms for --help, status, balance.
 
 Prints one JSON line: {"name": "cli_start", "value": <median ms of --help>, ...}.
 """
@@ -15,6 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+LISTENING = "pasar market listening on "
 
 
 def _median_ms(args: list[str], runs: int, env: dict[str, str]) -> float:
@@ -26,6 +32,38 @@ def _median_ms(args: list[str], runs: int, env: dict[str, str]) -> float:
     return round(statistics.median(times), 1)
 
 
+@contextmanager
+def _market(home: Path) -> Iterator[str]:
+    """A devnet market on 127.0.0.1 (port chosen by the OS) until the block ends."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pasar",
+            "market",
+            "serve",
+            "--home",
+            str(home),
+            "--port",
+            "0",
+            "--devnet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(LISTENING):
+                yield line[len(LISTENING) :].split()[0].strip()
+                return
+        raise SystemExit("the market did not start")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7)
@@ -35,6 +73,16 @@ def main() -> None:
         bare = _median_ms(["--version"], opts.runs, env)
         help_ms = _median_ms(["--help"], opts.runs, env)
         keys_ms = _median_ms(["keys", "list"], opts.runs, env)
+        with _market(Path(home) / "market") as url:
+            env["PASAR_MARKET"] = url
+            subprocess.run(
+                [sys.executable, "-m", "pasar", "faucet", "1 USDC"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            status_ms = _median_ms(["status"], opts.runs, env)
+            balance_ms = _median_ms(["balance"], opts.runs, env)
         start = time.perf_counter()
         for _ in range(opts.runs):
             subprocess.run([sys.executable, "-c", "pass"], capture_output=True)
@@ -48,6 +96,8 @@ def main() -> None:
                 "help_ms": help_ms,
                 "version_ms": bare,
                 "keys_list_ms": keys_ms,
+                "status_ms": status_ms,
+                "balance_ms": balance_ms,
                 "python_ms": python_ms,
                 "target_ms": 300,
                 "runs": opts.runs,

@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
-from pasar.client.calls import Call
-from pasar.client.client import Client
 from pasar.core.money import Money
+
+if TYPE_CHECKING:
+    from pasar.client.calls import Call
+    from pasar.client.client import Client
 
 MarketOpt = typer.Option(
     None,
@@ -31,6 +33,8 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.
 
 def make_client(market: str | None) -> Client:
     """The SDK client for ``--market`` (or the SDK's fallbacks); raises ``no_market``."""
+    from pasar.client.client import Client
+
     return Client(market)
 
 

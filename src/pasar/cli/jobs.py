@@ -19,17 +19,12 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pasar.api.base import parse, parse_rows
-from pasar.api.leases import LeaseView
-from pasar.api.orders import OrderView, OrderWait, PublicOrderView
-from pasar.api.quote import QuotedOfferView, QuoteResponse
-from pasar.api.status import TERMINAL_ORDER, awaiting_approval, end_reason
 from pasar.cli.common import (
     JsonOpt,
     MarketOpt,
@@ -39,7 +34,6 @@ from pasar.cli.common import (
     text,
     total,
 )
-from pasar.cli.launch_spec import Overrides, build_launch_spec
 from pasar.cli.output import console, err_console, print_json
 from pasar.cli.tables import (
     Column,
@@ -49,13 +43,16 @@ from pasar.cli.tables import (
     print_rows,
     print_table,
 )
-from pasar.client import calls
-from pasar.client.client import Client
-from pasar.client.inputs import collect_inputs
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
-from pasar.core.spec import JobSpec
 from pasar.crypto.identity import key_path
+
+if TYPE_CHECKING:
+    from pasar.api.leases import LeaseView
+    from pasar.api.orders import OrderView, PublicOrderView
+    from pasar.api.quote import QuotedOfferView, QuoteResponse
+    from pasar.client.client import Client
+    from pasar.core.spec import JobSpec
 
 SHOWN_OFFERS = 20  # rows of the considered-offers table (--json lists them all)
 
@@ -209,6 +206,9 @@ def launch(
 ) -> None:
     """Launch a job (a spec file, or a command after --): show the offers that fit it, escrow
     its max, send the order."""
+    from pasar.cli.launch_spec import Overrides, build_launch_spec
+    from pasar.client.inputs import collect_inputs
+
     flags = Overrides(
         envs=env,
         cpus=cpus,
@@ -333,6 +333,8 @@ def _progress_printer() -> Progress:
 
 
 def _lease_line(lease: LeaseView) -> str:
+    from pasar.api.status import end_reason
+
     status = lease.status
     where = f"lease {lease.lease_id} (shard {lease.shard})"
     if status == "running":
@@ -372,6 +374,11 @@ def follow_order(
     every lease's (the market's states as they are: nothing is inferred). ``shown_status`` is
     the status the caller already reported (``open`` just after creating it). Returns the last
     view."""
+    from pasar.api.base import parse
+    from pasar.api.orders import OrderView, OrderWait
+    from pasar.api.status import TERMINAL_ORDER, awaiting_approval
+    from pasar.client import calls
+
     order = parse(OrderView, client.job(order_id).status())
     after = 0
     shown_leases: dict[str, str] = {}
@@ -439,6 +446,8 @@ def failure_text(lease: LeaseView) -> str | None:
 
 def full_view(view: OrderView | PublicOrderView) -> OrderView:
     """The order's client reads the full view; a public one means the market answered wrong."""
+    from pasar.api.orders import OrderView
+
     if not isinstance(view, OrderView):
         raise PasarError(
             f"the market showed order {view.order_id} without its leases",
@@ -473,6 +482,8 @@ def exit_codes(order: OrderView) -> list[int | None]:
 def order_ok(order: OrderView) -> bool:
     """Done (or every result waiting for the client's approval), and every settled or held
     lease exited 0 (``launch --wait``'s exit code 0)."""
+    from pasar.api.status import awaiting_approval
+
     settled = [x for x in order.leases if x.status in ("settled", "held")]
     return (
         (order.status == "done" or awaiting_approval(order.wire()))
@@ -606,6 +617,8 @@ def print_bill(order: OrderView) -> None:
 def _print_failures(order: OrderView) -> None:
     """One line per lease that ended in a failure receipt or was stopped (a timeout, a limit,
     lost), with its reason."""
+    from pasar.api.status import end_reason
+
     for lease in order.leases:
         failure = failure_text(lease) or end_reason(lease.wire())
         if failure:
@@ -631,6 +644,9 @@ def status(
     wide: bool = WideOpt,
 ) -> None:
     """One order with its leases and bills, or this account's recent orders."""
+    from pasar.api.base import parse
+    from pasar.api.orders import OrderView
+
     fmt = output_format(output, json)
     with make_client(market) as client:
         if order_id is None:
@@ -672,6 +688,9 @@ def _print_held(order: OrderView) -> None:
 
 
 def _print_orders(fmt: str, orders: list[dict[str, Any]], *, wide: bool) -> None:
+    from pasar.api.base import parse_rows
+    from pasar.api.orders import OrderView
+
     columns = [
         Column("order", "id"),
         Column("name", optional=True),
@@ -708,6 +727,9 @@ def logs(
     json: bool = JsonOpt,
 ) -> None:
     """What the job printed (stdout and stderr together); -f follows it live."""
+    from pasar.api.base import parse
+    from pasar.api.orders import OrderView
+
     with make_client(market) as client:
         job = client.job(order_id)
         if json:
@@ -750,6 +772,9 @@ def result(
 ) -> None:
     """Wait for the job's end, download its outputs and check each against the provider's
     signed receipt (a file that does not match is refused, exit 2)."""
+    from pasar.api.base import parse
+    from pasar.api.orders import OrderView
+
     dest = out if out is not None else Path(order_id)
     with make_client(market) as client:
         job = client.job(order_id)
@@ -795,6 +820,9 @@ def result(
 
 def cancel(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
     """Stop a job: running leases are billed for their verified seconds, the rest refunded."""
+    from pasar.api.base import parse
+    from pasar.api.orders import OrderView
+
     with make_client(market) as client:
         job = client.job(order_id)
         try:

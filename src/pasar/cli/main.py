@@ -13,7 +13,6 @@ import sys
 import click
 import typer
 
-from pasar import __version__
 from pasar.cli import (
     audit,
     config,
@@ -44,7 +43,9 @@ app = typer.Typer(
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"pasar {__version__}")
+        import pasar  # the version is read from the installed metadata only when asked
+
+        typer.echo(f"pasar {pasar.__version__}")
         raise typer.Exit(0)
 
 

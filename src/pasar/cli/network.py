@@ -9,16 +9,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from statistics import median_low
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pasar.api.accounts import Balance
-from pasar.api.base import parse, parse_rows
-from pasar.api.offers import Offer
-from pasar.api.stats import GpuModelStats, Stats
 from pasar.cli.common import (
     JsonOpt,
     MarketOpt,
@@ -31,8 +27,11 @@ from pasar.cli.common import (
 from pasar.cli.output import console, print_json
 from pasar.cli.tables import Column, OutputOpt, WideOpt, output_format, print_rows
 from pasar.core.money import Money
-from pasar.core.query import parse_query
-from pasar.core.resources import GpuModel, normalize_gpu_name
+
+if TYPE_CHECKING:
+    from pasar.api.accounts import Balance
+    from pasar.api.offers import Offer
+    from pasar.api.stats import GpuModelStats, Stats
 
 MAX_OFFERS = 10_000  # the market's cap on one /v1/providers answer
 
@@ -70,6 +69,11 @@ def offers(
     """Offers on the market that match a query (the vast.ai-style offer language); only
     providers that take work and were heard from within the heartbeat grace, unless
     --include-offline."""
+    from pasar.api.base import parse_rows
+    from pasar.api.offers import Offer
+    from pasar.core.query import parse_query
+    from pasar.core.resources import normalize_gpu_name
+
     # parsed here first, so a mistake points at its column before any request is made
     parsed = parse_query(query, order=order, limit=limit, normalize=normalize_gpu_name)
     fmt = output_format(output, json)
@@ -159,6 +163,8 @@ class GpuRow(TypedDict):
 def gpu_rows(stats: Stats, offers: list[Offer]) -> list[GpuRow]:
     """One row per GPU model (family): units on the network and free (``/v1/stats``), and from
     the free offers: providers with free units, the lowest and the median ask per GPU-hour."""
+    from pasar.core.resources import GpuModel
+
     providers: dict[str, set[str]] = defaultdict(set)
     asks: dict[str, list[Money]] = defaultdict(list)
     variants: dict[str, set[str]] = defaultdict(set)
@@ -264,6 +270,10 @@ def gpus(
 ) -> None:
     """One row per GPU model: GPUs, free units, providers with free units, min and median
     price per GPU-hour of the free units' asks (--all: every model pasar knows)."""
+    from pasar.api.base import parse, parse_rows
+    from pasar.api.offers import Offer
+    from pasar.api.stats import Stats
+
     fmt = output_format(output, json)
     if all_models:
         _print_catalogue(fmt, wide)
@@ -313,6 +323,9 @@ def _family(stats: Stats, family: str) -> GpuModelStats | None:
 def stats(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
     """The network's hardware statistics: GPUs, CPUs, H100/A100, their price per hour,
     utilization and jobs by state."""
+    from pasar.api.base import parse
+    from pasar.api.stats import Stats
+
     with make_client(market) as client:
         data = client.stats()
     if json:
@@ -367,6 +380,9 @@ def _print_balance(account: Balance) -> None:
 
 def balance(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
     """This client's spendable balance, money in escrow, earnings and stake."""
+    from pasar.api.accounts import Balance
+    from pasar.api.base import parse
+
     with make_client(market) as client:
         account = client.balance()
     if json:
@@ -381,6 +397,9 @@ def faucet(
     json: bool = JsonOpt,
 ) -> None:
     """Mint test money into this client's account (markets started with --devnet only)."""
+    from pasar.api.accounts import Balance
+    from pasar.api.base import parse
+
     with make_client(market) as client:
         minted = client.faucet(amount)
         account = client.balance()

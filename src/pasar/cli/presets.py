@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import typer
 from rich.syntax import Syntax
 from rich.table import Table
 
 from pasar.cli.output import console, print_json
-from pasar.core.presets import BUILTIN_PRESETS, builtin_preset, preset_source
-from pasar.core.stake import StakeRule, stake_rule_to_mapping
+
+if TYPE_CHECKING:
+    from pasar.core.stake import StakeRule
 
 app = typer.Typer(
     help="Network presets: mechanism, fees, stake, timings and verification of each network.",
@@ -25,6 +27,8 @@ def list_presets(
     json: bool = typer.Option(False, "--json", help="Print the presets as JSON."),
 ) -> None:
     """List the presets (run `pasar presets show NAME` for one in full)."""
+    from pasar.core.presets import BUILTIN_PRESETS, builtin_preset
+
     if ctx.invoked_subcommand is not None:
         return
     presets = [builtin_preset(name) for name in BUILTIN_PRESETS]
@@ -51,6 +55,8 @@ def list_presets(
 
 def _stake_text(rule: StakeRule) -> str:
     """``none``, ``50.00 USDC`` or ``10.00 USDC /GPU`` (the multipliers are in `show`)."""
+    from pasar.core.stake import stake_rule_to_mapping
+
     data = stake_rule_to_mapping(rule)
     if data["kind"] == "flat":
         return str(data["amount"])
@@ -70,6 +76,8 @@ def show(
     json: bool = typer.Option(False, "--json", help="Print the parsed preset as JSON."),
 ) -> None:
     """Print one preset: its TOML with the sources it follows, or the parsed form with --json."""
+    from pasar.core.presets import builtin_preset, preset_source
+
     preset = builtin_preset(name)
     if json:
         print_json(preset.to_dict())

@@ -10,20 +10,24 @@ launched (the keys are in ``$PASAR_HOME/sealed``).
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import typer
 
-from pasar.api.status import TERMINAL_ORDER
 from pasar.cli.common import MarketOpt, make_client
 from pasar.cli.output import console
-from pasar.client.client import Client
-from pasar.client.sealed import is_sealed, seal_pending
+
+if TYPE_CHECKING:
+    from pasar.client.client import Client
 
 POLL_S = 2.0
 
 
 def _one_pass(client: Client, order_id: str | None) -> tuple[int, int]:
     """Seal what is pending now; returns (sealed keys, sealed jobs still live)."""
+    from pasar.api.status import TERMINAL_ORDER
+    from pasar.client.sealed import is_sealed, seal_pending
+
     orders = [client.job(order_id).status()] if order_id else client.jobs(limit=1000)
     sealed = live = 0
     for order in orders:

@@ -8,6 +8,7 @@ PasarError and rendered once by :mod:`pasar.cli.main` (exit code 2, JSON under `
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -15,13 +16,17 @@ from rich.syntax import Syntax
 
 from pasar.cli.output import console, print_json
 from pasar.core.errors import PasarError
-from pasar.core.spec import JobSpec, load_spec
+
+if TYPE_CHECKING:
+    from pasar.core.spec import JobSpec
 
 app = typer.Typer(no_args_is_help=True, help="Check and normalize job specs.")
 
 
 def read_spec_file(path: Path) -> JobSpec:
     """Read and validate a spec file; a missing or unreadable file is a PasarError with a hint."""
+    from pasar.core.spec import load_spec
+
     if not path.exists():
         raise PasarError(
             f"no such file: {path}",
