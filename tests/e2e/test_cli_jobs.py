@@ -126,6 +126,9 @@ def test_faucet_launch_wait_status_logs_result(
     for state in ("open", "running", "settled (exit 0", "done", "bill of"):
         assert state in out, out
     assert "0.05 USDC" in out  # the provider's ask for one CPU
+    # the provider's log says what it did, not every HTTP request it made (issue 14.9)
+    provider_log = cli_network.provider.stderr_path.read_text(encoding="utf-8", errors="replace")
+    assert "HTTP Request:" not in provider_log
 
     # scripts: one JSON document
     data = ok_json(

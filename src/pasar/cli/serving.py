@@ -19,9 +19,17 @@ class Agent(Protocol):
     def stop(self) -> None: ...
 
 
+#: libraries whose every request would otherwise be a log line (a long poll is one a second):
+#: their warnings and errors still show
+QUIET_LOGGERS = ("httpx", "httpcore")
+
+
 def log_to_stderr() -> None:
-    """The agents' log lines on stderr, from before the agent is built."""
+    """The agents' log lines on stderr, from before the agent is built: what the agent did
+    (won a lease, its job exited, what it earned), not every HTTP request it made."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def serve(agent: Agent, *, ready: str, stopped: str) -> None:
