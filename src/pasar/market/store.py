@@ -126,11 +126,6 @@ _INSERT_TX_SQL = {  # each driver's positional parameter style
     "postgresql": f"INSERT INTO txs ({_TX_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
 }
 
-#: PostgreSQL: a row whose seq is the log's end + 1 (each insert sees the previous ones)
-_INSERT_NEXT_TX_SQL = (
-    f"INSERT INTO txs ({_TX_COLUMNS}) VALUES (({_MAX_SEQ_SQL}) + 1, %s, %s, %s, %s, %s, %s, %s)"
-)
-
 blocks_table = Table(
     "blocks",
     metadata,
@@ -622,14 +617,19 @@ class SqlStore:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_WRITE_LOCK,))
                 if check is not None:
                     held.execute(*check)
+                # one multi-row INSERT (one statement, however many rows: psycopg prepares
+                # each row count's text once it recurs), its seqs from the remembered end or
+                # from the end as this transaction's lock sees it
                 if first is None:
-                    end.execute(_MAX_SEQ_SQL)  # under the lock, before the inserts below
-                    cur.executemany(_INSERT_NEXT_TX_SQL, rows)
+                    end.execute(_MAX_SEQ_SQL)  # under the lock, before the insert below
+                    seqs = [f"({_MAX_SEQ_SQL}) + {i + 1}" for i in range(len(rows))]
                 else:
-                    cur.executemany(
-                        _INSERT_TX_SQL["postgresql"],
-                        [(first + i, *row) for i, row in enumerate(rows)],
-                    )
+                    seqs = [str(first + i) for i in range(len(rows))]
+                values = ", ".join(f"({seq}, %s, %s, %s, %s, %s, %s, %s)" for seq in seqs)
+                cur.execute(
+                    f"INSERT INTO txs ({_TX_COLUMNS}) VALUES {values}",
+                    [x for row in rows for x in row],
+                )
             if check is not None:
                 assert isinstance(lock, PgWriterLock)
                 lock.confirm(held.fetchone()[0])
