@@ -35,6 +35,7 @@ from pasar.market.store import (
     TxRecord,
     metadata,
 )
+from pasar.market.writer_lock import WriterLock
 
 NOW = 1_700_000_000_000
 MARKET = Identity.from_seed(b"m" * 32)
@@ -122,6 +123,31 @@ def test_a_reused_nonce_is_409_and_stores_nothing(store: SqlStore) -> None:
     assert not store.has_nonce(BOB.account_id, "ab" * 16)
     # the nonce is per signer; and a refusal leaves no hole in the numbering
     assert store.append(_tx(BOB, 3, nonce="ab" * 16)).seq == 2
+
+
+def test_a_writer_numbers_its_appends_from_memory_without_holes(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store holding the writer lock remembers the log's end instead of asking for it (and
+    on PostgreSQL sends the lock, the check and the inserts in one round trip): a refused
+    batch forgets it, the numbering has no hole, and a reopened store continues it. An
+    appender connection idle past the limit is given back and replaced."""
+    monkeypatch.setattr("pasar.market.store.APPENDER_MAX_IDLE_S", 0.0)  # every append: fresh
+    lock = WriterLock.for_url(sa.engine.make_url(url))
+    assert lock.try_acquire()
+    try:
+        with SqlStore(url, writer_lock=lock) as store:
+            first = store.append_many([_tx(ALICE, 1), _tx(BOB, 2)])
+            assert [t.seq for t in first] == [1, 2]
+            reused = _tx(ALICE, 3, {"type": "heartbeat", "again": 1}, nonce=first[0].nonce)
+            with pytest.raises(NonceReused):
+                store.append_many([_tx(BOB, 4), reused])  # all or nothing
+            assert [t.seq for t in store.append_many([_tx(BOB, 5)])] == [3]
+            assert [t.seq for t in store.txs()] == [1, 2, 3]
+        with SqlStore(url, writer_lock=lock) as again:  # a new writer asks the database
+            assert again.append(_tx(ALICE, 6)).seq == 4
+    finally:
+        lock.release()
 
 
 def test_seq_order_and_paging(store: SqlStore) -> None:

@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp
 
 from pasar import __version__
 from pasar.crypto.envelope import wall_clock_ms
@@ -43,12 +44,15 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     lifespan: Lifespan | None = None,
     clock: Callable[[], int] | None = None,
+    fast_paths: Sequence[Callable[[ASGIApp], ASGIApp]] = (),
 ) -> FastAPI:
     """Build the FastAPI app for one market; see the module docstring.
 
     ``clock`` returns unix milliseconds (default: the wall clock); envelopes are checked
     against it, so tests can move time. ``lifespan`` is where the service opens its store and
-    starts its engine.
+    starts its engine. ``fast_paths``: pure ASGI middlewares placed innermost of the market's
+    own, below the request log and body limits but above FastAPI's routing (e.g.
+    :class:`~pasar.market.order_fast_path.OrderFastPath`).
     """
     app = FastAPI(
         title="pasar market",
@@ -68,6 +72,8 @@ def create_app(
     app.state.rate_limiter = RateLimiter(config.rate_per_s, burst=2 * config.rate_per_s)
 
     install_error_handlers(app)
+    for fast_path in reversed(fast_paths):  # the first given is the outermost of them
+        app.add_middleware(fast_path)
     # Added last = outermost: the request log sees the limits' 413s too.
     app.add_middleware(
         BodyLimitMiddleware,

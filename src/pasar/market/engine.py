@@ -183,6 +183,11 @@ class Engine:
             return False
         self._tried.add(record.id)
         state = self.service.state
+        if not state.providers:
+            # nobody to clear over: no award whatever the order (the clearing would scan an
+            # empty fleet for the same answer, a tenth of an order's submission); the first
+            # provider.register is a capacity change, after which the order is tried again
+            return False
         if window is not None:  # an auction window closed without bids: reopen if anyone fits
             order = state.remaining_order(record)
             views, _ = state.eligible(record, offline, among=state.index.may_fit(order.request))

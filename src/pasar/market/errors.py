@@ -72,10 +72,16 @@ def _shown_path(request: Request) -> str:
     return path if len(path) <= _MAX_SHOWN_PATH else path[: _MAX_SHOWN_PATH - 3] + "..."
 
 
+def pasar_error_response(exc: PasarError) -> JSONResponse:
+    """The answer to a :class:`PasarError` raised by a route (a 429 says when to come back);
+    also the fast path's (:mod:`pasar.market.order_fast_path`)."""
+    retry = getattr(exc, "retry_after_s", None)
+    return error_response(exc, {"retry-after": str(retry)} if retry is not None else None)
+
+
 async def _pasar_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PasarError)
-    retry = getattr(exc, "retry_after_s", None)  # a 429 says when to come back
-    return error_response(exc, {"retry-after": str(retry)} if retry is not None else None)
+    return pasar_error_response(exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -14,7 +14,6 @@ gets ``max_blob_bytes``. Two checks, because a client may or may not announce th
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,6 +50,15 @@ def _is_too_large(exc: BaseException) -> bool:
     return False
 
 
+def _content_length(scope: Scope) -> str | None:
+    """The Content-Length header's value, read from the raw headers (ASGI servers send names
+    in lower case): every request passes here, and a ``Headers`` object costs more."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return str(value.decode("latin-1"))
+    return None
+
+
 class BodyLimitMiddleware:
     """Apply ``max_body_bytes`` to every request, ``max_blob_bytes`` to blob uploads."""
 
@@ -70,7 +78,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope)
-        declared = Headers(scope=scope).get("content-length")
+        declared = _content_length(scope)
         if declared is not None:
             try:
                 length = int(declared)

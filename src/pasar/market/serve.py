@@ -44,6 +44,7 @@ from pasar.market.chain import ChainBuilder
 from pasar.market.config import MarketConfig
 from pasar.market.engine import Engine
 from pasar.market.logging import configure_logging, log_event
+from pasar.market.order_fast_path import OrderFastPath
 from pasar.market.routes import accounts, capacity, checks, leases, orders, providers, stats, tee
 from pasar.market.routes import chain as chain_routes
 from pasar.market.routes import tls as tls_routes
@@ -142,7 +143,12 @@ def build_app(
             store.close()
 
     app = create_app(
-        config, market_identity=identity, routers=BUSINESS_ROUTERS, lifespan=lifespan, clock=now
+        config,
+        market_identity=identity,
+        routers=BUSINESS_ROUTERS,
+        lifespan=lifespan,
+        clock=now,
+        fast_paths=(OrderFastPath,),
     )
     app.state.service = service
     app.state.engine = engine

@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
@@ -65,14 +67,20 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+)
 from sqlalchemy.pool import NullPool, StaticPool
 
 from pasar.core.errors import PasarError
 from pasar.crypto.canonical import canonical_json, parse_json
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.market.chain import Block, ChainError
-from pasar.market.writer_lock import WriterLock
+from pasar.market.writer_lock import PgWriterLock, WriterLock
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # SQLite's primary result codes for a file it cannot read as a database (the low byte of the
@@ -84,6 +92,9 @@ DAMAGED_HINT = (
 )
 # Any constant works: the lock is scoped to this store's database. It spells "pasar-lg".
 _PG_WRITE_LOCK = 0x70617361722D6C67
+#: How long a PostgreSQL appender connection may sit idle before the next append takes one from
+#: the pool (pre-pinged) instead: under load appends never wait; idle, one checkout a second.
+APPENDER_MAX_IDLE_S = 1.0
 
 # --------------------------------------------------------------------------- schema
 # The tables as SQLAlchemy sees them for queries. The DDL itself lives in the Alembic
@@ -386,10 +397,14 @@ class SqlStore:
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if shared else contextlib.nullcontext()
         )
-        # the log appends' own connection (an SQLite file: see _appending), and its lock
-        self._appends_own_connection = self.dialect == "sqlite" and not shared
+        # the log appends' own connection (a database file or server: see _appending), its lock
+        self._appends_own_connection = not shared
         self._appender: Connection | None = None
+        self._appender_used = 0.0  # time.monotonic() of its last append
         self._appender_lock = threading.Lock()
+        # the next seq, known without asking the database while this store is the one writer
+        # (it holds ``writer_lock``): forgotten on any failed append (see append_many)
+        self._next_seq: int | None = None
         try:
             self._migrate()
         except BaseException:
@@ -434,23 +449,34 @@ class SqlStore:
 
     @contextlib.contextmanager
     def _appending(self) -> Iterator[Connection]:
-        """:meth:`_writing` for the log appends, on a connection kept for them alone when the
-        database is an SQLite file: taking a connection from the pool and giving it back cost
-        more than the append's own statements, and such a connection does not die while idle
-        (it is dropped on any error, and the next append opens another). PostgreSQL appends
-        take pooled connections as before: the pool's pre-ping replaces one that died idle."""
+        """:meth:`_writing` for the log appends, on a connection kept for them alone (not for
+        an in-memory database): taking a connection from the pool and giving it back — on
+        PostgreSQL a pre-ping and a reset, two round trips — cost more than the append's own
+        statements. It is dropped on any error (the next append opens another), and a
+        PostgreSQL one idle for over :data:`APPENDER_MAX_IDLE_S` goes back to the pool, whose
+        pre-ping replaces it if it died meanwhile (a server restart, a proxy's idle timeout).
+
+        On PostgreSQL the transaction's write lock and writer-lock check are *not* taken here:
+        :meth:`_append_pg` sends them with the inserts, in one round trip."""
         if not self._appends_own_connection:
             with self._writing() as conn:
                 yield conn
             return
         with self._appender_lock, self._unavailable_as_error():
+            now = time.monotonic()
+            stale = now - self._appender_used > APPENDER_MAX_IDLE_S
+            if self._appender is not None and self.dialect == "postgresql" and stale:
+                with contextlib.suppress(Exception):
+                    self._appender.close()
+                self._appender = None
             if self._appender is None:
                 self._appender = self._engine.connect()
                 self._appender.execution_options(pasar_write=True)
+            self._appender_used = now
             conn = self._appender
             try:
                 with conn.begin():
-                    if self.writer_lock is not None:
+                    if self.writer_lock is not None and self.dialect != "postgresql":
                         self.writer_lock.check(conn)  # under the write lock, as in _writing
                     yield conn
             except BaseException:
@@ -537,28 +563,28 @@ class SqlStore:
         raises :class:`NonceReused` and stores none of it."""
         if not batch:
             return []
+        rows = [
+            (tx.digest, tx.type, tx.signer, tx.nonce, tx.ts, tx.at, tx.envelope_json())
+            for tx in batch
+        ]
         try:
             with self._appending() as conn:
                 # driver-level SQL: the busiest statements of the market skip SQLAlchemy's
                 # statement construction and compilation (the table is txs_table's)
-                first = int(conn.exec_driver_sql(_MAX_SEQ_SQL).scalar_one()) + 1
-                conn.exec_driver_sql(
-                    _INSERT_TX_SQL[self.dialect],
-                    [
-                        (
-                            first + i,
-                            tx.digest,
-                            tx.type,
-                            tx.signer,
-                            tx.nonce,
-                            tx.ts,
-                            tx.at,
-                            tx.envelope_json(),
-                        )
-                        for i, tx in enumerate(batch)
-                    ],
-                )
+                first = self._next_seq
+                if self.dialect == "postgresql" and self._appends_own_connection:
+                    first = self._append_pg(conn, first, rows)
+                else:
+                    if first is None:
+                        first = int(conn.exec_driver_sql(_MAX_SEQ_SQL).scalar_one()) + 1
+                    conn.exec_driver_sql(
+                        _INSERT_TX_SQL[self.dialect],
+                        [(first + i, *row) for i, row in enumerate(rows)],
+                    )
+                # a writer's memory of the log's end is the log's end: nobody else appends
+                self._next_seq = first + len(batch) if self.writer_lock is not None else None
         except IntegrityError:
+            self._next_seq = None
             for tx in batch:
                 if self.has_nonce(tx.signer, tx.nonce) or self.tx_by_digest(tx.digest) is not None:
                     raise NonceReused(
@@ -568,7 +594,50 @@ class SqlStore:
                         hint="sign the request again: every envelope needs a fresh nonce",
                     ) from None
             raise
-        return [replace(tx, seq=int(first) + i) for i, tx in enumerate(batch)]
+        except BaseException:
+            self._next_seq = None  # asked again next time (the commit may not have happened)
+            raise
+        return [replace(tx, seq=first + i) for i, tx in enumerate(batch)]
+
+    def _append_pg(self, conn: Connection, first: int | None, rows: list[tuple[Any, ...]]) -> int:
+        """The PostgreSQL append's statements in one round trip (psycopg's pipeline mode) before
+        the commit's: the store-wide write lock, the writer-lock check, the inserts (each row's
+        seq the log's end + 1 when the end is not known yet). Their results are read once all
+        are sent; the transaction commits only if the writer lock was still held. Returns the
+        first seq. Driver errors are raised as SQLAlchemy's (``IntegrityError`` for a reused
+        nonce), like every other statement's."""
+        raw: Any = conn.connection.driver_connection
+        lock = self.writer_lock
+        check = lock.check_query() if isinstance(lock, PgWriterLock) else None
+        if lock is not None and check is None:
+            lock.check(conn)
+        try:
+            held, end = raw.cursor(), raw.cursor()
+            with raw.pipeline(), raw.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_WRITE_LOCK,))
+                if check is not None:
+                    held.execute(*check)
+                # one multi-row INSERT (one statement, however many rows: psycopg prepares
+                # each row count's text once it recurs), its seqs from the remembered end or
+                # from the end as this transaction's lock sees it
+                if first is None:
+                    end.execute(_MAX_SEQ_SQL)  # under the lock, before the insert below
+                    seqs = [f"({_MAX_SEQ_SQL}) + {i + 1}" for i in range(len(rows))]
+                else:
+                    seqs = [str(first + i) for i in range(len(rows))]
+                values = ", ".join(f"({seq}, %s, %s, %s, %s, %s, %s, %s)" for seq in seqs)
+                cur.execute(
+                    f"INSERT INTO txs ({_TX_COLUMNS}) VALUES {values}",
+                    [x for row in rows for x in row],
+                )
+            if check is not None:
+                assert isinstance(lock, PgWriterLock)
+                lock.confirm(held.fetchone()[0])
+            if first is None:
+                first = int(end.fetchone()[0]) + 1
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(None, None, exc, psycopg.Error) from None
+        return first
 
     def txs(self, after_seq: int = 0, limit: int | None = None) -> list[TxRecord]:
         """Logged transactions with ``seq > after_seq``, in seq order, at most ``limit``."""

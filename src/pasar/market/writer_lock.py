@@ -196,6 +196,12 @@ class FileWriterLock(WriterLock):
         self.held = False
 
 
+_HOLDS_SQL = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND pid = %s AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1"
+)
+
+
 class PgWriterLock(WriterLock):
     """A session-level advisory lock on a dedicated connection (outside any pool)."""
 
@@ -240,17 +246,20 @@ class PgWriterLock(WriterLock):
         return True
 
     def check(self, conn: Connection) -> None:
+        sql, params = self.check_query()
+        self.confirm(conn.exec_driver_sql(sql, params).scalar_one())
+
+    def check_query(self) -> tuple[str, tuple[int, int, int]]:
+        """The check's SQL (psycopg's ``%s`` style) and parameters, for a caller that sends it
+        with other statements in one round trip and passes its answer to :meth:`confirm` (the
+        store's log append). Raises :class:`WriterLockLost` if the lock was released."""
         if not self.held or self._pid is None or self._key is None:
             raise self._lost("the lock was released")
         hi, lo = divmod(self._key, 1 << 32)
-        holds: Any = conn.execute(
-            text(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND pid = :pid AND classid::bigint = :hi AND objid::bigint = :lo "
-                "AND objsubid = 1"
-            ),
-            {"pid": self._pid, "hi": hi, "lo": lo},
-        ).scalar_one()
+        return _HOLDS_SQL, (self._pid, hi, lo)
+
+    def confirm(self, holds: Any) -> None:
+        """Raise :class:`WriterLockLost` unless ``holds`` (the check's count) says held."""
         if not holds:
             raise self._lost("its lock connection to PostgreSQL was lost")
 

@@ -158,16 +158,23 @@ async def create(request: Request, raw: SignedBody) -> Response:
     commit) runs in one worker thread, where a sync route would take two hops (the endpoint,
     then the answer's serialization). The answer is validated once (``submit_typed``) and
     written as FastAPI would write the ``response_model``, not validated a second time."""
-    return await asyncio.get_running_loop().run_in_executor(_WORKERS, _create, request, raw)
+    loop = asyncio.get_running_loop()
+    body = await loop.run_in_executor(_WORKERS, create_order, request, raw)
+    return Response(body, media_type="application/json")
 
 
-def _create(request: Request, raw: bytes) -> Response:
+def order_workers() -> ThreadPoolExecutor:
+    """The pool :func:`create_order` runs in (the route's and the fast path's)."""
+    return _WORKERS
+
+
+def create_order(request: Request, raw: bytes) -> bytes:
+    """The whole of ``POST /v1/orders`` after the body is read, in a worker thread: the JSON
+    answer. Shared by the route and :mod:`pasar.market.order_fast_path`."""
     envelope = verified_envelope(request, raw)
     private = _private_part_of(request, envelope)
     answer = submit_typed(request, envelope, "order.create", private=private)
-    return Response(
-        answer.model_dump_json(exclude_unset=True, by_alias=True), media_type="application/json"
-    )
+    return answer.model_dump_json(exclude_unset=True, by_alias=True).encode()
 
 
 def _private_part_of(request: Request, envelope: VerifiedEnvelope) -> Revealed | None:
