@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -126,9 +127,6 @@ def test_faucet_launch_wait_status_logs_result(
     for state in ("open", "running", "settled (exit 0", "done", "bill of"):
         assert state in out, out
     assert "0.05 USDC" in out  # the provider's ask for one CPU
-    # the provider's log says what it did, not every HTTP request it made (issue 14.9)
-    provider_log = cli_network.provider.stderr_path.read_text(encoding="utf-8", errors="replace")
-    assert "HTTP Request:" not in provider_log
 
     # scripts: one JSON document
     data = ok_json(
@@ -143,6 +141,10 @@ def test_faucet_launch_wait_status_logs_result(
     (bill,) = data["bill"]
     assert bill["status"] == "settled" and Money.parse(bill["billed"]) > Money.zero("USDC")
     assert data["order"]["status"] == "done"
+    # the provider's log says what it did, not every HTTP request it made (issue 14.9)
+    provider_log = cli_network.provider.stderr_path.read_text(encoding="utf-8", errors="replace")
+    assert "HTTP Request:" not in provider_log and f"won lease {order_id}-0" in provider_log
+    assert re.search(rf"lease {order_id}-0: exited 0 in [0-9.]+ s; earned ", provider_log)
 
     status = ok_json(pasar("status", order_id, "--json", home=home, market=url))
     assert (

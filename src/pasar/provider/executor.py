@@ -254,6 +254,13 @@ class LeaseExecutor:
                 self.on_done(self)
 
     def _run(self) -> None:
+        log.info(
+            "won lease %s (order %s, shard %d of %d)",
+            self.job.lease_id,
+            self.job.order_id,
+            self.job.shard,
+            self.job.shards,
+        )
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.job.sealed and not self._unseal():
             self._after_stop()  # stopped while waiting for the key
@@ -573,6 +580,7 @@ class LeaseExecutor:
         if self.job.sealed:  # what the client checks after decrypting, and verifiers compare
             body.plain_root = root_of_files((o.path, o.plain_sha256 or "") for o in outputs)
         self.receipt = self.api.receipt(body)
+        log.info("%s", ended_line(self.job.lease_id, exit_code, kill_reason, outcome, self.receipt))
 
     def _fail(self, reason: str, detail: str) -> None:
         """End the lease with a signed failure receipt: the provider is paid for its verified
@@ -601,6 +609,23 @@ class LeaseExecutor:
             self.receipt = self.api.receipt(body)
         except PasarError as exc:
             log.warning("failure receipt for %s: %s", self.job.lease_id, exc.message)
+
+
+def ended_line(
+    lease_id: str,
+    exit_code: int,
+    kill_reason: str | None,
+    outcome: Outcome | None,
+    answer: TxAnswer,
+) -> str:
+    """The provider's one log line for a lease it finished: ``lease L: exited 0 in 3.2 s;
+    earned 0.0012 USDC`` (what a person running a provider wants to read, not its requests)."""
+    took = "" if outcome is None else f" in {(outcome.ended_at - outcome.started_at) / 1000:.1f} s"
+    why = f" ({kill_reason})" if kill_reason else ""
+    extra = answer.model_extra or {}
+    earned = extra.get("payout")
+    paid = f"; earned {earned}" if earned else "; paid once its result is checked"
+    return f"lease {lease_id}: exited {exit_code}{why}{took}{paid}"
 
 
 def _usage(outcome: Outcome | None) -> Usage:
