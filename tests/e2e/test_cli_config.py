@@ -95,3 +95,12 @@ def test_gpus_all_is_the_catalogue_without_a_market(tmp_path: Path) -> None:
     assert "RTX4090" in models and models["GB200"]["preset_prices"] == {}
     table = pasar(tmp_path, "gpus", "--all")
     assert table.returncode == 0 and "H100" in table.stdout and "…" not in table.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["launch"], ["status"], ["offers"], ["gpus"], ["result"], ["audit"], ["config", "set"]],
+)
+def test_commands_show_an_example_in_their_help(tmp_path: Path, command: list[str]) -> None:
+    shown = pasar(tmp_path, *command, "--help")
+    assert shown.returncode == 0 and "Example: pasar " + command[0] in shown.stdout, shown.stdout

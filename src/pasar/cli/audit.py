@@ -24,7 +24,11 @@ def audit(
 ) -> None:
     """Verify every block and transaction from genesis and compare the replayed balances with
     the market's; exit 1 on any mismatch, naming the height or account; exit 2 when the chain
-    cannot be read (a tampered block, a missing or damaged database file)."""
+    cannot be read (a tampered block, a missing or damaged database file).
+
+    Example: pasar audit --market http://127.0.0.1:8420
+             pasar audit --db sqlite:///market/market.db
+    """
     # imported here: the market's store (SQLAlchemy, alembic) costs half a second to load,
     # which every other command would pay at start-up
     from pasar.client.transport import Transport

@@ -20,7 +20,10 @@ def doctor(
     ),
     json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
 ) -> None:
-    """Check this machine for running a provider or a market (read-only); exit 1 on a failure."""
+    """Check this machine for running a provider or a market (read-only); exit 1 on a failure.
+
+    Example: pasar doctor --json
+    """
     checks = run_checks(home)
     failed = any(c.status is Status.FAIL for c in checks)
     if json:

@@ -205,7 +205,11 @@ def launch(
     json: bool = JsonOpt,
 ) -> None:
     """Launch a job (a spec file, or a command after --): show the offers that fit it, escrow
-    its max, send the order."""
+    its max, send the order.
+
+    Example: pasar launch job.yaml --yes --wait
+             pasar launch --gpus A100:1 --env EPOCHS=3 --workdir . -- python train.py
+    """
     from pasar.cli.launch_spec import Overrides, build_launch_spec
     from pasar.client.inputs import collect_inputs
 
@@ -643,7 +647,11 @@ def status(
     output: str | None = OutputOpt,
     wide: bool = WideOpt,
 ) -> None:
-    """One order with its leases and bills, or this account's recent orders."""
+    """One order with its leases and bills, or this account's recent orders.
+
+    Example: pasar status
+             pasar status o-1a2b3c4d5e6f7a8b -o yaml
+    """
     from pasar.api.base import parse
     from pasar.api.orders import OrderView
 
@@ -726,7 +734,10 @@ def logs(
     market: str | None = MarketOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """What the job printed (stdout and stderr together); -f follows it live."""
+    """What the job printed (stdout and stderr together); -f follows it live.
+
+    Example: pasar logs o-1a2b3c4d5e6f7a8b -f
+    """
     from pasar.api.base import parse
     from pasar.api.orders import OrderView
 
@@ -771,7 +782,10 @@ def result(
     json: bool = JsonOpt,
 ) -> None:
     """Wait for the job's end, download its outputs and check each against the provider's
-    signed receipt (a file that does not match is refused, exit 2)."""
+    signed receipt (a file that does not match is refused, exit 2).
+
+    Example: pasar result o-1a2b3c4d5e6f7a8b -d out/
+    """
     from pasar.api.base import parse
     from pasar.api.orders import OrderView
 
@@ -819,7 +833,10 @@ def result(
 
 
 def cancel(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
-    """Stop a job: running leases are billed for their verified seconds, the rest refunded."""
+    """Stop a job: running leases are billed for their verified seconds, the rest refunded.
+
+    Example: pasar cancel o-1a2b3c4d5e6f7a8b
+    """
     from pasar.api.base import parse
     from pasar.api.orders import OrderView
 
@@ -868,7 +885,10 @@ def approve(
     market: str | None = MarketOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Approve a job's results (verification: approve): their providers are paid."""
+    """Approve a job's results (verification: approve): their providers are paid.
+
+    Example: pasar approve o-1a2b3c4d5e6f7a8b 0
+    """
     with make_client(market) as client:
         reply = client.job(order_id).approve(shard)
     if json:
@@ -891,7 +911,10 @@ def reject(
     json: bool = JsonOpt,
 ) -> None:
     """Reject one shard's result: its run is not paid and the shard re-runs free on another
-    provider; after the network's limit of rejected runs the job ends and is refunded."""
+    provider; after the network's limit of rejected runs the job ends and is refunded.
+
+    Example: pasar reject o-1a2b3c4d5e6f7a8b 0 --reason 'frame 3 is black'
+    """
     with make_client(market) as client:
         reply = client.job(order_id).reject(shard, reason)
     if json:
@@ -918,7 +941,10 @@ def explain(
     output: str | None = OutputOpt,
     wide: bool = WideOpt,
 ) -> None:
-    """Why each provider did or did not take the order (the market's reasons)."""
+    """Why each provider did or did not take the order (the market's reasons).
+
+    Example: pasar explain o-1a2b3c4d5e6f7a8b --wide
+    """
     fmt = output_format(output, json)
     with make_client(market) as client:
         data = client.explain(order_id)

@@ -68,7 +68,11 @@ def offers(
 ) -> None:
     """Offers on the market that match a query (the vast.ai-style offer language); only
     providers that take work and were heard from within the heartbeat grace, unless
-    --include-offline."""
+    --include-offline.
+
+    Example: pasar offers 'gpu=A100:2 dph<1.5' --order dph
+             pasar offers 'cpus>=8' -o csv
+    """
     from pasar.api.base import parse_rows
     from pasar.api.offers import Offer
     from pasar.core.query import parse_query
@@ -269,7 +273,11 @@ def gpus(
     ),
 ) -> None:
     """One row per GPU model: GPUs, free units, providers with free units, min and median
-    price per GPU-hour of the free units' asks (--all: every model pasar knows)."""
+    price per GPU-hour of the free units' asks (--all: every model pasar knows).
+
+    Example: pasar gpus
+             pasar gpus --all
+    """
     from pasar.api.base import parse, parse_rows
     from pasar.api.offers import Offer
     from pasar.api.stats import Stats
@@ -322,7 +330,10 @@ def _family(stats: Stats, family: str) -> GpuModelStats | None:
 
 def stats(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
     """The network's hardware statistics: GPUs, CPUs, H100/A100, their price per hour,
-    utilization and jobs by state."""
+    utilization and jobs by state.
+
+    Example: pasar stats
+    """
     from pasar.api.base import parse
     from pasar.api.stats import Stats
 
@@ -379,7 +390,10 @@ def _print_balance(account: Balance) -> None:
 
 
 def balance(market: str | None = MarketOpt, json: bool = JsonOpt) -> None:
-    """This client's spendable balance, money in escrow, earnings and stake."""
+    """This client's spendable balance, money in escrow, earnings and stake.
+
+    Example: pasar balance --json
+    """
     from pasar.api.accounts import Balance
     from pasar.api.base import parse
 
@@ -396,7 +410,10 @@ def faucet(
     market: str | None = MarketOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Mint test money into this client's account (markets started with --devnet only)."""
+    """Mint test money into this client's account (markets started with --devnet only).
+
+    Example: pasar faucet '10 USDC'
+    """
     from pasar.api.accounts import Balance
     from pasar.api.base import parse
 
