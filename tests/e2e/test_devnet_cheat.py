@@ -65,7 +65,7 @@ def test_an_akash_devnet_with_one_cheater(tmp_path: Path) -> None:
     finally:
         down = pasar("devnet", "down", "--home", str(home))
         assert down.returncode == 0, down.stdout + down.stderr
-        assert wait_gone([int(p["pid"]) for p in record["processes"]], 10) == []
+        assert wait_gone([int(p["pid"]) for p in record["processes"]], 30) == []
 
 
 def test_bad_cheat_options_are_refused_before_anything_starts(tmp_path: Path) -> None:
