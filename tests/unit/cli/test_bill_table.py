@@ -11,7 +11,7 @@ from rich.console import Console
 from pasar.api.bills import Bill
 from pasar.api.leases import LeaseView
 from pasar.api.orders import OrderView
-from pasar.cli.jobs import _lease_table, bill_rows
+from pasar.cli.order_views import bill_rows, lease_table
 from pasar.cli.tables import build_table
 from pasar.core.money import Money
 
@@ -73,7 +73,7 @@ def test_a_lost_lease_passes_its_escrow_on_and_is_not_counted_as_a_refund() -> N
     assert refunds == Money.parse("0.90 USDC").micros  # what alice got back, once
     assert [r["rerun"] for r in rows] == ["1.00 USDC", "0.00 USDC"]
     console = Console(width=200, record=True)
-    console.print(build_table(*_lease_table(_order(lost, settled))))
+    console.print(build_table(*lease_table(_order(lost, settled))))
     shown = console.export_text()
     assert "re-run" in shown
     total = next(line for line in shown.splitlines() if "total" in line)
@@ -83,5 +83,5 @@ def test_a_lost_lease_passes_its_escrow_on_and_is_not_counted_as_a_refund() -> N
 def test_no_re_run_column_when_nothing_was_passed_on() -> None:
     settled = _lease(0, "settled", _bill(billed="0.10 USDC", refund="0.90 USDC"))
     console = Console(width=200, record=True)
-    console.print(build_table(*_lease_table(_order(settled))))
+    console.print(build_table(*lease_table(_order(settled))))
     assert "re-run" not in console.export_text()
