@@ -56,7 +56,8 @@ from pasar.crypto.envelope import sign, verify, wall_clock_ms
 from pasar.crypto.identity import Identity
 from pasar.market.chain import ChainBuilder
 from pasar.market.config import MarketConfig
-from pasar.market.store import SqlStore, TxRecord
+from pasar.market.store import SqlStore
+from pasar.market.tx_records import TxRecord
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_matching import make_fleet, make_orders

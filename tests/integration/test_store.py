@@ -26,14 +26,13 @@ from pasar.crypto.canonical import canonical_json
 from pasar.crypto.envelope import sign, verify
 from pasar.crypto.identity import Identity
 from pasar.market.chain import ChainBuilder, ChainError, make_block, verify_chain
-from pasar.market.store import (
+from pasar.market.store import SqlStore, metadata
+from pasar.market.tx_records import (
     BlockConflictError,
     CorruptRecordError,
     NonceReused,
-    SqlStore,
     StoreError,
     TxRecord,
-    metadata,
 )
 from pasar.market.writer_lock import WriterLock
 
@@ -344,7 +343,8 @@ _WRITER = """
 import sys
 from pasar.crypto.envelope import sign, verify
 from pasar.crypto.identity import Identity
-from pasar.market.store import SqlStore, TxRecord
+from pasar.market.store import SqlStore
+from pasar.market.tx_records import TxRecord
 
 store = SqlStore(sys.argv[1])
 who = Identity.from_seed(b"k" * 32)

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from pasar.crypto.envelope import sign, verify
 from pasar.crypto.identity import Identity
-from pasar.market.store import SqlStore, TxRecord, database_url, peek_meta
+from pasar.market.store import SqlStore, database_url, peek_meta
+from pasar.market.tx_records import TxRecord
 from pasar.market.writer_lock import FileWriterLock, PgWriterLock, WriterLock, WriterLockLost
 
 PG_URL = os.environ.get("PASAR_TEST_DATABASE_URL")

@@ -33,7 +33,8 @@ def audit(
     # which every other command would pay at start-up
     from pasar.client.transport import Transport
     from pasar.market.audit import audit_market, audit_store
-    from pasar.market.store import SqlStore, StoreError
+    from pasar.market.store import SqlStore
+    from pasar.market.tx_records import StoreError
 
     if db:
         try:

@@ -27,7 +27,8 @@ from pasar.core.presets import builtin_preset
 from pasar.core.state import MarketState
 from pasar.crypto.identity import public_key_of, verify_signature
 from pasar.market.chain import Block, verify_log
-from pasar.market.store import SqlStore, TxRecord
+from pasar.market.store import SqlStore
+from pasar.market.tx_records import TxRecord
 
 
 @dataclass

@@ -45,7 +45,8 @@ from pasar.crypto.identity import Identity, is_account_id, public_key_of, verify
 from pasar.crypto.merkle import root_of_hashes
 
 if TYPE_CHECKING:
-    from pasar.market.store import SqlStore, TxRecord
+    from pasar.market.store import SqlStore
+    from pasar.market.tx_records import TxRecord
 
 BLOCK_DOMAIN = b"pasar/block/v1\n"
 GENESIS_PREV_HASH = "0" * 64

@@ -35,7 +35,8 @@ from pasar.market.logging import log_event
 from pasar.market.notifier import Notifier
 from pasar.market.private_parts import PrivateParts, Revealed
 from pasar.market.ratelimit import DEFAULT_MAX_WAITERS, WaiterSlots
-from pasar.market.store import SqlStore, TxRecord
+from pasar.market.store import SqlStore
+from pasar.market.tx_records import TxRecord
 
 Clock = Callable[[], int]
 #: Transactions after which an unmatched order may have become matchable.

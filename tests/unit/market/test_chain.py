@@ -28,7 +28,7 @@ from pasar.market.chain import (
     make_block,
     verify_chain,
 )
-from pasar.market.store import TxRecord
+from pasar.market.tx_records import TxRecord
 
 NOW = 1_700_000_000_000
 MARKET = Identity.from_seed(b"m" * 32)
