@@ -28,10 +28,11 @@ from rich.table import Table
 from rich.text import Text
 
 from pasar.cli.output import console, print_json
+from pasar.client.settings import OUTPUT_FORMATS
 from pasar.core.errors import PasarError
 
 Kind = Literal["id", "money", "number", "text"]
-FORMATS = ("table", "json", "yaml", "csv")
+FORMATS = OUTPUT_FORMATS  # the `output` setting takes the same names
 #: an id column may be as narrow as this (its value folds onto more lines), and no narrower
 ID_MIN_WIDTH = 16
 #: a text column may be as narrow as this before the table drops optional columns

@@ -98,11 +98,12 @@ def _known(key: str) -> Callable[[str], str]:
     return SETTINGS[key][0]
 
 
-def read_settings(home: Path) -> dict[str, str]:
-    """The top-level settings in the file (none if it does not exist), each checked."""
+def load_config(home: Path) -> dict[str, object]:
+    """The whole file as TOML data (empty if there is none): the one reader of config.toml,
+    for the settings here and the TLS pins and CA of :mod:`pasar.crypto.tls`."""
     path = config_path(home)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -112,6 +113,12 @@ def read_settings(home: Path) -> dict[str, str]:
             field="config.toml",
             hint=f"fix or remove {path}",
         ) from None
+
+
+def read_settings(home: Path) -> dict[str, str]:
+    """The top-level settings in the file (none if it does not exist), each checked."""
+    path = config_path(home)
+    data = load_config(home)
     found: dict[str, str] = {}
     for key, value in data.items():
         if key not in SETTINGS or isinstance(value, dict):

@@ -28,7 +28,6 @@ import logging
 import os
 import ssl
 import sys
-import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -116,16 +115,9 @@ def self_signed(home: Path, host: str) -> tuple[Path, Path]:
 
 
 def _config(home: Path) -> dict[str, object]:
-    try:
-        return tomllib.loads((home / "config.toml").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PasarError(
-            f"cannot read {home / 'config.toml'}: {exc}",
-            code="invalid_config",
-            hint=f"fix or remove {home / 'config.toml'}",
-        ) from None
+    from pasar.client.settings import load_config  # the one reader of config.toml
+
+    return load_config(home)
 
 
 def pinned(home: Path, url: str) -> str | None:
