@@ -58,6 +58,8 @@ from pasar.provider.hardware import load_gpu_report
 from pasar.provider.inventory import MachineInventory, detect_inventory
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Runtime, check_usable, enforcement, get_runtime
+from pasar.provider.runtime.sandbox import SandboxRuntime
+from pasar.provider.runtime.warm import WarmPool
 from pasar.provider.sealed import clear_sealed_workroot, sealed_workroot
 from pasar.provider.strategy import PriceTable, Strategy, make_strategy
 from pasar.provider.tee_attest import attest
@@ -97,6 +99,7 @@ class AgentConfig:
     cheat: str | None = None  # KIND:RATE, devnet markets only (pasar.provider.cheat)
     cheat_seed: str | None = None  # picks the leases cheated on (default: one kept in home)
     tee: str = "none"  # auto | tdx | none: attest through a TEE quote source (pasar.tee.sources)
+    warm_pool: int = 2  # warm sandboxes kept per key (sandbox runtime only); 0 = off
 
 
 def load_or_create_key(home: Path, name: str) -> Identity:
@@ -152,6 +155,7 @@ class Agent:
         self.attestation: dict[str, Any] | None = None
         self._feed_start: int | None = None
         self._events: queue.Queue[FeedEvent] = queue.Queue()  # the feed's, for _handle_events
+        self.pool: WarmPool | None = None  # warm sandboxes, started by start()
 
     # -- start-up ---------------------------------------------------------------------------------
 
@@ -164,6 +168,7 @@ class Agent:
         self.check_runtime()
         self._started_ms = wall_clock_ms()  # leases that start after this are this run's
         clear_workroot(self.config.home)
+        self._start_pool()
         health = self.api.health()
         if self.cheat is not None:
             refuse_unless_devnet(health.devnet)
@@ -200,6 +205,14 @@ class Agent:
             self.config.market,
             self.preset_name,
         )
+
+    def _start_pool(self) -> None:
+        """Start filling the warm sandbox pool (``--warm-pool``, sandbox runtime only) while
+        the agent measures the machine and registers: the first lease finds it ready."""
+        if self.config.warm_pool <= 0 or not isinstance(self.runtime, SandboxRuntime):
+            return
+        self.pool = WarmPool(self.runtime, workroot_for(self.config.home), self.config.warm_pool)
+        self.pool.start()
 
     def _attest(self) -> None:
         """Present a TEE quote (``--tee``); say plainly when this machine has no TEE."""
@@ -270,6 +283,8 @@ class Agent:
         threading.Thread(target=self._handle_events, name="events", daemon=True).start()
         self._stop.wait()
         self.drain()
+        if self.pool is not None:
+            self.pool.close()
         clear_sealed_workroot(self.config.home)  # no sealed job's plaintext outlives the agent
         if self.prover is not None:  # a proof in progress stops at its next step
             self.prover.join(PROOF_STOP_S)
@@ -423,6 +438,7 @@ class Agent:
             max_blob_bytes=self.max_blob_bytes,
             gpus=self.inventory.grants if self.inventory is not None else no_gpus,
             cheat=self._cheat_on(view.lease_id, view.order_id),
+            pool=self.pool,
         )
         with self._lock:
             self.state.running[lease_id] = executor

@@ -49,6 +49,7 @@ from pasar.crypto.sealing import lease_keypair, open_key, seal_log_line
 from pasar.provider.cheat import LAZY_WALL_S, fill_missing, garble_outputs
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime
+from pasar.provider.runtime.warm import WarmPool, WarmSandbox, WarmSandboxBrokenError, runs_inline
 from pasar.provider.sealed import (
     KEY_WAIT_S,
     clear_sealed_workroot,
@@ -194,8 +195,11 @@ class LeaseExecutor:
         max_blob_bytes: int | None = None,
         gpus: GpuResolver = no_gpus,
         cheat: str | None = None,
+        pool: WarmPool | None = None,
     ) -> None:
         self.api = api
+        self.pool = pool  # warm sandboxes (sandbox runtime, ``--warm-pool`` > 0), else None
+        self._warm: WarmSandbox | None = None  # taken for this lease, until its job starts
         self.cheat = cheat  # a cheat kind for this lease (devnet tests only: provider.cheat)
         self.runtime = runtime
         self.gpus = gpus
@@ -249,6 +253,8 @@ class LeaseExecutor:
             self._fail("internal_error", f"the provider's executor failed: {type(exc).__name__}")
         finally:
             self._stopped.set()
+            if self._warm is not None:  # taken, but the job never started: it serves no other
+                self._warm.discard()
             shutil.rmtree(self.workdir, ignore_errors=True)
             if self.on_done is not None:
                 self.on_done(self)
@@ -261,10 +267,28 @@ class LeaseExecutor:
             self.job.shard,
             self.job.shards,
         )
-        self.workdir.mkdir(parents=True, exist_ok=True)
         if self.job.sealed and not self._unseal():
             self._after_stop()  # stopped while waiting for the key
             return
+        grants = self.gpus([device.model_dump() for device in self.job.devices])
+        if grants:
+            log.info(
+                "lease %s: GPUs %s",
+                self.job.lease_id,
+                ", ".join(f"{g.index} ({g.uuid}) at {g.node}" for g in grants),
+            )
+        limits = limits_for(self.job.spec, allow_network=self.allow_network, gpus=grants)
+        # a warm sandbox is taken before the inputs come: its /work becomes the lease's workdir
+        self._warm = self._take_warm(limits)
+        if self._warm is not None:
+            try:
+                self._warm.claim(self.workdir)
+            except OSError as exc:
+                log.warning("lease %s: cannot claim a warm sandbox: %s", self.job.lease_id, exc)
+                self._warm.discard()
+                self._warm = None
+        if self._warm is None:
+            self.workdir.mkdir(parents=True, exist_ok=True)
         problem = self._fetch_inputs()
         if problem is not None:
             self._append_log(f"pasar: {problem}\n")
@@ -277,14 +301,6 @@ class LeaseExecutor:
             "PASAR_SHARD": str(self.job.shard),
             "PASAR_SHARDS": str(self.job.shards),
         }
-        grants = self.gpus([device.model_dump() for device in self.job.devices])
-        if grants:
-            log.info(
-                "lease %s: GPUs %s",
-                self.job.lease_id,
-                ", ".join(f"{g.index} ({g.uuid}) at {g.node}" for g in grants),
-            )
-        limits = limits_for(self.job.spec, allow_network=self.allow_network, gpus=grants)
         if self.cheat == "skip":  # sign made-up outputs without running anything
             self._cheat_fill()
             outputs, _missing = self._upload_outputs()
@@ -295,10 +311,7 @@ class LeaseExecutor:
         if self._stopped.is_set():
             self._after_stop()
             return
-        image = self.job.spec.image
-        self._handle = self.runtime.start(
-            self.workdir, job_command(self.job.spec), env, limits, image=image
-        )
+        self._handle = self._start(env, limits)
         if self._stopped.is_set():  # stopped while starting
             self._handle.kill("cancel")
         self._pump_logs()
@@ -318,6 +331,32 @@ class LeaseExecutor:
         self._finish(
             outcome.exit_code, outcome.kill_reason, note=note, outputs=outputs, outcome=outcome
         )
+
+    def _take_warm(self, limits: Limits) -> WarmSandbox | None:
+        """A warm sandbox for this lease, or None to run it cold: there is no pool, or the
+        lease is one a warm sandbox does not serve — a sealed job (its workdir is a tmpfs of
+        its own), an image, a cheat (devnet tests)."""
+        spec = self.job.spec
+        if self.pool is None or self.job.sealed or spec.image is not None or self.cheat:
+            return None
+        return self.pool.take(limits)
+
+    def _start(self, env: dict[str, str], limits: Limits) -> Any:
+        """The job's handle: in the warm sandbox taken for it, or cold (none was taken, or
+        the one taken turned out broken before any of the job ran)."""
+        spec = self.job.spec
+        command = job_command(spec)
+        warm, self._warm = self._warm, None
+        if warm is not None:
+            try:
+                return warm.start(
+                    command, env, limits, inline=runs_inline(spec.run, spec.setup, spec.envs)
+                )
+            except WarmSandboxBrokenError as exc:
+                log.warning(
+                    "lease %s: warm sandbox unusable, running cold: %s", self.job.lease_id, exc
+                )
+        return self.runtime.start(self.workdir, command, env, limits, image=spec.image)
 
     # -- a sealed job ------------------------------------------------------------------------------
 

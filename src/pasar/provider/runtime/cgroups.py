@@ -272,7 +272,15 @@ class JobCgroup:
             if required:
                 raise
 
-    def _write_limits(self, memory_bytes: int, cpus: float | None, pids: int) -> None:
+    def set_limits(self, *, memory_bytes: int, cpus: float | None, max_processes: int) -> None:
+        """Write the limits again: a warm sandbox's group (:mod:`.warm`) was created for its
+        zygote, before its lease was known, and gets the lease's limits before the lease's job
+        runs. ``cpus=None`` lifts a CPU bound written before."""
+        self._write_limits(memory_bytes, cpus, max_processes + PIDS_HEADROOM, unbound_cpu=True)
+
+    def _write_limits(
+        self, memory_bytes: int, cpus: float | None, pids: int, *, unbound_cpu: bool = False
+    ) -> None:
         quota = None if cpus is None else max(1000, int(cpus * CPU_QUOTA_HEADROOM * CPU_PERIOD_US))
         if self.version == "v2":
             self._write("", "memory.max", str(memory_bytes))
@@ -280,14 +288,20 @@ class JobCgroup:
             self._write("", "memory.oom.group", "1", required=False)  # one OOM ends the job
             if quota is not None:
                 self._write("", "cpu.max", f"{quota} {CPU_PERIOD_US}")
+            elif unbound_cpu:
+                self._write("", "cpu.max", f"max {CPU_PERIOD_US}")
             self._write("", "pids.max", str(pids))
             return
-        self._write("memory", "memory.limit_in_bytes", str(memory_bytes))
+        # memory + swap must stay >= memory: lower the plain limit first, raise it last
+        self._write("memory", "memory.limit_in_bytes", str(memory_bytes), required=False)
         # memory + swap: only where swap accounting is on; must come after the plain limit
         self._write("memory", "memory.memsw.limit_in_bytes", str(memory_bytes), required=False)
+        self._write("memory", "memory.limit_in_bytes", str(memory_bytes))
         if quota is not None:
             self._write("cpu", "cpu.cfs_period_us", str(CPU_PERIOD_US))
             self._write("cpu", "cpu.cfs_quota_us", str(quota))
+        elif unbound_cpu:
+            self._write("cpu", "cpu.cfs_quota_us", "-1")
         self._write("pids", "pids.max", str(pids))
 
     # -- joining ---------------------------------------------------------------------------------
