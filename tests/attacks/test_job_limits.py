@@ -1,7 +1,8 @@
 """Attacks on the job's resource limits: several processes together, each under its rlimits,
 must not use more memory, CPU or disk than the *job* was given (issue 9).
 
-Run against the real sandbox runtime, and end to end through a real market and provider for
+Run against the real sandbox runtime — cold and warm (``sandbox_mode``: a sandbox started ahead
+of its job, its zygote then told to run it) — and end to end through a real market and provider for
 memory, CPU and disk: the receipt says why the job died, and no money moved wrongly.
 
 Skipped, with the reason, only where this machine cannot create cgroups (not root, no
@@ -100,12 +101,14 @@ def run_job(tmp_path: Path, command: str, limits: Limits) -> tuple[Outcome, str]
 # -- the runtime -------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_memory_is_one_limit_for_all_the_jobs_processes(tmp_path: Path) -> None:
     outcome, output = run_job(tmp_path, MEMORY_HOG, job_limits())
     assert outcome.kill_reason == "memory", output
     assert "survived" not in output
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_cpus_bound_the_whole_job_not_each_process(tmp_path: Path) -> None:
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -122,6 +125,7 @@ def test_cpus_bound_the_whole_job_not_each_process(tmp_path: Path) -> None:
     assert outcome.cpu_seconds / wall <= CPU_RATIO_MAX, (outcome.cpu_seconds, wall)
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_disk_is_the_whole_workdir_not_one_file(tmp_path: Path) -> None:
     outcome, output = run_job(tmp_path, DISK_HOG, job_limits())
     assert outcome.kill_reason == "disk", output
@@ -130,6 +134,7 @@ def test_disk_is_the_whole_workdir_not_one_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "work").iterdir())
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_disk_counts_deleted_files_the_job_still_holds_open(tmp_path: Path) -> None:
     hide = (
         "python3 -c 'import os, time\n"
@@ -143,6 +148,7 @@ def test_disk_counts_deleted_files_the_job_still_holds_open(tmp_path: Path) -> N
     assert outcome.kill_reason == "disk", output
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_cancel_ends_every_process_of_the_group_and_removes_it(tmp_path: Path) -> None:
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -167,6 +173,7 @@ def running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_a_job_within_its_limits_is_untouched(tmp_path: Path) -> None:
     ok = (
         "python3 -c 'b = b\"x\" * (200 << 20)' && head -c 100M /dev/zero > f && "

@@ -89,6 +89,7 @@ def probe_command() -> str:
 
 
 @needs_filter
+@pytest.mark.usefixtures("sandbox_mode")
 def test_escape_syscalls_fail_inside_the_job(tmp_path: Path) -> None:
     outcome, output = run_job(tmp_path, probe_command())
     assert outcome.ok, output
@@ -98,6 +99,7 @@ def test_escape_syscalls_fail_inside_the_job(tmp_path: Path) -> None:
 
 
 @needs_filter
+@pytest.mark.usefixtures("sandbox_mode")
 def test_unshare_tools_fail_inside_the_job(tmp_path: Path) -> None:
     for command in ("unshare -U true", "unshare -r true", "unshare -m true"):
         outcome, output = run_job(tmp_path, command)
@@ -105,6 +107,7 @@ def test_unshare_tools_fail_inside_the_job(tmp_path: Path) -> None:
         assert "Operation not permitted" in output, (command, output)
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_ordinary_jobs_still_work(tmp_path: Path) -> None:
     command = (
         "python3 -c 'print(6 * 7)' | tr 4 X && "
@@ -125,6 +128,7 @@ def host_paths(workdir: Path) -> list[str]:
     return paths
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_pid_1_command_line_names_no_host_path(tmp_path: Path) -> None:
     outcome, output = run_job(tmp_path, "tr '\\0' ' ' < /proc/1/cmdline; echo")
     assert outcome.ok, output

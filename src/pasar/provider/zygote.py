@@ -103,6 +103,7 @@ def main(argv: list[str]) -> int:
     os.close(control)
     if not inline:
         os.execve("/bin/sh", ["/bin/sh", "-c", command], dict(os.environ))
+    os.environ["PWD"] = WORKDIR  # what the shell that starts a cold job's Python exports
     sys.argv = [str(remote_entry.__file__)]  # what a cold ``python -m`` would show
     importlib.invalidate_caches()  # the workdir was filled after this Python looked at it
     return remote_entry.run(Path(WORKDIR))
