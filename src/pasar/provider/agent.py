@@ -353,9 +353,10 @@ class Agent:
             elif kind == "match":
                 # the event names each lease's provider: run ours, never read the others'
                 assigned = event.assigned or {}
+                seen_at = time.monotonic()
                 for lease_id in event.leases or []:
                     if assigned.get(lease_id, self.identity.account_id) == self.identity.account_id:
-                        self._maybe_run(lease_id)
+                        self._maybe_run(lease_id, seen_at)
                 if event.order_id and not self.state.draining:
                     self._maybe_bid(event.order_id)  # a reopened auction window
             elif kind in ("order.cancel", "order.expire"):
@@ -413,7 +414,7 @@ class Agent:
             if exc.code not in ("duplicate_bid", "auction_closed", "not_open"):
                 raise
 
-    def _maybe_run(self, lease_id: str) -> None:
+    def _maybe_run(self, lease_id: str, seen_at: float | None = None) -> None:
         with self._lock:
             if lease_id in self.state.running:
                 return
@@ -439,6 +440,7 @@ class Agent:
             gpus=self.inventory.grants if self.inventory is not None else no_gpus,
             cheat=self._cheat_on(view.lease_id, view.order_id),
             pool=self.pool,
+            seen_at=seen_at,
         )
         with self._lock:
             self.state.running[lease_id] = executor

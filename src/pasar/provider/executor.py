@@ -57,6 +57,7 @@ from pasar.provider.sealed import (
     open_private_part,
     seal_output,
 )
+from pasar.provider.timeline import Timeline
 
 log = logging.getLogger("pasar.provider.executor")
 
@@ -196,7 +197,10 @@ class LeaseExecutor:
         gpus: GpuResolver = no_gpus,
         cheat: str | None = None,
         pool: WarmPool | None = None,
+        seen_at: float | None = None,
     ) -> None:
+        self.timeline = Timeline(job.lease_id, seen_at)  # from the feed's match, if seen there
+        self.timeline.mark("lease")
         self.api = api
         self.pool = pool  # warm sandboxes (sandbox runtime, ``--warm-pool`` > 0), else None
         self._warm: WarmSandbox | None = None  # taken for this lease, until its job starts
@@ -212,6 +216,7 @@ class LeaseExecutor:
         self._stopped = threading.Event()
         self._handle: Any = None
         self._log_offset = 0
+        self._pending_log: threading.Thread | None = None  # the job's last lines, being sent
         self.outcome: Outcome | None = None
         self.receipt: TxAnswer | None = None
         self.started_at = wall_clock_ms()
@@ -270,26 +275,10 @@ class LeaseExecutor:
         if self.job.sealed and not self._unseal():
             self._after_stop()  # stopped while waiting for the key
             return
-        grants = self.gpus([device.model_dump() for device in self.job.devices])
-        if grants:
-            log.info(
-                "lease %s: GPUs %s",
-                self.job.lease_id,
-                ", ".join(f"{g.index} ({g.uuid}) at {g.node}" for g in grants),
-            )
-        limits = limits_for(self.job.spec, allow_network=self.allow_network, gpus=grants)
-        # a warm sandbox is taken before the inputs come: its /work becomes the lease's workdir
-        self._warm = self._take_warm(limits)
-        if self._warm is not None:
-            try:
-                self._warm.claim(self.workdir)
-            except OSError as exc:
-                log.warning("lease %s: cannot claim a warm sandbox: %s", self.job.lease_id, exc)
-                self._warm.discard()
-                self._warm = None
-        if self._warm is None:
-            self.workdir.mkdir(parents=True, exist_ok=True)
+        limits = self._limits()
+        self._prepare_workdir(limits)
         problem = self._fetch_inputs()
+        self.timeline.mark("inputs")
         if problem is not None:
             self._append_log(f"pasar: {problem}\n")
             self._finish(EXIT_INPUT_FAILED, None, note=problem, outputs=[])
@@ -312,10 +301,13 @@ class LeaseExecutor:
             self._after_stop()
             return
         self._handle = self._start(env, limits)
+        self.timeline.mark("started")
         if self._stopped.is_set():  # stopped while starting
             self._handle.kill("cancel")
-        self._pump_logs()
+        # the job's last lines go to the market while its outputs are uploaded
+        self._send_later(self._pump_logs())
         self.outcome = outcome = self._handle.wait()
+        self.timeline.mark("exited")
         if self._stop_reason is not None:
             self._after_stop()
             return
@@ -325,12 +317,39 @@ class LeaseExecutor:
         elif self.cheat == "garble":
             garble_outputs(self.workdir, [str(o) for o in self.job.spec.outputs])
         outputs, missing = self._upload_outputs()
+        self.timeline.mark("outputs")
         note = f"missing outputs: {', '.join(missing)}" if missing else None
         if note:
             self._append_log(f"pasar: {note}\n")
         self._finish(
             outcome.exit_code, outcome.kill_reason, note=note, outputs=outputs, outcome=outcome
         )
+
+    def _limits(self) -> Limits:
+        """The job's limits, with the GPUs the market allocated to the lease."""
+        grants = self.gpus([device.model_dump() for device in self.job.devices])
+        if grants:
+            log.info(
+                "lease %s: GPUs %s",
+                self.job.lease_id,
+                ", ".join(f"{g.index} ({g.uuid}) at {g.node}" for g in grants),
+            )
+        return limits_for(self.job.spec, allow_network=self.allow_network, gpus=grants)
+
+    def _prepare_workdir(self, limits: Limits) -> None:
+        """Create the lease's workdir: a warm sandbox's ``/work`` when one is taken (before the
+        inputs come, so they land where the sandbox sees them), else a new folder."""
+        self._warm = self._take_warm(limits)
+        if self._warm is not None:
+            try:
+                self._warm.claim(self.workdir)
+            except OSError as exc:
+                log.warning("lease %s: cannot claim a warm sandbox: %s", self.job.lease_id, exc)
+                self._warm.discard()
+                self._warm = None
+        if self._warm is None:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        self.timeline.mark("workdir (warm)" if self._warm is not None else "workdir")
 
     def _take_warm(self, limits: Limits) -> WarmSandbox | None:
         """A warm sandbox for this lease, or None to run it cold: there is no pool, or the
@@ -403,6 +422,7 @@ class LeaseExecutor:
         fill_missing(self.workdir, [str(o) for o in self.job.spec.outputs], self.job.lease_id)
 
     def _after_stop(self) -> None:
+        self._log_sent()
         if self._stop_reason == "release":
             try:
                 self.api.release(self.job.lease_id)
@@ -482,8 +502,9 @@ class LeaseExecutor:
 
     # -- logs ------------------------------------------------------------------------------------
 
-    def _pump_logs(self) -> None:
-        """Ship the job's output to the market in batches while it runs."""
+    def _pump_logs(self) -> str:
+        """Ship the job's output to the market in batches while it runs; returns what is left
+        to send once it has ended (for :meth:`_send_later`)."""
         buffer: list[str] = []
         size = 0
         last = time.monotonic()
@@ -494,10 +515,27 @@ class LeaseExecutor:
             if buffer and (size >= LOG_CHUNK_BYTES or time.monotonic() - last >= LOG_FLUSH_S):
                 self._append_log("".join(buffer))
                 buffer, size, last = [], 0, time.monotonic()
-        if buffer:
-            self._append_log("".join(buffer))
+        return "".join(buffer)
+
+    def _send_later(self, text: str) -> None:
+        """Append ``text`` to the lease's log on a thread of its own: the last lines of a short
+        job need not wait for, nor hold up, its outputs' upload. :meth:`_log_sent` waits for
+        it before anything else is appended and before any receipt or release."""
+        if not text:
+            return
+        self._pending_log = threading.Thread(
+            target=self._append_log, args=(text,), name=f"log-{self.job.lease_id}", daemon=True
+        )
+        self._pending_log.start()
+
+    def _log_sent(self) -> None:
+        pending = self._pending_log
+        if pending is not None and pending is not threading.current_thread():
+            pending.join()
+            self._pending_log = None
 
     def _append_log(self, text: str) -> None:
+        self._log_sent()  # in order: the job's last lines first
         if self.data_key is not None:  # only the job's parties may read what it prints
             text = seal_log_line(text, self.data_key)
         data = text.encode("utf-8", errors="replace")
@@ -618,7 +656,10 @@ class LeaseExecutor:
             body.note = note
         if self.job.sealed:  # what the client checks after decrypting, and verifiers compare
             body.plain_root = root_of_files((o.path, o.plain_sha256 or "") for o in outputs)
+        self._log_sent()  # the log is whole before the lease ends
         self.receipt = self.api.receipt(body)
+        self.timeline.mark("receipt")
+        self.timeline.log()
         log.info("%s", ended_line(self.job.lease_id, exit_code, kill_reason, outcome, self.receipt))
 
     def _fail(self, reason: str, detail: str) -> None:

@@ -48,6 +48,7 @@ CPU_QUOTA_HEADROOM = 1.05
 PIDS_HEADROOM = 2
 KILL_ROUNDS = 50  # how many times :meth:`JobCgroup.kill` sweeps the group before giving up
 KILL_PAUSE_S = 0.02
+KILL_FIRST_PAUSE_S = 0.0005
 
 Version = Literal["v1", "v2"]
 
@@ -371,7 +372,12 @@ class JobCgroup:
 
     def kill(self) -> None:
         """SIGKILL every process in the group, sweeping until it is empty (a process may fork
-        between a read of ``cgroup.procs`` and the kill; ``pids.max`` bounds how often)."""
+        between a read of ``cgroup.procs`` and the kill; ``pids.max`` bounds how often).
+
+        The pause between sweeps starts at :data:`KILL_FIRST_PAUSE_S` and doubles up to
+        :data:`KILL_PAUSE_S`: what is usually left when a job has ended is its sandbox's init,
+        gone a fraction of a millisecond later, and every lease waits for this sweep."""
+        pause = KILL_FIRST_PAUSE_S
         for _ in range(KILL_ROUNDS):
             pids = self.pids()
             if not pids:
@@ -379,11 +385,13 @@ class JobCgroup:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(KILL_PAUSE_S)
+            time.sleep(pause)
+            pause = min(2 * pause, KILL_PAUSE_S)
 
     def remove(self) -> None:
         """Remove the group's directories (a group empties a moment after its last kill)."""
         for path in self.dirs.values():
+            pause = KILL_FIRST_PAUSE_S
             for _ in range(KILL_ROUNDS):
                 try:
                     path.rmdir()
@@ -391,7 +399,8 @@ class JobCgroup:
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(KILL_PAUSE_S)
+                    time.sleep(pause)
+                    pause = min(2 * pause, KILL_PAUSE_S)
         self.dirs = {}
 
     def finish(self) -> GroupStats:

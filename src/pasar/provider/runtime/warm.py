@@ -65,6 +65,13 @@ GO_TIMEOUT_S = 10.0  # a zygote that does not confirm its go by then is broken
 RETRY_S = 1.0  # after a failed start: doubling up to RETRY_MAX_S while a key keeps failing
 RETRY_MAX_S = 60.0
 PRUNE_S = 5.0  # how often idle sandboxes are checked for having died
+# A lease that finds no sandbox of its key ready, while one is starting, waits this long for it
+# rather than starting cold: the starting one began earlier, so it is ready sooner than a cold
+# sandbox would be (and a cold start's CPU would slow it down further).
+TAKE_WAIT_S = 1.0
+# sandboxes started at once: a start is partly waiting (bwrap's mounts, the exec chain), so two
+# overlap; more would only take CPU from the leases
+REFILL_THREADS = 2
 POOL_PROCESSES = 256  # a zygote's process limit until its lease's is written
 PREFIX = ".warm-"  # a warm sandbox's directory in the workroot, until a lease claims it
 ZYGOTE = "pasar.provider.zygote"
@@ -267,8 +274,9 @@ class WarmPool:
         self._lock = threading.Condition()
         self._idle: dict[WarmKey, collections.deque[WarmSandbox]] = {}
         self._retry_at: dict[WarmKey, tuple[float, float]] = {}  # key → (when, backoff)
+        self._starting: dict[WarmKey, int] = {}  # sandboxes being started, per key
         self._closed = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.started = 0  # sandboxes started, for tests and the log
         self.taken = 0
         for key in keys:
@@ -276,27 +284,36 @@ class WarmPool:
 
     # -- the lease's side ------------------------------------------------------------------------
 
-    def take(self, limits: Limits) -> WarmSandbox | None:
-        """A ready sandbox for these limits, or None (the lease runs cold). Either way the key
-        is remembered, and the pool refills it."""
+    def take(self, limits: Limits, *, wait_s: float = TAKE_WAIT_S) -> WarmSandbox | None:
+        """A ready sandbox for these limits, or None (the lease runs cold). When none is ready
+        but one of the key is starting, waits up to ``wait_s`` for it. Either way the key is
+        remembered, and the pool refills it."""
         key = WarmKey.of(limits)
         found: WarmSandbox | None = None
         dead: list[WarmSandbox] = []
+        deadline = time.monotonic() + wait_s
         with self._lock:
             if self._closed or self.size <= 0:
                 return None
             idle = self._idle.pop(key, collections.deque())
             self._idle[key] = idle  # most recently used last
-            while idle and found is None:
-                candidate = idle.popleft()
-                if candidate.alive:
-                    found = candidate
-                else:
-                    dead.append(candidate)
             evicted = self._evict()
+            self._lock.notify_all()  # the refill thread: a key to fill, perhaps a new one
+            while found is None and not self._closed:
+                while idle and found is None:
+                    candidate = idle.popleft()
+                    if candidate.alive:
+                        found = candidate
+                    else:
+                        dead.append(candidate)
+                left = deadline - time.monotonic()
+                if found is not None or not self._starting.get(key) or left <= 0:
+                    break
+                self._lock.wait(left)
+                idle = self._idle.get(key, collections.deque())
             if found is not None:
                 self.taken += 1
-            self._lock.notify_all()
+                self._lock.notify_all()
         for sandbox in [*dead, *evicted]:
             sandbox.discard()
         return found
@@ -313,10 +330,12 @@ class WarmPool:
     # -- the refill ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.size <= 0 or self._thread is not None:
+        if self.size <= 0 or self._threads:
             return
-        self._thread = threading.Thread(target=self._refill, name="warm-pool", daemon=True)
-        self._thread.start()
+        for i in range(min(self.size, REFILL_THREADS)):
+            thread = threading.Thread(target=self._refill, name=f"warm-pool-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def _wanted(self) -> WarmKey | None:
         """The next key short of sandboxes (most recently used first), or None (call with the
@@ -327,7 +346,8 @@ class WarmPool:
             for sandbox in [s for s in idle if not s.alive]:
                 idle.remove(sandbox)
                 sandbox.discard()
-            if len(idle) < self.size and self._retry_at.get(key, (0.0, 0.0))[0] <= now:
+            have = len(idle) + self._starting.get(key, 0)
+            if have < self.size and self._retry_at.get(key, (0.0, 0.0))[0] <= now:
                 return key
         return None
 
@@ -336,28 +356,30 @@ class WarmPool:
             with self._lock:
                 key = self._wanted()
                 while key is None and not self._closed:
-                    self._lock.wait(PRUNE_S)
+                    self._lock.wait(PRUNE_S)  # woken by a take; else a look for dead ones
                     key = self._wanted()
                 if self._closed or key is None:
                     return
+                self._starting[key] = self._starting.get(key, 0) + 1
             try:
-                sandbox = WarmSandbox(
+                sandbox: WarmSandbox | None = WarmSandbox(
                     self.runtime, key, self.workroot, ready_timeout_s=self.ready_timeout_s
                 )
             except (WarmSandboxBrokenError, PasarError, OSError) as exc:
+                sandbox = None
                 self._failed(key, exc)
-                continue
             with self._lock:
-                self.started += 1
-                self._retry_at.pop(key, None)
+                self._starting[key] -= 1
                 idle = self._idle.get(key)
-                if self._closed or idle is None:  # closed, or the key was dropped meanwhile
-                    keep = False
-                else:
+                keep = sandbox is not None and not self._closed and idle is not None
+                if sandbox is not None:
+                    self.started += 1
+                    self._retry_at.pop(key, None)
+                if keep and idle is not None and sandbox is not None:
                     idle.append(sandbox)
-                    keep = True
-            if not keep:
-                sandbox.discard()
+                self._lock.notify_all()  # a take waiting for this key
+            if sandbox is not None and not keep:
+                sandbox.discard()  # closed, or the key was dropped meanwhile
 
     def _failed(self, key: WarmKey, exc: Exception) -> None:
         with self._lock:
@@ -391,5 +413,5 @@ class WarmPool:
             self._lock.notify_all()
         for sandbox in left:
             sandbox.discard()
-        if self._thread is not None:
-            self._thread.join(READY_TIMEOUT_S)
+        for thread in self._threads:
+            thread.join(READY_TIMEOUT_S)
