@@ -19,7 +19,15 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from attacklib import PROVIDER_ARGS, Party, assert_audit_passes, assert_conserved, ended
+from attacklib import (
+    PROVIDER_ARGS,
+    Party,
+    assert_audit_passes,
+    assert_conserved,
+    ended,
+    spawn_sandboxed,
+    started_as,
+)
 
 from pasar.doctor import Status, check_bubblewrap
 from pasar.provider.runtime import Limits, Outcome
@@ -203,12 +211,17 @@ MARKET_CASES = {
 }
 
 
+@pytest.mark.parametrize("mode", ["cold", "warm"])
 @pytest.mark.parametrize("reason", list(MARKET_CASES))
 def test_market_job_over_its_limits_is_killed_with_the_reason(
-    market_server: Any, spawn_provider: Any, tmp_path: Path, reason: str
+    market_server: Any,
+    spawn_provider: Any,
+    tmp_path: Path,
+    reason: str,
+    mode: str,
 ) -> None:
     run, resources = MARKET_CASES[reason]
-    provider = spawn_provider(market_server.url, tmp_path / "p1", *PROVIDER_ARGS)
+    provider = spawn_sandboxed(spawn_provider, market_server.url, tmp_path / "p1", mode)
     assert limits_attribute(market_server.url, provider.account) == _support.enforcement
     alice = Party(market_server)
     alice.fund()
@@ -217,6 +230,7 @@ def test_market_job_over_its_limits_is_killed_with_the_reason(
     (lease,) = order["leases"]
     assert lease["receipt"]["kill_reason"] == reason, alice.logs(lease["lease_id"])
     assert "survived" not in alice.logs(lease["lease_id"])
+    assert started_as(provider, lease["lease_id"]) == mode
     assert_conserved(market_server.url)
     assert_audit_passes(market_server.url)
 

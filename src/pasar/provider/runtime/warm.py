@@ -64,6 +64,7 @@ READY_TIMEOUT_S = 30.0  # a zygote not ready by then is broken
 GO_TIMEOUT_S = 10.0  # a zygote that does not confirm its go by then is broken
 RETRY_S = 1.0  # after a failed start: doubling up to RETRY_MAX_S while a key keeps failing
 RETRY_MAX_S = 60.0
+CLOSE_WAIT_S = 10.0  # how long closing waits for a killed sandbox to end
 PRUNE_S = 5.0  # how often idle sandboxes are checked for having died
 # A lease that finds no sandbox of its key ready, while one is starting, waits this long for it
 # rather than starting cold: the starting one began earlier, so it is ready sooner than a cold
@@ -99,6 +100,17 @@ class WarmKey:
     @classmethod
     def of(cls, limits: Limits) -> WarmKey:
         return cls(network=limits.network, gpus=limits.gpus, memory_bytes=limits.memory_bytes)
+
+    def describe(self) -> str:
+        """``network, GPUs 0,1, 1 GiB`` (for the log)."""
+        gpus = ",".join(str(g.index) for g in self.gpus) if self.gpus else ""
+        return ", ".join(
+            [
+                "network" if self.network else "no network",
+                f"GPUs {gpus}" if gpus else "no GPU",
+                f"{self.memory_bytes / GIB:g} GiB",
+            ]
+        )
 
     def limits(self) -> Limits:
         """The limits a warm sandbox starts under, before its lease's replace them: the key's
@@ -275,6 +287,7 @@ class WarmPool:
         self._idle: dict[WarmKey, collections.deque[WarmSandbox]] = {}
         self._retry_at: dict[WarmKey, tuple[float, float]] = {}  # key → (when, backoff)
         self._starting: dict[WarmKey, int] = {}  # sandboxes being started, per key
+        self._announced: set[WarmKey] = set()  # keys whose pool was full once (logged)
         self._closed = False
         self._threads: list[threading.Thread] = []
         self.started = 0  # sandboxes started, for tests and the log
@@ -377,6 +390,9 @@ class WarmPool:
                     self._retry_at.pop(key, None)
                 if keep and idle is not None and sandbox is not None:
                     idle.append(sandbox)
+                    if len(idle) == self.size and key not in self._announced:
+                        self._announced.add(key)
+                        log.info("warm sandboxes ready: %d × %s", self.size, key.describe())
                 self._lock.notify_all()  # a take waiting for this key
             if sandbox is not None and not keep:
                 sandbox.discard()  # closed, or the key was dropped meanwhile
@@ -415,3 +431,6 @@ class WarmPool:
             sandbox.discard()
         for thread in self._threads:
             thread.join(READY_TIMEOUT_S)
+        for sandbox in left:  # ended, and their cgroups removed, before the agent exits
+            with contextlib.suppress(TimeoutError):
+                sandbox.handle.wait(timeout=CLOSE_WAIT_S)
