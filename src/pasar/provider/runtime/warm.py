@@ -25,9 +25,12 @@ and the lease runs cold in the same workdir: a broken zygote never runs a job.
 ``/work``; the executor takes the sandbox *before* fetching inputs and renames that directory
 to the lease's workdir (:meth:`WarmSandbox.claim`; a bind mount follows a renamed directory).
 
-The pool refills in the background after each take, learns the keys leases come with (up to
-:data:`MAX_KEYS`, the least recently used dropped), and backs off from a key whose sandboxes
-keep failing to start.
+The pool refills in the background after each take (:data:`REFILL_THREADS` starts at once),
+learns the keys leases come with (up to :data:`MAX_KEYS`, the least recently used dropped),
+and backs off from a key whose sandboxes keep failing to start. A lease that finds none of its
+key ready while one is starting waits for it (up to :data:`TAKE_WAIT_S`) rather than start a
+cold sandbox, which would be ready later and take CPU from the one starting: the pool's refill
+rate, not its size, is what a steady stream of calls to one provider runs into.
 """
 
 from __future__ import annotations
