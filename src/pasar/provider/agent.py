@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -75,6 +76,13 @@ AVAILABILITY_CHECK_S = 30.0  # how often the agent makes sure the market still o
 DEFAULT_GRACE_S = 30.0
 PROOF_STOP_S = 30.0  # how long a stopping agent waits for a capacity proof to stop
 START_SLACK_MS = 2_000  # the market's clock may trail ours by this much
+# How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms). The
+# agent is many threads that mostly wait (feed, events, each lease's executor, heartbeats, log
+# readers, usage samplers, the warm pool's refills); at the default, a lease's thread woken by
+# its job's pipe waits up to 5 ms each time a busy thread holds the GIL — measured at 4-6 ms
+# per step of a warm lease. Its CPU-heavy work (benchmark, capacity proofs) runs in numpy or
+# torch, which release the GIL, so switching more often costs it little.
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,7 @@ class Agent:
     def start(self) -> None:
         """Measure the machine, register with the market, stake."""
         self.check_runtime()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._started_ms = wall_clock_ms()  # leases that start after this are this run's
         clear_workroot(self.config.home)
         self._start_pool()

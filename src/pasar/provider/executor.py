@@ -204,6 +204,7 @@ class LeaseExecutor:
         self.api = api
         self.pool = pool  # warm sandboxes (sandbox runtime, ``--warm-pool`` > 0), else None
         self._warm: WarmSandbox | None = None  # taken for this lease, until its job starts
+        self._taking: Callable[[], WarmSandbox | None] | None = None  # a take under way
         self.cheat = cheat  # a cheat kind for this lease (devnet tests only: provider.cheat)
         self.runtime = runtime
         self.gpus = gpus
@@ -258,6 +259,8 @@ class LeaseExecutor:
             self._fail("internal_error", f"the provider's executor failed: {type(exc).__name__}")
         finally:
             self._stopped.set()
+            if self._taking is not None:  # a take still out when the lease failed
+                self._warm = self._warm or self._taking()
             if self._warm is not None:  # taken, but the job never started: it serves no other
                 self._warm.discard()
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -276,9 +279,13 @@ class LeaseExecutor:
             self._after_stop()  # stopped while waiting for the key
             return
         limits = self._limits()
-        self._prepare_workdir(limits)
+        # a warm sandbox is taken while the inputs come (a take may wait for one starting)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._taking = self._take_warm_meanwhile(limits)
         problem = self._fetch_inputs()
         self.timeline.mark("inputs")
+        self._adopt_warm(self._taking)
+        self._taking = None
         if problem is not None:
             self._append_log(f"pasar: {problem}\n")
             self._finish(EXIT_INPUT_FAILED, None, note=problem, outputs=[])
@@ -336,19 +343,45 @@ class LeaseExecutor:
             )
         return limits_for(self.job.spec, allow_network=self.allow_network, gpus=grants)
 
-    def _prepare_workdir(self, limits: Limits) -> None:
-        """Create the lease's workdir: a warm sandbox's ``/work`` when one is taken (before the
-        inputs come, so they land where the sandbox sees them), else a new folder."""
-        self._warm = self._take_warm(limits)
-        if self._warm is not None:
+    def _take_warm_meanwhile(self, limits: Limits) -> Callable[[], WarmSandbox | None]:
+        """Take a warm sandbox on a thread of its own; the returned function waits for it."""
+        taken: list[WarmSandbox | None] = [None]
+        if self.pool is None:
+            return lambda: None
+
+        def take() -> None:
+            taken[0] = self._take_warm(limits)
+
+        taker = threading.Thread(target=take, name=f"take-{self.job.lease_id}", daemon=True)
+        taker.start()
+
+        def result() -> WarmSandbox | None:
+            taker.join()
+            return taken[0]
+
+        return result
+
+    def _adopt_warm(self, taking: Callable[[], WarmSandbox | None]) -> None:
+        """Make the warm sandbox taken for this lease (if any) hold its workdir: its own
+        folder, bound at ``/work`` when it started, gets the inputs fetched meanwhile and is
+        renamed to the lease's workdir (the bind mount follows it). If that fails, the
+        sandbox is discarded and the lease runs cold where its inputs already are."""
+        warm = taking()
+        if warm is not None:
+            moved: list[str] = []
             try:
-                self._warm.claim(self.workdir)
+                for entry in sorted(os.listdir(self.workdir)):
+                    os.rename(self.workdir / entry, warm.workdir / entry)
+                    moved.append(entry)
+                self.workdir.rmdir()
+                warm.claim(self.workdir)
+                self._warm = warm
             except OSError as exc:
-                log.warning("lease %s: cannot claim a warm sandbox: %s", self.job.lease_id, exc)
-                self._warm.discard()
-                self._warm = None
-        if self._warm is None:
-            self.workdir.mkdir(parents=True, exist_ok=True)
+                log.warning("lease %s: cannot use a warm sandbox: %s", self.job.lease_id, exc)
+                self.workdir.mkdir(parents=True, exist_ok=True)
+                for entry in moved:  # back where the cold job will look
+                    os.rename(warm.workdir / entry, self.workdir / entry)
+                warm.discard()
         self.timeline.mark("workdir (warm)" if self._warm is not None else "workdir")
 
     def _take_warm(self, limits: Limits) -> WarmSandbox | None:

@@ -160,3 +160,22 @@ def test_the_timeline_names_each_step_from_the_feed() -> None:
     line = timeline.line()
     assert line.startswith("lease o-1-0 timeline (ms): seen 0.0 | lease ")
     assert line.index("lease ", 10) < line.index("receipt")
+
+
+def test_a_warm_sandbox_taken_while_inputs_failed_to_lay_out_is_discarded(
+    tmp_path: Path,
+) -> None:
+    warm = FakeWarm(tmp_path / "work")
+    executor, api = _lease(tmp_path, FakePool(warm), FakeRuntime())
+    executor.job = LeaseJob(  # inputs that cannot both be laid out: the lease fails
+        **{
+            **executor.job.__dict__,
+            "inputs": (
+                FileEntry(path="a", sha256="1" * 64, size=1),
+                FileEntry(path="a/b", sha256="2" * 64, size=1),
+            ),
+        }
+    )
+    executor.run()
+    assert warm.started == [] and warm.discarded
+    assert api.receipts[0]["failure"]["reason"] == "input_conflict"

@@ -538,7 +538,7 @@ class RunHandle:
         while True:
             cpu, rss = 0.0, 0
             try:
-                tree = [root, *root.children(recursive=True)]
+                tree = self._tree(root)
             except psutil.Error:
                 return
             for proc in tree:
@@ -558,6 +558,20 @@ class RunHandle:
                 next_scan = time.monotonic() + DISK_SCAN_S
             if self._exited.wait(USAGE_SAMPLE_S):
                 return
+
+    def _tree(self, root: psutil.Process) -> list[psutil.Process]:
+        """The job's processes: its cgroup's when it has one (one read of ``cgroup.procs``;
+        the group holds the whole tree, orphans included), else the descendants of its root
+        (a scan of every process on the machine, which holds the GIL for milliseconds — too
+        long beside a job that lasts a few)."""
+        group = self.cgroup
+        if group is None:
+            return [root, *root.children(recursive=True)]
+        tree = [root]
+        for pid in group.pids() - {root.pid}:
+            with contextlib.suppress(psutil.Error):
+                tree.append(psutil.Process(pid))
+        return tree
 
     def _check_disk(self, tree: list[int]) -> None:
         """Kill the job once its workdir is over :attr:`Limits.disk_bytes`."""
