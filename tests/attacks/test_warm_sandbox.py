@@ -291,10 +291,31 @@ def test_a_lease_of_another_key_gets_no_warm_sandbox(tmp_path: Path) -> None:
             Limits(**{**LIMITS.__dict__, "network": True}),
             Limits(**{**LIMITS.__dict__, "memory_bytes": 2 * GIB}),
         ):
-            assert pool.take(other) is None
+            assert pool.take(other, wait_s=0) is None  # none of its key is ready
+            waited = pool.take(other)  # one of its own key, started for it
+            assert waited is None or waited.key == WarmKey.of(other)
+            if waited is not None:
+                waited.discard()
         got = pool.take(LIMITS)
         assert got is not None and got.alive
         got.discard()
     finally:
         pool.close()
     assert not list(tmp_path.glob(".warm-*"))  # closed: every idle sandbox's folder is gone
+
+
+def test_a_taken_sandbox_is_replaced_once_its_lease_is_over(tmp_path: Path) -> None:
+    pool = WarmPool(SandboxRuntime(), tmp_path, 1, keys=(WarmKey.of(LIMITS),))
+    pool.start()
+    try:
+        assert pool.wait_ready(WarmKey.of(LIMITS), 1)
+        taken = pool.take(LIMITS)
+        assert taken is not None
+        pool.finished(LIMITS)  # the lease ended: its replacement starts
+        assert pool.wait_ready(WarmKey.of(LIMITS), 1)
+        fresh = pool.take(LIMITS)
+        assert fresh is not None and fresh is not taken  # never the same sandbox twice
+        for sandbox in (taken, fresh):
+            sandbox.discard()
+    finally:
+        pool.close()

@@ -205,6 +205,7 @@ class LeaseExecutor:
         self.pool = pool  # warm sandboxes (sandbox runtime, ``--warm-pool`` > 0), else None
         self._warm: WarmSandbox | None = None  # taken for this lease, until its job starts
         self._taking: Callable[[], WarmSandbox | None] | None = None  # a take under way
+        self._took: Limits | None = None  # the limits of the warm sandbox taken, if one was
         self.cheat = cheat  # a cheat kind for this lease (devnet tests only: provider.cheat)
         self.runtime = runtime
         self.gpus = gpus
@@ -264,6 +265,8 @@ class LeaseExecutor:
             if self._warm is not None:  # taken, but the job never started: it serves no other
                 self._warm.discard()
             shutil.rmtree(self.workdir, ignore_errors=True)
+            if self._took is not None and self.pool is not None:
+                self.pool.finished(self._took)  # its replacement may start: the lease is over
             if self.on_done is not None:
                 self.on_done(self)
 
@@ -351,6 +354,8 @@ class LeaseExecutor:
 
         def take() -> None:
             taken[0] = self._take_warm(limits)
+            if taken[0] is not None:
+                self._took = limits
 
         taker = threading.Thread(target=take, name=f"take-{self.job.lease_id}", daemon=True)
         taker.start()

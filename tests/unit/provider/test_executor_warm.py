@@ -74,11 +74,15 @@ class FakePool:
     def __init__(self, warm: FakeWarm | None) -> None:
         self.warm = warm
         self.asked: list[WarmKey] = []
+        self.finished_keys: list[WarmKey] = []
 
     def take(self, limits: Limits) -> FakeWarm | None:
         self.asked.append(WarmKey.of(limits))
         warm, self.warm = self.warm, None
         return warm
+
+    def finished(self, limits: Limits) -> None:
+        self.finished_keys.append(WarmKey.of(limits))
 
 
 def _lease(tmp_path: Path, pool: FakePool, runtime: FakeRuntime, **spec: Any
@@ -108,8 +112,10 @@ def _lease(tmp_path: Path, pool: FakePool, runtime: FakeRuntime, **spec: Any
 def test_a_lease_runs_in_the_warm_sandbox_it_took(tmp_path: Path) -> None:
     warm = FakeWarm(tmp_path / "work")
     runtime = FakeRuntime()
-    executor, api = _lease(tmp_path, FakePool(warm), runtime)
+    pool = FakePool(warm)
+    executor, api = _lease(tmp_path, pool, runtime)
     executor.run()
+    assert pool.finished_keys == pool.asked  # its replacement starts once the lease is over
     (started,) = warm.started
     _command, inline, files = started
     assert inline and "pasar_call.pkl" in files

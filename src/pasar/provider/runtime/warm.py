@@ -73,6 +73,9 @@ PRUNE_S = 5.0  # how often idle sandboxes are checked for having died
 # rather than starting cold: the starting one began earlier, so it is ready sooner than a cold
 # sandbox would be (and a cold start's CPU would slow it down further).
 TAKE_WAIT_S = 1.0
+# A sandbox taken is replaced when its lease ends (or this much later, for a long lease): its
+# start (~100 ms of CPU for bwrap and a Python) would otherwise slow the lease that took it
+REFILL_DEFER_S = 1.0
 # sandboxes started at once: a start is partly waiting (bwrap's mounts, the exec chain), so two
 # overlap; more would only take CPU from the leases
 REFILL_THREADS = 2
@@ -290,6 +293,9 @@ class WarmPool:
         self._idle: dict[WarmKey, collections.deque[WarmSandbox]] = {}
         self._retry_at: dict[WarmKey, tuple[float, float]] = {}  # key → (when, backoff)
         self._starting: dict[WarmKey, int] = {}  # sandboxes being started, per key
+        # per key, a replacement owed for each sandbox taken by a lease still running, due at
+        # the time listed: a refill then does not compete with that lease for the CPU
+        self._deferred: dict[WarmKey, list[float]] = {}
         self._announced: set[WarmKey] = set()  # keys whose pool was full once (logged)
         self._closed = False
         self._threads: list[threading.Thread] = []
@@ -302,19 +308,21 @@ class WarmPool:
 
     def take(self, limits: Limits, *, wait_s: float = TAKE_WAIT_S) -> WarmSandbox | None:
         """A ready sandbox for these limits, or None (the lease runs cold). When none is ready
-        but one of the key is starting, waits up to ``wait_s`` for it. Either way the key is
-        remembered, and the pool refills it."""
+        but one of the key is starting (or can start now), waits up to ``wait_s`` for it.
+        Either way the key is remembered. The sandbox taken is replaced once its lease ends
+        (:meth:`finished`) or :data:`REFILL_DEFER_S` later, whichever comes first; at once if
+        another lease needs one meanwhile."""
         key = WarmKey.of(limits)
         found: WarmSandbox | None = None
         dead: list[WarmSandbox] = []
         deadline = time.monotonic() + wait_s
+        released = False
         with self._lock:
             if self._closed or self.size <= 0:
                 return None
             idle = self._idle.pop(key, collections.deque())
             self._idle[key] = idle  # most recently used last
             evicted = self._evict()
-            self._lock.notify_all()  # the refill thread: a key to fill, perhaps a new one
             while found is None and not self._closed:
                 while idle and found is None:
                     candidate = idle.popleft()
@@ -322,17 +330,42 @@ class WarmPool:
                         found = candidate
                     else:
                         dead.append(candidate)
+                if found is not None:
+                    break
+                deferred = self._deferred.get(key)
+                if deferred and not released:  # a lease waits: start a replacement owed now
+                    deferred.pop(0)
+                    released = True
+                self._lock.notify_all()
                 left = deadline - time.monotonic()
-                if found is not None or not self._starting.get(key) or left <= 0:
+                if left <= 0 or not (self._starting.get(key) or self._can_start(key)):
                     break
                 self._lock.wait(left)
                 idle = self._idle.get(key, collections.deque())
             if found is not None:
                 self.taken += 1
-                self._lock.notify_all()
+                self._deferred.setdefault(key, []).append(time.monotonic() + REFILL_DEFER_S)
+            self._lock.notify_all()
         for sandbox in [*dead, *evicted]:
             sandbox.discard()
         return found
+
+    def finished(self, limits: Limits) -> None:
+        """A lease that took a sandbox of these limits ended: replace it now (the machine's
+        CPU is the lease's no more)."""
+        key = WarmKey.of(limits)
+        with self._lock:
+            deferred = self._deferred.get(key)
+            if deferred:
+                deferred.pop(0)
+                self._lock.notify_all()
+
+    def _can_start(self, key: WarmKey) -> bool:
+        """Whether a refill thread will start a sandbox of ``key`` now (call with the lock)."""
+        have = len(self._idle.get(key, ())) + self._starting.get(key, 0)
+        have += len(self._deferred.get(key, ()))
+        retry_at = self._retry_at.get(key, (0.0, 0.0))[0]
+        return bool(self._threads) and have < self.size and retry_at <= time.monotonic()
 
     def _evict(self) -> list[WarmSandbox]:
         """Drop the least recently used keys over :attr:`max_keys` (call with the lock)."""
@@ -341,6 +374,7 @@ class WarmPool:
             oldest = next(iter(self._idle))
             dropped += self._idle.pop(oldest)
             self._retry_at.pop(oldest, None)
+            self._deferred.pop(oldest, None)
         return dropped
 
     # -- the refill ------------------------------------------------------------------------------
@@ -353,27 +387,33 @@ class WarmPool:
             thread.start()
             self._threads.append(thread)
 
-    def _wanted(self) -> WarmKey | None:
-        """The next key short of sandboxes (most recently used first), or None (call with the
-        lock): idle ones that died meanwhile are dropped here."""
+    def _wanted(self) -> tuple[WarmKey | None, float]:
+        """The next key short of sandboxes (most recently used first), or None and how long
+        to wait before looking again (call with the lock). Idle ones that died meanwhile, and
+        deferred replacements that are due, are dropped here."""
         now = time.monotonic()
+        wait = PRUNE_S
         for key in reversed(self._idle):
             idle = self._idle[key]
             for sandbox in [s for s in idle if not s.alive]:
                 idle.remove(sandbox)
                 sandbox.discard()
-            have = len(idle) + self._starting.get(key, 0)
-            if have < self.size and self._retry_at.get(key, (0.0, 0.0))[0] <= now:
-                return key
-        return None
+            deferred = self._deferred.get(key, [])
+            while deferred and deferred[0] <= now:
+                deferred.pop(0)
+            if deferred:
+                wait = min(wait, deferred[0] - now)
+            if self._can_start(key):
+                return key, 0.0
+        return None, wait
 
     def _refill(self) -> None:
         while True:
             with self._lock:
-                key = self._wanted()
+                key, wait = self._wanted()
                 while key is None and not self._closed:
-                    self._lock.wait(PRUNE_S)  # woken by a take; else a look for dead ones
-                    key = self._wanted()
+                    self._lock.wait(wait)  # woken by a take or a lease's end
+                    key, wait = self._wanted()
                 if self._closed or key is None:
                     return
                 self._starting[key] = self._starting.get(key, 0) + 1
