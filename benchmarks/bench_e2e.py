@@ -17,7 +17,7 @@ the default preset, verifiers off: ``receipt`` verification) runs a trivial func
 Prints one JSON line: ``value`` is the call p50 in ms, the other figures beside it.
 
     python benchmarks/bench_e2e.py [--calls 50] [--map 200] [--map-large 1000] [--full]
-        [--only latency,map,kill,cold]
+        [--only latency,map,kill,cold] [--warm-pool N]
 """
 
 from __future__ import annotations
@@ -53,9 +53,14 @@ def slow_add_one(x: int) -> int:
     return x + 1
 
 
+SETTINGS: dict[str, int | None] = {"warm_pool": None}  # --warm-pool (None: the default)
+
+
 @contextmanager
 def network(home: Path, providers: int, **extra: Any) -> Iterator[Devnet]:
-    config = DevnetConfig(home=home, providers=providers, verifiers=0, **extra)
+    config = DevnetConfig(
+        home=home, providers=providers, verifiers=0, warm_pool=SETTINGS["warm_pool"], **extra
+    )
     with Devnet(config) as net:
         net.start()
         yield net
@@ -165,7 +170,11 @@ def main() -> None:
     parser.add_argument("--map-large", type=int, default=1000)
     parser.add_argument("--full", action="store_true", help="--map-large 10000")
     parser.add_argument("--only", default=",".join(FIGURES), help="figures to measure")
+    parser.add_argument(
+        "--warm-pool", type=int, default=None, help="providers' --warm-pool (0: cold sandboxes)"
+    )
     args = parser.parse_args()
+    SETTINGS["warm_pool"] = args.warm_pool
     wanted = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = set(wanted) - set(FIGURES)
     if unknown:
@@ -192,6 +201,7 @@ def main() -> None:
                 "unit": "ms (call p50)" if value is not None else "",
                 **out,
                 "runtime": "sandbox",
+                "warm_pool": "default" if args.warm_pool is None else args.warm_pool,
                 "seconds": round(time.perf_counter() - started, 1),
                 "machine": f"{platform.machine()} {os.cpu_count()} cores, "
                 f"Python {platform.python_version()}",

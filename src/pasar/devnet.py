@@ -124,6 +124,7 @@ class DevnetConfig:
     faucet: str = DEFAULT_FAUCET
     provider_grace_s: float = PROVIDER_GRACE_S
     max_jobs: int = 4
+    warm_pool: int | None = None  # providers' --warm-pool (None: the agent's default)
     cheaters: int = 0  # the first N providers start with ``--cheat`` (tests and the demo)
     cheat: str | None = None  # their KIND:RATE (pasar.provider.cheat)
     verifiers: int | None = None  # None: the preset's ``checkers`` (2N+1)
@@ -377,6 +378,8 @@ class Devnet:
         args = ["provider", "start", "--market", self.url, "--home", str(self._trust(member.home))]
         args += ["--runtime", cfg.runtime, "--price-cpu-hour", price]
         args += ["--grace", str(cfg.provider_grace_s), "--max-jobs", str(cfg.max_jobs)]
+        if cfg.warm_pool is not None:
+            args += ["--warm-pool", str(cfg.warm_pool)]
         self._spawn(member, args + (["--cheat", cheat] if cheat else []))
         return member
 

@@ -8,6 +8,7 @@ through the SDK's own transport, so what it sends is what a real client would se
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -117,3 +118,36 @@ def assert_audit_passes(url: str) -> None:
 def assert_money_safe(url: str) -> None:
     assert_conserved(url)
     assert_audit_passes(url)
+
+
+# -- a provider whose jobs start cold or warm ---------------------------------------------------
+
+WARM_READY_S = 60.0
+
+
+def spawn_sandboxed(spawn_provider: Any, url: str, home: Any, mode: str) -> Any:
+    """A provider (``PROVIDER_ARGS``) whose leases start ``mode``: "cold" (``--warm-pool 0``)
+    or "warm" (the default pool, waited for until its first key is full, so the first lease
+    finds a warm sandbox). It logs each lease's timeline (``PASAR_TRACE=1``), for
+    :func:`started_as`."""
+    os.environ["PASAR_TRACE"] = "1"  # read by the provider process when it starts
+    try:
+        if mode == "cold":
+            return spawn_provider(url, home, *PROVIDER_ARGS, "--warm-pool", "0")
+        provider = spawn_provider(url, home, *PROVIDER_ARGS)
+    finally:
+        del os.environ["PASAR_TRACE"]
+    deadline = time.monotonic() + WARM_READY_S
+    while "warm sandboxes ready" not in provider.output():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no warm sandbox ready:\n{provider.output()[-4000:]}")
+        time.sleep(0.05)
+    return provider
+
+
+def started_as(provider: Any, lease_id: str) -> str:
+    """How the provider started a lease's job, from its timeline (``PASAR_TRACE=1``)."""
+    for line in provider.output().splitlines():
+        if f"lease {lease_id} timeline" in line:
+            return "warm" if "workdir (warm)" in line else "cold"
+    raise AssertionError(f"no timeline for {lease_id}:\n{provider.output()[-4000:]}")

@@ -1,7 +1,8 @@
 """Attacks on the job's resource limits: several processes together, each under its rlimits,
 must not use more memory, CPU or disk than the *job* was given (issue 9).
 
-Run against the real sandbox runtime, and end to end through a real market and provider for
+Run against the real sandbox runtime — cold and warm (``sandbox_mode``: a sandbox started ahead
+of its job, its zygote then told to run it) — and end to end through a real market and provider for
 memory, CPU and disk: the receipt says why the job died, and no money moved wrongly.
 
 Skipped, with the reason, only where this machine cannot create cgroups (not root, no
@@ -18,7 +19,15 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from attacklib import PROVIDER_ARGS, Party, assert_audit_passes, assert_conserved, ended
+from attacklib import (
+    PROVIDER_ARGS,
+    Party,
+    assert_audit_passes,
+    assert_conserved,
+    ended,
+    spawn_sandboxed,
+    started_as,
+)
 
 from pasar.doctor import Status, check_bubblewrap
 from pasar.provider.runtime import Limits, Outcome
@@ -100,12 +109,14 @@ def run_job(tmp_path: Path, command: str, limits: Limits) -> tuple[Outcome, str]
 # -- the runtime -------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_memory_is_one_limit_for_all_the_jobs_processes(tmp_path: Path) -> None:
     outcome, output = run_job(tmp_path, MEMORY_HOG, job_limits())
     assert outcome.kill_reason == "memory", output
     assert "survived" not in output
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_cpus_bound_the_whole_job_not_each_process(tmp_path: Path) -> None:
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -122,6 +133,7 @@ def test_cpus_bound_the_whole_job_not_each_process(tmp_path: Path) -> None:
     assert outcome.cpu_seconds / wall <= CPU_RATIO_MAX, (outcome.cpu_seconds, wall)
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_disk_is_the_whole_workdir_not_one_file(tmp_path: Path) -> None:
     outcome, output = run_job(tmp_path, DISK_HOG, job_limits())
     assert outcome.kill_reason == "disk", output
@@ -130,6 +142,7 @@ def test_disk_is_the_whole_workdir_not_one_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "work").iterdir())
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_disk_counts_deleted_files_the_job_still_holds_open(tmp_path: Path) -> None:
     hide = (
         "python3 -c 'import os, time\n"
@@ -143,6 +156,7 @@ def test_disk_counts_deleted_files_the_job_still_holds_open(tmp_path: Path) -> N
     assert outcome.kill_reason == "disk", output
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_cancel_ends_every_process_of_the_group_and_removes_it(tmp_path: Path) -> None:
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -167,6 +181,7 @@ def running(pid: int) -> bool:
         return False
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_a_job_within_its_limits_is_untouched(tmp_path: Path) -> None:
     ok = (
         "python3 -c 'b = b\"x\" * (200 << 20)' && head -c 100M /dev/zero > f && "
@@ -196,12 +211,17 @@ MARKET_CASES = {
 }
 
 
+@pytest.mark.parametrize("mode", ["cold", "warm"])
 @pytest.mark.parametrize("reason", list(MARKET_CASES))
 def test_market_job_over_its_limits_is_killed_with_the_reason(
-    market_server: Any, spawn_provider: Any, tmp_path: Path, reason: str
+    market_server: Any,
+    spawn_provider: Any,
+    tmp_path: Path,
+    reason: str,
+    mode: str,
 ) -> None:
     run, resources = MARKET_CASES[reason]
-    provider = spawn_provider(market_server.url, tmp_path / "p1", *PROVIDER_ARGS)
+    provider = spawn_sandboxed(spawn_provider, market_server.url, tmp_path / "p1", mode)
     assert limits_attribute(market_server.url, provider.account) == _support.enforcement
     alice = Party(market_server)
     alice.fund()
@@ -210,6 +230,7 @@ def test_market_job_over_its_limits_is_killed_with_the_reason(
     (lease,) = order["leases"]
     assert lease["receipt"]["kill_reason"] == reason, alice.logs(lease["lease_id"])
     assert "survived" not in alice.logs(lease["lease_id"])
+    assert started_as(provider, lease["lease_id"]) == mode
     assert_conserved(market_server.url)
     assert_audit_passes(market_server.url)
 

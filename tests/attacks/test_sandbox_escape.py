@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from attacklib import PROVIDER_ARGS, Party, assert_audit_passes, assert_conserved, ended
+from attacklib import (
+    Party,
+    assert_audit_passes,
+    assert_conserved,
+    ended,
+    spawn_sandboxed,
+    started_as,
+)
 
 from pasar.doctor import Status, check_bubblewrap
 from pasar.provider.runtime import Limits, Outcome
@@ -89,6 +96,7 @@ def probe_command() -> str:
 
 
 @needs_filter
+@pytest.mark.usefixtures("sandbox_mode")
 def test_escape_syscalls_fail_inside_the_job(tmp_path: Path) -> None:
     outcome, output = run_job(tmp_path, probe_command())
     assert outcome.ok, output
@@ -98,6 +106,7 @@ def test_escape_syscalls_fail_inside_the_job(tmp_path: Path) -> None:
 
 
 @needs_filter
+@pytest.mark.usefixtures("sandbox_mode")
 def test_unshare_tools_fail_inside_the_job(tmp_path: Path) -> None:
     for command in ("unshare -U true", "unshare -r true", "unshare -m true"):
         outcome, output = run_job(tmp_path, command)
@@ -105,6 +114,7 @@ def test_unshare_tools_fail_inside_the_job(tmp_path: Path) -> None:
         assert "Operation not permitted" in output, (command, output)
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_ordinary_jobs_still_work(tmp_path: Path) -> None:
     command = (
         "python3 -c 'print(6 * 7)' | tr 4 X && "
@@ -125,6 +135,7 @@ def host_paths(workdir: Path) -> list[str]:
     return paths
 
 
+@pytest.mark.usefixtures("sandbox_mode")
 def test_pid_1_command_line_names_no_host_path(tmp_path: Path) -> None:
     outcome, output = run_job(tmp_path, "tr '\\0' ' ' < /proc/1/cmdline; echo")
     assert outcome.ok, output
@@ -136,11 +147,15 @@ def test_pid_1_command_line_names_no_host_path(tmp_path: Path) -> None:
 
 
 @needs_filter
+@pytest.mark.parametrize("mode", ["cold", "warm"])
 def test_market_job_cannot_escape_nor_see_the_providers_paths(
-    market_server: Any, spawn_provider: Any, tmp_path: Path
+    market_server: Any,
+    spawn_provider: Any,
+    tmp_path: Path,
+    mode: str,
 ) -> None:
     home = tmp_path / "p1"
-    spawn_provider(market_server.url, home, *PROVIDER_ARGS)
+    provider = spawn_sandboxed(spawn_provider, market_server.url, home, mode)
     alice = Party(market_server)
     alice.fund()
     run = (
@@ -155,5 +170,6 @@ def test_market_job_cannot_escape_nor_see_the_providers_paths(
     assert lease["receipt"]["exit_code"] == 0, logs
     assert "ESCAPED" not in logs and "ptrace -1" in logs, logs
     assert "bwrap" in logs and str(home) not in logs and str(tmp_path) not in logs, logs
+    assert started_as(provider, lease["lease_id"]) == mode
     assert_conserved(market_server.url)
     assert_audit_passes(market_server.url)

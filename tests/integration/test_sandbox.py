@@ -1,7 +1,9 @@
 """Real bubblewrap runs: what a job can do, and every escape the issue lists failing *inside*
 the job — reported in its outcome and output — while this process (the provider) goes on.
 
-Skipped, with doctor's reason, only where bwrap cannot create a sandbox on this machine.
+Every sandbox test runs twice: cold, and through a warm sandbox (a sandbox started ahead of its
+job, whose zygote is then told to run it: :mod:`pasar.provider.runtime.warm`). Skipped, with
+doctor's reason, only where bwrap cannot create a sandbox on this machine.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ParamSpec
 
 import psutil
 import pytest
@@ -23,6 +26,7 @@ from pasar.provider.runtime import Limits, Outcome, RunHandle, get_runtime
 from pasar.provider.runtime.process import PROCESS_WARNING
 from pasar.provider.runtime.sandbox import VENV_MOUNT
 
+P = ParamSpec("P")
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 LIMITS = Limits(
@@ -34,9 +38,14 @@ LIMITS = Limits(
 )
 
 _bwrap = check_bubblewrap()
-needs_bwrap = pytest.mark.skipif(
+_skip_without_bwrap = pytest.mark.skipif(
     _bwrap.status is not Status.OK, reason=f"bubblewrap cannot sandbox here: {_bwrap.detail}"
 )
+
+
+def needs_bwrap(test: Callable[P, None]) -> Callable[P, None]:
+    """A sandbox test, run twice: cold, and through a warm sandbox (``sandbox_mode``)."""
+    return _skip_without_bwrap(pytest.mark.usefixtures("sandbox_mode")(test))
 
 
 def limits(**changes: object) -> Limits:

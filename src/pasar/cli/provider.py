@@ -47,6 +47,13 @@ def start(
     strategy: str = typer.Option("scale", "--strategy", help="scale | script:PATH."),
     stake: str = typer.Option(None, "--stake", help="Stake to lock at start, e.g. '50 USDC'."),
     max_jobs: int = typer.Option(4, "--max-jobs", min=1, help="Leases run at once."),
+    warm_pool: int = typer.Option(
+        2,
+        "--warm-pool",
+        min=0,
+        help="Sandboxes kept started, per kind of lease, so a short job skips the sandbox's "
+        "and Python's start (sandbox runtime; one lease each, then destroyed); 0 = off.",
+    ),
     allow_network: bool = typer.Option(
         False, "--allow-network", help="Let jobs that ask for it reach the network."
     ),
@@ -93,6 +100,7 @@ def start(
         strategy=strategy,
         stake=stake,
         max_jobs=max_jobs,
+        warm_pool=warm_pool,
         allow_network=allow_network,
         grace_s=grace,
         region=region,

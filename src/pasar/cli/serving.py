@@ -5,6 +5,7 @@ SIGTERM or Ctrl-C stops the agent, print that it stopped."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from types import FrameType
@@ -30,6 +31,8 @@ def log_to_stderr() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    if os.environ.get("PASAR_TRACE"):  # each lease's steps, timed (pasar.provider.timeline)
+        logging.getLogger("pasar.provider.timeline").setLevel(logging.DEBUG)
 
 
 def serve(agent: Agent, *, ready: str, stopped: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ from pasar.provider.hardware import load_gpu_report
 from pasar.provider.inventory import MachineInventory, detect_inventory
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Runtime, check_usable, enforcement, get_runtime
+from pasar.provider.runtime.sandbox import SandboxRuntime
+from pasar.provider.runtime.warm import WarmPool
 from pasar.provider.sealed import clear_sealed_workroot, sealed_workroot
 from pasar.provider.strategy import PriceTable, Strategy, make_strategy
 from pasar.provider.tee_attest import attest
@@ -73,6 +76,13 @@ AVAILABILITY_CHECK_S = 30.0  # how often the agent makes sure the market still o
 DEFAULT_GRACE_S = 30.0
 PROOF_STOP_S = 30.0  # how long a stopping agent waits for a capacity proof to stop
 START_SLACK_MS = 2_000  # the market's clock may trail ours by this much
+# How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms). The
+# agent is many threads that mostly wait (feed, events, each lease's executor, heartbeats, log
+# readers, usage samplers, the warm pool's refills); at the default, a lease's thread woken by
+# its job's pipe waits up to 5 ms each time a busy thread holds the GIL — measured at 4-6 ms
+# per step of a warm lease. Its CPU-heavy work (benchmark, capacity proofs) runs in numpy or
+# torch, which release the GIL, so switching more often costs it little.
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,7 @@ class AgentConfig:
     cheat: str | None = None  # KIND:RATE, devnet markets only (pasar.provider.cheat)
     cheat_seed: str | None = None  # picks the leases cheated on (default: one kept in home)
     tee: str = "none"  # auto | tdx | none: attest through a TEE quote source (pasar.tee.sources)
+    warm_pool: int = 2  # warm sandboxes kept per key (sandbox runtime only); 0 = off
 
 
 def load_or_create_key(home: Path, name: str) -> Identity:
@@ -152,6 +163,7 @@ class Agent:
         self.attestation: dict[str, Any] | None = None
         self._feed_start: int | None = None
         self._events: queue.Queue[FeedEvent] = queue.Queue()  # the feed's, for _handle_events
+        self.pool: WarmPool | None = None  # warm sandboxes, started by start()
 
     # -- start-up ---------------------------------------------------------------------------------
 
@@ -162,8 +174,10 @@ class Agent:
     def start(self) -> None:
         """Measure the machine, register with the market, stake."""
         self.check_runtime()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._started_ms = wall_clock_ms()  # leases that start after this are this run's
         clear_workroot(self.config.home)
+        self._start_pool()
         health = self.api.health()
         if self.cheat is not None:
             refuse_unless_devnet(health.devnet)
@@ -200,6 +214,14 @@ class Agent:
             self.config.market,
             self.preset_name,
         )
+
+    def _start_pool(self) -> None:
+        """Start filling the warm sandbox pool (``--warm-pool``, sandbox runtime only) while
+        the agent measures the machine and registers: the first lease finds it ready."""
+        if self.config.warm_pool <= 0 or not isinstance(self.runtime, SandboxRuntime):
+            return
+        self.pool = WarmPool(self.runtime, workroot_for(self.config.home), self.config.warm_pool)
+        self.pool.start()
 
     def _attest(self) -> None:
         """Present a TEE quote (``--tee``); say plainly when this machine has no TEE."""
@@ -270,6 +292,8 @@ class Agent:
         threading.Thread(target=self._handle_events, name="events", daemon=True).start()
         self._stop.wait()
         self.drain()
+        if self.pool is not None:
+            self.pool.close()
         clear_sealed_workroot(self.config.home)  # no sealed job's plaintext outlives the agent
         if self.prover is not None:  # a proof in progress stops at its next step
             self.prover.join(PROOF_STOP_S)
@@ -338,9 +362,10 @@ class Agent:
             elif kind == "match":
                 # the event names each lease's provider: run ours, never read the others'
                 assigned = event.assigned or {}
+                seen_at = time.monotonic()
                 for lease_id in event.leases or []:
                     if assigned.get(lease_id, self.identity.account_id) == self.identity.account_id:
-                        self._maybe_run(lease_id)
+                        self._maybe_run(lease_id, seen_at)
                 if event.order_id and not self.state.draining:
                     self._maybe_bid(event.order_id)  # a reopened auction window
             elif kind in ("order.cancel", "order.expire"):
@@ -398,7 +423,7 @@ class Agent:
             if exc.code not in ("duplicate_bid", "auction_closed", "not_open"):
                 raise
 
-    def _maybe_run(self, lease_id: str) -> None:
+    def _maybe_run(self, lease_id: str, seen_at: float | None = None) -> None:
         with self._lock:
             if lease_id in self.state.running:
                 return
@@ -423,6 +448,8 @@ class Agent:
             max_blob_bytes=self.max_blob_bytes,
             gpus=self.inventory.grants if self.inventory is not None else no_gpus,
             cheat=self._cheat_on(view.lease_id, view.order_id),
+            pool=self.pool,
+            seen_at=seen_at,
         )
         with self._lock:
             self.state.running[lease_id] = executor

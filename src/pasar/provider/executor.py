@@ -49,6 +49,7 @@ from pasar.crypto.sealing import lease_keypair, open_key, seal_log_line
 from pasar.provider.cheat import LAZY_WALL_S, fill_missing, garble_outputs
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime
+from pasar.provider.runtime.warm import WarmPool, WarmSandbox, WarmSandboxBrokenError, runs_inline
 from pasar.provider.sealed import (
     KEY_WAIT_S,
     clear_sealed_workroot,
@@ -56,6 +57,7 @@ from pasar.provider.sealed import (
     open_private_part,
     seal_output,
 )
+from pasar.provider.timeline import Timeline
 
 log = logging.getLogger("pasar.provider.executor")
 
@@ -194,8 +196,16 @@ class LeaseExecutor:
         max_blob_bytes: int | None = None,
         gpus: GpuResolver = no_gpus,
         cheat: str | None = None,
+        pool: WarmPool | None = None,
+        seen_at: float | None = None,
     ) -> None:
+        self.timeline = Timeline(job.lease_id, seen_at)  # from the feed's match, if seen there
+        self.timeline.mark("lease")
         self.api = api
+        self.pool = pool  # warm sandboxes (sandbox runtime, ``--warm-pool`` > 0), else None
+        self._warm: WarmSandbox | None = None  # taken for this lease, until its job starts
+        self._taking: Callable[[], WarmSandbox | None] | None = None  # a take under way
+        self._took: Limits | None = None  # the limits of the warm sandbox taken, if one was
         self.cheat = cheat  # a cheat kind for this lease (devnet tests only: provider.cheat)
         self.runtime = runtime
         self.gpus = gpus
@@ -208,6 +218,7 @@ class LeaseExecutor:
         self._stopped = threading.Event()
         self._handle: Any = None
         self._log_offset = 0
+        self._pending_log: threading.Thread | None = None  # the job's last lines, being sent
         self.outcome: Outcome | None = None
         self.receipt: TxAnswer | None = None
         self.started_at = wall_clock_ms()
@@ -249,7 +260,13 @@ class LeaseExecutor:
             self._fail("internal_error", f"the provider's executor failed: {type(exc).__name__}")
         finally:
             self._stopped.set()
+            if self._taking is not None:  # a take still out when the lease failed
+                self._warm = self._warm or self._taking()
+            if self._warm is not None:  # taken, but the job never started: it serves no other
+                self._warm.discard()
             shutil.rmtree(self.workdir, ignore_errors=True)
+            if self._took is not None and self.pool is not None:
+                self.pool.finished(self._took)  # its replacement may start: the lease is over
             if self.on_done is not None:
                 self.on_done(self)
 
@@ -261,11 +278,17 @@ class LeaseExecutor:
             self.job.shard,
             self.job.shards,
         )
-        self.workdir.mkdir(parents=True, exist_ok=True)
         if self.job.sealed and not self._unseal():
             self._after_stop()  # stopped while waiting for the key
             return
+        limits = self._limits()
+        # a warm sandbox is taken while the inputs come (a take may wait for one starting)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._taking = self._take_warm_meanwhile(limits)
         problem = self._fetch_inputs()
+        self.timeline.mark("inputs")
+        self._adopt_warm(self._taking)
+        self._taking = None
         if problem is not None:
             self._append_log(f"pasar: {problem}\n")
             self._finish(EXIT_INPUT_FAILED, None, note=problem, outputs=[])
@@ -277,14 +300,6 @@ class LeaseExecutor:
             "PASAR_SHARD": str(self.job.shard),
             "PASAR_SHARDS": str(self.job.shards),
         }
-        grants = self.gpus([device.model_dump() for device in self.job.devices])
-        if grants:
-            log.info(
-                "lease %s: GPUs %s",
-                self.job.lease_id,
-                ", ".join(f"{g.index} ({g.uuid}) at {g.node}" for g in grants),
-            )
-        limits = limits_for(self.job.spec, allow_network=self.allow_network, gpus=grants)
         if self.cheat == "skip":  # sign made-up outputs without running anything
             self._cheat_fill()
             outputs, _missing = self._upload_outputs()
@@ -295,14 +310,14 @@ class LeaseExecutor:
         if self._stopped.is_set():
             self._after_stop()
             return
-        image = self.job.spec.image
-        self._handle = self.runtime.start(
-            self.workdir, job_command(self.job.spec), env, limits, image=image
-        )
+        self._handle = self._start(env, limits)
+        self.timeline.mark("started")
         if self._stopped.is_set():  # stopped while starting
             self._handle.kill("cancel")
-        self._pump_logs()
+        # the job's last lines go to the market while its outputs are uploaded
+        self._send_later(self._pump_logs())
         self.outcome = outcome = self._handle.wait()
+        self.timeline.mark("exited")
         if self._stop_reason is not None:
             self._after_stop()
             return
@@ -312,12 +327,93 @@ class LeaseExecutor:
         elif self.cheat == "garble":
             garble_outputs(self.workdir, [str(o) for o in self.job.spec.outputs])
         outputs, missing = self._upload_outputs()
+        self.timeline.mark("outputs")
         note = f"missing outputs: {', '.join(missing)}" if missing else None
         if note:
             self._append_log(f"pasar: {note}\n")
         self._finish(
             outcome.exit_code, outcome.kill_reason, note=note, outputs=outputs, outcome=outcome
         )
+
+    def _limits(self) -> Limits:
+        """The job's limits, with the GPUs the market allocated to the lease."""
+        grants = self.gpus([device.model_dump() for device in self.job.devices])
+        if grants:
+            log.info(
+                "lease %s: GPUs %s",
+                self.job.lease_id,
+                ", ".join(f"{g.index} ({g.uuid}) at {g.node}" for g in grants),
+            )
+        return limits_for(self.job.spec, allow_network=self.allow_network, gpus=grants)
+
+    def _take_warm_meanwhile(self, limits: Limits) -> Callable[[], WarmSandbox | None]:
+        """Take a warm sandbox on a thread of its own; the returned function waits for it."""
+        taken: list[WarmSandbox | None] = [None]
+        if self.pool is None:
+            return lambda: None
+
+        def take() -> None:
+            taken[0] = self._take_warm(limits)
+            if taken[0] is not None:
+                self._took = limits
+
+        taker = threading.Thread(target=take, name=f"take-{self.job.lease_id}", daemon=True)
+        taker.start()
+
+        def result() -> WarmSandbox | None:
+            taker.join()
+            return taken[0]
+
+        return result
+
+    def _adopt_warm(self, taking: Callable[[], WarmSandbox | None]) -> None:
+        """Make the warm sandbox taken for this lease (if any) hold its workdir: its own
+        folder, bound at ``/work`` when it started, gets the inputs fetched meanwhile and is
+        renamed to the lease's workdir (the bind mount follows it). If that fails, the
+        sandbox is discarded and the lease runs cold where its inputs already are."""
+        warm = taking()
+        if warm is not None:
+            moved: list[str] = []
+            try:
+                for entry in sorted(os.listdir(self.workdir)):
+                    os.rename(self.workdir / entry, warm.workdir / entry)
+                    moved.append(entry)
+                self.workdir.rmdir()
+                warm.claim(self.workdir)
+                self._warm = warm
+            except OSError as exc:
+                log.warning("lease %s: cannot use a warm sandbox: %s", self.job.lease_id, exc)
+                self.workdir.mkdir(parents=True, exist_ok=True)
+                for entry in moved:  # back where the cold job will look
+                    os.rename(warm.workdir / entry, self.workdir / entry)
+                warm.discard()
+        self.timeline.mark("workdir (warm)" if self._warm is not None else "workdir")
+
+    def _take_warm(self, limits: Limits) -> WarmSandbox | None:
+        """A warm sandbox for this lease, or None to run it cold: there is no pool, or the
+        lease is one a warm sandbox does not serve — a sealed job (its workdir is a tmpfs of
+        its own), an image, a cheat (devnet tests)."""
+        spec = self.job.spec
+        if self.pool is None or self.job.sealed or spec.image is not None or self.cheat:
+            return None
+        return self.pool.take(limits)
+
+    def _start(self, env: dict[str, str], limits: Limits) -> Any:
+        """The job's handle: in the warm sandbox taken for it, or cold (none was taken, or
+        the one taken turned out broken before any of the job ran)."""
+        spec = self.job.spec
+        command = job_command(spec)
+        warm, self._warm = self._warm, None
+        if warm is not None:
+            try:
+                return warm.start(
+                    command, env, limits, inline=runs_inline(spec.run, spec.setup, spec.envs)
+                )
+            except WarmSandboxBrokenError as exc:
+                log.warning(
+                    "lease %s: warm sandbox unusable, running cold: %s", self.job.lease_id, exc
+                )
+        return self.runtime.start(self.workdir, command, env, limits, image=spec.image)
 
     # -- a sealed job ------------------------------------------------------------------------------
 
@@ -364,6 +460,7 @@ class LeaseExecutor:
         fill_missing(self.workdir, [str(o) for o in self.job.spec.outputs], self.job.lease_id)
 
     def _after_stop(self) -> None:
+        self._log_sent()
         if self._stop_reason == "release":
             try:
                 self.api.release(self.job.lease_id)
@@ -443,8 +540,9 @@ class LeaseExecutor:
 
     # -- logs ------------------------------------------------------------------------------------
 
-    def _pump_logs(self) -> None:
-        """Ship the job's output to the market in batches while it runs."""
+    def _pump_logs(self) -> str:
+        """Ship the job's output to the market in batches while it runs; returns what is left
+        to send once it has ended (for :meth:`_send_later`)."""
         buffer: list[str] = []
         size = 0
         last = time.monotonic()
@@ -455,10 +553,27 @@ class LeaseExecutor:
             if buffer and (size >= LOG_CHUNK_BYTES or time.monotonic() - last >= LOG_FLUSH_S):
                 self._append_log("".join(buffer))
                 buffer, size, last = [], 0, time.monotonic()
-        if buffer:
-            self._append_log("".join(buffer))
+        return "".join(buffer)
+
+    def _send_later(self, text: str) -> None:
+        """Append ``text`` to the lease's log on a thread of its own: the last lines of a short
+        job need not wait for, nor hold up, its outputs' upload. :meth:`_log_sent` waits for
+        it before anything else is appended and before any receipt or release."""
+        if not text:
+            return
+        self._pending_log = threading.Thread(
+            target=self._append_log, args=(text,), name=f"log-{self.job.lease_id}", daemon=True
+        )
+        self._pending_log.start()
+
+    def _log_sent(self) -> None:
+        pending = self._pending_log
+        if pending is not None and pending is not threading.current_thread():
+            pending.join()
+            self._pending_log = None
 
     def _append_log(self, text: str) -> None:
+        self._log_sent()  # in order: the job's last lines first
         if self.data_key is not None:  # only the job's parties may read what it prints
             text = seal_log_line(text, self.data_key)
         data = text.encode("utf-8", errors="replace")
@@ -579,7 +694,10 @@ class LeaseExecutor:
             body.note = note
         if self.job.sealed:  # what the client checks after decrypting, and verifiers compare
             body.plain_root = root_of_files((o.path, o.plain_sha256 or "") for o in outputs)
+        self._log_sent()  # the log is whole before the lease ends
         self.receipt = self.api.receipt(body)
+        self.timeline.mark("receipt")
+        self.timeline.log()
         log.info("%s", ended_line(self.job.lease_id, exit_code, kill_reason, outcome, self.receipt))
 
     def _fail(self, reason: str, detail: str) -> None:

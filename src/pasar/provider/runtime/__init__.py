@@ -8,7 +8,8 @@
 :func:`get_runtime` picks one by name; :meth:`Runtime.available` says whether it can run here
 (and how to fix it if not); :meth:`Runtime.start` returns a :class:`RunHandle` whose
 :meth:`~RunHandle.wait` gives the :class:`Outcome`. See :mod:`.base` for how limits are
-enforced and kill reasons told.
+enforced and kill reasons told. :mod:`.warm` keeps sandboxes started ahead of their lease (one
+lease each, isolation unchanged) for the agent's ``--warm-pool``.
 """
 
 from pasar.provider.runtime.base import (

@@ -241,8 +241,15 @@ def check_env(env: Mapping[str, str]) -> dict[str, str]:
     return dict(env)
 
 
-def prlimit_argv(limits: Limits, *, processes: bool = True) -> list[str]:
-    """``prlimit`` with the job's rlimits, soft = hard so the job cannot raise them.
+#: an rlimit as (``prlimit`` option, :mod:`resource` name, soft, hard)
+Rlimit = tuple[str, str, int, int]
+
+
+def job_rlimits(limits: Limits, *, processes: bool = True) -> list[Rlimit]:
+    """The job's rlimits, soft = hard so the job cannot raise them: what :func:`prlimit_argv`
+    passes to ``prlimit`` in front of a cold job, and what a warm sandbox's zygote
+    (:mod:`pasar.provider.zygote`) sets on itself with ``setrlimit`` before the job's first
+    instruction — one list, so both paths bound a job alike.
 
     CPU gets a hard limit :data:`CPU_HARD_GRACE_S` above the soft one, so the job first receives
     SIGXCPU (reported as ``cpu_time``) and SIGKILL only if it ignores it. ``processes=False``
@@ -256,16 +263,24 @@ def prlimit_argv(limits: Limits, *, processes: bool = True) -> list[str]:
     is bounded by the job's cgroup where the machine has one (the docker runtime always does),
     and only there: ``pasar doctor`` and the provider's ``limits`` attribute say which.
     """
-    argv = ["prlimit"]
+    found: list[Rlimit] = []
     if not limits.gpus:
-        argv.append(f"--as={limits.memory_bytes}")
-    argv += [
-        f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + CPU_HARD_GRACE_S}",
-        f"--fsize={limits.max_file_bytes}",
-        "--core=0",
+        found.append(("as", "RLIMIT_AS", limits.memory_bytes, limits.memory_bytes))
+    found += [
+        ("cpu", "RLIMIT_CPU", limits.cpu_seconds, limits.cpu_seconds + CPU_HARD_GRACE_S),
+        ("fsize", "RLIMIT_FSIZE", limits.max_file_bytes, limits.max_file_bytes),
+        ("core", "RLIMIT_CORE", 0, 0),
     ]
     if processes:
-        argv.append(f"--nproc={limits.max_processes}")
+        found.append(("nproc", "RLIMIT_NPROC", limits.max_processes, limits.max_processes))
+    return found
+
+
+def prlimit_argv(limits: Limits, *, processes: bool = True) -> list[str]:
+    """``prlimit`` with the job's rlimits (:func:`job_rlimits`)."""
+    argv = ["prlimit"]
+    for option, _name, soft, hard in job_rlimits(limits, processes=processes):
+        argv.append(f"--{option}={soft}" if soft == hard else f"--{option}={soft}:{hard}")
     return [*argv, "--"]
 
 
@@ -360,6 +375,7 @@ class RunHandle:
         cgroup: JobCgroup | None = None,
         pass_fds: Sequence[int] = (),
         disk_dir: Path | None = None,
+        armed: bool = True,
     ) -> None:
         self.limits = limits
         self._on_kill = on_kill
@@ -424,9 +440,27 @@ class RunHandle:
         self._sampler = threading.Thread(target=self._sample, name=f"job-use-{self.pid}")
         self._sampler.daemon = True
         self._reader.start()
+        if armed:
+            self._timer.start()
+            self._sampler.start()
+        ready.set()
+
+    def arm(self, limits: Limits, disk_dir: Path | None) -> None:
+        """Start the job's clock now, under ``limits``: for a handle created with
+        ``armed=False`` over a process started ahead of its job (a warm sandbox's zygote,
+        :mod:`pasar.provider.runtime.warm`). The wall-clock limit, the usage sampler and the
+        disk quota begin here, and the outcome is judged by these limits: the job is timed from
+        its start, not from its sandbox's."""
+        with self._lock:
+            self.limits = limits
+            self._disk_dir = disk_dir if limits.disk_bytes is not None else None
+            self.started_at = now_ms()
+            self._timer = threading.Timer(limits.wall_seconds, self.kill, args=("timeout",))
+            self._timer.daemon = True
+        if self._exited.is_set():
+            return
         self._timer.start()
         self._sampler.start()
-        ready.set()
 
     @property
     def cgroup(self) -> JobCgroup | None:
@@ -504,7 +538,7 @@ class RunHandle:
         while True:
             cpu, rss = 0.0, 0
             try:
-                tree = [root, *root.children(recursive=True)]
+                tree = self._tree(root)
             except psutil.Error:
                 return
             for proc in tree:
@@ -524,6 +558,20 @@ class RunHandle:
                 next_scan = time.monotonic() + DISK_SCAN_S
             if self._exited.wait(USAGE_SAMPLE_S):
                 return
+
+    def _tree(self, root: psutil.Process) -> list[psutil.Process]:
+        """The job's processes: its cgroup's when it has one (one read of ``cgroup.procs``;
+        the group holds the whole tree, orphans included), else the descendants of its root
+        (a scan of every process on the machine, which holds the GIL for milliseconds — too
+        long beside a job that lasts a few)."""
+        group = self.cgroup
+        if group is None:
+            return [root, *root.children(recursive=True)]
+        tree = [root]
+        for pid in group.pids() - {root.pid}:
+            with contextlib.suppress(psutil.Error):
+                tree.append(psutil.Process(pid))
+        return tree
 
     def _check_disk(self, tree: list[int]) -> None:
         """Kill the job once its workdir is over :attr:`Limits.disk_bytes`."""

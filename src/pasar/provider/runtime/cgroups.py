@@ -48,6 +48,7 @@ CPU_QUOTA_HEADROOM = 1.05
 PIDS_HEADROOM = 2
 KILL_ROUNDS = 50  # how many times :meth:`JobCgroup.kill` sweeps the group before giving up
 KILL_PAUSE_S = 0.02
+KILL_FIRST_PAUSE_S = 0.0005
 
 Version = Literal["v1", "v2"]
 
@@ -272,7 +273,15 @@ class JobCgroup:
             if required:
                 raise
 
-    def _write_limits(self, memory_bytes: int, cpus: float | None, pids: int) -> None:
+    def set_limits(self, *, memory_bytes: int, cpus: float | None, max_processes: int) -> None:
+        """Write the limits again: a warm sandbox's group (:mod:`.warm`) was created for its
+        zygote, before its lease was known, and gets the lease's limits before the lease's job
+        runs. ``cpus=None`` lifts a CPU bound written before."""
+        self._write_limits(memory_bytes, cpus, max_processes + PIDS_HEADROOM, unbound_cpu=True)
+
+    def _write_limits(
+        self, memory_bytes: int, cpus: float | None, pids: int, *, unbound_cpu: bool = False
+    ) -> None:
         quota = None if cpus is None else max(1000, int(cpus * CPU_QUOTA_HEADROOM * CPU_PERIOD_US))
         if self.version == "v2":
             self._write("", "memory.max", str(memory_bytes))
@@ -280,14 +289,20 @@ class JobCgroup:
             self._write("", "memory.oom.group", "1", required=False)  # one OOM ends the job
             if quota is not None:
                 self._write("", "cpu.max", f"{quota} {CPU_PERIOD_US}")
+            elif unbound_cpu:
+                self._write("", "cpu.max", f"max {CPU_PERIOD_US}")
             self._write("", "pids.max", str(pids))
             return
-        self._write("memory", "memory.limit_in_bytes", str(memory_bytes))
+        # memory + swap must stay >= memory: lower the plain limit first, raise it last
+        self._write("memory", "memory.limit_in_bytes", str(memory_bytes), required=False)
         # memory + swap: only where swap accounting is on; must come after the plain limit
         self._write("memory", "memory.memsw.limit_in_bytes", str(memory_bytes), required=False)
+        self._write("memory", "memory.limit_in_bytes", str(memory_bytes))
         if quota is not None:
             self._write("cpu", "cpu.cfs_period_us", str(CPU_PERIOD_US))
             self._write("cpu", "cpu.cfs_quota_us", str(quota))
+        elif unbound_cpu:
+            self._write("cpu", "cpu.cfs_quota_us", "-1")
         self._write("pids", "pids.max", str(pids))
 
     # -- joining ---------------------------------------------------------------------------------
@@ -357,7 +372,12 @@ class JobCgroup:
 
     def kill(self) -> None:
         """SIGKILL every process in the group, sweeping until it is empty (a process may fork
-        between a read of ``cgroup.procs`` and the kill; ``pids.max`` bounds how often)."""
+        between a read of ``cgroup.procs`` and the kill; ``pids.max`` bounds how often).
+
+        The pause between sweeps starts at :data:`KILL_FIRST_PAUSE_S` and doubles up to
+        :data:`KILL_PAUSE_S`: what is usually left when a job has ended is its sandbox's init,
+        gone a fraction of a millisecond later, and every lease waits for this sweep."""
+        pause = KILL_FIRST_PAUSE_S
         for _ in range(KILL_ROUNDS):
             pids = self.pids()
             if not pids:
@@ -365,11 +385,13 @@ class JobCgroup:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(KILL_PAUSE_S)
+            time.sleep(pause)
+            pause = min(2 * pause, KILL_PAUSE_S)
 
     def remove(self) -> None:
         """Remove the group's directories (a group empties a moment after its last kill)."""
         for path in self.dirs.values():
+            pause = KILL_FIRST_PAUSE_S
             for _ in range(KILL_ROUNDS):
                 try:
                     path.rmdir()
@@ -377,7 +399,8 @@ class JobCgroup:
                 except FileNotFoundError:
                     break
                 except OSError:
-                    time.sleep(KILL_PAUSE_S)
+                    time.sleep(pause)
+                    pause = min(2 * pause, KILL_PAUSE_S)
         self.dirs = {}
 
     def finish(self) -> GroupStats:

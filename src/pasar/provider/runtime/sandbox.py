@@ -221,25 +221,44 @@ def job_argv(
     job_uid: int | None = None,
 ) -> list[str]:
     """What bwrap runs: ``[setpriv ...] prlimit ... env -i ... /bin/sh -c command``."""
-    if host.as_root and job_uid is None:
+    argv = [*drop_privileges(host, job_uid), *prlimit_argv(limits)]
+    job_env = job_environment(env, limits, host)
+    argv += ["env", "-i", "--", *(f"{k}={v}" for k, v in job_env.items())]
+    return [*argv, "/bin/sh", "-c", command]
+
+
+def drop_privileges(host: HostLayout, job_uid: int | None) -> list[str]:
+    """Root mode: ``setpriv`` to the job's unprivileged uid, no capabilities, no_new_privs
+    (see the module doc); nothing otherwise (the user namespace already did it)."""
+    if not host.as_root:
+        return []
+    if job_uid is None:
         raise ValueError("root mode needs the job's uid")
-    argv: list[str] = []
-    if host.as_root:
-        argv += [
-            "setpriv", f"--reuid={job_uid}", f"--regid={job_uid}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
-        ]  # fmt: skip
-    argv += prlimit_argv(limits)
+    return [
+        "setpriv", f"--reuid={job_uid}", f"--regid={job_uid}", "--clear-groups",
+        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+    ]  # fmt: skip
+
+
+def base_environment(host: HostLayout) -> dict[str, str]:
+    """What every job's environment holds before its own variables: PATH (the provider's
+    Python first), HOME, LANG, TMPDIR and, for a source checkout, PYTHONPATH."""
     path_dirs = [f"{host.python_base}/bin", BASE_PATH]
     if host.python_venv is not None:
         path_dirs.insert(0, f"{VENV_MOUNT}/bin")
     job_env = {"PATH": ":".join(path_dirs), "HOME": WORKDIR, "LANG": "C.UTF-8", "TMPDIR": "/tmp"}
     if host.pasar_package is not None:
         job_env["PYTHONPATH"] = SOURCE_MOUNT
+    return job_env
+
+
+def job_environment(env: Mapping[str, str], limits: Limits, host: HostLayout) -> dict[str, str]:
+    """The job's whole environment (what ``env -i`` sets for a cold job, and a warm sandbox's
+    zygote for its lease): :func:`base_environment`, the job's own variables, its GPUs."""
+    job_env = base_environment(host)
     job_env.update(check_env(env))
     job_env.update(gpu_env(limits.gpus))  # after the job's own: it sees its lease's GPUs
-    argv += ["env", "-i", "--", *(f"{k}={v}" for k, v in job_env.items())]
-    return [*argv, "/bin/sh", "-c", command]
+    return job_env
 
 
 def launch_script(job: list[str]) -> str:
@@ -341,9 +360,27 @@ class SandboxRuntime:
             raise PasarError(f"workdir {workdir} is not a directory", code="invalid_workdir")
         job_uid = None
         if self.host.as_root:
-            job_uid = ROOT_MODE_UID_BASE + secrets.randbelow(ROOT_MODE_UID_SPAN)
+            job_uid = self.job_uid()
             chown_tree(workdir, job_uid)
         job = job_argv(command, env, limits, self.host, job_uid=job_uid)
+        return self.spawn(workdir, job, limits)
+
+    def job_uid(self) -> int:
+        """Root mode: a fresh unprivileged host uid for one job."""
+        return ROOT_MODE_UID_BASE + secrets.randbelow(ROOT_MODE_UID_SPAN)
+
+    def spawn(
+        self,
+        workdir: Path,
+        job: list[str],
+        limits: Limits,
+        *,
+        pass_fds: tuple[int, ...] = (),
+        armed: bool = True,
+    ) -> RunHandle:
+        """bwrap over ``workdir`` with ``limits``, running ``job`` (an argv, through the launch
+        script), in a new cgroup: the one way both a cold job and a warm sandbox start.
+        ``pass_fds`` reach the job as they are (a warm sandbox's control pipes)."""
         arch = arch_for()
         fds: list[int] = []
         cgroup = None
@@ -371,8 +408,9 @@ class SandboxRuntime:
             limits=limits,
             env={"PATH": BASE_PATH, "LANG": "C.UTF-8"},
             cgroup=cgroup,
-            pass_fds=fds,
+            pass_fds=[*fds, *pass_fds],
             disk_dir=workdir,
+            armed=armed,
         )
 
     def job_cgroup(self, limits: Limits) -> JobCgroup | None:
