@@ -25,7 +25,9 @@ M = TypeVar("M", bound=BaseModel)
 class WireModel(BaseModel):
     """A model of something on the wire (server side: no unknown fields)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # built on first use, not at import: a CLI command that parses one answer does not pay
+    # for the schemas of every model it could meet (issue 14.10: the CLI starts in < 300 ms)
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     def wire(self) -> JSONObject:
         """The JSON form, with only the fields that were set (omitted stays omitted)."""

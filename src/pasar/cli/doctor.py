@@ -9,9 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from pasar.cli.output import console, print_json
-from pasar.doctor import Status, run_checks
 
-_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red"}
+_STYLE = {"ok": "green", "warn": "yellow", "fail": "red"}  # by Status value
 
 
 def doctor(
@@ -24,6 +23,8 @@ def doctor(
 
     Example: pasar doctor --json
     """
+    from pasar.doctor import Status, run_checks  # its probes load only for this command
+
     checks = run_checks(home)
     failed = any(c.status is Status.FAIL for c in checks)
     if json:

@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a PasarError becomes a readable message and exit code 2, never a traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in args
+    # pydantic looks for plugins (an entry-point scan, ~12 ms) when it builds its first model;
+    # pasar uses none, and the CLI's start is what people feel (issue 14.10)
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         if json_mode:
             # Let click's usage errors reach us, so that they too come out in the error shape.

@@ -7,7 +7,6 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import typer
-from rich.syntax import Syntax
 from rich.table import Table
 
 from pasar.cli.output import console, print_json
@@ -82,4 +81,6 @@ def show(
     if json:
         print_json(preset.to_dict())
         return
+    from rich.syntax import Syntax  # the highlighter loads only to show a preset
+
     console.print(Syntax(preset_source(preset.name), "toml", word_wrap=True))

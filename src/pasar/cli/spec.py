@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
-from rich.syntax import Syntax
 
 from pasar.cli.output import console, print_json
 from pasar.core.errors import PasarError
@@ -79,4 +78,6 @@ def check(
         highlight=False,
         markup=False,
     )
+    from rich.syntax import Syntax  # the highlighter loads only to show a spec
+
     console.print(Syntax(spec.to_yaml(), "yaml", background_color="default"))

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -207,6 +206,8 @@ def print_rows(
     if fmt == "json":
         print_json(data)
     elif fmt == "yaml":
+        import yaml  # only for -o yaml: every other command starts without it
+
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     elif fmt == "csv":
         out = io.StringIO()

@@ -25,7 +25,6 @@ from pasar.api.quote import QuoteResponse
 from pasar.client import calls
 from pasar.client.calls import Call, Emit
 from pasar.client.config import client_identity, market_url
-from pasar.client.inputs import collect_inputs, load_job, private_part_of
 from pasar.client.results import JobResult, accept, plan
 from pasar.client.sealed import (
     KeyStore,
@@ -37,7 +36,6 @@ from pasar.client.sealed import (
 )
 from pasar.client.transport import DEFAULT_TIMEOUT_S, Transport, worth_probing
 from pasar.core.errors import PasarError
-from pasar.core.private_part import order_fields
 from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
 
 T = TypeVar("T")
@@ -126,6 +124,10 @@ class Client:
         a YAML file. Local paths are named in the job as :mod:`pasar.client.inputs` describes.
         ``ttl_s`` is how long the order may wait for a provider (the market's default: 10 min).
         """
+        # the spec's modules are imported here, not with the client: `pasar balance` needs none
+        from pasar.client.inputs import collect_inputs, load_job, private_part_of
+        from pasar.core.private_part import order_fields
+
         job, base = load_job(spec, base_dir)
         files = collect_inputs(job, base)
         if job.privacy == "sealed":  # only ciphertext leaves this machine
@@ -148,6 +150,8 @@ class Client:
         """What the market would do with an order for ``spec`` now, without taking it: the
         escrow it would lock, the offers that fit, the one it would pick, the price, and why
         every other provider is out. ``spec`` as for :meth:`launch`; nothing is uploaded."""
+        from pasar.client.inputs import load_job
+
         job, _ = load_job(spec, base_dir)
         return self._call(calls.quote(job.public_dict(), self.known_account()))
 

@@ -21,7 +21,6 @@ from typing import Any
 
 from pasar.api.status import awaiting_approval, end_reason
 from pasar.core.errors import PasarError
-from pasar.core.tx_parsing import output_parts
 from pasar.crypto.hashing import is_sha256_hex
 from pasar.crypto.merkle import check_path, root_of_files
 
@@ -110,6 +109,8 @@ def _outputs_of(
     outputs: list[tuple[str, str, int, tuple[str, ...]]] = []
     for item in raw:
         path, sha, size = item.get("path"), item.get("sha256"), item.get("size")
+        from pasar.core.tx_parsing import output_parts  # the market's rules: only when fetching
+
         parts = output_parts(item) if isinstance(item, dict) else None
         if (
             not is_sha256_hex(sha)

@@ -19,15 +19,12 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pasar.api.status import TERMINAL_ORDER
 from pasar.client import calls
 from pasar.client.calls import Call
-from pasar.client.inputs import LocalInput
 from pasar.core.errors import PasarError
-from pasar.core.private_part import PrivatePart, order_fields
-from pasar.core.spec import JobSpec
 from pasar.crypto.hashing import sha256_hex
 from pasar.crypto.identity import pasar_home
 from pasar.crypto.sealing import (
@@ -41,6 +38,10 @@ from pasar.crypto.sealing import (
     parse_box_key,
     seal_key,
 )
+
+if TYPE_CHECKING:  # the spec's modules load only when a sealed job is launched
+    from pasar.client.inputs import LocalInput
+    from pasar.core.spec import JobSpec
 
 log = logging.getLogger("pasar.client")
 
@@ -100,6 +101,8 @@ def prepare_sealed(job: JobSpec, files: list[LocalInput], upload: Upload) -> Sea
     """Encrypt each input and the private part under a fresh data key, upload the ciphertexts
     (streamed from a temporary file), and return the order's fields: the sealed private part's
     address as ``private``, the inputs' ciphertexts as ``blobs``."""
+    from pasar.core.private_part import PrivatePart, order_fields
+
     key = new_data_key()
     manifest: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pasar-seal-") as scratch:

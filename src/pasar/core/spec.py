@@ -102,7 +102,8 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
+    # schemas built on first use (see pasar.api.base.WireModel): not every command reads a spec
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False, defer_build=True)
 
 
 _ACCEL_ITEM = re.compile(r"^\s*(?P<name>[^:]+?)\s*(?::\s*(?P<count>\d+)\s*)?$")
