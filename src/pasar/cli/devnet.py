@@ -97,7 +97,10 @@ def up(
     ),
 ) -> None:
     """Start a market and N providers on 127.0.0.1 and a funded client key; print the market
-    URL and the export lines; run until Ctrl-C or SIGTERM, then stop them all and exit 0."""
+    URL and the export lines; run until Ctrl-C or SIGTERM, then stop them all and exit 0.
+
+    Example: pasar devnet up -n 3 --detach
+    """
     from pasar.devnet import Devnet, DevnetConfig, DevnetInterrupted, default_home
 
     _warn_process_runtime(runtime)
@@ -201,7 +204,10 @@ def down_(
         None, "--home", help="The network's folder (default $PASAR_HOME/devnet or ./.pasar-devnet)."
     ),
 ) -> None:
-    """Stop a network started by `pasar devnet up` (detached or in another terminal)."""
+    """Stop a network started by `pasar devnet up` (detached or in another terminal).
+
+    Example: pasar devnet down
+    """
     from pasar.devnet import default_home, down
 
     where = (home or default_home()).resolve()
@@ -223,7 +229,10 @@ def demo(
     keep: bool = typer.Option(False, "--keep", help="Keep the temporary network folder."),
 ) -> None:
     """The showcase: a local network runs an auction, a tiled render, a training run and
-    @pasar.remote .map, then shows every bill, the fees, a conservation check and an audit."""
+    @pasar.remote .map, then shows every bill, the fees, a conservation check and an audit.
+
+    Example: pasar devnet demo
+    """
     from pasar.devnet import Devnet, DevnetConfig, DevnetInterrupted
     from pasar.showcase import Showcase, find_examples
 

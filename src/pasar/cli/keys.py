@@ -41,7 +41,10 @@ def new(
     force: bool = typer.Option(False, "--force", help="Replace an existing key of this name."),
     json: bool = _JSON,
 ) -> None:
-    """Create a key; an existing one is kept (and shown) unless --force replaces it."""
+    """Create a key; an existing one is kept (and shown) unless --force replaces it.
+
+    Example: pasar keys new --name work
+    """
     if not force and key_path(name, home).exists():
         _already_have(name, home, json=json)
         return
@@ -77,7 +80,10 @@ def _already_have(name: str, home: Path | None, *, json: bool) -> None:
 
 @app.command("show")
 def show(name: str = _NAME, home: Path | None = _HOME, json: bool = _JSON) -> None:
-    """Show a key's account id and file; fails if the file is readable by others."""
+    """Show a key's account id and file; fails if the file is readable by others.
+
+    Example: pasar keys show --name work
+    """
     info = key_info(name, home)
     if json:
         print_json(info.to_dict())
@@ -90,7 +96,10 @@ def show(name: str = _NAME, home: Path | None = _HOME, json: bool = _JSON) -> No
 
 @app.command("list")
 def list_(home: Path | None = _HOME, json: bool = _JSON) -> None:
-    """List the keys in the pasar home, with each one's account id or why it cannot be used."""
+    """List the keys in the pasar home, with each one's account id or why it cannot be used.
+
+    Example: pasar keys list
+    """
     rows: list[dict[str, object]] = []
     for name in list_key_names(home):
         try:

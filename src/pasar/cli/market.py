@@ -94,7 +94,10 @@ def serve(
     """Serve the market API until SIGTERM or Ctrl-C; prints the URL once listening.
 
     A database has exactly one writer: a second node on it exits 2, or with --standby waits
-    and takes over when the writer stops or dies."""
+    and takes over when the writer stops or dies.
+
+    Example: pasar market serve --port 8420 --db postgresql+psycopg://pasar@localhost/pasar
+    """
     from pasar.market.serve import serve as run_market  # FastAPI/uvicorn only when serving
 
     config = MarketConfig.build(

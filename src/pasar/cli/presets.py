@@ -25,7 +25,10 @@ def list_presets(
     ctx: typer.Context,
     json: bool = typer.Option(False, "--json", help="Print the presets as JSON."),
 ) -> None:
-    """List the presets (run `pasar presets show NAME` for one in full)."""
+    """List the presets (run `pasar presets show NAME` for one in full).
+
+    Example: pasar presets
+    """
     from pasar.core.presets import BUILTIN_PRESETS, builtin_preset
 
     if ctx.invoked_subcommand is not None:
@@ -74,7 +77,10 @@ def show(
     name: str = typer.Argument(..., help="Preset name, e.g. akash."),
     json: bool = typer.Option(False, "--json", help="Print the parsed preset as JSON."),
 ) -> None:
-    """Print one preset: its TOML with the sources it follows, or the parsed form with --json."""
+    """Print one preset: its TOML with the sources it follows, or the parsed form with --json.
+
+    Example: pasar presets show akash
+    """
     from pasar.core.presets import builtin_preset, preset_source
 
     preset = builtin_preset(name)

@@ -84,7 +84,10 @@ def start(
         None, "--cheat-seed", hidden=True, help="Seed choosing the leases cheated on."
     ),
 ) -> None:
-    """Register with the market and serve leases until SIGTERM or Ctrl-C (then drain, exit 0)."""
+    """Register with the market and serve leases until SIGTERM or Ctrl-C (then drain, exit 0).
+
+    Example: pasar provider start --price-cpu-hour '0.20 USDC' --stake '50 USDC'
+    """
     from pasar.provider.agent import Agent, AgentConfig
     from pasar.provider.runtime.process import PROCESS_WARNING
 
@@ -121,7 +124,10 @@ def inventory(
     json: bool = typer.Option(False, "--json", help="Print as JSON."),
     bench: bool = typer.Option(True, "--bench/--no-bench", help="Run (or reuse) the benchmark."),
 ) -> None:
-    """What this machine would offer: GPUs (NVML), CPUs, memory, disk, benchmark score."""
+    """What this machine would offer: GPUs (NVML), CPUs, memory, disk, benchmark score.
+
+    Example: pasar provider inventory --json
+    """
     from pasar.provider.bench import cached_benchmark
     from pasar.provider.inventory import detect_inventory
 
@@ -170,7 +176,10 @@ def status(
     key: str = typer.Option(PROVIDER_KEY, "--key"),
     json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """This provider as the market sees it: offers, running leases, reputation, stake."""
+    """This provider as the market sees it: offers, running leases, reputation, stake.
+
+    Example: pasar provider status
+    """
     api = _api(market, home, key)
     try:
         me = api.me()
@@ -226,7 +235,10 @@ def earnings(
     key: str = typer.Option(PROVIDER_KEY, "--key"),
     json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """Earnings, stake and spendable balance of this provider's account."""
+    """Earnings, stake and spendable balance of this provider's account.
+
+    Example: pasar provider earnings
+    """
     api = _api(market, home, key)
     try:
         account = api.account()

@@ -49,7 +49,10 @@ def seal_agent(
     order: str | None = typer.Option(None, "--order", help="Only this order (default: all)."),
     once: bool = typer.Option(False, "--once", help="One pass, then exit."),
 ) -> None:
-    """Seal your sealed jobs' data keys to their providers and verifiers as they appear."""
+    """Seal your sealed jobs' data keys to their providers and verifiers as they appear.
+
+    Example: pasar seal-agent --once
+    """
     with make_client(market) as client:
         while True:
             _sealed, live = _one_pass(client, order)

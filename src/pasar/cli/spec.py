@@ -64,7 +64,10 @@ def check(
     path: Path = typer.Argument(..., help="The job spec (YAML) to check.", show_default=False),
     json: bool = typer.Option(False, "--json", help="Print the normalized spec as JSON."),
 ) -> None:
-    """Validate a job spec and print its normalized form (exit 2 with every problem if invalid)."""
+    """Validate a job spec and print its normalized form (exit 2 with every problem if invalid).
+
+    Example: pasar spec check job.yaml
+    """
     spec = read_spec_file(path)
     if json:
         print_json(spec.to_dict())

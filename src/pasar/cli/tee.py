@@ -52,7 +52,10 @@ def verify(
     json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
     """Verify QUOTE with its collateral, offline; print the TEE type, TCB status, advisories,
-    measurements and report data. Exit 0 when it verifies, 1 when refused, 2 on bad input."""
+    measurements and report data. Exit 0 when it verifies, 1 when refused, 2 on bad input.
+
+    Example: pasar tee verify quote.bin --collateral collateral.json
+    """
     raw = _read(quote, "quote", binary=True)
     text = _read(collateral, "collateral", binary=False).decode("utf-8", errors="replace")
     when = int(time.time()) if at is None else at

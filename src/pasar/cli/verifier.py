@@ -29,7 +29,10 @@ def start(
     ),
     key: str = typer.Option(VERIFIER_KEY, "--key", help="Key name in $PASAR_HOME/keys."),
 ) -> None:
-    """Register as a verifier, then re-run the checks the market assigns until SIGTERM."""
+    """Register as a verifier, then re-run the checks the market assigns until SIGTERM.
+
+    Example: pasar verifier start --stake '10 USDC'
+    """
     from pasar.verifier.agent import VerifierAgent, VerifierConfig
 
     log_to_stderr()
@@ -53,7 +56,10 @@ def status(
     key: str = typer.Option(VERIFIER_KEY, "--key", help="Key name in $PASAR_HOME/keys."),
     json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """This verifier's stake, checks done and missed, and checks waiting for it."""
+    """This verifier's stake, checks done and missed, and checks waiting for it.
+
+    Example: pasar verifier status
+    """
     from pasar.client import calls
     from pasar.provider.agent import load_or_create_key
     from pasar.provider.market_api import MarketAPI
@@ -89,7 +95,10 @@ def challenge(
     key: str = typer.Option(VERIFIER_KEY, "--key", help="Key name in $PASAR_HOME/keys."),
 ) -> None:
     """Challenge a settled result (whistleblower): 2N+1 checkers re-run it; if they find it
-    wrong the provider is slashed and you are rewarded, else you lose the bond."""
+    wrong the provider is slashed and you are rewarded, else you lose the bond.
+
+    Example: pasar verifier challenge o-1a2b3c4d5e6f7a8b-0 --claim 'wrong output' --bond '1 USDC'
+    """
     from pasar.client import calls
     from pasar.provider.agent import load_or_create_key
     from pasar.provider.market_api import MarketAPI
