@@ -625,3 +625,56 @@ def test_launch_an_inline_command_like_sky(cli_network: Any, tmp_path: Path) -> 
     assert account["escrow"] == "0.00 USDC"  # the refused ones escrowed nothing
     bill = order["leases"][0]["bill"]
     assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent([bill])
+
+
+def _on_a_terminal(args: list[str], home: Path, market: str) -> tuple[int, str, str]:
+    """``pasar ARGS`` with stderr on a pseudo-terminal (stdout a pipe): (exit, stdout, what
+    the terminal received)."""
+    import pty
+
+    main, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pasar", *args],
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        stdin=subprocess.DEVNULL,
+        env={**env_for(home, market), "TERM": "xterm"},
+    )
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal closed: the process is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    os.close(main)
+    return proc.wait(timeout=120), out, seen.decode(errors="replace")
+
+
+@needs_bwrap
+def test_launch_wait_draws_a_bar_on_a_terminal_only(cli_network: Any, tmp_path: Path) -> None:
+    """Issue 14 (progress): `launch --wait` on a terminal draws the shards done / running /
+    queued and the spend below its lines; into a pipe it prints the lines alone."""
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    pasar("faucet", "10 USDC", home=home, market=url)
+    job = ["launch", "--yes", "--wait", "--max-duration", "1m", "--", "sh", "-c", "sleep 2"]
+    code, out, terminal = _on_a_terminal(job, home, url)
+    assert code == 0, out + terminal
+    assert "order o-" in out and "settled" in out  # the lines, on stdout as before
+    assert "shards ·" in terminal and "1 running · 0 queued" in terminal, terminal
+    piped = pasar(*job, home=home, market=url)
+    assert piped.returncode == 0 and "shards ·" not in piped.stdout + piped.stderr
+    account = ok_json(pasar("balance", "--json", home=home, market=url))
+    assert account["escrow"] == "0.00 USDC"
+    bills = []
+    for text in (out, piped.stdout):
+        order_id = next(w for w in text.split() if w.startswith("o-")).rstrip(":")
+        bills.append(
+            ok_json(pasar("status", order_id, "--json", home=home, market=url))["leases"][0]["bill"]
+        )
+    assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent(bills)

@@ -281,11 +281,15 @@ def launch(
                     markup=False,
                 )
             return
+        from pasar.client.progress import OrderProgress
+
         try:
             emit = None if json else progress_printer()
             if emit is not None:  # every order starts open; a fast match must not hide that
                 emit(f"order {job.id}: open")
-            order = follow_order(client, job.id, emit, shown_status="open")
+            # the bar, on stderr when it is a terminal, stays below the lines printed above it
+            with OrderProgress(f"order {job.id}", show=None if emit else False) as bar:
+                order = follow_order(client, job.id, emit, shown_status="open", bar=bar)
         except KeyboardInterrupt:
             err_console.print(
                 f"stopped following {job.id}; it goes on (pasar status {job.id}, "

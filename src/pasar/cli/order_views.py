@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pasar.api.leases import LeaseView
     from pasar.api.orders import OrderView, PublicOrderView
     from pasar.client.client import Client
+    from pasar.client.progress import OrderProgress
 
 
 # -- following an order ----------------------------------------------------------------------------
@@ -79,12 +80,17 @@ def held_until_text(held_until: int | None) -> str:
 
 
 def follow_order(
-    client: Client, order_id: str, emit: Progress | None, *, shown_status: str | None = None
+    client: Client,
+    order_id: str,
+    emit: Progress | None,
+    *,
+    shown_status: str | None = None,
+    bar: OrderProgress | None = None,
 ) -> OrderView:
     """Long-poll the order until it ends, reporting each change of the order's status and of
     every lease's (the market's states as they are: nothing is inferred). ``shown_status`` is
-    the status the caller already reported (``open`` just after creating it). Returns the last
-    view."""
+    the status the caller already reported (``open`` just after creating it); ``bar`` draws
+    the shards' counts and the spend below the lines. Returns the last view."""
     from pasar.api.base import parse
     from pasar.api.orders import OrderView, OrderWait
     from pasar.api.status import TERMINAL_ORDER, awaiting_approval
@@ -95,6 +101,8 @@ def follow_order(
     shown_leases: dict[str, str] = {}
     said_why = ""
     while True:
+        if bar is not None:
+            bar.update(order.wire())
         if emit is not None:  # leases first: a lease settles, then its order is done
             for lease in order.leases:
                 if shown_leases.get(lease.lease_id) != lease.status:

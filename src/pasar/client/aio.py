@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -207,8 +207,13 @@ class AsyncJob:
     async def status(self) -> dict[str, Any]:
         return dict(await self.client._call(calls.get_order(self.id)))
 
-    async def wait(self, timeout: float | None = None) -> dict[str, Any]:
-        return await self.client._drive(calls.wait_for_end(self.id, timeout))
+    async def wait(
+        self,
+        timeout: float | None = None,
+        *,
+        watch: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        return await self.client._drive(calls.wait_for_end(self.id, timeout, watch=watch))
 
     async def logs(self, follow: bool = False, *, shard: int = 0) -> AsyncIterator[str]:
         steps = calls.follow_logs(self.id, shard, follow)

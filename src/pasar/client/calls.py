@@ -369,9 +369,11 @@ def wait_for_end(
     clock: Callable[[], float] = time.monotonic,
     *,
     review: bool = False,
+    watch: Callable[[dict[str, Any]], None] | None = None,
 ) -> Generator[Call[Any], Any, dict[str, Any]]:
     """Long-poll the order until it is done, expired or cancelled; returns its last view.
-    With ``review``, also stop once every result waits for the client's approval.
+    With ``review``, also stop once every result waits for the client's approval. ``watch``
+    sees each view as it comes (a progress bar).
 
     Raises PasarError ``wait_timeout`` (the order goes on) if ``timeout_s`` passes first.
     """
@@ -380,6 +382,8 @@ def wait_for_end(
     first = yield wait_order(order_id, 0, 0.0)
     order: dict[str, Any] = first["order"]
     after = int(first["next"])
+    if watch is not None:
+        watch(order)
     while order["status"] not in TERMINAL and not (review and awaiting_approval(order)):
         poll = POLL_S
         if deadline is not None:
@@ -394,6 +398,8 @@ def wait_for_end(
             poll = min(poll, left)
         reply = yield wait_order(order_id, after, poll)
         order, after = reply["order"], int(reply["next"])
+        if watch is not None:
+            watch(order)
     return order
 
 

@@ -17,7 +17,7 @@ stats) never need it, reads of a job's private data (its order, logs, outputs) a
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -235,10 +235,16 @@ class Job:
         """The market's view of the order: status, leases (with receipts and bills), escrow."""
         return dict(self.client._call(calls.get_order(self.id)))
 
-    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+    def wait(
+        self,
+        timeout: float | None = None,
+        *,
+        watch: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         """Block until the order is done, expired or cancelled (long polls, no busy loop);
-        returns its last view. ``timeout`` seconds: raise ``wait_timeout`` instead."""
-        return self.client._drive(calls.wait_for_end(self.id, timeout))
+        returns its last view. ``timeout`` seconds: raise ``wait_timeout`` instead. ``watch``
+        sees every view of the order on the way (a progress bar's ``update``)."""
+        return self.client._drive(calls.wait_for_end(self.id, timeout, watch=watch))
 
     def logs(self, follow: bool = False, *, shard: int = 0) -> Iterator[str]:
         """The output of one shard's job, in chunks as the market has them. With ``follow``,

@@ -1,5 +1,6 @@
-"""A progress line for long SDK calls (``.map``): calls done out of those launched, jobs
-running, and the money spent so far — on a terminal only.
+"""Progress bars for long waits: ``.map``'s calls done out of those launched and jobs running
+(:class:`MapProgress`); one order's shards done, running and queued (:class:`OrderProgress`, for
+``.remote`` and ``pasar launch --wait``); each with the money spent so far — on a terminal only.
 
 Drawn on stderr with rich when stderr is a terminal, so a notebook or a shell shows it; silent
 otherwise (a script's output, a pipe, CI), and ``PASAR_PROGRESS=0`` turns it off anywhere.
@@ -49,26 +50,7 @@ class MapProgress:
             self._start()
 
     def _start(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[state]}"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._task = self._bar.add_task(self.what, total=0, state="")
-        self._bar.start()
+        self._bar, self._task = _bar(self.what)
 
     def _draw(self) -> None:
         if self._bar is None:
@@ -111,6 +93,117 @@ class MapProgress:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class OrderProgress:
+    """One order's shards on a bar: done out of all, running, queued (never matched, or
+    re-queued after a lost or released lease), and what its bills charged so far.
+
+    ``delay_s``: the bar appears only once the wait has lasted that long (a timer, since an
+    order may not change for minutes), so a call that returns in a blink draws nothing
+    (``.remote``); ``pasar launch --wait`` draws at once."""
+
+    def __init__(self, what: str, *, show: bool | None = None, delay_s: float = 0.0) -> None:
+        self.what = what
+        self.done = self.running = self.queued = 0
+        self.spent: Money | None = None
+        self._lock = threading.Lock()
+        self._bar: Any = None
+        self._task: Any = None
+        self._closed = False
+        self._timer: threading.Timer | None = None
+        if show if show is not None else shown():
+            self._timer = threading.Timer(delay_s, self._appear)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def update(self, order: dict[str, Any]) -> None:
+        """Count the order's wire view (:class:`pasar.api.orders.OrderView`) and redraw."""
+        done, running, queued = shard_counts(order)
+        spent = _charged(order)
+        with self._lock:
+            self.done, self.running, self.queued, self.spent = done, running, queued, spent
+            self._draw()
+
+    def _appear(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._bar, self._task = _bar(self.what)
+                self._draw()
+
+    def _draw(self) -> None:
+        if self._bar is None:
+            return
+        spent = "" if self.spent is None else f", spent {self.spent}"
+        self._bar.update(
+            self._task,
+            total=self.done + self.running + self.queued,
+            completed=self.done,
+            state=f"shards · {self.running} running · {self.queued} queued{spent}",
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._bar is not None:
+                self._bar.stop()
+                self._bar = None
+
+    def __enter__(self) -> OrderProgress:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+#: a shard whose latest lease is in one of these waits for another lease
+REQUEUED = frozenset({"lost", "released", "rejected"})
+
+
+def shard_counts(order: dict[str, Any]) -> tuple[int, int, int]:
+    """``(done, running, queued)`` over the order's shards, from each one's latest lease: a
+    running lease is running; a lost, released or rejected one (re-queued), or none yet, is
+    queued; any other (settled, failed, held for approval, cancelled) is done."""
+    spec = order.get("spec") or {}
+    total = int(spec.get("shards") or 1)
+    latest: dict[int, str] = {}
+    for lease in order.get("leases") or []:  # in the order they were made
+        latest[int(lease.get("shard", 0))] = str(lease.get("status"))
+    running = sum(1 for status in latest.values() if status == "running")
+    done = sum(1 for status in latest.values() if status != "running" and status not in REQUEUED)
+    return done, running, max(total - done - running, 0)
+
+
+def _bar(what: str) -> tuple[Any, Any]:
+    """A transient rich bar on stderr, started: (the Progress, its one task)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[state]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task(what, total=0, state="")
+    bar.start()
+    return bar, task
 
 
 def shown() -> bool:

@@ -66,7 +66,7 @@ from pasar.client.payload import (
     dump_function,
     load_outcome,
 )
-from pasar.client.progress import MapProgress
+from pasar.client.progress import MapProgress, OrderProgress
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.core.spec import JobSpec
@@ -78,6 +78,9 @@ DEFAULT_MAX_PRICE = "0.50 USDC"
 DEFAULT_MAX_DURATION = "10m"
 RUN = "python -m pasar.client.remote_entry"
 LOG_TAIL_CHARS = 2000
+# a ``.remote`` call still waiting after this long draws its progress bar (on a terminal): most
+# calls end well before, and a bar that flashes for 100 ms is noise
+BAR_AFTER_S = 2.0
 
 
 class RemoteError(PasarError):
@@ -200,8 +203,10 @@ def _not_matched(job: Job, order: dict[str, Any]) -> PasarError:
 
 
 def outcomes(job: Job, timeout: float | None = None) -> list[Outcome]:
-    """Wait for ``job``, fetch and verify every shard's result file, decode each (in order)."""
-    order = job.wait(timeout)
+    """Wait for ``job``, fetch and verify every shard's result file, decode each (in order).
+    A wait longer than :data:`BAR_AFTER_S` shows the job's progress bar on a terminal."""
+    with OrderProgress(f"job {job.id}", delay_s=BAR_AFTER_S) as bar:
+        order = job.wait(timeout, watch=bar.update)
     if order["status"] == "expired":
         raise _not_matched(job, order)
     if order["status"] == "cancelled":

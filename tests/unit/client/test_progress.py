@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import pytest
@@ -52,3 +53,50 @@ def test_drawn_on_a_terminal_says_calls_jobs_and_spend(
         spent = Money.parse("0.000010 USDC")
         assert task.fields["state"] == f"calls · 0 job(s) running, spent {spent}"
     assert p._bar is None  # closed with the map
+
+
+def _leases(*shard_status: tuple[int, str]) -> list[dict[str, Any]]:
+    return [{"shard": shard, "status": status, "bill": None} for shard, status in shard_status]
+
+
+def test_shards_are_counted_from_each_ones_latest_lease() -> None:
+    """A re-queued shard (lost, released, rejected) is queued again, not done; a shard never
+    matched is queued; failed and held ones are done (nothing more will run for them)."""
+    order = {
+        "spec": {"shards": 6},
+        "leases": _leases(
+            (0, "lost"), (0, "settled"),  # re-run elsewhere, then settled: done
+            (1, "running"),
+            (2, "released"),  # re-queued, no new lease yet
+            (3, "failed"),
+            (4, "held"),
+        ),  # shard 5: never matched
+    }  # fmt: skip
+    assert progress_module.shard_counts(order) == (3, 1, 2)
+    assert progress_module.shard_counts({"spec": {}, "leases": []}) == (0, 0, 1)
+
+
+def test_an_order_bar_waits_for_its_delay_and_is_gone_when_closed() -> None:
+    """``.remote`` draws only for a call that is still waiting after the delay."""
+    order = {"spec": {"shards": 2}, "leases": _leases((0, "running"))}
+    order["leases"].append({"shard": 1, "status": "settled", "bill": {
+        "billed": "0.000020 USDC", "client_fee": "0.000001 USDC"}})  # fmt: skip
+    with progress_module.OrderProgress("job o-1", show=True, delay_s=30) as late:
+        late.update(order)
+        assert late._bar is None and (late.done, late.running, late.queued) == (1, 1, 0)
+    with progress_module.OrderProgress("job o-1", show=True, delay_s=0.01) as bar:
+        bar.update(order)
+        deadline = time.monotonic() + 10
+        while bar._bar is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (task,) = bar._bar.tasks
+        assert (task.total, task.completed) == (2, 1)
+        spent = Money.parse("0.000021 USDC")
+        assert task.fields["state"] == f"shards · 1 running · 0 queued, spent {spent}"
+    assert bar._bar is None and bar._timer is not None and not bar._timer.is_alive()
+
+
+def test_an_order_bar_off_a_terminal_never_starts_a_timer() -> None:
+    with progress_module.OrderProgress("job o-1", show=False) as bar:
+        bar.update({"spec": {}, "leases": []})
+        assert bar._timer is None and bar._bar is None
