@@ -145,9 +145,15 @@ def spawn_sandboxed(spawn_provider: Any, url: str, home: Any, mode: str) -> Any:
     return provider
 
 
-def started_as(provider: Any, lease_id: str) -> str:
-    """How the provider started a lease's job, from its timeline (``PASAR_TRACE=1``)."""
-    for line in provider.output().splitlines():
-        if f"lease {lease_id} timeline" in line:
-            return "warm" if "workdir (warm)" in line else "cold"
-    raise AssertionError(f"no timeline for {lease_id}:\n{provider.output()[-4000:]}")
+def started_as(provider: Any, lease_id: str, wait_s: float = 30.0) -> str:
+    """How the provider started a lease's job, from its timeline (``PASAR_TRACE=1``). The
+    timeline is logged once the receipt is sent, so the market may have the lease's end a
+    moment before the provider's log has the line: wait for it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        for line in provider.output().splitlines():
+            if f"lease {lease_id} timeline" in line:
+                return "warm" if "workdir (warm)" in line else "cold"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no timeline for {lease_id}:\n{provider.output()[-4000:]}")
+        time.sleep(0.05)
