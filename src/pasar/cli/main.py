@@ -29,6 +29,7 @@ from pasar.cli import (
     tee,
     verifier,
 )
+from pasar.cli.help_text import reflow_commands
 from pasar.cli.output import print_error
 from pasar.core.errors import PasarError
 
@@ -83,6 +84,7 @@ app.add_typer(market.app, name="market")
 app.add_typer(devnet.app, name="devnet")
 app.add_typer(tee.app, name="tee")
 app.add_typer(config.app, name="config")
+reflow_commands(app)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

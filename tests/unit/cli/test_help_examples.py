@@ -48,3 +48,29 @@ def test_every_example_parses_as_its_command() -> None:
             except Exception as exc:  # a click usage error, whichever click typer vendors
                 wrong.append(f"{example}: {exc}")
     assert wrong == []
+
+
+def test_prose_is_one_line_per_paragraph_and_examples_keep_theirs() -> None:
+    """A docstring's source line breaks never reach --help (typer keeps them: sentences came
+    out broken mid-line at 80 columns); an example list keeps one command per line."""
+    from pasar.cli.help_text import reflow
+
+    doc = """First sentence that the source
+    wrapped here.
+
+    Second paragraph,
+    also wrapped.
+
+    Example: pasar audit --market URL
+    pasar audit --db sqlite:///m.db
+    """
+    assert reflow(doc) == (
+        "First sentence that the source wrapped here.\n\n"
+        "Second paragraph, also wrapped.\n\n"
+        "Example: pasar audit --market URL\npasar audit --db sqlite:///m.db"
+    )
+    root = typer.main.get_command(app)
+    for path, command in _leaves(root, ()):
+        for paragraph in (command.help or "").split("\n\n"):
+            if not paragraph.startswith("Example"):
+                assert "\n" not in paragraph, f"pasar {' '.join(path)}: {paragraph!r}"
