@@ -66,14 +66,14 @@ def env_for(home: Path, market: str | None) -> dict[str, str]:
 
 
 def pasar(
-    *args: str, home: Path, market: str | None = None, timeout: float = 120
+    *args: str, home: Path, market: str | None = None, timeout: float = 120, columns: int = 200
 ) -> subprocess.CompletedProcess[str]:
     """``pasar ARGS`` with stdin closed (not a terminal), the market from $PASAR_MARKET."""
     result = subprocess.run(
         [sys.executable, "-m", "pasar", *args],
         capture_output=True,
         text=True,
-        env=env_for(home, market),
+        env={**env_for(home, market), "COLUMNS": str(columns)},
         stdin=subprocess.DEVNULL,
         timeout=timeout,
         check=False,
@@ -678,3 +678,51 @@ def test_launch_wait_draws_a_bar_on_a_terminal_only(cli_network: Any, tmp_path: 
             ok_json(pasar("status", order_id, "--json", home=home, market=url))["leases"][0]["bill"]
         )
     assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent(bills)
+
+
+# an id (order, lease, account) or an amount cut short by a table: "o-7…", "pa1k…", "0.0001…"
+CUT_ID_OR_AMOUNT = re.compile(r"(?:\bo-[0-9a-f-]*|\bpa1[0-9a-z]*|\d[\d.,]*)…")
+
+
+@needs_bwrap
+def test_the_readme_walk_at_80_columns_cuts_no_id_or_amount(
+    cli_network: Any, tmp_path: Path
+) -> None:
+    """Issue 14, done means: the README's client commands at 80 columns print every id and
+    amount whole (tables drop or wrap other columns first)."""
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    hello = Path(__file__).resolve().parents[2] / "examples" / "hello.yaml"
+
+    def run(*args: str) -> str:
+        done = pasar(*args, home=home, market=url, columns=80)
+        assert done.returncode == 0, done.stdout + done.stderr
+        text = done.stdout + done.stderr
+        assert not CUT_ID_OR_AMOUNT.search(text), f"pasar {' '.join(args)}:\n{text}"
+        assert "…" not in text, f"pasar {' '.join(args)} cut a cell:\n{text}"  # nothing at all
+        return text
+
+    run("faucet", "10 USDC")
+    launched = run("launch", str(hello), "--yes", "--wait")
+    order_id = next(w for w in launched.split() if re.fullmatch(r"o-[0-9a-f]{16}:?", w))
+    order_id = order_id.rstrip(":")
+    for args in (
+        ("offers", "cpus>=2", "--order", "dph"),
+        ("offers", "--include-offline"),
+        ("status",),
+        ("status", order_id),
+        ("explain", order_id),
+        ("balance",),
+        ("gpus",),
+        ("stats",),
+        ("presets",),
+        ("result", order_id, "-d", str(tmp_path / "out")),
+    ):
+        text = run(*args)
+        if args[0] in ("status", "result") and len(args) > 1:
+            assert order_id in text, text
+    assert cli_network.provider.account in run("offers", "--include-offline", "--wide")
+    account = ok_json(pasar("balance", "--json", home=home, market=url))
+    bill = ok_json(pasar("status", order_id, "--json", home=home, market=url))["leases"][0]["bill"]
+    assert account["escrow"] == "0.00 USDC"
+    assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent([bill])

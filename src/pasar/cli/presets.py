@@ -7,9 +7,9 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from pasar.cli.output import console, print_json
+from pasar.cli.tables import Column, OutputOpt, WideOpt, output_format, print_rows
 
 if TYPE_CHECKING:
     from pasar.core.stake import StakeRule
@@ -24,6 +24,8 @@ app = typer.Typer(
 def list_presets(
     ctx: typer.Context,
     json: bool = typer.Option(False, "--json", help="Print the presets as JSON."),
+    output: str | None = OutputOpt,
+    wide: bool = WideOpt,
 ) -> None:
     """List the presets (run `pasar presets show NAME` for one in full).
 
@@ -34,25 +36,33 @@ def list_presets(
     if ctx.invoked_subcommand is not None:
         return
     presets = [builtin_preset(name) for name in BUILTIN_PRESETS]
-    if json:
-        print_json([p.to_dict() for p in presets])
-        return
-    table = Table(title="network presets")
-    for column in ("name", "pricing", "also allowed", "take rate", "stake", "heartbeat", "verify"):
-        table.add_column(column)
-    for p in presets:
-        fees = p.fee_schedule()
-        table.add_row(
+    fmt = output_format(output, json)
+    columns = [
+        Column("name"),
+        Column("pricing"),
+        Column("also allowed", optional=True),
+        Column("take rate", "money"),
+        Column("stake", "money"),
+        Column("verify"),
+        Column("heartbeat", "number", optional=True),
+    ]
+    rows = [
+        [
             p.name,
             p.default_mechanism,
             ", ".join(m for m in p.allowed_mechanisms if m != p.default_mechanism) or "-",
-            f"{_percent(fees.take_rate)} ({p.currency})",
+            f"{_percent(p.fee_schedule().take_rate)} ({p.currency})",
             _stake_text(p.stake_rule),
-            f"{p.timing.heartbeat_interval_s}s",
             p.verification.default,
-        )
-    console.print(table)
-    console.print("pasar presets show NAME prints a preset with the sources it follows")
+            f"{p.timing.heartbeat_interval_s}s",
+        ]
+        for p in presets
+    ]
+    print_rows(
+        fmt, columns, rows, [p.to_dict() for p in presets], title="network presets", wide=wide
+    )
+    if fmt == "table":
+        console.print("pasar presets show NAME prints a preset with the sources it follows")
 
 
 def _stake_text(rule: StakeRule) -> str:

@@ -111,19 +111,27 @@ def kept_columns(columns: Sequence[Column], rows: Sequence[Sequence[str]], width
 def column_widths(
     columns: Sequence[Column], rows: Sequence[Sequence[str]], keep: Sequence[int], width: int | None
 ) -> list[int]:
-    """Each kept column's width: at least its narrowest (an amount is always whole), then the
-    room left given to the folding columns, left to right, up to their natural width.
+    """Each kept column's width: at least its narrowest (an amount is always whole); then the
+    room left goes to the text columns, left to right, up to their longest word (a word is
+    split only when nothing else fits: ``performa`` / ``nce`` reads badly), then to the folding
+    columns, left to right, up to their natural width.
     ``width`` None: every column at its natural width (``--wide``)."""
     natural = [_natural_width(columns[i], [r[i] for r in rows]) for i in keep]
     if width is None:
         return natural
     widths = [_min_width(columns[i], [r[i] for r in rows]) for i in keep]
+    words = [_longest_word([r[i] for r in rows]) if columns[i].kind == "text" else 0 for i in keep]
     room = width - sum(widths) - _frame(len(keep))
-    for n in range(len(widths)):
-        grow = max(0, min(room, natural[n] - widths[n]))
-        widths[n] += grow
-        room -= grow
+    for goal in (words, natural):
+        for n in range(len(widths)):
+            grow = max(0, min(room, goal[n] - widths[n]))
+            widths[n] += grow
+            room -= grow
     return widths
+
+
+def _longest_word(cells: Sequence[str]) -> int:
+    return max((len(word) for cell in cells for word in cell.split()), default=0)
 
 
 def build_table(
