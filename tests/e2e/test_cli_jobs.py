@@ -726,3 +726,47 @@ def test_the_readme_walk_at_80_columns_cuts_no_id_or_amount(
     bill = ok_json(pasar("status", order_id, "--json", home=home, market=url))["leases"][0]["bill"]
     assert account["escrow"] == "0.00 USDC"
     assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent([bill])
+
+
+@needs_bwrap
+def test_file_mounts_put_local_files_where_the_job_reads_them(
+    cli_network: Any, tmp_path: Path
+) -> None:
+    """Issue 14 (`file_mounts`, as in SkyPilot): a folder and a file from anywhere on the
+    client's machine arrive at the destinations the spec names; a bucket source is refused
+    before anything is escrowed."""
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    datasets = tmp_path / "datasets" / "mnist"
+    datasets.mkdir(parents=True)
+    (datasets / "train.csv").write_text("1,2,3\n", encoding="utf-8")
+    (tmp_path / "app.toml").write_text("lr = 0.1\n", encoding="utf-8")
+    project = tmp_path / "project"
+    project.mkdir()
+    spec = project / "job.yaml"
+    spec.write_text(
+        "run: cat data/train.csv ~/conf/app.toml\n"
+        "file_mounts:\n"
+        f"  ~/data: {datasets}\n"
+        "  conf/app.toml: ../app.toml\n"
+        'max_price_per_hour: "0.5 USDC"\n'
+        "max_duration: 1m\n",
+        encoding="utf-8",
+    )
+    pasar("faucet", "10 USDC", home=home, market=url)
+    run = pasar("launch", str(spec), "--yes", "--wait", home=home, market=url)
+    assert run.returncode == 0, run.stdout + run.stderr
+    order_id = next(w for w in run.stdout.split() if re.fullmatch(r"o-[0-9a-f]{16}:?", w))
+    order_id = order_id.rstrip(":")
+    logs = pasar("logs", order_id, home=home, market=url)
+    assert logs.stdout == "1,2,3\nlr = 0.1\n", logs.stdout
+    bucket = project / "bucket.yaml"
+    bucket.write_text(spec.read_text().replace(str(datasets), "s3://my-bucket/mnist"))
+    refused = pasar("launch", str(bucket), "--yes", "--json", home=home, market=url)
+    assert refused.returncode == 2
+    error = json.loads(refused.stdout)["error"]
+    assert error["field"].startswith("file_mounts") and "bucket" in error["message"]
+    account = ok_json(pasar("balance", "--json", home=home, market=url))
+    bill = ok_json(pasar("status", order_id, "--json", home=home, market=url))["leases"][0]["bill"]
+    assert account["escrow"] == "0.00 USDC"  # the refused one escrowed nothing
+    assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent([bill])

@@ -9,6 +9,9 @@ one, otherwise the current directory (or ``base_dir=`` given to ``launch``). The
 - a directory in ``inputs`` brings every file below it, each at its path relative to the base;
 - ``workdir`` brings every file below it at its path relative to the *workdir* itself, so
   ``workdir: src`` puts ``src/train.py`` at ``train.py`` (SkyPilot's meaning of workdir);
+- ``file_mounts`` (SkyPilot's) names the destination itself: ``{data: ~/datasets/mnist}`` puts
+  the folder's files under ``data/``, ``{conf.toml: /etc/app.toml}`` the one file at
+  ``conf.toml``; its sources may be anywhere on this machine, since the name is given;
 - a path outside the base directory is refused: its name in the job would be a guess.
 
 Symbolic links to files are uploaded as the file they point to; links to directories are not
@@ -94,6 +97,15 @@ def collect_inputs(spec: JobSpec, base_dir: Path) -> list[LocalInput]:
                 field="workdir",
             )
         named.extend((_name(f, root, "workdir"), f) for f in _files_below(root))
+    for target, source in (spec.file_mounts or {}).items():
+        field = f"file_mounts.{target}"
+        path = _resolve(base, source, field)
+        if path.is_dir():
+            named.extend(
+                (check_path(f"{target}/{_name(f, path, field)}"), f) for f in _files_below(path)
+            )
+        else:
+            named.append((check_path(target), path))
     for i, text in enumerate(spec.inputs):
         field = f"inputs[{i}]"
         path = _resolve(base, text, field)

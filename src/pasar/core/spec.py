@@ -65,6 +65,8 @@ from pasar.core.spec_fields import (
     EnvValue,
     Gigabytes,
     MoneyField,
+    MountSource,
+    MountTarget,
     OutputPath,
     PathText,
     Pricing,
@@ -264,7 +266,9 @@ class TeePins(_Model):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
-PRIVATE_FIELDS = frozenset({"setup", "run", "workdir", "envs", "inputs", "outputs", "compare"})
+PRIVATE_FIELDS = frozenset(
+    {"setup", "run", "workdir", "file_mounts", "envs", "inputs", "outputs", "compare"}
+)
 """Parts of a spec only the job's parties may read (DESIGN.md §4, "Reads")."""
 PRIVATE_COMMAND = "# private: only the lease's provider reads the command"
 
@@ -278,6 +282,8 @@ class JobSpec(_Model):
     setup: Text | None = None
     run: Text
     workdir: PathText | None = None
+    # SkyPilot's: {destination in the job: local file or folder}, uploaded like inputs
+    file_mounts: dict[MountTarget, MountSource] | None = None
     envs: dict[EnvName, EnvValue] = Field(default_factory=dict)
     inputs: Annotated[tuple[PathText, ...], BeforeValidator(list_of("local paths"))] = ()
     outputs: Annotated[tuple[OutputPath, ...], BeforeValidator(list_of("paths"))] = ()
@@ -305,6 +311,17 @@ class JobSpec(_Model):
         ),
         "max_duration": "add how long the job may run, e.g. max_duration: 2h",
     }
+
+    @field_validator("file_mounts", mode="before")
+    @classmethod
+    def _mounts_mapping(cls, value: object) -> object:
+        if value is None or isinstance(value, Mapping):
+            return value
+        refuse(
+            "invalid_type",
+            f"expected a mapping of destination: local path; found {describe_value(value)}",
+            "e.g. file_mounts: {data: ./data, ~/.config/app.toml: app.toml}",
+        )
 
     @field_validator("envs", mode="before")
     @classmethod

@@ -259,6 +259,36 @@ def _output_path(value: str) -> str:
     return value
 
 
+#: ``s3://bucket/x``, ``gs://…``, ``https://…``: a source no provider is given
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _mount_target(value: str) -> str:
+    """A ``file_mounts`` destination, as a path in the job's working directory: ``~/x`` is
+    ``x`` (the job's home is its working directory); an absolute path is refused."""
+    path = value[2:] if value.startswith("~/") else value
+    parts = path.replace("\\", "/").split("/")
+    if path.startswith(("/", "~")) or ".." in parts or not path.strip("/"):
+        refuse(
+            "invalid_value",
+            f"file_mounts: {value!r} is not a place in the job's working directory",
+            "a job sees its files under its working directory (its ~ too): write the "
+            "destination relative to it, e.g. data/ instead of /data, and read it from there",
+        )
+    return path.rstrip("/")
+
+
+def _mount_source(value: str) -> str:
+    """A ``file_mounts`` source: a local file or folder (cloud buckets are refused)."""
+    if _URL.match(value):
+        refuse(
+            "unsupported_source",
+            f"file_mounts: {value!r} is a bucket or URL; providers get only files you upload",
+            "download it and mount the local copy, or fetch it in run: with network: true",
+        )
+    return value
+
+
 def compare_rule(value: object) -> str:
     try:
         return parse_rule(value).text()
@@ -302,6 +332,8 @@ def verification_policy(value: object) -> str:
 Text = Annotated[str, PlainValidator(_text("text")), WithJsonSchema({"type": "string"})]
 PathText = Annotated[str, PlainValidator(_text("a path")), WithJsonSchema({"type": "string"})]
 OutputPath = Annotated[PathText, AfterValidator(_output_path)]
+MountTarget = Annotated[PathText, AfterValidator(_mount_target)]
+MountSource = Annotated[PathText, AfterValidator(_mount_source)]
 EnvName = Annotated[
     str,
     PlainValidator(_text("a variable name")),
