@@ -45,3 +45,27 @@ def test_plain_http_loads_no_ca_bundle_yet_refuses_unverified_tls() -> None:
     context = tls_for("http://127.0.0.1:8000", None)
     assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
     assert context.cert_store_stats()["x509_ca"] == 0
+
+
+def test_one_command_loads_its_own_module_and_no_other_command_module() -> None:
+    """``pasar balance`` builds the tree of that one command (`app_for`); the whole tree, for
+    ``pasar --help``, still has every command."""
+    probe = (
+        "import sys; from pasar.cli.main import app_for; app_for(['balance']);"
+        "print(','.join(sorted(m for m in sys.modules if m.startswith('pasar.cli.'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    commands = {m for m in loaded.split(",") if m not in SUPPORT}
+    assert commands == {"pasar.cli.network"}, loaded
+
+
+# what every command's module may import: shared helpers, not commands
+SUPPORT = {
+    "pasar.cli.main",
+    "pasar.cli.common",
+    "pasar.cli.output",
+    "pasar.cli.tables",
+    "pasar.cli.help_text",
+}
