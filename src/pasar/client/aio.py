@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from pasar.api.quote import QuoteResponse
 from pasar.client import calls
 from pasar.client.calls import Call, Emit
+from pasar.client.client import UPLOAD_THREADS
 from pasar.client.config import client_identity, market_url
 from pasar.client.inputs import collect_inputs, load_job, private_part_of
 from pasar.client.results import JobResult, accept, plan
@@ -117,10 +118,16 @@ class AsyncClient:
                 "data key to each provider while the job runs",
             )
         files = await asyncio.to_thread(collect_inputs, job, base)
-        for item in files:
-            await self._upload(item.sha256, item.file)
         private = private_part_of(job, files)
-        await self._upload(private.commitment, private.to_bytes())
+        uploads: list[tuple[str, Path | bytes]] = [(f.sha256, f.file) for f in files]
+        uploads.append((private.commitment, private.to_bytes()))
+        limit = asyncio.Semaphore(UPLOAD_THREADS)  # as many at once as the sync client
+
+        async def upload(sha256: str, content: Path | bytes) -> None:
+            async with limit:
+                await self._upload(sha256, content)
+
+        await asyncio.gather(*(upload(sha, content) for sha, content in uploads))
         reply = await self._call(calls.create_order(order_fields(job, private), ttl_s))
         return AsyncJob(self, reply.created())
 

@@ -39,6 +39,8 @@ from pasar.core.errors import PasarError
 from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
 
 T = TypeVar("T")
+#: blobs a launch uploads at once (connections of the pool in use together)
+UPLOAD_THREADS = 4
 
 
 class Client:
@@ -137,10 +139,9 @@ class Client:
             order_id = reply.created()
             self._sealers.append(Sealer(self._call, order_id, sealed.key).start())
             return Job(self, order_id)
-        for item in files:
-            self._upload(item.sha256, item.file)
         private = private_part_of(job, files)
-        self._upload(private.commitment, private.to_bytes())
+        uploads: list[tuple[str, Path | bytes]] = [(f.sha256, f.file) for f in files]
+        self._upload_all([*uploads, (private.commitment, private.to_bytes())])
         reply = self._call(calls.create_order(order_fields(job, private), ttl_s))
         return Job(self, reply.created())
 
@@ -154,6 +155,20 @@ class Client:
 
         job, _ = load_job(spec, base_dir)
         return self._call(calls.quote(job.public_dict(), self.known_account()))
+
+    def _upload_all(self, items: list[tuple[str, Path | bytes]]) -> None:
+        """Upload blobs :data:`UPLOAD_THREADS` at a time: a remote call's payload and its
+        private part go up in one round trip's time instead of two (a tenth of a trivial
+        call), and a job's many inputs over several connections."""
+        if len(items) <= 1:
+            for sha256, content in items:
+                self._upload(sha256, content)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(UPLOAD_THREADS, len(items)), "pasar-upload") as pool:
+            for future in [pool.submit(self._upload, sha, content) for sha, content in items]:
+                future.result()  # the first failure is raised; the others finish or fail too
 
     def _upload(self, sha256: str, content: Path | bytes) -> None:
         """Store ``content`` under ``sha256`` unless this account already did (a signed HEAD

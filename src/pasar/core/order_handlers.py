@@ -88,8 +88,12 @@ def on_order_create(state: MarketState, tx: Tx) -> Applied:
         state._index_blob(sha, order_id)
     if mechanism.opens_window:
         state._open_window(record, tx.at)
-    # an auction invites the providers that fit; any other order is news for every provider,
-    # said with one flag rather than a set of the whole fleet (40,000 ids per order)
+    # an auction invites the providers that fit. An order of a mechanism that takes no bids
+    # (book, performance, tender, stake) is news for no provider: the market matches it, and
+    # only the providers it picks hear of it (the match). Telling the whole fleet woke every
+    # provider's feed for each order (on a devnet, two idle agents and their two requests per
+    # call, beside the call itself). A mechanism taking bids without a window would tell every
+    # provider, with one flag rather than a set of the whole fleet (40,000 ids per order).
     invited = record.window.invited if record.window else frozenset()
     return Applied(
         tx.type,
@@ -100,7 +104,7 @@ def on_order_create(state: MarketState, tx: Tx) -> Applied:
             "takes_bids": mechanism.takes_bids,
         },
         providers=set(invited),
-        all_providers=record.window is None,
+        all_providers=mechanism.takes_bids and record.window is None,
         orders={order_id},
     )
 

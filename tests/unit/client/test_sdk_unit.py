@@ -653,3 +653,51 @@ def test_another_server_at_the_url_gets_one_sentence_not_its_html() -> None:
     message = err.value.message
     assert "<html" not in message and "answered 404 with text/html" in message
     assert "is this the market's address?" in message and err.value.field == "market"
+
+
+def test_launch_uploads_inputs_and_private_part_together_and_no_order_if_one_fails(
+    tmp_path: Path,
+) -> None:
+    """The blobs go up several at once (a call's payload and private part in one round trip's
+    time); if the market refuses one, launch raises its error and sends no order."""
+    import contextlib
+    import threading
+
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_text(name)
+    spec = {**SPEC, "inputs": ["a.txt", "b.txt", "c.txt"]}
+    seen: list[str] = []
+    in_flight = [0, 0]  # now, most at once
+    lock = threading.Lock()
+    gate = threading.Barrier(2, timeout=5)
+
+    def market(refuse: str | None) -> Handler:
+        def answer(request: httpx.Request) -> httpx.Response:
+            seen.append(f"{request.method} {request.url.path}")
+            if request.method != "PUT":
+                return httpx.Response(200, json={"order_id": "o-1", "escrow": "1.00 USDC"})
+            with lock:
+                in_flight[0] += 1
+                in_flight[1] = max(in_flight[1], in_flight[0])
+            with contextlib.suppress(threading.BrokenBarrierError):
+                gate.wait()  # two uploads meet here only if they run at the same time
+            with lock:
+                in_flight[0] -= 1
+            if refuse and request.url.path.endswith(refuse):
+                return httpx.Response(
+                    413, json={"error": {"code": "blob_too_large", "message": "too large"}}
+                )
+            return httpx.Response(201, json={"sha256": request.url.path.rsplit("/", 1)[1]})
+
+        return answer
+
+    client_for(market(None)).launch(spec, base_dir=tmp_path)
+    puts = [s for s in seen if s.startswith("PUT")]
+    assert len(puts) == 4 and in_flight[1] >= 2  # three inputs and the private part, at once
+    assert seen[-1] == "POST /v1/orders"
+    seen.clear()
+    gate.reset()
+    with pytest.raises(PasarError) as err:
+        client_for(market(sha(b"b.txt"))).launch(spec, base_dir=tmp_path)
+    assert err.value.code == "blob_too_large"
+    assert "POST /v1/orders" not in seen  # nothing escrowed for a job whose inputs failed
