@@ -389,6 +389,39 @@ def test_logs_append_by_offset_and_follow(market_server: MarketProcess) -> None:
     assert time.monotonic() - t0 < 5  # woken by the append, not by the timeout
 
 
+def test_a_status_only_wait_sleeps_through_heartbeats_and_log_lines(
+    market_server: MarketProcess,
+) -> None:
+    """The SDK waits with ``status_only``: a heartbeat or a log line wakes a plain wait (the
+    CLI follows logs with it) but not the SDK's, which wakes for the cancel that ends it."""
+    alice, prov = Actor(market_server), Actor(market_server)
+    alice.post("/v1/faucet", type="faucet", amount="5 USDC")
+    register(prov, "0.05")
+    order_id = send_order(alice.api, alice.identity, SPEC)["order_id"]
+    order = wait_for(lambda: (o := alice.get(f"/v1/orders/{order_id}"))["leases"] and o)
+    lease_id = order["leases"][0]["lease_id"]
+    wait = f"/v1/orders/{order_id}/wait"
+    cursor = alice.get(wait, after=0, timeout=0)["next"]
+    prov.post(f"/v1/leases/{lease_id}/logs", type="logs", lease_id=lease_id, offset=0, data="x\n")
+    challenge = prov.get(f"/v1/leases/{lease_id}/challenge")
+    prov.post(
+        "/v1/heartbeats",
+        type="heartbeat",
+        lease_id=lease_id,
+        interval=challenge["interval"],
+        challenge=challenge["challenge"],
+    )
+    plain = alice.get(wait, after=cursor, timeout=5)
+    assert plain["next"] > cursor  # woken by them
+    quiet = alice.get(wait, after=cursor, timeout=1, status_only="true")
+    assert quiet["next"] == cursor and quiet["order"]["status"] == "running"  # slept through
+    alice.post(f"/v1/orders/{order_id}/cancel", type="order.cancel", order_id=order_id)
+    ended = alice.get(wait, after=cursor, timeout=5, status_only="true")
+    assert ended["next"] > cursor and ended["order"]["status"] == "cancelled"
+    balances = alice.get("/v1/state/balances")["balances"]
+    assert total_minted(balances) == Money.parse("5 USDC")
+
+
 def test_a_provider_that_stops_heartbeating_loses_the_lease_and_the_job_is_requeued(
     market_server: MarketProcess,
 ) -> None:

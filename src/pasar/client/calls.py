@@ -107,11 +107,18 @@ def get_order(order_id: str) -> Call[Any]:
     return Call("GET", f"/v1/orders/{order_id}", signed=True)
 
 
-def wait_order(order_id: str, after: int, timeout_s: float) -> Call[Any]:
+def wait_order(
+    order_id: str, after: int, timeout_s: float, *, status_only: bool = False
+) -> Call[Any]:
+    """The order once something happens to it after feed position ``after`` (or the timeout);
+    ``status_only``: not for a heartbeat or log lines, only for a change of a status."""
+    params: dict[str, Param] = {"after": after, "timeout": timeout_s}
+    if status_only:
+        params["status_only"] = "true"
     return Call(
         "GET",
         f"/v1/orders/{order_id}/wait",
-        {"after": after, "timeout": timeout_s},
+        params,
         timeout_s=timeout_s + SLACK_S,
         signed=True,
     )
@@ -396,7 +403,9 @@ def wait_for_end(
                     hint="wait again, or cancel it with job.cancel()",
                 )
             poll = min(poll, left)
-        reply = yield wait_order(order_id, after, poll)
+        # woken by a change of status only: a heartbeat or a job's log lines would cost a round
+        # trip (and the wake-up) for a view that says the same
+        reply = yield wait_order(order_id, after, poll, status_only=True)
         order, after = reply["order"], int(reply["next"])
         if watch is not None:
             watch(order)

@@ -104,12 +104,16 @@ class Notifier:
         timeout_s: float,
         provider: str | None = None,
         order: str | None = None,
+        ignore: frozenset[str] = frozenset(),
     ) -> list[FeedEvent]:
-        """Events after ``after`` for the provider/order, waiting up to ``timeout_s`` for one."""
+        """Events after ``after`` for the provider/order, waiting up to ``timeout_s`` for one;
+        events of the types in ``ignore`` neither wake the waiter nor come back."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
             found = self.events_after(after, provider=provider, order=order)
+            if ignore:
+                found = [e for e in found if e.type not in ignore]
             remaining = deadline - loop.time()
             if found or remaining <= 0 or self._changed is None:
                 return found
@@ -117,4 +121,5 @@ class Notifier:
             try:
                 await asyncio.wait_for(changed.wait(), remaining)
             except TimeoutError:
-                return self.events_after(after, provider=provider, order=order)
+                found = self.events_after(after, provider=provider, order=order)
+                return [e for e in found if e.type not in ignore]

@@ -42,6 +42,8 @@ from pasar.market.service import MarketService
 router = APIRouter(tags=["orders"])
 Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
 MAX_WAIT_S = 30.0
+#: what ``wait?status_only=true`` sleeps through: no order's or lease's status changes with them
+NO_STATUS_CHANGE = frozenset({"heartbeat", "logs", "liveness.challenge", "liveness.answer"})
 #: The order submissions' worker threads: as many as anyio's default pool (a submission waits
 #: for its group commit in its thread), without anyio's per-call capacity limiter and task
 #: bookkeeping (a few percent of the rate in benchmarks/bench_api.py).
@@ -268,8 +270,13 @@ async def wait_order(
     request: Request,
     order_id: str,
     reader: Reader,
+    *,
     after: Annotated[int, Query(ge=0, le=INT_MAX)] = 0,
     timeout: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 25.0,
+    status_only: Annotated[
+        bool,
+        Query(description="wake only when a status changes, not for heartbeats or log lines"),
+    ] = False,
 ) -> OrderWait:
     service = service_of(request)
     with service.lock:
@@ -278,7 +285,12 @@ async def wait_order(
     if after > notifier.head:
         after = 0
     async with service.waiters.slot(reader):
-        events = await notifier.wait(after, timeout_s=timeout, order=order_id)
+        events = await notifier.wait(
+            after,
+            timeout_s=timeout,
+            order=order_id,
+            ignore=NO_STATUS_CHANGE if status_only else frozenset(),
+        )
     with service.lock:
         shown = order_view(service, _record(service.state, order_id), view)
     return OrderWait(order=shown, next=events[-1].seq if events else after)
