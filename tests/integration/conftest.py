@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -196,15 +197,31 @@ class ProviderProcess:
         )
 
 
+def user_group(user: str) -> str:
+    """The name of ``user``'s primary group (``nobody`` → ``nogroup`` on Debian)."""
+    import grp
+    import pwd
+
+    return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+
+
 @dataclass
 class ProviderLauncher:
     started: list[ProviderProcess] = field(default_factory=list)
 
     role: str = "provider"  # or "verifier": the same agent life, another command
 
-    def start(self, market_url: str, home: Path, *extra_args: str) -> ProviderProcess:
-        """``pasar ROLE start --market URL --home HOME EXTRA...``; waits until it serves."""
+    def start(
+        self, market_url: str, home: Path, *extra_args: str, user: str | None = None
+    ) -> ProviderProcess:
+        """``pasar ROLE start --market URL --home HOME EXTRA...``; waits until it serves.
+        ``user``: run it as that (unprivileged) user, who is given ``home`` (the test runs as
+        root; every folder above ``home`` must let the user through)."""
         home.mkdir(parents=True, exist_ok=True)
+        as_user: dict[str, Any] = {}
+        if user is not None:
+            shutil.chown(home, user, user_group(user))
+            as_user = {"user": user, "group": user_group(user), "extra_groups": []}
         n = len(self.started)
         stdout_path = home.parent / f"{home.name}.{n}.stdout"
         stderr_path = home.parent / f"{home.name}.{n}.stderr"
@@ -227,6 +244,7 @@ class ProviderLauncher:
                 stderr=err,
                 stdin=subprocess.DEVNULL,
                 env=env,
+                **as_user,
             )
         provider = ProviderProcess("", home, proc, stdout_path, stderr_path)
         self.started.append(provider)
