@@ -22,6 +22,7 @@ class FeedEvent(OpenModel):
     check_id: str | None = None  # a check.assign: the check and the verifier it went to
     verifier: str | None = None
     challenge_id: str | None = None  # a capacity challenge (GET /v1/capacity/{id} has it)
+    stop: list[str] | None = None  # a multi-node head's receipt: the gang's leases to stop
 
 
 class FeedPage(WireModel):

@@ -19,6 +19,17 @@ class GpuDeviceView(WireModel):
     uuid: str | None = None
 
 
+class NodeView(WireModel):
+    """One node of a multi-node job (``num_nodes`` above 1): its rank (the lease's shard; 0 is
+    the head), its lease and provider, and the address its provider registered (its
+    ``node_address``: where the other nodes reach it)."""
+
+    rank: int
+    lease_id: str
+    provider: str
+    address: str | None = None
+
+
 class LeaseView(WireModel):
     """One lease. The allocation is ``gpus`` (``"2× A100"``, None without GPUs), ``devices``
     (the physical GPUs behind them, so the agent runs the job on exactly these) and ``cpus``
@@ -52,6 +63,9 @@ class LeaseView(WireModel):
     sealed_keys: dict[str, str] = Field(default_factory=dict)  # recipient → sealed data key
     held_until: int | None = None  # only while held: when it must be judged by (ms)
     note: str | None = None  # only once lost: why (a missed liveness challenge, its reason)
+    # a multi-node job's gang and its shared secret (GET /v1/leases/{id} only, for its parties)
+    nodes: list[NodeView] = Field(default_factory=list)
+    cluster_secret: str | None = None
 
 
 class Challenge(WireModel):

@@ -63,6 +63,7 @@ KILLED_BECAUSE: dict[str, str] = {
     "cpu_time": "cpu time: it used up its CPU-time limit",
     "processes": "processes: it started more processes than its limit",
     "cancel": "cancelled",
+    "gang": "stopped: the head node's run ended",  # a multi-node job ends with its head
 }
 
 

@@ -203,7 +203,12 @@ def order_ok(order: OrderView) -> bool:
     lease exited 0 (``launch --wait``'s exit code 0)."""
     from pasar.api.status import awaiting_approval
 
-    settled = [x for x in order.leases if x.status in ("settled", "held")]
+    # a multi-node job's other nodes, stopped because its head ended, ended as they should
+    settled = [
+        x
+        for x in order.leases
+        if x.status in ("settled", "held") and (x.receipt or {}).get("kill_reason") != "gang"
+    ]
     return (
         (order.status == "done" or awaiting_approval(order.wire()))
         and bool(settled)

@@ -59,6 +59,12 @@ def start(
     ),
     grace: float = typer.Option(30.0, "--grace", min=0, help="Seconds to finish leases on stop."),
     region: str = typer.Option(None, "--region", help="Region shown in offers, e.g. eu."),
+    node_address: str = typer.Option(
+        "127.0.0.1",
+        "--node-address",
+        help="The IP address the other nodes of a multi-node job reach this machine at "
+        "(the default fits a network whose providers all run on this machine).",
+    ),
     key: str = typer.Option(PROVIDER_KEY, "--key", help="Key name in $PASAR_HOME/keys."),
     gpu_report: Path = typer.Option(
         None,
@@ -107,6 +113,7 @@ def start(
         allow_network=allow_network,
         grace_s=grace,
         region=region,
+        node_address=node_address,
         key_name=key,
         gpu_report=gpu_report,
         cheat=cheat,

@@ -8,6 +8,7 @@ it through the state's journaled getters, so :meth:`MarketState.apply` stays all
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,27 @@ def on_faucet(state: MarketState, tx: Tx) -> Applied:
     return Applied(tx.type, {"minted": amount.to_json()})
 
 
+#: the attribute naming the address other nodes of a multi-node job reach this provider's at
+NODE_ADDRESS = "node_address"
+
+
+def _check_node_address(value: str | None) -> None:
+    """An IP address, never a host name: the gang's nodes are told to connect to it, so a
+    name (resolved by whom, to what?) would let a provider point them anywhere it likes."""
+    if value is None:
+        return
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise fail(
+            f"attributes.node_address must be an IP address; found {value!r}",
+            code="invalid_attributes",
+            field=f"attributes.{NODE_ADDRESS}",
+            hint="the address the other nodes of a multi-node job reach this machine at, "
+            "e.g. 10.0.0.5 (127.0.0.1 when every node is on this machine)",
+        ) from None
+
+
 def on_register(state: MarketState, tx: Tx) -> Applied:
     body = tx.body
     inventory = parse_inventory(body.get("inventory"))
@@ -65,6 +87,7 @@ def on_register(state: MarketState, tx: Tx) -> Applied:
         raise fail(
             "attributes must map strings to strings", code="invalid_attributes", field="attributes"
         )
+    _check_node_address(attributes.get(NODE_ADDRESS))
     available = body.get("available", True)
     if not isinstance(available, bool):
         raise fail("available must be true or false", code="invalid_provider", field="available")

@@ -270,7 +270,7 @@ def on_receipt(state: MarketState, tx: Tx) -> Applied:
             state._index_blob(sha, lease.order_id)
     if isinstance(decision, Hold):
         lease.receipt_digest = tx.digest  # what the market's replication draw signs
-        return _hold(state, record, lease, decision, tx)
+        return _stop_gang(state, record, lease, _hold(state, record, lease, decision, tx))
     charges = state._settle(lease, tx.at, "settled" if failure is None else "failed")
     lease.receipt = dict(tx.body)
     provider = state._provider(lease.provider)
@@ -283,7 +283,7 @@ def on_receipt(state: MarketState, tx: Tx) -> Applied:
         state._refresh_order(record)
     if failure is not None:
         record.note = _failure_note(lease, failure, requeued=requeued)
-    return Applied(
+    applied = Applied(
         tx.type,
         {
             "lease_id": lease.id,
@@ -296,6 +296,32 @@ def on_receipt(state: MarketState, tx: Tx) -> Applied:
         },
         providers={lease.provider},
         orders={record.id},
+    )
+    return _stop_gang(state, record, lease, applied)
+
+
+def _stop_gang(
+    state: MarketState, record: OrderRecord, lease: LeaseRecord, applied: Applied
+) -> Applied:
+    """A multi-node job ends when its head's ``run`` ends (SkyPilot's rule): the head's
+    receipt names the gang's other running leases in ``stop``, and their providers hear of it
+    on their feeds; each stops its node's job and sends its own receipt, so each node is paid
+    for its own verified time (``kill_reason: gang``). Nothing else changes here."""
+    if not record.order.together or lease.shard != 0:
+        return applied
+    others = [
+        state.leases[x]
+        for x in record.leases
+        if x != lease.id and state.leases[x].status == "running"
+    ]
+    if not others:
+        return applied
+    return Applied(
+        applied.type,
+        {**applied.result, "stop": [x.id for x in others]},
+        providers={*applied.providers, *(x.provider for x in others)},
+        all_providers=applied.all_providers,
+        orders=applied.orders,
     )
 
 

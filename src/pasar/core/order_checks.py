@@ -23,6 +23,16 @@ def order_mechanism(preset: Preset, spec: JobSpec) -> Mechanism:
     field for a pricing, verification, privacy or size the market does not take."""
     mechanism = preset.mechanism(spec.pricing)  # refuses one the network does not allow
     preset.verification_policy(spec.verification)  # 422 for one not available here
+    verification = spec.verification or preset.verification.default
+    if spec.num_nodes > 1 and verification.startswith("replicate"):
+        raise fail(
+            f"verification {verification!r} cannot check a multi-node job yet: a verifier "
+            "re-runs one lease, and a node's result depends on the whole gang",
+            code="verification_unavailable",
+            status=422,
+            field="spec.verification",
+            hint="use verification: receipt or approve for num_nodes above 1",
+        )
     if spec.privacy not in SUPPORTED_PRIVACY:
         # accepting it and then storing the job in plain text would be a lie to the client
         raise fail(

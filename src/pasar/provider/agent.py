@@ -31,6 +31,7 @@ from typing import Any
 
 from pasar.api.feed import FeedEvent
 from pasar.api.txs import Asks, ProviderRegister
+from pasar.core.account_handlers import NODE_ADDRESS
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.core.presets import builtin_preset
@@ -108,6 +109,8 @@ class AgentConfig:
     cheat_seed: str | None = None  # picks the leases cheated on (default: one kept in home)
     tee: str = "none"  # auto | tdx | none: attest through a TEE quote source (pasar.tee.sources)
     warm_pool: int = 2  # warm sandboxes kept per key (sandbox runtime only); 0 = off
+    # where the other nodes of a multi-node job reach this machine (an IP address)
+    node_address: str = "127.0.0.1"
 
 
 def load_or_create_key(home: Path, name: str) -> Identity:
@@ -260,7 +263,10 @@ class Agent:
             score=self.cheat.claimed_score(self.bench.gflops) if self.cheat else self.bench.gflops,
             available=available,
             # how job limits hold here (cgroup-v1/-v2 per job, or rlimit per process)
-            attributes={"limits": enforcement(self.runtime)},
+            attributes={
+                "limits": enforcement(self.runtime),
+                NODE_ADDRESS: self.config.node_address,
+            },
         )
         gpu = self.inventory.inventory.devices()[0] if self.inventory.inventory.devices() else None
         rate = self.strategy.rate_per_score_hour(
@@ -370,6 +376,8 @@ class Agent:
                     self._maybe_bid(event.order_id)  # a reopened auction window
             elif kind in ("order.cancel", "order.expire"):
                 self._stop_order(str(event.order_id))
+            elif kind == "receipt" and event.stop:  # a multi-node job's head ended
+                self._end_with_gang(event.stop)
             elif kind == "lease.lost":
                 self._stop_lease(str(event.lease_id))
                 self._recover_availability()
@@ -507,6 +515,12 @@ class Agent:
             targets = [e for e in self.state.running.values() if e.job.order_id == order_id]
         for executor in targets:
             executor.cancel()
+
+    def _end_with_gang(self, lease_ids: list[str]) -> None:
+        with self._lock:
+            targets = [self.state.running[x] for x in lease_ids if x in self.state.running]
+        for executor in targets:
+            executor.end_with_gang()
 
     def _stop_lease(self, lease_id: str) -> None:
         with self._lock:

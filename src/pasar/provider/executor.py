@@ -35,7 +35,7 @@ from typing import Any
 from nacl.public import PrivateKey
 
 from pasar.api.base import JSONObject
-from pasar.api.leases import GpuDeviceView, LeaseView
+from pasar.api.leases import GpuDeviceView, LeaseView, NodeView
 from pasar.api.receipts import Failure, FileEntry, Usage
 from pasar.api.txs import Receipt, TxAnswer
 from pasar.client import calls
@@ -105,6 +105,10 @@ def spec_in_view(spec: JSONObject | None, what: str) -> JobSpec:
     return JobSpec.from_dict(spec, source=what)
 
 
+#: the exit code a gang node reports when its head ended before its job started (as killed)
+NEVER_STARTED = 137
+
+
 @dataclass(frozen=True)
 class LeaseJob:
     """What the executor needs of a lease, read from ``GET /v1/leases/{id}``."""
@@ -117,6 +121,8 @@ class LeaseJob:
     inputs: tuple[FileEntry, ...]
     devices: tuple[GpuDeviceView, ...] = ()  # the GPUs the market allocated: [{index, uuid}]
     private: str = ""  # the address of the spec's private part (a sealed job's: ciphertext)
+    nodes: tuple[NodeView, ...] = ()  # a multi-node job's gang, in rank order
+    cluster_secret: str | None = None  # what the gang's nodes share (PASAR_CLUSTER_SECRET)
 
     @property
     def sealed(self) -> bool:
@@ -134,7 +140,24 @@ class LeaseJob:
             inputs=tuple(view.inputs),
             devices=tuple(view.devices),
             private=view.private or "",
+            nodes=tuple(view.nodes),
+            cluster_secret=view.cluster_secret,
         )
+
+    def node_environment(self) -> dict[str, str]:
+        """A multi-node job's view of its gang (as SkyPilot's ``SKYPILOT_NODE_*``): its rank
+        (0 is the head), how many nodes, each node's address in rank order (one per line),
+        the head's, and the gang's shared secret. Nothing for a job of one node."""
+        if self.spec.num_nodes <= 1 or not self.nodes:
+            return {}
+        addresses = [node.address or "" for node in self.nodes]
+        return {
+            "PASAR_NODE_RANK": str(self.shard),
+            "PASAR_NUM_NODES": str(len(self.nodes)),
+            "PASAR_NODE_IPS": "\n".join(addresses),
+            "PASAR_HEAD_IP": addresses[0],
+            "PASAR_CLUSTER_SECRET": self.cluster_secret or "",
+        }
 
 
 #: Turns a lease's ``devices`` into the runtime's GPU grants, or raises PasarError for a device
@@ -214,7 +237,7 @@ class LeaseExecutor:
         self.allow_network = allow_network
         self.on_done = on_done
         self.max_blob_bytes = max_blob_bytes  # the market's limit on one output file (healthz)
-        self._stop_reason: str | None = None  # "cancel" | "release"
+        self._stop_reason: str | None = None  # "cancel" | "release" | "gang"
         self._stopped = threading.Event()
         self._handle: Any = None
         self._log_offset = 0
@@ -230,6 +253,12 @@ class LeaseExecutor:
         """The lease ended at the market (client cancel, or lost): stop, send nothing more."""
         self._stop("cancel")
 
+    def end_with_gang(self) -> None:
+        """The head node of this multi-node job ended: stop this node's job, then report it
+        like any other end (outputs, a receipt with ``kill_reason: gang``), so this node is
+        paid for its own verified time."""
+        self._stop("gang")
+
     def release(self) -> None:
         """Hand the lease back (draining): stop the job and tell the market."""
         self._stop("release")
@@ -240,7 +269,7 @@ class LeaseExecutor:
         self._stopped.set()
         handle = self._handle
         if handle is not None:
-            handle.kill("cancel")
+            handle.kill("gang" if reason == "gang" else "cancel")
 
     # -- the lease --------------------------------------------------------------------------------
 
@@ -299,6 +328,7 @@ class LeaseExecutor:
             "PASAR_LEASE": self.job.lease_id,
             "PASAR_SHARD": str(self.job.shard),
             "PASAR_SHARDS": str(self.job.shards),
+            **self.job.node_environment(),
         }
         if self.cheat == "skip":  # sign made-up outputs without running anything
             self._cheat_fill()
@@ -307,18 +337,22 @@ class LeaseExecutor:
             return
         if self.cheat == "lazy":  # a cheaper computation: the job's budget cut short
             limits = dataclasses.replace(limits, wall_seconds=min(limits.wall_seconds, LAZY_WALL_S))
+        if self._stop_reason == "gang":  # the head ended before this node's job started
+            why = "the head node's run ended before this node's job started"
+            self._finish(NEVER_STARTED, "gang", note=why, outputs=[])
+            return
         if self._stopped.is_set():
             self._after_stop()
             return
         self._handle = self._start(env, limits)
         self.timeline.mark("started")
         if self._stopped.is_set():  # stopped while starting
-            self._handle.kill("cancel")
+            self._handle.kill("gang" if self._stop_reason == "gang" else "cancel")
         # the job's last lines go to the market while its outputs are uploaded
         self._send_later(self._pump_logs())
         self.outcome = outcome = self._handle.wait()
         self.timeline.mark("exited")
-        if self._stop_reason is not None:
+        if self._stop_reason is not None and self._stop_reason != "gang":
             self._after_stop()
             return
         if self.cheat == "lazy":  # claim it finished, with whatever it wrote

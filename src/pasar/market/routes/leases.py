@@ -11,23 +11,25 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from pasar.api.bills import Bill
-from pasar.api.leases import Challenge, GpuDeviceView, LeaseView, LogAppended
+from pasar.api.leases import Challenge, GpuDeviceView, LeaseView, LogAppended, NodeView
 from pasar.api.receipts import file_entries
 from pasar.api.status import lease_status
 from pasar.api.txs import TxAnswer
+from pasar.core.account_handlers import NODE_ADDRESS
 from pasar.core.errors import PasarError
-from pasar.core.market_records import LeaseRecord
+from pasar.core.market_records import LeaseRecord, OrderRecord
 from pasar.core.nonces import nonce_reused
 from pasar.core.state import MarketState
 from pasar.core.tx_parsing import output_parts
 from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
 from pasar.crypto.envelope import VerifiedEnvelope
-from pasar.crypto.hashing import is_sha256_hex
+from pasar.crypto.hashing import is_sha256_hex, sha256_hex
 from pasar.market.access import check_lease_party
 from pasar.market.auth import Reader, signed_envelope
 from pasar.market.blobs import BlobStore
 from pasar.market.openapi import signs
 from pasar.market.routes.common import service_of, submit_typed
+from pasar.market.service import MarketService
 
 router = APIRouter(tags=["leases"])
 Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
@@ -100,7 +102,37 @@ def get_lease(request: Request, lease_id: str, reader: Reader) -> LeaseView:
         view.spec = service.private.spec_of(record)
         view.inputs = file_entries(service.private.inputs_of(record))
         view.private = record.private
+        if record.order.together:
+            view.nodes = gang_of(service.state, record)
+            view.cluster_secret = cluster_secret(service, record.id)
         return view
+
+
+def gang_of(state: MarketState, record: OrderRecord) -> list[NodeView]:
+    """A multi-node order's nodes in rank order: each shard's newest lease (a replaced node's
+    successor), with the address its provider registered."""
+    newest: dict[int, LeaseRecord] = {}
+    for lease_id in record.leases:
+        lease = state.leases[lease_id]
+        newest[lease.shard] = lease
+    nodes = []
+    for rank in sorted(newest):
+        lease = newest[rank]
+        provider = state.providers.get(lease.provider)
+        address = provider.attributes.get(NODE_ADDRESS) if provider is not None else None
+        nodes.append(
+            NodeView(rank=rank, lease_id=lease.id, provider=lease.provider, address=address)
+        )
+    return nodes
+
+
+def cluster_secret(service: MarketService, order_id: str) -> str:
+    """The secret a multi-node job's nodes share (``PASAR_CLUSTER_SECRET``): a hash of the
+    market's own signature over the order id. Ed25519 signs deterministically, so it is the
+    same on every read and after a restart, and nobody without the market's key can derive
+    it; the market shows it only to the order's parties (this route's check)."""
+    signature = service.identity.sign(f"pasar cluster secret\n{order_id}".encode())
+    return sha256_hex(signature)
 
 
 @router.get("/v1/leases/{lease_id}/challenge", summary="The heartbeat challenge for now")

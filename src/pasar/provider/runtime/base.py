@@ -60,7 +60,9 @@ from pasar.core.errors import PasarError
 from pasar.provider.runtime.cgroups import GroupStats, JobCgroup
 from pasar.provider.runtime.diskquota import tree_bytes
 
-KillReason = Literal["timeout", "memory", "cancel", "cpu_time", "file_size", "processes", "disk"]
+KillReason = Literal[
+    "timeout", "memory", "cancel", "cpu_time", "file_size", "processes", "disk", "gang"
+]
 KILL_REASONS: tuple[str, ...] = get_args(KillReason)
 
 MAX_BUFFERED_LINES = 10_000  # lines kept for readers that fall behind; older ones are dropped

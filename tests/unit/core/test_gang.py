@@ -1,0 +1,113 @@
+"""Multi-node jobs in the core (issue 15): the head's receipt names the gang's other running
+leases (their providers stop them and send their own receipts); a node address is an IP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from test_state import (
+    ALICE,
+    P1,
+    P2,
+    P3,
+    SPEC,
+    T0,
+    _empty_root,
+    conserved,
+    heartbeat,
+    make_state,
+    market,
+    register,
+    send,
+    tx,
+)
+
+from pasar.core.errors import PasarError
+from pasar.core.market_records import Applied
+from pasar.core.private_part import order_fields
+from pasar.core.state import MarketState
+
+
+def _gang(s: MarketState, **spec: Any) -> list[str]:
+    send(s, ALICE, T0, type="faucet", amount="10 USDC")
+    for p in (P1, P2, P3):
+        register(s, p, cpu_ask="0.05")
+    fields = order_fields({**SPEC, **spec})
+    order_id = send(s, ALICE, T0 + 1, type="order.create", **fields)["order_id"]
+    leases: list[str] = market(s, T0 + 2, type="match", order_id=order_id, seed=1)["leases"]
+    return sorted(leases, key=lambda x: s.leases[x].shard)
+
+
+def _receipt(s: MarketState, lease_id: str, at: int, **extra: Any) -> Applied:
+    body = {"exit_code": 0, "outputs": [], "root": _empty_root(), **extra}
+    return s.apply(tx(s.leases[lease_id].provider, at, type="receipt", lease_id=lease_id, **body))
+
+
+def test_the_heads_receipt_names_the_gang_to_stop_and_wakes_their_providers() -> None:
+    s = make_state()
+    head, first, second = leases = _gang(s, num_nodes=3)
+    assert {s.leases[x].provider for x in leases} == {P1, P2, P3}  # three distinct providers
+    for x in leases:
+        heartbeat(s, x, 0, s.leases[x].started_at + 100)
+    early = _receipt(s, first, s.leases[first].started_at + 3000, exit_code=1)
+    assert "stop" not in early.result  # a worker's end stops nobody
+    applied = _receipt(s, head, s.leases[head].started_at + 4000)
+    assert applied.result["stop"] == [second]  # the one still running
+    assert s.leases[second].provider in applied.providers
+    assert s.leases[second].status == "running"  # its provider ends it with its own receipt
+    _receipt(s, second, s.leases[second].started_at + 4500, exit_code=137, kill_reason="gang")
+    assert {s.leases[x].status for x in leases} == {"settled"}
+    assert s.orders[s.leases[head].order_id].status == "done"
+    conserved(s)
+
+
+def test_shards_are_not_a_gang() -> None:
+    s = make_state()
+    leases = _gang(s, shards=3)
+    applied = _receipt(s, leases[0], s.leases[leases[0]].started_at + 1000)
+    assert "stop" not in applied.result
+    conserved(s)
+
+
+@pytest.mark.parametrize("address", ["evil.example", "10.0.0.5; rm -rf /", "", "localhost"])
+def test_a_node_address_is_an_ip_address(address: str) -> None:
+    s = make_state()
+    with pytest.raises(PasarError) as err:
+        send(
+            s,
+            P1,
+            T0,
+            type="provider.register",
+            inventory={"gpus": [], "cpus": 8, "memory_gb": 32, "disk_gb": 100},
+            asks={"cpu_core": "0.05"},
+            attributes={"node_address": address},
+        )
+    assert err.value.code == "invalid_attributes" and err.value.field == "attributes.node_address"
+    assert P1 not in s.providers
+
+
+def test_ipv4_and_ipv6_node_addresses_register() -> None:
+    s = make_state()
+    for provider, address in ((P1, "10.0.0.5"), (P2, "fd00::5")):
+        send(
+            s,
+            provider,
+            T0,
+            type="provider.register",
+            inventory={"gpus": [], "cpus": 8, "memory_gb": 32, "disk_gb": 100},
+            asks={"cpu_core": "0.05"},
+            attributes={"node_address": address},
+        )
+        assert s.providers[provider].attributes["node_address"] == address
+
+
+def test_replicate_is_refused_for_a_gang_naming_the_field() -> None:
+    s = make_state()
+    send(s, ALICE, T0, type="faucet", amount="10 USDC")
+    fields = order_fields({**SPEC, "num_nodes": 2, "verification": "replicate:0.5"})
+    with pytest.raises(PasarError) as err:
+        send(s, ALICE, T0 + 1, type="order.create", **fields)
+    assert err.value.code == "verification_unavailable" and err.value.field == "spec.verification"
+    assert s.orders == {}
+    conserved(s)
