@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +58,12 @@ def start(
     allow_network: bool = typer.Option(
         False, "--allow-network", help="Let jobs that ask for it reach the network."
     ),
+    allow_cluster: bool = typer.Option(
+        False,
+        "--allow-cluster",
+        help="Give the nodes of a multi-node job that all run on this machine a private "
+        "network of their own (they reach each other, nothing else; needs root).",
+    ),
     grace: float = typer.Option(30.0, "--grace", min=0, help="Seconds to finish leases on stop."),
     region: str = typer.Option(None, "--region", help="Region shown in offers, e.g. eu."),
     node_address: str = typer.Option(
@@ -100,6 +107,14 @@ def start(
     log_to_stderr()
     if runtime == "process":
         err_console.print(PROCESS_WARNING, style="bold yellow", markup=False)
+    if allow_cluster and os.geteuid() != 0:
+        raise PasarError(
+            "--allow-cluster needs a provider running as root: a gang's network is a network "
+            "namespace, which only root may create",
+            code="invalid_argument",
+            field="--allow-cluster",
+            hint="start the provider as root, or leave --allow-cluster out",
+        )
     config = AgentConfig(
         market=_market(market),
         home=pasar_home(home),
@@ -111,6 +126,7 @@ def start(
         max_jobs=max_jobs,
         warm_pool=warm_pool,
         allow_network=allow_network,
+        allow_cluster=allow_cluster,
         grace_s=grace,
         region=region,
         node_address=node_address,

@@ -111,6 +111,8 @@ class AgentConfig:
     warm_pool: int = 2  # warm sandboxes kept per key (sandbox runtime only); 0 = off
     # where the other nodes of a multi-node job reach this machine (an IP address)
     node_address: str = "127.0.0.1"
+    # a multi-node job whose nodes are all on this machine gets a network of its own
+    allow_cluster: bool = False
 
 
 def load_or_create_key(home: Path, name: str) -> Identity:
@@ -452,6 +454,7 @@ class Agent:
             if (view.spec or {}).get("privacy") == "sealed"
             else workroot_for(self.config.home),
             allow_network=self.config.allow_network,
+            allow_cluster=self.config.allow_cluster,
             on_done=self._done,
             max_blob_bytes=self.max_blob_bytes,
             gpus=self.inventory.grants if self.inventory is not None else no_gpus,

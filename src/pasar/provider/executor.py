@@ -47,6 +47,7 @@ from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.merkle import check_path, path_conflict, root_of_files
 from pasar.crypto.sealing import lease_keypair, open_key, seal_log_line
 from pasar.provider.cheat import LAZY_WALL_S, fill_missing, garble_outputs
+from pasar.provider.cluster_net import join_gang_network, leave_gang_network, on_one_machine
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime
 from pasar.provider.runtime.warm import WarmPool, WarmSandbox, WarmSandboxBrokenError, runs_inline
@@ -215,6 +216,7 @@ class LeaseExecutor:
         *,
         workroot: Path,
         allow_network: bool,
+        allow_cluster: bool = False,
         on_done: Callable[[LeaseExecutor], None] | None = None,
         max_blob_bytes: int | None = None,
         gpus: GpuResolver = no_gpus,
@@ -235,6 +237,7 @@ class LeaseExecutor:
         self.job = job
         self.workdir = workroot / job.lease_id
         self.allow_network = allow_network
+        self.allow_cluster = allow_cluster  # a gang on this machine gets a network of its own
         self.on_done = on_done
         self.max_blob_bytes = max_blob_bytes  # the market's limit on one output file (healthz)
         self._stop_reason: str | None = None  # "cancel" | "release" | "gang"
@@ -294,6 +297,8 @@ class LeaseExecutor:
             if self._warm is not None:  # taken, but the job never started: it serves no other
                 self._warm.discard()
             shutil.rmtree(self.workdir, ignore_errors=True)
+            if self.job.shard == 0 and self._gang_network():  # the head: the gang is over
+                leave_gang_network(self.job.order_id)
             if self._took is not None and self.pool is not None:
                 self.pool.finished(self._took)  # its replacement may start: the lease is over
             if self.on_done is not None:
@@ -378,7 +383,16 @@ class LeaseExecutor:
                 self.job.lease_id,
                 ", ".join(f"{g.index} ({g.uuid}) at {g.node}" for g in grants),
             )
-        return limits_for(self.job.spec, allow_network=self.allow_network, gpus=grants)
+        limits = limits_for(self.job.spec, allow_network=self.allow_network, gpus=grants)
+        if self._gang_network():
+            limits = dataclasses.replace(limits, netns=join_gang_network(self.job.order_id))
+        return limits
+
+    def _gang_network(self) -> bool:
+        """Whether this node joins its gang's private network on this machine: a multi-node
+        job, every node on this machine, and a provider that offers it (``--allow-cluster``)."""
+        addresses = [node.address for node in self.job.nodes]
+        return self.allow_cluster and self.job.spec.num_nodes > 1 and on_one_machine(addresses)
 
     def _take_warm_meanwhile(self, limits: Limits) -> Callable[[], WarmSandbox | None]:
         """Take a warm sandbox on a thread of its own; the returned function waits for it."""
@@ -429,6 +443,8 @@ class LeaseExecutor:
         its own), an image, a cheat (devnet tests)."""
         spec = self.job.spec
         if self.pool is None or self.job.sealed or spec.image is not None or self.cheat:
+            return None
+        if limits.netns is not None:  # a gang's network is joined as bwrap starts
             return None
         return self.pool.take(limits)
 

@@ -163,7 +163,7 @@ def bwrap_options(
     if host.as_root:
         # No user namespace: it would map the job to host root, where RLIMIT_NPROC is void.
         argv += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
-        if not limits.network:
+        if not limits.network and limits.netns is None:  # a gang's namespace: joined first
             argv.append("--unshare-net")
         argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
@@ -403,6 +403,12 @@ class SandboxRuntime:
             raise
         # what the job sees as its pid 1's command line: nothing of the host
         argv = ["bwrap", "--args", str(args_fd), "--", "/bin/sh", LAUNCH]
+        if limits.netns is not None:  # a gang's network: bwrap starts inside it, and stays
+            if not self.host.as_root:
+                raise PasarError(
+                    "a gang's network needs a root provider", code="runtime_failed", status=500
+                )
+            argv = ["nsenter", f"--net={limits.netns}", "--", *argv]
         return RunHandle(
             argv,
             limits=limits,

@@ -5,9 +5,13 @@ sandboxed provider agents (one machine, so every node's address is 127.0.0.1).""
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -84,3 +88,78 @@ def test_a_three_node_job_knows_its_gang_and_ends_with_its_head(
         account = client.balance()
         assert account["escrow"] == "0.00 USDC"
         assert Money.parse(account["balance"]) == Money.parse("10 USDC") - _spent(order)
+
+
+# the nodes meet at the head; each also tries the market (on the host's 127.0.0.1)
+GANG_PY = """
+import os, socket, sys, time
+rank = int(os.environ["PASAR_NODE_RANK"])
+try:
+    socket.create_connection(("127.0.0.1", int(os.environ["MARKET_PORT"])), timeout=2).close()
+    print("REACHED the market", flush=True)
+except OSError:
+    print("market unreachable", flush=True)
+if rank == 0:
+    server = socket.socket()
+    server.bind(("0.0.0.0", 7070))
+    server.listen()
+    server.settimeout(60)
+    print("listening", flush=True)
+    got = []
+    while len(got) < 2:
+        conn, _ = server.accept()
+        got.append(conn.recv(100).decode())
+        conn.close()
+    print("head got " + ",".join(sorted(got)), flush=True)
+    time.sleep(1)
+else:
+    for _ in range(600):
+        try:
+            conn = socket.create_connection((os.environ["PASAR_HEAD_IP"], 7070), timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    conn.sendall(f"rank{rank}".encode())
+    conn.close()
+    print("sent", flush=True)
+    time.sleep(300)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a gang's network needs a root provider")
+def test_a_gang_on_one_machine_has_a_network_of_its_own(
+    market_server: Any, spawn_provider: Any, tmp_path: Path
+) -> None:
+    """With --allow-cluster, the nodes reach each other (the workers connect to the head at
+    PASAR_HEAD_IP) and nothing else: not the market on the host's 127.0.0.1, not the host."""
+    for i in range(3):
+        spawn_provider(
+            market_server.url, tmp_path / f"p{i}", "--price-cpu-hour", "0.05", "--allow-cluster"
+        )
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "gang.py").write_text(GANG_PY, encoding="utf-8")
+    port = str(urlsplit(market_server.url).port)
+    spec = {**SPEC, "run": "python gang.py", "inputs": ["gang.py"], "envs": {"MARKET_PORT": port}}
+    with Client(market_server.url, home=tmp_path / "client") as client:
+        client.faucet("10 USDC")
+        job = client.launch(spec, base_dir=project)
+        deadline = time.monotonic() + 60
+        while "listening" not in "".join(job.logs(shard=0)):
+            assert time.monotonic() < deadline, job.status()
+            time.sleep(0.1)
+        with pytest.raises(OSError):  # the host cannot reach into the gang's network
+            socket.create_connection(("127.0.0.1", 7070), timeout=2).close()
+        order = job.wait(timeout=120)
+        assert order["status"] == "done", order
+        head_log = "".join(job.logs(shard=0))
+        assert "head got rank1,rank2" in head_log, head_log
+        for shard in (0, 1, 2):
+            text = "".join(job.logs(shard=shard))
+            assert "market unreachable" in text and "REACHED" not in text, text
+        head = next(x for x in order["leases"] if x["shard"] == 0)
+        assert head["receipt"]["exit_code"] == 0
+        account = client.balance()
+        assert account["escrow"] == "0.00 USDC"
+        assert Money.parse(account["balance"]) == Money.parse("10 USDC") - _spent(order)
+    assert not any(p.name.startswith("pasar-gang-") for p in Path("/run/netns").glob("*"))
