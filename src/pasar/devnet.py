@@ -129,6 +129,7 @@ class DevnetConfig:
     cheat: str | None = None  # their KIND:RATE (pasar.provider.cheat)
     verifiers: int | None = None  # None: the preset's ``checkers`` (2N+1)
     tls: bool = False  # the market serves HTTPS (--tls auto); every member pins its certificate
+    cluster: bool = False  # providers start with --allow-cluster: multi-node jobs, cluster: ray
 
     @property
     def verifier_count(self) -> int:
@@ -380,6 +381,8 @@ class Devnet:
         args += ["--grace", str(cfg.provider_grace_s), "--max-jobs", str(cfg.max_jobs)]
         if cfg.warm_pool is not None:
             args += ["--warm-pool", str(cfg.warm_pool)]
+        if cfg.cluster:
+            args.append("--allow-cluster")
         self._spawn(member, args + (["--cheat", cheat] if cheat else []))
         return member
 

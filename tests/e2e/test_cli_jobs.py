@@ -770,3 +770,35 @@ def test_file_mounts_put_local_files_where_the_job_reads_them(
     bill = ok_json(pasar("status", order_id, "--json", home=home, market=url))["leases"][0]["bill"]
     assert account["escrow"] == "0.00 USDC"  # the refused one escrowed nothing
     assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent([bill])
+
+
+def test_a_gang_or_cluster_no_network_could_run_is_refused_at_launch(
+    cli_network: Any, tmp_path: Path
+) -> None:
+    """Issue 15, bad input: more nodes than the network has providers for (with the count that
+    fits), and ``cluster: ray`` where no provider offers it — refused before any escrow."""
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    pasar("faucet", "10 USDC", home=home, market=url)
+    base = 'run: "true"\nmax_price_per_hour: "0.5 USDC"\nmax_duration: 1m\n'
+    gang = tmp_path / "gang.yaml"
+    gang.write_text(base + "num_nodes: 2\n", encoding="utf-8")
+    refused = pasar("launch", str(gang), "--yes", "--json", home=home, market=url)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "never_fits" and error["field"] == "num_nodes"
+    assert (
+        "needs 2 providers together" in error["message"] and "1 on this network" in error["message"]
+    )
+    ray = tmp_path / "ray.yaml"
+    ray.write_text(base + "cluster: ray\n", encoding="utf-8")
+    refused = pasar("launch", str(ray), "--yes", home=home, market=url)
+    assert refused.returncode == 2 and "does not offer cluster: ray" in refused.stderr, (
+        refused.stderr
+    )
+    bad = tmp_path / "spark.yaml"
+    bad.write_text(base + "cluster: spark\n", encoding="utf-8")
+    refused = pasar("launch", str(bad), "--yes", home=home, market=url)
+    assert refused.returncode == 2 and "cluster" in refused.stderr, refused.stderr
+    account = ok_json(pasar("balance", "--json", home=home, market=url))
+    assert account["balance"] == "10.00 USDC" and account["escrow"] == "0.00 USDC"

@@ -83,6 +83,11 @@ class QuoteResponse(BaseModel):
         description="Some registered provider's whole machine (busy or not, any price) could "
         "hold one lease; false: no order for this spec can ever match on this network.",
     )
+    providers_fit: int = Field(
+        default=0,
+        description="Registered providers whose whole machine could hold one lease (and offer "
+        "the spec's cluster); a multi-node job needs one per node.",
+    )
     note: str | None
     decided_by: str | None = Field(description="Set when bids, not the preview, decide.")
     offers: list[QuotedOfferView] = Field(description="The providers that fit, cheapest first.")
@@ -115,6 +120,7 @@ class QuoteResponse(BaseModel):
             ],
             unfilled=quote.unfilled,
             fits_anywhere=quote.fits_anywhere,
+            providers_fit=quote.providers_fit,
             note=quote.note,
             decided_by=quote.decided_by,
             offers=[QuotedOfferView.of(o) for o in quote.offers],

@@ -95,6 +95,12 @@ def up(
     tls: bool = typer.Option(
         False, "--tls", help="Serve the market over HTTPS (a self-signed certificate, pinned)."
     ),
+    cluster: bool = typer.Option(
+        False,
+        "--cluster",
+        help="Providers take multi-node jobs with a private network (--allow-cluster: needs "
+        "root) and, where Ray is installed (the cluster extra), cluster: ray.",
+    ),
 ) -> None:
     """Start a market and N providers on 127.0.0.1 and a funded client key; print the market
     URL and the export lines; run until Ctrl-C or SIGTERM, then stop them all and exit 0.
@@ -117,6 +123,7 @@ def up(
         cheat=cheat,
         verifiers=verifiers,
         tls=tls,
+        cluster=cluster,
     )
     net = Devnet(config, say=_say)
     stop = threading.Event()

@@ -130,6 +130,15 @@ def _never_fits(quote: QuoteResponse) -> PasarError:
     """The refusal of a job no provider of the network could ever run (nothing escrowed)."""
     reasons = sorted(set(quote.reasons.values()))
     said = "; ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else "")
+    if quote.providers_fit:  # some could run a node, too few for the gang
+        return PasarError(
+            f"this job needs {quote.leases} providers together, one per node ({quote.request}), "
+            f"and {quote.providers_fit} on this network could run one",
+            code="never_fits",
+            field="num_nodes",
+            hint=f"ask for at most {quote.providers_fit} nodes, or launch with --queue to wait "
+            "for more providers to join",
+        )
     return PasarError(
         f"no provider on this network could ever run this job ({quote.request})"
         + (f": {said}" if said else ": no provider is registered"),

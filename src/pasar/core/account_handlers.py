@@ -52,6 +52,14 @@ def on_faucet(state: MarketState, tx: Tx) -> Applied:
 
 #: the attribute naming the address other nodes of a multi-node job reach this provider's at
 NODE_ADDRESS = "node_address"
+#: the attribute listing the clusters (``cluster:`` in a spec) this provider starts, by commas
+CLUSTERS = "cluster"
+
+
+def offered_clusters(provider: ProviderRecord) -> frozenset[str]:
+    """The ``cluster:`` kinds a provider says it can start (``ray``), from its attributes."""
+    listed = provider.attributes.get(CLUSTERS, "")
+    return frozenset(kind.strip() for kind in listed.split(",") if kind.strip())
 
 
 def _check_node_address(value: str | None) -> None:

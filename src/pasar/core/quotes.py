@@ -21,6 +21,7 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
+from pasar.core.account_handlers import offered_clusters
 from pasar.core.market_records import OrderRecord
 from pasar.core.money import Money
 from pasar.core.order_checks import order_mechanism
@@ -75,6 +76,9 @@ class OrderQuote:
     # some registered provider's whole machine (free or busy, any price, online or not) could
     # hold one lease: False means no order for this spec can ever match on this network
     fits_anywhere: bool = True
+    # registered providers whose whole machine could hold one lease (a gang needs as many as
+    # it has nodes, each on its own provider)
+    providers_fit: int = 0
 
     @property
     def chosen(self) -> str | None:
@@ -129,6 +133,7 @@ def quote_order(
         escrow=escrow,
         unfilled=leases,
         fits_anywhere=fits_anywhere(state, record),
+        providers_fit=providers_fit(state, record),
     )
     if mechanism.opens_window:
         return _window_quote(state, record, base)
@@ -151,14 +156,34 @@ def quote_order(
 
 
 def fits_anywhere(state: MarketState, record: OrderRecord) -> bool:
-    """Whether any registered provider's whole inventory could hold one lease of ``record``,
-    whatever it runs now, asks or whether it is online: the difference between a job that
-    waits for capacity and one no provider of this network could ever run (``pasar launch``
-    refuses the second unless told to queue). The fleet index narrows a GPU request first."""
+    """Whether the network's registered providers could ever hold ``record``, whatever they
+    run now, ask or whether they are online: one lease on some provider, or for a multi-node
+    job one node on each of as many providers as it has nodes. The difference between a job
+    that waits for capacity and one no provider of this network could ever run (``pasar
+    launch`` refuses the second unless told to queue)."""
+    needed = record.order.leases if record.order.together else 1
+    return providers_fit(state, record, enough=needed) >= needed
+
+
+def providers_fit(state: MarketState, record: OrderRecord, *, enough: int | None = None) -> int:
+    """How many registered providers' whole inventories could hold one lease of ``record``
+    (with the ``cluster:`` it asks for), counting up to ``enough`` if given. The fleet index
+    narrows a GPU request first."""
     request = record.order.request
+    cluster = record.spec.cluster
     among = state.index.may_fit(request) if state.indexed else None
     ids = state.providers.keys() if among is None else among
-    return any(fit(request, state.providers[p].inventory).ok for p in ids if p in state.providers)
+    count = 0
+    for p in ids:
+        provider = state.providers.get(p)
+        if provider is None or not fit(request, provider.inventory).ok:
+            continue
+        if cluster is not None and cluster not in offered_clusters(provider):
+            continue
+        count += 1
+        if enough is not None and count >= enough:
+            break
+    return count
 
 
 def _bounded(

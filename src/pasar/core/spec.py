@@ -60,6 +60,7 @@ from pasar.core.money import Money
 from pasar.core.resources import GpuSelector, ResourceRequest
 from pasar.core.spec_fields import (
     SECONDS_PER_HOUR,
+    ClusterKind,
     Cpus,
     EnvName,
     EnvValue,
@@ -301,6 +302,11 @@ class JobSpec(_Model):
         "none"
     )
     network: StrictBool = False
+    # a Ray cluster across the nodes, started before run (providers that offer it only)
+    cluster: (
+        Annotated[ClusterKind, BeforeValidator(choice(get_args(ClusterKind), "a cluster kind"))]
+        | None
+    ) = None
     # accepted TEE measurements (verification: tee); see :class:`TeePins`
     tee: TeePins | None = None
 

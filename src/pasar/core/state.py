@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from pasar.core import bid_deposits
 from pasar.core.account_handlers import (
+    offered_clusters,
     on_faucet,
     on_register,
     on_stake,
@@ -312,6 +313,9 @@ class MarketState:
         failing = exclusion_reason(provider.capacity)
         if failing is not None:
             return None, failing
+        cluster = record.spec.cluster
+        if cluster is not None and cluster not in offered_clusters(provider):
+            return None, f"does not offer cluster: {cluster}"
         view = self.view(provider)
         problem = stake_problem(self.preset.stake_rule, view)
         if problem is not None:

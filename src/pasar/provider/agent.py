@@ -31,7 +31,7 @@ from typing import Any
 
 from pasar.api.feed import FeedEvent
 from pasar.api.txs import Asks, ProviderRegister
-from pasar.core.account_handlers import NODE_ADDRESS
+from pasar.core.account_handlers import CLUSTERS, NODE_ADDRESS
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.core.presets import builtin_preset
@@ -268,6 +268,7 @@ class Agent:
             attributes={
                 "limits": enforcement(self.runtime),
                 NODE_ADDRESS: self.config.node_address,
+                **({CLUSTERS: "ray"} if self._offers_ray() else {}),
             },
         )
         gpu = self.inventory.inventory.devices()[0] if self.inventory.inventory.devices() else None
@@ -518,6 +519,17 @@ class Agent:
             targets = [e for e in self.state.running.values() if e.job.order_id == order_id]
         for executor in targets:
             executor.cancel()
+
+    def _offers_ray(self) -> bool:
+        """``cluster: ray`` jobs come here only if this provider gives gangs their network
+        (``--allow-cluster``, sandbox runtime) and Ray imports in its Python."""
+        from pasar.provider import ray_cluster
+
+        return (
+            self.config.allow_cluster
+            and self.config.runtime == "sandbox"
+            and ray_cluster.available()
+        )
 
     def _end_with_gang(self, lease_ids: list[str]) -> None:
         with self._lock:

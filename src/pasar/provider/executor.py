@@ -49,6 +49,7 @@ from pasar.crypto.sealing import lease_keypair, open_key, seal_log_line
 from pasar.provider.cheat import LAZY_WALL_S, fill_missing, garble_outputs
 from pasar.provider.cluster_net import join_gang_network, leave_gang_network, on_one_machine
 from pasar.provider.market_api import MarketAPI
+from pasar.provider.ray_cluster import bootstrap_script
 from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime
 from pasar.provider.runtime.warm import WarmPool, WarmSandbox, WarmSandboxBrokenError, runs_inline
 from pasar.provider.sealed import (
@@ -68,6 +69,7 @@ LOG_CHUNK_BYTES = 128 * 1024
 MAX_PROCESSES = 256
 SETUP_FILE = ".pasar-setup.sh"
 RUN_FILE = ".pasar-run.sh"
+RAY_FILE = ".pasar-ray.sh"  # cluster: ray: the node's Ray start, then run on the head
 # exit codes the executor itself reports when the job could not even start
 EXIT_INPUT_FAILED = 125
 
@@ -453,6 +455,16 @@ class LeaseExecutor:
         the one taken turned out broken before any of the job ran)."""
         spec = self.job.spec
         command = job_command(spec)
+        if spec.cluster == "ray":  # the node's part of a Ray cluster, then run on the head
+            script = bootstrap_script(
+                self.job.shard,
+                max(1, len(self.job.nodes)),
+                limits,
+                setup_file=SETUP_FILE if spec.setup else None,
+                run_file=RUN_FILE,
+            )
+            (self.workdir / RAY_FILE).write_text(script)
+            command = f"exec sh {RAY_FILE}"
         warm, self._warm = self._warm, None
         if warm is not None:
             try:
