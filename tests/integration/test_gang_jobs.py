@@ -188,9 +188,9 @@ def test_a_ray_cluster_spans_the_gang_before_run(
 ) -> None:
     """``cluster: ray`` (issue 15): Ray's head on rank 0 and a worker on each other node, with
     the leases' CPUs, before ``run`` runs on the head; tasks land on every node."""
-    from pasar.provider import ray_cluster
+    from pasar.cluster import ray_nodes
 
-    assert ray_cluster.available(), "Ray is missing: `make test` installs the cluster extra"
+    assert ray_nodes.available(), "Ray is missing: `make test` installs the cluster extra"
     for i in range(3):
         spawn_provider(
             market_server.url, tmp_path / f"p{i}", "--price-cpu-hour", "0.05", "--allow-cluster"
@@ -214,6 +214,43 @@ def test_a_ray_cluster_spans_the_gang_before_run(
         assert "nodes 3 cpus 3" in head_log and "task nodes 3" in head_log, head_log
         head = next(x for x in order["leases"] if x["shard"] == 0)
         assert head["receipt"]["exit_code"] == 0, head_log
+        account = client.balance()
+        assert account["escrow"] == "0.00 USDC"
+        assert Money.parse(account["balance"]) == Money.parse("10 USDC") - _spent(order)
+
+
+def test_killing_a_node_ends_the_gang_and_conserves_the_ledger(
+    market_server: Any, spawn_provider: Any, tmp_path: Path
+) -> None:
+    """``on_node_loss: fail`` (the default): a worker's provider is SIGKILLed mid-job; the
+    market loses its lease, ends the job, bills every node for its verified time and refunds
+    the rest; the surviving nodes' providers stop their jobs."""
+    providers = [
+        spawn_provider(market_server.url, tmp_path / f"p{i}", "--price-cpu-hour", "0.05")
+        for i in range(3)
+    ]
+    spec = {**SPEC, "run": "echo up; sleep 300"}
+    with Client(market_server.url, home=tmp_path / "client") as client:
+        client.faucet("10 USDC")
+        job = client.launch(spec)
+        deadline = time.monotonic() + 60
+        while True:  # every node's job is up
+            leases = job.status()["leases"]
+            if len(leases) == 3 and all(
+                "up" in "".join(job.logs(shard=x["shard"])) for x in leases
+            ):
+                break
+            assert time.monotonic() < deadline, leases
+            time.sleep(0.2)
+        worker = next(x for x in leases if x["shard"] == 1)
+        victim = next(p for p in providers if p.account == worker["provider"])
+        victim.kill()
+        order = job.wait(timeout=120)
+        assert order["status"] == "done" and "on_node_loss: fail" in order["note"], order
+        by_shard = {x["shard"]: x for x in order["leases"]}
+        assert by_shard[1]["status"] == "lost"
+        assert by_shard[0]["status"] == by_shard[2]["status"] == "cancelled"
+        assert len(order["leases"]) == 3  # nothing re-queued
         account = client.balance()
         assert account["escrow"] == "0.00 USDC"
         assert Money.parse(account["balance"]) == Money.parse("10 USDC") - _spent(order)

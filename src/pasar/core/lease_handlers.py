@@ -18,6 +18,7 @@ from pasar.core.fees import Charges
 from pasar.core.liveness_handlers import missed_probe
 from pasar.core.market_records import Applied, LeaseRecord, OrderRecord, Tx, fail
 from pasar.core.money import Money
+from pasar.core.order_handlers import close_order
 from pasar.core.receipts import Failure, parse_failure
 from pasar.core.reputation import Event
 from pasar.core.slash_log import record_slash
@@ -112,6 +113,18 @@ def on_release(state: MarketState, tx: Tx) -> Applied:
     lease = _running_lease(state, tx, provider_may="release it")
     record = state._order(lease.order_id)
     charges = state._settle(lease, tx.at, "released")
+    if _gang_fails(record):  # a node handed back is a node lost, for the gang
+        stopped = _end_gang(state, record, tx.at)
+        record.note = (
+            f"node {lease.shard} released by its provider; the job ends (on_node_loss: fail)"
+        )
+        return Applied(
+            tx.type,
+            {"lease_id": lease.id, "billed": charges.billed.to_json(), "requeued": False,
+             "stop": stopped},
+            providers={lease.provider, *(state.leases[x].provider for x in stopped)},
+            orders={record.id},
+        )  # fmt: skip
     requeued = _requeue(state, record, lease, charges.refund, tx.at)
     return Applied(
         tx.type,
@@ -154,9 +167,18 @@ def on_lost(state: MarketState, tx: Tx) -> Applied:
     # this, the cheapest dead provider would win every re-queued job and lose it again.
     provider.available = False
     state._reindex(provider.id)
+    lease.note = f"lost: {why}"
+    if _gang_fails(record):
+        stopped = _end_gang(state, record, tx.at)
+        record.note = f"node {lease.shard} lost: {why}; the job ends (on_node_loss: fail)"
+        return Applied(
+            tx.type,
+            {"lease_id": lease.id, "requeued": False, "reason": lease.note, "stop": stopped},
+            providers={lease.provider, *(state.leases[x].provider for x in stopped)},
+            orders={record.id},
+        )
     requeued = _requeue(state, record, lease, settlement.refund, tx.at)
     after = "re-queued" if requeued else "not re-queued"
-    lease.note = f"lost: {why}"
     record.note = f"shard {lease.shard} lost: {why} ({after})"
     return Applied(
         tx.type,
@@ -164,6 +186,21 @@ def on_lost(state: MarketState, tx: Tx) -> Applied:
         providers={lease.provider},
         orders={record.id},
     )
+
+
+def _gang_fails(record: OrderRecord) -> bool:
+    """A multi-node job that ends when it loses a node (``on_node_loss: fail``, the default)."""
+    return record.order.together and record.spec.on_node_loss != "replace"
+
+
+def _end_gang(state: MarketState, record: OrderRecord, ts: int) -> list[str]:
+    """A gang lost a node and ends: its other running leases are billed for their verified
+    seconds (as a cancel), the unfilled escrow goes back, and the order is done. Returns the
+    leases stopped, whose providers are told (``stop`` on the event)."""
+    running = [x for x in record.leases if state.leases[x].status == "running"]
+    close_order(state, record, ts)
+    record.status = "done"  # not cancelled: nobody cancelled it; the note says what happened
+    return running
 
 
 def _settle_unpaid(

@@ -68,6 +68,7 @@ from pasar.core.spec_fields import (
     MoneyField,
     MountSource,
     MountTarget,
+    NodeLoss,
     OutputPath,
     PathText,
     Pricing,
@@ -306,6 +307,10 @@ class JobSpec(_Model):
     cluster: (
         Annotated[ClusterKind, BeforeValidator(choice(get_args(ClusterKind), "a cluster kind"))]
         | None
+    ) = None
+    # a lost node of a multi-node job: end the job (fail, the default: None) or lease another
+    on_node_loss: (
+        Annotated[NodeLoss, BeforeValidator(choice(get_args(NodeLoss), "fail or replace"))] | None
     ) = None
     # accepted TEE measurements (verification: tee); see :class:`TeePins`
     tee: TeePins | None = None

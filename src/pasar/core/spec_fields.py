@@ -26,6 +26,7 @@ from pasar.core.spec_yaml import describe_value
 Pricing = Literal["auction", "book", "performance", "tender", "stake"]
 Privacy = Literal["none", "sealed"]
 ClusterKind = Literal["ray"]  # a distributed engine started across a multi-node job's nodes
+NodeLoss = Literal["fail", "replace"]  # what a multi-node job does when it loses a node
 VERIFICATION_KINDS = ("receipt", "replicate", "pol", "approve", "tee")
 SECONDS_PER_HOUR = 3600
 

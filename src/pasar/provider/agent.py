@@ -383,7 +383,12 @@ class Agent:
                 self._end_with_gang(event.stop)
             elif kind == "lease.lost":
                 self._stop_lease(str(event.lease_id))
+                for lease_id in event.stop or ():  # its gang ended with it (on_node_loss: fail)
+                    self._stop_lease(lease_id)
                 self._recover_availability()
+            elif kind == "lease.release" and event.stop:  # a gang ended with a released node
+                for lease_id in event.stop:
+                    self._stop_lease(lease_id)
             elif kind == "capacity.challenge" and self.prover and event.challenge_id:
                 self.prover.on_event(self.api.capacity_challenge(event.challenge_id))
         except PasarError as exc:
@@ -523,12 +528,10 @@ class Agent:
     def _offers_ray(self) -> bool:
         """``cluster: ray`` jobs come here only if this provider gives gangs their network
         (``--allow-cluster``, sandbox runtime) and Ray imports in its Python."""
-        from pasar.provider import ray_cluster
+        from pasar.cluster import ray_nodes
 
         return (
-            self.config.allow_cluster
-            and self.config.runtime == "sandbox"
-            and ray_cluster.available()
+            self.config.allow_cluster and self.config.runtime == "sandbox" and ray_nodes.available()
         )
 
     def _end_with_gang(self, lease_ids: list[str]) -> None:

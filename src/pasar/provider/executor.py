@@ -39,6 +39,8 @@ from pasar.api.leases import GpuDeviceView, LeaseView, NodeView
 from pasar.api.receipts import Failure, FileEntry, Usage
 from pasar.api.txs import Receipt, TxAnswer
 from pasar.client import calls
+from pasar.cluster.network import join_gang_network, leave_gang_network, on_one_machine
+from pasar.cluster.ray_nodes import bootstrap_script
 from pasar.core.errors import PasarError
 from pasar.core.receipts import FAILURE_FAULTS, MAX_DETAIL_CHARS
 from pasar.core.spec import JobSpec
@@ -47,9 +49,7 @@ from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.merkle import check_path, path_conflict, root_of_files
 from pasar.crypto.sealing import lease_keypair, open_key, seal_log_line
 from pasar.provider.cheat import LAZY_WALL_S, fill_missing, garble_outputs
-from pasar.provider.cluster_net import join_gang_network, leave_gang_network, on_one_machine
 from pasar.provider.market_api import MarketAPI
-from pasar.provider.ray_cluster import bootstrap_script
 from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime
 from pasar.provider.runtime.warm import WarmPool, WarmSandbox, WarmSandboxBrokenError, runs_inline
 from pasar.provider.sealed import (

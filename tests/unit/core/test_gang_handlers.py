@@ -23,8 +23,10 @@ from test_state import (
     tx,
 )
 
+from pasar.core.accounts import LedgerAccount
 from pasar.core.errors import PasarError
 from pasar.core.market_records import Applied
+from pasar.core.money import Money
 from pasar.core.private_part import order_fields
 from pasar.core.state import MarketState
 
@@ -110,4 +112,50 @@ def test_replicate_is_refused_for_a_gang_naming_the_field() -> None:
         send(s, ALICE, T0 + 1, type="order.create", **fields)
     assert err.value.code == "verification_unavailable" and err.value.field == "spec.verification"
     assert s.orders == {}
+    conserved(s)
+
+
+def test_a_lost_node_ends_the_gang_paying_verified_time_and_refunding_the_rest() -> None:
+    """``on_node_loss: fail`` (the default): one node lost, the job ends — the other nodes are
+    billed for their verified seconds, nothing is re-queued, the rest goes back."""
+    s = make_state()
+    head, first, second = leases = _gang(s, num_nodes=3)
+    order_id = s.leases[head].order_id
+    started = s.leases[head].started_at
+    for x in (head, second):  # the first worker never beats again
+        for k in range(4):
+            heartbeat(s, x, k, started + k * 5000 + 100)
+    heartbeat(s, first, 0, started + 100)
+    result = market(s, started + 20_000, type="lease.lost", lease_id=first)
+    assert result["requeued"] is False and sorted(result["stop"]) == sorted([head, second])
+    assert [s.leases[x].status for x in leases] == ["cancelled", "lost", "cancelled"]
+    assert s.leases[head].billed_seconds == 20  # its verified time, up to the loss
+    record = s.orders[order_id]
+    assert record.status == "done" and "on_node_loss: fail" in (record.note or "")
+    assert not record.free_shards
+    assert s.ledger.balance(LedgerAccount.order_escrow(order_id), "USDC") == Money.zero("USDC")
+    conserved(s)
+
+
+def test_with_replace_a_lost_node_is_leased_again() -> None:
+    s = make_state()
+    head, first, _second = _gang(s, num_nodes=3, on_node_loss="replace")
+    started = s.leases[head].started_at
+    heartbeat(s, first, 0, started + 100)
+    result = market(s, started + 20_000, type="lease.lost", lease_id=first)
+    assert result["requeued"] is True and "stop" not in result
+    record = s.orders[s.leases[head].order_id]
+    assert record.status == "open" and record.free_shards == [1]  # waits for a new node
+    conserved(s)
+
+
+def test_a_released_node_ends_the_gang_too() -> None:
+    s = make_state()
+    head, first, second = _gang(s, num_nodes=3)
+    released = send(
+        s, s.leases[first].provider, s.leases[first].started_at + 3000,
+        type="lease.release", lease_id=first,
+    )  # fmt: skip
+    assert sorted(released["stop"]) == sorted([head, second])
+    assert s.orders[s.leases[head].order_id].status == "done"
     conserved(s)

@@ -132,7 +132,7 @@ class Limits:
     cpus: float | None = None  # CPU share of the whole job (needs a cgroup); None = unbounded
     disk_bytes: int | None = None  # total size of the workdir; None = only max_file_bytes
     # a multi-node job's network on this machine: the named namespace its sandbox joins
-    # (pasar.provider.cluster_net); None = a namespace of its own (or the host's: network)
+    # (pasar.cluster.network); None = a namespace of its own (or the host's: network)
     netns: Path | None = None
 
     def __post_init__(self) -> None:

@@ -1,7 +1,7 @@
-"""``python -m pasar.provider.ray_ready ADDRESS N TIMEOUT``: wait until a Ray cluster has N
+"""``python -m pasar.cluster.ray_ready ADDRESS N TIMEOUT``: wait until a Ray cluster has N
 live nodes (the head of a ``cluster: ray`` job, before its ``run``); exit 1, saying how many
 joined, after TIMEOUT seconds. Runs inside the job's sandbox, with Ray from the provider's
-Python (:mod:`pasar.provider.ray_cluster`)."""
+Python (:mod:`pasar.cluster.ray_nodes`)."""
 
 from __future__ import annotations
 

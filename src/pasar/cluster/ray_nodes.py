@@ -8,7 +8,7 @@ the leased nodes. What each node's job runs, instead of ``setup`` then ``run``
 
 * every node runs ``setup`` first (as any job);
 * rank 0 (the head) starts a Ray head at ``PASAR_HEAD_IP``, waits until every node has joined
-  (:mod:`pasar.provider.ray_ready`), then runs ``run`` with ``RAY_ADDRESS`` set, so
+  (:mod:`pasar.cluster.ray_ready`), then runs ``run`` with ``RAY_ADDRESS`` set, so
   ``ray.init()`` finds the cluster; the job's exit code is ``run``'s;
 * the other ranks start a Ray worker node joined to the head (retrying until the head is up),
   then wait: their jobs end when the head's ``run`` ends (the gang rule of multi-node jobs).
@@ -16,7 +16,7 @@ the leased nodes. What each node's job runs, instead of ``setup`` then ``run``
 Each node offers exactly its lease: ``--num-cpus`` / ``--num-gpus`` are the lease's, Ray's
 ``memory`` and object store are carved from the lease's memory, and the ports a node opens are
 its own (a worker-port range and a metrics port per rank), since nodes on one machine share a
-network (:mod:`pasar.provider.cluster_net`). Ray runs from the provider's Python (``python -m
+network (:mod:`pasar.cluster.network`). Ray runs from the provider's Python (``python -m
 ray.scripts.scripts``: the ``ray`` launcher's first line names the host's path, which the
 sandbox does not have). Ray is the optional ``cluster`` extra; a provider offers
 ``cluster: ray`` only when Ray imports in its Python (:func:`available`).
@@ -71,7 +71,7 @@ def bootstrap_script(
             f'{RAY} start --head --node-ip-address="$PASAR_HEAD_IP" --port={HEAD_PORT} '
             f"--include-dashboard=false {common} > .pasar-ray-start.log 2>&1 "
             "|| { cat .pasar-ray-start.log; exit 1; }",
-            f"python -m pasar.provider.ray_ready {address} {num_nodes} {READY_TIMEOUT_S} || exit 1",
+            f"python -m pasar.cluster.ray_ready {address} {num_nodes} {READY_TIMEOUT_S} || exit 1",
             f"export RAY_ADDRESS={address}",
             f"sh {shlex.quote(run_file)}",
             "status=$?",
