@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[dev,cluster]'
+	$(PIP) -e '.[dev,cluster,ml]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

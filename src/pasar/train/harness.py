@@ -1,0 +1,266 @@
+"""Training through the proof-of-learning harness: every step committed, replayable from the
+checkpoints (issue 16). The same script runs locally (``python train.py``) and as a job.
+
+A training job is a ``build(seed) -> Setup`` function: the model, optimizer (and scheduler), a
+``batches(step, generator)`` function and a ``loss(model, batch)`` function, built the same way
+every time. :func:`train` then, in the pinned environment (:mod:`pasar.train.environment`):
+
+1. writes the **manifest** before step 1 (:func:`manifest_of`): the script's hash, the setup's
+   configuration, steps T, checkpoint interval k, the seed, the data's Merkle root, the
+   environment fingerprint and the hash of the initial state, whose checkpoint (W0) is shipped
+   rather than regenerated;
+2. runs step t = 1..T with every random draw derived from (seed, t) — torch's generator is
+   re-seeded from H(seed, "step", t) and the batch drawn with a generator seeded from
+   H(seed, "data", t) — so a replay from any checkpoint draws exactly what the run drew;
+3. hashes the whole state after every step (:func:`pasar.train.state_hash.state_hash`),
+   keeps a checkpoint every k steps, and commits the Merkle root of the step hashes
+   (step 0, the initial state, is leaf 0) — the root goes into the receipt.
+
+:func:`replay` re-runs steps ``start+1 .. end`` from the checkpoint at ``start`` and returns the
+hashes it computes, which a verifier compares with the committed ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pasar.core.errors import PasarError
+from pasar.crypto.merkle import root_of_hashes
+from pasar.train.environment import PINNED, configure_torch, fingerprint
+from pasar.train.state_hash import state_hash
+
+MANIFEST = "manifest.json"
+HASHES = "step_hashes.json"
+LOSSES = "losses.json"
+CHECKPOINTS = "checkpoints"
+FORMAT = 1
+
+
+@dataclass
+class Setup:
+    """A training job, as ``build(seed)`` returns it (the same way every time)."""
+
+    model: Any
+    optimizer: Any
+    batches: Callable[[int, Any], Any]  # (step, torch.Generator) -> a batch
+    loss: Callable[[Any, Any], Any]  # (model, batch) -> a scalar tensor
+    scheduler: Any = None
+    config: Mapping[str, Any] = field(default_factory=dict)  # batch size, lr...: the manifest's
+    data_root: str | None = None  # the Merkle root of the data set, if it is files
+
+
+@dataclass(frozen=True)
+class Run:
+    """What :func:`train` committed: the manifest, every step's hash, their root, the losses."""
+
+    manifest: dict[str, Any]
+    hashes: list[str]
+    root: str
+    losses: list[float]
+
+
+def derive_seed(seed: int, purpose: str, step: int) -> int:
+    """A 63-bit seed for one purpose at one step: H(seed, purpose, step)."""
+    data = f"{seed}:{purpose}:{step}".encode()
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "big") & ((1 << 63) - 1)
+
+
+def train(
+    build: Callable[[int], Setup],
+    *,
+    steps: int,
+    checkpoint_every: int,
+    seed: int,
+    out: str | Path,
+    script: str | Path | None = None,
+) -> Run:
+    """Run ``steps`` steps of ``build(seed)`` under the harness, writing the manifest, the
+    checkpoints, the step hashes and the losses into ``out`` (see the module doc)."""
+    if steps < 1 or checkpoint_every < 1:
+        raise PasarError(
+            "steps and checkpoint_every must be at least 1",
+            code="invalid_training",
+            field="steps" if steps < 1 else "checkpoint_every",
+        )
+    _check_environment()
+    configure_torch()
+    folder = Path(out)
+    (folder / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    import torch
+
+    torch.manual_seed(derive_seed(seed, "init", 0))
+    setup = build(seed)
+    hashes = [state_hash(setup.model, setup.optimizer, 0, setup.scheduler)]
+    _save_checkpoint(folder, 0, setup)
+    manifest = manifest_of(
+        setup,
+        steps=steps,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+        initial_hash=hashes[0],
+        folder=folder,
+        script=script,
+    )
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    losses: list[float] = []
+    for step in range(1, steps + 1):
+        losses.append(_step(setup, seed, step))
+        hashes.append(state_hash(setup.model, setup.optimizer, step, setup.scheduler))
+        if step % checkpoint_every == 0 or step == steps:
+            _save_checkpoint(folder, step, setup)
+    root = root_of_hashes(hashes)
+    (folder / HASHES).write_text(json.dumps({"root": root, "hashes": hashes}))
+    (folder / LOSSES).write_text(json.dumps(losses))
+    return Run(manifest, hashes, root, losses)
+
+
+def replay(build: Callable[[int], Setup], out: str | Path, start: int, end: int) -> list[str]:
+    """The hashes of steps ``start+1 .. end``, recomputed from the checkpoint at ``start``
+    with the manifest's seed (a verifier compares them with the committed ones)."""
+    folder = Path(out)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    if not 0 <= start < end <= int(manifest["steps"]):
+        raise PasarError(
+            f"no such segment {start}..{end} of a {manifest['steps']}-step run",
+            code="invalid_segment",
+            field="segment",
+        )
+    _check_environment()
+    configure_torch()
+    import torch
+
+    seed = int(manifest["seed"])
+    torch.manual_seed(derive_seed(seed, "init", 0))
+    setup = build(seed)
+    _load_checkpoint(folder, start, setup)
+    hashes = []
+    for step in range(start + 1, end + 1):
+        _step(setup, seed, step)
+        hashes.append(state_hash(setup.model, setup.optimizer, step, setup.scheduler))
+    return hashes
+
+
+def manifest_of(
+    setup: Setup,
+    *,
+    steps: int,
+    checkpoint_every: int,
+    seed: int,
+    initial_hash: str,
+    folder: Path,
+    script: str | Path | None,
+) -> dict[str, Any]:
+    """The run's commitments before step 1 (see the module doc)."""
+    path = Path(script) if script is not None else Path(sys.argv[0])
+    code = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    optimizer = setup.optimizer
+    return {
+        "format": FORMAT,
+        "code_sha256": code,
+        "model": type(setup.model).__name__,
+        "optimizer": type(optimizer).__name__,
+        "optimizer_defaults": _plain(optimizer.defaults),
+        "scheduler": None if setup.scheduler is None else type(setup.scheduler).__name__,
+        "config": _plain(dict(setup.config)),
+        "steps": steps,
+        "checkpoint_every": checkpoint_every,
+        "seed": seed,
+        "data_root": setup.data_root,
+        "environment": fingerprint(),
+        "initial_state_sha256": initial_hash,
+        "initial_checkpoint_sha256": _file_sha256(_checkpoint_path(folder, 0)),
+    }
+
+
+def _step(setup: Setup, seed: int, step: int) -> float:
+    import torch
+
+    torch.manual_seed(derive_seed(seed, "step", step))
+    generator = torch.Generator().manual_seed(derive_seed(seed, "data", step))
+    batch = setup.batches(step, generator)
+    setup.optimizer.zero_grad(set_to_none=True)
+    loss = setup.loss(setup.model, batch)
+    loss.backward()
+    setup.optimizer.step()
+    if setup.scheduler is not None:
+        setup.scheduler.step()
+    return float(loss.detach())
+
+
+def _checkpoint_path(folder: Path, step: int) -> Path:
+    return folder / CHECKPOINTS / f"step-{step:08d}.pt"
+
+
+def _save_checkpoint(folder: Path, step: int, setup: Setup) -> None:
+    import torch
+
+    state = {
+        "step": step,
+        "model": setup.model.state_dict(),
+        "optimizer": setup.optimizer.state_dict(),
+        "scheduler": None if setup.scheduler is None else setup.scheduler.state_dict(),
+    }
+    torch.save(state, _checkpoint_path(folder, step))
+
+
+def _load_checkpoint(folder: Path, step: int, setup: Setup) -> None:
+    """Load a checkpoint a prover wrote: tensors and plain values only (``weights_only``: a
+    pickle from an untrusted party must not run code)."""
+    import torch
+
+    path = _checkpoint_path(folder, step)
+    if not path.is_file():
+        raise PasarError(
+            f"no checkpoint at step {step}", code="missing_checkpoint", field="checkpoints"
+        )
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as exc:  # not tensors and plain values (or not a checkpoint at all)
+        raise PasarError(
+            f"the checkpoint at step {step} cannot be loaded safely: {type(exc).__name__}",
+            code="bad_checkpoint",
+            field="checkpoints",
+            hint="a checkpoint holds tensors and plain values only; anything else is refused",
+        ) from None
+    setup.model.load_state_dict(state["model"])
+    setup.optimizer.load_state_dict(state["optimizer"])
+    if setup.scheduler is not None and state.get("scheduler") is not None:
+        setup.scheduler.load_state_dict(state["scheduler"])
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able: numbers, text, lists and mappings as they are, anything else as its repr."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
+
+
+def _check_environment() -> None:
+    """The pinned variables are in force: torch read them when it loaded (pinned by importing
+    pasar.train first, or set by whoever started this process)."""
+    import os
+
+    wrong = {k: os.environ.get(k) for k in PINNED if not os.environ.get(k)}
+    if wrong:
+        raise PasarError(
+            f"the determinism environment is not pinned ({', '.join(sorted(wrong))} unset)",
+            code="environment_not_pinned",
+            hint="import pasar.train before torch (first thing in the training script)",
+        )
+
+
+__all__ = ["Run", "Setup", "derive_seed", "replay", "train"]
