@@ -254,3 +254,39 @@ def test_killing_a_node_ends_the_gang_and_conserves_the_ledger(
         account = client.balance()
         assert account["escrow"] == "0.00 USDC"
         assert Money.parse(account["balance"]) == Money.parse("10 USDC") - _spent(order)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a gang's network needs a root provider")
+def test_data_parallel_training_through_ray_learns_across_the_three_nodes(
+    market_server: Any, spawn_provider: Any, tmp_path: Path
+) -> None:
+    """Issue 15: torch DistributedDataParallel through Ray (one worker per node, gloo on the
+    gang's network) trains a small model on CPU across the 3 nodes, and its loss falls."""
+    from pasar.cluster import ray_nodes
+
+    assert ray_nodes.available(), "Ray is missing: `make test` installs the cluster extra"
+    for i in range(3):
+        spawn_provider(
+            market_server.url, tmp_path / f"p{i}", "--price-cpu-hour", "0.05", "--allow-cluster"
+        )
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "examples" / "ray_ddp.py", project)
+    spec = {
+        **SPEC,
+        "run": "python ray_ddp.py",
+        "inputs": ["ray_ddp.py"],
+        "cluster": "ray",
+        "resources": {"cpus": 1, "memory": 2},
+    }
+    with Client(market_server.url, home=tmp_path / "client") as client:
+        client.faucet("10 USDC")
+        job = client.launch(spec, base_dir=project)
+        order = job.wait(timeout=300)
+        log = "".join(job.logs(shard=0))
+        assert order["status"] == "done", log
+        assert "ddp workers 3 on 3 nodes" in log, log
+        first, last = (float(x) for x in log.split("loss first ")[1].split()[::2][:2])
+        assert last < first / 4, log  # it learned, with gradients averaged over three nodes
+        account = client.balance()
+        assert Money.parse(account["balance"]) == Money.parse("10 USDC") - _spent(order)

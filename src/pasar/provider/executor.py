@@ -50,7 +50,7 @@ from pasar.crypto.merkle import check_path, path_conflict, root_of_files
 from pasar.crypto.sealing import lease_keypair, open_key, seal_log_line
 from pasar.provider.cheat import LAZY_WALL_S, fill_missing, garble_outputs
 from pasar.provider.market_api import MarketAPI
-from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime
+from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime, enforcement
 from pasar.provider.runtime.warm import WarmPool, WarmSandbox, WarmSandboxBrokenError, runs_inline
 from pasar.provider.sealed import (
     KEY_WAIT_S,
@@ -386,6 +386,8 @@ class LeaseExecutor:
                 ", ".join(f"{g.index} ({g.uuid}) at {g.node}" for g in grants),
             )
         limits = limits_for(self.job.spec, allow_network=self.allow_network, gpus=grants)
+        if self.job.spec.cluster == "ray" and enforcement(self.runtime).startswith("cgroup"):
+            limits = dataclasses.replace(limits, address_limit=False)  # the cgroup bounds it
         if self._gang_network():
             limits = dataclasses.replace(limits, netns=join_gang_network(self.job.order_id))
         return limits

@@ -134,6 +134,9 @@ class Limits:
     # a multi-node job's network on this machine: the named namespace its sandbox joins
     # (pasar.cluster.network); None = a namespace of its own (or the host's: network)
     netns: Path | None = None
+    # RLIMIT_AS at the job's memory (False only where a cgroup bounds the job's memory: Ray
+    # maps its object store and reserves address space far beyond what it uses)
+    address_limit: bool = True
 
     def __post_init__(self) -> None:
         for name in ("memory_bytes", "cpu_seconds", "max_processes", "max_file_bytes"):
@@ -266,10 +269,12 @@ def job_rlimits(limits: Limits, *, processes: bool = True) -> list[Rlimit]:
     the job's memory ``cuInit`` fails with CUDA_ERROR_OUT_OF_MEMORY (seen on an H200, driver
     580: 4 GiB fails cuInit, 16 GiB passes it but torch's first CUDA tensor fails). Its memory
     is bounded by the job's cgroup where the machine has one (the docker runtime always does),
-    and only there: ``pasar doctor`` and the provider's ``limits`` attribute say which.
+    and only there: ``pasar doctor`` and the provider's ``limits`` attribute say which. A
+    ``cluster: ray`` job gets none either where its memory has a cgroup (``address_limit``):
+    Ray's processes map the object store and reserve address space beside torch's.
     """
     found: list[Rlimit] = []
-    if not limits.gpus:
+    if not limits.gpus and limits.address_limit:
         found.append(("as", "RLIMIT_AS", limits.memory_bytes, limits.memory_bytes))
     found += [
         ("cpu", "RLIMIT_CPU", limits.cpu_seconds, limits.cpu_seconds + CPU_HARD_GRACE_S),
