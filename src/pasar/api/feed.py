@@ -23,6 +23,8 @@ class FeedEvent(OpenModel):
     verifier: str | None = None
     challenge_id: str | None = None  # a capacity challenge (GET /v1/capacity/{id} has it)
     stop: list[str] | None = None  # a multi-node head's receipt: the gang's leases to stop
+    step: int | None = None  # a cluster.exec: the step's number and its command's blob
+    command: str | None = None
 
 
 class FeedPage(WireModel):

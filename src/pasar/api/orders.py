@@ -55,6 +55,7 @@ class OrderView(WireModel):
     inputs: list[FileEntry] = Field(default_factory=list)
     auction: AuctionView | None = None
     private: str | None = None  # sha256 of the private part (the chain's commitment)
+    steps: list[str] = Field(default_factory=list)  # a cluster's steps: each command's blob
 
 
 class OrderList(WireModel):

@@ -134,6 +134,15 @@ class LivenessAnswer(TxBody):
     challenge_id: str
 
 
+class ClusterExec(TxBody):
+    """One more command on a running cluster's head: the sha256 of the blob holding it."""
+
+    type: Literal["cluster.exec"] = "cluster.exec"
+    order_id: str
+    step: int
+    command: str
+
+
 class LeaseRelease(TxBody):
     type: Literal["lease.release"] = "lease.release"
     lease_id: str
@@ -365,6 +374,7 @@ TX_BODIES: dict[str, type[TxBody]] = {
         LeaseAccept,
         KeySeal,
         TeeAttest,
+        ClusterExec,
     )
 }
 

@@ -50,7 +50,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 #: ``pasar NAME ...`` → the module under pasar.cli whose ``app`` is that group
 GROUPS: dict[str, str] = {
     name: name
-    for name in ("keys", "spec", "presets", "provider", "verifier", "market", "devnet", "tee")
+    for name in (
+        "keys",
+        "spec",
+        "presets",
+        "provider",
+        "verifier",
+        "market",
+        "devnet",
+        "tee",
+        "cluster",
+    )
 } | {"config": "config"}
 HELP = "pasar: an open, decentralized GPU/CPU compute market."
 

@@ -331,6 +331,12 @@ def tee_attestation(provider_id: str) -> Call[Any]:
     return Call("GET", f"/v1/providers/{provider_id}/attestation")
 
 
+def cluster_exec(order_id: str, step: int, command: str) -> Call[TxAnswer]:
+    """Run one more command (the sha256 of its uploaded blob) on a running cluster's head."""
+    body = txs.ClusterExec(order_id=order_id, step=step, command=command)
+    return _post(f"/v1/orders/{order_id}/steps", body)
+
+
 def release(lease_id: str) -> Call[TxAnswer]:
     return _post(f"/v1/leases/{lease_id}/release", txs.LeaseRelease(lease_id=lease_id))
 

@@ -170,6 +170,8 @@ class OrderRecord:
     verification: str = "receipt"
     # rejected runs of each shard (``verification: approve``): the job ends at the policy's limit
     rejections: dict[int, int] = field(default_factory=dict)
+    # a running cluster's steps (``cluster.exec``): the sha256 of each command's blob, in order
+    steps: list[str] = field(default_factory=list)
 
     def escrow_for_shard(self, shard: int) -> Money:
         return self.shard_escrow.get(shard, self.escrow_per_lease)

@@ -53,6 +53,7 @@ from pasar.core.check_handlers import (
     on_draw,
     on_verifier_register,
 )
+from pasar.core.cluster_handlers import on_cluster_exec
 from pasar.core.fees import Charges, billed_cost
 from pasar.core.fleet_index import FleetIndex
 from pasar.core.lease_handlers import on_heartbeat, on_lost, on_receipt, on_release
@@ -630,6 +631,7 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "lease.accept": on_lease_accept,
     "key.seal": on_key_seal,
     "tee.attest": on_tee_attest,
+    "cluster.exec": on_cluster_exec,
 }
 
 TX_TYPES: tuple[str, ...] = tuple(_HANDLERS)
@@ -696,4 +698,5 @@ _FIELDS: dict[str, frozenset[str]] = {
             "nonce_issued_at",
         }
     ),
+    "cluster.exec": frozenset({"order_id", "step", "command"}),
 }

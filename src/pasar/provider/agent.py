@@ -379,6 +379,8 @@ class Agent:
                     self._maybe_bid(event.order_id)  # a reopened auction window
             elif kind in ("order.cancel", "order.expire"):
                 self._stop_order(str(event.order_id))
+            elif kind == "cluster.exec" and event.lease_id and event.step and event.command:
+                self._add_step(event.lease_id, event.step, event.command)
             elif kind == "receipt" and event.stop:  # a multi-node job's head ended
                 self._end_with_gang(event.stop)
             elif kind == "lease.lost":
@@ -533,6 +535,13 @@ class Agent:
         return (
             self.config.allow_cluster and self.config.runtime == "sandbox" and ray_nodes.available()
         )
+
+    def _add_step(self, lease_id: str, step: int, command: str) -> None:
+        """A step of a cluster this agent runs the head of (``pasar cluster exec``)."""
+        with self._lock:
+            executor = self.state.running.get(lease_id)
+        if executor is not None:
+            executor.add_step(step, command)
 
     def _end_with_gang(self, lease_ids: list[str]) -> None:
         with self._lock:

@@ -41,6 +41,7 @@ from pasar.api.txs import Receipt, TxAnswer
 from pasar.client import calls
 from pasar.cluster.network import join_gang_network, leave_gang_network, on_one_machine
 from pasar.cluster.ray_nodes import bootstrap_script
+from pasar.cluster.steps import STEPS_DIR, step_file
 from pasar.core.errors import PasarError
 from pasar.core.receipts import FAILURE_FAULTS, MAX_DETAIL_CHARS
 from pasar.core.spec import JobSpec
@@ -263,6 +264,23 @@ class LeaseExecutor:
         like any other end (outputs, a receipt with ``kill_reason: gang``), so this node is
         paid for its own verified time."""
         self._stop("gang")
+
+    def add_step(self, step: int, command_sha: str) -> None:
+        """Hand a cluster's step to the head's step runner (:mod:`pasar.cluster.steps`): the
+        command's blob, checked against its sha256, renamed whole into the steps folder."""
+        folder = self.workdir / STEPS_DIR
+        folder.mkdir(exist_ok=True)
+        partial = folder / f".{step_file(step)}.part"
+        try:
+            got = self.api.get_blob(command_sha, partial)
+        except PasarError as exc:
+            log.warning("lease %s: step %d: %s", self.job.lease_id, step, exc.message)
+            return
+        if got != command_sha:
+            partial.unlink(missing_ok=True)
+            log.warning("lease %s: step %d does not match its sha256", self.job.lease_id, step)
+            return
+        os.replace(partial, folder / step_file(step))
 
     def release(self) -> None:
         """Hand the lease back (draining): stop the job and tell the market."""

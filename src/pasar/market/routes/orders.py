@@ -80,6 +80,7 @@ def full_order_view(service: MarketService, record: OrderRecord) -> OrderView:
         note=record.note,
         inputs=file_entries(service.private.inputs_of(record)),
         auction=auction_view(record),
+        **({"steps": list(record.steps)} if record.steps else {}),
     )
 
 
@@ -304,6 +305,22 @@ async def wait_order(
 )
 def cancel(request: Request, order_id: str, envelope: Signed) -> TxAnswer:
     return submit_typed(request, envelope, "order.cancel", order_id=order_id)
+
+
+@router.post(
+    "/v1/orders/{order_id}/steps",
+    summary="Run one more command on a running cluster's head",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("cluster.exec"),
+)
+def cluster_exec(request: Request, order_id: str, envelope: Signed) -> TxAnswer:
+    """``pasar cluster exec``: the command is a blob the client uploaded (it stays private:
+    the step names its sha256, and only the order's parties may read it)."""
+    command = envelope.body.get("command")
+    if is_sha256_hex(command):
+        require_blobs(request, [{"sha256": command}], "command")
+        require_owned(request.app.state.blobs, command, envelope.signer, "command")
+    return submit_typed(request, envelope, "cluster.exec", order_id=order_id)
 
 
 @router.get("/v1/orders/{order_id}/explain", summary="Why each provider did or did not match")
