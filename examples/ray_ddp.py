@@ -55,6 +55,8 @@ Worker: Any = ray.remote(num_cpus=1)(DataParallelWorker)
 
 def main() -> None:
     ray.init()
+    alive = [node for node in ray.nodes() if node["Alive"]]
+    print(f"ray nodes {len(alive)} cpus {int(ray.cluster_resources()['CPU'])}", flush=True)
     world = int(os.environ.get("PASAR_NUM_NODES", "1"))
     head = os.environ.get("PASAR_HEAD_IP", "127.0.0.1")
     workers: list[Any] = [
