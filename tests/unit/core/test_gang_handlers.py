@@ -159,3 +159,35 @@ def test_a_released_node_ends_the_gang_too() -> None:
     assert sorted(released["stop"]) == sorted([head, second])
     assert s.orders[s.leases[head].order_id].status == "done"
     conserved(s)
+
+
+SHA = "ab" * 32
+
+
+def test_cluster_steps_come_from_the_client_in_order_to_the_heads_provider() -> None:
+    s = make_state()
+    head, *_ = _gang(s, num_nodes=3)
+    order_id = s.leases[head].order_id
+    at = s.leases[head].started_at + 1000
+    for signer, body, code in (
+        (P1, {"step": 1, "command": SHA}, "wrong_signer"),  # a provider is not the client
+        (ALICE, {"step": 2, "command": SHA}, "invalid_step"),  # out of order
+        (ALICE, {"step": 1, "command": "not-a-sha"}, "invalid_tx"),
+    ):
+        with pytest.raises(PasarError) as err:
+            send(s, signer, at, type="cluster.exec", order_id=order_id, **body)
+        assert err.value.code == code
+    assert s.orders[order_id].steps == []
+    applied = s.apply(tx(ALICE, at, type="cluster.exec", order_id=order_id, step=1, command=SHA))
+    assert applied.result["lease_id"] == head and applied.providers == {s.leases[head].provider}
+    assert s.orders[order_id].steps == [SHA] and order_id in s.blob_orders[SHA]
+    conserved(s)
+
+
+def test_a_job_of_one_node_takes_no_steps() -> None:
+    s = make_state()
+    (lease,) = _gang(s)
+    with pytest.raises(PasarError) as err:
+        send(s, ALICE, T0 + 5, type="cluster.exec", order_id=s.leases[lease].order_id, step=1,
+             command=SHA)  # fmt: skip
+    assert err.value.code == "not_a_cluster"

@@ -92,6 +92,7 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
     checked = {**SPEC, "verification": "replicate:1"}
 
     sealed = order_fields({**SPEC, "privacy": "sealed"})
+    gang = {**SPEC, "num_nodes": 2}
 
     def newest_lease(s: MarketState) -> str:
         return max(s.leases.values(), key=lambda x: (x.started_at, x.id)).id
@@ -221,6 +222,17 @@ def _scenario() -> list[Callable[[MarketState], Tx]]:
             lease_id=run(s, 4, 0),
             recipient=s.leases[run(s, 4, 0)].provider,
             sealed_key="cd" * 80,
+        ),
+        # a two-node cluster takes a step on its head (pasar cluster exec)
+        lambda s: tx(ALICE, deadline(s) + 66_000, type="order.create", **order_fields(gang)),
+        lambda s: tx(m, deadline(s) + 66_001, type="match", order_id=order(s, 5), seed=6),
+        lambda s: tx(
+            ALICE,
+            deadline(s) + 66_002,
+            type="cluster.exec",
+            order_id=order(s, 5),
+            step=1,
+            command=SHA,
         ),
     ]
 
