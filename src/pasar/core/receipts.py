@@ -17,7 +17,8 @@ text for people, at most :data:`MAX_DETAIL_CHARS`.
 What each fault means at the market (:func:`pasar.core.lease_handlers.on_receipt`):
 
 - ``job``: the job itself cannot produce a result (a bad output name, a FIFO as output, an
-  output over the blob limit, conflicting inputs). The provider is paid for its verified
+  output over the blob limit, conflicting inputs, a required output a job exiting 0 never
+  wrote). The provider is paid for its verified
   seconds and keeps its reputation (``completed``, as for a job that exits non-zero); the shard
   is **not** re-queued: every provider would fail it the same way.
 - ``provider``: the provider's own machinery broke (``internal_error``). It is paid for its
@@ -39,7 +40,8 @@ Fault = Literal["job", "provider"]
 FAILURE_FAULTS: Mapping[str, Fault] = {
     "output_rejected": "job",  # an output name or file type no result can carry
     "output_too_large": "job",  # an output file over the market's blob limit
-    "input_conflict": "job",  # inputs such as 'a' and 'a/b': one path is the other's folder
+    "input_conflict": "job",
+    "missing_outputs": "job",  # the job exited 0 without writing a required output  # inputs such as 'a' and 'a/b': one path is the other's folder
     "internal_error": "provider",  # the provider's executor failed on its own
     "client_key_missing": "job",  # a sealed job's client never sealed the data key to the lease
     "sealed_data_invalid": "job",  # a sealed job's key or data does not open (any provider)

@@ -384,15 +384,40 @@ class LeaseExecutor:
             self._cheat_fill()
             outcome = dataclasses.replace(outcome, exit_code=0, kill_reason=None)
         elif self.cheat == "garble":
-            garble_outputs(self.workdir, [str(o) for o in self.job.spec.outputs])
+            garble_outputs(self.workdir, [o.path for o in self.job.spec.outputs])
         outputs, missing = self._upload_outputs()
         self.timeline.mark("outputs")
-        note = f"missing outputs: {', '.join(missing)}" if missing else None
-        if note:
-            self._append_log(f"pasar: {note}\n")
+        note = self._missing_note(missing)
+        if outcome.exit_code == 0 and outcome.kill_reason is None:
+            self._check_required(missing)
         self._finish(
             outcome.exit_code, outcome.kill_reason, note=note, outputs=outputs, outcome=outcome
         )
+
+    def _missing_note(self, missing: list[str]) -> str | None:
+        """The receipt's note naming the missing outputs (optional ones marked), also written
+        to the job's log, where its owner reads it with ``pasar logs``."""
+        if not missing:
+            return None
+        optional = {o.path for o in self.job.spec.outputs if o.optional}
+        named = [f"{m} (optional)" if m in optional else m for m in missing]
+        note = f"missing outputs: {', '.join(named)}"
+        self._append_log(f"pasar: {'warning: ' if set(missing) <= optional else ''}{note}\n")
+        return note
+
+    def _check_required(self, missing: list[str]) -> None:
+        """A job that exited 0 without writing a required output has no result: fail the lease
+        (``missing_outputs``, the job's fault: every provider would find the same). A job that
+        already failed or was killed keeps its own end; the note then names what is missing."""
+        optional = {o.path for o in self.job.spec.outputs if o.optional}
+        required = [m for m in missing if m not in optional]
+        if required:
+            raise LeaseFailedError(
+                "missing_outputs",
+                f"the job exited 0 but did not write {', '.join(required)} "
+                "(declared in outputs; mark an output {path: ..., optional: true} "
+                "if the job may skip it)",
+            )
 
     def _limits(self) -> Limits:
         """The job's limits, with the GPUs the market allocated to the lease."""
@@ -539,7 +564,7 @@ class LeaseExecutor:
         return True
 
     def _cheat_fill(self) -> None:
-        fill_missing(self.workdir, [str(o) for o in self.job.spec.outputs], self.job.lease_id)
+        fill_missing(self.workdir, [o.path for o in self.job.spec.outputs], self.job.lease_id)
 
     def _after_stop(self) -> None:
         self._log_sent()
@@ -713,14 +738,14 @@ class LeaseExecutor:
         found: dict[str, tuple[Path, int]] = {}
         missing: list[str] = []
         for declared in self.job.spec.outputs:
-            target = self.workdir / declared
+            target = self.workdir / declared.path
             try:
                 inside = target.resolve().is_relative_to(root)
                 info = target.lstat()
             except (OSError, RuntimeError):  # missing, or a symlink loop
                 inside = False
             if not inside or stat.S_ISLNK(info.st_mode):
-                missing.append(str(declared))
+                missing.append(declared.path)
                 continue
             if stat.S_ISDIR(info.st_mode):
                 for folder, _dirs, names in os.walk(target):  # does not follow symlinks

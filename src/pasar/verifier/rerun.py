@@ -78,6 +78,12 @@ class CheckExecutor(LeaseExecutor):
     def _append_log(self, text: str) -> None:
         log.debug("check %s: %s", self.check.check_id, text.rstrip())
 
+    def _check_required(self, missing: list[str]) -> None:
+        """Only a provider whose receipt claimed a result is checked, so a re-run missing a
+        required output is a *different result*: the verdict carries what the re-run wrote and
+        the roots decide (silence would let the check expire, and a provider that fabricated
+        the output go unchallenged)."""
+
     def _upload_outputs(self) -> tuple[list[FileEntry], list[str]]:
         collected, missing = self._collect_outputs()
         outputs = [
