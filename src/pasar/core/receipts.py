@@ -40,8 +40,8 @@ Fault = Literal["job", "provider"]
 FAILURE_FAULTS: Mapping[str, Fault] = {
     "output_rejected": "job",  # an output name or file type no result can carry
     "output_too_large": "job",  # an output file over the market's blob limit
-    "input_conflict": "job",
-    "missing_outputs": "job",  # the job exited 0 without writing a required output  # inputs such as 'a' and 'a/b': one path is the other's folder
+    "input_conflict": "job",  # inputs such as 'a' and 'a/b': one path is the other's folder
+    "missing_outputs": "job",  # the job exited 0 without writing a required output
     "internal_error": "provider",  # the provider's executor failed on its own
     "client_key_missing": "job",  # a sealed job's client never sealed the data key to the lease
     "sealed_data_invalid": "job",  # a sealed job's key or data does not open (any provider)
