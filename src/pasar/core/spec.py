@@ -77,6 +77,8 @@ from pasar.core.spec_fields import (
     Seconds,
     Text,
     VramGb,
+    _output_path,
+    _text,
     choice,
     compare_rule,
     image_name,
@@ -294,8 +296,8 @@ class Output(_Model):
     def _bare_path(cls, value: object) -> object:
         if isinstance(value, Mapping):
             return value
-        if isinstance(value, str):
-            return {"path": value}
+        if isinstance(value, str):  # checked here, so an error names the entry (outputs[0])
+            return {"path": _output_path(_text("a path")(value))}
         refuse(
             "invalid_type",
             f"expected a path or {{path: ..., optional: true}}; found {describe_value(value)}",

@@ -7,6 +7,7 @@ which must be refused from ``lstat`` alone: opening it would block the test fore
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -268,3 +269,29 @@ def test_a_lease_naming_a_gpu_this_machine_lacks_fails_as_the_providers_fault(
     assert runtime.limits == []  # never started on some other card
     failure = _failure(api)
     assert failure["reason"] == "internal_error" and "registered none" in failure["detail"]
+
+
+def test_a_missing_required_output_fails_only_a_job_that_exited_0(tmp_path: Path) -> None:
+    """Issue 14.4: missing_outputs (the job's fault) for a required output; an optional one is a
+    warning in the log; a verifier's re-run never fails on it (its verdict carries what the
+    re-run wrote and the roots decide: an honest provider of such a job never reaches a check,
+    since its failure receipt settles at once)."""
+    from pasar.core.spec import Output
+    from pasar.verifier.rerun import CheckExecutor
+
+    executor, api = _executor(tmp_path, outputs=("out.txt", "extra.log"))
+    executor.job = dataclasses.replace(
+        executor.job,
+        spec=executor.job.spec.model_copy(
+            update={"outputs": (Output(path="out.txt"), Output(path="extra.log", optional=True))}
+        ),
+    )
+    assert executor._missing_note(["extra.log"]) == "missing outputs: extra.log (optional)"
+    assert api.logs[-1] == "pasar: warning: missing outputs: extra.log (optional)\n"
+    executor._check_required(["extra.log"])  # optional only: no failure
+    with pytest.raises(LeaseFailedError) as err:
+        executor._check_required(["out.txt", "extra.log"])
+    assert err.value.reason == "missing_outputs" and "out.txt" in err.value.detail
+    assert "extra.log" not in err.value.detail
+    assert FAILURE_FAULTS["missing_outputs"] == "job"
+    CheckExecutor._check_required(executor, ["out.txt"])  # type: ignore[arg-type]
