@@ -46,6 +46,11 @@ FAILURE_FAULTS: Mapping[str, Fault] = {
     "client_key_missing": "job",  # a sealed job's client never sealed the data key to the lease
     "sealed_data_invalid": "job",  # a sealed job's key or data does not open (any provider)
 }
+#: Failures whose receipt carries what the job *did* write (and its root), held for a check
+#: like any result under a re-running policy. Why: "the job did not write out.txt" is a claim a
+#: provider could make to keep an output it did not want to upload (or compute); a verifier's
+#: re-run then writes the same files, or more, and the roots decide.
+CHECKED_FAILURES = frozenset({"missing_outputs"})
 MAX_DETAIL_CHARS = 2000
 _KEYS = frozenset({"reason", "fault", "detail"})
 

@@ -49,7 +49,7 @@ from pasar.core.tx_parsing import MAX_OUTPUT_PARTS
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.merkle import check_path, path_conflict, root_of_files
 from pasar.crypto.sealing import lease_keypair, open_key, seal_log_line
-from pasar.provider.cheat import LAZY_WALL_S, fill_missing, garble_outputs
+from pasar.provider.cheat import LAZY_WALL_S, drop_output, fill_missing, garble_outputs
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime, enforcement
 from pasar.provider.runtime.warm import WarmPool, WarmSandbox, WarmSandboxBrokenError, runs_inline
@@ -385,13 +385,21 @@ class LeaseExecutor:
             outcome = dataclasses.replace(outcome, exit_code=0, kill_reason=None)
         elif self.cheat == "garble":
             garble_outputs(self.workdir, [o.path for o in self.job.spec.outputs])
+        elif self.cheat == "drop":
+            drop_output(self.workdir, [o.path for o in self.job.spec.outputs])
         outputs, missing = self._upload_outputs()
         self.timeline.mark("outputs")
         note = self._missing_note(missing)
+        failure = None
         if outcome.exit_code == 0 and outcome.kill_reason is None:
-            self._check_required(missing)
+            failure = self._missing_failure(missing)
         self._finish(
-            outcome.exit_code, outcome.kill_reason, note=note, outputs=outputs, outcome=outcome
+            outcome.exit_code,
+            outcome.kill_reason,
+            note=note,
+            outputs=outputs,
+            outcome=outcome,
+            failure=failure,
         )
 
     def _missing_note(self, missing: list[str]) -> str | None:
@@ -405,19 +413,22 @@ class LeaseExecutor:
         self._append_log(f"pasar: {'warning: ' if set(missing) <= optional else ''}{note}\n")
         return note
 
-    def _check_required(self, missing: list[str]) -> None:
-        """A job that exited 0 without writing a required output has no result: fail the lease
-        (``missing_outputs``, the job's fault: every provider would find the same). A job that
-        already failed or was killed keeps its own end; the note then names what is missing."""
+    def _missing_failure(self, missing: list[str]) -> Failure | None:
+        """A job that exited 0 without writing a required output has no result: the lease
+        fails (``missing_outputs``, the job's fault: every provider would find the same), its
+        receipt still carrying what the job did write, so a re-running policy can check the
+        claim (:data:`pasar.core.receipts.CHECKED_FAILURES`). A job that already failed or was
+        killed keeps its own end; the note then names what is missing."""
         optional = {o.path for o in self.job.spec.outputs if o.optional}
         required = [m for m in missing if m not in optional]
-        if required:
-            raise LeaseFailedError(
-                "missing_outputs",
-                f"the job exited 0 but did not write {', '.join(required)} "
-                "(declared in outputs; mark an output {path: ..., optional: true} "
-                "if the job may skip it)",
-            )
+        if not required:
+            return None
+        detail = (
+            f"the job exited 0 but did not write {', '.join(required)} (declared in outputs; "
+            "mark an output {path: ..., optional: true} if the job may skip it)"
+        )
+        return Failure(reason="missing_outputs", fault=FAILURE_FAULTS["missing_outputs"],
+                       detail=detail[:MAX_DETAIL_CHARS])  # fmt: skip
 
     def _limits(self) -> Limits:
         """The job's limits, with the GPUs the market allocated to the lease."""
@@ -785,6 +796,7 @@ class LeaseExecutor:
         note: str | None,
         outputs: list[FileEntry],
         outcome: Outcome | None = None,
+        failure: Failure | None = None,
     ) -> None:
         body = Receipt(
             lease_id=self.job.lease_id,
@@ -799,6 +811,9 @@ class LeaseExecutor:
             body.kill_reason = kill_reason
         if note is not None:
             body.note = note
+        if failure is not None:
+            body.failure = failure
+            self._append_log(f"pasar: lease failed: {failure.reason}: {failure.detail}\n")
         if self.job.sealed:  # what the client checks after decrypting, and verifiers compare
             body.plain_root = root_of_files((o.path, o.plain_sha256 or "") for o in outputs)
         self._log_sent()  # the log is whole before the lease ends

@@ -24,7 +24,7 @@ from pathlib import Path
 from nacl.public import PrivateKey
 
 from pasar.api.checks import CheckView
-from pasar.api.receipts import FileEntry
+from pasar.api.receipts import Failure, FileEntry
 from pasar.api.txs import CheckVerdict
 from pasar.client import calls
 from pasar.core.compare import numbers_match, parse_rule
@@ -78,12 +78,6 @@ class CheckExecutor(LeaseExecutor):
     def _append_log(self, text: str) -> None:
         log.debug("check %s: %s", self.check.check_id, text.rstrip())
 
-    def _check_required(self, missing: list[str]) -> None:
-        """Only a provider whose receipt claimed a result is checked, so a re-run missing a
-        required output is a *different result*: the verdict carries what the re-run wrote and
-        the roots decide (silence would let the check expire, and a provider that fabricated
-        the output go unchallenged)."""
-
     def _upload_outputs(self) -> tuple[list[FileEntry], list[str]]:
         collected, missing = self._collect_outputs()
         outputs = [
@@ -100,7 +94,12 @@ class CheckExecutor(LeaseExecutor):
         note: str | None,
         outputs: list[FileEntry],
         outcome: Outcome | None = None,
+        failure: Failure | None = None,
     ) -> None:
+        """The verdict: what the re-run wrote. A ``missing_outputs`` failure is ignored on
+        purpose: a provider's claim that the job did not write an output is checked like a
+        result (the roots decide), so an honest provider of a job that never writes it agrees
+        with the re-run, and one that dropped an output the job did write does not."""
         body = CheckVerdict(
             check_id=self.check.check_id,
             outputs=outputs,

@@ -273,11 +273,8 @@ def test_a_lease_naming_a_gpu_this_machine_lacks_fails_as_the_providers_fault(
 
 def test_a_missing_required_output_fails_only_a_job_that_exited_0(tmp_path: Path) -> None:
     """Issue 14.4: missing_outputs (the job's fault) for a required output; an optional one is a
-    warning in the log; a verifier's re-run never fails on it (its verdict carries what the
-    re-run wrote and the roots decide: an honest provider of such a job never reaches a check,
-    since its failure receipt settles at once)."""
+    warning in the log."""
     from pasar.core.spec import Output
-    from pasar.verifier.rerun import CheckExecutor
 
     executor, api = _executor(tmp_path, outputs=("out.txt", "extra.log"))
     executor.job = dataclasses.replace(
@@ -288,10 +285,8 @@ def test_a_missing_required_output_fails_only_a_job_that_exited_0(tmp_path: Path
     )
     assert executor._missing_note(["extra.log"]) == "missing outputs: extra.log (optional)"
     assert api.logs[-1] == "pasar: warning: missing outputs: extra.log (optional)\n"
-    executor._check_required(["extra.log"])  # optional only: no failure
-    with pytest.raises(LeaseFailedError) as err:
-        executor._check_required(["out.txt", "extra.log"])
-    assert err.value.reason == "missing_outputs" and "out.txt" in err.value.detail
-    assert "extra.log" not in err.value.detail
-    assert FAILURE_FAULTS["missing_outputs"] == "job"
-    CheckExecutor._check_required(executor, ["out.txt"])  # type: ignore[arg-type]
+    assert executor._missing_failure(["extra.log"]) is None  # optional only: no failure
+    failure = executor._missing_failure(["out.txt", "extra.log"])
+    assert failure is not None and failure.reason == "missing_outputs"
+    assert failure.fault == FAILURE_FAULTS["missing_outputs"] == "job"
+    assert "out.txt" in failure.detail and "extra.log" not in failure.detail
