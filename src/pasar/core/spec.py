@@ -49,6 +49,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_serializer,
     model_validator,
@@ -312,6 +313,22 @@ class Output(_Model):
         return self.path
 
 
+_OUTPUTS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "items": {
+        "anyOf": [
+            {"type": "string"},
+            {
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "optional": {"type": "boolean"}},
+                "required": ["path"],
+                "additionalProperties": False,
+            },
+        ]
+    },
+}
+
+
 class JobSpec(_Model):
     """A job: see the module docstring for the YAML forms each field accepts."""
 
@@ -326,7 +343,9 @@ class JobSpec(_Model):
     envs: dict[EnvName, EnvValue] = Field(default_factory=dict)
     inputs: Annotated[tuple[PathText, ...], BeforeValidator(list_of("local paths"))] = ()
     # a path, or {path: ..., optional: true}: see :class:`Output`
-    outputs: Annotated[tuple[Output, ...], BeforeValidator(list_of("paths"))] = ()
+    outputs: Annotated[
+        tuple[Output, ...], BeforeValidator(list_of("paths")), WithJsonSchema(_OUTPUTS_SCHEMA)
+    ] = ()
     max_price_per_hour: MoneyField
     max_duration: Seconds
     num_nodes: StrictInt = Field(default=1, ge=1)
