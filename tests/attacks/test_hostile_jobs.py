@@ -46,6 +46,12 @@ HOSTILE = {
         "output_rejected",
         "FIFO",
     ),
+    # exits 0 without writing its declared output: no result, every provider would find so
+    "missing_output": (
+        {"run": "sleep 2; echo done", "outputs": ["out.txt"]},
+        "missing_outputs",
+        "out.txt",
+    ),
     "fifo_in_output_dir": (
         {
             "run": "sleep 2; mkdir out && printf ok > out/fine && mkfifo out/pipe",

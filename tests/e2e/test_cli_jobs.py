@@ -26,6 +26,7 @@ import pytest
 from pasar.client.client import Client
 from pasar.client.remote import RemoteError, remote
 from pasar.client.transport import Transport
+from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.crypto.identity import Identity
 
@@ -802,3 +803,60 @@ def test_a_gang_or_cluster_no_network_could_run_is_refused_at_launch(
     assert refused.returncode == 2 and "cluster" in refused.stderr, refused.stderr
     account = ok_json(pasar("balance", "--json", home=home, market=url))
     assert account["balance"] == "10.00 USDC" and account["escrow"] == "0.00 USDC"
+
+
+FORGETFUL_JOB = """\
+name: forgetful
+run: echo working; echo 1 > other.txt
+outputs: [{out}, other.txt]
+max_price_per_hour: "1 USDC"
+max_duration: 1m
+"""
+
+
+@needs_bwrap
+def test_a_job_that_never_writes_its_output_fails_naming_it(
+    cli_network: Any, tmp_path: Path
+) -> None:
+    """Issue 14.4: a declared output the job never wrote fails the job (launch --wait, status,
+    result exit non-zero and name it; the SDK raises naming it); marked optional, it is a
+    warning and the job succeeds."""
+    url = cli_network.market.url
+    home = tmp_path / "client"
+    spec = tmp_path / "forgetful.yaml"
+    spec.write_text(FORGETFUL_JOB.format(out="out.txt"), encoding="utf-8")
+    pasar("faucet", "10 USDC", home=home, market=url)
+    run = pasar("launch", str(spec), "--yes", "--wait", home=home, market=url)
+    assert run.returncode != 0, run.stdout + run.stderr
+    assert "missing_outputs" in run.stdout and "out.txt" in run.stdout, run.stdout
+    order_id = next(w for w in run.stdout.split() if w.startswith("o-")).rstrip(":")
+    shown = pasar("status", order_id, home=home, market=url)
+    assert "missing_outputs" in shown.stdout and "out.txt" in shown.stdout, shown.stdout
+    got = pasar("result", order_id, "-d", str(tmp_path / "got"), home=home, market=url)
+    assert got.returncode != 0, got.stdout + got.stderr
+    assert "out.txt" in got.stdout + got.stderr, got.stdout + got.stderr
+    order = ok_json(pasar("status", order_id, "--json", home=home, market=url))
+    (lease,) = order["leases"]
+    failure = lease["receipt"]["failure"]
+    assert (failure["reason"], failure["fault"]) == ("missing_outputs", "job")
+    assert lease["status"] == "failed"  # one lease: the shard is not re-queued
+    with Client(url, home=home) as client, pytest.raises(PasarError) as err:
+        client.job(order_id).result(tmp_path / "sdk")
+    assert "missing_outputs" in str(err.value) and "out.txt" in str(err.value)
+    bills = [lease["bill"]]
+    # the same output marked optional: a warning, and the job succeeds with what it wrote
+    spec.write_text(FORGETFUL_JOB.format(out="{path: out.txt, optional: true}"), encoding="utf-8")
+    run = pasar("launch", str(spec), "--yes", "--wait", home=home, market=url)
+    assert run.returncode == 0, run.stdout + run.stderr
+    order_id = next(w for w in run.stdout.split() if w.startswith("o-")).rstrip(":")
+    logs = pasar("logs", order_id, home=home, market=url)
+    assert "warning: missing outputs: out.txt (optional)" in logs.stdout, logs.stdout
+    got = pasar("result", order_id, "-d", str(tmp_path / "got2"), home=home, market=url)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert "out.txt (optional)" in got.stdout + got.stderr, got.stdout + got.stderr
+    assert (tmp_path / "got2" / "other.txt").read_text() == "1\n"
+    shown = ok_json(pasar("status", order_id, "--json", home=home, market=url))
+    bills.append(shown["leases"][0]["bill"])
+    account = ok_json(pasar("balance", "--json", home=home, market=url))
+    assert account["escrow"] == "0.00 USDC"
+    assert Money.parse(account["balance"]) == Money.parse("10 USDC") - spent(bills)

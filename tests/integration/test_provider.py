@@ -137,15 +137,18 @@ def test_bad_jobs_end_with_a_reason_and_the_provider_keeps_serving(
     alice.post("/v1/faucet", type="faucet", amount="10 USDC")
     missing_cmd = alice.launch(run="no-such-command-here")
     missing_out = alice.launch(run="echo nothing", outputs=["result.bin"])
-    garbage = alice.launch(run="head -c 3000 /dev/urandom; exit 3")
+    garbage = alice.launch(run="head -c 3000 /dev/urandom; exit 3", outputs=["result.bin"])
     for order_id in (missing_cmd, missing_out, garbage):
         alice.wait(order_id, finished)
     receipt = alice.order(missing_cmd)["leases"][0]["receipt"]
     assert receipt["exit_code"] == 127
     assert "not found" in alice.logs(alice.order(missing_cmd)["leases"][0]["lease_id"])
-    receipt = alice.order(missing_out)["leases"][0]["receipt"]
+    receipt = alice.order(missing_out)["leases"][0]["receipt"]  # exit 0, no result: failed
+    assert receipt["failure"]["reason"] == "missing_outputs" and receipt["exit_code"] == 0
+    assert "result.bin" in receipt["failure"]["detail"]
+    receipt = alice.order(garbage)["leases"][0]["receipt"]  # failed already: keeps its end
+    assert receipt["exit_code"] == 3 and "failure" not in receipt
     assert receipt["note"] == "missing outputs: result.bin"
-    assert alice.order(garbage)["leases"][0]["receipt"]["exit_code"] == 3
     conserved(alice, "10 USDC")
 
 

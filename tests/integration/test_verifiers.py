@@ -204,3 +204,57 @@ def test_a_sealed_result_is_rerun_by_a_verifier_the_client_sealed_the_key_to(
     assert set(lease["sealed_keys"]) == {provider.account, check["verifier"]}
     assert job.result(tmp_path / "got").files[0].read_text() == "499500\n"
     total_minted(alice.transport.get("/v1/state/balances")["balances"])  # conserved
+
+
+def test_a_missing_output_claim_is_rerun_an_honest_one_paid_a_dropped_output_caught(
+    market_server: MarketProcess, spawn_provider: Any, spawn_verifier: Any, tmp_path: Any
+) -> None:
+    """Issue 14.4: a ``missing_outputs`` failure receipt carries what the job did write and is
+    re-run like a result. A job that never writes ``out.txt``: the re-run agrees, the provider
+    is paid, the shard has no result and is not re-queued. A provider that deletes an output
+    the job did write and claims it missing (``--cheat drop``): outvoted, unpaid, re-queued."""
+    honest = spawn_provider(market_server.url, tmp_path / "p1", "--price-cpu-hour", "0.05")
+    for i in range(3):
+        spawn_verifier(market_server.url, tmp_path / f"v{i}")
+    alice = Client(market_server)
+    alice.post("/v1/faucet", type="faucet", amount="10 USDC")
+    never = alice.launch(  # the job itself never writes out.txt: an honest claim
+        run="echo 1 > other.txt; sleep 2",
+        outputs=["out.txt", "other.txt"],
+        verification="replicate:1",
+    )
+    order = alice.wait(
+        never, lambda o: o["status"] == "done" and "held" not in str(o["note"]), timeout=120
+    )
+    (lease,) = order["leases"]  # not re-queued: every provider would find the same
+    assert lease["provider"] == honest.account and lease["status"] == "failed"
+    assert lease["receipt"]["failure"]["reason"] == "missing_outputs"
+    assert [o["path"] for o in lease["receipt"]["outputs"]] == ["other.txt"]
+    assert Money.parse(lease["bill"]["provider_payout"]).micros > 0  # paid its verified time
+    checks = [c for c in _checks(alice, order) if c["status"] == "done"]
+    assert checks and all(c["agrees"] is True for c in checks)
+    assert alice.get(f"/v1/providers/{honest.account}")["available"] is True
+    dropper = spawn_provider(  # cheaper: it gets the next order first
+        market_server.url, tmp_path / "p2", "--price-cpu-hour", "0.01", "--cheat", "drop:1"
+    )
+    order_id = alice.launch(
+        run="echo 45 > out.txt; echo 1 > other.txt; sleep 2",
+        outputs=["out.txt", "other.txt"],
+        verification="replicate:1",
+    )
+    order = alice.wait(
+        order_id, lambda o: any(x["status"] == "rejected" for x in o["leases"]), timeout=120
+    )
+    rejected = next(x for x in order["leases"] if x["status"] == "rejected")
+    assert rejected["provider"] == dropper.account
+    assert rejected["receipt"]["failure"]["reason"] == "missing_outputs"
+    assert [o["path"] for o in rejected["receipt"]["outputs"]] == ["other.txt"]
+    assert Money.parse(rejected["bill"]["provider_payout"]).micros == 0
+    done = [c for c in _checks(alice, {"leases": [rejected]}) if c["status"] == "done"]
+    assert len(done) >= 2 and all(c["agrees"] is False for c in done)
+    order = alice.wait(order_id, lambda o: any(x["status"] == "settled" for x in o["leases"]),
+                       timeout=120)  # fmt: skip
+    redone = next(x for x in order["leases"] if x["status"] == "settled")
+    assert redone["provider"] == honest.account  # re-queued, never to the dropper
+    assert sorted(o["path"] for o in redone["receipt"]["outputs"]) == ["other.txt", "out.txt"]
+    conserved(alice, "10 USDC")

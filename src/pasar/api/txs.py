@@ -149,7 +149,8 @@ class LeaseRelease(TxBody):
 
 
 class Receipt(TxBody):
-    """The end of a lease: its outputs and their Merkle root, or a failure and no outputs."""
+    """The end of a lease: its outputs and their Merkle root, or a failure and no outputs (but
+    ``missing_outputs``, which carries what the job did write, for a check to compare)."""
 
     type: Literal["receipt"] = "receipt"
     lease_id: str

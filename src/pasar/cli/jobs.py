@@ -513,10 +513,18 @@ def result(
                     "size": item["size"],
                 }
             )
+    # a job may skip an optional output: said, not failed (a required one fails the lease)
+    warnings = [
+        f"shard {shard.shard}: {note}"
+        for shard in res.shards
+        if isinstance(note := receipts.get(shard.lease_id, {}).get("note"), str)
+        and note.startswith("missing outputs:")
+    ]
     data = {
         "order_id": order_id,
         "dest": str(dest),
         "ok": res.ok,
+        "warnings": warnings,
         "exit_codes": res.exit_codes,
         "roots": [s.root for s in res.shards],
         "files": files,
@@ -536,6 +544,8 @@ def result(
         markup=False,
         highlight=False,
     )
+    for line in warnings:
+        console.print(f"warning: {line}", markup=False, highlight=False)
 
 
 def cancel(order_id: str = OrderArg, market: str | None = MarketOpt, json: bool = JsonOpt) -> None:

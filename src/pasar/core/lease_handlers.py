@@ -19,7 +19,7 @@ from pasar.core.liveness_handlers import missed_probe
 from pasar.core.market_records import Applied, LeaseRecord, OrderRecord, Tx, fail
 from pasar.core.money import Money
 from pasar.core.order_handlers import close_order
-from pasar.core.receipts import Failure, parse_failure
+from pasar.core.receipts import CHECKED_FAILURES, Failure, parse_failure
 from pasar.core.reputation import Event
 from pasar.core.slash_log import record_slash
 from pasar.core.timelock import challenge_message, heartbeat_accepted, is_lost
@@ -279,14 +279,15 @@ def on_receipt(state: MarketState, tx: Tx) -> Applied:
         raise fail("exit_code must be an integer", code="invalid_receipt", field="exit_code")
     outputs, root = signed_outputs(tx.body, code="invalid_receipt")
     failure = parse_failure(tx.body.get("failure"))
-    if failure is not None and outputs:
+    checked = failure is not None and failure.reason in CHECKED_FAILURES
+    if failure is not None and outputs and not checked:
         raise fail(
             "a failure receipt carries no outputs (a failed lease has no result)",
             code="invalid_receipt",
             field="outputs",
         )
     record = state._order(lease.order_id)
-    if record.spec.privacy == "sealed" and failure is None:
+    if record.spec.privacy == "sealed" and (failure is None or checked):
         check_plain_root(tx.body, outputs)
     elif "plain_root" in tx.body:
         raise fail("plain_root is for a sealed job's receipt", code="invalid_receipt",
@@ -299,6 +300,7 @@ def on_receipt(state: MarketState, tx: Tx) -> Applied:
         shard=lease.shard,
         root=root,
         failed=failure is not None,
+        checkable=checked,
         at=tx.at,
     )
     decision = policy.on_receipt(facts)
@@ -408,7 +410,9 @@ def carry_out(state: MarketState, outcome: Outcome) -> dict[str, Charges]:
     for lease_id in outcome.pay:
         lease = _held_lease(state, lease_id)
         assert lease.ended_at is not None  # held leases ended at their receipt
-        charges[lease.id] = state._settle(lease, lease.ended_at, "settled")
+        # a checked failure (missing_outputs) upheld: paid, but the shard has no result
+        ended = "failed" if (lease.receipt or {}).get("failure") else "settled"
+        charges[lease.id] = state._settle(lease, lease.ended_at, ended)
         provider = state._provider(lease.provider)
         provider.reputation = provider.reputation.apply(Event.COMPLETED, weights)
         state._refresh_order(state._order(lease.order_id))

@@ -17,7 +17,8 @@ text for people, at most :data:`MAX_DETAIL_CHARS`.
 What each fault means at the market (:func:`pasar.core.lease_handlers.on_receipt`):
 
 - ``job``: the job itself cannot produce a result (a bad output name, a FIFO as output, an
-  output over the blob limit, conflicting inputs). The provider is paid for its verified
+  output over the blob limit, conflicting inputs, a required output a job exiting 0 never
+  wrote). The provider is paid for its verified
   seconds and keeps its reputation (``completed``, as for a job that exits non-zero); the shard
   is **not** re-queued: every provider would fail it the same way.
 - ``provider``: the provider's own machinery broke (``internal_error``). It is paid for its
@@ -40,10 +41,16 @@ FAILURE_FAULTS: Mapping[str, Fault] = {
     "output_rejected": "job",  # an output name or file type no result can carry
     "output_too_large": "job",  # an output file over the market's blob limit
     "input_conflict": "job",  # inputs such as 'a' and 'a/b': one path is the other's folder
+    "missing_outputs": "job",  # the job exited 0 without writing a required output
     "internal_error": "provider",  # the provider's executor failed on its own
     "client_key_missing": "job",  # a sealed job's client never sealed the data key to the lease
     "sealed_data_invalid": "job",  # a sealed job's key or data does not open (any provider)
 }
+#: Failures whose receipt carries what the job *did* write (and its root), held for a check
+#: like any result under a re-running policy. Why: "the job did not write out.txt" is a claim a
+#: provider could make to keep an output it did not want to upload (or compute); a verifier's
+#: re-run then writes the same files, or more, and the roots decide.
+CHECKED_FAILURES = frozenset({"missing_outputs"})
 MAX_DETAIL_CHARS = 2000
 _KEYS = frozenset({"reason", "fault", "detail"})
 

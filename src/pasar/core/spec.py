@@ -49,7 +49,9 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    WithJsonSchema,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -76,6 +78,8 @@ from pasar.core.spec_fields import (
     Seconds,
     Text,
     VramGb,
+    _output_path,
+    _text,
     choice,
     compare_rule,
     image_name,
@@ -92,6 +96,7 @@ from pasar.core.spec_yaml import SpecError, describe_value, dotted, line_of, loa
 __all__ = [
     "Accelerators",
     "JobSpec",
+    "Output",
     "Pricing",
     "Privacy",
     "Resources",
@@ -275,6 +280,55 @@ PRIVATE_FIELDS = frozenset(
 PRIVATE_COMMAND = "# private: only the lease's provider reads the command"
 
 
+class Output(_Model):
+    """One entry of ``outputs``: a path (``model.pt``) or ``{path: log.txt, optional: true}``.
+
+    Why a mapping and not a marker in the name: a path may contain any character, and YAML
+    users already write ``{key: value}`` everywhere in a spec. A required output the job does
+    not write fails the lease (``missing_outputs``, the job's fault); a missing optional one is
+    a warning. A required output is serialized as its bare path, so every spec written before
+    optional outputs existed keeps its canonical form (and its digest)."""
+
+    path: OutputPath
+    optional: StrictBool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_path(cls, value: object) -> object:
+        if isinstance(value, Mapping):
+            return value
+        if isinstance(value, str):  # checked here, so an error names the entry (outputs[0])
+            return {"path": _output_path(_text("a path")(value))}
+        refuse(
+            "invalid_type",
+            f"expected a path or {{path: ..., optional: true}}; found {describe_value(value)}",
+            "e.g. outputs: [model.pt, {path: debug.log, optional: true}]",
+        )
+
+    @model_serializer(mode="plain")
+    def _serialize(self) -> str | dict[str, Any]:
+        return {"path": self.path, "optional": True} if self.optional else self.path
+
+    def __str__(self) -> str:
+        return self.path
+
+
+_OUTPUTS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "items": {
+        "anyOf": [
+            {"type": "string"},
+            {
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "optional": {"type": "boolean"}},
+                "required": ["path"],
+                "additionalProperties": False,
+            },
+        ]
+    },
+}
+
+
 class JobSpec(_Model):
     """A job: see the module docstring for the YAML forms each field accepts."""
 
@@ -288,7 +342,10 @@ class JobSpec(_Model):
     file_mounts: dict[MountTarget, MountSource] | None = None
     envs: dict[EnvName, EnvValue] = Field(default_factory=dict)
     inputs: Annotated[tuple[PathText, ...], BeforeValidator(list_of("local paths"))] = ()
-    outputs: Annotated[tuple[OutputPath, ...], BeforeValidator(list_of("paths"))] = ()
+    # a path, or {path: ..., optional: true}: see :class:`Output`
+    outputs: Annotated[
+        tuple[Output, ...], BeforeValidator(list_of("paths")), WithJsonSchema(_OUTPUTS_SCHEMA)
+    ] = ()
     max_price_per_hour: MoneyField
     max_duration: Seconds
     num_nodes: StrictInt = Field(default=1, ge=1)
@@ -355,7 +412,8 @@ class JobSpec(_Model):
         """A tolerance is for an output the job declares, and for a file of numbers."""
         for path, rule in (self.compare or {}).items():
             declared = any(
-                path == out or path.startswith(out.rstrip("/") + "/") for out in self.outputs
+                path == out.path or path.startswith(out.path.rstrip("/") + "/")
+                for out in self.outputs
             )
             if not declared:
                 refuse(

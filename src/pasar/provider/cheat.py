@@ -18,6 +18,9 @@ The kinds (what a real cheater would do to save work or earn more):
   outputs it wrote by then, declared outputs it did not write filled with cheap made-up
   content. A job shorter than that budget comes out right: laziness that costs nothing is not
   caught, as on a real network.
+* ``drop`` — run the job honestly, then delete its first declared output and sign a
+  ``missing_outputs`` failure receipt with the rest (a provider that keeps a result it did not
+  want to upload, yet is paid its verified seconds); only a re-run shows the job writes it.
 * ``slow`` — claim a faster machine than this one: register a benchmark score
   :data:`SLOW_FACTOR` × the measured one. The claim is per provider, not per lease, so every
   lease it runs is run under it (the rate only turns it on: any RATE above 0).
@@ -34,6 +37,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -44,7 +48,7 @@ from typing import Any
 
 from pasar.core.errors import PasarError
 
-CHEAT_KINDS = ("skip", "garble", "lazy", "slow")
+CHEAT_KINDS = ("skip", "garble", "lazy", "drop", "slow")
 LAZY_WALL_S = 1  # seconds a lazy lease's job may run before it claims to have finished
 SLOW_FACTOR = 4  # how much faster than measured a slow cheater claims to be
 GARBLE_BYTES = 64  # bytes flipped at the start of each output (all of a shorter one)
@@ -183,6 +187,20 @@ def fill_missing(workdir: Path, outputs: list[str], lease_id: str) -> list[str]:
             continue
         written.append(name)
     return written
+
+
+def drop_output(workdir: Path, outputs: list[str]) -> list[str]:
+    """Delete the first declared output that exists (a file or a folder); what was dropped."""
+    for name in outputs:
+        target = workdir / name
+        if target.is_symlink() or not target.exists():
+            continue
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+        return [name]
+    return []
 
 
 def garble_outputs(workdir: Path, outputs: list[str]) -> list[str]:

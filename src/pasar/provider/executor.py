@@ -49,7 +49,7 @@ from pasar.core.tx_parsing import MAX_OUTPUT_PARTS
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.merkle import check_path, path_conflict, root_of_files
 from pasar.crypto.sealing import lease_keypair, open_key, seal_log_line
-from pasar.provider.cheat import LAZY_WALL_S, fill_missing, garble_outputs
+from pasar.provider.cheat import LAZY_WALL_S, drop_output, fill_missing, garble_outputs
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime, enforcement
 from pasar.provider.runtime.warm import WarmPool, WarmSandbox, WarmSandboxBrokenError, runs_inline
@@ -384,15 +384,51 @@ class LeaseExecutor:
             self._cheat_fill()
             outcome = dataclasses.replace(outcome, exit_code=0, kill_reason=None)
         elif self.cheat == "garble":
-            garble_outputs(self.workdir, [str(o) for o in self.job.spec.outputs])
+            garble_outputs(self.workdir, [o.path for o in self.job.spec.outputs])
+        elif self.cheat == "drop":
+            drop_output(self.workdir, [o.path for o in self.job.spec.outputs])
         outputs, missing = self._upload_outputs()
         self.timeline.mark("outputs")
-        note = f"missing outputs: {', '.join(missing)}" if missing else None
-        if note:
-            self._append_log(f"pasar: {note}\n")
+        note = self._missing_note(missing)
+        failure = None
+        if outcome.exit_code == 0 and outcome.kill_reason is None:
+            failure = self._missing_failure(missing)
         self._finish(
-            outcome.exit_code, outcome.kill_reason, note=note, outputs=outputs, outcome=outcome
+            outcome.exit_code,
+            outcome.kill_reason,
+            note=note,
+            outputs=outputs,
+            outcome=outcome,
+            failure=failure,
         )
+
+    def _missing_note(self, missing: list[str]) -> str | None:
+        """The receipt's note naming the missing outputs (optional ones marked), also written
+        to the job's log, where its owner reads it with ``pasar logs``."""
+        if not missing:
+            return None
+        optional = {o.path for o in self.job.spec.outputs if o.optional}
+        named = [f"{m} (optional)" if m in optional else m for m in missing]
+        note = f"missing outputs: {', '.join(named)}"
+        self._append_log(f"pasar: {'warning: ' if set(missing) <= optional else ''}{note}\n")
+        return note
+
+    def _missing_failure(self, missing: list[str]) -> Failure | None:
+        """A job that exited 0 without writing a required output has no result: the lease
+        fails (``missing_outputs``, the job's fault: every provider would find the same), its
+        receipt still carrying what the job did write, so a re-running policy can check the
+        claim (:data:`pasar.core.receipts.CHECKED_FAILURES`). A job that already failed or was
+        killed keeps its own end; the note then names what is missing."""
+        optional = {o.path for o in self.job.spec.outputs if o.optional}
+        required = [m for m in missing if m not in optional]
+        if not required:
+            return None
+        detail = (
+            f"the job exited 0 but did not write {', '.join(required)} (declared in outputs; "
+            "mark an output {path: ..., optional: true} if the job may skip it)"
+        )
+        return Failure(reason="missing_outputs", fault=FAILURE_FAULTS["missing_outputs"],
+                       detail=detail[:MAX_DETAIL_CHARS])  # fmt: skip
 
     def _limits(self) -> Limits:
         """The job's limits, with the GPUs the market allocated to the lease."""
@@ -539,7 +575,7 @@ class LeaseExecutor:
         return True
 
     def _cheat_fill(self) -> None:
-        fill_missing(self.workdir, [str(o) for o in self.job.spec.outputs], self.job.lease_id)
+        fill_missing(self.workdir, [o.path for o in self.job.spec.outputs], self.job.lease_id)
 
     def _after_stop(self) -> None:
         self._log_sent()
@@ -713,14 +749,14 @@ class LeaseExecutor:
         found: dict[str, tuple[Path, int]] = {}
         missing: list[str] = []
         for declared in self.job.spec.outputs:
-            target = self.workdir / declared
+            target = self.workdir / declared.path
             try:
                 inside = target.resolve().is_relative_to(root)
                 info = target.lstat()
             except (OSError, RuntimeError):  # missing, or a symlink loop
                 inside = False
             if not inside or stat.S_ISLNK(info.st_mode):
-                missing.append(str(declared))
+                missing.append(declared.path)
                 continue
             if stat.S_ISDIR(info.st_mode):
                 for folder, _dirs, names in os.walk(target):  # does not follow symlinks
@@ -760,6 +796,7 @@ class LeaseExecutor:
         note: str | None,
         outputs: list[FileEntry],
         outcome: Outcome | None = None,
+        failure: Failure | None = None,
     ) -> None:
         body = Receipt(
             lease_id=self.job.lease_id,
@@ -774,6 +811,9 @@ class LeaseExecutor:
             body.kill_reason = kill_reason
         if note is not None:
             body.note = note
+        if failure is not None:
+            body.failure = failure
+            self._append_log(f"pasar: lease failed: {failure.reason}: {failure.detail}\n")
         if self.job.sealed:  # what the client checks after decrypting, and verifiers compare
             body.plain_root = root_of_files((o.path, o.plain_sha256 or "") for o in outputs)
         self._log_sent()  # the log is whole before the lease ends

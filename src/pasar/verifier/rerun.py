@@ -24,7 +24,7 @@ from pathlib import Path
 from nacl.public import PrivateKey
 
 from pasar.api.checks import CheckView
-from pasar.api.receipts import FileEntry
+from pasar.api.receipts import Failure, FileEntry
 from pasar.api.txs import CheckVerdict
 from pasar.client import calls
 from pasar.core.compare import numbers_match, parse_rule
@@ -94,7 +94,12 @@ class CheckExecutor(LeaseExecutor):
         note: str | None,
         outputs: list[FileEntry],
         outcome: Outcome | None = None,
+        failure: Failure | None = None,
     ) -> None:
+        """The verdict: what the re-run wrote. A ``missing_outputs`` failure is ignored on
+        purpose: a provider's claim that the job did not write an output is checked like a
+        result (the roots decide), so an honest provider of a job that never writes it agrees
+        with the re-run, and one that dropped an output the job did write does not."""
         body = CheckVerdict(
             check_id=self.check.check_id,
             outputs=outputs,

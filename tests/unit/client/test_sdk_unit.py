@@ -586,7 +586,7 @@ def test_the_decorator_builds_a_checked_spec_and_refuses_ambiguity() -> None:
     assert isinstance(train, RemoteFunction)
     spec = train.spec
     assert spec.run == "python -m pasar.client.remote_entry"
-    assert spec.inputs == (CALL_FILE,) and spec.outputs == (RESULT_FILE,)
+    assert spec.inputs == (CALL_FILE,) and [o.path for o in spec.outputs] == [RESULT_FILE]
     assert spec.resources.accelerators is not None and spec.resources.accelerators.count == 2
     assert spec.max_duration == 1800 and spec.name == "train"
     assert train.local(5) == 5

@@ -483,3 +483,23 @@ def test_a_non_ascii_name_is_refused_saying_ascii() -> None:
     err = errors_of(BASE + "name: tést\n")
     (detail,) = err.details
     assert detail.field == "name" and "ASCII letters" in detail.message
+
+
+def test_outputs_may_be_optional_and_required_ones_keep_their_canonical_form() -> None:
+    """Issue 14.4: ``{path, optional: true}`` beside bare paths; a spec written before it
+    reads and serializes exactly as it did, and ``compare`` checks against the paths."""
+    s = spec("outputs: [a.csv, {path: debug.log, optional: true}, {path: b.csv}]\n"
+             "compare: {a.csv: exact}\n")  # fmt: skip
+    assert [(o.path, o.optional) for o in s.outputs] == [
+        ("a.csv", False),
+        ("debug.log", True),
+        ("b.csv", False),
+    ]
+    assert s.to_dict()["outputs"] == ["a.csv", {"path": "debug.log", "optional": True}, "b.csv"]
+    assert JobSpec.from_dict(s.to_dict()) == s
+    assert spec("outputs: [a.csv]\n").to_dict()["outputs"] == ["a.csv"]
+    err = errors_of(BASE + "outputs: [{path: a.csv, optinal: true}, 3, {optional: true}]\n")
+    found = fields(err)
+    assert "outputs[0].optinal" in found and "outputs[1]" in found and "outputs[2].path" in found
+    err = errors_of(BASE + "outputs: [{path: x.csv, optional: true}]\ncompare: {a.csv: exact}\n")
+    assert "a.csv" in str(err.details)

@@ -7,6 +7,7 @@ which must be refused from ``lstat`` alone: opening it would block the test fore
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -268,3 +269,24 @@ def test_a_lease_naming_a_gpu_this_machine_lacks_fails_as_the_providers_fault(
     assert runtime.limits == []  # never started on some other card
     failure = _failure(api)
     assert failure["reason"] == "internal_error" and "registered none" in failure["detail"]
+
+
+def test_a_missing_required_output_fails_only_a_job_that_exited_0(tmp_path: Path) -> None:
+    """Issue 14.4: missing_outputs (the job's fault) for a required output; an optional one is a
+    warning in the log."""
+    from pasar.core.spec import Output
+
+    executor, api = _executor(tmp_path, outputs=("out.txt", "extra.log"))
+    executor.job = dataclasses.replace(
+        executor.job,
+        spec=executor.job.spec.model_copy(
+            update={"outputs": (Output(path="out.txt"), Output(path="extra.log", optional=True))}
+        ),
+    )
+    assert executor._missing_note(["extra.log"]) == "missing outputs: extra.log (optional)"
+    assert api.logs[-1] == "pasar: warning: missing outputs: extra.log (optional)\n"
+    assert executor._missing_failure(["extra.log"]) is None  # optional only: no failure
+    failure = executor._missing_failure(["out.txt", "extra.log"])
+    assert failure is not None and failure.reason == "missing_outputs"
+    assert failure.fault == FAILURE_FAULTS["missing_outputs"] == "job"
+    assert "out.txt" in failure.detail and "extra.log" not in failure.detail

@@ -52,6 +52,10 @@ class ReceiptFacts:
     root: str
     failed: bool
     at: int
+    # a failure whose claim a re-run can check (``missing_outputs``: the receipt carries what
+    # the job did write): a re-running policy holds it like a result (see
+    # :data:`pasar.core.receipts.CHECKED_FAILURES`)
+    checkable: bool = False
 
 
 @dataclass(frozen=True)

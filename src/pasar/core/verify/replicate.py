@@ -110,7 +110,7 @@ class ReplicatePolicy:
         }
 
     def on_receipt(self, receipt: ReceiptFacts) -> ReceiptDecision:
-        if receipt.failed:
+        if receipt.failed and not receipt.checkable:
             return Settle()
         return Hold(WAITING_FOR_DRAW)
 
