@@ -173,3 +173,43 @@ def test_cli_result_prints_one_sentence_and_exits_2(
     assert f"the market at {market_server.url} is stopping (restart or upgrade)" in text
     assert "{" not in text and "Traceback" not in text
     _clean_log(market_server)
+
+
+def test_writes_racing_a_stop_are_whole_or_absent_and_money_is_conserved(
+    market_server: MarketProcess, tmp_path: Path
+) -> None:
+    """A client firing orders and faucet calls as fast as it can while the market stops: each
+    one the market acknowledged is there after a restart, and the ledger adds up."""
+    acknowledged: list[str] = []
+    refused: list[str] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with Client(market_server.url, home=tmp_path / "hostile") as hostile:
+            hostile.transport.stopping_wait_s = 0  # no retries: see every refusal
+            hostile.faucet("50 USDC")
+            while not stop.is_set():
+                try:
+                    acknowledged.append(hostile.launch(IDLE, base_dir=tmp_path).id)
+                    hostile.faucet("1 USDC")
+                except PasarError as exc:
+                    refused.append(exc.code)
+                    return
+
+    thread = threading.Thread(target=hammer, daemon=True)
+    thread.start()
+    for _ in range(200):  # until some orders went through
+        if len(acknowledged) >= 3:
+            break
+        time.sleep(0.05)
+    assert market_server.stop() == 0
+    stop.set()
+    thread.join(30)
+    assert refused and set(refused) <= {"market_stopping", "unreachable"}
+    _clean_log(market_server)
+    again = market_server.restart()
+    with Client(again.url, home=tmp_path / "hostile") as hostile:
+        for order_id in acknowledged:
+            assert hostile.job(order_id).status()["status"] == "open"
+        balances = hostile.transport.get("/v1/state/balances")["balances"]
+        assert sum(Money.parse(v).micros for v in balances.values()) == 0
