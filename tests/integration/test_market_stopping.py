@@ -9,6 +9,7 @@ sentence; and the ledger stays conserved across the stop.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -213,3 +214,28 @@ def test_writes_racing_a_stop_are_whole_or_absent_and_money_is_conserved(
             assert hostile.job(order_id).status()["status"] == "open"
         balances = hostile.transport.get("/v1/state/balances")["balances"]
         assert sum(Money.parse(v).micros for v in balances.values()) == 0
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is missing")
+def test_a_provider_agent_keeps_its_feed_through_a_restart_and_runs_the_next_job(
+    market_server: MarketProcess, spawn_provider: Any, tmp_path: Path
+) -> None:
+    """The real provider agent's feed is open when the market stops; the market comes back on
+    the same port and database; the agent's next poll finds it, and a new job runs."""
+    provider = spawn_provider(
+        market_server.url, tmp_path / "p1", "--price-cpu-hour", "0.05", "--grace", "5"
+    )
+    port = market_server.url.rsplit(":", 1)[1]
+    again = market_server.restart("--port", port)
+    _clean_log(market_server)
+    with Client(again.url, home=tmp_path / "client-home") as client:
+        client.faucet("5 USDC")
+        job = client.launch({**IDLE, "run": "echo back"}, base_dir=tmp_path)
+        order = job.wait(timeout=120)
+        assert order["status"] == "done", order
+        assert [x["status"] for x in order["leases"]] == ["settled"]
+        _conserved(client, "5 USDC")
+    assert provider.stop() == 0
+    said = provider.output()
+    assert "Traceback" not in said
+    assert "answered 500" not in said  # what its feed met before: a cancelled long poll
