@@ -175,11 +175,37 @@ class Member:
             return self.proc.poll() is None
         return _same_process(self.pid, self.create_time) is not None
 
+    def exit_code(self) -> int | None:
+        """The exit status of a process this devnet started and that has ended, else None."""
+        return self.proc.poll() if self.proc is not None else None
+
     def log_tail(self, chars: int = 3000) -> str:
+        """The end of the log, for people: JSON log lines become ``level event key=value``."""
         try:
-            return self.log.read_text(encoding="utf-8", errors="replace")[-chars:]
+            text = self.log.read_text(encoding="utf-8", errors="replace")[-chars:]
         except OSError:
             return ""
+        lines = text.splitlines()[1:] if len(text) == chars else text.splitlines()
+        return "\n".join(readable_log_line(line) for line in lines)
+
+
+_LOG_NOISE = ("ts", "level", "logger", "event", "msg", "exc")
+
+
+def readable_log_line(line: str) -> str:
+    """One line of a process's log as a person reads it: a JSON line (the market's, see
+    :mod:`pasar.market.logging`) as ``level event key=value ...`` plus its traceback, if any;
+    any other line as it is."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(entry, dict):
+        return line
+    what = entry.get("event") or entry.get("msg") or ""
+    rest = " ".join(f"{k}={v}" for k, v in entry.items() if k not in _LOG_NOISE)
+    out = " ".join(str(x) for x in (entry.get("level", ""), what, rest) if x)
+    return out + (f"\n{entry['exc']}" if entry.get("exc") else "")
 
 
 @dataclass

@@ -287,6 +287,7 @@ def test_detached_devnet_is_stopped_by_down(tmp_path: Path, cleanup: list[Up]) -
 
     stopped = pasar("devnet", "down", "--home", str(home))
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert '{"' not in stopped.stdout + stopped.stderr  # a clean stop: no log tail, no JSON
     assert wait_gone(pids, 5) == []
     assert not (home / "devnet.json").exists()
     nothing = pasar("devnet", "down", "--home", str(home))

@@ -166,19 +166,28 @@ def _check_cheat(cheaters: int, cheat: str | None, providers: int) -> None:
 
 
 def _watch(net: Devnet, stop: threading.Event) -> int:
-    """Until a stop signal: report a process that ends on its own; a dead market ends the
-    network (exit 1), a dead provider only a warning."""
+    """Until a stop signal: report a process that ends on its own (one line when it stopped
+    cleanly, else the end of its log, readable); a stopped market ends the network (exit 1),
+    a dead provider only a warning."""
     reported: set[str] = set()
     while not stop.wait(1.0):
         for member in net.exited():
             if member.name in reported:
                 continue
             reported.add(member.name)
-            err_console.print(
-                f"{member.name} exited on its own; the end of {member.log}:\n{member.log_tail()}",
-                style="yellow",
-                markup=False,
-            )
+            if member.exit_code() == 0:  # stopped cleanly (by a signal, not by this devnet)
+                err_console.print(
+                    f"{member.name} stopped (exit 0); its log: {member.log}",
+                    style="yellow",
+                    markup=False,
+                )
+            else:
+                err_console.print(
+                    f"{member.name} exited on its own; the end of {member.log}:\n"
+                    f"{member.log_tail()}",
+                    style="yellow",
+                    markup=False,
+                )
             if member.name == "market":
                 return 1
     return 0

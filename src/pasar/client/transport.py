@@ -5,16 +5,22 @@ Everything that talks to a market goes through :class:`Transport` (or its async 
 httpx's ``MockTransport`` and every caller gets the market's error shape back as the same
 :class:`~pasar.core.errors.PasarError` the market raised — code, field and hint intact.
 
+A market that is stopping (a restart, an upgrade) answers reads 503 ``market_stopping`` with
+``Retry-After``: a GET is retried after that delay, through the restart's unreachable moment,
+for up to :data:`STOPPING_WAIT_S`; then the caller gets one sentence saying so.
+
 Blob downloads stream to disk while being hashed (:meth:`Transport.download`), so a large
 output is never held whole in memory and its digest costs no second read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import secrets
 import ssl
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -39,6 +45,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 30.0
 CHUNK_BYTES = 1 << 20
+STOPPING_WAIT_S = 30.0  # how long a read waits for a stopping market to come back
+UNREACHABLE_RETRY_S = 0.5  # between tries while a stopped market restarts
 
 
 def _error_from(response: httpx.Response) -> PasarError:
@@ -56,6 +64,8 @@ def _error_from(response: httpx.Response) -> PasarError:
             for d in err.get("details", [])
             if isinstance(d, dict)
         ]
+        if err.get("code") == "market_stopping":
+            return _stopping(response)
         return PasarError(
             str(err.get("message", "")),
             code=str(err.get("code", "error")),
@@ -66,6 +76,52 @@ def _error_from(response: httpx.Response) -> PasarError:
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return _foreign_answer(response)
+
+
+def _stopping(response: httpx.Response) -> PasarError:
+    """The market's 503 ``market_stopping`` as the one sentence a person reads when the
+    retries give up; ``retry_after_s`` is the market's ``Retry-After``."""
+    try:
+        retry_after = max(1, int(response.headers.get("retry-after", "2")))
+    except ValueError:
+        retry_after = 2
+    base = f"{response.request.url.scheme}://{response.request.url.netloc.decode()}"
+    error = PasarError(
+        f"the market at {base} is stopping (restart or upgrade); try again in {retry_after} s",
+        code="market_stopping",
+        status=503,
+    )
+    error.retry_after_s = retry_after  # type: ignore[attr-defined]
+    return error
+
+
+class _StoppingRetries:
+    """When to try a read again while the market stops and restarts (see the module doc)."""
+
+    def __init__(self, method: str, budget_s: float) -> None:
+        self.method = method.upper()
+        self.budget_s = budget_s
+        self.deadline: float | None = None
+        self.stopping: PasarError | None = None
+
+    def pause(self, error: PasarError) -> float:
+        """Seconds to sleep before the next try; raises the error to give up."""
+        if self.method != "GET" or self.budget_s <= 0:
+            raise error
+        if error.code == "market_stopping":
+            self.stopping = error
+            delay = float(getattr(error, "retry_after_s", 2))
+        elif error.code == "unreachable" and self.stopping is not None:
+            delay = UNREACHABLE_RETRY_S  # the socket is closed while the market restarts
+        else:
+            raise error
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + self.budget_s
+        if now + delay > self.deadline:
+            assert self.stopping is not None
+            raise self.stopping from None
+        return delay
 
 
 def _foreign_answer(response: httpx.Response) -> PasarError:
@@ -189,6 +245,7 @@ class Transport:
         self._signer = identity  # whose client certificate (mutual TLS) the connection shows
         self._http = http or self._client()
         self._market: str | None = None
+        self.stopping_wait_s = STOPPING_WAIT_S  # 0: a stopping market's 503 at once
 
     def _client(self) -> httpx.Client:
         verify = tls_for(self.base_url, self._home)
@@ -260,8 +317,14 @@ class Transport:
         self, method: str, path: str, *, signer: Identity | None = None, **kwargs: Any
     ) -> httpx.Response:
         """One request; signed (:mod:`pasar.crypto.request_auth`) by ``signer``, else by the
-        transport's identity if it has one, so the market can tell who reads."""
-        return self._send(self.build(method, path, signer, **kwargs))
+        transport's identity if it has one, so the market can tell who reads. A read that
+        meets a stopping market is tried again (fresh signature) for ``stopping_wait_s``."""
+        retries = _StoppingRetries(method, self.stopping_wait_s)
+        while True:
+            try:
+                return self._send(self.build(method, path, signer, **kwargs))
+            except PasarError as error:
+                time.sleep(retries.pause(error))
 
     def get(self, path: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         return self.request("GET", path, params=params or {}, **kwargs).json()
@@ -350,6 +413,7 @@ class AsyncTransport:
         self._signer = identity  # whose client certificate (mutual TLS) the connection shows
         self._http = http or self._client()
         self._market: str | None = None
+        self.stopping_wait_s = STOPPING_WAIT_S  # 0: a stopping market's 503 at once
 
     def _client(self) -> httpx.AsyncClient:
         """See :meth:`Transport._client` (the pin is checked here, before any request)."""
@@ -420,7 +484,12 @@ class AsyncTransport:
         self, method: str, path: str, *, signer: Identity | None = None, **kwargs: Any
     ) -> httpx.Response:
         """See :meth:`Transport.request`."""
-        return await self._send(await self.build(method, path, signer, **kwargs))
+        retries = _StoppingRetries(method, self.stopping_wait_s)
+        while True:
+            try:
+                return await self._send(await self.build(method, path, signer, **kwargs))
+            except PasarError as error:
+                await asyncio.sleep(retries.pause(error))
 
     async def get(self, path: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         return (await self.request("GET", path, params=params or {}, **kwargs)).json()

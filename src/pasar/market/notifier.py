@@ -7,6 +7,11 @@ publish, set from any thread with ``call_soon_threadsafe``. A waiter re-reads th
 every wake-up, so a missed wake-up can only delay it until its timeout, never lose an event
 (the list, not the wake-up, is the source of truth; a provider that falls further behind than
 the list holds re-reads its work from the API).
+
+When the server stops (SIGTERM/SIGINT), :meth:`Notifier.stop` answers every waiter at once
+with :class:`MarketStoppingError` (503 ``market_stopping`` with ``Retry-After``) instead of leaving
+it to be cancelled by uvicorn's graceful-shutdown timeout (a 500 and a traceback); a wait that
+starts after that gets the same answer right away.
 """
 
 from __future__ import annotations
@@ -19,7 +24,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pasar.core.errors import PasarError
+
 MAX_EVENTS = 10_000
+STOPPING_RETRY_AFTER_S = 2  # a restart (or an upgrade) of the market takes about this long
+
+
+class MarketStoppingError(PasarError):
+    """503: the market is shutting down; come back after ``retry_after_s`` (a restart)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the market is stopping (a restart or an upgrade)",
+            code="market_stopping",
+            status=503,
+            hint=f"try again in {STOPPING_RETRY_AFTER_S} s; pasar's clients retry by themselves",
+        )
+        self.retry_after_s = STOPPING_RETRY_AFTER_S
 
 
 @dataclass(frozen=True)
@@ -46,6 +67,17 @@ class Notifier:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
+        self._stopping = False
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def stop(self) -> None:
+        """The server is shutting down: wake every waiter (on the loop's thread) so that each
+        answers :class:`MarketStoppingError` now, and refuse waits from here on."""
+        self._stopping = True
+        self._wake()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Attach to the server's event loop (at startup)."""
@@ -107,10 +139,14 @@ class Notifier:
         ignore: frozenset[str] = frozenset(),
     ) -> list[FeedEvent]:
         """Events after ``after`` for the provider/order, waiting up to ``timeout_s`` for one;
-        events of the types in ``ignore`` neither wake the waiter nor come back."""
+        events of the types in ``ignore`` neither wake the waiter nor come back.
+
+        Raises :class:`MarketStoppingError` once the server is stopping (see :meth:`stop`)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
+            if self._stopping:
+                raise MarketStoppingError()
             found = self.events_after(after, provider=provider, order=order)
             if ignore:
                 found = [e for e in found if e.type not in ignore]
@@ -121,5 +157,7 @@ class Notifier:
             try:
                 await asyncio.wait_for(changed.wait(), remaining)
             except TimeoutError:
+                if self._stopping:
+                    raise MarketStoppingError() from None
                 found = self.events_after(after, provider=provider, order=order)
                 return [e for e in found if e.type not in ignore]

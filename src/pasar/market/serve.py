@@ -44,6 +44,7 @@ from pasar.market.chain import ChainBuilder
 from pasar.market.config import MarketConfig
 from pasar.market.engine import Engine
 from pasar.market.logging import configure_logging, log_event
+from pasar.market.notifier import Notifier
 from pasar.market.order_fast_path import OrderFastPath
 from pasar.market.routes import accounts, capacity, checks, leases, orders, providers, stats, tee
 from pasar.market.routes import chain as chain_routes
@@ -167,12 +168,24 @@ def listening_url(host: str, port: int, *, tls: bool = False) -> str:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, plus the "listening" line once startup (the app's lifespan included) is done."""
+    """uvicorn, plus the "listening" line once startup (the app's lifespan included) is done,
+    and a graceful stop: open long polls are answered 503 ``market_stopping`` at once."""
 
     def __init__(self, config: uvicorn.Config, announce: TextIO) -> None:
         super().__init__(config)
         self.announce = announce
         self.url: str | None = None
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Answer every waiter (feeds, order waits, log follows) with ``market_stopping``
+        before uvicorn waits for the open requests: otherwise it cancels them after
+        :data:`SHUTDOWN_GRACE_S`, which the client sees as a 500 and the log as a traceback.
+        Writes in flight are not touched: uvicorn lets them commit (or answer) first."""
+        notifier = _notifier_of(self.config.loaded_app if self.config.loaded else None)
+        if notifier is not None:
+            log_event("market.stopping")
+            notifier.stop()
+        await super().shutdown(sockets=sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
@@ -193,6 +206,19 @@ class _Server(uvicorn.Server):
         self.announce.write(f"{LISTENING_PREFIX}{self.url}\n")
         self.announce.flush()
         log_event("market.listening", url=self.url)
+
+
+def _notifier_of(app: Any) -> Notifier | None:
+    """The notifier of the app uvicorn serves (through its wrappers, a standby's inner app)."""
+    for _ in range(8):
+        state = getattr(app, "state", None)
+        service = getattr(state, "service", None) if state is not None else None
+        if service is not None:
+            return getattr(service, "notifier", None)
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
 
 
 @contextmanager
