@@ -93,6 +93,21 @@ def _tx(
 # --------------------------------------------------------------------------- the log
 
 
+def test_tx_stamps_are_the_logs_seq_digest_and_stamp(store: SqlStore) -> None:
+    """What sealing reads: each logged tx's seq, digest and stamp, in order, from a seq on;
+    a block made from them is the block made from the whole records."""
+    logged = [store.append(_tx(ALICE if n % 2 else BOB, n)) for n in range(1, 6)]
+    stamps = store.tx_stamps(after_seq=1, limit=3)
+    assert [(s.seq, s.digest, s.at) for s in stamps] == [
+        (t.seq, t.digest, t.at) for t in logged[1:4]
+    ]
+    assert store.tx_stamps(after_seq=5) == []
+    genesis = make_block(None, store.tx_stamps(limit=2), market=MARKET, ts_ms=NOW)
+    assert genesis == make_block(None, logged[:2], market=MARKET, ts_ms=NOW)
+    sealed = ChainBuilder(store, MARKET, lambda: NOW).seal_all()
+    assert [b.txs for b in sealed] == [tuple(t.digest for t in logged)]
+
+
 def test_append_and_read_back_byte_identical(store: SqlStore) -> None:
     body = {"type": "order.create", "spec": {"note": "café ☕ \u2028", "gpus": [1, 2]}, "z": None}
     tx = _tx(ALICE, 1, body)

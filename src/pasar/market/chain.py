@@ -35,7 +35,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeGuard
 
 from pasar.core.errors import PasarError
 from pasar.crypto.canonical import canonical_json, parse_json
@@ -212,8 +212,29 @@ def signing_message(header_json: bytes) -> bytes:
     return BLOCK_DOMAIN + header_json
 
 
+class Stamped(Protocol):
+    """What a block holds of a logged transaction: its place, its digest, the market's stamp
+    (a :class:`~pasar.market.tx_records.TxRecord` or a :class:`TxStamp`)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def at(self) -> int: ...
+
+
+class TxStamp(NamedTuple):
+    """A logged transaction as sealing reads it (:meth:`SqlStore.tx_stamps`): sealing needs no
+    envelope, so none is read, parsed or re-serialized (that was most of a seal's time)."""
+
+    seq: int
+    digest: str
+    at: int
+
+
 def make_block(
-    prev: Block | None, txs: Sequence[TxRecord], *, market: Identity, ts_ms: int
+    prev: Block | None, txs: Sequence[Stamped], *, market: Identity, ts_ms: int
 ) -> Block:
     """The block after ``prev`` (genesis when None) holding ``txs``, signed by ``market``.
 
@@ -441,7 +462,7 @@ class ChainBuilder:
         with self._lock:
             head = self._store.head_block()
             after = 0 if head is None else head.last_seq
-            txs = self._store.txs(after_seq=after, limit=self._max_txs)
+            txs = self._store.tx_stamps(after_seq=after, limit=self._max_txs)
             if not txs:
                 return None
             block = make_block(head, txs, market=self._market, ts_ms=self._clock())

@@ -14,7 +14,8 @@ unchanged against it):
   its 413s, announced or counted while the body is read here) and the last-resort 500 handler;
 - everything the route does: :func:`pasar.market.routes.orders.create_order` is the same
   function the FastAPI route runs (parse, signature, clock, TLS client, rate limit, private
-  part, apply, group commit), in the same worker pool, one thread hop;
+  part, apply, group commit), in the same worker threads, one thread hop
+  (:mod:`pasar.market.thread_hop`);
 - the same answers: the route's 200 JSON, and a :class:`~pasar.core.errors.PasarError`
   rendered by :func:`pasar.market.errors.pasar_error_response`, the app's own handler.
 
@@ -23,8 +24,6 @@ middleware, use it); anything but exactly ``POST /v1/orders`` passes through unt
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -56,9 +55,8 @@ class OrderFastPath:
             more = bool(message.get("more_body", False))
         raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         request = Request(scope, receive)
-        loop = asyncio.get_running_loop()
         try:
-            body = await loop.run_in_executor(order_workers(), create_order, request, raw)
+            body = await order_workers().run(create_order, request, raw)
         except PasarError as exc:
             await pasar_error_response(exc)(scope, receive, send)
             return

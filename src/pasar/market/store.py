@@ -76,7 +76,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import NullPool, StaticPool
 
-from pasar.market.chain import Block, ChainError
+from pasar.market.chain import Block, ChainError, TxStamp
 from pasar.market.tx_records import (
     BlockConflictError,
     NonceReused,
@@ -546,6 +546,18 @@ class SqlStore:
         with self._reading() as conn:
             rows = conn.execute(query).all()
         return [_tx_of(row._mapping) for row in rows]
+
+    def tx_stamps(self, after_seq: int = 0, limit: int | None = None) -> list[TxStamp]:
+        """Seq, digest and stamp of the logged transactions with ``seq > after_seq``, in seq
+        order, at most ``limit``: what a block holds (:meth:`ChainBuilder.seal`), without
+        reading the envelopes."""
+        t = txs_table
+        query = select(t.c.seq, t.c.digest, t.c.stamp).where(t.c.seq > after_seq).order_by(t.c.seq)
+        if limit is not None:
+            query = query.limit(max(limit, 0))
+        with self._reading() as conn:
+            rows = conn.execute(query).all()
+        return [TxStamp(int(seq), str(digest), int(stamp)) for seq, digest, stamp in rows]
 
     def txs_by_signer(self, signer: str, after_seq: int = 0, limit: int = 100) -> list[TxRecord]:
         """One signer's logged transactions with ``seq > after_seq``, in order, at most

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -38,6 +36,7 @@ from pasar.market.private_parts import Revealed
 from pasar.market.routes.common import service_of, submit_typed
 from pasar.market.routes.leases import lease_view, require_blobs, require_owned
 from pasar.market.service import MarketService
+from pasar.market.thread_hop import ThreadHop
 
 router = APIRouter(tags=["orders"])
 Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
@@ -47,7 +46,7 @@ NO_STATUS_CHANGE = frozenset({"heartbeat", "logs", "liveness.challenge", "livene
 #: The order submissions' worker threads: as many as anyio's default pool (a submission waits
 #: for its group commit in its thread), without anyio's per-call capacity limiter and task
 #: bookkeeping (a few percent of the rate in benchmarks/bench_api.py).
-_WORKERS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="pasar-orders")
+_WORKERS = ThreadHop(40, "pasar-orders")
 
 
 def order_view(
@@ -161,12 +160,11 @@ async def create(request: Request, raw: SignedBody) -> Response:
     commit) runs in one worker thread, where a sync route would take two hops (the endpoint,
     then the answer's serialization). The answer is validated once (``submit_typed``) and
     written as FastAPI would write the ``response_model``, not validated a second time."""
-    loop = asyncio.get_running_loop()
-    body = await loop.run_in_executor(_WORKERS, create_order, request, raw)
+    body = await _WORKERS.run(create_order, request, raw)
     return Response(body, media_type="application/json")
 
 
-def order_workers() -> ThreadPoolExecutor:
+def order_workers() -> ThreadHop:
     """The pool :func:`create_order` runs in (the route's and the fast path's)."""
     return _WORKERS
 

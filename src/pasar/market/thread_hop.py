@@ -1,0 +1,80 @@
+"""One thread hop for a blocking call, from the event loop and back, at the least cost per call.
+
+Why not ``loop.run_in_executor``: for ``POST /v1/orders`` (a worker thread parses, verifies,
+applies and waits for the group commit) the executor's bookkeeping was a tenth of the event
+loop's time under load — a ``concurrent.futures.Future`` with its condition, the executor's
+lock, semaphore and thread-count check, then ``wrap_future`` chaining that future to an asyncio
+one with callbacks both ways. Here a call is one ``SimpleQueue.put`` (C, no Python lock) and,
+when it is done, one ``call_soon_threadsafe`` that resolves the asyncio future directly.
+
+The threads are daemons started on first use, all at once (``threads`` of them, idle ones cost
+a blocked ``get``): a call never waits for a thread to start, and a caller blocked on a commit
+holds only its own thread. The answer still comes back only when the call has returned (for an
+order: after its commit is durable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """On the loop: hand the outcome to the waiting coroutine (unless it stopped waiting)."""
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class ThreadHop:
+    """``await hop.run(fn, *args)``: ``fn(*args)`` in one of ``threads`` worker threads."""
+
+    def __init__(self, threads: int, name: str) -> None:
+        self.threads = threads
+        self.name = name
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._started = False
+        self._start_lock = threading.Lock()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            for i in range(self.threads):
+                threading.Thread(target=self._work, name=f"{self.name}_{i}", daemon=True).start()
+            self._started = True
+
+    def _work(self) -> None:
+        get = self._jobs.get
+        while True:
+            loop, future, fn, args = get()
+            if future.cancelled():  # its caller stopped waiting before it started: skip it
+                continue
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # the caller re-raises it
+                error = exc
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(_resolve, future, result, error)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker thread; its result, or its exception raised here."""
+        if not self._started:
+            self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((loop, future, fn, args))
+        return await future
