@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import ray
+import ray as ray_module
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+
+ray: Any = ray_module  # Ray's hints are partial (untyped calls): used as untyped
 
 STEPS = 60
 PORT = "29500"  # the gang's network is its own: a fixed rendezvous port is free
