@@ -47,7 +47,7 @@ import re
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,30 +158,53 @@ def _module_of(fn: Callable[..., Any]) -> ModuleType | None:
     return sys.modules.get(name)
 
 
+def _checked_modules(py_modules: Sequence[ModuleType] | None) -> tuple[ModuleType, ...]:
+    """``py_modules`` as given, refused at decoration time unless each is an imported module
+    (a name or a path would only fail later, on the provider)."""
+    out: list[ModuleType] = []
+    for i, module in enumerate(py_modules or ()):
+        if not isinstance(module, ModuleType):
+            raise PasarError(
+                f"py_modules[{i}] is {type(module).__name__!s}, not a module",
+                code="bad_py_modules",
+                field=f"py_modules[{i}]",
+                hint="pass the imported module itself: import helpers; "
+                "@pasar.remote(py_modules=[helpers])",
+            )
+        out.append(module)
+    return tuple(out)
+
+
 @contextmanager
-def _by_value(fn: Callable[..., Any]) -> Iterator[None]:
-    """While pickling: ``fn``'s own module travels by value (see :func:`_module_of`)."""
-    module = _module_of(fn)
-    if module is None:
+def _by_value(fn: Callable[..., Any], py_modules: Sequence[ModuleType] = ()) -> Iterator[None]:
+    """While pickling: ``fn``'s own module (see :func:`_module_of`) and the ``py_modules``
+    travel by value, so a local helper module the provider has not installed works there
+    (what Ray's ``runtime_env={"py_modules": [...]}`` is for)."""
+    own = _module_of(fn)
+    modules = [m for m in (own, *py_modules) if m is not None]
+    if not modules:
         yield
         return
     # cloudpickle's by-value registry is process-wide: one pickling at a time changes it, and
     # a module the caller registered itself stays registered
     with _registry_lock:
-        mine = module.__name__ not in cloudpickle.list_registry_pickle_by_value()
-        if mine:
+        known = set(cloudpickle.list_registry_pickle_by_value())
+        mine = {m.__name__: m for m in modules if m.__name__ not in known}
+        for module in mine.values():
             cloudpickle.register_pickle_by_value(module)
         try:
             yield
         finally:
-            if mine:
+            for module in mine.values():
                 cloudpickle.unregister_pickle_by_value(module)
 
 
 def _pickle_calls(
-    fn: Callable[..., Any], calls: list[tuple[tuple[Any, ...], dict[str, Any]]]
+    fn: Callable[..., Any],
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]],
+    py_modules: Sequence[ModuleType] = (),
 ) -> bytes:
-    with _by_value(fn):
+    with _by_value(fn, py_modules):
         return dump_calls(fn, calls)
 
 
@@ -322,11 +345,13 @@ class RemoteFunction(Generic[P, R]):
         *,
         client: Client | None = None,
         ttl_s: int | None = None,
+        py_modules: Sequence[ModuleType] = (),
     ) -> None:
         self.fn = fn
         self.spec = spec  # the template: one shard; .map sets shards
         self.client = client
         self.ttl_s = ttl_s
+        self.py_modules = tuple(py_modules)
         self.__name__ = getattr(fn, "__name__", "remote")
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
         self.__doc__ = getattr(fn, "__doc__", None)
@@ -338,7 +363,7 @@ class RemoteFunction(Generic[P, R]):
 
     def __getstate__(self) -> dict[str, Any]:
         # travels inside pickles (a function that calls itself): never with a live client
-        return {**self.__dict__, "client": None}
+        return {**self.__dict__, "client": None, "py_modules": ()}
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         raise PasarError(
@@ -352,7 +377,7 @@ class RemoteFunction(Generic[P, R]):
         client = self.client or default_client()
         spec = JobSpec.build(**{**self.spec.to_dict(), "shards": len(calls)})
         with tempfile.TemporaryDirectory(prefix="pasar-call-") as tmp:
-            (Path(tmp) / CALL_FILE).write_bytes(_pickle_calls(self.fn, calls))
+            (Path(tmp) / CALL_FILE).write_bytes(_pickle_calls(self.fn, calls, self.py_modules))
             return client.launch(spec, base_dir=tmp, ttl_s=self.ttl_s)
 
     def local(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -439,7 +464,7 @@ class RemoteFunction(Generic[P, R]):
             return
         client = self.client or default_client()
         limit = mapping.blob_limit(client)
-        with _by_value(self.fn):
+        with _by_value(self.fn, self.py_modules):
             body = dump_function(self.fn)
         room = limit - len(body) - mapping.ENVELOPE_SLACK
         if room <= 0:
@@ -452,7 +477,7 @@ class RemoteFunction(Generic[P, R]):
             )
 
         def pickle_batch(batch: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> bytes:
-            with _by_value(self.fn):
+            with _by_value(self.fn, self.py_modules):
                 return dump_batch(batch)
 
         shards = mapping.shards_per_job(client, self.spec)
@@ -513,9 +538,15 @@ class RemoteFunction(Generic[P, R]):
             found.close()
 
     def options(self, **overrides: Any) -> RemoteFunction[P, R]:
-        """The same function with other job fields (``max_duration="1h"``, ``envs={...}``)."""
+        """The same function with other job fields (``max_duration="1h"``, ``envs={...}``)
+        or other ``py_modules``."""
+        modules = self.py_modules
+        if "py_modules" in overrides:
+            modules = _checked_modules(overrides.pop("py_modules"))
         spec = JobSpec.build(**{**self.spec.to_dict(), **overrides})
-        return RemoteFunction(self.fn, spec, client=self.client, ttl_s=self.ttl_s)
+        return RemoteFunction(
+            self.fn, spec, client=self.client, ttl_s=self.ttl_s, py_modules=modules
+        )
 
 
 @overload
@@ -542,6 +573,7 @@ def remote(
     name: str | None = None,
     client: Client | None = None,
     ttl_s: int | None = None,
+    py_modules: Sequence[ModuleType] | None = None,
 ) -> Callable[[Callable[P, R]], RemoteFunction[P, R]]: ...
 
 
@@ -564,6 +596,7 @@ def remote(
     name: str | None = None,
     client: Client | None = None,
     ttl_s: int | None = None,
+    py_modules: Sequence[ModuleType] | None = None,
 ) -> RemoteFunction[P, R] | Callable[[Callable[P, R]], RemoteFunction[P, R]]:
     """Make ``fn`` a :class:`RemoteFunction`; usable bare (``@remote``) or with options.
 
@@ -572,7 +605,10 @@ def remote(
     ``verification``, ``pricing``, ``envs``, ``setup``, ``image``, ``network``: as in a job
     spec (docs/jobspec.md). The spec is checked now, so a typo fails at decoration time.
     ``client``: the market to use (default: ``Client()`` on first launch).
+    ``py_modules``: local modules (or packages) the function uses that the provider lacks;
+    their code travels by value inside the call's pickle (Ray's ``py_modules``).
     """
+    modules = _checked_modules(py_modules)
 
     def wrap(f: Callable[P, R]) -> RemoteFunction[P, R]:
         fields: dict[str, Any] = {
@@ -595,6 +631,8 @@ def remote(
             "image": image,
         }
         fields.update({k: v for k, v in optional.items() if v is not None})
-        return RemoteFunction(f, JobSpec.build(**fields), client=client, ttl_s=ttl_s)
+        return RemoteFunction(
+            f, JobSpec.build(**fields), client=client, ttl_s=ttl_s, py_modules=modules
+        )
 
     return wrap if fn is None else wrap(fn)
