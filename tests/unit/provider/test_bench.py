@@ -221,6 +221,7 @@ class _FakeTorch:
 
 def test_torch_path_times_synchronized_products(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = _FakeTorch()
+    monkeypatch.setattr(bench, "CUDA_DEVICE_NODES", ("/dev/null",))  # a driver's node exists
     monkeypatch.setattr(bench, "_import_torch", lambda: fake)
     assert bench.resolve_device("auto") == ("cuda:0", "torch")
     assert bench.resolve_device("cuda:1") == ("cuda:1", "torch")
@@ -239,6 +240,7 @@ def test_installing_torch_replaces_a_cpu_score(
     tmp_path: Path, counted: list[BenchResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cached_benchmark(tmp_path, "fp", device="cpu")
+    monkeypatch.setattr(bench, "CUDA_DEVICE_NODES", ("/dev/null",))
     monkeypatch.setattr(bench, "_import_torch", _FakeTorch)
     gpu = cached_benchmark(tmp_path, "fp")
     assert len(counted) == 2
@@ -252,7 +254,22 @@ def test_broken_torch_means_no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError("driver too old")
 
     fake.cuda.is_available = boom  # type: ignore[method-assign]
+    monkeypatch.setattr(bench, "CUDA_DEVICE_NODES", ("/dev/null",))
     monkeypatch.setattr(bench, "_import_torch", lambda: fake)
+    assert bench.resolve_device("auto") == ("cpu", "numpy")
+
+
+def test_without_a_cuda_driver_torch_is_not_even_imported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Importing torch costs seconds of every provider's start; with no driver device node
+    there is no GPU to find, so the CPU benchmark is chosen without it."""
+
+    def refuse() -> Any:
+        raise AssertionError("torch imported on a machine without a CUDA driver")
+
+    monkeypatch.setattr(bench, "CUDA_DEVICE_NODES", ("/nonexistent/nvidiactl",))
+    monkeypatch.setattr(bench, "_import_torch", refuse)
     assert bench.resolve_device("auto") == ("cpu", "numpy")
 
 
