@@ -62,8 +62,10 @@ def pasar_ready_s(home: Path) -> float:
 
 def raw_ray_s(scratch: Path) -> float:
     """A Ray head and two workers on this machine, by hand, until 3 nodes are alive."""
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # a home of its own: no token file from another Ray run (~/.ray/auth_token) applies
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HOME": str(scratch)}
     common = ["--num-cpus=1", "--disable-usage-stats", f"--temp-dir={scratch}"]
+    scratch.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     try:
         subprocess.run(

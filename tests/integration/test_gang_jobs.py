@@ -222,7 +222,9 @@ def test_data_parallel_training_through_ray_learns_across_the_three_nodes(
     shutil.copy(Path(__file__).resolve().parents[2] / "examples" / "ray_ddp.py", project)
     spec = {
         **SPEC,
-        "run": "python ray_ddp.py",
+        # then a Ray client with another token than the gang's secret tries the cluster
+        "run": "python ray_ddp.py && RAY_AUTH_TOKEN=forged timeout 60 python -c "
+        '\'import ray; ray.init(); print("FORGED", "ACCEPTED")\' 2>&1 | tail -1',
         "inputs": ["ray_ddp.py"],
         "cluster": "ray",
         "resources": {"cpus": 1, "memory": 2},
@@ -234,6 +236,8 @@ def test_data_parallel_training_through_ray_learns_across_the_three_nodes(
         log = "".join(job.logs(shard=0))
         assert order["status"] == "done", log
         assert "ray nodes 3 cpus 3" in log and "ddp workers 3 on 3 nodes" in log, log
+        refused = "Failed to connect" in log or "Authentication" in log
+        assert "FORGED ACCEPTED" not in log and refused, log
         first, last = (float(x) for x in log.split("loss first ")[1].split()[::2][:2])
         assert last < first / 4, log  # it learned, with gradients averaged over three nodes
         account = client.balance()

@@ -62,7 +62,12 @@ def bootstrap_script(
             "--disable-usage-stats",
         ]
     )
-    lines = ["export RAY_USAGE_STATS_ENABLED=0"]
+    # Ray's token authentication, with the gang's secret as the token: a Ray process that does
+    # not hold it (not one of the gang's jobs) is refused by the cluster
+    lines = [
+        "export RAY_USAGE_STATS_ENABLED=0",
+        'export RAY_AUTH_MODE=token RAY_AUTH_TOKEN="$PASAR_CLUSTER_SECRET"',
+    ]
     if setup_file is not None:
         lines.append(f"sh {shlex.quote(setup_file)} || exit $?")
     address = f'"$PASAR_HEAD_IP":{HEAD_PORT}'

@@ -31,6 +31,8 @@ def test_the_head_waits_for_every_node_before_run() -> None:
     assert order == sorted(order)  # setup, Ray's head, all 3 nodes joined, then run
     assert 'ray_ready "$PASAR_HEAD_IP":6379 3 ' in head and "export RAY_ADDRESS=" in head
     assert "--num-cpus=2" in head and "--num-gpus=0" in head  # the lease's, exactly
+    # Ray's token authentication, with the gang's shared secret as the token
+    assert 'export RAY_AUTH_MODE=token RAY_AUTH_TOKEN="$PASAR_CLUSTER_SECRET"' in head
     assert f"--object-store-memory={GIB // 2}" in head and f"--memory={GIB * 3 // 2}" in head
 
 
