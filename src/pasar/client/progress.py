@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from pasar.core.money import Money
 
@@ -33,7 +33,25 @@ def _charged(order: dict[str, Any]) -> Money | None:
     return total
 
 
-class MapProgress:
+class ClosedOnExit:
+    """``with bar:`` closes the bar on the way out, whatever happened inside."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class MapProgress(ClosedOnExit):
     """Counts for one ``.map``; draws them if :func:`shown` says so. Thread-safe: the map's
     worker threads report launches and ends."""
 
@@ -83,19 +101,8 @@ class MapProgress:
             self._bar.stop()
             self._bar = None
 
-    def __enter__(self) -> MapProgress:
-        return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class OrderProgress:
+class OrderProgress(ClosedOnExit):
     """One order's shards on a bar: done out of all, running, queued (never matched, or
     re-queued after a lost or released lease), and what its bills charged so far.
 
@@ -150,17 +157,6 @@ class OrderProgress:
             if self._bar is not None:
                 self._bar.stop()
                 self._bar = None
-
-    def __enter__(self) -> OrderProgress:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 #: a shard whose latest lease is in one of these waits for another lease
