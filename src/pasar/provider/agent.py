@@ -49,15 +49,10 @@ from pasar.provider.cheat import (
     parse_cheat,
     refuse_unless_devnet,
 )
-from pasar.provider.executor import (
-    LeaseExecutor,
-    LeaseJob,
-    clear_workroot,
-    no_gpus,
-    workroot_for,
-)
+from pasar.provider.executor import LeaseExecutor, clear_workroot, workroot_for
 from pasar.provider.hardware import load_gpu_report
 from pasar.provider.inventory import MachineInventory, detect_inventory
+from pasar.provider.lease_job import LeaseJob, no_gpus
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Runtime, check_usable, enforcement, get_runtime
 from pasar.provider.runtime.sandbox import SandboxRuntime

@@ -28,14 +28,11 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nacl.public import PrivateKey
 
-from pasar.api.base import JSONObject
-from pasar.api.leases import GpuDeviceView, LeaseView, NodeView
 from pasar.api.receipts import Failure, FileEntry, Usage
 from pasar.api.txs import Receipt, TxAnswer
 from pasar.client import calls
@@ -44,14 +41,22 @@ from pasar.cluster.ray_nodes import bootstrap_script
 from pasar.cluster.steps import STEPS_DIR, step_file
 from pasar.core.errors import PasarError
 from pasar.core.receipts import FAILURE_FAULTS, MAX_DETAIL_CHARS
-from pasar.core.spec import JobSpec
 from pasar.core.tx_parsing import MAX_OUTPUT_PARTS
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.merkle import check_path, path_conflict, root_of_files
 from pasar.crypto.sealing import lease_keypair, open_key, seal_log_line
 from pasar.provider.cheat import LAZY_WALL_S, drop_output, fill_missing, garble_outputs
+from pasar.provider.lease_job import (
+    RUN_FILE,
+    SETUP_FILE,
+    GpuResolver,
+    LeaseJob,
+    job_command,
+    limits_for,
+    no_gpus,
+)
 from pasar.provider.market_api import MarketAPI
-from pasar.provider.runtime.base import GpuGrant, Limits, Outcome, Runtime, enforcement
+from pasar.provider.runtime.base import Limits, Outcome, Runtime, enforcement
 from pasar.provider.runtime.warm import WarmPool, WarmSandbox, WarmSandboxBrokenError, runs_inline
 from pasar.provider.sealed import (
     KEY_WAIT_S,
@@ -64,12 +69,8 @@ from pasar.provider.timeline import Timeline
 
 log = logging.getLogger("pasar.provider.executor")
 
-GIB = 1 << 30
 LOG_FLUSH_S = 0.5
 LOG_CHUNK_BYTES = 128 * 1024
-MAX_PROCESSES = 256
-SETUP_FILE = ".pasar-setup.sh"
-RUN_FILE = ".pasar-run.sh"
 RAY_FILE = ".pasar-ray.sh"  # cluster: ray: the node's Ray start, then run on the head
 # exit codes the executor itself reports when the job could not even start
 EXIT_INPUT_FAILED = 125
@@ -96,116 +97,8 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def spec_in_view(spec: JSONObject | None, what: str) -> JobSpec:
-    """The job spec the market sent with ``what`` (a lease, a check), validated as any job spec
-    is; a view without one is the market's fault (502 ``bad_response``). A sealed job's view
-    has only the public part: the executor opens the rest (:meth:`LeaseExecutor._unseal`)."""
-    if spec is None:
-        raise PasarError(
-            f"the market's view of {what} carries no spec", code="bad_response", status=502
-        )
-    if spec.get("privacy") == "sealed":
-        return JobSpec.from_public(spec, source=what)
-    return JobSpec.from_dict(spec, source=what)
-
-
 #: the exit code a gang node reports when its head ended before its job started (as killed)
 NEVER_STARTED = 137
-
-
-@dataclass(frozen=True)
-class LeaseJob:
-    """What the executor needs of a lease, read from ``GET /v1/leases/{id}``."""
-
-    lease_id: str
-    order_id: str
-    shard: int
-    shards: int
-    spec: JobSpec
-    inputs: tuple[FileEntry, ...]
-    devices: tuple[GpuDeviceView, ...] = ()  # the GPUs the market allocated: [{index, uuid}]
-    private: str = ""  # the address of the spec's private part (a sealed job's: ciphertext)
-    nodes: tuple[NodeView, ...] = ()  # a multi-node job's gang, in rank order
-    cluster_secret: str | None = None  # what the gang's nodes share (PASAR_CLUSTER_SECRET)
-
-    @property
-    def sealed(self) -> bool:
-        return self.spec.privacy == "sealed"
-
-    @classmethod
-    def from_view(cls, view: LeaseView) -> LeaseJob:
-        """The job of a lease view (its spec: :func:`spec_in_view`)."""
-        return cls(
-            lease_id=view.lease_id,
-            order_id=view.order_id,
-            shard=view.shard,
-            shards=view.shards,
-            spec=spec_in_view(view.spec, f"lease {view.lease_id}"),
-            inputs=tuple(view.inputs),
-            devices=tuple(view.devices),
-            private=view.private or "",
-            nodes=tuple(view.nodes),
-            cluster_secret=view.cluster_secret,
-        )
-
-    def node_environment(self) -> dict[str, str]:
-        """A multi-node job's view of its gang (as SkyPilot's ``SKYPILOT_NODE_*``): its rank
-        (0 is the head), how many nodes, each node's address in rank order (one per line),
-        the head's, and the gang's shared secret. Nothing for a job of one node."""
-        if self.spec.num_nodes <= 1 or not self.nodes:
-            return {}
-        addresses = [node.address or "" for node in self.nodes]
-        return {
-            "PASAR_NODE_RANK": str(self.shard),
-            "PASAR_NUM_NODES": str(len(self.nodes)),
-            "PASAR_NODE_IPS": "\n".join(addresses),
-            "PASAR_HEAD_IP": addresses[0],
-            "PASAR_CLUSTER_SECRET": self.cluster_secret or "",
-        }
-
-
-#: Turns a lease's ``devices`` into the runtime's GPU grants, or raises PasarError for a device
-#: this machine did not register (:meth:`pasar.provider.inventory.MachineInventory.grants`).
-GpuResolver = Callable[[list[dict[str, Any]]], tuple[GpuGrant, ...]]
-
-
-def no_gpus(devices: list[dict[str, Any]]) -> tuple[GpuGrant, ...]:
-    """The resolver of an agent that registered no GPUs: any device is one it does not have."""
-    if devices:
-        raise PasarError(
-            "the lease names GPUs, but this provider registered none", code="unknown_gpu_device"
-        )
-    return ()
-
-
-def limits_for(spec: JobSpec, *, allow_network: bool, gpus: tuple[GpuGrant, ...] = ()) -> Limits:
-    """The job's limits from its spec: what it asked for is what it gets, nothing more
-    (quantities are exact Decimals; a fraction of a GB or CPU rounds down, to at least 1); the
-    GPUs are the lease's, as the market allocated them."""
-    resources = spec.resources
-    memory_gb = int(resources.memory)
-    cpus = max(1, int(resources.cpus))
-    disk_gb = max(1, int(resources.disk))
-    duration = spec.max_duration
-    return Limits(
-        memory_bytes=max(1, memory_gb) * GIB,
-        cpu_seconds=cpus * duration,
-        max_processes=MAX_PROCESSES,
-        max_file_bytes=disk_gb * GIB,
-        wall_seconds=duration,
-        network=spec.network and allow_network,
-        gpus=gpus,
-        cpus=cpus,  # the whole job's CPU share, where a cgroup can enforce it
-        disk_bytes=disk_gb * GIB,  # the whole workdir, not just one file
-    )
-
-
-def job_command(spec: JobSpec) -> str:
-    """``setup`` then ``run``, each from a script file in the workdir: ``run`` starts only if
-    ``setup`` succeeded, and the job's exit code is the first failure's."""
-    if spec.setup:
-        return f"sh {SETUP_FILE} && exec sh {RUN_FILE}"
-    return f"exec sh {RUN_FILE}"
 
 
 class LeaseExecutor:

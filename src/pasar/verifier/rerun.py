@@ -32,7 +32,8 @@ from pasar.core.errors import PasarError
 from pasar.crypto.hashing import sha256_file
 from pasar.crypto.merkle import root_of_files
 from pasar.crypto.sealing import decrypt_file, identity_box_key
-from pasar.provider.executor import LeaseExecutor, LeaseJob, spec_in_view
+from pasar.provider.executor import LeaseExecutor
+from pasar.provider.lease_job import LeaseJob, spec_in_view
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Outcome, Runtime
 

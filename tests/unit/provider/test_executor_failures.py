@@ -24,10 +24,10 @@ from pasar.core.tx_parsing import MAX_OUTPUT_PARTS
 from pasar.provider.executor import (
     LeaseExecutor,
     LeaseFailedError,
-    LeaseJob,
     clear_workroot,
     workroot_for,
 )
+from pasar.provider.lease_job import LeaseJob
 
 
 class FakeAPI:

@@ -13,7 +13,8 @@ from test_executor_failures import FakeAPI
 
 from pasar.api.receipts import FileEntry
 from pasar.core.spec import JobSpec
-from pasar.provider.executor import LeaseExecutor, LeaseJob
+from pasar.provider.executor import LeaseExecutor
+from pasar.provider.lease_job import LeaseJob
 from pasar.provider.runtime.base import Limits, Outcome
 from pasar.provider.runtime.warm import REMOTE_RUN, WarmKey, WarmSandboxBrokenError
 from pasar.provider.timeline import Timeline

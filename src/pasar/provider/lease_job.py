@@ -1,0 +1,132 @@
+"""What a lease asks the provider for, read from the market's view of it: the job (its spec,
+inputs, GPUs, gang), the limits its sandbox gets, and the command it runs.
+
+Split from :mod:`pasar.provider.executor` (which runs a lease from start to receipt): the
+verifier's re-run and the agent read these without running anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pasar.api.base import JSONObject
+from pasar.api.leases import GpuDeviceView, LeaseView, NodeView
+from pasar.api.receipts import FileEntry
+from pasar.core.errors import PasarError
+from pasar.core.spec import JobSpec
+from pasar.provider.runtime.base import GpuGrant, Limits
+
+GIB = 1 << 30
+MAX_PROCESSES = 256
+SETUP_FILE = ".pasar-setup.sh"
+RUN_FILE = ".pasar-run.sh"
+
+
+def spec_in_view(spec: JSONObject | None, what: str) -> JobSpec:
+    """The job spec the market sent with ``what`` (a lease, a check), validated as any job spec
+    is; a view without one is the market's fault (502 ``bad_response``). A sealed job's view
+    has only the public part: the executor opens the rest (:meth:`LeaseExecutor._unseal`)."""
+    if spec is None:
+        raise PasarError(
+            f"the market's view of {what} carries no spec", code="bad_response", status=502
+        )
+    if spec.get("privacy") == "sealed":
+        return JobSpec.from_public(spec, source=what)
+    return JobSpec.from_dict(spec, source=what)
+
+
+@dataclass(frozen=True)
+class LeaseJob:
+    """What the executor needs of a lease, read from ``GET /v1/leases/{id}``."""
+
+    lease_id: str
+    order_id: str
+    shard: int
+    shards: int
+    spec: JobSpec
+    inputs: tuple[FileEntry, ...]
+    devices: tuple[GpuDeviceView, ...] = ()  # the GPUs the market allocated: [{index, uuid}]
+    private: str = ""  # the address of the spec's private part (a sealed job's: ciphertext)
+    nodes: tuple[NodeView, ...] = ()  # a multi-node job's gang, in rank order
+    cluster_secret: str | None = None  # what the gang's nodes share (PASAR_CLUSTER_SECRET)
+
+    @property
+    def sealed(self) -> bool:
+        return self.spec.privacy == "sealed"
+
+    @classmethod
+    def from_view(cls, view: LeaseView) -> LeaseJob:
+        """The job of a lease view (its spec: :func:`spec_in_view`)."""
+        return cls(
+            lease_id=view.lease_id,
+            order_id=view.order_id,
+            shard=view.shard,
+            shards=view.shards,
+            spec=spec_in_view(view.spec, f"lease {view.lease_id}"),
+            inputs=tuple(view.inputs),
+            devices=tuple(view.devices),
+            private=view.private or "",
+            nodes=tuple(view.nodes),
+            cluster_secret=view.cluster_secret,
+        )
+
+    def node_environment(self) -> dict[str, str]:
+        """A multi-node job's view of its gang (as SkyPilot's ``SKYPILOT_NODE_*``): its rank
+        (0 is the head), how many nodes, each node's address in rank order (one per line),
+        the head's, and the gang's shared secret. Nothing for a job of one node."""
+        if self.spec.num_nodes <= 1 or not self.nodes:
+            return {}
+        addresses = [node.address or "" for node in self.nodes]
+        return {
+            "PASAR_NODE_RANK": str(self.shard),
+            "PASAR_NUM_NODES": str(len(self.nodes)),
+            "PASAR_NODE_IPS": "\n".join(addresses),
+            "PASAR_HEAD_IP": addresses[0],
+            "PASAR_CLUSTER_SECRET": self.cluster_secret or "",
+        }
+
+
+#: Turns a lease's ``devices`` into the runtime's GPU grants, or raises PasarError for a device
+#: this machine did not register (:meth:`pasar.provider.inventory.MachineInventory.grants`).
+GpuResolver = Callable[[list[dict[str, Any]]], tuple[GpuGrant, ...]]
+
+
+def no_gpus(devices: list[dict[str, Any]]) -> tuple[GpuGrant, ...]:
+    """The resolver of an agent that registered no GPUs: any device is one it does not have."""
+    if devices:
+        raise PasarError(
+            "the lease names GPUs, but this provider registered none", code="unknown_gpu_device"
+        )
+    return ()
+
+
+def limits_for(spec: JobSpec, *, allow_network: bool, gpus: tuple[GpuGrant, ...] = ()) -> Limits:
+    """The job's limits from its spec: what it asked for is what it gets, nothing more
+    (quantities are exact Decimals; a fraction of a GB or CPU rounds down, to at least 1); the
+    GPUs are the lease's, as the market allocated them."""
+    resources = spec.resources
+    memory_gb = int(resources.memory)
+    cpus = max(1, int(resources.cpus))
+    disk_gb = max(1, int(resources.disk))
+    duration = spec.max_duration
+    return Limits(
+        memory_bytes=max(1, memory_gb) * GIB,
+        cpu_seconds=cpus * duration,
+        max_processes=MAX_PROCESSES,
+        max_file_bytes=disk_gb * GIB,
+        wall_seconds=duration,
+        network=spec.network and allow_network,
+        gpus=gpus,
+        cpus=cpus,  # the whole job's CPU share, where a cgroup can enforce it
+        disk_bytes=disk_gb * GIB,  # the whole workdir, not just one file
+    )
+
+
+def job_command(spec: JobSpec) -> str:
+    """``setup`` then ``run``, each from a script file in the workdir: ``run`` starts only if
+    ``setup`` succeeded, and the job's exit code is the first failure's."""
+    if spec.setup:
+        return f"sh {SETUP_FILE} && exec sh {RUN_FILE}"
+    return f"exec sh {RUN_FILE}"
