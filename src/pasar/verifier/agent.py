@@ -82,9 +82,17 @@ class VerifierAgent:
             self.api.perform(calls.faucet((need - have).to_json()))
 
     def run(self) -> None:
+        """Follow the feed on a thread of its own until :meth:`stop` — as the provider agent
+        does — so a SIGTERM ends the agent at once, not after the feed's long-poll returns
+        (up to :data:`FEED_TIMEOUT_S` later)."""
         cursor = self.api.feed(0, 0).next
         for check_id in self.api.perform(calls.verifier(self.identity.account_id)).assigned:
             self._maybe_check(check_id)
+        threading.Thread(target=self._follow_feed, args=(cursor,), name="feed", daemon=True).start()
+        self._stop.wait()
+        clear_sealed_workroot(self.config.home)  # no sealed job's plaintext outlives the agent
+
+    def _follow_feed(self, cursor: int) -> None:
         while not self._stop.is_set():
             try:
                 page = self.api.feed(cursor, FEED_TIMEOUT_S)
@@ -94,8 +102,9 @@ class VerifierAgent:
                 continue
             cursor = 0 if page.next < cursor else page.next
             for event in page.events:
+                if self._stop.is_set():
+                    return
                 self.handle(event)
-        clear_sealed_workroot(self.config.home)  # no sealed job's plaintext outlives the agent
 
     def stop(self) -> None:
         self._stop.set()
