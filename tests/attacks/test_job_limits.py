@@ -12,6 +12,7 @@ delegation) — and there ``pasar doctor`` says so, and the provider advertises 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,12 +71,21 @@ DISK_HOG = "for i in 1 2 3; do head -c 1000M /dev/zero > f$i || exit 1; done; ec
 
 
 def leftover_groups() -> list[Path]:
+    """Job groups that are not another live process tree's: a group's name starts with the pid
+    that made it, and a test worker running beside this one (pytest-xdist) has live groups of
+    its own. Groups made by this process, by its children, or by a process now dead count."""
+    ours = {os.getpid()} | {child.pid for child in psutil.Process().children(recursive=True)}
     return [
         child
         for parent in _support.parents.values()
         for child in parent.iterdir()
-        if child.name.startswith(GROUP_PREFIX)
+        if child.name.startswith(GROUP_PREFIX) and not _foreign(child.name, ours)
     ]
+
+
+def _foreign(name: str, ours: set[int]) -> bool:
+    owner = name[len(GROUP_PREFIX) :].removeprefix("probe-").split("-")[0]
+    return owner.isdigit() and int(owner) not in ours and psutil.pid_exists(int(owner))
 
 
 @pytest.fixture(autouse=True)
