@@ -242,3 +242,73 @@ def test_data_parallel_training_through_ray_learns_across_the_three_nodes(
         assert last < first / 4, log  # it learned, with gradients averaged over three nodes
         account = client.balance()
         assert Money.parse(account["balance"]) == Money.parse("10 USDC") - _spent(order)
+
+
+# the head watches its Ray cluster: three nodes up, then one of them replaced by a new node
+HEAL_WATCH = """
+import time
+import ray
+ray.init()
+def alive():
+    return {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+first = alive()
+while len(first) < 3:
+    time.sleep(0.5)
+    first = alive()
+print("ray nodes", len(first), flush=True)
+deadline = time.monotonic() + 240
+while not (alive() - first) and time.monotonic() < deadline:
+    time.sleep(0.5)
+new = alive() - first
+print("healed" if new else "not healed", len(new), flush=True)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a gang's network needs a root provider")
+def test_with_replace_a_lost_ray_node_is_leased_again_and_joins_the_cluster(
+    market_server: Any, spawn_provider: Any, tmp_path: Path
+) -> None:
+    """``on_node_loss: replace`` with ``cluster: ray``: a worker's provider is SIGKILLed while
+    the head's ``run`` watches the cluster; the market leases the lost rank again on the
+    remaining escrow (the fourth provider), the new node joins the head's Ray cluster, the
+    head's ``run`` sees it and ends the job; the lost node is paid for its verified time and
+    the ledger is conserved."""
+    providers = [
+        spawn_provider(
+            market_server.url, tmp_path / f"p{i}", "--price-cpu-hour", "0.05", "--allow-cluster"
+        )
+        for i in range(4)
+    ]
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "watch.py").write_text(HEAL_WATCH)
+    spec = {
+        **SPEC,
+        "run": "python watch.py",
+        "inputs": ["watch.py"],
+        "cluster": "ray",
+        "on_node_loss": "replace",
+        "resources": {"cpus": 1, "memory": 2},
+    }
+    with Client(market_server.url, home=tmp_path / "client") as client:
+        client.faucet("10 USDC")
+        job = client.launch(spec, base_dir=project)
+        deadline = time.monotonic() + 120
+        while "ray nodes 3" not in "".join(job.logs(shard=0)):
+            assert time.monotonic() < deadline and job.status()["status"] != "done", job.status()
+            time.sleep(0.5)
+        worker = next(x for x in job.status()["leases"] if x["shard"] == 1)
+        victim = next(p for p in providers if p.account == worker["provider"])
+        victim.kill()
+        order = job.wait(timeout=300)
+        log = "".join(job.logs(shard=0))
+        assert order["status"] == "done" and "healed 1" in log, (order, log)
+        rank1 = [x for x in order["leases"] if x["shard"] == 1]
+        assert [x["status"] for x in rank1] == ["lost", "settled"], rank1
+        assert rank1[1]["provider"] != victim.account  # the rank leased again elsewhere
+        assert rank1[1]["receipt"]["kill_reason"] == "gang"  # stopped when the head ended
+        head = next(x for x in order["leases"] if x["shard"] == 0)
+        assert head["status"] == "settled" and head["receipt"]["exit_code"] == 0
+        account = client.balance()
+        assert account["escrow"] == "0.00 USDC"
+        assert Money.parse(account["balance"]) == Money.parse("10 USDC") - _spent(order)
