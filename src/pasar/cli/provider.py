@@ -96,12 +96,32 @@ def start(
     cheat_seed: str = typer.Option(
         None, "--cheat-seed", hidden=True, help="Seed choosing the leases cheated on."
     ),
+    pip_index_url: str = typer.Option(
+        None,
+        "--pip-index-url",
+        help="Where jobs' pip requirements come from (binary wheels only; default: pip's own "
+        "configuration). Also `index_url` under [pip] in config.toml.",
+    ),
+    pip_find_links: list[str] = typer.Option(
+        [],
+        "--pip-find-links",
+        help="A folder (or URL) of wheels for jobs' pip requirements (repeat).",
+    ),
+    pip_no_index: bool = typer.Option(
+        False, "--pip-no-index", help="Install jobs' pip requirements from --pip-find-links only."
+    ),
+    pip_cache_max_mb: int = typer.Option(
+        None,
+        "--pip-cache-max-mb",
+        help="Most MB of pip installs kept for jobs (least recently used go first; default 10240).",
+    ),
 ) -> None:
     """Register with the market and serve leases until SIGTERM or Ctrl-C (then drain, exit 0).
 
     Example: pasar provider start --price-cpu-hour '0.20 USDC' --stake '50 USDC'
     """
     from pasar.provider.agent import Agent, AgentConfig
+    from pasar.provider.pip_options import pip_options_from_config
     from pasar.provider.runtime.process import PROCESS_WARNING
 
     log_to_stderr()
@@ -115,6 +135,12 @@ def start(
             field="--allow-cluster",
             hint="start the provider as root, or leave --allow-cluster out",
         )
+    pip = pip_options_from_config(pasar_home(home)).with_flags(
+        index_url=pip_index_url,
+        find_links=pip_find_links,
+        no_index=pip_no_index,
+        cache_max_mb=pip_cache_max_mb,
+    )
     config = AgentConfig(
         market=_market(market),
         home=pasar_home(home),
@@ -135,6 +161,7 @@ def start(
         cheat=cheat,
         cheat_seed=cheat_seed,
         tee=tee,
+        pip=pip.checked(),
     )
     agent = Agent(config)
     ready = f"pasar provider {agent.identity.account_id} serving {config.market}"

@@ -350,6 +350,13 @@ def _decode(item: bytes, order_id: str, index: int) -> Result:
 
 
 def _lease_failure(order: dict[str, Any], shard: int) -> str:
+    """Why ``shard`` has no result, for its re-launch; raised instead when its lease failed
+    for the job's own fault (``pip_install_failed``...): a re-launch would fail the same way."""
+    from pasar.client.remote import job_failure_error
+
+    error = job_failure_error(order, shard)
+    if error is not None:
+        raise error
     lease = api.latest_lease(order, shard)
     if lease is None:
         return "it never got a lease"

@@ -234,6 +234,10 @@ def outcomes(job: Job, timeout: float | None = None) -> list[Outcome]:
         raise _not_matched(job, order)
     if order["status"] == "cancelled":
         raise PasarError(f"the job {job.id} was cancelled", code="cancelled", status=409)
+    for index in range(int(order["spec"].get("shards", 1))):
+        failed = job_failure_error(order, index)
+        if failed is not None:
+            raise failed
     with tempfile.TemporaryDirectory(prefix="pasar-remote-") as tmp:
         result = job.fetch(order, tmp)  # the view just waited for: no second round trip
         found: list[Outcome] = []
@@ -263,6 +267,32 @@ def outcomes(job: Job, timeout: float | None = None) -> list[Outcome]:
                     hint="the returned value must be importable here (same modules, versions)",
                 ) from exc
     return found
+
+
+def job_failure_error(order: Mapping[str, Any], shard: int) -> RemoteError | None:
+    """The error for a shard whose last lease ended in a failure receipt of the job's own
+    fault (:mod:`pasar.core.receipts`: ``pip_install_failed``, ``missing_outputs``...): its
+    reason is the error's code and its detail the message, since any provider would fail it
+    the same way (it is not re-run). None when the shard did not end so."""
+    from pasar.client.calls import latest_lease
+
+    lease = latest_lease(order, shard)
+    failure = (lease or {}).get("receipt", {}) or {}
+    failure = failure.get("failure") if isinstance(failure, dict) else None
+    if lease is None or lease.get("status") != "failed" or not isinstance(failure, dict):
+        return None
+    if failure.get("fault") != "job":
+        return None
+    reason = str(failure.get("reason"))
+    return RemoteError(
+        f"shard {shard} of {order['order_id']} failed on its provider ({reason}, the job's "
+        f"fault): {failure.get('detail', '')}",
+        code=reason,
+        remote_type=f"pasar.{reason}",
+        order_id=str(order["order_id"]),
+        index=shard,
+        hint=f"see `pasar status {order['order_id']}`; every provider would fail it alike",
+    )
 
 
 def stopped_error(order_id: str, shard: int, why: str) -> RemoteError:
@@ -538,8 +568,8 @@ class RemoteFunction(Generic[P, R]):
             found.close()
 
     def options(self, **overrides: Any) -> RemoteFunction[P, R]:
-        """The same function with other job fields (``max_duration="1h"``, ``envs={...}``)
-        or other ``py_modules``."""
+        """The same function with other job fields (``max_duration="1h"``, ``envs={...}``,
+        ``pip=[...]``) or other ``py_modules``."""
         modules = self.py_modules
         if "py_modules" in overrides:
             modules = _checked_modules(overrides.pop("py_modules"))
@@ -574,6 +604,7 @@ def remote(
     client: Client | None = None,
     ttl_s: int | None = None,
     py_modules: Sequence[ModuleType] | None = None,
+    pip: Sequence[str] | None = None,
 ) -> Callable[[Callable[P, R]], RemoteFunction[P, R]]: ...
 
 
@@ -597,6 +628,7 @@ def remote(
     client: Client | None = None,
     ttl_s: int | None = None,
     py_modules: Sequence[ModuleType] | None = None,
+    pip: Sequence[str] | None = None,
 ) -> RemoteFunction[P, R] | Callable[[Callable[P, R]], RemoteFunction[P, R]]:
     """Make ``fn`` a :class:`RemoteFunction`; usable bare (``@remote``) or with options.
 
@@ -607,6 +639,9 @@ def remote(
     ``client``: the market to use (default: ``Client()`` on first launch).
     ``py_modules``: local modules (or packages) the function uses that the provider lacks;
     their code travels by value inside the call's pickle (Ray's ``py_modules``).
+    ``pip``: requirements such as ``"pandas==2.2"`` the provider installs before the call —
+    binary wheels only, into a cached install bound read-only into the sandbox and put on its
+    ``PYTHONPATH``; options, URLs and paths are refused here (the spec's ``pip:`` field).
     """
     modules = _checked_modules(py_modules)
 
@@ -629,6 +664,7 @@ def remote(
             "pricing": pricing,
             "setup": setup,
             "image": image,
+            "pip": pip,  # a bare string is refused, naming the field: it is not a list
         }
         fields.update({k: v for k, v in optional.items() if v is not None})
         return RemoteFunction(

@@ -10,7 +10,8 @@ Why a key: installs are cached per set of requirements and Python version, so tw
 need the same packages share one read-only install; the key is the hash of the sorted,
 normalised requirements and the ``major.minor`` Python version.
 
-Pure: no I/O (core/ rules). Not yet wired into the spec or the provider (see docs/sdk.md).
+Pure: no I/O (core/ rules). Used by the spec's ``pip:`` field (:mod:`pasar.core.spec`) and the
+provider's install (:mod:`pasar.provider.pip_cache`).
 """
 
 from __future__ import annotations

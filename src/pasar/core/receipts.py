@@ -18,9 +18,9 @@ What each fault means at the market (:func:`pasar.core.lease_handlers.on_receipt
 
 - ``job``: the job itself cannot produce a result (a bad output name, a FIFO as output, an
   output over the blob limit, conflicting inputs, a required output a job exiting 0 never
-  wrote). The provider is paid for its verified
-  seconds and keeps its reputation (``completed``, as for a job that exits non-zero); the shard
-  is **not** re-queued: every provider would fail it the same way.
+  wrote, a ``pip:`` requirement with no binary wheel the provider can install). The provider
+  is paid for its verified seconds and keeps its reputation (``completed``, as for a job that
+  exits non-zero); the shard is **not** re-queued: every provider would fail it the same way.
 - ``provider``: the provider's own machinery broke (``internal_error``). It is paid for its
   verified seconds, takes a ``failed`` reputation event, and the shard is re-queued on what is
   left of its escrow, as for a ``lease.release``.
@@ -42,6 +42,7 @@ FAILURE_FAULTS: Mapping[str, Fault] = {
     "output_too_large": "job",  # an output file over the market's blob limit
     "input_conflict": "job",  # inputs such as 'a' and 'a/b': one path is the other's folder
     "missing_outputs": "job",  # the job exited 0 without writing a required output
+    "pip_install_failed": "job",  # a pip requirement has no binary wheel, or none was found
     "internal_error": "provider",  # the provider's executor failed on its own
     "client_key_missing": "job",  # a sealed job's client never sealed the data key to the lease
     "sealed_data_invalid": "job",  # a sealed job's key or data does not open (any provider)

@@ -59,6 +59,7 @@ from pasar.core.compare import NUMERIC_SUFFIXES, is_numeric_file
 from pasar.core.errors import ErrorDetail, PasarError
 from pasar.core.gpus import FAMILY_BY_NAME
 from pasar.core.money import Money
+from pasar.core.pip_requirements import check_requirements
 from pasar.core.resources import GpuSelector, ResourceRequest
 from pasar.core.spec_fields import (
     SECONDS_PER_HOUR,
@@ -274,7 +275,7 @@ class TeePins(_Model):
 
 
 PRIVATE_FIELDS = frozenset(
-    {"setup", "run", "workdir", "file_mounts", "envs", "inputs", "outputs", "compare"}
+    {"setup", "run", "workdir", "file_mounts", "envs", "inputs", "outputs", "compare", "pip"}
 )
 """Parts of a spec only the job's parties may read (DESIGN.md §4, "Reads")."""
 PRIVATE_COMMAND = "# private: only the lease's provider reads the command"
@@ -313,6 +314,15 @@ class Output(_Model):
         return self.path
 
 
+def _pip(value: object) -> tuple[str, ...]:
+    """``pip:`` checked by :func:`pasar.core.pip_requirements.check_requirements` (no options,
+    URLs, paths or markers: the provider alone chooses where wheels come from), normalised."""
+    try:
+        return check_requirements(value, "pip")
+    except PasarError as exc:
+        refuse("bad_requirement" if exc.code == "invalid" else exc.code, exc.message, exc.hint)
+
+
 _OUTPUTS_SCHEMA: dict[str, Any] = {
     "type": "array",
     "items": {
@@ -341,6 +351,8 @@ class JobSpec(_Model):
     # SkyPilot's: {destination in the job: local file or folder}, uploaded like inputs
     file_mounts: dict[MountTarget, MountSource] | None = None
     envs: dict[EnvName, EnvValue] = Field(default_factory=dict)
+    # pip requirements the provider installs (binary wheels only) and puts on PYTHONPATH
+    pip: Annotated[tuple[str, ...], BeforeValidator(_pip)] | None = None
     inputs: Annotated[tuple[PathText, ...], BeforeValidator(list_of("local paths"))] = ()
     # a path, or {path: ..., optional: true}: see :class:`Output`
     outputs: Annotated[
@@ -429,6 +441,17 @@ class JobSpec(_Model):
                     f"compare {path!r} exactly (leave it out of compare) or write the numbers "
                     "to a .csv or .npy file",
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _pip_without_image(self) -> JobSpec:
+        """pip installs for the provider's own Python; an image brings its own Python."""
+        if self.pip and self.image is not None:
+            refuse(
+                "conflicting_fields",
+                "pip installs packages for the provider's Python, which an image job does not run",
+                "install the packages in the image, or leave image out",
+            )
         return self
 
     @model_validator(mode="after")

@@ -54,6 +54,8 @@ from pasar.provider.hardware import load_gpu_report
 from pasar.provider.inventory import MachineInventory, detect_inventory
 from pasar.provider.lease_job import LeaseJob, no_gpus
 from pasar.provider.market_api import MarketAPI
+from pasar.provider.pip_cache import PipCache
+from pasar.provider.pip_options import PipOptions
 from pasar.provider.runtime.base import Runtime, check_usable, enforcement, get_runtime
 from pasar.provider.runtime.sandbox import SandboxRuntime
 from pasar.provider.runtime.warm import WarmPool
@@ -79,6 +81,7 @@ START_SLACK_MS = 2_000  # the market's clock may trail ours by this much
 # per step of a warm lease. Its CPU-heavy work (benchmark, capacity proofs) runs in numpy or
 # torch, which release the GIL, so switching more often costs it little.
 GIL_SWITCH_INTERVAL_S = 0.001
+PIP_CACHE_DIR = "pip-cache"  # under the agent's home: the jobs' pip installs
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,8 @@ class AgentConfig:
     node_address: str = "127.0.0.1"
     # a multi-node job whose nodes are all on this machine gets a network of its own
     allow_cluster: bool = False
+    # where jobs' pip requirements are installed from, and how much of them is kept
+    pip: PipOptions = field(default_factory=PipOptions)
 
 
 def load_or_create_key(home: Path, name: str) -> Identity:
@@ -164,6 +169,10 @@ class Agent:
         self._feed_start: int | None = None
         self._events: queue.Queue[FeedEvent] = queue.Queue()  # the feed's, for _handle_events
         self.pool: WarmPool | None = None  # warm sandboxes, started by start()
+        # jobs' pip installs (``pip:``), made outside their sandboxes and shared read-only
+        self.pip = PipCache(
+            config.home / PIP_CACHE_DIR, config.pip.pip_args(), config.pip.cap_bytes
+        )
 
     # -- start-up ---------------------------------------------------------------------------------
 
@@ -464,6 +473,7 @@ class Agent:
             cheat=self._cheat_on(view.lease_id, view.order_id),
             pool=self.pool,
             seen_at=seen_at,
+            pip=self.pip,
         )
         with self._lock:
             self.state.running[lease_id] = executor

@@ -20,6 +20,7 @@ is already settled) and :meth:`release` (the agent is draining) stop the job ear
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -56,6 +57,7 @@ from pasar.provider.lease_job import (
     no_gpus,
 )
 from pasar.provider.market_api import MarketAPI
+from pasar.provider.pip_cache import PipCache
 from pasar.provider.runtime.base import Limits, Outcome, Runtime, enforcement
 from pasar.provider.runtime.warm import WarmPool, WarmSandbox, WarmSandboxBrokenError, runs_inline
 from pasar.provider.sealed import (
@@ -119,11 +121,14 @@ class LeaseExecutor:
         cheat: str | None = None,
         pool: WarmPool | None = None,
         seen_at: float | None = None,
+        pip: PipCache | None = None,
     ) -> None:
         self.timeline = Timeline(job.lease_id, seen_at)  # from the feed's match, if seen there
         self.timeline.mark("lease")
         self.api = api
         self.pool = pool  # warm sandboxes (sandbox runtime, ``--warm-pool`` > 0), else None
+        self.pip = pip  # the agent's pip cache, for a spec with ``pip:``
+        self._held = contextlib.ExitStack()  # the pip install this lease holds, until it ends
         self._warm: WarmSandbox | None = None  # taken for this lease, until its job starts
         self._taking: Callable[[], WarmSandbox | None] | None = None  # a take under way
         self._took: Limits | None = None  # the limits of the warm sandbox taken, if one was
@@ -210,6 +215,7 @@ class LeaseExecutor:
             if self._warm is not None:  # taken, but the job never started: it serves no other
                 self._warm.discard()
             shutil.rmtree(self.workdir, ignore_errors=True)
+            self._held.close()  # its pip install may be evicted again
             if self.job.shard == 0 and self._gang_network():  # the head: the gang is over
                 leave_gang_network(self.job.order_id)
             if self._took is not None and self.pool is not None:
@@ -324,7 +330,8 @@ class LeaseExecutor:
                        detail=detail[:MAX_DETAIL_CHARS])  # fmt: skip
 
     def _limits(self) -> Limits:
-        """The job's limits, with the GPUs the market allocated to the lease."""
+        """The job's limits, with the GPUs the market allocated to the lease and the pip
+        install its spec asked for (installed now: :meth:`_install_pip`)."""
         grants = self.gpus([device.model_dump() for device in self.job.devices])
         if grants:
             log.info(
@@ -337,7 +344,33 @@ class LeaseExecutor:
             limits = dataclasses.replace(limits, address_limit=False)  # the cgroup bounds it
         if self._gang_network():
             limits = dataclasses.replace(limits, netns=join_gang_network(self.job.order_id))
+        site = self._install_pip()
+        if site is not None:  # a warm sandbox never serves it (_take_warm): no bind there
+            limits = dataclasses.replace(limits, pip_site=site)
         return limits
+
+    def _install_pip(self) -> Path | None:
+        """The spec's ``pip:`` requirements installed outside the sandbox (binary wheels only,
+        from where the provider says: :mod:`pasar.provider.pip_cache`), held for this lease;
+        None without any. One that cannot be installed fails the lease, the job's fault
+        (``pip_install_failed``): the receipt's detail names it, with the hint."""
+        requirements = self.job.spec.pip
+        if not requirements:
+            return None
+        if self.pip is None:
+            raise LeaseFailedError("pip_install_failed", "this provider has no pip cache")
+        self._append_log(f"pasar: installing {', '.join(requirements)} (binary wheels only)\n")
+        try:
+            site = self._held.enter_context(
+                self.pip.holding(requirements, timeout_s=self.job.spec.max_duration)
+            )
+        except PasarError as exc:
+            hint = f" (hint: {exc.hint})" if exc.hint else ""
+            room = MAX_DETAIL_CHARS - len(hint)
+            text = exc.message if len(exc.message) <= room else exc.message[: room - 1] + "…"
+            raise LeaseFailedError("pip_install_failed", text + hint) from None
+        self.timeline.mark("pip")
+        return site
 
     def _gang_network(self) -> bool:
         """Whether this node joins its gang's private network on this machine: a multi-node
@@ -391,9 +424,12 @@ class LeaseExecutor:
     def _take_warm(self, limits: Limits) -> WarmSandbox | None:
         """A warm sandbox for this lease, or None to run it cold: there is no pool, or the
         lease is one a warm sandbox does not serve — a sealed job (its workdir is a tmpfs of
-        its own), an image, a cheat (devnet tests)."""
+        its own), an image, a pip install (bound as the sandbox starts), a cheat (devnet
+        tests)."""
         spec = self.job.spec
         if self.pool is None or self.job.sealed or spec.image is not None or self.cheat:
+            return None
+        if limits.pip_site is not None:
             return None
         if limits.netns is not None:  # a gang's network is joined as bwrap starts
             return None

@@ -290,3 +290,22 @@ def test_a_missing_required_output_fails_only_a_job_that_exited_0(tmp_path: Path
     assert failure is not None and failure.reason == "missing_outputs"
     assert failure.fault == FAILURE_FAULTS["missing_outputs"] == "job"
     assert "out.txt" in failure.detail and "extra.log" not in failure.detail
+
+
+def test_a_pip_requirement_that_cannot_install_ends_in_a_job_fault_receipt(
+    tmp_path: Path,
+) -> None:
+    from pasar.provider.pip_cache import PipCache
+
+    executor, api = _executor(tmp_path)
+    spec = JobSpec.build(**{**executor.job.spec.to_dict(), "pip": ["nosuchpkg==9"]})
+    executor.job = dataclasses.replace(executor.job, spec=spec)
+    links = tmp_path / "empty-links"
+    links.mkdir()
+    executor.pip = PipCache(tmp_path / "cache", ["--no-index", "--find-links", str(links)])
+    executor.run()  # the runtime is never reached: the install fails first
+    failure = _failure(api)
+    assert failure["reason"] == "pip_install_failed" and failure["fault"] == "job"
+    assert "nosuchpkg==9" in failure["detail"] and "--only-binary" in failure["detail"]
+    assert any("installing nosuchpkg==9" in line for line in api.logs)
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]

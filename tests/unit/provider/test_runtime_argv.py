@@ -278,3 +278,16 @@ def test_image_jobs_are_refused_by_runtimes_without_images(tmp_path: Path) -> No
     with pytest.raises(PasarError) as err:
         get_runtime("docker").start(tmp_path, "true", {}, LIMITS)
     assert err.value.code == "missing_image"
+
+
+def test_sandbox_binds_a_pip_install_read_only_first_on_the_python_path() -> None:
+    from pasar.provider.runtime.sandbox import PIP_MOUNT
+
+    limits = Limits(**{**LIMITS.__dict__, "pip_site": Path("/p/pip-cache/k/site")})
+    env = {"PYTHONPATH": "/work/lib"}
+    argv = bwrap_argv(Path("/w"), "true", env, limits, ROOT_HOST, job_uid=7)
+    assert ("/p/pip-cache/k/site", PIP_MOUNT) in pairs(argv, "--ro-bind")
+    assert pairs(argv, "--bind") == [("/w", "/work")]  # still the only writable bind
+    assert f"PYTHONPATH={PIP_MOUNT}:/work/lib" in argv  # before the job's own entries
+    plain = bwrap_argv(Path("/w"), "true", {}, LIMITS, ROOT_HOST, job_uid=7)
+    assert PIP_MOUNT not in plain and not any(a.startswith("PYTHONPATH=") for a in plain)

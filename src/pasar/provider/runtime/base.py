@@ -137,6 +137,9 @@ class Limits:
     # RLIMIT_AS at the job's memory (False only where a cgroup bounds the job's memory: Ray
     # maps its object store and reserves address space far beyond what it uses)
     address_limit: bool = True
+    # a pip install the job's spec asked for (:mod:`pasar.provider.pip_cache`): a host folder
+    # the runtime makes read-only to the job and puts first on its PYTHONPATH; None = none
+    pip_site: Path | None = None
 
     def __post_init__(self) -> None:
         for name in ("memory_bytes", "cpu_seconds", "max_processes", "max_file_bytes"):
@@ -233,6 +236,13 @@ def enforcement(runtime: Runtime) -> str:
     only; the default of a runtime that does not say)."""
     value = getattr(runtime, "enforcement", None)
     return value if isinstance(value, str) else "rlimit"
+
+
+def with_python_path(job_env: dict[str, str], first: str) -> dict[str, str]:
+    """``job_env`` with ``first`` at the head of its ``PYTHONPATH`` (a pip install before the
+    job's own entries and the provider's, so the version the job asked for is the one imported)."""
+    rest = job_env.get("PYTHONPATH")
+    return {**job_env, "PYTHONPATH": first if not rest else f"{first}{os.pathsep}{rest}"}
 
 
 def check_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -16,7 +16,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pasar.core.errors import PasarError
-from pasar.provider.runtime.base import Limits, RunHandle, check_env, gpu_env, prlimit_argv
+from pasar.provider.runtime.base import (
+    Limits,
+    RunHandle,
+    check_env,
+    gpu_env,
+    prlimit_argv,
+    with_python_path,
+)
 
 PROCESS_WARNING = (
     "WARNING: the process runtime does not isolate jobs. A job runs as your user, can read "
@@ -59,6 +66,8 @@ class ProcessRuntime:
             **check_env(env),
         }
         job_env.update(gpu_env(limits.gpus))  # nothing hides the others here: CUDA only
+        if limits.pip_site is not None:  # read-only by its file modes only: no sandbox here
+            job_env = with_python_path(job_env, str(limits.pip_site))
         argv = [*prlimit_argv(limits, processes=False), "/bin/sh", "-c", command]
         argv[0] = shutil.which("prlimit") or "prlimit"  # the job's PATH must not choose it
         return RunHandle(argv, limits=limits, env=job_env, cwd=workdir)

@@ -1,7 +1,8 @@
 """The default runtime: the job in a bubblewrap sandbox.
 
 What the job sees: ``/usr`` (and the ``/bin``, ``/lib``... links or directories that point into
-it) read-only, a few files of ``/etc`` read-only, the provider's Python read-only, a fresh
+it) read-only, a few files of ``/etc`` read-only, the provider's Python read-only, the pip
+install its spec asked for read-only at :data:`PIP_MOUNT` (first on its ``PYTHONPATH``), a fresh
 ``/proc`` and ``/dev``, private tmpfs ``/tmp`` and ``/dev/shm``, and its workdir at ``/work``
 — the only place on disk it can write. It does not see ``/home``, ``/root``, ``$PASAR_HOME``
 or anything else of the host: nothing is bound that is not listed in :func:`bwrap_argv`. All
@@ -65,6 +66,7 @@ from pasar.provider.runtime.base import (
     chown_tree,
     gpu_env,
     prlimit_argv,
+    with_python_path,
 )
 from pasar.provider.runtime.cgroups import CgroupSupport, JobCgroup, detect, remove_stale
 from pasar.provider.runtime.seccomp import arch_for, filter_program
@@ -77,6 +79,7 @@ ROOT_MODE_UID_SPAN = 500_000_000
 VENV_MOUNT = "/opt/pasar/venv"
 SOURCE_MOUNT = "/opt/pasar/src"  # the pasar package of a source checkout, read-only
 LAUNCH = "/opt/pasar/launch"  # the script that starts the job (setpriv, prlimit, env, sh)
+PIP_MOUNT = "/opt/pasar/pip"  # the job's pip install (Limits.pip_site), read-only
 TOP_LEVEL_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 ETC_ALWAYS = (
     "/etc/alternatives",  # Debian's links for awk, editor...
@@ -180,6 +183,8 @@ def bwrap_options(
             argv += ["--symlink", target, f"/{name}"]
     etc = ETC_ALWAYS + (ETC_NETWORK if limits.network else ())
     python = python_binds(host)
+    if limits.pip_site is not None:  # shared by every lease with the same requirements
+        python.append((str(limits.pip_site), PIP_MOUNT))
     launch = [LAUNCH] if launch_fd is not None else []
     argv += skeleton_dirs([*etc, *(dest for _, dest in python), *launch])
     for path in etc:
@@ -258,6 +263,8 @@ def job_environment(env: Mapping[str, str], limits: Limits, host: HostLayout) ->
     job_env = base_environment(host)
     job_env.update(check_env(env))
     job_env.update(gpu_env(limits.gpus))  # after the job's own: it sees its lease's GPUs
+    if limits.pip_site is not None:
+        job_env = with_python_path(job_env, PIP_MOUNT)
     return job_env
 
 
