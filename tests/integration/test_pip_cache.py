@@ -105,3 +105,54 @@ def test_the_cache_is_capped_least_recently_used_first(tmp_path: Path) -> None:
     first = ensure_install(root, ["pkga"], pip_args=offline(links), cap_bytes=10**9)
     second = ensure_install(root, ["pkgb"], pip_args=offline(links), cap_bytes=1)
     assert not first.exists() and second.exists()  # the older one went; the one in use stays
+
+
+def test_concurrent_leases_with_one_key_share_one_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from pasar.provider import pip_cache
+
+    links = tmp_path / "wheels"
+    build_wheel(links)
+    runs: list[list[str]] = []
+    real_run = subprocess.run
+
+    def counting_run(argv: list[str], **kwargs: object) -> object:
+        runs.append(argv)
+        return real_run(argv, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(pip_cache.subprocess, "run", counting_run)
+    cache = pip_cache.PipCache(tmp_path / "cache", offline(links))
+    sites: list[Path] = []
+    inside = threading.Barrier(2, timeout=30)
+
+    def lease(spelling: str) -> None:
+        with cache.holding([spelling], timeout_s=60) as site:
+            sites.append(site)
+            inside.wait()  # both hold the install at once
+
+    threads = [threading.Thread(target=lease, args=(s,)) for s in ("tinypkg==1.0", "TinyPkg==1.0")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(sites) == 2 and sites[0] == sites[1]
+    assert len([argv for argv in runs if "install" in argv]) == 1  # one pip install, shared
+
+
+def test_an_install_a_running_lease_holds_is_never_evicted(tmp_path: Path) -> None:
+    from pasar.provider.pip_cache import PipCache
+
+    links = tmp_path / "wheels"
+    build_wheel(links, "pkga")
+    build_wheel(links, "pkgb")
+    cache = PipCache(tmp_path / "cache", offline(links), cap_bytes=1)
+    with (
+        cache.holding(["pkga"], timeout_s=60) as held,
+        cache.holding(["pkgb"], timeout_s=60) as other,
+    ):
+        assert held.exists() and other.exists()  # over the cap, but both in use
+    with cache.holding(["pkgb"], timeout_s=60):
+        assert not held.exists()  # released: the least recently used goes

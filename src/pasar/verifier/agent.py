@@ -19,9 +19,11 @@ from pasar.api.feed import FeedEvent
 from pasar.client import calls
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
-from pasar.provider.agent import load_or_create_key
+from pasar.provider.agent import PIP_CACHE_DIR, load_or_create_key
 from pasar.provider.executor import LeaseExecutor, clear_workroot, workroot_for
 from pasar.provider.market_api import MarketAPI
+from pasar.provider.pip_cache import PipCache
+from pasar.provider.pip_options import pip_options_from_config
 from pasar.provider.runtime.base import Runtime, check_usable, get_runtime
 from pasar.provider.sealed import clear_sealed_workroot, sealed_workroot
 from pasar.verifier import VERIFIER_KEY
@@ -58,6 +60,10 @@ class VerifierAgent:
         self.identity = load_or_create_key(config.home, config.key_name)
         self.runtime: Runtime = get_runtime(config.runtime)
         self.api = MarketAPI(config.market, self.identity, home=config.home)
+        # a re-run of a job with pip: needs its install, as the provider made it; where from:
+        # the [pip] table of config.toml (pasar.provider.pip_options), else pip's defaults
+        pip = pip_options_from_config(config.home)
+        self.pip = PipCache(config.home / PIP_CACHE_DIR, pip.pip_args(), pip.cap_bytes)
         self.state = VerifierState()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -132,6 +138,7 @@ class VerifierAgent:
         sealed = (view.spec or {}).get("privacy") == "sealed"  # its plaintext stays in memory
         root = sealed_workroot(self.config.home) if sealed else workroot_for(self.config.home)
         executor = CheckExecutor(self.api, self.runtime, view, workroot=root)
+        executor.pip = self.pip
         executor.on_done = self._done
         with self._lock:
             self.state.running[check_id] = executor

@@ -5,6 +5,7 @@ discarded, never handed to another lease. Fakes only (the real pool: tests/attac
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,27 @@ def test_a_warm_sandbox_taken_while_inputs_failed_to_lay_out_is_discarded(
     executor.run()
     assert warm.started == [] and warm.discarded
     assert api.receipts[0]["failure"]["reason"] == "input_conflict"
+
+
+def test_a_lease_with_pip_requirements_runs_cold_with_its_install(tmp_path: Path) -> None:
+    class FakePip:
+        @contextlib.contextmanager
+        def holding(self, requirements: Any, timeout_s: float | None) -> Iterator[Path]:
+            assert tuple(requirements) == ("tinypkg==0.1",)
+            yield tmp_path / "site"
+
+    started: list[Limits] = []
+
+    class Recording(FakeRuntime):
+        def start(self, workdir: Path, command: str, env: Mapping[str, str], limits: Limits,
+                  *, image: str | None = None) -> FakeHandle:  # fmt: skip
+            started.append(limits)
+            return super().start(workdir, command, env, limits, image=image)
+
+    pool = FakePool(FakeWarm(tmp_path / "work"))
+    executor, api = _lease(tmp_path, pool, Recording(), pip=["tinypkg==0.1"])
+    executor.pip = FakePip()  # type: ignore[assignment]
+    executor.run()
+    assert pool.asked == []  # no warm sandbox: the install is bound as the sandbox starts
+    assert [x.pip_site for x in started] == [tmp_path / "site"]
+    assert api.receipts[0]["exit_code"] == 0
