@@ -848,7 +848,12 @@ def test_a_job_that_never_writes_its_output_fails_naming_it(
     spec.write_text(FORGETFUL_JOB.format(out="{path: out.txt, optional: true}"), encoding="utf-8")
     run = pasar("launch", str(spec), "--yes", "--wait", home=home, market=url)
     assert run.returncode == 0, run.stdout + run.stderr
+    warned = [x for x in run.stdout.splitlines() if x.startswith("warning:")]
+    assert warned == ["warning: shard 0: missing output out.txt (optional)"], run.stdout
     order_id = next(w for w in run.stdout.split() if w.startswith("o-")).rstrip(":")
+    with Client(url, home=home) as client:
+        sdk = client.job(order_id).result(tmp_path / "sdk2")
+    assert sdk.warnings == ["shard 0: missing output out.txt (optional)"] and sdk.ok
     logs = pasar("logs", order_id, home=home, market=url)
     assert "warning: missing outputs: out.txt (optional)" in logs.stdout, logs.stdout
     got = pasar("result", order_id, "-d", str(tmp_path / "got2"), home=home, market=url)

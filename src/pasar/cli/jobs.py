@@ -306,21 +306,33 @@ def launch(
                 markup=False,
             )
             raise
+    _report_end(job.id, plan, order, json)
+
+
+def _report_end(order_id: str, plan: dict[str, Any], order: OrderView, json: bool) -> None:
+    """``launch --wait``'s end: the bill, one warning line per optional output a lease did not
+    write (a missing required one fails its lease), exit 1 if a lease failed."""
+    from pasar.client.results import output_warnings
+
     ok = order_ok(order)
+    warnings = output_warnings(order.wire())
     if json:
         print_json(
             {
                 "dry_run": False,
-                "order_id": job.id,
+                "order_id": order_id,
                 **plan,
                 "order": order.wire(),
                 "bill": bill_rows(order),
                 "exit_codes": exit_codes(order),
                 "ok": ok,
+                "warnings": warnings,
             }
         )
     else:
         print_bill(order)
+        for line in warnings:
+            console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     if not ok:
         raise typer.Exit(1)
 
@@ -514,12 +526,7 @@ def result(
                 }
             )
     # a job may skip an optional output: said, not failed (a required one fails the lease)
-    warnings = [
-        f"shard {shard.shard}: {note}"
-        for shard in res.shards
-        if isinstance(note := receipts.get(shard.lease_id, {}).get("note"), str)
-        and note.startswith("missing outputs:")
-    ]
+    warnings = res.warnings
     data = {
         "order_id": order_id,
         "dest": str(dest),

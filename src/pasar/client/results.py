@@ -58,6 +58,8 @@ class ShardResult:
     dir: Path
     files: tuple[Path, ...]
     ended_because: str | None = None
+    # the optional outputs this lease did not write, one line each (:func:`missing_optional`)
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,41 @@ class JobResult:
     def ok(self) -> bool:
         """Every lease exited 0."""
         return all(code == 0 for code in self.exit_codes)
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per optional output a lease did not write (a job may skip those; a
+        missing required output fails its lease instead)."""
+        return [w for s in self.shards for w in s.warnings]
+
+
+def missing_optional(order: dict[str, Any], lease: dict[str, Any]) -> list[str]:
+    """``shard N: missing output PATH (optional)`` for each optional output of the order's
+    spec (``{path: ..., optional: true}``) that ``lease``'s receipt does not list, itself or a
+    file under it. A sealed order's view has no outputs (they are private): nothing then."""
+    declared = order.get("spec", {}).get("outputs", [])
+    optional = [o["path"] for o in declared if isinstance(o, dict) and o.get("optional")]
+    written = [
+        str(o.get("path"))
+        for o in (lease.get("receipt") or {}).get("outputs", [])
+        if isinstance(o, dict)
+    ]
+    return [
+        f"shard {lease['shard']}: missing output {path} (optional)"
+        for path in optional
+        if not any(w == path or w.startswith(path.rstrip("/") + "/") for w in written)
+    ]
+
+
+def output_warnings(order: dict[str, Any]) -> list[str]:
+    """:func:`missing_optional` for every settled lease of ``order`` (what ``launch --wait``
+    says after the bill, as :attr:`JobResult.warnings` does for a fetched result)."""
+    return [
+        w
+        for lease in order.get("leases", [])
+        if lease.get("status") in ("settled", "held")
+        for w in missing_optional(order, lease)
+    ]
 
 
 def shard_dir(dest: Path, shard: int, leases: int) -> Path:
@@ -215,6 +252,7 @@ def plan(
             folder,
             tuple(f.dest for f in files),
             end_reason(lease),
+            tuple(missing_optional(order, lease)),
         )
         out.append((result, files))
     return out
