@@ -700,3 +700,19 @@ def test_launch_uploads_inputs_and_private_part_together_and_no_order_if_one_fai
         client_for(market(sha(b"b.txt"))).launch(spec, base_dir=tmp_path)
     assert err.value.code == "blob_too_large"
     assert "POST /v1/orders" not in seen  # nothing escrowed for a job whose inputs failed
+
+
+def test_a_shard_failed_for_the_jobs_own_fault_raises_its_reason() -> None:
+    from pasar.client.remote import RemoteError, job_failure_error
+
+    def order(status: str, fault: str) -> dict[str, Any]:
+        failure = {"reason": "pip_install_failed", "fault": fault, "detail": "no wheel: x==1"}
+        lease = {"shard": 0, "status": status, "receipt": {"failure": failure}}
+        return {"order_id": "o-1", "leases": [lease]}
+
+    err = job_failure_error(order("failed", "job"), 0)
+    assert isinstance(err, RemoteError) and err.code == "pip_install_failed"
+    assert "no wheel: x==1" in str(err) and err.index == 0 and err.order_id == "o-1"
+    assert job_failure_error(order("failed", "provider"), 0) is None  # re-queued elsewhere
+    assert job_failure_error(order("settled", "job"), 0) is None
+    assert job_failure_error({"order_id": "o-1", "leases": []}, 0) is None
