@@ -49,3 +49,23 @@ def test_a_bad_pip_table_names_its_key(tmp_path: Path) -> None:
     with pytest.raises(PasarError) as err:
         pip_options_from_config(tmp_path)
     assert err.value.field == "pip.extra_index_url"
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--pip-no-index"], "--pip-no-index"),
+        (["--pip-find-links", "/no/such/wheels"], "/no/such/wheels"),
+        (["--pip-index-url", "--extra-index-url=x"], "--extra-index-url=x"),
+    ],
+)
+def test_provider_start_refuses_bad_pip_flags_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], named: str
+) -> None:
+    from pasar.cli.main import main
+
+    home = ["--home", str(tmp_path)]
+    code = main(["provider", "start", "--market", "http://127.0.0.1:9", *home, *flags])
+    assert code == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "keys").exists()  # refused before the agent made its key
