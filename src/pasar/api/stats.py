@@ -10,6 +10,7 @@ class GpuModelStats(WireModel):
     gpus: int
     free: int
     median_ask_per_hour: str | None
+    min_ask_per_hour: str | None = None  # the cheapest ask (the dashboard's min/median)
     median_lease_price_per_hour: str | None
 
 

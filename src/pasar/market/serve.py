@@ -42,6 +42,7 @@ from pasar.crypto.tls import client_ca, fingerprint_of_pem, self_signed
 from pasar.market.app import create_app
 from pasar.market.chain import ChainBuilder
 from pasar.market.config import MarketConfig
+from pasar.market.dashboard import routes as dashboard
 from pasar.market.engine import Engine
 from pasar.market.logging import configure_logging, log_event
 from pasar.market.notifier import Notifier
@@ -67,6 +68,7 @@ BUSINESS_ROUTERS = (
     capacity.router,
     tls_routes.router,
     tee.router,
+    dashboard.router,  # /ui (and / → /ui for browsers): HTML pages, outside the /v1 API
 )
 LISTENING_PREFIX = "pasar market listening on "
 SHUTDOWN_GRACE_S = 5  # open feeds and long polls get this long to finish on SIGTERM

@@ -23,6 +23,10 @@ def _median(prices: list[Money]) -> str | None:
     return median_low(sorted(prices, key=lambda m: m.micros)).to_json()
 
 
+def _cheapest(prices: list[Money]) -> str | None:
+    return min(prices, key=lambda m: m.micros).to_json() if prices else None
+
+
 def network_stats(state: MarketState) -> Stats:
     gpus: Counter[str] = Counter()
     free_gpus: Counter[str] = Counter()
@@ -66,6 +70,7 @@ def network_stats(state: MarketState) -> Stats:
                 gpus=count,
                 free=free_gpus.get(family, 0),
                 median_ask_per_hour=_median(asks.get(family, [])),
+                min_ask_per_hour=_cheapest(asks.get(family, [])),
                 median_lease_price_per_hour=_median(leased.get(family, [])),
             )
             for family, count in sorted(gpus.items(), key=lambda kv: (-kv[1], kv[0]))
