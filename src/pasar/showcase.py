@@ -188,6 +188,11 @@ class Showcase:
             if self._client is not None:
                 self._client.close()
         passed = sum(ok for _, ok in self.checks)
+        if self._client is not None:  # the network started: its dashboard is worth a look
+            self.say(
+                f"dashboard: {self.net.url}/ui (network, prices, providers, jobs, the chain; "
+                "this demo's network stops now: `pasar devnet up` keeps one running)"
+            )
         self.console.print()
         self.console.rule(
             f"[bold]{passed}/{len(self.checks)} checks passed in "
@@ -215,6 +220,7 @@ class Showcase:
             f"the client's spendable balance: {balance}; each provider runs jobs in a sandbox. "
             "(`pasar devnet up` starts the same network and keeps it up for your own jobs.)"
         )
+        self.say(f"watch it live in a browser while the demo runs: {self.net.url}/ui")
 
     # -- 2. hello, through a reverse auction ------------------------------------------------------
 

@@ -210,6 +210,7 @@ def test_up_runs_the_examples_and_ctrl_c_stops_every_process(
     assert up.exports["PASAR_HOME"] == str(tmp_path / "net" / "client")
     config = (tmp_path / "net" / "client" / "config.toml").read_text()
     assert config == f'market = "{up.exports["PASAR_MARKET"]}"\n'
+    assert f"dashboard: {up.exports['PASAR_MARKET']}/ui" in up.text()
     assert all(not gone(pid) for pid in up.pids)
 
     env = up.client_env()

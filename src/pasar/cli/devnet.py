@@ -210,6 +210,7 @@ def _print_network(net: Devnet) -> None:
         console.print(f"  {name:<11} {ident}  [dim]{note}[/]", soft_wrap=True, highlight=False)
     # plain prints: one line each, never wrapped, for people to copy and scripts to read
     print(f"market URL: {net.url}", flush=True)
+    print(f"dashboard: {net.url}/ui  (or: pasar dashboard)", flush=True)
     for line in net.export_lines():
         print(line, flush=True)
 

@@ -60,6 +60,7 @@ GROUPS: dict[str, str] = {
         "devnet",
         "tee",
         "cluster",
+        "dashboard",
     )
 } | {"config": "config"}
 HELP = "pasar: an open, decentralized GPU/CPU compute market."

@@ -25,6 +25,7 @@ from pasar.api import txs
 from pasar.api.accounts import Balance
 from pasar.api.base import JSONObject, parse
 from pasar.api.checks import CheckView, VerifierInfo
+from pasar.api.dashboard import LoginChallenge
 from pasar.api.feed import FeedPage
 from pasar.api.health import Health
 from pasar.api.leases import Challenge, LeaseView, LogAppended
@@ -181,6 +182,11 @@ def offers(query: str, order: str | None, limit: int, include_offline: bool = Fa
 
 def stats() -> Call[Any]:
     return Call("GET", "/v1/stats")
+
+
+def dashboard_challenge() -> Call[LoginChallenge]:
+    """A challenge to sign in to the market's dashboard with (``pasar dashboard login``)."""
+    return Call("GET", "/ui/login/challenge", parse=_model(LoginChallenge))
 
 
 def account(account_id: str) -> Call[Balance]:

@@ -218,6 +218,23 @@ class Client:
         """Providers, GPUs, CPUs, utilization, jobs by status."""
         return dict(self._call(calls.stats()))
 
+    def dashboard_url(self) -> str:
+        """The market's web dashboard (``/ui``)."""
+        return f"{self.transport.base_url}/ui"
+
+    def dashboard_login_url(self) -> str:
+        """A one-time link that signs this key in to the market's dashboard: the market's
+        challenge signed with this client's key (:mod:`pasar.api.dashboard`). It is good for
+        two minutes and once; the browser then holds a token for an hour."""
+        from urllib.parse import urlencode
+
+        from pasar.api.dashboard import LOGIN_PATH, login_message
+
+        challenge = self._call(calls.dashboard_challenge()).challenge
+        sig = self.identity.sign(login_message(challenge)).hex()
+        query = urlencode({"challenge": challenge, "account": self.account_id, "sig": sig})
+        return f"{self.transport.base_url}{LOGIN_PATH}?{query}"
+
     def balance(self, account: str | None = None) -> dict[str, Any]:
         """Spendable balance, earnings, stake and escrow of ``account`` (default: this key's)."""
         return self._call(calls.account(account or self.account_id)).wire()
