@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q
 
-.PHONY: demo test lint unit bench install dev clean system-deps
+.PHONY: demo test lint unit bench install dev clean system-deps screenshots
 
 # For demo and test the system check comes before the venv, also under `make -j`.
 SYSTEM_DEPS := $(if $(filter demo test,$(MAKECMDGOALS)),system-deps)
@@ -16,8 +16,8 @@ SYSTEM_DEPS := $(if $(filter demo test,$(MAKECMDGOALS)),system-deps)
 $(BIN)/python: | $(SYSTEM_DEPS)
 	$(PYTHON) -m venv $(VENV)
 
-system-deps:
-	@scripts/ensure-system-deps bubblewrap
+system-deps:  # the browser only for the tests (the dashboard's are in a real chromium)
+	@scripts/ensure-system-deps bubblewrap $(if $(filter test,$(MAKECMDGOALS)),chromium)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) -e .
@@ -46,6 +46,11 @@ test: system-deps lint unit
 
 bench: $(VENV)/.dev-installed
 	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+# the dashboard's pages as docs/screenshots/*.png (a local devnet, a few jobs, chromium)
+screenshots: $(VENV)/.dev-installed
+	@scripts/ensure-system-deps bubblewrap chromium
+	$(BIN)/python scripts/dashboard_screenshots.py docs/screenshots
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis demo-out

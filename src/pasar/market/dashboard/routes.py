@@ -56,6 +56,17 @@ def _short(account: str | None) -> str:
     return account if len(account) <= 16 else f"{account[:9]}…{account[-4:]}"
 
 
+def _spec_value(value: object, key: str) -> str:
+    """A spec field for people: durations in seconds say so, structures as JSON."""
+    import json
+
+    if key.endswith("duration") and isinstance(value, int):
+        return f"{value} s"
+    if isinstance(value, dict | list | bool) or value is None:
+        return json.dumps(value)
+    return str(value)
+
+
 def _percent(ratio: str | float) -> str:
     return f"{float(ratio) * 100:.1f} %"
 
@@ -66,7 +77,9 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_ENV.filters.update(when=_when, short=_short, percent=_percent, clock=clock_text)
+_ENV.filters.update(
+    when=_when, short=_short, percent=_percent, clock=clock_text, spec_value=_spec_value
+)
 _ENV.globals.update(line_chart=line_chart, bar_chart=bar_chart, refresh_s=REFRESH_S)
 
 
