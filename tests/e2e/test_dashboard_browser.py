@@ -39,6 +39,19 @@ JOB = {
 }
 WAIT_MS = 30_000  # for the live refresh to show a change (it polls every 5 s)
 
+
+def _attacklib() -> Any:
+    """tests/attacks/attacklib.py (its conservation and audit checks), loaded by path."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "attacks" / "attacklib.py"
+    spec = importlib.util.spec_from_file_location("pasar_attacklib", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is missing")
 pytestmark = needs_bwrap
 
@@ -136,6 +149,7 @@ def test_a_finished_job_is_listed_with_its_bill(scene: Scene) -> None:
     page.wait_for_url(f"**/ui/jobs/{scene.job_id}")
     assert page.locator(".bill").first.get_attribute("data-billed") == billed[0]
     assert SECRET not in page.content()  # the public page: requirements, never envs
+    _attacklib().assert_conserved(scene.url)  # no micro-unit lost on the way
 
 
 def test_private_fields_only_for_the_signed_in_owner(scene: Scene, browser: Any) -> None:

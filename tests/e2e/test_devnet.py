@@ -384,6 +384,7 @@ def test_demo_passes_its_checks_and_writes_render_png(tmp_path: Path) -> None:
     for part in ("reverse auction", "render", "training", "@pasar.remote", "cheater", "audit"):
         assert part in text
     assert "✗" not in text
+    assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/ui", text)  # it ends by saying where
     assert "outvoted and not paid" in text and "was slashed" in text  # the caught cheater
     width, height, raw = read_png(out / "render.png")
     assert (width, height) == (600, 400)

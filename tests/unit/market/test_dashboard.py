@@ -255,3 +255,17 @@ def test_static_files_ship_with_the_package(market: Any) -> None:
     assert js.status_code == 200 and "crypto.subtle.verify" in js.text
     assert http.get("/ui/static/../routes.py").status_code == 404
     assert Path(views.__file__).with_name("templates").joinpath("base.html").exists()
+
+
+def test_a_hostile_providers_text_is_escaped(market: Any) -> None:
+    """A provider names its own region: markup in it is shown as text, never run (and the
+    page's CSP would refuse an inline script anyway)."""
+    http = market["http"]
+    hostile = Identity.generate()
+    body = {**PROVIDER_BODY, "region": '<script>alert("x")</script>'}
+    Transport(URL, http=http).post_signed("/v1/providers", body, hostile)
+    html = page(http, f"/ui/providers/{hostile.account_id}")
+    assert "<script>alert" not in html and "&lt;script&gt;alert" in html
+    reply = http.get(f"/ui/providers/{hostile.account_id}")
+    assert "script-src" not in reply.headers["content-security-policy"]  # default-src 'self'
+    assert "default-src 'self'" in reply.headers["content-security-policy"]
