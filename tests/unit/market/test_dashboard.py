@@ -112,6 +112,15 @@ def test_network_table_is_the_stats_api(market: Any) -> None:
     assert "<svg" in html or "no data yet" in html
 
 
+def test_prices_page_draws_the_sampled_asks_with_their_numbers(market: Any) -> None:
+    service = market["app"].state.service
+    ring = SampleRing()
+    data = views.prices_page(service, ring)
+    assert [price for _, price in data["ask_chart"]["A100"]] == [1.5]
+    html = page(market["http"], "/ui/prices")
+    assert 'aria-label="median ask (USDC/GPU-h)"' in html and "1.50 USDC/GPU-h" in html
+
+
 def test_fragment_is_only_the_main_part(market: Any) -> None:
     html = page(market["http"], "/ui?fragment=1")
     assert "<html" not in html and 'data-stat="providers"' in html

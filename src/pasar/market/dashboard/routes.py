@@ -135,8 +135,8 @@ def network(request: Request) -> Response:
 
 @router.get("/ui/prices")
 def prices(request: Request) -> Response:
-    views.sample(service_of(request), _ring(request))
-    return _render(request, "prices.html", live=True, **views.prices_page(service_of(request)))
+    data = views.prices_page(service_of(request), _ring(request))
+    return _render(request, "prices.html", live=True, **data)
 
 
 @router.get("/ui/providers")

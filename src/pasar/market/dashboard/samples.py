@@ -2,9 +2,10 @@
 
 The state knows what *is* (who is busy now), and its records carry when orders were made and
 leases ran, which is enough for jobs per hour, fees and prices over time (see
-:mod:`pasar.market.dashboard.views`). Utilization over time is not in the state: nothing
-records how many GPUs were free a minute ago. So the dashboard samples it, at most once per
-``every_ms``, whenever a page or a live refresh is served, into a ring of ``size`` samples
+:mod:`pasar.market.dashboard.views`). Utilization and asks over time are not in the state:
+nothing records how many GPUs were free, or what they were offered at, a minute ago. So the
+dashboard samples them, at most once per ``every_ms``, whenever a page or a live refresh is
+served, into a ring of ``size`` samples
 (720 × 5 s: an hour of an open page). It lives in memory only: a restarted market starts a new
 series, and a market nobody looks at keeps none. That is what the dashboard says under the chart.
 """
@@ -12,7 +13,7 @@ series, and a market nobody looks at keeps none. That is what the dashboard says
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pasar.api.stats import Stats
 
@@ -26,6 +27,8 @@ class Sample:
     gpu_utilization: float  # 0..1
     cpu_utilization: float  # 0..1
     leases_running: int
+    # the median ask per GPU-hour of each model then (units of the currency, for drawing)
+    asks: dict[str, float] = field(default_factory=dict)
 
 
 class SampleRing:
@@ -45,6 +48,11 @@ class SampleRing:
                 gpu_utilization=float(stats.gpu_utilization),
                 cpu_utilization=float(stats.cpu_utilization),
                 leases_running=stats.leases_running,
+                asks={
+                    m.model: float(m.median_ask_per_hour.split()[0])
+                    for m in stats.models
+                    if m.median_ask_per_hour is not None
+                },
             )
         )
 

@@ -137,9 +137,14 @@ def _median(prices: list[Money]) -> Money:
     return median_low(sorted(prices, key=lambda m: m.micros))
 
 
-def prices_page(service: MarketService) -> dict[str, Any]:
+def prices_page(service: MarketService, ring: SampleRing) -> dict[str, Any]:
     """Lease prices per GPU model (or CPU core) per hour, and per mechanism, from the newest
-    leases; and the asks standing now (the statistics' models)."""
+    leases; the asks standing now (the statistics' models) and as sampled (the ring)."""
+    sample(service, ring)
+    asks: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for s in ring.samples():
+        for model, ask in s.asks.items():
+            asks[model].append((s.at, ask))
     by_hour: dict[str, dict[int, list[Money]]] = defaultdict(lambda: defaultdict(list))
     by_mechanism: dict[tuple[str, str], list[Money]] = defaultdict(list)
     with service.lock:
@@ -182,6 +187,8 @@ def prices_page(service: MarketService) -> dict[str, Any]:
             kind: [(hour, _units(_median(prices))) for hour, prices in sorted(hours.items())]
             for kind, hours in sorted(by_hour.items())
         },
+        "ask_chart": dict(sorted(asks.items())),
+        "sample_every_s": ring.every_ms // 1000,
         "mechanism_bars": [
             (f"{r['kind']} · {r['mechanism']}", r["median_units"]) for r in mechanism_rows
         ],
