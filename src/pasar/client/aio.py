@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from pasar.api.quote import QuoteResponse
 from pasar.client import calls
 from pasar.client.calls import Call, Emit
-from pasar.client.client import UPLOAD_THREADS
+from pasar.client.client import UPLOAD_THREADS, login_url
 from pasar.client.config import client_identity, market_url
 from pasar.client.inputs import collect_inputs, load_job, private_part_of
 from pasar.client.results import JobResult, accept, plan
@@ -179,6 +179,15 @@ class AsyncClient:
     async def gpus(self) -> list[dict[str, Any]]:
         """See :meth:`pasar.Client.gpus`."""
         return list((await self.stats())["models"])
+
+    def dashboard_url(self) -> str:
+        """See :meth:`pasar.Client.dashboard_url`."""
+        return f"{self.transport.base_url}/ui"
+
+    async def dashboard_login_url(self) -> str:
+        """See :meth:`pasar.Client.dashboard_login_url`."""
+        challenge = (await self._call(calls.dashboard_challenge())).challenge
+        return login_url(self.transport.base_url, challenge, self.identity)
 
     async def stats(self) -> dict[str, Any]:
         """See :meth:`pasar.Client.stats`."""

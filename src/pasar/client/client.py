@@ -226,14 +226,8 @@ class Client:
         """A one-time link that signs this key in to the market's dashboard: the market's
         challenge signed with this client's key (:mod:`pasar.api.dashboard`). It is good for
         two minutes and once; the browser then holds a token for an hour."""
-        from urllib.parse import urlencode
-
-        from pasar.api.dashboard import LOGIN_PATH, login_message
-
         challenge = self._call(calls.dashboard_challenge()).challenge
-        sig = self.identity.sign(login_message(challenge)).hex()
-        query = urlencode({"challenge": challenge, "account": self.account_id, "sig": sig})
-        return f"{self.transport.base_url}{LOGIN_PATH}?{query}"
+        return login_url(self.transport.base_url, challenge, self.identity)
 
     def balance(self, account: str | None = None) -> dict[str, Any]:
         """Spendable balance, earnings, stake and escrow of ``account`` (default: this key's)."""
@@ -251,6 +245,17 @@ class Client:
         """One verifier's check of a lease (a lease view lists its ``checks``): who re-ran it,
         whether it agreed, its root (for the order's client, providers and verifiers)."""
         return self._call(calls.check(check_id)).wire()
+
+
+def login_url(base_url: str, challenge: str, identity: Identity) -> str:
+    """The dashboard's sign-in link for ``challenge``, signed by ``identity``."""
+    from urllib.parse import urlencode
+
+    from pasar.api.dashboard import LOGIN_PATH, login_message
+
+    sig = identity.sign(login_message(challenge)).hex()
+    query = urlencode({"challenge": challenge, "account": identity.account_id, "sig": sig})
+    return f"{base_url}{LOGIN_PATH}?{query}"
 
 
 class Job:

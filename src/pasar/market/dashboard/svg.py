@@ -52,8 +52,8 @@ def line_chart(series: dict[str, Sequence[Point]], *, unit: str, title: str) -> 
         'class="axis"/>',
         f'<text x="{PAD_LEFT - 4}" y="{PAD_TOP + 10}" text-anchor="end">{_number(top)}</text>',
         f'<text x="{PAD_LEFT - 4}" y="{PAD_TOP + inner_h}" text-anchor="end">0</text>',
-        f'<text x="{PAD_LEFT - 4}" y="{PAD_TOP + inner_h / 2}" text-anchor="end">'
-        f"{escape(unit)}</text>",
+        f'<text transform="rotate(-90)" x="{-(PAD_TOP + inner_h / 2)}" y="14" '
+        f'text-anchor="middle">{escape(unit)}</text>',
         f'<text x="{PAD_LEFT}" y="{HEIGHT - 8}">{clock_text(x0)} UTC</text>',
         f'<text x="{WIDTH - PAD_RIGHT}" y="{HEIGHT - 8}" text-anchor="end">'
         f"{clock_text(x1)} UTC</text>",
