@@ -278,3 +278,13 @@ def test_a_hostile_providers_text_is_escaped(market: Any) -> None:
     reply = http.get(f"/ui/providers/{hostile.account_id}")
     assert "script-src" not in reply.headers["content-security-policy"]  # default-src 'self'
     assert "default-src 'self'" in reply.headers["content-security-policy"]
+
+
+def test_pages_spend_the_addresss_request_budget(tmp_path: Path) -> None:
+    """A client hammering the pages is refused (429) like one hammering the API's reads."""
+    config = MarketConfig(
+        home=tmp_path / "m", db_url=f"sqlite:///{tmp_path / 'm.db'}", devnet=True, rate_per_s=1
+    )
+    with TestClient(build_app(config), base_url=URL) as http:
+        codes = [http.get("/ui/jobs").status_code for _ in range(5)]
+    assert codes[0] == 200 and codes[-1] == 429

@@ -15,7 +15,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -23,13 +23,15 @@ from pasar.api.dashboard import LoginChallenge
 from pasar.api.status import ORDER_STATUSES
 from pasar.core.errors import PasarError
 from pasar.crypto.canonical import INT_MAX
-from pasar.market.auth import request_clock
+from pasar.market.auth import request_clock, request_signer
 from pasar.market.dashboard import signin, views
 from pasar.market.dashboard.samples import SampleRing
 from pasar.market.dashboard.svg import bar_chart, clock_text, line_chart
 from pasar.market.routes.common import service_of
 
-router = APIRouter(include_in_schema=False)
+#: every page spends from its address's request budget, as the API's public reads do
+#: (:mod:`pasar.market.ratelimit`): a page costs more than a JSON read, never less
+router = APIRouter(include_in_schema=False, dependencies=[Depends(request_signer)])
 REFRESH_S = 5
 STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 #: only the page's own files: no inline script, no other origin (the JSON data blocks are inert)
