@@ -99,13 +99,13 @@ def run(jobs: int, rounds: int) -> dict[str, Any]:
             "billed_leases": sum(1 for x in state.leases.values() if x.charges is not None),
         }
         order_id = launched[-1].id
-        provider = providers[0].account_id
+        provider_id = providers[0].account_id
         height = app.state.service.store.head_block().height
         pages = {
             "network": "/ui",
             "prices": "/ui/prices",
             "providers": "/ui/providers?sort=earnings&desc=true",
-            "provider": f"/ui/providers/{provider}",
+            "provider": f"/ui/providers/{provider_id}",
             "jobs": "/ui/jobs",
             "job": f"/ui/jobs/{order_id}",
             "chain": "/ui/chain",
