@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pasar.api.leases import Challenge
 from pasar.api.txs import TxBody
@@ -59,6 +60,17 @@ CAPACITY_CHANGES = frozenset(
 QUIET_TXS = frozenset({"heartbeat", "match", "liveness.challenge", "liveness.answer"})
 
 
+@dataclass(frozen=True)
+class StartAudit:
+    """What the market checked of its own log when it started (:meth:`MarketService.recover`):
+    every block's signature and links and every envelope, then the whole state replayed. The
+    dashboard shows it as the chain's audit status; ``pasar audit`` re-checks independently."""
+
+    at_ms: int
+    blocks: int
+    txs: int
+
+
 class MarketService:
     """State, log, notifier and the market's key, behind one lock."""
 
@@ -81,6 +93,8 @@ class MarketService:
         self.notifier = notifier or Notifier()
         self.lock = threading.RLock()
         self.capacity_changed = True  # the engine retries unmatched orders when this is set
+        # what :meth:`recover` verified and replayed at start (shown as the chain's audit status)
+        self.verified_at_start: StartAudit | None = None
         self._wake_hooks: list[Callable[[], None]] = []  # the engine's "look now"
         self._on_arrival: Callable[[str], None] | None = None  # the engine's "match this order"
         timing = preset.timing
@@ -143,7 +157,8 @@ class MarketService:
         """
         with self.lock:
             records = self.store.txs()
-            verify_log(self.store.blocks(), records, market_account=self.identity.account_id)
+            blocks = self.store.blocks()
+            verify_log(blocks, records, market_account=self.identity.account_id)
             state = self._fresh_state()
             count = 0
             for record in records:
@@ -151,6 +166,7 @@ class MarketService:
                 count += 1
             self.state = state
             self.capacity_changed = True
+            self.verified_at_start = StartAudit(self.clock(), len(blocks), count)
             return count
 
     # -- the write path ----------------------------------------------------------------------------

@@ -169,6 +169,10 @@ def test_chain_pages_list_blocks_with_their_data(market: Any) -> None:
     block = page(http, f"/ui/chain/{head.height}")
     assert head.hash in block and 'id="block-data"' in block
     page(http, "/ui/chain/999999", status=404)
+    audit = service.verified_at_start  # the market's own check of its log at start
+    assert audit is not None
+    assert f"{audit.blocks} blocks' signatures and links" in html
+    assert f"{audit.txs} transactions' signatures" in html
 
 
 def test_signed_in_client_sees_its_own_job_whole(market: Any) -> None:

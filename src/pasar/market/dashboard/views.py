@@ -434,6 +434,7 @@ def chain_page(service: MarketService, page: int = 1) -> dict[str, Any]:
     return {
         "height": None if head is None else head.height,
         "tx_count": tx_count,
+        "verified_at_start": service.verified_at_start,
         "blocks": [b.to_dict() for b in reversed(blocks)],
         "page": page,
         "pages": pages,
