@@ -57,7 +57,8 @@ if TYPE_CHECKING:
     from pasar.api.orders import OrderView
     from pasar.api.quote import QuotedOfferView, QuoteResponse
     from pasar.client.client import Client
-    from pasar.core.spec import JobSpec
+    from pasar.client.defaults import Decided
+    from pasar.core.spec import Draft, JobSpec
 
 SHOWN_OFFERS = 20  # rows of the considered-offers table (--json lists them all)
 
@@ -237,7 +238,7 @@ def launch(
         name=name,
         workdir=workdir,
     )
-    spec, base, _ = build_launch_spec(list(args or []), flags)
+    draft, base, _ = build_launch_spec(list(args or []), flags)
     if ttl is not None and ttl < 1:
         raise PasarError(
             f"--ttl must be at least 1 second, got {ttl}",
@@ -245,11 +246,12 @@ def launch(
             field="--ttl",
             hint="e.g. --ttl 60",
         )
-    inputs = collect_inputs(spec, base)  # a missing input fails now, before any request
+    inputs = collect_inputs(draft.checked(), base)  # a missing input fails before any request
     with make_client(market) as client:
-        quote = client.quote(spec)  # refuses a spec the market would refuse, as the order would
+        spec, decided, quote = _decide_and_quote(client, draft, base)
         plan = {
-            "spec": spec.to_dict(),
+            "spec": _without_secrets(spec.to_dict()),
+            "decided": decided.to_dict() if decided else None,
             "mechanism": quote.mechanism,
             "escrow": quote.escrow,
             "inputs": [i.manifest() for i in inputs],
@@ -259,7 +261,7 @@ def launch(
             "quote": quote.model_dump(),
         }
         if not json:
-            _print_plan(spec, quote, len(inputs), client)
+            _print_plan(spec, quote, len(inputs), client, decided.lines if decided else spec.notes)
             _print_offers(quote)
         if not quote.fits_anywhere and not queue and not dry_run:
             raise _never_fits(quote)
@@ -272,7 +274,7 @@ def launch(
         if not yes and not _confirm(quote.escrow):
             err_console.print("not launched")
             raise typer.Exit(1)
-        job = client.launch(spec, base_dir=base, ttl_s=ttl)
+        job = client.launch(spec, base_dir=base, ttl_s=ttl)  # complete: nothing re-decided
         if not json:
             console.print(
                 f"launched [bold]{job.id}[/] (escrow {quote.escrow}); follow it with "
@@ -337,12 +339,38 @@ def _report_end(order_id: str, plan: dict[str, Any], order: OrderView, json: boo
         raise typer.Exit(1)
 
 
-def _print_plan(spec: JobSpec, quote: QuoteResponse, files: int, client: Client) -> None:
+def _decide_and_quote(
+    client: Client, draft: Draft, base: Path
+) -> tuple[JobSpec, Decided | None, QuoteResponse]:
+    """The complete spec (the price cap, duration and alternative a spec leaves open decided by
+    :meth:`Client.decide`), what was decided, and the market's quote for it, which refuses a
+    spec the market would refuse, as the order would."""
+    decision = client.decide(draft, base_dir=base)
+    return decision.spec, decision.decided, client.quote(decision.spec)
+
+
+def _without_secrets(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec as printed: secrets' values never leave this machine in a plan."""
+    if spec.get("secrets"):
+        return {**spec, "secrets": dict.fromkeys(spec["secrets"], "***")}
+    return spec
+
+
+def _print_plan(
+    spec: JobSpec, quote: QuoteResponse, files: int, client: Client, decisions: tuple[str, ...]
+) -> None:
+    for line in decisions:  # what the file said that pasar translated, ignored or defaulted
+        console.print(f"- {line}", markup=False, highlight=False)
     leases = spec.lease_count
     console.print(
         f"job {spec.name or '(unnamed)'}: {leases} lease(s) of "
         f"{quote.request}, at most {spec.max_duration} s at "
         f"{spec.max_price_per_hour}/h each; {files} input file(s)",
+        markup=False,
+        highlight=False,
+    )
+    console.print(
+        f"price cap {spec.max_price_per_hour}/h per lease; max duration {spec.max_duration} s",
         markup=False,
         highlight=False,
     )

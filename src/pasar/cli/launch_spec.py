@@ -21,10 +21,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pasar.cli.spec import read_spec_file
+from pasar.cli.spec import read_draft_file
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
-from pasar.core.spec import JobSpec, SpecError
+from pasar.core.spec import Draft, SpecError
 
 #: what an inline job gets when the flags do not say (the SDK's defaults for @remote)
 INLINE_MAX_PRICE = "0.50 USDC"
@@ -77,8 +77,9 @@ def is_spec_file(args: list[str]) -> bool:
     return len(args) == 1 and args[0].endswith(SPEC_SUFFIXES)
 
 
-def build_launch_spec(args: list[str], flags: Overrides) -> tuple[JobSpec, Path, str]:
-    """``(spec, base folder for its inputs, where it came from)`` for ``pasar launch ARGS``."""
+def build_launch_spec(args: list[str], flags: Overrides) -> tuple[Draft, Path, str]:
+    """``(spec, base folder for its inputs, where it came from)`` for ``pasar launch ARGS``;
+    the spec may still leave its price cap and duration to :mod:`pasar.client.defaults`."""
     if not args:
         raise PasarError(
             "nothing to launch",
@@ -89,7 +90,11 @@ def build_launch_spec(args: list[str], flags: Overrides) -> tuple[JobSpec, Path,
         )
     if is_spec_file(args):
         path = Path(args[0])
-        fields: dict[str, Any] = read_spec_file(path).to_dict()
+        read = read_draft_file(path)
+        notes: tuple[str, ...] = read.notes
+        fields: dict[str, Any] = read.checked().to_dict()
+        for key in read.missing:
+            fields.pop(key)
         base = path.absolute().parent
         source = str(path)
     else:
@@ -105,6 +110,7 @@ def build_launch_spec(args: list[str], flags: Overrides) -> tuple[JobSpec, Path,
         }
         base = Path.cwd()
         source = "the command line"
+        notes = ()
     if flags.workdir is not None:
         base = flags.workdir.absolute()
         fields["inputs"] = sorted({*fields.get("inputs", []), *_workdir_inputs(flags.workdir)})
@@ -125,7 +131,7 @@ def build_launch_spec(args: list[str], flags: Overrides) -> tuple[JobSpec, Path,
     if flags.name is not None:
         fields["name"] = flags.name
     try:
-        return JobSpec.from_dict(fields, source=source), base, source
+        return replace(Draft.of(fields, source=source), notes=notes), base, source
     except SpecError as err:  # name the flag a user typed, where a flag set the field
         raise _with_flags(err, source) from None
 

@@ -17,14 +17,20 @@ from pasar.cli.output import console, print_json
 from pasar.core.errors import PasarError
 
 if TYPE_CHECKING:
-    from pasar.core.spec import JobSpec
+    from pasar.core.spec import Draft, JobSpec
 
 app = typer.Typer(no_args_is_help=True, help="Check and normalize job specs.")
 
 
 def read_spec_file(path: Path) -> JobSpec:
-    """Read and validate a spec file; a missing or unreadable file is a PasarError with a hint."""
-    from pasar.core.spec import load_spec
+    """Read and validate a complete spec file (price cap and duration included)."""
+    return read_draft_file(path).spec()
+
+
+def read_draft_file(path: Path) -> Draft:
+    """Read and check a spec file that may leave its price cap and duration to the client;
+    a missing or unreadable file is a PasarError with a hint."""
+    from pasar.core.spec import load_draft
 
     if not path.exists():
         raise PasarError(
@@ -56,7 +62,7 @@ def read_spec_file(path: Path) -> JobSpec:
             field="path",
             hint="check the file's permissions",
         ) from None
-    return load_spec(text, str(path))
+    return load_draft(text, str(path))
 
 
 @app.command("check")
@@ -68,19 +74,48 @@ def check(
 
     Example: pasar spec check job.yaml
     """
-    spec = read_spec_file(path)
+    draft = read_draft_file(path)
+    spec = draft.checked()
+    decisions = [*draft.notes, *(_LEFT_TO_LAUNCH[k] for k in draft.missing)]
+    shown = _shown(spec, draft.missing)
     if json:
-        print_json(spec.to_dict())
+        print_json({**shown, "decisions": decisions} if decisions else shown)
         return
     console.print(f"[green]✓[/] {escape(str(path))} is a valid job spec", highlight=False)
-    request = spec.to_request()
+    for line in decisions:
+        console.print(f"  - {line}", highlight=False, markup=False)
+    needs = " or ".join(f"[{i}] {c.to_request().describe()}" for i, c in enumerate(spec.choices()))
+    if spec.resources.alternatives is None:
+        needs = spec.to_request().describe()
     console.print(
-        f"  each of {spec.lease_count} lease(s) needs: {request.describe()}\n"
-        f"  escrow at most {spec.max_escrow()} "
-        f"({spec.max_price_per_hour}/h × {spec.max_duration} s × {spec.lease_count})",
-        highlight=False,
-        markup=False,
+        f"  each of {spec.lease_count} lease(s) needs: {needs}", highlight=False, markup=False
     )
+    if not draft.missing:
+        console.print(
+            f"  escrow at most {spec.max_escrow()} "
+            f"({spec.max_price_per_hour}/h × {spec.max_duration} s × {spec.lease_count})",
+            highlight=False,
+            markup=False,
+        )
+    import yaml
     from rich.syntax import Syntax  # the highlighter loads only to show a spec
 
-    console.print(Syntax(spec.to_yaml(), "yaml", background_color="default"))
+    text = yaml.safe_dump(shown, sort_keys=False, allow_unicode=True)
+    console.print(Syntax(text, "yaml", background_color="default"))
+
+
+#: what spec check says of a field the file leaves to launch (pasar.client.defaults)
+_LEFT_TO_LAUNCH = {
+    "max_price_per_hour": "max_price_per_hour: not in the spec: launch sets it to the "
+    "market's quote × price_margin (pasar config, 1.25) and shows it before escrowing",
+    "max_duration": "max_duration: not in the spec: launch takes default_duration "
+    "(pasar config, 1h)",
+}
+
+
+def _shown(spec: JobSpec, missing: tuple[str, ...]) -> dict[str, object]:
+    """The normalized spec as printed: secrets' values masked, launch's fields left out."""
+    data = {k: v for k, v in spec.to_dict().items() if k not in missing}
+    if spec.secrets:
+        data["secrets"] = dict.fromkeys(spec.secrets, "***")
+    return data

@@ -22,9 +22,10 @@ from typing import Any, TypeVar
 from pasar.api.quote import QuoteResponse
 from pasar.client import calls
 from pasar.client.calls import Call, Emit
-from pasar.client.client import UPLOAD_THREADS, login_url
+from pasar.client.client import UPLOAD_THREADS, Decision, login_url
 from pasar.client.config import client_identity, market_url
-from pasar.client.inputs import collect_inputs, load_job, private_part_of
+from pasar.client.defaults import Decided
+from pasar.client.inputs import collect_inputs, load_draft_job, private_part_of
 from pasar.client.results import JobResult, accept, plan
 from pasar.client.transport import DEFAULT_TIMEOUT_S, AsyncTransport, worth_probing
 from pasar.core.errors import PasarError
@@ -108,7 +109,8 @@ class AsyncClient:
         ttl_s: int | None = None,
     ) -> AsyncJob:
         """See :meth:`pasar.Client.launch`."""
-        job, base = load_job(spec, base_dir)
+        decision = await self.decide(spec, base_dir=base_dir)
+        job, base = decision.spec, decision.base
         if job.privacy == "sealed":
             raise PasarError(
                 "the async client does not launch sealed jobs yet",
@@ -129,14 +131,30 @@ class AsyncClient:
 
         await asyncio.gather(*(upload(sha, content) for sha, content in uploads))
         reply = await self._call(calls.create_order(order_fields(job, private), ttl_s))
-        return AsyncJob(self, reply.created())
+        return AsyncJob(self, reply.created(), decision.decided)
 
     async def quote(
         self, spec: object, *, base_dir: str | os.PathLike[str] | None = None
     ) -> QuoteResponse:
         """See :meth:`pasar.Client.quote`."""
-        job, _ = load_job(spec, base_dir)
-        return await self._call(calls.quote(job.public_dict(), self.known_account()))
+        from pasar.client.defaults import quote_data
+
+        data = quote_data(spec, base_dir, self._home)
+        return await self._call(calls.quote(data, self.known_account()))
+
+    async def decide(
+        self, spec: object, *, base_dir: str | os.PathLike[str] | None = None
+    ) -> Decision:
+        """See :meth:`pasar.Client.decide`."""
+        from pasar.client.defaults import Settings, decide_steps, needs_deciding
+        from pasar.crypto.identity import pasar_home
+
+        draft, base = load_draft_job(spec, base_dir)
+        if not needs_deciding(draft):
+            return Decision(draft.spec(), base, None)
+        settings = Settings.read(pasar_home(self._home))
+        decided = await self._drive(decide_steps(draft, settings, self.known_account()))
+        return Decision(decided.spec, base, decided)
 
     async def _upload(self, sha256: str, content: Path | bytes) -> None:
         """See :meth:`pasar.Client._upload`."""
@@ -213,9 +231,10 @@ class AsyncClient:
 class AsyncJob:
     """See :class:`pasar.client.client.Job`; the same methods as coroutines."""
 
-    def __init__(self, client: AsyncClient, order_id: str) -> None:
+    def __init__(self, client: AsyncClient, order_id: str, decided: Decided | None = None) -> None:
         self.client = client
         self.id = order_id
+        self.decided = decided
 
     def __repr__(self) -> str:
         return f"AsyncJob({self.id!r})"

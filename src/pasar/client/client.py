@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pasar.api.quote import QuoteResponse
 from pasar.client import calls
@@ -37,6 +38,10 @@ from pasar.client.sealed import (
 from pasar.client.transport import DEFAULT_TIMEOUT_S, Transport, worth_probing
 from pasar.core.errors import PasarError
 from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
+
+if TYPE_CHECKING:
+    from pasar.client.defaults import Decided
+    from pasar.core.spec import JobSpec
 
 T = TypeVar("T")
 #: blobs a launch uploads at once (connections of the pool in use together)
@@ -127,10 +132,11 @@ class Client:
         ``ttl_s`` is how long the order may wait for a provider (the market's default: 10 min).
         """
         # the spec's modules are imported here, not with the client: `pasar balance` needs none
-        from pasar.client.inputs import collect_inputs, load_job, private_part_of
+        from pasar.client.inputs import collect_inputs, private_part_of
         from pasar.core.private_part import order_fields
 
-        job, base = load_job(spec, base_dir)
+        decided = self.decide(spec, base_dir=base_dir)
+        job, base = decided.spec, decided.base
         files = collect_inputs(job, base)
         if job.privacy == "sealed":  # only ciphertext leaves this machine
             sealed = prepare_sealed(job, files, self._upload)
@@ -138,12 +144,29 @@ class Client:
             reply = self._call(calls.create_order(sealed.fields, ttl_s))
             order_id = reply.created()
             self._sealers.append(Sealer(self._call, order_id, sealed.key).start())
-            return Job(self, order_id)
+            return Job(self, order_id, decided.decided)
         private = private_part_of(job, files)
         uploads: list[tuple[str, Path | bytes]] = [(f.sha256, f.file) for f in files]
         self._upload_all([*uploads, (private.commitment, private.to_bytes())])
         reply = self._call(calls.create_order(order_fields(job, private), ttl_s))
-        return Job(self, reply.created())
+        return Job(self, reply.created(), decided.decided)
+
+    def decide(self, spec: object, *, base_dir: str | os.PathLike[str] | None = None) -> Decision:
+        """The complete spec :meth:`launch` would sign for ``spec``, and what was decided for
+        it: a price cap from the market's quote × ``price_margin`` and ``default_duration``
+        (``pasar config``) where the spec sets none, one of ``resources.alternatives``
+        (:mod:`pasar.client.defaults`). A spec that says everything costs no request."""
+        from pasar.client.defaults import Settings, decide_steps, needs_deciding
+        from pasar.client.inputs import load_draft_job
+        from pasar.crypto.identity import pasar_home
+
+        draft, base = load_draft_job(spec, base_dir)
+        if not needs_deciding(draft):
+            job = draft.spec()
+            return Decision(job, base, None)
+        settings = Settings.read(pasar_home(self._home))
+        decided = self._drive(decide_steps(draft, settings, self.known_account()))
+        return Decision(decided.spec, base, decided)
 
     def quote(
         self, spec: object, *, base_dir: str | os.PathLike[str] | None = None
@@ -151,10 +174,9 @@ class Client:
         """What the market would do with an order for ``spec`` now, without taking it: the
         escrow it would lock, the offers that fit, the one it would pick, the price, and why
         every other provider is out. ``spec`` as for :meth:`launch`; nothing is uploaded."""
-        from pasar.client.inputs import load_job
+        from pasar.client.defaults import quote_data
 
-        job, _ = load_job(spec, base_dir)
-        return self._call(calls.quote(job.public_dict(), self.known_account()))
+        return self._call(calls.quote(quote_data(spec, base_dir, self._home), self.known_account()))
 
     def _upload_all(self, items: list[tuple[str, Path | bytes]]) -> None:
         """Upload blobs :data:`UPLOAD_THREADS` at a time: a remote call's payload and its
@@ -258,12 +280,27 @@ def login_url(base_url: str, challenge: str, identity: Identity) -> str:
     return f"{base_url}{LOGIN_PATH}?{query}"
 
 
-class Job:
-    """A handle on one order: its status, logs, result; cancel it or wait for its end."""
+@dataclass(frozen=True)
+class Decision:
+    """What :meth:`Client.decide` returns: the spec to sign, its inputs' base folder, and
+    what the client decided for it (None: the spec said everything)."""
 
-    def __init__(self, client: Client, order_id: str) -> None:
+    spec: JobSpec
+    base: Path
+    decided: Decided | None
+
+
+class Job:
+    """A handle on one order: its status, logs, result; cancel it or wait for its end.
+
+    ``decided`` (for a job this client launched) says what was decided for its spec: the
+    price cap and duration a spec without them got, the alternative taken
+    (:class:`pasar.client.defaults.Decided`); None when the spec said everything."""
+
+    def __init__(self, client: Client, order_id: str, decided: Decided | None = None) -> None:
         self.client = client
         self.id = order_id
+        self.decided = decided
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"

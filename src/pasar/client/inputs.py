@@ -8,7 +8,9 @@ one, otherwise the current directory (or ``base_dir=`` given to ``launch``). The
   base directory (``data/train.csv`` stays ``data/train.csv``);
 - a directory in ``inputs`` brings every file below it, each at its path relative to the base;
 - ``workdir`` brings every file below it at its path relative to the *workdir* itself, so
-  ``workdir: src`` puts ``src/train.py`` at ``train.py`` (SkyPilot's meaning of workdir);
+  ``workdir: src`` puts ``src/train.py`` at ``train.py`` (SkyPilot's meaning of workdir),
+  less what its ``.skyignore`` (else ``.gitignore``) lists and ``.git``
+  (:mod:`pasar.client.ignore`);
 - ``file_mounts`` (SkyPilot's) names the destination itself: ``{data: ~/datasets/mnist}`` puts
   the folder's files under ``data/``, ``{conf.toml: /etc/app.toml}`` the one file at
   ``conf.toml``; its sources may be anywhere on this machine, since the name is given;
@@ -28,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pasar.client.ignore import IgnoreRules, files_below
 from pasar.core.errors import PasarError
 from pasar.core.private_part import PrivatePart
-from pasar.core.spec import JobSpec, load_spec
+from pasar.core.spec import Draft, JobSpec, load_draft
 from pasar.crypto.hashing import sha256_file
 from pasar.crypto.merkle import check_path
 
@@ -96,7 +99,8 @@ def collect_inputs(spec: JobSpec, base_dir: Path) -> list[LocalInput]:
                 code="invalid_workdir",
                 field="workdir",
             )
-        named.extend((_name(f, root, "workdir"), f) for f in _files_below(root))
+        rules = IgnoreRules.of_workdir(root)  # .skyignore, else .gitignore (as SkyPilot)
+        named.extend((_name(f, root, "workdir"), f) for f in files_below(root, rules))
     for target, source in (spec.file_mounts or {}).items():
         field = f"file_mounts.{target}"
         path = _resolve(base, source, field)
@@ -133,13 +137,23 @@ def collect_inputs(spec: JobSpec, base_dir: Path) -> list[LocalInput]:
 
 
 def load_job(spec: object, base_dir: str | os.PathLike[str] | None) -> tuple[JobSpec, Path]:
-    """A spec given as a :class:`JobSpec`, a mapping or a YAML file's path, and its base
-    directory (``base_dir`` if given, else the YAML file's folder, else the current one)."""
+    """A complete spec given as a :class:`JobSpec`, a mapping or a YAML file's path, and its
+    base directory (``base_dir`` if given, else the YAML file's folder, else the current one)."""
+    draft, base = load_draft_job(spec, base_dir)
+    return draft.spec(), base
+
+
+def load_draft_job(spec: object, base_dir: str | os.PathLike[str] | None) -> tuple[Draft, Path]:
+    """Like :func:`load_job`, but a spec may leave its price cap and duration to the client
+    (:mod:`pasar.client.defaults`), as a SkyPilot task does."""
     if isinstance(spec, JobSpec):
+        job = Draft(spec.to_dict(), "<spec>", {}, spec.notes)
+        default_base = Path.cwd()
+    elif isinstance(spec, Draft):
         job = spec
         default_base = Path.cwd()
     elif isinstance(spec, Mapping):
-        job = JobSpec.from_dict(dict(spec), source="<spec>")
+        job = Draft.of(dict(spec), source="<spec>")
         default_base = Path.cwd()
     elif isinstance(spec, str | os.PathLike):
         path = Path(spec).expanduser()
@@ -152,7 +166,7 @@ def load_job(spec: object, base_dir: str | os.PathLike[str] | None) -> tuple[Job
                 field="spec",
                 hint="pass a JobSpec, a dict, or the path of a YAML file",
             ) from None
-        job = load_spec(text, str(path))
+        job = load_draft(text, str(path))
         default_base = path.absolute().parent
     else:
         raise PasarError(

@@ -7,6 +7,8 @@ written by :mod:`pasar.crypto.tls`) are left exactly as they are:
 market = "http://127.0.0.1:8420"   # the market, when neither --market nor $PASAR_MARKET says
 max_price = "0.50 USDC"            # `pasar launch -- CMD`'s price cap when --max-price is not given
 output = "table"                   # the CLI's default for -o: table, json, yaml or csv
+price_margin = "1.25"              # a spec without max_price_per_hour: the quote × this
+default_duration = "1h"            # a spec without max_duration runs at most this long
 tls_ca = "/etc/ssl/market-ca.pem"  # a CA bundle for a market with a public certificate
 
 [tls_pins]
@@ -21,10 +23,16 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 from pasar.core.errors import PasarError
-from pasar.core.money import Money
+from pasar.core.money import Money, parse_rate
+
+#: the margins a client may set: a cap above 10× the quote is a typo, not a choice
+MAX_PRICE_MARGIN = 10
+DEFAULT_PRICE_MARGIN = "1.25"
+DEFAULT_DURATION = "1h"
 
 CONFIG_FILE = "config.toml"
 OUTPUT_FORMATS = ("table", "json", "yaml", "csv")
@@ -59,6 +67,38 @@ def _max_price(value: str) -> str:
     return Money.parse(value, field="max_price").to_json()
 
 
+def _price_margin(value: str) -> str:
+    try:
+        margin = parse_rate(value, field="price_margin")
+    except PasarError:
+        margin = Fraction(-1)
+    if not 1 <= margin <= MAX_PRICE_MARGIN:
+        raise PasarError(
+            f"price_margin must be a number from 1 to {MAX_PRICE_MARGIN}, not {value!r}",
+            code="invalid_config",
+            field="price_margin",
+            hint="e.g. pasar config set price_margin 1.25 (25% above the market's quote)",
+        )
+    return value.strip()
+
+
+def _duration(value: str) -> str:
+    from pydantic_core import PydanticCustomError
+
+    from pasar.core.spec_fields import parse_duration
+
+    try:
+        parse_duration(value.strip())
+    except PydanticCustomError as exc:
+        raise PasarError(
+            f"default_duration: {exc.message()}",
+            code="invalid_config",
+            field="default_duration",
+            hint="e.g. pasar config set default_duration 2h",
+        ) from None
+    return value.strip()
+
+
 def _output(value: str) -> str:
     if value not in OUTPUT_FORMATS:
         raise PasarError(
@@ -78,6 +118,14 @@ def _path(value: str) -> str:
 SETTINGS: dict[str, tuple[Callable[[str], str], str]] = {
     "market": (_market, "the market's URL (after --market and $PASAR_MARKET)"),
     "max_price": (_max_price, "price cap per hour of `pasar launch -- CMD` without --max-price"),
+    "price_margin": (
+        _price_margin,
+        "a spec without max_price_per_hour is capped at the market's quote × this (1.25)",
+    ),
+    "default_duration": (
+        _duration,
+        "max_duration of a spec that sets none (1h); says how long the job may run",
+    ),
     "output": (_output, "the CLI's default -o: table, json, yaml or csv"),
     "tls_ca": (_path, "a CA bundle file for a market whose certificate a CA signed"),
 }

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from typing import Any
 
 from pasar.core.account_handlers import offered_clusters
 from pasar.core.market_records import OrderRecord
@@ -36,6 +37,17 @@ QUOTE_SEED = 0
 BIDS_DECIDE = "sealed bids within the window decide the winner and the price"
 #: Offers and reasons a quote lists at most (``pasar offers`` / ``explain`` list everything).
 MAX_QUOTED = 100
+#: The cap a spec without ``max_price_per_hour`` is quoted under, in whole units of the market's
+#: currency per hour: far above any real ask, so the quote shows what providers ask (the client
+#: then sets its cap from that price, :mod:`pasar.client.defaults`). Never escrowed.
+UNCAPPED_UNITS = 1_000_000
+
+
+def uncapped_spec(spec: Mapping[str, Any], currency: str) -> dict[str, Any]:
+    """``spec`` (wire data) with :data:`UNCAPPED_UNITS` as its cap if it names none."""
+    if "max_price_per_hour" in spec:
+        return dict(spec)
+    return {**spec, "max_price_per_hour": Money.units(UNCAPPED_UNITS, currency).to_json()}
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
-from typing import Annotated, Any, ClassVar, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -46,6 +47,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    PrivateAttr,
     StrictBool,
     StrictInt,
     ValidationError,
@@ -61,6 +63,7 @@ from pasar.core.gpus import FAMILY_BY_NAME
 from pasar.core.money import Money
 from pasar.core.pip_requirements import check_requirements
 from pasar.core.resources import GpuSelector, ResourceRequest
+from pasar.core.skypilot import MAX_ALTERNATIVES, adapt
 from pasar.core.spec_fields import (
     SECONDS_PER_HOUR,
     ClusterKind,
@@ -93,6 +96,8 @@ from pasar.core.spec_fields import (
     verification_policy,
 )
 from pasar.core.spec_yaml import SpecError, describe_value, dotted, line_of, load_yaml
+
+Pick = Literal["cheapest", "ordered"]  # how the client chooses among resources.alternatives
 
 __all__ = [
     "Accelerators",
@@ -206,6 +211,36 @@ class Resources(_Model):
     cpus: Cpus = Decimal(1)
     memory: Gigabytes = Decimal(1)
     disk: Gigabytes = Decimal(1)
+    # SkyPilot's any_of/ordered (see pasar.core.skypilot): whole resources the job would take
+    # instead; ``pick`` says how the client chooses one at launch (the order carries only it)
+    alternatives: tuple[Resources, ...] | None = None
+    pick: Annotated[Pick, BeforeValidator(choice(get_args(Pick), "cheapest or ordered"))] | None = (
+        None
+    )
+
+    @model_validator(mode="after")
+    def _alternatives_flat(self) -> Resources:
+        """One level of alternatives, at most :data:`MAX_ALTERNATIVES`, and a pick with them."""
+        alts = self.alternatives
+        if (alts is None) != (self.pick is None):
+            refuse(
+                "conflicting_fields",
+                "alternatives and pick go together",
+                "write resources.any_of: [...] (or ordered:) and pasar sets both",
+            )
+        if alts is None:
+            return self
+        if not alts or len(alts) > MAX_ALTERNATIVES:
+            refuse(
+                "too_many_alternatives",
+                f"expected 1 to {MAX_ALTERNATIVES} alternatives; found {len(alts)}",
+            )
+        if any(alt.alternatives is not None for alt in alts):
+            refuse("nested_alternatives", "an alternative cannot list alternatives of its own")
+        return self
+
+    def without_alternatives(self) -> Resources:
+        return self.model_copy(update={"alternatives": None, "pick": None})
 
     @model_validator(mode="before")
     @classmethod
@@ -275,7 +310,18 @@ class TeePins(_Model):
 
 
 PRIVATE_FIELDS = frozenset(
-    {"setup", "run", "workdir", "file_mounts", "envs", "inputs", "outputs", "compare", "pip"}
+    {
+        "setup",
+        "run",
+        "workdir",
+        "file_mounts",
+        "envs",
+        "secrets",
+        "inputs",
+        "outputs",
+        "compare",
+        "pip",
+    }
 )
 """Parts of a spec only the job's parties may read (DESIGN.md §4, "Reads")."""
 PRIVATE_COMMAND = "# private: only the lease's provider reads the command"
@@ -353,6 +399,9 @@ class JobSpec(_Model):
     envs: dict[EnvName, EnvValue] = Field(default_factory=dict)
     # pip requirements the provider installs (binary wheels only) and puts on PYTHONPATH
     pip: Annotated[tuple[str, ...], BeforeValidator(_pip)] | None = None
+    # SkyPilot's: set in the job's environment like envs, but private (never on the public
+    # chain: PRIVATE_FIELDS) and never printed by pasar
+    secrets: dict[EnvName, EnvValue] | None = None
     inputs: Annotated[tuple[PathText, ...], BeforeValidator(list_of("local paths"))] = ()
     # a path, or {path: ..., optional: true}: see :class:`Output`
     outputs: Annotated[
@@ -384,12 +433,19 @@ class JobSpec(_Model):
     # accepted TEE measurements (verification: tee); see :class:`TeePins`
     tee: TeePins | None = None
 
+    # what reading the file decided for the user (pasar.core.skypilot): shown, never signed
+    _notes: tuple[str, ...] = PrivateAttr(default=())
+
     FIELD_HINTS: ClassVar[dict[str, str]] = {
         "run": "add the command to run, e.g. run: python train.py",
         "max_price_per_hour": (
-            'add the most one lease may cost per hour, e.g. max_price_per_hour: "1.5 USDC"'
+            'add the most one lease may cost per hour, e.g. max_price_per_hour: "1.5 USDC" '
+            "(pasar launch decides it from the market's quote when the file has none)"
         ),
-        "max_duration": "add how long the job may run, e.g. max_duration: 2h",
+        "max_duration": (
+            "add how long the job may run, e.g. max_duration: 2h (pasar launch takes "
+            "default_duration from pasar config when the file has none)"
+        ),
     }
 
     @field_validator("file_mounts", mode="before")
@@ -403,10 +459,10 @@ class JobSpec(_Model):
             "e.g. file_mounts: {data: ./data, ~/.config/app.toml: app.toml}",
         )
 
-    @field_validator("envs", mode="before")
+    @field_validator("envs", "secrets", mode="before")
     @classmethod
     def _envs_mapping(cls, value: object) -> object:
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) or value is None:
             return value
         refuse(
             "invalid_type",
@@ -414,10 +470,10 @@ class JobSpec(_Model):
             "e.g. envs: {EPOCHS: 10}",
         )
 
-    @field_validator("envs", mode="after")
+    @field_validator("envs", "secrets", mode="after")
     @classmethod
-    def _envs_sorted(cls, value: dict[str, str]) -> dict[str, str]:
-        return dict(sorted(value.items()))
+    def _envs_sorted(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else dict(sorted(value.items()))
 
     @model_validator(mode="after")
     def _compare_outputs(self) -> JobSpec:
@@ -511,6 +567,26 @@ class JobSpec(_Model):
     # -- what the market needs -------------------------------------------------------------------
 
     @property
+    def notes(self) -> tuple[str, ...]:
+        """One line per field the file's reader translated, ignored or defaulted."""
+        return self._notes
+
+    def with_notes(self, notes: tuple[str, ...]) -> JobSpec:
+        spec = self.model_copy()
+        spec._notes = notes
+        return spec
+
+    def choices(self) -> tuple[JobSpec, ...]:
+        """The specs an order may carry: one per alternative of ``resources`` (in the file's
+        order), or this spec itself. The market takes only specs without alternatives."""
+        alts = self.resources.alternatives
+        if alts is None:
+            return (self,)
+        return tuple(
+            self.model_copy(update={"resources": alt.without_alternatives()}) for alt in alts
+        )
+
+    @property
     def lease_count(self) -> int:
         """How many leases the job runs at once: one per node, or one per shard."""
         return self.num_nodes * self.shards
@@ -551,6 +627,13 @@ _MODELS_AT: dict[tuple[str, ...], type[BaseModel]] = {
     ("resources",): Resources,
     ("resources", "accelerators"): Accelerators,
 }
+_SKYPILOT_KEYS = {  # SkyPilot's names: a typo of one is pointed at it, which adapt() reads
+    (): ("secrets", "event_callback", "service", "config"),
+    ("resources",): (
+        "any_of", "ordered", "candidates", "disk_size", "image_id", "max_hourly_cost",
+        "use_spot", "cloud", "region", "zone", "infra", "instance_type",
+    ),
+}  # fmt: skip
 
 
 #: field names people bring from other tools (Kubernetes, SkyPilot, Modal), and ours
@@ -578,10 +661,14 @@ def _detail(err: Any, lines: Mapping[tuple[str | int, ...], int]) -> ErrorDetail
     field = dotted(loc) or None
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        model = _MODELS_AT.get(tuple(str(p) for p in loc[:-1]))
+        at = tuple(str(p) for p in loc[:-1])
+        if len(at) >= 3 and at[:2] == ("resources", "alternatives"):
+            at = ("resources",)  # resources.alternatives[i] is a Resources
+        model = _MODELS_AT.get(at)
         valid = sorted(model.model_fields) if model is not None else []
+        near_valid = [*valid, *_SKYPILOT_KEYS.get(at, ())]
         near = _SAID_INSTEAD.get(key.lower()) if _SAID_INSTEAD.get(key.lower()) in valid else None
-        near = near or nearest(key, valid)
+        near = near or nearest(key, near_valid)
         message = f"unknown field {key!r}" + (
             f"; expected one of: {', '.join(valid)}" if valid else ""
         )
@@ -612,6 +699,13 @@ def _detail(err: Any, lines: Mapping[tuple[str | int, ...], int]) -> ErrorDetail
 
 
 def _validate(data: object, source: str, lines: Mapping[tuple[str | int, ...], int]) -> JobSpec:
+    adapted = adapt(data, lines, source)  # SkyPilot's fields as pasar's, with notes
+    return _validate_adapted(adapted.data, source, adapted.lines).with_notes(adapted.notes)
+
+
+def _validate_adapted(
+    data: object, source: str, lines: Mapping[tuple[str | int, ...], int]
+) -> JobSpec:
     if not isinstance(data, Mapping):
         raise SpecError.of(
             source,
@@ -643,6 +737,70 @@ def spec_error_from(
 
 
 def load_spec(text: str, source: str = "<spec>") -> JobSpec:
-    """Parse and validate YAML text; ``source`` (usually the file name) is named in errors."""
+    """Parse and validate YAML text; ``source`` (usually the file name) is named in errors.
+    The spec must be complete (:func:`load_draft` reads one that leaves its price cap and
+    duration to the client)."""
     loaded = load_yaml(text, source)
     return _validate(loaded.data, source, loaded.lines)
+
+
+#: what a draft without a price cap or a duration is checked with (:meth:`Draft.checked`)
+_PLACEHOLDERS = {"max_price_per_hour": "1 USDC", "max_duration": 3600}
+DEFAULTED_FIELDS = tuple(_PLACEHOLDERS)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A spec as written, before the client fills what a SkyPilot task leaves out (its price
+    cap and duration: :mod:`pasar.client.defaults`). Only a complete spec is ever signed."""
+
+    data: Mapping[str, Any]
+    source: str
+    lines: Mapping[tuple[str | int, ...], int]
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        data: object,
+        source: str = "<spec>",
+        lines: Mapping[tuple[str | int, ...], int] | None = None,
+    ) -> Draft:
+        """Translate SkyPilot's fields (:func:`pasar.core.skypilot.adapt`) and check the rest:
+        every problem but a missing price cap or duration is raised now."""
+        adapted = adapt(data, lines or {}, source)
+        draft = cls(
+            adapted.data if isinstance(adapted.data, Mapping) else {},
+            source,
+            adapted.lines,
+            adapted.notes,
+        )
+        if not isinstance(adapted.data, Mapping):
+            _validate_adapted(adapted.data, source, adapted.lines)  # raises, naming the type
+        draft.checked()
+        return draft
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The fields the client must decide (in :data:`DEFAULTED_FIELDS`' order)."""
+        return tuple(k for k in DEFAULTED_FIELDS if k not in self.data)
+
+    def with_fields(self, **fields: Any) -> Draft:
+        return replace(self, data={**self.data, **fields})
+
+    def spec(self, **fill: Any) -> JobSpec:
+        """The complete spec; ``fill`` gives fields the draft lacks (a missing one is refused,
+        with the hint that launch would decide it)."""
+        data = {**self.data, **{k: v for k, v in fill.items() if k not in self.data}}
+        return _validate_adapted(data, self.source, self.lines).with_notes(self.notes)
+
+    def checked(self) -> JobSpec:
+        """The spec with placeholders for the fields the client decides: every other field
+        checked, for ``pasar spec check`` (the placeholders are never sent)."""
+        return self.spec(**_PLACEHOLDERS)
+
+
+def load_draft(text: str, source: str = "<spec>") -> Draft:
+    """Parse YAML text into a checked :class:`Draft` (SpecError for any problem)."""
+    loaded = load_yaml(text, source)
+    return Draft.of(loaded.data, source, loaded.lines)

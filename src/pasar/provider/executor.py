@@ -249,10 +249,12 @@ class LeaseExecutor:
         self._write_scripts()
         env = {
             **self.job.spec.envs,
+            **(self.job.spec.secrets or {}),
             "PASAR_LEASE": self.job.lease_id,
             "PASAR_SHARD": str(self.job.shard),
             "PASAR_SHARDS": str(self.job.shards),
             **self.job.node_environment(),
+            **self.job.skypilot_environment(),
         }
         if self.cheat == "skip":  # sign made-up outputs without running anything
             self._cheat_fill()
@@ -454,7 +456,10 @@ class LeaseExecutor:
         if warm is not None:
             try:
                 return warm.start(
-                    command, env, limits, inline=runs_inline(spec.run, spec.setup, spec.envs)
+                    command,
+                    env,
+                    limits,
+                    inline=runs_inline(spec.run, spec.setup, {**spec.envs, **(spec.secrets or {})}),
                 )
             except WarmSandboxBrokenError as exc:
                 log.warning(

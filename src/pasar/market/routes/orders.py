@@ -22,7 +22,7 @@ from pasar.api.txs import TxAnswer
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
 from pasar.core.private_part import is_tolerant
-from pasar.core.quotes import quote_order
+from pasar.core.quotes import quote_order, uncapped_spec
 from pasar.core.spec import JobSpec
 from pasar.core.state import MarketState
 from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integers
@@ -133,8 +133,10 @@ def quote(request: Request, body: QuoteRequest, reader: Reader) -> QuoteResponse
     """The market's own preview of an order (nothing is escrowed or stored): the spec checks,
     escrow, screening and clearing an order runs, with every loser's reason. Public, like the
     offers it reveals; a signed request quotes for its signer (its own provider is left out)."""
-    spec = JobSpec.from_public(body.spec)  # parsed before the lock is taken
     service = service_of(request)
+    # a spec without a price cap is quoted uncapped: the client sets its cap from the prices
+    data = uncapped_spec(body.spec, service.state.preset.currency)
+    spec = JobSpec.from_public(data)  # parsed before the lock is taken
     # liveness asked only about the providers the clearing examines, as the engine does
     offline = Offline(service.liveness.online)
     with service.lock:

@@ -1,0 +1,238 @@
+"""What the client decides for a spec that leaves it open — the price cap, the duration, one of
+``resources.alternatives`` — before it signs anything, each said out loud.
+
+Why here and not in the market: an order is signed money (its cap is what escrow locks), so
+the one who pays decides it; the market only *quotes* (``POST /v1/orders/quote``, computed by
+the very code an order runs) and the client derives no price itself:
+
+- **max_duration** missing: ``default_duration`` from ``pasar config`` (1h);
+- **max_price_per_hour** missing: the market's quote for the requested resources — the price of
+  the lease it would award now (the dearest, for a job of several leases), or else the cheapest
+  fitting ask — times ``price_margin`` from ``pasar config`` (1.25). A quote with no price to
+  start from (bids decide, nobody fits, or the mechanism prices at the cap itself) is refused,
+  naming the field to set;
+- **resources.alternatives** (SkyPilot's ``any_of``/``ordered``): each alternative is quoted;
+  ``pick: cheapest`` takes the cheapest that some provider would take now, ``pick: ordered``
+  the first such in the file's order; when none would be taken now, the first that some
+  registered provider could ever hold (the order then waits for it). The choice is made once,
+  at launch: an order carries one set of resources.
+
+A spec that says everything costs no request at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from pasar.api.quote import QuoteResponse
+from pasar.client import calls
+from pasar.client.calls import Call
+from pasar.client.settings import DEFAULT_DURATION, DEFAULT_PRICE_MARGIN, get_setting
+from pasar.core.errors import PasarError
+from pasar.core.money import Money, parse_rate
+from pasar.core.spec import Draft, JobSpec, parse_duration
+
+#: answers a quote request's body (``{"spec": public data, maybe without a price cap}``)
+Quoter = Callable[[Mapping[str, Any]], QuoteResponse]
+
+
+@dataclass(frozen=True)
+class Decided:
+    """The complete spec to sign and what was decided to make it so, one line each."""
+
+    spec: JobSpec
+    max_price_from: str  # "spec" or "quote"
+    max_duration_from: str  # "spec" or "config"
+    alternative: int | None = None  # which of resources.alternatives (0-based), if any
+    lines: tuple[str, ...] = ()  # the file's notes, then the decisions
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_price_per_hour": self.spec.max_price_per_hour.to_json(),
+            "max_price_from": self.max_price_from,
+            "max_duration": self.spec.max_duration,
+            "max_duration_from": self.max_duration_from,
+            "alternative": self.alternative,
+            "decisions": list(self.lines),
+        }
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The two settings a decision reads (``pasar config``), as exact values."""
+
+    price_margin: Fraction
+    default_duration_s: int
+    margin_text: str = DEFAULT_PRICE_MARGIN
+    duration_text: str = DEFAULT_DURATION
+
+    @classmethod
+    def read(cls, home: Path) -> Settings:
+        margin = get_setting(home, "price_margin") or DEFAULT_PRICE_MARGIN
+        duration = get_setting(home, "default_duration") or DEFAULT_DURATION
+        return cls(parse_rate(margin), _seconds(duration), margin, duration)
+
+
+def _seconds(text: str) -> int:
+    return parse_duration(text.strip())  # checked when it was set (settings._duration)
+
+
+def needs_deciding(draft: Draft) -> bool:
+    """Whether the client must decide anything (and so ask the market for quotes)."""
+    return bool(draft.missing) or draft.data.get("resources", {}).get("alternatives") is not None
+
+
+def decide(draft: Draft, quote: Quoter, settings: Settings) -> Decided:
+    """The complete spec for ``draft``: see the module docstring for each rule."""
+    steps = decide_steps(draft, settings, None)
+    reply: Any = None
+    while True:
+        try:
+            call = steps.send(reply)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        reply = quote(call.json or {})  # the QuoteRequest body: {"spec": ...}
+
+
+def decide_steps(
+    draft: Draft, settings: Settings, account: str | None
+) -> Generator[Call[QuoteResponse], QuoteResponse, Decided]:
+    """:func:`decide` as the quote calls it makes, for a client's ``_drive`` (sync or async):
+    each step is one ``POST /v1/orders/quote`` and receives its answer."""
+    lines = list(draft.notes)
+    duration_from = "spec"
+    if "max_duration" not in draft.data:
+        draft = draft.with_fields(max_duration=settings.default_duration_s)
+        duration_from = "config"
+        lines.append(
+            f"max_duration: not in the spec: {settings.duration_text} "
+            f"({settings.default_duration_s} s), pasar config default_duration"
+        )
+    priced = "max_price_per_hour" in draft.data
+    spec = draft.checked() if not priced else draft.spec()
+    choices = spec.choices()
+    quotes = []
+    for choice in choices:
+        quotes.append((yield calls.quote(_public(choice, priced), account)))
+    index = _pick(spec, quotes, priced)
+    if spec.resources.alternatives is not None:
+        lines.append(_alternatives_line(spec, choices, quotes, index))
+    chosen = choices[index]
+    if priced:
+        final = chosen
+        price_from = "spec"
+    else:
+        basis, who = _price_basis(quotes[index])
+        cap = basis.scale(settings.price_margin)
+        final = chosen.model_copy(update={"max_price_per_hour": cap})
+        price_from = "quote"
+        lines.append(
+            f"max_price_per_hour: not in the spec: {cap} = {settings.margin_text} × {basis} "
+            f"(the market's quote: {who}), pasar config price_margin"
+        )
+    # the final spec validated as a whole, as the market will (the cap was set by copy)
+    complete = JobSpec.from_dict(final.to_dict(), source=draft.source)
+    return Decided(
+        complete.with_notes(tuple(lines)),
+        price_from,
+        duration_from,
+        index if spec.resources.alternatives is not None else None,
+        tuple(lines),
+    )
+
+
+def _public(spec: JobSpec, priced: bool) -> dict[str, Any]:
+    data = spec.public_dict()
+    if not priced:  # quoted uncapped: the market shows what providers ask
+        data.pop("max_price_per_hour", None)
+    return data
+
+
+def _price_basis(quote: QuoteResponse) -> tuple[Money, str]:
+    """The price the cap starts from, and whose it is; refused when the quote has none."""
+    cap = Money.parse(quote.max_price_per_hour)
+    if quote.awards:
+        award = max(quote.awards, key=lambda a: Money.parse(a.price_per_hour).micros)
+        price = Money.parse(award.price_per_hour)
+        if price < cap:
+            leases = f"{quote.leases} leases, dearest " if quote.leases > 1 else ""
+            return price, f"{leases}{award.provider} at {price}/h"
+    priced = [Money.parse(o.price_per_hour) for o in quote.offers if o.price_per_hour]
+    priced = [p for p in priced if p < cap]
+    if priced:
+        cheapest = min(priced, key=lambda m: m.micros)
+        return cheapest, f"the cheapest fitting ask, {cheapest}/h"
+    why = (
+        "bids decide the price on this market (an auction)"
+        if quote.takes_bids or quote.decided_by
+        else "no provider that fits asks a price"
+        if quote.offers
+        else "no provider fits the job now"
+    )
+    raise PasarError(
+        f"the spec sets no max_price_per_hour, and the market's quote gives none to start "
+        f"from: {why}",
+        code="no_price_to_default",
+        field="max_price_per_hour",
+        hint='set it in the spec (max_price_per_hour: "2 USDC") or with --max-price',
+    )
+
+
+def _fits_now(quote: QuoteResponse) -> bool:
+    return bool(quote.awards) or any(o.price_per_hour for o in quote.offers)
+
+
+def _pick(spec: JobSpec, quotes: list[QuoteResponse], priced: bool) -> int:
+    """Which choice to send: see the module docstring."""
+    if len(quotes) == 1:
+        return 0
+    now = [i for i, q in enumerate(quotes) if _fits_now(q)]
+    if now:
+        if spec.resources.pick == "ordered":
+            return now[0]
+        return min(now, key=lambda i: (_cheapest(quotes[i]), i))
+    ever = [i for i, q in enumerate(quotes) if q.fits_anywhere]
+    return ever[0] if ever else 0
+
+
+def _cheapest(quote: QuoteResponse) -> int:
+    """The price an alternative would cost per lease now (the dearest award, else the
+    cheapest ask): alternatives are compared by it, in micro-units."""
+    if quote.awards:
+        return max(Money.parse(a.price_per_hour).micros for a in quote.awards)
+    prices = [Money.parse(o.price_per_hour).micros for o in quote.offers if o.price_per_hour]
+    return min(prices) if prices else 1 << 62
+
+
+def _alternatives_line(
+    spec: JobSpec, choices: tuple[JobSpec, ...], quotes: list[QuoteResponse], index: int
+) -> str:
+    how = "the cheapest that fits" if spec.resources.pick == "cheapest" else "the first that fits"
+    parts = []
+    for i, (choice, q) in enumerate(zip(choices, quotes, strict=True)):
+        fit = [o.provider for o in q.offers if o.price_per_hour or o.leases]
+        said = f"{len(fit)} provider(s) fit" + (f" ({', '.join(fit[:3])})" if fit else "")
+        mark = " <- chosen" if i == index else ""
+        parts.append(f"[{i}] {choice.to_request().describe()}: {said}{mark}")
+    return f"resources.alternatives: {how}: " + "; ".join(parts)
+
+
+def quote_data(
+    spec: object, base_dir: str | os.PathLike[str] | None, home: str | os.PathLike[str] | None
+) -> dict[str, Any]:
+    """What a quote of ``spec`` (a JobSpec, mapping, file or draft) sends: its public part,
+    the default duration where it sets none, and no price cap where it sets none (the market
+    then quotes what providers ask)."""
+    from pasar.client.inputs import load_draft_job
+    from pasar.crypto.identity import pasar_home
+
+    draft, _ = load_draft_job(spec, base_dir)
+    if "max_duration" not in draft.data:  # the default only changes the escrow shown
+        seconds = Settings.read(pasar_home(home)).default_duration_s
+        draft = draft.with_fields(max_duration=seconds)
+    return _public(draft.checked(), "max_price_per_hour" in draft.data)

@@ -1,0 +1,114 @@
+"""SkyPilot task files run unchanged (issue 18) on a real market with real sandboxed providers:
+a two-node task that reads ``SKYPILOT_NODE_IPS``/``SKYPILOT_NODE_RANK`` and sets no price cap or
+duration (the SDK decides both from the market's quote and ``pasar config``, and says so), a
+task whose ``secrets`` reach the job but never the public chain, and ``pasar launch`` showing the
+decided cap and duration (``--dry-run``) and refusing to escrow without a terminal or ``--yes``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pasar.client.client import Client
+from pasar.core.money import Money
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is missing")
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "skypilot"
+PRICE_CPU_HOUR = "0.05"  # each provider's ask per CPU-hour: a 1-CPU lease costs 0.05 USDC/h
+
+
+def assert_conserved(url: str) -> None:
+    """Every account but the mint sums to exactly what the mint issued."""
+    values = httpx.get(f"{url}/v1/state/balances", timeout=10).json()["balances"]
+    minted = -sum(Money.parse(v).micros for k, v in values.items() if k.startswith("mint/"))
+    rest = sum(Money.parse(v).micros for k, v in values.items() if not k.startswith("mint/"))
+    assert rest == minted, f"ledger not conserved: {values}"
+
+
+def pasar(home: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pasar ARGS`` as a user runs it, stdin closed (not a terminal)."""
+    env = {**os.environ, "PASAR_HOME": str(home), "PASAR_MARKET": url, "NO_COLOR": "1"}
+    env["COLUMNS"] = "300"
+    env.pop("PASAR_DEBUG", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "pasar", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    return result
+
+
+def test_a_two_node_skypilot_task_runs_unchanged_with_its_cap_and_duration_decided(
+    market_server: Any, spawn_provider: Any, tmp_path: Path
+) -> None:
+    for i in range(2):
+        spawn_provider(market_server.url, tmp_path / f"p{i}", "--price-cpu-hour", PRICE_CPU_HOUR)
+    task = FIXTURES / "ddp-two-nodes.yaml"
+    home = tmp_path / "client"
+    with Client(market_server.url, home=home) as client:
+        client.faucet("10 USDC")
+        # the CLI shows what it would decide, and refuses to escrow without being asked
+        dry = pasar(home, market_server.url, "launch", str(task), "--dry-run")
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert "max_price_per_hour: not in the spec: 0.0625 USDC = 1.25 × 0.05 USDC" in dry.stdout
+        assert "max_duration: not in the spec: 1h (3600 s)" in dry.stdout
+        assert "price cap 0.0625 USDC/h per lease; max duration 3600 s" in dry.stdout
+        asked = pasar(home, market_server.url, "launch", str(task))
+        assert asked.returncode == 2 and "--yes" in asked.stderr, asked.stdout + asked.stderr
+        assert client.balance()["escrow"] == "0.00 USDC"  # nothing escrowed by either
+
+        job = client.launch(task)
+        assert job.decided is not None
+        assert job.decided.max_price_from == "quote" and job.decided.max_duration_from == "config"
+        cap = Money.parse(PRICE_CPU_HOUR + " USDC").scale(Fraction(5, 4))
+        assert job.decided.spec.max_price_per_hour == cap
+        assert job.decided.spec.max_duration == 3600
+        order = job.wait(timeout=120)
+        assert order["status"] == "done", order
+        chain = httpx.get(f"{market_server.url}/v1/chain/txs", timeout=10)
+        assert chain.status_code == 200 and cap.to_json() in chain.text  # the signed order's cap
+        for lease in sorted(order["leases"], key=lambda x: x["shard"]):
+            text = "".join(job.logs(shard=lease["shard"]))
+            rank = lease["shard"]
+            assert f"rank={rank} nodes=2 head=127.0.0.1 port=29500" in text, text
+            assert f"gpus=0 task={job.id}" in text, text
+            assert "ips=127.0.0.1,127.0.0.1" in text, text
+    assert_conserved(market_server.url)
+
+
+def test_secrets_reach_the_job_and_never_the_public_chain(
+    market_server: Any, spawn_provider: Any, tmp_path: Path
+) -> None:
+    spawn_provider(market_server.url, tmp_path / "p", "--price-cpu-hour", PRICE_CPU_HOUR)
+    task = FIXTURES / "envs-secrets.yaml"
+    with Client(market_server.url, home=tmp_path / "client") as client:
+        client.faucet("10 USDC")
+        job = client.launch(task)
+        order = job.wait(timeout=60)
+        assert order["status"] == "done", order
+        text = "".join(job.logs())
+        # the job saw the secret (its length only is printed) and its envs
+        assert f"model=llama-3-8b epochs=3 token-length={len('hf_this_is_not_a_real_token')}" in (
+            text
+        )
+        chain = httpx.get(f"{market_server.url}/v1/chain/txs", timeout=10)
+        assert chain.status_code == 200 and job.id in chain.text
+        assert "hf_this_is_not_a_real_token" not in chain.text
+        assert "wandb_not_real_either" not in chain.text
+        assert "HF_TOKEN" not in chain.text  # not even the names
+    assert_conserved(market_server.url)
