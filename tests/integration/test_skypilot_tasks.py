@@ -18,8 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
+from pasar.client import calls
 from pasar.client.client import Client
+from pasar.client.inputs import private_part_of
+from pasar.core.errors import PasarError
 from pasar.core.money import Money
+from pasar.core.private_part import order_fields
+from pasar.core.spec import Draft
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is missing")
 
@@ -91,10 +96,13 @@ def test_a_two_node_skypilot_task_runs_unchanged_with_its_cap_and_duration_decid
     assert_conserved(market_server.url)
 
 
-def test_secrets_reach_the_job_and_never_the_public_chain(
+def test_secrets_alternatives_and_a_hostile_order_on_one_market(
     market_server: Any, spawn_provider: Any, tmp_path: Path
 ) -> None:
-    spawn_provider(market_server.url, tmp_path / "p", "--price-cpu-hour", PRICE_CPU_HOUR)
+    """Secrets reach the job and never the public chain; of ordered alternatives the first a
+    provider takes is sent (the decision names who fits which); an order carrying its
+    alternatives to the market itself is refused with the field named, nothing escrowed."""
+    provider = spawn_provider(market_server.url, tmp_path / "p", "--price-cpu-hour", PRICE_CPU_HOUR)
     task = FIXTURES / "envs-secrets.yaml"
     with Client(market_server.url, home=tmp_path / "client") as client:
         client.faucet("10 USDC")
@@ -111,4 +119,30 @@ def test_secrets_reach_the_job_and_never_the_public_chain(
         assert "hf_this_is_not_a_real_token" not in chain.text
         assert "wandb_not_real_either" not in chain.text
         assert "HF_TOKEN" not in chain.text  # not even the names
+
+        # ordered alternatives: nobody has 64 CPUs, so the 1-CPU one is sent
+        task = {
+            "run": "echo cpus=$SKYPILOT_NUM_NODES",
+            "max_duration": "5m",
+            "resources": {"ordered": [{"cpus": 64}, {"cpus": 1}]},
+        }
+        job = client.launch(task)
+        assert job.decided is not None and job.decided.alternative == 1
+        line = next(x for x in job.decided.lines if x.startswith("resources.alternatives"))
+        assert "[0] 64 CPUs" in line and "0 provider(s) fit" in line, line
+        assert f"[1] 1 CPU, 1 GB memory, 1 GB disk: 1 provider(s) fit ({provider.account})" in line
+        assert job.wait(timeout=60)["status"] == "done"
+
+        # a hostile client sends the alternatives themselves: refused, nothing moves
+        before = client.balance()
+        spec = Draft.of({**task, "max_price_per_hour": "1 USDC"}).spec()
+        private = private_part_of(spec, [])
+        client._upload(private.commitment, private.to_bytes())
+        with pytest.raises(PasarError) as info:
+            client._call(calls.create_order(order_fields(spec, private), None))
+        assert info.value.status == 422 and info.value.field == "spec.resources.alternatives"
+        with pytest.raises(PasarError) as info:  # the quote route refuses it the same way
+            client._call(calls.quote(spec.public_dict(), None))
+        assert info.value.field == "spec.resources.alternatives"
+        assert client.balance() == before
     assert_conserved(market_server.url)
