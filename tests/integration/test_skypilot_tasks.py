@@ -7,6 +7,7 @@ decided cap and duration (``--dry-run``) and refusing to escrow without a termin
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -119,6 +120,18 @@ def test_secrets_alternatives_and_a_hostile_order_on_one_market(
         assert "hf_this_is_not_a_real_token" not in chain.text
         assert "wandb_not_real_either" not in chain.text
         assert "HF_TOKEN" not in chain.text  # not even the names
+
+        # --secret adds one from the command line; a plan never prints a secret's value
+        dry = pasar(
+            tmp_path / "client", market_server.url, "launch", str(task), "--dry-run", "--json",
+            "--secret", "EXTRA=top-secret-value",
+        )  # fmt: skip
+        assert dry.returncode == 0 and "top-secret-value" not in dry.stdout + dry.stderr, dry
+        plan = json.loads(dry.stdout)
+        assert plan["spec"]["secrets"] == dict.fromkeys(
+            ["EXTRA", "HF_TOKEN", "WANDB_API_KEY"], "***"
+        )
+        assert plan["decided"]["max_price_from"] == "quote"
 
         # ordered alternatives: nobody has 64 CPUs, so the 1-CPU one is sent
         task = {

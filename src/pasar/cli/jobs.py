@@ -190,6 +190,9 @@ def launch(
         show_default=False,
     ),
     env: list[str] = typer.Option([], "--env", "-e", help="KEY=VALUE for the job (repeat)."),
+    secret: list[str] = typer.Option(
+        [], "--secret", help="KEY=VALUE for the job, kept private and never printed (repeat)."
+    ),
     cpus: str | None = typer.Option(None, "--cpus", help="At least N CPUs.", show_default=False),
     memory: str | None = typer.Option(
         None, "--memory", help="At least N GB of memory.", show_default=False
@@ -230,6 +233,7 @@ def launch(
 
     flags = Overrides(
         envs=env,
+        secrets=secret,
         cpus=cpus,
         memory=memory,
         gpus=gpus,

@@ -4,8 +4,9 @@ the flags users of ``sky launch`` expect laid over it.
 - ``pasar launch job.yaml``: the file, as it is;
 - ``pasar launch -- python train.py``: an inline job, its ``run`` the command (quoted as the
   shell would need), with defaults for what a file must say (price cap, duration);
-- ``--env K=V`` (repeat), ``--cpus``, ``--memory``, ``--gpus A100:1``, ``--max-price``,
-  ``--max-duration``, ``--name`` override the file's fields;
+- ``--env K=V`` (repeat), ``--secret K=V`` (repeat; private, never printed), ``--cpus``,
+  ``--memory``, ``--gpus A100:1``, ``--max-price``, ``--max-duration``, ``--name`` override
+  the file's fields;
 - ``--workdir DIR``: every file under DIR travels as an input, named by its path under DIR
   (the job's working directory holds the same tree), and DIR is the base for the spec's own
   relative inputs.
@@ -37,6 +38,7 @@ class Overrides:
     """The flags of ``pasar launch`` that change the job (None: leave the field as it is)."""
 
     envs: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
     cpus: str | None = None
     memory: str | None = None
     gpus: str | None = None
@@ -46,16 +48,18 @@ class Overrides:
     workdir: Path | None = None
 
 
-def _envs(pairs: list[str]) -> dict[str, str]:
+def _envs(pairs: list[str], flag: str = "--env") -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise PasarError(
-                f"--env takes KEY=VALUE, got {pair!r}",
+                f"{flag} takes KEY=VALUE, got {pair!r}"
+                if flag == "--env"
+                else f"{flag} takes KEY=VALUE",  # a secret's value is never echoed
                 code="invalid_argument",
-                field="--env",
-                hint="e.g. --env EPOCHS=10 (repeat --env for more)",
+                field=flag,
+                hint=f"e.g. {flag} NAME=VALUE (repeat {flag} for more)",
             )
         out[key] = value
     return out
@@ -124,6 +128,8 @@ def build_launch_spec(args: list[str], flags: Overrides) -> tuple[Draft, Path, s
         fields["resources"] = resources
     if flags.envs:
         fields["envs"] = {**fields.get("envs", {}), **_envs(flags.envs)}
+    if flags.secrets:  # like --env, but private and never printed (SkyPilot's --secret)
+        fields["secrets"] = {**(fields.get("secrets") or {}), **_envs(flags.secrets, "--secret")}
     if flags.max_price is not None:
         fields["max_price_per_hour"] = Money.parse(flags.max_price, field="--max-price").to_json()
     if flags.max_duration is not None:

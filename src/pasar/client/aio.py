@@ -147,8 +147,11 @@ class AsyncClient:
     ) -> Decision:
         """See :meth:`pasar.Client.decide`."""
         from pasar.client.defaults import Settings, decide_steps, needs_deciding
+        from pasar.core.spec import JobSpec
         from pasar.crypto.identity import pasar_home
 
+        if isinstance(spec, JobSpec) and spec.resources.alternatives is None:
+            return Decision(spec, Path(base_dir) if base_dir is not None else Path.cwd(), None)
         draft, base = load_draft_job(spec, base_dir)
         if not needs_deciding(draft):
             return Decision(draft.spec(), base, None)

@@ -158,8 +158,11 @@ class Client:
         (:mod:`pasar.client.defaults`). A spec that says everything costs no request."""
         from pasar.client.defaults import Settings, decide_steps, needs_deciding
         from pasar.client.inputs import load_draft_job
+        from pasar.core.spec import JobSpec
         from pasar.crypto.identity import pasar_home
 
+        if isinstance(spec, JobSpec) and spec.resources.alternatives is None:
+            return Decision(spec, Path(base_dir) if base_dir is not None else Path.cwd(), None)
         draft, base = load_draft_job(spec, base_dir)
         if not needs_deciding(draft):
             job = draft.spec()
