@@ -25,6 +25,7 @@ ACCEPTED = {  # file: a line spec check must print
     "envs-secrets.yaml": "secrets: 2 value(s)",
     "cloud-knobs.yaml": "resources.zone: ignored",
     "image-id.yaml": "resources.image_id: run in that container image",
+    "envs-from-launch.yaml": "secrets.HF_TOKEN: no value in the file: give it at launch",
     "workdir-app/task.yaml": "max_duration: not in the spec: launch takes default_duration",
 }
 REFUSED = {

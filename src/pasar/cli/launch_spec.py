@@ -96,6 +96,7 @@ def build_launch_spec(args: list[str], flags: Overrides) -> tuple[Draft, Path, s
         path = Path(args[0])
         read = read_draft_file(path)
         notes: tuple[str, ...] = read.notes
+        required = read.required
         fields: dict[str, Any] = read.checked().to_dict()
         for key in read.missing:
             fields.pop(key)
@@ -115,6 +116,7 @@ def build_launch_spec(args: list[str], flags: Overrides) -> tuple[Draft, Path, s
         base = Path.cwd()
         source = "the command line"
         notes = ()
+        required = ()
     if flags.workdir is not None:
         base = flags.workdir.absolute()
         fields["inputs"] = sorted({*fields.get("inputs", []), *_workdir_inputs(flags.workdir)})
@@ -137,9 +139,12 @@ def build_launch_spec(args: list[str], flags: Overrides) -> tuple[Draft, Path, s
     if flags.name is not None:
         fields["name"] = flags.name
     try:
-        return replace(Draft.of(fields, source=source), notes=notes), base, source
+        draft = replace(Draft.of(fields, source=source), notes=notes, required=required)
     except SpecError as err:  # name the flag a user typed, where a flag set the field
         raise _with_flags(err, source) from None
+    if (unmet := draft.unmet()) is not None:  # a null env no --env gave
+        raise unmet
+    return draft, base, source
 
 
 _FLAG_OF = {

@@ -104,6 +104,8 @@ def decide_steps(
 ) -> Generator[Call[QuoteResponse], QuoteResponse, Decided]:
     """:func:`decide` as the quote calls it makes, for a client's ``_drive`` (sync or async):
     each step is one ``POST /v1/orders/quote`` and receives its answer."""
+    if (unmet := draft.unmet()) is not None:  # a null env the caller did not give
+        raise unmet
     if not needs_deciding(draft):  # said everything: no quote asked
         return Decided(draft.spec(), "spec", "spec", None, draft.notes)
     lines = list(draft.notes)

@@ -10,6 +10,9 @@ lines, which ``pasar spec check`` and ``pasar launch`` print.
 What each field becomes (the table in docs/jobspec.md, "SkyPilot task files"):
 
 - ``setup``/``run`` as a list of lines: joined with newlines;
+- ``envs``/``secrets`` entries written ``null`` (SkyPilot's "required, given at launch"): left
+  out of the data and listed in :attr:`Adapted.required`; a spec is complete only once
+  ``--env``/``--secret`` (or the SDK's mapping) gives each;
 - ``resources.max_hourly_cost`` (SkyPilot's price cap, a number of dollars): ``max_price_per_hour``
   in :data:`DOLLAR_CURRENCY`;
 - ``resources.disk_size``: ``resources.disk``; ``resources.image_id``: ``image`` (the docker
@@ -102,6 +105,8 @@ class Adapted:
     data: Any
     lines: Mapping[Path, int]
     notes: tuple[str, ...]
+    # ``envs.NAME`` / ``secrets.NAME`` written ``null``: SkyPilot's "give it at launch"
+    required: tuple[str, ...] = ()
 
 
 class _Adapter:
@@ -110,6 +115,7 @@ class _Adapter:
         self.source = source
         self.notes: list[str] = []
         self.errors: list[ErrorDetail] = []
+        self.required: list[str] = []
 
     def refuse(self, path: Path, code: str, message: str, hint: str | None = None) -> None:
         field = dotted(path)
@@ -163,6 +169,18 @@ class _Adapter:
                         "only the files you upload",
                         f"download the data and mount the local copy, e.g. {target}: ./data",
                     )
+        for key, flag in (("envs", "--env"), ("secrets", "--secret")):
+            values = out.get(key)
+            if not isinstance(values, Mapping):
+                continue
+            nulls = [str(name) for name, value in values.items() if value is None]
+            if nulls:
+                out[key] = {name: value for name, value in values.items() if value is not None}
+            for name in nulls:
+                self.required.append(f"{key}.{name}")
+                self.note(
+                    (key, name), f"no value in the file: give it at launch ({flag} {name}=...)"
+                )
         secrets = out.get("secrets")
         if isinstance(secrets, list):
             self.refuse(
@@ -345,4 +363,4 @@ def adapt(data: object, lines: Mapping[Path, int], source: str) -> Adapted:
     out = adapter.task(data)
     if adapter.errors:
         raise SpecError.of(source, adapter.errors)
-    return Adapted(out, adapter.lines, tuple(adapter.notes))
+    return Adapted(out, adapter.lines, tuple(adapter.notes), tuple(adapter.required))

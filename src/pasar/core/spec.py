@@ -700,6 +700,10 @@ def _detail(err: Any, lines: Mapping[tuple[str | int, ...], int]) -> ErrorDetail
 
 def _validate(data: object, source: str, lines: Mapping[tuple[str | int, ...], int]) -> JobSpec:
     adapted = adapt(data, lines, source)  # SkyPilot's fields as pasar's, with notes
+    if adapted.required:  # a null env: only a draft may leave it open (to launch's --env)
+        draft = Draft({}, source, adapted.lines, adapted.notes, adapted.required)
+        if (unmet := draft.unmet()) is not None:
+            raise unmet
     return _validate_adapted(adapted.data, source, adapted.lines).with_notes(adapted.notes)
 
 
@@ -758,6 +762,7 @@ class Draft:
     source: str
     lines: Mapping[tuple[str | int, ...], int]
     notes: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()  # envs.X / secrets.X the file leaves to launch (null)
 
     @classmethod
     def of(
@@ -774,6 +779,7 @@ class Draft:
             source,
             adapted.lines,
             adapted.notes,
+            adapted.required,
         )
         if not isinstance(adapted.data, Mapping):
             _validate_adapted(adapted.data, source, adapted.lines)  # raises, naming the type
@@ -788,16 +794,37 @@ class Draft:
     def with_fields(self, **fields: Any) -> Draft:
         return replace(self, data={**self.data, **fields})
 
+    def unmet(self) -> SpecError | None:
+        """The ``null`` envs and secrets still without a value, as one error naming each."""
+        details = []
+        for field in self.required:
+            key, _, name = field.partition(".")
+            if name not in (self.data.get(key) or {}):
+                flag = "--env" if key == "envs" else "--secret"
+                details.append(
+                    ErrorDetail(
+                        "missing_value",
+                        f"{field} has no value in the file (null): it is given at launch",
+                        field,
+                        f"pass {flag} {name}=VALUE to pasar launch (or set it in the spec)",
+                        line_of(self.lines, (key, name)),
+                    )
+                )
+        return SpecError.of(self.source, details) if details else None
+
     def spec(self, **fill: Any) -> JobSpec:
         """The complete spec; ``fill`` gives fields the draft lacks (a missing one is refused,
         with the hint that launch would decide it)."""
+        if (unmet := self.unmet()) is not None:
+            raise unmet
         data = {**self.data, **{k: v for k, v in fill.items() if k not in self.data}}
         return _validate_adapted(data, self.source, self.lines).with_notes(self.notes)
 
     def checked(self) -> JobSpec:
         """The spec with placeholders for the fields the client decides: every other field
-        checked, for ``pasar spec check`` (the placeholders are never sent)."""
-        return self.spec(**_PLACEHOLDERS)
+        checked, for ``pasar spec check`` (the placeholders are never sent; ``null`` envs may
+        stay unmet)."""
+        return replace(self, required=()).spec(**_PLACEHOLDERS)
 
 
 def load_draft(text: str, source: str = "<spec>") -> Draft:

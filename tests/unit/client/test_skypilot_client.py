@@ -219,3 +219,21 @@ def test_skypilot_variables_on_every_node() -> None:
     alone = _lease({}, 0, 1).skypilot_environment()
     assert alone["SKYPILOT_NODE_RANK"] == "0" and alone["SKYPILOT_NODE_IPS"] == "127.0.0.1"
     assert alone["SKYPILOT_NUM_NODES"] == "1" and alone["SKYPILOT_NUM_GPUS_PER_NODE"] == "0"
+
+
+def test_launch_flags_give_the_values_a_task_file_leaves_to_launch() -> None:
+    from pasar.cli.launch_spec import Overrides, build_launch_spec
+
+    task = str(FIXTURES / "envs-from-launch.yaml")
+    with pytest.raises(PasarError) as info:
+        build_launch_spec([task], Overrides(envs=["DATASET=d"]))
+    assert info.value.field == "secrets.HF_TOKEN" and "--secret HF_TOKEN" in (info.value.hint or "")
+    draft, _, _ = build_launch_spec([task], Overrides(envs=["DATASET=d"], secrets=["HF_TOKEN=t"]))
+    assert draft.unmet() is None
+    spec = draft.spec(max_price_per_hour="1 USDC", max_duration=60)
+    assert spec.envs == {"DATASET": "d", "MODEL": "llama-3-8b"} and spec.secrets == {
+        "HF_TOKEN": "t"
+    }
+    with pytest.raises(PasarError) as info:
+        build_launch_spec([task], Overrides(secrets=["HF_TOKEN"]))
+    assert info.value.field == "--secret" and "HF_TOKEN" not in info.value.message

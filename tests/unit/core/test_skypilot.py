@@ -186,3 +186,26 @@ def test_a_quote_without_a_cap_is_quoted_uncapped_in_the_markets_currency() -> N
     assert uncapped_spec({"max_price_per_hour": "1 USDC"}, "USDC") == {
         "max_price_per_hour": "1 USDC"
     }
+
+
+def test_null_envs_and_secrets_are_left_to_launch_never_dropped() -> None:
+    draft = draft_of("envs-from-launch.yaml")
+    assert draft.required == ("envs.DATASET", "secrets.HF_TOKEN")
+    assert "envs.DATASET: no value in the file: give it at launch (--env DATASET=...)" in (
+        draft.notes
+    )
+    assert draft.checked().envs == {"MODEL": "llama-3-8b"}  # spec check accepts it
+    with pytest.raises(SpecError) as info:  # but it is never signed without them
+        draft.spec(max_price_per_hour="1 USDC", max_duration=60)
+    assert [d.field for d in info.value.details] == ["envs.DATASET", "secrets.HF_TOKEN"]
+    assert info.value.details[0].line == 5 and "--env DATASET=VALUE" in (
+        info.value.details[0].hint or ""
+    )
+    given = draft.with_fields(
+        envs={"MODEL": "m", "DATASET": "d"}, secrets={"HF_TOKEN": "t"}, max_duration=60
+    )
+    assert given.spec(max_price_per_hour="1 USDC").secrets == {"HF_TOKEN": "t"}
+    with pytest.raises(SpecError) as info:  # a complete spec (the SDK, the market) too
+        JobSpec.from_dict({"run": "x", "envs": {"A": None}, "max_price_per_hour": "1 USDC",
+                           "max_duration": 60})  # fmt: skip
+    assert info.value.field == "envs.A"
