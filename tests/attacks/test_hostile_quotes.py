@@ -16,6 +16,7 @@ from attacklib import Party, assert_conserved
 
 from pasar.client.raw_orders import send_order
 from pasar.core.errors import PasarError
+from pasar.core.quotes import UNCAPPED_UNITS
 
 BASE: dict[str, Any] = {
     "run": "true",
@@ -25,7 +26,8 @@ BASE: dict[str, Any] = {
 }
 
 BAD_SPECS: list[tuple[str, dict[str, Any]]] = [
-    ("no price", {k: v for k, v in BASE.items() if k != "max_price_per_hour"}),
+    ("no duration", {k: v for k, v in BASE.items() if k != "max_duration"}),
+    ("alternatives", {**BASE, "resources": {"alternatives": [{"cpus": 1}], "pick": "ordered"}}),
     ("negative cpus", {**BASE, "resources": {"cpus": -1}}),
     ("unknown mechanism", {**BASE, "pricing": "lottery"}),
     # a billion leases at a price that rounds the escrow to nothing: free to ask, not to hold
@@ -66,6 +68,24 @@ def test_a_bad_spec_is_refused_by_the_quote_as_by_the_order(
         ), (got, refused.value.field)
     if what in ("huge lease count", "cluster too big"):
         assert got["code"] == "too_many_leases" and got["hint"]
+    assert alice.get(f"/v1/accounts/{alice.id}")["escrow"] == "0.00 USDC"
+    assert_conserved(market_server.url)
+
+
+def test_a_spec_without_a_price_cap_is_quoted_uncapped_but_never_ordered(
+    market_server: Any,
+) -> None:
+    """Issue 18: the client sets a missing cap from the quote, so the quote answers one (with
+    a cap no ask reaches, never escrowed); an order without a cap is still refused."""
+    alice = Party(market_server)
+    alice.fund()
+    spec = {k: v for k, v in BASE.items() if k != "max_price_per_hour"}
+    answer = quote(market_server.url, {"spec": spec})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["max_price_per_hour"] == f"{UNCAPPED_UNITS}.00 USDC"
+    with pytest.raises(PasarError) as refused:
+        send_order(alice.api, alice.identity, spec)
+    assert refused.value.field is not None and "max_price_per_hour" in refused.value.field
     assert alice.get(f"/v1/accounts/{alice.id}")["escrow"] == "0.00 USDC"
     assert_conserved(market_server.url)
 
