@@ -60,10 +60,14 @@ def up(
 
     Example: pasar cluster up cluster.yaml --yes
     """
-    from pasar.cli.jobs import _confirm
-    from pasar.cli.spec import read_spec_file
+    from dataclasses import replace
 
-    spec = read_spec_file(spec_file).to_dict()
+    from pasar.cli.jobs import _confirm
+    from pasar.cli.spec import read_draft_file
+    from pasar.core.spec import Draft
+
+    read = read_draft_file(spec_file)  # a SkyPilot task may leave its cap and duration open
+    spec = {k: v for k, v in read.checked().to_dict().items() if k not in read.missing}
     if not is_cluster(spec):
         raise PasarError(
             f"{spec_file} is a job of one node, not a cluster",
@@ -72,11 +76,17 @@ def up(
             hint="set num_nodes above 1 (or cluster: ray), or run it with `pasar launch`",
         )
     spec["run"] = cluster_run(str(spec["run"]))
+    draft = replace(Draft.of(spec, source=str(spec_file)), notes=read.notes, required=read.required)
+    base = spec_file.resolve().parent
     with make_client(market) as client:
-        quote = client.quote(spec, base_dir=spec_file.resolve().parent)
+        decision = client.decide(draft, base_dir=base)  # the cap and duration, said out loud
+        if not json and decision.decided is not None:
+            for line in decision.decided.lines:
+                console.print(f"- {line}", markup=False, highlight=False)
+        quote = client.quote(decision.spec, base_dir=base)
         if not (yes or _confirm(quote.escrow)):
             raise typer.Exit(1)
-        job = client.launch(spec, base_dir=spec_file.resolve().parent)
+        job = client.launch(decision.spec, base_dir=base)
         order = _wait_until_up(client, job.id)
     nodes = sorted(order["leases"], key=lambda x: x["shard"])
     if json:
