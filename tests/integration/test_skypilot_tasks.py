@@ -7,6 +7,7 @@ decided cap and duration (``--dry-run``) and refusing to escrow without a termin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -20,7 +21,8 @@ import httpx
 import pytest
 
 from pasar.client import calls
-from pasar.client.client import Client
+from pasar.client.aio import AsyncClient
+from pasar.client.client import Client, Decision
 from pasar.client.inputs import private_part_of
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
@@ -77,6 +79,15 @@ def test_a_two_node_skypilot_task_runs_unchanged_with_its_cap_and_duration_decid
         asked = pasar(home, market_server.url, "launch", str(task))
         assert asked.returncode == 2 and "--yes" in asked.stderr, asked.stdout + asked.stderr
         assert client.balance()["escrow"] == "0.00 USDC"  # nothing escrowed by either
+
+        async def decide_async() -> Decision:
+            async with AsyncClient(market_server.url, home=home) as aclient:
+                return await aclient.decide(task)
+
+        same = asyncio.run(decide_async())  # the async SDK decides the same way
+        assert same.decided is not None and same.decided.lines[-1].startswith(
+            "max_price_per_hour: not in the spec: 0.0625 USDC"
+        )
 
         job = client.launch(task)
         assert job.decided is not None
