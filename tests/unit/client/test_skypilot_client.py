@@ -161,8 +161,8 @@ def test_settings_come_from_pasar_config_and_bad_ones_are_refused(tmp_path: Path
 def test_the_workdir_goes_up_less_its_skyignore() -> None:
     draft, base = load_draft_job(FIXTURES / "workdir-app" / "task.yaml", None)
     names = {f.name for f in collect_inputs(draft.checked(), base)}
-    assert "src/main.py" in names and "src/keep.pyc" in names  # re-included by !keep.pyc
-    assert "src/cache.pyc" not in names and not any(n.startswith("checkpoints/") for n in names)
+    assert "src/main.py" in names and "src/keep.tmp" in names  # re-included by !keep.tmp
+    assert "src/debug.tmp" not in names and not any(n.startswith("checkpoints/") for n in names)
     assert "data/train.csv" in names and ".skyignore" in names
 
 
