@@ -150,7 +150,7 @@ def _never_fits(quote: QuoteResponse) -> PasarError:
     )
 
 
-def _confirm(escrow: str) -> bool:
+def _confirm(escrow: str, terms: str = "") -> bool:
     """Ask on the terminal; refuse (exit 2) when there is none to ask on."""
     if not sys.stdin.isatty():
         raise PasarError(
@@ -158,7 +158,7 @@ def _confirm(escrow: str) -> bool:
             code="confirmation_required",
             hint="pass --yes to launch without asking (or --dry-run to only look)",
         )
-    return typer.confirm(f"launch and escrow {escrow}?", default=False, err=True)
+    return typer.confirm(f"launch and escrow {escrow}{terms}?", default=False, err=True)
 
 
 def launch(
@@ -275,7 +275,8 @@ def launch(
             else:
                 console.print("dry run: nothing launched")
             return
-        if not yes and not _confirm(quote.escrow):
+        terms = f" (cap {spec.max_price_per_hour}/h per lease, at most {spec.max_duration} s)"
+        if not yes and not _confirm(quote.escrow, terms):
             err_console.print("not launched")
             raise typer.Exit(1)
         job = client.launch(spec, base_dir=base, ttl_s=ttl)  # complete: nothing re-decided

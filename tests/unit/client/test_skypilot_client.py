@@ -237,3 +237,15 @@ def test_launch_flags_give_the_values_a_task_file_leaves_to_launch() -> None:
     with pytest.raises(PasarError) as info:
         build_launch_spec([task], Overrides(secrets=["HF_TOKEN"]))
     assert info.value.field == "--secret" and "HF_TOKEN" not in info.value.message
+
+
+def test_the_launch_question_names_the_cap_and_duration(monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+
+    from pasar.cli import jobs
+
+    asked: list[str] = []
+    monkeypatch.setattr(jobs.sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(typer, "confirm", lambda text, **_: asked.append(text) or False)
+    assert not jobs._confirm("0.125 USDC", " (cap 0.0625 USDC/h per lease, at most 3600 s)")
+    assert asked == ["launch and escrow 0.125 USDC (cap 0.0625 USDC/h per lease, at most 3600 s)?"]
