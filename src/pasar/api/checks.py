@@ -31,6 +31,9 @@ class CheckView(WireModel):
     provider_outputs: list[FileEntry] = Field(default_factory=list)
     private: str | None = None  # sha256 of the private part
     sealed_key: str | None = None  # a sealed job: its data key, sealed to this check's verifier
+    # a pol check: the challenge seed (the market's draw, hex) and the sample's sizes
+    # (``{"seed", "top", "random", "segment"}``: :mod:`pasar.core.verify.pol`)
+    challenge: JSONObject | None = None
 
 
 class VerifierInfo(WireModel):

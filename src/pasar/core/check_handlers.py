@@ -8,7 +8,8 @@ verification policy (:class:`~pasar.core.verify.base.CheckedPolicy`, today ``rep
   chance, whether the result is re-run; if not, the lease is paid at once;
 * ``check.assign`` (the market) — gives a check to a verifier picked by the recorded seed among
   those allowed (:func:`eligible_verifiers`);
-* ``check.verdict`` (the assigned verifier) — its result's root; the policy's tally decides, and
+* ``check.verdict`` (the assigned verifier) — its result's root (or, for a policy whose checks
+  compare a sample, ``pol``, its ``matches``); the policy's tally decides, and
   the decision is carried out here: the provider paid or refunded and re-queued, check fees
   paid from the lease's escrow to the majority, the wrong side slashed;
 * ``check.expire`` (the market) — a verifier missed its deadline: the check goes to another.
@@ -323,8 +324,18 @@ def on_check_verdict(state: MarketState, tx: Tx) -> Applied:
         lease, record, policy = _held(state, check.lease_id)
     assert lease.receipt is not None  # held and settled leases keep their receipt
     provider_root = compared_root(lease.receipt)
+    # pol: the verifier's ``matches`` is its comparison of the sampled segments it replayed
+    ordered = checked_policy(state, record)
+    by_match = ordered is not None and ordered.verdict_by_match
     tolerant = record.tolerant
-    if matches is not None and not tolerant:
+    if by_match and matches is None:
+        raise fail(
+            "this job is checked by a sampled replay: the verdict says whether it matched",
+            code="invalid_verdict",
+            field="matches",
+            hint="send matches: true or false",
+        )
+    if matches is not None and not (tolerant or by_match):
         raise fail(
             "matches is for outputs the spec compares within a tolerance; this job's outputs "
             "are compared exactly (by their root)",
@@ -333,7 +344,10 @@ def on_check_verdict(state: MarketState, tx: Tx) -> Applied:
         )
     check.status = "done"
     check.root = root
-    check.agrees = root == provider_root or (tolerant and matches is True)
+    if by_match:
+        check.agrees = matches is True
+    else:
+        check.agrees = root == provider_root or (tolerant and matches is True)
     state._changing(state.verifiers[check.verifier]).checks_done += 1
     if policy is None:
         result = decide_challenge(state, state._changing(state.challenges[str(check.challenge_id)]))

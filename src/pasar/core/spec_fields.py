@@ -300,7 +300,8 @@ def compare_rule(value: object) -> str:
 
 def verification_policy(value: object) -> str:
     expected = (
-        'expected "receipt", "replicate:RATE" (e.g. replicate:0.1), "pol", "approve" or "tee"'
+        'expected "receipt", "replicate:RATE" (e.g. replicate:0.1), "pol" (or '
+        'pol:top=N,random=N), "approve" or "tee"'
     )
     if not isinstance(value, str):
         refuse("invalid_choice", f"{expected}; found {describe_value(value)}")
@@ -313,6 +314,8 @@ def verification_policy(value: object) -> str:
             f"{expected}; found {value!r}",
             f"did you mean {near!r}?" if near else None,
         )
+    if kind == "pol" and rate_text.strip():
+        return _pol_argument(value, rate_text, expected)
     if kind != "replicate":
         if rate_text:
             refuse("invalid_choice", f"{expected}; {kind!r} takes no rate, found {value!r}")
@@ -329,6 +332,23 @@ def verification_policy(value: object) -> str:
             "replicate:0.1 re-runs one job in ten on a verifier",
         )
     return f"replicate:{fmt_qty(rate)}"
+
+
+def _pol_argument(value: str, argument: str, expected: str) -> str:
+    """``pol:top=N,random=N`` (proof of learning's sample, raised above the preset's),
+    normalized to that order."""
+    asked: dict[str, int] = {}
+    for part in (p.strip() for p in argument.split(",")):
+        key, _, number = part.partition("=")
+        key, number = key.strip(), number.strip()
+        if key not in ("top", "random") or key in asked or not number.isdigit():
+            refuse(
+                "invalid_choice",
+                f"{expected}; found {value!r}",
+                "pol:top=2,random=16 raises the preset's sample (top per epoch, random)",
+            )
+        asked[key] = int(number)
+    return "pol:" + ",".join(f"{k}={asked[k]}" for k in ("top", "random") if k in asked)
 
 
 Text = Annotated[str, PlainValidator(_text("text")), WithJsonSchema({"type": "string"})]

@@ -14,7 +14,9 @@ every time. :func:`train` then, in the pinned environment (:mod:`pasar.train.env
    H(seed, "data", t) — so a replay from any checkpoint draws exactly what the run drew;
 3. hashes the whole state after every step (:func:`pasar.train.state_hash.state_hash`),
    keeps a checkpoint every k steps, and commits the Merkle root of the step hashes
-   (step 0, the initial state, is leaf 0) — the root goes into the receipt.
+   (step 0, the initial state, is leaf 0) — the root goes into the receipt — with the
+   update norm of each k-step segment (how far its checkpoints are apart), from which a pol
+   verifier picks the segments with the largest update (:mod:`pasar.core.verify.pol`).
 
 :func:`replay` re-runs steps ``start+1 .. end`` from the checkpoint at ``start`` and returns the
 hashes it computes, which a verifier compares with the committed ones.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ from typing import Any
 
 from pasar.core.errors import PasarError
 from pasar.crypto.merkle import root_of_hashes
+from pasar.train.cheat import Cheat, cheat_from_env
 from pasar.train.environment import PINNED, configure_torch, fingerprint
 from pasar.train.state_hash import state_hash
 
@@ -40,6 +44,8 @@ HASHES = "step_hashes.json"
 LOSSES = "losses.json"
 CHECKPOINTS = "checkpoints"
 FORMAT = 1
+#: set by a pol verifier: the JSON list of segments ``[[start, end], ...]`` to replay
+REPLAY_ENV = "PASAR_POL_REPLAY"
 
 
 @dataclass
@@ -79,9 +85,22 @@ def train(
     seed: int,
     out: str | Path,
     script: str | Path | None = None,
+    cheat: Cheat | None = None,
 ) -> Run:
     """Run ``steps`` steps of ``build(seed)`` under the harness, writing the manifest, the
-    checkpoints, the step hashes and the losses into ``out`` (see the module doc)."""
+    checkpoints, the step hashes, the segment norms and the losses into ``out`` (see the
+    module doc).
+
+    Run by a pol verifier (``PASAR_POL_REPLAY`` names the segments to replay), it replays them
+    instead, writes :data:`pasar.train.verifier_replay.REPORT` into ``out`` and ends the
+    process (exit 0): the job script runs unchanged on both sides. ``cheat`` (or
+    ``PASAR_POL_CHEAT``) makes this a cheating prover, for tests (:mod:`pasar.train.cheat`)."""
+    if os.environ.get(REPLAY_ENV):
+        from pasar.train.verifier_replay import replay_for_verifier
+
+        replay_for_verifier(build, out, os.environ[REPLAY_ENV])
+        raise SystemExit(0)
+    cheat = cheat or cheat_from_env(seed)
     if steps < 1 or checkpoint_every < 1:
         raise PasarError(
             "steps and checkpoint_every must be at least 1",
@@ -108,14 +127,22 @@ def train(
         script=script,
     )
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    if cheat is not None:
+        cheat = cheat.for_run(steps)
     losses: list[float] = []
+    norms: list[float] = []
+    before = _weights(setup)
     for step in range(1, steps + 1):
-        losses.append(_step(setup, seed, step))
+        losses.append(_step(setup, seed, step, cheat))
         hashes.append(state_hash(setup.model, setup.optimizer, step, setup.scheduler))
         if step % checkpoint_every == 0 or step == steps:
             _save_checkpoint(folder, step, setup)
+            after = _weights(setup)
+            norms.append(update_norm(before, after))
+            before = after
     root = root_of_hashes(hashes)
-    (folder / HASHES).write_text(json.dumps({"root": root, "hashes": hashes}))
+    committed = {"root": root, "hashes": hashes, "checkpoint_every": checkpoint_every}
+    (folder / HASHES).write_text(json.dumps({**committed, "norms": norms}))
     (folder / LOSSES).write_text(json.dumps(losses))
     return Run(manifest, hashes, root, losses)
 
@@ -123,14 +150,36 @@ def train(
 def replay(build: Callable[[int], Setup], out: str | Path, start: int, end: int) -> list[str]:
     """The hashes of steps ``start+1 .. end``, recomputed from the checkpoint at ``start``
     with the manifest's seed (a verifier compares them with the committed ones)."""
+    return replay_segments(build, out, [(start, end)])[0].hashes
+
+
+@dataclass(frozen=True)
+class SegmentReplay:
+    """One segment replayed from its checkpoints: the hash of the loaded start checkpoint, the
+    hashes of steps ``start+1 .. end``, the hash of the loaded end checkpoint, and the update
+    norm between the two checkpoints (a verifier compares each with what was committed)."""
+
+    start: int
+    end: int
+    start_hash: str
+    hashes: list[str]
+    end_checkpoint_hash: str
+    norm: float
+
+
+def replay_segments(
+    build: Callable[[int], Setup], out: str | Path, segments: list[tuple[int, int]]
+) -> list[SegmentReplay]:
+    """Replay each ``(start, end)`` from the checkpoints in ``out`` (one build for all)."""
     folder = Path(out)
     manifest = json.loads((folder / MANIFEST).read_text())
-    if not 0 <= start < end <= int(manifest["steps"]):
-        raise PasarError(
-            f"no such segment {start}..{end} of a {manifest['steps']}-step run",
-            code="invalid_segment",
-            field="segment",
-        )
+    for start, end in segments:
+        if not 0 <= start < end <= int(manifest["steps"]):
+            raise PasarError(
+                f"no such segment {start}..{end} of a {manifest['steps']}-step run",
+                code="invalid_segment",
+                field="segment",
+            )
     _check_environment()
     configure_torch()
     import torch
@@ -138,12 +187,20 @@ def replay(build: Callable[[int], Setup], out: str | Path, start: int, end: int)
     seed = int(manifest["seed"])
     torch.manual_seed(derive_seed(seed, "init", 0))
     setup = build(seed)
-    _load_checkpoint(folder, start, setup)
-    hashes = []
-    for step in range(start + 1, end + 1):
-        _step(setup, seed, step)
-        hashes.append(state_hash(setup.model, setup.optimizer, step, setup.scheduler))
-    return hashes
+    done = []
+    for start, end in segments:
+        load_checkpoint(folder, end, setup)
+        end_hash = state_hash(setup.model, setup.optimizer, end, setup.scheduler)
+        final = _weights(setup)
+        load_checkpoint(folder, start, setup)
+        start_hash = state_hash(setup.model, setup.optimizer, start, setup.scheduler)
+        norm = update_norm(_weights(setup), final)
+        hashes = []
+        for step in range(start + 1, end + 1):
+            _step(setup, seed, step)
+            hashes.append(state_hash(setup.model, setup.optimizer, step, setup.scheduler))
+        done.append(SegmentReplay(start, end, start_hash, hashes, end_hash, norm))
+    return done
 
 
 def manifest_of(
@@ -178,19 +235,47 @@ def manifest_of(
     }
 
 
-def _step(setup: Setup, seed: int, step: int) -> float:
+def _step(setup: Setup, seed: int, step: int, cheat: Cheat | None = None) -> float:
     import torch
 
     torch.manual_seed(derive_seed(seed, "step", step))
-    generator = torch.Generator().manual_seed(derive_seed(seed, "data", step))
+    kind = None if cheat is None else cheat.kind_at(step)
+    if kind == "skip":  # weights copied forward: no batch, no gradient, no update
+        return float("nan")
+    data_step = cheat.data_step(step) if cheat is not None and kind == "subset" else step
+    generator = torch.Generator().manual_seed(derive_seed(seed, "data", data_step))
     batch = setup.batches(step, generator)
     setup.optimizer.zero_grad(set_to_none=True)
     loss = setup.loss(setup.model, batch)
     loss.backward()
+    if kind == "cheap":  # a cheaper model: only the last layer's parameters learn
+        for parameter in list(setup.model.parameters())[:-2]:
+            parameter.grad = None
     setup.optimizer.step()
     if setup.scheduler is not None:
         setup.scheduler.step()
+    if kind == "perturb":  # one weight nudged by 1e-3, once
+        with torch.no_grad():
+            next(setup.model.parameters()).view(-1)[0] += 1e-3
     return float(loss.detach())
+
+
+def _weights(setup: Setup) -> dict[str, Any]:
+    """The model's floating-point state (a copy), to measure a segment's update."""
+    return {k: v.detach().clone() for k, v in setup.model.state_dict().items()}
+
+
+def update_norm(before: Mapping[str, Any], after: Mapping[str, Any]) -> float:
+    """The L2 norm of the update between two model states (float64, by sorted name: the same
+    bits wherever the environment is the same, so a verifier recomputes it exactly)."""
+    import torch
+
+    total = torch.zeros((), dtype=torch.float64)
+    for name in sorted(after):
+        a, b = after[name], before[name]
+        if a.is_floating_point():
+            total += ((a.double() - b.double()) ** 2).sum()
+    return float(total.sqrt())
 
 
 def _checkpoint_path(folder: Path, step: int) -> Path:
@@ -202,6 +287,7 @@ def _save_checkpoint(folder: Path, step: int, setup: Setup) -> None:
 
     state = {
         "step": step,
+        "rng": torch.get_rng_state(),  # so a loaded checkpoint hashes as the committed step
         "model": setup.model.state_dict(),
         "optimizer": setup.optimizer.state_dict(),
         "scheduler": None if setup.scheduler is None else setup.scheduler.state_dict(),
@@ -209,7 +295,7 @@ def _save_checkpoint(folder: Path, step: int, setup: Setup) -> None:
     torch.save(state, _checkpoint_path(folder, step))
 
 
-def _load_checkpoint(folder: Path, step: int, setup: Setup) -> None:
+def load_checkpoint(folder: Path, step: int, setup: Setup) -> None:
     """Load a checkpoint a prover wrote: tensors and plain values only (``weights_only``: a
     pickle from an untrusted party must not run code)."""
     import torch
@@ -228,10 +314,19 @@ def _load_checkpoint(folder: Path, step: int, setup: Setup) -> None:
             field="checkpoints",
             hint="a checkpoint holds tensors and plain values only; anything else is refused",
         ) from None
-    setup.model.load_state_dict(state["model"])
-    setup.optimizer.load_state_dict(state["optimizer"])
-    if setup.scheduler is not None and state.get("scheduler") is not None:
-        setup.scheduler.load_state_dict(state["scheduler"])
+    try:
+        setup.model.load_state_dict(state["model"])
+        setup.optimizer.load_state_dict(state["optimizer"])
+        if setup.scheduler is not None and state.get("scheduler") is not None:
+            setup.scheduler.load_state_dict(state["scheduler"])
+        if state.get("rng") is not None:
+            torch.set_rng_state(state["rng"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise PasarError(
+            f"the checkpoint at step {step} does not fit the model: {type(exc).__name__}",
+            code="bad_checkpoint",
+            field="checkpoints",
+        ) from None
 
 
 def _file_sha256(path: Path) -> str:
@@ -263,4 +358,15 @@ def _check_environment() -> None:
         )
 
 
-__all__ = ["Run", "Setup", "derive_seed", "replay", "train"]
+__all__ = [
+    "REPLAY_ENV",
+    "Run",
+    "SegmentReplay",
+    "Setup",
+    "derive_seed",
+    "load_checkpoint",
+    "replay",
+    "replay_segments",
+    "train",
+    "update_norm",
+]

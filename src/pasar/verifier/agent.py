@@ -27,6 +27,7 @@ from pasar.provider.pip_options import pip_options_from_config
 from pasar.provider.runtime.base import Runtime, check_usable, get_runtime
 from pasar.provider.sealed import clear_sealed_workroot, sealed_workroot
 from pasar.verifier import VERIFIER_KEY
+from pasar.verifier.pol import PolCheckExecutor
 from pasar.verifier.rerun import CheckExecutor
 
 log = logging.getLogger("pasar.verifier")
@@ -137,7 +138,8 @@ class VerifierAgent:
             return
         sealed = (view.spec or {}).get("privacy") == "sealed"  # its plaintext stays in memory
         root = sealed_workroot(self.config.home) if sealed else workroot_for(self.config.home)
-        executor = CheckExecutor(self.api, self.runtime, view, workroot=root)
+        kind = PolCheckExecutor if view.challenge is not None else CheckExecutor
+        executor = kind(self.api, self.runtime, view, workroot=root)
         executor.pip = self.pip
         executor.on_done = self._done
         with self._lock:

@@ -49,7 +49,7 @@ def test_pasar_allows_every_mechanism_and_defaults_to_book() -> None:
         ("akash", "auction", "receipt"),
         ("ionet", "book", "receipt"),
         ("render", "performance", "approve"),
-        ("gensyn", "book", "replicate:0.25"),  # until proof-of-learning lands
+        ("gensyn", "book", "pol"),  # proof of learning (issue 16)
         ("aethir", "tender", "replicate:0.1"),
         ("phala", "stake", "tee"),
     ],

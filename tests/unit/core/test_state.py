@@ -16,6 +16,7 @@ from pasar.core.presets import builtin_preset
 from pasar.core.private_part import order_fields
 from pasar.core.state import MarketState
 from pasar.core.timelock import challenge_message
+from pasar.core.verify import BUILDERS
 from pasar.crypto.identity import Identity, verify_signature
 
 MARKET = Identity.from_seed(bytes(32))
@@ -309,7 +310,8 @@ def test_heartbeat_with_a_forged_challenge_is_refused() -> None:
     assert other.value.status == 403
 
 
-def test_unsupported_verification_is_refused_not_ignored() -> None:
+def test_unsupported_verification_is_refused_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(BUILDERS, "pol")  # a kind the spec knows and this market does not
     s = make_state()
     send(s, ALICE, T0, type="faucet", amount="10 USDC")
     with pytest.raises(PasarError) as err:

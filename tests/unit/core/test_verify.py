@@ -25,7 +25,7 @@ from pasar.core.presets import Verification, builtin_preset
 from pasar.core.private_part import order_fields
 from pasar.core.spec import JobSpec
 from pasar.core.state import MarketState
-from pasar.core.verify import BUILDERS, build_policy, policy_names
+from pasar.core.verify import BUILDERS, NOT_YET, build_policy, policy_names
 from pasar.core.verify.base import (
     Hold,
     Outcome,
@@ -94,7 +94,9 @@ def test_a_default_tee_policy_without_attested_providers_is_refused_not_ignored(
     assert err.value.hint is not None and "verification: receipt" in err.value.hint
 
 
-def test_a_policy_not_built_yet_is_refused_not_ignored() -> None:
+def test_a_policy_not_built_yet_is_refused_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(BUILDERS, "pol")  # a kind the spec knows and the registry lacks
+    monkeypatch.setitem(NOT_YET, "pol", ": proof-of-learning is not built yet")
     s = make_state("phala")
     with pytest.raises(PasarError) as err:
         s.order_escrow(_spec(max_price_per_hour="1 USDC", verification="pol"))
@@ -124,8 +126,11 @@ def checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(BUILDERS, "replicate", lambda _arg, _rules: Checked())
 
 
-def test_the_accepted_policies_come_from_the_registry(checked: None) -> None:
-    assert policy_names() == ("receipt", "approve", "replicate", "tee")
+def test_the_accepted_policies_come_from_the_registry(
+    checked: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert policy_names() == ("receipt", "approve", "replicate", "tee", "pol")
+    monkeypatch.delitem(BUILDERS, "pol")
     s = make_state()
     _send(s, ALICE, T0, type="faucet", amount="10 USDC")
     _send(

@@ -151,6 +151,10 @@ class Verification:
     ``max_duration`` before the check goes to another verifier. ``challenge_window_s`` is how
     long after a result settles a staked verifier may challenge it (a whistleblower),
     posting ``whistle_bond``.
+    ``pol_top`` (Q), ``pol_random`` (r) and ``pol_segment`` (k) are proof of learning's
+    sample: the Q segments of at most k steps with the largest update per epoch and r random
+    ones are replayed (a spec may raise Q and r); a pol check earns ``pol_fee_rate`` of the
+    lease's work cost (:mod:`pasar.core.verify.pol`).
     """
 
     default: str = "receipt"
@@ -164,11 +168,16 @@ class Verification:
     check_deadline_s: int = 120
     challenge_window_s: int = 0
     whistle_bond: Money | None = None
+    pol_top: int = 1
+    pol_random: int = 8
+    pol_segment: int = 10
+    pol_fee_rate: Fraction = Fraction(1, 10)
 
     _KEYS = frozenset({"default", "checkers", "slash_reward_rate", "approve_window_s",
                        "max_reruns", "check_fee_rate", "verifier_stake", "slash_rate",
                        "check_deadline_s", "challenge_window_s",
-                       "whistle_bond"})  # fmt: skip
+                       "whistle_bond", "pol_top", "pol_random", "pol_segment",
+                       "pol_fee_rate"})  # fmt: skip
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], currency: str = "USDC") -> Verification:
@@ -185,6 +194,7 @@ class Verification:
                 ("slash_reward_rate", "1/2"),
                 ("check_fee_rate", "1"),
                 ("slash_rate", "1/2"),
+                ("pol_fee_rate", "1/10"),
             )
         }
         for key, rate in rates.items():
@@ -214,6 +224,10 @@ class Verification:
             check_deadline_s=_int(v, "check_deadline_s", "verification", 120, 1),
             challenge_window_s=_int(v, "challenge_window_s", "verification", 0),
             whistle_bond=money("whistle_bond"),
+            pol_top=_int(v, "pol_top", "verification", 1),
+            pol_random=_int(v, "pol_random", "verification", 8),
+            pol_segment=_int(v, "pol_segment", "verification", 10, 1),
+            pol_fee_rate=rates["pol_fee_rate"],
         )  # fmt: skip
 
 
@@ -297,6 +311,10 @@ class Preset:
                 "check_deadline_s": self.verification.check_deadline_s,
                 "challenge_window_s": self.verification.challenge_window_s,
                 "whistle_bond": _money_json(self.verification.whistle_bond),
+                "pol_top": self.verification.pol_top,
+                "pol_random": self.verification.pol_random,
+                "pol_segment": self.verification.pol_segment,
+                "pol_fee_rate": str(self.verification.pol_fee_rate),
             },
         }
 

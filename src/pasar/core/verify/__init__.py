@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pasar.core.errors import PasarError
 from pasar.core.verify.approve import build_approve
 from pasar.core.verify.base import VerificationPolicy
+from pasar.core.verify.pol import build_pol
 from pasar.core.verify.receipt import ReceiptPolicy
 from pasar.core.verify.replicate import ReplicatePolicy
 from pasar.core.verify.tee import TeePolicy
@@ -39,6 +40,7 @@ BUILDERS: dict[str, PolicyBuilder] = {
         slash_rate=rules.slash_rate,
     ),
     "tee": lambda _argument, _rules: TeePolicy(),
+    "pol": build_pol,
 }
 
 
@@ -48,9 +50,7 @@ def _rate(argument: str) -> Fraction:
 
 
 #: Why a policy a spec may name is refused for now (said, never silently replaced).
-NOT_YET: dict[str, str] = {
-    "pol": ": proof-of-learning is not built yet (replicate:RATE re-runs jobs meanwhile)",
-}
+NOT_YET: dict[str, str] = {}
 
 
 def policy_names() -> tuple[str, ...]:

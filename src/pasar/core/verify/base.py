@@ -167,7 +167,13 @@ class VerificationPolicy(Protocol):
 class CheckedPolicy(Protocol):
     """A policy whose held results verifiers re-check (``replicate``): the market draws which
     receipts are checked, assigns checks to verifiers, and tallies their verdicts. The state
-    asks a policy whether it is one (``isinstance``), never its name."""
+    asks a policy whether it is one (``isinstance``), never its name.
+
+    ``verdict_by_match``: a verdict's ``matches`` is the comparison (a sampled replay, pol),
+    not its root against the provider's (a full re-run)."""
+
+    @property
+    def verdict_by_match(self) -> bool: ...
 
     def check_fee(self, cost: Money) -> Money:
         """What a verifier earns for re-running a lease whose work cost ``cost``."""

@@ -90,6 +90,9 @@ class ReplicatePolicy:
     check_fee_rate: Fraction = Fraction(1)
     slash_rate: Fraction = Fraction(1, 2)
     name: str = "replicate"
+    # a verdict's ``matches`` decides (pol: the verifier compared what it replayed), rather
+    # than its root against the provider's (a full re-run)
+    verdict_by_match: bool = False
 
     # -- the seam's questions -----------------------------------------------------------------
 

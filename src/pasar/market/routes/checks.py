@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Request
 from pasar.api.checks import ChallengeView, CheckView, VerifierInfo
 from pasar.api.receipts import file_entries
 from pasar.api.txs import TxAnswer
+from pasar.core.check_handlers import checked_policy
 from pasar.core.errors import PasarError
 from pasar.core.lease_handlers import compared_root
-from pasar.core.market_records import CheckRecord
+from pasar.core.market_records import CheckRecord, LeaseRecord, OrderRecord
 from pasar.core.state import MarketState
+from pasar.core.verify.pol import PolPolicy
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.identity import parse_account_id
 from pasar.market.access import check_lease_party
@@ -95,7 +97,23 @@ def check_view(service: MarketService, check: CheckRecord) -> CheckView:
         private=record.private,
         sealed_key=lease.sealed_keys.get(check.verifier),
         provider_outputs=file_entries(receipt.get("outputs", ())),
+        challenge=pol_challenge(state, record, lease),
     )
+
+
+def pol_challenge(
+    state: MarketState, record: OrderRecord, lease: LeaseRecord
+) -> dict[str, object] | None:
+    """What a pol verifier samples with: the market's draw (the challenge seed) and Q, r, k."""
+    policy = checked_policy(state, record)
+    if not isinstance(policy, PolPolicy) or lease.draw is None:
+        return None
+    return {
+        "seed": lease.draw,
+        "top": policy.top,
+        "random": policy.random,
+        "segment": policy.segment,
+    }
 
 
 @router.get(

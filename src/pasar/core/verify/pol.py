@@ -1,0 +1,184 @@
+"""``verification: pol`` — proof of learning: a verifier replays sampled segments of a training
+run whose every step the prover committed (issue 16; the harness is :mod:`pasar.train`).
+
+Why sampled replay: re-running a whole training job doubles its cost (``replicate``). A run
+under the harness commits, in the outputs its signed receipt roots, the manifest (written before
+step 1), the hash of the full training state after every step with their Merkle root, a
+checkpoint every k steps and the update norm of each k-step segment. Replaying s of its N
+segments from their checkpoints costs about s/N of the training, and a prover that faked m
+segments escapes only if none of them is sampled: detection = 1 - (1 - m/N)^s (sampling with
+replacement; without it, as here, a little higher: :func:`detection`).
+
+The steps, each a transaction the audit replays (they are ``replicate``'s, so the check
+handlers carry them out unchanged, :mod:`pasar.core.check_handlers`):
+
+1. **receipt** — a successful receipt holds the lease; its outputs' root commits the manifest,
+   the step hashes and their root, the checkpoints and the segment norms.
+2. **draw** (market) — the market signs the lease's receipt digest: the **challenge seed** is
+   that signature, fixed only once the commitment exists and unknown to the prover before it
+   (Ed25519 is deterministic: the market cannot grind it either). Every pol receipt is checked.
+3. **check** (verifier) — :func:`sample_segments` turns the seed and the committed norms into
+   the segments to replay: (a) the ``top`` segments with the largest update per epoch (where a
+   real update concentrates: a prover that perturbs or corrupts a step tends to show up there),
+   and (b) ``random`` segments drawn uniformly from the rest — top-Q alone is gameable, since a
+   prover that skips steps reports small norms. The verifier replays them from the checkpoints,
+   compares every step hash bitwise with its Merkle proof against the committed root, and signs
+   ``matches``: true only when every sampled segment matched (:mod:`pasar.verifier.pol`).
+4. **verdict** — one agreeing check pays the provider (and the verifier its fee); a mismatch
+   calls ``checkers`` (2N+1) verifiers and the majority decides: the provider proven wrong is
+   paid nothing, the client's escrow goes back to the order, the provider is slashed per the
+   preset and the slash reward goes to the verifier who proved it (money conserved: the
+   ledger moves it). A missing manifest or checkpoint is a mismatch (the prover cannot show its
+   work: it loses once the checkers say so by their deadline). A verifier that cannot
+   reproduce the manifest's environment sends nothing (never a false slash): the check goes to
+   another verifier at its deadline.
+
+A check earns ``fee_rate`` (the preset's ``pol_fee_rate``) × the lease's work cost: a replay
+of s of N segments is that share of the work. The preset sets ``top`` (Q), ``random`` (r) and
+the longest segment ``segment`` (k) a manifest may use; a spec may raise Q and r
+(``pol:top=2,random=16``), never lower them, and the policy takes the larger of each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from math import comb
+from typing import TYPE_CHECKING
+
+from pasar.core.errors import PasarError
+from pasar.core.money import Money
+from pasar.core.verify.replicate import ReplicatePolicy
+
+if TYPE_CHECKING:
+    from pasar.core.presets import Verification
+
+SEED_DOMAIN = b"pasar-pol-challenge\n"
+ARGUMENTS = ("top", "random")
+
+
+@dataclass(frozen=True)
+class PolPolicy(ReplicatePolicy):
+    """Replay ``top`` segments per epoch and ``random`` more, from every held pol receipt."""
+
+    rate: Fraction = Fraction(1)  # every pol receipt is checked: the sample is the spot check
+    top: int = 1
+    random: int = 8
+    segment: int = 10
+    fee_rate: Fraction = Fraction(1, 10)
+    name: str = "pol"
+    verdict_by_match: bool = True
+
+    def drawn(self, draw_signature: bytes) -> bool:
+        """Every pol receipt is checked; the draw's signature is the challenge seed."""
+        return True
+
+    def check_fee(self, cost: Money) -> Money:
+        """A replay of a sample of the segments: ``fee_rate`` of what the training cost."""
+        return cost.scale(self.fee_rate)
+
+    def sample(self, draw_signature: bytes, norms: Sequence[float], per_epoch: int) -> list[int]:
+        """The segments this policy replays for the lease the market drew ``draw_signature``
+        for (see :func:`sample_segments`)."""
+        return sample_segments(
+            challenge_seed(draw_signature), norms, per_epoch=per_epoch, top=self.top,
+            random=self.random,
+        )  # fmt: skip
+
+
+def challenge_seed(draw_signature: bytes) -> bytes:
+    """The challenge seed: a hash of the market's signature over the receipt."""
+    return hashlib.sha256(SEED_DOMAIN + draw_signature).digest()
+
+
+def sample_segments(
+    seed: bytes, norms: Sequence[float], *, per_epoch: int, top: int, random: int
+) -> list[int]:
+    """The indexes (sorted) of the segments to replay out of ``len(norms)``.
+
+    (a) in each epoch (``per_epoch`` consecutive segments), the ``top`` with the largest norm
+    (ties by index); (b) ``random`` more, uniformly without replacement from the others, drawn
+    with H(seed, i). All of them when the run has no more segments than that."""
+    count = len(norms)
+    if per_epoch < 1:
+        raise PasarError("per_epoch must be at least 1", code="invalid_sample", field="per_epoch")
+    picked: set[int] = set()
+    for first in range(0, count, per_epoch):
+        epoch = range(first, min(first + per_epoch, count))
+        ranked = sorted(epoch, key=lambda i: (-float(norms[i]), i))
+        picked.update(ranked[:top])
+    rest = [i for i in range(count) if i not in picked]
+    for n in range(min(random, len(rest))):
+        digest = hashlib.sha256(seed + n.to_bytes(8, "big")).digest()
+        picked.add(rest.pop(int.from_bytes(digest[:8], "big") % len(rest)))
+    return sorted(picked)
+
+
+def segment_bounds(index: int, every: int, steps: int) -> tuple[int, int]:
+    """Segment ``index`` replays steps ``start+1 .. end`` from the checkpoint at ``start``."""
+    start = index * every
+    return start, min(start + every, steps)
+
+
+def segment_count(steps: int, every: int) -> int:
+    return -(-steps // every)
+
+
+def detection(faked: int, segments: int, sampled: int) -> float:
+    """The chance that ``sampled`` segments drawn without replacement out of ``segments`` hit
+    at least one of ``faked``: 1 - C(N-m, s)/C(N, s) (≈ 1 - (1 - m/N)^s, slightly above it)."""
+    if faked <= 0:
+        return 0.0
+    sampled = min(sampled, segments)
+    return 1.0 - comb(segments - faked, sampled) / comb(segments, sampled)
+
+
+def detection_formula(faked: int, segments: int, sampled: int) -> float:
+    """The issue's estimate 1 - (1 - m/N)^s (with replacement: a lower bound)."""
+    return 1.0 - (1.0 - faked / segments) ** sampled
+
+
+def parse_argument(argument: str) -> dict[str, int]:
+    """``top=2,random=16`` (either, both or neither) as integers at least 0."""
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in argument.split(","))):
+        key, _, value = part.partition("=")
+        key = key.strip()
+        if key not in ARGUMENTS or key in out or not value.strip().isdigit():
+            raise PasarError(
+                f"verification 'pol:{argument}': expected top=N and/or random=N, found {part!r}",
+                code="invalid_verification",
+                status=422,
+                field="spec.verification",
+                hint="e.g. pol:top=2,random=16 (a spec may raise the preset's numbers)",
+            )
+        out[key] = int(value)
+    return out
+
+
+def build_pol(argument: str, rules: Verification) -> PolPolicy:
+    """The preset's Q, r and k, with Q and r raised to what the spec asks (never lowered)."""
+    asked = parse_argument(argument)
+    return PolPolicy(
+        checkers=rules.checkers,
+        check_fee_rate=rules.check_fee_rate,
+        slash_rate=rules.slash_rate,
+        top=max(rules.pol_top, asked.get("top", 0)),
+        random=max(rules.pol_random, asked.get("random", 0)),
+        segment=rules.pol_segment,
+        fee_rate=rules.pol_fee_rate,
+    )
+
+
+__all__ = [
+    "PolPolicy",
+    "build_pol",
+    "challenge_seed",
+    "detection",
+    "detection_formula",
+    "sample_segments",
+    "segment_bounds",
+    "segment_count",
+]

@@ -1,0 +1,253 @@
+"""A pol check: replay the sampled segments of a committed training run (issue 16).
+
+The market drew the lease (its signature over the receipt is the challenge seed) and gave the
+check to this verifier with the sample's sizes (:attr:`CheckView.challenge`). Then:
+
+1. **fetch** the prover's manifest and step hashes (outputs of the lease, each checked against
+   its sha256, which the receipt's root commits), pick the segments with the policy's
+   :func:`~pasar.core.verify.pol.sample_segments` from the seed and the committed update norms,
+   and fetch only the checkpoints at their ends;
+2. **replay** them by running the job's own command in the sandbox with
+   ``PASAR_POL_REPLAY`` set: the harness in the job's script checks the manifest's environment
+   against its own and replays (:mod:`pasar.train.verifier_replay`);
+3. **judge** (:func:`judge`): every replayed step hash, and the hashes of the loaded start and
+   end checkpoints, equal to the committed leaf, each leaf proven under the committed root with
+   its Merkle proof; each segment's update norm equal to the committed one;
+4. **verdict**: ``matches`` true or false, signed. A manifest, step-hash file or checkpoint the
+   prover did not deliver is a mismatch (it cannot show its work). An environment this verifier
+   cannot reproduce sends nothing: the check goes to another verifier at its deadline, and an
+   honest prover is never slashed for a verifier's machine (tolerance mode is not built yet).
+
+A lease whose outputs hold no manifest is not a harness run: the job is re-run whole, as under
+``replicate``, and ``matches`` says whether the roots agree (a prover that withheld the
+manifest of a job that writes one disagrees with the re-run).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pasar.api.receipts import Failure, FileEntry
+from pasar.api.txs import CheckVerdict
+from pasar.client import calls
+from pasar.core.errors import PasarError
+from pasar.core.verify.pol import challenge_seed as seed_of
+from pasar.core.verify.pol import sample_segments, segment_bounds, segment_count
+from pasar.crypto.hashing import sha256_file
+from pasar.crypto.merkle import MerkleTree, hash_leaf, root_of_files, root_of_hashes, verify_proof
+from pasar.provider.runtime.base import Outcome
+from pasar.verifier.rerun import CheckExecutor
+
+log = logging.getLogger("pasar.verifier")
+
+# the harness's names (pasar.train.harness / verifier_replay: importing pasar.train here would
+# pin this process's thread environment, so they are repeated; a unit test checks they agree)
+MANIFEST = "manifest.json"
+HASHES = "step_hashes.json"
+REPORT = "pol_replay.json"
+REPLAY_ENV = "PASAR_POL_REPLAY"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"checkpoints/step-{step:08d}.pt"
+
+
+def find_run(outputs: list[FileEntry]) -> str | None:
+    """The folder (``""`` for the top) of the one harness run among a lease's outputs: where a
+    ``manifest.json`` is; None when there is none (not a harness run)."""
+    folders = sorted(
+        str(PurePosixPath(o.path).parent) for o in outputs if PurePosixPath(o.path).name == MANIFEST
+    )
+    if not folders:
+        return None
+    return "" if folders[0] == "." else folders[0]
+
+
+def _in(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to replay: the segments' indexes and bounds, from the committed run."""
+
+    every: int
+    steps: int
+    indexes: list[int]
+    bounds: list[tuple[int, int]]
+
+
+@dataclass
+class Judgement:
+    """``matches`` None: cannot reproduce (no verdict sent)."""
+
+    matches: bool | None
+    reason: str
+    first_bad_step: int | None = None
+    segments: list[int] = field(default_factory=list)
+
+
+def plan(challenge: dict[str, Any], manifest: dict[str, Any], committed: dict[str, Any]) -> Plan:
+    """The segments to replay, or a :class:`PasarError` naming what the prover got wrong."""
+    steps, every = int(manifest["steps"]), int(manifest["checkpoint_every"])
+    hashes, norms = committed["hashes"], committed["norms"]
+    if every > int(challenge["segment"]):
+        raise _bad(f"the run checkpoints every {every} steps; this market allows at most "
+                   f"{challenge['segment']}")  # fmt: skip
+    if int(committed.get("checkpoint_every", every)) != every:
+        raise _bad("the step hashes and the manifest disagree on the checkpoint interval")
+    if len(hashes) != steps + 1 or root_of_hashes(hashes) != committed["root"]:
+        raise _bad("the step hashes are not the manifest's steps under the committed root")
+    if hashes[0] != manifest.get("initial_state_sha256"):
+        raise _bad("the first step hash is not the manifest's initial state")
+    count = segment_count(steps, every)
+    if len(norms) != count or not all(isinstance(n, int | float) for n in norms):
+        raise _bad(f"expected {count} segment norms, found {len(norms)}")
+    per_epoch = (manifest.get("config") or {}).get("steps_per_epoch")
+    per = max(1, int(per_epoch) // every) if isinstance(per_epoch, int) else count
+    indexes = sample_segments(
+        seed_of(bytes.fromhex(challenge["seed"])), norms, per_epoch=per,
+        top=int(challenge["top"]), random=int(challenge["random"]),
+    )  # fmt: skip
+    return Plan(every, steps, indexes, [segment_bounds(i, every, steps) for i in indexes])
+
+
+def _bad(message: str) -> PasarError:
+    return PasarError(message, code="pol_mismatch")
+
+
+def judge(committed: dict[str, Any], the_plan: Plan, report: dict[str, Any]) -> Judgement:
+    """Compare the replay report with the commitment (see the module doc)."""
+    environment = report.get("environment") or {}
+    if environment.get("matches") is False:
+        differs = environment.get("differs")
+        return Judgement(None, f"cannot reproduce: this environment differs: {differs}")
+    error = report.get("error")
+    if error:
+        code = error.get("code")
+        if code in ("missing_checkpoint", "bad_checkpoint", "bad_manifest", "invalid_segment"):
+            return Judgement(False, f"{code}: {error.get('message')}")
+        return Judgement(None, f"the replay failed here: {code}: {error.get('message')}")
+    replayed = report.get("segments")
+    if not isinstance(replayed, list) or len(replayed) != len(the_plan.bounds):
+        return Judgement(None, "the replay reported no segments (the job is not a harness run?)")
+    hashes, norms = committed["hashes"], committed["norms"]
+    root = committed["root"]
+    tree = MerkleTree.from_hashes(hashes)
+
+    def proven(step: int, value: str) -> bool:  # the replayed hash is the committed leaf
+        return verify_proof(root, hash_leaf(value), tree.proof(step))
+
+    for index, (start, end), got in zip(the_plan.indexes, the_plan.bounds, replayed, strict=True):
+        if (got.get("start"), got.get("end")) != (start, end):
+            return Judgement(None, "the replay answered other segments than asked")
+        if len(got["hashes"]) != end - start:
+            return Judgement(None, "the replay reported a segment of the wrong length")
+        checks = [(start, got["start_hash"], "its start checkpoint")]
+        checks += [(start + 1 + i, h, "the replayed step") for i, h in enumerate(got["hashes"])]
+        checks.append((end, got["end_checkpoint_hash"], "its end checkpoint"))
+        for step, value, what in checks:
+            if not proven(step, value):
+                why = f"segment {index} ({start}..{end}): step {step} differs ({what})"
+                return Judgement(False, why, step, the_plan.indexes)
+        if got["norm"] != norms[index]:
+            return Judgement(False, f"segment {index}: the committed update norm "
+                             f"{norms[index]} is not its checkpoints' {got['norm']}",
+                             start, the_plan.indexes)  # fmt: skip
+    n = len(the_plan.indexes)
+    return Judgement(True, f"{n} sampled segment(s) replayed bit for bit", None, the_plan.indexes)
+
+
+class PolCheckExecutor(CheckExecutor):
+    """Fetches the commitment and the sampled checkpoints, replays, judges, signs."""
+
+    run_folder: str | None = None
+    the_plan: Plan | None = None
+    committed: dict[str, Any] | None = None
+    refusal: str | None = None  # the prover did not deliver what it committed to
+
+    def _fetch_inputs(self) -> str | None:
+        problem = super()._fetch_inputs()
+        if problem is not None:
+            return problem
+        theirs = {o.path: o for o in self.check.provider_outputs}
+        self.run_folder = find_run(list(theirs.values()))
+        if self.run_folder is None:  # not a harness run: re-run it whole (see the module doc)
+            return None
+        challenge = dict(self.check.challenge or {})
+        try:
+            manifest = json.loads(self._fetch(theirs, MANIFEST).read_text())
+            self.committed = json.loads(self._fetch(theirs, HASHES).read_text())
+            self.the_plan = plan(challenge, manifest, self.committed)
+            for step in sorted({s for pair in self.the_plan.bounds for s in pair}):
+                self._fetch(theirs, checkpoint_name(step))
+        except PasarError as exc:
+            self.refusal = exc.message
+        except (ValueError, KeyError, TypeError) as exc:
+            self.refusal = f"the committed run is malformed: {type(exc).__name__}: {exc}"
+        return None
+
+    def _fetch(self, theirs: dict[str, FileEntry], name: str) -> Path:
+        path = _in(self.run_folder or "", name)
+        entry = theirs.get(path)
+        if entry is None:
+            raise _bad(f"the prover's outputs have no {path}")
+        dest = self.workdir / path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if self.api.get_blob(entry.sha256, dest) != entry.sha256:
+            raise PasarError(f"{path} could not be fetched intact", code="fetch_failed")
+        return dest
+
+    def _start(self, env: dict[str, str], limits: Any) -> Any:
+        if self.run_folder is not None:
+            bounds = [] if self.the_plan is None else self.the_plan.bounds
+            env = {**env, REPLAY_ENV: json.dumps(bounds)}
+        return super()._start(env, limits)
+
+    def _finish(
+        self,
+        exit_code: int,
+        kill_reason: str | None,
+        *,
+        note: str | None,
+        outputs: list[FileEntry],
+        outcome: Outcome | None = None,
+        failure: Failure | None = None,
+    ) -> None:
+        if self.run_folder is None:  # a whole re-run: the roots decide
+            root = root_of_files((o.path, o.sha256) for o in outputs)
+            self._send(outputs, root == self.check.provider_root, "a whole re-run")
+            return
+        report_path = self.workdir / _in(self.run_folder, REPORT)
+        if self.refusal is not None:
+            judgement = Judgement(False, self.refusal)
+        elif self.the_plan is None or self.committed is None or not report_path.is_file():
+            judgement = Judgement(None, f"the job wrote no replay report (exit {exit_code})")
+        else:
+            report = json.loads(report_path.read_text())
+            judgement = judge(self.committed, self.the_plan, report)
+        if judgement.matches is None:  # never a verdict against a run it could not reproduce
+            log.warning("check %s: %s: no verdict sent", self.check.check_id, judgement.reason)
+            return
+        mine = []
+        if report_path.is_file():
+            rel = _in(self.run_folder, REPORT)
+            mine = [FileEntry(path=rel, sha256=sha256_file(report_path),
+                              size=report_path.stat().st_size)]  # fmt: skip
+        self._send(mine, judgement.matches, judgement.reason)
+
+    def _send(self, outputs: list[FileEntry], matches: bool, why: str) -> None:
+        body = CheckVerdict(
+            check_id=self.check.check_id,
+            outputs=outputs,
+            root=root_of_files((o.path, o.sha256) for o in outputs),
+            matches=matches,
+        )
+        self.api.perform(calls.verdict(body))
+        self.verdict_sent = True
+        log.info("check %s of lease %s: %s (%s)", self.check.check_id, self.check.lease_id,
+                 "matches" if matches else "MISMATCH", why)  # fmt: skip
