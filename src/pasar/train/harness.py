@@ -155,15 +155,16 @@ def replay(build: Callable[[int], Setup], out: str | Path, start: int, end: int)
 
 @dataclass(frozen=True)
 class SegmentReplay:
-    """One segment replayed from its checkpoints: the hash of the loaded start checkpoint, the
-    hashes of steps ``start+1 .. end``, the hash of the loaded end checkpoint, and the update
-    norm between the two checkpoints (a verifier compares each with what was committed)."""
+    """One segment replayed from its start checkpoint: the hash of that checkpoint as loaded,
+    the hashes of steps ``start+1 .. end``, and the update norm from the start to the replayed
+    end (a verifier compares each with what was committed). The end checkpoint is not loaded:
+    the replayed end state is the committed one when its hash is, and that checkpoint is
+    checked where it starts a sampled segment."""
 
     start: int
     end: int
     start_hash: str
     hashes: list[str]
-    end_checkpoint_hash: str
     norm: float
 
 
@@ -189,18 +190,27 @@ def replay_segments(
     setup = build(seed)
     done = []
     for start, end in segments:
-        load_checkpoint(folder, end, setup)
-        end_hash = state_hash(setup.model, setup.optimizer, end, setup.scheduler)
-        final = _weights(setup)
         load_checkpoint(folder, start, setup)
         start_hash = state_hash(setup.model, setup.optimizer, start, setup.scheduler)
-        norm = update_norm(_weights(setup), final)
+        first = _weights(setup)
         hashes = []
         for step in range(start + 1, end + 1):
             _step(setup, seed, step)
             hashes.append(state_hash(setup.model, setup.optimizer, step, setup.scheduler))
-        done.append(SegmentReplay(start, end, start_hash, hashes, end_hash, norm))
+        norm = update_norm(first, _weights(setup))
+        done.append(SegmentReplay(start, end, start_hash, hashes, norm))
     return done
+
+
+def checkpoint_hash(build: Callable[[int], Setup], out: str | Path, step: int) -> str:
+    """The state hash of the checkpoint at ``step`` as loaded (the last one is the trained
+    model a client takes away: a verifier checks it is the committed final state)."""
+    folder = Path(out)
+    seed = int(json.loads((folder / MANIFEST).read_text())["seed"])
+    configure_torch()
+    setup = build(seed)
+    load_checkpoint(folder, step, setup)
+    return state_hash(setup.model, setup.optimizer, step, setup.scheduler)
 
 
 def manifest_of(
@@ -363,6 +373,7 @@ __all__ = [
     "Run",
     "SegmentReplay",
     "Setup",
+    "checkpoint_hash",
     "derive_seed",
     "load_checkpoint",
     "replay",

@@ -8,7 +8,8 @@ training. The verifier has put the prover's manifest and checkpoints where the j
 
 First the environment: a replay is bitwise only in the environment the manifest records, so a
 verifier whose fingerprint differs replays nothing and reports the difference (it cannot
-reproduce the run: never a reason to slash). Then each segment (:func:`replay_segments`). The
+reproduce the run: never a reason to slash). Then each segment (:func:`replay_segments`) and
+the hash of the last checkpoint (the trained model the client takes away). The
 report (:data:`REPORT`) is the verifier's to judge; nothing here decides.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 
 from pasar.core.errors import PasarError
 from pasar.train.environment import configure_torch, fingerprint
-from pasar.train.harness import MANIFEST, Setup, replay_segments
+from pasar.train.harness import MANIFEST, Setup, checkpoint_hash, replay_segments
 
 REPORT = "pol_replay.json"
 
@@ -58,6 +59,7 @@ def replay_for_verifier(build: Callable[[int], Setup], out: str | Path, segments
         if not differs:
             done = replay_segments(build, folder, parse_segments(segments))
             report["segments"] = [asdict(s) for s in done]
+            report["final_hash"] = checkpoint_hash(build, folder, int(manifest["steps"]))
     except PasarError as exc:
         report["error"] = {"code": exc.code, "message": exc.message}
     except (OSError, ValueError) as exc:  # no manifest, or one that is not JSON

@@ -6,13 +6,14 @@ check to this verifier with the sample's sizes (:attr:`CheckView.challenge`). Th
 1. **fetch** the prover's manifest and step hashes (outputs of the lease, each checked against
    its sha256, which the receipt's root commits), pick the segments with the policy's
    :func:`~pasar.core.verify.pol.sample_segments` from the seed and the committed update norms,
-   and fetch only the checkpoints at their ends;
+   and fetch only the checkpoints they start from;
 2. **replay** them by running the job's own command in the sandbox with
    ``PASAR_POL_REPLAY`` set: the harness in the job's script checks the manifest's environment
    against its own and replays (:mod:`pasar.train.verifier_replay`);
-3. **judge** (:func:`judge`): every replayed step hash, and the hashes of the loaded start and
-   end checkpoints, equal to the committed leaf, each leaf proven under the committed root with
-   its Merkle proof; each segment's update norm equal to the committed one;
+3. **judge** (:func:`judge`): the hash of each loaded start checkpoint and every replayed step
+   hash equal to the committed leaf, each leaf proven under the committed root with its Merkle
+   proof; each segment's update norm (start checkpoint to replayed end) equal to the committed
+   one; and the last checkpoint (the model the client takes away) the committed final state;
 4. **verdict**: ``matches`` true or false, signed. A manifest, step-hash file or checkpoint the
    prover did not deliver is a mismatch (it cannot show its work). An environment this verifier
    cannot reproduce sends nothing: the check goes to another verifier at its deadline, and an
@@ -149,7 +150,6 @@ def judge(committed: dict[str, Any], the_plan: Plan, report: dict[str, Any]) -> 
             return Judgement(None, "the replay reported a segment of the wrong length")
         checks = [(start, got["start_hash"], "its start checkpoint")]
         checks += [(start + 1 + i, h, "the replayed step") for i, h in enumerate(got["hashes"])]
-        checks.append((end, got["end_checkpoint_hash"], "its end checkpoint"))
         for step, value, what in checks:
             if not proven(step, value):
                 why = f"segment {index} ({start}..{end}): step {step} differs ({what})"
@@ -158,6 +158,10 @@ def judge(committed: dict[str, Any], the_plan: Plan, report: dict[str, Any]) -> 
             return Judgement(False, f"segment {index}: the committed update norm "
                              f"{norms[index]} is not its checkpoints' {got['norm']}",
                              start, the_plan.indexes)  # fmt: skip
+    final = report.get("final_hash")
+    if not isinstance(final, str) or not proven(the_plan.steps, final):
+        why = f"the last checkpoint (step {the_plan.steps}) is not the committed final state"
+        return Judgement(False, why, the_plan.steps, the_plan.indexes)
     n = len(the_plan.indexes)
     return Judgement(True, f"{n} sampled segment(s) replayed bit for bit", None, the_plan.indexes)
 
@@ -183,7 +187,7 @@ class PolCheckExecutor(CheckExecutor):
             manifest = json.loads(self._fetch(theirs, MANIFEST).read_text())
             self.committed = json.loads(self._fetch(theirs, HASHES).read_text())
             self.the_plan = plan(challenge, manifest, self.committed)
-            for step in sorted({s for pair in self.the_plan.bounds for s in pair}):
+            for step in {start for start, _end in self.the_plan.bounds} | {self.the_plan.steps}:
                 self._fetch(theirs, checkpoint_name(step))
         except PasarError as exc:
             self.refusal = exc.message

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,17 +66,53 @@ def test_the_verifier_repeats_the_harness_names() -> None:
 def test_an_honest_run_matches_under_any_challenge(honest: Path) -> None:
     committed = json.loads((honest / "step_hashes.json").read_text())
     assert len(committed["norms"]) == 6 and committed["checkpoint_every"] == 10
-    for n in (1, 2):
-        judgement = _check(honest, bytes([n]) * 64)
-        assert judgement.matches is True, judgement.reason
-        assert judgement.segments == [0, 1, 2, 3, 4, 5]  # Q + r >= N: all of them
+    judgement = _check(honest, b"\x01" * 64)
+    assert judgement.matches is True, judgement.reason
+    assert judgement.segments == [0, 1, 2, 3, 4, 5]  # Q + r >= N: all of them
+
+
+CHEATERS = """
+import pasar.train as pt
+import json, runpy, sys
+from pathlib import Path
+from pasar.train.cheat import Cheat
+from pasar.train.verifier_replay import replay_for_verifier
+from pasar.verifier import pol as verifier
+build = runpy.run_path(sys.argv[1])["build"]
+for kind in sys.argv[3:]:
+    out = Path(sys.argv[2]) / kind
+    pt.train(build, steps=60, checkpoint_every=10, seed=7, out=out, script=sys.argv[1],
+             cheat=Cheat.parse(kind, salt=7))
+    manifest = json.loads((out / "manifest.json").read_text())
+    committed = json.loads((out / "step_hashes.json").read_text())
+    plan = verifier.plan(CHALLENGE, manifest, committed)
+    replay_for_verifier(build, out, json.dumps(plan.bounds))
+"""
+
+
+@pytest.fixture(scope="module")
+def cheaters(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every cheating prover's run, and a verifier's replay of it (one process for all: the
+    job's own replay path is the honest tests')."""
+    folder = tmp_path_factory.mktemp("cheaters")
+    challenge = {**CHALLENGE, "seed": "07" * 64}
+    script = CHEATERS.replace("CHALLENGE", repr(challenge))
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(EXAMPLE), str(folder), *cheats.KINDS],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return folder
 
 
 @pytest.mark.parametrize("kind", cheats.KINDS)
-def test_a_cheating_prover_is_caught_at_a_cheated_step(kind: str, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    _job(out, PASAR_POL_CHEAT=kind)
-    judgement = _check(out, b"\x07" * 64)
+def test_a_cheating_prover_is_caught_at_a_cheated_step(kind: str, cheaters: Path) -> None:
+    out = cheaters / kind
+    manifest = json.loads((out / "manifest.json").read_text())
+    committed = json.loads((out / "step_hashes.json").read_text())
+    plan = verifier.plan({**CHALLENGE, "seed": "07" * 64}, manifest, committed)
+    report = json.loads((out / verifier.REPORT).read_text())
+    judgement = verifier.judge(committed, plan, report)
     assert judgement.matches is False, judgement.reason
     cheated = cheats.Cheat.parse(kind, salt=7).for_run(60).steps  # seed 7: the example's
     assert judgement.first_bad_step is not None
@@ -84,17 +121,30 @@ def test_a_cheating_prover_is_caught_at_a_cheated_step(kind: str, tmp_path: Path
 
 def test_a_missing_checkpoint_is_a_mismatch(honest: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    __import__("shutil").copytree(honest, out)
+    shutil.copytree(honest, out)
     (out / "checkpoints" / "step-00000030.pt").unlink()
     judgement = _check(out, b"\x01" * 64)
     assert judgement.matches is False and "missing_checkpoint" in judgement.reason
+
+
+def test_a_final_model_that_is_not_the_committed_one_is_a_mismatch(
+    honest: Path, tmp_path: Path
+) -> None:
+    """The prover ships an earlier (cheaper) model as the result: every replayed segment
+    matches, the last checkpoint does not."""
+    out = tmp_path / "run"
+    shutil.copytree(honest, out)
+    checkpoints = out / "checkpoints"
+    shutil.copy(checkpoints / "step-00000050.pt", checkpoints / "step-00000060.pt")
+    judgement = _check(out, b"\x01" * 64)
+    assert judgement.matches is False and "last checkpoint" in judgement.reason
 
 
 def test_another_environment_cannot_reproduce_and_sends_no_verdict(
     honest: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    __import__("shutil").copytree(honest, out)
+    shutil.copytree(honest, out)
     manifest: dict[str, Any] = json.loads((out / "manifest.json").read_text())
     manifest["environment"]["capability"] = "AVX512"
     (out / "manifest.json").write_text(json.dumps(manifest))
