@@ -21,6 +21,9 @@ The kinds (what a real cheater would do to save work or earn more):
 * ``drop`` — run the job honestly, then delete its first declared output and sign a
   ``missing_outputs`` failure receipt with the rest (a provider that keeps a result it did not
   want to upload, yet is paid its verified seconds); only a re-run shows the job writes it.
+* ``pol`` — a training job under the proof-of-learning harness fakes 10% of its steps (the
+  weights copied forward, :mod:`pasar.train.cheat`'s ``skip``) and commits what it reached,
+  so its receipt is well-formed and only a replay of a sampled segment tells.
 * ``slow`` — claim a faster machine than this one: register a benchmark score
   :data:`SLOW_FACTOR` × the measured one. The claim is per provider, not per lease, so every
   lease it runs is run under it (the rate only turns it on: any RATE above 0).
@@ -48,7 +51,9 @@ from typing import Any
 
 from pasar.core.errors import PasarError
 
-CHEAT_KINDS = ("skip", "garble", "lazy", "drop", "slow")
+CHEAT_KINDS = ("skip", "garble", "lazy", "drop", "slow", "pol")
+#: what a ``pol`` cheater does to a proof-of-learning job (read by its harness: pasar.train.cheat)
+POL_CHEAT = {"PASAR_POL_CHEAT": "skip:0.1"}
 LAZY_WALL_S = 1  # seconds a lazy lease's job may run before it claims to have finished
 SLOW_FACTOR = 4  # how much faster than measured a slow cheater claims to be
 GARBLE_BYTES = 64  # bytes flipped at the start of each output (all of a shorter one)
@@ -87,6 +92,11 @@ class CheatPlan:
         if self.kind == "slow" and self.rate > 0:
             return measured * SLOW_FACTOR
         return measured
+
+
+def cheat_environment(kind: str | None) -> dict[str, str]:
+    """What a cheat adds to the job's environment (``pol``: its harness fakes steps)."""
+    return dict(POL_CHEAT) if kind == "pol" else {}
 
 
 def parse_cheat(text: str, *, seed: str) -> CheatPlan:

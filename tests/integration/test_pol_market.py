@@ -1,0 +1,105 @@
+"""Proof of learning on a real market (issue 16): ``--preset gensyn`` (pol by default), a real
+sandboxed provider and real verifier agents on 127.0.0.1. A small training job (the example's
+MLP on two spirals, a synthetic set generated from the seed) commits every step; a verifier
+replays the sampled segments and the job settles. A provider that fakes 10% of the steps
+(``--cheat pol:1``) is caught by the checkers, paid nothing, slashed half its stake (the
+verifier that proved it rewarded), and the shard re-runs on the honest provider; money is
+conserved throughout."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from test_market_flow import total_minted
+
+from pasar.client.client import Client
+from pasar.client.transport import Transport
+from pasar.core.money import Money
+from pasar.crypto.identity import Identity, save_identity
+from pasar.provider import PROVIDER_KEY
+
+if TYPE_CHECKING:
+    from conftest import MarketProcess
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is missing")
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pol_train.py"
+SPEC = {
+    # 60 steps, a checkpoint every 10: N = 6 segments, all sampled by Q + r = 9
+    "run": "python pol_train.py train --out pol-out --steps 60 --every 10",
+    "inputs": ["pol_train.py"],
+    "outputs": ["pol-out/"],
+    "resources": {"cpus": 1, "memory": 2},
+    "max_price_per_hour": "1 USDC",
+    "max_duration": "5m",
+}
+
+
+def _staked_provider(spawn_provider: Any, url: str, home: Path, *args: str) -> Any:
+    """A provider with the gensyn preset's 100 USDC stake (test money from the faucet)."""
+    key = Identity.generate()
+    save_identity(key, PROVIDER_KEY, home)
+    Transport(url, identity=key).post_signed(
+        "/v1/faucet", {"type": "faucet", "amount": "100 USDC"}, key
+    )
+    return spawn_provider(url, home, "--stake", "100 USDC", *args)
+
+
+@pytest.fixture
+def gensyn(spawn_market: Any, spawn_verifier: Any, tmp_path: Path) -> MarketProcess:
+    market: MarketProcess = spawn_market(tmp_path / "market", "--preset", "gensyn")
+    for i in range(3):
+        spawn_verifier(market.url, tmp_path / f"v{i}", "--stake", "10 USDC")
+    return market
+
+
+def _project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    shutil.copy(EXAMPLE, project)
+    return project
+
+
+def test_an_honest_training_job_settles_and_a_prover_faking_a_tenth_of_its_steps_is_slashed(
+    gensyn: MarketProcess, spawn_provider: Any, tmp_path: Path
+) -> None:
+    """One market for both (a market and three verifiers take a while to start)."""
+    honest = _staked_provider(spawn_provider, gensyn.url, tmp_path / "honest",
+                              "--price-cpu-hour", "0.05")  # fmt: skip
+    project = _project(tmp_path)
+    with Client(gensyn.url, home=tmp_path / "client") as alice:
+        alice.faucet("10 USDC")
+        order = alice.launch(SPEC, base_dir=project).wait(timeout=240)
+        assert order["status"] == "done", order
+        (lease,) = order["leases"]
+        assert lease["provider"] == honest.account and lease["status"] == "settled", lease
+        (check_id,) = lease["checks"]
+        check = alice.check(check_id)
+        assert check["agrees"] is True and check["status"] == "done"
+        # pol, the preset's default: the market's draw is the challenge seed
+        assert check["challenge"]["seed"] and check["challenge"]["top"] == 1
+        paths = {o["path"] for o in lease["receipt"]["outputs"]}
+        assert {"pol-out/manifest.json", "pol-out/step_hashes.json"} <= paths
+        earned = alice.transport.get(f"/v1/accounts/{check['verifier']}")["earnings"]
+        assert Money.parse(earned).micros > 0  # a tenth of the training's cost
+        total_minted(alice.transport.get("/v1/state/balances")["balances"])  # conserved
+
+        cheater = _staked_provider(spawn_provider, gensyn.url, tmp_path / "cheater",
+                                   "--price-cpu-hour", "0.01", "--cheat", "pol:1")  # fmt: skip
+        order = alice.launch(SPEC, base_dir=project).wait(timeout=300)
+        assert order["status"] == "done", order
+        by_status = {x["status"]: x for x in order["leases"]}
+        rejected, settled = by_status["rejected"], by_status["settled"]
+        assert rejected["provider"] == cheater.account and settled["provider"] == honest.account
+        assert Money.parse(rejected["bill"]["provider_payout"]).micros == 0
+        done = [c for c in map(alice.check, rejected["checks"]) if c["status"] == "done"]
+        assert len(done) >= 2 and all(c["agrees"] is False for c in done)
+        assert alice.transport.get(f"/v1/accounts/{cheater.account}")["stake"] == "50.00 USDC"
+        reward = alice.transport.get(f"/v1/accounts/{done[0]['verifier']}")["earnings"]
+        assert Money.parse(reward) >= Money.parse("25 USDC")  # slash_reward_rate 1/2 of 50
+        # the honest prover is never slashed
+        assert alice.transport.get(f"/v1/accounts/{honest.account}")["stake"] == "100.00 USDC"
+        total_minted(alice.transport.get("/v1/state/balances")["balances"])  # conserved
