@@ -98,7 +98,7 @@ def verify(build: Any, out: Path, challenge: dict[str, Any]) -> Judgement:
     """A whole pol check of one run: plan, replay the sample, judge."""
     manifest, committed = _load(out)
     the_plan = plan(challenge, manifest, committed)
-    done = replay_segments(build, out, the_plan.bounds)
+    done = replay_segments(build, out, the_plan.bounds, committed=committed["hashes"])
     report = {
         "environment": {"matches": True},
         "segments": [vars(s) for s in done],
@@ -135,14 +135,13 @@ def segment_verdicts(build: Any, out: Path, steps: int) -> list[bool]:
     _manifest, committed = _load(out)
     hashes = committed["hashes"]
     count = segment_count(steps, EVERY)
-    done = replay_segments(build, out, [segment_bounds(i, EVERY, steps) for i in range(count)])
+    bounds = [segment_bounds(i, EVERY, steps) for i in range(count)]
+    done = replay_segments(build, out, bounds, committed=hashes)
     ok = []
     for i, seg in enumerate(done):
-        good = (
-            seg.start_hash == hashes[seg.start]
-            and seg.hashes == hashes[seg.start + 1 : seg.end + 1]
-        )
-        ok.append(good and seg.norm == committed["norms"][i])
+        steps_ok = seg.hashes == hashes[seg.first : seg.end + 1]
+        start_ok = seg.start_hash == hashes[seg.start]
+        ok.append(steps_ok and start_ok and seg.norm == committed["norms"][i])
     return ok
 
 

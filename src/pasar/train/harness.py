@@ -156,7 +156,8 @@ def replay(build: Callable[[int], Setup], out: str | Path, start: int, end: int)
 @dataclass(frozen=True)
 class SegmentReplay:
     """One segment replayed from its start checkpoint: the hash of that checkpoint as loaded,
-    the hashes of steps ``start+1 .. end``, and the update norm from the start to the replayed
+    the hashes of steps ``first .. end`` (``first`` is ``start + 1`` when every step was
+    hashed, ``end`` when only the end was), and the update norm from the start to the replayed
     end (a verifier compares each with what was committed). The end checkpoint is not loaded:
     the replayed end state is the committed one when its hash is, and that checkpoint is
     checked where it starts a sampled segment."""
@@ -164,14 +165,24 @@ class SegmentReplay:
     start: int
     end: int
     start_hash: str
+    first: int
     hashes: list[str]
     norm: float
 
 
 def replay_segments(
-    build: Callable[[int], Setup], out: str | Path, segments: list[tuple[int, int]]
+    build: Callable[[int], Setup],
+    out: str | Path,
+    segments: list[tuple[int, int]],
+    *,
+    committed: list[str] | None = None,
 ) -> list[SegmentReplay]:
-    """Replay each ``(start, end)`` from the checkpoints in ``out`` (one build for all)."""
+    """Replay each ``(start, end)`` from the checkpoints in ``out`` (one build for all).
+
+    Every step is hashed, unless ``committed`` (the committed step hashes) is given: then only
+    each segment's end is (hashing is a good share of a small model's step), and a segment
+    whose end differs is replayed again hashing every step, to name the first one that
+    differs — the cheapest check for an honest run, the exact step for a cheat."""
     folder = Path(out)
     manifest = json.loads((folder / MANIFEST).read_text())
     for start, end in segments:
@@ -190,16 +201,27 @@ def replay_segments(
     setup = build(seed)
     done = []
     for start, end in segments:
-        load_checkpoint(folder, start, setup)
-        start_hash = state_hash(setup.model, setup.optimizer, start, setup.scheduler)
-        first = _weights(setup)
-        hashes = []
-        for step in range(start + 1, end + 1):
-            _step(setup, seed, step)
-            hashes.append(state_hash(setup.model, setup.optimizer, step, setup.scheduler))
-        norm = update_norm(first, _weights(setup))
-        done.append(SegmentReplay(start, end, start_hash, hashes, norm))
+        replayed = _replay_one(setup, folder, seed, start, end, every_step=committed is None)
+        if committed is not None and replayed.hashes[-1] != committed[end]:
+            replayed = _replay_one(setup, folder, seed, start, end, every_step=True)
+        done.append(replayed)
     return done
+
+
+def _replay_one(
+    setup: Setup, folder: Path, seed: int, start: int, end: int, *, every_step: bool
+) -> SegmentReplay:
+    load_checkpoint(folder, start, setup)
+    start_hash = state_hash(setup.model, setup.optimizer, start, setup.scheduler)
+    before = _weights(setup)
+    hashes = []
+    for step in range(start + 1, end + 1):
+        _step(setup, seed, step)
+        if every_step or step == end:
+            hashes.append(state_hash(setup.model, setup.optimizer, step, setup.scheduler))
+    norm = update_norm(before, _weights(setup))
+    first = start + 1 if every_step else end
+    return SegmentReplay(start, end, start_hash, first, hashes, norm)
 
 
 def checkpoint_hash(build: Callable[[int], Setup], out: str | Path, step: int) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 from pasar.core.errors import PasarError
 from pasar.train.environment import configure_torch, fingerprint
-from pasar.train.harness import MANIFEST, Setup, checkpoint_hash, replay_segments
+from pasar.train.harness import HASHES, MANIFEST, Setup, checkpoint_hash, replay_segments
 
 REPORT = "pol_replay.json"
 
@@ -57,7 +57,8 @@ def replay_for_verifier(build: Callable[[int], Setup], out: str | Path, segments
         differs = environment_differences(dict(manifest.get("environment") or {}), fingerprint())
         report["environment"] = {"matches": not differs, "differs": differs}
         if not differs:
-            done = replay_segments(build, folder, parse_segments(segments))
+            committed = json.loads((folder / HASHES).read_text())["hashes"]
+            done = replay_segments(build, folder, parse_segments(segments), committed=committed)
             report["segments"] = [asdict(s) for s in done]
             report["final_hash"] = checkpoint_hash(build, folder, int(manifest["steps"]))
     except PasarError as exc:

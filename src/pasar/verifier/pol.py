@@ -146,10 +146,11 @@ def judge(committed: dict[str, Any], the_plan: Plan, report: dict[str, Any]) -> 
     for index, (start, end), got in zip(the_plan.indexes, the_plan.bounds, replayed, strict=True):
         if (got.get("start"), got.get("end")) != (start, end):
             return Judgement(None, "the replay answered other segments than asked")
-        if len(got["hashes"]) != end - start:
+        first = got.get("first")
+        if first not in (start + 1, end) or len(got["hashes"]) != end - first + 1:
             return Judgement(None, "the replay reported a segment of the wrong length")
         checks = [(start, got["start_hash"], "its start checkpoint")]
-        checks += [(start + 1 + i, h, "the replayed step") for i, h in enumerate(got["hashes"])]
+        checks += [(first + i, h, "the replayed step") for i, h in enumerate(got["hashes"])]
         for step, value, what in checks:
             if not proven(step, value):
                 why = f"segment {index} ({start}..{end}): step {step} differs ({what})"
