@@ -40,6 +40,7 @@ from pasar.core.verify.pol import challenge_seed as seed_of
 from pasar.core.verify.pol import sample_segments, segment_bounds, segment_count
 from pasar.crypto.hashing import sha256_file
 from pasar.crypto.merkle import MerkleTree, hash_leaf, root_of_files, root_of_hashes, verify_proof
+from pasar.crypto.sealing import decrypt_file
 from pasar.provider.runtime.base import Outcome
 from pasar.verifier.rerun import CheckExecutor
 
@@ -203,8 +204,14 @@ class PolCheckExecutor(CheckExecutor):
             raise _bad(f"the prover's outputs have no {path}")
         dest = self.workdir / path
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if self.api.get_blob(entry.sha256, dest) != entry.sha256:
+        fetched = dest.with_name(dest.name + ".sealed") if self.data_key is not None else dest
+        if self.api.get_blob(entry.sha256, fetched) != entry.sha256:
             raise PasarError(f"{path} could not be fetched intact", code="fetch_failed")
+        if self.data_key is not None:  # a sealed job's output: its plaintext, checked
+            decrypt_file(fetched, dest, self.data_key)
+            fetched.unlink()
+            if entry.plain_sha256 is not None and sha256_file(dest) != entry.plain_sha256:
+                raise _bad(f"{path} does not decrypt to the plaintext the receipt names")
         return dest
 
     def _start(self, env: dict[str, str], limits: Any) -> Any:
