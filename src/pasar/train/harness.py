@@ -5,6 +5,8 @@ A training job is a ``build(seed) -> Setup`` function: the model, optimizer (and
 ``batches(step, generator)`` function and a ``loss(model, batch)`` function, built the same way
 every time. :func:`train` then, in the pinned environment (:mod:`pasar.train.environment`):
 
+0. refuses a step that is not deterministic, naming the first operator whose outputs differ
+   on two runs of step 1 (:mod:`pasar.train.determinism`);
 1. writes the **manifest** before step 1 (:func:`manifest_of`): the script's hash, the setup's
    configuration, steps T, checkpoint interval k, the seed, the data's Merkle root, the
    environment fingerprint and the hash of the initial state, whose checkpoint (W0) is shipped
@@ -36,6 +38,7 @@ from typing import Any
 from pasar.core.errors import PasarError
 from pasar.crypto.merkle import root_of_hashes
 from pasar.train.cheat import Cheat, cheat_from_env
+from pasar.train.determinism import check_step, traced_step
 from pasar.train.environment import PINNED, configure_torch, fingerprint
 from pasar.train.state_hash import state_hash
 
@@ -110,6 +113,7 @@ def train(
     _check_environment()
     configure_torch()
     folder = Path(out)
+    check_step(lambda: _first_step_traced(build, seed))  # before anything is written
     (folder / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
     import torch
 
@@ -290,6 +294,18 @@ def _step(setup: Setup, seed: int, step: int, cheat: Cheat | None = None) -> flo
         with torch.no_grad():
             next(setup.model.parameters()).view(-1)[0] += 1e-3
     return float(loss.detach())
+
+
+def _first_step_traced(
+    build: Callable[[int], Setup], seed: int
+) -> tuple[str, list[tuple[str, str]]]:
+    """A fresh build's step 1, traced operator by operator, and the state hash after it."""
+    import torch
+
+    torch.manual_seed(derive_seed(seed, "init", 0))
+    setup = build(seed)
+    trace = traced_step(lambda: _step(setup, seed, 1))
+    return state_hash(setup.model, setup.optimizer, 1, setup.scheduler), trace
 
 
 def _weights(setup: Setup) -> dict[str, Any]:

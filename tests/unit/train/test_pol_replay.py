@@ -164,3 +164,44 @@ def test_a_commitment_that_does_not_add_up_is_refused_before_any_replay(honest: 
         verifier.plan({**challenge, "segment": 5}, manifest, committed)
     with pytest.raises(Exception, match="segment norms"):
         verifier.plan(challenge, manifest, {**committed, "norms": committed["norms"][:2]})
+
+
+NOISY = """
+import pasar.train as pt
+import os, runpy, sys
+import torch
+
+honest = runpy.run_path({example!r})["build"]
+
+
+class Noisy(torch.nn.Module):  # noise from the OS, not from the generator the harness seeds
+    def forward(self, x):
+        seed = int.from_bytes(os.urandom(4), "big")
+        return x + 1e-3 * torch.rand(x.shape, generator=torch.Generator().manual_seed(seed))
+
+
+def build(seed):
+    setup = honest(seed)
+    setup.model = torch.nn.Sequential(setup.model[0], Noisy(), *list(setup.model)[1:])
+    setup.optimizer = torch.optim.Adam(setup.model.parameters(), lr=0.01)
+    return setup
+
+
+try:
+    pt.train(build, steps=5, checkpoint_every=5, seed=7, out=sys.argv[1])
+except Exception as exc:
+    print(exc.code, exc.message)
+"""
+
+
+def test_a_nondeterministic_operator_is_refused_by_name_before_anything_is_committed(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    script = NOISY.format(example=str(EXAMPLE))
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert done.stdout.startswith("nondeterministic_operator"), done.stdout + done.stderr
+    assert "aten.rand.generator" in done.stdout
+    assert not out.exists()  # no manifest, no checkpoint, no commitment
