@@ -88,6 +88,11 @@ class QuoteResponse(BaseModel):
         description="Registered providers whose whole machine could hold one lease (and offer "
         "the spec's cluster); a multi-node job needs one per node.",
     )
+    nodes_fit: int = Field(
+        default=0,
+        description="Nodes of the job those machines could hold at once: one per provider, or "
+        "with placement: spread as many as each holds (up to the job's nodes each).",
+    )
     note: str | None
     decided_by: str | None = Field(description="Set when bids, not the preview, decide.")
     offers: list[QuotedOfferView] = Field(description="The providers that fit, cheapest first.")
@@ -121,6 +126,7 @@ class QuoteResponse(BaseModel):
             unfilled=quote.unfilled,
             fits_anywhere=quote.fits_anywhere,
             providers_fit=quote.providers_fit,
+            nodes_fit=quote.nodes_fit,
             note=quote.note,
             decided_by=quote.decided_by,
             offers=[QuotedOfferView.of(o) for o in quote.offers],

@@ -127,10 +127,21 @@ def _print_offers(quote: QuoteResponse) -> None:
 # -- launch ----------------------------------------------------------------------------------------
 
 
-def _never_fits(quote: QuoteResponse) -> PasarError:
-    """The refusal of a job no provider of the network could ever run (nothing escrowed)."""
+def _never_fits(quote: QuoteResponse, *, spread: bool = False) -> PasarError:
+    """The refusal of a job no provider of the network could ever run (nothing escrowed).
+    ``spread``: the job's nodes may share a provider (``placement: spread``)."""
     reasons = sorted(set(quote.reasons.values()))
     said = "; ".join(reasons[:3]) + (f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else "")
+    if spread and quote.nodes_fit:  # room for some nodes, too few for the gang
+        return PasarError(
+            f"this job needs {quote.leases} nodes together ({quote.request}), and the "
+            f"{quote.providers_fit} provider(s) on this network that could run one have room "
+            f"for {quote.nodes_fit} (placement: spread)",
+            code="never_fits",
+            field="num_nodes",
+            hint=f"ask for at most {quote.nodes_fit} nodes, or launch with --queue to wait "
+            "for more providers to join",
+        )
     if quote.providers_fit:  # some could run a node, too few for the gang
         return PasarError(
             f"this job needs {quote.leases} providers together, one per node ({quote.request}), "
@@ -268,7 +279,7 @@ def launch(
             _print_plan(spec, quote, len(inputs), client, decided.lines if decided else spec.notes)
             _print_offers(quote)
         if not quote.fits_anywhere and not queue and not dry_run:
-            raise _never_fits(quote)
+            raise _never_fits(quote, spread=spec.shares_providers)
         if dry_run:
             if json:
                 print_json({"dry_run": True, **plan})

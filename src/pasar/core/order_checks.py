@@ -44,6 +44,16 @@ def order_mechanism(preset: Preset, spec: JobSpec) -> Mechanism:
             field="spec.verification",
             hint="use verification: receipt or approve for num_nodes above 1",
         )
+    if spec.shares_providers and not mechanism.packs_gangs:
+        raise fail(
+            f"pricing {mechanism.name!r} cannot place several nodes of a job on one provider "
+            "(placement: spread): it prices a lease by the whole provider",
+            code="placement_unavailable",
+            status=422,
+            field="spec.placement",
+            hint="leave placement out (strict_spread: a provider per node), or choose another "
+            "pricing mechanism",
+        )
     if spec.privacy not in SUPPORTED_PRIVACY:
         # accepting it and then storing the job in plain text would be a lie to the client
         raise fail(

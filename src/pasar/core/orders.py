@@ -17,6 +17,7 @@ from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.core.resources import Inventory, ResourceRequest
 from pasar.core.spec import JobSpec
+from pasar.core.spec_fields import Placement
 
 NEUTRAL_REPUTATION = Fraction(1, 2)
 
@@ -29,9 +30,11 @@ class OrderError(PasarError):
 class Order:
     """A request for ``leases`` leases, each fitting ``request``, at most ``max_price_per_hour``.
 
-    ``together`` is a multi-node cluster: every lease must be filled at once by distinct
-    providers, or none is. Shards (``together=False``) may be filled partially and the rest
-    later, which is how Render splits frames across whoever is free.
+    ``together`` is a multi-node cluster: every lease must be filled at once, or none is, by
+    distinct providers unless ``placement`` is ``spread`` (then a provider may take several of
+    its nodes, each lease its own allocation: :attr:`shares_providers`). Shards
+    (``together=False``) may be filled partially and the rest later, which is how Render splits
+    frames across whoever is free.
     """
 
     id: str
@@ -43,6 +46,7 @@ class Order:
     together: bool = False
     pricing: str | None = None
     created_at: int = 0
+    placement: Placement = "strict_spread"
 
     def __post_init__(self) -> None:
         if self.max_price_per_hour.micros <= 0:
@@ -54,6 +58,11 @@ class Order:
             raise OrderError("max duration must be positive", field="max_duration")
         if self.leases < 1:
             raise OrderError("an order fills at least one lease", field="leases")
+
+    @property
+    def shares_providers(self) -> bool:
+        """A gang whose nodes may share a provider (``placement: spread``)."""
+        return self.together and self.placement == "spread"
 
     @property
     def currency(self) -> str:
@@ -72,6 +81,7 @@ class Order:
             together=spec.num_nodes > 1,
             pricing=spec.pricing,
             created_at=created_at,
+            placement=spec.placement or "strict_spread",
         )
 
 

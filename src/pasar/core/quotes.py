@@ -17,17 +17,17 @@ among offers that tie exactly the pick may differ. Everything else is the same c
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
 from pasar.core.account_handlers import offered_clusters
-from pasar.core.market_records import OrderRecord
+from pasar.core.market_records import OrderRecord, ProviderRecord
 from pasar.core.money import Money
 from pasar.core.order_checks import order_mechanism
 from pasar.core.orders import Order, ProviderView
-from pasar.core.pricing.base import Award, screen
+from pasar.core.pricing.base import Award, capacity, screen
 from pasar.core.resources import fit
 from pasar.core.spec import JobSpec
 from pasar.core.state import MarketState
@@ -89,8 +89,11 @@ class OrderQuote:
     # hold one lease: False means no order for this spec can ever match on this network
     fits_anywhere: bool = True
     # registered providers whose whole machine could hold one lease (a gang needs as many as
-    # it has nodes, each on its own provider)
+    # it has nodes, each on its own provider, under the default placement: strict_spread)
     providers_fit: int = 0
+    # nodes of the job those machines could hold at once: one per provider, or under
+    # placement: spread as many as each machine holds (counted up to the job's nodes each)
+    nodes_fit: int = 0
 
     @property
     def chosen(self) -> str | None:
@@ -146,6 +149,7 @@ def quote_order(
         unfilled=leases,
         fits_anywhere=fits_anywhere(state, record),
         providers_fit=providers_fit(state, record),
+        nodes_fit=nodes_fit(state, record),
     )
     if mechanism.opens_window:
         return _window_quote(state, record, base)
@@ -170,32 +174,55 @@ def quote_order(
 def fits_anywhere(state: MarketState, record: OrderRecord) -> bool:
     """Whether the network's registered providers could ever hold ``record``, whatever they
     run now, ask or whether they are online: one lease on some provider, or for a multi-node
-    job one node on each of as many providers as it has nodes. The difference between a job
-    that waits for capacity and one no provider of this network could ever run (``pasar
-    launch`` refuses the second unless told to queue)."""
+    job all its nodes (one on each of as many providers, or several on one under ``placement:
+    spread``). The difference between a job that waits for capacity and one no provider of
+    this network could ever run (``pasar launch`` refuses the second unless told to queue)."""
     needed = record.order.leases if record.order.together else 1
-    return providers_fit(state, record, enough=needed) >= needed
+    return nodes_fit(state, record, enough=needed) >= needed
 
 
 def providers_fit(state: MarketState, record: OrderRecord, *, enough: int | None = None) -> int:
     """How many registered providers' whole inventories could hold one lease of ``record``
     (with the ``cluster:`` it asks for), counting up to ``enough`` if given. The fleet index
     narrows a GPU request first."""
+    count = 0
+    for _ in _fitting(state, record):
+        count += 1
+        if enough is not None and count >= enough:
+            break
+    return count
+
+
+def nodes_fit(state: MarketState, record: OrderRecord, *, enough: int | None = None) -> int:
+    """How many of ``record``'s leases the registered providers' whole inventories could hold
+    at once: :func:`providers_fit`, except that a gang whose nodes may share a provider
+    (``placement: spread``) counts every node a machine holds (:func:`capacity`, up to the
+    gang's size each). Counts up to ``enough`` if given."""
+    order = record.order
+    if not order.shares_providers:
+        return providers_fit(state, record, enough=enough)
+    count = 0
+    for provider in _fitting(state, record):
+        count += len(capacity(order.request, provider.inventory, order.leases))
+        if enough is not None and count >= enough:
+            break
+    return count
+
+
+def _fitting(state: MarketState, record: OrderRecord) -> Iterator[ProviderRecord]:
+    """The registered providers whose whole inventory could hold one lease of ``record`` and
+    that offer its ``cluster:``, in registration order (the fleet index narrows a GPU request)."""
     request = record.order.request
     cluster = record.spec.cluster
     among = state.index.may_fit(request) if state.indexed else None
     ids = state.providers.keys() if among is None else among
-    count = 0
     for p in ids:
         provider = state.providers.get(p)
         if provider is None or not fit(request, provider.inventory).ok:
             continue
         if cluster is not None and cluster not in offered_clusters(provider):
             continue
-        count += 1
-        if enough is not None and count >= enough:
-            break
-    return count
+        yield provider
 
 
 def _bounded(

@@ -51,6 +51,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_serializer,
@@ -77,6 +78,7 @@ from pasar.core.spec_fields import (
     NodeLoss,
     OutputPath,
     PathText,
+    Placement,
     Pricing,
     Privacy,
     Seconds,
@@ -92,6 +94,7 @@ from pasar.core.spec_fields import (
     nearest,
     normalize_verification,
     parse_duration,
+    placement_choice,
     refuse,
     verification_policy,
 )
@@ -432,6 +435,9 @@ class JobSpec(_Model):
     ) = None
     # accepted TEE measurements (verification: tee); see :class:`TeePins`
     tee: TeePins | None = None
+    # a multi-node job's nodes: each on a provider of its own (strict_spread, the default:
+    # None) or several on one provider where it ranks best (spread); see :attr:`shares_providers`
+    placement: Annotated[Placement, BeforeValidator(placement_choice)] | None = None
 
     # what reading the file decided for the user (pasar.core.skypilot): shown, never signed
     _notes: tuple[str, ...] = PrivateAttr(default=())
@@ -469,6 +475,21 @@ class JobSpec(_Model):
             f"expected a mapping of NAME: value; found {describe_value(value)}",
             "e.g. envs: {EPOCHS: 10}",
         )
+
+    @field_validator("placement", mode="after")
+    @classmethod
+    def _placement_of_nodes(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A placement places the nodes of a gang; a one-node job has nothing to place, and
+        silently ignoring the field would hide a spec that lost its ``num_nodes``."""
+        nodes = info.data.get("num_nodes")
+        if value is not None and nodes == 1:
+            refuse(
+                "conflicting_fields",
+                f"placement: {value} places the nodes of a multi-node job, and this job has "
+                "one node (num_nodes: 1)",
+                "set num_nodes above 1, or leave placement out",
+            )
+        return value
 
     @field_validator("envs", "secrets", mode="after")
     @classmethod
@@ -585,6 +606,11 @@ class JobSpec(_Model):
         return tuple(
             self.model_copy(update={"resources": alt.without_alternatives()}) for alt in alts
         )
+
+    @property
+    def shares_providers(self) -> bool:
+        """Whether several nodes of this job may run on one provider (``placement: spread``)."""
+        return self.num_nodes > 1 and self.placement == "spread"
 
     @property
     def lease_count(self) -> int:

@@ -12,7 +12,7 @@ import difflib
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn, get_args
 
 from pydantic import AfterValidator, PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -27,6 +27,9 @@ Pricing = Literal["auction", "book", "performance", "tender", "stake"]
 Privacy = Literal["none", "sealed"]
 ClusterKind = Literal["ray"]  # a distributed engine started across a multi-node job's nodes
 NodeLoss = Literal["fail", "replace"]  # what a multi-node job does when it loses a node
+# where a multi-node job's nodes go (Ray placement groups' names): every node on a provider of
+# its own (strict_spread, the default), or several on one provider when it ranks best (spread)
+Placement = Literal["strict_spread", "spread"]
 VERIFICATION_KINDS = ("receipt", "replicate", "pol", "approve", "tee")
 SECONDS_PER_HOUR = 3600
 
@@ -55,6 +58,30 @@ def choice(options: Sequence[str], what: str) -> Callable[[object], object]:
         )
 
     return check
+
+
+def placement_choice(value: object) -> object:
+    """``placement:`` as Ray spells its strategies too (``STRICT_SPREAD`` is ``strict_spread``);
+    Ray's PACK and STRICT_PACK are refused with what comes nearest, rather than taken as a typo."""
+    options = get_args(Placement)
+    if isinstance(value, str) and value.strip().lower() in options:
+        return value.strip().lower()
+    if isinstance(value, str) and value.strip().lower() in ("pack", "strict_pack"):
+        refuse(
+            "invalid_choice",
+            f"placement {value!r} is not offered: a gang is placed by strict_spread (a provider "
+            "per node) or spread (several nodes on one provider where it ranks best)",
+            "use placement: spread to let nodes share a provider",
+        )
+    near = nearest(value, options) if isinstance(value, str) else None
+    refuse(
+        "invalid_choice",
+        f"expected a placement: one of {', '.join(options)}; found {describe_value(value)}",
+        f"did you mean {near!r}?"
+        if near
+        else "strict_spread (the default) puts each node on a provider of its own; spread lets "
+        "several nodes share one",
+    )
 
 
 # -- scalar field types ----------------------------------------------------------------------------

@@ -250,6 +250,7 @@ class MarketState:
             together=o.together,
             pricing=o.pricing,
             created_at=o.created_at,
+            placement=o.placement,
         )
 
     def eligible(
@@ -280,6 +281,14 @@ class MarketState:
         once per clearing: :meth:`eligible_view` takes it)."""
         policy = self.preset.verification_policy(record.verification)
         excluded = policy.exclusions(record, [self.leases[x] for x in record.leases])
+        if record.order.together and not record.order.shares_providers:
+            # placement: strict_spread holds for a node leased again (on_node_loss: replace)
+            gang = {
+                lease.provider: "runs another node of this job (placement: strict_spread)"
+                for lease in (self.leases[x] for x in record.leases)
+                if lease.status in LIVE_LEASE
+            }
+            excluded = {**gang, **excluded}
         if not getattr(policy, "requires_attestation", False):
             return excluded
         # verification: tee: only providers with a valid attestation the spec's pins accept

@@ -22,12 +22,16 @@ scaled to a common integer denominator, which keeps a 20-bid clearing to tens of
 
 **Outcome.** The ``order.leases`` lowest scores win, one lease per provider. A ``together`` order
 (a multi-node cluster) needs that many valid bids or nobody wins; a sharded order is filled as
-far as the bids go. Equal scores are ordered by a permutation drawn from the ``rng`` the market
+far as the bids go. A bid is per lease: with ``placement: spread`` a bidder whose free room
+holds several of a gang's nodes offers each at its bid, and the lowest-scored places win
+(:func:`~pasar.core.pricing.base.fill_nodes`), so a gang needs room for its nodes, not that
+many bidders. Equal scores are ordered by a permutation drawn from the ``rng`` the market
 passes (seeded by a value it records), applied to the tied providers sorted by id, so the
 result does not depend on the order in which bids arrived.
 
 **Payment.** First price: each winner is paid its own bid. Second price: each winner is paid the
-price of the first losing valid bid (the (k+1)-th by score), capped at the order's max, and
+price of the first losing valid bid (the (k+1)-th by score; under ``placement: spread`` the
+first place left over, which may be a winner's own further node), capped at the order's max, and
 never less than its own bid (with score adjustments the runner-up may have bid less); with no
 runner-up, the winner is paid its own bid. Nobody is ever paid above the order's max, because a
 bid above it is not valid.
@@ -57,6 +61,7 @@ from pasar.core.pricing.base import (
     Candidates,
     MatchResult,
     Offers,
+    fill_nodes,
     no_fit_note,
     price_problem,
     screen,
@@ -123,6 +128,7 @@ class Auction:
     takes_bids: ClassVar[bool] = True
     opens_window: ClassVar[bool] = True
     walks_cheapest_asks: ClassVar[bool] = False
+    packs_gangs: ClassVar[bool] = True
 
     second_price: bool = False
     reputation_weight: Fraction = Fraction(1, 2)
@@ -244,24 +250,30 @@ class Auction:
             return MatchResult((), reasons, wanted, note)
         keys, denominator = self._keys(valid)
         ranked = rank([(k, c.provider.id, (k, c)) for k, c in zip(keys, valid, strict=True)], rng)
-        if order.together and len(ranked) < wanted:
-            why = f"together order needs {wanted} providers, only {len(ranked)} valid bids"
+        fill = fill_nodes(order, ranked)
+        if order.together and fill.nodes < wanted:
+            why = (
+                f"together order needs {wanted} nodes, the {len(ranked)} valid bids have room "
+                f"for {fill.nodes} (placement: spread)"
+                if order.shares_providers
+                else f"together order needs {wanted} providers, only {len(ranked)} valid bids"
+            )
             for _, c in ranked:
                 reasons[c.provider.id] = why
             return MatchResult((), reasons, wanted, why + ": nobody wins")
-        winners = ranked[:wanted]
-        losers = ranked[wanted:]
+        losers = [(k, c) for k, c in ranked if c.id not in fill.winners]
         awards = []
-        runner_up = losers[0][1].price_per_hour if losers else None
+        # the first place nobody takes: a loser's bid, or a further node of a winner's
+        runner_up = fill.runner_up.price_per_hour if fill.runner_up is not None else None
         cap = order.max_price_per_hour
-        for _, c in winners:
+        for _, c, n in fill.placed:
             own = c.price_per_hour
             assert own is not None
             pay = own
             if self.second_price and runner_up is not None:
                 pay = max(min(runner_up, cap), own)
-            awards.append(Award(c.provider.id, pay, 1, c.allocation))
-        threshold = winners[-1][0]
+            awards.append(Award(c.provider.id, pay, n, c.allocation))
+        threshold = fill.placed[-1][0]
         shown = score_text(_round_div(threshold, denominator))
         for key, c in losers:
             mine = score_text(_round_div(key, denominator))
@@ -269,8 +281,8 @@ class Auction:
                 reasons[c.provider.id] = f"score {mine} ties winner's {shown}; lost the tie-break"
             else:
                 reasons[c.provider.id] = f"score {mine} > winner's {shown}"
-        unfilled = wanted - len(winners)
-        partial = f"filled {len(winners)} of {wanted} leases: too few valid bids"
+        unfilled = wanted - fill.nodes
+        partial = f"filled {fill.nodes} of {wanted} leases: too few valid bids"
         return MatchResult(tuple(awards), reasons, unfilled, partial if unfilled else None)
 
 

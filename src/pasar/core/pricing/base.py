@@ -17,13 +17,13 @@ file, not a new ``if``).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
 from pasar.core.money import Money
 from pasar.core.orders import Order, ProviderView
-from pasar.core.resources import Allocation, fit
+from pasar.core.resources import Allocation, Inventory, ResourceRequest, fit
 
 if TYPE_CHECKING:
     from pasar.core.pricing.book import Asks
@@ -113,12 +113,16 @@ class Mechanism(Protocol):
     win, ties drawn over the tied group only, so a large fleet can be searched by walking the
     asks cheapest first and stopping past the last winning price (:mod:`pasar.core.candidates`);
     otherwise the search looks at the bidders (``takes_bids``) or at every provider that may fit.
+    ``packs_gangs``: a provider may take several nodes of one multi-node order when the spec
+    allows it (``placement: spread``, :func:`fill_nodes`); a mechanism that cannot price that
+    sensibly says False, and such an order is refused at ``order.create``.
     """
 
     name: ClassVar[str]
     takes_bids: ClassVar[bool]
     opens_window: ClassVar[bool]
     walks_cheapest_asks: ClassVar[bool]
+    packs_gangs: ClassVar[bool]
 
     def candidates(self, order: Order, views: Sequence[ProviderView], offers: Offers) -> Candidates:
         """The eligible ``views`` that fit ``order``, each priced the way this mechanism prices
@@ -170,3 +174,90 @@ def no_fit_note(order: Order, reasons: Mapping[str, str]) -> str:
     if not reasons:
         return "no provider is registered"
     return f"no provider can take {order.request.describe()}"
+
+
+# -- filling the nodes of a gang -------------------------------------------------------------------
+
+
+def capacity(request: ResourceRequest, inventory: Inventory, limit: int) -> list[Allocation]:
+    """Up to ``limit`` allocations of ``request`` from ``inventory``, each fitted to what the
+    earlier ones left, so together they are what reserving them one by one would take.
+
+    Every allocation's ``gpu_slots`` name devices of ``inventory`` itself (not of what was
+    left), so the slots of all of them are distinct and each can be handed to its lease as is.
+    """
+    allocations: list[Allocation] = []
+    left = inventory
+    original = list(range(inventory.gpu_count))  # slot in ``left`` -> slot in ``inventory``
+    while len(allocations) < limit:
+        allocation = fit(request, left).allocation
+        if allocation is None:
+            break
+        slots = tuple(original[s] for s in allocation.gpu_slots)
+        allocations.append(replace(allocation, gpu_slots=slots))
+        left = left.minus(allocation)
+        taken = set(allocation.gpu_slots)
+        original = [s for i, s in enumerate(original) if i not in taken]
+    return allocations
+
+
+def node_room(order: Order, candidate: Candidate) -> int:
+    """How many of ``order``'s leases ``candidate`` may take in this clearing: one, or for a
+    gang whose nodes may share a provider as many as its free inventory holds at once
+    (:func:`capacity`, the same fitting the market's ``match`` repeats lease by lease)."""
+    if not order.shares_providers:
+        return 1
+    return max(1, len(capacity(order.request, candidate.provider.inventory, order.leases)))
+
+
+_K = TypeVar("_K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class NodeFill(Generic[_K]):
+    """Who takes the ``order.leases`` leases of one clearing, ``(key, candidate, leases)`` in
+    the mechanism's rank order; ``nodes`` is how many they take in all (fewer than the order's
+    when the room is short: a gang is then refused whole), ``runner_up`` the best-ranked place
+    left over (a second-price auction pays it)."""
+
+    placed: tuple[tuple[_K, Candidate, int], ...]
+    runner_up: Candidate | None
+
+    @property
+    def nodes(self) -> int:
+        return sum(n for _, _, n in self.placed)
+
+    @property
+    def winners(self) -> frozenset[str]:
+        return frozenset(c.id for _, c, _ in self.placed)
+
+
+def fill_nodes(order: Order, ranked: Sequence[tuple[_K, Candidate]]) -> NodeFill[_K]:
+    """Give ``order``'s leases to ``ranked`` (candidates in the mechanism's rank order, each
+    with the key it ranked by; equal keys are a tie the mechanism's draw already ordered).
+
+    One lease each, best first — unless the order is a gang whose nodes may share a provider
+    (``placement: spread``). Then each candidate offers :func:`node_room` places, the j-th of
+    them ranked with its key but after the (j-1)-th places of every candidate of an equal key:
+    a provider that ranks better (a cheaper ask, a lower score, better quality) takes several
+    nodes when it has room for them, and among equals the gang spreads over distinct providers
+    first, as Ray's SPREAD does. Deterministic given ``ranked``: no draw of its own."""
+    wanted = order.leases
+    if not order.shares_providers:
+        placed = tuple((key, c, 1) for key, c in ranked[:wanted])
+        return NodeFill(placed, ranked[wanted][1] if len(ranked) > wanted else None)
+    places: list[tuple[int, int, int]] = []  # (tie group, place of the candidate, rank)
+    group = -1
+    for pos, (key, c) in enumerate(ranked):
+        if pos == 0 or key != ranked[pos - 1][0]:
+            group += 1
+        places.extend((group, j, pos) for j in range(node_room(order, c)))
+    places.sort()
+    counts: dict[int, int] = {}
+    for _, _, pos in places[:wanted]:
+        counts[pos] = counts.get(pos, 0) + 1
+    after = places[wanted][2] if len(places) > wanted else None
+    return NodeFill(
+        tuple((ranked[pos][0], ranked[pos][1], n) for pos, n in sorted(counts.items())),
+        None if after is None else ranked[after][1],
+    )

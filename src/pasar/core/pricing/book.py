@@ -6,7 +6,9 @@ Two pieces, one rule:
   the provider's ask applied to this request, see :func:`book_candidates`), it awards the
   ``order.leases`` cheapest asks at once, one lease per provider, each paid its own ask (a
   posted price, not an auction). Sharded orders may be filled partially; a ``together`` order
-  gets all its leases or none. Equal asks are ordered by the seeded permutation of
+  gets all its leases or none, and with ``placement: spread`` a provider whose free room holds
+  several of its nodes takes as many as rank among the cheapest (:func:`~pasar.core.pricing.
+  base.fill_nodes`). Equal asks are ordered by the seeded permutation of
   :func:`pasar.core.pricing.auction.rank`.
 * :class:`BookIndex` is the same rule at market scale: an in-memory index of standing asks in
   books (one per currency and GPU model, plus one per currency for CPU cores), each split into
@@ -15,7 +17,10 @@ Two pieces, one rule:
   cheapest first, skips entries that still do not fit, stops at the order's max, and reserves
   what it awards. It never scans all providers, which is what lets one core match tens of
   thousands of orders a second against a 40,000-provider fleet. Equal asks are served
-  first-posted first (price-time priority), so the index needs no random draw.
+  first-posted first (price-time priority), so the index needs no random draw. It fills a
+  gang with distinct providers whatever its placement (a valid fill of ``placement: spread``
+  too, if not the cheapest); the market clears through :class:`Book`, the index serves the
+  matching benchmark.
 
 **What an ask prices.** A GPU order pays ``ask per GPU-hour of the allocated model × GPU count``
 (the CPUs, memory and disk that come with the GPUs are included, as on io.net); a CPU-only order
@@ -50,6 +55,7 @@ from pasar.core.pricing.base import (
     Candidates,
     MatchResult,
     Offers,
+    fill_nodes,
     price_problem,
 )
 from pasar.core.resources import (
@@ -219,6 +225,7 @@ class Book:
     takes_bids: ClassVar[bool] = False
     opens_window: ClassVar[bool] = False
     walks_cheapest_asks: ClassVar[bool] = True
+    packs_gangs: ClassVar[bool] = True
 
     def candidates(self, order: Order, views: Sequence[ProviderView], offers: Offers) -> Candidates:
         """Each fitting provider at its standing ask applied to the request."""
@@ -261,13 +268,19 @@ class Book:
         ranked = rank(entries, rng)
         if not ranked:
             return MatchResult((), reasons, wanted, "no ask fits within the max price")
-        if order.together and len(ranked) < wanted:
-            why = f"together order needs {wanted} providers, only {len(ranked)} asks fit"
+        fill = fill_nodes(order, [(_ask(c), c) for c in ranked])
+        if order.together and fill.nodes < wanted:
+            why = (
+                f"together order needs {wanted} nodes, the {len(ranked)} fitting asks have room "
+                f"for {fill.nodes} (placement: spread)"
+                if order.shares_providers
+                else f"together order needs {wanted} providers, only {len(ranked)} asks fit"
+            )
             for c in ranked:
                 reasons[c.id] = why
             return MatchResult((), reasons, wanted, why + ": nobody wins")
-        winners, losers = ranked[:wanted], ranked[wanted:]
-        awards = tuple(_posted(c) for c in winners)
+        awards = tuple(_posted(c, n) for _, c, n in fill.placed)
+        losers = [c for c in ranked if c.id not in fill.winners]
         last = awards[-1].price_per_hour
         for c in losers:
             price = c.price_per_hour
@@ -276,14 +289,19 @@ class Book:
                 reasons[c.id] = f"ask {price.amount_str()} ties the winning ask; lost the tie-break"
             else:
                 reasons[c.id] = f"ask {price.amount_str()} > winning ask {last.amount_str()}"
-        unfilled = wanted - len(winners)
-        note = f"filled {len(winners)} of {wanted} leases: too few asks fit" if unfilled else None
+        unfilled = wanted - fill.nodes
+        note = f"filled {fill.nodes} of {wanted} leases: too few asks fit" if unfilled else None
         return MatchResult(awards, reasons, unfilled, note)
 
 
-def _posted(c: Candidate) -> Award:
+def _ask(c: Candidate) -> int:
     assert c.price_per_hour is not None
-    return Award(c.id, c.price_per_hour, 1, c.allocation)
+    return c.price_per_hour.micros
+
+
+def _posted(c: Candidate, leases: int = 1) -> Award:
+    assert c.price_per_hour is not None
+    return Award(c.id, c.price_per_hour, leases, c.allocation)
 
 
 # -- the index -------------------------------------------------------------------------------------

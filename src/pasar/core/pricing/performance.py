@@ -33,7 +33,10 @@ tiered *rate per score-point* (the cost of the work, see above), then by the hig
 (the work finishes sooner), then by the seeded ``rng``. Each provider takes at most one lease
 per clearing: its score measures the whole node, so the node renders one shard at a time (as
 a Render node renders one frame at a time) and the rest of a shard order stays ``unfilled``
-for the next clearing. A ``together`` order is all-or-nothing.
+for the next clearing. A ``together`` order is all-or-nothing, on distinct providers: a gang's
+``placement: spread`` is refused at ``order.create`` (``packs_gangs`` is False), since a lease
+here is priced by the whole node's score, and two nodes sharing one machine would each pay
+for all of it.
 
 Order side: :func:`prioritise` sorts the queue of waiting orders by the tier each client chose,
 then by age — Render's "Tier 2 provides rendering queue priority" seen from the client.
@@ -254,6 +257,7 @@ class Performance:
     takes_bids: ClassVar[bool] = False
     opens_window: ClassVar[bool] = False
     walks_cheapest_asks: ClassVar[bool] = False
+    packs_gangs: ClassVar[bool] = False
 
     params: PerformanceParams = field(default_factory=PerformanceParams)
     stake_rule: StakeRule = field(default_factory=NoStake)

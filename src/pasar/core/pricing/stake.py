@@ -12,7 +12,8 @@ The rule, step by step:
    order (:func:`~pasar.core.pricing.base.price_problem`).
 2. **Capacity**: how many leases each can hold at once — :func:`capacity` fits the request
    again and again against what the previous leases left. A multi-node order (``together``)
-   wants distinct machines, so each provider holds at most one of its leases.
+   wants distinct machines, so each provider holds at most one of its leases — unless its
+   spec says ``placement: spread``, and then a provider holds as many nodes as it has room for.
 3. **Apportion** the leases by :func:`largest_remainder` over the stakes (exact integers;
    ties between equal remainders are broken by the market's seeded ``rng``). A provider whose
    share exceeds its capacity keeps what it can hold, and the surplus is apportioned again
@@ -22,8 +23,9 @@ The rule, step by step:
    than by auction; the nearest reading for a single order is that the client's stated maximum
    *is* the pool rate, and a provider may undercut it to attract clients but never exceed it.
 
-A ``together`` order is all-or-nothing: if fewer eligible providers exist than it has nodes,
-nobody wins. A shard order is filled as far as capacity allows; the rest is ``unfilled``.
+A ``together`` order is all-or-nothing: if the eligible providers have room for fewer nodes
+than it has (fewer providers, under the default ``placement: strict_spread``), nobody wins.
+A shard order is filled as far as capacity allows; the rest is ``unfilled``.
 
 Each award is one provider with its lease count; ``Award.allocation`` is its *first* lease's
 allocation. The engine gets all of them from :func:`capacity` on the provider's inventory
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar
 
@@ -47,10 +49,11 @@ from pasar.core.pricing.base import (
     Candidates,
     MatchResult,
     Offers,
+    capacity,
     price_problem,
     unpriced_candidates,
 )
-from pasar.core.resources import Allocation, Inventory, ResourceRequest, fit
+from pasar.core.resources import Allocation
 from pasar.core.stake import NoStake, StakeRule, stake_problem
 
 
@@ -95,28 +98,6 @@ def largest_remainder(total: int, weights: Mapping[str, int], rng: random.Random
     return shares
 
 
-def capacity(request: ResourceRequest, inventory: Inventory, limit: int) -> list[Allocation]:
-    """Up to ``limit`` allocations of ``request`` from ``inventory``, each fitted to what the
-    earlier ones left, so together they are what reserving them one by one would take.
-
-    Every allocation's ``gpu_slots`` name devices of ``inventory`` itself (not of what was
-    left), so the slots of all of them are distinct and each can be handed to its lease as is.
-    """
-    allocations: list[Allocation] = []
-    left = inventory
-    original = list(range(inventory.gpu_count))  # slot in ``left`` -> slot in ``inventory``
-    while len(allocations) < limit:
-        allocation = fit(request, left).allocation
-        if allocation is None:
-            break
-        slots = tuple(original[s] for s in allocation.gpu_slots)
-        allocations.append(replace(allocation, gpu_slots=slots))
-        left = left.minus(allocation)
-        taken = set(allocation.gpu_slots)
-        original = [s for i, s in enumerate(original) if i not in taken]
-    return allocations
-
-
 def apportion_capped(
     total: int, weights: Mapping[str, int], caps: Mapping[str, int], rng: random.Random
 ) -> dict[str, int]:
@@ -153,6 +134,7 @@ class StakeShare:
     takes_bids: ClassVar[bool] = False
     opens_window: ClassVar[bool] = False
     walks_cheapest_asks: ClassVar[bool] = False
+    packs_gangs: ClassVar[bool] = True
 
     stake_rule: StakeRule = field(default_factory=NoStake)
     stake_currency: str | None = None
@@ -196,7 +178,7 @@ class StakeShare:
         caps: dict[str, int] = {}
         allocations: dict[str, list[Allocation]] = {}
         prices: dict[str, Money] = {}
-        per_provider = 1 if order.together else order.leases
+        per_provider = 1 if order.together and not order.shares_providers else order.leases
         for c in candidates:
             stake = self._stake(order, c, currency)
             if isinstance(stake, str):
@@ -212,14 +194,18 @@ class StakeShare:
         if not weights:
             note = "no candidate is eligible" if candidates else "no provider fits"
             return MatchResult((), reasons, order.leases, note)
-        if order.together and len(weights) < order.leases:
+        room = sum(caps.values())
+        if order.together and room < order.leases:
             for key in weights:
                 reasons[key] = (
-                    f"the order needs {order.leases} distinct providers together, "
+                    f"the order needs {order.leases} nodes together, the {len(weights)} "
+                    f"eligible providers have room for {room} (placement: spread)"
+                    if order.shares_providers
+                    else f"the order needs {order.leases} distinct providers together, "
                     f"only {len(weights)} are eligible"
                 )
             return MatchResult(
-                (), reasons, order.leases, f"only {len(weights)} of {order.leases} nodes available"
+                (), reasons, order.leases, f"only {room} of {order.leases} nodes available"
             )
         shares = apportion_capped(order.leases, weights, caps, rng)
         total_stake = sum(weights.values())

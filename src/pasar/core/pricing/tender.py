@@ -22,7 +22,10 @@ providers: :func:`~pasar.core.pricing.base.screen`), meets the stake rule and
 ``max_price_per_hour``. Among them the best :func:`quality` wins; ties go by the seeded ``rng``.
 A candidate's own ``price_per_hour`` is ignored. Each provider takes one lease (one session per
 node); a ``together`` order is all-or-nothing, a shard order is filled as far as there are
-eligible providers. If the table price exceeds the order's max, nobody wins, and every
+eligible providers. A gang with ``placement: spread`` lets the indexer assign the next node to
+the best provider again while its free room holds one (Aethir's "best idle node", asked once
+per node; among equal quality, distinct providers first: :func:`~pasar.core.pricing.base.
+fill_nodes`). If the table price exceeds the order's max, nobody wins, and every
 candidate's reason says so.
 """
 
@@ -44,6 +47,7 @@ from pasar.core.pricing.base import (
     Candidates,
     MatchResult,
     Offers,
+    fill_nodes,
     price_problem,
     unpriced_candidates,
 )
@@ -190,6 +194,7 @@ class Tender:
     takes_bids: ClassVar[bool] = False
     opens_window: ClassVar[bool] = False
     walks_cheapest_asks: ClassVar[bool] = False
+    packs_gangs: ClassVar[bool] = True
 
     table: PriceTable
     stake_rule: StakeRule = field(default_factory=NoStake)
@@ -278,17 +283,23 @@ class Tender:
                 note = "no candidate is eligible" if candidates else "no provider fits"
             return MatchResult((), reasons, order.leases, note)
         eligible.sort(key=lambda e: (-e.quality, e.draw))
-        if order.together and len(eligible) < order.leases:
+        fill = fill_nodes(order, [(e.quality, e.candidate) for e in eligible])
+        if order.together and fill.nodes < order.leases:
             for e in eligible:
                 reasons[e.candidate.id] = (
-                    f"the order needs {order.leases} distinct providers together, "
+                    f"the order needs {order.leases} nodes together, the {len(eligible)} "
+                    f"eligible providers have room for {fill.nodes} (placement: spread)"
+                    if order.shares_providers
+                    else f"the order needs {order.leases} distinct providers together, "
                     f"only {len(eligible)} are eligible"
                 )
             return MatchResult(
-                (), reasons, order.leases, f"only {len(eligible)} of {order.leases} nodes available"
+                (), reasons, order.leases, f"only {fill.nodes} of {order.leases} nodes available"
             )
-        winners, losers = eligible[: order.leases], eligible[order.leases :]
-        cutoff = winners[-1].quality
+        by_id = {e.candidate.id: e for e in eligible}
+        winners = [(by_id[c.id], n) for _, c, n in fill.placed]
+        losers = [e for e in eligible if e.candidate.id not in fill.winners]
+        cutoff = winners[-1][0].quality
         for e in losers:
             reasons[e.candidate.id] = (
                 f"the indexer assigned providers of better quality "
@@ -296,8 +307,10 @@ class Tender:
                 if e.quality < cutoff
                 else f"equal quality ({_fmt(e.quality)}); the seeded draw went to others"
             )
-        awards = tuple(Award(e.candidate.id, e.price, 1, e.candidate.allocation) for e in winners)
-        unfilled = order.leases - len(awards)
+        awards = tuple(
+            Award(e.candidate.id, e.price, n, e.candidate.allocation) for e, n in winners
+        )
+        unfilled = order.leases - fill.nodes
         partial = f"only {len(awards)} eligible provider(s) for {order.leases} leases"
         return MatchResult(awards, reasons, unfilled, partial if unfilled else None)
 
