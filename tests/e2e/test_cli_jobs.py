@@ -777,7 +777,8 @@ def test_a_gang_or_cluster_no_network_could_run_is_refused_at_launch(
     cli_network: Any, tmp_path: Path
 ) -> None:
     """Issue 15, bad input: more nodes than the network has providers for (with the count that
-    fits), and ``cluster: ray`` where no provider offers it — refused before any escrow."""
+    fits; under ``placement: spread``, than its providers have room for), a bad placement, and
+    ``cluster: ray`` where no provider offers it — refused before any escrow."""
     url = cli_network.market.url
     home = tmp_path / "client"
     pasar("faucet", "10 USDC", home=home, market=url)
@@ -791,6 +792,27 @@ def test_a_gang_or_cluster_no_network_could_run_is_refused_at_launch(
     assert (
         "needs 2 providers together" in error["message"] and "1 on this network" in error["message"]
     )
+    # placement: spread counts the nodes the provider has room for (2 one-CPU nodes here)
+    spread = tmp_path / "spread.yaml"
+    spread.write_text(base + "num_nodes: 3\nplacement: spread\n", encoding="utf-8")
+    refused = pasar("launch", str(spread), "--yes", "--json", home=home, market=url)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "never_fits" and error["field"] == "num_nodes"
+    assert "room for 2 (placement: spread)" in error["message"], error
+    spread.write_text(base + "num_nodes: 2\nplacement: spread\n", encoding="utf-8")
+    fits = ok_json(pasar("launch", str(spread), "--dry-run", "--json", home=home, market=url))
+    assert fits["quote"]["nodes_fit"] == 2 and fits["quote"]["unfilled"] == 0, fits
+    for line, field in (
+        ("num_nodes: 2\nplacement: everywhere\n", "placement"),
+        ("placement: spread\n", "placement"),  # one node: nothing to place
+        ("num_nodes: 2\nplacement: spread\npricing: performance\n", "spec.placement"),
+    ):
+        spread.write_text(base + line, encoding="utf-8")
+        refused = pasar("launch", str(spread), "--yes", "--json", home=home, market=url)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        error = json.loads(refused.stdout)["error"]
+        assert error["field"] == field and error["hint"] and "placement" in error["message"], error
     ray = tmp_path / "ray.yaml"
     ray.write_text(base + "cluster: ray\n", encoding="utf-8")
     refused = pasar("launch", str(ray), "--yes", home=home, market=url)

@@ -165,6 +165,61 @@ def test_a_gang_on_one_machine_has_a_network_of_its_own(
     assert not any(p.name.startswith("pasar-gang-") for p in Path("/run/netns").glob("*"))
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="a gang's network needs a root provider")
+def test_a_spread_gang_of_three_runs_on_two_providers(
+    market_server: Any, spawn_provider: Any, tmp_path: Path
+) -> None:
+    """``placement: spread``: a 3-node gang on 2 providers (each with room for 2 one-CPU
+    nodes), where the default ``strict_spread`` could never run; the two nodes on one provider
+    share the gang's network with the third (the workers reach the head), each rank sees its
+    own environment, every node is billed, and the ledger is conserved."""
+    ids = {
+        spawn_provider(
+            market_server.url, tmp_path / f"p{i}", "--price-cpu-hour", "0.05", "--allow-cluster"
+        ).account
+        for i in range(2)
+    }
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "gang.py").write_text(GANG_PY, encoding="utf-8")
+    port = str(urlsplit(market_server.url).port)
+    says = "\n".join(GANG_RUN.strip().splitlines()[:2])  # rank, secret and addresses
+    run = says + "\npython gang.py"
+    spec = {**SPEC, "run": run, "inputs": ["gang.py"], "envs": {"MARKET_PORT": port}}
+    with Client(market_server.url, home=tmp_path / "client") as client:
+        client.faucet("10 USDC")
+        strict = client.quote(spec)
+        assert not strict.fits_anywhere and strict.providers_fit == 2, strict
+        spread = client.quote({**spec, "placement": "spread"})
+        assert spread.fits_anywhere and spread.nodes_fit >= 3 and spread.unfilled == 0, spread
+        job = client.launch({**spec, "placement": "spread"}, base_dir=project)
+        order = job.wait(timeout=120)
+        assert order["status"] == "done", order
+        leases = sorted(order["leases"], key=lambda x: x["shard"])
+        assert [x["shard"] for x in leases] == [0, 1, 2]
+        per_provider = [x["provider"] for x in leases]
+        assert set(per_provider) == ids
+        assert sorted(per_provider.count(p) for p in ids) == [1, 2]  # two nodes share one
+        head_log = "".join(job.logs(shard=0))
+        assert "head got rank1,rank2" in head_log, head_log  # both workers reached the head
+        (secret,) = {_secret(client, x) for x in leases}  # one secret for the gang
+        for lease in leases:
+            text = "".join(job.logs(shard=lease["shard"]))
+            assert f"rank={lease['shard']} of=3 head=127.0.0.1 secret={secret}" in text, text
+            assert "ips=127.0.0.1,127.0.0.1,127.0.0.1" in text, text
+            assert "market unreachable" in text and "REACHED" not in text, text
+            assert Money.parse(lease["bill"]["billed"]) > Money.zero("USDC"), lease  # each paid
+        account = client.balance()
+        assert account["escrow"] == "0.00 USDC"
+        assert Money.parse(account["balance"]) == Money.parse("10 USDC") - _spent(order)
+    assert not any(p.name.startswith("pasar-gang-") for p in Path("/run/netns").glob("*"))
+
+
+def _secret(client: Client, lease: dict[str, Any]) -> str:
+    view = client.transport.get(f"/v1/leases/{lease['lease_id']}", {}, signer=client.identity)
+    return str(view["cluster_secret"])
+
+
 def test_killing_a_node_ends_the_gang_and_conserves_the_ledger(
     market_server: Any, spawn_provider: Any, tmp_path: Path
 ) -> None:
