@@ -792,6 +792,7 @@ def test_a_gang_or_cluster_no_network_could_run_is_refused_at_launch(
     assert (
         "needs 2 providers together" in error["message"] and "1 on this network" in error["message"]
     )
+    assert "placement: spread" in error["hint"]
     # placement: spread counts the nodes the provider has room for (2 one-CPU nodes here)
     spread = tmp_path / "spread.yaml"
     spread.write_text(base + "num_nodes: 3\nplacement: spread\n", encoding="utf-8")

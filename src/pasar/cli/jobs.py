@@ -148,8 +148,8 @@ def _never_fits(quote: QuoteResponse, *, spread: bool = False) -> PasarError:
             f"and {quote.providers_fit} on this network could run one",
             code="never_fits",
             field="num_nodes",
-            hint=f"ask for at most {quote.providers_fit} nodes, or launch with --queue to wait "
-            "for more providers to join",
+            hint=f"ask for at most {quote.providers_fit} nodes, let nodes share a provider "
+            "(placement: spread), or launch with --queue to wait for more providers to join",
         )
     return PasarError(
         f"no provider on this network could ever run this job ({quote.request})"
