@@ -155,6 +155,17 @@ def _param_name(err: Exception) -> str | None:
     return str(opts[0]) if opts else None
 
 
+def _skip_httpx_command_line() -> None:
+    """Keep httpx from importing its own command line (``httpx._main``: pygments, rich.syntax,
+    rich.progress; ~5% of ``pasar balance``'s start), which its package imports whenever click
+    and rich are installed, as they are here. A ``None`` in ``sys.modules`` makes that one
+    import fail, and httpx handles the failure (its ``httpx.main`` then says its CLI extras are
+    missing); nothing in pasar runs httpx's command line. Only the ``pasar`` process does this,
+    and only before httpx is loaded: the SDK imported as a library gets httpx untouched."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a PasarError becomes a readable message and exit code 2, never a traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -162,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     # pydantic looks for plugins (an entry-point scan, ~12 ms) when it builds its first model;
     # pasar uses none, and the CLI's start is what people feel (issue 14.10)
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _skip_httpx_command_line()
     try:
         app = app_for(args)
         if json_mode:

@@ -4,8 +4,17 @@ command that uses them runs, not for `pasar --help`, `status` or `balance`."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 HEAVY = ("sqlalchemy", "alembic", "numpy", "pasar.market.store", "pasar.provider.agent")
 
@@ -69,3 +78,107 @@ SUPPORT = {
     "pasar.cli.tables",
     "pasar.cli.help_text",
 }
+
+
+# what `pasar balance` and `pasar status` load only when a command needs it (issue 14.10): the
+# transaction bodies (~80 models), result checking, the async client's event loop and httpx's
+# own command line (pygments, rich.syntax)
+LAZY = (
+    "pasar.api.txs",
+    "pasar.client.results",
+    "pasar.crypto.merkle",
+    "pasar.client.aio",
+    "asyncio",
+    "httpx._main",
+    "pygments",
+)
+
+# runs `pasar ARGS` in a fresh interpreter, then says on stderr which of LAZY it loaded (an entry
+# that is None in sys.modules is a module kept from loading, not a loaded one)
+RUN_AND_LIST = (
+    "import sys\n"
+    "from pasar.cli.main import main\n"
+    "code = main(sys.argv[1:])\n"
+    f"loaded = [m for m in {LAZY!r} if sys.modules.get(m) is not None]\n"
+    "print('LOADED=' + ','.join(loaded), file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+class _Market(BaseHTTPRequestHandler):
+    """The three reads `pasar balance` and `pasar status` make, answered as a market would."""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        if path == "/v1/healthz":
+            answer: dict[str, Any] = {"ok": True, "market": MARKET_ACCOUNT}
+        elif path.startswith("/v1/accounts/"):
+            answer = {"account": path.rsplit("/", 1)[1], "currency": "USDC"} | dict.fromkeys(
+                ("balance", "earnings", "stake", "escrow"), "1.25 USDC"
+            )
+        elif path == "/v1/orders":
+            answer = {"orders": []}
+        else:
+            self.send_error(404)
+            return
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+MARKET_ACCOUNT = "pa1" + "a" * 56
+
+
+@pytest.fixture(scope="module")
+def stub_market() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Market)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"), [("balance", "1.25 USDC"), ("status", "no orders yet")]
+)
+def test_balance_and_status_load_no_transaction_models_nor_job_machinery(
+    stub_market: str, tmp_path: Path, command: str, shown: str
+) -> None:
+    env = {**os.environ, "PASAR_HOME": str(tmp_path), "PASAR_MARKET": stub_market}
+    env.pop("PASAR_DEBUG", None)
+    run = subprocess.run(
+        [sys.executable, "-c", RUN_AND_LIST, command],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert shown in run.stdout  # the command did its work: read, parsed and printed
+    loaded = run.stderr.rsplit("LOADED=", 1)[1].strip()
+    assert loaded == "", f"`pasar {command}` loads {loaded}"
+
+
+def test_the_lazy_modules_are_loaded_where_a_command_needs_them() -> None:
+    """The other side: building a transaction's call loads the transaction models (so the
+    test above checks something that does load when it is needed)."""
+    probe = (
+        "import sys\n"
+        "from pasar.client import calls\n"
+        "before = 'pasar.api.txs' in sys.modules\n"
+        "calls.faucet('1 USDC')\n"
+        "print(before, 'pasar.api.txs' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["False", "True"]
