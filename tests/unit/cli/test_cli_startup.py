@@ -182,3 +182,18 @@ def test_the_lazy_modules_are_loaded_where_a_command_needs_them() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == ["False", "True"]
+
+
+def test_a_usage_error_is_still_exit_2_in_the_error_shape(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The usage-error class comes from the click typer runs on (its vendored copy), without
+    importing click itself: a bad option is still exit code 2, and under --json the error
+    shape on stdout."""
+    from pasar.cli.main import main
+
+    assert main(["balance", "--json", "--no-such-flag"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "invalid_argument" and "--no-such-flag" in error["message"]
+    assert main(["balance", "--no-such-flag"]) == 2
+    assert "No such option" in capsys.readouterr().err
