@@ -2,6 +2,12 @@
 `pasar balance` against a local market this script starts (`pasar market serve --devnet`),
 median of N runs in fresh processes. Target (issue 14.10): < 300 ms for --help, status, balance.
 
+Each command runs once unmeasured first, with PYTHONDONTWRITEBYTECODE unset, so that Python's
+bytecode cache exists as it does after any install: a shell that sets that variable (some
+containers do) would otherwise time the compilation of pasar's sources (~50 ms) with every
+start. ``balance_modules`` is how many modules ``pasar balance`` loads: a count that, unlike the
+times, does not depend on how busy the machine is.
+
 Prints one JSON line: {"name": "cli_start", "value": <median ms of --help>, ...}.
 """
 
@@ -24,12 +30,30 @@ LISTENING = "pasar market listening on "
 
 
 def _median_ms(args: list[str], runs: int, env: dict[str, str]) -> float:
+    subprocess.run([sys.executable, "-m", "pasar", *args], env=env, capture_output=True)  # warm
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "pasar", *args], env=env, capture_output=True)
         times.append((time.perf_counter() - start) * 1000)
     return round(statistics.median(times), 1)
+
+
+# `pasar ARGS` in this interpreter, then the number of modules loaded, on stderr
+COUNT_MODULES = (
+    "import sys\n"
+    "from pasar.cli.main import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('MODULES=%d' % sum(m is not None for m in sys.modules.values()), file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def _modules(args: list[str], env: dict[str, str]) -> int:
+    run = subprocess.run(
+        [sys.executable, "-c", COUNT_MODULES, *args], env=env, capture_output=True, text=True
+    )
+    return int(run.stderr.rsplit("MODULES=", 1)[1].split()[0])
 
 
 @contextmanager
@@ -70,6 +94,7 @@ def main() -> None:
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "PASAR_HOME": home}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         bare = _median_ms(["--version"], opts.runs, env)
         help_ms = _median_ms(["--help"], opts.runs, env)
         keys_ms = _median_ms(["keys", "list"], opts.runs, env)
@@ -83,6 +108,7 @@ def main() -> None:
             )
             status_ms = _median_ms(["status"], opts.runs, env)
             balance_ms = _median_ms(["balance"], opts.runs, env)
+            balance_modules = _modules(["balance"], env)
         start = time.perf_counter()
         for _ in range(opts.runs):
             subprocess.run([sys.executable, "-c", "pass"], capture_output=True)
@@ -98,6 +124,7 @@ def main() -> None:
                 "keys_list_ms": keys_ms,
                 "status_ms": status_ms,
                 "balance_ms": balance_ms,
+                "balance_modules": balance_modules,
                 "python_ms": python_ms,
                 "target_ms": 300,
                 "runs": opts.runs,
