@@ -5,8 +5,9 @@ median of N runs in fresh processes. Target (issue 14.10): < 300 ms for --help, 
 Each command runs once unmeasured first, with PYTHONDONTWRITEBYTECODE unset, so that Python's
 bytecode cache exists as it does after any install: a shell that sets that variable (some
 containers do) would otherwise time the compilation of pasar's sources (~50 ms) with every
-start. ``balance_modules`` is how many modules ``pasar balance`` loads: a count that, unlike the
-times, does not depend on how busy the machine is.
+start. On a shared machine the wall times swing with its load: ``cpu_ms`` (each command's median
+CPU time) moves less, and ``balance_modules``, how many modules ``pasar balance`` loads, not at
+all.
 
 Prints one JSON line: {"name": "cli_start", "value": <median ms of --help>, ...}.
 """
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,14 +31,19 @@ from pathlib import Path
 LISTENING = "pasar market listening on "
 
 
-def _median_ms(args: list[str], runs: int, env: dict[str, str]) -> float:
+def _median_ms(args: list[str], runs: int, env: dict[str, str]) -> tuple[float, float]:
+    """Median wall time and median CPU time (user + system) of ``pasar ARGS``, in ms. On a
+    busy machine the CPU time is the steadier of the two: waiting for a core is not in it."""
     subprocess.run([sys.executable, "-m", "pasar", *args], env=env, capture_output=True)  # warm
-    times = []
+    walls, cpus = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "pasar", *args], env=env, capture_output=True)
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 1)
+        walls.append((time.perf_counter() - start) * 1000)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000)
+    return round(statistics.median(walls), 1), round(statistics.median(cpus), 1)
 
 
 # `pasar ARGS` in this interpreter, then the number of modules loaded, on stderr
@@ -95,9 +102,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "PASAR_HOME": home}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        bare = _median_ms(["--version"], opts.runs, env)
-        help_ms = _median_ms(["--help"], opts.runs, env)
-        keys_ms = _median_ms(["keys", "list"], opts.runs, env)
+        bare, _ = _median_ms(["--version"], opts.runs, env)
+        help_ms, help_cpu = _median_ms(["--help"], opts.runs, env)
+        keys_ms, _ = _median_ms(["keys", "list"], opts.runs, env)
         with _market(Path(home) / "market") as url:
             env["PASAR_MARKET"] = url
             subprocess.run(
@@ -106,8 +113,8 @@ def main() -> None:
                 check=True,
                 capture_output=True,
             )
-            status_ms = _median_ms(["status"], opts.runs, env)
-            balance_ms = _median_ms(["balance"], opts.runs, env)
+            status_ms, status_cpu = _median_ms(["status"], opts.runs, env)
+            balance_ms, balance_cpu = _median_ms(["balance"], opts.runs, env)
             balance_modules = _modules(["balance"], env)
         start = time.perf_counter()
         for _ in range(opts.runs):
@@ -124,6 +131,7 @@ def main() -> None:
                 "keys_list_ms": keys_ms,
                 "status_ms": status_ms,
                 "balance_ms": balance_ms,
+                "cpu_ms": {"help": help_cpu, "status": status_cpu, "balance": balance_cpu},
                 "balance_modules": balance_modules,
                 "python_ms": python_ms,
                 "target_ms": 300,
