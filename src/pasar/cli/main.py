@@ -119,6 +119,8 @@ def app_for(args: list[str]) -> typer.Typer:
     """The app that runs ``pasar ARGS``: the tree of just the command or group the first
     argument names (the same usage, help and errors), else the whole tree."""
     name = args[0] if args else ""
+    if name == "--version":  # eager: answered before any command is looked up
+        return _tree([], [], completion=False)
     if name in COMMANDS:
         return _tree([name], [], completion=False)
     if name in GROUPS:

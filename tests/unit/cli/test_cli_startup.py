@@ -197,3 +197,17 @@ def test_a_usage_error_is_still_exit_2_in_the_error_shape(
     assert error["code"] == "invalid_argument" and "--no-such-flag" in error["message"]
     assert main(["balance", "--no-such-flag"]) == 2
     assert "No such option" in capsys.readouterr().err
+
+
+def test_version_builds_no_command_yet_prints_the_version() -> None:
+    """``pasar --version`` is answered by the root's eager option before any command is looked
+    up: it imports no command module, and says the same as the whole tree's ``--version``."""
+    probe = (
+        "import sys; from pasar.cli.main import main; code = main(['--version']);"
+        "print(','.join(sorted(m for m in sys.modules if m.startswith('pasar.cli.')"
+        f" and m not in {sorted(SUPPORT)!r})), code)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0].startswith("pasar ") and out[1] == " 0", out
