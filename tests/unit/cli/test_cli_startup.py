@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -132,12 +133,27 @@ class _Market(BaseHTTPRequestHandler):
         pass
 
 
+class _HostileMarket(_Market):
+    """Answers an account read with something that is not a balance."""
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/v1/accounts/"):
+            data = json.dumps({"balance": ["not", "money"]}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        super().do_GET()
+
+
 MARKET_ACCOUNT = "pa1" + "a" * 56
 
 
-@pytest.fixture(scope="module")
-def stub_market() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Market)
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -145,6 +161,12 @@ def stub_market() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def stub_market() -> Iterator[str]:
+    with _serving(_Market) as url:
+        yield url
 
 
 @pytest.mark.parametrize(
@@ -211,3 +233,21 @@ def test_version_builds_no_command_yet_prints_the_version() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert out[0].startswith("pasar ") and out[1] == " 0", out
+
+
+def test_a_market_answering_no_balance_is_exit_2_not_a_traceback(tmp_path: Path) -> None:
+    """The answer model, imported only when the call is built, still refuses a hostile
+    market's answer: one sentence and exit code 2, nothing printed as a balance."""
+    with _serving(_HostileMarket) as url:
+        env = {**os.environ, "PASAR_HOME": str(tmp_path), "PASAR_MARKET": url}
+        env.pop("PASAR_DEBUG", None)
+        run = subprocess.run(
+            [sys.executable, "-m", "pasar", "balance"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and "spendable" not in run.stdout
+    assert "market" in run.stderr.lower()
