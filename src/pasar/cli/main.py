@@ -21,7 +21,6 @@ import sys
 from functools import cache
 from typing import Any
 
-import click
 import typer
 
 from pasar.cli.help_text import reflow_commands
@@ -120,6 +119,8 @@ def app_for(args: list[str]) -> typer.Typer:
     """The app that runs ``pasar ARGS``: the tree of just the command or group the first
     argument names (the same usage, help and errors), else the whole tree."""
     name = args[0] if args else ""
+    if name == "--version":  # eager: answered before any command is looked up
+        return _tree([], [], completion=False)
     if name in COMMANDS:
         return _tree([name], [], completion=False)
     if name in GROUPS:
@@ -135,15 +136,16 @@ def __getattr__(name: str) -> Any:
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:
-    """Click's usage-error class, and typer's own copy of it (typer >= 0.20 vendors click)."""
-    found: list[type[Exception]] = [click.exceptions.UsageError]
+    """The usage-error class of the click that typer runs on: typer's own copy (typer >= 0.20
+    vendors click), else click's. Importing click where typer does not use it cost ~15 ms of
+    every start (issue 14.10); no pasar command uses click directly."""
     try:
         from typer._click import exceptions as vendored  # type: ignore[import-not-found,unused-ignore]
-
-        found.append(vendored.UsageError)
     except ImportError:
-        pass
-    return tuple(found)
+        import click
+
+        return (click.exceptions.UsageError,)
+    return (vendored.UsageError,)
 
 
 USAGE_ERRORS = _usage_errors()
@@ -155,6 +157,17 @@ def _param_name(err: Exception) -> str | None:
     return str(opts[0]) if opts else None
 
 
+def _skip_httpx_command_line() -> None:
+    """Keep httpx from importing its own command line (``httpx._main``: pygments, rich.syntax,
+    rich.progress; ~5% of ``pasar balance``'s start), which its package imports whenever click
+    and rich are installed, as they are here. A ``None`` in ``sys.modules`` makes that one
+    import fail, and httpx handles the failure (its ``httpx.main`` then says its CLI extras are
+    missing); nothing in pasar runs httpx's command line. Only the ``pasar`` process does this,
+    and only before httpx is loaded: the SDK imported as a library gets httpx untouched."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a PasarError becomes a readable message and exit code 2, never a traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -162,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     # pydantic looks for plugins (an entry-point scan, ~12 ms) when it builds its first model;
     # pasar uses none, and the CLI's start is what people feel (issue 14.10)
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _skip_httpx_command_line()
     try:
         app = app_for(args)
         if json_mode:

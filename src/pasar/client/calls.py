@@ -16,27 +16,33 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import httpx
 from pydantic import BaseModel
 
-from pasar.api import txs
-from pasar.api.accounts import Balance
 from pasar.api.base import JSONObject, parse
-from pasar.api.checks import CheckView, VerifierInfo
-from pasar.api.dashboard import LoginChallenge
-from pasar.api.feed import FeedPage
-from pasar.api.health import Health
-from pasar.api.leases import Challenge, LeaseView, LogAppended
-from pasar.api.offers import ProviderInfo
-from pasar.api.orders import OrderView, PublicOrderView
-from pasar.api.quote import QuoteResponse
-from pasar.api.stake import StakeView
 from pasar.api.status import FINAL_LEASE as _FINAL_LEASE
 from pasar.api.status import TERMINAL_ORDER, awaiting_approval
-from pasar.api.txs import TxAnswer, TxBody
 from pasar.core.errors import PasarError
+
+if TYPE_CHECKING:
+    # The wire models load where a call is built, not with this module: `pasar balance` and
+    # `pasar status` need one answer model, not the ~80 transaction bodies and views
+    # (issue 14.10). Each function below imports what it builds or parses.
+    import httpx
+
+    from pasar.api import txs
+    from pasar.api.accounts import Balance
+    from pasar.api.checks import CheckView, VerifierInfo
+    from pasar.api.dashboard import LoginChallenge
+    from pasar.api.feed import FeedPage
+    from pasar.api.health import Health
+    from pasar.api.leases import Challenge, LeaseView, LogAppended
+    from pasar.api.offers import ProviderInfo
+    from pasar.api.orders import OrderView, PublicOrderView
+    from pasar.api.quote import QuoteResponse
+    from pasar.api.stake import StakeView
+    from pasar.api.txs import TxAnswer, TxBody
 
 TERMINAL: frozenset[str] = frozenset(TERMINAL_ORDER)
 FINAL_LEASE: frozenset[str] = frozenset(_FINAL_LEASE)  # lost and released leases are re-queued
@@ -62,6 +68,8 @@ def _model(model: type[M]) -> Callable[[httpx.Response], M]:
 
 
 def _answer(response: httpx.Response) -> TxAnswer:
+    from pasar.api.txs import TxAnswer
+
     return parse(TxAnswer, response.json())
 
 
@@ -135,6 +143,8 @@ def list_orders(client: str, status: str | None, limit: int) -> Call[Any]:
 def create_order(fields: Mapping[str, Any], ttl_s: int | None) -> Call[TxAnswer]:
     """The order of ``fields`` (:func:`pasar.core.private_part.order_fields`: the spec's public
     part, the commitment to its private part, a blob the client uploads first)."""
+    from pasar.api import txs
+
     body = txs.OrderCreate.model_validate(dict(fields))
     if ttl_s is not None:
         body.ttl_s = ttl_s
@@ -143,6 +153,8 @@ def create_order(fields: Mapping[str, Any], ttl_s: int | None) -> Call[TxAnswer]
 
 def quote(spec: Mapping[str, Any], client: str | None) -> Call[QuoteResponse]:
     """The market's quote for an order of ``spec`` (``client``: who would send it)."""
+    from pasar.api.quote import QuoteResponse
+
     payload: JSONObject = {"spec": dict(spec)}  # the body of a QuoteRequest
     if client is not None:
         payload["client"] = client
@@ -150,11 +162,15 @@ def quote(spec: Mapping[str, Any], client: str | None) -> Call[QuoteResponse]:
 
 
 def cancel_order(order_id: str) -> Call[TxAnswer]:
+    from pasar.api import txs
+
     return _post(f"/v1/orders/{order_id}/cancel", txs.OrderCancel(order_id=order_id))
 
 
 def approve(order_id: str, shard: int | None = None) -> Call[TxAnswer]:
     """Approve one shard's held result, or every held one (``shard`` None)."""
+    from pasar.api import txs
+
     body = txs.ResultApprove(order_id=order_id)
     if shard is not None:
         body.shard = shard
@@ -163,6 +179,8 @@ def approve(order_id: str, shard: int | None = None) -> Call[TxAnswer]:
 
 def reject(order_id: str, shard: int, reason: str) -> Call[TxAnswer]:
     """Reject one shard's held result: it is re-run free on another provider."""
+    from pasar.api import txs
+
     body = txs.ResultReject(order_id=order_id, shard=shard, reason=reason)
     return _post(f"/v1/orders/{order_id}/reject", body)
 
@@ -186,14 +204,20 @@ def stats() -> Call[Any]:
 
 def dashboard_challenge() -> Call[LoginChallenge]:
     """A challenge to sign in to the market's dashboard with (``pasar dashboard login``)."""
+    from pasar.api.dashboard import LoginChallenge
+
     return Call("GET", "/ui/login/challenge", parse=_model(LoginChallenge))
 
 
 def account(account_id: str) -> Call[Balance]:
+    from pasar.api.accounts import Balance
+
     return Call("GET", f"/v1/accounts/{account_id}", parse=_model(Balance))
 
 
 def faucet(amount: str) -> Call[TxAnswer]:
+    from pasar.api import txs
+
     return _post("/v1/faucet", txs.Faucet(amount=amount))
 
 
@@ -235,19 +259,27 @@ def read_logs(
 
 
 def health() -> Call[Health]:
+    from pasar.api.health import Health
+
     return Call("GET", "/v1/healthz", parse=_model(Health))
 
 
 def provider(provider_id: str) -> Call[ProviderInfo]:
+    from pasar.api.offers import ProviderInfo
+
     return Call("GET", f"/v1/providers/{provider_id}", parse=_model(ProviderInfo))
 
 
 def provider_stake(provider_id: str) -> Call[StakeView]:
     """A provider's stake, unbonding, slashes and bid deposits (its own: a signed read)."""
+    from pasar.api.stake import StakeView
+
     return Call("GET", f"/v1/providers/{provider_id}/stake", parse=_model(StakeView), signed=True)
 
 
 def feed(provider_id: str, after: int, timeout_s: float) -> Call[FeedPage]:
+    from pasar.api.feed import FeedPage
+
     return Call(
         "GET",
         f"/v1/providers/{provider_id}/feed",
@@ -259,6 +291,7 @@ def feed(provider_id: str, after: int, timeout_s: float) -> Call[FeedPage]:
 
 def order_view(order_id: str) -> Call[OrderView | PublicOrderView]:
     """The order as this reader may see it (an invited bidder: the public view)."""
+    from pasar.api.orders import OrderView, PublicOrderView
 
     def parse_view(response: httpx.Response) -> OrderView | PublicOrderView:
         data = response.json()
@@ -270,10 +303,14 @@ def order_view(order_id: str) -> Call[OrderView | PublicOrderView]:
 
 
 def lease(lease_id: str) -> Call[LeaseView]:
+    from pasar.api.leases import LeaseView
+
     return Call("GET", f"/v1/leases/{lease_id}", parse=_model(LeaseView), signed=True)
 
 
 def challenge(lease_id: str) -> Call[Challenge]:
+    from pasar.api.leases import Challenge
+
     return Call("GET", f"/v1/leases/{lease_id}/challenge", parse=_model(Challenge))
 
 
@@ -282,21 +319,30 @@ def register(body: txs.ProviderRegister) -> Call[TxAnswer]:
 
 
 def stake(amount: str) -> Call[TxAnswer]:
+    from pasar.api import txs
+
     return _post("/v1/stakes", txs.Stake(amount=amount))
 
 
 def bid(order_id: str, price: str | None) -> Call[TxAnswer]:
+    from pasar.api import txs
+
     return _post(f"/v1/orders/{order_id}/bids", txs.Bid(order_id=order_id, price=price))
 
 
 def heartbeat(
     lease_id: str, interval: int, challenge: str, usage: dict[str, int]
 ) -> Call[TxAnswer]:
+    from pasar.api import txs
+
     body = txs.Heartbeat(lease_id=lease_id, interval=interval, challenge=challenge, usage=usage)
     return _post("/v1/heartbeats", body)
 
 
 def append_logs(lease_id: str, offset: int, data: str) -> Call[LogAppended]:
+    from pasar.api import txs
+    from pasar.api.leases import LogAppended
+
     body = txs.Logs(lease_id=lease_id, offset=offset, data=data)
     return Call("POST", f"/v1/leases/{lease_id}/logs", body=body, parse=_model(LogAppended))
 
@@ -310,6 +356,8 @@ def capacity_challenge(challenge_id: str) -> Call[Any]:
 
 
 def capacity_answer(challenge_id: str, sha256: str) -> Call[TxAnswer]:
+    from pasar.api import txs
+
     return _post(
         f"/v1/capacity/{challenge_id}/answer",
         txs.CapacityAnswer(challenge_id=challenge_id, sha256=sha256),
@@ -318,6 +366,8 @@ def capacity_answer(challenge_id: str, sha256: str) -> Call[TxAnswer]:
 
 def liveness_answer(challenge_id: str) -> Call[TxAnswer]:
     """A provider answers the market's liveness challenge (it is alive)."""
+    from pasar.api import txs
+
     return _post(
         f"/v1/liveness/{challenge_id}/answer", txs.LivenessAnswer(challenge_id=challenge_id)
     )
@@ -325,6 +375,8 @@ def liveness_answer(challenge_id: str) -> Call[TxAnswer]:
 
 def tee_nonce(provider_id: str) -> Call[txs.TeeNonce]:
     """A fresh nonce the provider's TEE quote must bind (:mod:`pasar.market.routes.tee`)."""
+    from pasar.api import txs
+
     return Call("GET", f"/v1/providers/{provider_id}/attestation/nonce", parse=_model(txs.TeeNonce))
 
 
@@ -339,39 +391,55 @@ def tee_attestation(provider_id: str) -> Call[Any]:
 
 def cluster_exec(order_id: str, step: int, command: str) -> Call[TxAnswer]:
     """Run one more command (the sha256 of its uploaded blob) on a running cluster's head."""
+    from pasar.api import txs
+
     body = txs.ClusterExec(order_id=order_id, step=step, command=command)
     return _post(f"/v1/orders/{order_id}/steps", body)
 
 
 def release(lease_id: str) -> Call[TxAnswer]:
+    from pasar.api import txs
+
     return _post(f"/v1/leases/{lease_id}/release", txs.LeaseRelease(lease_id=lease_id))
 
 
 def accept_lease(lease_id: str, key: str) -> Call[TxAnswer]:
     """A sealed job's provider announces its lease key (docs/privacy.md §2)."""
+    from pasar.api import txs
+
     return _post(f"/v1/leases/{lease_id}/accept", txs.LeaseAccept(lease_id=lease_id, key=key))
 
 
 def seal_key(lease_id: str, recipient: str, sealed_key: str) -> Call[TxAnswer]:
     """A sealed job's client posts its data key sealed to one party of a lease."""
+    from pasar.api import txs
+
     body = txs.KeySeal(lease_id=lease_id, recipient=recipient, sealed_key=sealed_key)
     return _post(f"/v1/leases/{lease_id}/keys", body)
 
 
 def verifier_register(operator: str | None) -> Call[TxAnswer]:
+    from pasar.api import txs
+
     body = txs.VerifierRegister() if operator is None else txs.VerifierRegister(operator=operator)
     return _post("/v1/verifiers", body)
 
 
 def verifier(verifier_id: str) -> Call[VerifierInfo]:
+    from pasar.api.checks import VerifierInfo
+
     return Call("GET", f"/v1/verifiers/{verifier_id}", parse=_model(VerifierInfo))
 
 
 def check(check_id: str) -> Call[CheckView]:
+    from pasar.api.checks import CheckView
+
     return Call("GET", f"/v1/checks/{check_id}", parse=_model(CheckView), signed=True)
 
 
 def open_challenge(lease_id: str, claim: str, bond: str) -> Call[TxAnswer]:
+    from pasar.api import txs
+
     return _post("/v1/challenges", txs.ChallengeOpen(lease_id=lease_id, claim=claim, bond=bond))
 
 

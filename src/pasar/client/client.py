@@ -22,11 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pasar.api.quote import QuoteResponse
 from pasar.client import calls
 from pasar.client.calls import Call, Emit
 from pasar.client.config import client_identity, market_url
-from pasar.client.results import JobResult, accept, plan
 from pasar.client.sealed import (
     KeyStore,
     LogOpener,
@@ -40,7 +38,11 @@ from pasar.core.errors import PasarError
 from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
 
 if TYPE_CHECKING:
+    # a job's results (merkle proofs) load where they are fetched, and the quote's models where
+    # one is asked for: `pasar balance` and `pasar status` need neither (issue 14.10)
+    from pasar.api.quote import QuoteResponse
     from pasar.client.defaults import Decided
+    from pasar.client.results import JobResult
     from pasar.core.spec import JobSpec
 
 T = TypeVar("T")
@@ -363,6 +365,8 @@ class Job:
         held: bool,
         partial: bool = False,
     ) -> JobResult:
+        from pasar.client.results import JobResult, accept, plan
+
         root = Path(dest)
         shards = plan(order, root, held=held, partial=partial)
         key = self.client.keys.of(order) if is_sealed(order) else None

@@ -15,7 +15,6 @@ output is never held whole in memory and its digest costs no second read.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import secrets
@@ -484,6 +483,8 @@ class AsyncTransport:
         self, method: str, path: str, *, signer: Identity | None = None, **kwargs: Any
     ) -> httpx.Response:
         """See :meth:`Transport.request`."""
+        import asyncio  # only an async client's transport waits this way (not the CLI's)
+
         retries = _StoppingRetries(method, self.stopping_wait_s)
         while True:
             try:

@@ -4,8 +4,18 @@ command that uses them runs, not for `pasar --help`, `status` or `balance`."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 HEAVY = ("sqlalchemy", "alembic", "numpy", "pasar.market.store", "pasar.provider.agent")
 
@@ -69,3 +79,175 @@ SUPPORT = {
     "pasar.cli.tables",
     "pasar.cli.help_text",
 }
+
+
+# what `pasar balance` and `pasar status` load only when a command needs it (issue 14.10): the
+# transaction bodies (~80 models), result checking, the async client's event loop and httpx's
+# own command line (pygments, rich.syntax)
+LAZY = (
+    "pasar.api.txs",
+    "pasar.client.results",
+    "pasar.crypto.merkle",
+    "pasar.client.aio",
+    "asyncio",
+    "httpx._main",
+    "pygments",
+)
+
+# runs `pasar ARGS` in a fresh interpreter, then says on stderr which of LAZY it loaded (an entry
+# that is None in sys.modules is a module kept from loading, not a loaded one)
+RUN_AND_LIST = (
+    "import sys\n"
+    "from pasar.cli.main import main\n"
+    "code = main(sys.argv[1:])\n"
+    f"loaded = [m for m in {LAZY!r} if sys.modules.get(m) is not None]\n"
+    "print('LOADED=' + ','.join(loaded), file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+class _Market(BaseHTTPRequestHandler):
+    """The three reads `pasar balance` and `pasar status` make, answered as a market would."""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        if path == "/v1/healthz":
+            answer: dict[str, Any] = {"ok": True, "market": MARKET_ACCOUNT}
+        elif path.startswith("/v1/accounts/"):
+            answer = {"account": path.rsplit("/", 1)[1], "currency": "USDC"} | dict.fromkeys(
+                ("balance", "earnings", "stake", "escrow"), "1.25 USDC"
+            )
+        elif path == "/v1/orders":
+            answer = {"orders": []}
+        else:
+            self.send_error(404)
+            return
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _HostileMarket(_Market):
+    """Answers an account read with something that is not a balance."""
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/v1/accounts/"):
+            data = json.dumps({"balance": ["not", "money"]}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        super().do_GET()
+
+
+MARKET_ACCOUNT = "pa1" + "a" * 56
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def stub_market() -> Iterator[str]:
+    with _serving(_Market) as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"), [("balance", "1.25 USDC"), ("status", "no orders yet")]
+)
+def test_balance_and_status_load_no_transaction_models_nor_job_machinery(
+    stub_market: str, tmp_path: Path, command: str, shown: str
+) -> None:
+    env = {**os.environ, "PASAR_HOME": str(tmp_path), "PASAR_MARKET": stub_market}
+    env.pop("PASAR_DEBUG", None)
+    run = subprocess.run(
+        [sys.executable, "-c", RUN_AND_LIST, command],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert shown in run.stdout  # the command did its work: read, parsed and printed
+    loaded = run.stderr.rsplit("LOADED=", 1)[1].strip()
+    assert loaded == "", f"`pasar {command}` loads {loaded}"
+
+
+def test_the_lazy_modules_are_loaded_where_a_command_needs_them() -> None:
+    """The other side: building a transaction's call loads the transaction models (so the
+    test above checks something that does load when it is needed)."""
+    probe = (
+        "import sys\n"
+        "from pasar.client import calls\n"
+        "before = 'pasar.api.txs' in sys.modules\n"
+        "calls.faucet('1 USDC')\n"
+        "print(before, 'pasar.api.txs' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["False", "True"]
+
+
+def test_a_usage_error_is_still_exit_2_in_the_error_shape(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The usage-error class comes from the click typer runs on (its vendored copy), without
+    importing click itself: a bad option is still exit code 2, and under --json the error
+    shape on stdout."""
+    from pasar.cli.main import main
+
+    assert main(["balance", "--json", "--no-such-flag"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "invalid_argument" and "--no-such-flag" in error["message"]
+    assert main(["balance", "--no-such-flag"]) == 2
+    assert "No such option" in capsys.readouterr().err
+
+
+def test_version_builds_no_command_yet_prints_the_version() -> None:
+    """``pasar --version`` is answered by the root's eager option before any command is looked
+    up: it imports no command module, and says the same as the whole tree's ``--version``."""
+    probe = (
+        "import sys; from pasar.cli.main import main; code = main(['--version']);"
+        "print(','.join(sorted(m for m in sys.modules if m.startswith('pasar.cli.')"
+        f" and m not in {sorted(SUPPORT)!r})), code)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0].startswith("pasar ") and out[1] == " 0", out
+
+
+def test_a_market_answering_no_balance_is_exit_2_not_a_traceback(tmp_path: Path) -> None:
+    """The answer model, imported only when the call is built, still refuses a hostile
+    market's answer: one sentence and exit code 2, nothing printed as a balance."""
+    with _serving(_HostileMarket) as url:
+        env = {**os.environ, "PASAR_HOME": str(tmp_path), "PASAR_MARKET": url}
+        env.pop("PASAR_DEBUG", None)
+        run = subprocess.run(
+            [sys.executable, "-m", "pasar", "balance"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and "spendable" not in run.stdout
+    assert "market" in run.stderr.lower()
