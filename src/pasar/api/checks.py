@@ -60,3 +60,28 @@ class ChallengeView(WireModel):
     opened_at: int
     status: str  # open | upheld | rejected
     checks: list[str] = Field(default_factory=list)
+
+
+class DisputeView(WireModel):
+    """A pol dispute (:mod:`pasar.core.disputes`): public, like the lease it is about. Once
+    narrowed, ``step`` is the first step the two sides' transitions differ at; a referee's
+    ruling may name the aten ``operator`` (``{index, name}``) they part at."""
+
+    dispute_id: str
+    lease_id: str
+    order_id: str
+    check_id: str
+    provider: str
+    verifier: str
+    segment: list[int]
+    agreed_step: int
+    disputed_step: int
+    asked_step: int | None = None
+    answered: list[str] = Field(default_factory=list)
+    deadline_ms: int
+    rounds: list[JSONObject] = Field(default_factory=list)
+    status: str  # open | narrowed | prover_lost | verifier_lost | unrefereed | moot
+    step: int | None = None
+    operator: JSONObject | None = None
+    loser: str | None = None
+    reason: str | None = None

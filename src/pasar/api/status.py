@@ -13,7 +13,7 @@ OrderStatus = Literal["open", "running", "done", "expired", "cancelled"]
 LeaseStatus = Literal[
     "running", "held", "settled", "failed", "lost", "cancelled", "released", "rejected"
 ]
-CheckStatus = Literal["assigned", "done", "expired", "cancelled"]
+CheckStatus = Literal["assigned", "done", "expired", "cancelled", "overturned"]
 
 ORDER_STATUSES: tuple[OrderStatus, ...] = get_args(OrderStatus)
 LEASE_STATUSES: tuple[LeaseStatus, ...] = get_args(LeaseStatus)

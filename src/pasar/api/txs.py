@@ -9,7 +9,7 @@ signed bytes, and one given as None (a declined bid's ``price``) is sent as null
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -252,6 +252,54 @@ class CheckExpire(TxBody):
     check_id: str
 
 
+class DisputeOpen(TxBody):
+    """The verifier whose pol check found a mismatch disputes ``start..end`` (issue 16): the
+    prover's step root (its receipt commits it), the verifier's root over its replayed hashes
+    (leaf i = step start+i), and proofs (``prover_start``, ``verifier_start``, ``prover_end``,
+    ``verifier_end``: each ``{index, size, siblings}``) that they agree at ``start`` and
+    disagree at ``end``."""
+
+    type: Literal["dispute.open"] = "dispute.open"
+    check_id: str
+    start: int
+    end: int
+    prover_root: str
+    verifier_root: str
+    start_hash: str
+    end_hash: str
+    prover_end_hash: str
+    proofs: dict[str, Any]
+
+
+class DisputeAnswer(TxBody):
+    """The prover's or the verifier's hash at the step a dispute's round asks, with its Merkle
+    proof against that side's committed root."""
+
+    type: Literal["dispute.answer"] = "dispute.answer"
+    dispute_id: str
+    step: int
+    hash: str
+    proof: dict[str, Any]
+
+
+class DisputeExpire(TxBody):
+    """Market-signed: a dispute's round (or its referee) missed the deadline."""
+
+    type: Literal["dispute.expire"] = "dispute.expire"
+    dispute_id: str
+
+
+class DisputeRule(TxBody):
+    """Market-signed: a referee's state hash after the narrowed step (and the aten operator it
+    found the two sides part at, ``{index, name}``), computed outside the state machine."""
+
+    type: Literal["dispute.rule"] = "dispute.rule"
+    dispute_id: str
+    step: int
+    hash: str
+    operator: dict[str, Any] | None = None
+
+
 class CapacityChallenge(TxBody):
     """Market-signed: prove the claimed score (the size and deadline follow from it)."""
 
@@ -369,6 +417,10 @@ TX_BODIES: dict[str, type[TxBody]] = {
         CheckVerdict,
         CheckExpire,
         ChallengeOpen,
+        DisputeOpen,
+        DisputeAnswer,
+        DisputeExpire,
+        DisputeRule,
         CapacityChallenge,
         CapacityAnswer,
         CapacityVerdict,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from pasar.core.accounts import LedgerAccount
 from pasar.core.challenge_handlers import challenge_checkers_excluded, decide_challenge
+from pasar.core.disputes import live_dispute
 from pasar.core.lease_handlers import carry_out, compared_root, signed_outputs
 from pasar.core.market_records import (
     Applied,
@@ -103,8 +104,10 @@ def verification_due(state: MarketState, now_ms: int) -> tuple[list[str], list[S
             continue
         if lease.draw is None:
             to_draw.append(lease.id)
-        elif len(active_checks(state, lease)) < lease.checks_needed and eligible_verifiers(
-            state, lease
+        elif (
+            len(active_checks(state, lease)) < lease.checks_needed
+            and live_dispute(state, lease.id) is None  # a dispute decides first
+            and eligible_verifiers(state, lease)
         ):
             to_assign.append((lease.id, None))
     for challenge in state.challenges.values():
@@ -221,7 +224,11 @@ def on_check_assign(state: MarketState, tx: Tx) -> Applied:
         number = len(challenge.checks)
     else:
         lease, record, _policy = _held(state, tx.body.get("lease_id"))
-        if lease.draw is None or len(active_checks(state, lease)) >= lease.checks_needed:
+        if (
+            lease.draw is None
+            or len(active_checks(state, lease)) >= lease.checks_needed
+            or live_dispute(state, lease.id) is not None
+        ):
             raise fail(f"lease {lease.id} needs no check now", code="no_check_needed", status=409)
         excluded = set()
         number = len(lease.checks)
@@ -361,9 +368,25 @@ def on_check_verdict(state: MarketState, tx: Tx) -> Applied:
     )
 
 
+def retally(state: MarketState, lease: LeaseRecord) -> dict[str, object]:
+    """Decide a held lease again after a dispute over it ended without deciding it (its
+    verifier lost, so that check no longer counts; or no referee ruled): the checks left
+    decide, and with none left one more verifier checks it."""
+    record = state._order(lease.order_id)
+    policy = checked_policy(state, record)
+    if lease.status != "held" or policy is None:
+        return {"decided": False}
+    if not any(state.checks[c].status == "done" for c in lease.checks):
+        state._changing(lease).checks_needed = 1
+        return {"decided": False, "checks_needed": 1}
+    return _decide(state, record, lease, policy)
+
+
 def _decide(
     state: MarketState, record: OrderRecord, lease: LeaseRecord, policy: CheckedPolicy
 ) -> dict[str, object]:
+    if live_dispute(state, lease.id) is not None:  # the dispute decides; the checks wait
+        return {"decided": False, "disputed": True, "checks_needed": lease.checks_needed}
     done = [state.checks[c] for c in lease.checks if state.checks[c].status == "done"]
     tally = policy.tally([bool(c.agrees) for c in done], needed=lease.checks_needed)
     if not tally.decided:

@@ -54,6 +54,13 @@ from pasar.core.check_handlers import (
     on_verifier_register,
 )
 from pasar.core.cluster_handlers import on_cluster_exec
+from pasar.core.dispute_handlers import (
+    on_dispute_answer,
+    on_dispute_expire,
+    on_dispute_open,
+    on_dispute_rule,
+)
+from pasar.core.disputes import DisputeRecord
 from pasar.core.fees import Charges, billed_cost
 from pasar.core.fleet_index import FleetIndex
 from pasar.core.lease_handlers import on_heartbeat, on_lost, on_receipt, on_release
@@ -107,6 +114,8 @@ MARKET_TYPES = frozenset(
         "check.draw",
         "check.assign",
         "check.expire",
+        "dispute.expire",
+        "dispute.rule",
         "result.auto_approve",
         "capacity.challenge",
         "capacity.verdict",
@@ -153,6 +162,8 @@ class MarketState:
         self.verifiers: dict[str, VerifierRecord] = {}
         self.checks: dict[str, CheckRecord] = {}
         self.challenges: dict[str, ChallengeRecord] = {}
+        # pol disputes, by id (pasar.core.dispute_handlers)
+        self.disputes: dict[str, DisputeRecord] = {}
         self.nonces = NonceWindow(MAX_SKEW_MS)  # (signer, nonce) pairs that may still come back
         self.tx_count = 0
         self.last_ts = 0  # the newest market stamp applied (``Tx.at``)
@@ -634,6 +645,10 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "check.verdict": on_check_verdict,
     "check.expire": on_check_expire,
     "challenge.open": on_challenge_open,
+    "dispute.open": on_dispute_open,
+    "dispute.answer": on_dispute_answer,
+    "dispute.expire": on_dispute_expire,
+    "dispute.rule": on_dispute_rule,
     "capacity.challenge": on_challenge,
     "capacity.answer": on_answer,
     "capacity.verdict": on_verdict,
@@ -689,6 +704,22 @@ _FIELDS: dict[str, frozenset[str]] = {
     "check.verdict": frozenset({"check_id", "root", "outputs", "matches"}),
     "check.expire": frozenset({"check_id"}),
     "challenge.open": frozenset({"lease_id", "claim", "bond"}),
+    "dispute.open": frozenset(
+        {
+            "check_id",
+            "start",
+            "end",
+            "prover_root",
+            "verifier_root",
+            "start_hash",
+            "end_hash",
+            "prover_end_hash",
+            "proofs",
+        }
+    ),
+    "dispute.answer": frozenset({"dispute_id", "step", "hash", "proof"}),
+    "dispute.expire": frozenset({"dispute_id"}),
+    "dispute.rule": frozenset({"dispute_id", "step", "hash", "operator"}),
     "capacity.challenge": frozenset({"provider", "seed"}),
     "capacity.answer": frozenset({"challenge_id", "sha256"}),
     "capacity.verdict": frozenset({"challenge_id", "result", "reason"}),

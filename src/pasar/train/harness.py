@@ -44,6 +44,7 @@ from pasar.train.state_hash import state_hash
 
 MANIFEST = "manifest.json"
 HASHES = "step_hashes.json"
+STEP_ROOT = "step_root.bin"  # pasar.core.disputes.STEP_ROOT (a unit test checks they agree)
 LOSSES = "losses.json"
 CHECKPOINTS = "checkpoints"
 FORMAT = 1
@@ -147,6 +148,9 @@ def train(
     root = root_of_hashes(hashes)
     committed = {"root": root, "hashes": hashes, "checkpoint_every": checkpoint_every}
     (folder / HASHES).write_text(json.dumps({**committed, "norms": norms}))
+    # the root alone, as 32 raw bytes: the receipt's sha256 of it binds a dispute's claimed
+    # step root to this run without the market reading a blob (pasar.core.disputes)
+    (folder / STEP_ROOT).write_bytes(bytes.fromhex(root))
     (folder / LOSSES).write_text(json.dumps(losses))
     return Run(manifest, hashes, root, losses)
 

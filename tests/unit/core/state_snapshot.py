@@ -26,6 +26,7 @@ def snapshot(state: MarketState) -> dict[str, Any]:
         "verifiers": copy.deepcopy(state.verifiers),
         "checks": copy.deepcopy(state.checks),
         "challenges": copy.deepcopy(state.challenges),
+        "disputes": copy.deepcopy(state.disputes),
         "blob_orders": copy.deepcopy(state.blob_orders),
         "capacity_challenges": dict(state.capacity_challenges),  # frozen records
         "attestations": dict(state.attestations),  # frozen records

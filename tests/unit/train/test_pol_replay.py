@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from pasar.core.disputes import STEP_ROOT
 from pasar.train import cheat as cheats
 from pasar.train import harness, verifier_replay
 from pasar.verifier import pol as verifier
@@ -61,6 +62,12 @@ def test_the_verifier_repeats_the_harness_names() -> None:
     assert verifier.MANIFEST == harness.MANIFEST and verifier.HASHES == harness.HASHES
     assert verifier.REPORT == verifier_replay.REPORT and verifier.REPLAY_ENV == harness.REPLAY_ENV
     assert verifier.checkpoint_name(20) == "checkpoints/step-00000020.pt"
+    assert harness.STEP_ROOT == STEP_ROOT  # what the market binds a dispute's step root by
+
+
+def test_the_run_commits_its_step_root_as_32_bytes(honest: Path) -> None:
+    committed = json.loads((honest / "step_hashes.json").read_text())
+    assert (honest / STEP_ROOT).read_bytes() == bytes.fromhex(committed["root"])
 
 
 def test_an_honest_run_matches_under_any_challenge(honest: Path) -> None:
