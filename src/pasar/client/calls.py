@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from pasar.api import txs
     from pasar.api.accounts import Balance
-    from pasar.api.checks import CheckView, VerifierInfo
+    from pasar.api.checks import CheckView, DisputeView, VerifierInfo
     from pasar.api.dashboard import LoginChallenge
     from pasar.api.feed import FeedPage
     from pasar.api.health import Health
@@ -65,6 +65,15 @@ def _model(model: type[M]) -> Callable[[httpx.Response], M]:
         return parse(model, response.json())
 
     return parse_answer
+
+
+def _models(model: type[M]) -> Callable[[httpx.Response], list[M]]:
+    """Parse the answer as a list of ``model``."""
+
+    def parse_answers(response: httpx.Response) -> list[M]:
+        return [parse(model, item) for item in response.json()]
+
+    return parse_answers
 
 
 def _answer(response: httpx.Response) -> TxAnswer:
@@ -445,6 +454,28 @@ def open_challenge(lease_id: str, claim: str, bond: str) -> Call[TxAnswer]:
 
 def verdict(body: txs.CheckVerdict) -> Call[TxAnswer]:
     return _post(f"/v1/checks/{body.check_id}/verdict", body)
+
+
+def open_dispute(body: txs.DisputeOpen) -> Call[TxAnswer]:
+    """A pol verifier disputes the lease its check found a mismatch in."""
+    return _post("/v1/disputes", body)
+
+
+def answer_dispute(body: txs.DisputeAnswer) -> Call[TxAnswer]:
+    """The prover's or the verifier's hash at the step a dispute's round asks."""
+    return _post(f"/v1/disputes/{body.dispute_id}/answer", body)
+
+
+def dispute(dispute_id: str) -> Call[DisputeView]:
+    from pasar.api.checks import DisputeView
+
+    return Call("GET", f"/v1/disputes/{dispute_id}", parse=_model(DisputeView))
+
+
+def lease_disputes(lease_id: str) -> Call[list[DisputeView]]:
+    from pasar.api.checks import DisputeView
+
+    return Call("GET", f"/v1/leases/{lease_id}/disputes", parse=_models(DisputeView))
 
 
 # -- procedures ------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from pasar.core.accounts import LedgerAccount
 from pasar.core.challenge_handlers import challenge_checkers_excluded, decide_challenge
-from pasar.core.disputes import live_dispute
+from pasar.core.disputes import bisecting, live_dispute
 from pasar.core.lease_handlers import carry_out, compared_root, signed_outputs
 from pasar.core.market_records import (
     Applied,
@@ -106,7 +106,7 @@ def verification_due(state: MarketState, now_ms: int) -> tuple[list[str], list[S
             to_draw.append(lease.id)
         elif (
             len(active_checks(state, lease)) < lease.checks_needed
-            and live_dispute(state, lease.id) is None  # a dispute decides first
+            and not bisecting(state, lease.id)  # a dispute's rounds come first
             and eligible_verifiers(state, lease)
         ):
             to_assign.append((lease.id, None))
@@ -227,7 +227,7 @@ def on_check_assign(state: MarketState, tx: Tx) -> Applied:
         if (
             lease.draw is None
             or len(active_checks(state, lease)) >= lease.checks_needed
-            or live_dispute(state, lease.id) is not None
+            or bisecting(state, lease.id)
         ):
             raise fail(f"lease {lease.id} needs no check now", code="no_check_needed", status=409)
         excluded = set()
@@ -385,7 +385,7 @@ def retally(state: MarketState, lease: LeaseRecord) -> dict[str, object]:
 def _decide(
     state: MarketState, record: OrderRecord, lease: LeaseRecord, policy: CheckedPolicy
 ) -> dict[str, object]:
-    if live_dispute(state, lease.id) is not None:  # the dispute decides; the checks wait
+    if bisecting(state, lease.id):  # the dispute's rounds come first; the checks wait
         return {"decided": False, "disputed": True, "checks_needed": lease.checks_needed}
     done = [state.checks[c] for c in lease.checks if state.checks[c].status == "done"]
     tally = policy.tally([bool(c.agrees) for c in done], needed=lease.checks_needed)
@@ -428,12 +428,27 @@ def _decide(
             f"shard {lease.shard}: the provider's result was proven wrong by "
             f"{len(majority)} checker(s); it is not paid and the shard runs again elsewhere"
         )
+    _referee_dispute(state, lease, bool(tally.provider_right))
     return {
         "decided": True,
         "provider_right": tally.provider_right,
         "checks_needed": lease.checks_needed,
         "slashed": slashed,
     }
+
+
+def _referee_dispute(state: MarketState, lease: LeaseRecord, provider_right: bool) -> None:
+    """A narrowed dispute over a lease the checkers just decided ends with their decision: the
+    majority's replays referee the step it was narrowed to (the money moved above: the loser
+    was slashed with the other side of the majority rewarded, as without a dispute)."""
+    dispute = live_dispute(state, lease.id)
+    if dispute is None:
+        return
+    dispute = state._changing(dispute)
+    side = "verifier" if provider_right else "prover"
+    dispute.status = f"{side}_lost"
+    dispute.loser = dispute.verifier if provider_right else lease.provider
+    dispute.reason = f"the checkers' majority refereed step {dispute.step}: the {side} is wrong"
 
 
 def slash(

@@ -83,6 +83,14 @@ def live_dispute(state: MarketState, lease_id: str) -> DisputeRecord | None:
     return None
 
 
+def bisecting(state: MarketState, lease_id: str) -> bool:
+    """Whether a dispute over ``lease_id`` is still in its rounds: no more checkers are
+    assigned and their majority waits meanwhile. Once narrowed, the checkers go on: their
+    majority referees the narrowed step unless a ``dispute.rule`` comes first."""
+    dispute = live_dispute(state, lease_id)
+    return dispute is not None and dispute.status == "open"
+
+
 def disputes_due(state: MarketState, now_ms: int) -> list[str]:
     """Live disputes past their deadline: what the market's engine expires now."""
     return sorted(

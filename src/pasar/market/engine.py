@@ -20,7 +20,9 @@ thing that is due, submits a transaction signed by the market:
   (:mod:`pasar.market.liveness_checks`);
 - for checked verification (``replicate``): ``check.draw`` over each held receipt,
   ``check.assign`` while a held lease needs more checks and a verifier may take one, and
-  ``check.expire`` for a check past its deadline (it goes to another verifier);
+  ``check.expire`` for a check past its deadline (it goes to another verifier), and
+  ``dispute.expire`` for a pol dispute whose round or referee missed its deadline
+  (:mod:`pasar.core.dispute_handlers`);
 - ``result.auto_approve`` for a held result (``verification: approve``) whose approval window
   passed;
 - ``capacity.challenge`` / ``capacity.verdict`` for the capacity proofs
@@ -51,6 +53,7 @@ from pasar.api.txs import (
     CheckAssign,
     CheckDraw,
     CheckExpire,
+    DisputeExpire,
     LeaseLost,
     Match,
     OrderExpire,
@@ -59,6 +62,7 @@ from pasar.api.txs import (
 )
 from pasar.core.approval_handlers import overdue_approvals
 from pasar.core.check_handlers import verification_due
+from pasar.core.disputes import disputes_due
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
 from pasar.core.pricing.base import screen
@@ -128,6 +132,7 @@ class Engine:
             liveness = liveness_due(state, service.liveness, now)
             judged = overdue_approvals(state, now)
             to_draw, to_assign, to_expire = verification_due(state, now)
+            disputes = disputes_due(state, now)
             draws = [(x, state.leases[x].receipt_digest or "") for x in to_draw]
         for order_id in waiting:  # the lock is taken again for each: writes get in between
             body = self._match_body(order_id, now)
@@ -139,6 +144,7 @@ class Engine:
         out.extend(liveness)
         # verification: draws over held receipts, checks for verifiers, missed deadlines
         out.extend(CheckExpire(check_id=check_id) for check_id in to_expire)
+        out.extend(DisputeExpire(dispute_id=dispute_id) for dispute_id in disputes)
         out.extend(
             CheckDraw(lease_id=lease_id, draw=service.draw(lease_id, digest))
             for lease_id, digest in draws

@@ -63,6 +63,7 @@ from pasar.provider.sealed import clear_sealed_workroot, sealed_workroot
 from pasar.provider.strategy import PriceTable, Strategy, make_strategy
 from pasar.provider.tee_attest import attest
 from pasar.tee.sources import QuoteSource, detect
+from pasar.verifier.dispute import DisputeAnswerer, provider_side
 
 log = logging.getLogger("pasar.provider")
 
@@ -146,6 +147,8 @@ class Agent:
         self.identity = load_or_create_key(config.home, config.key_name)
         self.runtime: Runtime = get_runtime(config.runtime)
         self.api = MarketAPI(config.market, self.identity, home=config.home)
+        # pol disputes over its leases: answered from the step hashes its receipts committed
+        self.disputes = DisputeAnswerer(self.api, provider_side(self.api, self.identity.account_id))
         self.state = AgentState()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -395,6 +398,8 @@ class Agent:
             elif kind == "lease.release" and event.stop:  # a gang ended with a released node
                 for lease_id in event.stop:
                     self._stop_lease(lease_id)
+            elif kind.startswith("dispute."):  # a pol dispute over a lease of ours
+                self.disputes.on_event(event.model_dump())
             elif kind == "capacity.challenge" and self.prover and event.challenge_id:
                 self.prover.on_event(self.api.capacity_challenge(event.challenge_id))
         except PasarError as exc:

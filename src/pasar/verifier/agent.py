@@ -27,6 +27,7 @@ from pasar.provider.pip_options import pip_options_from_config
 from pasar.provider.runtime.base import Runtime, check_usable, get_runtime
 from pasar.provider.sealed import clear_sealed_workroot, sealed_workroot
 from pasar.verifier import VERIFIER_KEY
+from pasar.verifier.dispute import DisputeAnswerer
 from pasar.verifier.pol import PolCheckExecutor
 from pasar.verifier.rerun import CheckExecutor
 
@@ -66,6 +67,7 @@ class VerifierAgent:
         pip = pip_options_from_config(config.home)
         self.pip = PipCache(config.home / PIP_CACHE_DIR, pip.pip_args(), pip.cap_bytes)
         self.state = VerifierState()
+        self.disputes = DisputeAnswerer(self.api)  # pol disputes it opened (pasar.verifier.dispute)
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -124,6 +126,8 @@ class VerifierAgent:
         mine = event.verifier == self.identity.account_id
         if event.type == "check.assign" and mine and event.check_id is not None:
             self._maybe_check(event.check_id)
+        elif event.type.startswith("dispute."):
+            self.disputes.on_event(event.model_dump())
 
     def _maybe_check(self, check_id: str) -> None:
         with self._lock:
@@ -142,6 +146,8 @@ class VerifierAgent:
         executor = kind(self.api, self.runtime, view, workroot=root)
         executor.pip = self.pip
         executor.on_done = self._done
+        if isinstance(executor, PolCheckExecutor):
+            executor.disputes = self.disputes
         with self._lock:
             self.state.running[check_id] = executor
         threading.Thread(target=executor.run, name=f"check-{check_id}", daemon=True).start()

@@ -42,6 +42,7 @@ from pasar.crypto.hashing import sha256_file
 from pasar.crypto.merkle import MerkleTree, hash_leaf, root_of_files, root_of_hashes, verify_proof
 from pasar.crypto.sealing import decrypt_file
 from pasar.provider.runtime.base import Outcome
+from pasar.verifier.dispute import DisputeAnswerer, opening
 from pasar.verifier.rerun import CheckExecutor
 
 log = logging.getLogger("pasar.verifier")
@@ -91,6 +92,9 @@ class Judgement:
     reason: str
     first_bad_step: int | None = None
     segments: list[int] = field(default_factory=list)
+    # a step that differs in a segment replayed step by step: ``(start, hashes)``, this
+    # verifier's hashes of steps start.. (what it commits to when it opens a dispute)
+    disputed: tuple[int, list[str]] | None = None
 
 
 def plan(challenge: dict[str, Any], manifest: dict[str, Any], committed: dict[str, Any]) -> Plan:
@@ -155,7 +159,10 @@ def judge(committed: dict[str, Any], the_plan: Plan, report: dict[str, Any]) -> 
         for step, value, what in checks:
             if not proven(step, value):
                 why = f"segment {index} ({start}..{end}): step {step} differs ({what})"
-                return Judgement(False, why, step, the_plan.indexes)
+                disputed = None
+                if step > start and first == start + 1:
+                    disputed = (start, [got["start_hash"], *got["hashes"]])
+                return Judgement(False, why, step, the_plan.indexes, disputed)
         if got["norm"] != norms[index]:
             return Judgement(False, f"segment {index}: the committed update norm "
                              f"{norms[index]} is not its checkpoints' {got['norm']}",
@@ -175,6 +182,7 @@ class PolCheckExecutor(CheckExecutor):
     the_plan: Plan | None = None
     committed: dict[str, Any] | None = None
     refusal: str | None = None  # the prover did not deliver what it committed to
+    disputes: DisputeAnswerer | None = None  # the agent's: opens and answers disputes
 
     def _fetch_inputs(self) -> str | None:
         problem = super()._fetch_inputs()
@@ -251,6 +259,24 @@ class PolCheckExecutor(CheckExecutor):
             mine = [FileEntry(path=rel, sha256=sha256_file(report_path),
                               size=report_path.stat().st_size)]  # fmt: skip
         self._send(mine, judgement.matches, judgement.reason)
+        if judgement.disputed is not None and self.committed is not None:
+            self._dispute(*judgement.disputed)
+
+    def _dispute(self, start: int, replayed: list[str]) -> None:
+        """Open a dispute over the segment whose step differs, and answer its first round."""
+        assert self.committed is not None
+        body, side = opening(self.check.check_id, self.committed["hashes"], start, replayed)
+        try:
+            answer = self.api.perform(calls.open_dispute(body))
+        except PasarError as exc:
+            log.warning("check %s: no dispute opened: %s", self.check.check_id, exc.message)
+            return
+        dispute_id = str(answer.model_dump().get("dispute_id"))
+        log.info("check %s: opened %s over steps %s..%s", self.check.check_id, dispute_id,
+                 body.start, body.end)  # fmt: skip
+        if self.disputes is not None:
+            self.disputes.add(dispute_id, side)
+            self.disputes.on_event(answer.model_dump())
 
     def _send(self, outputs: list[FileEntry], matches: bool, why: str) -> None:
         body = CheckVerdict(

@@ -131,6 +131,9 @@ def test_bisection_narrows_to_the_first_step_they_disagree_on_in_log2_rounds() -
     lease, check = _held_and_mismatched(s)
     dispute = _open(s, check)
     assert s.disputes[dispute].asked == 15  # (10 + 20) // 2
+    # while it bisects no other checker is assigned, and the lease stays held
+    _refused(s, MARKET.account_id, AT + 1, "no_check_needed", 409, type="check.assign",
+             lease_id=lease, seed=0)  # fmt: skip
     rounds = _bisect(s, dispute)
     d = s.disputes[dispute]
     assert (d.status, d.step, d.lo, d.hi) == ("narrowed", BAD_FROM, BAD_FROM - 1, BAD_FROM)
@@ -138,10 +141,22 @@ def test_bisection_narrows_to_the_first_step_they_disagree_on_in_log2_rounds() -
     assert d.rounds[0]["step"] == 15 and d.rounds[0]["agree"] is False
     view = dispute_view(d)
     assert view["step"] == BAD_FROM and view["status"] == "narrowed"
-    # while it runs no other checker is assigned, and the lease stays held
     assert s.leases[lease].status == "held"
-    _refused(s, MARKET.account_id, AT + 20_000, "no_check_needed", 409, type="check.assign",
-             lease_id=lease, seed=0)  # fmt: skip
+    books_balance(s)
+
+
+def test_once_narrowed_the_checkers_majority_referees_the_step() -> None:
+    """No referee's ruling yet: the checkers go on, and their decision ends the dispute."""
+    s = _gensyn(V1, V2, V3)
+    lease, check = _held_and_mismatched(s)
+    dispute = _open(s, check)
+    _bisect(s, dispute)
+    second = _assign(s, lease, at=AT + 10_000)
+    result = _pol_verdict(s, second, False, at=AT + 11_000)
+    assert result["provider_right"] is False and s.leases[lease].status == "rejected"
+    d = s.disputes[dispute]
+    assert (d.status, d.loser, d.step) == ("prover_lost", P1, BAD_FROM)
+    assert "refereed step 15" in (d.reason or "")
     books_balance(s)
 
 

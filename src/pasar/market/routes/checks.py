@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from pasar.api.checks import ChallengeView, CheckView, VerifierInfo
+from pasar.api.checks import ChallengeView, CheckView, DisputeView, VerifierInfo
 from pasar.api.receipts import file_entries
 from pasar.api.txs import TxAnswer
 from pasar.core.check_handlers import checked_policy
+from pasar.core.disputes import dispute_view
 from pasar.core.errors import PasarError
 from pasar.core.lease_handlers import compared_root
 from pasar.core.market_records import CheckRecord, LeaseRecord, OrderRecord
@@ -175,3 +176,50 @@ def get_challenge(request: Request, challenge_id: str) -> ChallengeView:
             status=record.status,
             checks=list(record.checks),
         )
+
+
+@router.post(
+    "/v1/disputes",
+    summary="The verifier of a mismatched pol check disputes its lease (bisection over steps)",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("dispute.open"),
+)
+def open_dispute(request: Request, envelope: Signed) -> TxAnswer:
+    """Over the segment it replayed, with both committed roots and the proofs that the two
+    sides agree at its start and disagree at its end (:mod:`pasar.core.dispute_handlers`)."""
+    return submit_typed(request, envelope, "dispute.open")
+
+
+@router.post(
+    "/v1/disputes/{dispute_id}/answer",
+    summary="The prover's or the verifier's hash at the step a dispute's round asks",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("dispute.answer"),
+)
+def answer_dispute(request: Request, dispute_id: str, envelope: Signed) -> TxAnswer:
+    """With a Merkle proof against that side's committed root; by the round's deadline."""
+    return submit_typed(request, envelope, "dispute.answer", dispute_id=dispute_id)
+
+
+@router.get("/v1/disputes/{dispute_id}", summary="A pol dispute: its rounds, step and operator")
+def get_dispute(request: Request, dispute_id: str) -> DisputeView:
+    """Public, like the lease it is about: the hashes in it are commitments, not data."""
+    service = service_of(request)
+    with service.lock:
+        record = service.state.disputes.get(dispute_id)
+        if record is None:
+            raise PasarError(
+                f"no dispute {dispute_id!r}", code="not_found", status=404, field="dispute_id"
+            )
+        return DisputeView.model_validate(dispute_view(record))
+
+
+@router.get("/v1/leases/{lease_id}/disputes", summary="The pol disputes over one lease")
+def lease_disputes(request: Request, lease_id: str) -> list[DisputeView]:
+    service = service_of(request)
+    with service.lock:
+        return [
+            DisputeView.model_validate(dispute_view(d))
+            for d in service.state.disputes.values()
+            if d.lease_id == lease_id
+        ]
