@@ -8,12 +8,14 @@ conserved throughout."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from test_market_flow import total_minted
+from test_skypilot_tasks import pasar
 
 from pasar.client.client import Client
 from pasar.client.transport import Transport
@@ -101,5 +103,49 @@ def test_an_honest_training_job_settles_and_a_prover_faking_a_tenth_of_its_steps
         reward = alice.transport.get(f"/v1/accounts/{done[0]['verifier']}")["earnings"]
         assert Money.parse(reward) >= Money.parse("25 USDC")  # slash_reward_rate 1/2 of 50
         # the honest prover is never slashed
+        assert alice.transport.get(f"/v1/accounts/{honest.account}")["stake"] == "100.00 USDC"
+        total_minted(alice.transport.get("/v1/state/balances")["balances"])  # conserved
+
+
+def test_a_prover_perturbing_one_weight_once_is_pinned_to_its_step_by_a_dispute(
+    gensyn: MarketProcess, spawn_provider: Any, tmp_path: Path
+) -> None:
+    """``--cheat pol:perturb``: one weight nudged by 1e-3 at one step. With N = 6 segments
+    all sampled (Q + r = 9) it is caught with certainty; the verifier whose replay differs
+    opens a dispute, both agents answer its rounds from what they committed, and it narrows
+    to exactly the perturbed step; the checkers' majority referees it: the prover is slashed,
+    the client refunded and the shard re-run on the honest provider."""
+    from pasar.train.cheat import Cheat
+
+    perturbed = min(Cheat.parse("perturb", salt=7).for_run(60).steps)  # the job's --seed 7
+    cheater = _staked_provider(spawn_provider, gensyn.url, tmp_path / "cheater",
+                               "--price-cpu-hour", "0.01", "--cheat", "pol:perturb")  # fmt: skip
+    honest = _staked_provider(spawn_provider, gensyn.url, tmp_path / "honest",
+                              "--price-cpu-hour", "0.05")  # fmt: skip
+    project = _project(tmp_path)
+    with Client(gensyn.url, home=tmp_path / "client") as alice:
+        alice.faucet("10 USDC")
+        order = alice.launch(SPEC, base_dir=project).wait(timeout=300)
+        assert order["status"] == "done", order
+        by_status = {x["status"]: x for x in order["leases"]}
+        rejected, settled = by_status["rejected"], by_status["settled"]
+        assert rejected["provider"] == cheater.account and settled["provider"] == honest.account
+        (dispute,) = alice.transport.get(f"/v1/leases/{rejected['lease_id']}/disputes")
+        assert dispute["status"] == "prover_lost" and dispute["loser"] == cheater.account
+        assert dispute["step"] == perturbed, dispute  # the exact step
+        start, end = dispute["segment"]
+        assert start < perturbed <= end and dispute["agreed_step"] == perturbed - 1
+        assert len(dispute["rounds"]) <= (end - start).bit_length()  # log2 rounds
+        assert alice.transport.get(f"/v1/disputes/{dispute['dispute_id']}") == dispute
+        # where the user meets it: pasar status prints the dispute and its step
+        shown = pasar(tmp_path / "client", gensyn.url, "status", order["order_id"])
+        assert f"dispute {dispute['dispute_id']}: prover_lost at step {perturbed}" in shown.stdout
+        opener = [
+            v for v in range(3)
+            if json.loads(pasar(tmp_path / f"v{v}", gensyn.url, "verifier", "status",
+                                "--json").stdout)["disputes"]
+        ]  # fmt: skip
+        assert len(opener) == 1
+        assert alice.transport.get(f"/v1/accounts/{cheater.account}")["stake"] == "50.00 USDC"
         assert alice.transport.get(f"/v1/accounts/{honest.account}")["stake"] == "100.00 USDC"
         total_minted(alice.transport.get("/v1/state/balances")["balances"])  # conserved

@@ -46,6 +46,7 @@ class VerifierInfo(WireModel):
     checks_done: int = 0
     checks_missed: int = 0
     assigned: list[str] = Field(default_factory=list)
+    disputes: list[JSONObject] = Field(default_factory=list)  # the pol disputes it opened
 
 
 class ChallengeView(WireModel):

@@ -25,6 +25,10 @@ class FeedEvent(OpenModel):
     stop: list[str] | None = None  # a multi-node head's receipt: the gang's leases to stop
     step: int | None = None  # a cluster.exec: the step's number and its command's blob
     command: str | None = None
+    # a pol dispute's move: the round's question both parties answer (pasar.verifier.dispute)
+    dispute_id: str | None = None
+    asked_step: int | None = None
+    status: str | None = None
 
 
 class FeedPage(WireModel):

@@ -424,8 +424,9 @@ def status(
             _print_orders(fmt, orders, wide=wide)
             return
         raw = client.job(order_id).status()
+        disputes = _disputes(client, raw)
     if fmt in ("json", "yaml"):
-        print_rows(fmt, [], [], raw)
+        print_rows(fmt, [], [], {**raw, "disputes": disputes} if disputes else raw)
         return
     order = parse(OrderView, raw)
     console.print(
@@ -442,6 +443,30 @@ def status(
         print_lease_table(order, "leases")
         print_failures(order)
         _print_held(order)
+    for d in disputes:
+        console.print(f"dispute {d['dispute_id']}: {dispute_line(d)}", highlight=False)
+
+
+def _disputes(client: Any, raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pol disputes over the order's checked leases (none for other policies)."""
+    out: list[dict[str, Any]] = []
+    for lease in raw.get("leases") or []:
+        if lease.get("checks"):
+            out += client.transport.get(f"/v1/leases/{lease['lease_id']}/disputes")
+    return out
+
+
+def dispute_line(d: dict[str, Any]) -> str:
+    """Where a dispute stands, in one line: the step (and operator) it pinned, and who lost."""
+    where = (
+        f"step {d['step']}"
+        if d.get("step") is not None
+        else (f"steps {d['agreed_step']}..{d['disputed_step']}, asking step {d.get('asked_step')}")
+    )
+    if d.get("operator"):
+        where += f", operator {d['operator'].get('name')}"
+    lost = f"; {d['loser'][:16]}… lost ({d.get('reason')})" if d.get("loser") else ""
+    return f"{d['status']} at {where}{lost}"
 
 
 def _print_held(order: OrderView) -> None:

@@ -60,6 +60,7 @@ def status(
 
     Example: pasar verifier status
     """
+    from pasar.cli.jobs import dispute_line
     from pasar.client import calls
     from pasar.provider.agent import load_or_create_key
     from pasar.provider.market_api import MarketAPI
@@ -82,6 +83,8 @@ def status(
     table.add_row("checks done", str(info.checks_done))
     table.add_row("checks missed", str(info.checks_missed))
     table.add_row("assigned now", ", ".join(info.assigned) or "none")
+    for d in info.disputes:
+        table.add_row(f"dispute {d['dispute_id']}", dispute_line(d))
     console.print(table)
 
 

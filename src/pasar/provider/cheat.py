@@ -24,6 +24,8 @@ The kinds (what a real cheater would do to save work or earn more):
 * ``pol`` — a training job under the proof-of-learning harness fakes 10% of its steps (the
   weights copied forward, :mod:`pasar.train.cheat`'s ``skip``) and commits what it reached,
   so its receipt is well-formed and only a replay of a sampled segment tells.
+  ``pol:perturb`` (or another of the harness's cheats: ``pol:skip``, ``pol:subset``, ...)
+  does that one on every lease: ``perturb`` nudges one weight by 1e-3 at one step, once.
 * ``slow`` — claim a faster machine than this one: register a benchmark score
   :data:`SLOW_FACTOR` × the measured one. The claim is per provider, not per lease, so every
   lease it runs is run under it (the rate only turns it on: any RATE above 0).
@@ -94,9 +96,19 @@ class CheatPlan:
         return measured
 
 
+#: ``--cheat pol:KIND`` cheats on every lease with one of the harness's cheats (the names of
+#: pasar.train.cheat.KINDS, repeated: importing pasar.train pins the thread environment)
+POL_KINDS = ("skip", "skipblock", "subset", "cheap", "perturb")
+
+
 def cheat_environment(kind: str | None) -> dict[str, str]:
-    """What a cheat adds to the job's environment (``pol``: its harness fakes steps)."""
-    return dict(POL_CHEAT) if kind == "pol" else {}
+    """What a cheat adds to the job's environment (``pol``: its harness fakes steps;
+    ``pol:perturb`` and the like: that harness cheat)."""
+    if kind == "pol":
+        return dict(POL_CHEAT)
+    if kind is not None and kind.startswith("pol:"):
+        return {"PASAR_POL_CHEAT": kind.removeprefix("pol:")}
+    return {}
 
 
 def parse_cheat(text: str, *, seed: str) -> CheatPlan:
@@ -108,6 +120,8 @@ def parse_cheat(text: str, *, seed: str) -> CheatPlan:
     if not sep or kind not in CHEAT_KINDS:
         raise _bad(f"--cheat {text!r} is not KIND:RATE with a known kind", hint)
     rate_text = rate_text.strip()
+    if kind == "pol" and rate_text.lower() in POL_KINDS:  # pol:perturb — on every lease
+        return CheatPlan(kind=f"pol:{rate_text.lower()}", rate=Fraction(1), seed=seed)
     percent = rate_text.endswith("%")
     try:
         value = Decimal(rate_text.rstrip("%").strip())

@@ -108,16 +108,17 @@ class DisputeAnswerer:
         if event.get("status") != "open":
             return
         with self._lock:
-            if (dispute_id, step) in self.answered:
-                return
-            self.answered.add((dispute_id, step))
             side = self.sides.get(dispute_id)
         if side is None and self.load is not None:
             side = self.load(event)
             if side is not None:
                 self.add(dispute_id, side)
-        if side is None:
+        if side is None:  # not ours, or ours before :meth:`add` (its caller answers then)
             return
+        with self._lock:
+            if (dispute_id, step) in self.answered:
+                return
+            self.answered.add((dispute_id, step))
         try:
             answer = self.api.perform(calls.answer_dispute(side.answer(dispute_id, step)))
         except PasarError as exc:

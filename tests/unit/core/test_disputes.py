@@ -362,3 +362,45 @@ def test_every_dispute_transaction_undoes_all_its_work_when_it_fails_at_the_end(
         else:
             due = s.disputes[dispute].deadline
             checked(s, tx(m, due, type="dispute.expire", dispute_id=dispute))
+
+
+def test_the_agents_open_and_answer_a_dispute_to_its_end_on_their_own() -> None:
+    """pasar.verifier.dispute against the state machine: the verifier's opening is accepted,
+    and both parties' answerers — fed each transaction's result as their feeds would give it
+    (through the wire model, which keeps only its named fields) — play every round."""
+    from pasar.api.base import parse
+    from pasar.api.feed import FeedEvent
+    from pasar.train.harness import HASHES as HARNESS_HASHES
+    from pasar.verifier.dispute import HASHES, DisputeAnswerer, Side, opening
+
+    assert HASHES == HARNESS_HASHES
+    s = _gensyn(V1, V2, V3)
+    _lease, check = _held_and_mismatched(s)
+    verifier = s.checks[check].verifier
+    clock = [AT]
+    parties: list[DisputeAnswerer] = []
+
+    class Api:
+        def __init__(self, signer: str) -> None:
+            self.signer = signer
+
+        def perform(self, call: Any) -> Any:
+            clock[0] += 10
+            result = _send(s, self.signer, clock[0], **call.body.model_dump(exclude_none=True))
+            for party in parties:  # the feed: both parties see every move
+                event = parse(FeedEvent, {"seq": 1, "type": call.body.type, **result})
+                party.on_event(event.model_dump())
+            return parse(FeedEvent, {"seq": 1, "type": call.body.type, **result})
+
+    body, side = opening(check, PROVER_HASHES, START, VERIFIER_HASHES)
+    prover = DisputeAnswerer(Api(P1), lambda event: Side(tuple(PROVER_HASHES)))
+    mine = DisputeAnswerer(Api(verifier))
+    parties += [prover, mine]
+    dispute = _send(s, verifier, AT, **body.model_dump(exclude_none=True))["dispute_id"]
+    mine.add(dispute, side)
+    for party in parties:
+        party.on_event({"dispute_id": dispute, "asked_step": 15, "status": "open"})
+    d = s.disputes[dispute]
+    assert (d.status, d.step) == ("narrowed", BAD_FROM)
+    assert len(d.rounds) == 4
+    books_balance(s)

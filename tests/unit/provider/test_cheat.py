@@ -121,3 +121,16 @@ def test_only_a_devnet_market_allows_cheating() -> None:
     with pytest.raises(PasarError) as err:
         refuse_unless_devnet(False)
     assert err.value.code == "cheat_refused" and err.value.field == "--cheat"
+
+
+def test_pol_kind_names_a_harness_cheat_on_every_lease() -> None:
+    from pasar.provider.cheat import POL_KINDS, cheat_environment
+    from pasar.train.cheat import KINDS
+
+    assert POL_KINDS == KINDS
+    plan = parse_cheat("pol:perturb", seed="s")
+    assert plan.kind == "pol:perturb" and plan.applies("any-lease")
+    assert cheat_environment(plan.kind) == {"PASAR_POL_CHEAT": "perturb"}
+    assert cheat_environment("pol") == {"PASAR_POL_CHEAT": "skip:0.1"}
+    with pytest.raises(PasarError):
+        parse_cheat("pol:wiggle", seed="s")
