@@ -66,6 +66,10 @@ BUILDERS: dict[str, tuple[tuple[Any, ...], type[txs.TxBody] | None]] = {
     "check": (("k-1",), None),
     "open_challenge": (("l-1", "wrong output", "1 USDC"), txs.ChallengeOpen),
     "verdict": ((txs.CheckVerdict.model_construct(check_id="k-1"),), txs.CheckVerdict),
+    "open_dispute": ((txs.DisputeOpen.model_construct(check_id="k-1"),), txs.DisputeOpen),
+    "answer_dispute": ((txs.DisputeAnswer.model_construct(dispute_id="d-1"),), txs.DisputeAnswer),
+    "dispute": (("d-1",), None),
+    "lease_disputes": (("l-1",), None),
 }
 
 
