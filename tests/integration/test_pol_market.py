@@ -146,6 +146,9 @@ def test_a_prover_perturbing_one_weight_once_is_pinned_to_its_step_by_a_dispute(
                                 "--json").stdout)["disputes"]
         ]  # fmt: skip
         assert len(opener) == 1
+        # it is all transactions: pasar audit replays the dispute to the market's balances
+        audited = pasar(tmp_path / "client", gensyn.url, "audit", "--json")
+        assert audited.returncode == 0, audited.stdout + audited.stderr
         assert alice.transport.get(f"/v1/accounts/{cheater.account}")["stake"] == "50.00 USDC"
         assert alice.transport.get(f"/v1/accounts/{honest.account}")["stake"] == "100.00 USDC"
         total_minted(alice.transport.get("/v1/state/balances")["balances"])  # conserved
