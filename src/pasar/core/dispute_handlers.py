@@ -214,6 +214,8 @@ def on_dispute_answer(state: MarketState, tx: Tx) -> Applied:
         else:
             dispute.hi, dispute.hi_hashes = step, dict(dispute.answers)
         _next_round(dispute, tx.at, state)
+        if dispute.status == "narrowed":  # checkers that answered meanwhile may decide now
+            retally(state, state._lease(dispute.lease_id))
     return _applied(tx, dispute, result)
 
 

@@ -404,3 +404,18 @@ def test_the_agents_open_and_answer_a_dispute_to_its_end_on_their_own() -> None:
     assert (d.status, d.step) == ("narrowed", BAD_FROM)
     assert len(d.rounds) == 4
     books_balance(s)
+
+
+def test_checkers_that_answered_while_it_bisected_decide_as_soon_as_it_is_narrowed() -> None:
+    s = _gensyn(V1, V2, V3)
+    lease, check = _held_and_mismatched(s)
+    second = _assign(s, lease, at=AT - 500)  # assigned before the dispute opened
+    dispute = _open(s, check)
+    waiting = _pol_verdict(s, second, False, at=AT + 100)
+    assert waiting["decided"] is False and waiting["disputed"] is True
+    assert s.leases[lease].status == "held"
+    _bisect(s, dispute)
+    assert s.leases[lease].status == "rejected"  # decided at the last answer, not at a deadline
+    d = s.disputes[dispute]
+    assert (d.status, d.step, d.loser) == ("prover_lost", BAD_FROM, P1)
+    books_balance(s)
