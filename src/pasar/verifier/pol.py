@@ -259,7 +259,9 @@ class PolCheckExecutor(CheckExecutor):
             mine = [FileEntry(path=rel, sha256=sha256_file(report_path),
                               size=report_path.stat().st_size)]  # fmt: skip
         self._send(mine, judgement.matches, judgement.reason)
-        if judgement.disputed is not None and self.committed is not None:
+        # a sealed job's committed files are ciphertext to the market: its provider could not
+        # fetch its step hashes back to answer, so the checkers' majority decides it as before
+        if judgement.disputed is not None and self.committed is not None and not self.data_key:
             self._dispute(*judgement.disputed)
 
     def _dispute(self, start: int, replayed: list[str]) -> None:
