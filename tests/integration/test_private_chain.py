@@ -94,6 +94,7 @@ def test_no_marker_reaches_the_chain_or_the_public_api(
         "height": "0",
         "check_id": "c-0",
         "challenge_id": "ch-0",
+        "dispute_id": f"{lease['lease_id']}.dispute-0",  # none opened: a 404 must not leak either
     }
     anonymous = httpx.Client(base_url=url, timeout=15)
     seen = 0
