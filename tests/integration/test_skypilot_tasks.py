@@ -27,7 +27,7 @@ from pasar.client.inputs import private_part_of
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.core.private_part import order_fields
-from pasar.core.spec import Draft
+from pasar.core.spec_draft import Draft
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is missing")
 

@@ -64,7 +64,7 @@ def up(
 
     from pasar.cli.jobs import _confirm
     from pasar.cli.spec import read_draft_file
-    from pasar.core.spec import Draft
+    from pasar.core.spec_draft import Draft
 
     read = read_draft_file(spec_file)  # a SkyPilot task may leave its cap and duration open
     spec = {k: v for k, v in read.checked().to_dict().items() if k not in read.missing}

@@ -58,7 +58,8 @@ if TYPE_CHECKING:
     from pasar.api.quote import QuotedOfferView, QuoteResponse
     from pasar.client.client import Client
     from pasar.client.defaults import Decided
-    from pasar.core.spec import Draft, JobSpec
+    from pasar.core.spec import JobSpec
+    from pasar.core.spec_draft import Draft
 
 SHOWN_OFFERS = 20  # rows of the considered-offers table (--json lists them all)
 

@@ -25,7 +25,8 @@ from typing import Any
 from pasar.cli.spec import read_draft_file
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
-from pasar.core.spec import Draft, SpecError
+from pasar.core.spec import SpecError
+from pasar.core.spec_draft import Draft
 
 #: what an inline job gets when the flags do not say (the SDK's defaults for @remote)
 INLINE_MAX_PRICE = "0.50 USDC"

@@ -17,7 +17,8 @@ from pasar.cli.output import console, print_json
 from pasar.core.errors import PasarError
 
 if TYPE_CHECKING:
-    from pasar.core.spec import Draft, JobSpec
+    from pasar.core.spec import JobSpec
+    from pasar.core.spec_draft import Draft
 
 app = typer.Typer(no_args_is_help=True, help="Check and normalize job specs.")
 
@@ -30,7 +31,7 @@ def read_spec_file(path: Path) -> JobSpec:
 def read_draft_file(path: Path) -> Draft:
     """Read and check a spec file that may leave its price cap and duration to the client;
     a missing or unreadable file is a PasarError with a hint."""
-    from pasar.core.spec import load_draft
+    from pasar.core.spec_draft import load_draft
 
     if not path.exists():
         raise PasarError(

@@ -35,7 +35,8 @@ from pasar.client.calls import Call
 from pasar.client.settings import DEFAULT_DURATION, DEFAULT_PRICE_MARGIN, get_setting
 from pasar.core.errors import PasarError
 from pasar.core.money import Money, parse_rate
-from pasar.core.spec import Draft, JobSpec, parse_duration
+from pasar.core.spec import JobSpec, parse_duration
+from pasar.core.spec_draft import Draft
 
 #: answers a quote request's body (``{"spec": public data, maybe without a price cap}``)
 Quoter = Callable[[Mapping[str, Any]], QuoteResponse]

@@ -33,7 +33,8 @@ from typing import Any
 from pasar.client.ignore import IgnoreRules, files_below
 from pasar.core.errors import PasarError
 from pasar.core.private_part import PrivatePart
-from pasar.core.spec import Draft, JobSpec, load_draft
+from pasar.core.spec import JobSpec
+from pasar.core.spec_draft import Draft, load_draft
 from pasar.crypto.hashing import sha256_file
 from pasar.crypto.merkle import check_path
 

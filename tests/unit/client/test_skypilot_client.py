@@ -19,7 +19,7 @@ from pasar.client.inputs import collect_inputs, load_draft_job
 from pasar.client.settings import write_setting
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
-from pasar.core.spec import Draft
+from pasar.core.spec_draft import Draft
 from pasar.provider.lease_job import LeaseJob
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "skypilot"

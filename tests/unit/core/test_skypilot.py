@@ -15,7 +15,8 @@ from pasar.core.money import Money
 from pasar.core.order_checks import order_mechanism
 from pasar.core.quotes import UNCAPPED_UNITS, uncapped_spec
 from pasar.core.skypilot import MAX_ALTERNATIVES
-from pasar.core.spec import Draft, JobSpec, SpecError, load_draft, load_spec
+from pasar.core.spec import JobSpec, SpecError, load_spec
+from pasar.core.spec_draft import Draft, load_draft
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "skypilot"
 ACCEPTED = sorted(
