@@ -176,17 +176,19 @@ def test_cancel_ends_every_process_of_the_group_and_removes_it(tmp_path: Path) -
     assert next(lines) == "started\n"
     group = handle.cgroup
     assert group is not None and len(group.pids()) >= 3
-    pids = group.pids()
+    # Process objects, not bare pids: psutil's is_running() tells a reused pid (another test's
+    # process, under pytest-xdist) from the job's own by its start time
+    procs = [psutil.Process(pid) for pid in group.pids()]
     handle.kill("cancel")
     assert handle.wait(timeout=30).kill_reason == "cancel"
     assert handle.cgroup is None and not group.dirs
-    assert not [pid for pid in pids if running(pid)]
+    assert not [p.pid for p in procs if still_running(p)]
 
 
-def running(pid: int) -> bool:
-    """Alive and not a zombie (a zombie waits for its parent, here the host's init, to reap it)."""
+def still_running(process: psutil.Process) -> bool:
+    """The same process (not a reused pid), alive and not a zombie."""
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
 

@@ -169,7 +169,10 @@ def test_provider_home_and_keys_are_invisible(
         f"cat {Path.home()}/.pasar/keys/*.key; ls -A {Path.home()}; "
         f"grep -rs TOPSECRET /root /home /etc /tmp /work /opt; test ! -e {key}"
     )
-    outcome, output = run(command, workdir)
+    # grep walks every file the sandbox shows (Python and the venv among them): on a loaded
+    # machine that outlasts LIMITS' 20 s, and a job killed for time proves nothing here
+    outcome, output = run(command, workdir, lim=limits(wall_seconds=180, cpu_seconds=180))
+    assert outcome.kill_reason is None, (outcome.kill_reason, output)
     assert "TOPSECRETSEED" not in output
     assert "No such file or directory" in output
     assert outcome.exit_code == 0, output  # the last check: the key's path does not exist
@@ -290,8 +293,9 @@ def test_cancel_kills_the_whole_job(workdir: Path) -> None:
     handle.kill("timeout")  # the first reason stays
     outcome = handle.wait(timeout=5)
     assert outcome.kill_reason == "cancel"
-    time.sleep(0.2)
-    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in tree)
+    # the kill is sent; on a loaded machine the kernel may take a moment to reap the tree
+    _, alive = psutil.wait_procs(tree, timeout=10)
+    assert not [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
 @needs_bwrap
