@@ -5,8 +5,8 @@ and MKL's reproducibility mode when it is imported; set later they change nothin
 this machine with CPU torch 2.13: runs are bitwise identical at fixed threads and capability,
 and a different thread count, ``ATEN_CPU_CAPABILITY``, mkldnn or ``MKL_CBWR`` changes the
 hashes (even ``torch.randn(1000)`` differs across capabilities). So the prover pins all of it,
-records it in the manifest (:func:`fingerprint`), and a verifier replays only within the
-environment the manifest names (or in a tolerance mode, later).
+records it in the manifest (:func:`fingerprint`), and a verifier replays bit for bit only
+within the environment the manifest names (elsewhere, in tolerance mode).
 
 A machine may choose otherwise — its SIMD kernels (``PASAR_TRAIN_CAPABILITY=avx2``), more
 threads (``PASAR_TRAIN_THREADS``), mkldnn (``PASAR_TRAIN_MKLDNN=1``) — and the fingerprint

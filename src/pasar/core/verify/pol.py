@@ -29,9 +29,9 @@ handlers carry them out unchanged, :mod:`pasar.core.check_handlers`):
    paid nothing, the client's escrow goes back to the order, the provider is slashed per the
    preset and the slash reward goes to the verifier who proved it (money conserved: the
    ledger moves it). A missing manifest or checkpoint is a mismatch (the prover cannot show its
-   work: it loses once the checkers say so by their deadline). A verifier that cannot
-   reproduce the manifest's environment sends nothing (never a false slash): the check goes to
-   another verifier at its deadline.
+   work: it loses once the checkers say so by their deadline). A verifier whose environment
+   differs from the manifest's replays in tolerance mode (below), or, under ``mode=bitwise``,
+   sends nothing (never a false slash): the check goes to another verifier at its deadline.
 
 **Tolerance mode.** A bitwise replay needs the manifest's environment; a verifier on another
 machine (another CPU capability, threads, mkldnn) would send no verdict, and a job whose
