@@ -8,6 +8,10 @@ compares, and a forged commitment are checked without a replay."""
 
 from __future__ import annotations
 
+# isort: off
+import pasar.train  # noqa: F401  first: pins the environment before torch loads (later tests)
+
+# isort: on
 import json
 import math
 import subprocess
