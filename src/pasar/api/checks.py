@@ -32,8 +32,11 @@ class CheckView(WireModel):
     private: str | None = None  # sha256 of the private part
     sealed_key: str | None = None  # a sealed job: its data key, sealed to this check's verifier
     # a pol check: the challenge seed (the market's draw, hex) and the sample's sizes
-    # (``{"seed", "top", "random", "segment"}``: :mod:`pasar.core.verify.pol`)
+    # (``{"seed", "top", "random", "segment", "mode", "threshold"}``: :mod:`pasar.core.verify.pol`)
     challenge: JSONObject | None = None
+    # a pol verdict's mode ("bitwise" or "tolerance") and its distance (tolerance mode)
+    mode: str | None = None
+    distance: str | None = None
 
 
 class VerifierInfo(WireModel):

@@ -245,6 +245,10 @@ class CheckVerdict(TxBody):
     root: str
     outputs: list[FileEntry]
     matches: bool | None = None
+    # a pol verdict: ``tolerance`` where the verifier replayed in another environment, with the
+    # largest normalized distance it measured (decimal text): pasar.core.verify.pol
+    mode: Literal["bitwise", "tolerance"] | None = None
+    distance: str | None = None
 
 
 class CheckExpire(TxBody):

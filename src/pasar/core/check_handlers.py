@@ -41,6 +41,7 @@ from pasar.core.slash_log import record_slash
 from pasar.core.timelock import MS
 from pasar.core.verifiers import staked_verifier
 from pasar.core.verify.base import CheckedPolicy, Outcome
+from pasar.core.verify.pol import PolPolicy, check_tolerance_verdict
 from pasar.core.verify.replicate import draw_message
 
 if TYPE_CHECKING:
@@ -349,8 +350,15 @@ def on_check_verdict(state: MarketState, tx: Tx) -> Applied:
             code="invalid_verdict",
             field="matches",
         )
+    mode, distance = tx.body.get("mode"), tx.body.get("distance")
+    if isinstance(ordered, PolPolicy):
+        mode, distance = check_tolerance_verdict(ordered, matches, mode, distance)
+    elif mode is not None or distance is not None:
+        raise fail("mode and distance are for a pol verdict", code="invalid_verdict",
+                   field="mode" if mode is not None else "distance")  # fmt: skip
     check.status = "done"
     check.root = root
+    check.mode, check.distance = mode, distance
     if by_match:
         check.agrees = matches is True
     else:

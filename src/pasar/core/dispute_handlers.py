@@ -73,6 +73,10 @@ def on_dispute_open(state: MarketState, tx: Tx) -> Applied:
     if check.status != "done" or check.agrees is not False or check.challenge_id is not None:
         raise fail(f"check {check.id} did not find a mismatch in a held lease: nothing to "
                    "dispute", code="nothing_to_dispute", status=409)  # fmt: skip
+    if check.mode == "tolerance":  # another environment: its step hashes are not the prover's
+        raise fail(f"check {check.id} compared by distance (tolerance mode): step hashes "
+                   "across environments cannot be bisected; its checkers decide",
+                   code="tolerance_verdict", status=409)  # fmt: skip
     lease = state._lease(check.lease_id)
     record = state._order(lease.order_id)
     policy = checked_policy(state, record)

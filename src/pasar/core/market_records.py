@@ -269,6 +269,10 @@ class CheckRecord:
     agrees: bool | None = None
     note: str | None = None
     challenge_id: str | None = None  # a check of a whistleblower's challenge, not of a hold
+    # a pol verdict: "bitwise" or "tolerance" (another environment), and the distance it
+    # measured in tolerance mode (decimal text) — :mod:`pasar.core.verify.pol`
+    mode: str | None = None
+    distance: str | None = None
 
 
 @dataclass

@@ -328,7 +328,7 @@ def compare_rule(value: object) -> str:
 def verification_policy(value: object) -> str:
     expected = (
         'expected "receipt", "replicate:RATE" (e.g. replicate:0.1), "pol" (or '
-        'pol:top=N,random=N), "approve" or "tee"'
+        'pol:top=N,random=N,mode=auto|tolerance|bitwise), "approve" or "tee"'
     )
     if not isinstance(value, str):
         refuse("invalid_choice", f"{expected}; found {describe_value(value)}")
@@ -362,20 +362,24 @@ def verification_policy(value: object) -> str:
 
 
 def _pol_argument(value: str, argument: str, expected: str) -> str:
-    """``pol:top=N,random=N`` (proof of learning's sample, raised above the preset's),
-    normalized to that order."""
-    asked: dict[str, int] = {}
-    for part in (p.strip() for p in argument.split(",")):
-        key, _, number = part.partition("=")
-        key, number = key.strip(), number.strip()
-        if key not in ("top", "random") or key in asked or not number.isdigit():
-            refuse(
-                "invalid_choice",
-                f"{expected}; found {value!r}",
-                "pol:top=2,random=16 raises the preset's sample (top per epoch, random)",
-            )
-        asked[key] = int(number)
-    return "pol:" + ",".join(f"{k}={asked[k]}" for k in ("top", "random") if k in asked)
+    """``pol:top=N,random=N,mode=M`` (proof of learning's sample, raised above the preset's,
+    and its replay mode: :func:`pasar.core.verify.pol.parse_argument`), normalized to that
+    order."""
+    from pasar.core.verify.pol import parse_argument
+
+    try:
+        asked = parse_argument(argument)
+    except PasarError:
+        refuse(
+            "invalid_choice",
+            f"{expected}; found {value!r}",
+            "pol:top=2,random=16 raises the preset's sample (top per epoch, random); "
+            "pol:mode=tolerance replays in tolerance mode",
+        )
+    if not asked:
+        refuse("invalid_choice", f"{expected}; found {value!r}")
+    keys = ("top", "random", "mode")
+    return "pol:" + ",".join(f"{k}={asked[k]}" for k in keys if k in asked)
 
 
 Text = Annotated[str, PlainValidator(_text("text")), WithJsonSchema({"type": "string"})]

@@ -701,7 +701,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "verifier.register": frozenset({"operator"}),
     "check.draw": frozenset({"lease_id", "draw"}),
     "check.assign": frozenset({"lease_id", "seed", "challenge_id"}),
-    "check.verdict": frozenset({"check_id", "root", "outputs", "matches"}),
+    "check.verdict": frozenset({"check_id", "root", "outputs", "matches", "mode", "distance"}),
     "check.expire": frozenset({"check_id"}),
     "challenge.open": frozenset({"lease_id", "claim", "bond"}),
     "dispute.open": frozenset(

@@ -83,3 +83,19 @@ def _value(digest: Any, value: Any) -> None:
         _feed(digest, b"none", b"")
     else:
         raise TypeError(f"the training state holds a {type(value).__name__}, which it cannot hash")
+
+
+def state_tensors(model: Any, optimizer: Any) -> dict[str, Any]:
+    """The floating-point tensors of a training state, by a stable name: the model's
+    ``state_dict`` (``model.NAME``) and the optimizer's per-parameter state
+    (``optimizer.INDEX.KEY``) — what tolerance mode compares (:mod:`pasar.train.tolerance`)
+    where a bitwise hash cannot (another environment rounds differently). A copy, detached."""
+    out: dict[str, Any] = {}
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            out[f"model.{name}"] = tensor.detach().clone()
+    for index, values in optimizer.state_dict().get("state", {}).items():
+        for key, value in values.items():
+            if hasattr(value, "is_floating_point") and value.is_floating_point():
+                out[f"optimizer.{index}.{key}"] = value.detach().clone()
+    return out

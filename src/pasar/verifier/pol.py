@@ -15,9 +15,19 @@ check to this verifier with the sample's sizes (:attr:`CheckView.challenge`). Th
    proof; each segment's update norm (start checkpoint to replayed end) equal to the committed
    one; and the last checkpoint (the model the client takes away) the committed final state;
 4. **verdict**: ``matches`` true or false, signed. A manifest, step-hash file or checkpoint the
-   prover did not deliver is a mismatch (it cannot show its work). An environment this verifier
-   cannot reproduce sends nothing: the check goes to another verifier at its deadline, and an
-   honest prover is never slashed for a verifier's machine (tolerance mode is not built yet).
+   prover did not deliver is a mismatch (it cannot show its work).
+
+**Another environment.** Where this verifier's environment differs from the manifest's (or the
+spec asks ``pol:mode=tolerance``), the harness replays in tolerance mode
+(:mod:`pasar.train.verifier_replay`): the segments' end checkpoints are fetched too, each
+replayed end state is compared with the prover's end checkpoint by a normalized distance, and
+:func:`judge_tolerance` holds the largest to the policy's threshold (the challenge's
+``threshold``); the checkpoints' hashes are still held to the committed leaves exactly. The
+verdict carries ``mode: tolerance`` and the distance, and opens no dispute (step hashes across
+environments cannot be bisected). Under ``pol:mode=bitwise`` such a verifier sends nothing: the
+check goes to another verifier at its deadline — never a false slash. This machine's own
+choices (``PASAR_TRAIN_CAPABILITY``, ``_THREADS``, ``_MKLDNN``: :mod:`pasar.train.environment`)
+are passed to the replay.
 
 A lease whose outputs hold no manifest is not a harness run: the job is re-run whole, as under
 ``replicate``, and ``matches`` says whether the roots agree (a prover that withheld the
@@ -28,7 +38,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -36,8 +49,13 @@ from pasar.api.receipts import Failure, FileEntry
 from pasar.api.txs import CheckVerdict
 from pasar.client import calls
 from pasar.core.errors import PasarError
+from pasar.core.verify.pol import (
+    TOLERANCE_THRESHOLD,
+    sample_segments,
+    segment_bounds,
+    segment_count,
+)
 from pasar.core.verify.pol import challenge_seed as seed_of
-from pasar.core.verify.pol import sample_segments, segment_bounds, segment_count
 from pasar.crypto.hashing import sha256_file
 from pasar.crypto.merkle import MerkleTree, hash_leaf, root_of_files, root_of_hashes, verify_proof
 from pasar.crypto.sealing import decrypt_file
@@ -53,6 +71,9 @@ MANIFEST = "manifest.json"
 HASHES = "step_hashes.json"
 REPORT = "pol_replay.json"
 REPLAY_ENV = "PASAR_POL_REPLAY"
+MODE_ENV = "PASAR_POL_MODE"
+#: pasar.train.environment.CHOICES: this machine's own environment, passed to a replay
+CHOICES = ("PASAR_TRAIN_CAPABILITY", "PASAR_TRAIN_THREADS", "PASAR_TRAIN_MKLDNN")
 
 
 def checkpoint_name(step: int) -> str:
@@ -95,6 +116,8 @@ class Judgement:
     # a step that differs in a segment replayed step by step: ``(start, hashes)``, this
     # verifier's hashes of steps start.. (what it commits to when it opens a dispute)
     disputed: tuple[int, list[str]] | None = None
+    mode: str = "bitwise"  # or "tolerance": compared by distance (another environment)
+    distance: float | None = None  # tolerance mode: the largest distance measured
 
 
 def plan(challenge: dict[str, Any], manifest: dict[str, Any], committed: dict[str, Any]) -> Plan:
@@ -126,8 +149,15 @@ def _bad(message: str) -> PasarError:
     return PasarError(message, code="pol_mismatch")
 
 
-def judge(committed: dict[str, Any], the_plan: Plan, report: dict[str, Any]) -> Judgement:
+def judge(
+    committed: dict[str, Any],
+    the_plan: Plan,
+    report: dict[str, Any],
+    threshold: Fraction = TOLERANCE_THRESHOLD,
+) -> Judgement:
     """Compare the replay report with the commitment (see the module doc)."""
+    if report.get("mode") == "tolerance" and not report.get("error"):
+        return judge_tolerance(committed, the_plan, report, threshold)
     environment = report.get("environment") or {}
     if environment.get("matches") is False:
         differs = environment.get("differs")
@@ -175,6 +205,57 @@ def judge(committed: dict[str, Any], the_plan: Plan, report: dict[str, Any]) -> 
     return Judgement(True, f"{n} sampled segment(s) replayed bit for bit", None, the_plan.indexes)
 
 
+def judge_tolerance(
+    committed: dict[str, Any], the_plan: Plan, report: dict[str, Any], threshold: Fraction
+) -> Judgement:
+    """A tolerance-mode report: every loaded checkpoint's hash (each segment's start and end,
+    and the last) proven under the committed root exactly; each checkpoint-to-checkpoint update
+    norm the committed one up to rounding; and every replayed end within ``threshold`` of the
+    prover's end checkpoint. A commitment that fails is a bitwise fact (loading is exact
+    everywhere); only the distance is tolerance's."""
+    hashes, norms, root = committed["hashes"], committed["norms"], committed["root"]
+    tree = MerkleTree.from_hashes(hashes)
+    replayed = report.get("segments")
+    if not isinstance(replayed, list) or len(replayed) != len(the_plan.bounds):
+        return Judgement(None, "the replay reported no segments (the job is not a harness run?)")
+    worst = 0.0
+    for index, (start, end), got in zip(the_plan.indexes, the_plan.bounds, replayed, strict=True):
+        if (got.get("start"), got.get("end")) != (start, end):
+            return Judgement(None, "the replay answered other segments than asked")
+        for step, value in ((start, got.get("start_hash")), (end, got.get("end_hash"))):
+            if not isinstance(value, str) or not verify_proof(
+                root, hash_leaf(value), tree.proof(step)
+            ):
+                why = f"segment {index}: the checkpoint at step {step} is not the committed state"
+                return Judgement(False, why, step, the_plan.indexes)
+        norm, gap = float(got.get("norm", -1)), float(got.get("distance", "inf"))
+        if abs(norm - float(norms[index])) > 1e-6 * max(abs(float(norms[index])), 1e-12):
+            why = f"segment {index}: the committed update norm {norms[index]} is not {norm}"
+            return Judgement(False, why, start, the_plan.indexes)
+        worst = max(worst, gap)
+        if not gap <= threshold:  # NaN included
+            why = (
+                f"segment {index} ({start}..{end}) replayed in another environment ends "
+                f"{gap:.3g} from the committed checkpoint (threshold {float(threshold):g})"
+            )
+            return Judgement(False, why, end, the_plan.indexes, None, "tolerance", gap)
+    final = report.get("final_hash")
+    if not isinstance(final, str) or not verify_proof(
+        root, hash_leaf(final), tree.proof(the_plan.steps)
+    ):
+        why = f"the last checkpoint (step {the_plan.steps}) is not the committed final state"
+        return Judgement(False, why, the_plan.steps, the_plan.indexes)
+    n = len(the_plan.indexes)
+    why = f"{n} sampled segment(s) within {worst:.3g} (tolerance mode, another environment)"
+    return Judgement(True, why, None, the_plan.indexes, None, "tolerance", worst)
+
+
+def distance_text(value: float | None) -> str:
+    """A distance as the decimal text a verdict signs (no floats in signed data)."""
+    number = float(value if value is not None else 0.0)
+    return "1e300" if math.isnan(number) else repr(min(number, 1e300))  # inf, NaN: far
+
+
 class PolCheckExecutor(CheckExecutor):
     """Fetches the commitment and the sampled checkpoints, replays, judges, signs."""
 
@@ -197,7 +278,10 @@ class PolCheckExecutor(CheckExecutor):
             manifest = json.loads(self._fetch(theirs, MANIFEST).read_text())
             self.committed = json.loads(self._fetch(theirs, HASHES).read_text())
             self.the_plan = plan(challenge, manifest, self.committed)
-            for step in {start for start, _end in self.the_plan.bounds} | {self.the_plan.steps}:
+            steps = {start for start, _end in self.the_plan.bounds} | {self.the_plan.steps}
+            if challenge.get("mode", "auto") != "bitwise":  # tolerance compares the ends too
+                steps |= {end for _start, end in self.the_plan.bounds}
+            for step in sorted(steps):
                 self._fetch(theirs, checkpoint_name(step))
         except PasarError as exc:
             self.refusal = exc.message
@@ -225,7 +309,9 @@ class PolCheckExecutor(CheckExecutor):
     def _start(self, env: dict[str, str], limits: Any) -> Any:
         if self.run_folder is not None:
             bounds = [] if self.the_plan is None else self.the_plan.bounds
-            env = {**env, REPLAY_ENV: json.dumps(bounds)}
+            mode = str((self.check.challenge or {}).get("mode") or "auto")
+            mine = {k: os.environ[k] for k in CHOICES if os.environ.get(k)}
+            env = {**env, **mine, REPLAY_ENV: json.dumps(bounds), MODE_ENV: mode}
         return super()._start(env, limits)
 
     def _finish(
@@ -249,7 +335,9 @@ class PolCheckExecutor(CheckExecutor):
             judgement = Judgement(None, f"the job wrote no replay report (exit {exit_code})")
         else:
             report = json.loads(report_path.read_text())
-            judgement = judge(self.committed, self.the_plan, report)
+            threshold = (self.check.challenge or {}).get("threshold")
+            limit = Fraction(str(threshold)) if threshold else TOLERANCE_THRESHOLD
+            judgement = judge(self.committed, self.the_plan, report, limit)
         if judgement.matches is None:  # never a verdict against a run it could not reproduce
             log.warning("check %s: %s: no verdict sent", self.check.check_id, judgement.reason)
             return
@@ -258,7 +346,7 @@ class PolCheckExecutor(CheckExecutor):
             rel = _in(self.run_folder, REPORT)
             mine = [FileEntry(path=rel, sha256=sha256_file(report_path),
                               size=report_path.stat().st_size)]  # fmt: skip
-        self._send(mine, judgement.matches, judgement.reason)
+        self._send(mine, judgement.matches, judgement.reason, judgement)
         # a sealed job's committed files are ciphertext to the market: its provider could not
         # fetch its step hashes back to answer, so the checkers' majority decides it as before
         if judgement.disputed is not None and self.committed is not None and not self.data_key:
@@ -280,12 +368,17 @@ class PolCheckExecutor(CheckExecutor):
             self.disputes.add(dispute_id, side)
             self.disputes.on_event(answer.model_dump())
 
-    def _send(self, outputs: list[FileEntry], matches: bool, why: str) -> None:
+    def _send(
+        self, outputs: list[FileEntry], matches: bool, why: str, judged: Judgement | None = None
+    ) -> None:
+        tolerance = judged is not None and judged.mode == "tolerance"
         body = CheckVerdict(
             check_id=self.check.check_id,
             outputs=outputs,
             root=root_of_files((o.path, o.sha256) for o in outputs),
             matches=matches,
+            mode="tolerance" if tolerance else None,
+            distance=distance_text(judged.distance) if tolerance and judged else None,
         )
         self.api.perform(calls.verdict(body))
         self.verdict_sent = True

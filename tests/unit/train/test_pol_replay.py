@@ -40,13 +40,13 @@ def _job(out: Path, **env: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def _check(out: Path, seed: bytes) -> verifier.Judgement:
+def _check(out: Path, seed: bytes, **env: str) -> verifier.Judgement:
     """What a verifier decides: plan from the challenge, replay in the job, judge."""
     manifest = json.loads((out / "manifest.json").read_text())
     committed = json.loads((out / "step_hashes.json").read_text())
     plan = verifier.plan({**CHALLENGE, "seed": seed.hex()}, manifest, committed)
     (out / verifier.REPORT).unlink(missing_ok=True)
-    _job(out, PASAR_POL_REPLAY=json.dumps(plan.bounds))
+    _job(out, PASAR_POL_REPLAY=json.dumps(plan.bounds), **env)
     report = json.loads((out / verifier.REPORT).read_text())
     return verifier.judge(committed, plan, report)
 
@@ -150,12 +150,14 @@ def test_a_final_model_that_is_not_the_committed_one_is_a_mismatch(
 def test_another_environment_cannot_reproduce_and_sends_no_verdict(
     honest: Path, tmp_path: Path
 ) -> None:
+    """Under ``pol:mode=bitwise`` (by default it replays in tolerance mode instead:
+    test_pol_tolerance.py)."""
     out = tmp_path / "run"
     shutil.copytree(honest, out)
     manifest: dict[str, Any] = json.loads((out / "manifest.json").read_text())
     manifest["environment"]["capability"] = "AVX512"
     (out / "manifest.json").write_text(json.dumps(manifest))
-    judgement = _check(out, b"\x01" * 64)
+    judgement = _check(out, b"\x01" * 64, PASAR_POL_MODE="bitwise")
     assert judgement.matches is None and "cannot reproduce" in judgement.reason
     assert "capability" in judgement.reason
 

@@ -29,9 +29,25 @@ handlers carry them out unchanged, :mod:`pasar.core.check_handlers`):
    paid nothing, the client's escrow goes back to the order, the provider is slashed per the
    preset and the slash reward goes to the verifier who proved it (money conserved: the
    ledger moves it). A missing manifest or checkpoint is a mismatch (the prover cannot show its
-   work: it loses once the checkers say so by their deadline). A verifier that cannot
-   reproduce the manifest's environment sends nothing (never a false slash): the check goes to
-   another verifier at its deadline.
+   work: it loses once the checkers say so by their deadline). A verifier whose environment
+   differs from the manifest's replays in tolerance mode (below), or, under ``mode=bitwise``,
+   sends nothing (never a false slash): the check goes to another verifier at its deadline.
+
+**Tolerance mode.** A bitwise replay needs the manifest's environment; a verifier on another
+machine (another CPU capability, threads, mkldnn) would send no verdict, and a job whose
+provider's environment no verifier shares would never be checked. So such a verifier replays
+in tolerance mode (:mod:`pasar.train.tolerance`): each sampled segment in its own environment,
+its end state compared with the prover's committed checkpoint there by the largest per-tensor
+normalized distance, held to :data:`TOLERANCE_THRESHOLD` (a stated multiple of the largest
+honest cross-environment distance measured by ``benchmarks/bench_pol_tolerance.py``). Its
+verdict carries ``mode: tolerance`` and the ``distance`` (decimal text: no floats in signed
+data); :func:`check_tolerance_verdict` holds it to the threshold — a mismatch at or below it
+is refused (never a slash on a distance an honest run reaches), a match above it too. A
+tolerance mismatch goes to the checkers' majority as a bitwise one does, but never to a
+step-bisection dispute (step hashes mean nothing across environments: the dispute is
+refused). The spec chooses with ``mode=``: ``auto`` (default: tolerance only where the
+verifier's environment differs), ``tolerance`` (always), ``bitwise`` (never: a verifier in
+another environment sends nothing, as before).
 
 A check earns ``fee_rate`` (the preset's ``pol_fee_rate``) × the lease's work cost: a replay
 of s of N segments is that share of the work. The preset sets ``top`` (Q), ``random`` (r) and
@@ -56,7 +72,16 @@ if TYPE_CHECKING:
     from pasar.core.presets import Verification
 
 SEED_DOMAIN = b"pasar-pol-challenge\n"
-ARGUMENTS = ("top", "random")
+ARGUMENTS = ("top", "random", "mode")
+#: ``auto``: a verifier replays bit for bit in the manifest's environment and in tolerance
+#: mode in another; ``tolerance``: always in tolerance mode; ``bitwise``: never (a verifier in
+#: another environment sends no verdict)
+MODES = ("auto", "tolerance", "bitwise")
+#: tolerance mode's threshold is this multiple of the largest distance measured between honest
+#: runs in different environments over a segment (benchmarks/bench_pol_tolerance.py)
+TOLERANCE_MULTIPLE = 10
+TOLERANCE_HONEST_MAX = Fraction(27, 10**7)  # 2.7e-6: bench_pol_tolerance.py, rounded up
+TOLERANCE_THRESHOLD = TOLERANCE_MULTIPLE * TOLERANCE_HONEST_MAX
 
 
 @dataclass(frozen=True)
@@ -70,6 +95,8 @@ class PolPolicy(ReplicatePolicy):
     fee_rate: Fraction = Fraction(1, 10)
     name: str = "pol"
     verdict_by_match: bool = True
+    mode: str = "auto"  # MODES: where tolerance verdicts are allowed (see the module doc)
+    threshold: Fraction = TOLERANCE_THRESHOLD
 
     def drawn(self, draw_signature: bytes) -> bool:
         """Every pol receipt is checked; the draw's signature is the challenge seed."""
@@ -140,22 +167,88 @@ def detection_formula(faked: int, segments: int, sampled: int) -> float:
     return 1.0 - (1.0 - faked / segments) ** sampled
 
 
-def parse_argument(argument: str) -> dict[str, int]:
-    """``top=2,random=16`` (either, both or neither) as integers at least 0."""
-    out: dict[str, int] = {}
+def parse_argument(argument: str) -> dict[str, int | str]:
+    """``top=2,random=16,mode=tolerance`` (any, all or none): Q and r as integers at least 0,
+    the mode one of :data:`MODES` (``tolerance`` alone is ``mode=tolerance``)."""
+    out: dict[str, int | str] = {}
     for part in filter(None, (p.strip() for p in argument.split(","))):
         key, _, value = part.partition("=")
-        key = key.strip()
-        if key not in ARGUMENTS or key in out or not value.strip().isdigit():
+        key, value = key.strip(), value.strip()
+        if key in MODES and not value:
+            key, value = "mode", key
+        ok = value in MODES if key == "mode" else value.isdigit()
+        if key not in ARGUMENTS or key in out or not ok:
             raise PasarError(
-                f"verification 'pol:{argument}': expected top=N and/or random=N, found {part!r}",
+                f"verification 'pol:{argument}': expected top=N, random=N and/or "
+                f"mode={'|'.join(MODES)}, found {part!r}",
                 code="invalid_verification",
                 status=422,
                 field="spec.verification",
-                hint="e.g. pol:top=2,random=16 (a spec may raise the preset's numbers)",
+                hint="e.g. pol:top=2,random=16,mode=tolerance (a spec may raise the preset's "
+                "numbers)",
             )
-        out[key] = int(value)
+        out[key] = value if key == "mode" else int(value)
     return out
+
+
+def check_tolerance_verdict(
+    policy: PolPolicy, matches: object, mode: object, distance: object
+) -> tuple[str, str | None]:
+    """A pol verdict's ``mode`` and ``distance``, checked (``("bitwise", None)`` for a
+    verdict that names neither); a :class:`PasarError` naming the field otherwise.
+
+    A tolerance verdict needs a policy that allows it and a distance (decimal text, at least
+    0) on the side of the threshold its ``matches`` says: a mismatch at or below the
+    threshold is refused — a verifier never slashes on a distance an honest prover in
+    another environment reaches — and so is a match above it."""
+    if mode is None or mode == "bitwise":
+        if distance is not None:
+            raise _verdict_error("a distance is for a tolerance verdict", "distance")
+        return "bitwise", None
+    if mode != "tolerance":
+        raise _verdict_error("mode must be bitwise or tolerance", "mode")
+    if policy.mode == "bitwise":
+        raise _verdict_error(
+            "this job's spec allows bitwise replays only (pol:mode=bitwise)", "mode"
+        )
+    value = _fraction(distance)
+    if value is None:
+        raise _verdict_error(
+            "a tolerance verdict needs its distance as decimal text at least 0", "distance"
+        )
+    if matches is False and value <= policy.threshold:
+        raise _verdict_error(
+            f"distance {distance} is within the tolerance threshold "
+            f"{float(policy.threshold):g}: not a mismatch",
+            "distance",
+        )
+    if matches is True and value > policy.threshold:
+        raise _verdict_error(
+            f"distance {distance} is above the tolerance threshold "
+            f"{float(policy.threshold):g}: not a match",
+            "distance",
+        )
+    return "tolerance", str(distance)
+
+
+def _fraction(text: object) -> Fraction | None:
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    try:
+        value = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value if value >= 0 else None
+
+
+def _verdict_error(message: str, field: str) -> PasarError:
+    return PasarError(
+        message,
+        code="invalid_verdict",
+        status=422,
+        field=field,
+        hint="a tolerance verdict: mode 'tolerance', distance as decimal text (e.g. '3.1e-06')",
+    )
 
 
 def build_pol(argument: str, rules: Verification) -> PolPolicy:
@@ -165,17 +258,21 @@ def build_pol(argument: str, rules: Verification) -> PolPolicy:
         checkers=rules.checkers,
         check_fee_rate=rules.check_fee_rate,
         slash_rate=rules.slash_rate,
-        top=max(rules.pol_top, asked.get("top", 0)),
-        random=max(rules.pol_random, asked.get("random", 0)),
+        top=max(rules.pol_top, int(asked.get("top", 0))),
+        random=max(rules.pol_random, int(asked.get("random", 0))),
         segment=rules.pol_segment,
         fee_rate=rules.pol_fee_rate,
+        mode=str(asked.get("mode", "auto")),
     )
 
 
 __all__ = [
+    "MODES",
+    "TOLERANCE_THRESHOLD",
     "PolPolicy",
     "build_pol",
     "challenge_seed",
+    "check_tolerance_verdict",
     "detection",
     "detection_formula",
     "sample_segments",

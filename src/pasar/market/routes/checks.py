@@ -92,6 +92,8 @@ def check_view(service: MarketService, check: CheckRecord) -> CheckView:
         shard=lease.shard,
         shards=record.spec.shards,
         agrees=check.agrees,
+        mode=check.mode,
+        distance=check.distance,
         root=check.root,
         provider_root=compared_root(receipt),  # the plaintexts' for a sealed job
         spec=service.private.spec_of(record),
@@ -115,6 +117,8 @@ def pol_challenge(
         "top": policy.top,
         "random": policy.random,
         "segment": policy.segment,
+        "mode": policy.mode,
+        "threshold": str(float(policy.threshold)),
     }
 
 
