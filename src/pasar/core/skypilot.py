@@ -266,7 +266,7 @@ class _Adapter:
         out["alternatives"] = merged
         out["pick"] = PICKS[key]
         how = "the cheapest that fits" if PICKS[key] == "cheapest" else "the first that fits"
-        self.note((*at, key), f"{len(merged)} alternatives; launch quotes each and takes {how}")
+        self.note((*at, key), f"{len(merged)} alternatives; the market takes {how} when it matches")
         return out
 
     def one_resources(
