@@ -229,4 +229,19 @@ def test_a_waiting_order_is_matched_by_a_provider_fitting_only_its_second_altern
         assert "gpus=0" in text, text
         shown = pasar(home, market_server.url, "status", job.id)
         assert shown.returncode == 0 and "[1]" in shown.stdout, shown.stdout + shown.stderr
+        # explain and the launch plan say which alternative each provider satisfies
+        explained = pasar(home, market_server.url, "explain", job.id)
+        assert explained.returncode == 0, explained.stdout + explained.stderr
+        assert "alternative" in explained.stdout and "[1]" in explained.stdout, explained.stdout
+        file = tmp_path / "any-of.yaml"
+        file.write_text(
+            "run: echo hi\nresources:\n  any_of:\n    - accelerators: H100:1\n    - cpus: 1\n",
+            encoding="utf-8",
+        )
+        dry = pasar(home, market_server.url, "launch", str(file), "--dry-run")
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert "[0] 1× H100" in dry.stdout and "0 provider(s) fit" in dry.stdout, dry.stdout
+        flat = " ".join(dry.stdout.split())  # the terminal wraps long lines
+        assert "cap 0.0625 USDC <- the market would take it now" in flat, dry.stdout
+        assert "alternative" in dry.stdout and "[1]" in dry.stdout, dry.stdout
     assert_conserved(market_server.url)

@@ -34,6 +34,9 @@ class CheckView(WireModel):
     # a pol check: the challenge seed (the market's draw, hex) and the sample's sizes
     # (``{"seed", "top", "random", "segment"}``: :mod:`pasar.core.verify.pol`)
     challenge: JSONObject | None = None
+    # the checked lease's resources.alternatives index (absent without them): a re-run is
+    # sized as its provider ran it
+    alternative: int | None = None
 
 
 class VerifierInfo(WireModel):
