@@ -348,23 +348,27 @@ class MarketState:
         each provider once, marked with the alternative it would satisfy
         (:func:`~pasar.core.alternatives.merge_candidates`)."""
         order = self.remaining_order(record)
-        clearings = [
-            Clearing.of(i, candidates, MatchResult(reasons=reasons))
-            for i, alt in alternative_orders(order, self.pinned_alternative(record))
-            for candidates, reasons in (self._scan(record, alt, offline),)
-        ]
+        views, ineligible = self.eligible(record, offline)  # whatever the alternative
+        clearings: list[Clearing] = []
+        for i, alt in alternative_orders(order, self.pinned_alternative(record)):
+            candidates, reasons = self._scan(record, alt, views, ineligible)
+            clearings.append(Clearing.of(i, candidates, MatchResult(reasons=reasons)))
         if len(clearings) == 1:
             return clearings[0].candidates, dict(clearings[0].result.reasons)
         return merge_candidates(order.pick, clearings), merge_reasons(clearings)
 
     def _scan(
-        self, record: OrderRecord, order: Order, offline: Container[str]
+        self,
+        record: OrderRecord,
+        order: Order,
+        views: list[ProviderView],
+        ineligible: Mapping[str, str],
     ) -> tuple[list[Candidate], dict[str, str]]:
-        """The candidates for ``order`` (one alternative of ``record``'s) over the whole fleet."""
-        views, reasons = self.eligible(record, offline)
+        """The candidates for ``order`` (one alternative of ``record``'s) among the eligible
+        ``views`` of the whole fleet, and why everyone else is out."""
         mechanism = self.mechanism_of(record)
         candidates, more = build_candidates(self, record, mechanism, order, views)
-        return candidates, {**reasons, **more}
+        return candidates, {**ineligible, **more}
 
     def clear(
         self,
@@ -397,12 +401,13 @@ class MarketState:
             indexed = self.indexed
         order = self.remaining_order(record)
         mechanism = self.mechanism_of(record)
+        scan = None if indexed else self.eligible(record, offline)  # whatever the alternative
         clearings: list[Clearing] = []
         for i, alt in alternative_orders(order, self.pinned_alternative(record)):
-            if indexed:
+            if scan is None:
                 candidates, reasons = indexed_candidates(self, record, mechanism, alt, offline)
             else:
-                candidates, reasons = self._scan(record, alt, offline)
+                candidates, reasons = self._scan(record, alt, *scan)
             result = mechanism.clear(alt, candidates, random.Random(seed))
             merged = {**reasons, **dict(result.reasons)}
             result = MatchResult(result.awards, merged, result.unfilled, result.note)
