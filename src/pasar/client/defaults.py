@@ -1,5 +1,5 @@
-"""What the client decides for a spec that leaves it open — the price cap, the duration, one of
-``resources.alternatives`` — before it signs anything, each said out loud.
+"""What the client decides for a spec that leaves it open — the price cap, the duration — and what
+it says of ``resources.alternatives``, before it signs anything, each said out loud.
 
 Why here and not in the market: an order is signed money (its cap is what escrow locks), so
 the one who pays decides it; the market only *quotes* (``POST /v1/orders/quote``, computed by
@@ -53,7 +53,9 @@ class Decided:
     spec: JobSpec
     max_price_from: str  # "spec" or "quote"
     max_duration_from: str  # "spec" or "config"
-    alternative: int | None = None  # which of resources.alternatives (0-based), if any
+    # which of resources.alternatives (0-based) the market would take now, if any (the order
+    # carries them all: the market chooses when it matches)
+    alternative: int | None = None
     lines: tuple[str, ...] = ()  # the file's notes, then the decisions
 
     def to_dict(self) -> dict[str, Any]:

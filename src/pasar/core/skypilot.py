@@ -43,7 +43,8 @@ Path = tuple[str | int, ...]
 
 #: the currency SkyPilot's dollar amounts are read in (its ``max_hourly_cost`` is US dollars)
 DOLLAR_CURRENCY = "USDC"
-#: alternatives one spec may list: each is quoted at launch, so a long list is a flood
+#: alternatives one spec may list: each is quoted at launch and cleared at every match
+#: (pasar.core.alternatives), so a long list is a flood
 MAX_ALTERNATIVES = 16
 PICKS = {"any_of": "cheapest", "candidates": "cheapest", "ordered": "ordered"}
 
