@@ -23,7 +23,7 @@ from fractions import Fraction
 from typing import Any
 
 from pasar.core.account_handlers import offered_clusters
-from pasar.core.alternatives import alternative_orders
+from pasar.core.alternatives import Clearing, alternative_orders, merge_reasons
 from pasar.core.market_records import OrderRecord, ProviderRecord
 from pasar.core.money import Money
 from pasar.core.order_checks import order_mechanism
@@ -276,13 +276,13 @@ def _window_quote(state: MarketState, record: OrderRecord, base: OrderQuote) -> 
     among = _may_fit_any(state, requests) if state.indexed else None
     views, reasons = state.eligible(record, among=among)
     offers: dict[str, QuotedOffer] = {}
-    more: dict[str, str] = {}
+    screened: list[Clearing] = []
     for i, alt in alternative_orders(order):
         fitting, why = screen(alt, views)
         for view, _ in fitting:  # the first alternative each fits
             offers.setdefault(view.id, _offer(view, None, 0, "invited to bid", i))
-        more.update({p: r for p, r in why.items() if p not in more})
-    more = {p: r for p, r in more.items() if p not in offers}
+        screened.append(Clearing.of(i, [], MatchResult(reasons=why)))
+    more = merge_reasons(screened, winners=offers)  # who fits no alternative, and why
     return _bounded(
         replace(
             base,

@@ -250,3 +250,15 @@ def test_hostile_alternatives_are_refused_and_nothing_moves(
         )
     assert s.orders == {} and s.balances_summary() == before
     conserved(s)
+
+
+def test_an_auction_quote_names_the_alternative_each_invited_provider_fits() -> None:
+    s = make_state()
+    register_gpu(s, P1)
+    register_cpu(s, P2)
+    register_cpu(s, P3, cpus=1)
+    spec = JobSpec.from_dict(alt_spec(GPU_ALT, CPU_ALT, pricing="auction"))
+    quoted = quote_order(s, spec, client=ALICE)
+    assert quoted.decided_by is not None
+    assert {o.provider: o.alternative for o in quoted.offers} == {P1: 0, P2: 1}
+    assert set(quoted.reasons) == {P3} and "[0]" in quoted.reasons[P3]  # why, per alternative
