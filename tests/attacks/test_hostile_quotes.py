@@ -27,7 +27,22 @@ BASE: dict[str, Any] = {
 
 BAD_SPECS: list[tuple[str, dict[str, Any]]] = [
     ("no duration", {k: v for k, v in BASE.items() if k != "max_duration"}),
-    ("alternatives", {**BASE, "resources": {"alternatives": [{"cpus": 1}], "pick": "ordered"}}),
+    # alternatives are taken (the market chooses among them); malformed ones are not
+    (
+        "17 alternatives",
+        {**BASE, "resources": {"alternatives": [{"cpus": 1}] * 17, "pick": "ordered"}},
+    ),
+    (
+        "nested alternatives",
+        {
+            **BASE,
+            "resources": {
+                "alternatives": [{"alternatives": [{"cpus": 1}], "pick": "ordered"}],
+                "pick": "ordered",
+            },
+        },
+    ),
+    ("empty alternatives", {**BASE, "resources": {"alternatives": [], "pick": "cheapest"}}),
     ("negative cpus", {**BASE, "resources": {"cpus": -1}}),
     ("unknown mechanism", {**BASE, "pricing": "lottery"}),
     # a billion leases at a price that rounds the escrow to nothing: free to ask, not to hold

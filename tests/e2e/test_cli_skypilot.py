@@ -20,7 +20,7 @@ ACCEPTED = {  # file: a line spec check must print
     "ddp-two-nodes.yaml": "resources.use_spot: ignored",
     "ray-train.yaml": "resources.max_hourly_cost: price cap 4.5 USDC",
     "any-of.yaml": "resources.any_of: 3 alternatives",
-    "ordered.yaml": "resources.ordered: 3 alternatives; launch quotes each and takes the first",
+    "ordered.yaml": "resources.ordered: 3 alternatives; the market takes the first that fits",
     "candidates.yaml": "resources.candidates: 2 alternatives",
     "envs-secrets.yaml": "secrets: 2 value(s)",
     "cloud-knobs.yaml": "resources.zone: ignored",

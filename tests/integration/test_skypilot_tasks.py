@@ -111,9 +111,10 @@ def test_a_two_node_skypilot_task_runs_unchanged_with_its_cap_and_duration_decid
 def test_secrets_alternatives_and_a_hostile_order_on_one_market(
     market_server: Any, spawn_provider: Any, tmp_path: Path
 ) -> None:
-    """Secrets reach the job and never the public chain; of ordered alternatives the first a
-    provider takes is sent (the decision names who fits which); an order carrying its
-    alternatives to the market itself is refused with the field named, nothing escrowed."""
+    """Secrets reach the job and never the public chain; ordered alternatives travel with the
+    order and the market takes the first a provider fits (the decision names who fits which);
+    an order carrying malformed alternatives (17 of them, nested) is refused with the field
+    named, nothing escrowed."""
     provider = spawn_provider(market_server.url, tmp_path / "p", "--price-cpu-hour", PRICE_CPU_HOUR)
     task = FIXTURES / "envs-secrets.yaml"
     with Client(market_server.url, home=tmp_path / "client") as client:
@@ -144,7 +145,8 @@ def test_secrets_alternatives_and_a_hostile_order_on_one_market(
         )
         assert plan["decided"]["max_price_from"] == "quote"
 
-        # ordered alternatives: nobody has 64 CPUs, so the 1-CPU one is sent
+        # ordered alternatives: nobody has 64 CPUs; the order carries both and the market
+        # matches it under the 1-CPU one
         task = {
             "run": "echo cpus=$SKYPILOT_NUM_NODES",
             "max_duration": "5m",
@@ -152,21 +154,94 @@ def test_secrets_alternatives_and_a_hostile_order_on_one_market(
         }
         job = client.launch(task)
         assert job.decided is not None and job.decided.alternative == 1
+        assert job.decided.spec.resources.alternatives is not None  # sent with the order
         line = next(x for x in job.decided.lines if x.startswith("resources.alternatives"))
         assert "[0] 64 CPUs" in line and "0 provider(s) fit" in line, line
         assert f"[1] 1 CPU, 1 GB memory, 1 GB disk: 1 provider(s) fit ({provider.account})" in line
-        assert job.wait(timeout=60)["status"] == "done"
+        order = job.wait(timeout=60)
+        assert order["status"] == "done" and order["leases"][0]["alternative"] == 1, order
 
-        # a hostile client sends the alternatives themselves: refused, nothing moves
+        # a hostile client sends malformed alternatives: refused, nothing moves
         before = client.balance()
         spec = Draft.of({**task, "max_price_per_hour": "1 USDC"}).spec()
         private = private_part_of(spec, [])
         client._upload(private.commitment, private.to_bytes())
-        with pytest.raises(PasarError) as info:
-            client._call(calls.create_order(order_fields(spec, private), None))
-        assert info.value.status == 422 and info.value.field == "spec.resources.alternatives"
-        with pytest.raises(PasarError) as info:  # the quote route refuses it the same way
-            client._call(calls.quote(spec.public_dict(), None))
-        assert info.value.field == "spec.resources.alternatives"
+        for resources, code in (
+            ({"alternatives": [{"cpus": 1}] * 17, "pick": "ordered"}, "too_many_alternatives"),
+            (
+                {"alternatives": [{"alternatives": [{"cpus": 1}], "pick": "ordered"}],
+                 "pick": "ordered"},
+                "nested_alternatives",
+            ),
+        ):  # fmt: skip
+            fields = order_fields(spec, private)
+            fields["spec"] = {**fields["spec"], "resources": resources}
+            with pytest.raises(PasarError) as info:
+                client._call(calls.create_order(fields, None))
+            assert info.value.status // 100 == 4, info.value
+            assert "alternatives" in info.value.message, info.value
+            with pytest.raises(PasarError) as info:  # the quote route refuses it too
+                client._call(calls.quote(fields["spec"], None))
+            assert info.value.status // 100 == 4
+            assert code in {info.value.code, *(d.code for d in info.value.details or ())}
         assert client.balance() == before
+    assert_conserved(market_server.url)
+
+
+def test_a_waiting_order_is_matched_by_a_provider_fitting_only_its_second_alternative(
+    market_server: Any, spawn_provider: Any, tmp_path: Path
+) -> None:
+    """``any_of: [{accelerators: H100:1}, {cpus: 2, memory: 2}]`` with nobody on the market:
+    the order waits with both; a provider without a GPU (it fits only the second) starts and
+    gets it; the job runs under that alternative's limits (2 GB address space, 2 CPUs × the
+    duration of CPU time), not the base's (1 CPU, 1 GB); ``pasar status`` names it."""
+    task = {
+        "run": "grep -E 'Max (address space|cpu time)' /proc/self/limits; "
+        "echo gpus=$SKYPILOT_NUM_GPUS_PER_NODE",
+        "max_price_per_hour": "1 USDC",
+        "max_duration": "5m",
+        "resources": {"any_of": [{"accelerators": "H100:1"}, {"cpus": 2, "memory": 2}]},
+    }
+    home = tmp_path / "client"
+    with Client(market_server.url, home=home) as client:
+        client.faucet("10 USDC")
+        job = client.launch(task)
+        assert job.decided is not None and job.decided.spec.resources.pick == "cheapest"
+        waiting = job.status()
+        assert waiting["status"] == "open" and not waiting["leases"], waiting
+        explained = job.explain()
+        assert "[0] 1× H100" in explained["request"] and "[1] 2 CPUs" in explained["request"]
+        spawn_provider(market_server.url, tmp_path / "p", "--price-cpu-hour", PRICE_CPU_HOUR)
+        order = job.wait(timeout=120)
+        assert order["status"] == "done", order
+        (lease,) = order["leases"]
+        assert lease["alternative"] == 1 and lease["cpus"] == "2" and lease["gpus"] is None
+        assert lease["price_per_hour"] == "0.10 USDC"  # billed at 2 CPUs × the provider's ask
+        text = "".join(job.logs())
+        # /proc/self/limits: "Max cpu time  <soft> <hard> seconds", "Max address space ..."
+        soft = {
+            " ".join(line.split()[:3]): line.split()[3]
+            for line in text.splitlines()
+            if line.startswith("Max ")
+        }
+        assert soft["Max address space"] == str(2 * 1024**3), text  # memory: 2, not 1
+        assert soft["Max cpu time"] == str(2 * 300), text  # cpus: 2 × max_duration 300 s
+        assert "gpus=0" in text, text
+        shown = pasar(home, market_server.url, "status", job.id)
+        assert shown.returncode == 0 and "[1]" in shown.stdout, shown.stdout + shown.stderr
+        # explain and the launch plan say which alternative each provider satisfies
+        explained = pasar(home, market_server.url, "explain", job.id)
+        assert explained.returncode == 0, explained.stdout + explained.stderr
+        assert "alternative" in explained.stdout and "[1]" in explained.stdout, explained.stdout
+        file = tmp_path / "any-of.yaml"
+        file.write_text(
+            "run: echo hi\nresources:\n  any_of:\n    - accelerators: H100:1\n    - cpus: 1\n",
+            encoding="utf-8",
+        )
+        dry = pasar(home, market_server.url, "launch", str(file), "--dry-run")
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert "[0] 1× H100" in dry.stdout and "0 provider(s) fit" in dry.stdout, dry.stdout
+        flat = " ".join(dry.stdout.split())  # the terminal wraps long lines
+        assert "cap 0.0625 USDC <- the market would take it now" in flat, dry.stdout
+        assert "alternative" in dry.stdout and "[1]" in dry.stdout, dry.stdout
     assert_conserved(market_server.url)

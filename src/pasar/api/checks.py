@@ -37,6 +37,9 @@ class CheckView(WireModel):
     # a pol verdict's mode ("bitwise" or "tolerance") and its distance (tolerance mode)
     mode: str | None = None
     distance: str | None = None
+    # the checked lease's resources.alternatives index (absent without them): a re-run is
+    # sized as its provider ran it
+    alternative: int | None = None
 
 
 class VerifierInfo(WireModel):

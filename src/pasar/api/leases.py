@@ -66,6 +66,9 @@ class LeaseView(WireModel):
     # a multi-node job's gang and its shared secret (GET /v1/leases/{id} only, for its parties)
     nodes: list[NodeView] = Field(default_factory=list)
     cluster_secret: str | None = None
+    # which of the spec's resources.alternatives the lease got (0-based; absent without them):
+    # its allocation was fitted to it, and its provider sizes the job by it
+    alternative: int | None = None
 
 
 class Challenge(WireModel):

@@ -77,6 +77,8 @@ class ExplainRow(WireModel):
     price_per_hour: str | None = None
     won: bool
     reason: str | None = None
+    # which of the spec's resources.alternatives it would satisfy (absent without them)
+    alternative: int | None = None
 
 
 class Explain(WireModel):

@@ -44,6 +44,12 @@ class QuotedOfferView(BaseModel):
     leases: int = Field(description="Leases of the order it would take now (0: none).")
     chosen: bool
     reason: str | None = Field(description="Why it would take none, if so.")
+    alternative: int | None = Field(
+        default=None,
+        description="Which of the spec's resources.alternatives (0-based) it would satisfy: "
+        "the first it fits (pick: ordered) or the one it is cheapest for (pick: cheapest); "
+        "null for a spec without alternatives.",
+    )
 
     @classmethod
     def of(cls, offer: QuotedOffer) -> QuotedOfferView:
@@ -55,6 +61,7 @@ class QuotedOfferView(BaseModel):
             leases=offer.leases,
             chosen=offer.chosen,
             reason=offer.reason,
+            alternative=offer.alternative,
         )
 
 
@@ -62,6 +69,9 @@ class AwardView(BaseModel):
     provider: str
     price_per_hour: str
     leases: int
+    alternative: int | None = Field(
+        default=None, description="The alternative its leases would run under, if any."
+    )
 
 
 class QuoteResponse(BaseModel):
@@ -119,7 +129,10 @@ class QuoteResponse(BaseModel):
             price_per_hour=None if price is None else price.to_json(),
             awards=[
                 AwardView(
-                    provider=a.provider, price_per_hour=a.price_per_hour.to_json(), leases=a.leases
+                    provider=a.provider,
+                    price_per_hour=a.price_per_hour.to_json(),
+                    leases=a.leases,
+                    alternative=a.alternative,
                 )
                 for a in quote.awards
             ],

@@ -77,6 +77,12 @@ def _chosen_cell(offer: QuotedOfferView, decided_by: str | None) -> str:
     return offer.reason or ""
 
 
+def _alternative_cell(alternative: int | None) -> str:
+    """Which of resources.alternatives a provider would satisfy, as ``[i]`` (the index the
+    quote's ``request`` line and ``pasar spec check`` number them by)."""
+    return "" if alternative is None else f"[{alternative}]"
+
+
 def _print_offers(quote: QuoteResponse) -> None:
     """The market's quote as a table: the offers that fit, the pick, every loser's reason."""
     if not quote.fits_anywhere:
@@ -100,9 +106,13 @@ def _print_offers(quote: QuoteResponse) -> None:
         Column("reputation", "number", optional=True),
         Column("chosen"),
     ]
+    alternatives = any(o.alternative is not None for o in quote.offers)
+    if alternatives:  # a spec with resources.alternatives: which one each offer satisfies
+        columns.insert(1, Column("alternative"))
     rows = [
         [
             offer.provider,
+            *([_alternative_cell(offer.alternative)] if alternatives else []),
             text(offer.price_per_hour),
             str(offer.score),
             reputation(offer.reputation),
@@ -749,10 +759,14 @@ def explain(
         Column("won", optional=True),
         Column("reason"),
     ]
+    alternatives = any(p.get("alternative") is not None for p in providers)
+    if alternatives:  # a spec with resources.alternatives: which one each provider would satisfy
+        columns.insert(2, Column("alternative"))
     rows = [
         [
             p["provider"],
             "yes" if p["fits"] else "no",
+            *([_alternative_cell(p.get("alternative"))] if alternatives else []),
             text(p.get("price_per_hour")),
             "✓" if p.get("won") else "",
             text(p.get("reason")),

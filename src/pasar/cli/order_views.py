@@ -48,7 +48,9 @@ def _lease_line(lease: LeaseView) -> str:
     from pasar.api.status import end_reason
 
     status = lease.status
-    where = f"lease {lease.lease_id} (shard {lease.shard})"
+    # a spec with resources.alternatives: which one the market matched this lease under
+    alt = "" if lease.alternative is None else f", alternative [{lease.alternative}]"
+    where = f"lease {lease.lease_id} (shard {lease.shard}{alt})"
     if status == "running":
         return f"{where}: running at {lease.price_per_hour}/h"
     receipt = lease.receipt or {}  # as the provider signed it
@@ -290,11 +292,16 @@ def lease_table(order: OrderView) -> tuple[list[Column], list[list[str]]]:
         Column("price/h", "money", optional=True),
         *(Column(headers.get(k, k), "money", optional=k in optional) for k in money),
     ]
+    # a spec with resources.alternatives: which one each lease was matched under
+    alternatives = {x.lease_id: x.alternative for x in order.leases if x.alternative is not None}
+    if alternatives:
+        columns.insert(3, Column("alternative"))
     cells = [
         [
             r["lease_id"],
             str(r["shard"]),
             r["provider"],
+            *([_alternative(alternatives.get(r["lease_id"]))] if alternatives else []),
             r["status"],
             text(r["exit_code"]),
             text(r["billed_seconds"]),
@@ -309,11 +316,15 @@ def lease_table(order: OrderView) -> tuple[list[Column], list[list[str]]]:
         cells.append(
             [
                 "total",
-                *([""] * 6),
+                *([""] * (7 if alternatives else 6)),
                 *(str(total((_cells(r, [k])[0] for r in billed), currency)) for k in money),
             ]
         )
     return columns, cells
+
+
+def _alternative(index: int | None) -> str:
+    return "" if index is None else f"[{index}]"
 
 
 def print_lease_table(order: OrderView, title: str) -> None:

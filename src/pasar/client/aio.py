@@ -150,7 +150,7 @@ class AsyncClient:
         from pasar.core.spec import JobSpec
         from pasar.crypto.identity import pasar_home
 
-        if isinstance(spec, JobSpec) and spec.resources.alternatives is None:
+        if isinstance(spec, JobSpec):  # complete (alternatives are the market's to choose)
             return Decision(spec, Path(base_dir) if base_dir is not None else Path.cwd(), None)
         draft, base = load_draft_job(spec, base_dir)
         if not needs_deciding(draft):

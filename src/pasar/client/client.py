@@ -156,14 +156,15 @@ class Client:
     def decide(self, spec: object, *, base_dir: str | os.PathLike[str] | None = None) -> Decision:
         """The complete spec :meth:`launch` would sign for ``spec``, and what was decided for
         it: a price cap from the market's quote × ``price_margin`` and ``default_duration``
-        (``pasar config``) where the spec sets none, one of ``resources.alternatives``
-        (:mod:`pasar.client.defaults`). A spec that says everything costs no request."""
+        (``pasar config``) where the spec sets none; a spec with ``resources.alternatives`` is
+        sent with them all, each quoted to say which providers fit it
+        (:mod:`pasar.client.defaults`). A complete :class:`JobSpec` costs no request."""
         from pasar.client.defaults import Settings, decide_steps, needs_deciding
         from pasar.client.inputs import load_draft_job
         from pasar.core.spec import JobSpec
         from pasar.crypto.identity import pasar_home
 
-        if isinstance(spec, JobSpec) and spec.resources.alternatives is None:
+        if isinstance(spec, JobSpec):  # complete (alternatives are the market's to choose)
             return Decision(spec, Path(base_dir) if base_dir is not None else Path.cwd(), None)
         draft, base = load_draft_job(spec, base_dir)
         if not needs_deciding(draft):
@@ -299,7 +300,7 @@ class Job:
     """A handle on one order: its status, logs, result; cancel it or wait for its end.
 
     ``decided`` (for a job this client launched) says what was decided for its spec: the
-    price cap and duration a spec without them got, the alternative taken
+    price cap and duration a spec without them got, the alternative the market would take now
     (:class:`pasar.client.defaults.Decided`); None when the spec said everything."""
 
     def __init__(self, client: Client, order_id: str, decided: Decided | None = None) -> None:

@@ -1,5 +1,5 @@
-"""What the client decides for a spec that leaves it open — the price cap, the duration, one of
-``resources.alternatives`` — before it signs anything, each said out loud.
+"""What the client decides for a spec that leaves it open — the price cap, the duration — and what
+it says of ``resources.alternatives``, before it signs anything, each said out loud.
 
 Why here and not in the market: an order is signed money (its cap is what escrow locks), so
 the one who pays decides it; the market only *quotes* (``POST /v1/orders/quote``, computed by
@@ -11,11 +11,15 @@ the very code an order runs) and the client derives no price itself:
   fitting ask — times ``price_margin`` from ``pasar config`` (1.25). A quote with no price to
   start from (bids decide, nobody fits, or the mechanism prices at the cap itself) is refused,
   naming the field to set;
-- **resources.alternatives** (SkyPilot's ``any_of``/``ordered``): each alternative is quoted;
-  ``pick: cheapest`` takes the cheapest that some provider would take now, ``pick: ordered``
-  the first such in the file's order; when none would be taken now, the first that some
-  registered provider could ever hold (the order then waits for it). The choice is made once,
-  at launch: an order carries one set of resources.
+- **resources.alternatives** (SkyPilot's ``any_of``/``ordered``): the order carries them all
+  and the *market* chooses when it matches (:mod:`pasar.core.alternatives`), so an order that
+  waits may be matched by a provider fitting any of them, even one that joins later. Each
+  alternative is still quoted, to say out loud which providers fit which and which one the
+  market would take now (``pick: cheapest``: the cheapest some provider would take now;
+  ``ordered``: the first such). Without ``max_price_per_hour``, the one cap (the spec has one:
+  per hour, whatever the alternative) is the **max** over the alternatives some provider
+  prices now of its quote × ``price_margin``, so every alternative that fits now stays
+  affordable; each alternative's own cap is printed beside it.
 
 A spec that says everything costs no request at all.
 """
@@ -49,7 +53,9 @@ class Decided:
     spec: JobSpec
     max_price_from: str  # "spec" or "quote"
     max_duration_from: str  # "spec" or "config"
-    alternative: int | None = None  # which of resources.alternatives (0-based), if any
+    # which of resources.alternatives (0-based) the market would take now, if any (the order
+    # carries them all: the market chooses when it matches)
+    alternative: int | None = None
     lines: tuple[str, ...] = ()  # the file's notes, then the decisions
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,20 +131,25 @@ def decide_steps(
     for choice in choices:
         quotes.append((yield calls.quote(_public(choice, priced), account)))
     index = _pick(spec, quotes, priced)
-    if spec.resources.alternatives is not None:
-        lines.append(_alternatives_line(spec, choices, quotes, index))
-    chosen = choices[index]
+    alternatives = spec.resources.alternatives is not None
+    caps = [None if priced else _cap(q, settings) for q in quotes]
+    if alternatives:
+        lines.append(_alternatives_line(spec, choices, quotes, index, caps))
     if priced:
-        final = chosen
+        final = spec if alternatives else choices[index]
         price_from = "spec"
     else:
-        basis, who = _price_basis(quotes[index])
-        cap = basis.scale(settings.price_margin)
-        final = chosen.model_copy(update={"max_price_per_hour": cap})
+        priced_now = [(cap, i) for i, cap in enumerate(caps) if cap is not None]
+        if not priced_now:
+            _price_basis(quotes[index])  # raises, naming why the chosen one has no price
+        cap, at = max(priced_now, key=lambda c: (c[0][0].micros, -c[1]))
+        final = spec.model_copy(update={"max_price_per_hour": cap[0]})
         price_from = "quote"
+        basis, who = cap[1], cap[2]
+        over = f" (the dearest of the alternatives' caps: [{at}])" if alternatives else ""
         lines.append(
-            f"max_price_per_hour: not in the spec: {cap} = {settings.margin_text} × {basis} "
-            f"(the market's quote: {who}), pasar config price_margin"
+            f"max_price_per_hour: not in the spec: {cap[0]} = {settings.margin_text} × {basis} "
+            f"(the market's quote: {who}){over}, pasar config price_margin"
         )
     # the final spec validated as a whole, as the market will (the cap was set by copy)
     complete = JobSpec.from_dict(final.to_dict(), source=draft.source)
@@ -146,9 +157,19 @@ def decide_steps(
         complete.with_notes(tuple(lines)),
         price_from,
         duration_from,
-        index if spec.resources.alternatives is not None else None,
+        index if alternatives else None,
         tuple(lines),
     )
+
+
+def _cap(quote: QuoteResponse, settings: Settings) -> tuple[Money, Money, str] | None:
+    """``(cap, basis, whose)`` for one quote: its price × the margin, or None when it gives no
+    price to start from (:func:`_price_basis` says why)."""
+    try:
+        basis, who = _price_basis(quote)
+    except PasarError:
+        return None
+    return basis.scale(settings.price_margin), basis, who
 
 
 def _public(spec: JobSpec, priced: bool) -> dict[str, Any]:
@@ -215,16 +236,24 @@ def _cheapest(quote: QuoteResponse) -> int:
 
 
 def _alternatives_line(
-    spec: JobSpec, choices: tuple[JobSpec, ...], quotes: list[QuoteResponse], index: int
+    spec: JobSpec,
+    choices: tuple[JobSpec, ...],
+    quotes: list[QuoteResponse],
+    index: int,
+    caps: list[tuple[Money, Money, str] | None],
 ) -> str:
     how = "the cheapest that fits" if spec.resources.pick == "cheapest" else "the first that fits"
     parts = []
-    for i, (choice, q) in enumerate(zip(choices, quotes, strict=True)):
+    for i, (choice, q, cap) in enumerate(zip(choices, quotes, caps, strict=True)):
         fit = [o.provider for o in q.offers if o.price_per_hour or o.leases]
         said = f"{len(fit)} provider(s) fit" + (f" ({', '.join(fit[:3])})" if fit else "")
-        mark = " <- chosen" if i == index else ""
-        parts.append(f"[{i}] {choice.to_request().describe()}: {said}{mark}")
-    return f"resources.alternatives: {how}: " + "; ".join(parts)
+        capped = f", cap {cap[0]}" if cap is not None else ""
+        mark = " <- the market would take it now" if i == index and _fits_now(q) else ""
+        parts.append(f"[{i}] {choice.to_request().describe()}: {said}{capped}{mark}")
+    return (
+        f"resources.alternatives: the order carries all {len(choices)}; the market takes {how} "
+        "when it matches: " + "; ".join(parts)
+    )
 
 
 def quote_data(

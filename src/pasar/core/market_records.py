@@ -225,6 +225,9 @@ class LeaseRecord:
     # the part of its refund that went back into the order's escrow to re-run its shard
     # (released, lost, rejected): the client did not get it back, the next lease holds it
     rerun_escrow: Money | None = None
+    # which of the order's resources.alternatives it runs under (None: the order has none);
+    # its allocation was fitted to that one and its provider sizes the job by it
+    alternative: int | None = None
 
     @property
     def billed_seconds(self) -> int:

@@ -21,17 +21,6 @@ MAX_ORDER_LEASES = 10_000
 def order_mechanism(preset: Preset, spec: JobSpec) -> Mechanism:
     """The mechanism an order for ``spec`` uses on a ``preset`` market; raises a 4xx naming the
     field for a pricing, verification, privacy or size the market does not take."""
-    if spec.resources.alternatives is not None:
-        # the client chooses one at launch (pasar.client.defaults): an order is one request
-        raise fail(
-            "an order carries one set of resources; resources.alternatives are chosen among "
-            "by the client before it signs",
-            code="unresolved_alternatives",
-            status=422,
-            field="spec.resources.alternatives",
-            hint="launch with pasar launch or Client.launch, which quote each alternative and "
-            "send the one they pick",
-        )
     mechanism = preset.mechanism(spec.pricing)  # refuses one the network does not allow
     preset.verification_policy(spec.verification)  # 422 for one not available here
     verification = spec.verification or preset.verification.default

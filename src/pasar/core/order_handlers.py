@@ -179,7 +179,11 @@ def on_match(state: MarketState, tx: Tx) -> Applied:
         for _ in range(award.leases):
             if record.unfilled == 0:
                 break
-            started.append(state._start_lease(record, award.provider, award.price_per_hour, tx.at))
+            started.append(
+                state._start_lease(
+                    record, award.provider, award.price_per_hour, tx.at, award.alternative
+                )
+            )
     if record.unfilled and state.mechanism_of(record).opens_window:
         state._open_window(record, tx.at)
     state._refresh_order(record)

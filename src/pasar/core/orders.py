@@ -47,6 +47,11 @@ class Order:
     pricing: str | None = None
     created_at: int = 0
     placement: Placement = "strict_spread"
+    # SkyPilot's any_of/ordered: each a whole request a lease may take instead (``request`` is
+    # then the first); ``pick`` says how the market chooses among the fitting ones
+    # (:mod:`pasar.core.alternatives`). Empty: the order has the one ``request``.
+    alternatives: tuple[ResourceRequest, ...] = ()
+    pick: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_price_per_hour.micros <= 0:
@@ -68,13 +73,30 @@ class Order:
     def currency(self) -> str:
         return self.max_price_per_hour.currency
 
+    def request_of(self, alternative: int | None) -> ResourceRequest:
+        """What one lease needs under ``alternative`` (None: the order's one request)."""
+        return self.request if alternative is None else self.alternatives[alternative]
+
+    def describe(self) -> str:
+        """The request in words: ``2× A100 …``, or each alternative with ``or`` between."""
+        if not self.alternatives:
+            return self.request.describe()
+        how = "first that fits" if self.pick == "ordered" else "cheapest that fits"
+        alts = " or ".join(f"[{i}] {r.describe()}" for i, r in enumerate(self.alternatives))
+        return f"{alts} ({how})"
+
     @classmethod
     def from_spec(cls, spec: JobSpec, *, id: str, client: str, created_at: int = 0) -> Order:
         """The order for a validated spec: one lease per shard or per node."""
+        alternatives = (
+            tuple(choice.to_request() for choice in spec.choices())
+            if spec.resources.alternatives is not None
+            else ()
+        )
         return cls(
             id=id,
             client=client,
-            request=spec.to_request(),
+            request=alternatives[0] if alternatives else spec.to_request(),
             max_price_per_hour=spec.max_price_per_hour,
             max_duration_s=spec.max_duration,
             leases=spec.lease_count,
@@ -82,6 +104,8 @@ class Order:
             pricing=spec.pricing,
             created_at=created_at,
             placement=spec.placement or "strict_spread",
+            alternatives=alternatives,
+            pick=spec.resources.pick if alternatives else None,
         )
 
 

@@ -23,12 +23,13 @@ from fractions import Fraction
 from typing import Any
 
 from pasar.core.account_handlers import offered_clusters
+from pasar.core.alternatives import Clearing, alternative_orders, merge_reasons
 from pasar.core.market_records import OrderRecord, ProviderRecord
 from pasar.core.money import Money
 from pasar.core.order_checks import order_mechanism
 from pasar.core.orders import Order, ProviderView
-from pasar.core.pricing.base import Award, capacity, screen
-from pasar.core.resources import fit
+from pasar.core.pricing.base import Award, MatchResult, capacity, screen
+from pasar.core.resources import ResourceRequest, fit
 from pasar.core.spec import JobSpec
 from pasar.core.state import MarketState
 
@@ -61,6 +62,7 @@ class QuotedOffer:
     score: int
     leases: int = 0
     reason: str | None = None
+    alternative: int | None = None  # which of the spec's alternatives it would satisfy
 
     @property
     def chosen(self) -> bool:
@@ -141,7 +143,7 @@ def quote_order(
     base = OrderQuote(
         mechanism=mechanism.name,
         takes_bids=mechanism.takes_bids,
-        request=record.order.request.describe(),
+        request=record.order.describe(),
         leases=leases,
         max_price_per_hour=spec.max_price_per_hour,
         escrow_per_lease=per_lease,
@@ -158,7 +160,13 @@ def quote_order(
     for award in result.awards:
         taken[award.provider] = taken.get(award.provider, 0) + award.leases
     offers = [
-        _offer(c.provider, c.price_per_hour, taken.get(c.id, 0), result.reasons.get(c.id))
+        _offer(
+            c.provider,
+            c.price_per_hour,
+            taken.get(c.id, 0),
+            result.reasons.get(c.id),
+            _satisfied(c.id, c.alternative, result),
+        )
         for c in candidates
     ]
     fitting = {c.id for c in candidates}
@@ -203,26 +211,43 @@ def nodes_fit(state: MarketState, record: OrderRecord, *, enough: int | None = N
         return providers_fit(state, record, enough=enough)
     count = 0
     for provider in _fitting(state, record):
-        count += len(capacity(order.request, provider.inventory, order.leases))
+        # one alternative for every node of a gang: the one whose machine holds the most
+        count += max(
+            len(capacity(alt.request, provider.inventory, order.leases))
+            for _, alt in alternative_orders(order)
+        )
         if enough is not None and count >= enough:
             break
     return count
 
 
 def _fitting(state: MarketState, record: OrderRecord) -> Iterator[ProviderRecord]:
-    """The registered providers whose whole inventory could hold one lease of ``record`` and
-    that offer its ``cluster:``, in registration order (the fleet index narrows a GPU request)."""
-    request = record.order.request
+    """The registered providers whose whole inventory could hold one lease of ``record`` (under
+    any of its alternatives) and that offer its ``cluster:``, in registration order (the fleet
+    index narrows a GPU request)."""
+    requests = [alt.request for _, alt in alternative_orders(record.order)]
     cluster = record.spec.cluster
-    among = state.index.may_fit(request) if state.indexed else None
+    among = _may_fit_any(state, requests) if state.indexed else None
     ids = state.providers.keys() if among is None else among
     for p in ids:
         provider = state.providers.get(p)
-        if provider is None or not fit(request, provider.inventory).ok:
+        if provider is None or not any(fit(r, provider.inventory).ok for r in requests):
             continue
         if cluster is not None and cluster not in offered_clusters(provider):
             continue
         yield provider
+
+
+def _may_fit_any(state: MarketState, requests: list[ResourceRequest]) -> list[str] | None:
+    """The providers the fleet index says may fit one of ``requests``, in registration order
+    (None: it cannot narrow one of them, so every provider is looked at)."""
+    found: set[str] = set()
+    for request in requests:
+        among = state.index.may_fit(request)
+        if among is None:
+            return None
+        found.update(among)
+    return sorted(found, key=state.index.rank)
 
 
 def _bounded(
@@ -247,23 +272,44 @@ def _window_quote(state: MarketState, record: OrderRecord, base: OrderQuote) -> 
     """The window the order would open (as ``order.create`` opens it): who is invited to bid."""
     order = state.remaining_order(record)
     # as order.create opens the window: among the providers the fleet index says may fit
-    among = state.index.may_fit(order.request) if state.indexed else None
+    requests = [alt.request for _, alt in alternative_orders(order)]
+    among = _may_fit_any(state, requests) if state.indexed else None
     views, reasons = state.eligible(record, among=among)
-    fitting, more = screen(order, views)
-    offers = [_offer(view, None, 0, "invited to bid") for view, _ in fitting]
+    offers: dict[str, QuotedOffer] = {}
+    screened: list[Clearing] = []
+    for i, alt in alternative_orders(order):
+        fitting, why = screen(alt, views)
+        for view, _ in fitting:  # the first alternative each fits
+            offers.setdefault(view.id, _offer(view, None, 0, "invited to bid", i))
+        screened.append(Clearing.of(i, [], MatchResult(reasons=why)))
+    more = merge_reasons(screened, winners=offers)  # who fits no alternative, and why
     return _bounded(
         replace(
             base,
             note=f"{len(offers)} provider(s) would be invited to bid" if offers else None,
             decided_by=BIDS_DECIDE,
         ),
-        offers,
+        list(offers.values()),
         {**reasons, **more},
         complete=not state.indexed,
     )
 
 
-def _offer(view: ProviderView, price: Money | None, leases: int, reason: str | None) -> QuotedOffer:
+def _satisfied(provider: str, alternative: int | None, result: MatchResult) -> int | None:
+    """The alternative a provider would satisfy: the one it was awarded under, if awarded."""
+    for award in result.awards:
+        if award.provider == provider:
+            return award.alternative
+    return alternative
+
+
+def _offer(
+    view: ProviderView,
+    price: Money | None,
+    leases: int,
+    reason: str | None,
+    alternative: int | None = None,
+) -> QuotedOffer:
     return QuotedOffer(
         provider=view.id,
         price_per_hour=price,
@@ -271,6 +317,7 @@ def _offer(view: ProviderView, price: Money | None, leases: int, reason: str | N
         score=view.score,
         leases=leases,
         reason=None if leases else reason,
+        alternative=alternative,
     )
 
 

@@ -43,7 +43,8 @@ Path = tuple[str | int, ...]
 
 #: the currency SkyPilot's dollar amounts are read in (its ``max_hourly_cost`` is US dollars)
 DOLLAR_CURRENCY = "USDC"
-#: alternatives one spec may list: each is quoted at launch, so a long list is a flood
+#: alternatives one spec may list: each is quoted at launch and cleared at every match
+#: (pasar.core.alternatives), so a long list is a flood
 MAX_ALTERNATIVES = 16
 PICKS = {"any_of": "cheapest", "candidates": "cheapest", "ordered": "ordered"}
 
@@ -266,7 +267,7 @@ class _Adapter:
         out["alternatives"] = merged
         out["pick"] = PICKS[key]
         how = "the cheapest that fits" if PICKS[key] == "cheapest" else "the first that fits"
-        self.note((*at, key), f"{len(merged)} alternatives; launch quotes each and takes {how}")
+        self.note((*at, key), f"{len(merged)} alternatives; the market takes {how} when it matches")
         return out
 
     def one_resources(

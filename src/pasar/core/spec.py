@@ -214,7 +214,7 @@ class Resources(_Model):
     memory: Gigabytes = Decimal(1)
     disk: Gigabytes = Decimal(1)
     # SkyPilot's any_of/ordered (see pasar.core.skypilot): whole resources the job would take
-    # instead; ``pick`` says how the client chooses one at launch (the order carries only it)
+    # instead; ``pick`` says how the market chooses one when it matches (pasar.core.alternatives)
     alternatives: tuple[Resources, ...] | None = None
     pick: Annotated[Pick, BeforeValidator(choice(get_args(Pick), "cheapest or ordered"))] | None = (
         None
@@ -598,7 +598,7 @@ class JobSpec(_Model):
 
     def choices(self) -> tuple[JobSpec, ...]:
         """The specs an order may carry: one per alternative of ``resources`` (in the file's
-        order), or this spec itself. The market takes only specs without alternatives."""
+        order), or this spec itself: what a lease runs under the alternative it got."""
         alts = self.resources.alternatives
         if alts is None:
             return (self,)

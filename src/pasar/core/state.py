@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Container, Hashable, Iterable, Mapping, MutableMapping
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from pasar.core import bid_deposits
@@ -41,6 +42,14 @@ from pasar.core.account_handlers import (
     on_withdraw_unbonded,
 )
 from pasar.core.accounts import LedgerAccount
+from pasar.core.alternatives import (
+    Clearing,
+    alternative_orders,
+    choose,
+    merge_candidates,
+    merge_reasons,
+    pinned_alternative,
+)
 from pasar.core.approval_handlers import on_approve, on_auto_approve, on_reject
 from pasar.core.candidates import build_candidates, indexed_candidates
 from pasar.core.capacity import CapacityChallenge, exclusion_reason
@@ -250,19 +259,7 @@ class MarketState:
 
     def remaining_order(self, record: OrderRecord) -> Order:
         """The order as a mechanism should see it now: only the leases still to be filled."""
-        o = record.order
-        return Order(
-            id=o.id,
-            client=o.client,
-            request=o.request,
-            max_price_per_hour=o.max_price_per_hour,
-            max_duration_s=o.max_duration_s,
-            leases=max(1, record.unfilled),
-            together=o.together,
-            pricing=o.pricing,
-            created_at=o.created_at,
-            placement=o.placement,
-        )
+        return replace(record.order, leases=max(1, record.unfilled))
 
     def eligible(
         self,
@@ -347,12 +344,31 @@ class MarketState:
         self, record: OrderRecord, offline: Container[str] = frozenset()
     ) -> tuple[list[Candidate], dict[str, str]]:
         """The candidates the order's mechanism clears over, with a reason for everyone else
-        (a scan of the whole fleet: what ``explain`` shows)."""
+        (a scan of the whole fleet: what ``explain`` shows). For an order with alternatives,
+        each provider once, marked with the alternative it would satisfy
+        (:func:`~pasar.core.alternatives.merge_candidates`)."""
         order = self.remaining_order(record)
-        views, reasons = self.eligible(record, offline)
+        views, ineligible = self.eligible(record, offline)  # whatever the alternative
+        clearings: list[Clearing] = []
+        for i, alt in alternative_orders(order, self.pinned_alternative(record)):
+            candidates, reasons = self._scan(record, alt, views, ineligible)
+            clearings.append(Clearing.of(i, candidates, MatchResult(reasons=reasons)))
+        if len(clearings) == 1:
+            return clearings[0].candidates, dict(clearings[0].result.reasons)
+        return merge_candidates(order.pick, clearings), merge_reasons(clearings)
+
+    def _scan(
+        self,
+        record: OrderRecord,
+        order: Order,
+        views: list[ProviderView],
+        ineligible: Mapping[str, str],
+    ) -> tuple[list[Candidate], dict[str, str]]:
+        """The candidates for ``order`` (one alternative of ``record``'s) among the eligible
+        ``views`` of the whole fleet, and why everyone else is out."""
         mechanism = self.mechanism_of(record)
         candidates, more = build_candidates(self, record, mechanism, order, views)
-        return candidates, {**reasons, **more}
+        return candidates, {**ineligible, **more}
 
     def clear(
         self,
@@ -378,18 +394,42 @@ class MarketState:
         *,
         indexed: bool | None = None,
     ) -> tuple[list[Candidate], MatchResult]:
-        """:meth:`clear`, with the candidates it cleared over (what a quote shows as offers)."""
+        """:meth:`clear`, with the candidates it cleared over (what a quote shows as offers).
+        An order with alternatives is cleared once per alternative, with the same seed, and
+        one clearing kept (:mod:`pasar.core.alternatives`)."""
         if indexed is None:
             indexed = self.indexed
         order = self.remaining_order(record)
         mechanism = self.mechanism_of(record)
-        if indexed:
-            candidates, reasons = indexed_candidates(self, record, mechanism, order, offline)
-        else:
-            candidates, reasons = self.candidates(record, offline)
-        result = mechanism.clear(order, candidates, random.Random(seed))
-        merged = {**reasons, **dict(result.reasons)}
-        return candidates, MatchResult(result.awards, merged, result.unfilled, result.note)
+        scan = None if indexed else self.eligible(record, offline)  # whatever the alternative
+        clearings: list[Clearing] = []
+        for i, alt in alternative_orders(order, self.pinned_alternative(record)):
+            if scan is None:
+                candidates, reasons = indexed_candidates(self, record, mechanism, alt, offline)
+            else:
+                candidates, reasons = self._scan(record, alt, *scan)
+            result = mechanism.clear(alt, candidates, random.Random(seed))
+            merged = {**reasons, **dict(result.reasons)}
+            result = MatchResult(result.awards, merged, result.unfilled, result.note)
+            clearings.append(Clearing.of(i, candidates, result))
+        return choose(order.pick, clearings)
+
+    def pinned_alternative(self, record: OrderRecord) -> int | None:
+        """The alternative a gang's later leases must use: its first leases' (else None)."""
+        return pinned_alternative(record.order, (self.leases[x].alternative for x in record.leases))
+
+    def fitting_views(
+        self, record: OrderRecord, offline: Container[str] = frozenset()
+    ) -> list[ProviderView]:
+        """The eligible providers whose free room fits one lease of ``record`` under any of its
+        alternatives (who an auction window invites), each once, in the order first found."""
+        order = self.remaining_order(record)
+        found: dict[str, ProviderView] = {}
+        for _, alt in alternative_orders(order, self.pinned_alternative(record)):
+            views, _ = self.eligible(record, offline, among=self.index.may_fit(alt.request))
+            for view, _ in screen(alt, views)[0]:
+                found.setdefault(view.id, view)
+        return list(found.values())
 
     @property
     def indexed(self) -> bool:
@@ -527,19 +567,26 @@ class MarketState:
             self.index.update(provider_id, free, provider.asks)
 
     def _open_window(self, record: OrderRecord, now_ms: int) -> None:
-        order = self.remaining_order(record)
-        views, _ = self.eligible(record, among=self.index.may_fit(order.request))
-        fitting, _ = screen(order, views)
+        fitting = self.fitting_views(record)
         self._changing(record).window = AuctionWindowState(
             opened_at=now_ms,
             deadline=now_ms + self.preset.timing.auction_window_ms,
-            invited=frozenset(p.id for p, _ in fitting),
+            invited=frozenset(p.id for p in fitting),
         )
 
-    def _start_lease(self, record: OrderRecord, provider_id: str, price: Money, ts: int) -> str:
+    def _start_lease(
+        self,
+        record: OrderRecord,
+        provider_id: str,
+        price: Money,
+        ts: int,
+        alternative: int | None = None,
+    ) -> str:
+        """Start one lease of ``record`` on ``provider_id`` at ``price``, fitted to the order's
+        ``alternative`` (None: its one request)."""
         provider = self._provider(provider_id)
         self._changing(record)
-        allocation = fit(record.order.request, provider.free()).allocation
+        allocation = fit(record.order.request_of(alternative), provider.free()).allocation
         if allocation is None:  # the mechanism only awards fitting providers
             raise fail(f"provider {provider_id} no longer fits", code="conflict", status=409)
         lease_id = f"{record.id}-{len(record.leases)}"
@@ -556,6 +603,7 @@ class MarketState:
             price_per_hour=price,
             allocation=allocation,
             started_at=ts,
+            alternative=alternative,
         )
         self._put(self.leases, lease_id, lease)
         provider.running[lease_id] = allocation

@@ -65,7 +65,6 @@ from pasar.core.check_handlers import verification_due
 from pasar.core.disputes import disputes_due
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
-from pasar.core.pricing.base import screen
 from pasar.market.blobs import DEFAULT_GRACE_S, BlobStore
 from pasar.market.capacity_checks import CapacityChecks
 from pasar.market.chain import ChainBuilder
@@ -195,9 +194,7 @@ class Engine:
             # provider.register is a capacity change, after which the order is tried again
             return False
         if window is not None:  # an auction window closed without bids: reopen if anyone fits
-            order = state.remaining_order(record)
-            views, _ = state.eligible(record, offline, among=state.index.may_fit(order.request))
-            return bool(screen(order, views)[0])
+            return bool(state.fitting_views(record, offline))
         return bool(state.clear(record, 0, offline).awards)
 
     def match_arrival(self, order_id: str) -> None:

@@ -436,13 +436,17 @@ class Agent:
             return
         assert self.strategy is not None and self.inventory is not None
         spec = JobSpec.from_public(order.spec)  # bidders see the requirements only
-        request: ResourceRequest = spec.to_request()
-        allocation = fit(request, self.inventory.inventory).allocation
         price: Money | None = None
-        if allocation is not None:
-            price = self.strategy.bid(
-                request, allocation, spec.max_price_per_hour, duration_s=spec.max_duration
-            )
+        # a spec with resources.alternatives: bid for the first this machine fits (one bid
+        # per provider; the market clears each alternative over the bidders that fit it)
+        for choice in spec.choices():
+            request: ResourceRequest = choice.to_request()
+            allocation = fit(request, self.inventory.inventory).allocation
+            if allocation is not None:
+                price = self.strategy.bid(
+                    request, allocation, spec.max_price_per_hour, duration_s=spec.max_duration
+                )
+                break
         try:
             self.api.bid(order_id, None if price is None else price.to_json())
             self.state.bids += 1

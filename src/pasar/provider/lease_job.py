@@ -37,6 +37,24 @@ def spec_in_view(spec: JSONObject | None, what: str) -> JobSpec:
     return JobSpec.from_dict(spec, source=what)
 
 
+def spec_of_alternative(spec: JobSpec, alternative: int | None, what: str) -> JobSpec:
+    """``spec`` as the lease runs it: with ``resources`` the alternative the market matched it
+    under (``resources.alternatives[alternative]``), so its limits, GPUs and environment are
+    that alternative's, not the base's. A spec without alternatives is itself; an index the
+    spec does not have (or none for a spec with alternatives) is the market's fault (502)."""
+    choices = spec.choices()
+    if spec.resources.alternatives is None and alternative is None:
+        return spec
+    if alternative is None or not 0 <= alternative < len(choices):
+        raise PasarError(
+            f"the market's view of {what} names alternative {alternative!r} of a spec with "
+            f"{len(choices) if spec.resources.alternatives is not None else 'no'} alternatives",
+            code="bad_response",
+            status=502,
+        )
+    return choices[alternative]
+
+
 @dataclass(frozen=True)
 class LeaseJob:
     """What the executor needs of a lease, read from ``GET /v1/leases/{id}``."""
@@ -58,13 +76,15 @@ class LeaseJob:
 
     @classmethod
     def from_view(cls, view: LeaseView) -> LeaseJob:
-        """The job of a lease view (its spec: :func:`spec_in_view`)."""
+        """The job of a lease view (its spec: :func:`spec_in_view`, resolved to the alternative
+        the lease got: :func:`spec_of_alternative`)."""
+        what = f"lease {view.lease_id}"
         return cls(
             lease_id=view.lease_id,
             order_id=view.order_id,
             shard=view.shard,
             shards=view.shards,
-            spec=spec_in_view(view.spec, f"lease {view.lease_id}"),
+            spec=spec_of_alternative(spec_in_view(view.spec, what), view.alternative, what),
             inputs=tuple(view.inputs),
             devices=tuple(view.devices),
             private=view.private or "",

@@ -33,7 +33,7 @@ from pasar.crypto.hashing import sha256_file
 from pasar.crypto.merkle import root_of_files
 from pasar.crypto.sealing import decrypt_file, identity_box_key
 from pasar.provider.executor import LeaseExecutor
-from pasar.provider.lease_job import LeaseJob, spec_in_view
+from pasar.provider.lease_job import LeaseJob, spec_in_view, spec_of_alternative
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.runtime.base import Outcome, Runtime
 
@@ -41,13 +41,14 @@ log = logging.getLogger("pasar.verifier")
 
 
 def job_of(check: CheckView) -> LeaseJob:
-    """The checked lease's job, as its provider ran it."""
+    """The checked lease's job, as its provider ran it (under its alternative, if any)."""
+    what = f"check {check.check_id}"
     return LeaseJob(
         lease_id=check.lease_id,
         order_id=check.order_id,
         shard=check.shard,
         shards=check.shards,
-        spec=spec_in_view(check.spec, f"check {check.check_id}"),
+        spec=spec_of_alternative(spec_in_view(check.spec, what), check.alternative, what),
         inputs=tuple(check.inputs),
         private=check.private or "",
     )

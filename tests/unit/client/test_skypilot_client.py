@@ -129,13 +129,22 @@ def test_any_of_takes_the_cheapest_and_ordered_the_first_that_fits() -> None:
     )
     alts = [{"cpus": 64}, {"cpus": 2}, {"cpus": 1}]
     cheapest = decide(Draft.of({"run": "x", "resources": {"any_of": alts}}), market, SETTINGS)
-    assert cheapest.alternative == 2 and cheapest.spec.resources.cpus == 1
-    assert cheapest.spec.resources.alternatives is None  # the order carries one set
-    assert cheapest.spec.max_price_per_hour == Money.parse("0.25 USDC")
+    assert cheapest.alternative == 2  # what the market would take now
+    # the order carries them all: the market chooses when it matches (a waiting order too)
+    assert cheapest.spec.resources.alternatives is not None
+    assert [c.resources.cpus for c in cheapest.spec.choices()] == [64, 2, 1]
+    assert cheapest.spec.resources.pick == "cheapest"
+    # one cap for every alternative: the dearest of those priced now (1.25 × 0.30)
+    assert cheapest.spec.max_price_per_hour == Money.parse("0.375 USDC")
     line = next(x for x in cheapest.lines if x.startswith("resources.alternatives"))
-    assert "[0] 64 CPUs" in line and "0 provider(s) fit" in line and "(p1) <- chosen" in line
+    assert "[0] 64 CPUs" in line and "0 provider(s) fit" in line
+    assert "[1] 2 CPUs" in line and "cap 0.375 USDC" in line  # each alternative's own cap
+    assert "(p1), cap 0.25 USDC <- the market would take it now" in line
+    cap_line = next(x for x in cheapest.lines if x.startswith("max_price_per_hour"))
+    assert "the dearest of the alternatives' caps: [1]" in cap_line
     ordered = decide(Draft.of({"run": "x", "resources": {"ordered": alts}}), market, SETTINGS)
-    assert ordered.alternative == 1 and ordered.spec.resources.cpus == 2
+    assert ordered.alternative == 1 and ordered.spec.resources.pick == "ordered"
+    assert ordered.spec.max_price_per_hour == Money.parse("0.375 USDC")
     # nobody fits any now: the first a registered provider could ever hold (it waits)
     waiting = Market({64: quote(fits_anywhere=False), 2: quote(), 1: quote()})
     alts_priced = {"any_of": alts}
@@ -249,3 +258,46 @@ def test_the_launch_question_names_the_cap_and_duration(monkeypatch: pytest.Monk
     monkeypatch.setattr(typer, "confirm", lambda text, **_: asked.append(text) or False)
     assert not jobs._confirm("0.125 USDC", " (cap 0.0625 USDC/h per lease, at most 3600 s)")
     assert asked == ["launch and escrow 0.125 USDC (cap 0.0625 USDC/h per lease, at most 3600 s)?"]
+
+
+def test_a_lease_runs_the_alternative_the_market_matched_it_under() -> None:
+    """The provider sizes the job by the lease's alternative (limits, GPUs, SKYPILOT_*), not
+    by the base resources; a view naming an alternative the spec lacks is the market's fault."""
+    from pasar.api.leases import LeaseView
+    from pasar.core.spec import JobSpec
+    from pasar.provider.lease_job import limits_for
+
+    spec = JobSpec.from_dict(
+        {
+            "run": "x",
+            "max_price_per_hour": "1 USDC",
+            "max_duration": 60,
+            "resources": {"any_of": [{"accelerators": "A100:2"}, {"cpus": 3, "memory": 5}]},
+        }
+    )
+
+    def view(alternative: int | None) -> LeaseView:
+        return LeaseView(
+            lease_id="l-1",
+            order_id="o-1",
+            provider="p1",
+            client="c",
+            shard=0,
+            status="running",
+            price_per_hour="0.1 USDC",
+            started_at=0,
+            spec=spec.to_dict(),
+            **({"alternative": alternative} if alternative is not None else {}),
+        )
+
+    cpu = LeaseJob.from_view(view(1))
+    assert cpu.spec.resources.alternatives is None and cpu.spec.resources.cpus == 3
+    limits = limits_for(cpu.spec, allow_network=False)
+    assert limits.cpus == 3 and limits.memory_bytes == 5 * 1024**3
+    assert cpu.skypilot_environment()["SKYPILOT_NUM_GPUS_PER_NODE"] == "0"
+    gpu = LeaseJob.from_view(view(0))
+    assert gpu.skypilot_environment()["SKYPILOT_NUM_GPUS_PER_NODE"] == "2"
+    for bad in (None, 2, -1):
+        with pytest.raises(PasarError) as info:
+            LeaseJob.from_view(view(bad))
+        assert info.value.code == "bad_response"

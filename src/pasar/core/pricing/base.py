@@ -41,6 +41,7 @@ class Candidate:
     provider: ProviderView
     allocation: Allocation
     price_per_hour: Money | None = None
+    alternative: int | None = None  # which of the order's alternatives it fits (if it has any)
 
     @property
     def id(self) -> str:
@@ -55,6 +56,7 @@ class Award:
     price_per_hour: Money
     leases: int = 1
     allocation: Allocation | None = None
+    alternative: int | None = None  # which of the order's alternatives the leases run under
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class MatchResult:
     reasons: Mapping[str, str] = field(default_factory=dict)
     unfilled: int = 0
     note: str | None = None
+    alternative: int | None = None  # the alternative this clearing awarded, if the order has any
 
     @property
     def filled(self) -> int:
@@ -173,7 +176,7 @@ def no_fit_note(order: Order, reasons: Mapping[str, str]) -> str:
     """The whole-order explanation when nobody could be awarded."""
     if not reasons:
         return "no provider is registered"
-    return f"no provider can take {order.request.describe()}"
+    return f"no provider can take {order.describe()}"
 
 
 # -- filling the nodes of a gang -------------------------------------------------------------------

@@ -337,7 +337,7 @@ def _order_row(service: MarketService, record: OrderRecord) -> dict[str, Any]:
         "client": record.client,
         "status": record.status,
         "mechanism": record.mechanism,
-        "request": record.order.request.describe(),
+        "request": record.order.describe(),
         "max_price_per_hour": record.order.max_price_per_hour.to_json(),
         "created_at": record.created_at,
         "leases": len(record.leases),

@@ -102,6 +102,7 @@ def check_view(service: MarketService, check: CheckRecord) -> CheckView:
         sealed_key=lease.sealed_keys.get(check.verifier),
         provider_outputs=file_entries(receipt.get("outputs", ())),
         challenge=pol_challenge(state, record, lease),
+        **({"alternative": lease.alternative} if lease.alternative is not None else {}),
     )
 
 

@@ -76,6 +76,8 @@ def lease_view(state: MarketState, lease: LeaseRecord) -> LeaseView:
         **sealed,
         # only a lease that ended without a receipt saying why (lost) has a note on the wire
         **({"note": lease.note} if lease.note is not None else {}),
+        # only a lease of a spec with resources.alternatives says which it got
+        **({"alternative": lease.alternative} if lease.alternative is not None else {}),
     )
 
 

@@ -342,6 +342,8 @@ def explain(request: Request, order_id: str, reader: Reader) -> Explain:
                     price_per_hour=None if c.price_per_hour is None else c.price_per_hour.to_json(),
                     won=any(state.leases[x].provider == c.id for x in record.leases),
                     reason=record.reasons.get(c.id),
+                    # a spec with resources.alternatives: the one this provider would satisfy
+                    **({"alternative": c.alternative} if c.alternative is not None else {}),
                 )
             )
         for provider, reason in reasons.items():
@@ -358,7 +360,7 @@ def explain(request: Request, order_id: str, reader: Reader) -> Explain:
             order_id=record.id,
             status=order_status(record.status),
             mechanism=record.mechanism,
-            request=record.order.request.describe(),
+            request=record.order.describe(),
             max_price_per_hour=record.order.max_price_per_hour.to_json(),
             note=record.note,
             providers=providers,
