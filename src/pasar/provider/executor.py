@@ -52,6 +52,7 @@ from pasar.provider.cheat import (
     fill_missing,
     garble_outputs,
 )
+from pasar.provider.file_mounts import mounts_of, stage_mounts
 from pasar.provider.job_environment import job_environment
 from pasar.provider.lease_failure import LeaseFailedError
 from pasar.provider.lease_job import (
@@ -244,6 +245,7 @@ class LeaseExecutor:
             self._append_log(f"pasar: {problem}\n")
             self._finish(EXIT_INPUT_FAILED, None, note=problem, outputs=[])
             return
+        stage_mounts(limits.mounts)
         self._write_scripts()
         env = job_environment(self.job, self.cheat)
         if self.cheat == "skip":  # sign made-up outputs without running anything
@@ -340,6 +342,9 @@ class LeaseExecutor:
         if site is not None:  # a warm sandbox never serves it (_take_warm): no bind there
             self.timeline.mark("pip")
             limits = dataclasses.replace(limits, pip_site=site)
+        mounts = mounts_of(self.job.spec, self.workdir)
+        if mounts:  # bound as the sandbox starts: a warm sandbox never serves them either
+            limits = dataclasses.replace(limits, mounts=mounts)
         return limits
 
     def _gang_network(self) -> bool:
@@ -394,12 +399,12 @@ class LeaseExecutor:
     def _take_warm(self, limits: Limits) -> WarmSandbox | None:
         """A warm sandbox for this lease, or None to run it cold: there is no pool, or the
         lease is one a warm sandbox does not serve — a sealed job (its workdir is a tmpfs of
-        its own), an image, a pip install (bound as the sandbox starts), a cheat (devnet
-        tests)."""
+        its own), an image, a pip install or absolute file_mounts (bound as the sandbox
+        starts), a cheat (devnet tests)."""
         spec = self.job.spec
         if self.pool is None or self.job.sealed or spec.image is not None or self.cheat:
             return None
-        if limits.pip_site is not None:
+        if limits.pip_site is not None or limits.mounts:
             return None
         if limits.netns is not None:  # a gang's network is joined as bwrap starts
             return None
