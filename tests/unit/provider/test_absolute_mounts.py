@@ -7,18 +7,25 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+from test_executor_failures import FakeAPI
 
+from pasar.api.checks import CheckView
+from pasar.api.receipts import FileEntry
 from pasar.client.inputs import collect_inputs
 from pasar.core.errors import PasarError
 from pasar.core.spec import JobSpec
+from pasar.provider.executor import LeaseExecutor
 from pasar.provider.file_mounts import mounts_of, stage_mounts
 from pasar.provider.lease_failure import LeaseFailedError
+from pasar.provider.lease_job import LeaseJob
 from pasar.provider.runtime import get_runtime
 from pasar.provider.runtime.base import Limits
 from pasar.provider.runtime.docker import docker_argv
 from pasar.provider.runtime.sandbox import HostLayout, bwrap_argv
+from pasar.verifier.rerun import CheckExecutor
 
 MIB = 1024 * 1024
 LIMITS = Limits(
@@ -120,3 +127,71 @@ def test_staging_makes_empty_folders_and_refuses_links(tmp_path: Path) -> None:
     with pytest.raises(LeaseFailedError) as err:
         stage_mounts(mounts)
     assert err.value.reason == "input_conflict" and "file_mounts./empty" in err.value.detail
+
+
+class RecordingRuntime:
+    """Records what the executor asks a runtime to bind, and whether the staged copy was there
+    when it asked; then fails the start (nothing to run here)."""
+
+    def __init__(self) -> None:
+        self.limits: Limits | None = None
+        self.staged: list[bool] = []
+
+    def start(self, workdir: Path, command: str, env: Any, limits: Limits, **_: Any) -> Any:
+        self.limits = limits
+        self.staged = [source.exists() for source, _dest in limits.mounts]
+        raise RuntimeError("recorded")
+
+
+MOUNT_SPEC = {
+    "run": "cat /data/x",
+    "max_duration": 60,
+    "max_price_per_hour": "1 USDC",
+    "file_mounts": {"/data": "./d", "/empty": "./e"},
+}
+MOUNT_INPUTS = [{"path": ".pasar-mounts/data/x", "sha256": "1" * 64, "size": 1}]
+
+
+def _mount_job() -> LeaseJob:
+    return LeaseJob(
+        lease_id="o-1-0",
+        order_id="o-1",
+        shard=0,
+        shards=1,
+        spec=JobSpec.from_dict(MOUNT_SPEC),
+        inputs=tuple(FileEntry.model_validate(x) for x in MOUNT_INPUTS),
+    )
+
+
+def test_a_lease_and_a_verifiers_rerun_bind_the_same_mounts(tmp_path: Path) -> None:
+    """The provider's executor stages each mount and hands the runtime its binds; a verifier's
+    re-run (the same executor, reading the same spec and manifest) asks for the same ones."""
+    runtime = RecordingRuntime()
+    executor = LeaseExecutor(
+        FakeAPI(),  # type: ignore[arg-type]
+        runtime,  # type: ignore[arg-type]
+        _mount_job(),
+        workroot=tmp_path / "work",
+        allow_network=False,
+    )
+    executor.run()
+    assert runtime.limits is not None
+    work = tmp_path / "work" / "o-1-0"
+    assert runtime.limits.mounts == (
+        (work / ".pasar-mounts/data", "/data"),
+        (work / ".pasar-mounts/empty", "/empty"),
+    )
+    assert runtime.staged == [True, True]  # fetched, and an empty one made
+    assert not work.exists()  # the staged copies go with the workdir
+
+    check = CheckView.model_construct(
+        check_id="c-1", lease_id="o-1-0", order_id="o-1", verifier="v", status="assigned",
+        assigned_at=0, deadline_ms=0, shard=0, shards=1, spec=MOUNT_SPEC,
+        inputs=[FileEntry.model_validate(x) for x in MOUNT_INPUTS], private=None,
+    )  # fmt: skip
+    rerun = RecordingRuntime()
+    checker = CheckExecutor(FakeAPI(), rerun, check, workroot=tmp_path / "v")  # type: ignore[arg-type]
+    checker.run()
+    assert rerun.limits is not None
+    assert [dest for _src, dest in rerun.limits.mounts] == ["/data", "/empty"]
+    assert rerun.staged == [True, True]
