@@ -95,7 +95,7 @@ def _work(tasks: list[list[str]]) -> None:
                      out=task[1], script=EXAMPLE, cheat=cheat)  # fmt: skip
             out.append([])
         else:
-            done = tolerance_segments(example.build, task[1], [tuple(s) for s in SEGMENTS])
+            done = tolerance_segments(example.build, task[1], [(a, b) for a, b in SEGMENTS])
             out.append([r.distance for r in done])
     print(json.dumps(out))
 

@@ -27,6 +27,7 @@ from pasar.doctor import Status, check_bubblewrap
 from pasar.provider.runtime import Limits, Outcome
 from pasar.provider.runtime.sandbox import SandboxRuntime
 from pasar.provider.runtime.seccomp import arch_for
+from pasar.provider.runtime.warm import WarmSandboxBrokenError
 
 MIB = 1 << 20
 LIMITS = Limits(
@@ -173,3 +174,34 @@ def test_market_job_cannot_escape_nor_see_the_providers_paths(
     assert started_as(provider, lease["lease_id"]) == mode
     assert_conserved(market_server.url)
     assert_audit_passes(market_server.url)
+
+
+def test_a_mounted_copy_is_the_leases_own_and_cannot_be_remounted(
+    tmp_path: Path, sandbox_mode: str
+) -> None:
+    """An absolute file_mount (issue 18) is the lease's staged copy: what the job writes there
+    lands in that copy only, a link it makes there is a link in the sandbox (never followed on
+    the host), and it cannot mount over it or unmount it. A warm sandbox, started without the
+    bind, refuses such a lease (the executor then runs it cold) rather than run it unbound."""
+    workdir = tmp_path / "work"
+    staged = workdir / ".pasar-mounts" / "data"
+    staged.mkdir(parents=True)
+    (staged / "x.txt").write_text("input\n")
+    limits = Limits(**{**LIMITS.__dict__, "mounts": ((staged, "/data"),)})
+    command = (
+        "cat /data/x.txt && echo written > /data/new.txt && ln -s /etc /data/etc-link && "
+        "(umount /data 2>&1 || echo no-umount) && "
+        "(mount -t tmpfs none /data 2>&1 || echo no-mount) && ls /data"
+    )
+    if sandbox_mode == "warm":
+        with pytest.raises(WarmSandboxBrokenError):
+            SandboxRuntime().start(workdir, command, {}, limits)
+        return
+    handle = SandboxRuntime().start(workdir, command, {}, limits)
+    output = "".join(handle.lines())
+    outcome = handle.wait(timeout=60)
+    assert outcome.ok, output
+    assert "input" in output and "no-umount" in output and "no-mount" in output, output
+    assert (staged / "new.txt").read_text() == "written\n"  # in the lease's copy
+    assert (staged / "etc-link").is_symlink()  # a link, left where the workdir's removal ends it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]  # nothing written beside it

@@ -27,6 +27,7 @@ ACCEPTED = {  # file: a line spec check must print
     "image-id.yaml": "resources.image_id: run in that container image",
     "envs-from-launch.yaml": "secrets.HF_TOKEN: no value in the file: give it at launch",
     "workdir-app/task.yaml": "max_duration: not in the spec: launch takes default_duration",
+    "file-mounts.yaml": "file_mounts./data: uploaded, and copied to /data in the job's sandbox",
 }
 REFUSED = {
     "refused/ports.yaml": "resources.ports",
@@ -36,6 +37,7 @@ REFUSED = {
     "refused/nested-any-of.yaml": "resources.any_of[0].any_of",
     "refused/empty-any-of.yaml": "resources.any_of",
     "refused/git-workdir.yaml": "workdir",
+    "refused/mount-over-proc.yaml": "file_mounts./proc",
 }
 
 

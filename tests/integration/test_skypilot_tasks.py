@@ -26,7 +26,7 @@ from pasar.client.client import Client, Decision
 from pasar.client.inputs import private_part_of
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
-from pasar.core.private_part import order_fields
+from pasar.core.private_part import PrivatePart, order_fields
 from pasar.core.spec_draft import Draft
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is missing")
@@ -244,4 +244,75 @@ def test_a_waiting_order_is_matched_by_a_provider_fitting_only_its_second_altern
         flat = " ".join(dry.stdout.split())  # the terminal wraps long lines
         assert "cap 0.0625 USDC <- the market would take it now" in flat, dry.stdout
         assert "alternative" in dry.stdout and "[1]" in dry.stdout, dry.stdout
+    assert_conserved(market_server.url)
+
+
+MOUNTS_TASK = """\
+# SkyPilot's style: data copied to absolute paths on the machine
+name: mounts
+file_mounts:
+  /data: ./d
+  /app/config.yaml: ./cfg.yaml
+run: |
+  cat /data/x.txt /data/sub/y.txt /app/config.yaml > out.txt
+  if [ -L /data/link ]; then echo link >> out.txt; else cat /data/link >> out.txt; fi
+  echo changed > /data/x.txt && cat /data/x.txt >> out.txt
+outputs: [out.txt]
+max_duration: 5m
+"""
+
+
+def test_absolute_mounts_are_bound_per_lease(
+    market_server: Any, spawn_provider: Any, tmp_path: Path
+) -> None:
+    """A SkyPilot-style task mounting /data and a file at /app/config.yaml reads them there and
+    may change its own copy; the next job on the same provider sees neither; a link in the
+    uploaded folder is only ever its file's content; a hostile order mounting over the
+    sandbox's own paths is refused by the market, the field named, nothing escrowed."""
+    spawn_provider(market_server.url, tmp_path / "p", "--price-cpu-hour", PRICE_CPU_HOUR)
+    project = tmp_path / "project"
+    (project / "d" / "sub").mkdir(parents=True)
+    (project / "d" / "x.txt").write_text("x-data\n")
+    (project / "d" / "sub" / "y.txt").write_text("y-data\n")
+    (project / "secret.txt").write_text("linked-content\n")
+    (project / "d" / "link").symlink_to(project / "secret.txt")  # uploaded as the file itself
+    (project / "cfg.yaml").write_text("lr: 0.1\n")
+    (project / "task.yaml").write_text(MOUNTS_TASK)
+    with Client(market_server.url, home=tmp_path / "client") as client:
+        client.faucet("10 USDC")
+        job = client.launch(project / "task.yaml")
+        order = job.wait(timeout=60)
+        assert order["status"] == "done", (order, "".join(job.logs()))
+        job.result(tmp_path / "result")
+        assert (tmp_path / "result" / "out.txt").read_text() == (
+            "x-data\ny-data\nlr: 0.1\nlinked-content\nchanged\n"
+        )
+        assert (project / "d" / "x.txt").read_text() == "x-data\n"  # the job's copy changed
+
+        # the next job on the same provider: no /data, no /app
+        after = client.launch(
+            {
+                "run": "ls /data /app 2>&1 || echo absent",
+                "max_duration": "5m",
+                "max_price_per_hour": "1 USDC",
+            }
+        )
+        assert after.wait(timeout=60)["status"] == "done"
+        assert "absent" in "".join(after.logs()) and "x.txt" not in "".join(after.logs())
+
+        # a hostile client skips the SDK's checks: the market refuses, nothing moves
+        before = client.balance()
+        fields = {"run": "cat /proc/x", "max_price_per_hour": "1 USDC", "max_duration": 60}
+        spec = Draft.of(fields).spec()
+        for dest in ("/proc", "/opt/pasar", "/usr", "/data/../etc"):
+            honest = PrivatePart.of(spec, [], b"\7" * 32)
+            private = PrivatePart(
+                salt=honest.salt, spec={**honest.spec, "file_mounts": {dest: "./d"}}, inputs=()
+            )
+            client._upload(private.commitment, private.to_bytes())
+            with pytest.raises(PasarError) as info:
+                client._call(calls.create_order(order_fields(spec, private), None))
+            assert 400 <= info.value.status < 500, info.value
+            assert f"file_mounts.{dest}" in (info.value.field or ""), info.value.field
+        assert client.balance() == before
     assert_conserved(market_server.url)

@@ -13,7 +13,10 @@ one, otherwise the current directory (or ``base_dir=`` given to ``launch``). The
   (:mod:`pasar.client.ignore`);
 - ``file_mounts`` (SkyPilot's) names the destination itself: ``{data: ~/datasets/mnist}`` puts
   the folder's files under ``data/``, ``{conf.toml: /etc/app.toml}`` the one file at
-  ``conf.toml``; its sources may be anywhere on this machine, since the name is given;
+  ``conf.toml``; its sources may be anywhere on this machine, since the name is given. An
+  absolute destination (``{/data: ./d}``) travels under ``.pasar-mounts/data/`` and the
+  provider binds it at ``/data`` (:mod:`pasar.core.mounts`); no other input may use that
+  folder;
 - a path outside the base directory is refused: its name in the job would be a guess.
 
 Symbolic links to files are uploaded as the file they point to; links to directories are not
@@ -32,6 +35,7 @@ from typing import Any
 
 from pasar.client.ignore import IgnoreRules, files_below
 from pasar.core.errors import PasarError
+from pasar.core.mounts import MOUNTS_DIR, is_absolute, staged_name
 from pasar.core.private_part import PrivatePart
 from pasar.core.spec import JobSpec
 from pasar.core.spec_draft import Draft, load_draft
@@ -105,12 +109,13 @@ def collect_inputs(spec: JobSpec, base_dir: Path) -> list[LocalInput]:
     for target, source in (spec.file_mounts or {}).items():
         field = f"file_mounts.{target}"
         path = _resolve(base, source, field)
+        name = staged_name(target) if is_absolute(target) else target
         if path.is_dir():
             named.extend(
-                (check_path(f"{target}/{_name(f, path, field)}"), f) for f in _files_below(path)
+                (check_path(f"{name}/{_name(f, path, field)}"), f) for f in _files_below(path)
             )
         else:
-            named.append((check_path(target), path))
+            named.append((check_path(name), path))
     for i, text in enumerate(spec.inputs):
         field = f"inputs[{i}]"
         path = _resolve(base, text, field)
@@ -123,6 +128,7 @@ def collect_inputs(spec: JobSpec, base_dir: Path) -> list[LocalInput]:
             field="inputs",
             hint="pack them into an archive, or point workdir at a smaller folder",
         )
+    _refuse_staged_names(spec, named)
     seen: dict[str, Path] = {}
     out: list[LocalInput] = []
     for name, file in named:
@@ -135,6 +141,24 @@ def collect_inputs(spec: JobSpec, base_dir: Path) -> list[LocalInput]:
         seen[name] = file
         out.append(LocalInput(name, file, sha256_file(file), file.stat().st_size))
     return out
+
+
+def _refuse_staged_names(spec: JobSpec, named: list[tuple[str, Path]]) -> None:
+    """Only absolute mounts may put files under :data:`~pasar.core.mounts.MOUNTS_DIR`: the
+    provider binds what is there, and a workdir's own folder of that name would be mistaken
+    for a mount (or a mount's files for the workdir's)."""
+    staged = {staged_name(t) for t in spec.file_mounts or {} if is_absolute(t)}
+    for name, file in named:
+        if name.split("/", 1)[0] != MOUNTS_DIR:
+            continue
+        if not any(name == s or name.startswith(s + "/") for s in staged):
+            raise PasarError(
+                f"{file} would be {name!r} in the job, inside {MOUNTS_DIR}/, the folder "
+                "pasar keeps for absolute file_mounts",
+                code="reserved_input_name",
+                field="inputs",
+                hint=f"rename the folder, or leave it out with a .skyignore line {MOUNTS_DIR}/",
+            )
 
 
 def load_job(spec: object, base_dir: str | os.PathLike[str] | None) -> tuple[JobSpec, Path]:

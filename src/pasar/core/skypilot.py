@@ -22,6 +22,8 @@ What each field becomes (the table in docs/jobspec.md, "SkyPilot task files"):
   own fields (SkyPilot's merge);
 - ``resources.cloud``/``region``/``zone``/``infra``/``use_spot`` and the other cloud knobs: ignored
   (a market has no clouds), one note each;
+- ``file_mounts`` with local sources: kept as they are; an absolute destination (``/data``) is
+  bound in the job's sandbox by its provider (:mod:`pasar.core.mounts` says which are refused);
 - ``resources.ports``, ``service``, ``pool``, volumes, bucket ``file_mounts``, a git ``workdir``:
   refused, naming the field, with what to do instead.
 
@@ -37,6 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 from pasar.core.errors import ErrorDetail
+from pasar.core.mounts import is_absolute
 from pasar.core.spec_yaml import SpecError, describe_value, dotted, line_of
 
 Path = tuple[str | int, ...]
@@ -169,6 +172,12 @@ class _Adapter:
                         "a storage mount (bucket) is not available on a market: providers get "
                         "only the files you upload",
                         f"download the data and mount the local copy, e.g. {target}: ./data",
+                    )
+                elif isinstance(target, str) and is_absolute(target):
+                    self.note(
+                        ("file_mounts", target),
+                        f"uploaded, and copied to {target} in the job's sandbox (read-write, a "
+                        "copy per lease)",
                     )
         for key, flag in (("envs", "--env"), ("secrets", "--secret")):
             values = out.get(key)

@@ -90,6 +90,7 @@ from pasar.core.spec_fields import (
     image_name,
     job_name,
     list_of,
+    mounts_apart,
     nearest,
     normalize_verification,
     parse_duration,
@@ -397,7 +398,9 @@ class JobSpec(_Model):
     run: Text
     workdir: PathText | None = None
     # SkyPilot's: {destination in the job: local file or folder}, uploaded like inputs
-    file_mounts: dict[MountTarget, MountSource] | None = None
+    file_mounts: Annotated[dict[MountTarget, MountSource], AfterValidator(mounts_apart)] | None = (
+        None
+    )
     envs: dict[EnvName, EnvValue] = Field(default_factory=dict)
     # pip requirements the provider installs (binary wheels only) and puts on PYTHONPATH
     pip: Annotated[tuple[str, ...], BeforeValidator(_pip)] | None = None
@@ -461,7 +464,7 @@ class JobSpec(_Model):
         refuse(
             "invalid_type",
             f"expected a mapping of destination: local path; found {describe_value(value)}",
-            "e.g. file_mounts: {data: ./data, ~/.config/app.toml: app.toml}",
+            "e.g. file_mounts: {/data: ./data, ~/.config/app.toml: app.toml}",
         )
 
     @field_validator("envs", "secrets", mode="before")

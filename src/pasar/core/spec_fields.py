@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 from pasar.core.compare import CompareError, parse_rule
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
+from pasar.core.mounts import MountRefusedError, is_absolute, mount_destination, nested
 from pasar.core.resources import fmt_qty
 from pasar.core.spec_yaml import describe_value
 
@@ -293,18 +294,38 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _mount_target(value: str) -> str:
-    """A ``file_mounts`` destination, as a path in the job's working directory: ``~/x`` is
-    ``x`` (the job's home is its working directory); an absolute path is refused."""
+    """A ``file_mounts`` destination: a path in the job's working directory (``~/x`` is ``x``:
+    the job's home is its working directory), or an absolute path the runtime binds
+    (:mod:`pasar.core.mounts`: those the sandbox needs are refused)."""
+    if is_absolute(value):
+        try:
+            return mount_destination(value)
+        except MountRefusedError as refusal:
+            refuse("invalid_value", f"file_mounts: {refusal.message}", refusal.hint)
     path = value[2:] if value.startswith("~/") else value
     parts = path.replace("\\", "/").split("/")
-    if path.startswith(("/", "~")) or ".." in parts or not path.strip("/"):
+    if path.startswith("~") or ".." in parts or not path.strip("/"):
         refuse(
             "invalid_value",
             f"file_mounts: {value!r} is not a place in the job's working directory",
-            "a job sees its files under its working directory (its ~ too): write the "
-            "destination relative to it, e.g. data/ instead of /data, and read it from there",
+            "write the destination relative to the job's working directory (data/), or "
+            "as an absolute path (/data)",
         )
     return path.rstrip("/")
+
+
+def mounts_apart(value: dict[str, str] | None) -> dict[str, str] | None:
+    """No absolute destination inside another (``/data`` and ``/data/sub``): one folder would
+    be bound twice."""
+    if value:
+        pair = nested(d for d in value if is_absolute(d))
+        if pair is not None:
+            refuse(
+                "invalid_value",
+                f"file_mounts: {pair[1]!r} lies inside {pair[0]!r}",
+                f"put its files in the source of {pair[0]} instead, or mount it elsewhere",
+            )
+    return value
 
 
 def _mount_source(value: str) -> str:

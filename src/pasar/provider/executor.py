@@ -48,11 +48,13 @@ from pasar.crypto.merkle import check_path, path_conflict, root_of_files
 from pasar.crypto.sealing import lease_keypair, open_key, seal_log_line
 from pasar.provider.cheat import (
     LAZY_WALL_S,
-    cheat_environment,
     drop_output,
     fill_missing,
     garble_outputs,
 )
+from pasar.provider.file_mounts import mounts_of, stage_mounts
+from pasar.provider.job_environment import job_environment
+from pasar.provider.lease_failure import LeaseFailedError
 from pasar.provider.lease_job import (
     RUN_FILE,
     SETUP_FILE,
@@ -64,6 +66,7 @@ from pasar.provider.lease_job import (
 )
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.pip_cache import PipCache
+from pasar.provider.pip_step import install_pip
 from pasar.provider.runtime.base import Limits, Outcome, Runtime, enforcement
 from pasar.provider.runtime.warm import WarmPool, WarmSandbox, WarmSandboxBrokenError, runs_inline
 from pasar.provider.sealed import (
@@ -82,16 +85,6 @@ LOG_CHUNK_BYTES = 128 * 1024
 RAY_FILE = ".pasar-ray.sh"  # cluster: ray: the node's Ray start, then run on the head
 # exit codes the executor itself reports when the job could not even start
 EXIT_INPUT_FAILED = 125
-
-
-class LeaseFailedError(Exception):
-    """The lease cannot produce a result: end it with a failure receipt for ``reason`` (one of
-    :data:`pasar.core.receipts.FAILURE_FAULTS`)."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def _kind(mode: int) -> str:
@@ -252,17 +245,9 @@ class LeaseExecutor:
             self._append_log(f"pasar: {problem}\n")
             self._finish(EXIT_INPUT_FAILED, None, note=problem, outputs=[])
             return
+        stage_mounts(limits.mounts)
         self._write_scripts()
-        env = {
-            **self.job.spec.envs,
-            **(self.job.spec.secrets or {}),
-            "PASAR_LEASE": self.job.lease_id,
-            "PASAR_SHARD": str(self.job.shard),
-            "PASAR_SHARDS": str(self.job.shards),
-            **self.job.node_environment(),
-            **self.job.skypilot_environment(),
-            **cheat_environment(self.cheat),  # pol: a training job fakes some of its steps
-        }
+        env = job_environment(self.job, self.cheat)
         if self.cheat == "skip":  # sign made-up outputs without running anything
             self._cheat_fill()
             outputs, _missing = self._upload_outputs()
@@ -340,7 +325,7 @@ class LeaseExecutor:
 
     def _limits(self) -> Limits:
         """The job's limits, with the GPUs the market allocated to the lease and the pip
-        install its spec asked for (installed now: :meth:`_install_pip`)."""
+        install its spec asked for (installed now: :func:`~pasar.provider.pip_step.install_pip`)."""
         grants = self.gpus([device.model_dump() for device in self.job.devices])
         if grants:
             log.info(
@@ -353,33 +338,14 @@ class LeaseExecutor:
             limits = dataclasses.replace(limits, address_limit=False)  # the cgroup bounds it
         if self._gang_network():
             limits = dataclasses.replace(limits, netns=join_gang_network(self.job.order_id))
-        site = self._install_pip()
+        site = install_pip(self.job.spec, self.pip, self._held, self._append_log)
         if site is not None:  # a warm sandbox never serves it (_take_warm): no bind there
+            self.timeline.mark("pip")
             limits = dataclasses.replace(limits, pip_site=site)
+        mounts = mounts_of(self.job.spec, self.workdir)
+        if mounts:  # bound as the sandbox starts: a warm sandbox never serves them either
+            limits = dataclasses.replace(limits, mounts=mounts)
         return limits
-
-    def _install_pip(self) -> Path | None:
-        """The spec's ``pip:`` requirements installed outside the sandbox (binary wheels only,
-        from where the provider says: :mod:`pasar.provider.pip_cache`), held for this lease;
-        None without any. One that cannot be installed fails the lease, the job's fault
-        (``pip_install_failed``): the receipt's detail names it, with the hint."""
-        requirements = self.job.spec.pip
-        if not requirements:
-            return None
-        if self.pip is None:
-            raise LeaseFailedError("pip_install_failed", "this provider has no pip cache")
-        self._append_log(f"pasar: installing {', '.join(requirements)} (binary wheels only)\n")
-        try:
-            site = self._held.enter_context(
-                self.pip.holding(requirements, timeout_s=self.job.spec.max_duration)
-            )
-        except PasarError as exc:
-            hint = f" (hint: {exc.hint})" if exc.hint else ""
-            room = MAX_DETAIL_CHARS - len(hint)
-            text = exc.message if len(exc.message) <= room else exc.message[: room - 1] + "…"
-            raise LeaseFailedError("pip_install_failed", text + hint) from None
-        self.timeline.mark("pip")
-        return site
 
     def _gang_network(self) -> bool:
         """Whether this node joins its gang's private network on this machine: a multi-node
@@ -433,12 +399,12 @@ class LeaseExecutor:
     def _take_warm(self, limits: Limits) -> WarmSandbox | None:
         """A warm sandbox for this lease, or None to run it cold: there is no pool, or the
         lease is one a warm sandbox does not serve — a sealed job (its workdir is a tmpfs of
-        its own), an image, a pip install (bound as the sandbox starts), a cheat (devnet
-        tests)."""
+        its own), an image, a pip install or absolute file_mounts (bound as the sandbox
+        starts), a cheat (devnet tests)."""
         spec = self.job.spec
         if self.pool is None or self.job.sealed or spec.image is not None or self.cheat:
             return None
-        if limits.pip_site is not None:
+        if limits.pip_site is not None or limits.mounts:
             return None
         if limits.netns is not None:  # a gang's network is joined as bwrap starts
             return None

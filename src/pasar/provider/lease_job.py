@@ -92,37 +92,6 @@ class LeaseJob:
             cluster_secret=view.cluster_secret,
         )
 
-    def node_environment(self) -> dict[str, str]:
-        """A multi-node job's view of its gang (as SkyPilot's ``SKYPILOT_NODE_*``): its rank
-        (0 is the head), how many nodes, each node's address in rank order (one per line),
-        the head's, and the gang's shared secret. Nothing for a job of one node."""
-        if self.spec.num_nodes <= 1 or not self.nodes:
-            return {}
-        addresses = [node.address or "" for node in self.nodes]
-        return {
-            "PASAR_NODE_RANK": str(self.shard),
-            "PASAR_NUM_NODES": str(len(self.nodes)),
-            "PASAR_NODE_IPS": "\n".join(addresses),
-            "PASAR_HEAD_IP": addresses[0],
-            "PASAR_CLUSTER_SECRET": self.cluster_secret or "",
-        }
-
-    def skypilot_environment(self) -> dict[str, str]:
-        """SkyPilot's variables, as aliases of pasar's, on every node of every job, so a
-        SkyPilot task's script runs unchanged: its rank, the nodes' addresses one per line in
-        rank order (a one-node job: this machine, 127.0.0.1), how many nodes, the GPUs of each
-        node, and a task id (the order's: the same on every node of the job)."""
-        gang = self.spec.num_nodes > 1 and bool(self.nodes)
-        addresses = [node.address or "" for node in self.nodes] if gang else ["127.0.0.1"]
-        accelerators = self.spec.resources.accelerators
-        return {
-            "SKYPILOT_NODE_RANK": str(self.shard) if gang else "0",
-            "SKYPILOT_NODE_IPS": "\n".join(addresses),
-            "SKYPILOT_NUM_NODES": str(len(addresses)),
-            "SKYPILOT_NUM_GPUS_PER_NODE": str(accelerators.count if accelerators else 0),
-            "SKYPILOT_TASK_ID": self.order_id,
-        }
-
 
 #: Turns a lease's ``devices`` into the runtime's GPU grants, or raises PasarError for a device
 #: this machine did not register (:meth:`pasar.provider.inventory.MachineInventory.grants`).

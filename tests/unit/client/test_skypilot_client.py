@@ -20,6 +20,7 @@ from pasar.client.settings import write_setting
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.core.spec_draft import Draft
+from pasar.provider.job_environment import gang_environment, skypilot_environment
 from pasar.provider.lease_job import LeaseJob
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "skypilot"
@@ -216,7 +217,7 @@ def _lease(spec: dict[str, Any], shard: int, nodes: int) -> LeaseJob:
 
 def test_skypilot_variables_on_every_node() -> None:
     gang = _lease({"num_nodes": 2, "resources": {"accelerators": "A100:2"}}, 1, 2)
-    env = gang.skypilot_environment()
+    env = skypilot_environment(gang)
     assert env == {
         "SKYPILOT_NODE_RANK": "1",
         "SKYPILOT_NODE_IPS": "10.0.0.1\n10.0.0.2",
@@ -224,8 +225,8 @@ def test_skypilot_variables_on_every_node() -> None:
         "SKYPILOT_NUM_GPUS_PER_NODE": "2",
         "SKYPILOT_TASK_ID": "o-1",
     }
-    assert env["SKYPILOT_NODE_IPS"] == gang.node_environment()["PASAR_NODE_IPS"]  # aliases
-    alone = _lease({}, 0, 1).skypilot_environment()
+    assert env["SKYPILOT_NODE_IPS"] == gang_environment(gang)["PASAR_NODE_IPS"]  # aliases
+    alone = skypilot_environment(_lease({}, 0, 1))
     assert alone["SKYPILOT_NODE_RANK"] == "0" and alone["SKYPILOT_NODE_IPS"] == "127.0.0.1"
     assert alone["SKYPILOT_NUM_NODES"] == "1" and alone["SKYPILOT_NUM_GPUS_PER_NODE"] == "0"
 

@@ -29,6 +29,7 @@ REFUSED = {  # file: (the field named, a word of the message)
     "nested-any-of.yaml": ("resources.any_of[0].any_of", "alternatives of its own"),
     "empty-any-of.yaml": ("resources.any_of", "empty list"),
     "git-workdir.yaml": ("workdir", "git"),
+    "mount-over-proc.yaml": ("file_mounts./proc", "sandbox needs"),
 }
 
 

@@ -140,6 +140,9 @@ class Limits:
     # a pip install the job's spec asked for (:mod:`pasar.provider.pip_cache`): a host folder
     # the runtime makes read-only to the job and puts first on its PYTHONPATH; None = none
     pip_site: Path | None = None
+    # absolute file_mounts (:mod:`pasar.core.mounts`): (host path in the workdir, destination)
+    # pairs the runtime binds read-write; a runtime that cannot bind refuses them
+    mounts: tuple[tuple[Path, str], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("memory_bytes", "cpu_seconds", "max_processes", "max_file_bytes"):

@@ -62,6 +62,8 @@ def docker_argv(
         "-v", f"{workdir}:{WORKDIR}", "-w", WORKDIR,
         "-e", f"HOME={WORKDIR}",
     ]  # fmt: skip
+    for source, dest in limits.mounts:  # absolute file_mounts: the lease's copy, read-write
+        argv += ["-v", f"{source}:{dest}"]  # ':' and ',' are refused in destinations
     for key in check_env(env):
         argv += ["-e", key]
     for key in docker_gpu_env(limits.gpus):

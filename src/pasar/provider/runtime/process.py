@@ -59,6 +59,13 @@ class ProcessRuntime:
                 field="image",
                 hint="start the agent with --runtime docker to run image jobs",
             )
+        if limits.mounts:
+            raise PasarError(
+                "the process runtime cannot bind file_mounts at absolute paths",
+                code="unsupported_mount",
+                field=f"file_mounts.{limits.mounts[0][1]}",
+                hint="start the agent with --runtime sandbox (or docker) to run such jobs",
+            )
         job_env = {
             "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.defpath]),
             "HOME": str(workdir),

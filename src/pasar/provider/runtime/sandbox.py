@@ -3,13 +3,15 @@
 What the job sees: ``/usr`` (and the ``/bin``, ``/lib``... links or directories that point into
 it) read-only, a few files of ``/etc`` read-only, the provider's Python read-only, the pip
 install its spec asked for read-only at :data:`PIP_MOUNT` (first on its ``PYTHONPATH``), a fresh
-``/proc`` and ``/dev``, private tmpfs ``/tmp`` and ``/dev/shm``, and its workdir at ``/work``
-— the only place on disk it can write. It does not see ``/home``, ``/root``, ``$PASAR_HOME``
-or anything else of the host: nothing is bound that is not listed in :func:`bwrap_argv`. All
-namespaces are new (the network too, unless :attr:`Limits.network`), the hostname is
-``pasar-job``, the job runs in a new session (no TIOCSTI into the provider's terminal) and
-dies with the agent. A GPU lease also gets the driver's control nodes and ``/dev/nvidiaN`` of
-its own GPUs only (:func:`gpu_devices`), with ``CUDA_VISIBLE_DEVICES`` naming them.
+``/proc`` and ``/dev``, private tmpfs ``/tmp`` and ``/dev/shm``, its workdir at ``/work`` and
+the lease's copy of each absolute ``file_mounts`` destination at that path
+(:mod:`pasar.core.mounts`, :func:`mount_binds`) — the only places on disk it can write. It does
+not see ``/home``, ``/root``, ``$PASAR_HOME`` or anything else of the host: nothing is bound
+that is not listed in :func:`bwrap_argv`. All namespaces are new (the network too, unless
+:attr:`Limits.network`), the hostname is ``pasar-job``, the job runs in a new session (no
+TIOCSTI into the provider's terminal) and dies with the agent. A GPU lease also gets the
+driver's control nodes and ``/dev/nvidiaN`` of its own GPUs only (:func:`gpu_devices`), with
+``CUDA_VISIBLE_DEVICES`` naming them.
 
 **The job's user.** RLIMIT_NPROC is what stops a fork bomb, and the kernel never applies it to
 processes whose real user is root on the host — and a user namespace that bwrap creates for a
@@ -198,12 +200,35 @@ def bwrap_options(
     # POSIX shared memory and semaphores (multiprocessing's locks): bwrap's /dev/shm is root's
     argv += ["--perms", "1777", "--size", str(limits.memory_bytes), "--tmpfs", "/dev/shm"]
     argv += ["--bind", str(workdir), WORKDIR, "--chdir", WORKDIR]
+    argv += mount_binds(limits.mounts, [*etc, *(dest for _, dest in python), *launch])
     if launch_fd is not None:
         argv += ["--perms", "0444", "--ro-bind-data", str(launch_fd), LAUNCH]
     argv += ["--remount-ro", "/"]  # the skeleton bwrap built (/, /etc, /opt): not a scratch disk
     argv += ["--clearenv", "--setenv", "PATH", BASE_PATH]
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]
+    return argv
+
+
+def mount_binds(mounts: tuple[tuple[Path, str], ...], taken: list[str]) -> list[str]:
+    """``--bind`` for each absolute ``file_mounts`` destination (:mod:`pasar.core.mounts`):
+    the lease's staged copy, read-write, after everything the sandbox itself needs (so none of
+    it can be shadowed), with 0755 parents a job of another uid can traverse. The spec already
+    refused the fixed paths; a destination over or inside one of this host's own binds (the
+    provider's Python may live anywhere, e.g. ``/root/.pyenv``) is refused here."""
+    argv: list[str] = []
+    for source, dest in mounts:
+        for other in taken:
+            if dest == other or other.startswith(dest + "/") or dest.startswith(other + "/"):
+                raise PasarError(
+                    f"file_mounts: {dest!r} would shadow {other}, which this provider's "
+                    "sandbox binds",
+                    code="mount_conflict",
+                    field=f"file_mounts.{dest}",
+                    hint="mount it elsewhere, e.g. /data or /mnt/data",
+                )
+        argv += skeleton_dirs([dest])
+        argv += ["--bind", str(source), dest]
     return argv
 
 

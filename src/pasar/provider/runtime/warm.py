@@ -221,6 +221,9 @@ class WarmSandbox:
         if the zygote is gone or does not confirm; the caller then runs the lease cold."""
         if WarmKey.of(limits) != self.key:
             raise ValueError("a lease's limits that do not match the warm sandbox's key")
+        if limits.mounts:  # bound as bwrap starts: this one started without them
+            self.discard()
+            raise WarmSandboxBrokenError("absolute file_mounts need a sandbox of their own")
         if not self.alive:
             self.discard()
             raise WarmSandboxBrokenError("the zygote ended before its lease")
