@@ -202,6 +202,18 @@ def answer_dispute(request: Request, dispute_id: str, envelope: Signed) -> TxAns
     return submit_typed(request, envelope, "dispute.answer", dispute_id=dispute_id)
 
 
+@router.post(
+    "/v1/disputes/{dispute_id}/trace",
+    summary="A side's (or the referee's) operator trace of the step a dispute is narrowed to",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("dispute.trace"),
+)
+def trace_dispute(request: Request, dispute_id: str, envelope: Signed) -> TxAnswer:
+    """Every aten operator of the step, ``[name, sha256 of its outputs]``, and the state hash
+    it reached; by the deadline (:mod:`pasar.core.dispute_trace`)."""
+    return submit_typed(request, envelope, "dispute.trace", dispute_id=dispute_id)
+
+
 @router.get("/v1/disputes/{dispute_id}", summary="A pol dispute: its rounds, step and operator")
 def get_dispute(request: Request, dispute_id: str) -> DisputeView:
     """Public, like the lease it is about: the hashes in it are commitments, not data."""
