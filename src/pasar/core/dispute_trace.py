@@ -84,12 +84,20 @@ def referee_for(state: MarketState, dispute: DisputeRecord) -> str | None:
     """The third verifier that referees ``dispute``: one of the lease's eligible verifiers
     (neither party), picked by the dispute's own commitments — fixed before anyone knew which
     operator it would come down to."""
-    lease = state.leases[dispute.lease_id]
-    pool = eligible_verifiers(state, lease, {dispute.verifier, dispute.provider})
+    pool = _referees(state, dispute)
     if not pool:
         return None
     seed = hashlib.sha256(f"{dispute.id}:{dispute.prover_root}:{dispute.verifier_root}".encode())
     return pool[int.from_bytes(seed.digest()[:8], "big") % len(pool)]
+
+
+def _referees(state: MarketState, dispute: DisputeRecord) -> list[str]:
+    """Who may referee: as :func:`~pasar.core.check_handlers.eligible_verifiers` (registered,
+    available, staked, not the client, not a provider of the order, not of the provider's
+    operator) except that a verifier holding a check of this lease may (its replay is
+    independent of both sides); never the disputing verifier."""
+    lease = state.leases[dispute.lease_id]
+    return eligible_verifiers(state, lease, {dispute.verifier}, checkers_too=True)
 
 
 def operator_at(ops: list[tuple[str, str]], index: int) -> dict[str, str]:
