@@ -124,12 +124,14 @@ def pol_challenge(
     response_model_exclude_unset=True,
 )
 def get_check(request: Request, check_id: str, reader: Reader) -> CheckView:
-    """For the check's verifier, the lease's client and provider, and the operator."""
+    """For the check's verifier, the lease's client and provider, the operator, and the
+    referee of a dispute over it (it traces the disputed step as the job ran)."""
     service = service_of(request)
     with service.lock:
         state = service.state
         check = _check(state, check_id)
-        if reader is None or reader != check.verifier:
+        referees = {d.referee for d in state.disputes.values() if d.check_id == check_id}
+        if reader is None or (reader != check.verifier and reader not in referees):
             check_lease_party(state, state.leases[check.lease_id], reader)
         return check_view(service, check)
 
