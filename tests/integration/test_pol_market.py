@@ -153,12 +153,14 @@ def test_a_prover_perturbing_one_weight_once_is_pinned_to_its_step_by_a_dispute(
         # where the user meets it: pasar status prints the dispute and its step
         shown = pasar(tmp_path / "client", gensyn.url, "status", order["order_id"])
         assert f"dispute {dispute['dispute_id']}: prover_lost at {where}" in shown.stdout
-        opener = [
-            v for v in range(3)
-            if json.loads(pasar(tmp_path / f"v{v}", gensyn.url, "verifier", "status",
-                                "--json").stdout)["disputes"]
-        ]  # fmt: skip
-        assert len(opener) == 1
+        # ... and pasar verifier status, for the verifier that opened it and for its referee
+        listed = {
+            v["verifier"]: [d["where"] for d in v["disputes"]]
+            for v in (json.loads(pasar(tmp_path / f"v{i}", gensyn.url, "verifier", "status",
+                                       "--json").stdout) for i in range(3))
+        }  # fmt: skip
+        assert {k for k, v in listed.items() if v} == {dispute["verifier"], dispute["referee"]}
+        assert listed[dispute["referee"]] == [where]
         # it is all transactions: pasar audit replays the dispute to the market's balances
         audited = pasar(tmp_path / "client", gensyn.url, "audit", "--json")
         assert audited.returncode == 0, audited.stdout + audited.stderr

@@ -65,7 +65,11 @@ def verifier(request: Request, verifier_id: str) -> VerifierInfo:
                 for c in state.checks.values()
                 if c.verifier == account and c.status == "assigned"
             ),
-            disputes=[dispute_view(d) for d in state.disputes.values() if d.verifier == account],
+            disputes=[
+                dispute_view(d)
+                for d in state.disputes.values()
+                if account in (d.verifier, d.referee)  # its own, and those it referees
+            ],
         )
 
 
