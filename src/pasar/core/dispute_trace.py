@@ -30,7 +30,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from pasar.core.check_handlers import eligible_verifiers
-from pasar.core.disputes import PROVER, VERIFIER, DisputeRecord, parse_hash
+from pasar.core.disputes import END, PROVER, VERIFIER, DisputeRecord, parse_hash
 from pasar.core.market_records import fail
 from pasar.crypto.merkle import root_of_hashes
 
@@ -44,9 +44,10 @@ MAX_OPERATOR_NAME = 200
 
 
 def parse_operators(value: object) -> list[tuple[str, str]]:
-    """``[[name, 64-hex], ...]`` or a 400 naming ``operators``."""
-    if not isinstance(value, list) or not 0 < len(value) <= MAX_OPERATORS:
-        raise fail(f"operators must be a list of 1 to {MAX_OPERATORS} [name, hash] pairs",
+    """``[[name, 64-hex], ...]`` or a 400 naming ``operators``. It may be empty: a step that
+    computed nothing (a prover that copied its weights forward) dispatched no operator."""
+    if not isinstance(value, list) or len(value) > MAX_OPERATORS:
+        raise fail(f"operators must be a list of at most {MAX_OPERATORS} [name, hash] pairs",
                    code="invalid_dispute", field="operators")  # fmt: skip
     out: list[tuple[str, str]] = []
     for i, item in enumerate(value):
@@ -101,10 +102,10 @@ def _referees(state: MarketState, dispute: DisputeRecord) -> list[str]:
 
 
 def operator_at(ops: list[tuple[str, str]], index: int) -> dict[str, str]:
-    """What one side dispatched at ``index`` (``end of step`` where its list ended)."""
+    """What one side dispatched at ``index`` (:data:`END` where its list ended)."""
     if index < len(ops):
         return {"name": ops[index][0], "hash": ops[index][1]}
-    return {"name": "(end of step)", "hash": ""}
+    return {"name": END, "hash": ""}
 
 
 def pin_operator(dispute: DisputeRecord) -> None:

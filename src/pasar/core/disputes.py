@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 #: a claimed step root from the prover's own (sha256 of the 32 bytes) without reading a blob.
 STEP_ROOT = "step_root.bin"
 PROVER, VERIFIER = "prover", "verifier"
+#: the "operator" of a side whose step ended where the other's went on (a step that skipped
+#: its work dispatched fewer operators, or none)
+END = "(the step ended)"
 #: open: a round waits for both answers; narrowed: the step is found, both sides' operator
 #: traces are awaited (:mod:`pasar.core.dispute_trace`); pinned: the operator is found, the
 #: referee's ruling is awaited; the rest are ends.
@@ -163,8 +166,11 @@ def where(record: DisputeRecord) -> str | None:
     if record.step is None:
         return None
     text = f"step {record.step}"
-    if record.operator is not None:
-        text += f", operator {record.operator['name']} (#{record.operator['index']})"
+    op = record.operator
+    if op is not None and op["name"] == END:
+        text += f", operator #{op['index']}: none, where the honest step ran {op.get('referee')}"
+    elif op is not None:
+        text += f", operator {op['name']} (#{op['index']})"
     elif record.op is not None:
         names = {record.op[PROVER]["name"], record.op[VERIFIER]["name"]}
         text += f", operator #{record.op['index']} ({' / '.join(sorted(names))})"

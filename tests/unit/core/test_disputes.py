@@ -512,7 +512,7 @@ def test_wrong_traces_are_refused_and_change_nothing() -> None:
     # a trace that ends in another state than the side committed at the step
     _refused(s, v, at, "bad_trace", 422, **{**body, "hash": PROVER_HASHES[BAD_FROM]})
     _refused(s, P1, at, "bad_trace", 422, **body)
-    for bad in ([], [["aten.mm"]], [["aten.mm", "nothex"]], [["", h("op", 0)]], "aten.mm"):
+    for bad in ([["aten.mm"]], [["aten.mm", "nothex"]], [["", h("op", 0)]], "aten.mm"):
         code = "invalid_dispute"
         _refused(s, v, at, code, 400, **{**body, "operators": bad})
     _send(s, v, at, **body)
@@ -542,6 +542,24 @@ def test_a_side_that_does_not_trace_the_step_loses(silent: str) -> None:
     honest, cheat = (verifier, P1) if silent == "prover" else (P1, verifier)
     assert after[honest] == before[honest] and after[cheat] < before[cheat]
     assert s.leases[lease].status == ("rejected" if silent == "prover" else "held")
+    books_balance(s)
+
+
+def test_a_step_that_computed_nothing_is_pinned_at_its_first_operator() -> None:
+    """A prover that copied its weights forward dispatched no operator at all: its (empty)
+    trace is accepted, and it parts from the honest one at #0 — the operator it skipped."""
+    s = _gensyn(V1, V2, V3)
+    lease, check = _held_and_mismatched(s)
+    dispute = _pinned(s, check, prover=[])
+    assert s.disputes[dispute].op == {
+        "index": 0,
+        "prover": {"name": "(the step ended)", "hash": ""},
+        "verifier": {"name": HONEST_OPS[0][0], "hash": h("op", 0)},
+    }
+    result = _rule(s, dispute, AT + 60_000)
+    assert result["status"] == "prover_lost" and s.leases[lease].status == "rejected"
+    where = "step 15, operator #0: none, where the honest step ran aten.op0.default"
+    assert dispute_view(s.disputes[dispute])["where"] == where
     books_balance(s)
 
 
