@@ -119,6 +119,7 @@ class Tracer:
         self.account = account
         self.cheat = cheat
         self.started: set[tuple[str, str]] = set()
+        self.threads: list[threading.Thread] = []  # one per trace (a test joins them)
         self._lock = threading.Lock()
 
     def on_event(self, event: dict[str, Any]) -> None:
@@ -131,8 +132,10 @@ class Tracer:
             if (dispute_id, str(status)) in self.started:
                 return
             self.started.add((dispute_id, str(status)))
-        threading.Thread(target=self._trace, args=(dispute_id, str(status)),
-                         name=f"trace-{dispute_id}", daemon=True).start()  # fmt: skip
+        thread = threading.Thread(target=self._trace, args=(dispute_id, str(status)),
+                                  name=f"trace-{dispute_id}", daemon=True)  # fmt: skip
+        self.threads.append(thread)
+        thread.start()
 
     def _trace(self, dispute_id: str, status: str) -> None:
         try:
