@@ -14,7 +14,9 @@ sandboxes, signatures, money — and every number printed comes from the market:
    synthetic two-spirals task; its log streams here as it trains; the held-out accuracy is
    read from the job's (verified) ``metrics.json``;
 5. **@pasar.remote**: a Python function runs on the providers, ``.map`` over a list;
-6. **a cheater is caught** by verifiers re-running its results;
+6. **a cheater is caught** by verifiers re-running its results; with ``--pol``, also a
+   **training cheater** (one weight nudged once) under proof of learning, pinned by a dispute
+   to the exact step and aten operator it cheated at;
 7. **TEE attestation, offline**: Phala's sample TDX quotes (tests/data/tee, not this machine's:
    there is no TEE here) verified with dcap-qvl at a time their collateral is valid — one
    verifies, a flipped byte and an outdated TCB are refused;
@@ -51,6 +53,8 @@ from pasar.devnet import Devnet
 
 EXAMPLE_FILES = ("hello.yaml", "render/render.yaml", "train/train.yaml", "render/stitch.py")
 JOB_TIMEOUT_S = 120.0
+POL_STEPS = 60  # examples/pol_train.py, 60 steps, a checkpoint every 10 (all 6 segments sampled)
+POL_TIMEOUT_S = 300.0
 POLL_S = 0.25
 
 
@@ -119,6 +123,7 @@ class Showcase:
     console: Console = field(default_factory=Console)
     checks: list[tuple[str, bool]] = field(default_factory=list)
     jobs: list[tuple[str, str]] = field(default_factory=list)  # (what, order id)
+    pol: bool = False  # ``--pol``: part 6b, a training cheater pinned to its step and operator
     _client: Client | None = None
 
     # -- printing ---------------------------------------------------------------------------------
@@ -176,6 +181,7 @@ class Showcase:
             self.train_a_model,
             self.remote_map,
             self.catch_a_cheater,
+            *([self.catch_a_training_cheater] if self.pol else []),
             self.attest_offline,
             self.follow_the_money,
         ]
@@ -444,10 +450,67 @@ class Showcase:
         )
         self.net.stop_member(cheater)
 
-    def _follow_checks(self, job: Job) -> dict[str, Any]:
+    # -- 6b. a training cheater, pinned to its step and operator (--pol) ------------------------
+
+    def catch_a_training_cheater(self) -> None:
+        from pasar.train.cheat import Cheat  # pins the thread environment: the demo runs no torch
+
+        self.part("6b. proof of learning: a training cheater pinned to its step and operator")
+        cheater = self.net.add_provider("0.01", cheat="pol:perturb")
+        self.net.stake_provider(cheater, Money.parse("2 USDC"))
+        self.say(
+            f"{cheater.name} joins at 0.01 USDC/h, staked 2 USDC, and nudges one weight of the "
+            "model by 1e-3 once, after an optimizer step (a devnet-only test mode). The job "
+            "trains under [bold]verification: pol[/]: every step's state hash is committed, a "
+            "verifier replays sampled segments from the checkpoints; when one differs it opens "
+            "a dispute — bisection over the step hashes, then over the step's aten operators — "
+            "and a third verifier referees the one operator they part at."
+        )
+        perturbed = min(Cheat.parse("perturb", salt=7).for_run(POL_STEPS).steps)
+        spec = {
+            "run": f"python pol_train.py train --out pol-out --steps {POL_STEPS} --every 10",
+            "inputs": ["pol_train.py"],
+            "outputs": ["pol-out/"],
+            "resources": {"cpus": 1, "memory": 2},
+            "max_price_per_hour": "1 USDC",
+            "max_duration": "5m",
+            "verification": "pol",
+        }
+        job = self.client.launch(spec, base_dir=self.examples)
+        self.jobs.append(("pol (cheater)", job.id))
+        order = self._follow_checks(job, timeout_s=POL_TIMEOUT_S)
+        caught = [x for x in order["leases"] if x["provider"] == cheater.ready]
+        disputes = [
+            d for x in caught
+            for d in self.client.transport.get(f"/v1/leases/{x['lease_id']}/disputes")
+        ]  # fmt: skip
+        for d in disputes:
+            self.say(f"  dispute {d['dispute_id']}: {d['status']} at {d.get('where')}")
+        lost = [d for d in disputes if d["status"] == "prover_lost"]
+        operator = (lost[0].get("operator") or {}) if lost else {}
+        self.check(
+            f"{cheater.name} lost the dispute at exactly the step it cheated on",
+            bool(lost) and lost[0]["step"] == perturbed,
+            f"step {lost[0]['step'] if lost else '?'}; the cheat nudged step {perturbed}",
+        )
+        self.check(
+            "... and the operator is named: its extra in-place add after the optimizer",
+            operator.get("name") == "aten.add_.Tensor",
+            f"operator #{operator.get('index')} {operator.get('name')}, where the honest step "
+            f"ran {operator.get('referee')}",
+        )
+        self.check(
+            "the shard was re-run on an honest provider and paid; the cheater was slashed",
+            order["status"] == "done"
+            and any(x["status"] == "settled" for x in order["leases"])
+            and _micros(self.client.balance(cheater.ready)["stake"]) == 1_000_000,
+        )
+        self.net.stop_member(cheater)
+
+    def _follow_checks(self, job: Job, timeout_s: float = JOB_TIMEOUT_S) -> dict[str, Any]:
         """Print each lease and each verifier's check as they change, until the order ends."""
         said: set[str] = set()
-        deadline = time.monotonic() + JOB_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while True:
             order = job.status()
             for lease in order["leases"]:

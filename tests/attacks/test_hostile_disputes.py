@@ -1,9 +1,9 @@
 """Hostile moves in pol disputes over HTTP (issue 16): a stranger opening a dispute over a check
 it does not hold, a malformed proof, an answer to a dispute that does not exist, a party
-posting the market's own ruling or expiry — each a 4xx naming the field, nothing moved. The
-rules of a real dispute (wrong roots and proofs, deadlines, both directions of settlement) are
-tested on the state machine in tests/unit/core/test_disputes.py and end to end in
-tests/integration/test_pol_market.py."""
+posting the market's own ruling or expiry, a trace of a dispute that does not exist — each a
+4xx naming the field, nothing moved. The rules of a real dispute (wrong roots, proofs and
+traces, deadlines, both directions of settlement) are tested on the state machine in
+tests/unit/core/test_disputes.py and end to end in tests/integration/test_pol_market.py."""
 
 from __future__ import annotations
 
@@ -53,6 +53,14 @@ def test_hostile_dispute_moves_are_refused_and_move_nothing(market_server: Any) 
     wrong = _refused(mallory, "/v1/disputes", "wrong_type", 400, type="dispute.rule",
                      dispute_id="o-0-0.dispute-0", step=1, hash=H)  # fmt: skip
     assert wrong.field == "body.type"
+    # the operator phase: a trace of a dispute that does not exist, a ruling posted as a trace
+    trace = {"type": "dispute.trace", "dispute_id": "o-0-0.dispute-0", "step": 1,
+             "operators": [["aten.add_.Tensor", H]], "hash": H}  # fmt: skip
+    _refused(mallory, "/v1/disputes/o-0-0.dispute-0/trace", "not_found", 404, **trace)
+    _refused(mallory, "/v1/disputes/o-1-0.dispute-0/trace", "path_mismatch", 400, **trace)
+    _refused(mallory, "/v1/disputes/o-0-0.dispute-0/trace", "wrong_type", 400,
+             type="dispute.rule", dispute_id="o-0-0.dispute-0", step=1, hash=H,
+             operator={"index": 0, "name": "aten.add_.Tensor", "hash": H})  # fmt: skip
     with pytest.raises(PasarError) as missing:
         mallory.get("/v1/disputes/o-0-0.dispute-0")
     assert missing.value.status == 404

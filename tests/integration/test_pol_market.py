@@ -113,8 +113,11 @@ def test_a_prover_perturbing_one_weight_once_is_pinned_to_its_step_by_a_dispute(
     """``--cheat pol:perturb``: one weight nudged by 1e-3 at one step. With N = 6 segments
     all sampled (Q + r = 9) it is caught with certainty; the verifier whose replay differs
     opens a dispute, both agents answer its rounds from what they committed, and it narrows
-    to exactly the perturbed step; the checkers' majority referees it: the prover is slashed,
-    the client refunded and the shard re-run on the honest provider."""
+    to exactly the perturbed step; both then trace that step in their sandboxes (the cheater
+    with its cheat: the trace must end in the state it committed) and it is pinned to the
+    operator the cheat added — the in-place ``aten.add_.Tensor`` after the optimizer — which a
+    third verifier, the referee, recomputes; the market's ruling names step and operator: the
+    prover is slashed, the client refunded and the shard re-run on the honest provider."""
     from pasar.train.cheat import Cheat
 
     perturbed = min(Cheat.parse("perturb", salt=7).for_run(60).steps)  # the job's --seed 7
@@ -133,19 +136,31 @@ def test_a_prover_perturbing_one_weight_once_is_pinned_to_its_step_by_a_dispute(
         (dispute,) = alice.transport.get(f"/v1/leases/{rejected['lease_id']}/disputes")
         assert dispute["status"] == "prover_lost" and dispute["loser"] == cheater.account
         assert dispute["step"] == perturbed, dispute  # the exact step
+        # ... and the exact operator: the cheat's extra in-place add, after the same 81
+        # operators (forward, backward, Adam) as the honest step, whose next is the loss read out
+        op = dispute["operator"]
+        assert op["name"] == "aten.add_.Tensor" and op["index"] == 81, dispute
+        assert op["referee"] == "aten._local_scalar_dense.default"
+        assert dispute["referee"] not in (None, dispute["verifier"], cheater.account)
+        counts = {role: x["count"] for role, x in dispute["operators"].items()}
+        assert counts == {"prover": 84, "verifier": 82, "referee": 82}, counts
+        where = f"step {perturbed}, operator aten.add_.Tensor (#81)"
+        assert dispute["where"] == where
         start, end = dispute["segment"]
         assert start < perturbed <= end and dispute["agreed_step"] == perturbed - 1
         assert len(dispute["rounds"]) <= (end - start).bit_length()  # log2 rounds
         assert alice.transport.get(f"/v1/disputes/{dispute['dispute_id']}") == dispute
         # where the user meets it: pasar status prints the dispute and its step
         shown = pasar(tmp_path / "client", gensyn.url, "status", order["order_id"])
-        assert f"dispute {dispute['dispute_id']}: prover_lost at step {perturbed}" in shown.stdout
-        opener = [
-            v for v in range(3)
-            if json.loads(pasar(tmp_path / f"v{v}", gensyn.url, "verifier", "status",
-                                "--json").stdout)["disputes"]
-        ]  # fmt: skip
-        assert len(opener) == 1
+        assert f"dispute {dispute['dispute_id']}: prover_lost at {where}" in shown.stdout
+        # ... and pasar verifier status, for the verifier that opened it and for its referee
+        listed = {
+            v["verifier"]: [d["where"] for d in v["disputes"]]
+            for v in (json.loads(pasar(tmp_path / f"v{i}", gensyn.url, "verifier", "status",
+                                       "--json").stdout) for i in range(3))
+        }  # fmt: skip
+        assert {k for k, v in listed.items() if v} == {dispute["verifier"], dispute["referee"]}
+        assert listed[dispute["referee"]] == [where]
         # it is all transactions: pasar audit replays the dispute to the market's balances
         audited = pasar(tmp_path / "client", gensyn.url, "audit", "--json")
         assert audited.returncode == 0, audited.stdout + audited.stderr

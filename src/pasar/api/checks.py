@@ -71,8 +71,9 @@ class ChallengeView(WireModel):
 
 class DisputeView(WireModel):
     """A pol dispute (:mod:`pasar.core.disputes`): public, like the lease it is about. Once
-    narrowed, ``step`` is the first step the two sides' transitions differ at; a referee's
-    ruling may name the aten ``operator`` (``{index, name}``) they part at."""
+    narrowed, ``step`` is the first step the two sides' transitions differ at; once both traced
+    it, ``pinned_operator`` is the leftmost aten operator they part at, and the referee's
+    ruling names the ``operator`` (``{index, name}``) the loser got wrong."""
 
     dispute_id: str
     lease_id: str
@@ -87,8 +88,16 @@ class DisputeView(WireModel):
     answered: list[str] = Field(default_factory=list)
     deadline_ms: int
     rounds: list[JSONObject] = Field(default_factory=list)
-    status: str  # open | narrowed | prover_lost | verifier_lost | unrefereed | moot
+    # open | narrowed | pinned | prover_lost | verifier_lost | unrefereed | moot
+    status: str
     step: int | None = None
     operator: JSONObject | None = None
+    # the operator phase (pasar.core.dispute_trace): each side's operator root and count, the
+    # leftmost operator they part at, the third verifier refereeing it, and "step 34, operator
+    # aten.add_.Tensor (#27)" once known
+    operators: dict[str, JSONObject] = Field(default_factory=dict)
+    pinned_operator: JSONObject | None = None
+    referee: str | None = None
+    where: str | None = None
     loser: str | None = None
     reason: str | None = None

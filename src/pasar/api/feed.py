@@ -29,6 +29,7 @@ class FeedEvent(OpenModel):
     dispute_id: str | None = None
     asked_step: int | None = None
     status: str | None = None
+    referee: str | None = None  # once pinned to an operator: the third verifier who traces it
 
 
 class FeedPage(WireModel):

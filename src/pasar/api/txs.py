@@ -286,6 +286,18 @@ class DisputeAnswer(TxBody):
     proof: dict[str, Any]
 
 
+class DisputeTrace(TxBody):
+    """The prover's, the verifier's or the referee's trace of the step a dispute is narrowed
+    to: every aten operator it dispatched, ``[name, sha256 of its outputs]``, in order, and
+    the state hash it reached (:mod:`pasar.core.dispute_trace`)."""
+
+    type: Literal["dispute.trace"] = "dispute.trace"
+    dispute_id: str
+    step: int
+    operators: list[list[str]]
+    hash: str
+
+
 class DisputeExpire(TxBody):
     """Market-signed: a dispute's round (or its referee) missed the deadline."""
 
@@ -294,8 +306,9 @@ class DisputeExpire(TxBody):
 
 
 class DisputeRule(TxBody):
-    """Market-signed: a referee's state hash after the narrowed step (and the aten operator it
-    found the two sides part at, ``{index, name}``), computed outside the state machine."""
+    """Market-signed: a referee's state hash after the narrowed step and its output at the
+    operator the two sides part at (``{index, name, hash}``), computed outside the state
+    machine (by the dispute's referee, a third verifier)."""
 
     type: Literal["dispute.rule"] = "dispute.rule"
     dispute_id: str
@@ -423,6 +436,7 @@ TX_BODIES: dict[str, type[TxBody]] = {
         ChallengeOpen,
         DisputeOpen,
         DisputeAnswer,
+        DisputeTrace,
         DisputeExpire,
         DisputeRule,
         CapacityChallenge,

@@ -244,6 +244,12 @@ def demo(
         None, "--examples", help="The examples/ folder (default: the source checkout's)."
     ),
     keep: bool = typer.Option(False, "--keep", help="Keep the temporary network folder."),
+    pol: bool = typer.Option(
+        False,
+        "--pol",
+        help="Add proof of learning: a training cheater pinned to its step and "
+        "operator by a dispute (about a minute more; needs the ml extra: torch).",
+    ),
 ) -> None:
     """The showcase: a local network runs an auction, a tiled render, a training run and
     @pasar.remote .map, then shows every bill, the fees, a conservation check and an audit.
@@ -267,7 +273,7 @@ def demo(
 
     for sig in _STOP_SIGNALS:
         signal.signal(sig, on_signal)
-    show = Showcase(net, examples=examples_dir, out=out.resolve(), console=console)
+    show = Showcase(net, examples=examples_dir, out=out.resolve(), console=console, pol=pol)
     ok = False
     try:
         ok = show.run()

@@ -469,13 +469,9 @@ def _disputes(client: Any, raw: dict[str, Any]) -> list[dict[str, Any]]:
 
 def dispute_line(d: dict[str, Any]) -> str:
     """Where a dispute stands, in one line: the step (and operator) it pinned, and who lost."""
-    where = (
-        f"step {d['step']}"
-        if d.get("step") is not None
-        else (f"steps {d['agreed_step']}..{d['disputed_step']}, asking step {d.get('asked_step')}")
-    )
-    if d.get("operator"):
-        where += f", operator {d['operator'].get('name')}"
+    where = d.get("where") or (
+        f"steps {d['agreed_step']}..{d['disputed_step']}, asking step {d.get('asked_step')}"
+    )  # "step 34, operator aten.add_.Tensor (#81)" once known (pasar.core.disputes.where)
     lost = f"; {d['loser'][:16]}… lost ({d.get('reason')})" if d.get("loser") else ""
     return f"{d['status']} at {where}{lost}"
 

@@ -466,6 +466,11 @@ def answer_dispute(body: txs.DisputeAnswer) -> Call[TxAnswer]:
     return _post(f"/v1/disputes/{body.dispute_id}/answer", body)
 
 
+def trace_dispute(body: txs.DisputeTrace) -> Call[TxAnswer]:
+    """The prover's, the verifier's or the referee's operator trace of the narrowed step."""
+    return _post(f"/v1/disputes/{body.dispute_id}/trace", body)
+
+
 def dispute(dispute_id: str) -> Call[DisputeView]:
     from pasar.api.checks import DisputeView
 

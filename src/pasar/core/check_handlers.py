@@ -61,15 +61,21 @@ def checked_policy(state: MarketState, record: OrderRecord) -> CheckedPolicy | N
 
 
 def eligible_verifiers(
-    state: MarketState, lease: LeaseRecord, exclude: frozenset[str] | set[str] = frozenset()
+    state: MarketState,
+    lease: LeaseRecord,
+    exclude: frozenset[str] | set[str] = frozenset(),
+    *,
+    checkers_too: bool = False,
 ) -> list[str]:
     """Who may check ``lease``, in a fixed order (the seed picks among them): registered and
     available, staked at least the preset's ``verifier_stake``, not the order's client, not a
     provider of any of the order's leases (a verifier never checks a job it ran), not already
-    checking this lease, and not of the provider's operator when both declare one."""
+    checking this lease (unless ``checkers_too``: a dispute's referee may be one), and not of
+    the provider's operator when both declare one."""
     record = state.orders[lease.order_id]
     ran = {state.leases[x].provider for x in record.leases}
-    already = {state.checks[c].verifier for c in lease.checks} | set(exclude)
+    checking = set() if checkers_too else {state.checks[c].verifier for c in lease.checks}
+    already = checking | set(exclude)
     provider = state.providers.get(lease.provider)
     operator = provider.attributes.get("operator") if provider is not None else None
     out: list[str] = []

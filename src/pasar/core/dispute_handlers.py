@@ -9,14 +9,19 @@
   a Merkle proof against its own committed root; once both answered, the market keeps the half
   where they first disagree and asks the next step (deadline: the preset's
   ``check_deadline_s`` per round);
-* ``dispute.expire`` (the market) — a round's deadline passed: the side that did not answer
-  loses (the verifier first: it opened the dispute). A narrowed dispute whose referee did not
-  rule ends ``unrefereed`` and the checkers' majority decides as before (nobody is slashed for
-  a referee's silence);
+* ``dispute.trace`` (the prover, the verifier, then the referee) — once narrowed to step
+  ``t``, each side's operator trace of that step; with both, the market pins the leftmost
+  operator they part at and names a third verifier to referee it
+  (:mod:`pasar.core.dispute_trace`);
+* ``dispute.expire`` (the market) — a deadline passed: the side that did not answer a round or
+  send its trace loses (the verifier first: it opened the dispute). A pinned dispute whose
+  referee did not rule ends ``unrefereed`` and the checkers' majority decides as before
+  (nobody is slashed for a referee's silence);
 * ``dispute.rule`` (the market, carrying a referee's result computed outside ``core``) — the
-  state hash after the narrowed step, recomputed from the agreed state; the side whose hash it
-  equals wins. A ruling that matches neither side is refused (the referee's machine is not the
-  run's environment: never a slash on it).
+  referee's output at the pinned operator ``{index, name, hash}`` (or, where both traces
+  dispatched the same operators, its state hash after the step); the side it equals wins and
+  the operator the loser got wrong is named. A ruling that matches neither side is refused
+  (the referee's machine is not the run's environment: never a slash on it).
 
 Settlement: a prover that loses is a proven cheat — not paid, the client's escrow back on the
 order (the shard runs again), slashed per the preset with the reward to the verifier, who is
@@ -31,6 +36,14 @@ from typing import TYPE_CHECKING, Any
 
 from pasar.core.accounts import LedgerAccount
 from pasar.core.check_handlers import checked_policy, retally, slash
+from pasar.core.dispute_trace import (
+    MAX_OPERATOR_NAME,
+    REFEREE,
+    operator_root,
+    parse_operators,
+    pin_operator,
+    referee_for,
+)
 from pasar.core.disputes import (
     LIVE,
     PROVER,
@@ -49,8 +62,6 @@ from pasar.core.verify.base import Outcome
 
 if TYPE_CHECKING:
     from pasar.core.state import MarketState
-
-MAX_OPERATOR_NAME = 200
 
 
 def _window_ms(state: MarketState) -> int:
@@ -218,8 +229,6 @@ def on_dispute_answer(state: MarketState, tx: Tx) -> Applied:
         else:
             dispute.hi, dispute.hi_hashes = step, dict(dispute.answers)
         _next_round(dispute, tx.at, state)
-        if dispute.status == "narrowed":  # checkers that answered meanwhile may decide now
-            retally(state, state._lease(dispute.lease_id))
     return _applied(tx, dispute, result)
 
 
@@ -231,10 +240,15 @@ def on_dispute_expire(state: MarketState, tx: Tx) -> Applied:
     slashed: list[dict[str, str]] = []
     if lease.status != "held":
         dispute.status, dispute.reason = "moot", f"lease {lease.id} was decided first"
-    elif dispute.status == "narrowed":
+    elif dispute.status == "pinned":
         dispute.status = "unrefereed"
         dispute.reason = "the referee did not rule in time: the checkers decide"
         retally(state, lease)
+    elif dispute.status == "narrowed":  # a side that cannot trace the step it committed loses
+        if VERIFIER not in dispute.traces:
+            slashed = _verifier_loses(state, dispute, lease, f"did not trace step {dispute.step}")
+        else:
+            slashed = _prover_loses(state, dispute, lease, f"did not trace step {dispute.step}")
     elif VERIFIER not in dispute.answers:
         slashed = _verifier_loses(state, dispute, lease, f"missed step {dispute.asked}'s deadline")
     else:
@@ -242,11 +256,55 @@ def on_dispute_expire(state: MarketState, tx: Tx) -> Applied:
     return _applied(tx, dispute, {"slashed": slashed})
 
 
-def on_dispute_rule(state: MarketState, tx: Tx) -> Applied:
-    """A referee's recomputation of the narrowed step (see the module doc)."""
+def on_dispute_trace(state: MarketState, tx: Tx) -> Applied:
+    """A side's (or the referee's) operator trace of the narrowed step
+    (:mod:`pasar.core.dispute_trace`)."""
     dispute = _live(state, tx.body.get("dispute_id"))
-    if dispute.status != "narrowed":
-        raise fail(f"{dispute.id} is still bisecting (step {dispute.asked} asked)",
+    role = {dispute.provider: PROVER, dispute.verifier: VERIFIER}.get(tx.signer)
+    if role is None and dispute.referee is not None and tx.signer == dispute.referee:
+        role = REFEREE
+    if role is None:
+        raise fail("only the disputed lease's provider, its verifier and the dispute's referee "
+                   "trace its step", code="wrong_signer", status=403)  # fmt: skip
+    wanted = "pinned" if role == REFEREE else "narrowed"
+    if dispute.status != wanted:
+        raise fail(f"{dispute.id} is {dispute.status}: the {role} does not trace now",
+                   code="no_question", status=409)  # fmt: skip
+    if tx.at > dispute.deadline:
+        raise fail(f"{dispute.id}'s traces were due by {dispute.deadline} (ms)",
+                   code="late_answer", status=409)  # fmt: skip
+    step = _int(tx.body.get("step"), "step")
+    if step != dispute.step:
+        raise fail(f"{dispute.id} is narrowed to step {dispute.step}, not {step}",
+                   code="wrong_step", status=409, field="step")  # fmt: skip
+    if role in dispute.traces:
+        raise fail(f"the {role} already traced step {step}", code="already_answered",
+                   status=409)  # fmt: skip
+    operators = parse_operators(tx.body.get("operators"))
+    value = parse_hash(tx.body.get("hash"), "hash")
+    if role != REFEREE and value != dispute.hi_hashes[role]:
+        raise fail(f"that trace ends in another state than the {role} committed at step {step}",
+                   code="bad_trace", status=422, field="hash",
+                   hint="trace the committed step from the agreed state before it")  # fmt: skip
+    dispute.traces = {**dispute.traces, role: {
+        "operators": [[n, d] for n, d in operators],
+        "root": operator_root(operators),
+        "count": len(operators),
+        "hash": value,
+    }}  # fmt: skip
+    if role != REFEREE and PROVER in dispute.traces and VERIFIER in dispute.traces:
+        pin_operator(dispute)
+        dispute.status = "pinned"
+        dispute.referee = referee_for(state, dispute)
+        dispute.deadline = tx.at + _window_ms(state)
+    return _applied(tx, dispute, {"role": role})
+
+
+def on_dispute_rule(state: MarketState, tx: Tx) -> Applied:
+    """A referee's recomputation of the pinned step and operator (see the module doc)."""
+    dispute = _live(state, tx.body.get("dispute_id"))
+    if dispute.status != "pinned":
+        raise fail(f"{dispute.id} is {dispute.status}: its step and operator are not pinned yet",
                    code="not_narrowed", status=409)  # fmt: skip
     step = _int(tx.body.get("step"), "step")
     if step != dispute.step:
@@ -259,26 +317,56 @@ def on_dispute_rule(state: MarketState, tx: Tx) -> Applied:
         and isinstance(operator.get("index"), int)
         and isinstance(operator.get("name"), str)
         and 0 < len(operator["name"]) <= MAX_OPERATOR_NAME
+        and isinstance(operator.get("hash"), str)
     ):
-        raise fail("operator must be {index, name} (the referee's leftmost differing aten "
+        raise fail("operator must be {index, name, hash} (the referee's output at the pinned "
                    "operator)", code="invalid_dispute", field="operator")  # fmt: skip
     lease = state._lease(dispute.lease_id)
     if lease.status != "held":
         raise fail(f"lease {lease.id} is {lease.status}: the dispute is moot",
                    code="dispute_over", status=409)  # fmt: skip
-    if value not in dispute.hi_hashes.values():
+    if dispute.op is not None:  # decided by the one operator the two sides part at
+        winner = _operator_winner(dispute, operator)
+    elif operator is not None:
+        raise fail(f"{dispute.id}'s two traces dispatched the same operators: there is no "
+                   "operator to rule on", code="invalid_dispute", field="operator")  # fmt: skip
+    elif value in dispute.hi_hashes.values():
+        winner = PROVER if value == dispute.hi_hashes[PROVER] else VERIFIER
+    else:
         raise fail(f"the referee's hash at step {step} is neither side's: it cannot judge "
                    "this run's environment", code="referee_disagrees", status=409,
                    field="hash")  # fmt: skip
     dispute.referee_hash = value
-    dispute.operator = None if operator is None else {"index": operator["index"],
-                                                      "name": operator["name"]}  # fmt: skip
-    where = f"step {step}" + (f", operator {operator['name']}" if operator else "")
-    if value == dispute.hi_hashes[VERIFIER]:
+    loser = VERIFIER if winner == PROVER else PROVER
+    if dispute.op is not None:  # the operator named is the one the loser got wrong
+        dispute.operator = {"index": dispute.op["index"], "name": dispute.op[loser]["name"],
+                            "referee": dispute.op[winner]["name"]}  # fmt: skip
+    where = f"step {step}" + (
+        f", operator {dispute.operator['name']} (#{dispute.operator['index']})"
+        if dispute.operator
+        else ""
+    )
+    if winner == VERIFIER:
         slashed = _prover_loses(state, dispute, lease, f"its transition at {where} is wrong")
     else:
         slashed = _verifier_loses(state, dispute, lease, f"its transition at {where} is wrong")
     return _applied(tx, dispute, {"slashed": slashed})
+
+
+def _operator_winner(dispute: DisputeRecord, operator: dict[str, Any] | None) -> str:
+    """The side whose output at the pinned operator the referee recomputed."""
+    assert dispute.op is not None
+    index = dispute.op["index"]
+    if operator is None or operator.get("index") != index:
+        raise fail(f"{dispute.id} is pinned to operator #{index}: the ruling must name it",
+                   code="wrong_operator", status=409, field="operator.index")  # fmt: skip
+    mine = {"name": operator.get("name"), "hash": operator.get("hash")}
+    for role in (PROVER, VERIFIER):
+        if dispute.op[role] == mine:
+            return role
+    raise fail(f"the referee's operator #{index} is neither side's: it cannot judge this run's "
+               "environment", code="referee_disagrees", status=409,
+               field="operator")  # fmt: skip
 
 
 def _cancel_checks(state: MarketState, lease: LeaseRecord) -> None:
@@ -328,7 +416,11 @@ def _applied(tx: Tx, dispute: DisputeRecord, more: dict[str, Any]) -> Applied:
     return Applied(
         tx.type,
         {**_summary(dispute), **more},
-        providers={dispute.provider, dispute.verifier},
+        providers={
+            dispute.provider,
+            dispute.verifier,
+            *([dispute.referee] if dispute.referee else []),
+        },
         orders={dispute.order_id},
     )
 
@@ -344,4 +436,6 @@ def _summary(dispute: DisputeRecord) -> dict[str, Any]:
         "step": dispute.step,
         "deadline_ms": dispute.deadline,
         "loser": dispute.loser,
+        "referee": dispute.referee,
+        "pinned_operator": dispute.op,
     }

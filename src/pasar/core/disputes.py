@@ -33,8 +33,13 @@ if TYPE_CHECKING:
 #: a claimed step root from the prover's own (sha256 of the 32 bytes) without reading a blob.
 STEP_ROOT = "step_root.bin"
 PROVER, VERIFIER = "prover", "verifier"
-#: open: a round waits for both answers; narrowed: waits for the referee; the rest are ends.
-LIVE = frozenset({"open", "narrowed"})
+#: the "operator" of a side whose step ended where the other's went on (a step that skipped
+#: its work dispatched fewer operators, or none)
+END = "(the step ended)"
+#: open: a round waits for both answers; narrowed: the step is found, both sides' operator
+#: traces are awaited (:mod:`pasar.core.dispute_trace`); pinned: the operator is found, the
+#: referee's ruling is awaited; the rest are ends.
+LIVE = frozenset({"open", "narrowed", "pinned"})
 
 
 @dataclass
@@ -73,6 +78,13 @@ class DisputeRecord:
     reason: str | None = None
     referee_hash: str | None = None
     operator: dict[str, Any] | None = None  # the operator a referee named, when it did
+    # the operator phase (pasar.core.dispute_trace): each side's trace of the narrowed step
+    # ``{operators, root, count, hash}`` by role, the leftmost operator they part at
+    # ``{index, prover: {name, hash}, verifier: {name, hash}}`` and the third verifier who
+    # referees it
+    traces: dict[str, dict[str, Any]] = field(default_factory=dict)
+    op: dict[str, Any] | None = None
+    referee: str | None = None
 
 
 def live_dispute(state: MarketState, lease_id: str) -> DisputeRecord | None:
@@ -84,11 +96,10 @@ def live_dispute(state: MarketState, lease_id: str) -> DisputeRecord | None:
 
 
 def bisecting(state: MarketState, lease_id: str) -> bool:
-    """Whether a dispute over ``lease_id`` is still in its rounds: no more checkers are
-    assigned and their majority waits meanwhile. Once narrowed, the checkers go on: their
-    majority referees the narrowed step unless a ``dispute.rule`` comes first."""
-    dispute = live_dispute(state, lease_id)
-    return dispute is not None and dispute.status == "open"
+    """Whether a dispute over ``lease_id`` is still running (its step rounds, its operator
+    traces or its referee): no more checkers are assigned and their majority waits meanwhile.
+    When it ends without a ruling (``unrefereed``), the checkers decide as before."""
+    return live_dispute(state, lease_id) is not None
 
 
 def disputes_due(state: MarketState, now_ms: int) -> list[str]:
@@ -150,6 +161,22 @@ def proven(root: str, value: str, proof: MerkleProof, *, index: int, size: int) 
     )
 
 
+def where(record: DisputeRecord) -> str | None:
+    """ "step 34, operator aten.add_.Tensor (#27)": what the views print, once known."""
+    if record.step is None:
+        return None
+    text = f"step {record.step}"
+    op = record.operator
+    if op is not None and op["name"] == END:
+        text += f", operator #{op['index']}: none, where the honest step ran {op.get('referee')}"
+    elif op is not None:
+        text += f", operator {op['name']} (#{op['index']})"
+    elif record.op is not None:
+        names = {record.op[PROVER]["name"], record.op[VERIFIER]["name"]}
+        text += f", operator #{record.op['index']} ({' / '.join(sorted(names))})"
+    return text
+
+
 def dispute_view(record: DisputeRecord) -> dict[str, Any]:
     """What the API and the CLI show of a dispute: where it stands and, once narrowed, the
     step (and, with a referee's ruling, the operator) it was pinned to."""
@@ -170,6 +197,12 @@ def dispute_view(record: DisputeRecord) -> dict[str, Any]:
         "status": record.status,
         "step": record.step,
         "operator": record.operator,
+        "operators": {
+            role: {"root": t["root"], "count": t["count"]} for role, t in record.traces.items()
+        },
+        "pinned_operator": record.op,
+        "referee": record.referee,
+        "where": where(record),
         "loser": record.loser,
         "reason": record.reason,
     }

@@ -68,6 +68,7 @@ from pasar.core.dispute_handlers import (
     on_dispute_expire,
     on_dispute_open,
     on_dispute_rule,
+    on_dispute_trace,
 )
 from pasar.core.disputes import DisputeRecord
 from pasar.core.fees import Charges, billed_cost
@@ -697,6 +698,7 @@ _HANDLERS: dict[str, Callable[[MarketState, Tx], Applied]] = {
     "dispute.answer": on_dispute_answer,
     "dispute.expire": on_dispute_expire,
     "dispute.rule": on_dispute_rule,
+    "dispute.trace": on_dispute_trace,
     "capacity.challenge": on_challenge,
     "capacity.answer": on_answer,
     "capacity.verdict": on_verdict,
@@ -768,6 +770,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "dispute.answer": frozenset({"dispute_id", "step", "hash", "proof"}),
     "dispute.expire": frozenset({"dispute_id"}),
     "dispute.rule": frozenset({"dispute_id", "step", "hash", "operator"}),
+    "dispute.trace": frozenset({"dispute_id", "step", "operators", "hash"}),
     "capacity.challenge": frozenset({"provider", "seed"}),
     "capacity.answer": frozenset({"challenge_id", "sha256"}),
     "capacity.verdict": frozenset({"challenge_id", "result", "reason"}),

@@ -15,7 +15,8 @@ and, for an auction, a provider **invited to bid** sees the order's public requi
 - the **verifiers** given a check of one of its leases (they re-run it: spec, inputs, and the
   provider's outputs to compare with);
 - any staked verifier while one of its settled results may still be challenged (a
-  whistleblower re-checks before it posts a bond).
+  whistleblower re-checks before it posts a bond);
+- the referee of a pol dispute over one of its leases (it traces the disputed step).
 
 Every rule takes the reader's account as proven by a signed request
 (:mod:`pasar.crypto.request_auth`): no signature is a 401, the wrong account a 403.
@@ -61,7 +62,8 @@ def is_operator(state: MarketState, reader: str | None) -> bool:
 
 def is_party(state: MarketState, record: OrderRecord, reader: str) -> bool:
     """The order's client, a provider of one of its leases, a verifier given a check of one
-    of them (it re-runs the job: it reads the spec, the inputs and the provider's outputs), or
+    of them (it re-runs the job: it reads the spec, the inputs and the provider's outputs),
+    the referee of a dispute over one of them (it traces the disputed step as the job ran), or
     the operator."""
     return (
         reader == record.client
@@ -72,6 +74,7 @@ def is_party(state: MarketState, record: OrderRecord, reader: str) -> bool:
             for x in record.leases
             for c in state.leases[x].checks
         )
+        or any(d.referee == reader and d.order_id == record.id for d in state.disputes.values())
         or _may_blow_the_whistle(state, record, reader)
     )
 

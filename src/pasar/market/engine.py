@@ -22,7 +22,8 @@ thing that is due, submits a transaction signed by the market:
   ``check.assign`` while a held lease needs more checks and a verifier may take one, and
   ``check.expire`` for a check past its deadline (it goes to another verifier), and
   ``dispute.expire`` for a pol dispute whose round or referee missed its deadline
-  (:mod:`pasar.core.dispute_handlers`);
+  (:mod:`pasar.core.dispute_handlers`), and ``dispute.rule`` once a dispute's referee traced
+  its pinned step (:func:`pasar.core.dispute_trace.rulings_due`);
 - ``result.auto_approve`` for a held result (``verification: approve``) whose approval window
   passed;
 - ``capacity.challenge`` / ``capacity.verdict`` for the capacity proofs
@@ -54,6 +55,7 @@ from pasar.api.txs import (
     CheckDraw,
     CheckExpire,
     DisputeExpire,
+    DisputeRule,
     LeaseLost,
     Match,
     OrderExpire,
@@ -62,6 +64,7 @@ from pasar.api.txs import (
 )
 from pasar.core.approval_handlers import overdue_approvals
 from pasar.core.check_handlers import verification_due
+from pasar.core.dispute_trace import rulings_due
 from pasar.core.disputes import disputes_due
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
@@ -132,6 +135,7 @@ class Engine:
             judged = overdue_approvals(state, now)
             to_draw, to_assign, to_expire = verification_due(state, now)
             disputes = disputes_due(state, now)
+            rulings = rulings_due(state)  # a referee traced a pinned step: its ruling
             draws = [(x, state.leases[x].receipt_digest or "") for x in to_draw]
         for order_id in waiting:  # the lock is taken again for each: writes get in between
             body = self._match_body(order_id, now)
@@ -144,6 +148,7 @@ class Engine:
         # verification: draws over held receipts, checks for verifiers, missed deadlines
         out.extend(CheckExpire(check_id=check_id) for check_id in to_expire)
         out.extend(DisputeExpire(dispute_id=dispute_id) for dispute_id in disputes)
+        out.extend(DisputeRule.model_validate(body) for body in rulings)
         out.extend(
             CheckDraw(lease_id=lease_id, draw=service.draw(lease_id, digest))
             for lease_id, digest in draws

@@ -64,6 +64,7 @@ from pasar.provider.strategy import PriceTable, Strategy, make_strategy
 from pasar.provider.tee_attest import attest
 from pasar.tee.sources import QuoteSource, detect
 from pasar.verifier.dispute import DisputeAnswerer, provider_side
+from pasar.verifier.trace import Tracer
 
 log = logging.getLogger("pasar.provider")
 
@@ -149,6 +150,9 @@ class Agent:
         self.api = MarketAPI(config.market, self.identity, home=config.home)
         # pol disputes over its leases: answered from the step hashes its receipts committed
         self.disputes = DisputeAnswerer(self.api, provider_side(self.api, self.identity.account_id))
+        # ... and their narrowed step traced as it ran here, cheat and all (pasar.verifier.trace)
+        self.tracer = Tracer(self.api, self.runtime, lambda: workroot_for(config.home),
+                             self.identity.account_id, self._cheat_kind)  # fmt: skip
         self.state = AgentState()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -400,6 +404,7 @@ class Agent:
                     self._stop_lease(lease_id)
             elif kind.startswith("dispute."):  # a pol dispute over a lease of ours
                 self.disputes.on_event(event.model_dump())
+                self.tracer.on_event(event.model_dump())
             elif kind == "capacity.challenge" and self.prover and event.challenge_id:
                 self.prover.on_event(self.api.capacity_challenge(event.challenge_id))
         except PasarError as exc:
@@ -498,6 +503,12 @@ class Agent:
             return None
         self.cheat_log.record(lease_id, self.cheat.kind, order_id=order_id)
         log.warning("cheating on %s (%s)", lease_id, self.cheat.kind)
+        return self.cheat.kind
+
+    def _cheat_kind(self, lease_id: str) -> str | None:
+        """The cheat this agent ran ``lease_id`` with, if any (what its trace must re-run)."""
+        if self.cheat is None or not self.cheat.applies(lease_id):
+            return None
         return self.cheat.kind
 
     def _set_available(self, available: bool) -> None:

@@ -37,8 +37,10 @@ def _digest(value: Any) -> str:
     return digest.hexdigest()
 
 
-def traced_step(run_step: Callable[[], Any]) -> list[tuple[str, str]]:
-    """``(operator, hash of its outputs)`` of every aten operator ``run_step`` dispatches."""
+def traced_step(run_step: Callable[[], Any], *, views: bool = True) -> list[tuple[str, str]]:
+    """``(operator, hash of its outputs)`` of every aten operator ``run_step`` dispatches
+    (``views=False``: without the operators that only alias their input — ``view``,
+    ``select``, ``detach``... compute nothing, and a dispute names the operator that did)."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     trace: list[tuple[str, str]] = []
@@ -49,7 +51,8 @@ def traced_step(run_step: Callable[[], Any]) -> list[tuple[str, str]]:
             self, func: Any, types: Any, args: Any = (), kwargs: Any = None
         ) -> Any:
             out = func(*args, **(kwargs or {}))
-            trace.append((str(func), _digest(out)))
+            if views or not getattr(func, "is_view", False):
+                trace.append((str(func), _digest(out)))
             return out
 
     with Trace():

@@ -50,6 +50,8 @@ CHECKPOINTS = "checkpoints"
 FORMAT = 1
 #: set by a pol verifier: the JSON list of segments ``[[start, end], ...]`` to replay
 REPLAY_ENV = "PASAR_POL_REPLAY"
+#: set by a party to a pol dispute (or its referee): the step to trace operator by operator
+TRACE_ENV = "PASAR_POL_TRACE"
 
 
 @dataclass
@@ -105,6 +107,11 @@ def train(
         replay_for_verifier(build, out, os.environ[REPLAY_ENV])
         raise SystemExit(0)
     cheat = cheat or cheat_from_env(seed)
+    if os.environ.get(TRACE_ENV):
+        from pasar.train.operators import trace_for_dispute
+
+        trace_for_dispute(build, out, os.environ[TRACE_ENV], cheat)
+        raise SystemExit(0)
     if steps < 1 or checkpoint_every < 1:
         raise PasarError(
             "steps and checkpoint_every must be at least 1",

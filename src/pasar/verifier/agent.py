@@ -30,6 +30,7 @@ from pasar.verifier import VERIFIER_KEY
 from pasar.verifier.dispute import DisputeAnswerer
 from pasar.verifier.pol import PolCheckExecutor
 from pasar.verifier.rerun import CheckExecutor
+from pasar.verifier.trace import Tracer
 
 log = logging.getLogger("pasar.verifier")
 
@@ -68,6 +69,9 @@ class VerifierAgent:
         self.pip = PipCache(config.home / PIP_CACHE_DIR, pip.pip_args(), pip.cap_bytes)
         self.state = VerifierState()
         self.disputes = DisputeAnswerer(self.api)  # pol disputes it opened (pasar.verifier.dispute)
+        # ... whose narrowed step it traces, and those it referees (pasar.verifier.trace)
+        self.tracer = Tracer(self.api, self.runtime, lambda: workroot_for(config.home),
+                             self.identity.account_id)  # fmt: skip
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -128,6 +132,7 @@ class VerifierAgent:
             self._maybe_check(event.check_id)
         elif event.type.startswith("dispute."):
             self.disputes.on_event(event.model_dump())
+            self.tracer.on_event(event.model_dump())
 
     def _maybe_check(self, check_id: str) -> None:
         with self._lock:

@@ -68,6 +68,7 @@ BUILDERS: dict[str, tuple[tuple[Any, ...], type[txs.TxBody] | None]] = {
     "verdict": ((txs.CheckVerdict.model_construct(check_id="k-1"),), txs.CheckVerdict),
     "open_dispute": ((txs.DisputeOpen.model_construct(check_id="k-1"),), txs.DisputeOpen),
     "answer_dispute": ((txs.DisputeAnswer.model_construct(dispute_id="d-1"),), txs.DisputeAnswer),
+    "trace_dispute": ((txs.DisputeTrace.model_construct(dispute_id="d-1"),), txs.DisputeTrace),
     "dispute": (("d-1",), None),
     "lease_disputes": (("l-1",), None),
 }

@@ -122,6 +122,44 @@ def _bisect(s: MarketState, dispute: str) -> int:
     return rounds
 
 
+# the step's operators (a synthetic trace; the real one is pasar.train.operators'): the
+# perturbing prover dispatched one more, an in-place add after the optimizer, at #27
+HONEST_OPS = [[f"aten.op{i}.default", h("op", i)] for i in range(30)]
+PINNED = 27
+CHEAT_OPS = [*HONEST_OPS[:PINNED], ["aten.add_.Tensor", h("perturb", PINNED)], *HONEST_OPS[PINNED:]]
+
+
+def _trace(s: MarketState, dispute: str, role: str, at: int, ops: list[list[str]]) -> Any:
+    d = s.disputes[dispute]
+    signer = {"prover": d.provider, "verifier": d.verifier, "referee": d.referee}[role]
+    value = {"prover": PROVER_HASHES[BAD_FROM]}.get(role, VERIFIER_HASHES[BAD_FROM - START])
+    assert signer is not None
+    return _send(s, signer, at, type="dispute.trace", dispute_id=dispute, step=BAD_FROM,
+                 operators=ops, hash=value)  # fmt: skip
+
+
+def _pinned(s: MarketState, check: str, *, prover: list[list[str]] = CHEAT_OPS,
+            verifier: list[list[str]] = HONEST_OPS) -> str:  # fmt: skip
+    """Open, bisect to the step, both sides trace it: pinned to its operator."""
+    dispute = _open(s, check)
+    _bisect(s, dispute)
+    _trace(s, dispute, "prover", AT + 30_000, prover)
+    _trace(s, dispute, "verifier", AT + 31_000, verifier)
+    assert s.disputes[dispute].status == "pinned"
+    return dispute
+
+
+def _rule(s: MarketState, dispute: str, at: int, ops: list[list[str]] = HONEST_OPS) -> Any:
+    """The referee traces the step; the market signs the ruling the engine derives from it."""
+    from pasar.core.dispute_trace import rulings_due
+
+    _trace(s, dispute, "referee", at, ops)
+    bodies = [b for b in rulings_due(s) if b["dispute_id"] == dispute]
+    if not bodies:
+        return None
+    return _market(s, at + 1, type="dispute.rule", **bodies[0])
+
+
 def _stakes(s: MarketState, *accounts: str) -> dict[str, Money]:
     return {a: s.ledger.slashable(a, "USDC") for a in accounts}
 
@@ -145,34 +183,42 @@ def test_bisection_narrows_to_the_first_step_they_disagree_on_in_log2_rounds() -
     books_balance(s)
 
 
-def test_once_narrowed_the_checkers_majority_referees_the_step() -> None:
-    """No referee's ruling yet: the checkers go on, and their decision ends the dispute."""
+def test_once_narrowed_both_trace_the_step_and_it_is_pinned_to_the_leftmost_operator() -> None:
+    """The checkers wait through the operator phase too; the referee is a third verifier."""
     s = _gensyn(V1, V2, V3)
     lease, check = _held_and_mismatched(s)
-    dispute = _open(s, check)
-    _bisect(s, dispute)
-    second = _assign(s, lease, at=AT + 10_000)
-    result = _pol_verdict(s, second, False, at=AT + 11_000)
-    assert result["provider_right"] is False and s.leases[lease].status == "rejected"
+    dispute = _pinned(s, check)
     d = s.disputes[dispute]
-    assert (d.status, d.loser, d.step) == ("prover_lost", P1, BAD_FROM)
-    assert "refereed step 15" in (d.reason or "")
+    assert d.op == {
+        "index": PINNED,
+        "prover": {"name": "aten.add_.Tensor", "hash": h("perturb", 27)},
+        "verifier": {"name": "aten.op27.default", "hash": h("op", 27)},
+    }
+    assert d.referee in {V1, V2, V3} - {d.verifier}
+    view = dispute_view(d)
+    assert (
+        view["operators"]["prover"]["count"] == 31 and view["operators"]["verifier"]["count"] == 30
+    )
+    assert view["operators"]["prover"]["root"] != view["operators"]["verifier"]["root"]
+    _refused(s, MARKET.account_id, AT + 32_000, "no_check_needed", 409, type="check.assign",
+             lease_id=lease, seed=0)  # fmt: skip
+    assert s.leases[lease].status == "held"
     books_balance(s)
 
 
 def test_a_referee_siding_with_the_verifier_slashes_the_cheating_prover_and_refunds() -> None:
     s = _gensyn(V1, V2, V3)
     lease, check = _held_and_mismatched(s)
-    dispute = _open(s, check)
-    _bisect(s, dispute)
     verifier = s.checks[check].verifier
     before = _stakes(s, P1, verifier)
     fee = s.work_cost(s.leases[lease]).scale(Fraction(1, 10))
-    op = {"index": 31, "name": "aten.add_.Tensor"}
-    result = _market(s, AT + 60_000, type="dispute.rule", dispute_id=dispute, step=BAD_FROM,
-                     hash=VERIFIER_HASHES[BAD_FROM - START], operator=op)  # fmt: skip
+    dispute = _pinned(s, check)
+    result = _rule(s, dispute, AT + 60_000)
     assert result["status"] == "prover_lost" and result["loser"] == P1
-    assert s.disputes[dispute].operator == op
+    # the operator the prover got wrong is named: its extra in-place add, #27
+    assert s.disputes[dispute].operator == {"index": PINNED, "name": "aten.add_.Tensor",
+                                            "referee": "aten.op27.default"}  # fmt: skip
+    assert dispute_view(s.disputes[dispute])["where"] == "step 15, operator aten.add_.Tensor (#27)"
     assert s.leases[lease].status == "rejected"
     assert s.orders[s.leases[lease].order_id].free_shards == [0]  # refunded: it runs again
     slashed = before[P1].scale(Fraction(1, 2))
@@ -185,15 +231,17 @@ def test_a_referee_siding_with_the_verifier_slashes_the_cheating_prover_and_refu
 
 
 def test_a_referee_siding_with_the_prover_slashes_the_lying_verifier_and_checks_again() -> None:
+    """A lying verifier: its trace parts from the honest prover's at #12 (a made-up output)."""
     s = _gensyn(V1, V2, V3)
     lease, check = _held_and_mismatched(s)
-    dispute = _open(s, check)
-    _bisect(s, dispute)
     verifier = s.checks[check].verifier
     before = _stakes(s, P1, verifier)
-    result = _market(s, AT + 60_000, type="dispute.rule", dispute_id=dispute, step=BAD_FROM,
-                     hash=PROVER_HASHES[BAD_FROM])  # fmt: skip
+    lie = [*HONEST_OPS[:12], ["aten.op12.default", h("lie", 12)], *HONEST_OPS[13:]]
+    dispute = _pinned(s, check, prover=HONEST_OPS, verifier=lie)
+    result = _rule(s, dispute, AT + 60_000)
     assert result["status"] == "verifier_lost" and result["loser"] == verifier
+    assert s.disputes[dispute].operator == {"index": 12, "name": "aten.op12.default",
+                                            "referee": "aten.op12.default"}  # fmt: skip
     assert s.ledger.slashable(P1, "USDC") == before[P1]  # the honest prover: never slashed
     slashed = before[verifier].scale(Fraction(1, 2))
     assert s.ledger.slashable(verifier, "USDC") == before[verifier] - slashed
@@ -208,19 +256,37 @@ def test_a_referee_siding_with_the_prover_slashes_the_lying_verifier_and_checks_
     books_balance(s)
 
 
-def test_a_referee_matching_neither_side_is_refused() -> None:
+def test_a_referee_matching_neither_side_is_refused_and_only_the_market_rules() -> None:
     s = _gensyn(V1, V2, V3)
     _lease, check = _held_and_mismatched(s)
     dispute = _open(s, check)
     _refused(s, MARKET.account_id, AT + 500, "not_narrowed", 409, type="dispute.rule",
              dispute_id=dispute, step=BAD_FROM, hash=PROVER_HASHES[BAD_FROM])  # fmt: skip
     _bisect(s, dispute)
-    _refused(s, MARKET.account_id, AT + 60_000, "referee_disagrees", 409, type="dispute.rule",
-             dispute_id=dispute, step=BAD_FROM, hash=h("elsewhere", BAD_FROM))  # fmt: skip
-    _refused(s, MARKET.account_id, AT + 60_000, "wrong_step", 409, type="dispute.rule",
-             dispute_id=dispute, step=BAD_FROM + 1, hash=PROVER_HASHES[BAD_FROM])  # fmt: skip
-    _refused(s, V1, AT + 60_000, "wrong_signer", 403, type="dispute.rule",
+    # narrowed but not traced yet: no ruling
+    _refused(s, MARKET.account_id, AT + 20_000, "not_narrowed", 409, type="dispute.rule",
              dispute_id=dispute, step=BAD_FROM, hash=PROVER_HASHES[BAD_FROM])  # fmt: skip
+    _trace(s, dispute, "prover", AT + 30_000, CHEAT_OPS)
+    _trace(s, dispute, "verifier", AT + 31_000, HONEST_OPS)
+    rule = {"type": "dispute.rule", "dispute_id": dispute, "step": BAD_FROM,
+            "hash": PROVER_HASHES[BAD_FROM]}  # fmt: skip
+    honest = {"index": PINNED, "name": "aten.op27.default", "hash": h("op", 27)}
+    m = MARKET.account_id
+    _refused(s, m, AT + 60_000, "wrong_operator", 409, **rule)  # pinned: it must name the op
+    _refused(s, m, AT + 60_000, "wrong_operator", 409, **rule, operator={**honest, "index": 26})
+    _refused(s, m, AT + 60_000, "referee_disagrees", 409, **rule,
+             operator={**honest, "hash": h("elsewhere", 27)})  # fmt: skip
+    _refused(s, m, AT + 60_000, "invalid_dispute", 400, **rule, operator={"index": PINNED})
+    _refused(s, m, AT + 60_000, "wrong_step", 409, **{**rule, "step": BAD_FROM + 1},
+             operator=honest)  # fmt: skip
+    # only the market signs a ruling: not the verifier, nor the referee itself
+    referee = s.disputes[dispute].referee
+    assert referee is not None
+    for signer in (V1, referee, P1):
+        _refused(s, signer, AT + 60_000, "wrong_signer", 403, **rule, operator=honest)
+    # a referee whose trace matches neither side at the operator: no ruling is derived
+    assert _rule(s, dispute, AT + 61_000, [*HONEST_OPS[:PINNED], ["aten.x", h("x", 0)]]) is None
+    assert s.disputes[dispute].status == "pinned"
 
 
 def test_a_prover_that_misses_a_round_loses_and_the_verifier_is_paid() -> None:
@@ -258,8 +324,7 @@ def test_a_verifier_that_misses_a_round_loses_even_if_the_prover_also_did() -> N
 def test_an_unrefereed_dispute_leaves_the_decision_to_the_checkers() -> None:
     s = _gensyn(V1, V2, V3)
     lease, check = _held_and_mismatched(s)
-    dispute = _open(s, check)
-    _bisect(s, dispute)
+    dispute = _pinned(s, check)
     minted = _stakes(s, P1, s.checks[check].verifier)
     d = s.disputes[dispute]
     result = _market(s, d.deadline, type="dispute.expire", dispute_id=dispute)
@@ -311,10 +376,8 @@ def test_a_matching_check_or_a_challenge_check_cannot_be_disputed() -> None:
     s = _gensyn(V1, V2, V3)
     lease, check = _held_and_mismatched(s)
     _refused(s, MARKET.account_id, AT, "wrong_signer", 403, **_open_body(check))
-    dispute = _open(s, check)
-    _bisect(s, dispute)
-    _market(s, AT + 60_000, type="dispute.rule", dispute_id=dispute, step=BAD_FROM,
-            hash=VERIFIER_HASHES[BAD_FROM - START])  # fmt: skip
+    dispute = _pinned(s, check)
+    _rule(s, dispute, AT + 60_000)
     assert s.leases[lease].status == "rejected"
     _refused(s, s.checks[check].verifier, AT + 61_000, "nothing_to_dispute", 409,
              **_open_body(check))  # fmt: skip
@@ -356,9 +419,19 @@ def test_every_dispute_transaction_undoes_all_its_work_when_it_fails_at_the_end(
                                   hash=VERIFIER_HASHES[step - START],
                                   proof=VERIFIER_TREE.proof(step - START).to_dict()))  # fmt: skip
         m = MARKET.account_id
+        d = s.disputes[dispute]
+        for signer, ops, value in ((P1, CHEAT_OPS, PROVER_HASHES[BAD_FROM]),
+                                   (v, HONEST_OPS, VERIFIER_HASHES[BAD_FROM - START])):  # fmt: skip
+            checked(s, tx(signer, at + 1, type="dispute.trace", dispute_id=dispute,
+                          step=BAD_FROM, operators=ops, hash=value))  # fmt: skip
+        assert d.referee is not None
+        checked(s, tx(d.referee, at + 2, type="dispute.trace", dispute_id=dispute, step=BAD_FROM,
+                      operators=HONEST_OPS, hash=VERIFIER_HASHES[BAD_FROM - START]))  # fmt: skip
         if ending == "rule":
-            checked(s, tx(m, at + 1, type="dispute.rule", dispute_id=dispute,
-                                  step=BAD_FROM, hash=PROVER_HASHES[BAD_FROM]))  # fmt: skip
+            from pasar.core.dispute_trace import rulings_due
+
+            (body,) = rulings_due(s)
+            checked(s, tx(m, at + 3, type="dispute.rule", **body))
         else:
             due = s.disputes[dispute].deadline
             checked(s, tx(m, due, type="dispute.expire", dispute_id=dispute))
@@ -406,16 +479,98 @@ def test_the_agents_open_and_answer_a_dispute_to_its_end_on_their_own() -> None:
     books_balance(s)
 
 
-def test_checkers_that_answered_while_it_bisected_decide_as_soon_as_it_is_narrowed() -> None:
+def test_checkers_that_answered_while_it_ran_decide_when_it_ends_unrefereed() -> None:
     s = _gensyn(V1, V2, V3)
     lease, check = _held_and_mismatched(s)
     second = _assign(s, lease, at=AT - 500)  # assigned before the dispute opened
     dispute = _open(s, check)
     waiting = _pol_verdict(s, second, False, at=AT + 100)
     assert waiting["decided"] is False and waiting["disputed"] is True
-    assert s.leases[lease].status == "held"
     _bisect(s, dispute)
-    assert s.leases[lease].status == "rejected"  # decided at the last answer, not at a deadline
+    _trace(s, dispute, "prover", AT + 30_000, CHEAT_OPS)
+    _trace(s, dispute, "verifier", AT + 31_000, HONEST_OPS)
+    assert s.leases[lease].status == "held"  # the referee comes first
+    _market(s, s.disputes[dispute].deadline, type="dispute.expire", dispute_id=dispute)
+    assert s.leases[lease].status == "rejected"  # decided as the dispute ended unrefereed
     d = s.disputes[dispute]
-    assert (d.status, d.step, d.loser) == ("prover_lost", BAD_FROM, P1)
+    assert (d.status, d.step) == ("unrefereed", BAD_FROM)
+    books_balance(s)
+
+
+def test_wrong_traces_are_refused_and_change_nothing() -> None:
+    s = _gensyn(V1, V2, V3)
+    _lease, check = _held_and_mismatched(s)
+    dispute = _open(s, check)
+    body = {"type": "dispute.trace", "dispute_id": dispute, "step": BAD_FROM,
+            "operators": HONEST_OPS, "hash": VERIFIER_HASHES[BAD_FROM - START]}  # fmt: skip
+    v = s.checks[check].verifier
+    _refused(s, v, AT + 1, "no_question", 409, **body)  # still bisecting
+    _bisect(s, dispute)
+    at = AT + 20_000
+    _refused(s, P2, at, "wrong_signer", 403, **body)
+    _refused(s, v, at, "wrong_step", 409, **{**body, "step": BAD_FROM - 1})
+    # a trace that ends in another state than the side committed at the step
+    _refused(s, v, at, "bad_trace", 422, **{**body, "hash": PROVER_HASHES[BAD_FROM]})
+    _refused(s, P1, at, "bad_trace", 422, **body)
+    for bad in ([["aten.mm"]], [["aten.mm", "nothex"]], [["", h("op", 0)]], "aten.mm"):
+        code = "invalid_dispute"
+        _refused(s, v, at, code, 400, **{**body, "operators": bad})
+    _send(s, v, at, **body)
+    _refused(s, v, at + 1, "already_answered", 409, **body)
+    # the referee is chosen once both traced: nobody referees before
+    others = sorted({V1, V2, V3} - {v})
+    _refused(s, others[0], at + 1, "wrong_signer", 403, **body)
+    late = s.disputes[dispute].deadline + 1
+    _refused(s, P1, late, "late_answer", 409, **{**body, "operators": CHEAT_OPS,
+                                                  "hash": PROVER_HASHES[BAD_FROM]})  # fmt: skip
+    books_balance(s)
+
+
+@pytest.mark.parametrize("silent", ["prover", "verifier"])
+def test_a_side_that_does_not_trace_the_step_loses(silent: str) -> None:
+    s = _gensyn(V1, V2, V3)
+    lease, check = _held_and_mismatched(s)
+    verifier = s.checks[check].verifier
+    before = _stakes(s, P1, verifier)
+    dispute = _open(s, check)
+    _bisect(s, dispute)
+    speaker = "verifier" if silent == "prover" else "prover"
+    _trace(s, dispute, speaker, AT + 30_000, HONEST_OPS)
+    result = _market(s, s.disputes[dispute].deadline, type="dispute.expire", dispute_id=dispute)
+    assert result["status"] == f"{silent}_lost"
+    after = _stakes(s, P1, verifier)
+    honest, cheat = (verifier, P1) if silent == "prover" else (P1, verifier)
+    assert after[honest] == before[honest] and after[cheat] < before[cheat]
+    assert s.leases[lease].status == ("rejected" if silent == "prover" else "held")
+    books_balance(s)
+
+
+def test_a_step_that_computed_nothing_is_pinned_at_its_first_operator() -> None:
+    """A prover that copied its weights forward dispatched no operator at all: its (empty)
+    trace is accepted, and it parts from the honest one at #0 — the operator it skipped."""
+    s = _gensyn(V1, V2, V3)
+    lease, check = _held_and_mismatched(s)
+    dispute = _pinned(s, check, prover=[])
+    assert s.disputes[dispute].op == {
+        "index": 0,
+        "prover": {"name": "(the step ended)", "hash": ""},
+        "verifier": {"name": HONEST_OPS[0][0], "hash": h("op", 0)},
+    }
+    result = _rule(s, dispute, AT + 60_000)
+    assert result["status"] == "prover_lost" and s.leases[lease].status == "rejected"
+    where = "step 15, operator #0: none, where the honest step ran aten.op0.default"
+    assert dispute_view(s.disputes[dispute])["where"] == where
+    books_balance(s)
+
+
+def test_the_same_operators_leave_the_step_hash_to_the_referee() -> None:
+    """Both traces dispatched the same operators (the states part outside any of them): no
+    operator is pinned, and the referee's state hash after the step decides."""
+    s = _gensyn(V1, V2, V3)
+    _lease, check = _held_and_mismatched(s)
+    dispute = _pinned(s, check, prover=HONEST_OPS, verifier=HONEST_OPS)
+    assert s.disputes[dispute].op is None
+    result = _rule(s, dispute, AT + 60_000)
+    assert result["status"] == "prover_lost" and s.disputes[dispute].operator is None
+    assert dispute_view(s.disputes[dispute])["where"] == "step 15"
     books_balance(s)

@@ -65,7 +65,11 @@ def verifier(request: Request, verifier_id: str) -> VerifierInfo:
                 for c in state.checks.values()
                 if c.verifier == account and c.status == "assigned"
             ),
-            disputes=[dispute_view(d) for d in state.disputes.values() if d.verifier == account],
+            disputes=[
+                dispute_view(d)
+                for d in state.disputes.values()
+                if account in (d.verifier, d.referee)  # its own, and those it referees
+            ],
         )
 
 
@@ -129,12 +133,14 @@ def pol_challenge(
     response_model_exclude_unset=True,
 )
 def get_check(request: Request, check_id: str, reader: Reader) -> CheckView:
-    """For the check's verifier, the lease's client and provider, and the operator."""
+    """For the check's verifier, the lease's client and provider, the operator, and the
+    referee of a dispute over it (it traces the disputed step as the job ran)."""
     service = service_of(request)
     with service.lock:
         state = service.state
         check = _check(state, check_id)
-        if reader is None or reader != check.verifier:
+        referees = {d.referee for d in state.disputes.values() if d.check_id == check_id}
+        if reader is None or (reader != check.verifier and reader not in referees):
             check_lease_party(state, state.leases[check.lease_id], reader)
         return check_view(service, check)
 
@@ -205,6 +211,18 @@ def open_dispute(request: Request, envelope: Signed) -> TxAnswer:
 def answer_dispute(request: Request, dispute_id: str, envelope: Signed) -> TxAnswer:
     """With a Merkle proof against that side's committed root; by the round's deadline."""
     return submit_typed(request, envelope, "dispute.answer", dispute_id=dispute_id)
+
+
+@router.post(
+    "/v1/disputes/{dispute_id}/trace",
+    summary="A side's (or the referee's) operator trace of the step a dispute is narrowed to",
+    response_model_exclude_unset=True,
+    openapi_extra=signs("dispute.trace"),
+)
+def trace_dispute(request: Request, dispute_id: str, envelope: Signed) -> TxAnswer:
+    """Every aten operator of the step, ``[name, sha256 of its outputs]``, and the state hash
+    it reached; by the deadline (:mod:`pasar.core.dispute_trace`)."""
+    return submit_typed(request, envelope, "dispute.trace", dispute_id=dispute_id)
 
 
 @router.get("/v1/disputes/{dispute_id}", summary="A pol dispute: its rounds, step and operator")
