@@ -151,7 +151,7 @@ def test_another_environment_cannot_reproduce_and_sends_no_verdict(
     honest: Path, tmp_path: Path
 ) -> None:
     """Under ``pol:mode=bitwise`` (by default it replays in tolerance mode instead:
-    test_pol_tolerance.py)."""
+    test_tolerance_replay.py)."""
     out = tmp_path / "run"
     shutil.copytree(honest, out)
     manifest: dict[str, Any] = json.loads((out / "manifest.json").read_text())
