@@ -295,9 +295,9 @@ def test_a_lease_runs_the_alternative_the_market_matched_it_under() -> None:
     assert cpu.spec.resources.alternatives is None and cpu.spec.resources.cpus == 3
     limits = limits_for(cpu.spec, allow_network=False)
     assert limits.cpus == 3 and limits.memory_bytes == 5 * 1024**3
-    assert cpu.skypilot_environment()["SKYPILOT_NUM_GPUS_PER_NODE"] == "0"
+    assert skypilot_environment(cpu)["SKYPILOT_NUM_GPUS_PER_NODE"] == "0"
     gpu = LeaseJob.from_view(view(0))
-    assert gpu.skypilot_environment()["SKYPILOT_NUM_GPUS_PER_NODE"] == "2"
+    assert skypilot_environment(gpu)["SKYPILOT_NUM_GPUS_PER_NODE"] == "2"
     for bad in (None, 2, -1):
         with pytest.raises(PasarError) as info:
             LeaseJob.from_view(view(bad))
