@@ -11,7 +11,13 @@ In one run, driven by the same ``--clients`` threads (one keep-alive connection 
 3. with ``--db URL`` (a PostgreSQL server; a fresh database is created on it and dropped) or
    ``--postgres`` (``PASAR_TEST_DATABASE_URL``), the market on PostgreSQL, like 1.
 
-It prints one JSON line: each rate, the market's ratio to the floor, p50/p99 latencies.
+It prints one JSON line: each rate, the market's ratio to the floor, p50/p99 latencies, and
+the CPU seconds each server process spent per request while it was driven (``psutil``: user +
+system, every thread of it) with their ratio ``cpu_ratio = floor_cpu / market_cpu``, and the
+clients' CPU per request. On a machine shared with other work the wall-clock rates swing with
+the load; CPU per request does not. On a quiet two-core machine the clients (one process)
+take about one core and the server the other, so each rate is bounded by the busier side:
+``bound_ratio`` = max(client, floor) / max(client, market), roughly the rates' ratio there.
 
     python benchmarks/bench_api.py [--orders 3000] [--clients 4] [--postgres | --db URL]
 """
@@ -33,6 +39,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import psutil
 
 from pasar.client.raw_orders import prepared_order
 from pasar.client.transport import Transport, tls_for
@@ -52,10 +59,31 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
+def server_process(url: str) -> psutil.Process:
+    """The child process (started by :func:`market_process.market`) listening on ``url``'s port."""
+    port = int(url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if any(c.laddr.port == port for c in child.net_connections("tcp")):
+                return child
+        except psutil.Error:
+            continue
+    raise RuntimeError(f"no child process listens on port {port}")
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU seconds of ``process`` so far (all its threads)."""
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def drive(
     url: str, envelopes: list[dict[str, Any]], clients: int, verify: Any = True
 ) -> dict[str, Any]:
-    """POST every envelope to ``url``/v1/orders from ``clients`` threads; the rate and latencies."""
+    """POST every envelope to ``url``/v1/orders from ``clients`` threads; the rate, latencies
+    the server process's CPU milliseconds per request (``cpu_ms``) and this process's, the
+    clients' (``client_cpu_ms``)."""
+    server = server_process(url)
     latencies: list[float] = []
     errors: list[int] = []
     lock = threading.Lock()
@@ -73,14 +101,20 @@ def drive(
 
     chunks = [envelopes[i::clients] for i in range(clients)]
     threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+    me = psutil.Process()
+    cpu_before, client_before = cpu_seconds(server), cpu_seconds(me)
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     total = time.perf_counter() - start
+    cpu = cpu_seconds(server) - cpu_before
+    client_cpu = cpu_seconds(me) - client_before
     return {
         "per_s": round(len(envelopes) / total, 1),
+        "cpu_ms": round(cpu / len(envelopes) * 1000, 4),
+        "client_cpu_ms": round(client_cpu / len(envelopes) * 1000, 4),
         "p50_ms": round(statistics.median(latencies) * 1000, 2),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
         "errors": len(errors),
@@ -135,6 +169,15 @@ def floor(envelopes: list[dict[str, Any]], clients: int) -> dict[str, Any]:
         return drive(url, envelopes, clients)
 
 
+def bound_ratio(market: dict[str, Any], bare: dict[str, Any]) -> float:
+    """The ratio of the rates a quiet two-core machine would show, from CPU per request alone:
+    the clients (one process, one GIL) and the server each have about one core, so each rate
+    is bounded by the busier of the two, ``1 / max(client, server)``."""
+    market_bound = max(market["client_cpu_ms"], market["cpu_ms"])
+    floor_bound = max(bare["client_cpu_ms"], bare["cpu_ms"])
+    return round(floor_bound / market_bound, 3)
+
+
 @contextmanager
 def fresh_database(server_url: str) -> Iterator[str]:
     """A new empty database on the PostgreSQL server of ``server_url`` (dropped afterwards)."""
@@ -174,6 +217,11 @@ def main() -> None:
         "ratio": round(sqlite["value"] / bare["per_s"], 3),
         "p50_ms": sqlite["p50_ms"],
         "p99_ms": sqlite["p99_ms"],
+        "cpu_ms": sqlite["cpu_ms"],
+        "floor_cpu_ms": bare["cpu_ms"],
+        "cpu_ratio": round(bare["cpu_ms"] / sqlite["cpu_ms"], 3),
+        "client_cpu_ms": sqlite["client_cpu_ms"],
+        "bound_ratio": bound_ratio(sqlite, bare),
         "floor_p50_ms": bare["p50_ms"],
         "floor_p99_ms": bare["p99_ms"],
     }
@@ -186,6 +234,9 @@ def main() -> None:
             postgres_ratio=round(pg["value"] / bare["per_s"], 3),
             postgres_p50_ms=pg["p50_ms"],
             postgres_p99_ms=pg["p99_ms"],
+            postgres_cpu_ms=pg["cpu_ms"],
+            postgres_cpu_ratio=round(bare["cpu_ms"] / pg["cpu_ms"], 3),
+            postgres_bound_ratio=bound_ratio(pg, bare),
         )
         errors += pg["errors"]
     out.update(

@@ -93,3 +93,26 @@ def test_an_order_body_over_the_limit_gets_the_413_before_it_is_read(
         assert response.status_code == 413, response.text
         assert response.json()["error"]["code"] == "too_large"
     assert empty.status_code == 400 and empty.json()["error"]["code"] == "invalid_json"
+
+
+def test_order_requests_are_logged_as_every_request_is(spawn_market: Any, tmp_path: Path) -> None:
+    """The order path writes the request log's line itself: the verified signer for an order
+    that was taken, none for a forged one (an unverified claim is never logged as a signer)."""
+    market = spawn_market(tmp_path / "m")
+    alice, mallory = Party(market), Party(market)
+    alice.fund("5 USDC")
+    order_id = alice.launch(**SPEC)
+    order = prepared_order(mallory.api, mallory.identity, SPEC)
+    envelope = sign(order, mallory.identity, now_ms=wall_clock_ms(), market=alice.api.market)
+    forged = httpx.post(f"{market.url}/v1/orders", json={**envelope, "signer": alice.id})
+    assert forged.status_code == 401
+    lines = [
+        e
+        for e in market.log()
+        if e.get("event") == "request" and e["path"] == "/v1/orders" and e["method"] == "POST"
+    ]
+    assert [(e["status"], e.get("signer")) for e in lines] == [(200, alice.id), (401, None)]
+    assert all(
+        isinstance(e["ms"], float | int) and e["logger"] == "pasar.market.access" for e in lines
+    )
+    assert order_id in {o["order_id"] for o in alice.get("/v1/orders")["orders"]}

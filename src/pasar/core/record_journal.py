@@ -126,6 +126,7 @@ class RecordJournal:
         # capture of the old value and its contents)
         self._records: dict[int, tuple[object, _Snapshot]] = {}
         self._keys: dict[tuple[int, Hashable], _SavedKey] = {}
+        self._added: list[tuple[set[Any], Hashable]] = []
 
     def save(self, record: object) -> None:
         """Remember ``record`` (a mutable dataclass) as it is now, unless already saved."""
@@ -141,6 +142,13 @@ class RecordJournal:
             return
         old = mapping.get(key, _MISSING)
         self._keys[slot] = (mapping, key, _MISSING if old is _MISSING else _capture(old))
+
+    def adding(self, members: set[Any], item: Hashable) -> None:
+        """Remember that ``item``, not in ``members`` now, is about to be added to it: a
+        rollback discards it again. For a set that only grows and may be large (the orders
+        naming a blob), where :meth:`save_key` would copy it whole for every transaction."""
+        if item not in members:
+            self._added.append((members, item))
 
     def touched_records(self) -> list[object]:
         """The records saved so far (to re-derive what depends on them after a rollback)."""
@@ -166,5 +174,9 @@ class RecordJournal:
             else:
                 value, contents = cast("tuple[object, object]", old)
                 mapping[key] = _restore(value, contents)
+        # last: a set saved whole after an item was added holds the item in its copy
+        for members, item in self._added:
+            members.discard(item)
         self._records.clear()
         self._keys.clear()
+        self._added.clear()

@@ -98,6 +98,7 @@ from pasar.core.spec_fields import (
     refuse,
     verification_policy,
 )
+from pasar.core.spec_memo import ParseMemo
 from pasar.core.spec_yaml import SpecError, describe_value, dotted, line_of, load_yaml
 
 Pick = Literal["cheapest", "ordered"]  # how the client chooses among resources.alternatives
@@ -388,6 +389,10 @@ _OUTPUTS_SCHEMA: dict[str, Any] = {
 }
 
 
+#: ``JobSpec.from_public``'s recent results (a bounded memo: see pasar.core.spec_memo)
+_PUBLIC_SPECS: ParseMemo[JobSpec] = ParseMemo()
+
+
 class JobSpec(_Model):
     """A job: see the module docstring for the YAML forms each field accepts."""
 
@@ -582,7 +587,10 @@ class JobSpec(_Model):
         """
         if isinstance(data, Mapping) and "run" not in data:
             data = {**data, "run": PRIVATE_COMMAND}
-        return cls.from_dict(data, source=source)
+        # the market parses one for every order; equal plain data gives an equal (immutable)
+        # spec, so recent ones are reused (pasar.core.spec_memo says what keeps that exact)
+        parsed = data
+        return _PUBLIC_SPECS.parse(data, source, lambda: cls.from_dict(parsed, source=source))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)

@@ -511,9 +511,17 @@ class MarketState:
         mapping[key] = value
 
     def _index_blob(self, sha256: str, order_id: str) -> None:
-        """Record that ``order_id`` names the blob (who may read it), undone on failure."""
-        self._changing_key(self.blob_orders, sha256)
-        self.blob_orders.setdefault(sha256, set()).add(order_id)
+        """Record that ``order_id`` names the blob (who may read it), undone on failure.
+
+        An existing set is not saved whole (:meth:`RecordJournal.adding`): a blob that every
+        order of a client names (its common input) is named by thousands of orders."""
+        orders = self.blob_orders.get(sha256)
+        if orders is None:
+            self._put(self.blob_orders, sha256, {order_id})
+            return
+        if self._journal is not None:
+            self._journal.adding(orders, order_id)
+        orders.add(order_id)
 
     def _roll_back(self, journal: RecordJournal) -> None:
         providers = {r.id for r in journal.touched_records() if isinstance(r, ProviderRecord)}

@@ -68,6 +68,9 @@ class Notifier:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
         self._stopping = False
+        # a wake-up is scheduled on the loop and has not run yet: a publish meanwhile needs
+        # none of its own (its event is in the list before that wake-up runs)
+        self._wake_pending = False
 
     @property
     def stopping(self) -> bool:
@@ -83,6 +86,7 @@ class Notifier:
         """Attach to the server's event loop (at startup)."""
         self._loop = loop
         self._changed = asyncio.Event()
+        self._wake_pending = False  # one scheduled on a previous loop will never run
 
     @property
     def head(self) -> int:
@@ -108,11 +112,19 @@ class Notifier:
                 all_providers,
             )
             self._events.append(event)
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake)
+        if not self._wake_pending and self._loop is not None and not self._loop.is_closed():
+            # one wake-up for every publish until it runs: under load (an order, a match, a
+            # heartbeat each publish) that is one write to the loop's self-pipe and one
+            # wake-up of the loop instead of one per event
+            self._wake_pending = True
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:  # the loop closed meanwhile: nobody waits any more
+                self._wake_pending = False
         return event
 
     def _wake(self) -> None:
+        self._wake_pending = False  # first: a publish from here on schedules another
         if self._changed is not None:
             self._changed.set()
             self._changed = asyncio.Event()

@@ -46,6 +46,8 @@ from pasar.market.dashboard import routes as dashboard
 from pasar.market.engine import Engine
 from pasar.market.logging import configure_logging, log_event
 from pasar.market.notifier import Notifier
+from pasar.market.order_fast_path import METHOD as ORDER_METHOD
+from pasar.market.order_fast_path import PATH as ORDER_PATH
 from pasar.market.order_fast_path import OrderFastPath
 from pasar.market.routes import accounts, capacity, checks, leases, orders, providers, stats, tee
 from pasar.market.routes import chain as chain_routes
@@ -151,7 +153,7 @@ def build_app(
         routers=BUSINESS_ROUTERS,
         lifespan=lifespan,
         clock=now,
-        fast_paths=(OrderFastPath,),
+        fast_paths={(ORDER_METHOD, ORDER_PATH): OrderFastPath},
     )
     app.state.service = service
     app.state.engine = engine

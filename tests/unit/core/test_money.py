@@ -188,3 +188,17 @@ def test_parse_rate_rejects(bad: str) -> None:
     with pytest.raises(MoneyError) as err:
         parse_rate(bad, field="fees.take")
     assert err.value.field == "fees.take"
+
+
+@given(
+    micros,
+    st.fractions(min_value=-(10**6), max_value=10**6, max_denominator=10**9)
+    | st.integers(min_value=-(10**6), max_value=10**6),
+    st.integers(min_value=1, max_value=10**7),
+    currencies,
+)
+def test_scale_is_the_exact_product_floored(
+    m: int, rate: Fraction | int, denominator: int, cur: str
+) -> None:
+    exact = Fraction(m) * Fraction(rate) / denominator
+    assert Money(m, cur).scale(rate, denominator).micros == exact.numerator // exact.denominator

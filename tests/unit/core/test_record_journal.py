@@ -97,3 +97,28 @@ def test_a_field_replaced_whole_is_kept_by_reference_not_copied() -> None:
     record.note = "matched"
     journal.rollback()
     assert record.reasons is reasons and record == Matched(reasons=dict(reasons))
+
+
+def test_items_added_to_a_set_are_discarded_again_without_copying_it() -> None:
+    members = {"o1", "o2"}
+    index: dict[str, set[str]] = {"h1": members}
+    journal = RecordJournal()
+    journal.adding(members, "o3")
+    members.add("o3")
+    journal.adding(members, "o1")  # already there before: stays after the rollback
+    journal.adding(members, "o3")  # added twice in one transaction: saved once
+    members.add("o3")
+    assert journal._keys == {} and journal._records == {}  # nothing copied
+    journal.rollback()
+    assert index == {"h1": {"o1", "o2"}} and index["h1"] is members
+
+
+def test_a_set_saved_whole_after_an_item_was_added_loses_the_item_too() -> None:
+    index: dict[str, set[str]] = {"h1": {"o1"}}
+    journal = RecordJournal()
+    journal.adding(index["h1"], "o2")
+    index["h1"].add("o2")
+    journal.save_key(index, "h1")  # its copy holds o2
+    index["h1"].add("o3")
+    journal.rollback()
+    assert index == {"h1": {"o1"}}

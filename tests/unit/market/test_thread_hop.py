@@ -57,3 +57,37 @@ def test_a_call_whose_caller_stopped_waiting_before_it_started_is_skipped() -> N
 
     asyncio.run(main())
     assert ran == ["after"]
+
+
+def test_calls_finishing_together_share_one_wake_up_of_the_loop() -> None:
+    hop = ThreadHop(4, "test-hop-burst")
+    release = threading.Event()
+    finished = threading.Semaphore(0)
+
+    def work(n: int) -> int:
+        release.wait()
+        finished.release()
+        return n
+
+    async def main() -> tuple[list[int], int]:
+        loop = asyncio.get_running_loop()
+        scheduled = []
+        original = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = (  # type: ignore[method-assign]
+            lambda callback, *args: scheduled.append(1) or original(callback, *args)
+        )
+        calls = asyncio.gather(*(hop.run(work, n) for n in range(4)))
+        await asyncio.sleep(0)  # every call is queued
+        release.set()
+        for _ in range(4):  # the loop runs no callback while all four finish
+            finished.acquire()
+        return await calls, len(scheduled)
+
+    answers, scheduled = asyncio.run(main())
+    assert answers == [0, 1, 2, 3]
+    assert scheduled <= 2  # one, or two if the first drain was scheduled before the last put
+
+
+def test_one_hop_serves_one_loop_after_another() -> None:
+    hop = ThreadHop(1, "test-hop-loops")
+    assert [asyncio.run(hop.run(lambda i=i: i)) for i in range(3)] == [0, 1, 2]
