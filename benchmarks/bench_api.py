@@ -173,8 +173,8 @@ def bound_ratio(market: dict[str, Any], bare: dict[str, Any]) -> float:
     """The ratio of the rates a quiet two-core machine would show, from CPU per request alone:
     the clients (one process, one GIL) and the server each have about one core, so each rate
     is bounded by the busier of the two, ``1 / max(client, server)``."""
-    market_bound = max(market["client_cpu_ms"], market["cpu_ms"])
-    floor_bound = max(bare["client_cpu_ms"], bare["cpu_ms"])
+    market_bound = float(max(market["client_cpu_ms"], market["cpu_ms"]))
+    floor_bound = float(max(bare["client_cpu_ms"], bare["cpu_ms"]))
     return round(floor_bound / market_bound, 3)
 
 

@@ -1,4 +1,4 @@
-"""Recent results of parsing plain JSON data, keyed by the data's canonical bytes.
+"""Recent results of parsing plain JSON data, keyed by the data's JSON bytes.
 
 Why: the market parses the public spec of every order it takes (``JobSpec.from_public``, a
 pydantic validation with the spec's own checks: about a twentieth of an order's CPU), and the
@@ -10,8 +10,9 @@ What keeps it correct (a memo must answer exactly what the parse would):
 
 - only *plain* JSON data is memoized — ``dict``, ``list``, ``str``, ``int``, ``bool``,
   ``None`` of exactly those types (what ``orjson.loads`` returns off the wire), so that equal
-  canonical bytes mean equal input to the parse (no float, enum, tuple or subclass whose text
-  is the same while the parse may treat it differently);
+  bytes mean equal input to the parse (no float, enum, tuple or subclass whose text is the
+  same while the parse may treat it differently); key order is kept in the bytes, since a
+  parse keeps a mapping's order (a job's ``envs``);
 - the key also holds the caller's ``source`` (it names the fields in errors and notes);
 - failures are not memoized: a refused spec is parsed again, and refused again, each time;
 - bounded (the oldest entry goes first), and safe to share between threads (a lost race
@@ -51,12 +52,12 @@ def _is_plain(value: object, depth: int = 0) -> bool:
 
 
 def plain_key(value: object) -> bytes | None:
-    """The canonical JSON bytes of ``value`` if it is plain JSON data (see the module
+    """The JSON bytes of ``value`` (key order kept) if it is plain JSON data (see the module
     docstring), else None (not memoizable)."""
     if not _is_plain(value):
         return None
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(value)
     except orjson.JSONEncodeError:  # an int past 64 bits, a lone surrogate
         return None
 

@@ -28,13 +28,18 @@ def counting(memo: ParseMemo[Any], data: object, source: str = "s") -> tuple[Any
     return memo.parse(data, source, parse), len(calls)
 
 
-def test_equal_plain_data_is_parsed_once_whatever_its_key_order() -> None:
+def test_equal_plain_data_is_parsed_once_and_key_order_counts() -> None:
+    """Key order is part of the key: a parse keeps the order of a mapping's keys (a job's
+    ``envs``), so data differing only in its order is parsed again, never answered with the
+    other order's spec."""
     memo: ParseMemo[Any] = ParseMemo()
     first, n1 = counting(memo, {"a": 1, "b": [True, None, "x"]})
-    again, n2 = counting(memo, {"b": [True, None, "x"], "a": 1})
+    again, n2 = counting(memo, {"a": 1, "b": [True, None, "x"]})
     assert (n1, n2) == (1, 0) and again is first
-    _, n3 = counting(memo, {"a": 1, "b": [True, None, "x"]}, source="other")  # errors name it
-    assert n3 == 1
+    reordered, n3 = counting(memo, {"b": [True, None, "x"], "a": 1})
+    assert n3 == 1 and reordered is not first
+    _, n4 = counting(memo, {"a": 1, "b": [True, None, "x"]}, source="other")  # errors name it
+    assert n4 == 1
 
 
 @pytest.mark.parametrize(
