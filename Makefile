@@ -43,9 +43,14 @@ lint: $(VENV)/.dev-installed
 # Byte-compiled once up front: where PYTHONDONTWRITEBYTECODE is set no import writes a .pyc, so
 # every market, provider, CLI and sandboxed job the tests start would compile pasar's sources
 # again (~50 ms of each start); an up-to-date .pyc is read either way, a stale one ignored.
+# Two workers by default (TEST_WORKERS=0 runs serially): most of the suite waits on real
+# markets, providers and sandboxes, so two files at once finish sooner even on two cores; each
+# file (or group: see tests/conftest.py) runs whole on one worker, its module fixtures once.
+TEST_WORKERS ?= 2
+
 unit: $(VENV)/.dev-installed
 	$(BIN)/python -m compileall -q src
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 
 test: system-deps lint unit
 
