@@ -14,7 +14,8 @@ sandboxes, signatures, money — and every number printed comes from the market:
    synthetic two-spirals task; its log streams here as it trains; the held-out accuracy is
    read from the job's (verified) ``metrics.json``;
 5. **@pasar.remote**: a Python function runs on the providers, ``.map`` over a list;
-6. **a cheater is caught** by verifiers re-running its results; with ``--pol``, also a
+6. **a cheater is caught** by verifiers re-running its results; where torch is installed
+   (or with ``--pol``; ``--no-pol`` leaves it out), also a
    **training cheater** (one weight nudged once) under proof of learning, pinned by a dispute
    to the exact step and aten operator it cheated at;
 7. **TEE attestation, offline**: Phala's sample TDX quotes (tests/data/tee, not this machine's:
@@ -123,7 +124,9 @@ class Showcase:
     console: Console = field(default_factory=Console)
     checks: list[tuple[str, bool]] = field(default_factory=list)
     jobs: list[tuple[str, str]] = field(default_factory=list)  # (what, order id)
-    pol: bool = False  # ``--pol``: part 6b, a training cheater pinned to its step and operator
+    # part 6b, a training cheater pinned to its step and operator: ``--pol``/``--no-pol``;
+    # None (the default) runs it where torch is installed and otherwise says how to add it
+    pol: bool | None = None
     _client: Client | None = None
 
     # -- printing ---------------------------------------------------------------------------------
@@ -181,7 +184,7 @@ class Showcase:
             self.train_a_model,
             self.remote_map,
             self.catch_a_cheater,
-            *([self.catch_a_training_cheater] if self.pol else []),
+            self.catch_a_training_cheater if self._with_pol() else self.tell_of_pol,
             self.attest_offline,
             self.follow_the_money,
         ]
@@ -451,6 +454,24 @@ class Showcase:
         self.net.stop_member(cheater)
 
     # -- 6b. a training cheater, pinned to its step and operator (--pol) ------------------------
+
+    def _with_pol(self) -> bool:
+        """--pol or --no-pol as given; by default where torch imports (the ml extra: the
+        sandboxed training job uses the same Python)."""
+        if self.pol is not None:
+            return self.pol
+        import importlib.util
+
+        return importlib.util.find_spec("torch") is not None
+
+    def tell_of_pol(self) -> None:
+        """Without torch (or with --no-pol): one line on what part 6b would show."""
+        why = "--no-pol" if self.pol is False else "torch is not installed here"
+        self.say(
+            f"[dim]6b. proof of learning (a training cheater pinned to its step and aten "
+            f"operator by a dispute) is skipped: {why}; pip install 'pasar[ml]' and run "
+            "pasar devnet demo --pol to see it[/]"
+        )
 
     def catch_a_training_cheater(self) -> None:
         from pasar.train.cheat import Cheat  # pins the thread environment: the demo runs no torch

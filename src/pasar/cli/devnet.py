@@ -244,11 +244,11 @@ def demo(
         None, "--examples", help="The examples/ folder (default: the source checkout's)."
     ),
     keep: bool = typer.Option(False, "--keep", help="Keep the temporary network folder."),
-    pol: bool = typer.Option(
-        False,
-        "--pol",
-        help="Add proof of learning: a training cheater pinned to its step and "
-        "operator by a dispute (about a minute more; needs the ml extra: torch).",
+    pol: bool | None = typer.Option(
+        None,
+        "--pol/--no-pol",
+        help="Proof of learning: a training cheater pinned to its step and operator by a "
+        "dispute (about a minute). Default: on where torch (the ml extra) is installed.",
     ),
 ) -> None:
     """The showcase: a local network runs an auction, a tiled render, a training run and
