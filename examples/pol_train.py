@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -42,24 +43,38 @@ def spirals(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def build(seed: int) -> pt.Setup:
-    x, y = spirals(torch.Generator().manual_seed(seed))
-    model = torch.nn.Sequential(
-        torch.nn.Linear(2, 32), torch.nn.Tanh(), torch.nn.Linear(32, 32), torch.nn.Tanh(),
-        torch.nn.Linear(32, 2),
-    )  # fmt: skip
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+def make_build(lr: float = 0.01, width: int = 32, depth: int = 2) -> Callable[[int], pt.Setup]:
+    """The job's ``build`` for a learning rate and an MLP of ``depth`` hidden layers of
+    ``width`` (the defaults are the example; a larger ``lr`` or a deeper net drifts further
+    between environments: benchmarks/bench_pol_tolerance.py's harder job)."""
 
-    def batches(step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.randint(0, len(x), (BATCH,), generator=generator)
-        return x[index], y[index]
+    def build(seed: int) -> pt.Setup:
+        x, y = spirals(torch.Generator().manual_seed(seed))
+        layers: list[torch.nn.Module] = [torch.nn.Linear(2, width), torch.nn.Tanh()]
+        for _ in range(depth - 1):
+            layers += [torch.nn.Linear(width, width), torch.nn.Tanh()]
+        model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 2))
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
-    def loss(net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        inputs, targets = batch
-        return functional.cross_entropy(net(inputs), targets)
+        def batches(step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+            index = torch.randint(0, len(x), (BATCH,), generator=generator)
+            return x[index], y[index]
 
-    config = {"batch_size": BATCH, "lr": 0.01, "data": f"two spirals, {POINTS} points, seeded"}
-    return pt.Setup(model, optimizer, batches, loss, config=config)
+        def loss(net: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            inputs, targets = batch
+            return functional.cross_entropy(net(inputs), targets)
+
+        config: dict[str, object] = {
+            "batch_size": BATCH, "lr": lr, "data": f"two spirals, {POINTS} points, seeded",
+        }  # fmt: skip
+        if (width, depth) != (32, 2):
+            config["mlp"] = {"width": width, "depth": depth}
+        return pt.Setup(model, optimizer, batches, loss, config=config)
+
+    return build
+
+
+build = make_build()
 
 
 def main() -> None:
@@ -70,7 +85,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--every", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--depth", type=int, default=2)
     opts = parser.parse_intermixed_args()
+    build = make_build(opts.lr, opts.width, opts.depth)
     if opts.action == "train":
         run = pt.train(
             build, steps=opts.steps, checkpoint_every=opts.every, seed=opts.seed, out=opts.out,

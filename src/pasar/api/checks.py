@@ -37,6 +37,8 @@ class CheckView(WireModel):
     # a pol verdict's mode ("bitwise" or "tolerance") and its distance (tolerance mode)
     mode: str | None = None
     distance: str | None = None
+    noise: str | None = None  # tolerance mode calibrated per job (pasar.core.verify.pol)
+    threshold: str | None = None
     # the checked lease's resources.alternatives index (absent without them): a re-run is
     # sized as its provider ran it
     alternative: int | None = None

@@ -249,6 +249,10 @@ class CheckVerdict(TxBody):
     # largest normalized distance it measured (decimal text): pasar.core.verify.pol
     mode: Literal["bitwise", "tolerance"] | None = None
     distance: str | None = None
+    # tolerance mode calibrated for this job: the distance between the verifier's own replays
+    # in two environments and the threshold it gives (decimal text; core checks the threshold)
+    noise: str | None = None
+    threshold: str | None = None
 
 
 class CheckExpire(TxBody):

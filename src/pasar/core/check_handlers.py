@@ -356,15 +356,22 @@ def on_check_verdict(state: MarketState, tx: Tx) -> Applied:
             code="invalid_verdict",
             field="matches",
         )
-    mode, distance = tx.body.get("mode"), tx.body.get("distance")
+    tolerance_fields = ("mode", "distance", "noise", "threshold")
+    mode, distance, noise, threshold = (tx.body.get(name) for name in tolerance_fields)
     if isinstance(ordered, PolPolicy):
-        mode, distance = check_tolerance_verdict(ordered, matches, mode, distance)
-    elif mode is not None or distance is not None:
-        raise fail("mode and distance are for a pol verdict", code="invalid_verdict",
-                   field="mode" if mode is not None else "distance")  # fmt: skip
+        judged = check_tolerance_verdict(
+            ordered, matches, mode, distance, noise=noise, threshold=threshold
+        )
+        mode, distance, noise, threshold = (judged.mode, judged.distance, judged.noise,
+                                            judged.threshold)  # fmt: skip
+    elif any(tx.body.get(name) is not None for name in tolerance_fields):
+        given = next(name for name in tolerance_fields if tx.body.get(name) is not None)
+        raise fail(f"{given} is for a pol verdict", code="invalid_verdict",
+                   field=given)  # fmt: skip
     check.status = "done"
     check.root = root
     check.mode, check.distance = mode, distance
+    check.noise, check.threshold = noise, threshold
     if by_match:
         check.agrees = matches is True
     else:

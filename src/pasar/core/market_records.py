@@ -276,6 +276,10 @@ class CheckRecord:
     # measured in tolerance mode (decimal text) — :mod:`pasar.core.verify.pol`
     mode: str | None = None
     distance: str | None = None
+    # tolerance mode calibrated per job: the noise between the verifier's own two replays and
+    # the threshold it gave (decimal text) — :func:`pasar.core.verify.pol.calibrated_threshold`
+    noise: str | None = None
+    threshold: str | None = None
 
 
 @dataclass

@@ -759,7 +759,9 @@ _FIELDS: dict[str, frozenset[str]] = {
     "verifier.register": frozenset({"operator"}),
     "check.draw": frozenset({"lease_id", "draw"}),
     "check.assign": frozenset({"lease_id", "seed", "challenge_id"}),
-    "check.verdict": frozenset({"check_id", "root", "outputs", "matches", "mode", "distance"}),
+    "check.verdict": frozenset(
+        {"check_id", "root", "outputs", "matches", "mode", "distance", "noise", "threshold"}
+    ),
     "check.expire": frozenset({"check_id"}),
     "challenge.open": frozenset({"lease_id", "claim", "bond"}),
     "dispute.open": frozenset(

@@ -50,7 +50,10 @@ from pasar.api.txs import CheckVerdict
 from pasar.client import calls
 from pasar.core.errors import PasarError
 from pasar.core.verify.pol import (
+    NOISE_CAP,
     TOLERANCE_THRESHOLD,
+    calibrated_threshold,
+    decimal_text,
     sample_segments,
     segment_bounds,
     segment_count,
@@ -118,6 +121,8 @@ class Judgement:
     disputed: tuple[int, list[str]] | None = None
     mode: str = "bitwise"  # or "tolerance": compared by distance (another environment)
     distance: float | None = None  # tolerance mode: the largest distance measured
+    noise: str | None = None  # tolerance mode: the noise between its own two replays (text)
+    threshold: Fraction | None = None  # tolerance mode: the threshold it held the job to
 
 
 def plan(challenge: dict[str, Any], manifest: dict[str, Any], committed: dict[str, Any]) -> Plan:
@@ -210,14 +215,33 @@ def judge_tolerance(
 ) -> Judgement:
     """A tolerance-mode report: every loaded checkpoint's hash (each segment's start and end,
     and the last) proven under the committed root exactly; each checkpoint-to-checkpoint update
-    norm the committed one up to rounding; and every replayed end within ``threshold`` of the
-    prover's end checkpoint. A commitment that fails is a bitwise fact (loading is exact
-    everywhere); only the distance is tolerance's."""
+    norm the committed one up to rounding; and every replayed end within the job's threshold
+    of the prover's end checkpoint. A commitment that fails is a bitwise fact (loading is exact
+    everywhere); only the distance is tolerance's.
+
+    The job's threshold: ``max(threshold, NOISE_MULTIPLE x noise)``, the noise being the
+    largest distance between this verifier's own two honest replays of the segments
+    (:func:`~pasar.core.verify.pol.calibrated_threshold`). Above :data:`NOISE_CAP` a cheat
+    would hide in the noise: no verdict. Without a noise measured (the second replay failed)
+    a distance above ``threshold`` is no verdict either: never a slash on a distance this
+    verifier cannot tell from honest drift."""
     hashes, norms, root = committed["hashes"], committed["norms"], committed["root"]
     tree = MerkleTree.from_hashes(hashes)
     replayed = report.get("segments")
     if not isinstance(replayed, list) or len(replayed) != len(the_plan.bounds):
         return Judgement(None, "the replay reported no segments (the job is not a harness run?)")
+    noises = [got.get("noise") if isinstance(got, dict) else None for got in replayed]
+    numbers = [float(n) for n in noises if isinstance(n, int | float) and math.isfinite(n)]
+    measured = bool(numbers) and len(numbers) == len(noises)
+    noise_text = repr(max(numbers)) if measured else None
+    limit = threshold
+    if noise_text is not None:
+        if Fraction(noise_text) > NOISE_CAP:
+            why = (f"cannot judge: this job's own honest replays in two environments differ "
+                   f"by {noise_text} (above the cap {float(NOISE_CAP):g}: a cheat would hide "
+                   "in that noise)")  # fmt: skip
+            return Judgement(None, why, None, the_plan.indexes, None, "tolerance")
+        limit = calibrated_threshold(threshold, Fraction(noise_text))
     worst = 0.0
     for index, (start, end), got in zip(the_plan.indexes, the_plan.bounds, replayed, strict=True):
         if (got.get("start"), got.get("end")) != (start, end):
@@ -233,12 +257,17 @@ def judge_tolerance(
             why = f"segment {index}: the committed update norm {norms[index]} is not {norm}"
             return Judgement(False, why, start, the_plan.indexes)
         worst = max(worst, gap)
-        if not gap <= threshold:  # NaN included
+        if not gap <= limit:  # NaN included
             why = (
                 f"segment {index} ({start}..{end}) replayed in another environment ends "
-                f"{gap:.3g} from the committed checkpoint (threshold {float(threshold):g})"
+                f"{gap:.3g} from the committed checkpoint (threshold {float(limit):g}, "
+                f"noise {noise_text})"
             )
-            return Judgement(False, why, end, the_plan.indexes, None, "tolerance", gap)
+            if noise_text is None:
+                why = f"cannot judge: no noise measured ({report.get('noise')}); {why}"
+                return Judgement(None, why, end, the_plan.indexes, None, "tolerance", gap)
+            return Judgement(False, why, end, the_plan.indexes, None, "tolerance", gap,
+                             noise_text, limit)  # fmt: skip
     final = report.get("final_hash")
     if not isinstance(final, str) or not verify_proof(
         root, hash_leaf(final), tree.proof(the_plan.steps)
@@ -246,8 +275,10 @@ def judge_tolerance(
         why = f"the last checkpoint (step {the_plan.steps}) is not the committed final state"
         return Judgement(False, why, the_plan.steps, the_plan.indexes)
     n = len(the_plan.indexes)
-    why = f"{n} sampled segment(s) within {worst:.3g} (tolerance mode, another environment)"
-    return Judgement(True, why, None, the_plan.indexes, None, "tolerance", worst)
+    why = (f"{n} sampled segment(s) within {worst:.3g} of threshold {float(limit):g} "
+           f"(tolerance mode, another environment; noise {noise_text})")  # fmt: skip
+    return Judgement(True, why, None, the_plan.indexes, None, "tolerance", worst,
+                     noise_text, limit if noise_text is not None else None)  # fmt: skip
 
 
 def distance_text(value: float | None) -> str:
@@ -264,6 +295,7 @@ class PolCheckExecutor(CheckExecutor):
     committed: dict[str, Any] | None = None
     refusal: str | None = None  # the prover did not deliver what it committed to
     disputes: DisputeAnswerer | None = None  # the agent's: opens and answers disputes
+    abstained: str | None = None  # why no verdict was sent (it could not judge the run)
 
     def _fetch_inputs(self) -> str | None:
         problem = super()._fetch_inputs()
@@ -340,6 +372,7 @@ class PolCheckExecutor(CheckExecutor):
             judgement = judge(self.committed, self.the_plan, report, limit)
         if judgement.matches is None:  # never a verdict against a run it could not reproduce
             log.warning("check %s: %s: no verdict sent", self.check.check_id, judgement.reason)
+            self.abstained = judgement.reason
             return
         mine = []
         if report_path.is_file():
@@ -379,6 +412,10 @@ class PolCheckExecutor(CheckExecutor):
             matches=matches,
             mode="tolerance" if tolerance else None,
             distance=distance_text(judged.distance) if tolerance and judged else None,
+            noise=judged.noise if tolerance and judged else None,
+            threshold=decimal_text(judged.threshold)
+            if tolerance and judged and judged.noise is not None and judged.threshold is not None
+            else None,
         )
         self.api.perform(calls.verdict(body))
         self.verdict_sent = True

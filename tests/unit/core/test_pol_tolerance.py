@@ -25,11 +25,16 @@ from pasar.core.spec_fields import normalize_verification
 from pasar.core.state import MarketState
 from pasar.core.verify import build_policy
 from pasar.core.verify.pol import (
+    NOISE_CAP,
+    NOISE_MULTIPLE,
     TOLERANCE_HONEST_MAX,
     TOLERANCE_MULTIPLE,
     TOLERANCE_THRESHOLD,
     PolPolicy,
+    ToleranceVerdict,
+    calibrated_threshold,
     check_tolerance_verdict,
+    decimal_text,
 )
 
 ABOVE, BELOW = "0.0003", "3e-06"  # a perturbing prover's distance; an honest one's (bench)
@@ -54,11 +59,13 @@ def test_the_spec_chooses_the_mode_and_a_bad_one_is_refused() -> None:
 
 def test_the_verdict_fields_are_held_to_the_threshold() -> None:
     policy = PolPolicy()
-    assert check_tolerance_verdict(policy, True, None, None) == ("bitwise", None)
-    assert check_tolerance_verdict(policy, True, "tolerance", BELOW) == ("tolerance", BELOW)
-    assert check_tolerance_verdict(policy, False, "tolerance", ABOVE) == ("tolerance", ABOVE)
+    assert check_tolerance_verdict(policy, True, None, None) == ToleranceVerdict("bitwise")
+    got = check_tolerance_verdict(policy, True, "tolerance", BELOW)
+    assert got == ToleranceVerdict("tolerance", BELOW)
+    got = check_tolerance_verdict(policy, False, "tolerance", ABOVE)
+    assert got == ToleranceVerdict("tolerance", ABOVE)
     threshold = str(TOLERANCE_THRESHOLD.numerator / TOLERANCE_THRESHOLD.denominator)
-    assert check_tolerance_verdict(policy, True, "tolerance", threshold)[0] == "tolerance"
+    assert check_tolerance_verdict(policy, True, "tolerance", threshold).mode == "tolerance"
     refused = [
         (False, "tolerance", BELOW, "distance"),  # a mismatch an honest run reaches
         (False, "tolerance", threshold, "distance"),  # at the threshold: never a slash
@@ -77,6 +84,66 @@ def test_the_verdict_fields_are_held_to_the_threshold() -> None:
     with pytest.raises(PasarError) as err:  # the spec asked for bitwise replays only
         check_tolerance_verdict(PolPolicy(mode="bitwise"), True, "tolerance", BELOW)
     assert err.value.field == "mode"
+
+
+NOISY = "0.000404"  # a chaotic job's honest cross-environment noise (bench_pol_tolerance.py)
+
+
+def test_a_calibrated_threshold_is_the_stated_multiple_of_the_noise_never_below_the_floor() -> None:
+    policy = PolPolicy()
+    assert calibrated_threshold(policy.threshold, Fraction(0)) == policy.threshold
+    assert calibrated_threshold(policy.threshold, Fraction(NOISY)) == NOISE_MULTIPLE * Fraction(
+        NOISY
+    )
+    limit = decimal_text(calibrated_threshold(policy.threshold, Fraction(NOISY)))
+    assert Fraction(limit) == Fraction("0.00404")
+    honest = "0.0004"  # above the old fixed threshold: the old code would have slashed
+    assert Fraction(honest) > TOLERANCE_THRESHOLD
+    got = check_tolerance_verdict(policy, True, "tolerance", honest, noise=NOISY, threshold=limit)
+    assert got == ToleranceVerdict("tolerance", honest, NOISY, limit)
+    with pytest.raises(PasarError) as err:  # a mismatch within the job's threshold: no slash
+        check_tolerance_verdict(policy, False, "tolerance", honest, noise=NOISY, threshold=limit)
+    assert err.value.field == "distance"
+    cheat = "0.05"
+    assert (
+        check_tolerance_verdict(
+            policy, False, "tolerance", cheat, noise=NOISY, threshold=limit
+        ).threshold
+        == limit
+    )
+    floor = decimal_text(policy.threshold)  # a quiet job: the floor holds
+    assert (
+        check_tolerance_verdict(
+            policy, True, "tolerance", BELOW, noise="1e-07", threshold=floor
+        ).noise
+        == "1e-07"
+    )
+
+
+def test_a_forged_threshold_or_noise_is_refused() -> None:
+    policy = PolPolicy()
+    limit = decimal_text(calibrated_threshold(policy.threshold, Fraction(NOISY)))
+    refused = [
+        # a threshold that is not max(floor, multiple x noise): raised to certify a cheat
+        (True, "0.01", NOISY, "0.1", "threshold"),
+        # lowered below the floor to slash an honest run
+        (False, "0.00002", "0", "0.00001", "threshold"),
+        (False, ABOVE, NOISY, None, "threshold"),  # noise without its threshold
+        (False, ABOVE, None, limit, "noise"),  # a threshold without the noise
+        (True, BELOW, "-1", limit, "noise"),
+        (True, BELOW, 0.0004, limit, "noise"),  # text only
+        # noise above the cap: a cheat would hide in it; the verifier must abstain
+        (True, "0.05", str(NOISE_CAP * 2), str(NOISE_MULTIPLE * NOISE_CAP * 2), "noise"),
+    ]
+    for matches, distance, noise, threshold, field in refused:
+        with pytest.raises(PasarError) as err:
+            check_tolerance_verdict(
+                policy, matches, "tolerance", distance, noise=noise, threshold=threshold
+            )
+        assert (err.value.code, err.value.field) == ("invalid_verdict", field), (noise, threshold)
+    with pytest.raises(PasarError) as err:  # calibration is tolerance mode's
+        check_tolerance_verdict(policy, True, None, None, noise=NOISY, threshold=limit)
+    assert err.value.field == "noise"
 
 
 # -- through the state -----------------------------------------------------------------------------
@@ -179,3 +246,28 @@ def test_mode_and_distance_are_refused_on_a_job_that_is_not_pol() -> None:
     _refused(s, s.checks[check].verifier, T0 + 6_000, "invalid_verdict", 400,
              type="check.verdict", check_id=check, **_outputs(BAD), mode="tolerance",
              distance=BELOW)  # fmt: skip
+
+
+def test_a_chaotic_job_is_paid_on_a_calibrated_match_and_a_forged_threshold_moves_nothing() -> None:
+    """A job whose honest drift (4e-4) is above the fixed threshold: the verifier's verdict
+    with the noise it measured and the threshold that gives settles it; the same verdict with
+    a threshold lowered to slash, or a noise above the cap, is refused and nothing moves."""
+    s = _gensyn(V1, V2)
+    lease = _held(s)
+    check = _assign(s, lease)
+    v = s.checks[check].verifier
+    limit = decimal_text(calibrated_threshold(TOLERANCE_THRESHOLD, Fraction(NOISY)))
+    before = s.stake_of(P1)
+    for noise, threshold in ((NOISY, "0.0003"), ("0.02", "0.2")):
+        _refused(s, v, T0 + 6_000, "invalid_verdict", 422, type="check.verdict",
+                 check_id=check, **_outputs(BAD), matches=False, mode="tolerance",
+                 distance="0.0004", noise=noise, threshold=threshold)  # fmt: skip
+    assert s.leases[lease].status == "held" and s.stake_of(P1) == before
+    books_balance(s)
+    result = _send(s, v, T0 + 6_000, type="check.verdict", check_id=check, **_outputs(BAD),
+                   matches=True, mode="tolerance", distance="0.0004", noise=NOISY,
+                   threshold=limit)  # fmt: skip
+    assert result["agrees"] is True and s.leases[lease].status == "settled"
+    assert (s.checks[check].noise, s.checks[check].threshold) == (NOISY, limit)
+    assert s.stake_of(P1) == before
+    books_balance(s)

@@ -60,6 +60,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from math import comb
 from typing import TYPE_CHECKING
@@ -82,6 +83,19 @@ MODES = ("auto", "tolerance", "bitwise")
 TOLERANCE_MULTIPLE = 10
 TOLERANCE_HONEST_MAX = Fraction(27, 10**7)  # 2.7e-6: bench_pol_tolerance.py, rounded up
 TOLERANCE_THRESHOLD = TOLERANCE_MULTIPLE * TOLERANCE_HONEST_MAX
+#: per job: a tolerance verifier replays each sampled segment in two environments of its own
+#: and holds the prover to ``max(policy threshold, NOISE_MULTIPLE x their distance)``
+#: (bench_pol_tolerance.py: its two environments are as far apart as either is from the
+#: prover's, so 10x keeps the example's margin)
+NOISE_MULTIPLE = 10
+#: above this measured noise a cheat would hide in it: the verifier abstains (no verdict)
+NOISE_CAP = Fraction(1, 100)
+
+
+def calibrated_threshold(floor: Fraction, noise: Fraction) -> Fraction:
+    """The threshold a tolerance verdict measuring ``noise`` is held to: never below the
+    policy's ``floor`` (the market-wide one), and ``NOISE_MULTIPLE`` × the noise above it."""
+    return max(floor, NOISE_MULTIPLE * noise)
 
 
 @dataclass(frozen=True)
@@ -191,20 +205,43 @@ def parse_argument(argument: str) -> dict[str, int | str]:
     return out
 
 
+@dataclass(frozen=True)
+class ToleranceVerdict:
+    """A pol verdict's checked tolerance fields (all None but ``mode`` for a bitwise one)."""
+
+    mode: str
+    distance: str | None = None
+    noise: str | None = None
+    threshold: str | None = None
+
+
 def check_tolerance_verdict(
-    policy: PolPolicy, matches: object, mode: object, distance: object
-) -> tuple[str, str | None]:
-    """A pol verdict's ``mode`` and ``distance``, checked (``("bitwise", None)`` for a
-    verdict that names neither); a :class:`PasarError` naming the field otherwise.
+    policy: PolPolicy,
+    matches: object,
+    mode: object,
+    distance: object,
+    *,
+    noise: object = None,
+    threshold: object = None,
+) -> ToleranceVerdict:
+    """A pol verdict's ``mode``, ``distance``, ``noise`` and ``threshold``, checked; a
+    :class:`PasarError` naming the field otherwise.
 
     A tolerance verdict needs a policy that allows it and a distance (decimal text, at least
-    0) on the side of the threshold its ``matches`` says: a mismatch at or below the
-    threshold is refused — a verifier never slashes on a distance an honest prover in
-    another environment reaches — and so is a match above it."""
+    0) on the side of its threshold that its ``matches`` says: a mismatch at or below it is
+    refused — a verifier never slashes on a distance an honest prover in another environment
+    reaches — and so is a match above it. The threshold is the policy's, or, where the
+    verdict carries the ``noise`` its verifier measured between two replays of its own, the
+    calibrated :func:`calibrated_threshold` — the verdict states it and it must be exactly
+    that (never below the policy's floor). Core cannot check the noise itself (it replays
+    nothing): a noise above :data:`NOISE_CAP` is refused (the verifier should have abstained),
+    and below it a forged noise is one verifier's word, which the checkers' majority outvotes
+    on a mismatch as it does a forged distance."""
     if mode is None or mode == "bitwise":
-        if distance is not None:
-            raise _verdict_error("a distance is for a tolerance verdict", "distance")
-        return "bitwise", None
+        for name, value in (("distance", distance), ("noise", noise), ("threshold", threshold)):
+            if value is not None:
+                raise _verdict_error(f"a {name} is for a tolerance verdict", name)
+        return ToleranceVerdict("bitwise")
     if mode != "tolerance":
         raise _verdict_error("mode must be bitwise or tolerance", "mode")
     if policy.mode == "bitwise":
@@ -216,19 +253,51 @@ def check_tolerance_verdict(
         raise _verdict_error(
             "a tolerance verdict needs its distance as decimal text at least 0", "distance"
         )
-    if matches is False and value <= policy.threshold:
+    limit = policy.threshold
+    if noise is not None or threshold is not None:
+        measured, stated = _fraction(noise), _fraction(threshold)
+        if measured is None:
+            raise _verdict_error(
+                "a calibrated threshold needs the noise measured, as decimal text at least 0",
+                "noise",
+            )
+        if measured > NOISE_CAP:
+            raise _verdict_error(
+                f"noise {noise} is above the cap {float(NOISE_CAP):g}: a cheat would hide in "
+                "it (a verifier abstains there)",
+                "noise",
+            )
+        limit = calibrated_threshold(policy.threshold, measured)
+        if stated != limit:
+            raise _verdict_error(
+                f"threshold {threshold} is not max(floor {float(policy.threshold):g}, "
+                f"{NOISE_MULTIPLE} x noise {noise}) = {decimal_text(limit)}",
+                "threshold",
+            )
+    if matches is False and value <= limit:
         raise _verdict_error(
-            f"distance {distance} is within the tolerance threshold "
-            f"{float(policy.threshold):g}: not a mismatch",
+            f"distance {distance} is within the tolerance threshold {float(limit):g}: "
+            "not a mismatch",
             "distance",
         )
-    if matches is True and value > policy.threshold:
+    if matches is True and value > limit:
         raise _verdict_error(
-            f"distance {distance} is above the tolerance threshold "
-            f"{float(policy.threshold):g}: not a match",
+            f"distance {distance} is above the tolerance threshold {float(limit):g}: not a match",
             "distance",
         )
-    return "tolerance", str(distance)
+    return ToleranceVerdict(
+        "tolerance", str(distance), None if noise is None else str(noise),
+        None if threshold is None else str(threshold),
+    )  # fmt: skip
+
+
+def decimal_text(value: Fraction) -> str:
+    """``value`` as decimal text that parses back to exactly it (a verdict's threshold: no
+    floats in signed data); exact for any terminating decimal up to 60 digits."""
+    with localcontext() as context:
+        context.prec = 60
+        text = str((Decimal(value.numerator) / Decimal(value.denominator)).normalize())
+    return text
 
 
 def _fraction(text: object) -> Fraction | None:
@@ -247,7 +316,8 @@ def _verdict_error(message: str, field: str) -> PasarError:
         code="invalid_verdict",
         status=422,
         field=field,
-        hint="a tolerance verdict: mode 'tolerance', distance as decimal text (e.g. '3.1e-06')",
+        hint="a tolerance verdict: mode 'tolerance', distance as decimal text (e.g. '3.1e-06'); "
+        "with noise, threshold = max(floor, NOISE_MULTIPLE x noise) as decimal text",
     )
 
 
@@ -268,11 +338,16 @@ def build_pol(argument: str, rules: Verification) -> PolPolicy:
 
 __all__ = [
     "MODES",
+    "NOISE_CAP",
+    "NOISE_MULTIPLE",
     "TOLERANCE_THRESHOLD",
     "PolPolicy",
+    "ToleranceVerdict",
     "build_pol",
+    "calibrated_threshold",
     "challenge_seed",
     "check_tolerance_verdict",
+    "decimal_text",
     "detection",
     "detection_formula",
     "sample_segments",

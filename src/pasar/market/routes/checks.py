@@ -98,6 +98,8 @@ def check_view(service: MarketService, check: CheckRecord) -> CheckView:
         agrees=check.agrees,
         mode=check.mode,
         distance=check.distance,
+        noise=check.noise,
+        threshold=check.threshold,
         root=check.root,
         provider_root=compared_root(receipt),  # the plaintexts' for a sealed job
         spec=service.private.spec_of(record),
