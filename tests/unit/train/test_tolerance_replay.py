@@ -133,7 +133,7 @@ def _report(committed: dict[str, Any], plan: verifier.Plan, **over: Any) -> dict
     hashes, norms = committed["hashes"], committed["norms"]
     segments = [
         {"start": s, "end": e, "start_hash": hashes[s], "end_hash": hashes[e],
-         "distance": 1e-7, "norm": norms[i]}
+         "distance": 1e-7, "norm": norms[i], "noise": 1e-8}
         for i, (s, e) in zip(plan.indexes, plan.bounds, strict=True)
     ]  # fmt: skip
     report = {"mode": "tolerance", "segments": segments, "final_hash": hashes[plan.steps]}
@@ -156,4 +156,19 @@ def test_a_checkpoint_that_is_not_the_committed_state_is_a_bitwise_mismatch(runs
     assert norm.matches is False and "norm" in norm.reason
     far = verifier.judge(committed, plan, _report(committed, plan, distance=math.nan))
     assert far.matches is False and far.mode == "tolerance"
+    assert far.noise == "1e-08" and far.threshold == TOLERANCE_THRESHOLD  # the floor holds
+
+
+def test_a_far_replay_without_its_noise_or_above_the_cap_sends_no_verdict(runs: Path) -> None:
+    """Where the verifier could not measure its own noise (the second replay failed), or the
+    noise is so large that a cheat would hide in it, it abstains: no slash, no certificate."""
+    out = runs / "honest"
+    committed = json.loads((out / "step_hashes.json").read_text())
+    plan = verifier.plan(CHALLENGE, json.loads((out / "manifest.json").read_text()), committed)
+    unmeasured = verifier.judge(committed, plan, _report(committed, plan, noise=None, distance=1.0))
+    assert unmeasured.matches is None and "no noise measured" in unmeasured.reason
+    near = verifier.judge(committed, plan, _report(committed, plan, noise=None))
+    assert near.matches is True and near.noise is None  # within the floor: a match as before
+    noisy = verifier.judge(committed, plan, _report(committed, plan, noise=0.05))
+    assert noisy.matches is None and "above the cap" in noisy.reason
     assert verifier.distance_text(math.inf) == "1e+300"
