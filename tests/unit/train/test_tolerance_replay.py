@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import torch
 
-from pasar.core.verify.pol import TOLERANCE_THRESHOLD
+from pasar.core.verify.pol import NOISE_MULTIPLE, TOLERANCE_THRESHOLD
 from pasar.train import environment, verifier_replay
 from pasar.train.state_hash import state_tensors
 from pasar.train.tolerance import distance
@@ -72,14 +72,15 @@ def test_the_verifier_repeats_the_harness_names() -> None:
     assert verifier.MODE_ENV == verifier_replay.MODE_ENV and verifier.CHOICES == environment.CHOICES
 
 
-def _replay(out: Path, **env: str) -> verifier.Judgement:
-    """A verifier's check of ``out`` in ``env``: plan, the job's own replay, judge."""
+def _replay(out: Path, *options: str, **env: str) -> verifier.Judgement:
+    """A verifier's check of ``out`` in ``env``: plan, the job's own replay (its command
+    line with ``options``), judge."""
     manifest = json.loads((out / "manifest.json").read_text())
     committed = json.loads((out / "step_hashes.json").read_text())
     plan = verifier.plan(CHALLENGE, manifest, committed)
     (out / verifier.REPORT).unlink(missing_ok=True)
     command = [sys.executable, str(EXAMPLE), "train", "--out", str(out), "--steps", "60",
-               "--every", "10"]  # fmt: skip
+               "--every", "10", *options]  # fmt: skip
     replay_env = {"PASAR_POL_REPLAY": json.dumps(plan.bounds), **env}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300,
                           env={**_clean(), **replay_env})  # fmt: skip
@@ -172,3 +173,64 @@ def test_a_far_replay_without_its_noise_or_above_the_cap_sends_no_verdict(runs: 
     noisy = verifier.judge(committed, plan, _report(committed, plan, noise=0.05))
     assert noisy.matches is None and "above the cap" in noisy.reason
     assert verifier.distance_text(math.inf) == "1e+300"
+
+
+# -- a chaotic job: honest drift above the fixed threshold ------------------------------------
+
+HARD = ("--lr", "0.08", "--width", "64", "--depth", "3")  # bench_pol_tolerance.py's "hard" job
+HARD_RUNS = """
+import pasar.train as pt
+import runpy, sys
+from pathlib import Path
+from pasar.train.cheat import Cheat
+build = runpy.run_path(sys.argv[1])["make_build"](0.08, 64, 3)
+for kind in ("honest", "skip", "perturb"):
+    cheat = None if kind == "honest" else Cheat.parse(kind, salt=7)
+    pt.train(build, steps=60, checkpoint_every=10, seed=7, out=Path(sys.argv[2]) / kind,
+             script=sys.argv[1], cheat=cheat)
+"""
+
+
+@pytest.fixture(scope="module")
+def hard_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chaotic job's honest run and two cheats', in the pinned environment."""
+    folder = tmp_path_factory.mktemp("hard")
+    done = subprocess.run([sys.executable, "-c", HARD_RUNS, str(EXAMPLE), str(folder)],
+                          capture_output=True, text=True, timeout=300, env=_clean())  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return folder
+
+
+def test_a_chaotic_honest_job_drifting_above_the_fixed_threshold_is_a_calibrated_match(
+    hard_runs: Path,
+) -> None:
+    """Its honest distance in another environment is above the market-wide threshold (the
+    fixed threshold sent a mismatch, and checkers in that environment would have slashed);
+    the verifier's own two replays measure the job's noise and the threshold it gives
+    covers the honest drift: a match."""
+    judgement = _replay(hard_runs / "honest", *HARD, **OTHER)
+    assert judgement.mode == "tolerance" and judgement.distance is not None
+    assert judgement.distance > TOLERANCE_THRESHOLD  # the fixed threshold: a false mismatch
+    assert judgement.matches is True, judgement.reason
+    assert judgement.noise is not None and judgement.threshold is not None
+    assert judgement.threshold == NOISE_MULTIPLE * Fraction(judgement.noise) > TOLERANCE_THRESHOLD
+    assert judgement.distance <= judgement.threshold
+    assert not (hard_runs / "honest" / verifier_replay.ENDS).exists()  # cleaned up
+
+
+def test_in_the_chaotic_job_a_skipping_prover_is_still_caught_and_a_tiny_perturbation_is_not(
+    hard_runs: Path,
+) -> None:
+    """Skipping 10% of the steps ends far above the calibrated threshold: caught. Nudging one
+    weight by 1e-3 once moves the state less than this job's own environment noise: tolerance
+    mode cannot see it (the documented limit; a verifier in the prover's environment replays
+    bit for bit and does)."""
+    skip = _replay(hard_runs / "skip", *HARD, **OTHER)
+    assert skip.matches is False and skip.mode == "tolerance", skip.reason
+    assert skip.threshold is not None and skip.distance is not None
+    assert skip.distance > skip.threshold
+    perturb = _replay(hard_runs / "perturb", *HARD, **OTHER)
+    assert perturb.threshold is not None and perturb.distance is not None
+    assert perturb.distance <= perturb.threshold and perturb.matches is True, perturb.reason
+    bitwise = _replay(hard_runs / "perturb", *HARD)  # the prover's own environment
+    assert bitwise.matches is False and bitwise.mode == "bitwise", bitwise.reason
