@@ -60,6 +60,11 @@ def test_verifiers_in_another_environment_pay_the_honest_and_catch_a_perturbing_
         assert len(done) >= 2 and all(c["agrees"] is False for c in done)
         assert all(c["mode"] == "tolerance" for c in done), done
         assert all(Fraction(c["distance"]) > TOLERANCE_THRESHOLD for c in done)
+        # each verifier measured the job's noise by its own second replay (in its sandbox)
+        # and held the prover to the threshold that gives, never below the floor
+        assert all(c["noise"] is not None and c["threshold"] is not None for c in done), done
+        assert all(Fraction(c["distance"]) > Fraction(c["threshold"]) >= TOLERANCE_THRESHOLD
+                   for c in done)  # fmt: skip
         assert alice.transport.get(f"/v1/leases/{rejected['lease_id']}/disputes") == []
         assert Money.parse(rejected["bill"]["provider_payout"]).micros == 0
         assert alice.transport.get(f"/v1/accounts/{cheater.account}")["stake"] == "50.00 USDC"
@@ -68,6 +73,8 @@ def test_verifiers_in_another_environment_pay_the_honest_and_catch_a_perturbing_
         check = alice.check(check_id)
         assert check["agrees"] is True and check["mode"] == "tolerance", check
         assert Fraction(check["distance"]) <= TOLERANCE_THRESHOLD
+        assert Fraction(check["distance"]) <= Fraction(check["threshold"])
+        assert Fraction(check["noise"]) > 0  # its two environments differ: it measured drift
         assert Money.parse(settled["bill"]["provider_payout"]).micros > 0
         assert alice.transport.get(f"/v1/accounts/{honest.account}")["stake"] == "100.00 USDC"
         total_minted(alice.transport.get("/v1/state/balances")["balances"])  # conserved

@@ -14,7 +14,9 @@ over every floating-point tensor of the state (parameters and optimizer state,
 a magic number: ``benchmarks/bench_pol_tolerance.py`` measures the largest distance between
 honest runs in different environments over a segment and the cheats' distances, and
 :data:`pasar.core.verify.pol.TOLERANCE_THRESHOLD` is a stated multiple of the honest one
-(docs/verification.md, "Tolerance mode").
+(docs/verification.md, "Tolerance mode") — a floor: each verifier raises it for the job at hand
+to a multiple of the distance between its own two honest replays in two environments
+(:mod:`pasar.train.verifier_replay`, :func:`pasar.core.verify.pol.calibrated_threshold`).
 """
 
 from __future__ import annotations

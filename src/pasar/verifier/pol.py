@@ -21,9 +21,12 @@ check to this verifier with the sample's sizes (:attr:`CheckView.challenge`). Th
 spec asks ``pol:mode=tolerance``), the harness replays in tolerance mode
 (:mod:`pasar.train.verifier_replay`): the segments' end checkpoints are fetched too, each
 replayed end state is compared with the prover's end checkpoint by a normalized distance, and
-:func:`judge_tolerance` holds the largest to the policy's threshold (the challenge's
-``threshold``); the checkpoints' hashes are still held to the committed leaves exactly. The
-verdict carries ``mode: tolerance`` and the distance, and opens no dispute (step hashes across
+:func:`judge_tolerance` holds the largest to the job's threshold: the policy's (the
+challenge's ``threshold``) raised to ``NOISE_MULTIPLE`` x the noise between this verifier's own
+two replays of the segments (the harness runs the second in another environment), no verdict
+above ``NOISE_CAP``; the checkpoints' hashes are still held to the committed leaves exactly. The
+verdict carries ``mode: tolerance``, the distance, the noise and the threshold, and opens no
+dispute (step hashes across
 environments cannot be bisected). Under ``pol:mode=bitwise`` such a verifier sends nothing: the
 check goes to another verifier at its deadline — never a false slash. This machine's own
 choices (``PASAR_TRAIN_CAPABILITY``, ``_THREADS``, ``_MKLDNN``: :mod:`pasar.train.environment`)

@@ -234,3 +234,25 @@ def test_in_the_chaotic_job_a_skipping_prover_is_still_caught_and_a_tiny_perturb
     assert perturb.distance <= perturb.threshold and perturb.matches is True, perturb.reason
     bitwise = _replay(hard_runs / "perturb", *HARD)  # the prover's own environment
     assert bitwise.matches is False and bitwise.mode == "bitwise", bitwise.reason
+
+
+def test_the_second_environment_differs_from_this_one_the_way_the_manifests_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in environment.CHOICES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(verifier_replay, "_capabilities", lambda: ["default", "avx2", "avx512"])
+    mine = {"capability": "AVX2", "threads": 1, "mkldnn": False, "torch": "2.13.0"}
+    second = verifier_replay.second_environment
+    # the prover ran default kernels: the second replay runs them too (what differs)
+    assert second({**mine, "capability": "DEFAULT"}, mine) == {"PASAR_TRAIN_CAPABILITY": "default"}
+    assert second({**mine, "threads": 2, "mkldnn": True}, mine) == {
+        "PASAR_TRAIN_THREADS": "2", "PASAR_TRAIN_MKLDNN": "1",
+    }  # fmt: skip
+    # only the torch version differs (nothing to select): another capability than its own
+    assert second({**mine, "torch": "2.12.0"}, mine) == {"PASAR_TRAIN_CAPABILITY": "default"}
+    here = {**mine, "capability": "DEFAULT"}
+    assert second({**here, "torch": "2.12.0"}, here) == {"PASAR_TRAIN_CAPABILITY": "avx2"}
+    # a capability this CPU lacks is not chosen
+    monkeypatch.setattr(verifier_replay, "_capabilities", lambda: ["default"])
+    assert second({**mine, "capability": "AVX512"}, mine) == {"PASAR_TRAIN_CAPABILITY": "default"}

@@ -45,9 +45,13 @@ data); :func:`check_tolerance_verdict` holds it to the threshold — a mismatch 
 is refused (never a slash on a distance an honest run reaches), a match above it too. A
 tolerance mismatch goes to the checkers' majority as a bitwise one does, but never to a
 step-bisection dispute (step hashes mean nothing across environments: the dispute is
-refused). The spec chooses with ``mode=``: ``auto`` (default: tolerance only where the
-verifier's environment differs), ``tolerance`` (always), ``bitwise`` (never: a verifier in
-another environment sends nothing, as before).
+refused). The threshold is calibrated per job: the verifier replays each segment in two
+environments of its own and the verdict carries that ``noise`` and the ``threshold`` it gives,
+``max(TOLERANCE_THRESHOLD, NOISE_MULTIPLE x noise)`` (:func:`calibrated_threshold`), which
+core checks (it cannot check the noise itself: the checkers' majority outvotes a forged one on a
+mismatch); above :data:`NOISE_CAP` the verifier abstains. The spec chooses with ``mode=``:
+``auto`` (default: tolerance only where the verifier's environment differs), ``tolerance``
+(always), ``bitwise`` (never: a verifier in another environment sends nothing, as before).
 
 A check earns ``fee_rate`` (the preset's ``pol_fee_rate``) × the lease's work cost: a replay
 of s of N segments is that share of the work. The preset sets ``top`` (Q), ``random`` (r) and
