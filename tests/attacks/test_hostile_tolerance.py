@@ -35,4 +35,12 @@ def test_hostile_tolerance_verdicts_are_refused_and_move_nothing(market_server: 
     stray = _refused(mallory, "unknown_field", 400, mode="tolerance", distance="0.5", bonus=1)
     assert stray.field == "body.bonus"
     _refused(mallory, "not_found", 404, mode="tolerance", distance="0.5")
+    # the calibrated threshold's fields: text only, and known to the wire model
+    for name in ("noise", "threshold"):
+        with pytest.raises(PasarError) as bad:
+            mallory.post(f"/v1/checks/{CHECK}/verdict", **BASE, mode="tolerance",
+                         distance="0.5", **{name: 0.001})  # fmt: skip
+        assert bad.value.code == "malformed_envelope" and f"body.{name}" in str(bad.value)
+    _refused(mallory, "not_found", 404, mode="tolerance", distance="0.5", noise="0.001",
+             threshold="0.01")  # fmt: skip
     assert_money_safe(market_server.url)

@@ -166,7 +166,10 @@ def measure_noise(
 ) -> dict[str, Any]:
     """Replay ``segments`` again in :func:`second_environment` (the job's own command, in a
     child process: torch reads the environment when it loads) and return ``{"environment",
-    "segments": [noise per segment]}`` or ``{"environment", "error"}``."""
+    "segments": [noise per segment]}`` or ``{"environment", "error"}``. The child is
+    ``sys.executable`` with this process's ``sys.argv`` (a script started with ``python -m``
+    runs as its file); where it fails no noise is measured, and the verifier then sends no
+    mismatch above the floor (:func:`pasar.verifier.pol.judge_tolerance`)."""
     import torch
 
     other = second_environment(dict(manifest.get("environment") or {}), fingerprint())
