@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from pasar.core.verify.pol import (
     NOISE_CAP,
@@ -138,7 +139,7 @@ def touched(kind: str) -> set[int]:
     return {(step - 1) // EVERY for step in steps}
 
 
-def job_figures(job: str, tmp: Path, other: str, envs: dict[str, dict[str, str]]) -> dict:
+def job_figures(job: str, tmp: Path, other: str, envs: dict[str, dict[str, str]]) -> dict[str, Any]:
     """The per-job figures (see the module doc): trained in A, replayed in ``other``, the
     noise measured back in A's capability (the manifest's: the second environment)."""
     runs = {kind: str(tmp / job / (kind or "honest")) for kind in ("", *CHEATS)}
