@@ -45,12 +45,13 @@ lint: $(VENV)/.dev-installed
 # again (~50 ms of each start); an up-to-date .pyc is read either way, a stale one ignored.
 # Two workers by default (TEST_WORKERS=0 runs serially): most of the suite waits on real
 # markets, providers and sandboxes, so two files at once finish sooner even on two cores; each
-# file (or group: see tests/conftest.py) runs whole on one worker, its module fixtures once.
+# file runs whole on one worker (--dist loadfile), its module fixtures once. (Two Ray clusters
+# at once do not meet: each gang has a network namespace of its own.)
 TEST_WORKERS ?= 2
 
 unit: $(VENV)/.dev-installed
 	$(BIN)/python -m compileall -q src
-	$(BIN)/pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
+	$(BIN)/pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 test: system-deps lint unit
 

@@ -18,23 +18,6 @@ from pasar.provider.runtime import Limits, RunHandle
 from pasar.provider.runtime.sandbox import SandboxRuntime
 from pasar.provider.runtime.warm import WarmKey, WarmSandbox
 
-#: Test files that start real Ray clusters: every head listens on Ray's port 6379 on loopback,
-#: so under pytest-xdist these files share one group and run one after another on one worker
-RAY_CLUSTER_FILES = frozenset(
-    {"tests/integration/test_gang_jobs.py", "tests/e2e/test_cli_cluster.py"}
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for ``pytest -n N --dist loadgroup`` (``make test``): one group per test file, so a
-    file's module-scoped market and providers start once, on one worker; the Ray files share
-    one group. Without xdist the marker does nothing."""
-    for item in items:
-        path = item.path.relative_to(config.rootpath).as_posix()
-        group = "ray-clusters" if path in RAY_CLUSTER_FILES else path
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 settings.register_profile("pasar", suppress_health_check=[HealthCheck.too_slow], deadline=None)
 settings.load_profile("pasar")
 
