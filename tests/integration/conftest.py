@@ -178,7 +178,10 @@ class ProviderProcess:
     stdout_path: Path
     stderr_path: Path
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 120.0) -> int:
+        # a stopping agent drains (its grace), then waits for a warm sandbox still starting
+        # (up to 30 s) and for a capacity proof to reach its next step (up to 30 s): on a
+        # loaded machine (two test files at once) that passed 60 s once
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
