@@ -25,7 +25,6 @@ import dataclasses
 import logging
 import os
 import shutil
-import stat
 import threading
 import time
 from collections.abc import Callable
@@ -42,7 +41,6 @@ from pasar.cluster.ray_nodes import bootstrap_script
 from pasar.cluster.steps import STEPS_DIR, step_file
 from pasar.core.errors import PasarError
 from pasar.core.receipts import FAILURE_FAULTS, MAX_DETAIL_CHARS
-from pasar.core.tx_parsing import MAX_OUTPUT_PARTS
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.merkle import check_path, path_conflict, root_of_files
 from pasar.crypto.sealing import lease_keypair, open_key, seal_log_line
@@ -54,6 +52,7 @@ from pasar.provider.cheat import (
 )
 from pasar.provider.file_mounts import mounts_of, stage_mounts
 from pasar.provider.job_environment import job_environment
+from pasar.provider.job_outputs import collect_outputs
 from pasar.provider.lease_failure import LeaseFailedError
 from pasar.provider.lease_job import (
     RUN_FILE,
@@ -85,17 +84,6 @@ LOG_CHUNK_BYTES = 128 * 1024
 RAY_FILE = ".pasar-ray.sh"  # cluster: ray: the node's Ray start, then run on the head
 # exit codes the executor itself reports when the job could not even start
 EXIT_INPUT_FAILED = 125
-
-
-def _kind(mode: int) -> str:
-    """What a non-regular file is, in words, for a failure's detail."""
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
 
 
 #: the exit code a gang node reports when its head ended before its job started (as killed)
@@ -645,55 +633,9 @@ class LeaseExecutor:
         return outputs, missing
 
     def _collect_outputs(self) -> tuple[dict[str, tuple[Path, int]], list[str]]:
-        """Every output file as ``{relative path: (path, size)}``, and the declared outputs
-        that are missing. Files are only ``lstat``-ed, never opened: a FIFO, socket or device
-        fails the lease (``output_rejected``), as does a name a receipt cannot carry; a file
-        over the market's blob limit is uploaded in parts, and one too big even for that
-        (:data:`~pasar.core.tx_parsing.MAX_OUTPUT_PARTS` parts) fails it
-        (``output_too_large``). Symlinks are skipped (a job cannot smuggle out a file from
-        outside its workdir)."""
-        root = self.workdir.resolve()
-        found: dict[str, tuple[Path, int]] = {}
-        missing: list[str] = []
-        for declared in self.job.spec.outputs:
-            target = self.workdir / declared.path
-            try:
-                inside = target.resolve().is_relative_to(root)
-                info = target.lstat()
-            except (OSError, RuntimeError):  # missing, or a symlink loop
-                inside = False
-            if not inside or stat.S_ISLNK(info.st_mode):
-                missing.append(declared.path)
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                for folder, _dirs, names in os.walk(target):  # does not follow symlinks
-                    for name in sorted(names):
-                        self._add_output(found, Path(folder) / name)
-            else:
-                self._add_output(found, target)
-        return found, missing
-
-    def _add_output(self, found: dict[str, tuple[Path, int]], path: Path) -> None:
-        info = path.lstat()
-        if stat.S_ISLNK(info.st_mode):
-            return
-        rel = path.relative_to(self.workdir).as_posix()
-        if not stat.S_ISREG(info.st_mode):
-            raise LeaseFailedError(
-                "output_rejected", f"output {rel!r} is {_kind(info.st_mode)}, not a regular file"
-            )
-        try:
-            check_path(rel)
-        except PasarError as exc:
-            raise LeaseFailedError("output_rejected", f"output {rel!r}: {exc.message}") from None
-        limit = self.max_blob_bytes
-        if limit is not None and info.st_size > limit * MAX_OUTPUT_PARTS:
-            raise LeaseFailedError(
-                "output_too_large",
-                f"output {rel!r} is {info.st_size} bytes, over what a receipt can carry: "
-                f"{MAX_OUTPUT_PARTS} parts of the market's blob limit of {limit} bytes",
-            )
-        found[rel] = (path, info.st_size)
+        """The job's output files and the declared ones missing (:func:`collect_outputs`)."""
+        declared = (o.path for o in self.job.spec.outputs)
+        return collect_outputs(self.workdir, declared, self.max_blob_bytes)
 
     def _finish(
         self,
