@@ -1,7 +1,7 @@
 """Transaction bodies (what a client, provider or the market signs) and the market's answer.
 
 Each body is a model whose fields are exactly the ones the state machine accepts for its
-``type`` (``pasar.core.state._FIELDS``; a contract test keeps the two equal — core keeps its
+``type`` (``pasar.core.tx_fields.TX_FIELDS``; a contract test keeps the two equal — core keeps its
 own validation and never imports this package). :meth:`TxBody.body` is what gets signed: the
 ``type`` and the fields that were given, so an optional field left out stays out of the
 signed bytes, and one given as None (a declined bid's ``price``) is sent as null.

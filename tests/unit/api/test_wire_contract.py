@@ -16,7 +16,7 @@ from pasar.api.orders import OrderView, OrderWait, PublicOrderView
 from pasar.api.status import LEASE_STATUSES, ORDER_STATUSES, lease_status, order_status
 from pasar.api.txs import TX_BODIES, Bid, OrderCreate, Receipt
 from pasar.core.errors import PasarError
-from pasar.core.state import _FIELDS
+from pasar.core.tx_fields import TX_FIELDS as _FIELDS
 
 LEASE = {
     "lease_id": "l-1",
