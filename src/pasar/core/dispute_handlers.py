@@ -273,10 +273,7 @@ def on_dispute_trace(state: MarketState, tx: Tx) -> Applied:
     if tx.at > dispute.deadline:
         raise fail(f"{dispute.id}'s traces were due by {dispute.deadline} (ms)",
                    code="late_answer", status=409)  # fmt: skip
-    step = _int(tx.body.get("step"), "step")
-    if step != dispute.step:
-        raise fail(f"{dispute.id} is narrowed to step {dispute.step}, not {step}",
-                   code="wrong_step", status=409, field="step")  # fmt: skip
+    step = _pinned_step(dispute, tx)
     if role in dispute.traces:
         raise fail(f"the {role} already traced step {step}", code="already_answered",
                    status=409)  # fmt: skip
@@ -300,16 +297,22 @@ def on_dispute_trace(state: MarketState, tx: Tx) -> Applied:
     return _applied(tx, dispute, {"role": role})
 
 
+def _pinned_step(dispute: DisputeRecord, tx: Tx) -> int:
+    """The transaction's ``step``, which must be the one the dispute was narrowed to."""
+    step = _int(tx.body.get("step"), "step")
+    if step != dispute.step:
+        raise fail(f"{dispute.id} is narrowed to step {dispute.step}, not {step}",
+                   code="wrong_step", status=409, field="step")  # fmt: skip
+    return step
+
+
 def on_dispute_rule(state: MarketState, tx: Tx) -> Applied:
     """A referee's recomputation of the pinned step and operator (see the module doc)."""
     dispute = _live(state, tx.body.get("dispute_id"))
     if dispute.status != "pinned":
         raise fail(f"{dispute.id} is {dispute.status}: its step and operator are not pinned yet",
                    code="not_narrowed", status=409)  # fmt: skip
-    step = _int(tx.body.get("step"), "step")
-    if step != dispute.step:
-        raise fail(f"{dispute.id} is narrowed to step {dispute.step}, not {step}",
-                   code="wrong_step", status=409, field="step")  # fmt: skip
+    step = _pinned_step(dispute, tx)
     value = parse_hash(tx.body.get("hash"), "hash")
     operator = tx.body.get("operator")
     if operator is not None and not (
