@@ -16,43 +16,23 @@ fleet index (a fleet above ``full_scan_up_to``) and by a scan.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
+import sys
 import time
 from typing import Any
 
-from pasar.core.market_records import Tx
-from pasar.core.presets import builtin_preset
 from pasar.core.private_part import order_fields
 from pasar.core.state import MarketState
-from pasar.crypto.identity import Identity, verify_signature
 
-MARKET = Identity.from_seed(bytes(32))
-T0 = 1_700_000_000_000
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from state_txs import T0, Sender, funded_state
+
 MISSING = ["H100", "A100", "L40S", "MI300X", "H200", "B200", "L4", "T4"]  # nobody has these
 
 
-class Sender:
-    def __init__(self) -> None:
-        self.n = 0
-
-    def tx(self, signer: str, at: int, **body: Any) -> Tx:
-        self.n += 1
-        nonce = f"{self.n:032x}"
-        digest = hashlib.sha256(nonce.encode()).hexdigest()
-        return Tx(body["type"], body, signer, nonce, at, digest, at)
-
-
 def build(providers: int) -> tuple[MarketState, Sender]:
-    s = MarketState(
-        builtin_preset("pasar"),
-        market_id=MARKET.account_id,
-        verify_market_signature=lambda m, sig: verify_signature(MARKET.public_key, m, sig),
-        devnet=True,
-    )
-    send = Sender()
-    s.apply(send.tx("client", T0, type="faucet", amount="10000 USDC"))
+    s, send = funded_state()
     for i in range(providers):
         gpus = ["RTX4090"] * (1 + i % 4) if i % 2 else []
         inventory = {"gpus": gpus, "cpus": 16, "memory_gb": 64, "disk_gb": 500}

@@ -19,27 +19,25 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import json
 import platform
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any
 
 from pasar.core import state as state_module
 from pasar.core.market_records import Applied, Tx, fail
-from pasar.core.presets import builtin_preset
 from pasar.core.private_part import order_fields
 from pasar.core.record_journal import RecordJournal
 from pasar.core.state import MarketState
 from pasar.core.timelock import challenge_message
-from pasar.crypto.identity import Identity, verify_signature
 from pasar.crypto.merkle import root_of_files
 
-MARKET = Identity.from_seed(bytes(32))
-T0 = 1_700_000_000_000
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from state_txs import MARKET, T0, Sender, funded_state
+
 SPEC = {
     "name": "bench",
     "run": "true",
@@ -49,26 +47,8 @@ SPEC = {
 }
 
 
-class Sender:
-    def __init__(self) -> None:
-        self.n = 0
-
-    def tx(self, signer: str, at: int, **body: Any) -> Tx:
-        self.n += 1
-        nonce = f"{self.n:032x}"
-        digest = hashlib.sha256(nonce.encode()).hexdigest()
-        return Tx(body["type"], body, signer, nonce, at, digest, at)
-
-
 def build(providers: int) -> tuple[MarketState, Sender]:
-    s = MarketState(
-        builtin_preset("pasar"),
-        market_id=MARKET.account_id,
-        verify_market_signature=lambda m, sig: verify_signature(MARKET.public_key, m, sig),
-        devnet=True,
-    )
-    send = Sender()
-    s.apply(send.tx("client", T0, type="faucet", amount="10000 USDC"))
+    s, send = funded_state()
     for i in range(providers):
         inventory = {"gpus": [], "cpus": 64, "memory_gb": 256, "disk_gb": 1000}
         ask = {"cpu_core": f"0.{10 + i % 80:02d}"}
