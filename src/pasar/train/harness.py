@@ -185,6 +185,30 @@ class SegmentReplay:
     norm: float
 
 
+def segments_manifest(folder: Path, segments: list[tuple[int, int]]) -> dict[str, Any]:
+    """The run's manifest, once each ``(start, end)`` is known to be a segment of it."""
+    manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_text())
+    steps = int(manifest["steps"])
+    for start, end in segments:
+        if not 0 <= start < end <= steps:
+            raise PasarError(
+                f"no such segment {start}..{end} of a {steps}-step run",
+                code="invalid_segment",
+                field="segment",
+            )
+    return manifest
+
+
+def seeded_setup(build: Callable[[int], Setup], seed: int) -> Setup:
+    """The job's model, optimizer and data, built as training built them (torch configured,
+    the init generator seeded), for a replay to load checkpoints into."""
+    configure_torch()
+    import torch
+
+    torch.manual_seed(derive_seed(seed, "init", 0))
+    return build(seed)
+
+
 def replay_segments(
     build: Callable[[int], Setup],
     out: str | Path,
@@ -199,21 +223,10 @@ def replay_segments(
     whose end differs is replayed again hashing every step, to name the first one that
     differs — the cheapest check for an honest run, the exact step for a cheat."""
     folder = Path(out)
-    manifest = json.loads((folder / MANIFEST).read_text())
-    for start, end in segments:
-        if not 0 <= start < end <= int(manifest["steps"]):
-            raise PasarError(
-                f"no such segment {start}..{end} of a {manifest['steps']}-step run",
-                code="invalid_segment",
-                field="segment",
-            )
+    manifest = segments_manifest(folder, segments)
     _check_environment()
-    configure_torch()
-    import torch
-
     seed = int(manifest["seed"])
-    torch.manual_seed(derive_seed(seed, "init", 0))
-    setup = build(seed)
+    setup = seeded_setup(build, seed)
     done = []
     for start, end in segments:
         replayed = _replay_one(setup, folder, seed, start, end, every_step=committed is None)

@@ -57,9 +57,10 @@ from pasar.train.harness import (
     Setup,
     _step,
     checkpoint_hash,
-    derive_seed,
     load_checkpoint,
     replay_segments,
+    seeded_setup,
+    segments_manifest,
     update_norm,
 )
 from pasar.train.state_hash import state_hash, state_tensors
@@ -228,22 +229,10 @@ def tolerance_segments(
     how far its end state is from the prover's checkpoint at ``end`` (see the module doc);
     ``keep`` collects the replayed end states (``"start-end"``: tensors), and each segment's
     noise is its distance from ``against``'s (another replay's ``keep``)."""
-    import torch
-
     folder = Path(out)
-    manifest = json.loads((folder / MANIFEST).read_text())
-    steps = int(manifest["steps"])
-    for start, end in segments:
-        if not 0 <= start < end <= steps:
-            raise PasarError(
-                f"no such segment {start}..{end} of a {steps}-step run",
-                code="invalid_segment",
-                field="segment",
-            )
-    configure_torch()
+    manifest = segments_manifest(folder, segments)
     seed = int(manifest["seed"])
-    torch.manual_seed(derive_seed(seed, "init", 0))
-    setup = build(seed)
+    setup = seeded_setup(build, seed)
     done = []
     for start, end in segments:
         load_checkpoint(folder, start, setup)
