@@ -34,6 +34,7 @@ and a changed byte is reported as damage instead of silently re-serialised.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -128,6 +129,15 @@ _INSERT_TX_SQL = {  # each driver's positional parameter style
     "sqlite": f"INSERT INTO txs ({_TX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     "postgresql": f"INSERT INTO txs ({_TX_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
 }
+
+_PG_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"  # the store-wide write lock (psycopg style)
+
+
+@functools.lru_cache(maxsize=256)
+def _pg_rows_values(count: int) -> str:
+    """``(%s, ...), ...``: the VALUES of ``count`` rows of the log's eight columns."""
+    return ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * count)
+
 
 blocks_table = Table(
     "blocks",
@@ -498,41 +508,38 @@ class SqlStore:
         return [replace(tx, seq=first + i) for i, tx in enumerate(batch)]
 
     def _append_pg(self, conn: Connection, first: int | None, rows: list[tuple[Any, ...]]) -> int:
-        """The PostgreSQL append's statements in one round trip (psycopg's pipeline mode) before
-        the commit's: the store-wide write lock, the writer-lock check, the inserts (each row's
-        seq the log's end + 1 when the end is not known yet). Their results are read once all
-        are sent; the transaction commits only if the writer lock was still held. Returns the
-        first seq. Driver errors are raised as SQLAlchemy's (``IntegrityError`` for a reused
-        nonce), like every other statement's."""
+        """The PostgreSQL append's statements before the commit's, on the driver's connection:
+        the store-wide write lock and the writer-lock check in one statement (its answer read
+        before anything is written), then one multi-row INSERT (its text depends on the row
+        count alone: psycopg converts it once and prepares it once it recurs), each row's seq
+        from the remembered end or, the first time, from the end this transaction's lock sees.
+        The transaction commits only if the writer lock was still held. Returns the first seq.
+
+        Two round trips, not psycopg's pipeline mode: on loopback the pipeline saved no time
+        and cost ~2x the client CPU per append (its result handling is Python generators);
+        see ``benchmarks/bench_api.py``'s PostgreSQL figures. Driver errors are raised as
+        SQLAlchemy's (``IntegrityError`` for a reused nonce), like every other statement's."""
         raw: Any = conn.connection.driver_connection
         lock = self.writer_lock
         check = lock.check_query() if isinstance(lock, PgWriterLock) else None
         if lock is not None and check is None:
             lock.check(conn)
         try:
-            held, end = raw.cursor(), raw.cursor()
-            with raw.pipeline(), raw.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_WRITE_LOCK,))
-                if check is not None:
-                    held.execute(*check)
-                # one multi-row INSERT (one statement, however many rows: psycopg prepares
-                # each row count's text once it recurs), its seqs from the remembered end or
-                # from the end as this transaction's lock sees it
-                if first is None:
-                    end.execute(_MAX_SEQ_SQL)  # under the lock, before the insert below
-                    seqs = [f"({_MAX_SEQ_SQL}) + {i + 1}" for i in range(len(rows))]
+            with raw.cursor() as cur:
+                if check is None:
+                    cur.execute(_PG_LOCK_SQL, (_PG_WRITE_LOCK,))
                 else:
-                    seqs = [str(first + i) for i in range(len(rows))]
-                values = ", ".join(f"({seq}, %s, %s, %s, %s, %s, %s, %s)" for seq in seqs)
+                    holds_sql, holds_params = check
+                    cur.execute(f"{_PG_LOCK_SQL}, ({holds_sql})", (_PG_WRITE_LOCK, *holds_params))
+                    assert isinstance(lock, PgWriterLock)
+                    lock.confirm(cur.fetchone()[1])
+                if first is None:  # under the lock, so no other writer moves the end
+                    cur.execute(_MAX_SEQ_SQL)
+                    first = int(cur.fetchone()[0]) + 1
+                params = [x for i, row in enumerate(rows) for x in (first + i, *row)]
                 cur.execute(
-                    f"INSERT INTO txs ({_TX_COLUMNS}) VALUES {values}",
-                    [x for row in rows for x in row],
+                    f"INSERT INTO txs ({_TX_COLUMNS}) VALUES {_pg_rows_values(len(rows))}", params
                 )
-            if check is not None:
-                assert isinstance(lock, PgWriterLock)
-                lock.confirm(held.fetchone()[0])
-            if first is None:
-                first = int(end.fetchone()[0]) + 1
         except psycopg.Error as exc:
             raise DBAPIError.instance(None, None, exc, psycopg.Error) from None
         return first
