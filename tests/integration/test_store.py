@@ -143,7 +143,7 @@ def test_a_writer_numbers_its_appends_from_memory_without_holes(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A store holding the writer lock remembers the log's end instead of asking for it (and
-    on PostgreSQL sends the lock, the check and the inserts in one round trip): a refused
+    on PostgreSQL takes the lock and the writer-lock check in one statement): a refused
     batch forgets it, the numbering has no hole, and a reopened store continues it. An
     appender connection idle past the limit is given back and replaced."""
     monkeypatch.setattr("pasar.market.store.APPENDER_MAX_IDLE_S", 0.0)  # every append: fresh
@@ -162,6 +162,28 @@ def test_a_writer_numbers_its_appends_from_memory_without_holes(
             assert again.append(_tx(ALICE, 6)).seq == 4
     finally:
         lock.release()
+
+
+def test_a_busy_database_refuses_the_append_and_the_next_one_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The appends drive their SQLite transaction on the driver connection: a write lock
+    another process holds past the busy timeout is the store's 503 ``store_unavailable`` (not
+    a driver error), nothing is stored, and the append after the lock is gone works."""
+    monkeypatch.setattr("pasar.market.store.SQLITE_BUSY_TIMEOUT_MS", 50)
+    url = next(_sqlite_url(tmp_path))
+    with SqlStore(url) as store:
+        assert store.append(_tx(ALICE, 1)).seq == 1
+        other = sa.create_engine(url)
+        with other.connect() as holder:
+            holder.exec_driver_sql("BEGIN IMMEDIATE")  # another writer's open transaction
+            with pytest.raises(StoreError) as caught:
+                store.append(_tx(BOB, 2))
+            assert caught.value.status == 503 and caught.value.code == "store_unavailable"
+            holder.exec_driver_sql("ROLLBACK")
+        other.dispose()
+        after = store.append(_tx(BOB, 3))
+        assert after.seq == 2 and [t.digest for t in store.txs()][1:] == [after.digest]
 
 
 def test_seq_order_and_paging(store: SqlStore) -> None:
