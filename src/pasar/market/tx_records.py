@@ -4,8 +4,10 @@ out of :mod:`pasar.market.store` so that readers of records need no database cod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from pasar.core.errors import PasarError
 from pasar.crypto.canonical import canonical_json, parse_json
@@ -58,6 +60,8 @@ class TxRecord:
     ts: int  # unix ms, the envelope's own ts (the signer's claim: freshness only)
     envelope: dict[str, Any]
     at: int = 0  # unix ms, the market's stamp: when it accepted the transaction
+    # made from an envelope :func:`~pasar.crypto.envelope.verify` passed (see envelope_json)
+    verified: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
     def from_verified(cls, v: VerifiedEnvelope, *, at: int | None = None) -> TxRecord:
@@ -80,10 +84,17 @@ class TxRecord:
             ts=v.ts,
             envelope=v.to_dict(),
             at=v.ts if at is None else at,
+            verified=True,
         )
 
     def envelope_json(self) -> str:
-        """The envelope's canonical JSON text: exactly what is stored."""
+        """The envelope's canonical JSON text: exactly what is stored.
+
+        A verified envelope is only encoded, not checked again: ``verify`` checked its body
+        for canonical JSON when it built the signed message, and validated the other fields
+        (strings and an integer). The check walks the whole body in Python, every order."""
+        if self.verified:
+            return orjson.dumps(self.envelope, option=orjson.OPT_SORT_KEYS).decode("utf-8")
         return canonical_json(self.envelope).decode("utf-8")
 
     @classmethod

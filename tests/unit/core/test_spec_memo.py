@@ -18,6 +18,17 @@ class Color(enum.Enum):
     RED = "red"
 
 
+class Tag(str):
+    """A str subclass: its JSON text is a plain string's."""
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    data: dict[str, Any] = {"x": 1}
+    for _ in range(depth):
+        data = {"n": [data]}
+    return data
+
+
 def counting(memo: ParseMemo[Any], data: object, source: str = "s") -> tuple[Any, int]:
     calls = []
 
@@ -51,6 +62,10 @@ def test_equal_plain_data_is_parsed_once_and_key_order_counts() -> None:
         {"a": 2**70},  # past 64 bits
         {1: "a"},  # a non-string key
         [{"a": "x"}] * 2 + [object()],
+        {"a": [["x", [1.5]]]},  # a float deep in lists
+        {"a": {"b": Tag("x")}},  # a str subclass reads like a str
+        [True, None, Tag("x")],
+        _nested(40),  # deeper than the check goes
     ],
 )
 def test_data_that_is_not_plain_json_is_never_memoized(data: object) -> None:
