@@ -71,6 +71,9 @@ class Notifier:
         # a wake-up is scheduled on the loop and has not run yet: a publish meanwhile needs
         # none of its own (its event is in the list before that wake-up runs)
         self._wake_pending = False
+        # coroutines inside wait() (counted on the loop's thread): with none, a publish needs
+        # no wake-up at all — a wait that starts later reads the events before it sleeps
+        self._waiting = 0
 
     @property
     def stopping(self) -> bool:
@@ -112,6 +115,12 @@ class Notifier:
                 all_providers,
             )
             self._events.append(event)
+        # Nobody waiting: no wake-up (under load with no long-poll open, e.g. orders from a
+        # script, that is a self-pipe write and a loop wake-up saved per burst). Safe without
+        # a lock: wait() counts itself before it reads the events (under the lock above), so
+        # a waiter this read misses was counted after this event was in the list, and sees it.
+        if self._waiting == 0:
+            return event
         if not self._wake_pending and self._loop is not None and not self._loop.is_closed():
             # one wake-up for every publish until it runs: under load (an order, a match, a
             # heartbeat each publish) that is one write to the loop's self-pipe and one
@@ -156,20 +165,24 @@ class Notifier:
         Raises :class:`MarketStoppingError` once the server is stopping (see :meth:`stop`)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while True:
-            if self._stopping:
-                raise MarketStoppingError()
-            found = self.events_after(after, provider=provider, order=order)
-            if ignore:
-                found = [e for e in found if e.type not in ignore]
-            remaining = deadline - loop.time()
-            if found or remaining <= 0 or self._changed is None:
-                return found
-            changed = self._changed
-            try:
-                await asyncio.wait_for(changed.wait(), remaining)
-            except TimeoutError:
+        self._waiting += 1  # before the first read of the events: see publish()
+        try:
+            while True:
                 if self._stopping:
-                    raise MarketStoppingError() from None
+                    raise MarketStoppingError()
                 found = self.events_after(after, provider=provider, order=order)
-                return [e for e in found if e.type not in ignore]
+                if ignore:
+                    found = [e for e in found if e.type not in ignore]
+                remaining = deadline - loop.time()
+                if found or remaining <= 0 or self._changed is None:
+                    return found
+                changed = self._changed
+                try:
+                    await asyncio.wait_for(changed.wait(), remaining)
+                except TimeoutError:
+                    if self._stopping:
+                        raise MarketStoppingError() from None
+                    found = self.events_after(after, provider=provider, order=order)
+                    return [e for e in found if e.type not in ignore]
+        finally:
+            self._waiting -= 1

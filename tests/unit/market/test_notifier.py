@@ -48,8 +48,9 @@ def test_binding_a_new_loop_forgets_a_wake_up_the_old_one_never_ran() -> None:
     notifier = Notifier()
     old = asyncio.new_event_loop()
     notifier.bind(old)
-    notifier.publish("x", {})  # scheduled on a loop that is then closed without running it
-    old.close()
+    waiter = old.create_task(notifier.wait(0, timeout_s=10, order="o-1"))
+    old.run_until_complete(asyncio.sleep(0))  # the waiter waits (counted) on the old loop
+    notifier.publish("x", {})  # a wake-up scheduled on the old loop, which does not run it
 
     async def publish_on_new_loop() -> int:
         loop = asyncio.get_running_loop()
@@ -62,4 +63,37 @@ def test_binding_a_new_loop_forgets_a_wake_up_the_old_one_never_ran() -> None:
         notifier.publish("y", {})
         return len(scheduled)
 
-    assert asyncio.run(publish_on_new_loop()) == 1
+    try:
+        assert asyncio.run(publish_on_new_loop()) == 1
+    finally:
+        waiter.cancel()
+        old.run_until_complete(asyncio.gather(waiter, return_exceptions=True))
+        old.close()
+
+
+def test_with_nobody_waiting_a_publish_wakes_nothing_and_a_later_wait_sees_it() -> None:
+    """No long-poll open: no wake-up is scheduled at all (a self-pipe write and a loop wake-up
+    per burst saved); a wait that starts afterwards still returns the event at once, and a
+    waiter that is waiting when an event comes is woken."""
+
+    async def scenario() -> tuple[int, list[int], list[int]]:
+        loop = asyncio.get_running_loop()
+        notifier = Notifier()
+        notifier.bind(loop)
+        scheduled = []
+        original = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = (  # type: ignore[method-assign]
+            lambda callback, *args: scheduled.append(1) or original(callback, *args)
+        )
+        threading.Thread(target=lambda: notifier.publish("x", {}, orders=["o-1"])).start()
+        await asyncio.sleep(0.05)
+        quiet = len(scheduled)
+        at_once = [e.seq for e in await notifier.wait(0, timeout_s=10, order="o-1")]
+        waiter = asyncio.create_task(notifier.wait(1, timeout_s=10, order="o-1"))
+        await asyncio.sleep(0)
+        threading.Thread(target=lambda: notifier.publish("y", {}, orders=["o-1"])).start()
+        woken = [e.seq for e in await waiter]
+        return quiet, at_once, woken
+
+    quiet, at_once, woken = asyncio.run(scenario())
+    assert quiet == 0 and at_once == [1] and woken == [2]
