@@ -110,6 +110,31 @@ def test_a_store_that_lost_its_lock_never_appends_again(url: str) -> None:
         lock.release()
 
 
+def test_an_append_right_after_the_loss_is_refused_before_the_watchdog_notices(url: str) -> None:
+    """No ``still_held`` poll between the loss and the append: on PostgreSQL the append runs on
+    the lock's own session, which died with the lock, so it fails — as a lost lock (503), with
+    the lock marked lost — and nothing is logged; the lock is free for a standby."""
+    lock = _lock(url)
+    assert lock.try_acquire()
+    try:
+        with SqlStore(url, writer_lock=lock) as store:
+            store.append(_tx("1" * 16))
+            _lose(lock)
+            with pytest.raises(WriterLockLost) as err:
+                store.append(_tx("2" * 16))
+            assert err.value.status == 503 and lock.lost and not lock.held
+            with pytest.raises(WriterLockLost):
+                store.append(_tx("3" * 16))  # and every append after it
+            assert [t.nonce for t in store.txs()] == ["1" * 16]
+        successor = _lock(url)
+        try:
+            assert successor.try_acquire()
+        finally:
+            successor.release()
+    finally:
+        lock.release()
+
+
 def test_the_lock_of_one_schema_or_file_is_not_anothers(url: str, tmp_path: Path) -> None:
     other = (
         f"sqlite:///{tmp_path / 'other' / 'market.db'}"

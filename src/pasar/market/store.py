@@ -514,6 +514,8 @@ class SqlStore:
         (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the advisory transaction lock), the writer-lock
         check under it, the insert, the commit; a driver error is raised as SQLAlchemy's
         (``IntegrityError`` for a reused nonce), like every other statement's."""
+        if isinstance(self.writer_lock, PgWriterLock):
+            return self._append_in_lock_session(self.writer_lock, first, rows)
         with self._appender_connection() as (conn, raw):
             if self.dialect == "postgresql":
                 first = self._append_pg(conn, raw, first, rows)
@@ -529,6 +531,28 @@ class SqlStore:
             )
             raw.execute("COMMIT")
             return first
+
+    def _append_in_lock_session(
+        self, lock: PgWriterLock, first: int | None, rows: list[tuple[Any, ...]]
+    ) -> int:
+        """A PostgreSQL writer's append: one multi-row INSERT on the writer lock's own session,
+        in autocommit (one statement: all rows or none, durable when it returns). It needs
+        neither the store-wide write lock nor the writer-lock check: the lock lives exactly as
+        long as that session, so this commits only while the lock is held, and a standby takes
+        the lock only once the session is gone (:meth:`PgWriterLock.session`). One round trip
+        where the pooled path takes three (write lock and check, insert, commit)."""
+        try:
+            with lock.session() as raw, raw.cursor() as cur:
+                if first is None:
+                    cur.execute(_MAX_SEQ_SQL)
+                    first = int(cur.fetchone()[0]) + 1
+                params = [x for i, row in enumerate(rows) for x in (first + i, *row)]
+                cur.execute(
+                    f"INSERT INTO txs ({_TX_COLUMNS}) VALUES {_pg_rows_values(len(rows))}", params
+                )
+                return first
+        except psycopg.Error as exc:  # as SQLAlchemy raises them (IntegrityError: a nonce)
+            raise DBAPIError.instance(None, None, exc, psycopg.Error) from None
 
     def _append_pg(
         self, conn: Connection, raw: Any, first: int | None, rows: list[tuple[Any, ...]]

@@ -18,7 +18,8 @@ write transaction (see :meth:`pasar.market.store.SqlStore._writing`): on Postgre
 store-wide transaction lock. A standby that takes over opens its store under that same
 transaction lock (the migration), so every append of the old writer either committed before
 the standby read the log or is refused by the check — a writer that lost its lock never
-appends again.
+appends again. A PostgreSQL writer's log appends need not even ask: they run on the lock's own
+session (:meth:`PgWriterLock.session`), which cannot outlive the lock.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ import fcntl
 import hashlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
@@ -262,6 +265,26 @@ class PgWriterLock(WriterLock):
         """Raise :class:`WriterLockLost` unless ``holds`` (the check's count) says held."""
         if not holds:
             raise self._lost("its lock connection to PostgreSQL was lost")
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Any]:
+        """The lock's own session (the psycopg connection, in autocommit), for a write that
+        must not outlive the lock: a session lock ends only with its session, so a statement
+        that commits on it committed while the lock was held — no check is needed, and no
+        standby can have read the log before it (the store's log appends: one statement, one
+        round trip). Raises :class:`WriterLockLost` if the lock is gone, or if the session
+        broke during the write (the connection, and so the lock, was lost)."""
+        with self._mutex:
+            if not self.held or self._conn is None:
+                raise self._lost("the lock was released")
+            raw: Any = self._conn.connection.driver_connection
+            try:
+                yield raw
+            except psycopg.Error as exc:
+                if not (raw.closed or raw.broken):
+                    raise  # a refused statement (a reused nonce): the lock is still held
+                self._drop()
+                raise self._lost("its lock connection to PostgreSQL was lost") from exc
 
     def still_held(self) -> bool:
         """A session lock ends only with its session: the lock connection answering is the
