@@ -319,3 +319,38 @@ def test_a_taken_sandbox_is_replaced_once_its_lease_is_over(tmp_path: Path) -> N
             sandbox.discard()
     finally:
         pool.close()
+
+
+def test_closing_the_pool_aborts_a_sandbox_still_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopping agent must not wait for a zygote that is slow to start (a loaded machine):
+    the start is killed, its processes gone and its folder removed once close returns."""
+    read_line = warm_module._read_line
+
+    def never_ready(fd: int, timeout_s: float) -> bytes:
+        """The zygote's ``ready`` is not seen: wait for the pipe to close (or the timeout)."""
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0 and read_line(fd, left):
+            pass
+        return b""
+
+    monkeypatch.setattr(warm_module, "_read_line", never_ready)
+    pool = WarmPool(SandboxRuntime(), tmp_path, 1, keys=(WarmKey.of(LIMITS),), ready_timeout_s=600)
+    pool.start()
+    deadline = time.monotonic() + 60
+    while not pool._spawned and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (starting,) = pool._spawned
+    processes = [starting.handle.pid]
+    while time.monotonic() < deadline and len(processes) < 3:  # bwrap, its init, the zygote
+        processes = [starting.handle.pid]
+        with contextlib.suppress(psutil.Error):
+            kids = psutil.Process(starting.handle.pid).children(recursive=True)
+            processes += [p.pid for p in kids]
+        time.sleep(0.01)
+    pool.close()
+    assert not [pid for pid in processes if running(pid)]
+    assert starting.handle.poll() is not None
+    assert not list(tmp_path.glob(".warm-*"))
+    assert pool.started == 0 and not pool._spawned

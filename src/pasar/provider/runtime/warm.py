@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -45,7 +46,7 @@ import select
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,8 +164,18 @@ class WarmSandbox:
     """One started sandbox, its zygote waiting: taken by one lease, or discarded."""
 
     def __init__(
-        self, runtime: SandboxRuntime, key: WarmKey, workroot: Path, *, ready_timeout_s: float
+        self,
+        runtime: SandboxRuntime,
+        key: WarmKey,
+        workroot: Path,
+        *,
+        ready_timeout_s: float,
+        spawned: Callable[[WarmSandbox], None] | None = None,
     ) -> None:
+        """Start the sandbox and wait for its zygote's ``ready``. ``spawned`` is called once
+        the process exists, before that wait: the pool's :meth:`WarmPool.close` then can
+        :meth:`abort` a start in progress (the wait ends at once, raising
+        :class:`WarmSandboxBrokenError`); a ``spawned`` that raises aborts it too."""
         self.runtime = runtime
         self.key = key
         self.workdir = workroot / f"{PREFIX}{secrets.token_hex(8)}"
@@ -188,6 +199,12 @@ class WarmSandbox:
         except BaseException:
             self._close()
             shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+        try:
+            if spawned is not None:
+                spawned(self)
+        except BaseException:
+            self.discard()
             raise
         answer = _read_line(self._status, ready_timeout_s)
         if answer != b"ready\n":
@@ -255,6 +272,13 @@ class WarmSandbox:
         self._close()
         return self.handle
 
+    def abort(self) -> None:
+        """Kill the sandbox from another thread than the one starting it: that thread's wait
+        for ``ready`` then sees the status pipe close and cleans up (:meth:`discard`). Only
+        the process is touched here: closing the pipe under a thread reading it could hand
+        its descriptor number to another file meanwhile."""
+        self.handle.kill("cancel")
+
     def discard(self) -> None:
         """Kill the sandbox (a zygote never serves a second lease, nor one not meant for it)
         and remove its directory unless a lease claimed it (the lease's executor removes it)."""
@@ -296,6 +320,7 @@ class WarmPool:
         self._idle: dict[WarmKey, collections.deque[WarmSandbox]] = {}
         self._retry_at: dict[WarmKey, tuple[float, float]] = {}  # key → (when, backoff)
         self._starting: dict[WarmKey, int] = {}  # sandboxes being started, per key
+        self._spawned: set[WarmSandbox] = set()  # started, not ready yet: what close aborts
         # per key, a replacement owed for each sandbox taken by a lease still running, due at
         # the time listed: a refill then does not compete with that lease for the CPU
         self._deferred: dict[WarmKey, list[float]] = {}
@@ -385,10 +410,13 @@ class WarmPool:
     def start(self) -> None:
         if self.size <= 0 or self._threads:
             return
-        for i in range(min(self.size, REFILL_THREADS)):
-            thread = threading.Thread(target=self._refill, name=f"warm-pool-{i}", daemon=True)
+        with self._lock:  # listed before any runs: a refill with none listed would not start
+            self._threads = [
+                threading.Thread(target=self._refill, name=f"warm-pool-{i}", daemon=True)
+                for i in range(min(self.size, REFILL_THREADS))
+            ]
+        for thread in self._threads:
             thread.start()
-            self._threads.append(thread)
 
     def _wanted(self) -> tuple[WarmKey | None, float]:
         """The next key short of sandboxes (most recently used first), or None and how long
@@ -420,14 +448,21 @@ class WarmPool:
                 if self._closed or key is None:
                     return
                 self._starting[key] = self._starting.get(key, 0) + 1
+            mine: list[WarmSandbox] = []  # the one this start spawned, ready or not
             try:
                 sandbox: WarmSandbox | None = WarmSandbox(
-                    self.runtime, key, self.workroot, ready_timeout_s=self.ready_timeout_s
+                    self.runtime,
+                    key,
+                    self.workroot,
+                    ready_timeout_s=self.ready_timeout_s,
+                    spawned=functools.partial(self._spawn_seen, mine=mine),
                 )
             except (WarmSandboxBrokenError, PasarError, OSError) as exc:
                 sandbox = None
-                self._failed(key, exc)
+                if not self._closed:  # else: aborted by close, not a failure of the key
+                    self._failed(key, exc)
             with self._lock:
+                self._spawned.difference_update(mine)
                 self._starting[key] -= 1
                 idle = self._idle.get(key)
                 keep = sandbox is not None and not self._closed and idle is not None
@@ -442,6 +477,15 @@ class WarmPool:
                 self._lock.notify_all()  # a take waiting for this key
             if sandbox is not None and not keep:
                 sandbox.discard()  # closed, or the key was dropped meanwhile
+
+    def _spawn_seen(self, sandbox: WarmSandbox, mine: list[WarmSandbox]) -> None:
+        """A sandbox's process exists and its zygote is starting: :meth:`close` may abort it.
+        Raises when the pool closed meanwhile (the start then ends there)."""
+        mine.append(sandbox)
+        with self._lock:
+            if self._closed:
+                raise WarmSandboxBrokenError("the pool closed while the sandbox started")
+            self._spawned.add(sandbox)
 
     def _failed(self, key: WarmKey, exc: Exception) -> None:
         with self._lock:
@@ -467,16 +511,21 @@ class WarmPool:
         return True
 
     def close(self) -> None:
-        """Kill every idle sandbox and stop refilling (a taken one ends with its lease)."""
+        """Kill every idle sandbox, abort those starting, and stop refilling (a taken one
+        ends with its lease). Why abort: a start waits up to :data:`READY_TIMEOUT_S` for its
+        zygote, which a loaded machine can take long to get to; a stopping agent must not."""
         with self._lock:
             self._closed = True
             left = [s for idle in self._idle.values() for s in idle]
             self._idle = {}
+            starting = list(self._spawned)
             self._lock.notify_all()
+        for sandbox in starting:  # its refill thread sees the pipe close and cleans up
+            sandbox.abort()
         for sandbox in left:
             sandbox.discard()
         for thread in self._threads:
             thread.join(READY_TIMEOUT_S)
-        for sandbox in left:  # ended, and their cgroups removed, before the agent exits
+        for sandbox in [*left, *starting]:  # ended, cgroups removed, before the agent exits
             with contextlib.suppress(TimeoutError):
                 sandbox.handle.wait(timeout=CLOSE_WAIT_S)
