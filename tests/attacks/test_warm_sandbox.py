@@ -98,6 +98,27 @@ def spin_forever() -> None:
         pass
 
 
+LEFT_OPEN: list[Any] = []
+
+
+def ends_late() -> str:
+    """Leaves work for the end of its process: a thread still writing, an ``atexit``
+    function, a file written and never closed (kept alive by a global)."""
+    import atexit
+    import threading
+
+    def later() -> None:
+        time.sleep(0.3)
+        Path("thread.txt").write_text("thread")
+
+    threading.Thread(target=later).start()
+    atexit.register(lambda: Path("atexit.txt").write_text("atexit"))
+    LEFT_OPEN.append(open("open.txt", "w"))  # noqa: SIM115 (left open on purpose)
+    LEFT_OPEN[-1].write("unflushed")
+    print("printed", end="")  # no newline: only the end's flush sends it
+    return "returned"
+
+
 # -- running a call cold or warm ----------------------------------------------------------------
 
 
@@ -201,6 +222,26 @@ def test_an_inline_call_over_a_limit_ends_as_a_cold_one(
     )
     if reason != "memory":  # a MemoryError is the call's exception: an outcome, no kill
         assert warm.kill_reason == reason
+
+
+def test_an_inline_call_ends_its_process_as_a_cold_one(tmp_path: Path) -> None:
+    """The zygote skips the interpreter's teardown: what a finishing Python still does (its
+    threads joined, atexit functions, open files and stdout flushed) must happen all the same."""
+    ends = []
+    for mode in ("cold", "warm"):
+        outcome, output, result = run_call(mode, tmp_path, ends_late)
+        workdir = tmp_path / mode
+        files = {
+            name: (workdir / name).read_text() for name in ("thread.txt", "atexit.txt", "open.txt")
+        }
+        ends.append((outcome.exit_code, output.endswith("printed"), result.value, files))
+    assert ends[0] == ends[1]
+    assert ends[1] == (
+        0,
+        True,
+        "returned",
+        {"thread.txt": "thread", "atexit.txt": "atexit", "open.txt": "unflushed"},
+    )
 
 
 def test_a_workdir_shadowing_a_module_runs_as_a_fresh_python_would(tmp_path: Path) -> None:
