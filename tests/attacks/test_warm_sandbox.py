@@ -395,3 +395,26 @@ def test_closing_the_pool_aborts_a_sandbox_still_starting(
     assert starting.handle.poll() is not None
     assert not list(tmp_path.glob(".warm-*"))
     assert pool.started == 0 and not pool._spawned
+
+
+def test_a_key_whose_lease_found_none_ready_keeps_one_more(tmp_path: Path) -> None:
+    key = WarmKey.of(LIMITS)
+    pool = WarmPool(SandboxRuntime(), tmp_path, 1, keys=(key,))
+    pool.start()
+    taken = []
+    try:
+        assert pool.wait_ready(key, 1)
+        taken.append(pool.take(LIMITS))  # the one ready
+        taken.append(pool.take(LIMITS))  # none ready: waits for one starting
+        assert pool.wanted(key) == 2
+        for _ in range(2):
+            pool.finished(LIMITS)
+        assert pool.wait_ready(key, 2)  # refilled to two, never beyond size + GROW_MAX
+        for _ in range(5):
+            taken.append(pool.take(LIMITS, wait_s=0))
+        assert pool.wanted(key) == 1 + warm_module.GROW_MAX
+    finally:
+        for sandbox in taken:
+            if sandbox is not None:
+                sandbox.discard()
+        pool.close()

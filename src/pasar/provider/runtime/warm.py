@@ -30,7 +30,12 @@ learns the keys leases come with (up to :data:`MAX_KEYS`, the least recently use
 and backs off from a key whose sandboxes keep failing to start. A lease that finds none of its
 key ready while one is starting waits for it (up to :data:`TAKE_WAIT_S`) rather than start a
 cold sandbox, which would be ready later and take CPU from the one starting: the pool's refill
-rate, not its size, is what a steady stream of calls to one provider runs into.
+rate, not its size, is what a steady stream of calls to one provider runs into. So a key whose
+lease found none ready keeps one sandbox more (up to :data:`GROW_MAX` beyond ``size``): calls
+back to back then take the one started after the lease before last, where with ``size`` the
+one started after the previous lease (~100 ms of CPU, more on a busy machine) was often still
+starting. An idle provider keeps ``size``; a busy key costs memory, not CPU (each lease
+consumes one sandbox whatever the pool's size).
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ log = logging.getLogger("pasar.provider.warm")
 
 GIB = 1 << 30
 DEFAULT_SIZE = 2  # warm sandboxes per key: the agent's ``--warm-pool`` default
+GROW_MAX = 2  # sandboxes a key may grow by, beyond ``size``, once its leases found none ready
 MAX_KEYS = 4  # keys kept warm at once; the least recently used is dropped
 READY_TIMEOUT_S = 30.0  # a zygote not ready by then is broken
 GO_TIMEOUT_S = 10.0  # a zygote that does not confirm its go by then is broken
@@ -320,6 +326,7 @@ class WarmPool:
         self._idle: dict[WarmKey, collections.deque[WarmSandbox]] = {}
         self._retry_at: dict[WarmKey, tuple[float, float]] = {}  # key → (when, backoff)
         self._starting: dict[WarmKey, int] = {}  # sandboxes being started, per key
+        self._grown: dict[WarmKey, int] = {}  # sandboxes a key keeps beyond ``size`` (GROW_MAX)
         self._spawned: set[WarmSandbox] = set()  # started, not ready yet: what close aborts
         # per key, a replacement owed for each sandbox taken by a lease still running, due at
         # the time listed: a refill then does not compete with that lease for the CPU
@@ -348,9 +355,12 @@ class WarmPool:
         with self._lock:
             if self._closed or self.size <= 0:
                 return None
+            known = key in self._idle  # kept warm already (a new key's first lease runs cold)
             idle = self._idle.pop(key, collections.deque())
             self._idle[key] = idle  # most recently used last
             evicted = self._evict()
+            if known and not any(s.alive for s in idle):  # none ready: too few for its leases
+                self._grown[key] = min(self._grown.get(key, 0) + 1, GROW_MAX)
             while found is None and not self._closed:
                 while idle and found is None:
                     candidate = idle.popleft()
@@ -393,7 +403,12 @@ class WarmPool:
         have = len(self._idle.get(key, ())) + self._starting.get(key, 0)
         have += len(self._deferred.get(key, ()))
         retry_at = self._retry_at.get(key, (0.0, 0.0))[0]
-        return bool(self._threads) and have < self.size and retry_at <= time.monotonic()
+        return bool(self._threads) and have < self.wanted(key) and retry_at <= time.monotonic()
+
+    def wanted(self, key: WarmKey) -> int:
+        """How many sandboxes of ``key`` the pool keeps (``size``, grown once its leases
+        found none ready)."""
+        return self.size + self._grown.get(key, 0)
 
     def _evict(self) -> list[WarmSandbox]:
         """Drop the least recently used keys over :attr:`max_keys` (call with the lock)."""
@@ -403,6 +418,7 @@ class WarmPool:
             dropped += self._idle.pop(oldest)
             self._retry_at.pop(oldest, None)
             self._deferred.pop(oldest, None)
+            self._grown.pop(oldest, None)
         return dropped
 
     # -- the refill ------------------------------------------------------------------------------
