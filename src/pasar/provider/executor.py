@@ -82,6 +82,13 @@ log = logging.getLogger("pasar.provider.executor")
 LOG_FLUSH_S = 0.5
 LOG_CHUNK_BYTES = 128 * 1024
 RAY_FILE = ".pasar-ray.sh"  # cluster: ray: the node's Ray start, then run on the head
+# The lease's first heartbeat waits for its job to start, or this long: a short lease's reads
+# (its inputs) then do not queue at the market behind a challenge and a signed heartbeat. Far
+# inside any preset's first interval (at least 1 s), so that interval is still answered.
+FIRST_BEAT_DELAY_S = 0.5
+# How long a receipt waits for the lease's first heartbeat to have been answered: a lease is
+# paid for the intervals its heartbeats verified, so one whose receipt came first is paid nothing
+FIRST_BEAT_WAIT_S = 5.0
 # exit codes the executor itself reports when the job could not even start
 EXIT_INPUT_FAILED = 125
 
@@ -130,6 +137,8 @@ class LeaseExecutor:
         self.max_blob_bytes = max_blob_bytes  # the market's limit on one output file (healthz)
         self._stop_reason: str | None = None  # "cancel" | "release" | "gang"
         self._stopped = threading.Event()
+        self._beat_now = threading.Event()  # the job started (or the lease ends): first beat
+        self._first_beat = threading.Event()  # the first heartbeat was answered (or given up)
         self._handle: Any = None
         self._log_offset = 0
         self._pending_log: threading.Thread | None = None  # the job's last lines, being sent
@@ -175,6 +184,7 @@ class LeaseExecutor:
         if self._stop_reason is None:
             self._stop_reason = reason
         self._stopped.set()
+        self._beat_now.set()
         handle = self._handle
         if handle is not None:
             handle.kill("gang" if reason == "gang" else "cancel")
@@ -250,8 +260,7 @@ class LeaseExecutor:
         if self._stopped.is_set():
             self._after_stop()
             return
-        self._handle = self._start(env, limits)
-        self.timeline.mark("started")
+        self._begin(env, limits)
         if self._stopped.is_set():  # stopped while starting
             self._handle.kill("gang" if self._stop_reason == "gang" else "cancel")
         # the job's last lines go to the market while its outputs are uploaded
@@ -398,6 +407,12 @@ class LeaseExecutor:
             return None
         return self.pool.take(limits)
 
+    def _begin(self, env: dict[str, str], limits: Limits) -> None:
+        """Start the job (:meth:`_start`); its first heartbeat follows."""
+        self._handle = self._start(env, limits)
+        self._beat_now.set()
+        self.timeline.mark("started")
+
     def _start(self, env: dict[str, str], limits: Limits) -> Any:
         """The job's handle: in the warm sandbox taken for it, or cold (none was taken, or
         the one taken turned out broken before any of the job ran)."""
@@ -523,8 +538,22 @@ class LeaseExecutor:
 
     # -- heartbeats ------------------------------------------------------------------------------
 
+    def _beaten(self) -> None:
+        """Before a receipt: the first heartbeat now, and answered (see
+        :data:`FIRST_BEAT_WAIT_S`)."""
+        self._beat_now.set()
+        self._first_beat.wait(FIRST_BEAT_WAIT_S)
+
     def _heartbeats(self) -> None:
-        """Answer the market's challenge once per interval until the lease is over here."""
+        """Answer the market's challenge once per interval until the lease is over here; the
+        first once the job has started (see :data:`FIRST_BEAT_DELAY_S`)."""
+        try:
+            self._beat_now.wait(FIRST_BEAT_DELAY_S)
+            self._answer_challenges()
+        finally:
+            self._first_beat.set()
+
+    def _answer_challenges(self) -> None:
         answered: set[int] = set()
         while not self._stopped.is_set():
             try:
@@ -548,6 +577,7 @@ class LeaseExecutor:
                     answered.add(k)
                 except PasarError as exc:
                     log.warning("heartbeat %s/%d: %s", self.job.lease_id, k, exc.message)
+            self._first_beat.set()
             wait_ms = challenge.next_at_ms - wall_clock_ms() + 50
             self._stopped.wait(max(0.05, wait_ms / 1000))
 
@@ -666,6 +696,7 @@ class LeaseExecutor:
         if self.job.sealed:  # what the client checks after decrypting, and verifiers compare
             body.plain_root = root_of_files((o.path, o.plain_sha256 or "") for o in outputs)
         self._log_sent()  # the log is whole before the lease ends
+        self._beaten()
         self.receipt = self.api.receipt(body)
         self.timeline.mark("receipt")
         self.timeline.log()
@@ -694,6 +725,7 @@ class LeaseExecutor:
                 reason=reason, fault=FAILURE_FAULTS[reason], detail=detail[:MAX_DETAIL_CHARS]
             ),
         )
+        self._beaten()
         try:
             self.receipt = self.api.receipt(body)
         except PasarError as exc:

@@ -309,3 +309,46 @@ def test_a_pip_requirement_that_cannot_install_ends_in_a_job_fault_receipt(
     assert "nosuchpkg==9" in failure["detail"] and "--only-binary" in failure["detail"]
     assert any("installing nosuchpkg==9" in line for line in api.logs)
     assert not [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+
+
+class BeatingAPI(FakeAPI):
+    """A market whose lease wants one heartbeat (interval 0), answered slowly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: list[str] = []
+        self.asked = 0
+
+    def challenge(self, lease_id: str) -> Any:
+        from pasar.api.leases import Challenge
+
+        self.asked += 1
+        if self.asked > 1:
+            return super().challenge(lease_id)  # the lease is over
+        return Challenge(lease_id=lease_id, interval=0, challenge="c", interval_s=30, next_at_ms=0)
+
+    def heartbeat(self, lease_id: str, interval: int, challenge: str, usage: Any) -> TxAnswer:
+        threading.Event().wait(0.2)  # a busy market: the job ends before this is answered
+        self.said.append(f"heartbeat {interval}")
+        return TxAnswer(ok=True, type="heartbeat")
+
+    def receipt(self, body: Receipt) -> TxAnswer:
+        self.said.append("receipt")
+        return super().receipt(body)
+
+
+@pytest.mark.parametrize("runtime", ["process", "broken"])
+def test_the_receipt_follows_the_first_heartbeat(tmp_path: Path, runtime: str) -> None:
+    """A lease is paid for the intervals its heartbeats verified: a receipt that overtook
+    the first heartbeat would end the lease unpaid (the heartbeat then refused)."""
+    from pasar.provider.runtime.process import ProcessRuntime
+
+    executor, _ = _executor(tmp_path)
+    api = BeatingAPI()
+    executor.api = api  # type: ignore[assignment]
+    if runtime == "process":
+        executor.runtime = ProcessRuntime()
+    executor.run()
+    assert api.said == ["heartbeat 0", "receipt"]
+    if runtime == "process":
+        assert api.receipts[0].get("failure") is None
