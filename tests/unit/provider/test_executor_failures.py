@@ -352,3 +352,40 @@ def test_the_receipt_follows_the_first_heartbeat(tmp_path: Path, runtime: str) -
     assert api.said == ["heartbeat 0", "receipt"]
     if runtime == "process":
         assert api.receipts[0].get("failure") is None
+
+
+def test_inputs_that_came_with_the_lease_are_fetched_only_when_they_do_not_match(
+    tmp_path: Path,
+) -> None:
+    """Inline inputs (``inline_inputs`` of the lease's view) are checked as a download is:
+    bytes that do not hash to the manifest's sha256 are never written; the input is fetched."""
+    import hashlib
+
+    from pasar.provider.lease_job import decoded
+
+    def sha(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    call = b"the call"
+    inputs = (
+        {"path": "call.pkl", "sha256": sha(call), "size": len(call)},
+        {"path": "sub/data", "sha256": sha(b"x"), "size": 1},
+    )
+    executor, api = _executor(tmp_path, inputs=inputs)
+    inline = {sha(call): call, sha(b"x"): b"not x"}  # a market that lies about the second
+    executor.job = dataclasses.replace(executor.job, inline=inline)
+    fetched: list[str] = []
+    fetch = api.get_blob
+
+    def get_blob(sha256: str, dest: Path) -> str:
+        fetched.append(sha256)
+        return fetch(sha256, dest)
+
+    api.get_blob = get_blob  # type: ignore[method-assign]
+    executor.workdir.mkdir(parents=True)
+    assert executor._fetch_inputs() is None
+    assert (executor.workdir / "call.pkl").read_bytes() == call
+    assert (executor.workdir / "sub" / "data").read_bytes() == b"x"  # fetched, not the lie
+    assert fetched == [sha(b"x")]
+    assert sorted(p.name for p in executor.workdir.rglob("*")) == ["call.pkl", "data", "sub"]
+    assert decoded({"a": "bm90IGJhc2U2NA==", "b": "not base64!"}) == {"a": b"not base64"}
