@@ -84,10 +84,6 @@ log = logging.getLogger("pasar.provider.executor")
 LOG_FLUSH_S = 0.5
 LOG_CHUNK_BYTES = 128 * 1024
 RAY_FILE = ".pasar-ray.sh"  # cluster: ray: the node's Ray start, then run on the head
-# The lease's first heartbeat waits for its job to start, or this long: a short lease's reads
-# (its inputs) then do not queue at the market behind a challenge and a signed heartbeat. Far
-# inside any preset's first interval (at least 1 s), so that interval is still answered.
-FIRST_BEAT_DELAY_S = 0.5
 # How long a receipt waits for the lease's first heartbeat to have been answered: a lease is
 # paid for the intervals its heartbeats verified, so one whose receipt came first is paid nothing
 FIRST_BEAT_WAIT_S = 5.0
@@ -139,7 +135,6 @@ class LeaseExecutor:
         self.max_blob_bytes = max_blob_bytes  # the market's limit on one output file (healthz)
         self._stop_reason: str | None = None  # "cancel" | "release" | "gang"
         self._stopped = threading.Event()
-        self._beat_now = threading.Event()  # the job started (or the lease ends): first beat
         self._first_beat = threading.Event()  # the first heartbeat was answered (or given up)
         self._handle: Any = None
         self._log_offset = 0
@@ -186,7 +181,6 @@ class LeaseExecutor:
         if self._stop_reason is None:
             self._stop_reason = reason
         self._stopped.set()
-        self._beat_now.set()
         handle = self._handle
         if handle is not None:
             handle.kill("gang" if reason == "gang" else "cancel")
@@ -412,7 +406,6 @@ class LeaseExecutor:
     def _begin(self, env: dict[str, str], limits: Limits) -> None:
         """Start the job (:meth:`_start`); its first heartbeat follows."""
         self._handle = self._start(env, limits)
-        self._beat_now.set()
         self.timeline.mark("started")
 
     def _start(self, env: dict[str, str], limits: Limits) -> Any:
@@ -559,16 +552,13 @@ class LeaseExecutor:
     # -- heartbeats ------------------------------------------------------------------------------
 
     def _beaten(self) -> None:
-        """Before a receipt: the first heartbeat now, and answered (see
-        :data:`FIRST_BEAT_WAIT_S`)."""
-        self._beat_now.set()
+        """Before a receipt: the first heartbeat answered (see :data:`FIRST_BEAT_WAIT_S`;
+        sent as the lease starts, it almost always is by then)."""
         self._first_beat.wait(FIRST_BEAT_WAIT_S)
 
     def _heartbeats(self) -> None:
-        """Answer the market's challenge once per interval until the lease is over here; the
-        first once the job has started (see :data:`FIRST_BEAT_DELAY_S`)."""
+        """Answer the market's challenge once per interval until the lease is over here."""
         try:
-            self._beat_now.wait(FIRST_BEAT_DELAY_S)
             self._answer_challenges()
         finally:
             self._first_beat.set()
