@@ -211,6 +211,8 @@ class WarmSandbox:
                 spawned(self)
         except BaseException:
             self.discard()
+            with contextlib.suppress(TimeoutError):  # ended, its cgroup removed
+                self.handle.wait(timeout=1.0)
             raise
         answer = _read_line(self._status, ready_timeout_s)
         if answer != b"ready\n":
