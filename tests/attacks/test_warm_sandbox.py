@@ -98,6 +98,27 @@ def spin_forever() -> None:
         pass
 
 
+LEFT_OPEN: list[Any] = []
+
+
+def ends_late() -> str:
+    """Leaves work for the end of its process: a thread still writing, an ``atexit``
+    function, a file written and never closed (kept alive by a global)."""
+    import atexit
+    import threading
+
+    def later() -> None:
+        time.sleep(0.3)
+        Path("thread.txt").write_text("thread")
+
+    threading.Thread(target=later).start()
+    atexit.register(lambda: Path("atexit.txt").write_text("atexit"))
+    LEFT_OPEN.append(open("open.txt", "w"))  # noqa: SIM115 (left open on purpose)
+    LEFT_OPEN[-1].write("unflushed")
+    print("printed", end="")  # no newline: only the end's flush sends it
+    return "returned"
+
+
 # -- running a call cold or warm ----------------------------------------------------------------
 
 
@@ -201,6 +222,26 @@ def test_an_inline_call_over_a_limit_ends_as_a_cold_one(
     )
     if reason != "memory":  # a MemoryError is the call's exception: an outcome, no kill
         assert warm.kill_reason == reason
+
+
+def test_an_inline_call_ends_its_process_as_a_cold_one(tmp_path: Path) -> None:
+    """The zygote skips the interpreter's teardown: what a finishing Python still does (its
+    threads joined, atexit functions, open files and stdout flushed) must happen all the same."""
+    ends = []
+    for mode in ("cold", "warm"):
+        outcome, output, result = run_call(mode, tmp_path, ends_late)
+        workdir = tmp_path / mode
+        files = {
+            name: (workdir / name).read_text() for name in ("thread.txt", "atexit.txt", "open.txt")
+        }
+        ends.append((outcome.exit_code, output.endswith("printed"), result.value, files))
+    assert ends[0] == ends[1]
+    assert ends[1] == (
+        0,
+        True,
+        "returned",
+        {"thread.txt": "thread", "atexit.txt": "atexit", "open.txt": "unflushed"},
+    )
 
 
 def test_a_workdir_shadowing_a_module_runs_as_a_fresh_python_would(tmp_path: Path) -> None:
@@ -318,4 +359,62 @@ def test_a_taken_sandbox_is_replaced_once_its_lease_is_over(tmp_path: Path) -> N
         for sandbox in (taken, fresh):
             sandbox.discard()
     finally:
+        pool.close()
+
+
+def test_closing_the_pool_aborts_a_sandbox_still_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopping agent must not wait for a zygote that is slow to start (a loaded machine):
+    the start is killed, its processes gone and its folder removed once close returns."""
+    read_line = warm_module._read_line
+
+    def never_ready(fd: int, timeout_s: float) -> bytes:
+        """The zygote's ``ready`` is not seen: wait for the pipe to close (or the timeout)."""
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0 and read_line(fd, left):
+            pass
+        return b""
+
+    monkeypatch.setattr(warm_module, "_read_line", never_ready)
+    pool = WarmPool(SandboxRuntime(), tmp_path, 1, keys=(WarmKey.of(LIMITS),), ready_timeout_s=600)
+    pool.start()
+    deadline = time.monotonic() + 60
+    while not pool._spawned and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (starting,) = pool._spawned
+    processes = [starting.handle.pid]
+    while time.monotonic() < deadline and len(processes) < 3:  # bwrap, its init, the zygote
+        processes = [starting.handle.pid]
+        with contextlib.suppress(psutil.Error):
+            kids = psutil.Process(starting.handle.pid).children(recursive=True)
+            processes += [p.pid for p in kids]
+        time.sleep(0.01)
+    pool.close()
+    assert not [pid for pid in processes if running(pid)]
+    assert starting.handle.poll() is not None
+    assert not list(tmp_path.glob(".warm-*"))
+    assert pool.started == 0 and not pool._spawned
+
+
+def test_a_key_whose_lease_found_none_ready_keeps_one_more(tmp_path: Path) -> None:
+    key = WarmKey.of(LIMITS)
+    pool = WarmPool(SandboxRuntime(), tmp_path, 1, keys=(key,))
+    pool.start()
+    taken = []
+    try:
+        assert pool.wait_ready(key, 1)
+        taken.append(pool.take(LIMITS))  # the one ready
+        taken.append(pool.take(LIMITS))  # none ready: waits for one starting
+        assert pool.wanted(key) == 2
+        for _ in range(2):
+            pool.finished(LIMITS)
+        assert pool.wait_ready(key, 2)  # refilled to two, never beyond size + GROW_MAX
+        for _ in range(5):
+            taken.append(pool.take(LIMITS, wait_s=0))
+        assert pool.wanted(key) == 1 + warm_module.GROW_MAX
+    finally:
+        for sandbox in taken:
+            if sandbox is not None:
+                sandbox.discard()
         pool.close()

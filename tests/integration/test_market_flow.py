@@ -9,6 +9,7 @@ signatures, replays, wrong signers, bad input, a crash, a tampered database.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -480,3 +481,30 @@ def test_the_market_runs_on_postgresql(spawn_market: Any, tmp_path: Any) -> None
     wait_for(lambda: api.get("/v1/chain/head")["height"] is not None)
     proc = run_audit("--market", again.url)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_leases_small_inputs_come_with_its_providers_view(market_server: MarketProcess) -> None:
+    """Issue 13: a remote call's payload comes with the lease its provider reads (one round
+    trip less); only to that provider, only for the lease's own inputs, and only small ones."""
+    alice, prov = Actor(market_server), Actor(market_server)
+    alice.post("/v1/faucet", type="faucet", amount="10 USDC")
+    register(prov, "0.05")
+    small, big = b"the call", b"x" * (64 * 1024)
+    inputs = []
+    for name, data in (("call.pkl", small), ("big.bin", big)):
+        sha = hashlib.sha256(data).hexdigest()
+        alice.api.request("PUT", f"/v1/blobs/{sha}", signer=alice.identity, content=data)
+        inputs.append({"path": name, "sha256": sha, "size": len(data)})
+    viewed = {}
+    for manifest in (inputs[:1], inputs):
+        order_id = send_order(alice.api, alice.identity, SPEC, manifest)["order_id"]
+        order = wait_for(lambda o=order_id: (v := alice.get(f"/v1/orders/{o}"))["leases"] and v)
+        lease_id = order["leases"][0]["lease_id"]
+        path = f"/v1/leases/{lease_id}"
+        mine = prov.api.get(path, {}, signer=prov.identity)
+        theirs = alice.api.get(path, {}, signer=alice.identity)
+        assert "inline_inputs" not in theirs  # the client's view: nothing inline
+        viewed[len(manifest)] = mine.get("inline_inputs")
+        prov.post(f"{path}/release", type="lease.release", lease_id=lease_id)
+    assert viewed[1] == {inputs[0]["sha256"]: base64.b64encode(small).decode()}
+    assert viewed[2] is None  # over 64 KiB in all: the provider fetches them

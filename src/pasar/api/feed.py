@@ -16,7 +16,8 @@ class FeedEvent(OpenModel):
     order_id: str | None = None
     lease_id: str | None = None
     mechanism: str | None = None
-    takes_bids: bool | None = None  # an order's mechanism takes sealed bids (None: not said)
+    # an order's mechanism takes sealed bids; a match: a window reopened for the leases left
+    takes_bids: bool | None = None  # None: not said
     leases: list[str] | None = None
     assigned: dict[str, str] | None = None  # lease id -> its provider (a match)
     check_id: str | None = None  # a check.assign: the check and the verifier it went to

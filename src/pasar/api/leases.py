@@ -69,6 +69,10 @@ class LeaseView(WireModel):
     # which of the spec's resources.alternatives the lease got (0-based; absent without them):
     # its allocation was fitted to it, and its provider sizes the job by it
     alternative: int | None = None
+    # the bytes (base64) of small inputs, by sha256: GET /v1/leases/{id} for the lease's own
+    # provider, when all its inputs together are small (a remote call's payload), so that it
+    # need not fetch them one round trip later; it checks each against its sha256 as a download
+    inline_inputs: dict[str, str] = Field(default_factory=dict)
 
 
 class Challenge(WireModel):

@@ -191,11 +191,14 @@ def on_match(state: MarketState, tx: Tx) -> Applied:
     providers = {state.leases[x].provider for x in started}
     if record.window is not None:
         providers |= set(record.window.invited)
-    # each lease's provider, so an agent runs its own without reading the others (it may not)
+    # each lease's provider, so an agent runs its own without reading the others (it may not);
+    # whether a window reopened for what is left, so an agent that won a lease reads the
+    # order for a bid only then (not once per call, beside its lease's own first reads)
     assigned = {x: state.leases[x].provider for x in started}
+    reopened = record.window is not None
     return Applied(
         tx.type,
-        {"order_id": record.id, "leases": started, "assigned": assigned},
+        {"order_id": record.id, "leases": started, "assigned": assigned, "takes_bids": reopened},
         providers=providers,
         orders={record.id},
     )

@@ -386,8 +386,9 @@ class Agent:
                 for lease_id in event.leases or []:
                     if assigned.get(lease_id, self.identity.account_id) == self.identity.account_id:
                         self._maybe_run(lease_id, seen_at)
-                if event.order_id and not self.state.draining:
-                    self._maybe_bid(event.order_id)  # a reopened auction window
+                # a reopened auction window (an older market does not say: look)
+                if event.order_id and not self.state.draining and event.takes_bids is not False:
+                    self._maybe_bid(event.order_id)
             elif kind in ("order.cancel", "order.expire"):
                 self._stop_order(str(event.order_id))
             elif kind == "cluster.exec" and event.lease_id and event.step and event.command:

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
+import secrets
 import shutil
 import threading
 import time
@@ -82,6 +84,9 @@ log = logging.getLogger("pasar.provider.executor")
 LOG_FLUSH_S = 0.5
 LOG_CHUNK_BYTES = 128 * 1024
 RAY_FILE = ".pasar-ray.sh"  # cluster: ray: the node's Ray start, then run on the head
+# How long a receipt waits for the lease's first heartbeat to have been answered: a lease is
+# paid for the intervals its heartbeats verified, so one whose receipt came first is paid nothing
+FIRST_BEAT_WAIT_S = 5.0
 # exit codes the executor itself reports when the job could not even start
 EXIT_INPUT_FAILED = 125
 
@@ -130,6 +135,7 @@ class LeaseExecutor:
         self.max_blob_bytes = max_blob_bytes  # the market's limit on one output file (healthz)
         self._stop_reason: str | None = None  # "cancel" | "release" | "gang"
         self._stopped = threading.Event()
+        self._first_beat = threading.Event()  # the first heartbeat was answered (or given up)
         self._handle: Any = None
         self._log_offset = 0
         self._pending_log: threading.Thread | None = None  # the job's last lines, being sent
@@ -250,8 +256,7 @@ class LeaseExecutor:
         if self._stopped.is_set():
             self._after_stop()
             return
-        self._handle = self._start(env, limits)
-        self.timeline.mark("started")
+        self._begin(env, limits)
         if self._stopped.is_set():  # stopped while starting
             self._handle.kill("gang" if self._stop_reason == "gang" else "cancel")
         # the job's last lines go to the market while its outputs are uploaded
@@ -398,6 +403,11 @@ class LeaseExecutor:
             return None
         return self.pool.take(limits)
 
+    def _begin(self, env: dict[str, str], limits: Limits) -> None:
+        """Start the job (:meth:`_start`); its first heartbeat follows."""
+        self._handle = self._start(env, limits)
+        self.timeline.mark("started")
+
     def _start(self, env: dict[str, str], limits: Limits) -> Any:
         """The job's handle: in the warm sandbox taken for it, or cold (none was taken, or
         the one taken turned out broken before any of the job ran)."""
@@ -504,7 +514,9 @@ class LeaseExecutor:
                     if sealed is not None:
                         return sealed
                     continue
-                got = self.api.get_blob(sha, self.workdir / path)
+                got = self._inline(item.sha256, self.workdir / path)
+                if got != sha:  # not inline (or not what the manifest says): fetched
+                    got = self.api.get_blob(sha, self.workdir / path)
             except PasarError as exc:
                 return f"input {path!r} could not be fetched: {exc.message}"
             except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
@@ -515,6 +527,22 @@ class LeaseExecutor:
                 return f"input {path!r} does not match its sha256 {sha[:12]}…"
         return None
 
+    def _inline(self, sha256: str, dest: Path) -> str | None:
+        """Write an input that came with the lease's view (``inline_inputs``) if its bytes
+        hash to ``sha256``; the digest of what was written, or None (nothing came)."""
+        data = self.job.inline.get(sha256)
+        if data is None or hashlib.sha256(data).hexdigest() != sha256:
+            return None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")  # as a download
+        try:
+            with open(part, "xb") as f:
+                f.write(data)
+            os.replace(part, dest)
+        finally:
+            part.unlink(missing_ok=True)
+        return sha256
+
     def _write_scripts(self) -> None:
         spec = self.job.spec
         if spec.setup:
@@ -523,8 +551,19 @@ class LeaseExecutor:
 
     # -- heartbeats ------------------------------------------------------------------------------
 
+    def _beaten(self) -> None:
+        """Before a receipt: the first heartbeat answered (see :data:`FIRST_BEAT_WAIT_S`;
+        sent as the lease starts, it almost always is by then)."""
+        self._first_beat.wait(FIRST_BEAT_WAIT_S)
+
     def _heartbeats(self) -> None:
         """Answer the market's challenge once per interval until the lease is over here."""
+        try:
+            self._answer_challenges()
+        finally:
+            self._first_beat.set()
+
+    def _answer_challenges(self) -> None:
         answered: set[int] = set()
         while not self._stopped.is_set():
             try:
@@ -548,6 +587,7 @@ class LeaseExecutor:
                     answered.add(k)
                 except PasarError as exc:
                     log.warning("heartbeat %s/%d: %s", self.job.lease_id, k, exc.message)
+            self._first_beat.set()
             wait_ms = challenge.next_at_ms - wall_clock_ms() + 50
             self._stopped.wait(max(0.05, wait_ms / 1000))
 
@@ -666,6 +706,7 @@ class LeaseExecutor:
         if self.job.sealed:  # what the client checks after decrypting, and verifiers compare
             body.plain_root = root_of_files((o.path, o.plain_sha256 or "") for o in outputs)
         self._log_sent()  # the log is whole before the lease ends
+        self._beaten()
         self.receipt = self.api.receipt(body)
         self.timeline.mark("receipt")
         self.timeline.log()
@@ -694,6 +735,7 @@ class LeaseExecutor:
                 reason=reason, fault=FAILURE_FAULTS[reason], detail=detail[:MAX_DETAIL_CHARS]
             ),
         )
+        self._beaten()
         try:
             self.receipt = self.api.receipt(body)
         except PasarError as exc:

@@ -7,8 +7,11 @@ verifier's re-run and the agent read these without running anything.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import base64
+import binascii
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pasar.api.base import JSONObject
@@ -69,6 +72,9 @@ class LeaseJob:
     private: str = ""  # the address of the spec's private part (a sealed job's: ciphertext)
     nodes: tuple[NodeView, ...] = ()  # a multi-node job's gang, in rank order
     cluster_secret: str | None = None  # what the gang's nodes share (PASAR_CLUSTER_SECRET)
+    # small inputs' bytes that came with the view, by sha256 (unchecked: the executor checks
+    # each against its sha256 as it would a download, and fetches any that does not match)
+    inline: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def sealed(self) -> bool:
@@ -90,7 +96,17 @@ class LeaseJob:
             private=view.private or "",
             nodes=tuple(view.nodes),
             cluster_secret=view.cluster_secret,
+            inline=decoded(view.inline_inputs),
         )
+
+
+def decoded(inline: Mapping[str, str]) -> dict[str, bytes]:
+    """The inline inputs' bytes (one that is not base64 is left out: it is fetched)."""
+    found: dict[str, bytes] = {}
+    for sha256, text in inline.items():
+        with contextlib.suppress(binascii.Error, ValueError):
+            found[sha256] = base64.b64decode(text, validate=True)
+    return found
 
 
 #: Turns a lease's ``devices`` into the runtime's GPU grants, or raises PasarError for a device

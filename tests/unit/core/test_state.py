@@ -514,3 +514,25 @@ def test_money_held_by_a_running_lease_is_shown_as_escrow() -> None:
     )
     assert s.held_for(record) == usdc("0")  # settled: billed, the rest refunded
     conserved(s)
+
+
+def test_a_match_says_whether_a_window_reopened_for_the_leases_left() -> None:
+    """The match event tells the agents whether to read the order for a bid (issue 13: not
+    one read per call beside the lease's own)."""
+    s = make_state()
+    s.ledger.mint(ALICE, usdc("10"))
+    register(s, P1, cpu_ask="0.10")
+    order_id = send(s, ALICE, T0, type="order.create", **order_fields(SPEC))["order_id"]
+    assert market(s, T0 + 1, type="match", order_id=order_id, seed=1)["takes_bids"] is False
+    s = make_state("akash")
+    s.ledger.mint(ALICE, usdc("10"))
+    for p in (P1, P2):
+        register(s, p, cpu_ask="0.10", cpus=2)
+        s.ledger.mint(p, usdc("1"))
+    order_id = send(s, ALICE, T0, type="order.create", **order_fields({**SPEC, "shards": 3}))
+    order_id = order_id["order_id"]
+    send(s, P1, T0 + 20, type="bid", order_id=order_id, price="0.40")
+    result = market(s, T0 + 10_000, type="match", order_id=order_id, seed=1)
+    assert len(result["leases"]) == 1 and s.orders[order_id].unfilled == 2
+    assert result["takes_bids"] is True  # P2 is invited again for the two left
+    conserved(s)

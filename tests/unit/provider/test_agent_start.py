@@ -27,3 +27,17 @@ def test_unknown_runtime_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PasarError) as err:
         Agent(AgentConfig(market="http://127.0.0.1:9", home=tmp_path, runtime="vm"))
     assert err.value.code == "unknown_runtime"
+
+
+def test_a_match_is_read_for_a_bid_only_when_a_window_may_have_reopened(tmp_path: Path) -> None:
+    """A match without a reopened window (``takes_bids: false``) costs no read of the order;
+    one that says nothing (an older market) or reopened one is read, as before."""
+    from pasar.api.feed import FeedEvent
+
+    agent = Agent(AgentConfig(market="http://127.0.0.1:9", home=tmp_path, runtime="process"))
+    read: list[str] = []
+    agent._maybe_bid = read.append  # type: ignore[method-assign]
+    for said in (False, None, True):
+        event = FeedEvent(seq=1, type="match", order_id=f"o-{said}", leases=[], takes_bids=said)
+        agent.handle(event)
+    assert read == ["o-None", "o-True"]

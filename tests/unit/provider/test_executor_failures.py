@@ -309,3 +309,83 @@ def test_a_pip_requirement_that_cannot_install_ends_in_a_job_fault_receipt(
     assert "nosuchpkg==9" in failure["detail"] and "--only-binary" in failure["detail"]
     assert any("installing nosuchpkg==9" in line for line in api.logs)
     assert not [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+
+
+class BeatingAPI(FakeAPI):
+    """A market whose lease wants one heartbeat (interval 0), answered slowly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: list[str] = []
+        self.asked = 0
+
+    def challenge(self, lease_id: str) -> Any:
+        from pasar.api.leases import Challenge
+
+        self.asked += 1
+        if self.asked > 1:
+            return super().challenge(lease_id)  # the lease is over
+        return Challenge(lease_id=lease_id, interval=0, challenge="c", interval_s=30, next_at_ms=0)
+
+    def heartbeat(self, lease_id: str, interval: int, challenge: str, usage: Any) -> TxAnswer:
+        threading.Event().wait(0.2)  # a busy market: the job ends before this is answered
+        self.said.append(f"heartbeat {interval}")
+        return TxAnswer(ok=True, type="heartbeat")
+
+    def receipt(self, body: Receipt) -> TxAnswer:
+        self.said.append("receipt")
+        return super().receipt(body)
+
+
+@pytest.mark.parametrize("runtime", ["process", "broken"])
+def test_the_receipt_follows_the_first_heartbeat(tmp_path: Path, runtime: str) -> None:
+    """A lease is paid for the intervals its heartbeats verified: a receipt that overtook
+    the first heartbeat would end the lease unpaid (the heartbeat then refused)."""
+    from pasar.provider.runtime.process import ProcessRuntime
+
+    executor, _ = _executor(tmp_path)
+    api = BeatingAPI()
+    executor.api = api  # type: ignore[assignment]
+    if runtime == "process":
+        executor.runtime = ProcessRuntime()
+    executor.run()
+    assert api.said == ["heartbeat 0", "receipt"]
+    if runtime == "process":
+        assert api.receipts[0].get("failure") is None
+
+
+def test_inputs_that_came_with_the_lease_are_fetched_only_when_they_do_not_match(
+    tmp_path: Path,
+) -> None:
+    """Inline inputs (``inline_inputs`` of the lease's view) are checked as a download is:
+    bytes that do not hash to the manifest's sha256 are never written; the input is fetched."""
+    import hashlib
+
+    from pasar.provider.lease_job import decoded
+
+    def sha(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    call = b"the call"
+    inputs = (
+        {"path": "call.pkl", "sha256": sha(call), "size": len(call)},
+        {"path": "sub/data", "sha256": sha(b"x"), "size": 1},
+    )
+    executor, api = _executor(tmp_path, inputs=inputs)
+    inline = {sha(call): call, sha(b"x"): b"not x"}  # a market that lies about the second
+    executor.job = dataclasses.replace(executor.job, inline=inline)
+    fetched: list[str] = []
+    fetch = api.get_blob
+
+    def get_blob(sha256: str, dest: Path) -> str:
+        fetched.append(sha256)
+        return fetch(sha256, dest)
+
+    api.get_blob = get_blob  # type: ignore[method-assign]
+    executor.workdir.mkdir(parents=True)
+    assert executor._fetch_inputs() is None
+    assert (executor.workdir / "call.pkl").read_bytes() == call
+    assert (executor.workdir / "sub" / "data").read_bytes() == b"x"  # fetched, not the lie
+    assert fetched == [sha(b"x")]
+    assert sorted(p.name for p in executor.workdir.rglob("*")) == ["call.pkl", "data", "sub"]
+    assert decoded({"a": "bm90IGJhc2U2NA==", "b": "not base64!"}) == {"a": b"not base64"}

@@ -30,13 +30,19 @@ learns the keys leases come with (up to :data:`MAX_KEYS`, the least recently use
 and backs off from a key whose sandboxes keep failing to start. A lease that finds none of its
 key ready while one is starting waits for it (up to :data:`TAKE_WAIT_S`) rather than start a
 cold sandbox, which would be ready later and take CPU from the one starting: the pool's refill
-rate, not its size, is what a steady stream of calls to one provider runs into.
+rate, not its size, is what a steady stream of calls to one provider runs into. So a key whose
+lease found none ready keeps one sandbox more (up to :data:`GROW_MAX` beyond ``size``): calls
+back to back then take the one started after the lease before last, where with ``size`` the
+one started after the previous lease (~100 ms of CPU, more on a busy machine) was often still
+starting. An idle provider keeps ``size``; a busy key costs memory, not CPU (each lease
+consumes one sandbox whatever the pool's size).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -45,7 +51,7 @@ import select
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +68,7 @@ log = logging.getLogger("pasar.provider.warm")
 
 GIB = 1 << 30
 DEFAULT_SIZE = 2  # warm sandboxes per key: the agent's ``--warm-pool`` default
+GROW_MAX = 2  # sandboxes a key may grow by, beyond ``size``, once its leases found none ready
 MAX_KEYS = 4  # keys kept warm at once; the least recently used is dropped
 READY_TIMEOUT_S = 30.0  # a zygote not ready by then is broken
 GO_TIMEOUT_S = 10.0  # a zygote that does not confirm its go by then is broken
@@ -163,8 +170,18 @@ class WarmSandbox:
     """One started sandbox, its zygote waiting: taken by one lease, or discarded."""
 
     def __init__(
-        self, runtime: SandboxRuntime, key: WarmKey, workroot: Path, *, ready_timeout_s: float
+        self,
+        runtime: SandboxRuntime,
+        key: WarmKey,
+        workroot: Path,
+        *,
+        ready_timeout_s: float,
+        spawned: Callable[[WarmSandbox], None] | None = None,
     ) -> None:
+        """Start the sandbox and wait for its zygote's ``ready``. ``spawned`` is called once
+        the process exists, before that wait: the pool's :meth:`WarmPool.close` then can
+        :meth:`abort` a start in progress (the wait ends at once, raising
+        :class:`WarmSandboxBrokenError`); a ``spawned`` that raises aborts it too."""
         self.runtime = runtime
         self.key = key
         self.workdir = workroot / f"{PREFIX}{secrets.token_hex(8)}"
@@ -188,6 +205,14 @@ class WarmSandbox:
         except BaseException:
             self._close()
             shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+        try:
+            if spawned is not None:
+                spawned(self)
+        except BaseException:
+            self.discard()
+            with contextlib.suppress(TimeoutError):  # ended, its cgroup removed
+                self.handle.wait(timeout=1.0)
             raise
         answer = _read_line(self._status, ready_timeout_s)
         if answer != b"ready\n":
@@ -255,6 +280,13 @@ class WarmSandbox:
         self._close()
         return self.handle
 
+    def abort(self) -> None:
+        """Kill the sandbox from another thread than the one starting it: that thread's wait
+        for ``ready`` then sees the status pipe close and cleans up (:meth:`discard`). Only
+        the process is touched here: closing the pipe under a thread reading it could hand
+        its descriptor number to another file meanwhile."""
+        self.handle.kill("cancel")
+
     def discard(self) -> None:
         """Kill the sandbox (a zygote never serves a second lease, nor one not meant for it)
         and remove its directory unless a lease claimed it (the lease's executor removes it)."""
@@ -296,6 +328,8 @@ class WarmPool:
         self._idle: dict[WarmKey, collections.deque[WarmSandbox]] = {}
         self._retry_at: dict[WarmKey, tuple[float, float]] = {}  # key → (when, backoff)
         self._starting: dict[WarmKey, int] = {}  # sandboxes being started, per key
+        self._grown: dict[WarmKey, int] = {}  # sandboxes a key keeps beyond ``size`` (GROW_MAX)
+        self._spawned: set[WarmSandbox] = set()  # started, not ready yet: what close aborts
         # per key, a replacement owed for each sandbox taken by a lease still running, due at
         # the time listed: a refill then does not compete with that lease for the CPU
         self._deferred: dict[WarmKey, list[float]] = {}
@@ -323,9 +357,12 @@ class WarmPool:
         with self._lock:
             if self._closed or self.size <= 0:
                 return None
+            known = key in self._idle  # kept warm already (a new key's first lease runs cold)
             idle = self._idle.pop(key, collections.deque())
             self._idle[key] = idle  # most recently used last
             evicted = self._evict()
+            if known and not any(s.alive for s in idle):  # none ready: too few for its leases
+                self._grown[key] = min(self._grown.get(key, 0) + 1, GROW_MAX)
             while found is None and not self._closed:
                 while idle and found is None:
                     candidate = idle.popleft()
@@ -368,7 +405,12 @@ class WarmPool:
         have = len(self._idle.get(key, ())) + self._starting.get(key, 0)
         have += len(self._deferred.get(key, ()))
         retry_at = self._retry_at.get(key, (0.0, 0.0))[0]
-        return bool(self._threads) and have < self.size and retry_at <= time.monotonic()
+        return bool(self._threads) and have < self.wanted(key) and retry_at <= time.monotonic()
+
+    def wanted(self, key: WarmKey) -> int:
+        """How many sandboxes of ``key`` the pool keeps (``size``, grown once its leases
+        found none ready)."""
+        return self.size + self._grown.get(key, 0)
 
     def _evict(self) -> list[WarmSandbox]:
         """Drop the least recently used keys over :attr:`max_keys` (call with the lock)."""
@@ -378,6 +420,7 @@ class WarmPool:
             dropped += self._idle.pop(oldest)
             self._retry_at.pop(oldest, None)
             self._deferred.pop(oldest, None)
+            self._grown.pop(oldest, None)
         return dropped
 
     # -- the refill ------------------------------------------------------------------------------
@@ -385,10 +428,13 @@ class WarmPool:
     def start(self) -> None:
         if self.size <= 0 or self._threads:
             return
-        for i in range(min(self.size, REFILL_THREADS)):
-            thread = threading.Thread(target=self._refill, name=f"warm-pool-{i}", daemon=True)
+        with self._lock:  # listed before any runs: a refill with none listed would not start
+            self._threads = [
+                threading.Thread(target=self._refill, name=f"warm-pool-{i}", daemon=True)
+                for i in range(min(self.size, REFILL_THREADS))
+            ]
+        for thread in self._threads:
             thread.start()
-            self._threads.append(thread)
 
     def _wanted(self) -> tuple[WarmKey | None, float]:
         """The next key short of sandboxes (most recently used first), or None and how long
@@ -420,14 +466,21 @@ class WarmPool:
                 if self._closed or key is None:
                     return
                 self._starting[key] = self._starting.get(key, 0) + 1
+            mine: list[WarmSandbox] = []  # the one this start spawned, ready or not
             try:
                 sandbox: WarmSandbox | None = WarmSandbox(
-                    self.runtime, key, self.workroot, ready_timeout_s=self.ready_timeout_s
+                    self.runtime,
+                    key,
+                    self.workroot,
+                    ready_timeout_s=self.ready_timeout_s,
+                    spawned=functools.partial(self._spawn_seen, mine=mine),
                 )
             except (WarmSandboxBrokenError, PasarError, OSError) as exc:
                 sandbox = None
-                self._failed(key, exc)
+                if not self._closed:  # else: aborted by close, not a failure of the key
+                    self._failed(key, exc)
             with self._lock:
+                self._spawned.difference_update(mine)
                 self._starting[key] -= 1
                 idle = self._idle.get(key)
                 keep = sandbox is not None and not self._closed and idle is not None
@@ -442,6 +495,15 @@ class WarmPool:
                 self._lock.notify_all()  # a take waiting for this key
             if sandbox is not None and not keep:
                 sandbox.discard()  # closed, or the key was dropped meanwhile
+
+    def _spawn_seen(self, sandbox: WarmSandbox, mine: list[WarmSandbox]) -> None:
+        """A sandbox's process exists and its zygote is starting: :meth:`close` may abort it.
+        Raises when the pool closed meanwhile (the start then ends there)."""
+        mine.append(sandbox)
+        with self._lock:
+            if self._closed:
+                raise WarmSandboxBrokenError("the pool closed while the sandbox started")
+            self._spawned.add(sandbox)
 
     def _failed(self, key: WarmKey, exc: Exception) -> None:
         with self._lock:
@@ -467,16 +529,21 @@ class WarmPool:
         return True
 
     def close(self) -> None:
-        """Kill every idle sandbox and stop refilling (a taken one ends with its lease)."""
+        """Kill every idle sandbox, abort those starting, and stop refilling (a taken one
+        ends with its lease). Why abort: a start waits up to :data:`READY_TIMEOUT_S` for its
+        zygote, which a loaded machine can take long to get to; a stopping agent must not."""
         with self._lock:
             self._closed = True
             left = [s for idle in self._idle.values() for s in idle]
             self._idle = {}
+            starting = list(self._spawned)
             self._lock.notify_all()
+        for sandbox in starting:  # its refill thread sees the pipe close and cleans up
+            sandbox.abort()
         for sandbox in left:
             sandbox.discard()
         for thread in self._threads:
             thread.join(READY_TIMEOUT_S)
-        for sandbox in left:  # ended, and their cgroups removed, before the agent exits
+        for sandbox in [*left, *starting]:  # ended, cgroups removed, before the agent exits
             with contextlib.suppress(TimeoutError):
                 sandbox.handle.wait(timeout=CLOSE_WAIT_S)
