@@ -256,7 +256,8 @@ class LeaseExecutor:
         if self._stopped.is_set():
             self._after_stop()
             return
-        self._begin(env, limits)
+        self._handle = self._start(env, limits)
+        self.timeline.mark("started")
         if self._stopped.is_set():  # stopped while starting
             self._handle.kill("gang" if self._stop_reason == "gang" else "cancel")
         # the job's last lines go to the market while its outputs are uploaded
@@ -402,11 +403,6 @@ class LeaseExecutor:
         if limits.netns is not None:  # a gang's network is joined as bwrap starts
             return None
         return self.pool.take(limits)
-
-    def _begin(self, env: dict[str, str], limits: Limits) -> None:
-        """Start the job (:meth:`_start`); its first heartbeat follows."""
-        self._handle = self._start(env, limits)
-        self.timeline.mark("started")
 
     def _start(self, env: dict[str, str], limits: Limits) -> Any:
         """The job's handle: in the warm sandbox taken for it, or cold (none was taken, or
