@@ -21,10 +21,12 @@ import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import httpx
 import pytest
 
+from pasar.client.client import Client
 from pasar.client.raw_orders import send_order
 from pasar.client.transport import Transport
 from pasar.core.errors import PasarError
@@ -106,6 +108,23 @@ def assert_held_while_running(alice: Actor, order_id: str, *, spendable: str, he
     assert (account["balance"], account["escrow"]) == (spendable, held)
 
 
+def assert_small_output_comes_inline(
+    market: MarketProcess, alice: Actor, provider: Actor, order_id: str, output: bytes
+) -> None:
+    """Issue 13: the client's wait carries a finished order's small output inline (one round
+    trip less); the provider's does not, nor does the plain order view; the SDK uses it
+    without a download."""
+    sha = hashlib.sha256(output).hexdigest()
+    waited = alice.get(f"/v1/orders/{order_id}/wait", timeout=0)["order"]
+    assert waited["inline_outputs"] == {sha: base64.b64encode(output).decode()}
+    assert "inline_outputs" not in provider.get(f"/v1/orders/{order_id}/wait", timeout=0)["order"]
+    assert "inline_outputs" not in alice.get(f"/v1/orders/{order_id}")
+    client = Client(market.url, identity=alice.identity, home=market.home / "c")
+    with mock.patch.object(Transport, "download", side_effect=AssertionError("downloaded")):
+        result = client.job(order_id).fetch(waited, market.home / "result")
+    assert (result.shards[0].dir / "out.txt").read_bytes() == output
+
+
 def test_a_job_runs_settles_and_audits(market_server: MarketProcess) -> None:
     alice, cheap, dear = Actor(market_server), Actor(market_server), Actor(market_server)
     alice.post("/v1/faucet", type="faucet", amount="10 USDC")
@@ -168,11 +187,12 @@ def test_a_job_runs_settles_and_audits(market_server: MarketProcess) -> None:
     )
     earnings = Money.parse(cheap.get(f"/v1/accounts/{cheap.id}")["earnings"])
     assert earnings == billed - billed.scale(1, 50)  # pasar's 2% take, rounded down
-    balances = alice.get("/v1/state/balances")["balances"]
-    assert total_minted(balances) == Money.parse("10 USDC")
+    assert total_minted(alice.get("/v1/state/balances")["balances"]) == Money.parse("10 USDC")
 
     stats = alice.get("/v1/stats")
     assert (stats["providers"], stats["cpus"], stats["jobs"]) == (2, 16, {"done": 1})
+
+    assert_small_output_comes_inline(market_server, alice, cheap, order_id, output)
 
     # every transaction is sealed into a signed block within a second or two; the audit
     # replays them all and gets the market's balances exactly

@@ -56,6 +56,10 @@ class OrderView(WireModel):
     auction: AuctionView | None = None
     private: str | None = None  # sha256 of the private part (the chain's commitment)
     steps: list[str] = Field(default_factory=list)  # a cluster's steps: each command's blob
+    # the bytes (base64, by sha256) of a finished order's outputs when they are small in all (a
+    # remote call's result): in the client's GET /v1/orders/{id}/wait only, so that it need not
+    # fetch them one round trip later; it checks each against the receipt as it would a download
+    inline_outputs: dict[str, str] = Field(default_factory=dict)
 
 
 class OrderList(WireModel):

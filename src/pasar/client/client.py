@@ -16,6 +16,7 @@ stats) never need it, reads of a job's private data (its order, logs, outputs) a
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -33,7 +34,12 @@ from pasar.client.sealed import (
     open_output,
     prepare_sealed,
 )
-from pasar.client.transport import DEFAULT_TIMEOUT_S, Transport, worth_probing
+from pasar.client.transport import (
+    DEFAULT_TIMEOUT_S,
+    Transport,
+    inline_download,
+    worth_probing,
+)
 from pasar.core.errors import PasarError
 from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
 
@@ -42,7 +48,7 @@ if TYPE_CHECKING:
     # one is asked for: `pasar balance` and `pasar status` need neither (issue 14.10)
     from pasar.api.quote import QuoteResponse
     from pasar.client.defaults import Decided
-    from pasar.client.results import JobResult
+    from pasar.client.results import JobResult, OutputFile
     from pasar.core.spec import JobSpec
 
 T = TypeVar("T")
@@ -371,12 +377,15 @@ class Job:
         root = Path(dest)
         shards = plan(order, root, held=held, partial=partial)
         key = self.client.keys.of(order) if is_sealed(order) else None
+        inline = order.get("inline_outputs")  # small outputs that came with the view
         for _, files in shards:
             for item in files:
-                sha, size, tmp = self.client.transport.download(
-                    item.blobs, item.dest, signer=self.client.identity
-                )
-                accept(item, sha, size, tmp)
+                got = _inline_output(inline, item)
+                if got is None:  # not inline, or not what the receipt says: fetched
+                    got = self.client.transport.download(
+                        item.blobs, item.dest, signer=self.client.identity
+                    )
+                accept(item, *got)
                 if key is not None:  # the ciphertext was the receipt's; now its plaintext
                     open_output(item.dest, key, item.plain_sha256, f"output {item.path!r}")
         return JobResult(self.id, root, tuple(result for result, _ in shards))
@@ -405,3 +414,20 @@ class Job:
 
     def explain(self) -> dict[str, Any]:
         return self.client.explain(self.id)
+
+
+def _inline_output(inline: object, item: OutputFile) -> tuple[str, int, Path] | None:
+    """An output the order's view carried inline (``inline_outputs``), written as a download
+    (sha256, size, temporary file) if its bytes are what the receipt says; else None."""
+    encoded = inline.get(item.sha256) if isinstance(inline, dict) and not item.parts else None
+    if not isinstance(encoded, str):
+        return None
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        return None
+    sha, size, tmp = inline_download(data, item.dest)
+    if sha != item.sha256 or size != item.size:
+        tmp.unlink(missing_ok=True)
+        return None
+    return sha, size, tmp

@@ -224,6 +224,20 @@ class _Download:
         self.tmp.unlink(missing_ok=True)
 
 
+def inline_download(data: bytes, dest: Path) -> tuple[str, int, Path]:
+    """Bytes that came inline in a view (an order's ``inline_outputs``) written as a download
+    is: to a temporary file beside ``dest``, hashed; returns ``(sha256 hex, size, temporary
+    path)`` and the caller checks the digest as after :meth:`Transport.download`."""
+    part = _Download(dest)
+    try:
+        part.write(data)
+    except BaseException:
+        part.discard()
+        raise
+    sha, size = part.finish()
+    return sha, size, part.tmp
+
+
 class Transport:
     """A market's HTTP API at ``base_url``."""
 

@@ -14,6 +14,7 @@ nothing kept.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
@@ -298,3 +299,29 @@ class BlobStore:
             return await anyio.to_thread.run_sync(upload.commit)
         finally:
             upload.discard()
+
+
+#: what a view carries inline at most (all its blobs together): a remote call's payload or
+#: result, a fraction of a kilobyte, would otherwise cost its reader a round trip of its own
+INLINE_BYTES = 64 * 1024
+
+
+def small_blobs(blobs: BlobStore, wanted: Iterable[tuple[str, int | None]]) -> dict[str, str]:
+    """The bytes (base64, by sha256) of the blobs ``wanted`` (``(sha256, size)``) when all of
+    them together are :data:`INLINE_BYTES` or less and stored; else nothing — the reader
+    fetches them, as it may. The caller decides who may read them (the same parties a blob
+    download admits); the reader checks each against its sha256 as it would a download."""
+    wanted = list(wanted)
+    if not wanted or sum(INLINE_BYTES + 1 if n is None else n for _, n in wanted) > INLINE_BYTES:
+        return {}
+    found: dict[str, str] = {}
+    for sha256, _ in wanted:
+        try:
+            with blobs.open(sha256) as f:
+                data = f.read(INLINE_BYTES + 1)
+        except (PasarError, OSError):
+            return {}
+        if len(data) > INLINE_BYTES:  # not the size it was said to be
+            return {}
+        found[sha256] = base64.b64encode(data).decode("ascii")
+    return found

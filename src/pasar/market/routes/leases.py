@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +26,7 @@ from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex, sha256_hex
 from pasar.market.access import check_lease_party
 from pasar.market.auth import Reader, signed_envelope
-from pasar.market.blobs import BlobStore
+from pasar.market.blobs import BlobStore, small_blobs
 from pasar.market.openapi import signs
 from pasar.market.routes.common import service_of, submit_typed
 from pasar.market.service import MarketService
@@ -38,9 +37,6 @@ MAX_LOG_CHUNK = 256 * 1024
 MAX_LOG_BYTES = 64 * 1024 * 1024
 MAX_LOG_READ = 1 << 20  # one answer carries at most this much; the reader asks again
 MAX_FOLLOW_S = 30.0
-# a lease's inputs come with its provider's view when they are this small in all (issue 13: a
-# remote call's payload, a fraction of a kilobyte, would otherwise cost the lease a round trip)
-INLINE_INPUTS_BYTES = 64 * 1024
 
 
 def lease_view(state: MarketState, lease: LeaseRecord) -> LeaseView:
@@ -119,27 +115,13 @@ def get_lease(request: Request, lease_id: str, reader: Reader) -> LeaseView:
 
 
 def inline_inputs(blobs: BlobStore, view: LeaseView) -> dict[str, str]:
-    """The lease's inputs' bytes (base64, by sha256) when they are :data:`INLINE_INPUTS_BYTES`
-    or less in all, each one blob (no parts) and stored; else nothing (the provider fetches
-    them, as it may). Only for the lease's provider, who may read every one of them."""
+    """The lease's inputs' bytes (base64, by sha256) when they are small in all and each one
+    blob (no parts) (:func:`~pasar.market.blobs.small_blobs`). Only for the lease's provider,
+    who may read every one of them."""
     entries = view.inputs
-    if not entries or any(e.parts for e in entries):
+    if any(e.parts for e in entries):
         return {}
-    if sum(e.size if e.size is not None else INLINE_INPUTS_BYTES + 1 for e in entries) > (
-        INLINE_INPUTS_BYTES
-    ):
-        return {}
-    found: dict[str, str] = {}
-    for entry in entries:
-        try:
-            with blobs.open(entry.sha256) as f:
-                data = f.read(INLINE_INPUTS_BYTES + 1)
-        except (PasarError, OSError):
-            return {}
-        if len(data) > INLINE_INPUTS_BYTES:  # not the size the manifest said
-            return {}
-        found[entry.sha256] = base64.b64encode(data).decode("ascii")
-    return found
+    return small_blobs(blobs, ((e.sha256, e.size) for e in entries))
 
 
 def gang_of(state: MarketState, record: OrderRecord) -> list[NodeView]:

@@ -30,6 +30,7 @@ from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex
 from pasar.market.access import View, check_order_party, is_operator, order_view_for
 from pasar.market.auth import Reader, SignedBody, Signer, signed_envelope, verified_envelope
+from pasar.market.blobs import small_blobs
 from pasar.market.engine import Offline
 from pasar.market.openapi import signs
 from pasar.market.private_parts import Revealed
@@ -294,7 +295,27 @@ async def wait_order(
         )
     with service.lock:
         shown = order_view(service, _record(service.state, order_id), view)
+    if isinstance(shown, OrderView) and shown.status == "done" and reader == shown.client:
+        inline = small_blobs(request.app.state.blobs, settled_outputs(shown))  # off the lock
+        if inline:  # else unset: not in the answer
+            shown.inline_outputs = inline
     return OrderWait(order=shown, next=events[-1].seq if events else after)
+
+
+def settled_outputs(view: OrderView) -> list[tuple[str, int | None]]:
+    """``(sha256, size)`` of every output the settled leases' receipts list, each one blob;
+    nothing if any comes in parts (the receipts are untrusted JSON: anything odd, nothing)."""
+    found: list[tuple[str, int | None]] = []
+    for lease in view.leases:
+        if lease.status != "settled" or lease.receipt is None:
+            continue
+        outputs = lease.receipt.get("outputs")
+        for item in outputs if isinstance(outputs, list) else ():
+            sha, size = (item.get("sha256"), item.get("size")) if isinstance(item, dict) else (0, 0)
+            if not is_sha256_hex(sha) or item.get("parts") or type(size) is not int:
+                return []
+            found.append((str(sha), size))
+    return found
 
 
 @router.post(
