@@ -123,6 +123,13 @@ def assert_small_output_comes_inline(
     with mock.patch.object(Transport, "download", side_effect=AssertionError("downloaded")):
         result = client.job(order_id).fetch(waited, market.home / "result")
     assert (result.shards[0].dir / "out.txt").read_bytes() == output
+    # a wait on an order that ended answers at once, even from the feed's newest cursor (a
+    # launched job's first wait starts at the cursor its creation answered): this client
+    # gives up after 5 s where the wait would sleep 25
+    impatient = Transport(market.url, identity=alice.identity, timeout_s=5)
+    head = alice.get(f"/v1/orders/{order_id}/wait", timeout=0)["next"]
+    again = impatient.get(f"/v1/orders/{order_id}/wait", {"after": head, "timeout": 25})
+    assert again["order"]["status"] == "done" and again["next"] == head
 
 
 def test_a_job_runs_settles_and_audits(market_server: MarketProcess) -> None:
@@ -135,7 +142,7 @@ def test_a_job_runs_settles_and_audits(market_server: MarketProcess) -> None:
     t0 = time.monotonic()
     created = send_order(alice.api, alice.identity, SPEC)
     order_id = created["order_id"]
-    assert created["escrow"] == "1.00 USDC"
+    assert created["escrow"] == "1.00 USDC" and created["next"] > head  # the feed's cursor
     # the winning provider is told at once through its feed (long-poll, no tight polling)
     events = cheap.get(f"/v1/providers/{cheap.id}/feed", after=head, timeout=10)["events"]
     assert time.monotonic() - t0 < 5

@@ -461,6 +461,8 @@ class TxAnswer(OpenModel):
     ok: bool = True  # the market always sends both; a client needs neither
     type: str | None = None
     order_id: str | None = None
+    # order.create: the feed's cursor once the order was published (a wait may start there)
+    next: int | None = None
 
     def created(self) -> str:
         """The id of the order an ``order.create`` made (a 502 if the answer names none)."""

@@ -131,7 +131,7 @@ class AsyncClient:
 
         await asyncio.gather(*(upload(sha, content) for sha, content in uploads))
         reply = await self._call(calls.create_order(order_fields(job, private), ttl_s))
-        return AsyncJob(self, reply.created(), decision.decided)
+        return AsyncJob(self, reply.created(), decision.decided, feed_next=reply.next)
 
     async def quote(
         self, spec: object, *, base_dir: str | os.PathLike[str] | None = None
@@ -234,10 +234,18 @@ class AsyncClient:
 class AsyncJob:
     """See :class:`pasar.client.client.Job`; the same methods as coroutines."""
 
-    def __init__(self, client: AsyncClient, order_id: str, decided: Decided | None = None) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        order_id: str,
+        decided: Decided | None = None,
+        *,
+        feed_next: int | None = None,
+    ) -> None:
         self.client = client
         self.id = order_id
         self.decided = decided
+        self.feed_next = feed_next  # see Job.feed_next
 
     def __repr__(self) -> str:
         return f"AsyncJob({self.id!r})"
@@ -251,7 +259,8 @@ class AsyncJob:
         *,
         watch: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        return await self.client._drive(calls.wait_for_end(self.id, timeout, watch=watch))
+        waiting = calls.wait_for_end(self.id, timeout, watch=watch, after=self.feed_next)
+        return await self.client._drive(waiting)
 
     async def logs(self, follow: bool = False, *, shard: int = 0) -> AsyncIterator[str]:
         steps = calls.follow_logs(self.id, shard, follow)

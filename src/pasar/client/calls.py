@@ -493,27 +493,35 @@ def wait_for_end(
     *,
     review: bool = False,
     watch: Callable[[dict[str, Any]], None] | None = None,
+    after: int | None = None,
 ) -> Generator[Call[Any], Any, dict[str, Any]]:
     """Long-poll the order until it is done, expired or cancelled; returns its last view.
     With ``review``, also stop once every result waits for the client's approval. ``watch``
-    sees each view as it comes (a progress bar).
+    sees each view as it comes (a progress bar). ``after``: the feed's cursor the order's
+    creation answered (``next``), so the first request already long-polls (a market answers
+    a wait on an ended order at once, so no end is missed); without it the order and the
+    cursor are read first.
 
     Raises PasarError ``wait_timeout`` (the order goes on) if ``timeout_s`` passes first.
     """
     deadline = None if timeout_s is None else clock() + timeout_s
-    # a wait that does not wait reads the order AND the feed's cursor in one round trip
-    first = yield wait_order(order_id, 0, 0.0)
-    order: dict[str, Any] = first["order"]
-    after = int(first["next"])
-    if watch is not None:
-        watch(order)
-    while order["status"] not in TERMINAL and not (review and awaiting_approval(order)):
+    order: dict[str, Any] | None = None
+    if after is None or review:
+        # a wait that does not wait reads the order AND the feed's cursor in one round trip
+        first = yield wait_order(order_id, 0, 0.0)
+        order, after = first["order"], int(first["next"])
+        if watch is not None:
+            watch(order)
+    while order is None or (
+        order["status"] not in TERMINAL and not (review and awaiting_approval(order))
+    ):
         poll = POLL_S
         if deadline is not None:
             left = deadline - clock()
             if left <= 0:
+                status = "not over" if order is None else order["status"]
                 raise PasarError(
-                    f"order {order_id} is still {order['status']} after {timeout_s:g} s",
+                    f"order {order_id} is still {status} after {timeout_s:g} s",
                     code="wait_timeout",
                     status=504,
                     hint="wait again, or cancel it with job.cancel()",

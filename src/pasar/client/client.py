@@ -152,12 +152,12 @@ class Client:
             reply = self._call(calls.create_order(sealed.fields, ttl_s))
             order_id = reply.created()
             self._sealers.append(Sealer(self._call, order_id, sealed.key).start())
-            return Job(self, order_id, decided.decided)
+            return Job(self, order_id, decided.decided, feed_next=reply.next)
         private = private_part_of(job, files)
         uploads: list[tuple[str, Path | bytes]] = [(f.sha256, f.file) for f in files]
         self._upload_all([*uploads, (private.commitment, private.to_bytes())])
         reply = self._call(calls.create_order(order_fields(job, private), ttl_s))
-        return Job(self, reply.created(), decided.decided)
+        return Job(self, reply.created(), decided.decided, feed_next=reply.next)
 
     def decide(self, spec: object, *, base_dir: str | os.PathLike[str] | None = None) -> Decision:
         """The complete spec :meth:`launch` would sign for ``spec``, and what was decided for
@@ -309,10 +309,19 @@ class Job:
     price cap and duration a spec without them got, the alternative the market would take now
     (:class:`pasar.client.defaults.Decided`); None when the spec said everything."""
 
-    def __init__(self, client: Client, order_id: str, decided: Decided | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        order_id: str,
+        decided: Decided | None = None,
+        *,
+        feed_next: int | None = None,
+    ) -> None:
         self.client = client
         self.id = order_id
         self.decided = decided
+        # the feed's cursor the order's creation answered: a wait long-polls from it at once
+        self.feed_next = feed_next
 
     def __repr__(self) -> str:
         return f"Job({self.id!r})"
@@ -330,7 +339,8 @@ class Job:
         """Block until the order is done, expired or cancelled (long polls, no busy loop);
         returns its last view. ``timeout`` seconds: raise ``wait_timeout`` instead. ``watch``
         sees every view of the order on the way (a progress bar's ``update``)."""
-        return self.client._drive(calls.wait_for_end(self.id, timeout, watch=watch))
+        waiting = calls.wait_for_end(self.id, timeout, watch=watch, after=self.feed_next)
+        return self.client._drive(waiting)
 
     def logs(self, follow: bool = False, *, shard: int = 0) -> Iterator[str]:
         """The output of one shard's job, in chunks as the market has them. With ``follow``,

@@ -411,6 +411,29 @@ def test_wait_long_polls_with_the_markets_cursor() -> None:
     assert afters == ["0", "10", "20"]
 
 
+def test_a_launched_jobs_wait_long_polls_from_the_creations_cursor_at_once() -> None:
+    """The order's creation answers the feed's cursor (``next``): the first request of its
+    wait is already a long poll from there (no read of the order first); a job made from an
+    id alone, or a review, reads it first as before."""
+    requests: list[tuple[str, str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/wait"):
+            params = request.url.params
+            requests.append((params["after"], params["timeout"], params.get("status_only", "")))
+            return httpx.Response(200, json={"order": {"status": "done"}, "next": 8})
+        return httpx.Response(404, json={"error": {"code": "not_found", "message": "no"}})
+
+    client = client_for(handler)
+    assert Job(client, "o-1", feed_next=7).wait()["status"] == "done"
+    assert requests == [("7", "25.0", "true")]
+    requests.clear()
+    assert client.job("o-1").wait()["status"] == "done"
+    assert [after for after, _, _ in requests] == ["0"]  # the no-wait read first
+    steps = api.wait_for_end("o-1", None, after=7, review=True)
+    assert next(steps).params["timeout"] == 0.0  # a review reads the order first
+
+
 def test_wait_timeout_says_the_order_goes_on() -> None:
     steps = api.wait_for_end("o-1", 0.0, clock=iter([0.0, 5.0]).__next__)
     next(steps)

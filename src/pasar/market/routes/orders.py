@@ -17,7 +17,7 @@ from pasar.api.orders import (
 )
 from pasar.api.quote import QuoteRequest, QuoteResponse
 from pasar.api.receipts import file_entries
-from pasar.api.status import order_status
+from pasar.api.status import TERMINAL_ORDER, order_status
 from pasar.api.txs import TxAnswer
 from pasar.core.errors import PasarError
 from pasar.core.market_records import OrderRecord
@@ -178,6 +178,9 @@ def create_order(request: Request, raw: bytes) -> bytes:
     envelope = verified_envelope(request, raw)
     private = _private_part_of(request, envelope)
     answer = submit_typed(request, envelope, "order.create", private=private)
+    # the feed's cursor once the order (and its match on arrival) was published: the client's
+    # first wait long-polls from here instead of first reading the order to learn it
+    answer.next = service_of(request).notifier.head
     return answer.model_dump_json(exclude_unset=True, by_alias=True).encode()
 
 
@@ -282,17 +285,19 @@ async def wait_order(
 ) -> OrderWait:
     service = service_of(request)
     with service.lock:
-        view = order_view_for(service.state, _record(service.state, order_id), reader)
+        record = _record(service.state, order_id)
+        view = order_view_for(service.state, record, reader)
+        ended = order_status(record.status) in TERMINAL_ORDER
     notifier = service.notifier
     if after > notifier.head:
         after = 0
-    async with service.waiters.slot(reader):
-        events = await notifier.wait(
-            after,
-            timeout_s=timeout,
-            order=order_id,
-            ignore=NO_STATUS_CHANGE if status_only else frozenset(),
-        )
+    ignore = NO_STATUS_CHANGE if status_only else frozenset()
+    if ended:  # an order that ended changes no more: its view at once, whatever ``after``
+        found = notifier.events_after(after, order=order_id)
+        events = [e for e in found if e.type not in ignore]
+    else:
+        async with service.waiters.slot(reader):
+            events = await notifier.wait(after, timeout_s=timeout, order=order_id, ignore=ignore)
     with service.lock:
         shown = order_view(service, _record(service.state, order_id), view)
     if isinstance(shown, OrderView) and shown.status == "done" and reader == shown.client:
