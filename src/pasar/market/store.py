@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -44,7 +45,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
@@ -229,6 +229,18 @@ def _sqlite_engine(url: URL) -> tuple[Engine, bool]:
     return engine, memory
 
 
+def _driver_error_base(exc: BaseException) -> type[Exception] | None:
+    """The DB-API base class of a driver's exception (``sqlite3.Error``, ``psycopg.Error``),
+    for ``DBAPIError.instance`` to raise it as SQLAlchemy would; None for any other. psycopg is
+    looked up only if it was loaded: a market on SQLite never imports it."""
+    if isinstance(exc, sqlite3.Error):
+        return sqlite3.Error
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        return psycopg.Error  # type: ignore[no-any-return]
+    return None
+
+
 def migrations_dir() -> Path:
     """The Alembic script folder shipped inside the package (works from a wheel or a checkout)."""
     folder = resources.files("pasar.market").joinpath("migrations")
@@ -386,8 +398,8 @@ class SqlStore:
                     raw.rollback()  # sqlite3's too ends a transaction its own BEGIN opened
                 with contextlib.suppress(Exception):
                     conn.close()
-                if isinstance(exc, sqlite3.Error | psycopg.Error):  # as SQLAlchemy raises them
-                    base = sqlite3.Error if isinstance(exc, sqlite3.Error) else psycopg.Error
+                base = _driver_error_base(exc)
+                if base is not None:  # as SQLAlchemy raises them
                     raise DBAPIError.instance(None, None, exc, base) from None
                 raise
 
@@ -551,8 +563,11 @@ class SqlStore:
                     f"INSERT INTO txs ({_TX_COLUMNS}) VALUES {_pg_rows_values(len(rows))}", params
                 )
                 return first
-        except psycopg.Error as exc:  # as SQLAlchemy raises them (IntegrityError: a nonce)
-            raise DBAPIError.instance(None, None, exc, psycopg.Error) from None
+        except Exception as exc:  # as SQLAlchemy raises them (IntegrityError: a nonce)
+            base = _driver_error_base(exc)
+            if base is None:
+                raise
+            raise DBAPIError.instance(None, None, exc, base) from None
 
     def _append_pg(
         self, conn: Connection, raw: Any, first: int | None, rows: list[tuple[Any, ...]]

@@ -33,7 +33,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
@@ -274,6 +273,8 @@ class PgWriterLock(WriterLock):
         standby can have read the log before it (the store's log appends: one statement, one
         round trip). Raises :class:`WriterLockLost` if the lock is gone, or if the session
         broke during the write (the connection, and so the lock, was lost)."""
+        import psycopg  # loaded already: the lock's connection is psycopg's
+
         with self._mutex:
             if not self.held or self._conn is None:
                 raise self._lost("the lock was released")
