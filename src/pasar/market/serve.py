@@ -171,6 +171,28 @@ def listening_url(host: str, port: int, *, tls: bool = False) -> str:
     return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
+def inherited_socket(fd: int) -> socket.socket:
+    """The listening TCP socket behind ``--listen-fd`` (refused when ``fd`` is anything else:
+    uvicorn would fail later, less clearly)."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise PasarError(
+            f"--listen-fd {fd}: not an open socket ({exc.strerror or exc})",
+            code="invalid_flag",
+            field="--listen-fd",
+        ) from None
+    listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or not listening:
+        sock.detach()  # the descriptor stays the caller's
+        raise PasarError(
+            f"--listen-fd {fd}: not a listening TCP socket",
+            code="invalid_flag",
+            field="--listen-fd",
+        )
+    return sock
+
+
 class _Server(uvicorn.Server):
     """uvicorn, plus the "listening" line once startup (the app's lifespan included) is done,
     and a graceful stop: open long polls are answered 503 ``market_stopping`` at once."""
@@ -341,6 +363,7 @@ def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool
     configure_logging()
     stopping = False
     server: _Server | None = None
+    sockets = None if config.listen_fd is None else [inherited_socket(config.listen_fd)]
 
     def stop() -> None:
         nonlocal stopping
@@ -392,7 +415,7 @@ def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool
             server.should_exit = stopping
             try:
                 with _watch_writer_lock(lock, stop):
-                    server.run()
+                    server.run(sockets=sockets)
             except SystemExit:
                 if server.started:
                     raise
