@@ -55,7 +55,7 @@ from pasar.market.routes import tls as tls_routes
 from pasar.market.service import MarketService
 from pasar.market.standby import StandbyNode
 from pasar.market.store import SqlStore, database_url, peek_meta
-from pasar.market.tls_clients import PeerCertProtocol
+from pasar.market.tls_clients import peer_cert_protocol
 from pasar.market.writer_lock import WriterLock, WriterLockLost, where
 
 BUSINESS_ROUTERS = (
@@ -409,7 +409,7 @@ def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool
                 # (optional: the first one is asked for over TLS without one)
                 ssl_cert_reqs=ssl.CERT_OPTIONAL if config.mtls else ssl.CERT_NONE,
                 ssl_ca_certs=str(client_ca(config.home)) if config.mtls else None,
-                http=PeerCertProtocol if config.mtls else "auto",
+                http=peer_cert_protocol() if config.mtls else "auto",
             )
             server = _Server(uv_config, announce or sys.stdout)
             server.should_exit = stopping
