@@ -31,7 +31,8 @@ def test_importing_the_cli_loads_none_of_the_heavy_modules() -> None:
 # what a starting market or provider never needs (``pasar devnet up``'s critical path, issue 13):
 # Alembic (its database is already at the head revision: see the store's tests), psycopg (SQLite),
 # numpy (loaded by the first capacity challenge), Jinja2 (loaded by the dashboard's first page)
-NOT_FOR_A_START = ("alembic", "mako", "psycopg", "numpy", "jinja2")
+# and PyYAML (loaded by the first YAML file read or written)
+NOT_FOR_A_START = ("alembic", "mako", "psycopg", "numpy", "jinja2", "yaml")
 
 
 @pytest.mark.parametrize(
