@@ -13,6 +13,10 @@ DIR/
   logs/              market.log, provider-i.log (stdout and stderr of each process)
 ```
 
+**Starting.** Over plain HTTP the providers start while the market does (the devnet binds its
+socket and hands it over, so the URL is known at once); then come the funding, the verifiers
+and the client. See :meth:`Devnet._spawn_market`.
+
 **Stopping.** Providers first (SIGTERM: they drain, handing back or finishing their leases),
 then the market (SIGTERM: it finishes its requests and exits 0); whatever has not exited after
 its grace gets SIGKILL. :func:`down` does the same for a network started by another process,
