@@ -13,6 +13,10 @@ DIR/
   logs/              market.log, provider-i.log (stdout and stderr of each process)
 ```
 
+**Starting.** Over plain HTTP the providers start while the market does (the devnet binds its
+socket and hands it over, so the URL is known at once); then come the funding, the verifiers
+and the client. See :meth:`Devnet._spawn_market`.
+
 **Stopping.** Providers first (SIGTERM: they drain, handing back or finishing their leases),
 then the market (SIGTERM: it finishes its requests and exits 0); whatever has not exited after
 its grace gets SIGKILL. :func:`down` does the same for a network started by another process,
@@ -32,6 +36,7 @@ import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -245,8 +250,13 @@ class Devnet:
         self.detached = detach
         self._preflight()
         try:
-            self._start_market()
-            self._start_providers()
+            listening = self._spawn_market()
+            if listening:  # the URL is known already: the providers start while the market does
+                self._spawn_providers()
+            self._wait_market()
+            if not listening:
+                self._spawn_providers()
+            self._wait_ready(self.providers, PROVIDER_PREFIX, PROVIDER_START_S)
             self._fund_providers()
             self._start_verifiers()
             self._fund_client()
@@ -320,7 +330,7 @@ class Devnet:
         cfg.home.mkdir(parents=True, exist_ok=True)
         cfg.logs.mkdir(exist_ok=True)
 
-    def _spawn(self, member: Member, args: list[str]) -> None:
+    def _spawn(self, member: Member, args: list[str], pass_fds: tuple[int, ...] = ()) -> None:
         member.home.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PASAR_HOME": str(member.home), "PYTHONUNBUFFERED": "1"}
         env["NO_COLOR"] = "1"
@@ -334,6 +344,7 @@ class Devnet:
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=member.home,
+                pass_fds=pass_fds,
                 start_new_session=True,  # the terminal's Ctrl-C is for the supervisor alone
                 # run between fork and exec; it calls only prctl(2), which is safe there
                 preexec_fn=None if self.detached else _die_with_parent,  # noqa: PLW1509
@@ -343,28 +354,40 @@ class Devnet:
             member.create_time = psutil.Process(member.pid).create_time()
         self.members.append(member)
 
-    def _start_market(self) -> None:
+    def _spawn_market(self) -> bool:
+        """Start the market; True when it serves on a socket bound here, whose URL is then
+        known before the market listens (:attr:`url`).
+
+        Why bind here: the market's start (Python, FastAPI, SQLAlchemy, replaying its log) is
+        the longest of all, on one core; the providers start meanwhile, on the other, and their
+        first requests wait in the socket's backlog until the market accepts them. Not over TLS
+        (every member pins the certificate the starting market makes), nor when ``--port`` is
+        taken (the market then fails as before, with its log)."""
         cfg = self.config
         market = Member("market", cfg.home / "market", cfg.logs / "market.log")
         market.log.write_bytes(b"")
         self.say(f"starting the market (preset {cfg.preset})")
-        self._spawn(
-            market,
-            [
-                "market",
-                "serve",
-                "--home",
-                str(market.home),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(cfg.port),
-                "--preset",
-                cfg.preset,
-                "--devnet",
-                *(["--tls", "auto"] if cfg.tls else []),
-            ],
-        )
+        sock = None if cfg.tls else _listening_socket(cfg.port)
+        port = cfg.port if sock is None else int(sock.getsockname()[1])
+        args = ["market", "serve", "--home", str(market.home), "--host", "127.0.0.1"]
+        args += ["--port", str(port), "--preset", cfg.preset, "--devnet"]
+        if cfg.tls:
+            args += ["--tls", "auto"]
+        try:
+            if sock is None:
+                self._spawn(market, args)
+            else:
+                self._spawn(market, [*args, "--listen-fd", str(sock.fileno())], (sock.fileno(),))
+                self.url = f"http://127.0.0.1:{port}"
+        finally:
+            if sock is not None:
+                sock.close()  # the market holds it now: its backlog keeps what arrives meanwhile
+        return sock is not None
+
+    def _wait_market(self) -> None:
+        """Wait for the market's "listening" line; pin its certificate when it serves TLS."""
+        cfg = self.config
+        market = next(m for m in self.members if m.name == "market")
         self._wait_ready([market], LISTENING_PREFIX, MARKET_START_S)
         self.url = market.ready
         if cfg.tls:  # the certificate the market made: every member pins it before it starts
@@ -378,15 +401,13 @@ class Devnet:
             pin(home, self.url, self.tls_fingerprint)
         return home
 
-    def _start_providers(self) -> None:
+    def _spawn_providers(self) -> None:
         cfg = self.config
-        started = []
         for i in range(1, cfg.providers + 1):
             cheat = cfg.cheat if cfg.cheat and i <= cfg.cheaters else None
-            started.append(self._spawn_provider(i, provider_price(i, cfg.prices), cheat))
-        count = len(started)
+            self._spawn_provider(i, provider_price(i, cfg.prices), cheat)
+        count = cfg.providers
         self.say(f"starting {count} provider{'' if count == 1 else 's'} ({cfg.runtime} runtime)")
-        self._wait_ready(started, PROVIDER_PREFIX, PROVIDER_START_S)
 
     def add_provider(self, price: str, *, cheat: str | None = None) -> Member:
         """Start one more provider on the running network (the demo adds a cheater this way)
@@ -578,6 +599,15 @@ def _ready_line(log: Path, prefix: str) -> str | None:
             rest = line[len(prefix) :].strip()
             return rest.split()[0] if prefix in (PROVIDER_PREFIX, VERIFIER_PREFIX) else rest
     return None
+
+
+def _listening_socket(port: int) -> socket.socket | None:
+    """A TCP socket listening on 127.0.0.1:``port`` (0: a free port), or None when the port
+    cannot be had here."""
+    try:
+        return socket.create_server(("127.0.0.1", port))
+    except OSError:
+        return None
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -251,6 +251,45 @@ def test_port_in_use_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_serves_on_an_inherited_listening_socket(tmp_path: Path) -> None:
+    """``--listen-fd`` (pasar devnet's): a request sent before the market listens waits in the
+    socket's backlog and is answered once it does."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pasar", "market", "serve", "--home", str(tmp_path),
+         "--port", str(port), "--devnet", "--listen-fd", str(sock.fileno())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        pass_fds=(sock.fileno(),),
+        env={**os.environ, "PASAR_HOME": str(tmp_path)},
+    )  # fmt: skip
+    sock.close()
+    try:
+        early = httpx.get(f"http://127.0.0.1:{port}/v1/healthz", timeout=60)  # before it listens
+        assert early.status_code == 200 and early.json()["devnet"] is True
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        assert line == f"pasar market listening on http://127.0.0.1:{port}\n"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+
+
+def test_a_listen_fd_that_is_no_listening_socket_exits_2(tmp_path: Path) -> None:
+    with (tmp_path / "f").open("w") as file, socket.socket() as idle:
+        for fd in (file.fileno(), idle.fileno()):
+            result = subprocess.run(
+                [sys.executable, "-m", "pasar", "market", "serve", "--home", str(tmp_path),
+                 "--port", "0", "--listen-fd", str(fd)],
+                capture_output=True, text=True, timeout=60, check=False, pass_fds=(fd,),
+                env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+            )  # fmt: skip
+            assert result.returncode == 2, result.stderr
+            assert f"--listen-fd {fd}: not" in result.stderr
+            assert "Traceback" not in result.stderr
+
+
 # --------------------------------------------------------------------------- signed requests
 
 

@@ -26,7 +26,7 @@ from pasar.crypto.canonical import canonical_json
 from pasar.crypto.envelope import sign, verify
 from pasar.crypto.identity import Identity
 from pasar.market.chain import ChainBuilder, ChainError, make_block, verify_chain
-from pasar.market.store import SqlStore, metadata
+from pasar.market.store import HEAD_REVISION, SqlStore, metadata, migrations_dir
 from pasar.market.tx_records import (
     BlockConflictError,
     CorruptRecordError,
@@ -352,6 +352,63 @@ def test_migrations_are_idempotent_and_match_the_tables(url: str) -> None:
     with pytest.raises(StoreError) as caught:
         SqlStore(url)
     assert caught.value.code == "schema_unknown" and "newer pasar" in (caught.value.hint or "")
+
+
+def test_head_revision_is_alembics_head() -> None:
+    """The revision a store trusts without loading Alembic is the newest migration's."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_a_store_at_head_opens_without_loading_alembic(url: str) -> None:
+    SqlStore(url).close()  # the first open migrates (and loads alembic)
+    probe = (
+        "import sys; from pasar.market.store import SqlStore;"
+        f"s = SqlStore({url!r}); print(s.head_seq()); s.close();"
+        "print(','.join(m for m in ('alembic', 'mako', 'psycopg') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[0] == "0"
+    loaded = {m for m in out[1].split(",") if m}
+    assert "alembic" not in loaded and "mako" not in loaded
+    if url.startswith("sqlite"):
+        assert "psycopg" not in loaded
+
+
+def test_an_older_database_is_migrated_to_head(url: str) -> None:
+    """A database one revision behind (no market stamps) still goes through Alembic: its
+    transactions get their ``ts`` as stamp, and the version table says head afterwards."""
+    from alembic import command
+    from alembic.config import Config
+
+    with SqlStore(url) as store:
+        store.append(_tx(ALICE, 1))
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(migrations_dir()))
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0001")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
+                ("0001",)
+            ]
+        with SqlStore(url) as store:
+            assert store.head_seq() == 1
+            assert [t.at for t in store.txs()] == [NOW + 1]
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
+                (HEAD_REVISION,)
+            ]
+    finally:
+        engine.dispose()
 
 
 def test_in_memory_sqlite_and_bad_urls() -> None:

@@ -90,6 +90,14 @@ def serve(
         help="If another node is the writer of this database, wait as a hot standby (healthz "
         "says role standby, other requests 503) and take over when it stops; without it, exit 2.",
     ),
+    listen_fd: int | None = typer.Option(
+        None,
+        "--listen-fd",
+        min=0,
+        hidden=True,
+        help="Serve on this inherited file descriptor: a TCP socket already bound and "
+        "listening (pasar devnet's, so its providers start before the market listens).",
+    ),
 ) -> None:
     """Serve the market API until SIGTERM or Ctrl-C; prints the URL once listening.
 
@@ -115,5 +123,6 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         mtls=mtls,
+        listen_fd=listen_fd,
     )
     run_market(config, standby=standby)

@@ -38,7 +38,6 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -593,6 +592,8 @@ class JobSpec(_Model):
         return _PUBLIC_SPECS.parse(data, source, lambda: cls.from_dict(parsed, source=source))
 
     def to_yaml(self) -> str:
+        import yaml
+
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
     # -- what the market needs -------------------------------------------------------------------

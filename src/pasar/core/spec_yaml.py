@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from typing import TYPE_CHECKING, Any
 
 from pasar.core.errors import ErrorDetail, PasarError
+
+if TYPE_CHECKING:  # PyYAML loads with the first file read (~15 ms a process that reads none)
+    from yaml.nodes import MappingNode, Node
 
 Path = tuple[str | int, ...]
 
@@ -101,6 +101,9 @@ def line_of(lines: Mapping[Path, int], path: Sequence[str | int]) -> int | None:
 
 class _Builder:
     def __init__(self) -> None:
+        import yaml
+
+        self.yaml = yaml
         self.loader = yaml.SafeLoader("")
         self.lines: dict[Path, int] = {}
         self.errors: list[ErrorDetail] = []
@@ -117,6 +120,8 @@ class _Builder:
         )
 
     def build(self, node: Node, path: Path) -> Any:
+        from yaml.nodes import MappingNode, SequenceNode
+
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, MappingNode):
             return self._mapping(node, path)
@@ -131,7 +136,7 @@ class _Builder:
     def _scalar(self, node: Node, path: Path) -> Any:
         try:
             return self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
+        except self.yaml.YAMLError as exc:
             self._error(node, path, f"cannot read this value: {exc}", "remove the custom tag")
             return None
 
@@ -139,14 +144,14 @@ class _Builder:
         explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
         try:
             self.loader.flatten_mapping(node)  # resolves merge keys (<<) in place, merged first
-        except yaml.YAMLError as exc:
+        except self.yaml.YAMLError as exc:
             self._error(node, path, f"cannot merge keys: {exc}")
             return {}
         merged = len(node.value) - explicit
         out: dict[str, Any] = {}
         from_merge: set[str] = set()
         for index, (key_node, value_node) in enumerate(node.value):
-            if not isinstance(key_node, ScalarNode):
+            if not isinstance(key_node, self.yaml.ScalarNode):
                 self._error(key_node, path, "a key must be a plain word, found a list or mapping")
                 continue
             key = key_node.value  # the text as written: "yes:" is the key "yes", not True
@@ -172,6 +177,8 @@ class _Builder:
 
 def load_yaml(text: str, source: str) -> LoadedYaml:
     """Parse one YAML document; syntax errors become a :class:`SpecError` naming the line."""
+    import yaml
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:

@@ -22,7 +22,6 @@ import logging
 import secrets
 
 from pasar.api.txs import CapacityChallenge, CapacityVerdict, TxBody
-from pasar.capacity.proof import check
 from pasar.core.capacity import CapacityChallenge as Challenge
 from pasar.core.capacity import challenge_due
 from pasar.core.errors import PasarError
@@ -99,6 +98,8 @@ class CapacityChecks:
             log.warning("reading capacity answer %s: %s", sha, exc)
             why = "the answer blob could not be read"
             return CapacityVerdict(challenge_id=challenge_id, result="failed", reason=why)
+        from pasar.capacity.proof import check  # numpy: loaded by the first answer, not at start
+
         problem = check(seed, n, steps, data, check_seed=secrets.randbits(63))
         if problem is None:
             return CapacityVerdict(challenge_id=challenge_id, result="passed")

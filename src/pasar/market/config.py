@@ -49,6 +49,9 @@ class MarketConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     mtls: bool = False  # signed requests must come with a client certificate naming the signer
+    # serve on this inherited socket, already bound and listening (``pasar devnet``'s, so that
+    # its providers can start before the market listens); ``host``/``port`` then only name it
+    listen_fd: int | None = None
 
     @property
     def blobs_dir(self) -> Path:
@@ -75,6 +78,7 @@ class MarketConfig:
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         mtls: bool = False,
+        listen_fd: int | None = None,
     ) -> MarketConfig:
         """Resolve the home (``--home``, else ``$PASAR_HOME``, else ``~/.pasar``) to an
         absolute path, so that a later ``chdir`` cannot move the database or the keys."""
@@ -121,4 +125,5 @@ class MarketConfig:
             tls_cert=tls_cert,
             tls_key=tls_key,
             mtls=mtls,
+            listen_fd=listen_fd,
         )

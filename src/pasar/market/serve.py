@@ -55,7 +55,7 @@ from pasar.market.routes import tls as tls_routes
 from pasar.market.service import MarketService
 from pasar.market.standby import StandbyNode
 from pasar.market.store import SqlStore, database_url, peek_meta
-from pasar.market.tls_clients import PeerCertProtocol
+from pasar.market.tls_clients import peer_cert_protocol
 from pasar.market.writer_lock import WriterLock, WriterLockLost, where
 
 BUSINESS_ROUTERS = (
@@ -169,6 +169,28 @@ def listening_url(host: str, port: int, *, tls: bool = False) -> str:
     """``http(s)://HOST:PORT``, with brackets around an IPv6 host."""
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
     return f"{'https' if tls else 'http'}://{shown}:{port}"
+
+
+def inherited_socket(fd: int) -> socket.socket:
+    """The listening TCP socket behind ``--listen-fd`` (refused when ``fd`` is anything else:
+    uvicorn would fail later, less clearly)."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise PasarError(
+            f"--listen-fd {fd}: not an open socket ({exc.strerror or exc})",
+            code="invalid_flag",
+            field="--listen-fd",
+        ) from None
+    listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or not listening:
+        sock.detach()  # the descriptor stays the caller's
+        raise PasarError(
+            f"--listen-fd {fd}: not a listening TCP socket",
+            code="invalid_flag",
+            field="--listen-fd",
+        )
+    return sock
 
 
 class _Server(uvicorn.Server):
@@ -341,6 +363,7 @@ def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool
     configure_logging()
     stopping = False
     server: _Server | None = None
+    sockets = None if config.listen_fd is None else [inherited_socket(config.listen_fd)]
 
     def stop() -> None:
         nonlocal stopping
@@ -386,13 +409,13 @@ def serve(config: MarketConfig, *, announce: TextIO | None = None, standby: bool
                 # (optional: the first one is asked for over TLS without one)
                 ssl_cert_reqs=ssl.CERT_OPTIONAL if config.mtls else ssl.CERT_NONE,
                 ssl_ca_certs=str(client_ca(config.home)) if config.mtls else None,
-                http=PeerCertProtocol if config.mtls else "auto",
+                http=peer_cert_protocol() if config.mtls else "auto",
             )
             server = _Server(uv_config, announce or sys.stdout)
             server.should_exit = stopping
             try:
                 with _watch_writer_lock(lock, stop):
-                    server.run()
+                    server.run(sockets=sockets)
             except SystemExit:
                 if server.started:
                     raise

@@ -9,18 +9,19 @@ for the first one can be made) and, on every signed request — an envelope or a
 requires that the certificate presented on the connection names the signer: 403
 ``client_cert_required`` without one, ``client_cert_mismatch`` for another account's.
 
-uvicorn does not put the peer certificate in the ASGI scope, so :class:`PeerCertProtocol` (its
-h11 protocol, told where to look) reads it when the connection is made and hands the account it
-names to every request of that connection as ``request.state.tls_client``.
+uvicorn does not put the peer certificate in the ASGI scope, so ``PeerCertProtocol`` (its h11
+protocol, told where to look; :func:`peer_cert_protocol`) reads it when the connection is made
+and hands the account it names to every request of that connection as
+``request.state.tls_client``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from fastapi import Request
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from pasar.core.errors import PasarError
 from pasar.crypto.tls import ISSUE_PATH, account_of_cert
@@ -28,16 +29,24 @@ from pasar.crypto.tls import ISSUE_PATH, account_of_cert
 NO_CERT = ""  # a TLS connection that presented no client certificate
 
 
-class PeerCertProtocol(H11Protocol):
-    """uvicorn's h11 protocol, plus the account the client certificate names (if any)."""
+@functools.cache
+def peer_cert_protocol() -> type[Any]:
+    """:class:`PeerCertProtocol`, made the first time a market serves with ``--mtls``: h11 is
+    not loaded otherwise (uvicorn's parser is httptools, a dependency of pasar)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        ssl_object: Any = transport.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        account = account_of_cert(der) if der else None
-        # the per-request scope["state"] is a copy of this dict: request.state.tls_client
-        self.app_state = {**self.app_state, "tls_client": account or NO_CERT}
+    class PeerCertProtocol(H11Protocol):
+        """uvicorn's h11 protocol, plus the account the client certificate names (if any)."""
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            ssl_object: Any = transport.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+            account = account_of_cert(der) if der else None
+            # the per-request scope["state"] is a copy of this dict: request.state.tls_client
+            self.app_state = {**self.app_state, "tls_client": account or NO_CERT}
+
+    return PeerCertProtocol
 
 
 def check_tls_client(request: Request, signer: str) -> None:

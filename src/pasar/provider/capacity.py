@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pasar.capacity.proof import ProofCancelledError, answer_bytes, solve
 from pasar.core.capacity import MODULUS, N_MAX, STEPS_MAX
 from pasar.core.errors import PasarError
 from pasar.provider.market_api import MarketAPI
@@ -89,6 +88,9 @@ class CapacityProver:
     def answer(self, challenge_id: str, seed: int, n: int, steps: int) -> None:
         """Compute, upload and answer one challenge (errors are logged: a miss is the market's
         to record, and the next challenge follows)."""
+        # numpy (~0.1 s of CPU to import) loads with the first challenge, not at the agent's start
+        from pasar.capacity.proof import ProofCancelledError, answer_bytes, solve
+
         path = self.home / f".capacity-{challenge_id}.bin"
         try:
             data = answer_bytes(solve(seed, n, steps, device=self.device, stop=self.stop))

@@ -28,6 +28,31 @@ def test_importing_the_cli_loads_none_of_the_heavy_modules() -> None:
     assert loaded == "", f"pasar.cli.main loads {loaded} at start-up"
 
 
+# what a starting market or provider never needs (``pasar devnet up``'s critical path, issue 13):
+# Alembic (its database is already at the head revision: see the store's tests), psycopg (SQLite),
+# numpy (loaded by the first capacity challenge), Jinja2 (loaded by the dashboard's first page)
+# and PyYAML (loaded by the first YAML file read or written)
+NOT_FOR_A_START = ("alembic", "mako", "psycopg", "numpy", "jinja2", "yaml")
+
+
+@pytest.mark.parametrize(
+    ("module", "unused"),
+    [
+        # h11: only the --mtls protocol subclasses uvicorn's h11 one (httptools parses HTTP)
+        ("pasar.market.serve", (*NOT_FOR_A_START, "h11")),
+        ("pasar.provider.agent", NOT_FOR_A_START),  # h11: httpx speaks HTTP/1.1 through it
+    ],
+)
+def test_a_market_or_provider_start_loads_none_of_what_it_does_not_use(
+    module: str, unused: tuple[str, ...]
+) -> None:
+    probe = f"import sys, {module}; print(','.join(m for m in {unused!r} if m in sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "", f"{module} loads {loaded} at start-up"
+
+
 # what `pasar balance` and `pasar status` never need: the job spec's models (launch, quote and
 # result load them), YAML (-o yaml), the doctor's probes. (rich.syntax is not listed: httpx
 # imports its own command line, which imports it, whenever rich and click are installed.)

@@ -12,12 +12,12 @@ account its own jobs whole, through the same access rule as ``GET /v1/orders/{id
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from pasar.api.dashboard import LoginChallenge
 from pasar.api.status import ORDER_STATUSES
@@ -28,6 +28,9 @@ from pasar.market.dashboard import signin, views
 from pasar.market.dashboard.samples import SampleRing
 from pasar.market.dashboard.svg import bar_chart, clock_text, line_chart
 from pasar.market.routes.common import service_of
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 #: every page spends from its address's request budget, as the API's public reads do
 #: (:mod:`pasar.market.ratelimit`): a page costs more than a JSON read, never less
@@ -73,16 +76,23 @@ def _percent(ratio: str | float) -> str:
     return f"{float(ratio) * 100:.1f} %"
 
 
-_ENV = Environment(
-    loader=PackageLoader("pasar.market.dashboard", "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_ENV.filters.update(
-    when=_when, short=_short, percent=_percent, clock=clock_text, spec_value=_spec_value
-)
-_ENV.globals.update(line_chart=line_chart, bar_chart=bar_chart, refresh_s=REFRESH_S)
+@functools.cache
+def _env() -> Environment:
+    """The templates' environment, made by the first page: Jinja2 costs a starting market
+    ~50 ms of CPU that an API-only start (a devnet, a benchmark) never needs."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("pasar.market.dashboard", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        when=_when, short=_short, percent=_percent, clock=clock_text, spec_value=_spec_value
+    )
+    env.globals.update(line_chart=line_chart, bar_chart=bar_chart, refresh_s=REFRESH_S)
+    return env
 
 
 def _signed_in(request: Request) -> str | None:
@@ -100,12 +110,16 @@ def _signed_in(request: Request) -> str | None:
 
 def _render(request: Request, template: str, http_status: int = 200, **context: Any) -> Response:
     fragment = request.query_params.get("fragment") == "1"
-    html = _ENV.get_template(template).render(
-        fragment=fragment,
-        path=request.url.path,
-        account=_signed_in(request),
-        market=request.app.state.market_identity.account_id,
-        **context,
+    html = (
+        _env()
+        .get_template(template)
+        .render(
+            fragment=fragment,
+            path=request.url.path,
+            account=_signed_in(request),
+            market=request.app.state.market_identity.account_id,
+            **context,
+        )
     )
     return HTMLResponse(html, status_code=http_status, headers=HEADERS)
 
