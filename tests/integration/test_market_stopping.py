@@ -110,7 +110,10 @@ def test_the_sdk_wait_rides_through_a_restart_on_the_same_port(
 ) -> None:
     with Client(market_server.url, home=tmp_path / "client-home") as client:
         client.faucet("5 USDC")
-        job = client.launch(IDLE, base_dir=tmp_path)
+        # a handle made from the id: its wait reads the order first (a short poll, which the
+        # market logs when it answers), then long-polls (a launched job's handle long-polls at
+        # once, from the cursor its creation answered, and nothing is logged until it ends)
+        job = client.job(client.launch(IDLE, base_dir=tmp_path).id)
         before = len([e for e in market_server.log() if "/wait" in str(e.get("path", ""))])
         thread, out = _in_thread(lambda: job.wait(timeout=120))
         _waiting(market_server, "/wait", before)
@@ -132,7 +135,7 @@ def test_the_sdk_says_one_sentence_when_the_market_stays_away(
 ) -> None:
     with Client(market_server.url, home=tmp_path / "client-home") as client:
         client.faucet("5 USDC")
-        job = client.launch(IDLE, base_dir=tmp_path)
+        job = client.job(client.launch(IDLE, base_dir=tmp_path).id)  # as above: a short poll
         client.transport.stopping_wait_s = 3.0  # not the default 30 s
         before = len([e for e in market_server.log() if "/wait" in str(e.get("path", ""))])
         thread, out = _in_thread(lambda: job.wait(timeout=120))
