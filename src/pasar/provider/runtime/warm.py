@@ -542,8 +542,13 @@ class WarmPool:
             sandbox.abort()
         for sandbox in left:
             sandbox.discard()
+        # one deadline for all the refill threads, and one for all the sandboxes' ends: waited
+        # one after another with a limit each, a pool of several keys could hold a stopping
+        # agent for minutes (CI saw a provider killed after 120 s)
+        threads_by = time.monotonic() + READY_TIMEOUT_S
         for thread in self._threads:
-            thread.join(READY_TIMEOUT_S)
+            thread.join(max(0.0, threads_by - time.monotonic()))
+        ended_by = time.monotonic() + CLOSE_WAIT_S
         for sandbox in [*left, *starting]:  # ended, cgroups removed, before the agent exits
             with contextlib.suppress(TimeoutError):
-                sandbox.handle.wait(timeout=CLOSE_WAIT_S)
+                sandbox.handle.wait(timeout=max(0.0, ended_by - time.monotonic()))
