@@ -25,7 +25,7 @@ from pasar.client.calls import Call, Emit
 from pasar.client.client import UPLOAD_THREADS, Decision, login_url
 from pasar.client.config import client_identity, market_url
 from pasar.client.defaults import Decided
-from pasar.client.inputs import collect_inputs, load_draft_job, private_part_of
+from pasar.client.inputs import collect_inputs, load_draft_job, private_part_of, uploads_of
 from pasar.client.results import JobResult, accept, plan
 from pasar.client.transport import DEFAULT_TIMEOUT_S, AsyncTransport, worth_probing
 from pasar.core.errors import PasarError
@@ -121,16 +121,16 @@ class AsyncClient:
             )
         files = await asyncio.to_thread(collect_inputs, job, base)
         private = private_part_of(job, files)
-        uploads: list[tuple[str, Path | bytes]] = [(f.sha256, f.file) for f in files]
-        uploads.append((private.commitment, private.to_bytes()))
+        uploads = await asyncio.to_thread(uploads_of, files, private)
         limit = asyncio.Semaphore(UPLOAD_THREADS)  # as many at once as the sync client
 
         async def upload(sha256: str, content: Path | bytes) -> None:
             async with limit:
                 await self._upload(sha256, content)
 
-        await asyncio.gather(*(upload(sha, content) for sha, content in uploads))
-        reply = await self._call(calls.create_order(order_fields(job, private), ttl_s))
+        await asyncio.gather(*(upload(sha, content) for sha, content in uploads.separate))
+        fields = order_fields(job, private)
+        reply = await self._call(calls.create_order(fields, ttl_s, uploads.attached))
         return AsyncJob(self, reply.created(), decision.decided, feed_next=reply.next)
 
     async def quote(

@@ -96,6 +96,8 @@ class Call(Generic[T]):
     timeout_s: float | None = None  # None: the transport's default
     parse: Callable[[httpx.Response], T] = _json
     signed: bool = False  # a read of private data: signed by the client's key
+    # small blobs the body names, sent beside its envelope (:mod:`pasar.api.attachments`)
+    attachments: Mapping[str, bytes] | None = None
 
 
 def _post(path: str, body: TxBody) -> Call[TxAnswer]:
@@ -149,15 +151,17 @@ def list_orders(client: str, status: str | None, limit: int) -> Call[Any]:
     return Call("GET", "/v1/orders", params, signed=True)
 
 
-def create_order(fields: Mapping[str, Any], ttl_s: int | None) -> Call[TxAnswer]:
+def create_order(
+    fields: Mapping[str, Any], ttl_s: int | None, attachments: Mapping[str, bytes] | None = None
+) -> Call[TxAnswer]:
     """The order of ``fields`` (:func:`pasar.core.private_part.order_fields`: the spec's public
-    part, the commitment to its private part, a blob the client uploads first)."""
+    part, the commitment to its private part, a blob the client uploads first or attaches)."""
     from pasar.api import txs
 
     body = txs.OrderCreate.model_validate(dict(fields))
     if ttl_s is not None:
         body.ttl_s = ttl_s
-    return _post("/v1/orders", body)
+    return Call("POST", "/v1/orders", body=body, parse=_answer, attachments=attachments)
 
 
 def quote(spec: Mapping[str, Any], client: str | None) -> Call[QuoteResponse]:
@@ -356,8 +360,9 @@ def append_logs(lease_id: str, offset: int, data: str) -> Call[LogAppended]:
     return Call("POST", f"/v1/leases/{lease_id}/logs", body=body, parse=_model(LogAppended))
 
 
-def receipt(body: txs.Receipt) -> Call[TxAnswer]:
-    return _post("/v1/receipts", body)
+def receipt(body: txs.Receipt, attachments: Mapping[str, bytes] | None = None) -> Call[TxAnswer]:
+    """A lease's receipt, with its small outputs attached (:mod:`pasar.api.attachments`)."""
+    return Call("POST", "/v1/receipts", body=body, parse=_answer, attachments=attachments)
 
 
 def capacity_challenge(challenge_id: str) -> Call[Any]:

@@ -140,7 +140,7 @@ class Client:
         ``ttl_s`` is how long the order may wait for a provider (the market's default: 10 min).
         """
         # the spec's modules are imported here, not with the client: `pasar balance` needs none
-        from pasar.client.inputs import collect_inputs, private_part_of
+        from pasar.client.inputs import collect_inputs, private_part_of, uploads_of
         from pasar.core.private_part import order_fields
 
         decided = self.decide(spec, base_dir=base_dir)
@@ -154,9 +154,9 @@ class Client:
             self._sealers.append(Sealer(self._call, order_id, sealed.key).start())
             return Job(self, order_id, decided.decided, feed_next=reply.next)
         private = private_part_of(job, files)
-        uploads: list[tuple[str, Path | bytes]] = [(f.sha256, f.file) for f in files]
-        self._upload_all([*uploads, (private.commitment, private.to_bytes())])
-        reply = self._call(calls.create_order(order_fields(job, private), ttl_s))
+        uploads = uploads_of(files, private)
+        self._upload_all(uploads.separate)
+        reply = self._call(calls.create_order(order_fields(job, private), ttl_s, uploads.attached))
         return Job(self, reply.created(), decided.decided, feed_next=reply.next)
 
     def decide(self, spec: object, *, base_dir: str | os.PathLike[str] | None = None) -> Decision:

@@ -206,3 +206,32 @@ def private_part_of(job: JobSpec, files: list[LocalInput]) -> PrivatePart:
     """The job's private part (:mod:`pasar.core.private_part`) with its input manifest, under
     a fresh random salt: what the order commits to and the market never logs."""
     return PrivatePart.of(job, [f.manifest() for f in files], secrets.token_bytes(32))
+
+
+@dataclass(frozen=True)
+class Uploads:
+    """How a launch's blobs reach the market: the small ones attached to the order
+    (:mod:`pasar.api.attachments`: one round trip instead of one each), the rest uploaded
+    before it."""
+
+    attached: dict[str, bytes]
+    separate: list[tuple[str, Path | bytes]]
+
+
+def uploads_of(files: list[LocalInput], private: PrivatePart) -> Uploads:
+    """The inputs and the private part of an order, split into attached and uploaded."""
+    from pasar.api.attachments import attachable
+
+    part = private.to_bytes()
+    sizes = {f.sha256: f.size for f in files} | {private.commitment: len(part)}
+    chosen = attachable(sizes)
+    contents: dict[str, Path | bytes] = {f.sha256: f.file for f in files}
+    contents[private.commitment] = part
+    attached: dict[str, bytes] = {}
+    separate: list[tuple[str, Path | bytes]] = []
+    for sha256, content in contents.items():
+        if sha256 not in chosen:
+            separate.append((sha256, content))
+        else:
+            attached[sha256] = content if isinstance(content, bytes) else content.read_bytes()
+    return Uploads(attached, separate)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import httpx
 
+from pasar.api.attachments import ATTACHMENTS, encode_attachments
 from pasar.core.errors import ErrorDetail, PasarError
 from pasar.crypto.envelope import sign, wall_clock_ms
 from pasar.crypto.identity import Identity, pasar_home
@@ -172,6 +173,16 @@ def tls_for(base_url: str, home: str | os.PathLike[str] | None) -> ssl.SSLContex
 
 def _envelope(body: dict[str, Any], identity: Identity, market: str) -> dict[str, Any]:
     return sign(body, identity, now_ms=wall_clock_ms(), market=market)
+
+
+def _posted(call: Call[Any], identity: Identity, market: str) -> dict[str, Any]:
+    """The document a described POST sends: the envelope of its body and, beside it, the
+    blobs it attaches (:mod:`pasar.api.attachments`)."""
+    assert call.body is not None
+    document = _envelope(call.body.body(), identity, market)
+    if call.attachments:
+        document[ATTACHMENTS] = encode_attachments(call.attachments)
+    return document
 
 
 def _market_of(health: Any) -> str:
@@ -358,7 +369,7 @@ class Transport:
         if call.body is not None:
             if signer is None:
                 raise ValueError("a POST of a transaction needs a signer")
-            envelope = _envelope(call.body.body(), signer, self.market)
+            envelope = _posted(call, signer, self.market)
             self._signer = self._signer or signer
             response = self.request("POST", call.path, json=envelope, **extra)
         else:
@@ -524,7 +535,7 @@ class AsyncTransport:
         if call.body is not None:
             if signer is None:
                 raise ValueError("a POST of a transaction needs a signer")
-            envelope = _envelope(call.body.body(), signer, await self.market())
+            envelope = _posted(call, signer, await self.market())
             self._signer = self._signer or signer
             response = await self.request("POST", call.path, json=envelope, **extra)
         else:

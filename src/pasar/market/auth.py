@@ -26,6 +26,7 @@ from pasar.core.errors import PasarError
 from pasar.crypto.canonical import CanonicalError, parse_json
 from pasar.crypto.envelope import VerifiedEnvelope, verify, wall_clock_ms
 from pasar.crypto.request_auth import verify_authorization
+from pasar.market.attachments import split_attachments, store_attachments
 from pasar.market.tls_clients import check_tls_client
 
 Clock = Callable[[], int]
@@ -84,9 +85,13 @@ async def signed_body(request: Request) -> bytes:
     return await request.body()
 
 
-def verified_envelope(request: Request, raw: bytes) -> VerifiedEnvelope:
+def verified_envelope(
+    request: Request, raw: bytes, *, attachments: bool = False
+) -> VerifiedEnvelope:
     """What :func:`signed_envelope` does once the body is read (a blocking call: the signature
-    check costs tens of microseconds of CPU, better spent off the event loop)."""
+    check costs tens of microseconds of CPU, better spent off the event loop). A route that
+    takes ``attachments`` (:mod:`pasar.api.attachments`) says so: they are stored, as the
+    verified signer's uploads, before this returns; any other route refuses the field."""
     try:
         document = parse_json(raw, what="the request body")
     except CanonicalError as exc:
@@ -97,11 +102,16 @@ def verified_envelope(request: Request, raw: bytes) -> VerifiedEnvelope:
             hint=exc.hint or "send one UTF-8 JSON document: {body, signer, nonce, ts, sig}",
             status=400,
         ) from None
+    attached: dict[str, bytes] = {}
+    if attachments:
+        document, attached = split_attachments(document)
     market = request.app.state.market_identity.account_id
     envelope = verify(document, now_ms=request_clock(request)(), market=market)
     check_tls_client(request, envelope.signer)
     request.state.signer = envelope.signer
     _spend(request, envelope.signer)
+    if attached:
+        store_attachments(request.app.state.blobs, attached, envelope.signer)
     return envelope
 
 

@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 import anyio.to_thread
 
+from pasar.api.attachments import INLINE_BYTES
 from pasar.core.errors import PasarError
 from pasar.crypto.hashing import is_sha256_hex
 
@@ -299,11 +300,6 @@ class BlobStore:
             return await anyio.to_thread.run_sync(upload.commit)
         finally:
             upload.discard()
-
-
-#: what a view carries inline at most (all its blobs together): a remote call's payload or
-#: result, a fraction of a kilobyte, would otherwise cost its reader a round trip of its own
-INLINE_BYTES = 64 * 1024
 
 
 def small_blobs(blobs: BlobStore, wanted: Iterable[tuple[str, int | None]]) -> dict[str, str]:

@@ -29,11 +29,23 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
+from pasar.api.attachments import INLINE_BYTES, MAX_ATTACHMENTS
 from pasar.api.txs import TX_BODIES, Logs, TeePresent, TlsClientCert, TxBody
 from pasar.market.auth import EnvelopeIn, signed_body, signed_envelope
 
 _REF = "#/components/schemas/{model}"
 _TX_KEY = "x-pasar-tx"
+_ATTACH_KEY = "x-pasar-attachments"
+_ATTACHMENTS_SCHEMA = {
+    "type": "object",
+    "title": "Attachments",
+    "description": f"Small blobs the body names, sha256 → base64 of their bytes (at most "
+    f"{MAX_ATTACHMENTS} blobs, {INLINE_BYTES} bytes in all): stored as the signer's uploads, as "
+    "PUT /v1/blobs/{sha256} would, before the transaction is applied.",
+    "maxProperties": MAX_ATTACHMENTS,
+    "propertyNames": {"pattern": "^[0-9a-f]{64}$"},
+    "additionalProperties": {"type": "string", "contentEncoding": "base64"},
+}
 _SIGNED_BODIES: dict[str, type[TxBody]] = {
     **TX_BODIES,
     "logs": Logs,
@@ -42,11 +54,12 @@ _SIGNED_BODIES: dict[str, type[TxBody]] = {
 }
 
 
-def signs(tx_type: str) -> dict[str, Any]:
-    """``openapi_extra`` of a route whose envelope carries a ``tx_type`` body."""
+def signs(tx_type: str, *, attachments: bool = False) -> dict[str, Any]:
+    """``openapi_extra`` of a route whose envelope carries a ``tx_type`` body (and, beside it,
+    ``attachments``: :mod:`pasar.api.attachments`, if the route takes them)."""
     if tx_type not in _SIGNED_BODIES:
         raise ValueError(f"no body model for transaction type {tx_type!r}")
-    return {_TX_KEY: tx_type}
+    return {_TX_KEY: tx_type, _ATTACH_KEY: attachments}
 
 
 class ErrorItem(BaseModel):
@@ -118,7 +131,7 @@ def _add_models(schemas: dict[str, Any], *models: type[BaseModel]) -> None:
         schemas[model.__name__ if model is not EnvelopeIn else "Envelope"] = doc
 
 
-def _envelope_of(schemas: dict[str, Any], tx_type: str) -> dict[str, Any]:
+def _envelope_of(schemas: dict[str, Any], tx_type: str, attachments: bool) -> dict[str, Any]:
     """The schema of an envelope whose body is a ``tx_type`` transaction (added once)."""
     model = _SIGNED_BODIES[tx_type]
     name = f"{model.__name__}Envelope"
@@ -127,6 +140,8 @@ def _envelope_of(schemas: dict[str, Any], tx_type: str) -> dict[str, Any]:
         envelope = json.loads(json.dumps(schemas["Envelope"]))
         envelope["title"] = name
         envelope["properties"]["body"] = {"$ref": _REF.format(model=model.__name__)}
+        if attachments:
+            envelope["properties"]["attachments"] = _ATTACHMENTS_SCHEMA
         schemas[name] = envelope
     return {"$ref": _REF.format(model=name)}
 
@@ -149,11 +164,12 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             responses: dict[str, Any] = operation.setdefault("responses", {})
             responses.pop("422", None)
             tx_type = operation.pop(_TX_KEY, None)
+            attachments = bool(operation.pop(_ATTACH_KEY, False))
             if (path, method) in signed:
                 body = (
                     {"$ref": "#/components/schemas/Envelope"}
                     if tx_type is None
-                    else _envelope_of(schemas, tx_type)
+                    else _envelope_of(schemas, tx_type, attachments)
                 )
                 operation["requestBody"] = {
                     "required": True,

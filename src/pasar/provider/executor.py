@@ -35,6 +35,7 @@ from typing import Any
 
 from nacl.public import PrivateKey
 
+from pasar.api.attachments import INLINE_BYTES, attachable
 from pasar.api.receipts import Failure, FileEntry, Usage
 from pasar.api.txs import Receipt, TxAnswer
 from pasar.client import calls
@@ -139,6 +140,7 @@ class LeaseExecutor:
         self._handle: Any = None
         self._log_offset = 0
         self._pending_log: threading.Thread | None = None  # the job's last lines, being sent
+        self._attached: dict[str, bytes] = {}  # small outputs, sent with the receipt
         self.outcome: Outcome | None = None
         self.receipt: TxAnswer | None = None
         self.started_at = wall_clock_ms()
@@ -647,9 +649,14 @@ class LeaseExecutor:
         bad output fails the lease with its reason rather than half-way through an upload."""
         collected, missing = self._collect_outputs()
         outputs: list[FileEntry] = []
+        small = self._attachable(collected)
         for rel, (path, size) in sorted(collected.items()):
             try:
-                if self.data_key is None:
+                read = self.api.small_output(path, size) if rel in small else None
+                if read is not None:
+                    entry, data = read
+                    self._attached[entry.sha256] = data
+                elif self.data_key is None:
                     entry = self.api.put_blob(path, part_bytes=self.max_blob_bytes)
                 else:
                     entry = seal_output(
@@ -667,6 +674,15 @@ class LeaseExecutor:
                 raise
             outputs.append(entry.model_copy(update={"path": rel}))
         return outputs, missing
+
+    def _attachable(self, collected: dict[str, tuple[Path, int]]) -> set[str]:
+        """The outputs small enough to go with the receipt (:mod:`pasar.api.attachments`: one
+        round trip for a remote call's result, not one more); none of a sealed job (each is
+        sealed into a blob of its own), none over the market's blob limit."""
+        if self.data_key is not None:
+            return set()
+        limit = self.max_blob_bytes or INLINE_BYTES
+        return attachable({rel: size for rel, (_, size) in collected.items() if size <= limit})
 
     def _collect_outputs(self) -> tuple[dict[str, tuple[Path, int]], list[str]]:
         """The job's output files and the declared ones missing (:func:`collect_outputs`)."""
@@ -703,7 +719,7 @@ class LeaseExecutor:
             body.plain_root = root_of_files((o.path, o.plain_sha256 or "") for o in outputs)
         self._log_sent()  # the log is whole before the lease ends
         self._beaten()
-        self.receipt = self.api.receipt(body)
+        self.receipt = self.api.receipt(body, self._attached)
         self.timeline.mark("receipt")
         self.timeline.log()
         log.info("%s", ended_line(self.job.lease_id, exit_code, kill_reason, outcome, self.receipt))

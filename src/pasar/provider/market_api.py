@@ -98,8 +98,8 @@ class MarketAPI:
     def append_logs(self, lease_id: str, offset: int, data: str) -> LogAppended:
         return self.perform(calls.append_logs(lease_id, offset, data))
 
-    def receipt(self, body: txs.Receipt) -> TxAnswer:
-        return self.perform(calls.receipt(body))
+    def receipt(self, body: txs.Receipt, attachments: dict[str, bytes] | None = None) -> TxAnswer:
+        return self.perform(calls.receipt(body, attachments))
 
     def release(self, lease_id: str) -> TxAnswer:
         return self.perform(calls.release(lease_id))
@@ -126,17 +126,8 @@ class MarketAPI:
         descriptor, so a job cannot swap in a FIFO or a link between a check and the upload:
         anything but a regular file is refused (``not_regular_file``). Hashing and uploading
         read the same descriptor, so the hashes are of exactly the bytes sent."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError as exc:
-            raise PasarError(
-                f"cannot open output {path.name!r}: {exc.strerror}", code="not_regular_file"
-            ) from None
-        with os.fdopen(fd, "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise PasarError(f"{path.name!r} is not a regular file", code="not_regular_file")
-            size = info.st_size
+        with _open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
             step = size if not part_bytes or size <= part_bytes else part_bytes
             whole = hashlib.sha256()
             parts: list[str] = []
@@ -158,6 +149,19 @@ class MarketAPI:
             return FileEntry(path=path.name, sha256=whole.hexdigest(), size=size, parts=parts)
         return FileEntry(path=path.name, sha256=whole.hexdigest(), size=size)
 
+    @staticmethod
+    def small_output(path: Path, limit: int) -> tuple[FileEntry, bytes] | None:
+        """A regular file of at most ``limit`` bytes read whole, to attach to the receipt
+        (:mod:`pasar.api.attachments`) instead of uploading it: its entry and its bytes; None
+        when it is larger (then it is uploaded: :meth:`put_blob`). Opened and checked as
+        :meth:`put_blob` opens and checks a file."""
+        with _open_regular(path) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            return None
+        entry = FileEntry(path=path.name, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        return entry, data
+
     def get_blob(self, sha256: str, dest: Path) -> str:
         """Stream a blob to disk (never whole in memory), hashing as it arrives; returns the
         digest of what came. Only bytes that match ``sha256`` are put at ``dest``; anything
@@ -168,6 +172,22 @@ class MarketAPI:
         else:
             tmp.unlink(missing_ok=True)
         return got
+
+
+def _open_regular(path: Path) -> IO[bytes]:
+    """``path`` opened for reading if it is a regular file: not following a symlink, not
+    blocking on a FIFO, checked on the open descriptor (no swap between check and read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise PasarError(
+            f"cannot open output {path.name!r}: {exc.strerror}", code="not_regular_file"
+        ) from None
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise PasarError(f"{path.name!r} is not a regular file", code="not_regular_file")
+    return f
 
 
 def _slice(f: IO[bytes], start: int, length: int) -> Iterator[bytes]:

@@ -8,6 +8,7 @@ the @remote payload round trip and re-raising, and that both clients have the sa
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import inspect
 import json
@@ -223,13 +224,15 @@ def test_launch_uploads_missing_inputs_then_signs_the_order(tmp_path: Path) -> N
     assert isinstance(job, Job) and job.id == "o-1"
     puts = [p for m, p in seen if m == "PUT"]
     body = posted["body"]
-    # the input nobody had yet and the private part the order commits to (uploaded together)
-    assert sorted(puts) == sorted(
-        [f"/v1/blobs/{sha((tmp_path / 'make.py').read_bytes())}", f"/v1/blobs/{body['private']}"]
-    )
+    # the input nobody had yet and the private part the order commits to: small, so they go
+    # with the order (attachments, beside the envelope), each under the sha256 of its bytes
+    assert puts == [] and not uploads
+    attached = {k: base64.b64decode(v) for k, v in posted["attachments"].items()}
+    assert set(attached) == {sha((tmp_path / "make.py").read_bytes()), body["private"]}
+    assert all(sha(data) == key for key, data in attached.items())
     assert body["type"] == "order.create" and body["ttl_s"] == 60
     assert "inputs" not in body and "run" not in body["spec"]  # the chain carries neither
-    private = PrivatePart.parse(uploads[body["private"]])
+    private = PrivatePart.parse(attached[body["private"]])
     assert {i["path"] for i in private.inputs} == {"make.py", "data/a.csv"}
     assert private.spec["run"] == SPEC["run"]
     assert posted["sig"] and posted["signer"].startswith("pa1")
@@ -680,13 +683,13 @@ def test_another_server_at_the_url_gets_one_sentence_not_its_html() -> None:
 def test_launch_uploads_inputs_and_private_part_together_and_no_order_if_one_fails(
     tmp_path: Path,
 ) -> None:
-    """The blobs go up several at once (a call's payload and private part in one round trip's
-    time); if the market refuses one, launch raises its error and sends no order."""
+    """The blobs too large to attach to the order go up several at once; if the market
+    refuses one, launch raises its error and sends no order."""
     import contextlib
     import threading
 
     for name in ("a.txt", "b.txt", "c.txt"):
-        (tmp_path / name).write_text(name)
+        (tmp_path / name).write_bytes(name.encode() * 30_000)  # 150 kB: over INLINE_BYTES
     spec = {**SPEC, "inputs": ["a.txt", "b.txt", "c.txt"]}
     seen: list[str] = []
     in_flight = [0, 0]  # now, most at once
@@ -696,6 +699,8 @@ def test_launch_uploads_inputs_and_private_part_together_and_no_order_if_one_fai
     def market(refuse: str | None) -> Handler:
         def answer(request: httpx.Request) -> httpx.Response:
             seen.append(f"{request.method} {request.url.path}")
+            if request.method == "HEAD":  # not stored yet
+                return httpx.Response(404)
             if request.method != "PUT":
                 return httpx.Response(200, json={"order_id": "o-1", "escrow": "1.00 USDC"})
             with lock:
@@ -715,12 +720,13 @@ def test_launch_uploads_inputs_and_private_part_together_and_no_order_if_one_fai
 
     client_for(market(None)).launch(spec, base_dir=tmp_path)
     puts = [s for s in seen if s.startswith("PUT")]
-    assert len(puts) == 4 and in_flight[1] >= 2  # three inputs and the private part, at once
+    assert len(puts) == 3 and in_flight[1] >= 2  # three inputs at once (the private part:
+    # attached to the order)
     assert seen[-1] == "POST /v1/orders"
     seen.clear()
     gate.reset()
     with pytest.raises(PasarError) as err:
-        client_for(market(sha(b"b.txt"))).launch(spec, base_dir=tmp_path)
+        client_for(market(sha(b"b.txt" * 30_000))).launch(spec, base_dir=tmp_path)
     assert err.value.code == "blob_too_large"
     assert "POST /v1/orders" not in seen  # nothing escrowed for a job whose inputs failed
 

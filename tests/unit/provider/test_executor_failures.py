@@ -8,6 +8,7 @@ which must be refused from ``lstat`` alone: opening it would block the test fore
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -28,6 +29,7 @@ from pasar.provider.executor import (
     workroot_for,
 )
 from pasar.provider.lease_job import LeaseJob
+from pasar.provider.market_api import MarketAPI
 
 
 class FakeAPI:
@@ -37,6 +39,7 @@ class FakeAPI:
         self.receipts: list[dict[str, Any]] = []
         self.logs: list[str] = []
         self.blobs: list[Path] = []
+        self.attached: dict[str, bytes] = {}
 
     def challenge(self, lease_id: str) -> Any:
         from pasar.core.errors import PasarError
@@ -47,9 +50,12 @@ class FakeAPI:
         self.logs.append(data)
         return LogAppended(ok=True, size=offset + len(data.encode()))
 
-    def receipt(self, body: Receipt) -> TxAnswer:
+    def receipt(self, body: Receipt, attachments: dict[str, bytes] | None = None) -> TxAnswer:
         self.receipts.append(body.body())  # what would be signed
+        self.attached.update(attachments or {})
         return TxAnswer(ok=True, type="receipt")
+
+    small_output = staticmethod(MarketAPI.small_output)  # reads the file: nothing to fake
 
     def get_blob(self, sha256: str, dest: Path) -> str:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -167,7 +173,8 @@ def test_an_output_over_the_blob_limit_goes_in_parts(tmp_path: Path) -> None:
     by_path = {o.path: o.wire() for o in outputs}  # as the receipt carries them
     assert len(by_path["big.bin"]["parts"]) == 3 and by_path["big.bin"]["size"] == 2500
     assert "parts" not in by_path["small.txt"]
-    assert sorted(p.name for p in api.blobs) == ["big.bin", "small.txt"]
+    assert [p.name for p in api.blobs] == ["big.bin"]  # the small one goes with the receipt
+    assert executor._attached == {hashlib.sha256(b"ok").hexdigest(): b"ok"}
 
 
 def test_an_output_too_big_even_in_parts_fails_before_any_upload(tmp_path: Path) -> None:
@@ -191,7 +198,8 @@ def test_symlinked_outputs_are_skipped(tmp_path: Path) -> None:
     outputs, missing = executor._upload_outputs()
     assert [o.path for o in outputs] == ["out/real.txt"]
     assert missing == ["link"]
-    assert api.blobs == [executor.workdir / "out" / "real.txt"]
+    assert api.blobs == []  # small: it goes with the receipt, and only it
+    assert list(executor._attached.values()) == [b"ok"]
 
 
 def test_leftover_workdirs_are_removed_on_start(tmp_path: Path) -> None:
@@ -332,9 +340,9 @@ class BeatingAPI(FakeAPI):
         self.said.append(f"heartbeat {interval}")
         return TxAnswer(ok=True, type="heartbeat")
 
-    def receipt(self, body: Receipt) -> TxAnswer:
+    def receipt(self, body: Receipt, attachments: dict[str, bytes] | None = None) -> TxAnswer:
         self.said.append("receipt")
-        return super().receipt(body)
+        return super().receipt(body, attachments)
 
 
 @pytest.mark.parametrize("runtime", ["process", "broken"])

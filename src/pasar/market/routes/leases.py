@@ -25,7 +25,7 @@ from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integer
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex, sha256_hex
 from pasar.market.access import check_lease_party
-from pasar.market.auth import Reader, signed_envelope
+from pasar.market.auth import Reader, SignedBody, signed_envelope, verified_envelope
 from pasar.market.blobs import BlobStore, small_blobs
 from pasar.market.openapi import signs
 from pasar.market.routes.common import service_of, submit_typed
@@ -216,11 +216,14 @@ def seal(request: Request, lease_id: str, envelope: Signed) -> TxAnswer:
     "/v1/receipts",
     summary="Finish a lease: exit code, outputs, Merkle root",
     response_model_exclude_unset=True,
-    openapi_extra=signs("receipt"),
+    openapi_extra=signs("receipt", attachments=True),
 )
-def receipt(request: Request, envelope: Signed) -> TxAnswer:
+def receipt(request: Request, raw: SignedBody) -> TxAnswer:
     """Every output must already be uploaded as a blob whose content hashes to its name (the
-    blob store refuses anything else), so checking presence here checks the content too."""
+    blob store refuses anything else), so checking presence here checks the content too. A
+    small result may come attached to the receipt (:mod:`pasar.api.attachments`): stored
+    before that check, as the provider's upload."""
+    envelope = verified_envelope(request, raw, attachments=True)
     require_blobs(request, envelope.body.get("outputs", []), "outputs")
     return submit_typed(request, envelope, "receipt")
 

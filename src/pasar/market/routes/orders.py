@@ -150,7 +150,7 @@ def quote(request: Request, body: QuoteRequest, reader: Reader) -> QuoteResponse
     summary="Create an order from a signed job spec (escrows the max)",
     response_model=TxAnswer,
     response_model_exclude_unset=True,
-    openapi_extra=signs("order.create"),
+    openapi_extra=signs("order.create", attachments=True),
 )
 async def create(request: Request, raw: SignedBody) -> Response:
     """The body carries the spec's public part and the sha256 of its private part, a blob the
@@ -175,7 +175,7 @@ def order_workers() -> ThreadHop:
 def create_order(request: Request, raw: bytes) -> bytes:
     """The whole of ``POST /v1/orders`` after the body is read, in a worker thread: the JSON
     answer. Shared by the route and :mod:`pasar.market.order_fast_path`."""
-    envelope = verified_envelope(request, raw)
+    envelope = verified_envelope(request, raw, attachments=True)
     private = _private_part_of(request, envelope)
     answer = submit_typed(request, envelope, "order.create", private=private)
     # the feed's cursor once the order (and its match on arrival) was published: the client's
