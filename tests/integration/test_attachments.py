@@ -115,6 +115,7 @@ def _refused(
     market_server: Any,
     alice: tuple[Transport, Identity],
     attachments: object,
+    *,
     status: int,
     code: str,
     field: str,
@@ -140,9 +141,9 @@ def test_attachments_that_do_not_hash_to_their_keys_are_refused(
         market_server,
         alice,
         {part_sha: b64(b"not the private part")},
-        400,
-        "hash_mismatch",
-        f"attachments.{part_sha[:16]}",
+        status=400,
+        code="hash_mismatch",
+        field=f"attachments.{part_sha[:16]}",
     )
 
 
@@ -168,7 +169,7 @@ def test_malformed_attachments_are_refused_naming_the_field(
     code: str,
     field: str,
 ) -> None:
-    _refused(market_server, alice, attachments, 400, code, field)
+    _refused(market_server, alice, attachments, status=400, code=code, field=field)
 
 
 def test_attachments_over_the_limit_are_refused_before_being_stored(
@@ -180,9 +181,9 @@ def test_attachments_over_the_limit_are_refused_before_being_stored(
         market_server,
         alice,
         {sha(half): b64(half), sha(other): b64(other)},
-        413,
-        "too_large",
-        "attachments",
+        status=413,
+        code="too_large",
+        field="attachments",
     )
 
 

@@ -82,7 +82,7 @@ def store_attachments(blobs: BlobStore, attached: dict[str, bytes], owner: str) 
     ``PUT /v1/blobs/{sha256}`` of the same bytes would."""
     for sha256, data in attached.items():
         blobs.check_quota(owner, len(data), sha256)
-        created = blobs.put(sha256, data)
+    for sha256 in blobs.put_many(attached):
+        log_event("blob.stored", sha256=sha256, size=len(attached[sha256]))
+    for sha256 in attached:
         blobs.add_owner(sha256, owner)
-        if created:
-            log_event("blob.stored", sha256=sha256, size=len(data))

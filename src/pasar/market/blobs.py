@@ -106,6 +106,15 @@ class _Upload:
 
     def commit(self) -> bool:
         """Check the hash and publish the file; True if it was not stored before."""
+        self.check()
+        self.sync()
+        created = self.publish()
+        if created:
+            _fsync_dir(self.final.parent)
+        return created
+
+    def check(self) -> None:
+        """Refuse (400 ``hash_mismatch``) content that is not what its address says."""
         actual = self.hash.hexdigest()
         if actual != self.sha256:
             raise BlobError(
@@ -115,9 +124,16 @@ class _Upload:
                 hint="the address must be the sha256 of exactly the bytes sent; nothing was stored",
                 status=400,
             )
+
+    def sync(self) -> None:
+        """The bytes on disk before the name is (a crash never leaves a partial blob)."""
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
+
+    def publish(self) -> bool:
+        """Link the synced file to its address; True if it was not stored before (then the
+        caller syncs the directory)."""
         try:
             os.link(self.temp, self.final)  # atomic, and never replaces an existing blob
         except FileExistsError:
@@ -126,7 +142,6 @@ class _Upload:
             if self.final.exists():
                 return False
             os.replace(self.temp, self.final)
-        _fsync_dir(self.final.parent)
         return True
 
     def discard(self) -> None:
@@ -286,6 +301,32 @@ class BlobStore:
             return upload.commit()
         finally:
             upload.discard()
+
+    def put_many(self, blobs: dict[str, bytes]) -> list[str]:
+        """Store several small blobs (a request's attachments) as :meth:`put` stores each, in
+        stages across all of them — write, sync, link, sync the folders — so that one journal
+        commit makes all their bytes durable and one more all their names (storing them one
+        by one cost a journal commit per sync: tens of milliseconds on a busy disk). Returns
+        the ones created; one already stored is not written again (its address is its
+        content). Raises as :meth:`put` does, with nothing stored."""
+        uploads = [
+            _Upload(self._path(sha256), sha256, self.max_bytes)
+            for sha256 in blobs
+            if not self.exists(sha256)
+        ]
+        try:
+            for upload in uploads:
+                upload.write(blobs[upload.sha256])
+                upload.check()
+            for upload in uploads:
+                upload.sync()
+            created = [upload for upload in uploads if upload.publish()]
+            for folder in {upload.final.parent for upload in created}:
+                _fsync_dir(folder)
+            return [upload.sha256 for upload in created]
+        finally:
+            for upload in uploads:
+                upload.discard()
 
     async def aput(self, sha256: str, chunks: AsyncIterable[bytes]) -> bool:
         """:meth:`put` for an async stream (an HTTP body): the bytes never all sit in memory.

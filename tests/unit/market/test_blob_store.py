@@ -133,3 +133,21 @@ def test_stale_temporaries_are_swept_on_start(tmp_path: Path) -> None:
     BlobStore(root)
     assert not stale.exists()
     assert fresh.exists()
+
+
+def test_put_many_stores_each_and_says_which_were_new(store: BlobStore) -> None:
+    store.put(sha(b"old"), b"old")
+    mtime = store.path(sha(b"old")).stat().st_mtime_ns
+    created = store.put_many({sha(b"one"): b"one", sha(b"two"): b"two", sha(b"old"): b"old"})
+    assert sorted(created) == sorted([sha(b"one"), sha(b"two")])
+    for data in (b"one", b"two", b"old"):
+        assert store.path(sha(data)).read_bytes() == data
+    assert store.path(sha(b"old")).stat().st_mtime_ns == mtime  # not written again
+    assert not [p for p in files_under(store.root) if p.name.endswith(".tmp")]
+
+
+def test_put_many_stores_nothing_when_one_does_not_match(store: BlobStore) -> None:
+    with pytest.raises(BlobError) as err:
+        store.put_many({sha(b"fine"): b"fine", sha(b"claimed"): b"something else"})
+    assert err.value.code == "hash_mismatch"
+    assert files_under(store.root) == []  # not even the one that matched
