@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,10 +26,21 @@ from pasar.client.client import UPLOAD_THREADS, Decision, login_url
 from pasar.client.config import client_identity, market_url
 from pasar.client.defaults import Decided
 from pasar.client.inputs import collect_inputs, load_draft_job, private_part_of, uploads_of
-from pasar.client.results import JobResult, accept, plan
+from pasar.client.results import (
+    JobResult,
+    OutputFile,
+    ShardResult,
+    accept,
+    check_output,
+    inline_bytes,
+    output_in_each_shard,
+    plan,
+)
+from pasar.client.sealed import is_sealed
 from pasar.client.transport import DEFAULT_TIMEOUT_S, AsyncTransport, worth_probing
 from pasar.core.errors import PasarError
 from pasar.core.private_part import order_fields
+from pasar.crypto.hashing import sha256_hex
 from pasar.crypto.identity import DEFAULT_KEY_NAME, Identity, key_path
 
 T = TypeVar("T")
@@ -107,6 +118,7 @@ class AsyncClient:
         *,
         base_dir: str | os.PathLike[str] | None = None,
         ttl_s: int | None = None,
+        data: Mapping[str, bytes] | None = None,
     ) -> AsyncJob:
         """See :meth:`pasar.Client.launch`."""
         decision = await self.decide(spec, base_dir=base_dir)
@@ -119,7 +131,7 @@ class AsyncClient:
                 hint="launch it with pasar.Client (or `pasar launch --wait`), which seals the "
                 "data key to each provider while the job runs",
             )
-        files = await asyncio.to_thread(collect_inputs, job, base)
+        files = await asyncio.to_thread(collect_inputs, job, base, data)
         private = private_part_of(job, files)
         uploads = await asyncio.to_thread(uploads_of, files, private)
         limit = asyncio.Semaphore(UPLOAD_THREADS)  # as many at once as the sync client
@@ -285,6 +297,32 @@ class AsyncJob:
         """See :meth:`pasar.client.client.Job.fetch`."""
         return await self._fetch(order, dest, held=False, partial=partial)
 
+    async def read(
+        self, order: dict[str, Any], path: str, *, partial: bool = False
+    ) -> list[tuple[ShardResult, bytes | None]]:
+        """See :meth:`pasar.client.client.Job.read` (a sealed job's outputs: not here, as
+        the async client does not launch sealed jobs)."""
+        if is_sealed(order):
+            raise PasarError(
+                "the async client does not read a sealed job's outputs",
+                code="sealed_unsupported",
+                hint="read it with pasar.Client, which holds the job's data key",
+            )
+        inline = order.get("inline_outputs")
+        return [
+            (result, None if item is None else await self._bytes_of(item, inline))
+            for result, item in output_in_each_shard(order, path, partial=partial)
+        ]
+
+    async def _bytes_of(self, item: OutputFile, inline: object) -> bytes:
+        data = inline_bytes(inline, item)
+        if data is None or sha256_hex(data) != item.sha256:  # not inline, or not as signed
+            transport, signer = self.client.transport, self.client.identity
+            answers = [await transport.request("GET", b, signer=signer) for b in item.blobs]
+            data = b"".join(answer.content for answer in answers)
+        check_output(item, sha256_hex(data), len(data))
+        return data
+
     async def review(self, dest: str | os.PathLike[str], timeout: float | None = None) -> JobResult:
         order = await self.client._drive(calls.wait_for_end(self.id, timeout, review=True))
         return await self._fetch(order, dest, held=True)
@@ -299,6 +337,8 @@ class AsyncJob:
     ) -> JobResult:
         root = Path(dest)
         shards = plan(order, root, held=held, partial=partial)
+        for result, _ in shards:  # a shard's folder is there even when it has no files
+            result.dir.mkdir(parents=True, exist_ok=True)
         for _, files in shards:
             for item in files:
                 sha, size, tmp = await self.client.transport.download(

@@ -39,7 +39,7 @@ from pasar.core.mounts import MOUNTS_DIR, is_absolute, staged_name
 from pasar.core.private_part import PrivatePart
 from pasar.core.spec import JobSpec
 from pasar.core.spec_draft import Draft, load_draft
-from pasar.crypto.hashing import sha256_file
+from pasar.crypto.hashing import sha256_file, sha256_hex
 from pasar.crypto.merkle import check_path
 
 MAX_INPUT_FILES = 10_000
@@ -47,10 +47,11 @@ MAX_INPUT_FILES = 10_000
 
 @dataclass(frozen=True)
 class LocalInput:
-    """One file to upload: its local path, its name in the job, its digest and size."""
+    """One file to upload: its local path (or its bytes, given to ``launch`` as ``data``), its
+    name in the job, its digest and size."""
 
     name: str
-    file: Path
+    file: Path | bytes
     sha256: str
     size: int
 
@@ -92,10 +93,14 @@ def _resolve(base: Path, text: str, field: str) -> Path:
     return path
 
 
-def collect_inputs(spec: JobSpec, base_dir: Path) -> list[LocalInput]:
-    """Every file the job takes, hashed, named by the module's rule, in a stable order."""
+def collect_inputs(
+    spec: JobSpec, base_dir: Path, data: Mapping[str, bytes] | None = None
+) -> list[LocalInput]:
+    """Every file the job takes, hashed, named by the module's rule, in a stable order. An
+    ``inputs`` entry that is a key of ``data`` is those bytes, under that name: a remote call's
+    pickle, which need not touch the disk to be sent."""
     base = Path(os.path.abspath(base_dir))
-    named: list[tuple[str, Path]] = []
+    named: list[tuple[str, Path | bytes]] = []
     if spec.workdir is not None:
         root = _resolve(base, spec.workdir, "workdir")
         if not root.is_dir():
@@ -118,6 +123,9 @@ def collect_inputs(spec: JobSpec, base_dir: Path) -> list[LocalInput]:
             named.append((check_path(name), path))
     for i, text in enumerate(spec.inputs):
         field = f"inputs[{i}]"
+        if data is not None and text in data:
+            named.append((check_path(text), data[text]))
+            continue
         path = _resolve(base, text, field)
         files = _files_below(path) if path.is_dir() else [path]
         named.extend((_name(f, base, field), f) for f in files)
@@ -129,21 +137,29 @@ def collect_inputs(spec: JobSpec, base_dir: Path) -> list[LocalInput]:
             hint="pack them into an archive, or point workdir at a smaller folder",
         )
     _refuse_staged_names(spec, named)
-    seen: dict[str, Path] = {}
+    seen: dict[str, Path | bytes] = {}
     out: list[LocalInput] = []
     for name, file in named:
         if name in seen:
             raise PasarError(
-                f"two files would be {name!r} in the job: {seen[name]} and {file}",
+                f"two files would be {name!r} in the job: {_source(seen[name])} and "
+                f"{_source(file)}",
                 code="duplicate_input",
                 field="inputs",
             )
         seen[name] = file
-        out.append(LocalInput(name, file, sha256_file(file), file.stat().st_size))
+        if isinstance(file, bytes):
+            out.append(LocalInput(name, file, sha256_hex(file), len(file)))
+        else:
+            out.append(LocalInput(name, file, sha256_file(file), file.stat().st_size))
     return out
 
 
-def _refuse_staged_names(spec: JobSpec, named: list[tuple[str, Path]]) -> None:
+def _source(file: Path | bytes) -> str:
+    return f"{len(file)} bytes given as data" if isinstance(file, bytes) else str(file)
+
+
+def _refuse_staged_names(spec: JobSpec, named: list[tuple[str, Path | bytes]]) -> None:
     """Only absolute mounts may put files under :data:`~pasar.core.mounts.MOUNTS_DIR`: the
     provider binds what is there, and a workdir's own folder of that name would be mistaken
     for a mount (or a mount's files for the workdir's)."""
@@ -153,7 +169,7 @@ def _refuse_staged_names(spec: JobSpec, named: list[tuple[str, Path]]) -> None:
             continue
         if not any(name == s or name.startswith(s + "/") for s in staged):
             raise PasarError(
-                f"{file} would be {name!r} in the job, inside {MOUNTS_DIR}/, the folder "
+                f"{_source(file)} would be {name!r} in the job, inside {MOUNTS_DIR}/, the folder "
                 "pasar keeps for absolute file_mounts",
                 code="reserved_input_name",
                 field="inputs",

@@ -30,13 +30,11 @@ import contextlib
 import hashlib
 import itertools
 import math
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pasar.client import calls as api
@@ -53,7 +51,6 @@ from pasar.client.payload import (
     load_outcome,
 )
 from pasar.client.progress import MapProgress
-from pasar.client.results import shard_dir
 from pasar.core.errors import PasarError
 from pasar.core.spec import JobSpec
 
@@ -267,9 +264,7 @@ class MapRun:
         data = dump_batches(self.body, [b.data for b in job])
         digest = hashlib.sha256(data).hexdigest()
         spec = JobSpec.build(**{**self.spec.to_dict(), "shards": len(job)})
-        with tempfile.TemporaryDirectory(prefix="pasar-map-") as tmp:
-            (Path(tmp) / CALL_FILE).write_bytes(data)
-            handle = self.client.launch(spec, base_dir=tmp, ttl_s=self.ttl_s)
+        handle = self.client.launch(spec, ttl_s=self.ttl_s, data={CALL_FILE: data})
         self.progress.job_launched(sum(len(b.calls) for b in job))
         with self._lock:
             self._running.add(handle.id)
@@ -288,38 +283,33 @@ class MapRun:
         ended(handle, order)
         found: dict[int, list[Result]] = {}
         failed: dict[int, str] = {}
-        with tempfile.TemporaryDirectory(prefix="pasar-map-") as tmp:
-            result = handle.fetch(order, tmp, partial=True)
-            by_shard = {s.shard: s for s in result.shards}
-            for k, batch in enumerate(job):
-                shard = by_shard.get(k)
-                if shard is None:
-                    failed[k] = _lease_failure(order, k)
-                    continue
-                path = shard_dir(Path(tmp), k, len(job)) / RESULT_FILE
-                if not path.is_file():
-                    if shard.ended_because is not None:  # stopped at a limit: it would again
-                        from pasar.client.remote import stopped_error
+        by_shard = {s.shard: (s, out) for s, out in handle.read(order, RESULT_FILE, partial=True)}
+        for k, batch in enumerate(job):
+            if k not in by_shard:
+                failed[k] = _lease_failure(order, k)
+                continue
+            shard, result = by_shard[k]
+            if result is None:
+                if shard.ended_because is not None:  # stopped at a limit: it would again
+                    from pasar.client.remote import stopped_error
 
-                        raise stopped_error(handle.id, k, shard.ended_because)
-                    failed[k] = f"exit code {shard.exit_code} and no {RESULT_FILE}: " + _tail(
-                        handle, k
-                    )
-                    continue
-                try:
-                    raw = load_batch_outcomes(path.read_bytes(), digest, k, len(batch.calls))
-                except SetupFailedError as exc:  # the same call fails the same way anywhere
-                    raise PasarError(
-                        f"{exc} ({handle.id}, shard {k})",
-                        code="remote_no_result",
-                        status=502,
-                        hint="the provider could not load the function: same Python minor "
-                        "version, and the modules it imports installed there",
-                    ) from None
-                except PayloadError as exc:
-                    failed[k] = str(exc)
-                    continue
-                found[k] = [_decode(item, handle.id, batch.start + j) for j, item in enumerate(raw)]
+                    raise stopped_error(handle.id, k, shard.ended_because)
+                failed[k] = f"exit code {shard.exit_code} and no {RESULT_FILE}: " + _tail(handle, k)
+                continue
+            try:
+                raw = load_batch_outcomes(result, digest, k, len(batch.calls))
+            except SetupFailedError as exc:  # the same call fails the same way anywhere
+                raise PasarError(
+                    f"{exc} ({handle.id}, shard {k})",
+                    code="remote_no_result",
+                    status=502,
+                    hint="the provider could not load the function: same Python minor "
+                    "version, and the modules it imports installed there",
+                ) from None
+            except PayloadError as exc:
+                failed[k] = str(exc)
+                continue
+            found[k] = [_decode(item, handle.id, batch.start + j) for j, item in enumerate(raw)]
         self.progress.job_ended(sum(len(job[k].calls) for k in found), order)
         return handle.id, found, failed
 

@@ -45,12 +45,10 @@ import asyncio
 import itertools
 import re
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
@@ -238,34 +236,31 @@ def outcomes(job: Job, timeout: float | None = None) -> list[Outcome]:
         failed = job_failure_error(order, index)
         if failed is not None:
             raise failed
-    with tempfile.TemporaryDirectory(prefix="pasar-remote-") as tmp:
-        result = job.fetch(order, tmp)  # the view just waited for: no second round trip
-        found: list[Outcome] = []
-        for shard in result.shards:
-            path = shard.dir / RESULT_FILE
-            if not path.exists():
-                if shard.ended_because is not None:
-                    raise stopped_error(job.id, shard.shard, shard.ended_because)
-                tail = "".join(job.logs(shard=shard.shard))[-LOG_TAIL_CHARS:]
-                raise RemoteError(
-                    f"shard {shard.shard} of {job.id} ended with exit code {shard.exit_code} "
-                    f"and no {RESULT_FILE}; the end of its log:\n{tail}",
-                    code="remote_no_result",
-                    order_id=job.id,
-                    index=shard.shard,
-                    hint="the provider could not run pasar.client.remote_entry; see the log",
-                )
-            try:
-                found.append(load_outcome(path.read_bytes()))
-            except Exception as exc:  # damaged, or a value whose class this side lacks
-                raise RemoteError(
-                    f"cannot decode the result of shard {shard.shard} of {job.id}: "
-                    f"{type(exc).__name__}: {exc}",
-                    code="bad_result",
-                    order_id=job.id,
-                    index=shard.shard,
-                    hint="the returned value must be importable here (same modules, versions)",
-                ) from exc
+    found: list[Outcome] = []
+    for shard, data in job.read(order, RESULT_FILE):  # the view just waited for: no 2nd trip
+        if data is None:
+            if shard.ended_because is not None:
+                raise stopped_error(job.id, shard.shard, shard.ended_because)
+            tail = "".join(job.logs(shard=shard.shard))[-LOG_TAIL_CHARS:]
+            raise RemoteError(
+                f"shard {shard.shard} of {job.id} ended with exit code {shard.exit_code} "
+                f"and no {RESULT_FILE}; the end of its log:\n{tail}",
+                code="remote_no_result",
+                order_id=job.id,
+                index=shard.shard,
+                hint="the provider could not run pasar.client.remote_entry; see the log",
+            )
+        try:
+            found.append(load_outcome(data))
+        except Exception as exc:  # damaged, or a value whose class this side lacks
+            raise RemoteError(
+                f"cannot decode the result of shard {shard.shard} of {job.id}: "
+                f"{type(exc).__name__}: {exc}",
+                code="bad_result",
+                order_id=job.id,
+                index=shard.shard,
+                hint="the returned value must be importable here (same modules, versions)",
+            ) from exc
     return found
 
 
@@ -406,9 +401,8 @@ class RemoteFunction(Generic[P, R]):
     def _launch(self, calls: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> Job:
         client = self.client or default_client()
         spec = JobSpec.build(**{**self.spec.to_dict(), "shards": len(calls)})
-        with tempfile.TemporaryDirectory(prefix="pasar-call-") as tmp:
-            (Path(tmp) / CALL_FILE).write_bytes(_pickle_calls(self.fn, calls, self.py_modules))
-            return client.launch(spec, base_dir=tmp, ttl_s=self.ttl_s)
+        call = _pickle_calls(self.fn, calls, self.py_modules)
+        return client.launch(spec, ttl_s=self.ttl_s, data={CALL_FILE: call})
 
     def local(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the function here, in this process (the only way it ever runs locally)."""

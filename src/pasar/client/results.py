@@ -14,6 +14,7 @@ bytes it has not verified. (Files verified before the mismatch stay: each was ch
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,7 +176,8 @@ def _outputs_of(
 def plan(
     order: dict[str, Any], dest: Path, *, held: bool = False, partial: bool = False
 ) -> list[tuple[ShardResult, list[OutputFile]]]:
-    """For each shard, its settled lease's result (files not yet fetched) and what to fetch.
+    """For each shard, its settled lease's result (files not yet fetched) and what to fetch
+    (nothing is written: ``dest`` names where the files would go).
 
     Refuses an order that did not finish (``no_result``), a shard with no settled lease
     (``missing_shards``) and a receipt whose output list does not match its root (``bad_root``).
@@ -223,7 +225,6 @@ def plan(
         lease = settled[shard]
         outputs, root, exit_code = _outputs_of(lease)
         folder = shard_dir(dest, shard, count)
-        folder.mkdir(parents=True, exist_ok=True)  # there even when it stays empty: 0 files
         plain = {
             o.get("path"): o.get("plain_sha256")
             for o in (lease.get("receipt") or {}).get("outputs", [])
@@ -260,8 +261,17 @@ def plan(
 
 def accept(item: OutputFile, sha256: str, size: int, tmp: Path) -> None:
     """Move a downloaded file into place if it is what the receipt says; else delete it."""
-    if sha256 != item.sha256 or size != item.size:
+    try:
+        check_output(item, sha256, size)
+    except PasarError:
         tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, item.dest)
+
+
+def check_output(item: OutputFile, sha256: str, size: int) -> None:
+    """Refuse (502 ``output_mismatch``) bytes that are not what the receipt says of ``item``."""
+    if sha256 != item.sha256 or size != item.size:
         raise _refuse(
             f"output {item.path!r} of lease {item.lease_id} (provider {item.provider}) does not "
             f"match its receipt: got sha256 {sha256[:16]}… ({size} bytes), the receipt says "
@@ -270,4 +280,26 @@ def accept(item: OutputFile, sha256: str, size: int, tmp: Path) -> None:
             "the market's copy of this blob is corrupt or was replaced; report it to the "
             "market operator",
         )
-    os.replace(tmp, item.dest)
+
+
+def output_in_each_shard(
+    order: dict[str, Any], path: str, *, partial: bool = False
+) -> list[tuple[ShardResult, OutputFile | None]]:
+    """Each settled shard's result and its receipt's entry for output ``path`` (None where
+    the receipt lists no such file): what :meth:`pasar.Client.job`'s ``read`` reads."""
+    return [
+        (result, next((f for f in files if f.path == path), None))
+        for result, files in plan(order, Path(), partial=partial)
+    ]
+
+
+def inline_bytes(inline: object, item: OutputFile) -> bytes | None:
+    """The bytes of an output the order's view carried inline (``inline_outputs``), not yet
+    checked (:func:`check_output`); None if it did not carry them (or not as base64)."""
+    encoded = inline.get(item.sha256) if isinstance(inline, dict) and not item.parts else None
+    if not isinstance(encoded, str):
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except ValueError:
+        return None

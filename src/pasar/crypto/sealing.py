@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,13 +152,14 @@ def _read_chunks(f: BinaryIO, size: int) -> Iterator[bytes]:
         yield chunk
 
 
-def encrypt_file(src: Path, dest: Path, key: bytes) -> tuple[str, str]:
-    """Encrypt ``src`` into ``dest`` chunk by chunk; returns ``(sha256 of the plaintext,
-    sha256 of the ciphertext)``: the receipt commits to both."""
+def encrypt_file(src: Path | bytes, dest: Path, key: bytes) -> tuple[str, str]:
+    """Encrypt ``src`` (a file, or bytes in memory) into ``dest`` chunk by chunk; returns
+    ``(sha256 of the plaintext, sha256 of the ciphertext)``: the receipt commits to both."""
     state = sodium.crypto_secretstream_xchacha20poly1305_state()
     header = sodium.crypto_secretstream_xchacha20poly1305_init_push(state, key)
     plain, cipher = hashlib.sha256(), hashlib.sha256()
-    with src.open("rb") as fin, dest.open("wb") as fout:
+    source = io.BytesIO(src) if isinstance(src, bytes) else src.open("rb")
+    with source as fin, dest.open("wb") as fout:
 
         def out(data: bytes) -> None:
             cipher.update(data)

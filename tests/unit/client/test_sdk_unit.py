@@ -241,6 +241,29 @@ def test_launch_uploads_missing_inputs_then_signs_the_order(tmp_path: Path) -> N
     assert [p for m, p in seen if m == "HEAD"] == [f"/v1/blobs/{sha(big)}"]
 
 
+def test_launch_takes_inputs_given_as_bytes_without_reading_the_disk(tmp_path: Path) -> None:
+    posted: dict[str, Any] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.method == "POST", request.url  # nothing uploaded on its own
+        posted.update(json.loads(request.read()))
+        return httpx.Response(200, json={"order_id": "o-1", "escrow": "1.00 USDC"})
+
+    spec = {**SPEC, "inputs": ["call.pkl"]}
+    empty = tmp_path / "nothing-here"  # no call.pkl on disk: the bytes are given
+    client_for(handler).launch(spec, base_dir=empty, data={"call.pkl": b"pickled call"})
+    attached = {k: base64.b64decode(v) for k, v in posted["attachments"].items()}
+    assert attached[sha(b"pickled call")] == b"pickled call"
+    private = PrivatePart.parse(attached[posted["body"]["private"]])
+    assert private.inputs == ({"path": "call.pkl", "sha256": sha(b"pickled call"), "size": 12},)
+    (tmp_path / "call.pkl").write_bytes(b"on disk")
+    with pytest.raises(PasarError) as err:  # the same name from a file and from data
+        client_for(handler).launch(
+            {**SPEC, "inputs": ["call.pkl", "."]}, base_dir=tmp_path, data={"call.pkl": b"x"}
+        )
+    assert err.value.code == "duplicate_input" and "given as data" in err.value.message
+
+
 def test_input_names_follow_the_documented_rule(tmp_path: Path) -> None:
     base = tmp_path / "proj"
     (base / "src" / "pkg").mkdir(parents=True)
@@ -350,6 +373,46 @@ def test_a_tampered_blob_is_refused_and_never_written(tmp_path: Path) -> None:
 
     asyncio.run(run_async())
     assert not (tmp_path / "a" / "out.txt").exists()
+
+
+def test_read_gives_each_shards_output_in_memory_verified(tmp_path: Path) -> None:
+    """A remote call's result: inline bytes that match the receipt need no request; bytes
+    that do not are fetched instead, and fetched bytes that do not either are refused."""
+    outputs = {"result.pkl": b"the value", "other.txt": b"x"}
+    order = done_order(outputs, shards=2)
+    asked: list[str] = []
+
+    def counting(handler: Handler) -> Handler:
+        def answer(request: httpx.Request) -> httpx.Response:
+            asked.append(request.url.path)
+            return handler(request)
+
+        return answer
+
+    blobs = {sha(b): b for b in outputs.values()}
+    carried = base64.b64encode(b"the value").decode()
+    inline = {**order, "inline_outputs": {sha(b"the value"): carried}}
+    job = client_for(counting(result_market(order, blobs))).job("o-1")
+    read = job.read(inline, "result.pkl")
+    assert [(r.shard, data) for r, data in read] == [(0, b"the value"), (1, b"the value")]
+    assert not [p for p in asked if p.startswith("/v1/blobs/")]  # all inline
+    assert [data for _, data in job.read(order, "missing.txt")] == [None, None]
+    lying = {**order, "inline_outputs": {sha(b"the value"): base64.b64encode(b"a lie").decode()}}
+    assert job.read(lying, "result.pkl")[0][1] == b"the value"  # fetched, and checked
+    forged = {sha(b"the value"): b"a forgery"}
+    with pytest.raises(PasarError) as err:
+        client_for(result_market(order, forged)).job("o-1").read(lying, "result.pkl")
+    assert err.value.code == "output_mismatch"
+    assert list(tmp_path.iterdir()) == []  # nothing was written anywhere here
+
+    async def run_async() -> None:
+        ajob = async_client_for(result_market(order, forged)).job("o-1")
+        assert [d for _, d in await ajob.read(inline, "result.pkl")] == [b"the value"] * 2
+        with pytest.raises(PasarError) as aerr:
+            await ajob.read(lying, "result.pkl")
+        assert aerr.value.code == "output_mismatch"
+
+    asyncio.run(run_async())
 
 
 def test_a_receipt_whose_outputs_do_not_match_its_root_is_refused(tmp_path: Path) -> None:
