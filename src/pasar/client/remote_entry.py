@@ -98,8 +98,8 @@ def run(workdir: Path) -> int:
                 raise PayloadError(f"shard {shard} of a call file holding {len(calls)} call(s)")
     except Exception as exc:  # unreadable, another Python, a module missing on this side…
         return _setup_failed(workdir, exc)
-    name = getattr(fn, "__qualname__", repr(fn))
     if batched:
+        name = getattr(fn, "__qualname__", repr(fn))
         print(
             f"pasar remote: running {name} on {len(batch)} call(s) (batch {shard} of {count})",
             file=sys.stderr,
@@ -108,7 +108,8 @@ def run(workdir: Path) -> int:
         digest = hashlib.sha256(data).hexdigest()
         _write(workdir, dump_batch_outcomes(digest, shard, [out for out, _ in done]))
         return OK if all(ok for _, ok in done) else RAISED
-    print(f"pasar remote: running {name} (shard {shard} of {len(calls)})", file=sys.stderr)
+    # a single call's log is what the function prints, nothing more: a line of ours would cost
+    # every call a log append, which its receipt waits for (issue 13)
     outcome, ok = _call(fn, calls[shard])
     _write(workdir, outcome)
     return OK if ok else RAISED
