@@ -102,4 +102,5 @@ def test_order_lease_and_offer_views_keep_their_shape(market: TestClient) -> Non
 
     one = as_provider.perform(calls.lease(lease["lease_id"]), provider)
     assert isinstance(one, LeaseView) and one.spec is not None and one.spec["run"] == "echo hi"
-    assert set(one.wire()) == LEASE_KEYS | {"spec", "inputs", "private"}  # what its provider runs
+    # what its provider runs, and (while it runs) the heartbeat challenge of the interval now
+    assert set(one.wire()) == LEASE_KEYS | {"spec", "inputs", "private", "challenge"}

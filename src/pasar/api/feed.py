@@ -8,6 +8,7 @@ are those the provider agent acts on.
 from __future__ import annotations
 
 from pasar.api.base import OpenModel, WireModel
+from pasar.api.leases import LeaseView
 
 
 class FeedEvent(OpenModel):
@@ -20,6 +21,11 @@ class FeedEvent(OpenModel):
     takes_bids: bool | None = None  # None: not said
     leases: list[str] | None = None
     assigned: dict[str, str] | None = None  # lease id -> its provider (a match)
+    # a match on the winning provider's own feed: its new leases as GET /v1/leases/{id} answers
+    # it (inline inputs and interval 0's challenge included), so its agent starts them without
+    # that read; never on another's feed; a lease without one (too many, an older market) is
+    # read by GET (pasar.market.routes.feed_views)
+    views: dict[str, LeaseView] | None = None
     check_id: str | None = None  # a check.assign: the check and the verifier it went to
     verifier: str | None = None
     challenge_id: str | None = None  # a capacity challenge (GET /v1/capacity/{id} has it)

@@ -30,6 +30,16 @@ class NodeView(WireModel):
     address: str | None = None
 
 
+class Challenge(WireModel):
+    """The market's signed challenge for a lease's current heartbeat interval."""
+
+    lease_id: str
+    interval: int
+    challenge: str
+    interval_s: int
+    next_at_ms: int
+
+
 class LeaseView(WireModel):
     """One lease. The allocation is ``gpus`` (``"2× A100"``, None without GPUs), ``devices``
     (the physical GPUs behind them, so the agent runs the job on exactly these) and ``cpus``
@@ -73,16 +83,10 @@ class LeaseView(WireModel):
     # provider, when all its inputs together are small (a remote call's payload), so that it
     # need not fetch them one round trip later; it checks each against its sha256 as a download
     inline_inputs: dict[str, str] = Field(default_factory=dict)
-
-
-class Challenge(WireModel):
-    """The market's signed challenge for a lease's current heartbeat interval."""
-
-    lease_id: str
-    interval: int
-    challenge: str
-    interval_s: int
-    next_at_ms: int
+    # the heartbeat challenge of the interval in progress (interval 0 on the feed's ``match``):
+    # for the lease's own provider while it runs, so that its first heartbeat needs no
+    # ``GET /v1/leases/{id}/challenge`` (:func:`pasar.market.routes.leases.party_view`)
+    challenge: Challenge | None = None
 
 
 class LogAppended(WireModel):

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pasar.api.feed import FeedEvent
+from pasar.api.leases import LeaseView
 from pasar.api.txs import Asks, ProviderRegister
 from pasar.core.account_handlers import CLUSTERS, NODE_ADDRESS
 from pasar.core.errors import PasarError
@@ -382,10 +383,11 @@ class Agent:
             elif kind == "match":
                 # the event names each lease's provider: run ours, never read the others'
                 assigned = event.assigned or {}
+                views = event.views or {}  # ours, as GET /v1/leases/{id} answers (a new market)
                 seen_at = time.monotonic()
                 for lease_id in event.leases or []:
                     if assigned.get(lease_id, self.identity.account_id) == self.identity.account_id:
-                        self._maybe_run(lease_id, seen_at)
+                        self._maybe_run(lease_id, seen_at, views.get(lease_id))
                 # a reopened auction window (an older market does not say: look)
                 if event.order_id and not self.state.draining and event.takes_bids is not False:
                     self._maybe_bid(event.order_id)
@@ -422,7 +424,7 @@ class Agent:
             try:
                 view = self.api.lease(lease_id)
                 if view.started_at >= self._started_ms - START_SLACK_MS:
-                    self._maybe_run(lease_id)
+                    self._maybe_run(lease_id, view=view)
                 else:
                     self.api.release(lease_id)
             except PasarError as exc:
@@ -460,11 +462,17 @@ class Agent:
             if exc.code not in ("duplicate_bid", "auction_closed", "not_open"):
                 raise
 
-    def _maybe_run(self, lease_id: str, seen_at: float | None = None) -> None:
+    def _maybe_run(
+        self, lease_id: str, seen_at: float | None = None, view: LeaseView | None = None
+    ) -> None:
+        """Run ``lease_id`` if it is ours, running, and we have room. ``view``: the lease as
+        the market's feed carried it with its ``match`` (or as just read); without one (an
+        older market, a page over its limits) it is read here."""
         with self._lock:
             if lease_id in self.state.running:
                 return
-        view = self.api.lease(lease_id)
+        if view is None or view.lease_id != lease_id:
+            view = self.api.lease(lease_id)
         if view.provider != self.identity.account_id or view.status != "running":
             return
         with self._lock:

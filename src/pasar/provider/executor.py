@@ -562,17 +562,25 @@ class LeaseExecutor:
             self._first_beat.set()
 
     def _answer_challenges(self) -> None:
+        """Ask for the interval's challenge, answer it, sleep to the next interval. The first
+        one came with the lease when its view carried it (the feed's ``match``: interval 0):
+        answered without asking. If that answer is refused (it came too late), the loop asks
+        for the interval now, as it does for every later one."""
         answered: set[int] = set()
+        carried = self.job.challenge
         while not self._stopped.is_set():
-            try:
-                challenge = self.api.challenge(self.job.lease_id)
-            except PasarError as exc:
-                if exc.status in (404, 409):  # the lease is over at the market
-                    if exc.status == 409 and self._stop_reason is None:
-                        self.cancel()
-                    return
-                self._stopped.wait(1.0)
-                continue
+            if carried is not None:
+                challenge, carried = carried, None
+            else:
+                try:
+                    challenge = self.api.challenge(self.job.lease_id)
+                except PasarError as exc:
+                    if exc.status in (404, 409):  # the lease is over at the market
+                        if exc.status == 409 and self._stop_reason is None:
+                            self.cancel()
+                        return
+                    self._stopped.wait(1.0)
+                    continue
             k = challenge.interval
             if k not in answered:
                 try:

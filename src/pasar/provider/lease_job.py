@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pasar.api.base import JSONObject
-from pasar.api.leases import GpuDeviceView, LeaseView, NodeView
+from pasar.api.leases import Challenge, GpuDeviceView, LeaseView, NodeView
 from pasar.api.receipts import FileEntry
 from pasar.core.errors import PasarError
 from pasar.core.spec import JobSpec
@@ -75,6 +75,9 @@ class LeaseJob:
     # small inputs' bytes that came with the view, by sha256 (unchecked: the executor checks
     # each against its sha256 as it would a download, and fetches any that does not match)
     inline: Mapping[str, bytes] = field(default_factory=dict)
+    # the heartbeat challenge that came with the view (interval 0's, on the feed's match): the
+    # first heartbeat answers it without asking (later ones ask for theirs)
+    challenge: Challenge | None = None
 
     @property
     def sealed(self) -> bool:
@@ -97,6 +100,9 @@ class LeaseJob:
             nodes=tuple(view.nodes),
             cluster_secret=view.cluster_secret,
             inline=decoded(view.inline_inputs),
+            challenge=view.challenge
+            if view.challenge is not None and view.challenge.lease_id == view.lease_id
+            else None,
         )
 
 

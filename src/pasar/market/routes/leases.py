@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 
+from pasar.api.attachments import INLINE_BYTES
 from pasar.api.bills import Bill
 from pasar.api.leases import Challenge, GpuDeviceView, LeaseView, LogAppended, NodeView
 from pasar.api.receipts import file_entries
@@ -95,7 +97,30 @@ def _lease(state: MarketState, lease_id: str) -> LeaseRecord:
 )
 def get_lease(request: Request, lease_id: str, reader: Reader) -> LeaseView:
     """The lease view with its order's job spec (what its provider runs)."""
-    service = service_of(request)
+    return party_view(service_of(request), request.app.state.blobs, lease_id, reader)
+
+
+def party_view(
+    service: MarketService,
+    blobs: BlobStore,
+    lease_id: str,
+    reader: str | None,
+    *,
+    inline_budget: int = INLINE_BYTES,
+) -> LeaseView:
+    """The lease as ``GET /v1/leases/{id}`` answers ``reader`` (404, or 403 unless a party of
+    it): the view with its order's job spec and inputs; for its own provider while it runs,
+    also its small inputs' bytes (:func:`inline_inputs`, when they are ``inline_budget`` bytes
+    or less) and the heartbeat challenge of the interval in progress. The winning provider's
+    feed carries the same view with its ``match`` (:mod:`pasar.market.routes.feed_views`).
+
+    The challenge does not weaken the time-lock (:mod:`pasar.core.timelock`): what a provider
+    must not have is interval *k*'s challenge before *k* begins, and this is only ever the
+    challenge of the interval already in progress — on the feed's ``match``, interval 0, which
+    begins at the lease's start, the match's own stamp, before any view of it exists. It is what
+    ``GET /v1/leases/{id}/challenge`` answers anyone at that moment, and a heartbeat with it
+    passes the same checks (the market's signature over the lease and the interval, arrival
+    during that interval or the next, once per interval)."""
     with service.lock:
         lease = _lease(service.state, lease_id)
         check_lease_party(service.state, lease, reader)
@@ -108,9 +133,12 @@ def get_lease(request: Request, lease_id: str, reader: Reader) -> LeaseView:
             view.nodes = gang_of(service.state, record)
             view.cluster_secret = cluster_secret(service, record.id)
     if reader == lease.provider and view.status == "running":  # read off the lock
-        inline = inline_inputs(request.app.state.blobs, view)
-        if inline:  # else unset: not in the answer
-            view.inline_inputs = inline
+        if sum(e.size or 0 for e in view.inputs) <= inline_budget:  # None: not inlined
+            inline = inline_inputs(blobs, view)
+            if inline:  # else unset: not in the answer
+                view.inline_inputs = inline
+        with contextlib.suppress(PasarError):  # it ended meanwhile: no challenge to answer
+            view.challenge = service.challenge(lease_id)
     return view
 
 

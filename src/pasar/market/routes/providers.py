@@ -28,6 +28,7 @@ from pasar.crypto.identity import parse_account_id
 from pasar.market.access import check_own_account
 from pasar.market.auth import Reader, Signer, signed_envelope
 from pasar.market.openapi import signs
+from pasar.market.routes import feed_views
 from pasar.market.routes.common import service_of, submit_typed
 
 _T = TypeVar("_T")
@@ -294,7 +295,8 @@ async def feed(
 ) -> FeedPage:
     """Events for this provider after ``after`` (its last seen ``seq``), waiting up to
     ``timeout`` seconds for the first one. Push, not polling: the request returns as soon as the
-    market publishes something for this provider."""
+    market publishes something for this provider. A ``match`` carries the ``views`` of the
+    leases it gave this provider (:mod:`pasar.market.routes.feed_views`)."""
     account = parse_account_id(provider_id, field="provider_id")
     if reader != account:
         raise PasarError(
@@ -323,4 +325,9 @@ async def feed(
             if waited is not None and not await request.is_disconnected():
                 service.liveness.heard(account)
     head = events[-1].seq if events else max(after, 0)
-    return FeedPage(events=[FeedEvent.model_validate(e.to_dict()) for e in events], next=head)
+    page = [FeedEvent.model_validate(e.to_dict()) for e in events]
+    if feed_views.won_leases(events, account):  # its own poll (checked above): its new leases
+        await feed_views.HOP.run(
+            feed_views.add_views, service, request.app.state.blobs, account, page
+        )
+    return FeedPage(events=page, next=head)
