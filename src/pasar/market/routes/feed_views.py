@@ -33,15 +33,39 @@ from pasar.market.thread_hop import ThreadHop
 
 MAX_VIEWS = 32  # lease views on one page of a feed; the others are read by GET
 PAGE_INLINE_BYTES = 4 * INLINE_BYTES  # their inline inputs together, at most (before base64)
-#: the views are built off the event loop (the state's lock, small blob reads)
-HOP = ThreadHop(4, "pasar-feed-views")
+#: Views for at most this many leases are built on the event loop itself: a remote call's one
+#: lease costs it ~0.3 ms there (the state's lock, a small blob's read from the page cache, a
+#: signature), where a hop to a worker thread and back cost ~1 ms on a loaded 2-core machine,
+#: on every call's path. A burst (a ``.map``) is built on a worker thread, so that a page of
+#: dozens of views never holds the loop for long.
+ON_LOOP = 2
+HOP = ThreadHop(2, "pasar-feed-views")
 
 
-def won_leases(events: Sequence[notifier.FeedEvent], provider: str) -> bool:
-    """Whether a ``match`` among ``events`` names ``provider`` as a lease's holder."""
-    return any(
-        e.type == "match" and provider in (e.data.get("assigned") or {}).values() for e in events
+def won_leases(events: Sequence[notifier.FeedEvent], provider: str) -> int:
+    """How many leases the ``match`` events among ``events`` give ``provider``."""
+    return sum(
+        1
+        for e in events
+        if e.type == "match"
+        for holder in (e.data.get("assigned") or {}).values()
+        if holder == provider
     )
+
+
+async def add_views_async(
+    service: MarketService,
+    blobs: BlobStore,
+    provider: str,
+    page: Sequence[FeedEvent],
+    won: int,
+) -> None:
+    """:func:`add_views` for a page that gives ``provider`` ``won`` leases: on the loop for a
+    few (:data:`ON_LOOP`), else on a worker thread."""
+    if won <= ON_LOOP:
+        add_views(service, blobs, provider, page)
+    else:
+        await HOP.run(add_views, service, blobs, provider, page)
 
 
 def add_views(

@@ -326,8 +326,7 @@ async def feed(
                 service.liveness.heard(account)
     head = events[-1].seq if events else max(after, 0)
     page = [FeedEvent.model_validate(e.to_dict()) for e in events]
-    if feed_views.won_leases(events, account):  # its own poll (checked above): its new leases
-        await feed_views.HOP.run(
-            feed_views.add_views, service, request.app.state.blobs, account, page
-        )
+    won = feed_views.won_leases(events, account)  # its own poll (checked above): its new leases
+    if won:
+        await feed_views.add_views_async(service, request.app.state.blobs, account, page, won)
     return FeedPage(events=page, next=head)
