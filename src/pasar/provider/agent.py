@@ -87,6 +87,20 @@ GIL_SWITCH_INTERVAL_S = 0.001
 PIP_CACHE_DIR = "pip-cache"  # under the agent's home: the jobs' pip installs
 
 
+#: how often a main thread waiting for its stop lets a signal's Python handler run
+SIGNAL_CHECK_S = 0.5
+
+
+def wait_interruptibly(stop: threading.Event) -> None:
+    """Wait on the main thread until ``stop`` is set, in short waits. Why not one
+    ``stop.wait()``: Python runs a signal's handler on the main thread, and the kernel may hand
+    SIGTERM to any thread of the process (another one, when the main thread already has a
+    signal pending); then nothing interrupts the main thread's lock wait, the handler never
+    runs, and the agent ignores its SIGTERM until it is killed (a provider was, 120 s later)."""
+    while not stop.wait(SIGNAL_CHECK_S):
+        pass
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """Everything ``pasar provider start`` was told."""
@@ -311,7 +325,7 @@ class Agent:
         )
         feeder.start()
         threading.Thread(target=self._handle_events, name="events", daemon=True).start()
-        self._stop.wait()
+        wait_interruptibly(self._stop)
         self.drain()
         if self.pool is not None:
             self.pool.close()

@@ -19,7 +19,7 @@ from pasar.api.feed import FeedEvent
 from pasar.client import calls
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
-from pasar.provider.agent import PIP_CACHE_DIR, load_or_create_key
+from pasar.provider.agent import PIP_CACHE_DIR, load_or_create_key, wait_interruptibly
 from pasar.provider.executor import LeaseExecutor, clear_workroot, workroot_for
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.pip_cache import PipCache
@@ -102,7 +102,7 @@ class VerifierAgent:
         for check_id in self.api.perform(calls.verifier(self.identity.account_id)).assigned:
             self._maybe_check(check_id)
         threading.Thread(target=self._follow_feed, args=(cursor,), name="feed", daemon=True).start()
-        self._stop.wait()
+        wait_interruptibly(self._stop)
         clear_sealed_workroot(self.config.home)  # no sealed job's plaintext outlives the agent
 
     def _follow_feed(self, cursor: int) -> None:
