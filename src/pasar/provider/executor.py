@@ -350,10 +350,18 @@ class LeaseExecutor:
         return self.allow_cluster and self.job.spec.num_nodes > 1 and on_one_machine(addresses)
 
     def _take_warm_meanwhile(self, limits: Limits) -> Callable[[], WarmSandbox | None]:
-        """Take a warm sandbox on a thread of its own; the returned function waits for it."""
+        """Take a warm sandbox on a thread of its own while the inputs come; the returned
+        function waits for it. When every input came with the lease's view (an
+        ``@pasar.remote`` call's), there is nothing to overlap: the take is made here, and
+        the thread's start (milliseconds on a busy machine) saved."""
         taken: list[WarmSandbox | None] = [None]
         if self.pool is None:
             return lambda: None
+        if all(item.sha256 in self.job.inline for item in self.job.inputs):
+            warm = self._take_warm(limits)
+            if warm is not None:
+                self._took = limits
+            return lambda: warm
 
         def take() -> None:
             taken[0] = self._take_warm(limits)
