@@ -347,6 +347,28 @@ def test_process_runtime_timeout(workdir: Path) -> None:
     assert outcome.kill_reason == "timeout"
 
 
+def test_arming_a_handle_starts_its_clock_and_no_thread(workdir: Path) -> None:
+    """A handle over a process started ahead of its job (a warm sandbox's zygote) is armed as
+    the job starts: its wall clock runs from then, under the job's limits, and nothing is
+    started then (its threads came with the process, before any lease)."""
+    env = {"PATH": os.environ["PATH"]}
+    handle = RunHandle(["sleep", "30"], limits=limits(wall_seconds=3600), env=env, armed=False)
+    before = set(threading.enumerate())
+    handle.arm(limits(wall_seconds=0.5), workdir)
+    assert set(threading.enumerate()) <= before
+    assert handle.wait(timeout=30).kill_reason == "timeout"
+
+
+def test_a_handle_never_armed_leaves_no_thread_behind(workdir: Path) -> None:
+    """A warm sandbox discarded before any lease: its process ends, and so does its watcher."""
+    handle = RunHandle(["true"], limits=LIMITS, env={"PATH": os.environ["PATH"]}, armed=False)
+    assert handle.wait(timeout=30).exit_code == 0
+    named = [t for t in threading.enumerate() if t.name.endswith(f"-{handle.pid}")]
+    for thread in named:
+        thread.join(timeout=30)
+    assert not [t for t in named if t.is_alive()]
+
+
 @pytest.fixture(scope="module")
 def docker_engine() -> Iterator[None]:
     reason = get_runtime("docker").available()
