@@ -264,7 +264,7 @@ class LeaseExecutor:
             self._handle.kill("gang" if self._stop_reason == "gang" else "cancel")
         # the job's last lines go to the market while its outputs are uploaded
         self._send_later(self._pump_logs())
-        self.outcome = outcome = self._handle.wait()
+        self.outcome = outcome = self._handle.ended()  # its cgroup is removed meanwhile
         self.timeline.mark("exited")
         if self._stop_reason is not None and self._stop_reason != "gang":
             self._after_stop()

@@ -33,6 +33,8 @@ class FakeHandle:
     def wait(self, timeout: float | None = None) -> Outcome:
         return self.outcome
 
+    ended = wait
+
     def kill(self, reason: str = "cancel") -> None:
         pass
 

@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal, Protocol, get_args
+from typing import IO, Literal, Protocol, cast, get_args
 
 import psutil
 
@@ -416,7 +416,8 @@ class RunHandle:
         self._first_index = 0  # index of self._lines[0] among all lines ever read
         self._eof = False
         self._kill_reason: KillReason | None = None
-        self._outcome: Outcome | None = None
+        self._ended: Outcome | None = None  # the job is over (:meth:`ended`)
+        self._outcome: Outcome | None = None  # ...and its cgroup removed (:meth:`wait`)
         self._cpu_seen = 0.0
         self._rss_peak = 0
         self._exited = threading.Event()
@@ -651,7 +652,7 @@ class RunHandle:
             with contextlib.suppress(OSError):
                 self._kill_group()
             self._reader.join(DRAIN_TIMEOUT_S)
-        stats = self._cgroup.finish() if self._cgroup is not None else None
+        stats = self._cgroup.settle() if self._cgroup is not None else None
         cpu_seen, rss_seen = self.usage()
         cpu = max(cpu_seen, (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0)
         if stats is not None and stats.cpu_seconds is not None:
@@ -672,6 +673,11 @@ class RunHandle:
             max_rss_bytes=rss,
         )
         with self._lock:
+            self._ended = outcome
+            self._lock.notify_all()
+        if self._cgroup is not None:  # once its sandbox's init is gone too (JobCgroup.settle)
+            self._cgroup.remove()
+        with self._lock:
             self._outcome = outcome
             self._lock.notify_all()
 
@@ -681,20 +687,31 @@ class RunHandle:
             return self._outcome
 
     def wait(self, timeout: float | None = None) -> Outcome:
-        """Block until the job ends; raise TimeoutError if ``timeout`` seconds pass first."""
+        """Block until the job ends and its cgroup is removed; raise TimeoutError if
+        ``timeout`` seconds pass first."""
+        return self._await("_outcome", timeout)
+
+    def ended(self, timeout: float | None = None) -> Outcome:
+        """Block until the job is over — none of its processes can run any more, its output
+        drained, its usage counted — not until its cgroup is removed, which waits for its
+        sandbox's init to tear the sandbox down (:meth:`.cgroups.JobCgroup.settle`): what a
+        lease waits for before it collects the job's outputs."""
+        return self._await("_ended", timeout)
+
+    def _await(self, name: str, timeout: float | None) -> Outcome:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while self._outcome is None:
+            while (found := cast(Outcome | None, getattr(self, name))) is None:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(f"job {self.pid} still running after {timeout} s")
                 self._lock.wait(left)
-            return self._outcome
+            return found
 
     def kill(self, reason: KillReason = "cancel") -> None:
         """Stop the job now. The first reason given is the one reported."""
         with self._lock:
-            if self._outcome is not None:
+            if self._ended is not None:
                 return
             if self._kill_reason is None:
                 self._kill_reason = reason
