@@ -361,6 +361,7 @@ class LeaseExecutor:
             warm = self._take_warm(limits)
             if warm is not None:
                 self._took = limits
+                self._claim_early(warm)
             return lambda: warm
 
         def take() -> None:
@@ -377,13 +378,26 @@ class LeaseExecutor:
 
         return result
 
+    def _claim_early(self, warm: WarmSandbox) -> None:
+        """A sandbox taken before any input was written: its folder becomes the lease's
+        (still empty) workdir at once, and the inputs are written straight into it. If that
+        fails, :meth:`_adopt_warm` moves them in later, as for a sandbox taken meanwhile."""
+        try:
+            self.workdir.rmdir()
+            warm.claim(self.workdir)
+        except OSError:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+
     def _adopt_warm(self, taking: Callable[[], WarmSandbox | None]) -> None:
         """Make the warm sandbox taken for this lease (if any) hold its workdir: its own
         folder, bound at ``/work`` when it started, gets the inputs fetched meanwhile and is
         renamed to the lease's workdir (the bind mount follows it). If that fails, the
-        sandbox is discarded and the lease runs cold where its inputs already are."""
+        sandbox is discarded and the lease runs cold where its inputs already are. A sandbox
+        claimed before the inputs (:meth:`_claim_early`) holds them already."""
         warm = taking()
-        if warm is not None:
+        if warm is not None and warm.workdir == self.workdir:
+            self._warm = warm
+        elif warm is not None:
             moved: list[str] = []
             try:
                 for entry in sorted(os.listdir(self.workdir)):

@@ -59,10 +59,12 @@ class FakeWarm:
         self.broken = broken
         self.discarded = False
         self.started: list[tuple[str, bool, list[str]]] = []
+        self.claimed_holding: list[str] | None = None  # what the workdir held when claimed
 
     def claim(self, workdir: Path) -> None:
         self.workdir.rename(workdir)
         self.workdir = workdir
+        self.claimed_holding = sorted(p.name for p in workdir.iterdir())
 
     def start(self, command: str, env: Mapping[str, str], limits: Limits, *, inline: bool
               ) -> FakeHandle:  # fmt: skip
@@ -163,7 +165,8 @@ def test_a_warm_sandbox_taken_for_a_lease_that_never_starts_is_discarded(
 def test_a_lease_whose_inputs_all_came_inline_takes_its_sandbox_on_its_own_thread(
     tmp_path: Path,
 ) -> None:
-    """Nothing to fetch, nothing to overlap: no thread is started for the take."""
+    """Nothing to fetch, nothing to overlap: no thread is started for the take, and the
+    sandbox's folder is the lease's workdir before the inputs are written into it."""
     sha = hashlib.sha256(b"call").hexdigest()
     inputs = (FileEntry(path="pasar_call.pkl", sha256=sha, size=4),)
     for inline, elsewhere in (({sha: b"call"}, False), ({}, True)):
@@ -175,6 +178,8 @@ def test_a_lease_whose_inputs_all_came_inline_takes_its_sandbox_on_its_own_threa
             api.get_blob = None  # type: ignore[method-assign,assignment]
         executor.run()
         assert (pool.threads[0] is not threading.current_thread()) is elsewhere
+        assert warm.claimed_holding == (["pasar_call.pkl"] if elsewhere else [])
+        assert "pasar_call.pkl" in warm.started[0][2]
         assert warm.started and not warm.discarded
         assert api.receipts[0]["exit_code"] == 0
 
