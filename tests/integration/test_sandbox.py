@@ -287,8 +287,15 @@ def test_cancel_kills_the_whole_job(workdir: Path) -> None:
     )
     lines = handle.lines()
     assert next(lines) == "started\n"
-    tree = psutil.Process(handle.pid).children(recursive=True)
-    assert any(p.name() == "sleep" for p in tree)
+    # "started" may come before the forked shells have become sleep: look again until they have
+    deadline = time.monotonic() + 30
+    while True:
+        tree = psutil.Process(handle.pid).children(recursive=True)
+        with contextlib.suppress(psutil.Error):
+            if sum(p.name() == "sleep" for p in tree) == 2 or time.monotonic() > deadline:
+                break
+        time.sleep(0.01)
+    assert sum(p.name() == "sleep" for p in tree) == 2
     handle.kill("cancel")
     handle.kill("timeout")  # the first reason stays
     outcome = handle.wait(timeout=5)
