@@ -37,6 +37,7 @@ from pasar.provider.runtime.cgroups import (
     GROUP_PREFIX,
     JobCgroup,
     detect,
+    namespace_init,
     remove_stale,
 )
 from pasar.provider.runtime.sandbox import SandboxRuntime
@@ -183,6 +184,29 @@ def test_cancel_ends_every_process_of_the_group_and_removes_it(tmp_path: Path) -
     assert handle.wait(timeout=30).kill_reason == "cancel"
     assert handle.cgroup is None and not group.dirs
     assert not [p.pid for p in procs if still_running(p)]
+
+
+@pytest.mark.usefixtures("sandbox_mode")
+def test_a_jobs_end_waits_for_what_it_left_running_not_for_its_group(tmp_path: Path) -> None:
+    """What a lease waits for (``ended``): none of the job's processes can run any more — one
+    it left behind is killed first. Its group is removed after (``wait``), once the sandbox's
+    init, killed too, has torn the sandbox down."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    handle = SandboxRuntime().start(workdir, "setsid sleep 300 & echo started", {}, job_limits())
+    assert next(handle.lines()) == "started\n"
+    group = handle.cgroup
+    assert group is not None
+    procs = []
+    for pid in group.pids():  # the job's shell may have ended already: its leftover has not
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs.append(psutil.Process(pid))
+    outcome = handle.ended(timeout=60)
+    assert outcome.exit_code == 0 and outcome.kill_reason is None
+    left = [p.pid for p in procs if still_running(p) and not namespace_init(p.pid)]
+    assert not left
+    assert handle.wait(timeout=60) == outcome
+    assert handle.cgroup is None and not group.dirs
 
 
 def still_running(process: psutil.Process) -> bool:

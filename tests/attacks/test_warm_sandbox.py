@@ -119,6 +119,15 @@ def ends_late() -> str:
     return "returned"
 
 
+def replaces_stdout() -> str:
+    """Writes to the process's own stdout after replacing ``sys.stdout``: a finishing Python
+    flushes both (the zygote's stdout is one of the objects it froze before the lease)."""
+    sys.__stdout__.write("original")  # type: ignore[union-attr]  # no newline: never flushed
+    sys.stdout = open("other.txt", "w")  # noqa: SIM115 (the end closes it)
+    print("replaced", end="")
+    return "returned"
+
+
 # -- running a call cold or warm ----------------------------------------------------------------
 
 
@@ -242,6 +251,15 @@ def test_an_inline_call_ends_its_process_as_a_cold_one(tmp_path: Path) -> None:
         "returned",
         {"thread.txt": "thread", "atexit.txt": "atexit", "open.txt": "unflushed"},
     )
+
+
+def test_an_inline_call_flushes_the_stdout_it_replaced_as_a_cold_one(tmp_path: Path) -> None:
+    ends = []
+    for mode in ("cold", "warm"):
+        outcome, output, result = run_call(mode, tmp_path, replaces_stdout)
+        other = (tmp_path / mode / "other.txt").read_text()
+        ends.append((outcome.exit_code, output.endswith("original"), result.value, other))
+    assert ends[0] == ends[1] == (0, True, "returned", "replaced")
 
 
 def test_a_workdir_shadowing_a_module_runs_as_a_fresh_python_would(tmp_path: Path) -> None:

@@ -287,8 +287,15 @@ def test_cancel_kills_the_whole_job(workdir: Path) -> None:
     )
     lines = handle.lines()
     assert next(lines) == "started\n"
-    tree = psutil.Process(handle.pid).children(recursive=True)
-    assert any(p.name() == "sleep" for p in tree)
+    # "started" may come before the forked shells have become sleep: look again until they have
+    deadline = time.monotonic() + 30
+    while True:
+        tree = psutil.Process(handle.pid).children(recursive=True)
+        with contextlib.suppress(psutil.Error):
+            if sum(p.name() == "sleep" for p in tree) == 2 or time.monotonic() > deadline:
+                break
+        time.sleep(0.01)
+    assert sum(p.name() == "sleep" for p in tree) == 2
     handle.kill("cancel")
     handle.kill("timeout")  # the first reason stays
     outcome = handle.wait(timeout=5)
@@ -345,6 +352,28 @@ def test_process_runtime_runs_the_same_hello_world(workdir: Path) -> None:
 def test_process_runtime_timeout(workdir: Path) -> None:
     outcome, _ = run("sleep 30", workdir, lim=limits(wall_seconds=1), runtime="process")
     assert outcome.kill_reason == "timeout"
+
+
+def test_arming_a_handle_starts_its_clock_and_no_thread(workdir: Path) -> None:
+    """A handle over a process started ahead of its job (a warm sandbox's zygote) is armed as
+    the job starts: its wall clock runs from then, under the job's limits, and nothing is
+    started then (its threads came with the process, before any lease)."""
+    env = {"PATH": os.environ["PATH"]}
+    handle = RunHandle(["sleep", "30"], limits=limits(wall_seconds=3600), env=env, armed=False)
+    before = set(threading.enumerate())
+    handle.arm(limits(wall_seconds=0.5), workdir)
+    assert set(threading.enumerate()) <= before
+    assert handle.wait(timeout=30).kill_reason == "timeout"
+
+
+def test_a_handle_never_armed_leaves_no_thread_behind(workdir: Path) -> None:
+    """A warm sandbox discarded before any lease: its process ends, and so does its watcher."""
+    handle = RunHandle(["true"], limits=LIMITS, env={"PATH": os.environ["PATH"]}, armed=False)
+    assert handle.wait(timeout=30).exit_code == 0
+    named = [t for t in threading.enumerate() if t.name.endswith(f"-{handle.pid}")]
+    for thread in named:
+        thread.join(timeout=30)
+    assert not [t for t in named if t.is_alive()]
 
 
 @pytest.fixture(scope="module")

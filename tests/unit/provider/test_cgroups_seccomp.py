@@ -106,3 +106,65 @@ def test_seccomp_program_is_well_formed(machine: str) -> None:
     for name in REFUSED:
         assert any(code == 0x15 and k == arch.numbers[name] for code, _, _, k in insns), name
     assert arch_for("sparc64") is None
+
+
+def _group_holding(tmp_path: Path, pids: set[int], monkeypatch: pytest.MonkeyPatch,
+                   inits: set[int]) -> tuple[cgroups.JobCgroup, list[int]]:  # fmt: skip
+    """A fake v1 group whose ``cgroup.procs`` always lists ``pids`` (none ever dies), the
+    kills sent recorded, ``inits`` the pids 1 of their namespaces."""
+    group = cgroups.JobCgroup.__new__(cgroups.JobCgroup)
+    group.version = "v1"
+    group.dirs = {"memory": tmp_path}
+    (tmp_path / "cgroup.procs").write_text("".join(f"{pid}\n" for pid in pids))
+    killed: list[int] = []
+    monkeypatch.setattr(cgroups.os, "kill", lambda pid, sig: killed.append(pid))
+    monkeypatch.setattr(cgroups.time, "sleep", lambda s: None)
+    monkeypatch.setattr(cgroups, "namespace_init", lambda pid: pid in inits)
+    return group, killed
+
+
+def test_settling_an_ended_job_does_not_wait_for_its_sandboxs_init(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the sandbox's init is left (killed, tearing the sandbox down): the job is over."""
+    group, killed = _group_holding(tmp_path, {41}, monkeypatch, inits={41})
+    group.settle()
+    assert killed == [41]  # killed once, not waited for
+
+
+def test_settling_waits_for_every_process_of_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process of the job's own beside the init: swept until it is gone (here: never)."""
+    group, killed = _group_holding(tmp_path, {41, 42}, monkeypatch, inits={41})
+    group.settle()
+    assert killed.count(42) == cgroups.KILL_ROUNDS
+    killed.clear()
+    group.kill()  # a plain kill (a cancel) sweeps until the group is empty, init included
+    assert killed.count(41) == cgroups.KILL_ROUNDS
+
+
+def test_a_namespace_init_is_told_from_other_processes() -> None:
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    assert not cgroups.namespace_init(os.getpid())
+    assert not cgroups.namespace_init(1 << 30)  # no such process
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        pytest.skip("needs unshare and root to make a pid namespace")
+    outer = subprocess.Popen([unshare, "--pid", "--fork", "--kill-child", "sleep", "30"])
+    try:
+        deadline = time.monotonic() + 10
+        children: list[int] = []
+        while not children and time.monotonic() < deadline:
+            found = Path(f"/proc/{outer.pid}/task/{outer.pid}/children")
+            children = [int(x) for x in found.read_text().split()]
+            time.sleep(0.01)
+        assert children and cgroups.namespace_init(children[0])
+        assert not cgroups.namespace_init(outer.pid)
+    finally:
+        outer.kill()
+        outer.wait()

@@ -6,6 +6,8 @@ discarded, never handed to another lease. Fakes only (the real pool: tests/attac
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ class FakeHandle:
     def wait(self, timeout: float | None = None) -> Outcome:
         return self.outcome
 
+    ended = wait
+
     def kill(self, reason: str = "cancel") -> None:
         pass
 
@@ -55,10 +59,12 @@ class FakeWarm:
         self.broken = broken
         self.discarded = False
         self.started: list[tuple[str, bool, list[str]]] = []
+        self.claimed_holding: list[str] | None = None  # what the workdir held when claimed
 
     def claim(self, workdir: Path) -> None:
         self.workdir.rename(workdir)
         self.workdir = workdir
+        self.claimed_holding = sorted(p.name for p in workdir.iterdir())
 
     def start(self, command: str, env: Mapping[str, str], limits: Limits, *, inline: bool
               ) -> FakeHandle:  # fmt: skip
@@ -77,9 +83,11 @@ class FakePool:
         self.warm = warm
         self.asked: list[WarmKey] = []
         self.finished_keys: list[WarmKey] = []
+        self.threads: list[threading.Thread] = []  # where each take was made
 
     def take(self, limits: Limits) -> FakeWarm | None:
         self.asked.append(WarmKey.of(limits))
+        self.threads.append(threading.current_thread())
         warm, self.warm = self.warm, None
         return warm
 
@@ -152,6 +160,28 @@ def test_a_warm_sandbox_taken_for_a_lease_that_never_starts_is_discarded(
     executor.run()
     assert warm.started == [] and warm.discarded
     assert api.receipts[0]["exit_code"] == 125
+
+
+def test_a_lease_whose_inputs_all_came_inline_takes_its_sandbox_on_its_own_thread(
+    tmp_path: Path,
+) -> None:
+    """Nothing to fetch, nothing to overlap: no thread is started for the take, and the
+    sandbox's folder is the lease's workdir before the inputs are written into it."""
+    sha = hashlib.sha256(b"call").hexdigest()
+    inputs = (FileEntry(path="pasar_call.pkl", sha256=sha, size=4),)
+    for inline, elsewhere in (({sha: b"call"}, False), ({}, True)):
+        warm = FakeWarm(tmp_path / f"work-{elsewhere}")
+        pool = FakePool(warm)
+        executor, api = _lease(tmp_path, pool, FakeRuntime())
+        executor.job = LeaseJob(**{**executor.job.__dict__, "inline": inline, "inputs": inputs})
+        if inline:  # the input is written from the view, never fetched
+            api.get_blob = None  # type: ignore[method-assign,assignment]
+        executor.run()
+        assert (pool.threads[0] is not threading.current_thread()) is elsewhere
+        assert warm.claimed_holding == (["pasar_call.pkl"] if elsewhere else [])
+        assert "pasar_call.pkl" in warm.started[0][2]
+        assert warm.started and not warm.discarded
+        assert api.receipts[0]["exit_code"] == 0
 
 
 def test_image_and_cheat_leases_take_no_warm_sandbox(tmp_path: Path) -> None:

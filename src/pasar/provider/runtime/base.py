@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal, Protocol, get_args
+from typing import IO, Literal, Protocol, cast, get_args
 
 import psutil
 
@@ -372,13 +372,18 @@ class RunHandle:
     prints faster than anyone reads never blocks and never fills the provider's memory; readers
     that fall more than :data:`MAX_BUFFERED_LINES` behind skip the lines they missed (counted in
     :attr:`dropped_lines`). A second thread waits for the process with ``wait4`` (which also
-    gives its CPU time and peak RSS), and a timer kills it at the wall-clock limit.
+    gives its CPU time and peak RSS), and a third watches the job: it kills it at the
+    wall-clock limit and samples its usage.
 
-    CPU time and memory are also sampled from the process tree every :data:`USAGE_SAMPLE_S`
-    (:meth:`usage`, for heartbeats): bwrap exits as soon as its job does, without reaping the
-    sandbox's init, so ``wait4`` alone would report bwrap's own few milliseconds. The outcome
-    takes the larger of the two; the last fraction of a second, and grandchildren that come and
-    go between samples, can be missed.
+    CPU time and memory are sampled from the process tree every :data:`USAGE_SAMPLE_S` from
+    the job's start (:meth:`usage`, for heartbeats): bwrap exits as soon as its job does,
+    without reaping the sandbox's init, so ``wait4`` alone would report bwrap's own few
+    milliseconds. The outcome takes the larger of the two; the last fraction of a second, and
+    grandchildren that come and go between samples, can be missed.
+
+    All three threads start with the process, never with the job: a warm sandbox's handle
+    (``armed=False``) is armed by :meth:`arm` as its lease's job starts, which only starts its
+    clock — a thread's start there cost milliseconds of the lease on a busy machine.
 
     Killing sends SIGKILL to the process group the handle started (``start_new_session``) and
     to every process of the job's cgroup (if it has one: processes that left the process group
@@ -411,10 +416,13 @@ class RunHandle:
         self._first_index = 0  # index of self._lines[0] among all lines ever read
         self._eof = False
         self._kill_reason: KillReason | None = None
-        self._outcome: Outcome | None = None
+        self._ended: Outcome | None = None  # the job is over (:meth:`ended`)
+        self._outcome: Outcome | None = None  # ...and its cgroup removed (:meth:`wait`)
         self._cpu_seen = 0.0
         self._rss_peak = 0
         self._exited = threading.Event()
+        self._armed = threading.Event()  # the job's clock runs (set at its end too)
+        self._deadline = float("inf")  # monotonic: when the wall-clock limit kills the job
         self.dropped_lines = 0
         self.started_at = now_ms()
         # The process is started by the thread that waits for it, not by the caller: bwrap's
@@ -457,15 +465,14 @@ class RunHandle:
                 f"could not start {argv[0]}: {failure[0]}", code="runtime_failed", status=500
             ) from failure[0]
         self.pid = self._proc.pid
-        self._timer = threading.Timer(limits.wall_seconds, self.kill, args=("timeout",))
-        self._timer.daemon = True
         self._reader = threading.Thread(target=self._read, name=f"job-out-{self.pid}", daemon=True)
-        self._sampler = threading.Thread(target=self._sample, name=f"job-use-{self.pid}")
-        self._sampler.daemon = True
+        self._watcher = threading.Thread(
+            target=self._watch, name=f"job-watch-{self.pid}", daemon=True
+        )
         self._reader.start()
+        self._watcher.start()
         if armed:
-            self._timer.start()
-            self._sampler.start()
+            self.arm(limits, self._disk_dir)
         ready.set()
 
     def arm(self, limits: Limits, disk_dir: Path | None) -> None:
@@ -473,17 +480,14 @@ class RunHandle:
         ``armed=False`` over a process started ahead of its job (a warm sandbox's zygote,
         :mod:`pasar.provider.runtime.warm`). The wall-clock limit, the usage sampler and the
         disk quota begin here, and the outcome is judged by these limits: the job is timed from
-        its start, not from its sandbox's."""
+        its start, not from its sandbox's. Nothing is started: the watching thread, waiting
+        since the process started, is woken."""
         with self._lock:
             self.limits = limits
             self._disk_dir = disk_dir if limits.disk_bytes is not None else None
             self.started_at = now_ms()
-            self._timer = threading.Timer(limits.wall_seconds, self.kill, args=("timeout",))
-            self._timer.daemon = True
-        if self._exited.is_set():
-            return
-        self._timer.start()
-        self._sampler.start()
+            self._deadline = time.monotonic() + limits.wall_seconds
+        self._armed.set()
 
     @property
     def cgroup(self) -> JobCgroup | None:
@@ -552,35 +556,58 @@ class RunHandle:
 
     # -- usage -----------------------------------------------------------------------------------
 
-    def _sample(self) -> None:
+    def _watch(self) -> None:
+        """From :meth:`arm` until the job ends: kill it at its wall-clock limit, and sample its
+        CPU time and memory every :data:`USAGE_SAMPLE_S` (the first one interval in: before,
+        nothing of the job has run) and its disk every :data:`DISK_SCAN_S`. A process tree that
+        cannot be read any more stops the sampling, never the clock."""
         try:
-            root = psutil.Process(self.pid)
+            root: psutil.Process | None = psutil.Process(self.pid)
         except psutil.Error:
-            return
+            root = None
+        self._armed.wait()
+        next_sample = time.monotonic() + USAGE_SAMPLE_S
         next_scan = time.monotonic() + DISK_SCAN_S
-        while True:
-            cpu, rss = 0.0, 0
-            try:
-                tree = self._tree(root)
-            except psutil.Error:
-                return
-            for proc in tree:
-                with contextlib.suppress(psutil.Error):
-                    t = proc.cpu_times()
-                    cpu += t.user + t.system + t.children_user + t.children_system
-                    rss += proc.memory_info().rss
-            if self._cgroup is not None:
-                cpu = max(cpu, self._cgroup.cpu_seconds() or 0.0)
-                if self._cgroup.oom_kills():
-                    self.kill("memory")
+        while not self._exited.is_set():
+            now = time.monotonic()
             with self._lock:
-                self._cpu_seen = max(self._cpu_seen, cpu)
-                self._rss_peak = max(self._rss_peak, rss)
-            if self._disk_dir is not None and time.monotonic() >= next_scan:
-                self._check_disk([p.pid for p in tree])
-                next_scan = time.monotonic() + DISK_SCAN_S
-            if self._exited.wait(USAGE_SAMPLE_S):
-                return
+                deadline = self._deadline
+            if now >= deadline:
+                self.kill("timeout")
+                with self._lock:
+                    self._deadline = float("inf")
+                continue
+            if now >= next_sample:
+                next_sample = now + USAGE_SAMPLE_S
+                if root is not None and not self._sample(root, scan=now >= next_scan):
+                    root = None
+                if now >= next_scan:
+                    next_scan = time.monotonic() + DISK_SCAN_S
+            self._exited.wait(max(0.0, min(next_sample, deadline) - time.monotonic()))
+
+    def _sample(self, root: psutil.Process, *, scan: bool) -> bool:
+        """One sample of the job's usage (and with ``scan``, of its disk); False once its
+        process tree cannot be read."""
+        cpu, rss = 0.0, 0
+        try:
+            tree = self._tree(root)
+        except psutil.Error:
+            return False
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                t = proc.cpu_times()
+                cpu += t.user + t.system + t.children_user + t.children_system
+                rss += proc.memory_info().rss
+        if self._cgroup is not None:
+            cpu = max(cpu, self._cgroup.cpu_seconds() or 0.0)
+            if self._cgroup.oom_kills():
+                self.kill("memory")
+        with self._lock:
+            self._cpu_seen = max(self._cpu_seen, cpu)
+            self._rss_peak = max(self._rss_peak, rss)
+        if scan and self._disk_dir is not None:
+            self._check_disk([p.pid for p in tree])
+        return True
 
     def _tree(self, root: psutil.Process) -> list[psutil.Process]:
         """The job's processes: its cgroup's when it has one (one read of ``cgroup.procs``;
@@ -618,14 +645,14 @@ class RunHandle:
         exit_code = exit_code_of(status) if status is not None else LOST_STATUS
         self._proc.returncode = exit_code  # so Popen never waits for it again
         self._exited.set()
-        self._timer.cancel()
+        self._armed.set()  # a watcher never armed (a warm sandbox discarded) ends too
         ended_at = now_ms()
         self._reader.join(DRAIN_TIMEOUT_S)
         if self._reader.is_alive():  # a leftover of the job holds the pipe open: end it
             with contextlib.suppress(OSError):
                 self._kill_group()
             self._reader.join(DRAIN_TIMEOUT_S)
-        stats = self._cgroup.finish() if self._cgroup is not None else None
+        stats = self._cgroup.settle() if self._cgroup is not None else None
         cpu_seen, rss_seen = self.usage()
         cpu = max(cpu_seen, (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0)
         if stats is not None and stats.cpu_seconds is not None:
@@ -646,6 +673,11 @@ class RunHandle:
             max_rss_bytes=rss,
         )
         with self._lock:
+            self._ended = outcome
+            self._lock.notify_all()
+        if self._cgroup is not None:  # once its sandbox's init is gone too (JobCgroup.settle)
+            self._cgroup.remove()
+        with self._lock:
             self._outcome = outcome
             self._lock.notify_all()
 
@@ -655,20 +687,31 @@ class RunHandle:
             return self._outcome
 
     def wait(self, timeout: float | None = None) -> Outcome:
-        """Block until the job ends; raise TimeoutError if ``timeout`` seconds pass first."""
+        """Block until the job ends and its cgroup is removed; raise TimeoutError if
+        ``timeout`` seconds pass first."""
+        return self._await("_outcome", timeout)
+
+    def ended(self, timeout: float | None = None) -> Outcome:
+        """Block until the job is over — none of its processes can run any more, its output
+        drained, its usage counted — not until its cgroup is removed, which waits for its
+        sandbox's init to tear the sandbox down (:meth:`.cgroups.JobCgroup.settle`): what a
+        lease waits for before it collects the job's outputs."""
+        return self._await("_ended", timeout)
+
+    def _await(self, name: str, timeout: float | None) -> Outcome:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while self._outcome is None:
+            while (found := cast(Outcome | None, getattr(self, name))) is None:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(f"job {self.pid} still running after {timeout} s")
                 self._lock.wait(left)
-            return self._outcome
+            return found
 
     def kill(self, reason: KillReason = "cancel") -> None:
         """Stop the job now. The first reason given is the one reported."""
         with self._lock:
-            if self._outcome is not None:
+            if self._ended is not None:
                 return
             if self._kill_reason is None:
                 self._kill_reason = reason

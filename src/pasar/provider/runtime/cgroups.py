@@ -18,7 +18,12 @@ is a ``/bin/sh`` prefix that writes its own pid into every group and then ``exec
 command, so bwrap and everything under it start inside.
 
 **Ending.** :meth:`JobCgroup.finish` kills whatever is left in the group, reads the counters
-(OOM kills, fork refusals, CPU time) and removes the group: no group outlives its job.
+(OOM kills, fork refusals, CPU time) and removes the group: no group outlives its job. A job
+that just ended does not wait for the group to empty: :meth:`JobCgroup.settle` kills and
+counts until only its sandbox's init is left — bwrap's pid 1, which is not the job's code
+and, killed as its sandbox ends, tears down the sandbox's namespaces (milliseconds of
+unmounting, more on a busy machine) — and :meth:`JobCgroup.remove` removes the group once
+that is over, after the job's outcome is known.
 """
 
 from __future__ import annotations
@@ -370,13 +375,15 @@ class JobCgroup:
 
     # -- ending ----------------------------------------------------------------------------------
 
-    def kill(self) -> None:
+    def kill(self, *, spare_inits: bool = False) -> None:
         """SIGKILL every process in the group, sweeping until it is empty (a process may fork
-        between a read of ``cgroup.procs`` and the kill; ``pids.max`` bounds how often).
+        between a read of ``cgroup.procs`` and the kill; ``pids.max`` bounds how often) — or,
+        with ``spare_inits``, until it holds nothing but pid namespaces' inits, killed already
+        (see :meth:`settle`).
 
         The pause between sweeps starts at :data:`KILL_FIRST_PAUSE_S` and doubles up to
         :data:`KILL_PAUSE_S`: what is usually left when a job has ended is its sandbox's init,
-        gone a fraction of a millisecond later, and every lease waits for this sweep."""
+        gone a fraction of a millisecond later (more on a busy machine)."""
         pause = KILL_FIRST_PAUSE_S
         for _ in range(KILL_ROUNDS):
             pids = self.pids()
@@ -385,6 +392,8 @@ class JobCgroup:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
+            if spare_inits and all(namespace_init(pid) for pid in pids):
+                return
             time.sleep(pause)
             pause = min(2 * pause, KILL_PAUSE_S)
 
@@ -403,9 +412,35 @@ class JobCgroup:
                     pause = min(2 * pause, KILL_PAUSE_S)
         self.dirs = {}
 
+    def settle(self) -> GroupStats:
+        """Kill what is left of an ended job and read the counters once none of its processes
+        can run any more: the group is empty, or holds only pid namespaces' inits, killed —
+        its sandbox's (bwrap's pid 1: only a sandbox makes a pid namespace, and its seccomp
+        filter and dropped capabilities keep a job from making one), whose end the job's
+        outcome need not wait for. The group stays until :meth:`remove`."""
+        self.kill(spare_inits=True)
+        return self._stats()
+
     def finish(self) -> GroupStats:
         """Kill what is left, read the counters, remove the group."""
         self.kill()
-        stats = GroupStats(self.oom_kills(), self.pids_refused(), self.cpu_seconds())
+        stats = self._stats()
         self.remove()
         return stats
+
+    def _stats(self) -> GroupStats:
+        return GroupStats(self.oom_kills(), self.pids_refused(), self.cpu_seconds())
+
+
+def namespace_init(pid: int) -> bool:
+    """Whether ``pid`` is pid 1 of a pid namespace below this process's: its ``NSpid`` (the
+    process's pid in each namespace, outermost first) has more than one entry and ends in 1."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"NSpid:"):
+                    ids = line.split()[1:]
+                    return len(ids) > 1 and ids[-1] == b"1"
+    except OSError:  # gone already
+        return False
+    return False
