@@ -3,7 +3,8 @@
 In one run, driven by the same ``--clients`` threads (one keep-alive connection each):
 
 1. the market on SQLite (WAL, every acknowledged order fsynced to the log, group commit) takes
-   pre-signed ``order.create`` envelopes. Each order escrows money (so the ledger works for
+   pre-signed ``order.create`` envelopes, each client thread its own client's (its own key,
+   money and request budget). Each order escrows money (so the ledger works for
    every one) and cannot match (no provider is registered), so what is measured is the API's
    write path: parse, verify, apply, log durably, answer;
 2. the floor: a bare FastAPI app (``floor_app.py``: one uvicorn worker on 127.0.0.1, an endpoint
@@ -134,18 +135,26 @@ def run(
     ``db_url``: its database (default SQLite in its home). ``keep``: receives the envelopes."""
     extra = [*(("--tls", "auto") if tls else ()), *(("--db", db_url) if db_url else ())]
     with market(*extra) as url, tempfile.TemporaryDirectory() as home:
-        client = Identity.generate()
-        transport = Transport(url, identity=client, home=home)  # pins the certificate (TLS)
+        market_id = Transport(url, home=home).market  # pins the certificate (TLS)
         verify: Any = tls_for(url, home)
-        market_id = transport.market
-        faucet = {"type": "faucet", "amount": "1000 USDC"}
-        transport.post_signed("/v1/faucet", faucet, client)
-        # one private part for every order (the same job): uploaded once, named by each
-        order = prepared_order(transport, client, SPEC)
-        envelopes = [
-            sign({**order, "ttl_s": 3600}, client, now_ms=wall_clock_ms(), market=market_id)
-            for _ in range(orders)
-        ]
+        # one identity per client thread, as ``clients`` clients would be: each with its own
+        # money and its own request budget (the market allows one key 1,000 requests a second)
+        signed: list[list[dict[str, Any]]] = []
+        for i in range(clients):
+            client = Identity.generate()
+            transport = Transport(url, identity=client, home=home)
+            faucet = {"type": "faucet", "amount": "1000 USDC"}
+            transport.post_signed("/v1/faucet", faucet, client)
+            # one private part for every order of this client (the same job): uploaded once
+            order = prepared_order(transport, client, SPEC)
+            signed.append(
+                [
+                    sign({**order, "ttl_s": 3600}, client, now_ms=wall_clock_ms(), market=market_id)
+                    for _ in range(len(range(i, orders, clients)))
+                ]
+            )
+        # interleaved, so that ``drive``'s chunk ``i`` (every ``clients``-th) is client i's
+        envelopes = [signed[i % clients][i // clients] for i in range(orders)]
         figures = drive(url, envelopes, clients, verify)
     if keep is not None:
         keep.extend(envelopes)

@@ -92,6 +92,19 @@ def verified_envelope(
     check costs tens of microseconds of CPU, better spent off the event loop). A route that
     takes ``attachments`` (:mod:`pasar.api.attachments`) says so: they are stored, as the
     verified signer's uploads, before this returns; any other route refuses the field."""
+    envelope, attached = verified_with_attachments(request, raw, attachments=attachments)
+    if attached:
+        store_attachments(request.app.state.blobs, attached, envelope.signer)
+    return envelope
+
+
+def verified_with_attachments(
+    request: Request, raw: bytes, *, attachments: bool = True
+) -> tuple[VerifiedEnvelope, dict[str, bytes]]:
+    """:func:`verified_envelope` but for storing the attachments, which the caller does (with
+    :func:`~pasar.market.attachments.store_attachments`) before it reads any of them: their
+    bytes are checked against their names here, but writing them durably syncs the disk, which
+    ``POST /v1/orders`` does off the event loop while the rest of its work stays on it."""
     try:
         document = parse_json(raw, what="the request body")
     except CanonicalError as exc:
@@ -110,9 +123,7 @@ def verified_envelope(
     check_tls_client(request, envelope.signer)
     request.state.signer = envelope.signer
     _spend(request, envelope.signer)
-    if attached:
-        store_attachments(request.app.state.blobs, attached, envelope.signer)
-    return envelope
+    return envelope, attached
 
 
 def _spend(request: Request, key: str) -> None:

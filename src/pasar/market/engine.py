@@ -2,7 +2,8 @@
 
 The engine is event-driven. A new order is matched on arrival: the service calls
 :meth:`Engine.match_arrival` in the submitting thread right after applying the order, so the
-order and its ``match`` share one commit and the client's 2xx already shows the lease. Every
+order and its ``match`` share one commit (and one announcement) and the client's 2xx already
+shows the lease. Every
 other transaction that may give the engine work (a bid, a registration, capacity freed by a
 release, receipt or lost lease; :data:`~pasar.market.service.QUIET_TXS` lists those that do not)
 wakes it at once. A slow tick (:data:`TICK_S`) remains for deadlines only: expiry, lost leases,
@@ -72,7 +73,7 @@ from pasar.market.blobs import DEFAULT_GRACE_S, BlobStore
 from pasar.market.capacity_checks import CapacityChecks
 from pasar.market.chain import ChainBuilder
 from pasar.market.liveness_checks import liveness_due
-from pasar.market.service import MarketService
+from pasar.market.service import MarketService, Pending
 
 log = logging.getLogger("pasar.market.engine")
 
@@ -202,16 +203,15 @@ class Engine:
             return bool(state.fitting_views(record, offline))
         return bool(state.clear(record, 0, offline).awards)
 
-    def match_arrival(self, order_id: str) -> None:
-        """Match a new order at once, in the thread that submitted it (the service calls this
-        before that transaction's commit, so the order and its match share one). Never raises:
-        the order is accepted whatever happens here, and the engine's next pass retries."""
+    def match_arrival(self, order_id: str) -> Pending | None:
+        """Match a new order at once, in the thread that applied it: the match applied, not yet
+        durable (the service calls this before the order's commit, which makes both durable,
+        and announces the match with the order). Never raises: the order is accepted whatever
+        happens here, and the engine's next pass retries."""
         service = self.service
         try:
             body = self._match_body(order_id, service.clock())
-            if body is not None:
-                service.submit_market(body)
-            return
+            return None if body is None else service.apply_market(body)
         except PasarError as exc:
             log.info("engine match refused: %s", exc.message)
         except Exception:  # pragma: no cover - a bug must not fail the client's order
@@ -219,6 +219,7 @@ class Engine:
         with service.lock:
             self._tried.discard(order_id)
         service.wake_engine()
+        return None
 
     def run_once(self) -> int:
         """Submit everything due; returns how many transactions were accepted."""

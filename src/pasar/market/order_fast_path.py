@@ -17,10 +17,9 @@ tests run unchanged against it):
   without one is counted as it is read and refused at the read that crosses the limit, with
   the same 413 (:func:`pasar.market.limits.too_large`);
 - everything the route does: :func:`pasar.market.routes.orders.create_order` is the same
-  function the FastAPI route runs (parse, signature, clock, TLS client, rate limit, private
-  part, apply, group commit), in the same worker threads, one thread hop
-  (:mod:`pasar.market.thread_hop`); the answer is sent only when it returns, i.e. after the
-  order's commit is durable;
+  coroutine the FastAPI route awaits (parse, signature, clock, TLS client, rate limit,
+  attachments, private part, apply, group commit); the answer is sent only when it returns,
+  i.e. after the order's commit is durable;
 - the same answers: the route's 200 JSON, a :class:`~pasar.core.errors.PasarError` rendered by
   :func:`pasar.market.errors.pasar_error_response` (the app's own handler), and for anything
   else the app's 500 (:func:`pasar.market.errors.internal_error_response`), after which the
@@ -42,7 +41,7 @@ from pasar.core.errors import PasarError
 from pasar.market.errors import error_response, internal_error_response, pasar_error_response
 from pasar.market.limits import declared_length_error, too_large
 from pasar.market.logging import log_request
-from pasar.market.routes.orders import create_order, order_workers
+from pasar.market.routes.orders import create_order
 
 METHOD = "POST"
 PATH = "/v1/orders"
@@ -92,7 +91,7 @@ class OrderFastPath:
         raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         request = Request(scope, receive)
         try:
-            body = await order_workers().run(create_order, request, raw)
+            body = await create_order(request, raw)
         except PasarError as exc:
             await pasar_error_response(exc)(scope, receive, send)
             return exc.status

@@ -1,9 +1,10 @@
 """One thread hop for a blocking call, from the event loop and back, at the least cost per call.
 
-Why not ``loop.run_in_executor``: for ``POST /v1/orders`` (a worker thread parses, verifies,
-applies and waits for the group commit) the executor's bookkeeping was a tenth of the event
-loop's time under load — a ``concurrent.futures.Future`` with its condition, the executor's
-lock, semaphore and thread-count check, then ``wrap_future`` chaining that future to an asyncio
+Why not ``loop.run_in_executor``: for ``POST /v1/orders`` (then a worker thread parsed,
+verified, applied and waited for the group commit; now only its slow commits and its
+attachments' writes hop) the executor's bookkeeping was a tenth of the event loop's time under
+load — a ``concurrent.futures.Future`` with its condition, the executor's lock, semaphore and
+thread-count check, then ``wrap_future`` chaining that future to an asyncio
 one with callbacks both ways. Here a call is one ``SimpleQueue.put`` (C, no Python lock) and,
 when it is done, one ``call_soon_threadsafe`` that resolves the asyncio future directly — and
 calls that finish while the loop has not yet run that callback share it (an :class:`_Inbox`
@@ -12,8 +13,7 @@ wake-up of the loop, which several finished calls need only once.
 
 The threads are daemons started on first use, all at once (``threads`` of them, idle ones cost
 a blocked ``get``): a call never waits for a thread to start, and a caller blocked on a commit
-holds only its own thread. The answer still comes back only when the call has returned (for an
-order: after its commit is durable).
+holds only its own thread. The answer still comes back only when the call has returned.
 """
 
 from __future__ import annotations

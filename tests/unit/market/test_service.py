@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,52 @@ def test_a_database_refuses_another_preset_or_devnet_setting(tmp_path: Path) -> 
                 devnet=devnet,
             )
         assert err.value.code == "wrong_database"
+
+
+def test_a_quick_commit_is_made_at_once_and_is_durable(tmp_path: Path) -> None:
+    service = make_service(tmp_path)
+    pending = service.apply(faucet(Identity.generate()))
+    assert service.store.head_seq() == 0  # applied, not yet in the log
+    assert service.make_durable_at_once(pending.ticket)
+    assert service.store.head_seq() == 1
+    assert service.announce(pending).type == "faucet"
+
+
+def test_no_commit_at_once_while_another_is_under_way(tmp_path: Path) -> None:
+    """The event loop never waits for another thread's commit: it hands its own over."""
+    service = make_service(tmp_path)
+    pending = service.apply(faucet(Identity.generate()))
+    with service._commit_lock:  # another caller's commit, under way
+        assert not service.make_durable_at_once(pending.ticket)
+    assert service.store.head_seq() == 0  # nothing was committed by the refused call
+    service.make_durable(pending.ticket)
+    assert service.store.head_seq() == 1
+
+
+def test_slow_commits_are_handed_over_until_they_are_quick_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow disk: after one slow commit the next are refused at once (the caller waits in
+    the commit thread instead, where waiting commits share one), and quick ones bring it back.
+    Nothing is lost either way: every applied transaction ends in the log."""
+    service = make_service(tmp_path)
+    alice = Identity.generate()
+    append = service.store.append_many
+    delay = {"s": 0.05}
+
+    def slow_append(batch: Any) -> Any:
+        time.sleep(delay["s"])
+        return append(batch)
+
+    monkeypatch.setattr(service.store, "append_many", slow_append)
+    first = service.apply(faucet(alice))
+    assert service.make_durable_at_once(first.ticket)  # nothing known yet: tried at once
+    second = service.apply(faucet(alice))
+    assert not service.make_durable_at_once(second.ticket)  # the average is now over the line
+    delay["s"] = 0.0
+    refused = 0
+    while not service.make_durable_at_once(second.ticket):
+        refused += 1
+        service.make_durable(service.apply(faucet(alice)).ticket)  # quick commits elsewhere
+    assert 0 < refused < 20
+    assert service.store.head_seq() == service.state.tx_count == refused + 2

@@ -30,6 +30,13 @@ def submit_typed(
     One endpoint per resource keeps the API readable, but the body's ``type`` is what the
     signature covers, so a body signed for one endpoint cannot be replayed at another.
     """
+    check_typed(envelope, tx_type, **path)
+    return tx_answer(service_of(request).submit(envelope, private=private))
+
+
+def check_typed(envelope: VerifiedEnvelope, tx_type: str, **path: str) -> None:
+    """Refuse ``envelope`` unless its body is a ``tx_type`` transaction about the path's
+    object (:func:`submit_typed`'s check, for a route that submits in steps)."""
     body = envelope.body
     if body.get("type") != tx_type:
         raise PasarError(
@@ -45,5 +52,8 @@ def submit_typed(
                 code="path_mismatch",
                 field=f"body.{key}",
             )
-    applied: Applied = service_of(request).submit(envelope, private=private)
+
+
+def tx_answer(applied: Applied) -> TxAnswer:
+    """The API's answer for an accepted transaction."""
     return TxAnswer.model_validate({"ok": True, "type": applied.type, **applied.result})

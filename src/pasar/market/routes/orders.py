@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -20,7 +21,7 @@ from pasar.api.receipts import file_entries
 from pasar.api.status import TERMINAL_ORDER, order_status
 from pasar.api.txs import TxAnswer
 from pasar.core.errors import PasarError
-from pasar.core.market_records import OrderRecord
+from pasar.core.market_records import Applied, OrderRecord
 from pasar.core.private_part import is_tolerant
 from pasar.core.quotes import quote_order, uncapped_spec
 from pasar.core.spec import JobSpec
@@ -29,14 +30,15 @@ from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integer
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex
 from pasar.market.access import View, check_order_party, is_operator, order_view_for
-from pasar.market.auth import Reader, SignedBody, Signer, signed_envelope, verified_envelope
+from pasar.market.attachments import store_attachments
+from pasar.market.auth import Reader, SignedBody, Signer, signed_envelope, verified_with_attachments
 from pasar.market.blobs import small_blobs
 from pasar.market.engine import Offline
 from pasar.market.openapi import signs
 from pasar.market.private_parts import Revealed
-from pasar.market.routes.common import service_of, submit_typed
+from pasar.market.routes.common import check_typed, service_of, submit_typed, tx_answer
 from pasar.market.routes.leases import lease_view, require_blobs, require_owned
-from pasar.market.service import MarketService
+from pasar.market.service import MarketService, Pending
 from pasar.market.thread_hop import ThreadHop
 
 router = APIRouter(tags=["orders"])
@@ -44,10 +46,11 @@ Signed = Annotated[VerifiedEnvelope, Depends(signed_envelope)]
 MAX_WAIT_S = 30.0
 #: what ``wait?status_only=true`` sleeps through: no order's or lease's status changes with them
 NO_STATUS_CHANGE = frozenset({"heartbeat", "logs", "liveness.challenge", "liveness.answer"})
-#: The order submissions' worker threads: as many as anyio's default pool (a submission waits
-#: for its group commit in its thread), without anyio's per-call capacity limiter and task
-#: bookkeeping (a few percent of the rate in benchmarks/bench_api.py).
-_WORKERS = ThreadHop(40, "pasar-orders")
+#: The orders' durable commits: one thread, so that every order applied while a commit is under
+#: way shares the next one (group commit), and the event loop never waits for a disk.
+_COMMITS = ThreadHop(1, "pasar-order-commits")
+#: Storing an order's attachments (a disk sync per request) off the event loop.
+_BLOB_WRITES = ThreadHop(8, "pasar-order-blobs")
 
 
 def order_view(
@@ -156,32 +159,44 @@ async def create(request: Request, raw: SignedBody) -> Response:
     """The body carries the spec's public part and the sha256 of its private part, a blob the
     signer uploaded (:mod:`pasar.core.private_part`). The private part is read and checked
     here — it must complete the public part to a valid spec, and every input it names must be
-    uploaded by the signer — so an order the providers could not run is refused at once.
-
-    The busiest write of the API, so its path is lean: the event loop only reads the body and
-    writes the answer; everything else (parse, signature, private part, apply, the durable
-    commit) runs in one worker thread, where a sync route would take two hops (the endpoint,
-    then the answer's serialization). The answer is validated once (``submit_typed``) and
-    written as FastAPI would write the ``response_model``, not validated a second time."""
-    body = await _WORKERS.run(create_order, request, raw)
-    return Response(body, media_type="application/json")
+    uploaded by the signer — so an order the providers could not run is refused at once."""
+    return Response(await create_order(request, raw), media_type="application/json")
 
 
-def order_workers() -> ThreadHop:
-    """The pool :func:`create_order` runs in (the route's and the fast path's)."""
-    return _WORKERS
+async def create_order(request: Request, raw: bytes) -> bytes:
+    """The whole of ``POST /v1/orders`` after the body is read: the JSON answer, sent only once
+    the order is durable. Shared by the route and :mod:`pasar.market.order_fast_path`.
 
-
-def create_order(request: Request, raw: bytes) -> bytes:
-    """The whole of ``POST /v1/orders`` after the body is read, in a worker thread: the JSON
-    answer. Shared by the route and :mod:`pasar.market.order_fast_path`."""
-    envelope = verified_envelope(request, raw, attachments=True)
+    The busiest write of the API, so its path is lean: it runs on the event loop (parse,
+    signature, private part, apply and the match on arrival: CPU, and reads of small blobs
+    the page cache holds), except what waits for a disk — storing the attachments and the
+    group commit — each in a thread of its own pool. A worker thread per order cost more than
+    the work it moved: every order paid the thread's wake-up, and the GIL passed back and forth
+    between the loop and the worker at each of its blocking calls (``benchmarks/bench_api.py``
+    rose by about a third without them). The answer is validated once and written as FastAPI
+    would write the ``response_model``, not validated a second time."""
+    envelope, attached = verified_with_attachments(request, raw)
+    service = service_of(request)
+    if attached:
+        blobs = request.app.state.blobs
+        await _BLOB_WRITES.run(store_attachments, blobs, attached, envelope.signer)
     private = _private_part_of(request, envelope)
-    answer = submit_typed(request, envelope, "order.create", private=private)
+    check_typed(envelope, "order.create")
+    pending = service.apply(envelope, private=private)
+    # shielded: a client that goes away does not stop its order's commit and announcement
+    answer = tx_answer(await asyncio.shield(_durable(service, pending)))
     # the feed's cursor once the order (and its match on arrival) was published: the client's
     # first wait long-polls from here instead of first reading the order to learn it
-    answer.next = service_of(request).notifier.head
+    answer.next = service.notifier.head
     return answer.model_dump_json(exclude_unset=True, by_alias=True).encode()
+
+
+async def _durable(service: MarketService, pending: Pending) -> Applied:
+    """Make ``pending`` durable — on the loop when the commit is quick and nobody else's is
+    under way, else waiting in the commit thread — then announce it."""
+    if not service.make_durable_at_once(pending.ticket):
+        await _COMMITS.run(service.make_durable, pending.ticket)
+    return service.announce(pending)
 
 
 def _private_part_of(request: Request, envelope: VerifiedEnvelope) -> Revealed | None:
