@@ -89,6 +89,35 @@ def test_a_quick_commit_answers_only_once_the_order_is_in_the_log(tmp_path: Path
     money_of(app)
 
 
+def test_orders_already_read_share_the_loop_s_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quick commits are made on the loop, but not one per order when several are in hand:
+    an order lets the loop turn before committing, so the orders read meanwhile are applied
+    and the first commit carries them all."""
+    app = market_app(tmp_path / "m")
+    service = app.state.service
+    bodies = [funded_order(app, Identity.generate()) for _ in range(6)]
+    before = service.store.head_seq()
+    append = service.store.append_many
+    batches: list[int] = []
+
+    def counted_append(batch: Any) -> Any:
+        batches.append(len(batch))
+        return append(batch)
+
+    monkeypatch.setattr(service.store, "append_many", counted_append)
+
+    async def all_at_once() -> list[bytes]:
+        return await asyncio.gather(*(create_order(request_to(app), b) for b in bodies))
+
+    answers = asyncio.run(all_at_once())
+    assert all(orjson.loads(a)["ok"] for a in answers)
+    assert service.store.head_seq() == before + 6
+    assert batches == [6]  # one commit on the loop for the six
+    money_of(app)
+
+
 def test_on_a_slow_disk_the_commit_waits_in_its_thread_not_on_the_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
