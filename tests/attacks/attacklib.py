@@ -15,11 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
+from money_checks import assert_conserved
 from pasar.client.raw_orders import send_order
 from pasar.client.transport import Transport
-from pasar.core.money import Money
 from pasar.crypto.identity import Identity
 
 PROVIDER_ARGS = ("--price-cpu-hour", "0.05", "--grace", "5")
@@ -85,18 +83,6 @@ def ended(order: Any) -> bool:
         and not order["unfilled"]
         and all(x["status"] != "running" for x in order["leases"])
     )
-
-
-def balances(url: str) -> dict[str, str]:
-    return dict(httpx.get(f"{url}/v1/state/balances", timeout=10).json()["balances"])
-
-
-def assert_conserved(url: str) -> None:
-    """Every account but the mint sums to exactly what the mint issued (no micro-unit lost)."""
-    values = balances(url)
-    minted = -sum(Money.parse(v).micros for k, v in values.items() if k.startswith("mint/"))
-    rest = sum(Money.parse(v).micros for k, v in values.items() if not k.startswith("mint/"))
-    assert rest == minted, f"ledger not conserved: {values}"
 
 
 def assert_audit_passes(url: str) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from attacklib import Party, assert_audit_passes, assert_conserved, balances
+from attacklib import Party, assert_audit_passes
 
+from money_checks import assert_conserved, balances
 from pasar.core.errors import PasarError
 
 LOOK_ALIKES = [

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from attacklib import Party, assert_audit_passes, assert_conserved, ended
+from attacklib import Party, assert_audit_passes, ended
 
 import pasar
+from money_checks import assert_conserved
 from pasar.core.errors import PasarError
 from pasar.core.money import Money
 from pasar.crypto.identity import DEFAULT_KEY_NAME, save_identity

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from attacklib import FUNDS, Party, assert_money_safe, balances
+from attacklib import FUNDS, Party, assert_money_safe
 
+from money_checks import balances
 from pasar.core.errors import PasarError
 
 SMUGGLED = [

@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from attacklib import Party, assert_conserved
+from attacklib import Party
 
+from money_checks import assert_conserved
 from pasar.client.raw_orders import send_order
 from pasar.core.errors import PasarError
 from pasar.core.quotes import UNCAPPED_UNITS

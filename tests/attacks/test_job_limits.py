@@ -20,16 +20,9 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from attacklib import (
-    PROVIDER_ARGS,
-    Party,
-    assert_audit_passes,
-    assert_conserved,
-    ended,
-    spawn_sandboxed,
-    started_as,
-)
+from attacklib import PROVIDER_ARGS, Party, assert_audit_passes, ended, spawn_sandboxed, started_as
 
+from money_checks import assert_conserved
 from pasar.doctor import Status, check_bubblewrap
 from pasar.provider.runtime import Limits, Outcome
 from pasar.provider.runtime.cgroups import (

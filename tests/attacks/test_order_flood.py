@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from attacklib import Party, assert_money_safe, balances
+from attacklib import Party, assert_money_safe
 
+from money_checks import balances
 from pasar.client.raw_orders import prepared_order
 from pasar.crypto.envelope import sign, wall_clock_ms
 

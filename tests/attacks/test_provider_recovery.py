@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from attacklib import PROVIDER_ARGS, Party, assert_audit_passes, assert_conserved
+from attacklib import PROVIDER_ARGS, Party, assert_audit_passes
 
+from money_checks import assert_conserved
 from pasar.core.money import Money
 from pasar.core.presets import builtin_preset
 

@@ -14,15 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from attacklib import (
-    Party,
-    assert_audit_passes,
-    assert_conserved,
-    ended,
-    spawn_sandboxed,
-    started_as,
-)
+from attacklib import Party, assert_audit_passes, ended, spawn_sandboxed, started_as
 
+from money_checks import assert_conserved
 from pasar.doctor import Status, check_bubblewrap
 from pasar.provider.runtime import Limits, Outcome
 from pasar.provider.runtime.sandbox import SandboxRuntime

@@ -30,8 +30,9 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from attacklib import Party, assert_audit_passes, assert_conserved
+from attacklib import Party, assert_audit_passes
 
+from money_checks import assert_conserved
 from pasar.client.raw_orders import send_order
 from pasar.core.errors import PasarError
 from pasar.core.money import Money

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from attacklib import PROVIDER_ARGS, Party, assert_audit_passes, assert_conserved
+from attacklib import PROVIDER_ARGS, Party, assert_audit_passes
 
+from money_checks import assert_conserved
 from pasar.core.presets import builtin_preset
 
 _TIMING = builtin_preset("pasar").timing

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from money_checks import assert_conserved, balances
 from pasar.api.attachments import INLINE_BYTES, MAX_ATTACHMENTS
 from pasar.client.transport import Transport
 from pasar.core.money import Money
@@ -41,18 +42,6 @@ def sha(data: bytes) -> str:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def balances(url: str) -> dict[str, str]:
-    return dict(httpx.get(f"{url}/v1/state/balances", timeout=10).json()["balances"])
-
-
-def assert_conserved(url: str) -> None:
-    """Every account but the mint sums to exactly what the mint issued."""
-    values = balances(url)
-    minted = -sum(Money.parse(v).micros for k, v in values.items() if k.startswith("mint/"))
-    rest = sum(Money.parse(v).micros for k, v in values.items() if not k.startswith("mint/"))
-    assert rest == minted, f"ledger not conserved: {values}"
 
 
 def blob_files(home: Path) -> set[str]:

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from money_checks import assert_conserved
 from pasar.client.client import Client
 from pasar.client.raw_orders import send_order
 from pasar.client.transport import Transport
-from pasar.core.money import Money
 from pasar.crypto.identity import Identity
 
 if TYPE_CHECKING:
@@ -59,14 +59,6 @@ def spec(pricing: str, cpus: int, shards: int = 1) -> dict[str, Any]:
         "max_price_per_hour": "1 USDC",
         "max_duration": "30m",
     }
-
-
-def assert_conserved(url: str) -> None:
-    """Every account but the mint sums to exactly what the mint issued."""
-    values = httpx.get(f"{url}/v1/state/balances", timeout=10).json()["balances"]
-    minted = -sum(Money.parse(v).micros for k, v in values.items() if k.startswith("mint/"))
-    rest = sum(Money.parse(v).micros for k, v in values.items() if not k.startswith("mint/"))
-    assert rest == minted, f"ledger not conserved: {values}"
 
 
 def wait_for(predicate: Any, timeout: float = 10.0) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from money_checks import assert_conserved
 from pasar.client import calls
 from pasar.client.aio import AsyncClient
 from pasar.client.client import Client, Decision
@@ -33,14 +34,6 @@ pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewra
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "skypilot"
 PRICE_CPU_HOUR = "0.05"  # each provider's ask per CPU-hour: a 1-CPU lease costs 0.05 USDC/h
-
-
-def assert_conserved(url: str) -> None:
-    """Every account but the mint sums to exactly what the mint issued."""
-    values = httpx.get(f"{url}/v1/state/balances", timeout=10).json()["balances"]
-    minted = -sum(Money.parse(v).micros for k, v in values.items() if k.startswith("mint/"))
-    rest = sum(Money.parse(v).micros for k, v in values.items() if not k.startswith("mint/"))
-    assert rest == minted, f"ledger not conserved: {values}"
 
 
 def pasar(home: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
