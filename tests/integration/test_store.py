@@ -26,7 +26,8 @@ from pasar.crypto.canonical import canonical_json
 from pasar.crypto.envelope import sign, verify
 from pasar.crypto.identity import Identity
 from pasar.market.chain import ChainBuilder, ChainError, make_block, verify_chain
-from pasar.market.store import HEAD_REVISION, SqlStore, metadata, migrations_dir
+from pasar.market.schema import HEAD_REVISION, metadata, migrations_dir
+from pasar.market.store import SqlStore
 from pasar.market.tx_records import (
     BlockConflictError,
     CorruptRecordError,
@@ -146,7 +147,7 @@ def test_a_writer_numbers_its_appends_from_memory_without_holes(
     on PostgreSQL takes the lock and the writer-lock check in one statement): a refused
     batch forgets it, the numbering has no hole, and a reopened store continues it. An
     appender connection idle past the limit is given back and replaced."""
-    monkeypatch.setattr("pasar.market.store.APPENDER_MAX_IDLE_S", 0.0)  # every append: fresh
+    monkeypatch.setattr("pasar.market.log_append.APPENDER_MAX_IDLE_S", 0.0)  # every append: fresh
     lock = WriterLock.for_url(sa.engine.make_url(url))
     assert lock.try_acquire()
     try:

@@ -1,9 +1,10 @@
 """The market's durable store: the transaction log, the blocks over it, and a little metadata.
 
-This is the only module of pasar that speaks SQL (docs/market.md, "Store"). It runs on SQLite
-(one machine; WAL mode) or PostgreSQL (``postgresql+psycopg://…``; the database may live on
-another machine, and standbys may wait on it), and brings the schema to the newest Alembic
-revision when it opens.
+This is the only place in pasar that speaks SQL (docs/market.md, "Store"), with its two parts:
+the tables and their migrations (:mod:`pasar.market.schema`) and the log appends, its busiest
+write (:mod:`pasar.market.log_append`). It runs on SQLite (one machine; WAL mode) or PostgreSQL
+(``postgresql+psycopg://…``; the database may live on another machine, and standbys may wait on
+it), and brings the schema to the newest Alembic revision when it opens.
 
 **One writer.** A market's state lives in the memory of the one process that applies its
 transactions, so exactly one process may append to a log: the market node holding the writer
@@ -34,33 +35,19 @@ and a changed byte is reported as damage instead of silently re-serialised.
 from __future__ import annotations
 
 import contextlib
-import functools
-import sqlite3
-import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
     Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
     create_engine,
     event,
     func,
     insert,
-    inspect,
     select,
     text,
 )
@@ -68,20 +55,21 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DatabaseError,
-    DBAPIError,
     IntegrityError,
     OperationalError,
 )
 from sqlalchemy.pool import NullPool, StaticPool
 
 from pasar.market.chain import Block, ChainError, TxStamp
+from pasar.market.log_append import INSERT_TX_SQL, MAX_SEQ_SQL, PG_WRITE_LOCK, LogAppender
+from pasar.market.schema import blocks_table, meta_table, txs_table, upgrade_to_head
 from pasar.market.tx_records import (
     BlockConflictError,
     NonceReused,
     StoreError,
     TxRecord,
 )
-from pasar.market.writer_lock import PgWriterLock, WriterLock
+from pasar.market.writer_lock import WriterLock
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # SQLite's primary result codes for a file it cannot read as a database (the low byte of the
@@ -91,72 +79,6 @@ DAMAGED_HINT = (
     "restore the file from a good copy (a backup, or a standby's copy); do not run a market on "
     "it: `sqlite3 FILE .recover` can salvage the readable rows into a new file for inspection"
 )
-# Any constant works: the lock is scoped to this store's database. It spells "pasar-lg".
-_PG_WRITE_LOCK = 0x70617361722D6C67
-#: How long a PostgreSQL appender connection may sit idle before the next append takes one from
-#: the pool (pre-pinged) instead: under load appends never wait; idle, one checkout a second.
-APPENDER_MAX_IDLE_S = 1.0
-
-# --------------------------------------------------------------------------- schema
-# The tables as SQLAlchemy sees them for queries. The DDL itself lives in the Alembic
-# revisions (migrations/versions); a test compares the two so they cannot drift apart.
-
-_ID = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
-
-metadata = MetaData()
-
-txs_table = Table(
-    "txs",
-    metadata,
-    Column("seq", _ID, primary_key=True, autoincrement=False),
-    Column("digest", String(64), nullable=False),
-    Column("type", Text, nullable=False),
-    Column("signer", Text, nullable=False),
-    Column("nonce", Text, nullable=False),
-    Column("ts", BigInteger, nullable=False),
-    Column("envelope", Text, nullable=False),
-    Column("stamp", BigInteger, nullable=False),  # the market's clock when it accepted the tx
-    UniqueConstraint("digest", name="uq_txs_digest"),
-    UniqueConstraint("signer", "nonce", name="uq_txs_signer_nonce"),
-)
-
-_MAX_SEQ_SQL = "SELECT COALESCE(MAX(seq), 0) FROM txs"
-_TX_COLUMNS = "seq, digest, type, signer, nonce, ts, stamp, envelope"
-_INSERT_TX_SQL = {  # each driver's positional parameter style
-    "sqlite": f"INSERT INTO txs ({_TX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    "postgresql": f"INSERT INTO txs ({_TX_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-}
-
-_PG_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"  # the store-wide write lock (psycopg style)
-
-
-@functools.lru_cache(maxsize=256)
-def _pg_rows_values(count: int) -> str:
-    """``(%s, ...), ...``: the VALUES of ``count`` rows of the log's eight columns."""
-    return ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * count)
-
-
-blocks_table = Table(
-    "blocks",
-    metadata,
-    Column("height", _ID, primary_key=True, autoincrement=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("tx_root", String(64), nullable=False),
-    Column("first_seq", BigInteger, nullable=False),
-    Column("last_seq", BigInteger, nullable=False),
-    Column("ts", BigInteger, nullable=False),
-    Column("body", Text, nullable=False),
-    Column("sig", String(128), nullable=False),
-)
-
-meta_table = Table(
-    "meta",
-    metadata,
-    Column("key", String(200), primary_key=True),
-    Column("value", Text, nullable=False),
-)
-
-
 # --------------------------------------------------------------------------- engine
 
 
@@ -225,46 +147,6 @@ def _sqlite_engine(url: URL) -> tuple[Engine, bool]:
     return engine, memory
 
 
-def _driver_error_base(exc: BaseException) -> type[Exception] | None:
-    """The DB-API base class of a driver's exception (``sqlite3.Error``, ``psycopg.Error``),
-    for ``DBAPIError.instance`` to raise it as SQLAlchemy would; None for any other. psycopg is
-    looked up only if it was loaded: a market on SQLite never imports it."""
-    if isinstance(exc, sqlite3.Error):
-        return sqlite3.Error
-    psycopg = sys.modules.get("psycopg")
-    if psycopg is not None and isinstance(exc, psycopg.Error):
-        return psycopg.Error  # type: ignore[no-any-return]
-    return None
-
-
-HEAD_REVISION = "0002"
-"""The newest revision in ``migrations/versions`` (a test checks that it is Alembic's head):
-a database stamped with it needs no migration, so a market opens it without loading Alembic."""
-
-
-def _schema_revisions(conn: Connection) -> list[str]:
-    """The revisions Alembic's version table holds ([] when there is none yet), read directly
-    (a missing table is looked up, not queried: a failed query aborts a PostgreSQL
-    transaction)."""
-    if not inspect(conn).has_table("alembic_version"):
-        return []
-    rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-    return sorted(str(row[0]) for row in rows)
-
-
-def migrations_dir() -> Path:
-    """The Alembic script folder shipped inside the package (works from a wheel or a checkout)."""
-    folder = resources.files("pasar.market").joinpath("migrations")
-    if not isinstance(folder, Path) or not (folder / "env.py").is_file():
-        raise StoreError(
-            "the market's database migrations are missing from this pasar installation",
-            code="migrations_missing",
-            status=500,
-            hint="reinstall pasar from a wheel or a source checkout (not a zip import)",
-        )
-    return folder
-
-
 def peek_meta(url: str, key: str) -> str | None:
     """One metadata value read without opening a :class:`SqlStore` (no migration, no write,
     no file created): what a standby checks before it waits on another node's database.
@@ -329,11 +211,12 @@ class SqlStore:
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if shared else contextlib.nullcontext()
         )
-        # the log appends' own connection (a database file or server: see _appender_connection)
-        self._appends_own_connection = not shared
-        self._appender: Connection | None = None
-        self._appender_used = 0.0  # time.monotonic() of its last append
-        self._appender_lock = threading.Lock()
+        # the log appends' own connection (a database file or server: see LogAppender)
+        self._appender = (
+            None
+            if shared
+            else LogAppender(self._engine, self.dialect, writer_lock, self._unavailable_as_error)
+        )
         # the next seq, known without asking the database while this store is the one writer
         # (it holds ``writer_lock``): forgotten on any failed append (see append_many)
         self._next_seq: int | None = None
@@ -354,10 +237,8 @@ class SqlStore:
 
     def close(self) -> None:
         """Release every connection. The store must not be used afterwards."""
-        with self._appender_lock:
-            if self._appender is not None:
-                self._appender.close()
-                self._appender = None
+        if self._appender is not None:
+            self._appender.close()
         self._engine.dispose()
 
     # ----------------------------------------------------------------- transactions
@@ -374,45 +255,10 @@ class SqlStore:
             conn.execution_options(pasar_write=True)
             with conn.begin():
                 if self.dialect == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK})
                 if self.writer_lock is not None:
                     self.writer_lock.check(conn)  # under the write lock: see the module docstring
                 yield conn
-
-    @contextlib.contextmanager
-    def _appender_connection(self) -> Iterator[tuple[Connection, Any]]:
-        """The log appends' own connection (a database file or server) and its driver
-        connection, under the appender lock: taking a connection from the pool and giving it
-        back — on PostgreSQL a pre-ping and a reset, two round trips — cost more than the
-        append's own statements. The append drives its transaction on the driver connection
-        itself (:meth:`_append_own`). The connection is rolled back and dropped on any error
-        (the next append opens another), and a PostgreSQL one idle for over
-        :data:`APPENDER_MAX_IDLE_S` goes back to the pool, whose pre-ping replaces it if it
-        died meanwhile (a server restart, a proxy's idle timeout)."""
-        with self._appender_lock, self._unavailable_as_error():
-            now = time.monotonic()
-            stale = now - self._appender_used > APPENDER_MAX_IDLE_S
-            if self._appender is not None and self.dialect == "postgresql" and stale:
-                with contextlib.suppress(Exception):
-                    self._appender.close()
-                self._appender = None
-            if self._appender is None:
-                self._appender = self._engine.connect()
-            self._appender_used = now
-            conn = self._appender
-            raw: Any = conn.connection.driver_connection
-            try:
-                yield conn, raw
-            except BaseException as exc:
-                self._appender = None
-                with contextlib.suppress(Exception):
-                    raw.rollback()  # sqlite3's too ends a transaction its own BEGIN opened
-                with contextlib.suppress(Exception):
-                    conn.close()
-                base = _driver_error_base(exc)
-                if base is not None:  # as SQLAlchemy raises them
-                    raise DBAPIError.instance(None, None, exc, base) from None
-                raise
 
     @contextlib.contextmanager
     def _unavailable_as_error(self) -> Iterator[None]:
@@ -459,33 +305,12 @@ class SqlStore:
         return [] if problems == ["ok"] else problems
 
     def _migrate(self) -> None:
-        """Bring the schema to the newest revision, under the write lock (a node and a tool may
-        open one database at once; and a new writer's first write transaction, which waits
-        for the old writer's last one to end, comes before it reads the log).
-
-        A database already at :data:`HEAD_REVISION` (every start but the first) is left as it
-        is without loading Alembic, which is what ``upgrade head`` would do too: Alembic and
-        what it imports (Mako, Pygments, SQLAlchemy's PostgreSQL dialect) cost a starting
-        market ~0.2 s of CPU, on the critical path of ``pasar devnet up``."""
+        """Bring the schema to the newest revision (:func:`~pasar.market.schema.upgrade_to_head`),
+        under the write lock (a node and a tool may open one database at once; and a new
+        writer's first write transaction, which waits for the old writer's last one to end,
+        comes before it reads the log)."""
         with self._writing() as conn:
-            if _schema_revisions(conn) == [HEAD_REVISION]:
-                return
-            from alembic import command
-            from alembic.config import Config
-            from alembic.util.exc import CommandError
-
-            config = Config()
-            config.set_main_option("script_location", str(migrations_dir()))
-            config.attributes["connection"] = conn
-            try:
-                command.upgrade(config, "head")
-            except CommandError as exc:
-                raise StoreError(
-                    f"cannot migrate the market database: {exc}",
-                    code="schema_unknown",
-                    status=500,
-                    hint="the database was probably written by a newer pasar; upgrade pasar",
-                ) from None
+            upgrade_to_head(conn)
 
     # ----------------------------------------------------------------- the log
 
@@ -508,15 +333,15 @@ class SqlStore:
             for tx in batch
         ]
         try:
-            if self._appends_own_connection:
-                first = self._append_own(self._next_seq, rows)
+            if self._appender is not None:
+                first = self._appender.append(self._next_seq, rows)
             else:  # an in-memory database: its one shared connection, as every other write
                 with self._writing() as conn:
                     known = self._next_seq
-                    end = conn.exec_driver_sql(_MAX_SEQ_SQL).scalar_one() if known is None else 0
+                    end = conn.exec_driver_sql(MAX_SEQ_SQL).scalar_one() if known is None else 0
                     first = known if known is not None else int(end) + 1
                     conn.exec_driver_sql(
-                        _INSERT_TX_SQL[self.dialect],
+                        INSERT_TX_SQL[self.dialect],
                         [(first + i, *row) for i, row in enumerate(rows)],
                     )
             # a writer's memory of the log's end is the log's end: nobody else appends
@@ -536,93 +361,6 @@ class SqlStore:
             self._next_seq = None  # asked again next time (the commit may not have happened)
             raise
         return [replace(tx, seq=first + i) for i, tx in enumerate(batch)]
-
-    def _append_own(self, first: int | None, rows: list[tuple[Any, ...]]) -> int:
-        """One durable append of ``rows`` on the appenders' own connection; returns the first
-        seq (``first``, or the log's end + 1 as this transaction's write lock sees it).
-
-        The transaction is driven on the driver connection, not through SQLAlchemy's
-        ``Connection``: its transaction, event and statement layers cost ~3x the append's own
-        client CPU (a 2-row append: ~280 µs against ~80 µs on SQLite), and this is the
-        market's busiest write. What it does is :meth:`_writing`'s: the store-wide write lock
-        (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the advisory transaction lock), the writer-lock
-        check under it, the insert, the commit; a driver error is raised as SQLAlchemy's
-        (``IntegrityError`` for a reused nonce), like every other statement's."""
-        if isinstance(self.writer_lock, PgWriterLock):
-            return self._append_in_lock_session(self.writer_lock, first, rows)
-        with self._appender_connection() as (conn, raw):
-            if self.dialect == "postgresql":
-                first = self._append_pg(conn, raw, first, rows)
-                raw.commit()
-                return first
-            raw.execute("BEGIN IMMEDIATE")
-            if self.writer_lock is not None:
-                self.writer_lock.check(conn)  # under the write lock, as in _writing
-            if first is None:
-                first = int(raw.execute(_MAX_SEQ_SQL).fetchone()[0]) + 1
-            raw.executemany(
-                _INSERT_TX_SQL["sqlite"], [(first + i, *row) for i, row in enumerate(rows)]
-            )
-            raw.execute("COMMIT")
-            return first
-
-    def _append_in_lock_session(
-        self, lock: PgWriterLock, first: int | None, rows: list[tuple[Any, ...]]
-    ) -> int:
-        """A PostgreSQL writer's append: one multi-row INSERT on the writer lock's own session,
-        in autocommit (one statement: all rows or none, durable when it returns). It needs
-        neither the store-wide write lock nor the writer-lock check: the lock lives exactly as
-        long as that session, so this commits only while the lock is held, and a standby takes
-        the lock only once the session is gone (:meth:`PgWriterLock.session`). One round trip
-        where the pooled path takes three (write lock and check, insert, commit)."""
-        try:
-            with lock.session() as raw, raw.cursor() as cur:
-                if first is None:
-                    cur.execute(_MAX_SEQ_SQL)
-                    first = int(cur.fetchone()[0]) + 1
-                params = [x for i, row in enumerate(rows) for x in (first + i, *row)]
-                cur.execute(
-                    f"INSERT INTO txs ({_TX_COLUMNS}) VALUES {_pg_rows_values(len(rows))}", params
-                )
-                return first
-        except Exception as exc:  # as SQLAlchemy raises them (IntegrityError: a nonce)
-            base = _driver_error_base(exc)
-            if base is None:
-                raise
-            raise DBAPIError.instance(None, None, exc, base) from None
-
-    def _append_pg(
-        self, conn: Connection, raw: Any, first: int | None, rows: list[tuple[Any, ...]]
-    ) -> int:
-        """The PostgreSQL append's statements before the commit's, on the driver connection
-        ``raw``: the store-wide write lock and the writer-lock check in one statement (its
-        answer read before anything is written), then one multi-row INSERT (its text depends on
-        the row count alone: psycopg converts it once and prepares it once it recurs), each
-        row's seq from the remembered end or, the first time, from the end this transaction's
-        lock sees. The caller commits only if this returns (the writer lock was still held).
-
-        Two round trips, not psycopg's pipeline mode: on loopback the pipeline saved no time
-        and cost ~2x the client CPU per append (its result handling is Python generators)."""
-        lock = self.writer_lock
-        check = lock.check_query() if isinstance(lock, PgWriterLock) else None
-        if lock is not None and check is None:
-            lock.check(conn)
-        with raw.cursor() as cur:
-            if check is None:
-                cur.execute(_PG_LOCK_SQL, (_PG_WRITE_LOCK,))
-            else:
-                holds_sql, holds_params = check
-                cur.execute(f"{_PG_LOCK_SQL}, ({holds_sql})", (_PG_WRITE_LOCK, *holds_params))
-                assert isinstance(lock, PgWriterLock)
-                lock.confirm(cur.fetchone()[1])
-            if first is None:  # under the lock, so no other writer moves the end
-                cur.execute(_MAX_SEQ_SQL)
-                first = int(cur.fetchone()[0]) + 1
-            params = [x for i, row in enumerate(rows) for x in (first + i, *row)]
-            cur.execute(
-                f"INSERT INTO txs ({_TX_COLUMNS}) VALUES {_pg_rows_values(len(rows))}", params
-            )
-        return first
 
     def txs(self, after_seq: int = 0, limit: int | None = None) -> list[TxRecord]:
         """Logged transactions with ``seq > after_seq``, in seq order, at most ``limit``."""
