@@ -176,6 +176,29 @@ def test_attachments_over_the_limit_are_refused_before_being_stored(
     )
 
 
+def test_attachments_that_fit_the_quota_one_by_one_but_not_together_are_refused(
+    spawn_market: Any, tmp_path: Path
+) -> None:
+    """The quota holds for a request's attachments together: each of two fits in what is
+    left of the account's quota, both do not — nothing is stored, no order, no money moved."""
+    market = spawn_market(tmp_path / "m", "--blob-quota-mb", "1")
+    identity = Identity.generate()
+    transport = Transport(market.url, identity=identity)
+    transport.post_signed("/v1/faucet", {"type": "faucet", "amount": "5 USDC"}, identity)
+    free = 24 << 10
+    filler = secrets.token_bytes((1 << 20) - free)
+    transport.request("PUT", f"/v1/blobs/{sha(filler)}", signer=identity, content=filler)
+    one, two = (secrets.token_bytes(free * 2 // 3) for _ in range(2))  # each fits, not both
+    _refused(
+        market,
+        (transport, identity),
+        {sha(one): b64(one), sha(two): b64(two)},
+        status=413,
+        code="quota_exceeded",
+        field="attachments",
+    )
+
+
 def test_attachments_of_a_badly_signed_request_are_not_stored(
     market_server: Any, alice: tuple[Transport, Identity]
 ) -> None:

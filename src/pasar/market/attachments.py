@@ -80,8 +80,8 @@ def _attachments_too_large() -> PasarError:
 def store_attachments(blobs: BlobStore, attached: dict[str, bytes], owner: str) -> None:
     """Store each attached blob as ``owner``'s upload (its quota, its read access), as a signed
     ``PUT /v1/blobs/{sha256}`` of the same bytes would."""
-    for sha256, data in attached.items():
-        blobs.check_quota(owner, len(data), sha256)
+    sizes = {sha256: len(data) for sha256, data in attached.items()}
+    blobs.check_quota_of_all(owner, sizes, field="attachments")  # all of them, not each
     for sha256 in blobs.put_many(attached):
         log_event("blob.stored", sha256=sha256, size=len(attached[sha256]))
     for sha256 in attached:

@@ -21,7 +21,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -222,15 +222,24 @@ class BlobStore:
     def check_quota(self, account: str, adding: int, sha256: str) -> None:
         """Refuse (413 ``quota_exceeded``) an upload that would take ``account`` past its quota;
         a blob it already owns costs nothing more."""
-        if account in self.owners(sha256):
+        self.check_quota_of_all(account, {sha256: adding})
+
+    def check_quota_of_all(
+        self, account: str, sizes: Mapping[str, int], *, field: str = "body"
+    ) -> None:
+        """:meth:`check_quota` for several blobs stored at once (a request's attachments): their
+        sizes together, so that no request takes an account past its quota, whatever it holds."""
+        new = {sha256: size for sha256, size in sizes.items() if account not in self.owners(sha256)}
+        if not new:
             return
+        adding = sum(new.values())
         used = self.usage(account)
         if used + adding > self.quota_bytes:
             raise BlobError(
                 f"this upload ({adding} bytes) would take {account[:16]}… past its storage "
                 f"quota: {used} of {self.quota_bytes} bytes used",
                 code="quota_exceeded",
-                field="body",
+                field=field,
                 hint="blobs no order names are removed after a grace period; wait, or use "
                 "fewer or smaller inputs",
                 status=413,
