@@ -15,6 +15,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from test_market_flow import SPEC, Actor, register, total_minted, wait_for
 
@@ -187,6 +188,29 @@ def test_the_carried_challenge_answers_interval_0_only(market_server: MarketProc
     )
     assert done["escrow"] == "0.00 USDC"
     assert total_minted(alice.get("/v1/state/balances")["balances"]) == Money.parse("10 USDC")
+
+
+def test_the_challenge_route_answers_the_lease_s_parties_only(
+    market_server: MarketProcess,
+) -> None:
+    """``GET /v1/leases/{id}/challenge`` is a signed read for the lease's parties, as the lease
+    view is: unsigned it is 401 (an anonymous caller no longer learns whether a lease runs, nor
+    its challenge) and for a signed stranger 403; the lease's provider gets the challenge of the
+    interval in progress, the one its feed carried."""
+    split = Split(market_server)
+    first, second = split.first, split.second
+    lease = split.mine[first.id]
+    path = f"/v1/leases/{lease}/challenge"
+    unsigned = httpx.get(f"{market_server.url}{path}", timeout=10)
+    assert unsigned.status_code == 401, unsigned.text
+    with pytest.raises(PasarError) as err:
+        second.get(path)  # another provider named by the same match: not this lease's party
+    assert err.value.status == 403
+    carried = split.event(first)["views"][lease]["challenge"]
+    answered = first.get(path)
+    assert (answered["interval"], answered["challenge"]) == (0, carried["challenge"])
+    assert split.alice.get(path)["lease_id"] == lease  # the client is a party too
+    assert total_minted(split.alice.get("/v1/state/balances")["balances"]) == Money.parse("10 USDC")
 
 
 def test_a_feed_page_carries_a_bounded_number_of_views_and_inline_bytes(

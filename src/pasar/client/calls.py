@@ -324,7 +324,7 @@ def lease(lease_id: str) -> Call[LeaseView]:
 def challenge(lease_id: str) -> Call[Challenge]:
     from pasar.api.leases import Challenge
 
-    return Call("GET", f"/v1/leases/{lease_id}/challenge", parse=_model(Challenge))
+    return Call("GET", f"/v1/leases/{lease_id}/challenge", parse=_model(Challenge), signed=True)
 
 
 def register(body: txs.ProviderRegister) -> Call[TxAnswer]:

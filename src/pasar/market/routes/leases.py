@@ -27,7 +27,7 @@ from pasar.crypto.canonical import INT_MAX  # the database stores 64-bit integer
 from pasar.crypto.envelope import VerifiedEnvelope
 from pasar.crypto.hashing import is_sha256_hex, sha256_hex
 from pasar.market.access import check_lease_party
-from pasar.market.auth import Reader, SignedBody, signed_envelope, verified_envelope
+from pasar.market.auth import Reader, SignedBody, Signer, signed_envelope, verified_envelope
 from pasar.market.blobs import BlobStore, small_blobs
 from pasar.market.openapi import signs
 from pasar.market.routes.common import service_of, submit_typed
@@ -118,7 +118,7 @@ def party_view(
     must not have is interval *k*'s challenge before *k* begins, and this is only ever the
     challenge of the interval already in progress — on the feed's ``match``, interval 0, which
     begins at the lease's start, the match's own stamp, before any view of it exists. It is what
-    ``GET /v1/leases/{id}/challenge`` answers anyone at that moment, and a heartbeat with it
+    ``GET /v1/leases/{id}/challenge`` answers the provider at that moment, and a heartbeat with it
     passes the same checks (the market's signature over the lease and the interval, arrival
     during that interval or the next, once per interval)."""
     with service.lock:
@@ -180,8 +180,14 @@ def cluster_secret(service: MarketService, order_id: str) -> str:
 
 
 @router.get("/v1/leases/{lease_id}/challenge", summary="The heartbeat challenge for now")
-def challenge(request: Request, lease_id: str) -> Challenge:
-    return service_of(request).challenge(lease_id)
+def challenge(request: Request, lease_id: str, reader: Signer) -> Challenge:
+    """The challenge of the heartbeat interval in progress, for the lease's parties (its
+    provider answers it), as ``GET /v1/leases/{id}`` is: a signed request, so that nobody
+    else learns whether a lease exists or runs."""
+    service = service_of(request)
+    with service.lock:
+        check_lease_party(service.state, _lease(service.state, lease_id), reader)
+    return service.challenge(lease_id)
 
 
 @router.post(
