@@ -233,7 +233,7 @@ def overdue_approvals(state: MarketState, now_ms: int) -> list[str]:
     """Held leases of ``approve`` orders whose window has passed: the engine approves them."""
     return [
         lease.id
-        for lease in state.leases.values()
+        for lease in map(state.leases.__getitem__, state.live.held_leases)
         if lease.status == "held"
         and lease.held_until is not None
         and now_ms >= lease.held_until

@@ -104,7 +104,7 @@ def verification_due(state: MarketState, now_ms: int) -> tuple[list[str], list[S
     what the market's engine should send now."""
     to_draw: list[str] = []
     to_assign: list[Subject] = []
-    for lease in state.leases.values():
+    for lease in map(state.leases.__getitem__, state.live.held_leases):
         if lease.status != "held" or lease.receipt_digest is None:
             continue
         if checked_policy(state, state.orders[lease.order_id]) is None:
@@ -127,9 +127,8 @@ def verification_due(state: MarketState, now_ms: int) -> tuple[list[str], list[S
             state, lease, excluded
         ):
             to_assign.append((lease.id, challenge.id))
-    expired = [
-        c.id for c in state.checks.values() if c.status == "assigned" and now_ms >= c.deadline
-    ]
+    assigned = map(state.checks.__getitem__, state.live.assigned_checks)
+    expired = [c.id for c in assigned if c.status == "assigned" and now_ms >= c.deadline]
     return to_draw, to_assign, expired
 
 

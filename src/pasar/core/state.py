@@ -75,6 +75,7 @@ from pasar.core.fees import Charges, billed_cost
 from pasar.core.fleet_index import FleetIndex
 from pasar.core.lease_handlers import on_heartbeat, on_lost, on_receipt, on_release
 from pasar.core.ledger import Ledger
+from pasar.core.live_index import LiveIndex
 from pasar.core.liveness_handlers import on_liveness_answer, on_liveness_challenge
 from pasar.core.market_records import (
     LIVE_LEASE,
@@ -190,6 +191,9 @@ class MarketState:
         self.attestations: dict[str, Attestation] = {}
         # while :meth:`apply` runs a handler: the records and keys it changed (undo log)
         self._journal: RecordJournal | None = None
+        # the open orders, running and held leases and assigned checks: what the engine's
+        # questions walk instead of the whole history (pasar.core.live_index)
+        self.live = LiveIndex()
 
     # -- applying ---------------------------------------------------------------------------------
 
@@ -238,6 +242,7 @@ class MarketState:
             raise
         finally:
             self._journal = None
+        self.live.follow(journal, self.orders, self.leases, self.checks)
         self.nonces.remember(tx.signer, tx.nonce, tx.at)
         self.tx_count += 1
         self.last_ts = max(self.last_ts, tx.at)
@@ -469,7 +474,7 @@ class MarketState:
         t = self.preset.timing
         return [
             lease.id
-            for lease in self.leases.values()
+            for lease in map(self.leases.__getitem__, self.live.running_leases)
             if lease.status == "running"
             and is_lost(
                 lease.beats,
@@ -481,7 +486,11 @@ class MarketState:
         ]
 
     def expirable_orders(self, now_ms: int) -> list[str]:
-        return [o.id for o in self.orders.values() if o.status == "open" and now_ms >= o.deadline]
+        return [
+            o.id
+            for o in map(self.orders.__getitem__, self.live.open_orders)
+            if o.status == "open" and now_ms >= o.deadline
+        ]
 
     def balances_summary(self) -> dict[str, str]:
         """Every non-zero balance as ``{account: amount}``: what an audit compares."""

@@ -126,7 +126,7 @@ class Engine:
             expiring = set(expired)
             waiting = [
                 r.id
-                for r in state.orders.values()
+                for r in map(state.orders.__getitem__, state.live.open_orders)
                 if r.status == "open"
                 and r.id not in expiring
                 and (r.window is not None or r.id not in self._tried)  # bids may have come
