@@ -16,6 +16,11 @@ Threads, per lease: the job's runtime (a process tree), a heartbeat thread answe
 market's challenge once per interval from the moment the lease starts, and this executor's own
 thread pumping output to the market in batches. :meth:`cancel` (the client cancelled; the lease
 is already settled) and :meth:`release` (the agent is draining) stop the job early.
+
+What the lease tells the market while it runs (heartbeats, the log) is
+:mod:`pasar.provider.lease_reporting`; how its outputs reach the market (uploaded, attached or
+sealed) and what a receipt says of missing ones is :mod:`pasar.provider.lease_outputs`. This
+module keeps the thin methods over them that a verifier's re-run overrides.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ from typing import Any
 
 from nacl.public import PrivateKey
 
-from pasar.api.attachments import INLINE_BYTES, attachable
 from pasar.api.receipts import Failure, FileEntry, Usage
 from pasar.api.txs import Receipt, TxAnswer
 from pasar.client import calls
@@ -46,7 +50,7 @@ from pasar.core.errors import PasarError
 from pasar.core.receipts import FAILURE_FAULTS, MAX_DETAIL_CHARS
 from pasar.crypto.envelope import wall_clock_ms
 from pasar.crypto.merkle import check_path, path_conflict, root_of_files
-from pasar.crypto.sealing import lease_keypair, open_key, seal_log_line
+from pasar.crypto.sealing import lease_keypair, open_key
 from pasar.provider.cheat import (
     LAZY_WALL_S,
     drop_output,
@@ -66,6 +70,13 @@ from pasar.provider.lease_job import (
     limits_for,
     no_gpus,
 )
+from pasar.provider.lease_outputs import (
+    missing_failure,
+    missing_note,
+    only_optional,
+    upload_outputs,
+)
+from pasar.provider.lease_reporting import LOG_FLUSH_S, Heartbeats, LeaseLog, pump_logs
 from pasar.provider.market_api import MarketAPI
 from pasar.provider.pip_cache import PipCache
 from pasar.provider.pip_step import install_pip
@@ -76,18 +87,12 @@ from pasar.provider.sealed import (
     clear_sealed_workroot,
     fetch_sealed_input,
     open_private_part,
-    seal_output,
 )
 from pasar.provider.timeline import Timeline
 
 log = logging.getLogger("pasar.provider.executor")
 
-LOG_FLUSH_S = 0.5
-LOG_CHUNK_BYTES = 128 * 1024
 RAY_FILE = ".pasar-ray.sh"  # cluster: ray: the node's Ray start, then run on the head
-# How long a receipt waits for the lease's first heartbeat to have been answered: a lease is
-# paid for the intervals its heartbeats verified, so one whose receipt came first is paid nothing
-FIRST_BEAT_WAIT_S = 5.0
 # exit codes the executor itself reports when the job could not even start
 EXIT_INPUT_FAILED = 125
 
@@ -136,15 +141,21 @@ class LeaseExecutor:
         self.max_blob_bytes = max_blob_bytes  # the market's limit on one output file (healthz)
         self._stop_reason: str | None = None  # "cancel" | "release" | "gang"
         self._stopped = threading.Event()
-        self._first_beat = threading.Event()  # the first heartbeat was answered (or given up)
         self._handle: Any = None
-        self._log_offset = 0
-        self._pending_log: threading.Thread | None = None  # the job's last lines, being sent
+        self._log = LeaseLog(api, job.lease_id)
         self._attached: dict[str, bytes] = {}  # small outputs, sent with the receipt
         self.outcome: Outcome | None = None
         self.receipt: TxAnswer | None = None
         self.started_at = wall_clock_ms()
         self.data_key: bytes | None = None  # a sealed job's, once its client sealed it to us
+        self._beats = Heartbeats(
+            api,
+            job.lease_id,
+            carried=job.challenge,
+            started_at_ms=self.started_at,
+            stopped=self._stopped,
+            on_over=self._beats_over,
+        )
 
     # -- control from the agent -------------------------------------------------------------------
 
@@ -263,7 +274,9 @@ class LeaseExecutor:
         if self._stopped.is_set():  # stopped while starting
             self._handle.kill("gang" if self._stop_reason == "gang" else "cancel")
         # the job's last lines go to the market while its outputs are uploaded
-        self._send_later(self._pump_logs())
+        self._log.send_later(
+            pump_logs(self._handle.lines(timeout_s=LOG_FLUSH_S), self._append_log), self._append_log
+        )
         self.outcome = outcome = self._handle.ended()  # its cgroup is removed meanwhile
         self.timeline.mark("exited")
         if self._stop_reason is not None and self._stop_reason != "gang":
@@ -281,7 +294,7 @@ class LeaseExecutor:
         note = self._missing_note(missing)
         failure = None
         if outcome.exit_code == 0 and outcome.kill_reason is None:
-            failure = self._missing_failure(missing)
+            failure = missing_failure(missing, self.job.spec.outputs)
         self._finish(
             outcome.exit_code,
             outcome.kill_reason,
@@ -290,34 +303,6 @@ class LeaseExecutor:
             outcome=outcome,
             failure=failure,
         )
-
-    def _missing_note(self, missing: list[str]) -> str | None:
-        """The receipt's note naming the missing outputs (optional ones marked), also written
-        to the job's log, where its owner reads it with ``pasar logs``."""
-        if not missing:
-            return None
-        optional = {o.path for o in self.job.spec.outputs if o.optional}
-        named = [f"{m} (optional)" if m in optional else m for m in missing]
-        note = f"missing outputs: {', '.join(named)}"
-        self._append_log(f"pasar: {'warning: ' if set(missing) <= optional else ''}{note}\n")
-        return note
-
-    def _missing_failure(self, missing: list[str]) -> Failure | None:
-        """A job that exited 0 without writing a required output has no result: the lease
-        fails (``missing_outputs``, the job's fault: every provider would find the same), its
-        receipt still carrying what the job did write, so a re-running policy can check the
-        claim (:data:`pasar.core.receipts.CHECKED_FAILURES`). A job that already failed or was
-        killed keeps its own end; the note then names what is missing."""
-        optional = {o.path for o in self.job.spec.outputs if o.optional}
-        required = [m for m in missing if m not in optional]
-        if not required:
-            return None
-        detail = (
-            f"the job exited 0 but did not write {', '.join(required)} (declared in outputs; "
-            "mark an output {path: ..., optional: true} if the job may skip it)"
-        )
-        return Failure(reason="missing_outputs", fault=FAILURE_FAULTS["missing_outputs"],
-                       detail=detail[:MAX_DETAIL_CHARS])  # fmt: skip
 
     def _limits(self) -> Limits:
         """The job's limits, with the GPUs the market allocated to the lease and the pip
@@ -503,7 +488,7 @@ class LeaseExecutor:
         fill_missing(self.workdir, [o.path for o in self.job.spec.outputs], self.job.lease_id)
 
     def _after_stop(self) -> None:
-        self._log_sent()
+        self._log.wait_sent()
         if self._stop_reason == "release":
             try:
                 self.api.release(self.job.lease_id)
@@ -569,108 +554,21 @@ class LeaseExecutor:
             (self.workdir / SETUP_FILE).write_text("set -e\n" + spec.setup + "\n")
         (self.workdir / RUN_FILE).write_text(spec.run + "\n")
 
-    # -- heartbeats ------------------------------------------------------------------------------
-
-    def _beaten(self) -> None:
-        """Before a receipt: the first heartbeat answered (see :data:`FIRST_BEAT_WAIT_S`;
-        sent as the lease starts, it almost always is by then)."""
-        self._first_beat.wait(FIRST_BEAT_WAIT_S)
+    # -- reporting (pasar.provider.lease_reporting): hooks a verifier's re-run overrides ---------
 
     def _heartbeats(self) -> None:
         """Answer the market's challenge once per interval until the lease is over here."""
-        try:
-            self._answer_challenges()
-        finally:
-            self._first_beat.set()
+        self._beats.run()
 
-    def _answer_challenges(self) -> None:
-        """Ask for the interval's challenge, answer it, sleep to the next interval. The first
-        one came with the lease when its view carried it (the feed's ``match``: interval 0):
-        answered without asking. If that answer is refused (it came too late), the loop asks
-        for the interval now, as it does for every later one."""
-        answered: set[int] = set()
-        carried = self.job.challenge
-        while not self._stopped.is_set():
-            if carried is not None:
-                challenge, carried = carried, None
-            else:
-                try:
-                    challenge = self.api.challenge(self.job.lease_id)
-                except PasarError as exc:
-                    if exc.status in (404, 409):  # the lease is over at the market
-                        if exc.status == 409 and self._stop_reason is None:
-                            self.cancel()
-                        return
-                    self._stopped.wait(1.0)
-                    continue
-            k = challenge.interval
-            if k not in answered:
-                try:
-                    self.api.heartbeat(
-                        self.job.lease_id,
-                        k,
-                        challenge.challenge,
-                        {"elapsed_s": (wall_clock_ms() - self.started_at) // 1000},
-                    )
-                    answered.add(k)
-                except PasarError as exc:
-                    log.warning("heartbeat %s/%d: %s", self.job.lease_id, k, exc.message)
-            self._first_beat.set()
-            wait_ms = challenge.next_at_ms - wall_clock_ms() + 50
-            self._stopped.wait(max(0.05, wait_ms / 1000))
-
-    # -- logs ------------------------------------------------------------------------------------
-
-    def _pump_logs(self) -> str:
-        """Ship the job's output to the market in batches while it runs; returns what is left
-        to send once it has ended (for :meth:`_send_later`)."""
-        buffer: list[str] = []
-        size = 0
-        last = time.monotonic()
-        for line in self._handle.lines(timeout_s=LOG_FLUSH_S):
-            if line:
-                buffer.append(line)
-                size += len(line)
-            if buffer and (size >= LOG_CHUNK_BYTES or time.monotonic() - last >= LOG_FLUSH_S):
-                self._append_log("".join(buffer))
-                buffer, size, last = [], 0, time.monotonic()
-        return "".join(buffer)
-
-    def _send_later(self, text: str) -> None:
-        """Append ``text`` to the lease's log on a thread of its own: the last lines of a short
-        job need not wait for, nor hold up, its outputs' upload. :meth:`_log_sent` waits for
-        it before anything else is appended and before any receipt or release."""
-        if not text:
-            return
-        self._pending_log = threading.Thread(
-            target=self._append_log, args=(text,), name=f"log-{self.job.lease_id}", daemon=True
-        )
-        self._pending_log.start()
-
-    def _log_sent(self) -> None:
-        pending = self._pending_log
-        if pending is not None and pending is not threading.current_thread():
-            pending.join()
-            self._pending_log = None
+    def _beats_over(self) -> None:
+        """The market says the lease is over (its heartbeat was refused with 409): stop."""
+        if self._stop_reason is None:
+            self.cancel()
 
     def _append_log(self, text: str) -> None:
-        self._log_sent()  # in order: the job's last lines first
-        if self.data_key is not None:  # only the job's parties may read what it prints
-            text = seal_log_line(text, self.data_key)
-        data = text.encode("utf-8", errors="replace")
-        for start in range(0, len(data), LOG_CHUNK_BYTES):
-            chunk = data[start : start + LOG_CHUNK_BYTES].decode("utf-8", errors="replace")
-            try:
-                result = self.api.append_logs(self.job.lease_id, self._log_offset, chunk)
-                self._log_offset = result.size
-            except PasarError as exc:
-                if exc.code == "offset_mismatch" and exc.hint:
-                    self._log_offset = int(exc.hint.rsplit(" ", 1)[-1])
-                else:
-                    log.warning("logs for %s: %s", self.job.lease_id, exc.message)
-                    return
+        self._log.append(text, self.data_key)
 
-    # -- outputs and the receipt ----------------------------------------------------------------
+    # -- outputs (pasar.provider.lease_outputs) and the receipt ---------------------------------
 
     def _upload_outputs(self) -> tuple[list[FileEntry], list[str]]:
         """Upload every declared output (a directory: every file under it); list the missing.
@@ -678,46 +576,29 @@ class LeaseExecutor:
         Every file is checked before the first byte is sent (:meth:`_collect_outputs`), so a
         bad output fails the lease with its reason rather than half-way through an upload."""
         collected, missing = self._collect_outputs()
-        outputs: list[FileEntry] = []
-        small = self._attachable(collected)
-        for rel, (path, size) in sorted(collected.items()):
-            try:
-                read = self.api.small_output(path, size) if rel in small else None
-                if read is not None:
-                    entry, data = read
-                    self._attached[entry.sha256] = data
-                elif self.data_key is None:
-                    entry = self.api.put_blob(path, part_bytes=self.max_blob_bytes)
-                else:
-                    entry = seal_output(
-                        self.api, path, self.data_key, self._scratch("out"), self.max_blob_bytes
-                    )
-            except PasarError as exc:
-                if exc.code == "not_regular_file":  # swapped after the check
-                    raise LeaseFailedError(
-                        "output_rejected", f"output {rel!r}: {exc.message}"
-                    ) from None
-                if exc.status == 413:  # a market whose limit we did not know
-                    raise LeaseFailedError(
-                        "output_too_large", f"output {rel!r} ({size} bytes): {exc.message}"
-                    ) from None
-                raise
-            outputs.append(entry.model_copy(update={"path": rel}))
+        outputs, attached = upload_outputs(
+            self.api,
+            collected,
+            data_key=self.data_key,
+            max_blob_bytes=self.max_blob_bytes,
+            scratch=self._scratch("out"),
+        )
+        self._attached.update(attached)
         return outputs, missing
-
-    def _attachable(self, collected: dict[str, tuple[Path, int]]) -> set[str]:
-        """The outputs small enough to go with the receipt (:mod:`pasar.api.attachments`: one
-        round trip for a remote call's result, not one more); none of a sealed job (each is
-        sealed into a blob of its own), none over the market's blob limit."""
-        if self.data_key is not None:
-            return set()
-        limit = self.max_blob_bytes or INLINE_BYTES
-        return attachable({rel: size for rel, (_, size) in collected.items() if size <= limit})
 
     def _collect_outputs(self) -> tuple[dict[str, tuple[Path, int]], list[str]]:
         """The job's output files and the declared ones missing (:func:`collect_outputs`)."""
         declared = (o.path for o in self.job.spec.outputs)
         return collect_outputs(self.workdir, declared, self.max_blob_bytes)
+
+    def _missing_note(self, missing: list[str]) -> str | None:
+        """The receipt's note naming the missing outputs, also written to the job's log."""
+        declared = self.job.spec.outputs
+        note = missing_note(missing, declared)
+        if note is not None:
+            warning = "warning: " if only_optional(missing, declared) else ""
+            self._append_log(f"pasar: {warning}{note}\n")
+        return note
 
     def _finish(
         self,
@@ -747,8 +628,8 @@ class LeaseExecutor:
             self._append_log(f"pasar: lease failed: {failure.reason}: {failure.detail}\n")
         if self.job.sealed:  # what the client checks after decrypting, and verifiers compare
             body.plain_root = root_of_files((o.path, o.plain_sha256 or "") for o in outputs)
-        self._log_sent()  # the log is whole before the lease ends
-        self._beaten()
+        self._log.wait_sent()  # the log is whole before the lease ends
+        self._beats.wait_first()
         self.receipt = self.api.receipt(body, self._attached)
         self.timeline.mark("receipt")
         self.timeline.log()
@@ -777,7 +658,7 @@ class LeaseExecutor:
                 reason=reason, fault=FAILURE_FAULTS[reason], detail=detail[:MAX_DETAIL_CHARS]
             ),
         )
-        self._beaten()
+        self._beats.wait_first()
         try:
             self.receipt = self.api.receipt(body)
         except PasarError as exc:

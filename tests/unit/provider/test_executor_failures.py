@@ -29,6 +29,7 @@ from pasar.provider.executor import (
     workroot_for,
 )
 from pasar.provider.lease_job import LeaseJob
+from pasar.provider.lease_outputs import missing_failure
 from pasar.provider.market_api import MarketAPI
 
 
@@ -77,9 +78,13 @@ class BrokenRuntime:
 
 
 def _executor(
-    tmp_path: Path, *, inputs: tuple[dict[str, Any], ...] = (), outputs: tuple[str, ...] = ()
+    tmp_path: Path,
+    *,
+    inputs: tuple[dict[str, Any], ...] = (),
+    outputs: tuple[str, ...] = (),
+    api: FakeAPI | None = None,
 ) -> tuple[LeaseExecutor, FakeAPI]:
-    api = FakeAPI()
+    api = api or FakeAPI()
     job = LeaseJob(
         lease_id="o-1-0",
         order_id="o-1",
@@ -293,8 +298,9 @@ def test_a_missing_required_output_fails_only_a_job_that_exited_0(tmp_path: Path
     )
     assert executor._missing_note(["extra.log"]) == "missing outputs: extra.log (optional)"
     assert api.logs[-1] == "pasar: warning: missing outputs: extra.log (optional)\n"
-    assert executor._missing_failure(["extra.log"]) is None  # optional only: no failure
-    failure = executor._missing_failure(["out.txt", "extra.log"])
+    declared = executor.job.spec.outputs
+    assert missing_failure(["extra.log"], declared) is None  # optional only: no failure
+    failure = missing_failure(["out.txt", "extra.log"], declared)
     assert failure is not None and failure.reason == "missing_outputs"
     assert failure.fault == FAILURE_FAULTS["missing_outputs"] == "job"
     assert "out.txt" in failure.detail and "extra.log" not in failure.detail
@@ -351,9 +357,8 @@ def test_the_receipt_follows_the_first_heartbeat(tmp_path: Path, runtime: str) -
     the first heartbeat would end the lease unpaid (the heartbeat then refused)."""
     from pasar.provider.runtime.process import ProcessRuntime
 
-    executor, _ = _executor(tmp_path)
     api = BeatingAPI()
-    executor.api = api  # type: ignore[assignment]
+    executor, _ = _executor(tmp_path, api=api)
     if runtime == "process":
         executor.runtime = ProcessRuntime()
     executor.run()
