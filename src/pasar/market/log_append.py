@@ -127,14 +127,7 @@ class LogAppender:
         where the pooled path takes three (write lock and check, insert, commit)."""
         try:
             with lock.session() as raw, raw.cursor() as cur:
-                if first is None:
-                    cur.execute(MAX_SEQ_SQL)
-                    first = int(cur.fetchone()[0]) + 1
-                params = [x for i, row in enumerate(rows) for x in (first + i, *row)]
-                cur.execute(
-                    f"INSERT INTO txs ({_TX_COLUMNS}) VALUES {_pg_rows_values(len(rows))}", params
-                )
-                return first
+                return _insert_pg(cur, first, rows)
         except Exception as exc:  # as SQLAlchemy raises them (IntegrityError: a nonce)
             base = driver_error_base(exc)
             if base is None:
@@ -165,14 +158,7 @@ class LogAppender:
                 cur.execute(f"{_PG_LOCK_SQL}, ({holds_sql})", (PG_WRITE_LOCK, *holds_params))
                 assert isinstance(lock, PgWriterLock)
                 lock.confirm(cur.fetchone()[1])
-            if first is None:  # under the lock, so no other writer moves the end
-                cur.execute(MAX_SEQ_SQL)
-                first = int(cur.fetchone()[0]) + 1
-            params = [x for i, row in enumerate(rows) for x in (first + i, *row)]
-            cur.execute(
-                f"INSERT INTO txs ({_TX_COLUMNS}) VALUES {_pg_rows_values(len(rows))}", params
-            )
-        return first
+            return _insert_pg(cur, first, rows)  # under the lock: no other writer moves the end
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[tuple[Connection, Any]]:
@@ -208,3 +194,15 @@ class LogAppender:
                 if base is not None:  # as SQLAlchemy raises them
                     raise DBAPIError.instance(None, None, exc, base) from None
                 raise
+
+
+def _insert_pg(cur: Any, first: int | None, rows: list[tuple[Any, ...]]) -> int:
+    """One multi-row INSERT of ``rows`` on the psycopg cursor ``cur``, their seqs from
+    ``first`` or, when it is not known, from the log's end as this statement's session sees
+    it; returns the first seq."""
+    if first is None:
+        cur.execute(MAX_SEQ_SQL)
+        first = int(cur.fetchone()[0]) + 1
+    params = [x for i, row in enumerate(rows) for x in (first + i, *row)]
+    cur.execute(f"INSERT INTO txs ({_TX_COLUMNS}) VALUES {_pg_rows_values(len(rows))}", params)
+    return first
