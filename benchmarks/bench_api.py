@@ -150,7 +150,7 @@ def run(
             signed.append(
                 [
                     sign({**order, "ttl_s": 3600}, client, now_ms=wall_clock_ms(), market=market_id)
-                    for _ in range(len(range(i, orders, clients)))
+                    for _ in range(i, orders, clients)  # drive's chunk i
                 ]
             )
         # interleaved, so that ``drive``'s chunk ``i`` (every ``clients``-th) is client i's

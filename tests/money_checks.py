@@ -17,15 +17,10 @@ def balances(url: str) -> dict[str, str]:
     return dict(httpx.get(f"{url}/v1/state/balances", timeout=10).json()["balances"])
 
 
-def minted_if_conserved(values: dict[str, str]) -> int:
-    """What the mint issued (micro-units), once every other account is checked to hold
-    exactly that in all (no micro-unit lost or made)."""
+def assert_conserved(url: str) -> None:
+    """The market at ``url``'s ledger is conserved: every account but the mint holds, in all,
+    exactly what the mint issued (no micro-unit lost or made)."""
+    values = balances(url)
     minted = -sum(Money.parse(v).micros for k, v in values.items() if k.startswith("mint/"))
     rest = sum(Money.parse(v).micros for k, v in values.items() if not k.startswith("mint/"))
     assert rest == minted, f"ledger not conserved: {values}"
-    return minted
-
-
-def assert_conserved(url: str) -> None:
-    """The market at ``url``'s ledger is conserved."""
-    minted_if_conserved(balances(url))

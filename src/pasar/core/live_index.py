@@ -48,12 +48,14 @@ class LiveIndex:
         for mapping in mappings:
             for key in journal.touched_keys(mapping):  # added by the transaction
                 record = mapping.get(str(key))
-                if record is None:  # never done today; a record gone is not live
-                    for ids in (self.open_orders, self.running_leases, self.held_leases):
-                        ids.pop(str(key), None)
-                    self.assigned_checks.pop(str(key), None)
-                else:
+                if record is not None:
                     self._place(record)
+                else:  # never done today; a record gone is not live
+                    for ids in self._sets():
+                        ids.pop(str(key), None)
+
+    def _sets(self) -> tuple[IdSet, ...]:
+        return (self.open_orders, self.running_leases, self.held_leases, self.assigned_checks)
 
     def _place(self, record: object) -> None:
         if isinstance(record, OrderRecord):

@@ -47,7 +47,7 @@ def _pg_rows_values(count: int) -> str:
     return ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * count)
 
 
-def driver_error_base(exc: BaseException) -> type[Exception] | None:
+def _driver_error_base(exc: BaseException) -> type[Exception] | None:
     """The DB-API base class of a driver's exception (``sqlite3.Error``, ``psycopg.Error``),
     for ``DBAPIError.instance`` to raise it as SQLAlchemy would; None for any other. psycopg is
     looked up only if it was loaded: a market on SQLite never imports it."""
@@ -129,7 +129,7 @@ class LogAppender:
             with lock.session() as raw, raw.cursor() as cur:
                 return _insert_pg(cur, first, rows)
         except Exception as exc:  # as SQLAlchemy raises them (IntegrityError: a nonce)
-            base = driver_error_base(exc)
+            base = _driver_error_base(exc)
             if base is None:
                 raise
             raise DBAPIError.instance(None, None, exc, base) from None
@@ -190,7 +190,7 @@ class LogAppender:
                     raw.rollback()  # sqlite3's too ends a transaction its own BEGIN opened
                 with contextlib.suppress(Exception):
                     conn.close()
-                base = driver_error_base(exc)
+                base = _driver_error_base(exc)
                 if base is not None:  # as SQLAlchemy raises them
                     raise DBAPIError.instance(None, None, exc, base) from None
                 raise

@@ -208,10 +208,14 @@ class MarketService:
         with the order before anyone can see the order (its match included).
 
         The three steps are public for a caller on the event loop (``POST /v1/orders``), which
-        applies in place and waits for the commit in another thread: :meth:`apply`, then
-        :meth:`make_durable` with its ticket, then :meth:`announce`.
+        applies in place and commits there only when that is quick: :meth:`apply`, then
+        :meth:`make_durable` (or :meth:`make_durable_at_once`) with its ticket, then
+        :meth:`announce`.
         """
-        pending = self.apply(envelope, private=private)
+        return self._durable_and_announced(self.apply(envelope, private=private))
+
+    def _durable_and_announced(self, pending: Pending) -> Applied:
+        """:meth:`make_durable`, then :meth:`announce`: a blocking caller's last two steps."""
         self.make_durable(pending.ticket)
         return self.announce(pending)
 
@@ -350,9 +354,7 @@ class MarketService:
 
     def submit_market(self, tx: TxBody) -> Applied:
         """Sign ``tx`` with the market's key and submit it (the engine's decisions)."""
-        pending = self.apply_market(tx)
-        self.make_durable(pending.ticket)
-        return self.announce(pending)
+        return self._durable_and_announced(self.apply_market(tx))
 
     def apply_market(self, tx: TxBody) -> Pending:
         """:meth:`apply` for ``tx`` signed with the market's key."""
